@@ -1,0 +1,158 @@
+"""The HELICS shell every federate runs in: join, advance, talk, leave.
+
+A federate module writes its loop against `Shell` and never touches the
+HELICS C API itself. `Shell` also writes a one-line progress file per grant
+(`progress/<name>.json`: time reached, whether it is computing or waiting)
+that the launcher reads to show progress and to name a federate that stalls.
+
+Failure handling follows HELICS: federates run with `terminate_on_error`, so
+`Shell.fail` raises a local error that HELICS escalates to the whole
+federation; the other federates' next time request then raises
+`FederationStopped`, they write what they have and exit with
+`EXIT_STOPPED_BY_PEER`, which the launcher tells apart from the federate that
+failed first.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import traceback
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+import helics as h
+
+EXIT_FAILED = 1
+EXIT_STOPPED_BY_PEER = 3
+
+log = logging.getLogger("gridledger.federate")
+
+
+class FederationStopped(RuntimeError):
+    """Another federate failed and HELICS stopped the federation."""
+
+
+class Shell:
+    """A joined HELICS combination federate configured from its JSON file."""
+
+    def __init__(self, run_dir: Path, name: str, stop_s: float):
+        self.name = name
+        self.stop_s = stop_s
+        self.granted_s = 0.0
+        self._progress = run_dir / "progress" / f"{name}.json"
+        self._progress.parent.mkdir(parents=True, exist_ok=True)
+        self._fed = h.helicsCreateCombinationFederateFromConfig(str(run_dir / "helics" / f"{name}.json"))
+        self._pubs = {
+            h.helicsPublicationGetName(pub): pub
+            for pub in (h.helicsFederateGetPublicationByIndex(self._fed, i)
+                        for i in range(h.helicsFederateGetPublicationCount(self._fed)))
+        }
+        self._subs = {
+            h.helicsInputGetTarget(sub): sub
+            for sub in (h.helicsFederateGetInputByIndex(self._fed, i)
+                        for i in range(h.helicsFederateGetInputCount(self._fed)))
+        }
+        self._endpoint = h.helicsFederateGetEndpointByIndex(self._fed, 0) if h.helicsFederateGetEndpointCount(self._fed) else None
+        self.report("starting")
+
+    def enter(self) -> None:
+        """Enter executing mode (time 0)."""
+        h.helicsFederateEnterExecutingMode(self._fed)
+        self.report("computing")
+
+    def advance(self, time_s: float) -> float:
+        """Request `time_s` and return the granted time. [s]"""
+        self.report("waiting", requested_s=time_s)
+        try:
+            self.granted_s = h.helicsFederateRequestTime(self._fed, time_s)
+        except h.HelicsException as exc:
+            raise FederationStopped(str(exc)) from None
+        self.report("computing")
+        return self.granted_s
+
+    def publish(self, key: str, value: float) -> None:
+        """Publish a double on a declared publication."""
+        h.helicsPublicationPublishDouble(self._pubs[key], value)
+
+    def value(self, key: str) -> float:
+        """Latest value of a subscription (its declared default before any update)."""
+        return h.helicsInputGetDouble(self._subs[key])
+
+    def send(self, destination: str, payload: bytes) -> None:
+        """Send a message from this federate's endpoint."""
+        h.helicsEndpointSendBytesTo(self._endpoint, payload, destination)
+
+    def receive(self) -> list[tuple[str, bytes]]:
+        """All messages delivered so far, in arrival order, as (source endpoint, payload)."""
+        messages = []
+        while h.helicsEndpointHasMessage(self._endpoint):
+            msg = h.helicsEndpointGetMessage(self._endpoint)
+            messages.append((h.helicsMessageGetSource(msg), h.helicsMessageGetBytes(msg)))
+        return messages
+
+    def fail(self, message: str) -> None:
+        """Report a local error; with terminate_on_error HELICS stops every federate."""
+        self.report("failed", error=message)
+        h.helicsFederateLocalError(self._fed, EXIT_FAILED, message[:1000])
+
+    def close(self) -> None:
+        """Leave the federation and free the core."""
+        h.helicsFederateDisconnect(self._fed)
+        h.helicsFederateFree(self._fed)
+        h.helicsCloseLibrary()
+
+    def report(self, state: str, **extra: object) -> None:
+        record = {"federate": self.name, "state": state, "time_s": self.granted_s,
+                  "stop_s": self.stop_s, "pid": os.getpid(), **extra}
+        tmp = self._progress.with_suffix(".tmp")
+        tmp.write_text(json.dumps(record))
+        tmp.replace(self._progress)
+
+
+def _raise_on_term(signum: int, frame: object) -> None:
+    raise SystemExit(EXIT_STOPPED_BY_PEER)
+
+
+@contextmanager
+def joined(run_dir: Path, name: str, stop_s: float) -> Iterator[Shell]:
+    """Join the federation as `name`; always leave it, even after an error."""
+    shell = Shell(run_dir, name, stop_s)
+    try:
+        yield shell
+    except FederationStopped:
+        shell.report("stopped")
+        raise
+    except BaseException as exc:
+        shell.fail(f"{name}: {type(exc).__name__}: {exc}")
+        raise
+    else:
+        shell.report("done")
+    finally:
+        shell.close()
+
+
+def run_federate(name: str, body: Callable[[Path], None], argv: list[str] | None = None) -> None:
+    """Entry point of a federate process: `python -m gridledger.federates.<name> RUN_DIR`.
+
+    Exits 0 on success, `EXIT_STOPPED_BY_PEER` when another federate stopped
+    the federation, `EXIT_FAILED` (with the traceback in the log) otherwise.
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {name} %(levelname)s %(message)s",
+                        stream=sys.stderr)
+    signal.signal(signal.SIGTERM, _raise_on_term)
+    if len(argv) != 1:
+        sys.exit(f"usage: python -m gridledger.federates.{name} RUN_DIR")
+    try:
+        body(Path(argv[0]))
+    except FederationStopped as exc:
+        log.error("stopped: another federate failed (%s)", exc)
+        sys.exit(EXIT_STOPPED_BY_PEER)
+    except Exception:
+        log.error("failed:\n%s", traceback.format_exc())
+        sys.exit(EXIT_FAILED)

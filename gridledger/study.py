@@ -1,0 +1,244 @@
+"""Study file schema: what a study declares, validated before anything starts.
+
+A study is data. `load_study` reads a YAML file, checks every field against
+this schema and returns a frozen `Study`; a bad file raises `StudyError`,
+whose message names the file, the field path, the bad value and what is
+allowed. The CLI turns `StudyError` into exit code 2.
+
+Units are in the field names (`_s` seconds, `_pu`, `_percent`,
+`_per_kwh` token units per kWh, `_kwh`, `_kw`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from gridledger.grids.feeders import FEEDERS
+
+Share = Annotated[float, Field(ge=0.0, le=1.0)]
+Positive = Annotated[float, Field(gt=0.0)]
+PerUnit = Annotated[float, Field(gt=0.0, lt=2.0)]
+
+MECHANISMS = ("uniform-double-auction",)
+CORE_TYPES = ("zmq", "tcp", "inproc")
+
+
+class StudyError(ValueError):
+    """A study file that cannot be run; the message says where and why."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Limits(_Strict):
+    """Operating limits checked on every power-flow step (ANSI C84.1 Range A by default)."""
+
+    vm_min_pu: PerUnit = 0.95
+    vm_max_pu: PerUnit = 1.05
+    max_loading_percent: Positive = 100.0
+
+    @model_validator(mode="after")
+    def _band(self) -> "Limits":
+        if self.vm_min_pu >= self.vm_max_pu:
+            raise ValueError(
+                f"vm_min_pu ({self.vm_min_pu}) must be below vm_max_pu ({self.vm_max_pu})"
+            )
+        return self
+
+
+class Grid(_Strict):
+    """The feeder: a catalog name or a pandapower JSON file, and its limits."""
+
+    feeder: str = "case33bw"
+    limits: Limits = Limits()
+    pv_latitude_deg: Annotated[float, Field(ge=-66.0, le=66.0)] = 40.0
+
+    @field_validator("feeder")
+    @classmethod
+    def _known_feeder(cls, feeder: str) -> str:
+        if feeder not in FEEDERS and not feeder.endswith(".json"):
+            raise ValueError(
+                f"unknown feeder; allowed: {', '.join(sorted(FEEDERS))} "
+                "or a path to a pandapower JSON file (*.json)"
+            )
+        return feeder
+
+
+class PV(_Strict):
+    """Rooftop PV: which share of prosumers has it, sized against the bus peak load."""
+
+    share: Share = 0.5
+    kwp_per_kw_load: Annotated[float, Field(ge=0.0, le=20.0)] = 1.5
+
+
+class Battery(_Strict):
+    """Behind-the-meter battery: share of prosumers, size and limits."""
+
+    share: Share = 0.0
+    kwh_per_kw_load: Annotated[float, Field(ge=0.0, le=50.0)] = 2.0
+    kw_per_kwh: Annotated[float, Field(gt=0.0, le=4.0)] = 0.5
+    efficiency: Annotated[float, Field(gt=0.0, le=1.0)] = 0.92
+    soc_min: Share = 0.1
+    soc_max: Share = 0.9
+    soc_init: Share = 0.5
+
+    @model_validator(mode="after")
+    def _soc_order(self) -> "Battery":
+        if not self.soc_min <= self.soc_init <= self.soc_max:
+            raise ValueError(
+                f"need soc_min <= soc_init <= soc_max, got {self.soc_min}, "
+                f"{self.soc_init}, {self.soc_max}"
+            )
+        return self
+
+
+class Prosumers(_Strict):
+    """Prosumer agents: one per load bus, in bus order unless `buses` lists them."""
+
+    count: Annotated[int, Field(ge=0)] = 32
+    buses: list[int] | None = None
+    pv: PV = PV()
+    battery: Battery = Battery()
+
+    @model_validator(mode="after")
+    def _buses_match_count(self) -> "Prosumers":
+        if self.buses is not None and len(self.buses) != self.count:
+            raise ValueError(f"buses lists {len(self.buses)} buses but count is {self.count}")
+        return self
+
+
+class Market(_Strict):
+    """Market design and grid tariffs, prices in token units per kWh."""
+
+    mechanism: Literal[MECHANISMS] = "uniform-double-auction"
+    grid_buy_price_per_kwh: Positive = 0.30
+    grid_sell_price_per_kwh: Positive = 0.08
+    grid_fee_per_kwh: Annotated[float, Field(ge=0.0)] = 0.02
+    price_cap_per_kwh: Positive = 1.0
+    gate_closure_s: Annotated[int, Field(ge=1)] = 60
+    endowment: Annotated[float, Field(ge=0.0)] = 1000.0
+
+    @model_validator(mode="after")
+    def _tariffs(self) -> "Market":
+        if self.grid_sell_price_per_kwh >= self.grid_buy_price_per_kwh:
+            raise ValueError(
+                f"grid_sell_price_per_kwh ({self.grid_sell_price_per_kwh}) must be below "
+                f"grid_buy_price_per_kwh ({self.grid_buy_price_per_kwh})"
+            )
+        if self.grid_buy_price_per_kwh > self.price_cap_per_kwh:
+            raise ValueError(
+                f"price_cap_per_kwh ({self.price_cap_per_kwh}) must be at least "
+                f"grid_buy_price_per_kwh ({self.grid_buy_price_per_kwh})"
+            )
+        return self
+
+
+class Helics(_Strict):
+    """Co-simulation transport and watchdog."""
+
+    core_type: Literal[CORE_TYPES] = "zmq"
+    port: Annotated[int, Field(ge=1024, le=65535)] | None = None
+    stall_timeout_s: Positive = 60.0
+
+
+class Study(_Strict):
+    """A complete study: what runs, for how long, on which feeder, with which market."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+    start: dt.datetime = dt.datetime(2024, 6, 21)
+    duration_s: Annotated[int, Field(gt=0)] = 86_400
+    power_flow_step_s: Annotated[int, Field(gt=0)] = 300
+    market_interval_s: Annotated[int, Field(gt=0)] = 900
+    seed: Annotated[int, Field(ge=0, lt=2**63)] = 0
+    grid: Grid = Grid()
+    prosumers: Prosumers = Prosumers()
+    market: Market = Market()
+    helics: Helics = Helics()
+
+    @model_validator(mode="after")
+    def _time_grid(self) -> "Study":
+        if self.market_interval_s % self.power_flow_step_s:
+            raise ValueError(
+                f"market_interval_s ({self.market_interval_s}) must be a multiple of "
+                f"power_flow_step_s ({self.power_flow_step_s})"
+            )
+        if self.duration_s % self.market_interval_s:
+            raise ValueError(
+                f"duration_s ({self.duration_s}) must be a multiple of "
+                f"market_interval_s ({self.market_interval_s})"
+            )
+        if self.market.gate_closure_s >= self.market_interval_s - 1:
+            raise ValueError(
+                f"market.gate_closure_s ({self.market.gate_closure_s}) must be below "
+                f"market_interval_s - 1 ({self.market_interval_s - 1})"
+            )
+        return self
+
+    @property
+    def n_steps(self) -> int:
+        """Number of power-flow steps."""
+        return self.duration_s // self.power_flow_step_s
+
+    @property
+    def n_intervals(self) -> int:
+        """Number of market intervals."""
+        return self.duration_s // self.market_interval_s
+
+    @property
+    def start_timestamp(self) -> int:
+        """Unix time of the study start, the chain's clock origin. [s]"""
+        start = self.start if self.start.tzinfo else self.start.replace(tzinfo=dt.timezone.utc)
+        return int(start.timestamp())
+
+
+def _field_path(loc: tuple) -> str:
+    return ".".join(str(part) for part in loc) or "(top level)"
+
+
+def _describe(error: dict, model: type[BaseModel]) -> str:
+    """One line for one pydantic error: field path, bad value, what is allowed."""
+    path = _field_path(error["loc"])
+    if error["type"] == "extra_forbidden":
+        parent = model
+        for part in error["loc"][:-1]:
+            parent = parent.model_fields[part].annotation
+        return f"{path}: unknown field; allowed here: {', '.join(parent.model_fields)}"
+    value = error.get("input")
+    shown = "(missing)" if error["type"] == "missing" else repr(value)
+    return f"{path} = {shown}: {error['msg']}"
+
+
+def parse_study(data: object, source: str = "<study>") -> Study:
+    """Validate a study given as a mapping; raise `StudyError` naming `source`."""
+    if not isinstance(data, dict):
+        raise StudyError(f"{source}: a study file must be a mapping of fields, got {type(data).__name__}")
+    try:
+        return Study.model_validate(data)
+    except ValidationError as exc:
+        lines = [_describe(error, Study) for error in exc.errors(include_url=False)]
+        raise StudyError(f"{source}: invalid study\n  " + "\n  ".join(lines)) from None
+
+
+def load_study(path: str | Path) -> Study:
+    """Read and validate a study YAML file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise StudyError(f"{path}: cannot read study file ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise StudyError(f"{path}: not valid YAML: {exc}") from None
+    return parse_study(data, str(path))
+
+
+def dump_study(study: Study) -> str:
+    """The resolved study (every default filled in) as YAML."""
+    return yaml.safe_dump(study.model_dump(mode="json"), sort_keys=False)
