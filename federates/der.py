@@ -1,0 +1,192 @@
+"""DER federate: the prosumer agents, each with its own key, devices and orders.
+
+Publishes
+    der/<prosumer>/load_p_mw, load_q_mvar, pv_p_mw, battery_p_mw   every step
+    (pandapower signs: load consuming +, PV generating +, battery charging +)
+Endpoint ``der/agents``
+    sends each agent's signed ``submit_order`` transaction to ``ledger/tx`` at
+    the start of every interval (for the next one); receives receipts
+    (reverts are logged with their reason and the agent's nonce is repaired)
+    and each interval's cleared positions.
+
+Forecasting, pricing and battery dispatch are `gridledger.federates.prosumer`;
+battery physics is `gridledger.grids.battery`.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from gridledger.contracts.client import Wallet, encode_call
+from gridledger.contracts.keys import derive_account
+from gridledger.federates.prosumer import (
+    contract_following_kw,
+    forecast_export_wh,
+    limit_price_draw,
+    price_per_kwh,
+    zic_order,
+)
+from gridledger.federates.messages import decode, deployment
+from gridledger.federates.shell import joined, run_federate
+from gridledger.grids.battery import battery_step
+from gridledger.interfaces import LEDGER_ENDPOINT, setpoint_key
+from gridledger.results import Part
+from gridledger.scenario import Scenario, load_scenario
+from gridledger.schedule import der_times, stop_time_s
+
+log = logging.getLogger("gridledger.der")
+ORDER_GAS = 300_000
+
+
+class Agents:
+    """The agents' keys, devices and market state, indexed like `Scenario.prosumers`."""
+
+    def __init__(self, sc: Scenario):
+        study = sc.study
+        self.sc = sc
+        self.accounts = [derive_account(study.seed, f"prosumer/{p.name}") for p in sc.prosumers]
+        self.index_of = {a.address: i for i, a in enumerate(self.accounts)}
+        self.wallets: list[Wallet] = []
+        self.auction = ""
+        self.sent_for: dict[tuple[int, int], int] = {}
+        cols = [sc.column(p) for p in sc.prosumers]
+        peak_kw = np.array([p.peak_load_p_mw for p in sc.prosumers]) * 1000.0
+        q_ratio = np.array([p.peak_load_q_mvar / p.peak_load_p_mw if p.peak_load_p_mw else 0.0
+                            for p in sc.prosumers])
+        pv_kwp = np.array([p.pv_kwp for p in sc.prosumers])
+        self.load_kw = sc.load_pu[:, cols] * peak_kw
+        self.load_q_ratio = q_ratio
+        self.pv_kw = sc.pv_pu[:, cols] * pv_kwp
+        self.expected_load_kw = sc.load_pu_expected[:, cols] * peak_kw
+        self.expected_pv_kw = sc.pv_pu_expected[:, cols] * pv_kwp
+        battery = study.prosumers.battery
+        self.capacity_kwh = np.array([p.battery_energy_kwh for p in sc.prosumers])
+        self.battery_kw = np.array([p.battery_power_kw for p in sc.prosumers])
+        self.soc_kwh = self.capacity_kwh * battery.soc_init
+        n, steps, intervals = len(sc.prosumers), study.n_steps, study.n_intervals
+        self.position_wh = np.zeros((intervals, n), dtype=np.int64)
+        self.order_wh = np.zeros((intervals, n), dtype=np.int64)
+        self.order_price = np.full((intervals, n), np.nan)
+        self.rejected = np.zeros((intervals, n), dtype=np.int64)
+        self.battery_p_kw = np.full((steps, n), np.nan)
+        self.soc_trace_kwh = np.full((steps, n), np.nan)
+        self.steps_done = 0
+
+    def connect(self, notice: dict) -> None:
+        """Sign for the chain and auction named in the ledger's deployment notice."""
+        self.wallets = [Wallet(account, notice["chain_id"]) for account in self.accounts]
+        self.auction = notice["addresses"]["DoubleAuction"]
+
+    def orders(self, interval: int) -> list[bytes]:
+        """Signed orders of every agent with something to trade in `interval`."""
+        study = self.sc.study
+        spi = study.market_interval_s // study.power_flow_step_s
+        window = slice(interval * spi, (interval + 1) * spi)
+        market = study.market
+        txs = []
+        for i, wallet in enumerate(self.wallets):
+            export_wh = forecast_export_wh(self.expected_pv_kw[window, i], self.expected_load_kw[window, i],
+                                           study.power_flow_step_s)
+            order = zic_order(interval, export_wh, limit_price_draw(study.seed, i, interval),
+                              market.grid_sell_price_per_kwh, market.grid_buy_price_per_kwh)
+            if order is None:
+                continue
+            self.order_wh[interval, i] = order.energy_wh if order.is_ask else -order.energy_wh
+            self.order_price[interval, i] = price_per_kwh(order.price_wei_per_wh)
+            data = encode_call("DoubleAuction", "submit_order",
+                               interval, order.is_ask, order.energy_wh, order.price_wei_per_wh)
+            self.sent_for[(i, wallet.nonce)] = interval
+            txs.append(wallet.transact(self.auction, data, gas=ORDER_GAS))
+        return txs
+
+    def handle(self, messages: list[tuple[str, bytes]]) -> None:
+        """Apply cleared positions; log rejected orders and repair nonces."""
+        for _, payload in messages:
+            body = decode(payload)
+            if body["type"] == "cleared":
+                for address, position in body["positions_wh"].items():
+                    self.position_wh[body["interval"], self.index_of[address]] = position
+            elif body["type"] == "receipts":
+                for receipt in body["receipts"]:
+                    if not receipt["status"]:
+                        self._rejected(receipt)
+
+    def _rejected(self, receipt: dict) -> None:
+        i = self.index_of[receipt["sender"]]
+        log.warning("%s: transaction %s rejected: %s", self.sc.prosumers[i].name,
+                    receipt["tx_hash"], receipt["revert_reason"])
+        self.rejected[self.sent_for[(i, receipt["nonce"])], i] += 1
+        if not receipt["included"]:
+            self.wallets[i].nonce = receipt["nonce"]
+
+    def setpoints(self, step: int) -> dict[str, np.ndarray]:
+        """Device setpoints of every agent for one step, battery following the contract. [MW], [Mvar]"""
+        study = self.sc.study
+        battery = study.prosumers.battery
+        interval = step * study.power_flow_step_s // study.market_interval_s
+        p_batt_kw = np.zeros(len(self.wallets))
+        for i in np.flatnonzero(self.capacity_kwh > 0):
+            request = contract_following_kw(self.pv_kw[step, i], self.load_kw[step, i],
+                                            int(self.position_wh[interval, i]), study.market_interval_s)
+            p_batt_kw[i], self.soc_kwh[i] = battery_step(
+                self.soc_kwh[i], request, study.power_flow_step_s, self.capacity_kwh[i], self.battery_kw[i],
+                battery.efficiency, battery.soc_min, battery.soc_max)
+        self.battery_p_kw[step] = p_batt_kw
+        self.soc_trace_kwh[step] = self.soc_kwh
+        self.steps_done = step + 1
+        load_mw = self.load_kw[step] / 1000.0
+        return {
+            "load_p_mw": load_mw,
+            "load_q_mvar": load_mw * self.load_q_ratio,
+            "pv_p_mw": self.pv_kw[step] / 1000.0,
+            "battery_p_mw": p_batt_kw / 1000.0,
+        }
+
+    def write(self, run_dir: Path) -> None:
+        part = Part(self.sc, "der", steps_completed=self.steps_done)
+        part.add("load_p_mw", ("time", "prosumer"), self.load_kw / 1000.0, "MW", "prosumer load")
+        part.add("pv_p_mw", ("time", "prosumer"), self.pv_kw / 1000.0, "MW", "prosumer PV output")
+        part.add("battery_p_mw", ("time", "prosumer"), self.battery_p_kw / 1000.0, "MW",
+                 "battery power, positive = charging")
+        part.add("soc_kwh", ("time", "prosumer"), self.soc_trace_kwh, "kWh", "battery state of charge after the step")
+        part.add("order_energy_wh", ("interval", "prosumer"), self.order_wh, "Wh",
+                 "order quantity, positive = ask (sell), negative = bid (buy)")
+        part.add("order_price_per_kwh", ("interval", "prosumer"), self.order_price, "token/kWh", "order limit price")
+        part.add("orders_rejected", ("interval", "prosumer"), self.rejected, "1", "orders rejected by the chain")
+        part.write(run_dir)
+
+
+def run(run_dir: Path) -> None:
+    sc = load_scenario(run_dir)
+    study = sc.study
+    agents = Agents(sc)
+    names = [p.name for p in sc.prosumers]
+    spi = study.market_interval_s // study.power_flow_step_s
+    with joined(run_dir, "der", stop_time_s(study)) as fed:
+        try:
+            fed.enter()
+            agents.connect(deployment(fed.receive()))
+            for step, time_s in enumerate(der_times(study)):
+                fed.advance(time_s)
+                agents.handle(fed.receive())
+                interval = step // spi
+                if step % spi == 0 and interval + 1 < study.n_intervals:
+                    for tx in agents.orders(interval + 1):
+                        fed.send(LEDGER_ENDPOINT, tx)
+                for quantity, values in agents.setpoints(step).items():
+                    for name, value in zip(names, values):
+                        fed.publish(setpoint_key(name, quantity), float(value))
+        finally:
+            agents.write(run_dir)
+
+
+
+def main() -> None:
+    run_federate("der", run)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""Prosumer agent logic: forecast the next interval, place an order, dispatch the battery.
+
+Pure functions; the DER federate (`gridledger.federates.der`) calls them
+once per agent and never decides anything itself.
+
+Strategy (documented in README, "How prosumers bid"):
+
+* Forecast: the agent knows the expected (noise-free) shapes of its load and
+  PV; its net export forecast for an interval is their mean. Actual load and
+  PV carry seeded noise, so forecasts miss and imbalance is real.
+* Price: zero-intelligence-constrained trader (Gode & Sunder 1993): the limit
+  price is drawn uniformly between the grid sell (feed-in) and buy tariffs,
+  the only range in which trading with a peer beats trading with the grid.
+  Sellers ask, buyers bid, for the forecast energy.
+* Battery: during an interval the battery absorbs the difference between the
+  actual net export and the cleared position, so the meter follows the
+  contract as closely as its power and state of charge allow. With no
+  position this is plain self-consumption. This is where a settlement feeds
+  back into physics.
+
+References
+----------
+D. K. Gode and S. Sunder, "Allocative efficiency of markets with
+zero-intelligence traders", J. Political Economy 101(1), 1993.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+WEI_PER_TOKEN = 10**18
+WH_PER_KWH = 1000
+
+
+def price_wei_per_wh(price_per_kwh: float) -> int:
+    """Token price per kWh as the chain's integer unit. [wei/Wh]"""
+    return round(price_per_kwh * WEI_PER_TOKEN / WH_PER_KWH)
+
+
+def price_per_kwh(price_wei_per_wh: int) -> float:
+    """Chain price back to tokens per kWh. [token/kWh]"""
+    return price_wei_per_wh * WH_PER_KWH / WEI_PER_TOKEN
+
+
+@dataclass(frozen=True)
+class Order:
+    """A limit order for one market interval: an ask sells, a bid buys."""
+
+    interval: int
+    is_ask: bool
+    energy_wh: int
+    price_wei_per_wh: int
+
+
+def forecast_export_wh(pv_kw: np.ndarray, load_kw: np.ndarray, step_s: float) -> int:
+    """Expected net export of an interval from expected PV and load power per step.
+
+    Parameters
+    ----------
+    pv_kw, load_kw : array_like
+        Expected PV output and load over the interval's power-flow steps. [kW]
+    step_s : float
+        Power-flow step. [s]
+
+    Returns
+    -------
+    export_wh : int
+        Net export, positive = surplus to sell, negative = energy to buy. [Wh]
+    """
+    return int(np.rint(np.sum(np.asarray(pv_kw) - np.asarray(load_kw)) * step_s / 3.6))
+
+
+def limit_price_draw(seed: int, agent: int, interval: int) -> float:
+    """Seeded uniform draw in [0, 1) for one agent's order in one interval."""
+    return float(np.random.default_rng([seed, agent, interval]).random())
+
+
+def zic_order(interval: int, export_wh: int, draw: float,
+              grid_sell_price_per_kwh: float, grid_buy_price_per_kwh: float) -> Order | None:
+    """Zero-intelligence-constrained order for a forecast net export (None if nothing to trade).
+
+    The limit price is ``sell + draw * (buy - sell)`` tokens per kWh (Gode & Sunder 1993).
+    """
+    if export_wh == 0:
+        return None
+    price = grid_sell_price_per_kwh + draw * (grid_buy_price_per_kwh - grid_sell_price_per_kwh)
+    return Order(interval, export_wh > 0, abs(export_wh), price_wei_per_wh(price))
+
+
+def contract_following_kw(pv_kw: float, load_kw: float, position_wh: int, interval_s: float) -> float:
+    """Battery power request that makes net export follow the cleared position.
+
+    Parameters
+    ----------
+    pv_kw, load_kw : float
+        Actual PV output and load this step. [kW]
+    position_wh : int
+        Cleared position for the interval, positive = sold. [Wh]
+    interval_s : float
+        Market interval length. [s]
+
+    Returns
+    -------
+    p_kw : float
+        Requested battery power, positive = charging (pandapower storage sign). [kW]
+    """
+    contracted_export_kw = position_wh * 3.6 / interval_s
+    return pv_kw - load_kw - contracted_export_kw

@@ -1,0 +1,229 @@
+"""Start a study: a run directory, a real `helics_broker`, one process per federate.
+
+`prepare` validates everything that can be checked before launch (study
+file, feeder, prosumer placement, interface wiring) and writes the run
+directory: resolved ``study.yaml``, ``helics/<federate>.json``. `launch`
+starts the broker and the federates, shows progress, and watches them:
+
+* a federate that exits non-zero stops the run; HELICS (``terminate_on_error``)
+  stops the others, which keep and write what they have;
+* a federation whose simulated time does not advance for
+  ``helics.stall_timeout_s`` is stopped, naming the federate that is still
+  computing (the one everybody waits for).
+
+`runner_json` describes the same processes for ``helics run --path``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from gridledger.grids.feeders import FeederError
+from gridledger.interfaces import FEDERATES, Topology, check_wiring, federate_configs
+from gridledger.results import run_timestamp
+from gridledger.scenario import STUDY_FILE, build_scenario
+from gridledger.study import Study, StudyError, dump_study, load_study
+
+BROKER_TICK = "1000ms"
+POLL_S = 0.2
+STOP_GRACE_S = 10.0
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A run directory ready to launch."""
+
+    study: Study
+    run_dir: Path
+    broker_port: int
+
+
+def free_port() -> int:
+    """A TCP port on loopback that is free now (the broker binds it and the next one)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        if port < 65000:
+            return port
+
+
+def prepare(study_path: str | Path, runs_root: str | Path = "runs") -> Prepared:
+    """Validate a study and write its run directory; raise `StudyError` on bad input."""
+    study = load_study(study_path)
+    try:
+        sc = build_scenario(study)
+    except FeederError as exc:
+        raise StudyError(f"{study_path}: grid.feeder = {study.grid.feeder!r}: {exc}") from None
+    except ValueError as exc:
+        raise StudyError(f"{study_path}: prosumers: {exc}") from None
+    topology = Topology(
+        prosumers=tuple(p.name for p in sc.prosumers),
+        buses=tuple(int(b) for b in sc.net.bus.index),
+        lines=tuple(int(line) for line in sc.net.line.index),
+    )
+    port = study.helics.port or free_port()
+    configs = federate_configs(study, topology, port)
+    check_wiring(configs)
+    run_dir = Path(runs_root) / study.name / run_timestamp()
+    suffix = 1
+    while run_dir.exists():
+        run_dir = run_dir.with_name(f"{run_timestamp()}-{suffix}")
+        suffix += 1
+    (run_dir / "helics").mkdir(parents=True)
+    (run_dir / "logs").mkdir()
+    (run_dir / STUDY_FILE).write_text(dump_study(study))
+    for name, config in configs.items():
+        (run_dir / "helics" / f"{name}.json").write_text(json.dumps(config, indent=2))
+    return Prepared(study, run_dir.resolve(), port)
+
+
+def _bin(name: str) -> str:
+    local = Path(sys.executable).parent / name
+    found = str(local) if local.exists() else shutil.which(name)
+    if not found:
+        raise FileNotFoundError(f"{name} not found next to {sys.executable} or on PATH; "
+                                "install the helics package (make setup)")
+    return found
+
+
+def broker_command(prepared: Prepared) -> list[str]:
+    """The `helics_broker` command line for a prepared run."""
+    return [_bin("helics_broker"), f"-f{len(FEDERATES)}", f"--coretype={prepared.study.helics.core_type}",
+            f"--port={prepared.broker_port}", f"--tick={BROKER_TICK}", "--loglevel=warning",
+            f"--name=gridledger-{prepared.broker_port}"]
+
+
+def federate_command(name: str, run_dir: Path) -> list[str]:
+    """The command line of one federate process."""
+    return [sys.executable, "-m", f"gridledger.federates.{name}", str(run_dir)]
+
+
+def runner_json(prepared: Prepared) -> dict:
+    """helics-cli runner description (``helics run --path runner.json``) of a prepared run."""
+    quote = subprocess.list2cmdline
+    return {
+        "name": prepared.study.name,
+        "logging_path": str(prepared.run_dir / "logs"),
+        "federates": [{"name": "broker", "directory": ".", "host": "localhost",
+                       "exec": quote(broker_command(prepared))}]
+        + [{"name": name, "directory": ".", "host": "localhost",
+            "exec": quote(federate_command(name, prepared.run_dir))} for name in FEDERATES],
+    }
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a launched run ended."""
+
+    exit_code: int
+    failed: str | None = None
+    reason: str | None = None
+
+
+def read_progress(run_dir: Path) -> dict[str, dict]:
+    """Latest progress record of every federate that has written one."""
+    records = {}
+    for path in (run_dir / "progress").glob("*.json"):
+        try:
+            records[path.stem] = json.loads(path.read_text())
+        except (json.JSONDecodeError, OSError):
+            continue
+    return records
+
+
+def _stop(procs: dict[str, subprocess.Popen], names: list[str], sig: int) -> None:
+    for name in names:
+        if procs[name].poll() is None:
+            procs[name].send_signal(sig)
+
+
+def _last_error(log_path: Path) -> str:
+    if not log_path.exists():
+        return "(no log)"
+    lines = [line for line in log_path.read_text(errors="replace").splitlines() if line.strip()]
+    return "\n".join(lines[-8:]) or "(empty log)"
+
+
+def launch(prepared: Prepared, on_progress=None) -> Outcome:
+    """Run the federation to the end or to its first failure; never leaves processes behind.
+
+    `on_progress(records)` is called on every poll with `read_progress` output.
+    """
+    from gridledger.federates.shell import EXIT_STOPPED_BY_PEER
+
+    run_dir, study = prepared.run_dir, prepared.study
+    logs = {name: open(run_dir / "logs" / f"{name}.log", "w") for name in ("broker", *FEDERATES)}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    procs = {"broker": subprocess.Popen(broker_command(prepared), stdout=logs["broker"],
+                                        stderr=subprocess.STDOUT, env=env)}
+    for name in FEDERATES:
+        procs[name] = subprocess.Popen(federate_command(name, run_dir), stdout=logs[name],
+                                       stderr=subprocess.STDOUT, env=env)
+    failed = reason = None
+    last_change, last_times = time.monotonic(), None
+    try:
+        while any(procs[n].poll() is None for n in FEDERATES):
+            time.sleep(POLL_S)
+            records = read_progress(run_dir)
+            if on_progress:
+                on_progress(records)
+            for name in FEDERATES:
+                code = procs[name].poll()
+                if code not in (None, 0, EXIT_STOPPED_BY_PEER) and failed is None:
+                    failed, reason = name, f"exited with code {code}:\n{_last_error(run_dir / 'logs' / f'{name}.log')}"
+            if procs["broker"].poll() not in (None, 0) and failed is None:
+                failed, reason = "broker", f"helics_broker exited with code {procs['broker'].returncode}"
+            times = tuple(sorted((n, r.get("time_s"), r.get("state")) for n, r in records.items()))
+            if times != last_times:
+                last_change, last_times = time.monotonic(), times
+            elif failed is None and time.monotonic() - last_change > study.helics.stall_timeout_s:
+                blockers = [n for n, r in records.items() if r.get("state") in ("computing", "starting")]
+                blockers = blockers or [n for n in FEDERATES if procs[n].poll() is None]
+                failed = ",".join(sorted(blockers))
+                reason = (f"no time grant for {study.helics.stall_timeout_s:g} s; "
+                          f"stalled while computing: {failed}")
+                _stop(procs, blockers, signal.SIGTERM)
+            if failed is not None:
+                _wait_or_kill(procs, FEDERATES)
+                break
+        _wait_or_kill(procs, ("broker",))
+    finally:
+        _wait_or_kill(procs, tuple(procs), grace_s=0.0)
+        for handle in logs.values():
+            handle.close()
+    if failed is None:
+        for name in FEDERATES:
+            if procs[name].returncode != 0:
+                failed = name
+                reason = f"exited with code {procs[name].returncode}:\n{_last_error(run_dir / 'logs' / f'{name}.log')}"
+                break
+    return Outcome(0 if failed is None else 1, failed, reason)
+
+
+def _wait_or_kill(procs: dict[str, subprocess.Popen], names, grace_s: float = STOP_GRACE_S) -> None:
+    """Give processes `grace_s` to exit, then SIGTERM, then SIGKILL."""
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and any(procs[n].poll() is None for n in names):
+        time.sleep(POLL_S)
+    _stop(procs, list(names), signal.SIGTERM)
+    deadline = time.monotonic() + 3.0
+    while time.monotonic() < deadline and any(procs[n].poll() is None for n in names):
+        time.sleep(POLL_S)
+    _stop(procs, list(names), signal.SIGKILL)
+    for name in names:
+        procs[name].wait()

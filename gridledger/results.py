@@ -1,0 +1,99 @@
+"""Results of a run: per-federate parts merged into one NetCDF dataset.
+
+Each federate writes ``parts/<federate>.nc`` when it stops, finished or not.
+`collect` merges whatever parts exist into ``results.nc`` (CF-style: named
+dims, coordinates, ``units`` and ``long_name`` on every variable, global
+attrs naming study, seed and software version) and writes ``kpis.json``.
+It reads results; it never re-simulates.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from gridledger.kpis import compute_kpis
+
+PARTS_DIR = "parts"
+RESULTS_FILE = "results.nc"
+KPIS_FILE = "kpis.json"
+
+
+def _coords(sc) -> dict[str, object]:
+    study = sc.study
+    start = np.datetime64(study.start.replace(tzinfo=None), "s")
+    step = np.timedelta64(study.power_flow_step_s, "s")
+    interval = np.timedelta64(study.market_interval_s, "s")
+    return {
+        "time": start + step * np.arange(study.n_steps),
+        "interval": start + interval * np.arange(study.n_intervals),
+        "bus": sc.net.bus.index.to_numpy(),
+        "line": sc.net.line.index.to_numpy(),
+        "prosumer": np.array([p.name for p in sc.prosumers], dtype=object),
+    }
+
+
+class Part:
+    """One federate's results, built variable by variable with units, then written."""
+
+    def __init__(self, sc, federate: str, **attrs: object):
+        self.federate = federate
+        self.coords = _coords(sc)
+        self.ds = xr.Dataset(attrs={"federate": federate, **attrs})
+
+    def add(self, name: str, dims: tuple[str, ...], data, units: str, long_name: str) -> None:
+        """Add a variable; its units go into ``attrs["units"]`` as well as its name."""
+        coords = {d: self.coords[d] for d in dims}
+        self.ds[name] = xr.DataArray(np.asarray(data), dims=dims, coords=coords,
+                                     attrs={"units": units, "long_name": long_name})
+
+    def write(self, run_dir: Path) -> Path:
+        path = Path(run_dir) / PARTS_DIR / f"{self.federate}.nc"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.ds.to_netcdf(path, engine="h5netcdf")
+        return path
+
+
+def collect(run_dir: Path, study, federates: tuple[str, ...]) -> tuple[xr.Dataset, dict]:
+    """Merge the parts present into results.nc and compute kpis.json.
+
+    Returns the merged dataset and the KPIs; a run with missing parts gets
+    ``attrs["complete"] = 0`` and KPIs from what is there.
+    """
+    run_dir = Path(run_dir)
+    parts = {}
+    for name in federates:
+        path = run_dir / PARTS_DIR / f"{name}.nc"
+        if path.exists():
+            with xr.open_dataset(path, engine="h5netcdf") as part:
+                parts[name] = part.load()
+    merged = xr.merge([p.drop_attrs() for p in parts.values()], compat="no_conflicts", join="outer")
+    complete = set(parts) == set(federates)
+    merged.attrs = {
+        "title": f"gridledger results: {study.name}",
+        "study": study.name,
+        "seed": study.seed,
+        "software": f"gridledger {version('gridledger')}",
+        "parts": ",".join(sorted(parts)),
+        "complete": int(complete),
+        "created_from": "study.yaml in this directory",
+        "Conventions": "CF-1.8",
+    }
+    for name, part in parts.items():
+        for key, value in part.attrs.items():
+            if key != "federate":
+                merged.attrs[f"{name}_{key}"] = value
+    merged.to_netcdf(run_dir / RESULTS_FILE, engine="h5netcdf")
+    kpis = compute_kpis(merged, study) if complete else {"complete": False}
+    (run_dir / KPIS_FILE).write_text(json.dumps(kpis, indent=2, sort_keys=True) + "\n")
+    return merged, kpis
+
+
+def run_timestamp(now: dt.datetime | None = None) -> str:
+    """Folder name of a run: its local start time, sortable."""
+    return (now or dt.datetime.now()).strftime("%Y%m%dT%H%M%S")

@@ -1,0 +1,82 @@
+"""Study files: defaults make a short file valid; each bad file exits 2 naming the field."""
+
+import textwrap
+
+import pytest
+
+from gridledger.cli import EXIT_BAD_INPUT, main
+from gridledger.study import StudyError, load_study, parse_study
+
+MINIMAL = {"name": "tiny"}
+
+
+def test_minimal_study_gets_documented_defaults():
+    study = parse_study(MINIMAL)
+    assert study.grid.feeder == "case33bw"
+    assert (study.power_flow_step_s, study.market_interval_s, study.duration_s) == (300, 900, 86_400)
+    assert (study.n_steps, study.n_intervals) == (288, 96)
+    assert study.grid.limits.vm_min_pu == 0.95 and study.grid.limits.vm_max_pu == 1.05
+
+
+def test_reference_studies_are_valid():
+    assert load_study("studies/baran-wu-p2p.yaml").n_intervals == 96
+    assert load_study("studies/baran-wu-short.yaml").n_intervals == 8
+
+
+def test_five_minute_market_interval_is_allowed():
+    assert parse_study({**MINIMAL, "market_interval_s": 300}).n_intervals == 288
+
+
+BAD = [
+    # (YAML body, text that must appear in the message)
+    ("name: x\ncolour: red\n", "colour: unknown field; allowed here: name, start"),
+    ("name: x\nmarket: {mechanism: uniform-double-auction, tarif: 1}\n", "market.tarif: unknown field"),
+    ("name: x\nduration_s: ten\n", "duration_s = 'ten'"),
+    ("name: x\nduration_s: -900\n", "duration_s = -900: Input should be greater than 0"),
+    ("name: x\nmarket_interval_s: 700\n", "market_interval_s (700) must be a multiple of power_flow_step_s (300)"),
+    ("name: x\ngrid: {feeder: ieee9999}\n", "grid.feeder = 'ieee9999': Value error, unknown feeder; allowed: case33bw"),
+    ("name: x\nprosumers: {count: 2, pv: {share: 1.5}}\n", "prosumers.pv.share = 1.5"),
+    ("name: x\nmarket: {grid_buy_price_per_kwh: 0.05}\n", "grid_sell_price_per_kwh (0.08) must be below grid_buy_price_per_kwh (0.05)"),
+    ("name: x\nmarket: {mechanism: barter}\n", "market.mechanism = 'barter'"),
+    ("duration_s: 900\n", "name = (missing)"),
+    ("- just\n- a list\n", "a study file must be a mapping"),
+    ("name: [unclosed\n", "not valid YAML"),
+]
+
+
+@pytest.mark.parametrize("body,expected", BAD, ids=[b[1][:30] for b in BAD])
+def test_bad_study_exits_2_naming_file_field_and_value(tmp_path, capsys, body, expected):
+    path = tmp_path / "bad.yaml"
+    path.write_text(body)
+    with pytest.raises(StudyError) as err:
+        load_study(path)
+    assert str(path) in str(err.value)
+    assert expected in str(err.value)
+    assert main(["validate", str(path)]) == EXIT_BAD_INPUT
+    assert expected in capsys.readouterr().err
+
+
+def test_bad_study_launches_nothing(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: x\nmarket_interval_s: 700\n")
+    runs = tmp_path / "runs"
+    assert main(["run", str(path), "--runs", str(runs)]) == EXIT_BAD_INPUT
+    assert not runs.exists()
+
+
+def test_broken_pandapower_file_exits_2(tmp_path, capsys):
+    broken = tmp_path / "feeder.json"
+    broken.write_text("{not json")
+    study = tmp_path / "s.yaml"
+    study.write_text(textwrap.dedent(f"""\
+        name: broken
+        grid: {{feeder: {broken}}}
+        """))
+    assert main(["run", str(study), "--runs", str(tmp_path / "runs")]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert "grid.feeder" in err and str(broken) in err
+
+
+def test_missing_study_file_exits_2(tmp_path, capsys):
+    assert main(["validate", str(tmp_path / "nope.yaml")]) == EXIT_BAD_INPUT
+    assert "cannot read study file" in capsys.readouterr().err
