@@ -1,0 +1,145 @@
+"""Placing prosumers on load buses and adding their devices to the net."""
+
+import copy
+
+import pandapower
+import pytest
+
+from gridledger.grids.feeders import load_feeder
+from gridledger.grids.prosumers import DeviceIndex, Prosumer, add_prosumer_devices, place_prosumers
+
+SIZES = dict(pv_kwp_per_kw_load=2.0, battery_kwh_per_kw_load=3.0, battery_kw_per_kwh=0.5)
+
+
+@pytest.fixture(scope="module")
+def pristine_case33bw():
+    return load_feeder("case33bw")
+
+
+@pytest.fixture
+def net(pristine_case33bw):
+    return copy.deepcopy(pristine_case33bw)
+
+
+def place(net, count=10, seed=1, pv_share=0.25, battery_share=0.5, **kwargs):
+    return place_prosumers(net, count=count, seed=seed, pv_share=pv_share,
+                           battery_share=battery_share, **SIZES, **kwargs)
+
+
+def test_prosumer_i_takes_over_the_load_on_the_ith_load_bus(net):
+    prosumers = place(net)
+    assert [p.name for p in prosumers] == [f"p{i:02d}" for i in range(1, 11)]
+    assert [p.bus for p in prosumers] == list(range(1, 11))
+    for p in prosumers:
+        assert net.load.at[p.load_index, "bus"] == p.bus
+        assert p.peak_load_p_mw == net.load.at[p.load_index, "p_mw"]
+        assert p.peak_load_q_mvar == net.load.at[p.load_index, "q_mvar"]
+
+
+def test_listed_buses_are_used_in_order(net):
+    prosumers = place(net, count=3, buses=[30, 4, 17])
+    assert [p.bus for p in prosumers] == [30, 4, 17]
+
+
+def test_shares_round_half_up_and_sizes_scale_with_peak_load(net):
+    prosumers = place(net, count=10, pv_share=0.25, battery_share=0.45)
+    with_pv = [p for p in prosumers if p.pv_kwp > 0]
+    with_battery = [p for p in prosumers if p.battery_energy_kwh > 0]
+    assert len(with_pv) == 3
+    assert len(with_battery) == 5
+    for p in with_pv:
+        assert p.pv_kwp == pytest.approx(2.0 * p.peak_load_p_mw * 1e3)
+    for p in with_battery:
+        assert p.battery_energy_kwh == pytest.approx(3.0 * p.peak_load_p_mw * 1e3)
+        assert p.battery_power_kw == pytest.approx(0.5 * p.battery_energy_kwh)
+    for p in prosumers:
+        if p not in with_battery:
+            assert p.battery_energy_kwh == 0.0 and p.battery_power_kw == 0.0
+
+
+def test_device_choice_is_seeded(net):
+    assert place(net, seed=7) == place(net, seed=7)
+    choices = {tuple(p.pv_kwp > 0 for p in place(net, seed=seed)) for seed in range(10)}
+    assert len(choices) > 1
+
+
+def test_all_or_none_share(net):
+    assert all(p.pv_kwp > 0 for p in place(net, pv_share=1.0))
+    assert all(p.battery_energy_kwh == 0 for p in place(net, battery_share=0.0))
+
+
+def test_prosumer_is_frozen(net):
+    prosumer = place(net)[0]
+    assert isinstance(prosumer, Prosumer)
+    with pytest.raises(AttributeError):
+        prosumer.bus = 3
+
+
+def test_names_are_padded_to_the_count():
+    net = pandapower.create_empty_network()
+    pandapower.create_ext_grid(net, pandapower.create_bus(net, vn_kv=0.4))
+    for _ in range(120):
+        pandapower.create_load(net, pandapower.create_bus(net, vn_kv=0.4), p_mw=0.001)
+    names = [p.name for p in place(net, count=120)]
+    assert names[0] == "p001" and names[-1] == "p120"
+
+
+def test_first_in_service_load_of_a_bus_is_taken_over(net):
+    extra = pandapower.create_load(net, bus=1, p_mw=0.5)
+    net.load.at[0, "in_service"] = False
+    assert place(net, count=1)[0].load_index == extra
+
+
+def test_too_many_prosumers_are_rejected(net):
+    with pytest.raises(ValueError, match="count=33 .* only 32 load buses"):
+        place(net, count=33)
+    with pytest.raises(ValueError, match="count=3 .* only 2 buses are listed"):
+        place(net, count=3, buses=[1, 2])
+
+
+def test_listed_bus_without_load_is_rejected(net):
+    with pytest.raises(ValueError, match=r"listed buses \[0\] carry no in-service load"):
+        place(net, count=2, buses=[0, 5])
+
+
+def test_bus_listed_twice_is_rejected(net):
+    with pytest.raises(ValueError, match="once each"):
+        place(net, count=2, buses=[5, 5])
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(pv_share=1.5), "pv_share"),
+    (dict(battery_share=-0.1), "battery_share"),
+    (dict(count=-1), "count"),
+])
+def test_bad_arguments_are_named(net, kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        place(net, **kwargs)
+
+
+def test_devices_are_added_per_prosumer(net):
+    prosumers = place(net, count=10)
+    index = add_prosumer_devices(net, prosumers)
+    assert isinstance(index, DeviceIndex)
+    with_pv = {p.name: p for p in prosumers if p.pv_kwp > 0}
+    with_battery = {p.name: p for p in prosumers if p.battery_energy_kwh > 0}
+    assert set(index.sgen) == set(with_pv)
+    assert set(index.storage) == set(with_battery)
+    assert len(net.sgen) == len(with_pv) and len(net.storage) == len(with_battery)
+    for name, element in index.sgen.items():
+        assert net.sgen.at[element, "bus"] == with_pv[name].bus
+        assert net.sgen.at[element, "sn_mva"] == pytest.approx(with_pv[name].pv_kwp / 1e3)
+        assert net.sgen.at[element, "p_mw"] == 0.0
+    for name, element in index.storage.items():
+        battery = with_battery[name]
+        assert net.storage.at[element, "bus"] == battery.bus
+        assert net.storage.at[element, "max_e_mwh"] == pytest.approx(battery.battery_energy_kwh / 1e3)
+        assert net.storage.at[element, "max_p_mw"] == pytest.approx(battery.battery_power_kw / 1e3)
+        assert net.storage.at[element, "min_p_mw"] == pytest.approx(-battery.battery_power_kw / 1e3)
+
+
+def test_devices_are_added_once(net):
+    prosumers = place(net, count=5, pv_share=1.0)
+    add_prosumer_devices(net, prosumers)
+    with pytest.raises(ValueError, match="'p01 pv'"):
+        add_prosumer_devices(net, prosumers)
