@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gridledger.contracts.client import Wallet, encode_call
+from gridledger.contracts.client import Wallet
+from gridledger.contracts.market import MarketAddresses, submit_order
 from gridledger.contracts.keys import derive_account
 from gridledger.federates.prosumer import (
     contract_following_kw,
@@ -38,7 +39,6 @@ from gridledger.scenario import Scenario, load_scenario
 from gridledger.schedule import der_times, stop_time_s
 
 log = logging.getLogger("gridledger.der")
-ORDER_GAS = 300_000
 
 
 class Agents:
@@ -50,7 +50,7 @@ class Agents:
         self.accounts = [derive_account(study.seed, f"prosumer/{p.name}") for p in sc.prosumers]
         self.index_of = {a.address: i for i, a in enumerate(self.accounts)}
         self.wallets: list[Wallet] = []
-        self.auction = ""
+        self.addresses: MarketAddresses | None = None
         self.sent_for: dict[tuple[int, int], int] = {}
         cols = [sc.column(p) for p in sc.prosumers]
         peak_kw = np.array([p.peak_load_p_mw for p in sc.prosumers]) * 1000.0
@@ -78,7 +78,7 @@ class Agents:
     def connect(self, notice: dict) -> None:
         """Sign for the chain and auction named in the ledger's deployment notice."""
         self.wallets = [Wallet(account, notice["chain_id"]) for account in self.accounts]
-        self.auction = notice["addresses"]["DoubleAuction"]
+        self.addresses = MarketAddresses(**notice["addresses"])
 
     def orders(self, interval: int) -> list[bytes]:
         """Signed orders of every agent with something to trade in `interval`."""
@@ -96,10 +96,9 @@ class Agents:
                 continue
             self.order_wh[interval, i] = order.energy_wh if order.is_ask else -order.energy_wh
             self.order_price[interval, i] = price_per_kwh(order.price_wei_per_wh)
-            data = encode_call("DoubleAuction", "submit_order",
-                               interval, order.is_ask, order.energy_wh, order.price_wei_per_wh)
             self.sent_for[(i, wallet.nonce)] = interval
-            txs.append(wallet.transact(self.auction, data, gas=ORDER_GAS))
+            txs.append(submit_order(wallet, self.addresses, interval, is_ask=order.is_ask,
+                                    energy_wh=order.energy_wh, price_wei_per_wh=order.price_wei_per_wh))
         return txs
 
     def handle(self, messages: list[tuple[str, bytes]]) -> None:
@@ -127,13 +126,14 @@ class Agents:
         study = self.sc.study
         battery = study.prosumers.battery
         interval = step * study.power_flow_step_s // study.market_interval_s
-        p_batt_kw = np.zeros(len(self.wallets))
-        for i in np.flatnonzero(self.capacity_kwh > 0):
-            request = contract_following_kw(self.pv_kw[step, i], self.load_kw[step, i],
-                                            int(self.position_wh[interval, i]), study.market_interval_s)
-            p_batt_kw[i], self.soc_kwh[i] = battery_step(
-                self.soc_kwh[i], request, study.power_flow_step_s, self.capacity_kwh[i], self.battery_kw[i],
-                battery.efficiency, battery.soc_min, battery.soc_max)
+        has = self.capacity_kwh > 0
+        request = np.array([contract_following_kw(self.pv_kw[step, i], self.load_kw[step, i],
+                                                  int(self.position_wh[interval, i]), study.market_interval_s)
+                            for i in np.flatnonzero(has)])
+        p_batt_kw = np.zeros(len(self.accounts))
+        p_batt_kw[has], self.soc_kwh[has] = battery_step(
+            self.soc_kwh[has], request, study.power_flow_step_s, self.capacity_kwh[has], self.battery_kw[has],
+            battery.efficiency, battery.soc_min, battery.soc_max)
         self.battery_p_kw[step] = p_batt_kw
         self.soc_trace_kwh[step] = self.soc_kwh
         self.steps_done = step + 1

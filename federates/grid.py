@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gridledger.contracts.client import Wallet, encode_call
+from gridledger.contracts.client import Wallet
+from gridledger.contracts.market import MarketAddresses, post_reading
 from gridledger.contracts.keys import derive_account
 from gridledger.federates.messages import decode, deployment
 from gridledger.federates.shell import joined, run_federate
@@ -34,7 +35,6 @@ from gridledger.scenario import Scenario, load_scenario
 from gridledger.schedule import grid_times, stop_time_s
 
 log = logging.getLogger("gridledger.grid")
-READING_GAS = 300_000
 
 
 class GridRecord:
@@ -128,15 +128,12 @@ def _injections(sc: Scenario, step: int, setpoints: dict[str, np.ndarray]) -> In
     return Injections(load_p_mw=load_p, load_q_mvar=load_q, sgen_p_mw=sgen_p, storage_p_mw=storage_p)
 
 
-def _readings(sc: Scenario, meters: list[Wallet], settlement: str, interval: int,
+def _readings(sc: Scenario, meters: list[Wallet], addresses: MarketAddresses, interval: int,
               export_mw: np.ndarray) -> tuple[list[bytes], np.ndarray, np.ndarray]:
     """Signed meter-reading transactions for one interval and the energies they carry."""
     import_wh, export_wh = interval_energy_wh(export_mw, sc.study.power_flow_step_s)
-    txs = [
-        meter.transact(settlement, encode_call("Settlement", "post_reading", interval, int(imp), int(exp)),
-                       gas=READING_GAS)
-        for meter, imp, exp in zip(meters, import_wh, export_wh)
-    ]
+    txs = [post_reading(meter, addresses, interval, import_wh=int(imp), export_wh=int(exp))
+           for meter, imp, exp in zip(meters, import_wh, export_wh)]
     return txs, import_wh, export_wh
 
 
@@ -159,7 +156,7 @@ def run(run_dir: Path) -> None:
                 if step and step % steps_per_interval == 0:
                     interval = step // steps_per_interval - 1
                     window = record.export_mw[step - steps_per_interval:step]
-                    txs, imp, exp = _readings(sc, meters, notice["addresses"]["Settlement"], interval, window)
+                    txs, imp, exp = _readings(sc, meters, MarketAddresses(**notice["addresses"]), interval, window)
                     for tx in txs:
                         fed.send(LEDGER_ENDPOINT, tx)
                     record.meter(interval, imp, exp)

@@ -60,10 +60,20 @@ class Shell:
         self._endpoint = h.helicsFederateGetEndpointByIndex(self._fed, 0) if h.helicsFederateGetEndpointCount(self._fed) else None
         self.report("starting")
 
+    def initialize(self) -> None:
+        """Enter initializing mode: messages sent now arrive at time 0."""
+        self._call(h.helicsFederateEnterInitializingMode)
+
     def enter(self) -> None:
         """Enter executing mode (time 0)."""
-        h.helicsFederateEnterExecutingMode(self._fed)
+        self._call(h.helicsFederateEnterExecutingMode)
         self.report("computing")
+
+    def _call(self, function) -> None:
+        try:
+            function(self._fed)
+        except h.HelicsException as exc:
+            raise FederationStopped(str(exc)) from None
 
     def advance(self, time_s: float) -> float:
         """Request `time_s` and return the granted time. [s]"""

@@ -182,10 +182,12 @@ def launch(prepared: Prepared, on_progress=None) -> Outcome:
             records = read_progress(run_dir)
             if on_progress:
                 on_progress(records)
-            for name in FEDERATES:
-                code = procs[name].poll()
-                if code not in (None, 0, EXIT_STOPPED_BY_PEER) and failed is None:
-                    failed, reason = name, f"exited with code {code}:\n{_last_error(run_dir / 'logs' / f'{name}.log')}"
+            exited = [n for n in FEDERATES if procs[n].poll() not in (None, 0, EXIT_STOPPED_BY_PEER)]
+            if exited and failed is None:
+                self_failed = [n for n in exited if records.get(n, {}).get("state") == "failed"]
+                failed = (self_failed or exited)[0]
+                reason = (f"exited with code {procs[failed].returncode}:\n"
+                          f"{_last_error(run_dir / 'logs' / f'{failed}.log')}")
             if procs["broker"].poll() not in (None, 0) and failed is None:
                 failed, reason = "broker", f"helics_broker exited with code {procs['broker'].returncode}"
             times = tuple(sorted((n, r.get("time_s"), r.get("state")) for n, r in records.items()))

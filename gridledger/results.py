@@ -72,7 +72,7 @@ def collect(run_dir: Path, study, federates: tuple[str, ...]) -> tuple[xr.Datase
         if path.exists():
             with xr.open_dataset(path, engine="h5netcdf") as part:
                 parts[name] = part.load()
-    merged = xr.merge([p.drop_attrs() for p in parts.values()], compat="no_conflicts", join="outer")
+    merged = xr.merge([p.drop_attrs() for p in parts.values()], compat="no_conflicts", join="outer") if parts else xr.Dataset()
     complete = set(parts) == set(federates)
     merged.attrs = {
         "title": f"gridledger results: {study.name}",
