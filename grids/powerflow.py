@@ -5,7 +5,7 @@ the injections into ``net.load``/``net.sgen``/``net.storage`` and runs a
 Newton-Raphson power flow (lightsim2grid's solver when it is installed).
 After a converged step the next one reuses pandapower's internal matrices
 and starts from the previous voltages (``init="results"`` with
-``recycle``), about 7x faster than a cold ``runpp`` on case33bw. A step
+``recycle``), 5-7x faster than a cold ``runpp`` on case33bw. A step
 that does not converge returns NaN results, and the step after it starts
 cold from a DC power flow instead of from the diverged voltages.
 """
@@ -102,7 +102,16 @@ class PowerFlow:
     ----------
     net : pandapowerNet
         The feeder. ``PowerFlow`` writes set points and results into it;
-        topology and element lists must not change after construction.
+        topology, element lists and in-service states must not change
+        after construction, because warm steps reuse the admittance matrix
+        and pandapower's list of active elements.
+
+    References
+    ----------
+    L. Thurner et al., "pandapower - an open-source Python tool for
+    convenient modeling, analysis, and optimization of electric power
+    systems," IEEE Trans. Power Systems, vol. 33, no. 6, pp. 6510-6521,
+    2018.
     """
 
     def __init__(self, net: pandapower.pandapowerNet):
