@@ -1,0 +1,383 @@
+"""An embedded py-evm chain that mines signed transactions into blocks.
+
+The chain runs the Prague VM (Vyper 0.4.3's default EVM target) with
+no-proof consensus, a funded genesis and a fixed block gas limit. The
+caller chooses every block's timestamp, so the same transactions mined
+at the same times give the same block hashes.
+"""
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import eth_abi
+from eth.abc import ComputationAPI, SignedTransactionAPI
+from eth.chains.base import MiningChain
+from eth.consensus.noproof import NoProofConsensus
+from eth.db.atomic import AtomicDB
+from eth.exceptions import Revert
+from eth.vm.forks.prague import PragueVM
+from eth_account.signers.local import LocalAccount
+from eth_keys.exceptions import BadSignature
+from eth_utils import ValidationError, keccak, to_canonical_address, to_checksum_address
+from rlp.exceptions import RLPException
+
+from gridledger.contracts.client import DecodedLog, Wallet, contract_address, decode_log
+
+CHAIN_ID = 1337
+BLOCK_GAS_LIMIT = 1_000_000_000
+GENESIS_BALANCE_WEI = 10**24
+# Base fee of the genesis block; with blocks far below their gas target it
+# stays at 1 wei/gas for good.
+GENESIS_BASE_FEE_PER_GAS_WEI = 1
+CALL_GAS = 100_000_000
+
+_ERROR_SELECTOR = keccak(text="Error(string)")[:4]
+_PANIC_SELECTOR = keccak(text="Panic(uint256)")[:4]
+
+_MiningChain = MiningChain.configure(
+    __name__="GridLedgerChain",
+    vm_configuration=((0, PragueVM.configure(consensus_class=NoProofConsensus)),),
+    chain_id=CHAIN_ID,
+)
+
+
+class CallReverted(Exception):
+    """A read-only call reverted; ``reason`` is the decoded revert reason."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Log:
+    """One event log: emitting address, 32-byte topics and data."""
+
+    address: str
+    topics: tuple[bytes, ...]
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """Outcome of one submitted transaction.
+
+    ``status`` is 1 for success, 0 for a revert or a rejected transaction.
+    A rejected transaction has ``block_number`` None and a ``revert_reason``
+    starting with ``"invalid transaction:"``; ``sender`` and ``nonce`` are
+    None when the bytes could not be decoded.
+    """
+
+    tx_hash: bytes
+    sender: str | None
+    nonce: int | None
+    status: int
+    gas_used: int
+    revert_reason: str | None
+    logs: tuple[Log, ...]
+    block_number: int | None
+    contract_address: str | None
+
+    @property
+    def ok(self) -> bool:
+        """True if the transaction was mined and succeeded."""
+        return self.status == 1
+
+
+def revert_reason(computation: ComputationAPI) -> str:
+    """Readable reason of a failed computation.
+
+    ``Error(string)`` payloads give their string, ``Panic(uint256)`` gives
+    ``"panic: 0x.."``; other failures name the EVM error.
+    """
+    if not isinstance(computation.error, Revert):
+        return f"{type(computation.error).__name__}: {computation.error}"
+    output = computation.output
+    if output[:4] == _ERROR_SELECTOR:
+        return eth_abi.decode(["string"], output[4:])[0]
+    if output[:4] == _PANIC_SELECTOR:
+        return f"panic: {eth_abi.decode(['uint256'], output[4:])[0]:#x}"
+    if not output:
+        return "reverted without reason"
+    return f"reverted with data 0x{output.hex()}"
+
+
+def _rejected(raw: bytes, reason: str, tx: SignedTransactionAPI | None = None, sender: str | None = None) -> Receipt:
+    return Receipt(
+        tx_hash=tx.hash if tx is not None else keccak(raw),
+        sender=sender,
+        nonce=tx.nonce if tx is not None else None,
+        status=0,
+        gas_used=0,
+        revert_reason=f"invalid transaction: {reason}",
+        logs=(),
+        block_number=None,
+        contract_address=None,
+    )
+
+
+def _hex(value: bytes) -> str:
+    return "0x" + value.hex()
+
+
+def _jsonable(value):
+    if isinstance(value, bytes):
+        return _hex(value)
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _jsonable(item) for key, item in value.items()}
+    return value
+
+
+def _write_jsonl(path: Path, rows: Iterable[dict]) -> None:
+    with path.open("w") as stream:
+        for row in rows:
+            stream.write(json.dumps(_jsonable(row), sort_keys=True, separators=(",", ":")) + "\n")
+
+
+class Chain:
+    """Embedded chain with caller-chosen block timestamps.
+
+    Parameters
+    ----------
+    funded : iterable of str
+        Addresses that hold ``balance_wei`` at genesis.
+    genesis_timestamp : int
+        Timestamp of block 0. [s since the Unix epoch]
+    balance_wei : int
+        Genesis balance of every funded address. [wei]
+    """
+
+    chain_id = CHAIN_ID
+
+    def __init__(self, funded: Iterable[str], *, genesis_timestamp: int, balance_wei: int = GENESIS_BALANCE_WEI) -> None:
+        genesis = {
+            "difficulty": 0,
+            "gas_limit": BLOCK_GAS_LIMIT,
+            "timestamp": genesis_timestamp,
+            "base_fee_per_gas": GENESIS_BASE_FEE_PER_GAS_WEI,
+            "nonce": b"\x00" * 8,
+        }
+        state = {
+            to_canonical_address(address): {"balance": balance_wei, "nonce": 0, "code": b"", "storage": {}}
+            for address in funded
+        }
+        self._chain = _MiningChain.from_genesis(AtomicDB(), genesis, state)
+        self._labels: dict[str, str] = {}
+        self._receipts: list[Receipt] = []
+
+    @property
+    def block_number(self) -> int:
+        """Number of the head block."""
+        return self._chain.get_canonical_head().block_number
+
+    @property
+    def timestamp(self) -> int:
+        """Timestamp of the head block. [s since the Unix epoch]"""
+        return self._chain.get_canonical_head().timestamp
+
+    def block_hash(self, number: int) -> bytes:
+        """Hash of canonical block ``number``."""
+        return self._chain.get_canonical_block_hash(number)
+
+    def nonce(self, address: str) -> int:
+        """Nonce of ``address`` at the head."""
+        return self._head_state().get_nonce(to_canonical_address(address))
+
+    def balance(self, address: str) -> int:
+        """Ether balance of ``address`` at the head. [wei]"""
+        return self._head_state().get_balance(to_canonical_address(address))
+
+    def wallet(self, account: LocalAccount) -> Wallet:
+        """Wallet for ``account`` on this chain, its nonce taken from the head."""
+        return Wallet(account, self.chain_id, self.nonce(account.address))
+
+    def label(self, address: str, contract: str) -> None:
+        """Declare that ``address`` runs ``contract`` so its logs get decoded."""
+        self._labels[to_checksum_address(address)] = contract
+
+    def decode(self, log: Log) -> DecodedLog | None:
+        """Decoded form of ``log``, or None if its address has no label."""
+        contract = self._labels.get(log.address)
+        return None if contract is None else decode_log(contract, log.topics, log.data)
+
+    def mine(self, raw_txs: Sequence[bytes], timestamp: int) -> list[Receipt]:
+        """Mine one block at ``timestamp`` holding every valid transaction.
+
+        Transactions run in input order. One that cannot be included
+        (undecodable, bad signature, wrong chain id or nonce, gas or funds
+        short) gets a rejected receipt and the rest of the block goes on.
+
+        Returns
+        -------
+        list of Receipt
+            One per input transaction, in input order.
+        """
+        if timestamp <= self.timestamp:
+            raise ValueError(f"block timestamp {timestamp} must exceed the head's {self.timestamp}")
+        self._chain.header = self._chain.header.copy(timestamp=timestamp, gas_limit=BLOCK_GAS_LIMIT)
+        accepted, receipts = self._screen(raw_txs)
+        result, evm_receipts, computations = self._chain.mine_all([tx for _, tx, _ in accepted])
+        number = result.imported_block.number
+        cumulative_gas = 0
+        for (index, tx, sender), evm_receipt, computation in zip(accepted, evm_receipts, computations, strict=True):
+            created = None
+            if computation.is_success and not tx.to:
+                created = contract_address(sender, tx.nonce)
+            receipts[index] = Receipt(
+                tx_hash=tx.hash,
+                sender=sender,
+                nonce=tx.nonce,
+                status=int(computation.is_success),
+                gas_used=evm_receipt.gas_used - cumulative_gas,
+                revert_reason=None if computation.is_success else revert_reason(computation),
+                logs=tuple(
+                    Log(to_checksum_address(log.address), tuple(t.to_bytes(32, "big") for t in log.topics), log.data)
+                    for log in evm_receipt.logs
+                ),
+                block_number=number,
+                contract_address=created,
+            )
+            cumulative_gas = evm_receipt.gas_used
+        self._receipts.extend(receipts)
+        return receipts
+
+    def _screen(self, raw_txs: Sequence[bytes]) -> tuple[list[tuple[int, SignedTransactionAPI, str]], list[Receipt | None]]:
+        """Split ``raw_txs`` into includable transactions and rejections.
+
+        Each transaction is checked against a scratch state that already
+        holds the nonce and up-front gas cost of the ones accepted before
+        it, with py-evm's own validation; the scratch state is discarded.
+        """
+        vm = self._chain.get_vm(self._chain.header)
+        state = vm.state
+        builder = vm.get_transaction_builder()
+        gas_left = BLOCK_GAS_LIMIT
+        accepted = []
+        receipts: list[Receipt | None] = []
+        for index, raw in enumerate(raw_txs):
+            receipts.append(None)
+            try:
+                tx = builder.decode(raw)
+                tx.validate()
+                sender_bytes = tx.sender
+            except (RLPException, ValidationError, BadSignature, ValueError) as error:
+                receipts[index] = _rejected(raw, f"undecodable or badly signed ({error})")
+                continue
+            sender = to_checksum_address(sender_bytes)
+            reason = None
+            if getattr(tx, "chain_id", None) != self.chain_id:
+                reason = f"chain id {getattr(tx, 'chain_id', None)}, expected {self.chain_id}"
+            elif tx.gas < tx.intrinsic_gas:
+                reason = f"gas {tx.gas} below intrinsic gas {tx.intrinsic_gas}"
+            elif tx.gas > gas_left:
+                reason = f"gas {tx.gas} exceeds the block's remaining {gas_left}"
+            else:
+                try:
+                    state.validate_transaction(tx)
+                except ValidationError as error:
+                    reason = str(error)
+            if reason is not None:
+                receipts[index] = _rejected(raw, reason, tx, sender)
+                continue
+            state.increment_nonce(sender_bytes)
+            state.delta_balance(sender_bytes, -(tx.value + tx.gas * state.get_gas_price(tx)))
+            gas_left -= tx.gas
+            accepted.append((index, tx, sender))
+        return accepted, receipts
+
+    def call(self, to: str, data: bytes, sender: str | None = None) -> bytes:
+        """Run a read-only call against the head state and return its output.
+
+        Raises
+        ------
+        CallReverted
+            If the call fails; carries the decoded reason.
+        ValueError
+            If ``to`` holds no code.
+        """
+        vm = self._chain.get_vm(self._chain.get_canonical_head())
+        state = vm.state
+        code = state.get_code(to_canonical_address(to))
+        if not code:
+            raise ValueError(f"no contract at {to}")
+        caller = to_canonical_address(sender) if sender is not None else b"\x00" * 20
+        computation = vm.execute_bytecode(
+            origin=caller,
+            gas_price=0,
+            gas=CALL_GAS,
+            to=to_canonical_address(to),
+            sender=caller,
+            value=0,
+            data=data,
+            code=code,
+        )
+        if computation.is_error:
+            raise CallReverted(revert_reason(computation))
+        return computation.output
+
+    def _head_state(self):
+        return self._chain.get_vm(self._chain.get_canonical_head()).state
+
+    def export(self, dirpath: str | Path) -> None:
+        """Write ``blocks.jsonl``, ``receipts.jsonl`` and ``events.jsonl`` to ``dirpath``.
+
+        The files depend only on the chain's history, so equal histories
+        give byte-identical files.
+        """
+        directory = Path(dirpath)
+        directory.mkdir(parents=True, exist_ok=True)
+        _write_jsonl(directory / "blocks.jsonl", self._blocks())
+        _write_jsonl(directory / "receipts.jsonl", (self._receipt_row(r) for r in self._receipts))
+        _write_jsonl(directory / "events.jsonl", self._events())
+
+    def _blocks(self):
+        for number in range(self.block_number + 1):
+            block = self._chain.get_canonical_block_by_number(number)
+            header = block.header
+            yield {
+                "number": number,
+                "hash": header.hash,
+                "parent_hash": header.parent_hash,
+                "timestamp": header.timestamp,
+                "gas_limit": header.gas_limit,
+                "gas_used": header.gas_used,
+                "base_fee_per_gas_wei": header.base_fee_per_gas,
+                "state_root": header.state_root,
+                "transactions_root": header.transaction_root,
+                "receipts_root": header.receipt_root,
+                "transactions": [tx.hash for tx in block.transactions],
+            }
+
+    @staticmethod
+    def _receipt_row(receipt: Receipt) -> dict:
+        row = asdict(receipt)
+        row["logs"] = [asdict(log) for log in receipt.logs]
+        return row
+
+    def _events(self):
+        log_index = 0
+        block_number = None
+        for receipt in self._receipts:
+            if receipt.block_number != block_number:
+                log_index, block_number = 0, receipt.block_number
+            for log in receipt.logs:
+                decoded = self.decode(log)
+                row = {
+                    "block_number": receipt.block_number,
+                    "tx_hash": receipt.tx_hash,
+                    "log_index": log_index,
+                    "address": log.address,
+                    "contract": None,
+                    "event": None,
+                    "args": None,
+                    "topics": list(log.topics),
+                    "data": log.data,
+                }
+                if decoded is not None:
+                    row.update(contract=decoded.contract, event=decoded.event, args=decoded.args)
+                log_index += 1
+                yield row

@@ -1,0 +1,193 @@
+"""Deploy a market on a :class:`~gridledger.contracts.chain.Chain` and talk to it.
+
+The transaction builders return signed raw transactions; the caller mines
+them with ``chain.mine(raw_txs, timestamp)`` in whatever blocks it likes.
+"""
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+from gridledger.contracts.chain import Chain, Receipt
+from gridledger.contracts.client import Wallet, decode_return, encode_call
+from gridledger.contracts.compiler import load_artifact
+from gridledger.contracts.reference import Order, priority
+
+ROLE_PROSUMER = 2
+ROLE_METER = 4
+
+# Gas limits of the market transactions, measured with margin (see the
+# contract gas tests): a limit is what a sender must afford, not what it pays.
+GAS_DEPLOY = 3_000_000
+GAS_SETUP = 150_000
+GAS_SUBMIT_ORDER = 250_000
+GAS_POST_READING = 250_000
+_GAS_CLEAR_BASE = 200_000
+_GAS_CLEAR_PER_ORDER = 40_000
+
+
+class SetupFailed(RuntimeError):
+    """A market setup transaction failed; the message names it and its reason."""
+
+
+@dataclass(frozen=True)
+class MarketAddresses:
+    """Checksummed addresses of one market's contracts."""
+
+    registry: str
+    token: str
+    auction: str
+    settlement: str
+
+
+@dataclass(frozen=True)
+class Book:
+    """Both sides of one interval's book, each in submission order."""
+
+    bids: tuple[Order, ...]
+    asks: tuple[Order, ...]
+
+
+def clear_gas(n_bids: int, n_asks: int) -> int:
+    """Gas limit for clearing a book with ``n_bids`` bids and ``n_asks`` asks."""
+    return _GAS_CLEAR_BASE + _GAS_CLEAR_PER_ORDER * (n_bids + n_asks)
+
+
+def _check(receipts: Sequence[Receipt], labels: Sequence[str]) -> None:
+    for receipt, label in zip(receipts, labels, strict=True):
+        if not receipt.ok:
+            raise SetupFailed(f"market setup: {label} failed: {receipt.revert_reason}")
+
+
+def deploy_market(
+    chain: Chain,
+    operator: Wallet,
+    *,
+    prosumers: Sequence[str],
+    meters: Mapping[str, str],
+    start_timestamp: int,
+    interval_s: int,
+    gate_closure_s: int,
+    price_cap_wei_per_wh: int,
+    grid_buy_price_wei_per_wh: int,
+    grid_sell_price_wei_per_wh: int,
+    grid_fee_wei_per_wh: int,
+    endowment_wei: int,
+    operator_deposit_wei: int,
+) -> MarketAddresses:
+    """Deploy and set up a market in two blocks one second apart.
+
+    Block 1 deploys the registry, the token (its supply is every
+    endowment plus the operator deposit, minted to the operator), the
+    auction and the settlement. Block 2 grants the prosumer and meter
+    roles, binds each meter, approves the settlement once and deposits
+    ``endowment_wei`` for every prosumer and ``operator_deposit_wei`` for
+    the operator (a zero amount is skipped).
+
+    Parameters
+    ----------
+    chain : Chain
+        The chain; its funded accounts pay the gas.
+    operator : Wallet
+        Deployer: operator of the registry, owner of the token and the
+        settlement's operator account.
+    prosumers : sequence of str
+        Addresses granted the prosumer role.
+    meters : mapping of str to str
+        Prosumer address to the address of its meter.
+    start_timestamp, interval_s, gate_closure_s, price_cap_wei_per_wh
+        Auction parameters ([s since the Unix epoch], [s], [s], [wei/Wh]).
+    grid_buy_price_wei_per_wh, grid_sell_price_wei_per_wh, grid_fee_wei_per_wh
+        Settlement prices. [wei/Wh]
+    endowment_wei, operator_deposit_wei
+        Initial credits. [wei]
+
+    Raises
+    ------
+    SetupFailed
+        If any setup transaction fails, with its revert reason.
+    """
+    supply_wei = endowment_wei * len(prosumers) + operator_deposit_wei
+    deploy_registry, registry = operator.deploy(load_artifact("Registry"), gas=GAS_DEPLOY)
+    deploy_token, token = operator.deploy(load_artifact("GridToken"), supply_wei, gas=GAS_DEPLOY)
+    deploy_auction, auction = operator.deploy(
+        load_artifact("DoubleAuction"),
+        registry,
+        start_timestamp,
+        interval_s,
+        gate_closure_s,
+        price_cap_wei_per_wh,
+        gas=GAS_DEPLOY,
+    )
+    deploy_settlement, settlement = operator.deploy(
+        load_artifact("Settlement"),
+        registry,
+        auction,
+        token,
+        operator.address,
+        grid_buy_price_wei_per_wh,
+        grid_sell_price_wei_per_wh,
+        grid_fee_wei_per_wh,
+        gas=GAS_DEPLOY,
+    )
+    receipts = chain.mine([deploy_registry, deploy_token, deploy_auction, deploy_settlement], chain.timestamp + 1)
+    _check(receipts, ["deploy Registry", "deploy GridToken", "deploy DoubleAuction", "deploy Settlement"])
+    addresses = MarketAddresses(registry, token, auction, settlement)
+    for address, name in zip((registry, token, auction, settlement), ("Registry", "GridToken", "DoubleAuction", "Settlement")):
+        chain.label(address, name)
+
+    calls: list[tuple[str, str, str, tuple]] = []
+    calls += [(f"grant prosumer role to {p}", registry, "grant_role", (p, ROLE_PROSUMER)) for p in prosumers]
+    calls += [(f"grant meter role to {m}", registry, "grant_role", (m, ROLE_METER)) for m in meters.values()]
+    calls += [(f"bind meter {m} to {p}", registry, "bind_meter", (m, p)) for p, m in meters.items()]
+    calls.append(("approve settlement", token, "approve", (settlement, supply_wei)))
+    if endowment_wei:
+        calls += [(f"deposit for {p}", settlement, "deposit_for", (p, endowment_wei)) for p in prosumers]
+    if operator_deposit_wei:
+        calls.append(("deposit for operator", settlement, "deposit_for", (operator.address, operator_deposit_wei)))
+    contract_of = {registry: "Registry", token: "GridToken", settlement: "Settlement"}
+    raw_txs = [
+        operator.transact(to, encode_call(contract_of[to], function, *args), gas=GAS_SETUP)
+        for _, to, function, args in calls
+    ]
+    _check(chain.mine(raw_txs, chain.timestamp + 1), [label for label, *_ in calls])
+    return addresses
+
+
+def submit_order(
+    wallet: Wallet, addresses: MarketAddresses, interval: int, *, is_ask: bool, energy_wh: int, price_wei_per_wh: int
+) -> bytes:
+    """Signed ``DoubleAuction.submit_order`` of ``wallet``'s prosumer."""
+    data = encode_call("DoubleAuction", "submit_order", interval, is_ask, energy_wh, price_wei_per_wh)
+    return wallet.transact(addresses.auction, data, gas=GAS_SUBMIT_ORDER)
+
+
+def sorted_order(interval_book: Book) -> tuple[list[int], list[int]]:
+    """Priority permutations (bid order, ask order) that ``clear`` expects."""
+    return priority(interval_book.bids, is_ask=False), priority(interval_book.asks, is_ask=True)
+
+
+def clear(operator: Wallet, addresses: MarketAddresses, interval: int, interval_book: Book) -> bytes:
+    """Signed ``DoubleAuction.clear`` of ``interval`` with ``interval_book``'s priority order."""
+    bid_order, ask_order = sorted_order(interval_book)
+    data = encode_call("DoubleAuction", "clear", interval, bid_order, ask_order)
+    return operator.transact(addresses.auction, data, gas=clear_gas(len(interval_book.bids), len(interval_book.asks)))
+
+
+def post_reading(meter: Wallet, addresses: MarketAddresses, interval: int, *, import_wh: int, export_wh: int) -> bytes:
+    """Signed ``Settlement.post_reading`` of ``meter`` for ``interval``."""
+    data = encode_call("Settlement", "post_reading", interval, import_wh, export_wh)
+    return meter.transact(addresses.settlement, data, gas=GAS_POST_READING)
+
+
+def read(chain: Chain, address: str, contract: str, function: str, *args):
+    """Value of the view ``contract.function(*args)`` at ``address``, at the head."""
+    return decode_return(contract, function, chain.call(address, encode_call(contract, function, *args)))
+
+
+def book(chain: Chain, addresses: MarketAddresses, interval: int) -> Book:
+    """Both sides of ``interval``'s book as stored on chain."""
+    bids, asks = (
+        tuple(Order(*order) for order in read(chain, addresses.auction, "DoubleAuction", "orders", interval, is_ask))
+        for is_ask in (False, True)
+    )
+    return Book(bids, asks)

@@ -1,0 +1,144 @@
+"""Shared set-up of the contract tests: a seeded market on a fresh chain.
+
+Tests import this module directly; it holds no pytest fixtures so each
+test module states its own fixture scope.
+"""
+
+from dataclasses import dataclass
+
+from gridledger.contracts import market as mk
+from gridledger.contracts.chain import Chain, Receipt
+from gridledger.contracts.client import Wallet, encode_call
+from gridledger.contracts.keys import derive_account
+from gridledger.contracts.reference import Order
+
+SEED = 20260101
+GENESIS_TIMESTAMP = 1_767_225_600  # 2026-01-01T00:00:00Z
+START_TIMESTAMP = GENESIS_TIMESTAMP + 3600
+INTERVAL_S = 900
+GATE_CLOSURE_S = 300
+# 0.01 token/kWh in token base units per Wh.
+CENT_PER_KWH = 10**13
+PRICE_CAP_WEI_PER_WH = 100 * CENT_PER_KWH
+GRID_BUY_PRICE_WEI_PER_WH = 30 * CENT_PER_KWH
+GRID_SELL_PRICE_WEI_PER_WH = 5 * CENT_PER_KWH
+GRID_FEE_WEI_PER_WH = 2 * CENT_PER_KWH
+ENDOWMENT_WEI = 100 * 10**18
+OPERATOR_DEPOSIT_WEI = 1000 * 10**18
+
+
+def reverted(receipt: Receipt, reason: str) -> bool:
+    """True if ``receipt`` failed with exactly ``reason``."""
+    return receipt.status == 0 and receipt.revert_reason == reason
+
+
+@dataclass
+class Market:
+    """A deployed market with its wallets; intervals are used up one by one."""
+
+    chain: Chain
+    operator: Wallet
+    prosumers: list[Wallet]
+    meters: list[Wallet]
+    outsider: Wallet
+    addresses: mk.MarketAddresses
+
+    def gate(self, interval: int) -> int:
+        """Gate closure of ``interval``. [s since the Unix epoch]"""
+        return START_TIMESTAMP + interval * INTERVAL_S - GATE_CLOSURE_S
+
+    def end(self, interval: int) -> int:
+        """End of ``interval``. [s since the Unix epoch]"""
+        return START_TIMESTAMP + (interval + 1) * INTERVAL_S
+
+    def next_interval(self) -> int:
+        """First interval whose gate is still open one second after the head."""
+        return max(0, (self.chain.timestamp + 1 + GATE_CLOSURE_S - START_TIMESTAMP) // INTERVAL_S + 1)
+
+    def mine(self, raw_txs: list[bytes], timestamp: int | None = None) -> list[Receipt]:
+        """Mine ``raw_txs`` at ``timestamp`` (default: one second after the head)."""
+        return self.chain.mine(raw_txs, self.chain.timestamp + 1 if timestamp is None else timestamp)
+
+    def address(self, contract: str) -> str:
+        """Address of the market's ``contract``."""
+        return {
+            "Registry": self.addresses.registry,
+            "GridToken": self.addresses.token,
+            "DoubleAuction": self.addresses.auction,
+            "Settlement": self.addresses.settlement,
+        }[contract]
+
+    def call_tx(self, wallet: Wallet, contract: str, function: str, *args, gas: int = 500_000) -> bytes:
+        """Signed call of ``contract.function(*args)`` by ``wallet``."""
+        return wallet.transact(self.address(contract), encode_call(contract, function, *args), gas=gas)
+
+    def read(self, contract: str, function: str, *args):
+        """View ``contract.function(*args)`` at the head."""
+        return mk.read(self.chain, self.address(contract), contract, function, *args)
+
+    def submit_book(self, interval: int, bids: list[tuple[int, int]], asks: list[tuple[int, int]]) -> mk.Book:
+        """Submit (energy_wh, price_wei_per_wh) bids and asks one second after the head.
+
+        Bids come from the first prosumers, asks from the next ones;
+        returns the book as the reference sees it.
+        """
+        wallets = iter(self.prosumers)
+        raw_txs, bid_orders, ask_orders = [], [], []
+        for side, orders, out in ((False, bids, bid_orders), (True, asks, ask_orders)):
+            for energy_wh, price_wei_per_wh in orders:
+                wallet = next(wallets)
+                raw_txs.append(
+                    mk.submit_order(
+                        wallet,
+                        self.addresses,
+                        interval,
+                        is_ask=side,
+                        energy_wh=energy_wh,
+                        price_wei_per_wh=price_wei_per_wh,
+                    )
+                )
+                out.append(Order(wallet.address, energy_wh, price_wei_per_wh))
+        receipts = self.mine(raw_txs)
+        assert all(r.ok for r in receipts), [r.revert_reason for r in receipts if not r.ok]
+        return mk.Book(tuple(bid_orders), tuple(ask_orders))
+
+    def clear(self, interval: int, book: mk.Book) -> Receipt:
+        """Clear ``interval`` at its gate with ``book``'s priority order."""
+        (receipt,) = self.mine([mk.clear(self.operator, self.addresses, interval, book)], self.gate(interval))
+        return receipt
+
+
+def new_market(n_prosumers: int, *, seed: int = SEED, with_meters: bool = True) -> Market:
+    """Deploy a market with ``n_prosumers`` prosumers (and one meter each)."""
+    operator = derive_account(seed, "operator")
+    prosumers = [derive_account(seed, f"prosumer/{i}") for i in range(n_prosumers)]
+    meters = [derive_account(seed, f"meter/{i}") for i in range(n_prosumers)] if with_meters else []
+    outsider = derive_account(seed, "outsider")
+    chain = Chain(
+        [a.address for a in (operator, outsider, *prosumers, *meters)],
+        genesis_timestamp=GENESIS_TIMESTAMP,
+    )
+    operator_wallet = chain.wallet(operator)
+    addresses = mk.deploy_market(
+        chain,
+        operator_wallet,
+        prosumers=[p.address for p in prosumers],
+        meters={p.address: m.address for p, m in zip(prosumers, meters)},
+        start_timestamp=START_TIMESTAMP,
+        interval_s=INTERVAL_S,
+        gate_closure_s=GATE_CLOSURE_S,
+        price_cap_wei_per_wh=PRICE_CAP_WEI_PER_WH,
+        grid_buy_price_wei_per_wh=GRID_BUY_PRICE_WEI_PER_WH,
+        grid_sell_price_wei_per_wh=GRID_SELL_PRICE_WEI_PER_WH,
+        grid_fee_wei_per_wh=GRID_FEE_WEI_PER_WH,
+        endowment_wei=ENDOWMENT_WEI,
+        operator_deposit_wei=OPERATOR_DEPOSIT_WEI,
+    )
+    return Market(
+        chain=chain,
+        operator=operator_wallet,
+        prosumers=[chain.wallet(p) for p in prosumers],
+        meters=[chain.wallet(m) for m in meters],
+        outsider=chain.wallet(outsider),
+        addresses=addresses,
+    )

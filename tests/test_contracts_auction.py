@@ -1,0 +1,179 @@
+"""DoubleAuction on a real py-evm chain against the Python reference clearing."""
+
+import pytest
+from contract_helpers import CENT_PER_KWH as CENT
+from contract_helpers import PRICE_CAP_WEI_PER_WH, Market, new_market
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gridledger.contracts import market as mk
+from gridledger.contracts.reference import Clearing, Order, clear_uniform
+
+MAX_SIDE = 20
+
+
+@pytest.fixture(scope="module")
+def market() -> Market:
+    return new_market(2 * MAX_SIDE)
+
+
+def _run(market: Market, bids, asks) -> tuple[mk.Book, Clearing, list]:
+    """Submit, read back and clear one book; returns (book, on-chain clearing, clear events)."""
+    interval = market.next_interval()
+    book = market.submit_book(interval, bids, asks)
+    assert mk.book(market.chain, market.addresses, interval) == book
+    receipt = market.clear(interval, book)
+    assert receipt.ok, receipt.revert_reason
+    positions = {}
+    for order in (*book.bids, *book.asks):
+        position_wh = market.read("DoubleAuction", "position_wh", interval, order.account)
+        if position_wh:
+            positions[order.account] = position_wh
+    clearing = Clearing(
+        market.read("DoubleAuction", "clearing_price_wei_per_wh", interval),
+        market.read("DoubleAuction", "cleared_volume_wh", interval),
+        positions,
+    )
+    assert market.read("DoubleAuction", "cleared", interval)
+    return book, clearing, [market.chain.decode(log) for log in receipt.logs]
+
+
+def _assert_events_match(clearing: Clearing, events) -> None:
+    *trades, cleared = events
+    assert cleared.event == "Cleared"
+    assert (cleared.args["price_wei_per_wh"], cleared.args["volume_wh"]) == (
+        clearing.price_wei_per_wh,
+        clearing.volume_wh,
+    )
+    assert {e.args["account"]: e.args["position_wh"] for e in trades} == clearing.positions_wh
+    assert len(trades) == len(clearing.positions_wh)
+
+
+def _assert_clearing_properties(book: mk.Book, clearing: Clearing) -> None:
+    """Budget balance, individual rationality and no remaining crossing orders."""
+    positions = clearing.positions_wh
+    assert sum(positions.values()) == 0
+    assert sum(q for q in positions.values() if q > 0) == clearing.volume_wh
+    for bid in book.bids:
+        assert -bid.energy_wh <= positions.get(bid.account, 0) <= 0
+        if positions.get(bid.account):
+            assert bid.price_wei_per_wh >= clearing.price_wei_per_wh
+    for ask in book.asks:
+        assert 0 <= positions.get(ask.account, 0) <= ask.energy_wh
+        if positions.get(ask.account):
+            assert ask.price_wei_per_wh <= clearing.price_wei_per_wh
+    open_bids = [b.price_wei_per_wh for b in book.bids if -positions.get(b.account, 0) < b.energy_wh]
+    open_asks = [a.price_wei_per_wh for a in book.asks if positions.get(a.account, 0) < a.energy_wh]
+    if open_bids and open_asks:
+        assert max(open_bids) < min(open_asks)
+    if clearing.volume_wh == 0:
+        assert clearing.price_wei_per_wh == 0
+
+
+# Hand-computed books. Bids come from prosumers b0, b1, ..., asks from a0, a1, ...
+# in submission order; prices in CENT = 0.01 token/kWh = 1e13 wei/Wh.
+HAND_BOOKS = [
+    pytest.param(
+        # Sorted bids b0 30, b1 25, b2 10; asks a0 12, a1 20 (+1 wei), a2 28.
+        # b0-a0 trade 250, b0-a1 50, b1-a1 150 (b1 filled 150 of 200); b1 25 < a2 28 stops.
+        # Marginal pair b1/a1: floor((25 + 20) * CENT + 1) / 2) = 22.5 * CENT.
+        [(300, 30 * CENT), (200, 25 * CENT), (100, 10 * CENT)],
+        [(250, 12 * CENT), (200, 20 * CENT + 1), (100, 28 * CENT)],
+        225 * CENT // 10,
+        450,
+        {"b0": -300, "b1": -150, "a0": 250, "a1": 200},
+        id="partial-marginal-fill",
+    ),
+    pytest.param(
+        # Bids tie at 20: b0 (submitted first) fills 60 from a0 and 40 from a1,
+        # b1 gets the remaining 20 of a1. Asks tie at 15. Price (20 + 15) / 2 = 17.5.
+        [(100, 20 * CENT), (100, 20 * CENT)],
+        [(60, 15 * CENT), (60, 15 * CENT)],
+        175 * CENT // 10,
+        120,
+        {"b0": -100, "b1": -20, "a0": 60, "a1": 60},
+        id="tie-on-price",
+    ),
+    pytest.param(
+        # Lower-index ask first among equal prices even when submitted with a larger
+        # quantity; the bid equal to the ask price trades at exactly that price.
+        [(50, 15 * CENT)],
+        [(80, 15 * CENT), (30, 15 * CENT)],
+        15 * CENT,
+        50,
+        {"b0": -50, "a0": 50},
+        id="tie-bid-equals-ask",
+    ),
+    pytest.param(
+        # Best bid 10 below best ask 12: nothing trades.
+        [(100, 10 * CENT), (100, 9 * CENT)],
+        [(100, 12 * CENT)],
+        0,
+        0,
+        {},
+        id="no-trade",
+    ),
+    pytest.param([], [], 0, 0, {}, id="empty-book"),
+]
+
+
+@pytest.mark.parametrize("bids, asks, price, volume, positions", HAND_BOOKS)
+def test_hand_computed_books_clear_as_written(market, bids, asks, price, volume, positions):
+    names = [f"b{i}" for i in range(len(bids))] + [f"a{j}" for j in range(len(asks))]
+    account = {name: wallet.address for name, wallet in zip(names, market.prosumers)}
+    expected = Clearing(price, volume, {account[name]: q for name, q in positions.items()})
+    book, on_chain, events = _run(market, bids, asks)
+    assert clear_uniform(book.bids, book.asks) == expected
+    assert on_chain == expected
+    _assert_events_match(expected, events)
+
+
+PRICES = st.one_of(
+    st.sampled_from([k * 5 * CENT for k in range(1, 13)]),  # coarse grid: many equal prices
+    st.integers(1, PRICE_CAP_WEI_PER_WH),
+)
+SIDE = st.lists(st.tuples(st.integers(1, 1000), PRICES), min_size=1, max_size=MAX_SIDE)
+
+
+@settings(max_examples=30, deadline=None)
+@given(bids=SIDE, asks=SIDE)
+def test_onchain_clearing_equals_reference(market, bids, asks):
+    book, on_chain, events = _run(market, bids, asks)
+    expected = clear_uniform(book.bids, book.asks)
+    assert on_chain == expected
+    _assert_events_match(expected, events)
+    _assert_clearing_properties(book, on_chain)
+
+
+def _book(draw_bids, draw_asks) -> mk.Book:
+    bids = tuple(Order(f"b{i}", q, p) for i, (q, p) in enumerate(draw_bids))
+    asks = tuple(Order(f"a{j}", q, p) for j, (q, p) in enumerate(draw_asks))
+    return mk.Book(bids, asks)
+
+
+@settings(max_examples=300, deadline=None)
+@given(bids=SIDE, asks=SIDE)
+def test_uniform_clearing_is_budget_balanced_and_individually_rational(bids, asks):
+    book = _book(bids, asks)
+    _assert_clearing_properties(book, clear_uniform(book.bids, book.asks))
+
+
+def test_reference_rejects_two_orders_of_one_account():
+    with pytest.raises(ValueError, match="one order per interval"):
+        clear_uniform([Order("x", 1, 2)], [Order("x", 1, 1)])
+
+
+def test_order_views_read_single_orders(market):
+    interval = market.next_interval()
+    book = market.submit_book(interval, [(10, 7 * CENT)], [(20, 5 * CENT), (30, 6 * CENT)])
+    assert market.read("DoubleAuction", "order_count", interval, False) == 1
+    assert market.read("DoubleAuction", "order_count", interval, True) == 2
+    assert market.read("DoubleAuction", "order", interval, True, 1) == (book.asks[1].account, 30, 6 * CENT)
+    assert market.read("DoubleAuction", "has_order", interval, book.bids[0].account)
+    assert market.read("DoubleAuction", "gate_timestamp", interval) == market.gate(interval)
+    assert market.read("DoubleAuction", "interval_end_timestamp", interval) == market.end(interval)
+
+
+def test_sorted_order_gives_priority_permutations():
+    book = _book([(1, 5), (1, 9), (1, 5)], [(1, 5), (1, 2), (1, 5)])
+    assert mk.sorted_order(book) == ([1, 0, 2], [1, 0, 2])
