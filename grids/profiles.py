@@ -8,9 +8,9 @@ from its own random stream, so adding prosumers leaves the first ones'
 profiles unchanged.
 
 The clock of ``start`` is read as local standard time and taken as local
-solar time (longitude offset within the time zone and the equation of time,
-up to about +/-30 min together, are neglected); if ``start`` is
-time-zone aware its daylight-saving offset is removed first.
+solar time: the longitude offset within the time zone (up to +/-30 min in a
+15-degree zone) and the equation of time (up to +/-16 min) are neglected. If
+``start`` is time-zone aware, its daylight-saving offset is removed first.
 """
 
 from datetime import datetime, timedelta
