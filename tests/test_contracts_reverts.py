@@ -1,0 +1,260 @@
+"""Revert matrix: every assert of every contract fires once, with its exact reason."""
+
+from dataclasses import dataclass
+
+import pytest
+import vyper
+from contract_helpers import CENT_PER_KWH as CENT
+from contract_helpers import (
+    GATE_CLOSURE_S,
+    GRID_BUY_PRICE_WEI_PER_WH,
+    GRID_FEE_WEI_PER_WH,
+    GRID_SELL_PRICE_WEI_PER_WH,
+    INTERVAL_S,
+    PRICE_CAP_WEI_PER_WH,
+    SEED,
+    START_TIMESTAMP,
+    Market,
+    new_market,
+    reverted,
+)
+
+from gridledger.contracts import market as mk
+from gridledger.contracts.chain import CallReverted
+from gridledger.contracts.client import encode_call
+from gridledger.contracts.compiler import load_artifact
+
+ZERO = "0x" + "00" * 20
+MAX_ENERGY_WH = 10**12
+
+
+@dataclass
+class Scene:
+    """A market with one settled interval and one interval past its gate, not cleared."""
+
+    market: Market
+    settled: int
+    pending: int
+
+
+@pytest.fixture(scope="module")
+def scene() -> Scene:
+    market = new_market(6)
+    settled = market.next_interval()
+    pending = settled + 1
+    book = market.submit_book(settled, [(100, 20 * CENT)], [(100, 10 * CENT)])
+    market.submit_book(pending, [(10, 10 * CENT), (10, 30 * CENT), (10, 20 * CENT), (10, 20 * CENT)], [(10, 5 * CENT), (10, 8 * CENT)])
+    assert market.clear(settled, book).ok
+    receipts = market.mine(
+        [
+            mk.post_reading(market.meters[0], market.addresses, settled, import_wh=0, export_wh=0),
+            # A huge import drives prosumer 5's credit below zero.
+            mk.post_reading(market.meters[5], market.addresses, settled, import_wh=MAX_ENERGY_WH, export_wh=0),
+        ],
+        market.end(settled),
+    )
+    assert all(r.ok for r in receipts)
+    assert market.read("Settlement", "credit_wei", market.prosumers[5].address) < 0
+    return Scene(market, settled, pending)
+
+
+def _tx(scene: Scene, who: str, contract: str, function: str, *args) -> bytes:
+    market = scene.market
+    wallet = {
+        "operator": market.operator,
+        "outsider": market.outsider,
+        "prosumer": market.prosumers[1],
+        "broke prosumer": market.prosumers[5],
+        "meter": market.meters[1],
+        "meter0": market.meters[0],
+    }[who]
+    return market.call_tx(wallet, contract, function, *args, gas=1_000_000)
+
+
+def _addr(scene: Scene, who: str) -> str:
+    market = scene.market
+    return {
+        "operator": market.operator.address,
+        "prosumer": market.prosumers[1].address,
+        "meter": market.meters[1].address,
+        "outsider": market.outsider.address,
+    }[who]
+
+
+# (reason, who signs, contract, function, args as a function of the scene)
+CASES = [
+    ("registry: caller is not operator", "outsider", "Registry", "grant_role", lambda s: (_addr(s, "outsider"), 2)),
+    ("registry: unknown role", "operator", "Registry", "grant_role", lambda s: (_addr(s, "outsider"), 8)),
+    ("registry: account is the zero address", "operator", "Registry", "grant_role", lambda s: (ZERO, 2)),
+    ("registry: meter lacks meter role", "operator", "Registry", "bind_meter", lambda s: (_addr(s, "prosumer"), _addr(s, "prosumer"))),
+    ("registry: prosumer lacks prosumer role", "operator", "Registry", "bind_meter", lambda s: (_addr(s, "meter"), _addr(s, "outsider"))),
+    ("token: approve to the zero address", "prosumer", "GridToken", "approve", lambda s: (ZERO, 1)),
+    ("token: insufficient allowance", "outsider", "GridToken", "transferFrom", lambda s: (_addr(s, "operator"), _addr(s, "outsider"), 1)),
+    ("token: caller is not the owner", "outsider", "GridToken", "mint", lambda s: (_addr(s, "outsider"), 1)),
+    ("token: transfer to the zero address", "outsider", "GridToken", "transfer", lambda s: (ZERO, 0)),
+    ("token: transfer amount exceeds balance", "outsider", "GridToken", "transfer", lambda s: (_addr(s, "operator"), 1)),
+    ("token: mint to the zero address", "operator", "GridToken", "mint", lambda s: (ZERO, 1)),
+    ("auction: caller is not a prosumer", "outsider", "DoubleAuction", "submit_order", lambda s: (s.market.next_interval(), True, 1, 1)),
+    ("auction: zero energy", "prosumer", "DoubleAuction", "submit_order", lambda s: (s.market.next_interval(), True, 0, 1)),
+    ("auction: energy above limit", "prosumer", "DoubleAuction", "submit_order", lambda s: (s.market.next_interval(), True, MAX_ENERGY_WH + 1, 1)),
+    ("auction: zero price", "prosumer", "DoubleAuction", "submit_order", lambda s: (s.market.next_interval(), True, 1, 0)),
+    ("auction: price above cap", "prosumer", "DoubleAuction", "submit_order", lambda s: (s.market.next_interval(), True, 1, PRICE_CAP_WEI_PER_WH + 1)),
+    ("auction: gate closed", "prosumer", "DoubleAuction", "submit_order", lambda s: (s.pending, True, 1, 1)),
+    ("auction: caller is not operator", "prosumer", "DoubleAuction", "clear", lambda s: (s.pending, [1, 2, 3, 0], [0, 1])),
+    ("auction: gate open", "operator", "DoubleAuction", "clear", lambda s: (s.market.next_interval(), [], [])),
+    ("auction: already cleared", "operator", "DoubleAuction", "clear", lambda s: (s.settled, [0], [0])),
+    ("auction: order length mismatch", "operator", "DoubleAuction", "clear", lambda s: (s.pending, [1, 2, 3], [0, 1])),
+    ("auction: order index out of range", "operator", "DoubleAuction", "clear", lambda s: (s.pending, [1, 2, 3, 4], [0, 1])),
+    ("auction: order index repeated", "operator", "DoubleAuction", "clear", lambda s: (s.pending, [1, 2, 2, 0], [0, 1])),
+    ("auction: order not sorted", "operator", "DoubleAuction", "clear", lambda s: (s.pending, [2, 1, 3, 0], [0, 1])),
+    ("auction: order not sorted", "operator", "DoubleAuction", "clear", lambda s: (s.pending, [1, 3, 2, 0], [0, 1])),
+    ("auction: order not sorted", "operator", "DoubleAuction", "clear", lambda s: (s.pending, [1, 2, 3, 0], [1, 0])),
+    ("settlement: zero amount", "operator", "Settlement", "deposit_for", lambda s: (_addr(s, "prosumer"), 0)),
+    ("settlement: zero amount", "prosumer", "Settlement", "withdraw", lambda s: (0,)),
+    ("token: insufficient allowance", "outsider", "Settlement", "deposit_for", lambda s: (_addr(s, "prosumer"), 1)),
+    ("settlement: withdraw above credit", "prosumer", "Settlement", "withdraw", lambda s: (10**30,)),
+    ("settlement: withdraw above credit", "broke prosumer", "Settlement", "withdraw", lambda s: (1,)),
+    ("settlement: caller is not a bound meter", "prosumer", "Settlement", "post_reading", lambda s: (s.settled, 0, 0)),
+    ("settlement: interval not cleared", "meter", "Settlement", "post_reading", lambda s: (s.pending, 0, 0)),
+    ("settlement: reading exists", "meter0", "Settlement", "post_reading", lambda s: (s.settled, 0, 0)),
+    ("settlement: energy above limit", "meter", "Settlement", "post_reading", lambda s: (s.settled, 0, MAX_ENERGY_WH + 1)),
+]
+
+
+@pytest.mark.parametrize(
+    "reason, who, contract, function, args",
+    CASES,
+    ids=[f"{c[0]}|{c[3]}|{i}" for i, c in enumerate(CASES)],
+)
+def test_transaction_reverts_with_exact_reason(scene, reason, who, contract, function, args):
+    (receipt,) = scene.market.mine([_tx(scene, who, contract, function, *args(scene))])
+    assert reverted(receipt, reason), receipt.revert_reason
+    assert receipt.block_number == scene.market.chain.block_number
+
+
+def test_second_order_of_an_account_reverts(scene):
+    market = scene.market
+    interval = market.next_interval()
+    first, second = (
+        mk.submit_order(market.prosumers[2], market.addresses, interval, is_ask=is_ask, energy_wh=1, price_wei_per_wh=1)
+        for is_ask in (True, False)
+    )
+    receipts = market.mine([first, second])
+    assert receipts[0].ok
+    assert reverted(receipts[1], "auction: order exists")
+
+
+def test_reading_before_interval_end_reverts(scene):
+    market = scene.market
+    interval = market.next_interval()
+    assert market.clear(interval, mk.book(market.chain, market.addresses, interval)).ok
+    (receipt,) = market.mine([mk.post_reading(market.meters[1], market.addresses, interval, import_wh=0, export_wh=0)])
+    assert market.chain.timestamp < market.end(interval)
+    assert reverted(receipt, "settlement: interval not ended")
+
+
+def test_deposit_beyond_the_payers_balance_reverts_in_the_token(scene):
+    market = scene.market
+    payer = market.prosumers[3]
+    receipts = market.mine(
+        [
+            market.call_tx(payer, "GridToken", "approve", market.addresses.settlement, 1),
+            market.call_tx(payer, "Settlement", "deposit_for", payer.address, 1),
+        ]
+    )
+    assert receipts[0].ok
+    assert reverted(receipts[1], "token: transfer amount exceeds balance")
+
+
+def test_missing_order_view_reverts_with_reason(scene):
+    data = encode_call("DoubleAuction", "order", scene.pending, True, 99)
+    with pytest.raises(CallReverted) as raised:
+        scene.market.chain.call(scene.market.addresses.auction, data)
+    assert raised.value.reason == "auction: no such order"
+
+
+def test_revoking_the_meter_role_unbinds_the_meter(scene):
+    market = scene.market
+    meter = market.meters[4]
+    (receipt,) = market.mine([_tx(scene, "operator", "Registry", "revoke_role", meter.address, 4)])
+    assert receipt.ok
+    assert market.read("Registry", "prosumer_of_meter", meter.address) == ZERO
+    assert not market.read("Registry", "has_role", meter.address, 4)
+    (receipt,) = market.mine([mk.post_reading(meter, market.addresses, scene.settled, import_wh=0, export_wh=0)])
+    assert reverted(receipt, "settlement: caller is not a bound meter")
+    (receipt,) = market.mine([_tx(scene, "outsider", "Registry", "revoke_role", meter.address, 4)])
+    assert reverted(receipt, "registry: caller is not operator")
+
+
+@pytest.mark.parametrize(
+    "reason, contract, args",
+    [
+        ("auction: zero interval", "DoubleAuction", lambda reg: (reg, START_TIMESTAMP, 0, GATE_CLOSURE_S, 1)),
+        ("auction: gate closure before epoch", "DoubleAuction", lambda reg: (reg, 10, INTERVAL_S, 11, 1)),
+        ("auction: price cap out of range", "DoubleAuction", lambda reg: (reg, START_TIMESTAMP, INTERVAL_S, GATE_CLOSURE_S, 0)),
+        ("settlement: operator is the zero address", "Settlement", lambda reg: (reg, reg, reg, ZERO, 1, 1, 1)),
+        ("settlement: price out of range", "Settlement", lambda reg: (reg, reg, reg, reg, 10**24 + 1, 1, 1)),
+    ],
+)
+def test_constructor_reverts_with_exact_reason(scene, reason, contract, args):
+    market = scene.market
+    raw, _ = market.operator.deploy(load_artifact(contract), *args(market.addresses.registry))
+    (receipt,) = market.mine([raw])
+    assert reverted(receipt, reason), receipt.revert_reason
+    assert receipt.contract_address is None
+
+
+def test_full_book_side_rejects_one_more_order():
+    market = new_market(257, with_meters=False)
+    interval = market.next_interval()
+    book = market.submit_book(interval, [(1, 1 + i) for i in range(256)], [])
+    (receipt,) = market.mine(
+        [mk.submit_order(market.prosumers[256], market.addresses, interval, is_ask=False, energy_wh=1, price_wei_per_wh=1)]
+    )
+    assert reverted(receipt, "auction: book full")
+    assert market.clear(interval, book).ok
+
+
+FALSE_TOKEN = """
+# pragma version ~=0.4.3
+@external
+def transfer(to: address, amount: uint256) -> bool:
+    return False
+
+@external
+def transferFrom(sender: address, to: address, amount: uint256) -> bool:
+    return False
+"""
+
+
+def test_token_returning_false_reverts_deposit_and_withdraw():
+    market = new_market(1, seed=SEED + 1)
+    false_token = vyper.compile_code(FALSE_TOKEN, output_formats=["abi", "bytecode"])
+    operator, meter, prosumer = market.operator, market.meters[0], market.prosumers[0]
+    token_raw, token = operator.deploy(false_token)
+    settlement_raw, settlement = operator.deploy(
+        load_artifact("Settlement"),
+        market.addresses.registry,
+        market.addresses.auction,
+        token,
+        operator.address,
+        GRID_BUY_PRICE_WEI_PER_WH,
+        GRID_SELL_PRICE_WEI_PER_WH,
+        GRID_FEE_WEI_PER_WH,
+    )
+    assert all(r.ok for r in market.mine([token_raw, settlement_raw]))
+    interval = market.next_interval()
+    assert market.clear(interval, mk.Book((), ())).ok
+    receipts = market.mine(
+        [
+            operator.transact(settlement, encode_call("Settlement", "deposit_for", prosumer.address, 1), gas=200_000),
+            # 10 Wh imported off-market credits the operator 10 * buy price...
+            meter.transact(settlement, encode_call("Settlement", "post_reading", interval, 10, 0), gas=200_000),
+            # ...which the token then fails to pay out.
+            operator.transact(settlement, encode_call("Settlement", "withdraw", 1), gas=200_000),
+        ],
+        market.end(interval),
+    )
+    assert reverted(receipts[0], "settlement: token transfer failed")
+    assert receipts[1].ok
+    assert reverted(receipts[2], "settlement: token transfer failed")
