@@ -43,6 +43,7 @@ class LedgerRecord:
     def __init__(self, sc: Scenario, prosumer_addresses: list[str]):
         n_int, n_pro = sc.study.n_intervals, len(sc.prosumers)
         self.sc = sc
+        self.addresses = prosumer_addresses
         self.index_of = {a: i for i, a in enumerate(prosumer_addresses)}
         self.price = np.full(n_int, np.nan)
         self.volume_wh = np.zeros(n_int, dtype=np.int64)
@@ -81,6 +82,7 @@ class LedgerRecord:
 
     def write(self, run_dir: Path, **attrs: object) -> None:
         part = Part(self.sc, "ledger", token_supply_conserved=int(self.supply_conserved), **attrs)
+        part.add("address", ("prosumer",), np.array(self.addresses, dtype=object), "1", "prosumer's account on chain")
         part.add("clearing_price_per_kwh", ("interval",), self.price, "token/kWh", "uniform clearing price")
         part.add("cleared_volume_wh", ("interval",), self.volume_wh, "Wh", "energy matched peer to peer")
         part.add("gas_used", ("interval",), self.gas_used, "gas", "gas used by blocks mined in the interval")

@@ -18,8 +18,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import resource
 import signal
 import sys
+import time
 import traceback
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,8 +29,12 @@ from typing import Callable, Iterator
 
 import helics as h
 
+from gridledger.interfaces import FEDERATES
+from gridledger.results import collect_if_complete
+
 EXIT_FAILED = 1
 EXIT_STOPPED_BY_PEER = 3
+LAUNCHED_AT_ENV = "GRIDLEDGER_LAUNCHED_AT"
 
 log = logging.getLogger("gridledger.federate")
 
@@ -44,6 +50,7 @@ class Shell:
         self.name = name
         self.stop_s = stop_s
         self.granted_s = 0.0
+        self._wall = {"created": time.time(), "entered": None, "waiting_s": 0.0}
         self._progress = run_dir / "progress" / f"{name}.json"
         self._progress.parent.mkdir(parents=True, exist_ok=True)
         self._fed = h.helicsCreateCombinationFederateFromConfig(str(run_dir / "helics" / f"{name}.json"))
@@ -67,6 +74,7 @@ class Shell:
     def enter(self) -> None:
         """Enter executing mode (time 0)."""
         self._call(h.helicsFederateEnterExecutingMode)
+        self._wall["entered"] = time.time()
         self.report("computing")
 
     def _call(self, function) -> None:
@@ -78,10 +86,13 @@ class Shell:
     def advance(self, time_s: float) -> float:
         """Request `time_s` and return the granted time. [s]"""
         self.report("waiting", requested_s=time_s)
+        asked = time.perf_counter()
         try:
             self.granted_s = h.helicsFederateRequestTime(self._fed, time_s)
         except h.HelicsException as exc:
             raise FederationStopped(str(exc)) from None
+        finally:
+            self._wall["waiting_s"] += time.perf_counter() - asked
         self.report("computing")
         return self.granted_s
 
@@ -116,9 +127,24 @@ class Shell:
         h.helicsFederateFree(self._fed)
         h.helicsCloseLibrary()
 
+    def timing(self) -> dict[str, float | None]:
+        """Wall-clock split of this process so far: start-up, waiting on HELICS, own work. [s]"""
+        now, wall = time.time(), self._wall
+        launched = float(os.environ.get(LAUNCHED_AT_ENV, wall["created"]))
+        entered = wall["entered"] or now
+        return {
+            "startup_s": entered - launched,
+            "waiting_s": wall["waiting_s"],
+            "compute_s": now - entered - wall["waiting_s"],
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        }
+
     def report(self, state: str, **extra: object) -> None:
+        """Write this federate's progress record (read by the launcher and `make bench`)."""
         record = {"federate": self.name, "state": state, "time_s": self.granted_s,
                   "stop_s": self.stop_s, "pid": os.getpid(), **extra}
+        if state in ("done", "stopped", "failed"):
+            record["timing"] = self.timing()
         tmp = self._progress.with_suffix(".tmp")
         tmp.write_text(json.dumps(record))
         tmp.replace(self._progress)
@@ -158,8 +184,10 @@ def run_federate(name: str, body: Callable[[Path], None], argv: list[str] | None
     signal.signal(signal.SIGTERM, _raise_on_term)
     if len(argv) != 1:
         sys.exit(f"usage: python -m gridledger.federates.{name} RUN_DIR")
+    run_dir = Path(argv[0])
     try:
-        body(Path(argv[0]))
+        body(run_dir)
+        collect_if_complete(run_dir, FEDERATES)
     except FederationStopped as exc:
         log.error("stopped: another federate failed (%s)", exc)
         sys.exit(EXIT_STOPPED_BY_PEER)

@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from gridledger.federates.shell import EXIT_STOPPED_BY_PEER, LAUNCHED_AT_ENV
 from gridledger.grids.feeders import FeederError
 from gridledger.interfaces import FEDERATES, Topology, check_wiring, federate_configs
 from gridledger.results import run_timestamp
@@ -164,11 +165,9 @@ def launch(prepared: Prepared, on_progress=None) -> Outcome:
 
     `on_progress(records)` is called on every poll with `read_progress` output.
     """
-    from gridledger.federates.shell import EXIT_STOPPED_BY_PEER
-
     run_dir, study = prepared.run_dir, prepared.study
     logs = {name: open(run_dir / "logs" / f"{name}.log", "w") for name in ("broker", *FEDERATES)}
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", LAUNCHED_AT_ENV: repr(time.time())}
     procs = {"broker": subprocess.Popen(broker_command(prepared), stdout=logs["broker"],
                                         stderr=subprocess.STDOUT, env=env)}
     for name in FEDERATES:

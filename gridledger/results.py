@@ -10,7 +10,9 @@ It reads results; it never re-simulates.
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import json
+from contextlib import contextmanager
 from importlib.metadata import version
 from pathlib import Path
 
@@ -59,20 +61,44 @@ class Part:
         return path
 
 
+@contextmanager
+def _locked(run_dir: Path):
+    """Serialise writers of results.nc (the launcher and, under helics-cli, the federates)."""
+    with open(run_dir / ".collect.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def collect_if_complete(run_dir: Path, federates: tuple[str, ...]) -> bool:
+    """Collect once every federate has written its part (how a helics-cli run gets results.nc)."""
+    from gridledger.study import load_study
+
+    run_dir = Path(run_dir)
+    if not all((run_dir / PARTS_DIR / f"{name}.nc").exists() for name in federates):
+        return False
+    collect(run_dir, load_study(run_dir / "study.yaml"), federates)
+    return True
+
+
 def collect(run_dir: Path, study, federates: tuple[str, ...]) -> tuple[xr.Dataset, dict]:
     """Merge the parts present into results.nc and compute kpis.json.
 
     Returns the merged dataset and the KPIs; a run with missing parts gets
-    ``attrs["complete"] = 0`` and KPIs from what is there.
+    ``attrs["complete"] = 0`` and ``kpis.json`` says ``complete: false``.
     """
     run_dir = Path(run_dir)
+    with _locked(run_dir):
+        return _collect(run_dir, study, federates)
+
+
+def _collect(run_dir: Path, study, federates: tuple[str, ...]) -> tuple[xr.Dataset, dict]:
     parts = {}
     for name in federates:
         path = run_dir / PARTS_DIR / f"{name}.nc"
         if path.exists():
             with xr.open_dataset(path, engine="h5netcdf") as part:
                 parts[name] = part.load()
-    merged = xr.merge([p.drop_attrs() for p in parts.values()], compat="no_conflicts", join="outer") if parts else xr.Dataset()
+    merged = xr.merge([p.drop_attrs(deep=False) for p in parts.values()], compat="no_conflicts", join="outer") if parts else xr.Dataset()
     complete = set(parts) == set(federates)
     merged.attrs = {
         "title": f"gridledger results: {study.name}",

@@ -1,0 +1,158 @@
+"""End to end: the short study with a real helics_broker, one process per federate, a real chain.
+
+Every check here recomputes from the run's outputs (results.nc and the chain
+export) with independent arithmetic or an independent pandapower run.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandapower as pp
+import pandapower.networks as pn
+import pytest
+import xarray as xr
+
+from gridledger.study import load_study
+from tests.e2e_helpers import SHORT_STUDY, events, gridledger, only_run_dir
+
+pytestmark = pytest.mark.e2e
+
+WEI_PER_TOKEN = 10**18
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    proc = gridledger("run", str(SHORT_STUDY), "--runs", str(runs))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run_dir = only_run_dir(runs, "baran-wu-short")
+    with xr.open_dataset(run_dir / "results.nc") as ds:
+        yield run_dir, ds.load(), proc.stdout
+
+
+def test_run_prints_where_results_are(run):
+    run_dir, _, stdout = run
+    assert f"results: {run_dir / 'results.nc'}" in stdout.replace("\n", "")
+
+
+def test_results_have_named_dims_units_and_real_times(run):
+    _, ds, _ = run
+    assert dict(ds.sizes) == {"time": 24, "bus": 33, "line": 37, "prosumer": 32, "interval": 8}
+    for name, var in ds.data_vars.items():
+        assert var.attrs.get("units"), f"{name} has no units"
+        assert var.attrs.get("long_name"), f"{name} has no long_name"
+    assert str(ds.time.values[0])[:19] == "2024-06-21T10:00:00"
+    assert ds.attrs["seed"] == 42 and ds.attrs["complete"] == 1
+
+
+def test_every_step_converged_and_every_meter_read(run):
+    _, ds, _ = run
+    assert int(ds.converged.sum()) == 24
+    assert (ds.meter_import_wh >= 0).all() and (ds.meter_export_wh >= 0).all()
+    assert int(ds.settled.sum()) == 8 * 32
+
+
+def test_token_supply_is_conserved(run):
+    run_dir, ds, _ = run
+    transfers = events(run_dir, "Transfer")
+    minted = sum(t["args"]["value"] for t in transfers if int(t["args"]["sender"], 16) == 0)
+    burned = sum(t["args"]["value"] for t in transfers if int(t["args"]["receiver"], 16) == 0)
+    assert minted > 0 and burned == 0
+    assert [t["block_number"] for t in transfers if int(t["args"]["sender"], 16) == 0] == [1]
+    assert ds.attrs["ledger_token_supply_conserved"] == 1
+
+
+def test_settlement_is_budget_balanced_per_interval(run):
+    run_dir, _, _ = run
+    settled = events(run_dir, "Settled")
+    by_interval: dict[int, int] = {}
+    for e in settled:
+        by_interval[e["args"]["interval"]] = by_interval.get(e["args"]["interval"], 0) + e["args"]["p2p_wei"]
+    assert by_interval and all(total == 0 for total in by_interval.values())
+
+
+def test_every_settlement_is_metered_energy_at_cleared_price_plus_imbalance_and_fee(run):
+    """Recompute each Settled event from results.nc (meters, positions, prices) and the tariffs."""
+    run_dir, ds, _ = run
+    market = load_study(run_dir / "study.yaml").market
+    buy, sell, fee = (round(x * WEI_PER_TOKEN / 1000) for x in
+                      (market.grid_buy_price_per_kwh, market.grid_sell_price_per_kwh, market.grid_fee_per_kwh))
+    price = {e["args"]["interval"]: e["args"]["price_wei_per_wh"] for e in events(run_dir, "Cleared")}
+    column = {address: i for i, address in enumerate(ds.address.values)}
+    settled = events(run_dir, "Settled")
+    assert len(settled) == 8 * 32
+    traded = 0
+    for e in settled:
+        a = e["args"]
+        k, i = a["interval"], column[a["prosumer"]]
+        imp, exp = int(ds.meter_import_wh[k, i]), int(ds.meter_export_wh[k, i])
+        q = int(ds.position_wh[k, i])
+        assert (a["import_wh"], a["export_wh"], a["position_wh"]) == (imp, exp, q)
+        deviation = (exp - imp) - q
+        expected_imbalance = sell * deviation if deviation > 0 else buy * deviation
+        assert a["p2p_wei"] == price[k] * q
+        assert a["fee_wei"] == (fee * -q if q < 0 else 0)
+        assert a["imbalance_wei"] == expected_imbalance
+        assert np.isclose(ds.p2p_token[k, i], a["p2p_wei"] / WEI_PER_TOKEN, rtol=0, atol=1e-9)
+        traded += abs(q)
+    assert traded > 0, "the short study should trade peer to peer"
+
+
+def test_cleared_trades_are_at_one_price_within_every_limit(run):
+    """Uniform price: every filled buyer bid >= price >= every filled seller ask."""
+    _, ds, _ = run
+    for k in range(1, 8):
+        filled = ds.position_wh[k] != 0
+        if not bool(filled.any()):
+            continue
+        price = float(ds.clearing_price_per_kwh[k])
+        limit = ds.order_price_per_kwh[k].where(filled)
+        asks = limit.where(ds.position_wh[k] > 0)
+        bids = limit.where(ds.position_wh[k] < 0)
+        assert float(asks.max()) <= price + 1e-12 <= float(bids.min()) + 2e-12
+        assert int(ds.position_wh[k].sum()) == 0
+        assert int(ds.position_wh[k].where(ds.position_wh[k] > 0, 0).sum()) == int(ds.cleared_volume_wh[k])
+
+
+def test_grid_voltages_equal_a_direct_pandapower_run(run):
+    """Rebuild case33bw, put each step's recorded net bus loads on it, solve, compare vm_pu."""
+    _, ds, _ = run
+    net = pn.case33bw()
+    net.load.drop(net.load.index, inplace=True)
+    for bus in net.bus.index:
+        pp.create_load(net, bus, p_mw=0.0, q_mvar=0.0)
+    for step in (0, 7, 15, 23):
+        net.load["p_mw"] = ds.p_mw.isel(time=step).values
+        net.load["q_mvar"] = ds.q_mvar.isel(time=step).values
+        pp.runpp(net, numba=False)
+        np.testing.assert_allclose(ds.vm_pu.isel(time=step).values, net.res_bus.vm_pu.values, atol=1e-7)
+        np.testing.assert_allclose(float(ds.substation_p_mw[step]), net.res_ext_grid.p_mw.sum(), atol=1e-5)
+
+
+def test_energy_balance_per_step(run):
+    """Substation import = sum of net bus loads + losses."""
+    _, ds, _ = run
+    np.testing.assert_allclose(ds.substation_p_mw, ds.p_mw.sum("bus") + ds.pl_mw, atol=1e-5)
+
+
+def test_meter_readings_integrate_prosumer_power(run):
+    """Each interval's export - import equals the integral of the DER setpoints (within 1 Wh rounding)."""
+    _, ds, _ = run
+    export_mw = ds.pv_p_mw - ds.load_p_mw - ds.battery_p_mw
+    np.testing.assert_allclose(ds.export_mw, export_mw, atol=1e-12)
+    step_wh = 300 / 3600 * 1e6
+    per_interval = (export_mw * step_wh).coarsen(time=3).sum().values
+    metered = (ds.meter_export_wh - ds.meter_import_wh).values
+    assert np.all(np.abs(per_interval - metered) <= 1.0)
+
+
+def test_kpis_match_results(run):
+    run_dir, ds, _ = run
+    kpis = json.loads((run_dir / "kpis.json").read_text())
+    assert kpis["energy_traded_kwh"] == pytest.approx(int(ds.cleared_volume_wh.sum()) / 1000)
+    assert kpis["gas_used"] == sum(r["gas_used"] for r in map(json.loads, (run_dir / "chain" / "receipts.jsonl")
+                                                           .read_text().splitlines()) if r["block_number"] and r["block_number"] > 2)
+    assert kpis["peak_import_mw"] == pytest.approx(float(ds.substation_p_mw.max()), abs=1e-6)
+    assert kpis["token_supply_conserved"] is True
