@@ -1,0 +1,41 @@
+"""Gas of the market transactions stays inside the limits the builders sign."""
+
+import pytest
+from contract_helpers import PRICE_CAP_WEI_PER_WH, Market, new_market
+
+from gridledger.contracts import market as mk
+
+
+@pytest.fixture(scope="module")
+def market() -> Market:
+    return new_market(128)
+
+
+@pytest.mark.parametrize("n_orders", [8, 32, 128])
+def test_fully_matched_book_clears_within_the_clear_gas_limit(market, n_orders):
+    n_side = n_orders // 2
+    interval = market.next_interval()
+    # Every bid outbids every ask: all orders fill, the costliest case.
+    bids = [(100 + i, PRICE_CAP_WEI_PER_WH - i) for i in range(n_side)]
+    asks = [(100 + i, 1 + i) for i in range(n_side)]
+    book = market.submit_book(interval, bids, asks)
+    receipt = market.clear(interval, book)
+    assert receipt.ok, receipt.revert_reason
+    assert receipt.gas_used <= mk.clear_gas(n_side, n_side)
+    assert len(receipt.logs) == n_orders + 1
+    readings = [
+        mk.post_reading(meter, market.addresses, interval, import_wh=5, export_wh=7)
+        for meter in market.meters[:n_orders]
+    ]
+    receipts = market.mine(readings, market.end(interval))
+    assert all(r.ok and r.gas_used <= mk.GAS_POST_READING for r in receipts)
+
+
+def test_order_submission_stays_within_its_gas_limit(market):
+    interval = market.next_interval()
+    raw_txs = [
+        mk.submit_order(wallet, market.addresses, interval, is_ask=True, energy_wh=1, price_wei_per_wh=1)
+        for wallet in market.prosumers[:4]
+    ]
+    receipts = market.mine(raw_txs)
+    assert all(r.ok and r.gas_used <= mk.GAS_SUBMIT_ORDER for r in receipts)
