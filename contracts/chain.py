@@ -7,9 +7,9 @@ at the same times give the same block hashes.
 """
 
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import eth_abi
 from eth.abc import ComputationAPI, SignedTransactionAPI
@@ -21,9 +21,8 @@ from eth.vm.forks.prague import PragueVM
 from eth_account.signers.local import LocalAccount
 from eth_keys.exceptions import BadSignature
 from eth_utils import ValidationError, keccak, to_canonical_address, to_checksum_address
-from rlp.exceptions import RLPException
-
 from gridledger.contracts.client import DecodedLog, Wallet, contract_address, decode_log
+from rlp.exceptions import RLPException
 
 CHAIN_ID = 1337
 BLOCK_GAS_LIMIT = 1_000_000_000
@@ -153,7 +152,9 @@ class Chain:
 
     chain_id = CHAIN_ID
 
-    def __init__(self, funded: Iterable[str], *, genesis_timestamp: int, balance_wei: int = GENESIS_BALANCE_WEI) -> None:
+    def __init__(
+        self, funded: Iterable[str], *, genesis_timestamp: int, balance_wei: int = GENESIS_BALANCE_WEI
+    ) -> None:
         genesis = {
             "difficulty": 0,
             "gas_limit": BLOCK_GAS_LIMIT,
@@ -245,7 +246,9 @@ class Chain:
         self._receipts.extend(receipts)
         return receipts
 
-    def _screen(self, raw_txs: Sequence[bytes]) -> tuple[list[tuple[int, SignedTransactionAPI, str]], list[Receipt | None]]:
+    def _screen(
+        self, raw_txs: Sequence[bytes]
+    ) -> tuple[list[tuple[int, SignedTransactionAPI, str]], list[Receipt | None]]:
         """Split ``raw_txs`` into includable transactions and rejections.
 
         Each transaction is checked against a scratch state that already

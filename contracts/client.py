@@ -5,8 +5,9 @@ their ABIs come from :func:`~gridledger.contracts.compiler.load_artifact`.
 """
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import eth_abi
 import rlp
@@ -21,7 +22,6 @@ from eth_utils import (
     to_canonical_address,
     to_checksum_address,
 )
-
 from gridledger.contracts.compiler import load_artifact
 
 # Fee caps of every transaction a Wallet signs. The chain's base fee stays
@@ -128,9 +128,10 @@ def decode_log(contract: str, topics: Sequence[bytes], data: bytes) -> DecodedLo
     indexed = [entry for entry in event.inputs if entry["indexed"]]
     plain = [entry for entry in event.inputs if not entry["indexed"]]
     args = {
-        entry["name"]: _decode([entry["type"]], bytes(topic))[0] for entry, topic in zip(indexed, topics[1:], strict=True)
+        entry["name"]: _decode([entry["type"]], bytes(topic))[0]
+        for entry, topic in zip(indexed, topics[1:], strict=True)
     }
-    args.update(zip((entry["name"] for entry in plain), _decode([entry["type"] for entry in plain], data)))
+    args.update(zip((entry["name"] for entry in plain), _decode([entry["type"] for entry in plain], data), strict=True))
     return DecodedLog(contract, event.name, {entry["name"]: args[entry["name"]] for entry in event.inputs})
 
 

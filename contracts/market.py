@@ -4,8 +4,8 @@ The transaction builders return signed raw transactions; the caller mines
 them with ``chain.mine(raw_txs, timestamp)`` in whatever blocks it likes.
 """
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 from gridledger.contracts.chain import Chain, Receipt
 from gridledger.contracts.client import Wallet, decode_return, encode_call
@@ -132,7 +132,8 @@ def deploy_market(
     receipts = chain.mine([deploy_registry, deploy_token, deploy_auction, deploy_settlement], chain.timestamp + 1)
     _check(receipts, ["deploy Registry", "deploy GridToken", "deploy DoubleAuction", "deploy Settlement"])
     addresses = MarketAddresses(registry, token, auction, settlement)
-    for address, name in zip((registry, token, auction, settlement), ("Registry", "GridToken", "DoubleAuction", "Settlement")):
+    contract_of = {registry: "Registry", token: "GridToken", auction: "DoubleAuction", settlement: "Settlement"}
+    for address, name in contract_of.items():
         chain.label(address, name)
 
     calls: list[tuple[str, str, str, tuple]] = []
@@ -144,7 +145,6 @@ def deploy_market(
         calls += [(f"deposit for {p}", settlement, "deposit_for", (p, endowment_wei)) for p in prosumers]
     if operator_deposit_wei:
         calls.append(("deposit for operator", settlement, "deposit_for", (operator.address, operator_deposit_wei)))
-    contract_of = {registry: "Registry", token: "GridToken", settlement: "Settlement"}
     raw_txs = [
         operator.transact(to, encode_call(contract_of[to], function, *args), gas=GAS_SETUP)
         for _, to, function, args in calls

@@ -7,8 +7,8 @@ the chain against them. Signs: positions are positive when sold
 when received.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 
 @dataclass(frozen=True)
@@ -127,8 +127,8 @@ def clear_uniform(bids: Sequence[Order], asks: Sequence[Order]) -> Clearing:
         price_wei_per_wh = (bid.price_wei_per_wh + ask.price_wei_per_wh) // 2
         i += bid_fill_wh[i] == bid.energy_wh
         j += ask_fill_wh[j] == ask.energy_wh
-    positions_wh = {order.account: -fill for order, fill in zip(bid_rank, bid_fill_wh) if fill}
-    positions_wh.update({order.account: fill for order, fill in zip(ask_rank, ask_fill_wh) if fill})
+    positions_wh = {order.account: -fill for order, fill in zip(bid_rank, bid_fill_wh, strict=True) if fill}
+    positions_wh.update({order.account: fill for order, fill in zip(ask_rank, ask_fill_wh, strict=True) if fill})
     return Clearing(price_wei_per_wh, volume_wh, positions_wh)
 
 

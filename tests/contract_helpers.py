@@ -123,7 +123,7 @@ def new_market(n_prosumers: int, *, seed: int = SEED, with_meters: bool = True) 
         chain,
         operator_wallet,
         prosumers=[p.address for p in prosumers],
-        meters={p.address: m.address for p, m in zip(prosumers, meters)},
+        meters={p.address: m.address for p, m in zip(prosumers, meters, strict=True)} if with_meters else {},
         start_timestamp=START_TIMESTAMP,
         interval_s=INTERVAL_S,
         gate_closure_s=GATE_CLOSURE_S,

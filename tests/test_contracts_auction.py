@@ -3,11 +3,10 @@
 import pytest
 from contract_helpers import CENT_PER_KWH as CENT
 from contract_helpers import PRICE_CAP_WEI_PER_WH, Market, new_market
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from gridledger.contracts import market as mk
 from gridledger.contracts.reference import Clearing, Order, clear_uniform
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 MAX_SIDE = 20
 
@@ -120,7 +119,7 @@ HAND_BOOKS = [
 @pytest.mark.parametrize("bids, asks, price, volume, positions", HAND_BOOKS)
 def test_hand_computed_books_clear_as_written(market, bids, asks, price, volume, positions):
     names = [f"b{i}" for i in range(len(bids))] + [f"a{j}" for j in range(len(asks))]
-    account = {name: wallet.address for name, wallet in zip(names, market.prosumers)}
+    account = {name: wallet.address for name, wallet in zip(names, market.prosumers[: len(names)], strict=True)}
     expected = Clearing(price, volume, {account[name]: q for name, q in positions.items()})
     book, on_chain, events = _run(market, bids, asks)
     assert clear_uniform(book.bids, book.asks) == expected

@@ -5,7 +5,6 @@ import json
 import pytest
 from contract_helpers import CENT_PER_KWH as CENT
 from contract_helpers import GENESIS_TIMESTAMP, SEED, new_market
-
 from gridledger.contracts import market as mk
 from gridledger.contracts.chain import Chain
 from gridledger.contracts.client import encode_call
@@ -27,15 +26,34 @@ def test_invalid_transactions_get_receipts_and_the_rest_of_the_block_goes_throug
     alice.nonce += 5
     future_nonce = alice.transact(registry, encode_call("Registry", "grant_role", bob.address, 4), gas=100_000)
     wrong_chain = bob.account.sign_transaction(
-        {"type": 2, "chainId": 1, "nonce": 0, "to": registry, "value": 0, "data": b"", "gas": 50_000,
-         "maxFeePerGas": 10**9, "maxPriorityFeePerGas": 0}
+        {
+            "type": 2,
+            "chainId": 1,
+            "nonce": 0,
+            "to": registry,
+            "value": 0,
+            "data": b"",
+            "gas": 50_000,
+            "maxFeePerGas": 10**9,
+            "maxPriorityFeePerGas": 0,
+        }
     ).raw_transaction
     unfunded = chain.wallet(derive_account(SEED, "nobody")).transact(registry, b"", gas=50_000)
     too_little_gas = bob.transact(registry, b"", gas=20_000)
     bob.nonce -= 1
     bob_ok = bob.transact(bob.address, b"", gas=21_000, value_wei=1)
 
-    raw_txs = [deploy, b"\x02not a transaction", grant, future_nonce, wrong_chain, unfunded, too_little_gas, bob_ok, grant]
+    raw_txs = [
+        deploy,
+        b"\x02not a transaction",
+        grant,
+        future_nonce,
+        wrong_chain,
+        unfunded,
+        too_little_gas,
+        bob_ok,
+        grant,
+    ]
     receipts = chain.mine(raw_txs, GENESIS_TIMESTAMP + 10)
 
     assert [r.status for r in receipts] == [1, 0, 1, 0, 0, 0, 0, 1, 0]
@@ -72,8 +90,9 @@ def test_call_needs_a_contract(chain_and_wallets):
 def test_receipt_gas_adds_up_to_the_block_gas(chain_and_wallets, tmp_path):
     chain, (alice, bob) = chain_and_wallets
     deploy, registry = alice.deploy(load_artifact("Registry"))
-    grants = [alice.transact(registry, encode_call("Registry", "grant_role", bob.address, 2), gas=100_000)
-              for _ in range(3)]
+    grants = [
+        alice.transact(registry, encode_call("Registry", "grant_role", bob.address, 2), gas=100_000) for _ in range(3)
+    ]
     receipts = chain.mine([deploy, *grants], GENESIS_TIMESTAMP + 1)
     assert all(r.ok for r in receipts)
     assert receipts[1].gas_used > receipts[2].gas_used  # the first write of a slot costs more
@@ -88,8 +107,10 @@ def _history(seed: int, tmp_path) -> tuple[list[bytes], dict[str, bytes]]:
     interval = market.next_interval()
     book = market.submit_book(interval, [(300, 30 * CENT), (200, 25 * CENT)], [(250, 12 * CENT), (400, 20 * CENT)])
     assert market.clear(interval, book).ok
-    readings = [mk.post_reading(m, market.addresses, interval, import_wh=40 * i, export_wh=70 * i)
-                for i, m in enumerate(market.meters)]
+    readings = [
+        mk.post_reading(m, market.addresses, interval, import_wh=40 * i, export_wh=70 * i)
+        for i, m in enumerate(market.meters)
+    ]
     assert all(r.ok for r in market.mine(readings, market.end(interval)))
     market.chain.export(tmp_path)
     hashes = [market.chain.block_hash(n) for n in range(market.chain.block_number + 1)]

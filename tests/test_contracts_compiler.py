@@ -4,7 +4,6 @@ import hashlib
 import json
 
 import pytest
-
 from gridledger.contracts import compiler
 
 

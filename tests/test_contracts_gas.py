@@ -2,7 +2,6 @@
 
 import pytest
 from contract_helpers import PRICE_CAP_WEI_PER_WH, Market, new_market
-
 from gridledger.contracts import market as mk
 
 

@@ -18,7 +18,6 @@ from contract_helpers import (
     new_market,
     reverted,
 )
-
 from gridledger.contracts import market as mk
 from gridledger.contracts.chain import CallReverted
 from gridledger.contracts.client import encode_call
@@ -43,7 +42,9 @@ def scene() -> Scene:
     settled = market.next_interval()
     pending = settled + 1
     book = market.submit_book(settled, [(100, 20 * CENT)], [(100, 10 * CENT)])
-    market.submit_book(pending, [(10, 10 * CENT), (10, 30 * CENT), (10, 20 * CENT), (10, 20 * CENT)], [(10, 5 * CENT), (10, 8 * CENT)])
+    market.submit_book(
+        pending, [(10, 10 * CENT), (10, 30 * CENT), (10, 20 * CENT), (10, 20 * CENT)], [(10, 5 * CENT), (10, 8 * CENT)]
+    )
     assert market.clear(settled, book).ok
     receipts = market.mine(
         [
@@ -55,6 +56,7 @@ def scene() -> Scene:
     )
     assert all(r.ok for r in receipts)
     assert market.read("Settlement", "credit_wei", market.prosumers[5].address) < 0
+    assert mk.sorted_order(mk.book(market.chain, market.addresses, pending)) == ([1, 2, 3, 0], [0, 1])
     return Scene(market, settled, pending)
 
 
@@ -71,63 +73,74 @@ def _tx(scene: Scene, who: str, contract: str, function: str, *args) -> bytes:
     return market.call_tx(wallet, contract, function, *args, gas=1_000_000)
 
 
-def _addr(scene: Scene, who: str) -> str:
+def _resolve(scene: Scene, arg):
+    """Turn a symbolic argument ("@outsider", "@next", ...) into its value."""
     market = scene.market
-    return {
-        "operator": market.operator.address,
-        "prosumer": market.prosumers[1].address,
-        "meter": market.meters[1].address,
-        "outsider": market.outsider.address,
-    }[who]
+    symbols = {
+        "@operator": market.operator.address,
+        "@prosumer": market.prosumers[1].address,
+        "@meter": market.meters[1].address,
+        "@outsider": market.outsider.address,
+        "@zero": ZERO,
+        "@next": market.next_interval(),
+        "@pending": scene.pending,
+        "@settled": scene.settled,
+    }
+    return symbols[arg] if isinstance(arg, str) else arg
 
 
-# (reason, who signs, contract, function, args as a function of the scene)
+# (reason, who signs, "Contract.function", arguments); "@name" arguments are resolved
+# against the scene. The pending interval's bids are priced 10, 30, 20, 20 and its
+# asks 5, 8, so its true priority order is bids [1, 2, 3, 0] and asks [0, 1].
 CASES = [
-    ("registry: caller is not operator", "outsider", "Registry", "grant_role", lambda s: (_addr(s, "outsider"), 2)),
-    ("registry: unknown role", "operator", "Registry", "grant_role", lambda s: (_addr(s, "outsider"), 8)),
-    ("registry: account is the zero address", "operator", "Registry", "grant_role", lambda s: (ZERO, 2)),
-    ("registry: meter lacks meter role", "operator", "Registry", "bind_meter", lambda s: (_addr(s, "prosumer"), _addr(s, "prosumer"))),
-    ("registry: prosumer lacks prosumer role", "operator", "Registry", "bind_meter", lambda s: (_addr(s, "meter"), _addr(s, "outsider"))),
-    ("token: approve to the zero address", "prosumer", "GridToken", "approve", lambda s: (ZERO, 1)),
-    ("token: insufficient allowance", "outsider", "GridToken", "transferFrom", lambda s: (_addr(s, "operator"), _addr(s, "outsider"), 1)),
-    ("token: caller is not the owner", "outsider", "GridToken", "mint", lambda s: (_addr(s, "outsider"), 1)),
-    ("token: transfer to the zero address", "outsider", "GridToken", "transfer", lambda s: (ZERO, 0)),
-    ("token: transfer amount exceeds balance", "outsider", "GridToken", "transfer", lambda s: (_addr(s, "operator"), 1)),
-    ("token: mint to the zero address", "operator", "GridToken", "mint", lambda s: (ZERO, 1)),
-    ("auction: caller is not a prosumer", "outsider", "DoubleAuction", "submit_order", lambda s: (s.market.next_interval(), True, 1, 1)),
-    ("auction: zero energy", "prosumer", "DoubleAuction", "submit_order", lambda s: (s.market.next_interval(), True, 0, 1)),
-    ("auction: energy above limit", "prosumer", "DoubleAuction", "submit_order", lambda s: (s.market.next_interval(), True, MAX_ENERGY_WH + 1, 1)),
-    ("auction: zero price", "prosumer", "DoubleAuction", "submit_order", lambda s: (s.market.next_interval(), True, 1, 0)),
-    ("auction: price above cap", "prosumer", "DoubleAuction", "submit_order", lambda s: (s.market.next_interval(), True, 1, PRICE_CAP_WEI_PER_WH + 1)),
-    ("auction: gate closed", "prosumer", "DoubleAuction", "submit_order", lambda s: (s.pending, True, 1, 1)),
-    ("auction: caller is not operator", "prosumer", "DoubleAuction", "clear", lambda s: (s.pending, [1, 2, 3, 0], [0, 1])),
-    ("auction: gate open", "operator", "DoubleAuction", "clear", lambda s: (s.market.next_interval(), [], [])),
-    ("auction: already cleared", "operator", "DoubleAuction", "clear", lambda s: (s.settled, [0], [0])),
-    ("auction: order length mismatch", "operator", "DoubleAuction", "clear", lambda s: (s.pending, [1, 2, 3], [0, 1])),
-    ("auction: order index out of range", "operator", "DoubleAuction", "clear", lambda s: (s.pending, [1, 2, 3, 4], [0, 1])),
-    ("auction: order index repeated", "operator", "DoubleAuction", "clear", lambda s: (s.pending, [1, 2, 2, 0], [0, 1])),
-    ("auction: order not sorted", "operator", "DoubleAuction", "clear", lambda s: (s.pending, [2, 1, 3, 0], [0, 1])),
-    ("auction: order not sorted", "operator", "DoubleAuction", "clear", lambda s: (s.pending, [1, 3, 2, 0], [0, 1])),
-    ("auction: order not sorted", "operator", "DoubleAuction", "clear", lambda s: (s.pending, [1, 2, 3, 0], [1, 0])),
-    ("settlement: zero amount", "operator", "Settlement", "deposit_for", lambda s: (_addr(s, "prosumer"), 0)),
-    ("settlement: zero amount", "prosumer", "Settlement", "withdraw", lambda s: (0,)),
-    ("token: insufficient allowance", "outsider", "Settlement", "deposit_for", lambda s: (_addr(s, "prosumer"), 1)),
-    ("settlement: withdraw above credit", "prosumer", "Settlement", "withdraw", lambda s: (10**30,)),
-    ("settlement: withdraw above credit", "broke prosumer", "Settlement", "withdraw", lambda s: (1,)),
-    ("settlement: caller is not a bound meter", "prosumer", "Settlement", "post_reading", lambda s: (s.settled, 0, 0)),
-    ("settlement: interval not cleared", "meter", "Settlement", "post_reading", lambda s: (s.pending, 0, 0)),
-    ("settlement: reading exists", "meter0", "Settlement", "post_reading", lambda s: (s.settled, 0, 0)),
-    ("settlement: energy above limit", "meter", "Settlement", "post_reading", lambda s: (s.settled, 0, MAX_ENERGY_WH + 1)),
+    ("registry: caller is not operator", "outsider", "Registry.grant_role", ("@outsider", 2)),
+    ("registry: unknown role", "operator", "Registry.grant_role", ("@outsider", 8)),
+    ("registry: account is the zero address", "operator", "Registry.grant_role", ("@zero", 2)),
+    ("registry: meter lacks meter role", "operator", "Registry.bind_meter", ("@prosumer", "@prosumer")),
+    ("registry: prosumer lacks prosumer role", "operator", "Registry.bind_meter", ("@meter", "@outsider")),
+    ("token: approve to the zero address", "prosumer", "GridToken.approve", ("@zero", 1)),
+    ("token: insufficient allowance", "outsider", "GridToken.transferFrom", ("@operator", "@outsider", 1)),
+    ("token: caller is not the owner", "outsider", "GridToken.mint", ("@outsider", 1)),
+    ("token: transfer to the zero address", "outsider", "GridToken.transfer", ("@zero", 0)),
+    ("token: transfer amount exceeds balance", "outsider", "GridToken.transfer", ("@operator", 1)),
+    ("token: mint to the zero address", "operator", "GridToken.mint", ("@zero", 1)),
+    ("auction: caller is not a prosumer", "outsider", "DoubleAuction.submit_order", ("@next", True, 1, 1)),
+    ("auction: zero energy", "prosumer", "DoubleAuction.submit_order", ("@next", True, 0, 1)),
+    ("auction: energy above limit", "prosumer", "DoubleAuction.submit_order", ("@next", True, MAX_ENERGY_WH + 1, 1)),
+    ("auction: zero price", "prosumer", "DoubleAuction.submit_order", ("@next", True, 1, 0)),
+    (
+        "auction: price above cap",
+        "prosumer",
+        "DoubleAuction.submit_order",
+        ("@next", True, 1, PRICE_CAP_WEI_PER_WH + 1),
+    ),
+    ("auction: gate closed", "prosumer", "DoubleAuction.submit_order", ("@pending", True, 1, 1)),
+    ("auction: caller is not operator", "prosumer", "DoubleAuction.clear", ("@pending", [1, 2, 3, 0], [0, 1])),
+    ("auction: gate open", "operator", "DoubleAuction.clear", ("@next", [], [])),
+    ("auction: already cleared", "operator", "DoubleAuction.clear", ("@settled", [0], [0])),
+    ("auction: order length mismatch", "operator", "DoubleAuction.clear", ("@pending", [1, 2, 3], [0, 1])),
+    ("auction: order index out of range", "operator", "DoubleAuction.clear", ("@pending", [1, 2, 3, 4], [0, 1])),
+    ("auction: order index repeated", "operator", "DoubleAuction.clear", ("@pending", [1, 2, 2, 0], [0, 1])),
+    ("auction: order not sorted", "operator", "DoubleAuction.clear", ("@pending", [2, 1, 3, 0], [0, 1])),
+    ("auction: order not sorted", "operator", "DoubleAuction.clear", ("@pending", [1, 3, 2, 0], [0, 1])),
+    ("auction: order not sorted", "operator", "DoubleAuction.clear", ("@pending", [1, 2, 3, 0], [1, 0])),
+    ("settlement: zero amount", "operator", "Settlement.deposit_for", ("@prosumer", 0)),
+    ("settlement: zero amount", "prosumer", "Settlement.withdraw", (0,)),
+    ("token: insufficient allowance", "outsider", "Settlement.deposit_for", ("@prosumer", 1)),
+    ("settlement: withdraw above credit", "prosumer", "Settlement.withdraw", (10**30,)),
+    ("settlement: withdraw above credit", "broke prosumer", "Settlement.withdraw", (1,)),
+    ("settlement: caller is not a bound meter", "prosumer", "Settlement.post_reading", ("@settled", 0, 0)),
+    ("settlement: interval not cleared", "meter", "Settlement.post_reading", ("@pending", 0, 0)),
+    ("settlement: reading exists", "meter0", "Settlement.post_reading", ("@settled", 0, 0)),
+    ("settlement: energy above limit", "meter", "Settlement.post_reading", ("@settled", 0, MAX_ENERGY_WH + 1)),
 ]
 
 
-@pytest.mark.parametrize(
-    "reason, who, contract, function, args",
-    CASES,
-    ids=[f"{c[0]}|{c[3]}|{i}" for i, c in enumerate(CASES)],
-)
-def test_transaction_reverts_with_exact_reason(scene, reason, who, contract, function, args):
-    (receipt,) = scene.market.mine([_tx(scene, who, contract, function, *args(scene))])
+@pytest.mark.parametrize("reason, who, target, args", CASES, ids=[f"{i}-{c[0]}" for i, c in enumerate(CASES)])
+def test_transaction_reverts_with_exact_reason(scene, reason, who, target, args):
+    contract, function = target.split(".")
+    raw = _tx(scene, who, contract, function, *(_resolve(scene, arg) for arg in args))
+    (receipt,) = scene.market.mine([raw])
     assert reverted(receipt, reason), receipt.revert_reason
     assert receipt.block_number == scene.market.chain.block_number
 
@@ -191,7 +204,11 @@ def test_revoking_the_meter_role_unbinds_the_meter(scene):
     [
         ("auction: zero interval", "DoubleAuction", lambda reg: (reg, START_TIMESTAMP, 0, GATE_CLOSURE_S, 1)),
         ("auction: gate closure before epoch", "DoubleAuction", lambda reg: (reg, 10, INTERVAL_S, 11, 1)),
-        ("auction: price cap out of range", "DoubleAuction", lambda reg: (reg, START_TIMESTAMP, INTERVAL_S, GATE_CLOSURE_S, 0)),
+        (
+            "auction: price cap out of range",
+            "DoubleAuction",
+            lambda reg: (reg, START_TIMESTAMP, INTERVAL_S, GATE_CLOSURE_S, 0),
+        ),
         ("settlement: operator is the zero address", "Settlement", lambda reg: (reg, reg, reg, ZERO, 1, 1, 1)),
         ("settlement: price out of range", "Settlement", lambda reg: (reg, reg, reg, reg, 10**24 + 1, 1, 1)),
     ],
@@ -209,7 +226,11 @@ def test_full_book_side_rejects_one_more_order():
     interval = market.next_interval()
     book = market.submit_book(interval, [(1, 1 + i) for i in range(256)], [])
     (receipt,) = market.mine(
-        [mk.submit_order(market.prosumers[256], market.addresses, interval, is_ask=False, energy_wh=1, price_wei_per_wh=1)]
+        [
+            mk.submit_order(
+                market.prosumers[256], market.addresses, interval, is_ask=False, energy_wh=1, price_wei_per_wh=1
+            )
+        ]
     )
     assert reverted(receipt, "auction: book full")
     assert market.clear(interval, book).ok

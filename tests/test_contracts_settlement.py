@@ -11,11 +11,10 @@ from contract_helpers import (
     Market,
     new_market,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from gridledger.contracts import market as mk
 from gridledger.contracts.reference import clear_uniform, settle
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 MAX_SIDE = 8
 
@@ -88,7 +87,7 @@ def test_onchain_credits_equal_reference_and_tokens_are_conserved(market, bids, 
     # Every prosumer posts, traders or not; half in one block, half in the next.
     posts = [
         mk.post_reading(meter, market.addresses, interval, import_wh=imp, export_wh=exp)
-        for meter, (imp, exp) in zip(market.meters, readings)
+        for meter, (imp, exp) in zip(market.meters, readings, strict=True)
     ]
     half = len(posts) // 2
     receipts = market.mine(posts[:half], market.end(interval))
@@ -98,7 +97,7 @@ def test_onchain_credits_equal_reference_and_tokens_are_conserved(market, bids, 
 
     after = _credits(market)
     operator_delta = 0
-    for prosumer, receipt, (imp, exp) in zip(market.prosumers, receipts, readings):
+    for prosumer, receipt, (imp, exp) in zip(market.prosumers, receipts, readings, strict=True):
         position = clearing.positions_wh.get(prosumer.address, 0)
         line = _reference_line(position, clearing.price_wei_per_wh, imp, exp)
         assert after[prosumer.address] - before[prosumer.address] == line.credit_delta_wei
