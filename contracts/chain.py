@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import eth_abi
-from eth.abc import ComputationAPI, SignedTransactionAPI
+from eth.abc import ComputationAPI, SignedTransactionAPI, StateAPI
 from eth.chains.base import MiningChain
 from eth.consensus.noproof import NoProofConsensus
 from eth.db.atomic import AtomicDB
@@ -21,8 +21,9 @@ from eth.vm.forks.prague import PragueVM
 from eth_account.signers.local import LocalAccount
 from eth_keys.exceptions import BadSignature
 from eth_utils import ValidationError, keccak, to_canonical_address, to_checksum_address
-from gridledger.contracts.client import DecodedLog, Wallet, contract_address, decode_log
 from rlp.exceptions import RLPException
+
+from gridledger.contracts.client import DecodedLog, Wallet, contract_address, decode_log
 
 CHAIN_ID = 1337
 BLOCK_GAS_LIMIT = 1_000_000_000
@@ -262,35 +263,38 @@ class Chain:
         accepted = []
         receipts: list[Receipt | None] = []
         for index, raw in enumerate(raw_txs):
-            receipts.append(None)
             try:
                 tx = builder.decode(raw)
                 tx.validate()
-                sender_bytes = tx.sender
+                sender = to_checksum_address(tx.sender)
             except (RLPException, ValidationError, BadSignature, ValueError) as error:
-                receipts[index] = _rejected(raw, f"undecodable or badly signed ({error})")
+                receipts.append(_rejected(raw, f"undecodable or badly signed ({error})"))
                 continue
-            sender = to_checksum_address(sender_bytes)
-            reason = None
-            if getattr(tx, "chain_id", None) != self.chain_id:
-                reason = f"chain id {getattr(tx, 'chain_id', None)}, expected {self.chain_id}"
-            elif tx.gas < tx.intrinsic_gas:
-                reason = f"gas {tx.gas} below intrinsic gas {tx.intrinsic_gas}"
-            elif tx.gas > gas_left:
-                reason = f"gas {tx.gas} exceeds the block's remaining {gas_left}"
-            else:
-                try:
-                    state.validate_transaction(tx)
-                except ValidationError as error:
-                    reason = str(error)
+            reason = self._rejection(state, tx, gas_left)
             if reason is not None:
-                receipts[index] = _rejected(raw, reason, tx, sender)
+                receipts.append(_rejected(raw, reason, tx, sender))
                 continue
-            state.increment_nonce(sender_bytes)
-            state.delta_balance(sender_bytes, -(tx.value + tx.gas * state.get_gas_price(tx)))
+            receipts.append(None)
+            state.increment_nonce(tx.sender)
+            state.delta_balance(tx.sender, -(tx.value + tx.gas * state.get_gas_price(tx)))
             gas_left -= tx.gas
             accepted.append((index, tx, sender))
         return accepted, receipts
+
+    def _rejection(self, state: StateAPI, tx: SignedTransactionAPI, gas_left: int) -> str | None:
+        """Why ``tx`` cannot go into the block being built, or None if it can."""
+        chain_id = getattr(tx, "chain_id", None)
+        if chain_id != self.chain_id:
+            return f"chain id {chain_id}, expected {self.chain_id}"
+        if tx.gas < tx.intrinsic_gas:
+            return f"gas {tx.gas} below intrinsic gas {tx.intrinsic_gas}"
+        if tx.gas > gas_left:
+            return f"gas {tx.gas} exceeds the block's remaining {gas_left}"
+        try:
+            state.validate_transaction(tx)
+        except ValidationError as error:
+            return str(error)
+        return None
 
     def call(self, to: str, data: bytes, sender: str | None = None) -> bytes:
         """Run a read-only call against the head state and return its output.
@@ -322,12 +326,17 @@ class Chain:
             raise CallReverted(revert_reason(computation))
         return computation.output
 
-    def _head_state(self):
+    def _head_state(self) -> StateAPI:
         return self._chain.get_vm(self._chain.get_canonical_head()).state
 
     def export(self, dirpath: str | Path) -> None:
         """Write ``blocks.jsonl``, ``receipts.jsonl`` and ``events.jsonl`` to ``dirpath``.
 
+        ``blocks.jsonl`` has one line per canonical block from genesis;
+        ``receipts.jsonl`` one line per receipt :meth:`mine` returned,
+        rejected transactions included (``block_number`` null);
+        ``events.jsonl`` one line per log, with contract, event and
+        arguments where the address has a :meth:`label`. Bytes are 0x-hex.
         The files depend only on the chain's history, so equal histories
         give byte-identical files.
         """

@@ -22,6 +22,7 @@ from eth_utils import (
     to_canonical_address,
     to_checksum_address,
 )
+
 from gridledger.contracts.compiler import load_artifact
 
 # Fee caps of every transaction a Wallet signs. The chain's base fee stays

@@ -1,12 +1,14 @@
 """DoubleAuction on a real py-evm chain against the Python reference clearing."""
 
 import pytest
-from contract_helpers import CENT_PER_KWH as CENT
-from contract_helpers import PRICE_CAP_WEI_PER_WH, Market, new_market
-from gridledger.contracts import market as mk
-from gridledger.contracts.reference import Clearing, Order, clear_uniform
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from gridledger.contracts import market as mk
+from gridledger.contracts.reference import Clearing, Order, clear_uniform
+
+from contract_helpers import CENT_PER_KWH as CENT
+from contract_helpers import PRICE_CAP_WEI_PER_WH, Market, new_market
 
 MAX_SIDE = 20
 

@@ -3,13 +3,15 @@
 import json
 
 import pytest
-from contract_helpers import CENT_PER_KWH as CENT
-from contract_helpers import GENESIS_TIMESTAMP, SEED, new_market
+
 from gridledger.contracts import market as mk
 from gridledger.contracts.chain import Chain
 from gridledger.contracts.client import encode_call
 from gridledger.contracts.compiler import load_artifact
 from gridledger.contracts.keys import derive_account
+
+from contract_helpers import CENT_PER_KWH as CENT
+from contract_helpers import GENESIS_TIMESTAMP, SEED, new_market
 
 
 @pytest.fixture

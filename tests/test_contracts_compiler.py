@@ -4,6 +4,7 @@ import hashlib
 import json
 
 import pytest
+
 from gridledger.contracts import compiler
 
 

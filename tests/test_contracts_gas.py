@@ -1,8 +1,10 @@
 """Gas of the market transactions stays inside the limits the builders sign."""
 
 import pytest
-from contract_helpers import PRICE_CAP_WEI_PER_WH, Market, new_market
+
 from gridledger.contracts import market as mk
+
+from contract_helpers import PRICE_CAP_WEI_PER_WH, Market, new_market
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,12 @@ from dataclasses import dataclass
 
 import pytest
 import vyper
+
+from gridledger.contracts import market as mk
+from gridledger.contracts.chain import CallReverted
+from gridledger.contracts.client import encode_call
+from gridledger.contracts.compiler import load_artifact
+
 from contract_helpers import CENT_PER_KWH as CENT
 from contract_helpers import (
     GATE_CLOSURE_S,
@@ -18,10 +24,6 @@ from contract_helpers import (
     new_market,
     reverted,
 )
-from gridledger.contracts import market as mk
-from gridledger.contracts.chain import CallReverted
-from gridledger.contracts.client import encode_call
-from gridledger.contracts.compiler import load_artifact
 
 ZERO = "0x" + "00" * 20
 MAX_ENERGY_WH = 10**12

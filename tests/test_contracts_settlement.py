@@ -1,6 +1,12 @@
 """Settlement on a real py-evm chain against the Python reference settle()."""
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gridledger.contracts import market as mk
+from gridledger.contracts.reference import clear_uniform, settle
+
 from contract_helpers import CENT_PER_KWH as CENT
 from contract_helpers import (
     ENDOWMENT_WEI,
@@ -11,10 +17,6 @@ from contract_helpers import (
     Market,
     new_market,
 )
-from gridledger.contracts import market as mk
-from gridledger.contracts.reference import clear_uniform, settle
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 MAX_SIDE = 8
 
