@@ -6,13 +6,15 @@ import pytest
 import vyper
 
 from gridledger.contracts import market as mk
-from gridledger.contracts.chain import CallReverted
+from gridledger.contracts.chain import CallReverted, Chain
 from gridledger.contracts.client import encode_call
 from gridledger.contracts.compiler import load_artifact
+from gridledger.contracts.keys import derive_account
 
 from contract_helpers import CENT_PER_KWH as CENT
 from contract_helpers import (
     GATE_CLOSURE_S,
+    GENESIS_TIMESTAMP,
     GRID_BUY_PRICE_WEI_PER_WH,
     GRID_FEE_WEI_PER_WH,
     GRID_SELL_PRICE_WEI_PER_WH,
@@ -281,3 +283,24 @@ def test_token_returning_false_reverts_deposit_and_withdraw():
     assert reverted(receipts[0], "settlement: token transfer failed")
     assert receipts[1].ok
     assert reverted(receipts[2], "settlement: token transfer failed")
+
+
+def test_failed_market_setup_raises_with_the_revert_reason():
+    operator = derive_account(SEED, "operator")
+    chain = Chain([operator.address], genesis_timestamp=GENESIS_TIMESTAMP)
+    with pytest.raises(mk.SetupFailed, match="deploy DoubleAuction failed: auction: gate closure before epoch"):
+        mk.deploy_market(
+            chain,
+            chain.wallet(operator),
+            prosumers=[],
+            meters={},
+            start_timestamp=10,
+            interval_s=INTERVAL_S,
+            gate_closure_s=11,
+            price_cap_wei_per_wh=1,
+            grid_buy_price_wei_per_wh=1,
+            grid_sell_price_wei_per_wh=1,
+            grid_fee_wei_per_wh=1,
+            endowment_wei=0,
+            operator_deposit_wei=0,
+        )
