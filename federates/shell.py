@@ -151,7 +151,8 @@ class Shell:
 
 
 def _raise_on_term(signum: int, frame: object) -> None:
-    raise SystemExit(EXIT_STOPPED_BY_PEER)
+    """Turn SIGTERM into an exception so `joined` reports it and parts get written."""
+    raise SystemExit(128 + signum)
 
 
 @contextmanager

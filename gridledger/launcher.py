@@ -8,8 +8,9 @@ starts the broker and the federates, shows progress, and watches them:
 * a federate that exits non-zero stops the run; HELICS (``terminate_on_error``)
   stops the others, which keep and write what they have;
 * a federation whose simulated time does not advance for
-  ``helics.stall_timeout_s`` is stopped, naming the federate that is still
-  computing (the one everybody waits for).
+  ``helics.stall_timeout_s`` once every federate has entered executing mode
+  is stopped, naming the federate that is still computing (the one
+  everybody waits for).
 
 `runner_json` describes the same processes for ``helics run --path``.
 """
@@ -190,7 +191,8 @@ def launch(prepared: Prepared, on_progress=None) -> Outcome:
             if procs["broker"].poll() not in (None, 0) and failed is None:
                 failed, reason = "broker", f"helics_broker exited with code {procs['broker'].returncode}"
             times = tuple(sorted((n, r.get("time_s"), r.get("state")) for n, r in records.items()))
-            if times != last_times:
+            entered = all(records.get(n, {}).get("state", "starting") != "starting" for n in FEDERATES)
+            if times != last_times or not entered:
                 last_change, last_times = time.monotonic(), times
             elif failed is None and time.monotonic() - last_change > study.helics.stall_timeout_s:
                 blockers = [n for n, r in records.items() if r.get("state") in ("computing", "starting")]
