@@ -1,0 +1,128 @@
+"""``python -m bench``: run every benchmark, print a table, write ``runs/bench/<timestamp>.json``.
+
+Sizes are fixed so the whole suite takes a few minutes on a 2-core machine:
+one 24 h reference study, 512 ledger transactions per block size and
+implementation (median of 3), the 288 power-flow steps of the reference
+day (median of 3).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+from bench.ledger import LedgerResult, ledger_throughput
+from bench.powerflow import REFERENCE_STUDY, PowerFlowResult, powerflow_step_time
+from bench.study import StudyResult, run_study
+from gridledger.results import run_timestamp
+
+RUNS_ROOT = Path("runs/bench")
+STUDY_AIM_S = 30.0
+MEMORY_AIM_MIB = 1536.0
+LEDGER_AIM_RATIO = 5.0
+POWERFLOW_AIM_RATIO = 0.5
+LEDGER_TRANSACTIONS = 512
+LEDGER_BLOCK_SIZES = (32, 256)
+REPEATS = 3
+
+
+def _meets(ok: bool) -> str:
+    return "meets aim" if ok else "MISSES aim"
+
+
+def study_table(r: StudyResult) -> list[str]:
+    """Rows of the reference-study section."""
+    hours = r.simulated_s / 3600
+    parts = [
+        ("start-up (until the last federate enters)", r.startup_s),
+        ("ledger compute", r.compute_s["ledger"]),
+        ("power-flow compute (grid)", r.compute_s["grid"]),
+        ("DER agents compute (der)", r.compute_s["der"]),
+        ("HELICS / waiting (rest of the launch)", r.rest_s),
+        ("results collection", r.collect_s),
+    ]
+    rss = ", ".join(f"{name} {mib:.0f}" for name, mib in r.peak_rss_mib.items())
+    rows = [
+        f"1. Reference study {r.study}: {hours:g} h simulated, one run"
+        f"   (aim: wall < {STUDY_AIM_S:g} s, summed peak memory < {MEMORY_AIM_MIB / 1024:g} GiB)",
+        f"   {'part':<44}{'wall [s]':>10}{'share of total':>16}",
+    ]
+    rows += [f"   {label:<44}{seconds:>10.2f}{100 * seconds / r.total_s:>15.1f}%" for label, seconds in parts]
+    rows += [
+        f"   {'total (launch + collection)':<44}{r.total_s:>10.2f}{100.0:>15.1f}%",
+        f"   total / aim {STUDY_AIM_S:g} s = {r.total_s / STUDY_AIM_S:.2f}  ({_meets(r.total_s < STUDY_AIM_S)}); "
+        f"simulated / wall = {r.simulated_s / r.total_s:.0f}x real time",
+        f"   peak RSS summed over federate processes: {r.peak_rss_sum_mib:.0f} MiB ({rss}; broker not counted)",
+        f"   peak RSS / aim {MEMORY_AIM_MIB:g} MiB = {r.peak_rss_sum_mib / MEMORY_AIM_MIB:.2f}"
+        f"  ({_meets(r.peak_rss_sum_mib < MEMORY_AIM_MIB)})",
+        f"   run directory: {r.run_dir}",
+    ]
+    return rows
+
+
+def ledger_table(results: list[LedgerResult]) -> list[str]:
+    """Rows of the ledger-throughput section."""
+    rows = [
+        f"2. Ledger throughput: {results[0].transactions} signed submit_order transactions executed and mined"
+        f" with receipts, median of {results[0].repeats}   (aim: ours/baseline >= {LEDGER_AIM_RATIO:g})",
+        f"   {'block size':>10}{'ours Chain.mine [tx/s]':>26}{'web3 + eth-tester [tx/s]':>28}"
+        f"{'ours/baseline':>16}",
+    ]
+    rows += [
+        f"   {r.block_size:>10}{r.ours_tx_per_s:>26.1f}{r.baseline_tx_per_s:>28.1f}{r.ratio:>15.2f}x"
+        f"  {_meets(r.ratio >= LEDGER_AIM_RATIO)}"
+        for r in results
+    ]
+    rows.append("   (baseline: eth-tester PyEVM backend, automine on, one block per transaction, explicit gas)")
+    return rows
+
+
+def powerflow_table(r: PowerFlowResult) -> list[str]:
+    """Rows of the power-flow section."""
+    return [
+        f"3. Power-flow step: reference feeder, {r.steps} steps of the reference day, median of {r.repeats}"
+        f"   (aim: ours/baseline <= {POWERFLOW_AIM_RATIO:g})",
+        f"   {'ours PowerFlow.step [ms/step]':>31}{'default runpp [ms/step]':>26}{'ours/baseline':>16}"
+        f"{'max |dvm| [pu]':>16}",
+        f"   {r.ours_ms_per_step:>31.2f}{r.baseline_ms_per_step:>26.2f}{r.ratio:>15.2f}x{r.max_abs_dvm_pu:>16.1e}"
+        f"  {_meets(r.ratio <= POWERFLOW_AIM_RATIO)}",
+    ]
+
+
+def main() -> int:
+    stamp = run_timestamp()
+    print(f"gridledger bench {stamp}: Python {platform.python_version()}, {os.cpu_count()} CPUs, {platform.node()}")
+    print("Each ratio compares with a baseline measured in this same run; absolute figures drift between machines.")
+    print("running the reference study ...", file=sys.stderr, flush=True)
+    study = run_study(REFERENCE_STUDY, RUNS_ROOT)
+    print("running the ledger benchmark ...", file=sys.stderr, flush=True)
+    ledger = [ledger_throughput(size, LEDGER_TRANSACTIONS // size, REPEATS) for size in LEDGER_BLOCK_SIZES]
+    print("running the power-flow benchmark ...", file=sys.stderr, flush=True)
+    powerflow = powerflow_step_time(repeats=REPEATS)
+    print()
+    for rows in (study_table(study), ledger_table(ledger), powerflow_table(powerflow)):
+        print("\n".join(rows) + "\n")
+    path = RUNS_ROOT / f"{stamp}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({
+        "timestamp": stamp,
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "host": platform.node(),
+        "aims": {"study_wall_s": STUDY_AIM_S, "peak_rss_sum_mib": MEMORY_AIM_MIB,
+                 "ledger_ours_over_baseline_min": LEDGER_AIM_RATIO,
+                 "powerflow_ours_over_baseline_max": POWERFLOW_AIM_RATIO},
+        "study": {**dataclasses.asdict(study), "peak_rss_sum_mib": study.peak_rss_sum_mib},
+        "ledger": [dataclasses.asdict(r) for r in ledger],
+        "powerflow": dataclasses.asdict(powerflow),
+    }, indent=2))
+    print(f"machine-readable copy: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

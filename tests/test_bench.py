@@ -1,0 +1,28 @@
+"""The benchmark functions run on tiny sizes and return well-formed, positive figures.
+
+No wall-clock assertions: the machines are shared. The 24 h study is not
+run here (tests/test_e2e.py runs studies end to end).
+"""
+
+import math
+
+from bench.ledger import ledger_throughput
+from bench.powerflow import powerflow_step_time
+
+
+def _positive(*values: float) -> bool:
+    return all(math.isfinite(v) and v > 0 for v in values)
+
+
+def test_ledger_throughput_tiny():
+    result = ledger_throughput(block_size=4, n_blocks=2, repeats=1)
+    assert result.transactions == 8
+    assert len(result.ours_s) == len(result.baseline_s) == 1
+    assert _positive(result.ours_tx_per_s, result.baseline_tx_per_s, result.ratio, *result.ours_s, *result.baseline_s)
+
+
+def test_powerflow_step_time_tiny():
+    result = powerflow_step_time(n_steps=5, repeats=1)
+    assert result.steps == 5
+    assert _positive(result.ours_ms_per_step, result.baseline_ms_per_step, result.ratio)
+    assert result.max_abs_dvm_pu < 1e-6
