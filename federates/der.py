@@ -145,7 +145,7 @@ class Agents:
             "battery_p_mw": p_batt_kw / 1000.0,
         }
 
-    def write(self, run_dir: Path) -> None:
+    def write(self, run_dir: Path, complete: bool) -> None:
         part = Part(self.sc, "der", steps_completed=self.steps_done)
         part.add("load_p_mw", ("time", "prosumer"), self.load_kw / 1000.0, "MW", "prosumer load")
         part.add("pv_p_mw", ("time", "prosumer"), self.pv_kw / 1000.0, "MW", "prosumer PV output")
@@ -156,7 +156,7 @@ class Agents:
                  "order quantity, positive = ask (sell), negative = bid (buy)")
         part.add("order_price_per_kwh", ("interval", "prosumer"), self.order_price, "token/kWh", "order limit price")
         part.add("orders_rejected", ("interval", "prosumer"), self.rejected, "1", "orders rejected by the chain")
-        part.write(run_dir)
+        part.write(run_dir, complete)
 
 
 def run(run_dir: Path) -> None:
@@ -166,6 +166,7 @@ def run(run_dir: Path) -> None:
     names = [p.name for p in sc.prosumers]
     spi = study.market_interval_s // study.power_flow_step_s
     with joined(run_dir, "der", stop_time_s(study)) as fed:
+        finished = False
         try:
             fed.enter()
             agents.connect(deployment(fed.receive()))
@@ -179,8 +180,9 @@ def run(run_dir: Path) -> None:
                 for quantity, values in agents.setpoints(step).items():
                     for name, value in zip(names, values):
                         fed.publish(setpoint_key(name, quantity), float(value))
+            finished = True
         finally:
-            agents.write(run_dir)
+            agents.write(run_dir, complete=finished)
 
 
 

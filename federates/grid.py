@@ -76,7 +76,7 @@ class GridRecord:
         self.meter_import_wh[interval] = import_wh
         self.meter_export_wh[interval] = export_wh
 
-    def write(self, run_dir: Path) -> None:
+    def write(self, run_dir: Path, complete: bool) -> None:
         sc = self.sc
         part = Part(sc, "grid", steps_completed=self.steps_done)
         part.add("vm_pu", ("time", "bus"), self.vm_pu, "pu", "bus voltage magnitude")
@@ -95,7 +95,7 @@ class GridRecord:
                  "metered import per interval (-1: not metered)")
         part.add("meter_export_wh", ("interval", "prosumer"), self.meter_export_wh, "Wh",
                  "metered export per interval (-1: not metered)")
-        part.write(run_dir)
+        part.write(run_dir, complete)
 
 
 def bus_net_load(net, inj: Injections) -> tuple[np.ndarray, np.ndarray]:
@@ -146,6 +146,7 @@ def run(run_dir: Path) -> None:
     record = GridRecord(sc)
     steps_per_interval = study.market_interval_s // study.power_flow_step_s
     with joined(run_dir, "grid", stop_time_s(study)) as fed:
+        finished = False
         try:
             fed.enter()
             notice = deployment(fed.receive())
@@ -170,8 +171,9 @@ def run(run_dir: Path) -> None:
                 if not result.converged:
                     log.warning("t=%.0f s: power flow did not converge; step recorded as NaN", time_s - 0.5)
                 _publish(fed, sc, result)
+            finished = True
         finally:
-            record.write(run_dir)
+            record.write(run_dir, complete=finished)
 
 
 

@@ -80,7 +80,7 @@ class LedgerRecord:
             self.imbalance[k, i] = args["imbalance_wei"] / WEI_PER_TOKEN
             self.settled[k, i] = 1
 
-    def write(self, run_dir: Path, **attrs: object) -> None:
+    def write(self, run_dir: Path, complete: bool, **attrs: object) -> None:
         part = Part(self.sc, "ledger", token_supply_conserved=int(self.supply_conserved), **attrs)
         part.add("address", ("prosumer",), np.array(self.addresses, dtype=object), "1", "prosumer's account on chain")
         part.add("clearing_price_per_kwh", ("interval",), self.price, "token/kWh", "uniform clearing price")
@@ -96,7 +96,7 @@ class LedgerRecord:
         part.add("imbalance_token", ("interval", "prosumer"), self.imbalance, "token",
                  "imbalance settled with the grid, positive = received")
         part.add("settled", ("interval", "prosumer"), self.settled, "1", "meter reading settled on chain")
-        part.write(run_dir)
+        part.write(run_dir, complete)
 
 
 def _receipt_json(receipt: Receipt) -> dict:
@@ -140,6 +140,7 @@ def run(run_dir: Path) -> None:
     notice = encode("deployed", addresses=dataclasses.asdict(addresses), chain_id=chain.chain_id)
     pending_clear = [clear(operator, addresses, 0, book(chain, addresses, 0))]
     with joined(run_dir, "ledger", stop_time_s(study)) as fed:
+        finished = False
         try:
             fed.initialize()
             fed.send(DER_ENDPOINT, notice)
@@ -168,9 +169,10 @@ def run(run_dir: Path) -> None:
                 record.block(interval, receipts, chain)
             record.supply_conserved = tokens_conserved(chain, addresses, supply_wei,
                                                        [*prosumers, operator.address])
+            finished = True
         finally:
             chain.export(run_dir / "chain")
-            record.write(run_dir, **dataclasses.asdict(addresses))
+            record.write(run_dir, complete=finished, **dataclasses.asdict(addresses))
 
 
 def tokens_conserved(chain: Chain, addresses: MarketAddresses, supply_wei: int, accounts: list[str]) -> bool:

@@ -66,7 +66,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     view = _ProgressView(prepared, console)
     with view.bars:
         outcome = launch(prepared, on_progress=view)
-    _, kpis = collect(prepared.run_dir, prepared.study, FEDERATES)
+    kpis = collect(prepared.run_dir, prepared.study, FEDERATES)
     if outcome.exit_code:
         console.print(f"[red]run failed:[/red] federate {outcome.failed}: {outcome.reason}", highlight=False)
         console.print(f"partial results and logs kept in {prepared.run_dir}")

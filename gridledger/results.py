@@ -54,11 +54,23 @@ class Part:
         self.ds[name] = xr.DataArray(np.asarray(data), dims=dims, coords=coords,
                                      attrs={"units": units, "long_name": long_name})
 
-    def write(self, run_dir: Path) -> Path:
+    def write(self, run_dir: Path, complete: bool) -> Path:
+        """Write ``parts/<federate>.nc``; `complete` says whether the federate ran to its end."""
+        self.ds.attrs["complete"] = int(complete)
         path = Path(run_dir) / PARTS_DIR / f"{self.federate}.nc"
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.ds.to_netcdf(path, engine="h5netcdf")
+        partial = path.with_suffix(".nc.partial")
+        self.ds.to_netcdf(partial, engine="h5netcdf")
+        partial.replace(path)
         return path
+
+
+def _part_complete(run_dir: Path, federate: str) -> bool:
+    path = run_dir / PARTS_DIR / f"{federate}.nc"
+    if not path.exists():
+        return False
+    with xr.open_dataset(path, engine="h5netcdf") as part:
+        return bool(part.attrs.get("complete", 0))
 
 
 @contextmanager
@@ -74,24 +86,28 @@ def collect_if_complete(run_dir: Path, federates: tuple[str, ...]) -> bool:
     from gridledger.study import load_study
 
     run_dir = Path(run_dir)
-    if not all((run_dir / PARTS_DIR / f"{name}.nc").exists() for name in federates):
-        return False
-    collect(run_dir, load_study(run_dir / "study.yaml"), federates)
+    with _locked(run_dir):
+        if not all(_part_complete(run_dir, name) for name in federates):
+            return False
+        if not (run_dir / RESULTS_FILE).exists():
+            _merge(run_dir, load_study(run_dir / "study.yaml"), federates)
     return True
 
 
-def collect(run_dir: Path, study, federates: tuple[str, ...]) -> tuple[xr.Dataset, dict]:
-    """Merge the parts present into results.nc and compute kpis.json.
+def collect(run_dir: Path, study, federates: tuple[str, ...]) -> dict:
+    """KPIs of a run, merging its parts into results.nc and kpis.json unless a federate already did.
 
-    Returns the merged dataset and the KPIs; a run with missing parts gets
-    ``attrs["complete"] = 0`` and ``kpis.json`` says ``complete: false``.
+    A run with missing parts gets ``attrs["complete"] = 0`` in results.nc
+    and ``{"complete": false}`` as its KPIs.
     """
     run_dir = Path(run_dir)
     with _locked(run_dir):
-        return _collect(run_dir, study, federates)
+        if (run_dir / RESULTS_FILE).exists():
+            return json.loads((run_dir / KPIS_FILE).read_text())
+        return _merge(run_dir, study, federates)
 
 
-def _collect(run_dir: Path, study, federates: tuple[str, ...]) -> tuple[xr.Dataset, dict]:
+def _merge(run_dir: Path, study, federates: tuple[str, ...]) -> dict:
     parts = {}
     for name in federates:
         path = run_dir / PARTS_DIR / f"{name}.nc"
@@ -99,7 +115,7 @@ def _collect(run_dir: Path, study, federates: tuple[str, ...]) -> tuple[xr.Datas
             with xr.open_dataset(path, engine="h5netcdf") as part:
                 parts[name] = part.load()
     merged = xr.merge([p.drop_attrs(deep=False) for p in parts.values()], compat="no_conflicts", join="outer") if parts else xr.Dataset()
-    complete = set(parts) == set(federates)
+    complete = set(parts) == set(federates) and all(p.attrs["complete"] for p in parts.values())
     merged.attrs = {
         "title": f"gridledger results: {study.name}",
         "study": study.name,
@@ -112,12 +128,12 @@ def _collect(run_dir: Path, study, federates: tuple[str, ...]) -> tuple[xr.Datas
     }
     for name, part in parts.items():
         for key, value in part.attrs.items():
-            if key != "federate":
+            if key not in ("federate", "complete"):
                 merged.attrs[f"{name}_{key}"] = value
     merged.to_netcdf(run_dir / RESULTS_FILE, engine="h5netcdf")
     kpis = compute_kpis(merged, study) if complete else {"complete": False}
     (run_dir / KPIS_FILE).write_text(json.dumps(kpis, indent=2, sort_keys=True) + "\n")
-    return merged, kpis
+    return kpis
 
 
 def run_timestamp(now: dt.datetime | None = None) -> str:

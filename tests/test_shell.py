@@ -54,5 +54,5 @@ def test_raising_federate_fails_and_its_peer_is_stopped_by_helics(tmp_path):
     assert "toy failure at t=5" in done["b"].stdout
     a, b = _progress(tmp_path, "a"), _progress(tmp_path, "b")
     assert a["state"] == "failed" and "toy failure" in a["error"]
-    assert b["state"] == "stopped" and b["time_s"] <= 5.5
+    assert b["state"] == "stopped" and b["time_s"] < 9.5
     assert b["timing"]["waiting_s"] >= 0
