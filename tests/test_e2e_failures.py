@@ -42,15 +42,23 @@ def _wait_for(runs: Path, study: str, federate: str, time_s: float, deadline_s: 
     raise AssertionError(f"{federate} never reached t={time_s}")
 
 
+def _harm(runs: Path, federate: str, at_s: float, sig: int, study: Path = SHORT_STUDY) -> tuple[int, str, Path]:
+    """Run a study, send `sig` to one federate once it reaches `at_s`; (exit code, output, run dir)."""
+    proc = _start(study, runs)
+    record = _wait_for(runs, "baran-wu-short", federate, at_s)
+    os.kill(record["pid"], sig)
+    try:
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if sig == signal.SIGSTOP and _alive(record["pid"]):
+            os.kill(record["pid"], signal.SIGCONT)
+    return proc.returncode, out.replace("\n", " "), only_run_dir(runs, "baran-wu-short")
+
+
 def test_killed_federate_stops_run_with_exit_1_and_partial_results(tmp_path):
-    runs = tmp_path / "runs"
-    proc = _start(SHORT_STUDY, runs)
-    grid = _wait_for(runs, "baran-wu-short", "grid", 3600)
-    os.kill(grid["pid"], signal.SIGKILL)
-    out, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 1, out
-    assert "run failed: federate grid: exited with code -9" in out.replace("\n", "")
-    run_dir = only_run_dir(runs, "baran-wu-short")
+    code, out, run_dir = _harm(tmp_path / "runs", "grid", 3600, signal.SIGKILL)
+    assert code == 1, out
+    assert "run failed: federate grid: exited with code -9" in out
     assert "partial results and logs kept in" in out
     for name in ("broker", "grid", "ledger", "der"):
         assert (run_dir / "logs" / f"{name}.log").exists()
@@ -65,35 +73,22 @@ def test_killed_federate_stops_run_with_exit_1_and_partial_results(tmp_path):
 
 
 def test_terminated_federate_keeps_its_own_results_and_is_named(tmp_path):
-    runs = tmp_path / "runs"
-    proc = _start(SHORT_STUDY, runs)
-    ledger = _wait_for(runs, "baran-wu-short", "ledger", 1800)
-    os.kill(ledger["pid"], signal.SIGTERM)
-    out, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 1, out
-    assert f"run failed: federate ledger: exited with code {128 + signal.SIGTERM}" in out.replace("\n", "")
-    run_dir = only_run_dir(runs, "baran-wu-short")
+    code, out, run_dir = _harm(tmp_path / "runs", "ledger", 1800, signal.SIGTERM)
+    assert code == 1, out
+    assert f"run failed: federate ledger: exited with code {128 + signal.SIGTERM}" in out
     assert read_progress(run_dir)["ledger"]["state"] == "failed"
     assert {read_progress(run_dir)[n]["state"] for n in ("grid", "der")} == {"stopped"}
     assert (run_dir / "parts" / "ledger.nc").exists() and (run_dir / "chain" / "receipts.jsonl").exists()
 
 
 def test_stalled_federate_is_named_and_stopped(tmp_path):
-    runs = tmp_path / "runs"
     study = tmp_path / "stall.yaml"
     config = yaml.safe_load(SHORT_STUDY.read_text())
     config["helics"] = {"stall_timeout_s": 4}
     study.write_text(yaml.safe_dump(config))
-    proc = _start(study, runs)
-    der = _wait_for(runs, "baran-wu-short", "der", 1800)
-    os.kill(der["pid"], signal.SIGSTOP)
-    try:
-        out, _ = proc.communicate(timeout=120)
-    finally:
-        os.kill(der["pid"], signal.SIGCONT) if _alive(der["pid"]) else None
-    assert proc.returncode == 1, out
-    assert "no time grant for 4 s; stalled while computing: der" in out.replace("\n", " ")
-    run_dir = only_run_dir(runs, "baran-wu-short")
+    code, out, run_dir = _harm(tmp_path / "runs", "der", 1800, signal.SIGSTOP, study)
+    assert code == 1, out
+    assert "no time grant for 4 s; stalled while computing: der" in out
     assert (run_dir / "parts" / "grid.nc").exists() and (run_dir / "parts" / "ledger.nc").exists()
 
 
