@@ -12,6 +12,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
+from rich.table import Table
 
 from gridledger.interfaces import FEDERATES
 from gridledger.launcher import Prepared, launch, prepare, runner_json
@@ -60,19 +61,30 @@ class _ProgressView:
                     f"{n} {_clock(r['time_s'])}" for n, r in sorted(records.items())))
 
 
+def kpi_table(kpis: dict) -> Table:
+    """The scalar KPIs as a two-column table (per-prosumer values stay in kpis.json)."""
+    table = Table(title=f"KPIs: {kpis.get('study', '')}", show_header=True)
+    table.add_column("KPI")
+    table.add_column("value", justify="right")
+    for key, value in kpis.items():
+        if not isinstance(value, dict):
+            table.add_row(key, f"{value:,.6g}" if isinstance(value, float) else str(value))
+    return table
+
+
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     prepared = prepare(args.study, args.runs)
-    console.print(f"run directory: {prepared.run_dir}")
+    console.print(f"run directory: {prepared.run_dir}", soft_wrap=True)
     view = _ProgressView(prepared, console)
     with view.bars:
         outcome = launch(prepared, on_progress=view)
     kpis = collect(prepared.run_dir, prepared.study, FEDERATES)
     if outcome.exit_code:
         console.print(f"[red]run failed:[/red] federate {outcome.failed}: {outcome.reason}", highlight=False)
-        console.print(f"partial results and logs kept in {prepared.run_dir}")
+        console.print(f"partial results and logs kept in {prepared.run_dir}", soft_wrap=True)
         return EXIT_FAILED
-    console.print_json(json.dumps(kpis))
-    console.print(f"results: {prepared.run_dir / 'results.nc'}")
+    console.print(kpi_table(kpis))
+    console.print(f"results: {prepared.run_dir / 'results.nc'}", soft_wrap=True)
     return EXIT_OK
 
 
