@@ -16,13 +16,18 @@
         - `order_count`, `order`, `orders` (`external` `view` functions),
         - `gate_timestamp`, `interval_end_timestamp` (`external` `view` functions),
         - `cleared`, `clearing_price_wei_per_wh`, `cleared_volume_wh`,
-          `position_wh`, `has_order` (`external` `view` functions).
+          `position_wh`, `has_order` (`external` `view` functions),
+        - `settlement_terms` (`external` `view` function).
         Clearing rule: bids by price descending, asks by price ascending,
         equal prices by submission index ascending; while the best
         remaining bid price is at least the best remaining ask price the
         two trade the smaller remaining energy. The price is the floor of
         the midpoint of the last matched bid and ask (the marginal pair);
         an interval without a match clears at price 0 and volume 0.
+        Storage is packed to keep the slots an interval touches few:
+        an order and its cleared fill share one word per account and
+        interval, and an interval's outcome is one word (layouts at the
+        `_ORDER_*` and `_OUTCOME_*` constants).
 @custom:security An interval so far in the future that its timestamps
                  overflow uint256 reverts without a reason string.
 """
@@ -46,12 +51,33 @@ MAX_ORDERS: public(constant(uint256)) = 256
 
 
 # @dev Largest energy of one order: 1 TWh keeps every payment product
-# far inside int256. [Wh]
+# far inside int256 and fits the 40-bit energy fields below. [Wh]
 MAX_ENERGY_WH: public(constant(uint256)) = 10**12
 
 
-# @dev Largest price cap the constructor accepts. [wei/Wh]
+# @dev Largest price cap the constructor accepts; fits the 80-bit
+# price fields below. [wei/Wh]
 MAX_PRICE_WEI_PER_WH: public(constant(uint256)) = 10**24
+
+
+# @dev Packed order word of one account in one interval, zero while it
+# has no order: bits [0, 40) energy [Wh], [40, 120) limit price
+# [wei/Wh], [120, 160) energy filled at clearing [Wh], bit 160 set for
+# an ask. Energy is at least 1 Wh, so an order's word is never zero.
+_ORDER_ENERGY_MASK: constant(uint256) = 2**40 - 1
+_ORDER_PRICE_SHIFT: constant(uint256) = 40
+_ORDER_PRICE_MASK: constant(uint256) = 2**80 - 1
+_ORDER_FILL_SHIFT: constant(uint256) = 120
+_ORDER_ASK_SHIFT: constant(uint256) = 160
+
+
+# @dev Packed outcome word of one interval, zero until it clears:
+# bits [0, 80) clearing price [wei/Wh], [80, 144) volume [Wh]
+# (at most MAX_ORDERS * MAX_ENERGY_WH < 2**48), bit 144 set once cleared.
+_OUTCOME_PRICE_MASK: constant(uint256) = 2**80 - 1
+_OUTCOME_VOLUME_SHIFT: constant(uint256) = 80
+_OUTCOME_VOLUME_MASK: constant(uint256) = 2**64 - 1
+_OUTCOME_CLEARED: constant(uint256) = 2**144
 
 
 # @dev One order of a book.
@@ -59,6 +85,14 @@ struct Order:
     account: address
     energy_wh: uint256
     price_wei_per_wh: uint256
+
+
+# @dev What settling one account's reading needs from one interval.
+struct SettlementTerms:
+    cleared: bool
+    price_wei_per_wh: uint256
+    position_wh: int256
+    end_timestamp: uint256
 
 
 # @dev Registry that grants the prosumer and operator roles.
@@ -81,30 +115,17 @@ gate_closure_s: public(immutable(uint256))
 price_cap_wei_per_wh: public(immutable(uint256))
 
 
-# @dev Orders of each interval, bids under False and asks under True,
-# in submission order.
-_book: HashMap[uint256, HashMap[bool, DynArray[Order, MAX_ORDERS]]]
+# @dev Accounts with an order in each interval, bids under False and
+# asks under True, in submission order.
+_accounts: HashMap[uint256, HashMap[bool, DynArray[address, MAX_ORDERS]]]
 
 
-# @dev True once an account has an order in an interval.
-has_order: public(HashMap[uint256, HashMap[address, bool]])
+# @dev Packed order word of each account per interval (`_ORDER_*`).
+_order_word: HashMap[uint256, HashMap[address, uint256]]
 
 
-# @dev True once an interval has been cleared.
-cleared: public(HashMap[uint256, bool])
-
-
-# @dev Uniform price of each cleared interval. [wei/Wh]
-clearing_price_wei_per_wh: public(HashMap[uint256, uint256])
-
-
-# @dev Energy traded in each cleared interval. [Wh]
-cleared_volume_wh: public(HashMap[uint256, uint256])
-
-
-# @dev Cleared position of each account per interval,
-# positive = sold (export), negative = bought (import). [Wh]
-position_wh: public(HashMap[uint256, HashMap[address, int256]])
+# @dev Packed outcome word of each interval (`_OUTCOME_*`).
+_outcome_word: HashMap[uint256, uint256]
 
 
 # @dev Emitted for every accepted order; `index` is its place
@@ -174,15 +195,17 @@ def submit_order(interval: uint256, is_ask: bool, energy_wh: uint256, price_wei_
     assert price_wei_per_wh != 0, "auction: zero price"
     assert price_wei_per_wh <= price_cap_wei_per_wh, "auction: price above cap"
     assert block.timestamp < self._gate_timestamp(interval), "auction: gate closed"
-    assert not self.has_order[interval][msg.sender], "auction: order exists"
-    index: uint256 = len(self._book[interval][is_ask])
+    assert self._order_word[interval][msg.sender] == 0, "auction: order exists"
+    index: uint256 = len(self._accounts[interval][is_ask])
     assert index < MAX_ORDERS, "auction: book full"
 
     # effects
-    self.has_order[interval][msg.sender] = True
-    self._book[interval][is_ask].append(
-        Order(account=msg.sender, energy_wh=energy_wh, price_wei_per_wh=price_wei_per_wh)
+    self._order_word[interval][msg.sender] = (
+        energy_wh
+        | price_wei_per_wh << _ORDER_PRICE_SHIFT
+        | convert(is_ask, uint256) << _ORDER_ASK_SHIFT
     )
+    self._accounts[interval][is_ask].append(msg.sender)
     log OrderSubmitted(
         interval=interval,
         account=msg.sender,
@@ -206,44 +229,48 @@ def clear(interval: uint256, bid_order: DynArray[uint256, MAX_ORDERS], ask_order
     # checks
     assert staticcall registry.has_role(msg.sender, _ROLE_OPERATOR), "auction: caller is not operator"
     assert block.timestamp >= self._gate_timestamp(interval), "auction: gate open"
-    assert not self.cleared[interval], "auction: already cleared"
-    bids: DynArray[Order, MAX_ORDERS] = self._book[interval][False]
-    asks: DynArray[Order, MAX_ORDERS] = self._book[interval][True]
-    self._check_priority(bids, bid_order, True)
-    self._check_priority(asks, ask_order, False)
+    assert self._outcome_word[interval] == 0, "auction: already cleared"
+    bid_accounts: DynArray[address, MAX_ORDERS] = self._accounts[interval][False]
+    ask_accounts: DynArray[address, MAX_ORDERS] = self._accounts[interval][True]
+    bids: uint256[MAX_ORDERS] = self._ranked_words(interval, bid_accounts, bid_order, True)
+    asks: uint256[MAX_ORDERS] = self._ranked_words(interval, ask_accounts, ask_order, False)
 
     # Fills are kept by priority rank, so the filled orders of each
     # side form a prefix of `bid_order` / `ask_order`.
     bid_fill_wh: uint256[MAX_ORDERS] = empty(uint256[MAX_ORDERS])
     ask_fill_wh: uint256[MAX_ORDERS] = empty(uint256[MAX_ORDERS])
+    bid_count: uint256 = len(bid_order)
+    ask_count: uint256 = len(ask_order)
     i: uint256 = 0
     j: uint256 = 0
     volume_wh: uint256 = 0
     price_wei_per_wh: uint256 = 0
     # Every round exhausts a bid or an ask, so 2 * MAX_ORDERS rounds suffice.
     for _: uint256 in range(2 * MAX_ORDERS):
-        if i == len(bids) or j == len(asks):
+        if i == bid_count or j == ask_count:
             break
-        bid: Order = bids[bid_order[i]]
-        ask: Order = asks[ask_order[j]]
-        if bid.price_wei_per_wh < ask.price_wei_per_wh:
+        bid: uint256 = bids[i]
+        ask: uint256 = asks[j]
+        bid_price_wei_per_wh: uint256 = (bid >> _ORDER_PRICE_SHIFT) & _ORDER_PRICE_MASK
+        ask_price_wei_per_wh: uint256 = (ask >> _ORDER_PRICE_SHIFT) & _ORDER_PRICE_MASK
+        if bid_price_wei_per_wh < ask_price_wei_per_wh:
             break
-        traded_wh: uint256 = min(bid.energy_wh - bid_fill_wh[i], ask.energy_wh - ask_fill_wh[j])
+        bid_energy_wh: uint256 = bid & _ORDER_ENERGY_MASK
+        ask_energy_wh: uint256 = ask & _ORDER_ENERGY_MASK
+        traded_wh: uint256 = min(bid_energy_wh - bid_fill_wh[i], ask_energy_wh - ask_fill_wh[j])
         bid_fill_wh[i] += traded_wh
         ask_fill_wh[j] += traded_wh
         volume_wh += traded_wh
-        price_wei_per_wh = (bid.price_wei_per_wh + ask.price_wei_per_wh) // 2
-        if bid_fill_wh[i] == bid.energy_wh:
+        price_wei_per_wh = (bid_price_wei_per_wh + ask_price_wei_per_wh) // 2
+        if bid_fill_wh[i] == bid_energy_wh:
             i += 1
-        if ask_fill_wh[j] == ask.energy_wh:
+        if ask_fill_wh[j] == ask_energy_wh:
             j += 1
 
     # effects
-    self.cleared[interval] = True
-    self.clearing_price_wei_per_wh[interval] = price_wei_per_wh
-    self.cleared_volume_wh[interval] = volume_wh
-    self._record_fills(interval, bids, bid_order, bid_fill_wh, False)
-    self._record_fills(interval, asks, ask_order, ask_fill_wh, True)
+    self._outcome_word[interval] = price_wei_per_wh | volume_wh << _OUTCOME_VOLUME_SHIFT | _OUTCOME_CLEARED
+    self._record_fills(interval, bid_accounts, bids, bid_order, bid_fill_wh)
+    self._record_fills(interval, ask_accounts, asks, ask_order, ask_fill_wh)
     log Cleared(interval=interval, price_wei_per_wh=price_wei_per_wh, volume_wh=volume_wh)
 
 
@@ -256,7 +283,7 @@ def order_count(interval: uint256, is_ask: bool) -> uint256:
     @param is_ask True for asks, False for bids.
     @return uint256 The number of orders.
     """
-    return len(self._book[interval][is_ask])
+    return len(self._accounts[interval][is_ask])
 
 
 @external
@@ -269,8 +296,8 @@ def order(interval: uint256, is_ask: bool, index: uint256) -> Order:
     @param index Place of the order on its side, in submission order.
     @return Order The account, energy [Wh] and price [wei/Wh].
     """
-    assert index < len(self._book[interval][is_ask]), "auction: no such order"
-    return self._book[interval][is_ask][index]
+    assert index < len(self._accounts[interval][is_ask]), "auction: no such order"
+    return self._order(interval, self._accounts[interval][is_ask][index])
 
 
 @external
@@ -282,7 +309,91 @@ def orders(interval: uint256, is_ask: bool) -> DynArray[Order, MAX_ORDERS]:
     @param is_ask True for asks, False for bids.
     @return DynArray The orders in submission order.
     """
-    return self._book[interval][is_ask]
+    book: DynArray[Order, MAX_ORDERS] = []
+    for account: address in self._accounts[interval][is_ask]:
+        book.append(self._order(interval, account))
+    return book
+
+
+@external
+@view
+def has_order(interval: uint256, account: address) -> bool:
+    """
+    @dev Tells whether `account` has an order in `interval`.
+    @param interval Index of the market interval.
+    @param account The account to look up.
+    @return bool True once the account's order is accepted.
+    """
+    return self._order_word[interval][account] != 0
+
+
+@external
+@view
+def cleared(interval: uint256) -> bool:
+    """
+    @dev Tells whether `interval` has been cleared.
+    @param interval Index of the market interval.
+    @return bool True once the interval is cleared.
+    """
+    return self._outcome_word[interval] != 0
+
+
+@external
+@view
+def clearing_price_wei_per_wh(interval: uint256) -> uint256:
+    """
+    @dev Uniform price of a cleared interval; 0 before it clears.
+    @param interval Index of the market interval.
+    @return uint256 The clearing price. [wei/Wh]
+    """
+    return self._outcome_word[interval] & _OUTCOME_PRICE_MASK
+
+
+@external
+@view
+def cleared_volume_wh(interval: uint256) -> uint256:
+    """
+    @dev Energy traded in a cleared interval; 0 before it clears.
+    @param interval Index of the market interval.
+    @return uint256 The traded energy. [Wh]
+    """
+    return (self._outcome_word[interval] >> _OUTCOME_VOLUME_SHIFT) & _OUTCOME_VOLUME_MASK
+
+
+@external
+@view
+def position_wh(interval: uint256, account: address) -> int256:
+    """
+    @dev Cleared position of `account` in `interval`; 0 without a fill.
+    @param interval Index of the market interval.
+    @param account The account to look up.
+    @return int256 Positive = sold (export), negative = bought (import). [Wh]
+    """
+    return self._position_wh(self._order_word[interval][account])
+
+
+@external
+@view
+def settlement_terms(interval: uint256, account: address) -> SettlementTerms:
+    """
+    @dev Everything the settlement of `account`'s reading for `interval`
+         needs, in one call. All fields but `cleared` are zero while
+         the interval is not cleared.
+    @param interval Index of the market interval.
+    @param account The account to look up.
+    @return SettlementTerms Whether the interval is cleared, its
+            clearing price [wei/Wh], the account's position [Wh] and
+            the interval's end [s since the Unix epoch].
+    """
+    outcome: uint256 = self._outcome_word[interval]
+    if outcome == 0:
+        return empty(SettlementTerms)
+    return SettlementTerms(
+        cleared=True,
+        price_wei_per_wh=outcome & _OUTCOME_PRICE_MASK,
+        position_wh=self._position_wh(self._order_word[interval][account]),
+        end_timestamp=self._interval_end_timestamp(interval),
+    )
 
 
 @external
@@ -305,7 +416,7 @@ def interval_end_timestamp(interval: uint256) -> uint256:
     @param interval Index of the market interval.
     @return uint256 The end time. [s since the Unix epoch]
     """
-    return start_timestamp + (interval + 1) * interval_s
+    return self._interval_end_timestamp(interval)
 
 
 @internal
@@ -320,56 +431,111 @@ def _gate_timestamp(interval: uint256) -> uint256:
 
 
 @internal
+@view
+def _interval_end_timestamp(interval: uint256) -> uint256:
+    """
+    @dev End time of `interval`.
+    @param interval Index of the market interval.
+    @return uint256 The end time. [s since the Unix epoch]
+    """
+    return start_timestamp + (interval + 1) * interval_s
+
+
+@internal
+@view
+def _order(interval: uint256, account: address) -> Order:
+    """
+    @dev Unpacked order of `account` in `interval`.
+    @param interval Index of the market interval.
+    @param account An account with an order in `interval`.
+    @return Order The account, energy [Wh] and price [wei/Wh].
+    """
+    word: uint256 = self._order_word[interval][account]
+    return Order(
+        account=account,
+        energy_wh=word & _ORDER_ENERGY_MASK,
+        price_wei_per_wh=(word >> _ORDER_PRICE_SHIFT) & _ORDER_PRICE_MASK,
+    )
+
+
+@internal
 @pure
-def _check_priority(book: DynArray[Order, MAX_ORDERS], priority: DynArray[uint256, MAX_ORDERS], descending: bool):
+def _position_wh(word: uint256) -> int256:
     """
-    @dev Reverts unless `priority` lists every index of `book` once,
-         sorted by price (descending for bids, ascending for asks)
-         and by index among equal prices.
-    @param book One side of a book, in submission order.
-    @param priority The claimed priority order of `book`'s indices.
+    @dev Signed fill of a packed order word.
+    @param word An order word, or zero for no order.
+    @return int256 The filled energy, positive for an ask. [Wh]
+    """
+    fill_wh: int256 = convert((word >> _ORDER_FILL_SHIFT) & _ORDER_ENERGY_MASK, int256)
+    if word >> _ORDER_ASK_SHIFT == 0:
+        return -fill_wh
+    return fill_wh
+
+
+@internal
+@view
+def _ranked_words(
+    interval: uint256,
+    accounts: DynArray[address, MAX_ORDERS],
+    priority: DynArray[uint256, MAX_ORDERS],
+    descending: bool,
+) -> uint256[MAX_ORDERS]:
+    """
+    @dev Reverts unless `priority` lists every index of `accounts`
+         once, sorted by price (descending for bids, ascending for
+         asks) and by index among equal prices. The sort is strict,
+         so an index can only repeat where the order breaks: repeats
+         are looked for there only.
+    @param interval Index of the market interval.
+    @param accounts One side's accounts, in submission order.
+    @param priority The claimed priority order of `accounts`' indices.
     @param descending True for bids, False for asks.
+    @return uint256[MAX_ORDERS] The side's order words by priority rank.
     """
-    assert len(priority) == len(book), "auction: order length mismatch"
-    seen: bool[MAX_ORDERS] = empty(bool[MAX_ORDERS])
+    assert len(priority) == len(accounts), "auction: order length mismatch"
+    ranked: uint256[MAX_ORDERS] = empty(uint256[MAX_ORDERS])
+    previous: uint256 = 0
+    previous_price: uint256 = 0
     for rank: uint256 in range(len(priority), bound=MAX_ORDERS):
         index: uint256 = priority[rank]
-        assert index < len(book), "auction: order index out of range"
-        assert not seen[index], "auction: order index repeated"
-        seen[index] = True
+        assert index < len(accounts), "auction: order index out of range"
+        word: uint256 = self._order_word[interval][accounts[index]]
+        price: uint256 = (word >> _ORDER_PRICE_SHIFT) & _ORDER_PRICE_MASK
         if rank != 0:
-            previous: uint256 = priority[rank - 1]
-            previous_price: uint256 = book[previous].price_wei_per_wh
-            price: uint256 = book[index].price_wei_per_wh
             in_priority: bool = previous < index
             if previous_price != price:
                 in_priority = (previous_price > price) == descending
-            assert in_priority, "auction: order not sorted"
+            if not in_priority:
+                for earlier: uint256 in range(rank, bound=MAX_ORDERS):
+                    assert priority[earlier] != index, "auction: order index repeated"
+                raise "auction: order not sorted"
+        ranked[rank] = word
+        previous = index
+        previous_price = price
+    return ranked
 
 
 @internal
 def _record_fills(
     interval: uint256,
-    book: DynArray[Order, MAX_ORDERS],
+    accounts: DynArray[address, MAX_ORDERS],
+    ranked: uint256[MAX_ORDERS],
     priority: DynArray[uint256, MAX_ORDERS],
     fill_wh: uint256[MAX_ORDERS],
-    is_ask: bool,
 ):
     """
-    @dev Stores the position of every filled order of one side and
-         logs a `Trade` for it.
+    @dev Stores the fill of every filled order of one side in its
+         order word and logs a `Trade` for it.
     @param interval Index of the market interval.
-    @param book One side of the book, in submission order.
+    @param accounts That side's accounts, in submission order.
+    @param ranked That side's order words by priority rank.
     @param priority That side's verified priority order.
     @param fill_wh Filled energy by priority rank. [Wh]
-    @param is_ask True for asks (positions > 0), False for bids (< 0).
     """
     for rank: uint256 in range(len(priority), bound=MAX_ORDERS):
         if fill_wh[rank] == 0:
             break
-        account: address = book[priority[rank]].account
-        position: int256 = convert(fill_wh[rank], int256)
-        if not is_ask:
-            position = -position
-        self.position_wh[interval][account] = position
-        log Trade(interval=interval, account=account, position_wh=position)
+        account: address = accounts[priority[rank]]
+        word: uint256 = ranked[rank] | fill_wh[rank] << _ORDER_FILL_SHIFT
+        self._order_word[interval][account] = word
+        log Trade(interval=interval, account=account, position_wh=self._position_wh(word))

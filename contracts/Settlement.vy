@@ -23,9 +23,12 @@
         d < 0: prosumer -= buy*|d|, operator += buy*|d|.
         Invariant: the sum of all credits plus the pool equals this
         contract's token balance; an interval's pool share returns to
-        zero once every participant has posted.
+        zero once every participant has posted. A reading is stored as
+        one packed word (layout at the `_READING_*` constants).
 @custom:security Credits may go negative without limit: collecting debt
-                 is off-chain business of the operator.
+                 is off-chain business of the operator. Settlement trusts
+                 its auction to keep positions within `MAX_ENERGY_WH`
+                 and prices within `MAX_PRICE_WEI_PER_WH`.
 """
 
 
@@ -40,10 +43,7 @@ interface Registry:
 
 # @dev Cleared results of the market's auction.
 interface DoubleAuction:
-    def cleared(interval: uint256) -> bool: view
-    def clearing_price_wei_per_wh(interval: uint256) -> uint256: view
-    def position_wh(interval: uint256, account: address) -> int256: view
-    def interval_end_timestamp(interval: uint256) -> uint256: view
+    def settlement_terms(interval: uint256, account: address) -> SettlementTerms: view
 
 
 # @dev Largest import or export of one reading; equal to the
@@ -55,11 +55,28 @@ MAX_ENERGY_WH: public(constant(uint256)) = 10**12
 MAX_PRICE_WEI_PER_WH: public(constant(uint256)) = 10**24
 
 
+# @dev Packed reading word of one prosumer in one interval, zero until
+# posted: bits [0, 40) import [Wh], [40, 80) export [Wh] (each at most
+# MAX_ENERGY_WH < 2**40), bit 80 set once posted.
+_READING_ENERGY_MASK: constant(uint256) = 2**40 - 1
+_READING_EXPORT_SHIFT: constant(uint256) = 40
+_READING_POSTED: constant(uint256) = 2**80
+
+
 # @dev One posted meter reading.
 struct Reading:
     import_wh: uint256
     export_wh: uint256
     posted: bool
+
+
+# @dev A cleared interval's terms for one account, as the auction's
+# `settlement_terms` returns them.
+struct SettlementTerms:
+    cleared: bool
+    price_wei_per_wh: uint256
+    position_wh: int256
+    end_timestamp: uint256
 
 
 # @dev Registry that binds meters to prosumers.
@@ -101,8 +118,8 @@ credit_wei: public(HashMap[address, int256])
 pool_wei: public(int256)
 
 
-# @dev Reading of each prosumer per interval.
-reading: public(HashMap[uint256, HashMap[address, Reading]])
+# @dev Packed reading word of each prosumer per interval (`_READING_*`).
+_reading_word: HashMap[uint256, HashMap[address, uint256]]
 
 
 # @dev Emitted when `payer` deposits tokens for `beneficiary`.
@@ -215,30 +232,31 @@ def post_reading(interval: uint256, import_wh: uint256, export_wh: uint256):
     # checks
     prosumer: address = staticcall registry.prosumer_of_meter(msg.sender)
     assert prosumer != empty(address), "settlement: caller is not a bound meter"
-    assert staticcall auction.cleared(interval), "settlement: interval not cleared"
-    assert block.timestamp >= staticcall auction.interval_end_timestamp(interval), "settlement: interval not ended"
-    assert not self.reading[interval][prosumer].posted, "settlement: reading exists"
+    terms: SettlementTerms = staticcall auction.settlement_terms(interval, prosumer)
+    assert terms.cleared, "settlement: interval not cleared"
+    assert block.timestamp >= terms.end_timestamp, "settlement: interval not ended"
+    assert self._reading_word[interval][prosumer] == 0, "settlement: reading exists"
     assert import_wh <= MAX_ENERGY_WH and export_wh <= MAX_ENERGY_WH, "settlement: energy above limit"
-    position_wh: int256 = staticcall auction.position_wh(interval, prosumer)
-    price_wei_per_wh: int256 = convert(staticcall auction.clearing_price_wei_per_wh(interval), int256)
 
     # effects
-    self.reading[interval][prosumer] = Reading(import_wh=import_wh, export_wh=export_wh, posted=True)
+    self._reading_word[interval][prosumer] = import_wh | export_wh << _READING_EXPORT_SHIFT | _READING_POSTED
 
-    p2p_wei: int256 = price_wei_per_wh * position_wh
+    # The auction bounds |position_wh| by MAX_ENERGY_WH and the price by
+    # MAX_PRICE_WEI_PER_WH, the checks above bound import and export and
+    # the constructor the grid prices: every product and sum below stays
+    # under 10**37, so only the running totals need checked arithmetic.
+    position_wh: int256 = terms.position_wh
+    p2p_wei: int256 = unsafe_mul(convert(terms.price_wei_per_wh, int256), position_wh)
     fee_wei: uint256 = 0
     if position_wh < 0:
-        fee_wei = grid_fee_wei_per_wh * convert(-position_wh, uint256)
-    self.pool_wei -= p2p_wei
-    self.credit_wei[operator] += convert(fee_wei, int256)
-
-    imbalance_wh: int256 = convert(export_wh, int256) - convert(import_wh, int256) - position_wh
-    imbalance_wei: int256 = convert(grid_sell_price_wei_per_wh, int256) * imbalance_wh
+        fee_wei = unsafe_mul(grid_fee_wei_per_wh, convert(unsafe_sub(0, position_wh), uint256))
+    imbalance_wh: int256 = unsafe_sub(unsafe_sub(convert(export_wh, int256), convert(import_wh, int256)), position_wh)
+    imbalance_wei: int256 = unsafe_mul(convert(grid_sell_price_wei_per_wh, int256), imbalance_wh)
     if imbalance_wh < 0:
-        imbalance_wei = convert(grid_buy_price_wei_per_wh, int256) * imbalance_wh
-    self.credit_wei[operator] -= imbalance_wei
-
-    self.credit_wei[prosumer] += p2p_wei - convert(fee_wei, int256) + imbalance_wei
+        imbalance_wei = unsafe_mul(convert(grid_buy_price_wei_per_wh, int256), imbalance_wh)
+    self.pool_wei -= p2p_wei
+    self.credit_wei[operator] += unsafe_sub(convert(fee_wei, int256), imbalance_wei)
+    self.credit_wei[prosumer] += unsafe_add(unsafe_sub(p2p_wei, convert(fee_wei, int256)), imbalance_wei)
     log Settled(
         interval=interval,
         prosumer=prosumer,
@@ -248,4 +266,21 @@ def post_reading(interval: uint256, import_wh: uint256, export_wh: uint256):
         p2p_wei=p2p_wei,
         fee_wei=fee_wei,
         imbalance_wei=imbalance_wei,
+    )
+
+
+@external
+@view
+def reading(interval: uint256, prosumer: address) -> Reading:
+    """
+    @dev Reading of `prosumer` for `interval`; all zero until posted.
+    @param interval Index of the market interval.
+    @param prosumer The prosumer whose meter posted.
+    @return Reading Import [Wh], export [Wh] and whether it is posted.
+    """
+    word: uint256 = self._reading_word[interval][prosumer]
+    return Reading(
+        import_wh=word & _READING_ENERGY_MASK,
+        export_wh=(word >> _READING_EXPORT_SHIFT) & _READING_ENERGY_MASK,
+        posted=word != 0,
     )

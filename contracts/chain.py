@@ -6,13 +6,14 @@ caller chooses every block's timestamp, so the same transactions mined
 at the same times give the same block hashes.
 """
 
+import functools
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import eth_abi
-from eth.abc import ComputationAPI, SignedTransactionAPI, StateAPI
+from eth.abc import BlockHeaderAPI, ComputationAPI, ReceiptAPI, SignedTransactionAPI, StateAPI
 from eth.chains.base import MiningChain
 from eth.consensus.noproof import NoProofConsensus
 from eth.db.atomic import AtomicDB
@@ -118,6 +119,12 @@ def _rejected(raw: bytes, reason: str, tx: SignedTransactionAPI | None = None, s
     )
 
 
+@functools.lru_cache(maxsize=1024)
+def _checksum(address: bytes) -> str:
+    """Checksummed form of a canonical address; the same few accounts recur in every block."""
+    return to_checksum_address(address)
+
+
 def _hex(value: bytes) -> str:
     return "0x" + value.hex()
 
@@ -212,6 +219,9 @@ class Chain:
         Transactions run in input order. One that cannot be included
         (undecodable, bad signature, wrong chain id or nonce, gas or funds
         short) gets a rejected receipt and the rest of the block goes on.
+        Each transaction is checked with py-evm's own validation against
+        the block's state as the transactions before it left it, right
+        before it runs.
 
         Returns
         -------
@@ -220,69 +230,65 @@ class Chain:
         """
         if timestamp <= self.timestamp:
             raise ValueError(f"block timestamp {timestamp} must exceed the head's {self.timestamp}")
-        self._chain.header = self._chain.header.copy(timestamp=timestamp, gas_limit=BLOCK_GAS_LIMIT)
-        accepted, receipts = self._screen(raw_txs)
-        result, evm_receipts, computations = self._chain.mine_all([tx for _, tx, _ in accepted])
-        number = result.imported_block.number
-        cumulative_gas = 0
-        for (index, tx, sender), evm_receipt, computation in zip(accepted, evm_receipts, computations, strict=True):
-            created = None
-            if computation.is_success and not tx.to:
-                created = contract_address(sender, tx.nonce)
-            receipts[index] = Receipt(
-                tx_hash=tx.hash,
-                sender=sender,
-                nonce=tx.nonce,
-                status=int(computation.is_success),
-                gas_used=evm_receipt.gas_used - cumulative_gas,
-                revert_reason=None if computation.is_success else revert_reason(computation),
-                logs=tuple(
-                    Log(to_checksum_address(log.address), tuple(t.to_bytes(32, "big") for t in log.topics), log.data)
-                    for log in evm_receipt.logs
-                ),
-                block_number=number,
-                contract_address=created,
-            )
-            cumulative_gas = evm_receipt.gas_used
-        self._receipts.extend(receipts)
-        return receipts
-
-    def _screen(
-        self, raw_txs: Sequence[bytes]
-    ) -> tuple[list[tuple[int, SignedTransactionAPI, str]], list[Receipt | None]]:
-        """Split ``raw_txs`` into includable transactions and rejections.
-
-        Each transaction is checked against a scratch state that already
-        holds the nonce and up-front gas cost of the ones accepted before
-        it, with py-evm's own validation; the scratch state is discarded.
-        """
-        vm = self._chain.get_vm(self._chain.header)
-        state = vm.state
+        header = self._chain.header.copy(timestamp=timestamp, gas_limit=BLOCK_GAS_LIMIT)
+        vm = self._chain.get_vm(header)
         builder = vm.get_transaction_builder()
         gas_left = BLOCK_GAS_LIMIT
-        accepted = []
-        receipts: list[Receipt | None] = []
-        for index, raw in enumerate(raw_txs):
+        included, evm_receipts, receipts = [], [], []
+        for raw in raw_txs:
             try:
                 tx = builder.decode(raw)
                 tx.validate()
-                sender = to_checksum_address(tx.sender)
+                sender = _checksum(tx.sender)
             except (RLPException, ValidationError, BadSignature, ValueError) as error:
                 receipts.append(_rejected(raw, f"undecodable or badly signed ({error})"))
                 continue
-            reason = self._rejection(state, tx, gas_left)
+            reason = self._rejection(vm.state, tx, gas_left)
             if reason is not None:
                 receipts.append(_rejected(raw, reason, tx, sender))
                 continue
-            receipts.append(None)
-            state.increment_nonce(tx.sender)
-            state.delta_balance(tx.sender, -(tx.value + tx.gas * state.get_gas_price(tx)))
+            evm_receipt, computation = vm.apply_transaction(header, tx)
+            receipts.append(self._receipt(tx, sender, evm_receipt, computation, header))
+            header = vm.increment_blob_gas_used(vm.add_receipt_to_header(header, evm_receipt), tx)
             gas_left -= tx.gas
-            accepted.append((index, tx, sender))
-        return accepted, receipts
+            included.append(tx)
+            evm_receipts.append(evm_receipt)
+        block = vm.set_block_transactions_and_withdrawals(vm.get_block(), header, included, evm_receipts)
+        mined = vm.mine_block(block).block
+        self._chain.persist_block(mined)
+        self._chain.header = self._chain.create_header_from_parent(mined.header)
+        self._receipts.extend(receipts)
+        return receipts
+
+    @staticmethod
+    def _receipt(
+        tx: SignedTransactionAPI,
+        sender: str,
+        evm_receipt: ReceiptAPI,
+        computation: ComputationAPI,
+        previous_header: BlockHeaderAPI,
+    ) -> Receipt:
+        """Receipt of ``tx``, applied on top of ``previous_header``'s block so far."""
+        created = None
+        if computation.is_success and not tx.to:
+            created = contract_address(sender, tx.nonce)
+        return Receipt(
+            tx_hash=tx.hash,
+            sender=sender,
+            nonce=tx.nonce,
+            status=int(computation.is_success),
+            gas_used=evm_receipt.gas_used - previous_header.gas_used,
+            revert_reason=None if computation.is_success else revert_reason(computation),
+            logs=tuple(
+                Log(_checksum(log.address), tuple(t.to_bytes(32, "big") for t in log.topics), log.data)
+                for log in evm_receipt.logs
+            ),
+            block_number=previous_header.block_number,
+            contract_address=created,
+        )
 
     def _rejection(self, state: StateAPI, tx: SignedTransactionAPI, gas_left: int) -> str | None:
-        """Why ``tx`` cannot go into the block being built, or None if it can."""
+        """Why ``tx`` cannot run next on ``state``, the block being built, or None if it can."""
         chain_id = getattr(tx, "chain_id", None)
         if chain_id != self.chain_id:
             return f"chain id {chain_id}, expected {self.chain_id}"

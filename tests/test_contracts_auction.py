@@ -1,14 +1,17 @@
 """DoubleAuction on a real py-evm chain against the Python reference clearing."""
 
+import dataclasses
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gridledger.contracts import market as mk
+from gridledger.contracts.compiler import load_artifact
 from gridledger.contracts.reference import Clearing, Order, clear_uniform
 
 from contract_helpers import CENT_PER_KWH as CENT
-from contract_helpers import PRICE_CAP_WEI_PER_WH, Market, new_market
+from contract_helpers import GATE_CLOSURE_S, INTERVAL_S, PRICE_CAP_WEI_PER_WH, START_TIMESTAMP, Market, new_market
 
 MAX_SIDE = 20
 
@@ -173,6 +176,51 @@ def test_order_views_read_single_orders(market):
     assert market.read("DoubleAuction", "has_order", interval, book.bids[0].account)
     assert market.read("DoubleAuction", "gate_timestamp", interval) == market.gate(interval)
     assert market.read("DoubleAuction", "interval_end_timestamp", interval) == market.end(interval)
+
+
+def test_settlement_terms_carry_price_position_and_end_once_cleared(market):
+    market.mine([], market.gate(market.next_interval()))  # past any book another test left open
+    interval = market.next_interval()
+    book = market.submit_book(interval, [(300, 30 * CENT)], [(200, 10 * CENT)])
+    buyer, seller, idle = book.bids[0].account, book.asks[0].account, market.prosumers[2].address
+    assert market.read("DoubleAuction", "settlement_terms", interval, buyer) == (False, 0, 0, 0)
+    assert market.clear(interval, book).ok
+    end = market.end(interval)
+    assert market.read("DoubleAuction", "settlement_terms", interval, buyer) == (True, 20 * CENT, -200, end)
+    assert market.read("DoubleAuction", "settlement_terms", interval, seller) == (True, 20 * CENT, 200, end)
+    assert market.read("DoubleAuction", "settlement_terms", interval, idle) == (True, 20 * CENT, 0, end)
+
+
+def test_largest_energy_and_price_survive_the_packed_storage(market):
+    max_energy_wh = market.read("DoubleAuction", "MAX_ENERGY_WH")
+    max_price = market.read("DoubleAuction", "MAX_PRICE_WEI_PER_WH")
+    artifact = load_artifact("DoubleAuction")
+    registry = market.addresses.registry
+    deploy, auction = market.operator.deploy(artifact, registry, START_TIMESTAMP, INTERVAL_S, GATE_CLOSURE_S, max_price)
+    assert market.mine([deploy])[0].ok
+    addresses = dataclasses.replace(market.addresses, auction=auction)
+    interval = market.next_interval()
+    buyer, seller = market.prosumers[:2]
+    bid = Order(buyer.address, max_energy_wh, max_price)
+    ask = Order(seller.address, max_energy_wh, max_price - 1)
+    raw_txs = [
+        mk.submit_order(w, addresses, interval, is_ask=a, energy_wh=o.energy_wh, price_wei_per_wh=o.price_wei_per_wh)
+        for w, a, o in ((buyer, False, bid), (seller, True, ask))
+    ]
+    assert all(r.ok for r in market.mine(raw_txs))
+    book = mk.book(market.chain, addresses, interval)
+    assert book == mk.Book((bid,), (ask,))
+    (receipt,) = market.mine([mk.clear(market.operator, addresses, interval, book)], market.gate(interval))
+    assert receipt.ok
+
+    def view(function, *args):
+        return mk.read(market.chain, auction, "DoubleAuction", function, *args)
+
+    assert view("clearing_price_wei_per_wh", interval) == max_price - 1
+    assert view("cleared_volume_wh", interval) == max_energy_wh
+    assert view("position_wh", interval, buyer.address) == -max_energy_wh
+    assert view("position_wh", interval, seller.address) == max_energy_wh
+    assert view("order", interval, True, 0) == (seller.address, max_energy_wh, max_price - 1)
 
 
 def test_sorted_order_gives_priority_permutations():

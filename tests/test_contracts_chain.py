@@ -75,6 +75,18 @@ def test_invalid_transactions_get_receipts_and_the_rest_of_the_block_goes_throug
     assert mk.read(chain, registry, "Registry", "has_role", bob.address, 2)
 
 
+def test_each_transaction_is_validated_against_the_state_the_earlier_ones_left(chain_and_wallets):
+    chain, (alice, _) = chain_and_wallets
+    newcomer = chain.wallet(derive_account(SEED, "newcomer"))
+    spend = newcomer.transact(alice.address, b"", gas=21_000, value_wei=1)
+    fund = alice.transact(newcomer.address, b"", gas=21_000, value_wei=10**18)
+    receipts = chain.mine([spend, fund, spend], GENESIS_TIMESTAMP + 10)
+    assert [r.status for r in receipts] == [0, 1, 1]
+    assert receipts[0].block_number is None and "cannot afford" in receipts[0].revert_reason
+    assert receipts[0].tx_hash == receipts[2].tx_hash
+    assert chain.nonce(newcomer.address) == 1
+
+
 def test_block_timestamps_are_chosen_and_must_increase(chain_and_wallets):
     chain, _ = chain_and_wallets
     chain.mine([], GENESIS_TIMESTAMP + 900)

@@ -125,6 +125,7 @@ CASES = [
     ("auction: order length mismatch", "operator", "DoubleAuction.clear", ("@pending", [1, 2, 3], [0, 1])),
     ("auction: order index out of range", "operator", "DoubleAuction.clear", ("@pending", [1, 2, 3, 4], [0, 1])),
     ("auction: order index repeated", "operator", "DoubleAuction.clear", ("@pending", [1, 2, 2, 0], [0, 1])),
+    ("auction: order index repeated", "operator", "DoubleAuction.clear", ("@pending", [1, 2, 1, 0], [0, 1])),
     ("auction: order not sorted", "operator", "DoubleAuction.clear", ("@pending", [2, 1, 3, 0], [0, 1])),
     ("auction: order not sorted", "operator", "DoubleAuction.clear", ("@pending", [1, 3, 2, 0], [0, 1])),
     ("auction: order not sorted", "operator", "DoubleAuction.clear", ("@pending", [1, 2, 3, 0], [1, 0])),

@@ -122,6 +122,19 @@ def test_onchain_credits_equal_reference_and_tokens_are_conserved(market, bids, 
     _assert_tokens_conserved(market)
 
 
+def test_reading_reads_zero_until_posted_and_keeps_the_largest_energies(market):
+    max_energy_wh = market.read("Settlement", "MAX_ENERGY_WH")
+    interval = market.next_interval()
+    assert market.clear(interval, mk.Book((), ())).ok
+    prosumer = market.prosumers[0].address
+    assert market.read("Settlement", "reading", interval, prosumer) == (0, 0, False)
+    meter = market.meters[0]
+    raw = mk.post_reading(meter, market.addresses, interval, import_wh=max_energy_wh, export_wh=max_energy_wh)
+    (receipt,) = market.mine([raw], market.end(interval))
+    assert receipt.ok, receipt.revert_reason
+    assert market.read("Settlement", "reading", interval, prosumer) == (max_energy_wh, max_energy_wh, True)
+
+
 def test_withdraw_and_deposit_for_move_credit_through_tokens(market):
     payer, beneficiary = market.prosumers[-1], market.prosumers[-2]
     payer_credit = market.read("Settlement", "credit_wei", payer.address)
