@@ -87,11 +87,12 @@ struct Order:
     price_wei_per_wh: uint256
 
 
-# @dev What settling one account's reading needs from one interval.
+# @dev What settling one account's reading needs from one interval;
+# the interface every market mechanism offers `Settlement.vy`.
 struct SettlementTerms:
     cleared: bool
-    price_wei_per_wh: uint256
     position_wh: int256
+    value_wei: int256
     end_timestamp: uint256
 
 
@@ -381,17 +382,21 @@ def settlement_terms(interval: uint256, account: address) -> SettlementTerms:
          the interval is not cleared.
     @param interval Index of the market interval.
     @param account The account to look up.
-    @return SettlementTerms Whether the interval is cleared, its
-            clearing price [wei/Wh], the account's position [Wh] and
-            the interval's end [s since the Unix epoch].
+    @return SettlementTerms Whether the interval is cleared, the
+            account's position [Wh] (positive = sold), its money value
+            at the clearing price [wei] (positive = received) and the
+            interval's end [s since the Unix epoch].
     """
     outcome: uint256 = self._outcome_word[interval]
     if outcome == 0:
         return empty(SettlementTerms)
+    position_wh: int256 = self._position_wh(self._order_word[interval][account])
+    # |position| <= MAX_ENERGY_WH and price <= MAX_PRICE_WEI_PER_WH: the
+    # product stays under 10**36.
     return SettlementTerms(
         cleared=True,
-        price_wei_per_wh=outcome & _OUTCOME_PRICE_MASK,
-        position_wh=self._position_wh(self._order_word[interval][account]),
+        position_wh=position_wh,
+        value_wei=unsafe_mul(convert(outcome & _OUTCOME_PRICE_MASK, int256), position_wh),
         end_timestamp=self._interval_end_timestamp(interval),
     )
 

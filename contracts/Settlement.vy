@@ -7,18 +7,21 @@
         (negative = debt, billed after delivery) plus the pool of
         peer-to-peer payments in flight. A bound meter posts each
         interval's reading once the interval has ended; the prosumer's
-        cleared position is then settled at the clearing price, buyers
-        pay the grid fee to the operator, and the difference between
-        metered and cleared energy is settled with the operator at the
-        grid prices. Tokens leave only through `withdraw`.
+        cleared position is then settled at the money value the market
+        mechanism gives it, buyers pay the grid fee to the operator, and
+        the difference between metered and cleared energy is settled
+        with the operator at the grid prices. Tokens leave only through
+        `withdraw`. Any mechanism that offers `settlement_terms` (uniform
+        or discriminatory prices alike) can be settled.
         Functions:
         - `deposit_for` (`external` function),
         - `withdraw` (`external` function),
         - `post_reading` (`external` function),
         - `credit_wei`, `pool_wei`, `reading` (`external` `view` functions).
-        With q the position [Wh], p the clearing price, m = export - import:
-        q > 0: prosumer += p*q, pool -= p*q;
-        q < 0: prosumer -= (p + fee)*|q|, pool += p*|q|, operator += fee*|q|;
+        With q the position [Wh], v its money value [wei] (positive =
+        received; p*q at a uniform price p), m = export - import:
+        prosumer += v, pool -= v;
+        q < 0: prosumer -= fee*|q|, operator += fee*|q|;
         d = m - q > 0: prosumer += sell*d, operator -= sell*d;
         d < 0: prosumer -= buy*|d|, operator += buy*|d|.
         Invariant: the sum of all credits plus the pool equals this
@@ -27,8 +30,10 @@
         one packed word (layout at the `_READING_*` constants).
 @custom:security Credits may go negative without limit: collecting debt
                  is off-chain business of the operator. Settlement trusts
-                 its auction to keep positions within `MAX_ENERGY_WH`
-                 and prices within `MAX_PRICE_WEI_PER_WH`.
+                 its mechanism to keep positions within `MAX_ENERGY_WH`
+                 and |value| within `MAX_ENERGY_WH * MAX_PRICE_WEI_PER_WH`,
+                 and the values of an interval to sum to zero over all
+                 accounts it settles.
 """
 
 
@@ -41,13 +46,13 @@ interface Registry:
     def prosumer_of_meter(meter: address) -> address: view
 
 
-# @dev Cleared results of the market's auction.
-interface DoubleAuction:
+# @dev Cleared results of the market mechanism (any of the auctions).
+interface Mechanism:
     def settlement_terms(interval: uint256, account: address) -> SettlementTerms: view
 
 
 # @dev Largest import or export of one reading; equal to the
-# auction's `MAX_ENERGY_WH`. [Wh]
+# mechanisms' `MAX_ENERGY_WH`. [Wh]
 MAX_ENERGY_WH: public(constant(uint256)) = 10**12
 
 
@@ -70,12 +75,13 @@ struct Reading:
     posted: bool
 
 
-# @dev A cleared interval's terms for one account, as the auction's
-# `settlement_terms` returns them.
+# @dev A cleared interval's terms for one account, as the mechanism's
+# `settlement_terms` returns them: position [Wh] positive = sold, its
+# money value [wei] positive = received.
 struct SettlementTerms:
     cleared: bool
-    price_wei_per_wh: uint256
     position_wh: int256
+    value_wei: int256
     end_timestamp: uint256
 
 
@@ -83,8 +89,8 @@ struct SettlementTerms:
 registry: public(immutable(Registry))
 
 
-# @dev Auction whose positions are settled.
-auction: public(immutable(DoubleAuction))
+# @dev Market mechanism whose positions are settled.
+auction: public(immutable(Mechanism))
 
 
 # @dev Token the market settles in.
@@ -151,7 +157,7 @@ event Settled:
 @deploy
 def __init__(
     registry_: Registry,
-    auction_: DoubleAuction,
+    auction_: Mechanism,
     token_: IERC20,
     operator_: address,
     grid_buy_price_wei_per_wh_: uint256,
@@ -160,7 +166,8 @@ def __init__(
 ):
     """
     @param registry_ The market's role registry.
-    @param auction_ The market's auction.
+    @param auction_ The market's mechanism, any contract offering
+           `settlement_terms`.
     @param token_ The settlement token.
     @param operator_ Account that takes fees and settles imbalances.
     @param grid_buy_price_wei_per_wh_ Import price of the grid. [wei/Wh]
@@ -241,12 +248,13 @@ def post_reading(interval: uint256, import_wh: uint256, export_wh: uint256):
     # effects
     self._reading_word[interval][prosumer] = import_wh | export_wh << _READING_EXPORT_SHIFT | _READING_POSTED
 
-    # The auction bounds |position_wh| by MAX_ENERGY_WH and the price by
-    # MAX_PRICE_WEI_PER_WH, the checks above bound import and export and
-    # the constructor the grid prices: every product and sum below stays
-    # under 10**37, so only the running totals need checked arithmetic.
+    # The mechanism bounds |position_wh| by MAX_ENERGY_WH and |value_wei|
+    # by MAX_ENERGY_WH * MAX_PRICE_WEI_PER_WH, the checks above bound
+    # import and export and the constructor the grid prices: every
+    # product and sum below stays under 10**37, so only the running
+    # totals need checked arithmetic.
     position_wh: int256 = terms.position_wh
-    p2p_wei: int256 = unsafe_mul(convert(terms.price_wei_per_wh, int256), position_wh)
+    p2p_wei: int256 = terms.value_wei
     fee_wei: uint256 = 0
     if position_wh < 0:
         fee_wei = unsafe_mul(grid_fee_wei_per_wh, convert(unsafe_sub(0, position_wh), uint256))

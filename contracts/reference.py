@@ -56,7 +56,7 @@ class SettlementLine:
     Attributes
     ----------
     p2p_wei : int
-        Market payment at the clearing price (price * position).
+        Market payment: the position's money value.
     fee_wei : int
         Grid fee paid on energy bought in the market (>= 0).
     imbalance_wei : int
@@ -134,7 +134,7 @@ def clear_uniform(bids: Sequence[Order], asks: Sequence[Order]) -> Clearing:
 
 def settle(
     position_wh: int,
-    price_wei_per_wh: int,
+    value_wei: int,
     import_wh: int,
     export_wh: int,
     grid_buy_price_wei_per_wh: int,
@@ -147,8 +147,10 @@ def settle(
     ----------
     position_wh : int
         Cleared position, + = sold. [Wh]
-    price_wei_per_wh : int
-        Clearing price of the interval. [wei/Wh]
+    value_wei : int
+        Money value of the position, + = received: price * position at
+        a uniform price, the sum over the account's trades at
+        discriminatory prices. [wei]
     import_wh, export_wh : int
         Metered energy drawn from and fed into the grid. [Wh]
     grid_buy_price_wei_per_wh : int
@@ -163,7 +165,7 @@ def settle(
     SettlementLine
         All payments, + = received. [wei]
     """
-    p2p_wei = price_wei_per_wh * position_wh
+    p2p_wei = value_wei
     fee_wei = grid_fee_wei_per_wh * -position_wh if position_wh < 0 else 0
     imbalance_wh = export_wh - import_wh - position_wh
     imbalance_price = grid_sell_price_wei_per_wh if imbalance_wh > 0 else grid_buy_price_wei_per_wh

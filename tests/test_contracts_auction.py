@@ -178,7 +178,7 @@ def test_order_views_read_single_orders(market):
     assert market.read("DoubleAuction", "interval_end_timestamp", interval) == market.end(interval)
 
 
-def test_settlement_terms_carry_price_position_and_end_once_cleared(market):
+def test_settlement_terms_carry_position_value_and_end_once_cleared(market):
     market.mine([], market.gate(market.next_interval()))  # past any book another test left open
     interval = market.next_interval()
     book = market.submit_book(interval, [(300, 30 * CENT)], [(200, 10 * CENT)])
@@ -186,9 +186,10 @@ def test_settlement_terms_carry_price_position_and_end_once_cleared(market):
     assert market.read("DoubleAuction", "settlement_terms", interval, buyer) == (False, 0, 0, 0)
     assert market.clear(interval, book).ok
     end = market.end(interval)
-    assert market.read("DoubleAuction", "settlement_terms", interval, buyer) == (True, 20 * CENT, -200, end)
-    assert market.read("DoubleAuction", "settlement_terms", interval, seller) == (True, 20 * CENT, 200, end)
-    assert market.read("DoubleAuction", "settlement_terms", interval, idle) == (True, 20 * CENT, 0, end)
+    # Uniform price 20: the value is price * position.
+    assert market.read("DoubleAuction", "settlement_terms", interval, buyer) == (True, -200, -4000 * CENT, end)
+    assert market.read("DoubleAuction", "settlement_terms", interval, seller) == (True, 200, 4000 * CENT, end)
+    assert market.read("DoubleAuction", "settlement_terms", interval, idle) == (True, 0, 0, end)
 
 
 def test_largest_energy_and_price_survive_the_packed_storage(market):

@@ -41,7 +41,7 @@ def _assert_tokens_conserved(market: Market) -> None:
 def _reference_line(position_wh, price, import_wh, export_wh):
     return settle(
         position_wh,
-        price,
+        price * position_wh,
         import_wh,
         export_wh,
         GRID_BUY_PRICE_WEI_PER_WH,
