@@ -2,6 +2,9 @@
 
 The transaction builders return signed raw transactions; the caller mines
 them with ``chain.mine(raw_txs, timestamp)`` in whatever blocks it likes.
+The market mechanism is chosen at deploy time by name (:data:`MECHANISMS`)
+and travels in :class:`MarketAddresses`, so the builders address the
+right contract.
 """
 
 from collections.abc import Mapping, Sequence
@@ -15,6 +18,14 @@ from gridledger.contracts.reference import Order, priority
 ROLE_PROSUMER = 2
 ROLE_METER = 4
 
+# Name of each market mechanism (``market.mechanism`` of a study) to the
+# contract that runs it.
+MECHANISMS = {
+    "uniform-double-auction": "DoubleAuction",
+    "pay-as-bid": "PayAsBid",
+}
+DEFAULT_MECHANISM = "uniform-double-auction"
+
 # Gas limits of the market transactions, measured with margin (see the
 # contract gas tests): a limit is what a sender must afford, not what it pays.
 GAS_DEPLOY = 3_000_000
@@ -22,7 +33,9 @@ GAS_SETUP = 150_000
 GAS_SUBMIT_ORDER = 250_000
 GAS_POST_READING = 250_000
 _GAS_CLEAR_BASE = 200_000
-_GAS_CLEAR_PER_ORDER = 40_000
+# Per order of the book; the pay-as-bid auction also stores each filled
+# order's money value and logs one event per matched pair.
+_GAS_CLEAR_PER_ORDER = {"DoubleAuction": 40_000, "PayAsBid": 70_000}
 
 
 class SetupFailed(RuntimeError):
@@ -31,12 +44,22 @@ class SetupFailed(RuntimeError):
 
 @dataclass(frozen=True)
 class MarketAddresses:
-    """Checksummed addresses of one market's contracts."""
+    """Checksummed addresses of one market's contracts and its mechanism.
+
+    ``auction`` runs the mechanism named by ``mechanism`` (a key of
+    :data:`MECHANISMS`).
+    """
 
     registry: str
     token: str
     auction: str
     settlement: str
+    mechanism: str = DEFAULT_MECHANISM
+
+    @property
+    def auction_contract(self) -> str:
+        """Contract name of the mechanism at ``auction``."""
+        return MECHANISMS[self.mechanism]
 
 
 @dataclass(frozen=True)
@@ -47,9 +70,9 @@ class Book:
     asks: tuple[Order, ...]
 
 
-def clear_gas(n_bids: int, n_asks: int) -> int:
-    """Gas limit for clearing a book with ``n_bids`` bids and ``n_asks`` asks."""
-    return _GAS_CLEAR_BASE + _GAS_CLEAR_PER_ORDER * (n_bids + n_asks)
+def clear_gas(n_bids: int, n_asks: int, contract: str = "DoubleAuction") -> int:
+    """Gas limit for ``contract`` clearing a book with ``n_bids`` bids and ``n_asks`` asks."""
+    return _GAS_CLEAR_BASE + _GAS_CLEAR_PER_ORDER[contract] * (n_bids + n_asks)
 
 
 def _check(receipts: Sequence[Receipt], labels: Sequence[str]) -> None:
@@ -73,12 +96,13 @@ def deploy_market(
     grid_fee_wei_per_wh: int,
     endowment_wei: int,
     operator_deposit_wei: int,
+    mechanism: str = DEFAULT_MECHANISM,
 ) -> MarketAddresses:
     """Deploy and set up a market in two blocks one second apart.
 
     Block 1 deploys the registry, the token (its supply is every
     endowment plus the operator deposit, minted to the operator), the
-    auction and the settlement. Block 2 grants the prosumer and meter
+    mechanism's contract and the settlement that settles it. Block 2 grants the prosumer and meter
     roles, binds each meter, approves the settlement once and deposits
     ``endowment_wei`` for every prosumer and ``operator_deposit_wei`` for
     the operator (a zero amount is skipped).
@@ -100,17 +124,24 @@ def deploy_market(
         Settlement prices. [wei/Wh]
     endowment_wei, operator_deposit_wei
         Initial credits. [wei]
+    mechanism : str
+        Market mechanism, a key of :data:`MECHANISMS`.
 
     Raises
     ------
+    ValueError
+        If ``mechanism`` is unknown.
     SetupFailed
         If any setup transaction fails, with its revert reason.
     """
+    if mechanism not in MECHANISMS:
+        raise ValueError(f"unknown market mechanism {mechanism!r}; expected one of {sorted(MECHANISMS)}")
+    auction_contract = MECHANISMS[mechanism]
     supply_wei = endowment_wei * len(prosumers) + operator_deposit_wei
     deploy_registry, registry = operator.deploy(load_artifact("Registry"), gas=GAS_DEPLOY)
     deploy_token, token = operator.deploy(load_artifact("GridToken"), supply_wei, gas=GAS_DEPLOY)
     deploy_auction, auction = operator.deploy(
-        load_artifact("DoubleAuction"),
+        load_artifact(auction_contract),
         registry,
         start_timestamp,
         interval_s,
@@ -130,9 +161,9 @@ def deploy_market(
         gas=GAS_DEPLOY,
     )
     receipts = chain.mine([deploy_registry, deploy_token, deploy_auction, deploy_settlement], chain.timestamp + 1)
-    _check(receipts, ["deploy Registry", "deploy GridToken", "deploy DoubleAuction", "deploy Settlement"])
-    addresses = MarketAddresses(registry, token, auction, settlement)
-    contract_of = {registry: "Registry", token: "GridToken", auction: "DoubleAuction", settlement: "Settlement"}
+    _check(receipts, ["deploy Registry", "deploy GridToken", f"deploy {auction_contract}", "deploy Settlement"])
+    addresses = MarketAddresses(registry, token, auction, settlement, mechanism)
+    contract_of = {registry: "Registry", token: "GridToken", auction: auction_contract, settlement: "Settlement"}
     for address, name in contract_of.items():
         chain.label(address, name)
 
@@ -156,8 +187,8 @@ def deploy_market(
 def submit_order(
     wallet: Wallet, addresses: MarketAddresses, interval: int, *, is_ask: bool, energy_wh: int, price_wei_per_wh: int
 ) -> bytes:
-    """Signed ``DoubleAuction.submit_order`` of ``wallet``'s prosumer."""
-    data = encode_call("DoubleAuction", "submit_order", interval, is_ask, energy_wh, price_wei_per_wh)
+    """Signed ``submit_order`` of ``wallet``'s prosumer to a double auction."""
+    data = encode_call(addresses.auction_contract, "submit_order", interval, is_ask, energy_wh, price_wei_per_wh)
     return wallet.transact(addresses.auction, data, gas=GAS_SUBMIT_ORDER)
 
 
@@ -167,10 +198,12 @@ def sorted_order(interval_book: Book) -> tuple[list[int], list[int]]:
 
 
 def clear(operator: Wallet, addresses: MarketAddresses, interval: int, interval_book: Book) -> bytes:
-    """Signed ``DoubleAuction.clear`` of ``interval`` with ``interval_book``'s priority order."""
+    """Signed ``clear`` of a double auction's ``interval`` with ``interval_book``'s priority order."""
+    contract = addresses.auction_contract
     bid_order, ask_order = sorted_order(interval_book)
-    data = encode_call("DoubleAuction", "clear", interval, bid_order, ask_order)
-    return operator.transact(addresses.auction, data, gas=clear_gas(len(interval_book.bids), len(interval_book.asks)))
+    data = encode_call(contract, "clear", interval, bid_order, ask_order)
+    gas = clear_gas(len(interval_book.bids), len(interval_book.asks), contract)
+    return operator.transact(addresses.auction, data, gas=gas)
 
 
 def post_reading(meter: Wallet, addresses: MarketAddresses, interval: int, *, import_wh: int, export_wh: int) -> bytes:
@@ -187,7 +220,10 @@ def read(chain: Chain, address: str, contract: str, function: str, *args):
 def book(chain: Chain, addresses: MarketAddresses, interval: int) -> Book:
     """Both sides of ``interval``'s book as stored on chain."""
     bids, asks = (
-        tuple(Order(*order) for order in read(chain, addresses.auction, "DoubleAuction", "orders", interval, is_ask))
+        tuple(
+            Order(*order)
+            for order in read(chain, addresses.auction, addresses.auction_contract, "orders", interval, is_ask)
+        )
         for is_ask in (False, True)
     )
     return Book(bids, asks)

@@ -1,8 +1,10 @@
 """Reference implementation of the market rules in plain Python.
 
-:func:`clear_uniform` follows ``DoubleAuction.clear`` and :func:`settle`
-follows ``Settlement.post_reading`` to the wei; the contract tests check
-the chain against them. Signs: positions are positive when sold
+Each function is pure: a book in, trades and prices out.
+:func:`clear_uniform` follows ``DoubleAuction.clear``,
+:func:`clear_pay_as_bid` ``PayAsBid.clear`` and :func:`settle`
+``Settlement.post_reading`` to the wei; the contract tests check the
+chain against them. Signs: positions are positive when sold
 (exported) and negative when bought (imported); payments are positive
 when received.
 """
@@ -50,6 +52,59 @@ class Clearing:
 
 
 @dataclass(frozen=True)
+class Match:
+    """One matched bid/ask pair of a double auction.
+
+    Attributes
+    ----------
+    buyer, seller : str
+        Addresses of the bid's and the ask's account.
+    energy_wh : int
+        Energy the pair trades. [Wh]
+    bid_price_wei_per_wh, ask_price_wei_per_wh : int
+        Limit prices of the bid and the ask. [wei/Wh]
+    """
+
+    buyer: str
+    seller: str
+    energy_wh: int
+    bid_price_wei_per_wh: int
+    ask_price_wei_per_wh: int
+
+
+@dataclass(frozen=True)
+class DiscriminatoryClearing:
+    """Result of a pay-as-bid (pairwise midpoint) clearing.
+
+    Attributes
+    ----------
+    volume_wh : int
+        Energy traded. [Wh]
+    positions_wh : dict of str to int
+        Position of every filled account, + = sold, - = bought. [Wh]
+    values_wei : dict of str to int
+        Money value of every filled account's trades, + = received. [wei]
+    matches : tuple of (Match, int)
+        Every matched pair in matching order with its payment. [wei]
+    """
+
+    volume_wh: int
+    positions_wh: dict[str, int]
+    values_wei: dict[str, int]
+    matches: tuple[tuple[Match, int], ...]
+
+    @property
+    def turnover_wei(self) -> int:
+        """Sum of all pair payments. [wei]"""
+        return sum(value for _, value in self.matches)
+
+    @property
+    def average_price_wei_per_wh(self) -> int:
+        """Volume-weighted average price, rounded down; 0 without a trade. [wei/Wh]"""
+        return self.turnover_wei // self.volume_wh if self.volume_wh else 0
+
+
+@dataclass(frozen=True)
 class SettlementLine:
     """Payments of one prosumer for one interval; + = received. [wei]
 
@@ -88,13 +143,60 @@ def priority(orders: Sequence[Order], *, is_ask: bool) -> list[int]:
     return sorted(range(len(orders)), key=lambda index: (sign * orders[index].price_wei_per_wh, index))
 
 
+def match_orders(bids: Sequence[Order], asks: Sequence[Order]) -> list[Match]:
+    """Pairs of a double auction book in matching order.
+
+    The best remaining bid and ask trade the smaller of their remaining
+    energies while the bid price is at least the ask price; bids rank by
+    price descending, asks by price ascending, ties by submission index.
+
+    Parameters
+    ----------
+    bids, asks : sequence of Order
+        Each side in submission order; an account appears at most once
+        across both sides.
+
+    Returns
+    -------
+    list of Match
+        The matched pairs, marginal pair last.
+    """
+    accounts = [order.account for order in (*bids, *asks)]
+    if len(set(accounts)) != len(accounts):
+        raise ValueError("an account may place only one order per interval")
+    bid_rank = [bids[index] for index in priority(bids, is_ask=False)]
+    ask_rank = [asks[index] for index in priority(asks, is_ask=True)]
+    bid_left_wh = [order.energy_wh for order in bid_rank]
+    ask_left_wh = [order.energy_wh for order in ask_rank]
+    matches = []
+    i = j = 0
+    while i < len(bid_rank) and j < len(ask_rank):
+        bid, ask = bid_rank[i], ask_rank[j]
+        if bid.price_wei_per_wh < ask.price_wei_per_wh:
+            break
+        traded_wh = min(bid_left_wh[i], ask_left_wh[j])
+        matches.append(Match(bid.account, ask.account, traded_wh, bid.price_wei_per_wh, ask.price_wei_per_wh))
+        bid_left_wh[i] -= traded_wh
+        ask_left_wh[j] -= traded_wh
+        i += bid_left_wh[i] == 0
+        j += ask_left_wh[j] == 0
+    return matches
+
+
+def _positions_wh(matches: Sequence[Match]) -> dict[str, int]:
+    positions_wh: dict[str, int] = {}
+    for match in matches:
+        positions_wh[match.buyer] = positions_wh.get(match.buyer, 0) - match.energy_wh
+        positions_wh[match.seller] = positions_wh.get(match.seller, 0) + match.energy_wh
+    return positions_wh
+
+
 def clear_uniform(bids: Sequence[Order], asks: Sequence[Order]) -> Clearing:
     """Clear a double auction at one price.
 
-    The best remaining bid and ask trade the smaller of their remaining
-    energies while the bid price is at least the ask price. The price is
-    the floor of the midpoint of the last matched pair (the marginal
-    pair); with no match it is 0.
+    Pairs are matched by :func:`match_orders`. The price is the floor of
+    the midpoint of the last matched pair (the marginal pair); with no
+    match it is 0.
 
     Parameters
     ----------
@@ -107,29 +209,48 @@ def clear_uniform(bids: Sequence[Order], asks: Sequence[Order]) -> Clearing:
     Clearing
         Price [wei/Wh], volume [Wh] and positions [Wh].
     """
-    accounts = [order.account for order in (*bids, *asks)]
-    if len(set(accounts)) != len(accounts):
-        raise ValueError("an account may place only one order per interval")
-    bid_rank = [bids[index] for index in priority(bids, is_ask=False)]
-    ask_rank = [asks[index] for index in priority(asks, is_ask=True)]
-    bid_fill_wh = [0] * len(bid_rank)
-    ask_fill_wh = [0] * len(ask_rank)
-    i = j = 0
-    volume_wh = price_wei_per_wh = 0
-    while i < len(bid_rank) and j < len(ask_rank):
-        bid, ask = bid_rank[i], ask_rank[j]
-        if bid.price_wei_per_wh < ask.price_wei_per_wh:
-            break
-        traded_wh = min(bid.energy_wh - bid_fill_wh[i], ask.energy_wh - ask_fill_wh[j])
-        bid_fill_wh[i] += traded_wh
-        ask_fill_wh[j] += traded_wh
-        volume_wh += traded_wh
-        price_wei_per_wh = (bid.price_wei_per_wh + ask.price_wei_per_wh) // 2
-        i += bid_fill_wh[i] == bid.energy_wh
-        j += ask_fill_wh[j] == ask.energy_wh
-    positions_wh = {order.account: -fill for order, fill in zip(bid_rank, bid_fill_wh, strict=True) if fill}
-    positions_wh.update({order.account: fill for order, fill in zip(ask_rank, ask_fill_wh, strict=True) if fill})
-    return Clearing(price_wei_per_wh, volume_wh, positions_wh)
+    matches = match_orders(bids, asks)
+    if not matches:
+        return Clearing(0, 0, {})
+    marginal = matches[-1]
+    price_wei_per_wh = (marginal.bid_price_wei_per_wh + marginal.ask_price_wei_per_wh) // 2
+    return Clearing(price_wei_per_wh, sum(m.energy_wh for m in matches), _positions_wh(matches))
+
+
+def clear_pay_as_bid(bids: Sequence[Order], asks: Sequence[Order]) -> DiscriminatoryClearing:
+    """Clear a double auction with discriminatory pairwise-midpoint prices.
+
+    Pairs are matched by :func:`match_orders`; a pair with bid price b,
+    ask price a and energy q trades for floor((b + a) * q / 2) wei, paid
+    in full by the buyer to the seller (k-double auction with k = 1/2 per
+    pair; Chatterjee and Samuelson 1983), so the clearing is budget
+    balanced.
+
+    Parameters
+    ----------
+    bids, asks : sequence of Order
+        Each side in submission order; an account appears at most once
+        across both sides.
+
+    Returns
+    -------
+    DiscriminatoryClearing
+        Volume [Wh], positions [Wh], values [wei] and priced pairs.
+
+    References
+    ----------
+    K. Chatterjee, W. Samuelson, "Bargaining under incomplete
+    information", Operations Research 31(5):835-851, 1983.
+    """
+    matches = match_orders(bids, asks)
+    priced = tuple(
+        (m, (m.bid_price_wei_per_wh + m.ask_price_wei_per_wh) * m.energy_wh // 2) for m in matches
+    )
+    values_wei: dict[str, int] = {}
+    for match, value_wei in priced:
+        values_wei[match.buyer] = values_wei.get(match.buyer, 0) - value_wei
+        values_wei[match.seller] = values_wei.get(match.seller, 0) + value_wei
+    return DiscriminatoryClearing(sum(m.energy_wh for m in matches), _positions_wh(matches), values_wei, priced)
 
 
 def settle(

@@ -64,7 +64,7 @@ class Market:
         return {
             "Registry": self.addresses.registry,
             "GridToken": self.addresses.token,
-            "DoubleAuction": self.addresses.auction,
+            self.addresses.auction_contract: self.addresses.auction,
             "Settlement": self.addresses.settlement,
         }[contract]
 
@@ -108,8 +108,10 @@ class Market:
         return receipt
 
 
-def new_market(n_prosumers: int, *, seed: int = SEED, with_meters: bool = True) -> Market:
-    """Deploy a market with ``n_prosumers`` prosumers (and one meter each)."""
+def new_market(
+    n_prosumers: int, *, seed: int = SEED, with_meters: bool = True, mechanism: str = mk.DEFAULT_MECHANISM
+) -> Market:
+    """Deploy a ``mechanism`` market with ``n_prosumers`` prosumers (and one meter each)."""
     operator = derive_account(seed, "operator")
     prosumers = [derive_account(seed, f"prosumer/{i}") for i in range(n_prosumers)]
     meters = [derive_account(seed, f"meter/{i}") for i in range(n_prosumers)] if with_meters else []
@@ -133,6 +135,7 @@ def new_market(n_prosumers: int, *, seed: int = SEED, with_meters: bool = True) 
         grid_fee_wei_per_wh=GRID_FEE_WEI_PER_WH,
         endowment_wei=ENDOWMENT_WEI,
         operator_deposit_wei=OPERATOR_DEPOSIT_WEI,
+        mechanism=mechanism,
     )
     return Market(
         chain=chain,

@@ -40,9 +40,8 @@ class Scene:
     pending: int
 
 
-@pytest.fixture(scope="module")
-def scene() -> Scene:
-    market = new_market(6)
+def _scene(mechanism: str) -> Scene:
+    market = new_market(6, mechanism=mechanism)
     settled = market.next_interval()
     pending = settled + 1
     book = market.submit_book(settled, [(100, 20 * CENT)], [(100, 10 * CENT)])
@@ -62,6 +61,16 @@ def scene() -> Scene:
     assert market.read("Settlement", "credit_wei", market.prosumers[5].address) < 0
     assert mk.sorted_order(mk.book(market.chain, market.addresses, pending)) == ([1, 2, 3, 0], [0, 1])
     return Scene(market, settled, pending)
+
+
+@pytest.fixture(scope="module")
+def scene() -> Scene:
+    return _scene("uniform-double-auction")
+
+
+@pytest.fixture(scope="module")
+def pay_as_bid_scene() -> Scene:
+    return _scene("pay-as-bid")
 
 
 def _tx(scene: Scene, who: str, contract: str, function: str, *args) -> bytes:
@@ -150,8 +159,30 @@ def test_transaction_reverts_with_exact_reason(scene, reason, who, target, args)
     assert receipt.block_number == scene.market.chain.block_number
 
 
-def test_second_order_of_an_account_reverts(scene):
-    market = scene.market
+# The pay-as-bid auction shares the uniform auction's book and its checks.
+PAY_AS_BID_CASES = [
+    (reason.replace("auction: ", "pay_as_bid: "), who, target.replace("DoubleAuction.", "PayAsBid."), args)
+    for reason, who, target, args in CASES
+    if target.startswith("DoubleAuction.")
+]
+
+
+@pytest.mark.parametrize(
+    "reason, who, target, args", PAY_AS_BID_CASES, ids=[f"{i}-{c[0]}" for i, c in enumerate(PAY_AS_BID_CASES)]
+)
+def test_pay_as_bid_transaction_reverts_with_exact_reason(pay_as_bid_scene, reason, who, target, args):
+    test_transaction_reverts_with_exact_reason(pay_as_bid_scene, reason, who, target, args)
+
+
+AUCTIONS = pytest.mark.parametrize(
+    "scene_name, contract, prefix",
+    [("scene", "DoubleAuction", "auction"), ("pay_as_bid_scene", "PayAsBid", "pay_as_bid")],
+)
+
+
+@AUCTIONS
+def test_second_order_of_an_account_reverts(request, scene_name, contract, prefix):
+    market = request.getfixturevalue(scene_name).market
     interval = market.next_interval()
     first, second = (
         mk.submit_order(market.prosumers[2], market.addresses, interval, is_ask=is_ask, energy_wh=1, price_wei_per_wh=1)
@@ -159,7 +190,7 @@ def test_second_order_of_an_account_reverts(scene):
     )
     receipts = market.mine([first, second])
     assert receipts[0].ok
-    assert reverted(receipts[1], "auction: order exists")
+    assert reverted(receipts[1], f"{prefix}: order exists")
 
 
 def test_reading_before_interval_end_reverts(scene):
@@ -184,11 +215,13 @@ def test_deposit_beyond_the_payers_balance_reverts_in_the_token(scene):
     assert reverted(receipts[1], "token: transfer amount exceeds balance")
 
 
-def test_missing_order_view_reverts_with_reason(scene):
-    data = encode_call("DoubleAuction", "order", scene.pending, True, 99)
+@AUCTIONS
+def test_missing_order_view_reverts_with_reason(request, scene_name, contract, prefix):
+    scene = request.getfixturevalue(scene_name)
+    data = encode_call(contract, "order", scene.pending, True, 99)
     with pytest.raises(CallReverted) as raised:
         scene.market.chain.call(scene.market.addresses.auction, data)
-    assert raised.value.reason == "auction: no such order"
+    assert raised.value.reason == f"{prefix}: no such order"
 
 
 def test_revoking_the_meter_role_unbinds_the_meter(scene):
@@ -214,6 +247,13 @@ def test_revoking_the_meter_role_unbinds_the_meter(scene):
             "DoubleAuction",
             lambda reg: (reg, START_TIMESTAMP, INTERVAL_S, GATE_CLOSURE_S, 0),
         ),
+        ("pay_as_bid: zero interval", "PayAsBid", lambda reg: (reg, START_TIMESTAMP, 0, GATE_CLOSURE_S, 1)),
+        ("pay_as_bid: gate closure before epoch", "PayAsBid", lambda reg: (reg, 10, INTERVAL_S, 11, 1)),
+        (
+            "pay_as_bid: price cap out of range",
+            "PayAsBid",
+            lambda reg: (reg, START_TIMESTAMP, INTERVAL_S, GATE_CLOSURE_S, 10**24 + 1),
+        ),
         ("settlement: operator is the zero address", "Settlement", lambda reg: (reg, reg, reg, ZERO, 1, 1, 1)),
         ("settlement: price out of range", "Settlement", lambda reg: (reg, reg, reg, reg, 10**24 + 1, 1, 1)),
     ],
@@ -226,8 +266,9 @@ def test_constructor_reverts_with_exact_reason(scene, reason, contract, args):
     assert receipt.contract_address is None
 
 
-def test_full_book_side_rejects_one_more_order():
-    market = new_market(257, with_meters=False)
+@pytest.mark.parametrize("mechanism, prefix", [("uniform-double-auction", "auction"), ("pay-as-bid", "pay_as_bid")])
+def test_full_book_side_rejects_one_more_order(mechanism, prefix):
+    market = new_market(257, with_meters=False, mechanism=mechanism)
     interval = market.next_interval()
     book = market.submit_book(interval, [(1, 1 + i) for i in range(256)], [])
     (receipt,) = market.mine(
@@ -237,7 +278,7 @@ def test_full_book_side_rejects_one_more_order():
             )
         ]
     )
-    assert reverted(receipt, "auction: book full")
+    assert reverted(receipt, f"{prefix}: book full")
     assert market.clear(interval, book).ok
 
 

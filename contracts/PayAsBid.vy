@@ -1,0 +1,662 @@
+# pragma version ~=0.4.3
+"""
+@title Pay-as-Bid (Discriminatory) Double Auction for Energy
+@custom:contract-name pay_as_bid
+@license BSD-3-Clause
+@notice One book per market interval; each prosumer places at most one
+        order (a bid to buy or an ask to sell) per interval until the
+        interval's gate closes. The operator then clears the book with
+        the priority order of each side computed off-chain; the contract
+        checks that order in O(n) and matches the sides pair by pair.
+        Interval k starts at `start_timestamp + k * interval_s`; its gate
+        closes `gate_closure_s` seconds earlier.
+        Functions:
+        - `submit_order` (`external` function),
+        - `clear` (`external` function),
+        - `order_count`, `order`, `orders` (`external` `view` functions),
+        - `gate_timestamp`, `interval_end_timestamp` (`external` `view` functions),
+        - `cleared`, `cleared_volume_wh`, `turnover_wei`,
+          `average_price_wei_per_wh`, `position_wh`, `value_wei`,
+          `has_order` (`external` `view` functions),
+        - `settlement_terms` (`external` `view` function).
+        Matching rule (as in `DoubleAuction.vy`): bids by price
+        descending, asks by price ascending, equal prices by submission
+        index ascending; while the best remaining bid price b is at
+        least the best remaining ask price a the two trade the smaller
+        remaining energy q.
+        Pricing rule: every matched pair trades at its own midpoint,
+        the buyer paying and the seller receiving floor((b + a) * q / 2)
+        wei. This is the k-double auction of Chatterjee and Samuelson
+        (1983) with k = 1/2 applied to each matched pair, the
+        discriminatory pricing of peer-to-peer energy markets reviewed
+        by Sousa et al. (2019).
+        Budget balance: each pair's payment leaves the buyer and reaches
+        the seller in full, so the values of an interval sum to exactly
+        zero and nothing is left to the operator (besides the grid fee
+        `Settlement.vy` charges). Individual rationality: with b >= a,
+        a*q <= floor((b + a) * q / 2) <= b*q.
+        References: K. Chatterjee, W. Samuelson, "Bargaining under
+        incomplete information", Operations Research 31(5):835-851,
+        1983. T. Sousa et al., "Peer-to-peer and community-based markets:
+        A comprehensive review", Renewable and Sustainable Energy
+        Reviews 104:367-378, 2019.
+        Storage is packed as in `DoubleAuction.vy` (layouts at the
+        `_ORDER_*` and `_OUTCOME_*` constants); the money value of each
+        filled order takes one more word.
+@custom:security An interval so far in the future that its timestamps
+                 overflow uint256 reverts without a reason string.
+"""
+
+
+# @dev Role queries against the market's registry.
+interface Registry:
+    def has_role(account: address, role: uint256) -> bool: view
+
+
+# @dev Registry role bit of the operator (see `Registry.vy`).
+_ROLE_OPERATOR: constant(uint256) = 1
+
+
+# @dev Registry role bit of prosumers (see `Registry.vy`).
+_ROLE_PROSUMER: constant(uint256) = 2
+
+
+# @dev Most orders on one side of one interval's book.
+MAX_ORDERS: public(constant(uint256)) = 256
+
+
+# @dev Largest energy of one order: 1 TWh keeps every payment product
+# far inside int256 and fits the 40-bit energy fields below. [Wh]
+MAX_ENERGY_WH: public(constant(uint256)) = 10**12
+
+
+# @dev Largest price cap the constructor accepts; fits the 80-bit
+# price fields below. [wei/Wh]
+MAX_PRICE_WEI_PER_WH: public(constant(uint256)) = 10**24
+
+
+# @dev Packed order word of one account in one interval, zero while it
+# has no order: bits [0, 40) energy [Wh], [40, 120) limit price
+# [wei/Wh], [120, 160) energy filled at clearing [Wh], bit 160 set for
+# an ask. Energy is at least 1 Wh, so an order's word is never zero.
+_ORDER_ENERGY_MASK: constant(uint256) = 2**40 - 1
+_ORDER_PRICE_SHIFT: constant(uint256) = 40
+_ORDER_PRICE_MASK: constant(uint256) = 2**80 - 1
+_ORDER_FILL_SHIFT: constant(uint256) = 120
+_ORDER_ASK_SHIFT: constant(uint256) = 160
+
+
+# @dev Packed outcome word of one interval, zero until it clears:
+# bits [0, 128) turnover, the sum of all pair payments [wei] (at most
+# MAX_ORDERS * MAX_ENERGY_WH * MAX_PRICE_WEI_PER_WH < 2**128), [128, 192)
+# volume [Wh], bit 192 set once cleared.
+_OUTCOME_TURNOVER_MASK: constant(uint256) = 2**128 - 1
+_OUTCOME_VOLUME_SHIFT: constant(uint256) = 128
+_OUTCOME_VOLUME_MASK: constant(uint256) = 2**64 - 1
+_OUTCOME_CLEARED: constant(uint256) = 2**192
+
+
+# @dev One order of a book.
+struct Order:
+    account: address
+    energy_wh: uint256
+    price_wei_per_wh: uint256
+
+
+# @dev What settling one account's reading needs from one interval;
+# the interface every market mechanism offers `Settlement.vy`.
+struct SettlementTerms:
+    cleared: bool
+    position_wh: int256
+    value_wei: int256
+    end_timestamp: uint256
+
+
+# @dev Registry that grants the prosumer and operator roles.
+registry: public(immutable(Registry))
+
+
+# @dev Start of interval 0. [s since the Unix epoch]
+start_timestamp: public(immutable(uint256))
+
+
+# @dev Length of one market interval. [s]
+interval_s: public(immutable(uint256))
+
+
+# @dev How long before its start an interval's gate closes. [s]
+gate_closure_s: public(immutable(uint256))
+
+
+# @dev Highest price an order may carry. [wei/Wh]
+price_cap_wei_per_wh: public(immutable(uint256))
+
+
+# @dev Accounts with an order in each interval, bids under False and
+# asks under True, in submission order.
+_accounts: HashMap[uint256, HashMap[bool, DynArray[address, MAX_ORDERS]]]
+
+
+# @dev Packed order word of each account per interval (`_ORDER_*`).
+_order_word: HashMap[uint256, HashMap[address, uint256]]
+
+
+# @dev Packed outcome word of each interval (`_OUTCOME_*`).
+_outcome_word: HashMap[uint256, uint256]
+
+
+# @dev Money value of each filled order per interval, paid by a
+# buyer or received by a seller; zero without a fill. [wei]
+_value_wei: HashMap[uint256, HashMap[address, uint256]]
+
+
+# @dev Emitted for every accepted order; `index` is its place
+# on its side of the book.
+event OrderSubmitted:
+    interval: indexed(uint256)
+    account: indexed(address)
+    is_ask: bool
+    energy_wh: uint256
+    price_wei_per_wh: uint256
+    index: uint256
+
+
+# @dev Emitted once per matched bid/ask pair when an interval clears.
+event Match:
+    interval: indexed(uint256)
+    buyer: indexed(address)
+    seller: indexed(address)
+    energy_wh: uint256
+    value_wei: uint256
+
+
+# @dev Emitted once per filled order when an interval clears, after
+# the `Match` events; `value_wei` is positive = received.
+event Trade:
+    interval: indexed(uint256)
+    account: indexed(address)
+    position_wh: int256
+    value_wei: int256
+
+
+# @dev Emitted when an interval clears, after its `Trade` events;
+# `price_wei_per_wh` is the volume-weighted average (floor), 0
+# without a trade.
+event Cleared:
+    interval: indexed(uint256)
+    price_wei_per_wh: uint256
+    volume_wh: uint256
+    turnover_wei: uint256
+
+
+@deploy
+def __init__(
+    registry_: Registry,
+    start_timestamp_: uint256,
+    interval_s_: uint256,
+    gate_closure_s_: uint256,
+    price_cap_wei_per_wh_: uint256,
+):
+    """
+    @param registry_ The market's role registry.
+    @param start_timestamp_ Start of interval 0. [s since the Unix epoch]
+    @param interval_s_ Length of one interval; positive. [s]
+    @param gate_closure_s_ Gate lead time; at most `start_timestamp_`. [s]
+    @param price_cap_wei_per_wh_ Highest order price; positive and at
+           most `MAX_PRICE_WEI_PER_WH`. [wei/Wh]
+    """
+    assert interval_s_ != 0, "pay_as_bid: zero interval"
+    assert gate_closure_s_ <= start_timestamp_, "pay_as_bid: gate closure before epoch"
+    assert price_cap_wei_per_wh_ != 0 and price_cap_wei_per_wh_ <= MAX_PRICE_WEI_PER_WH, "pay_as_bid: price cap out of range"
+    registry = registry_
+    start_timestamp = start_timestamp_
+    interval_s = interval_s_
+    gate_closure_s = gate_closure_s_
+    price_cap_wei_per_wh = price_cap_wei_per_wh_
+
+
+@external
+def submit_order(interval: uint256, is_ask: bool, energy_wh: uint256, price_wei_per_wh: uint256):
+    """
+    @dev Places the caller's single order for `interval`.
+    @param interval Index of the market interval.
+    @param is_ask True to sell, False to buy.
+    @param energy_wh Energy offered or wanted; 1 to `MAX_ENERGY_WH`. [Wh]
+    @param price_wei_per_wh Limit price; 1 to the price cap. [wei/Wh]
+    """
+    # checks
+    assert staticcall registry.has_role(msg.sender, _ROLE_PROSUMER), "pay_as_bid: caller is not a prosumer"
+    assert energy_wh != 0, "pay_as_bid: zero energy"
+    assert energy_wh <= MAX_ENERGY_WH, "pay_as_bid: energy above limit"
+    assert price_wei_per_wh != 0, "pay_as_bid: zero price"
+    assert price_wei_per_wh <= price_cap_wei_per_wh, "pay_as_bid: price above cap"
+    assert block.timestamp < self._gate_timestamp(interval), "pay_as_bid: gate closed"
+    assert self._order_word[interval][msg.sender] == 0, "pay_as_bid: order exists"
+    index: uint256 = len(self._accounts[interval][is_ask])
+    assert index < MAX_ORDERS, "pay_as_bid: book full"
+
+    # effects
+    self._order_word[interval][msg.sender] = (
+        energy_wh
+        | price_wei_per_wh << _ORDER_PRICE_SHIFT
+        | convert(is_ask, uint256) << _ORDER_ASK_SHIFT
+    )
+    self._accounts[interval][is_ask].append(msg.sender)
+    log OrderSubmitted(
+        interval=interval,
+        account=msg.sender,
+        is_ask=is_ask,
+        energy_wh=energy_wh,
+        price_wei_per_wh=price_wei_per_wh,
+        index=index,
+    )
+
+
+@external
+def clear(interval: uint256, bid_order: DynArray[uint256, MAX_ORDERS], ask_order: DynArray[uint256, MAX_ORDERS]):
+    """
+    @dev Clears `interval` once its gate has closed.
+    @param interval Index of the market interval.
+    @param bid_order Book indices of all bids, highest price first,
+           equal prices by index.
+    @param ask_order Book indices of all asks, lowest price first,
+           equal prices by index.
+    """
+    # checks
+    assert staticcall registry.has_role(msg.sender, _ROLE_OPERATOR), "pay_as_bid: caller is not operator"
+    assert block.timestamp >= self._gate_timestamp(interval), "pay_as_bid: gate open"
+    assert self._outcome_word[interval] == 0, "pay_as_bid: already cleared"
+    bid_accounts: DynArray[address, MAX_ORDERS] = self._accounts[interval][False]
+    ask_accounts: DynArray[address, MAX_ORDERS] = self._accounts[interval][True]
+    bids: uint256[MAX_ORDERS] = self._ranked_words(interval, bid_accounts, bid_order, True)
+    asks: uint256[MAX_ORDERS] = self._ranked_words(interval, ask_accounts, ask_order, False)
+
+    # Fills and values are kept by priority rank, so the filled orders
+    # of each side form a prefix of `bid_order` / `ask_order`.
+    bid_fill_wh: uint256[MAX_ORDERS] = empty(uint256[MAX_ORDERS])
+    ask_fill_wh: uint256[MAX_ORDERS] = empty(uint256[MAX_ORDERS])
+    bid_value_wei: uint256[MAX_ORDERS] = empty(uint256[MAX_ORDERS])
+    ask_value_wei: uint256[MAX_ORDERS] = empty(uint256[MAX_ORDERS])
+    bid_count: uint256 = len(bid_order)
+    ask_count: uint256 = len(ask_order)
+    i: uint256 = 0
+    j: uint256 = 0
+    volume_wh: uint256 = 0
+    turnover_wei: uint256 = 0
+    # Every round exhausts a bid or an ask, so 2 * MAX_ORDERS rounds suffice.
+    for _: uint256 in range(2 * MAX_ORDERS):
+        if i == bid_count or j == ask_count:
+            break
+        bid: uint256 = bids[i]
+        ask: uint256 = asks[j]
+        bid_price_wei_per_wh: uint256 = (bid >> _ORDER_PRICE_SHIFT) & _ORDER_PRICE_MASK
+        ask_price_wei_per_wh: uint256 = (ask >> _ORDER_PRICE_SHIFT) & _ORDER_PRICE_MASK
+        if bid_price_wei_per_wh < ask_price_wei_per_wh:
+            break
+        bid_energy_wh: uint256 = bid & _ORDER_ENERGY_MASK
+        ask_energy_wh: uint256 = ask & _ORDER_ENERGY_MASK
+        traded_wh: uint256 = min(bid_energy_wh - bid_fill_wh[i], ask_energy_wh - ask_fill_wh[j])
+        bid_fill_wh[i] += traded_wh
+        ask_fill_wh[j] += traded_wh
+        volume_wh += traded_wh
+        pair_value_wei: uint256 = (bid_price_wei_per_wh + ask_price_wei_per_wh) * traded_wh // 2
+        bid_value_wei[i] += pair_value_wei
+        ask_value_wei[j] += pair_value_wei
+        turnover_wei += pair_value_wei
+        log Match(
+            interval=interval,
+            buyer=bid_accounts[bid_order[i]],
+            seller=ask_accounts[ask_order[j]],
+            energy_wh=traded_wh,
+            value_wei=pair_value_wei,
+        )
+        if bid_fill_wh[i] == bid_energy_wh:
+            i += 1
+        if ask_fill_wh[j] == ask_energy_wh:
+            j += 1
+
+    # effects
+    self._outcome_word[interval] = turnover_wei | volume_wh << _OUTCOME_VOLUME_SHIFT | _OUTCOME_CLEARED
+    self._record_fills(interval, bid_accounts, bids, bid_order, bid_fill_wh, bid_value_wei)
+    self._record_fills(interval, ask_accounts, asks, ask_order, ask_fill_wh, ask_value_wei)
+    log Cleared(
+        interval=interval,
+        price_wei_per_wh=self._average_price_wei_per_wh(turnover_wei, volume_wh),
+        volume_wh=volume_wh,
+        turnover_wei=turnover_wei,
+    )
+
+
+@external
+@view
+def order_count(interval: uint256, is_ask: bool) -> uint256:
+    """
+    @dev Number of orders on one side of an interval's book.
+    @param interval Index of the market interval.
+    @param is_ask True for asks, False for bids.
+    @return uint256 The number of orders.
+    """
+    return len(self._accounts[interval][is_ask])
+
+
+@external
+@view
+def order(interval: uint256, is_ask: bool, index: uint256) -> Order:
+    """
+    @dev One order of an interval's book.
+    @param interval Index of the market interval.
+    @param is_ask True for asks, False for bids.
+    @param index Place of the order on its side, in submission order.
+    @return Order The account, energy [Wh] and price [wei/Wh].
+    """
+    assert index < len(self._accounts[interval][is_ask]), "pay_as_bid: no such order"
+    return self._order(interval, self._accounts[interval][is_ask][index])
+
+
+@external
+@view
+def orders(interval: uint256, is_ask: bool) -> DynArray[Order, MAX_ORDERS]:
+    """
+    @dev All orders on one side of an interval's book.
+    @param interval Index of the market interval.
+    @param is_ask True for asks, False for bids.
+    @return DynArray The orders in submission order.
+    """
+    book: DynArray[Order, MAX_ORDERS] = []
+    for account: address in self._accounts[interval][is_ask]:
+        book.append(self._order(interval, account))
+    return book
+
+
+@external
+@view
+def has_order(interval: uint256, account: address) -> bool:
+    """
+    @dev Tells whether `account` has an order in `interval`.
+    @param interval Index of the market interval.
+    @param account The account to look up.
+    @return bool True once the account's order is accepted.
+    """
+    return self._order_word[interval][account] != 0
+
+
+@external
+@view
+def cleared(interval: uint256) -> bool:
+    """
+    @dev Tells whether `interval` has been cleared.
+    @param interval Index of the market interval.
+    @return bool True once the interval is cleared.
+    """
+    return self._outcome_word[interval] != 0
+
+
+@external
+@view
+def turnover_wei(interval: uint256) -> uint256:
+    """
+    @dev Sum of the pair payments of a cleared interval; 0 before it clears.
+    @param interval Index of the market interval.
+    @return uint256 The money paid by all buyers to all sellers. [wei]
+    """
+    return self._outcome_word[interval] & _OUTCOME_TURNOVER_MASK
+
+
+@external
+@view
+def average_price_wei_per_wh(interval: uint256) -> uint256:
+    """
+    @dev Volume-weighted average price of a cleared interval, rounded
+         down; 0 before it clears or without a trade.
+    @param interval Index of the market interval.
+    @return uint256 Turnover divided by volume. [wei/Wh]
+    """
+    outcome: uint256 = self._outcome_word[interval]
+    return self._average_price_wei_per_wh(
+        outcome & _OUTCOME_TURNOVER_MASK, (outcome >> _OUTCOME_VOLUME_SHIFT) & _OUTCOME_VOLUME_MASK
+    )
+
+
+@external
+@view
+def cleared_volume_wh(interval: uint256) -> uint256:
+    """
+    @dev Energy traded in a cleared interval; 0 before it clears.
+    @param interval Index of the market interval.
+    @return uint256 The traded energy. [Wh]
+    """
+    return (self._outcome_word[interval] >> _OUTCOME_VOLUME_SHIFT) & _OUTCOME_VOLUME_MASK
+
+
+@external
+@view
+def position_wh(interval: uint256, account: address) -> int256:
+    """
+    @dev Cleared position of `account` in `interval`; 0 without a fill.
+    @param interval Index of the market interval.
+    @param account The account to look up.
+    @return int256 Positive = sold (export), negative = bought (import). [Wh]
+    """
+    return self._position_wh(self._order_word[interval][account])
+
+
+@external
+@view
+def value_wei(interval: uint256, account: address) -> int256:
+    """
+    @dev Money value of `account`'s cleared position in `interval`; 0
+         without a fill.
+    @param interval Index of the market interval.
+    @param account The account to look up.
+    @return int256 Positive = received (seller), negative = paid
+            (buyer). [wei]
+    """
+    return self._value_of(interval, account)
+
+
+@external
+@view
+def settlement_terms(interval: uint256, account: address) -> SettlementTerms:
+    """
+    @dev Everything the settlement of `account`'s reading for `interval`
+         needs, in one call. All fields but `cleared` are zero while
+         the interval is not cleared.
+    @param interval Index of the market interval.
+    @param account The account to look up.
+    @return SettlementTerms Whether the interval is cleared, the
+            account's position [Wh] (positive = sold), the sum of its
+            pair payments [wei] (positive = received) and the
+            interval's end [s since the Unix epoch].
+    """
+    if self._outcome_word[interval] == 0:
+        return empty(SettlementTerms)
+    return SettlementTerms(
+        cleared=True,
+        position_wh=self._position_wh(self._order_word[interval][account]),
+        value_wei=self._value_of(interval, account),
+        end_timestamp=self._interval_end_timestamp(interval),
+    )
+
+
+@external
+@view
+def gate_timestamp(interval: uint256) -> uint256:
+    """
+    @dev First block timestamp at which `interval` takes no orders and
+         may be cleared.
+    @param interval Index of the market interval.
+    @return uint256 The gate closure time. [s since the Unix epoch]
+    """
+    return self._gate_timestamp(interval)
+
+
+@external
+@view
+def interval_end_timestamp(interval: uint256) -> uint256:
+    """
+    @dev End of `interval`, when its meter readings are complete.
+    @param interval Index of the market interval.
+    @return uint256 The end time. [s since the Unix epoch]
+    """
+    return self._interval_end_timestamp(interval)
+
+
+@internal
+@view
+def _gate_timestamp(interval: uint256) -> uint256:
+    """
+    @dev Gate closure time of `interval`.
+    @param interval Index of the market interval.
+    @return uint256 The gate closure time. [s since the Unix epoch]
+    """
+    return start_timestamp + interval * interval_s - gate_closure_s
+
+
+@internal
+@view
+def _interval_end_timestamp(interval: uint256) -> uint256:
+    """
+    @dev End time of `interval`.
+    @param interval Index of the market interval.
+    @return uint256 The end time. [s since the Unix epoch]
+    """
+    return start_timestamp + (interval + 1) * interval_s
+
+
+@internal
+@view
+def _order(interval: uint256, account: address) -> Order:
+    """
+    @dev Unpacked order of `account` in `interval`.
+    @param interval Index of the market interval.
+    @param account An account with an order in `interval`.
+    @return Order The account, energy [Wh] and price [wei/Wh].
+    """
+    word: uint256 = self._order_word[interval][account]
+    return Order(
+        account=account,
+        energy_wh=word & _ORDER_ENERGY_MASK,
+        price_wei_per_wh=(word >> _ORDER_PRICE_SHIFT) & _ORDER_PRICE_MASK,
+    )
+
+
+@internal
+@pure
+def _average_price_wei_per_wh(turnover_wei: uint256, volume_wh: uint256) -> uint256:
+    """
+    @dev Volume-weighted average price, rounded down; 0 at zero volume.
+    @param turnover_wei Sum of the pair payments. [wei]
+    @param volume_wh Energy traded. [Wh]
+    @return uint256 The average price. [wei/Wh]
+    """
+    if volume_wh == 0:
+        return 0
+    return turnover_wei // volume_wh
+
+
+@internal
+@view
+def _value_of(interval: uint256, account: address) -> int256:
+    """
+    @dev Signed money value of `account`'s fill in `interval`.
+    @param interval Index of the market interval.
+    @param account The account to look up.
+    @return int256 Positive for an ask (received), negative for a
+            bid (paid). [wei]
+    """
+    # At most MAX_ENERGY_WH * MAX_PRICE_WEI_PER_WH < 2**127.
+    value_wei: int256 = convert(self._value_wei[interval][account], int256)
+    if self._order_word[interval][account] >> _ORDER_ASK_SHIFT == 0:
+        return -value_wei
+    return value_wei
+
+
+@internal
+@pure
+def _position_wh(word: uint256) -> int256:
+    """
+    @dev Signed fill of a packed order word.
+    @param word An order word, or zero for no order.
+    @return int256 The filled energy, positive for an ask. [Wh]
+    """
+    fill_wh: int256 = convert((word >> _ORDER_FILL_SHIFT) & _ORDER_ENERGY_MASK, int256)
+    if word >> _ORDER_ASK_SHIFT == 0:
+        return -fill_wh
+    return fill_wh
+
+
+@internal
+@view
+def _ranked_words(
+    interval: uint256,
+    accounts: DynArray[address, MAX_ORDERS],
+    priority: DynArray[uint256, MAX_ORDERS],
+    descending: bool,
+) -> uint256[MAX_ORDERS]:
+    """
+    @dev Reverts unless `priority` lists every index of `accounts`
+         once, sorted by price (descending for bids, ascending for
+         asks) and by index among equal prices. The sort is strict,
+         so an index can only repeat where the order breaks: repeats
+         are looked for there only.
+    @param interval Index of the market interval.
+    @param accounts One side's accounts, in submission order.
+    @param priority The claimed priority order of `accounts`' indices.
+    @param descending True for bids, False for asks.
+    @return uint256[MAX_ORDERS] The side's order words by priority rank.
+    """
+    assert len(priority) == len(accounts), "pay_as_bid: order length mismatch"
+    ranked: uint256[MAX_ORDERS] = empty(uint256[MAX_ORDERS])
+    previous: uint256 = 0
+    previous_price: uint256 = 0
+    for rank: uint256 in range(len(priority), bound=MAX_ORDERS):
+        index: uint256 = priority[rank]
+        assert index < len(accounts), "pay_as_bid: order index out of range"
+        word: uint256 = self._order_word[interval][accounts[index]]
+        price: uint256 = (word >> _ORDER_PRICE_SHIFT) & _ORDER_PRICE_MASK
+        if rank != 0:
+            in_priority: bool = previous < index
+            if previous_price != price:
+                in_priority = (previous_price > price) == descending
+            if not in_priority:
+                for earlier: uint256 in range(rank, bound=MAX_ORDERS):
+                    assert priority[earlier] != index, "pay_as_bid: order index repeated"
+                raise "pay_as_bid: order not sorted"
+        ranked[rank] = word
+        previous = index
+        previous_price = price
+    return ranked
+
+
+@internal
+def _record_fills(
+    interval: uint256,
+    accounts: DynArray[address, MAX_ORDERS],
+    ranked: uint256[MAX_ORDERS],
+    priority: DynArray[uint256, MAX_ORDERS],
+    fill_wh: uint256[MAX_ORDERS],
+    value_wei: uint256[MAX_ORDERS],
+):
+    """
+    @dev Stores the fill of every filled order of one side in its
+         order word, its money value, and logs a `Trade` for it.
+    @param interval Index of the market interval.
+    @param accounts That side's accounts, in submission order.
+    @param ranked That side's order words by priority rank.
+    @param priority That side's verified priority order.
+    @param fill_wh Filled energy by priority rank. [Wh]
+    @param value_wei Money value of the fills by priority rank. [wei]
+    """
+    for rank: uint256 in range(len(priority), bound=MAX_ORDERS):
+        if fill_wh[rank] == 0:
+            break
+        account: address = accounts[priority[rank]]
+        word: uint256 = ranked[rank] | fill_wh[rank] << _ORDER_FILL_SHIFT
+        self._order_word[interval][account] = word
+        self._value_wei[interval][account] = value_wei[rank]
+        log Trade(
+            interval=interval,
+            account=account,
+            position_wh=self._position_wh(word),
+            value_wei=self._value_of(interval, account),
+        )
