@@ -17,6 +17,7 @@
         - `deposit_for` (`external` function),
         - `withdraw` (`external` function),
         - `post_reading` (`external` function),
+        - `settle_operator` (`external` function),
         - `credit_wei`, `pool_wei`, `reading` (`external` `view` functions).
         With q the position [Wh], v its money value [wei] (positive =
         received; p*q at a uniform price p), m = export - import:
@@ -24,6 +25,9 @@
         q < 0: prosumer -= fee*|q|, operator += fee*|q|;
         d = m - q > 0: prosumer += sell*d, operator -= sell*d;
         d < 0: prosumer -= buy*|d|, operator += buy*|d|.
+        The operator's own market position (the buyer of a merit-order
+        dispatch) has no meter: `settle_operator` settles it with
+        operator += v, pool -= v, without fee or imbalance.
         Invariant: the sum of all credits plus the pool equals this
         contract's token balance; an interval's pool share returns to
         zero once every participant has posted. A reading is stored as
@@ -128,6 +132,11 @@ pool_wei: public(int256)
 _reading_word: HashMap[uint256, HashMap[address, uint256]]
 
 
+# @dev Whether the operator's own market position in each interval
+# is settled.
+operator_settled: public(HashMap[uint256, bool])
+
+
 # @dev Emitted when `payer` deposits tokens for `beneficiary`.
 event Deposited:
     beneficiary: indexed(address)
@@ -152,6 +161,14 @@ event Settled:
     p2p_wei: int256
     fee_wei: uint256
     imbalance_wei: int256
+
+
+# @dev Emitted when the operator's own market position is settled;
+# `value_wei` is positive = received.
+event OperatorSettled:
+    interval: indexed(uint256)
+    position_wh: int256
+    value_wei: int256
 
 
 @deploy
@@ -275,6 +292,27 @@ def post_reading(interval: uint256, import_wh: uint256, export_wh: uint256):
         fee_wei=fee_wei,
         imbalance_wei=imbalance_wei,
     )
+
+
+@external
+def settle_operator(interval: uint256):
+    """
+    @dev Settles the operator's own market position in `interval`, which
+         no meter measures; anyone may call it once the interval is
+         cleared and has ended.
+    @param interval Index of a cleared and ended market interval.
+    """
+    # checks
+    terms: SettlementTerms = staticcall auction.settlement_terms(interval, operator)
+    assert terms.cleared, "settlement: interval not cleared"
+    assert block.timestamp >= terms.end_timestamp, "settlement: interval not ended"
+    assert not self.operator_settled[interval], "settlement: operator settled"
+
+    # effects
+    self.operator_settled[interval] = True
+    self.pool_wei -= terms.value_wei
+    self.credit_wei[operator] += terms.value_wei
+    log OperatorSettled(interval=interval, position_wh=terms.position_wh, value_wei=terms.value_wei)
 
 
 @external

@@ -22,7 +22,7 @@ import vyper
 
 CONTRACTS_DIR = Path(__file__).resolve().parent
 ARTIFACTS_DIR = CONTRACTS_DIR / "artifacts"
-CONTRACT_NAMES = ("Registry", "GridToken", "DoubleAuction", "PayAsBid", "Settlement")
+CONTRACT_NAMES = ("Registry", "GridToken", "DoubleAuction", "PayAsBid", "MeritOrder", "Settlement")
 
 
 def _known(name: str) -> str:

@@ -23,6 +23,7 @@ ROLE_METER = 4
 MECHANISMS = {
     "uniform-double-auction": "DoubleAuction",
     "pay-as-bid": "PayAsBid",
+    "merit-order": "MeritOrder",
 }
 DEFAULT_MECHANISM = "uniform-double-auction"
 
@@ -32,10 +33,12 @@ GAS_DEPLOY = 3_000_000
 GAS_SETUP = 150_000
 GAS_SUBMIT_ORDER = 250_000
 GAS_POST_READING = 250_000
+GAS_POST_DEMAND = 150_000
+GAS_SETTLE_OPERATOR = 150_000
 _GAS_CLEAR_BASE = 200_000
 # Per order of the book; the pay-as-bid auction also stores each filled
 # order's money value and logs one event per matched pair.
-_GAS_CLEAR_PER_ORDER = {"DoubleAuction": 40_000, "PayAsBid": 70_000}
+_GAS_CLEAR_PER_ORDER = {"DoubleAuction": 40_000, "PayAsBid": 70_000, "MeritOrder": 40_000}
 
 
 class SetupFailed(RuntimeError):
@@ -187,9 +190,36 @@ def deploy_market(
 def submit_order(
     wallet: Wallet, addresses: MarketAddresses, interval: int, *, is_ask: bool, energy_wh: int, price_wei_per_wh: int
 ) -> bytes:
-    """Signed ``submit_order`` of ``wallet``'s prosumer to a double auction."""
-    data = encode_call(addresses.auction_contract, "submit_order", interval, is_ask, energy_wh, price_wei_per_wh)
+    """Signed order of ``wallet``'s prosumer.
+
+    A double auction takes bids and asks (``submit_order``); a merit-order
+    market takes only asks, as supply offers (``submit_offer``).
+
+    Raises
+    ------
+    ValueError
+        For a bid to a merit-order market, whose demand the operator posts.
+    """
+    contract = addresses.auction_contract
+    if contract == "MeritOrder":
+        if not is_ask:
+            raise ValueError("a merit-order market takes only asks; the operator posts the demand (post_demand)")
+        data = encode_call(contract, "submit_offer", interval, energy_wh, price_wei_per_wh)
+    else:
+        data = encode_call(contract, "submit_order", interval, is_ask, energy_wh, price_wei_per_wh)
     return wallet.transact(addresses.auction, data, gas=GAS_SUBMIT_ORDER)
+
+
+def post_demand(operator: Wallet, addresses: MarketAddresses, interval: int, *, demand_wh: int) -> bytes:
+    """Signed ``MeritOrder.post_demand``: the energy the operator buys in ``interval``. [Wh]"""
+    data = encode_call("MeritOrder", "post_demand", interval, demand_wh)
+    return operator.transact(addresses.auction, data, gas=GAS_POST_DEMAND)
+
+
+def settle_operator(sender: Wallet, addresses: MarketAddresses, interval: int) -> bytes:
+    """Signed ``Settlement.settle_operator``: settles the operator's own position in ``interval``."""
+    data = encode_call("Settlement", "settle_operator", interval)
+    return sender.transact(addresses.settlement, data, gas=GAS_SETTLE_OPERATOR)
 
 
 def sorted_order(interval_book: Book) -> tuple[list[int], list[int]]:
@@ -198,10 +228,13 @@ def sorted_order(interval_book: Book) -> tuple[list[int], list[int]]:
 
 
 def clear(operator: Wallet, addresses: MarketAddresses, interval: int, interval_book: Book) -> bytes:
-    """Signed ``clear`` of a double auction's ``interval`` with ``interval_book``'s priority order."""
+    """Signed ``clear`` of ``interval`` with ``interval_book``'s priority order."""
     contract = addresses.auction_contract
     bid_order, ask_order = sorted_order(interval_book)
-    data = encode_call(contract, "clear", interval, bid_order, ask_order)
+    if contract == "MeritOrder":
+        data = encode_call(contract, "clear", interval, ask_order)
+    else:
+        data = encode_call(contract, "clear", interval, bid_order, ask_order)
     gas = clear_gas(len(interval_book.bids), len(interval_book.asks), contract)
     return operator.transact(addresses.auction, data, gas=gas)
 
@@ -218,12 +251,17 @@ def read(chain: Chain, address: str, contract: str, function: str, *args):
 
 
 def book(chain: Chain, addresses: MarketAddresses, interval: int) -> Book:
-    """Both sides of ``interval``'s book as stored on chain."""
+    """Both sides of ``interval``'s book as stored on chain.
+
+    A merit-order book has no bids: its offers are the asks, and its
+    demand is the view ``MeritOrder.demand_wh``.
+    """
+    contract = addresses.auction_contract
+    if contract == "MeritOrder":
+        offers = read(chain, addresses.auction, contract, "orders", interval)
+        return Book((), tuple(Order(*order) for order in offers))
     bids, asks = (
-        tuple(
-            Order(*order)
-            for order in read(chain, addresses.auction, addresses.auction_contract, "orders", interval, is_ask)
-        )
+        tuple(Order(*order) for order in read(chain, addresses.auction, contract, "orders", interval, is_ask))
         for is_ask in (False, True)
     )
     return Book(bids, asks)

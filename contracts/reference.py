@@ -2,7 +2,8 @@
 
 Each function is pure: a book in, trades and prices out.
 :func:`clear_uniform` follows ``DoubleAuction.clear``,
-:func:`clear_pay_as_bid` ``PayAsBid.clear`` and :func:`settle`
+:func:`clear_pay_as_bid` ``PayAsBid.clear``,
+:func:`clear_merit_order` ``MeritOrder.clear`` and :func:`settle`
 ``Settlement.post_reading`` to the wei; the contract tests check the
 chain against them. Signs: positions are positive when sold
 (exported) and negative when bought (imported); payments are positive
@@ -251,6 +252,54 @@ def clear_pay_as_bid(bids: Sequence[Order], asks: Sequence[Order]) -> Discrimina
         values_wei[match.buyer] = values_wei.get(match.buyer, 0) - value_wei
         values_wei[match.seller] = values_wei.get(match.seller, 0) + value_wei
     return DiscriminatoryClearing(sum(m.energy_wh for m in matches), _positions_wh(matches), values_wei, priced)
+
+
+def clear_merit_order(demand_wh: int, offers: Sequence[Order], buyer: str) -> Clearing:
+    """Dispatch supply offers cheapest first against a fixed demand.
+
+    Offers rank by price ascending, ties by submission index; each takes
+    the smaller of its energy and the demand left. Every dispatched offer
+    is paid the marginal price, the limit price of the last dispatched
+    offer; ``buyer`` buys the whole volume at that price.
+
+    Parameters
+    ----------
+    demand_wh : int
+        Energy the buyer needs (0 if none was posted). [Wh]
+    offers : sequence of Order
+        Supply offers in submission order, one per account.
+    buyer : str
+        Address of the operator that posted the demand.
+
+    Returns
+    -------
+    Clearing
+        Marginal price [wei/Wh], volume [Wh] and positions [Wh], the
+        buyer's included (minus the volume); price and volume 0 if
+        nothing is dispatched.
+
+    References
+    ----------
+    D. Kirschen, G. Strbac, "Fundamentals of Power System Economics",
+    2nd ed., Wiley, 2019, ch. 2.
+    """
+    if len({offer.account for offer in offers}) != len(offers):
+        raise ValueError("an account may place only one offer per interval")
+    positions_wh: dict[str, int] = {}
+    price_wei_per_wh = 0
+    demand_left_wh = demand_wh
+    for index in priority(offers, is_ask=True):
+        if demand_left_wh == 0:
+            break
+        offer = offers[index]
+        fill_wh = min(offer.energy_wh, demand_left_wh)
+        demand_left_wh -= fill_wh
+        positions_wh[offer.account] = fill_wh
+        price_wei_per_wh = offer.price_wei_per_wh
+    volume_wh = demand_wh - demand_left_wh
+    if volume_wh:
+        positions_wh[buyer] = -volume_wh
+    return Clearing(price_wei_per_wh, volume_wh, positions_wh)
 
 
 def settle(
