@@ -3,6 +3,7 @@
 import pytest
 
 from gridledger.contracts import market as mk
+from gridledger.contracts.gas_report import gas_table
 
 from contract_helpers import PRICE_CAP_WEI_PER_WH, Market, new_market
 
@@ -41,3 +42,18 @@ def test_order_submission_stays_within_its_gas_limit(market):
     ]
     receipts = market.mine(raw_txs)
     assert all(r.ok and r.gas_used <= mk.GAS_SUBMIT_ORDER for r in receipts)
+
+
+def test_gas_table_gives_a_row_per_mechanism_and_size_within_the_signed_limits():
+    rows = gas_table(book_sizes=(8, 32))
+    assert [(r.mechanism, r.n_orders) for r in rows] == [(m, n) for m in mk.MECHANISMS for n in (8, 32)]
+    for row in rows:
+        contract = mk.MECHANISMS[row.mechanism]
+        assert 0 < row.submit_gas <= mk.GAS_SUBMIT_ORDER
+        assert 0 < row.clear_gas <= mk.clear_gas(row.n_orders, 0, contract)
+        assert row.clear_gas_per_order == row.clear_gas // row.n_orders
+
+
+def test_gas_table_leaves_out_books_larger_than_an_interval_holds():
+    assert gas_table(book_sizes=(514,)) == []
+    assert gas_table(book_sizes=(258,), mechanisms=("merit-order",)) == []
