@@ -25,7 +25,7 @@ from gridledger.contracts.market import MarketAddresses, submit_order
 from gridledger.contracts.keys import derive_account
 from gridledger.federates.prosumer import (
     contract_following_kw,
-    forecast_export_wh,
+    expected_exports_wh,
     limit_price_draw,
     price_per_kwh,
     zic_order,
@@ -60,8 +60,6 @@ class Agents:
         self.load_kw = sc.load_pu[:, cols] * peak_kw
         self.load_q_ratio = q_ratio
         self.pv_kw = sc.pv_pu[:, cols] * pv_kwp
-        self.expected_load_kw = sc.load_pu_expected[:, cols] * peak_kw
-        self.expected_pv_kw = sc.pv_pu_expected[:, cols] * pv_kwp
         battery = study.prosumers.battery
         self.capacity_kwh = np.array([p.battery_energy_kwh for p in sc.prosumers])
         self.battery_kw = np.array([p.battery_power_kw for p in sc.prosumers])
@@ -81,18 +79,19 @@ class Agents:
         self.addresses = MarketAddresses(**notice["addresses"])
 
     def orders(self, interval: int) -> list[bytes]:
-        """Signed orders of every agent with something to trade in `interval`."""
+        """Signed orders of every agent with something to trade in `interval`.
+
+        A merit-order market takes supply offers only (the operator posts the
+        demand), so agents short of energy place no order there.
+        """
         study = self.sc.study
-        spi = study.market_interval_s // study.power_flow_step_s
-        window = slice(interval * spi, (interval + 1) * spi)
         market = study.market
+        exports = expected_exports_wh(self.sc, interval)
         txs = []
         for i, wallet in enumerate(self.wallets):
-            export_wh = forecast_export_wh(self.expected_pv_kw[window, i], self.expected_load_kw[window, i],
-                                           study.power_flow_step_s)
-            order = zic_order(interval, export_wh, limit_price_draw(study.seed, i, interval),
+            order = zic_order(interval, int(exports[i]), limit_price_draw(study.seed, i, interval),
                               market.grid_sell_price_per_kwh, market.grid_buy_price_per_kwh)
-            if order is None:
+            if order is None or (not order.is_ask and self.addresses.mechanism == "merit-order"):
                 continue
             self.order_wh[interval, i] = order.energy_wh if order.is_ask else -order.energy_wh
             self.order_price[interval, i] = price_per_kwh(order.price_wei_per_wh)

@@ -24,9 +24,17 @@ import numpy as np
 
 from gridledger.contracts.chain import Chain, Receipt
 from gridledger.contracts.keys import derive_account
-from gridledger.contracts.market import MarketAddresses, book, clear, deploy_market, read
+from gridledger.contracts.market import (
+    MarketAddresses,
+    book,
+    clear,
+    deploy_market,
+    post_demand,
+    read,
+    settle_operator,
+)
 from gridledger.federates.messages import encode
-from gridledger.federates.prosumer import WEI_PER_TOKEN, price_per_kwh, price_wei_per_wh
+from gridledger.federates.prosumer import WEI_PER_TOKEN, expected_exports_wh, price_per_kwh, price_wei_per_wh
 from gridledger.federates.shell import joined, run_federate
 from gridledger.interfaces import DER_ENDPOINT, GRID_ENDPOINT
 from gridledger.results import Part
@@ -134,11 +142,12 @@ def run(run_dir: Path) -> None:
         grid_sell_price_wei_per_wh=price_wei_per_wh(market.grid_sell_price_per_kwh),
         grid_fee_wei_per_wh=price_wei_per_wh(market.grid_fee_per_kwh),
         endowment_wei=endowment_wei, operator_deposit_wei=endowment_wei * len(prosumers),
+        mechanism=market.mechanism,
     )
     supply_wei = read(chain, addresses.token, "GridToken", "totalSupply")
     record = LedgerRecord(sc, prosumers)
     notice = encode("deployed", addresses=dataclasses.asdict(addresses), chain_id=chain.chain_id)
-    pending_clear = [clear(operator, addresses, 0, book(chain, addresses, 0))]
+    operator_txs = [clear(operator, addresses, 0, book(chain, addresses, 0))]
     with joined(run_dir, "ledger", stop_time_s(study)) as fed:
         finished = False
         try:
@@ -152,11 +161,12 @@ def run(run_dir: Path) -> None:
                 interval = int(action.time_s // study.market_interval_s)
                 if action.kind == "mine":
                     messages = sorted(fed.receive(), key=lambda m: m[0])
-                    receipts = chain.mine(pending_clear + [tx for _, tx in messages], timestamp)
-                    own, receipts_in = receipts[:len(pending_clear)], receipts[len(pending_clear):]
+                    operator_txs += operator_duties(sc, operator, addresses, interval)
+                    receipts = chain.mine(operator_txs + [tx for _, tx in messages], timestamp)
+                    own, receipts_in = receipts[:len(operator_txs)], receipts[len(operator_txs):]
                     if not all(r.ok for r in own):
                         raise RuntimeError(f"operator transaction reverted: {[r.revert_reason for r in own]}")
-                    pending_clear = []
+                    operator_txs = []
                     _route_receipts(fed, [source for source, _ in messages], receipts_in)
                 else:
                     orders = book(chain, addresses, action.interval)
@@ -173,6 +183,24 @@ def run(run_dir: Path) -> None:
         finally:
             chain.export(run_dir / "chain")
             record.write(run_dir, complete=finished, **dataclasses.asdict(addresses))
+
+
+def operator_duties(sc: Scenario, operator, addresses: MarketAddresses, interval: int) -> list[bytes]:
+    """The operator's own transactions at the start of `interval` in a merit-order market.
+
+    It posts the demand of the next interval (the prosumers' expected
+    deficits, from the same forecast the agents use) and settles its
+    position of the interval that just ended. Double auctions need none.
+    """
+    if addresses.mechanism != "merit-order":
+        return []
+    txs = []
+    if interval + 1 < sc.study.n_intervals:
+        exports = expected_exports_wh(sc, interval + 1)
+        txs.append(post_demand(operator, addresses, interval + 1, demand_wh=int(-exports[exports < 0].sum())))
+    if interval >= 1:
+        txs.append(settle_operator(operator, addresses, interval - 1))
+    return txs
 
 
 def tokens_conserved(chain: Chain, addresses: MarketAddresses, supply_wei: int, accounts: list[str]) -> bool:

@@ -72,6 +72,22 @@ def forecast_export_wh(pv_kw: np.ndarray, load_kw: np.ndarray, step_s: float) ->
     return int(np.rint(np.sum(np.asarray(pv_kw) - np.asarray(load_kw)) * step_s / 3.6))
 
 
+def expected_exports_wh(sc, interval: int) -> np.ndarray:
+    """Every prosumer's expected net export in `interval`, from the scenario's noise-free shapes. [Wh]
+
+    Agents use it as their forecast; the operator of a merit-order market
+    sums the deficits as the demand it posts.
+    """
+    study = sc.study
+    spi = study.market_interval_s // study.power_flow_step_s
+    window = slice(interval * spi, (interval + 1) * spi)
+    cols = [sc.column(p) for p in sc.prosumers]
+    pv_kw = sc.pv_pu_expected[window][:, cols] * np.array([p.pv_kwp for p in sc.prosumers])
+    load_kw = sc.load_pu_expected[window][:, cols] * np.array([p.peak_load_p_mw * 1000.0 for p in sc.prosumers])
+    return np.array([forecast_export_wh(pv_kw[:, i], load_kw[:, i], study.power_flow_step_s)
+                     for i in range(len(sc.prosumers))], dtype=np.int64)
+
+
 def limit_price_draw(seed: int, agent: int, interval: int) -> float:
     """Seeded uniform draw in [0, 1) for one agent's order in one interval."""
     return float(np.random.default_rng([seed, agent, interval]).random())

@@ -24,7 +24,7 @@ Share = Annotated[float, Field(ge=0.0, le=1.0)]
 Positive = Annotated[float, Field(gt=0.0)]
 PerUnit = Annotated[float, Field(gt=0.0, lt=2.0)]
 
-MECHANISMS = ("uniform-double-auction",)
+MECHANISMS = ("uniform-double-auction", "pay-as-bid", "merit-order")
 CORE_TYPES = ("zmq", "tcp", "inproc")
 
 

@@ -13,6 +13,7 @@ import pandapower as pp
 import pandapower.networks as pn
 import pytest
 import xarray as xr
+import yaml
 
 from gridledger.study import load_study
 from tests.e2e_helpers import SHORT_STUDY, events, gridledger, only_run_dir
@@ -22,10 +23,18 @@ pytestmark = pytest.mark.e2e
 WEI_PER_TOKEN = 10**18
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
+MECHANISMS = ("uniform-double-auction", "pay-as-bid", "merit-order")
+
+
+@pytest.fixture(scope="module", params=MECHANISMS)
+def run(request, tmp_path_factory):
+    """The short study run once per market mechanism."""
     runs = tmp_path_factory.mktemp("runs")
-    proc = gridledger("run", str(SHORT_STUDY), "--runs", str(runs))
+    study = runs / "study.yaml"
+    config = yaml.safe_load(SHORT_STUDY.read_text())
+    config["market"]["mechanism"] = request.param
+    study.write_text(yaml.safe_dump(config))
+    proc = gridledger("run", str(study), "--runs", str(runs))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     run_dir = only_run_dir(runs, "baran-wu-short")
     with xr.open_dataset(run_dir / "results.nc") as ds:
@@ -65,11 +74,12 @@ def test_token_supply_is_conserved(run):
 
 
 def test_settlement_is_budget_balanced_per_interval(run):
+    """Peer-to-peer payments, the operator's included where it buys (merit order), sum to zero."""
     run_dir, _, _ = run
-    settled = events(run_dir, "Settled")
     by_interval: dict[int, int] = {}
-    for e in settled:
-        by_interval[e["args"]["interval"]] = by_interval.get(e["args"]["interval"], 0) + e["args"]["p2p_wei"]
+    for e in events(run_dir, "Settled") + events(run_dir, "OperatorSettled"):
+        value = e["args"]["p2p_wei"] if e["event"] == "Settled" else e["args"]["value_wei"]
+        by_interval[e["args"]["interval"]] = by_interval.get(e["args"]["interval"], 0) + value
     assert by_interval and all(total == 0 for total in by_interval.values())
 
 
@@ -80,6 +90,8 @@ def test_every_settlement_is_metered_energy_at_cleared_price_plus_imbalance_and_
     buy, sell, fee = (round(x * WEI_PER_TOKEN / 1000) for x in
                       (market.grid_buy_price_per_kwh, market.grid_sell_price_per_kwh, market.grid_fee_per_kwh))
     price = {e["args"]["interval"]: e["args"]["price_wei_per_wh"] for e in events(run_dir, "Cleared")}
+    discriminatory = {(e["args"]["interval"], e["args"]["account"]): e["args"]["value_wei"]
+                      for e in events(run_dir, "Trade") if "value_wei" in e["args"]}
     column = {address: i for i, address in enumerate(ds.address.values)}
     settled = events(run_dir, "Settled")
     assert len(settled) == 8 * 32
@@ -92,7 +104,7 @@ def test_every_settlement_is_metered_energy_at_cleared_price_plus_imbalance_and_
         assert (a["import_wh"], a["export_wh"], a["position_wh"]) == (imp, exp, q)
         deviation = (exp - imp) - q
         expected_imbalance = sell * deviation if deviation > 0 else buy * deviation
-        assert a["p2p_wei"] == price[k] * q
+        assert a["p2p_wei"] == discriminatory.get((k, a["prosumer"]), price[k] * q)
         assert a["fee_wei"] == (fee * -q if q < 0 else 0)
         assert a["imbalance_wei"] == expected_imbalance
         assert np.isclose(ds.p2p_token[k, i], a["p2p_wei"] / WEI_PER_TOKEN, rtol=0, atol=1e-9)
@@ -100,20 +112,23 @@ def test_every_settlement_is_metered_energy_at_cleared_price_plus_imbalance_and_
     assert traded > 0, "the short study should trade peer to peer"
 
 
-def test_cleared_trades_are_at_one_price_within_every_limit(run):
-    """Uniform price: every filled buyer bid >= price >= every filled seller ask."""
+def test_trades_are_individually_rational_and_balanced(run):
+    """Each filled seller gets at least its ask, each filled buyer pays at most its bid (per Wh);
+    in the uniform auction everyone trades at the one clearing price."""
     _, ds, _ = run
-    for k in range(1, 8):
-        filled = ds.position_wh[k] != 0
-        if not bool(filled.any()):
-            continue
-        price = float(ds.clearing_price_per_kwh[k])
-        limit = ds.order_price_per_kwh[k].where(filled)
-        asks = limit.where(ds.position_wh[k] > 0)
-        bids = limit.where(ds.position_wh[k] < 0)
-        assert float(asks.max()) <= price + 1e-12 <= float(bids.min()) + 2e-12
-        assert int(ds.position_wh[k].sum()) == 0
-        assert int(ds.position_wh[k].where(ds.position_wh[k] > 0, 0).sum()) == int(ds.cleared_volume_wh[k])
+    traded = ds.position_wh != 0
+    assert bool(traded.any())
+    unit_price = (ds.p2p_token / (ds.position_wh / 1000)).where(traded)
+    limit = ds.order_price_per_kwh.where(traded)
+    sellers, buyers = ds.position_wh > 0, ds.position_wh < 0
+    assert bool((unit_price.where(sellers) >= limit.where(sellers) - 1e-9).where(sellers, True).all())
+    assert bool((unit_price.where(buyers) <= limit.where(buyers) + 1e-9).where(buyers, True).all())
+    sold = ds.position_wh.where(sellers, 0).sum("prosumer")
+    assert (sold == ds.cleared_volume_wh).all()
+    if ds.attrs["ledger_mechanism"] == "uniform-double-auction":
+        assert (ds.position_wh.sum("prosumer") == 0).all()
+        np.testing.assert_allclose(unit_price.where(traded).max("prosumer").dropna("interval"),
+                                   ds.clearing_price_per_kwh.where(sold > 0).dropna("interval"), rtol=1e-9)
 
 
 def test_grid_voltages_equal_a_direct_pandapower_run(run):
