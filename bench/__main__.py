@@ -18,6 +18,7 @@ from pathlib import Path
 from bench.ledger import LedgerResult, ledger_throughput
 from bench.powerflow import REFERENCE_STUDY, PowerFlowResult, powerflow_step_time
 from bench.study import StudyResult, run_study
+from gridledger.contracts.gas_report import GasRow, gas_table
 from gridledger.results import run_timestamp
 
 RUNS_ROOT = Path("runs/bench")
@@ -93,6 +94,17 @@ def powerflow_table(r: PowerFlowResult) -> list[str]:
     ]
 
 
+def gas_section(rows: list[GasRow]) -> list[str]:
+    """Rows of the gas section: gas is deterministic, so no baseline or repeats are needed."""
+    lines = [
+        "4. Gas per order and per clearing, fully crossing books (every order fills: the costliest case)",
+        f"   {'mechanism':<24}{'orders':>8}{'gas/order':>12}{'clear gas':>12}{'clear gas/order':>17}",
+    ]
+    lines += [f"   {r.mechanism:<24}{r.n_orders:>8}{r.submit_gas:>12,}{r.clear_gas:>12,}{r.clear_gas_per_order:>17,}"
+              for r in rows]
+    return lines
+
+
 def main() -> int:
     stamp = run_timestamp()
     print(f"gridledger bench {stamp}: Python {platform.python_version()}, {os.cpu_count()} CPUs, {platform.node()}")
@@ -103,8 +115,10 @@ def main() -> int:
     ledger = [ledger_throughput(size, LEDGER_TRANSACTIONS // size, REPEATS) for size in LEDGER_BLOCK_SIZES]
     print("running the power-flow benchmark ...", file=sys.stderr, flush=True)
     powerflow = powerflow_step_time(repeats=REPEATS)
+    print("running the gas report ...", file=sys.stderr, flush=True)
+    gas = gas_table()
     print()
-    for rows in (study_table(study), ledger_table(ledger), powerflow_table(powerflow)):
+    for rows in (study_table(study), ledger_table(ledger), powerflow_table(powerflow), gas_section(gas)):
         print("\n".join(rows) + "\n")
     path = RUNS_ROOT / f"{stamp}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -119,6 +133,7 @@ def main() -> int:
         "study": {**dataclasses.asdict(study), "peak_rss_sum_mib": study.peak_rss_sum_mib},
         "ledger": [dataclasses.asdict(r) for r in ledger],
         "powerflow": dataclasses.asdict(powerflow),
+        "gas": [dataclasses.asdict(r) for r in gas],
     }, indent=2))
     print(f"machine-readable copy: {path}")
     return 0
