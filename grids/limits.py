@@ -1,6 +1,12 @@
-"""Operating limits: service voltage band and thermal loading."""
+"""Operating limits: service voltage band and thermal loading.
+
+The study-configurable band check; the standard bands and the other
+stability checks are in :mod:`gridledger.grids.stability`.
+"""
 
 import numpy as np
+
+from gridledger.grids.stability import ANSI_C84_1_SERVICE_VOLTAGE_PU, thermal_overload
 
 __all__ = [
     "ANSI_C84_1_RANGE_A_VM_MIN_PU",
@@ -10,10 +16,8 @@ __all__ = [
     "overload",
 ]
 
-ANSI_C84_1_RANGE_A_VM_MIN_PU = 0.95
-"""Lower limit of ANSI C84.1 Range A service voltage (114 V on 120 V). [pu]"""
-ANSI_C84_1_RANGE_A_VM_MAX_PU = 1.05
-"""Upper limit of ANSI C84.1 Range A service voltage (126 V on 120 V). [pu]"""
+ANSI_C84_1_RANGE_A_VM_MIN_PU, ANSI_C84_1_RANGE_A_VM_MAX_PU = ANSI_C84_1_SERVICE_VOLTAGE_PU["A"]
+"""Limits of ANSI C84.1 Range A service voltage: 114 V and 126 V on 120 V. [pu]"""
 MAX_LOADING_PERCENT = 100.0
 """Thermal rating of a branch (pandapower ``max_i_ka`` or ``sn_mva``). [%]"""
 
@@ -58,8 +62,8 @@ def voltage_violation(
 def overload(loading_percent, max_loading_percent: float = MAX_LOADING_PERCENT) -> np.ndarray:
     """Whether each branch is loaded above its limit.
 
-    Loading exactly at the limit is not an overload; NaN is not an
-    overload (non-convergence is reported separately).
+    The same check as :func:`gridledger.grids.stability.thermal_overload`,
+    under the name and keyword the grid federate uses.
 
     Parameters
     ----------
@@ -71,14 +75,11 @@ def overload(loading_percent, max_loading_percent: float = MAX_LOADING_PERCENT) 
     Returns
     -------
     overloaded : ndarray of bool
-        True where ``loading_percent > max_loading_percent``.
+        True where ``loading_percent > max_loading_percent``; NaN is not an
+        overload.
 
     References
     ----------
-    L. Thurner et al., "pandapower - an open-source Python tool for
-    convenient modeling, analysis, and optimization of electric power
-    systems," IEEE Trans. Power Systems, vol. 33, no. 6, pp. 6510-6521,
-    2018 (loading relative to the thermal current ``max_i_ka * df`` of a
-    line, or to ``sn_mva`` of a transformer).
+    See :func:`gridledger.grids.stability.thermal_overload`.
     """
-    return np.asarray(loading_percent, dtype=float) > np.asarray(max_loading_percent, dtype=float)
+    return thermal_overload(loading_percent, max_loading_percent)

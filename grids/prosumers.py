@@ -2,8 +2,9 @@
 
 Prosumer ``i`` takes over the feeder's load on the ``i``-th load bus (or the
 ``i``-th listed bus); the load's ``p_mw``/``q_mvar`` in the feeder file is
-its peak. Which prosumers own PV and which a battery are seeded choices, and
-device sizes scale with the peak load.
+its peak. On an unbalanced feeder the load may be an ``asymmetric_load``,
+whose peak is the sum of its phases. Which prosumers own PV and which a
+battery are seeded choices, and device sizes scale with the peak load.
 """
 
 from collections.abc import Mapping, Sequence
@@ -13,7 +14,7 @@ from types import MappingProxyType
 import numpy as np
 import pandapower
 
-from gridledger.grids.feeders import load_buses
+from gridledger.grids.feeders import is_unbalanced, load_buses
 
 __all__ = ["Prosumer", "DeviceIndex", "place_prosumers", "add_prosumer_devices"]
 
@@ -29,15 +30,19 @@ class Prosumer:
     bus : int
         ``net.bus`` index of the connection point.
     load_index : int
-        ``net.load`` index of the load the prosumer takes over.
+        Index of the load the prosumer takes over, in the table named by
+        ``load_element``.
     peak_load_p_mw, peak_load_q_mvar : float
-        Peak active [MW] and reactive [Mvar] load.
+        Peak active [MW] and reactive [Mvar] load, all phases.
     pv_kwp : float
         Installed PV, 0 if none. [kWp]
     battery_energy_kwh : float
         Usable battery capacity, 0 if none. [kWh]
     battery_power_kw : float
         Battery charge/discharge power limit, 0 if none. [kW]
+    load_element : {"load", "asymmetric_load"}
+        pandapower table of ``load_index``; "asymmetric_load" only on buses
+        without an in-service ``load``.
     """
 
     name: str
@@ -48,6 +53,7 @@ class Prosumer:
     pv_kwp: float
     battery_energy_kwh: float
     battery_power_kw: float
+    load_element: str = "load"
 
 
 @dataclass(frozen=True)
@@ -80,7 +86,8 @@ def place_prosumers(
     """Put ``count`` prosumers on the feeder's load buses.
 
     Prosumer ``i`` takes over the first in-service load (lowest
-    ``net.load`` index) on the ``i``-th bus of ``buses``, or of
+    ``net.load`` index, or lowest ``net.asymmetric_load`` index on a bus
+    without a ``load``) on the ``i``-th bus of ``buses``, or of
     :func:`~gridledger.grids.feeders.load_buses` when ``buses`` is None.
     ``round(pv_share * count)`` prosumers, chosen with
     ``numpy.random.default_rng(seed)``, get PV of
@@ -159,22 +166,21 @@ def place_prosumers(
     with_pv = set(rng.choice(count, _round_half_up(pv_share * count), replace=False).tolist())
     with_battery = set(rng.choice(count, _round_half_up(battery_share * count), replace=False).tolist())
 
-    in_service = net.load[net.load["in_service"].astype(bool)]
     width = max(2, len(str(count)))
     prosumers = []
     for i, bus in enumerate(chosen):
-        load_index = int(in_service.index[in_service["bus"] == bus].min())
-        p_mw = float(net.load.at[load_index, "p_mw"])
+        load_element, load_index, p_mw, q_mvar = _first_load(net, bus)
         battery_kwh = battery_kwh_per_kw_load * p_mw * 1e3 if i in with_battery else 0.0
         prosumers.append(Prosumer(
             name=f"p{i + 1:0{width}d}",
             bus=bus,
             load_index=load_index,
             peak_load_p_mw=p_mw,
-            peak_load_q_mvar=float(net.load.at[load_index, "q_mvar"]),
+            peak_load_q_mvar=q_mvar,
             pv_kwp=pv_kwp_per_kw_load * p_mw * 1e3 if i in with_pv else 0.0,
             battery_energy_kwh=battery_kwh,
             battery_power_kw=battery_kw_per_kwh * battery_kwh,
+            load_element=load_element,
         ))
     return prosumers
 
@@ -186,7 +192,9 @@ def add_prosumer_devices(net: pandapower.pandapowerNet, prosumers: Sequence[Pros
     storage: ``p_mw`` positive = charging; ``sgen`` ``p_mw`` positive =
     generation. The sgen's ``sn_mva`` and ``max_p_mw`` are the PV's kWp;
     the storage's ``sn_mva`` and ``max_p_mw`` (``-min_p_mw``) its power
-    limit and ``max_e_mwh`` its capacity.
+    limit and ``max_e_mwh`` its capacity. The sgen's ``type`` is "PV" on
+    balanced feeders and "wye" (balanced over the three phases) on
+    unbalanced ones, where ``runpp_3ph`` reads only "wye" and "delta" rows.
 
     Parameters
     ----------
@@ -204,8 +212,15 @@ def add_prosumer_devices(net: pandapower.pandapowerNet, prosumers: Sequence[Pros
     ------
     ValueError
         If the net already has an sgen or storage of the same name (the
-        devices were added before).
+        devices were added before), or a prosumer has a battery on an
+        unbalanced feeder (pandapower's ``runpp_3ph`` ignores storage).
     """
+    unbalanced = is_unbalanced(net)
+    if unbalanced and any(p.battery_energy_kwh > 0.0 for p in prosumers):
+        raise ValueError(
+            "batteries cannot be placed on an unbalanced feeder: pandapower's runpp_3ph "
+            "ignores net.storage; set the battery share to 0"
+        )
     taken = set(net.sgen["name"].dropna()) | set(net.storage["name"].dropna())
     sgen, storage = {}, {}
     for prosumer in prosumers:
@@ -214,7 +229,7 @@ def add_prosumer_devices(net: pandapower.pandapowerNet, prosumers: Sequence[Pros
             _check_free(name, taken)
             sgen[prosumer.name] = int(pandapower.create_sgen(
                 net, prosumer.bus, p_mw=0.0, q_mvar=0.0, sn_mva=prosumer.pv_kwp / 1e3,
-                max_p_mw=prosumer.pv_kwp / 1e3, min_p_mw=0.0, name=name, type="PV",
+                max_p_mw=prosumer.pv_kwp / 1e3, min_p_mw=0.0, name=name, type="wye" if unbalanced else "PV",
             ))
         if prosumer.battery_energy_kwh > 0.0:
             name = f"{prosumer.name} battery"
@@ -231,6 +246,20 @@ def add_prosumer_devices(net: pandapower.pandapowerNet, prosumers: Sequence[Pros
 def _check_free(name: str, taken: set) -> None:
     if name in taken:
         raise ValueError(f"the net already has a device named {name!r}; add prosumer devices once")
+
+
+def _first_load(net: pandapower.pandapowerNet, bus: int) -> tuple[str, int, float, float]:
+    """Table, index, peak p [MW] and q [Mvar] of the first in-service load on a bus."""
+    loads = net.load[net.load["in_service"].astype(bool) & (net.load["bus"] == bus)]
+    if len(loads):
+        index = int(loads.index.min())
+        return "load", index, float(net.load.at[index, "p_mw"]), float(net.load.at[index, "q_mvar"])
+    asymmetric = net.asymmetric_load
+    rows = asymmetric[asymmetric["in_service"].astype(bool) & (asymmetric["bus"] == bus)]
+    index = int(rows.index.min())
+    row = asymmetric.loc[index]
+    return ("asymmetric_load", index, float(row[["p_a_mw", "p_b_mw", "p_c_mw"]].sum()),
+            float(row[["q_a_mvar", "q_b_mvar", "q_c_mvar"]].sum()))
 
 
 def _round_half_up(x: float) -> int:

@@ -6,6 +6,7 @@ import pandapower
 import pytest
 
 from gridledger.grids.feeders import load_feeder
+from gridledger.grids.powerflow import Injections, PowerFlow
 from gridledger.grids.prosumers import DeviceIndex, Prosumer, add_prosumer_devices, place_prosumers
 
 SIZES = dict(pv_kwp_per_kw_load=2.0, battery_kwh_per_kw_load=3.0, battery_kw_per_kwh=0.5)
@@ -143,3 +144,62 @@ def test_devices_are_added_once(net):
     add_prosumer_devices(net, prosumers)
     with pytest.raises(ValueError, match="'p01 pv'"):
         add_prosumer_devices(net, prosumers)
+
+
+# Unbalanced feeders ------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def pristine_ieee_eu_lv():
+    return load_feeder("ieee-eu-lv")
+
+
+@pytest.fixture
+def eu(pristine_ieee_eu_lv):
+    return copy.deepcopy(pristine_ieee_eu_lv)
+
+
+def test_prosumers_take_over_asymmetric_loads(eu):
+    prosumers = place(eu, count=55, battery_share=0.0)
+    assert all(p.load_element == "asymmetric_load" for p in prosumers)
+    assert sorted(p.load_index for p in prosumers) == list(eu.asymmetric_load.index)
+    for p in prosumers:
+        row = eu.asymmetric_load.loc[p.load_index]
+        assert row["bus"] == p.bus
+        assert p.peak_load_p_mw == pytest.approx(row[["p_a_mw", "p_b_mw", "p_c_mw"]].sum())
+        assert p.peak_load_q_mvar == pytest.approx(row[["q_a_mvar", "q_b_mvar", "q_c_mvar"]].sum())
+
+
+def test_a_balanced_load_on_the_bus_comes_first(net):
+    bus = 5
+    asymmetric = pandapower.create_asymmetric_load(net, bus, p_b_mw=0.02)
+    net.load.loc[net.load["bus"] == bus, "in_service"] = False
+    prosumer = place(net, count=1, buses=[bus])[0]
+    assert (prosumer.load_element, prosumer.load_index) == ("asymmetric_load", asymmetric)
+    net.load.loc[net.load["bus"] == bus, "in_service"] = True
+    assert place(net, count=1, buses=[bus])[0].load_element == "load"
+
+
+def test_pv_on_an_unbalanced_feeder_is_a_balanced_wye_sgen(eu):
+    prosumers = place(eu, count=10, pv_share=1.0, battery_share=0.0)
+    index = add_prosumer_devices(eu, prosumers)
+    assert set(eu.sgen.loc[list(index.sgen.values()), "type"]) == {"wye"}
+    pv = Injections.from_net(eu)
+    pv = Injections(pv.load_p_mw, pv.load_q_mvar, eu.sgen["sn_mva"].to_numpy(), pv.storage_p_mw)
+    result = PowerFlow(eu).step(pv)
+    assert result.converged
+    load_mw = eu.asymmetric_load[["p_a_mw", "p_b_mw", "p_c_mw"]].to_numpy().sum()
+    assert pv.sgen_p_mw.sum() > 0.01
+    # runpp_3ph counts the PV (2e-5 MW: its branch losses miss the earth return).
+    assert result.p_mw == pytest.approx(load_mw - pv.sgen_p_mw.sum() + result.pl_mw, abs=2e-5)
+
+
+def test_batteries_are_refused_on_an_unbalanced_feeder(eu):
+    prosumers = place(eu, count=10, battery_share=0.5)
+    with pytest.raises(ValueError, match="runpp_3ph ignores net.storage"):
+        add_prosumer_devices(eu, prosumers)
+    assert eu.storage.empty and eu.sgen.empty
+
+
+def test_prosumer_load_element_defaults_to_load():
+    prosumer = Prosumer("p01", 1, 0, 0.1, 0.05, 0.0, 0.0, 0.0)
+    assert prosumer.load_element == "load"
