@@ -22,7 +22,16 @@ import vyper
 
 CONTRACTS_DIR = Path(__file__).resolve().parent
 ARTIFACTS_DIR = CONTRACTS_DIR / "artifacts"
-CONTRACT_NAMES = ("Registry", "GridToken", "DoubleAuction", "PayAsBid", "MeritOrder", "Settlement")
+CONTRACT_NAMES = (
+    "Registry",
+    "GridToken",
+    "DoubleAuction",
+    "PayAsBid",
+    "MeritOrder",
+    "VickreyAuction",
+    "EnglishAuction",
+    "Settlement",
+)
 
 
 def _known(name: str) -> str:

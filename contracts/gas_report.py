@@ -5,6 +5,10 @@ measures, for each book size, the mean gas of one order and the gas of
 one clearing of a fully crossing book (every order fills: the costliest
 case). Every clearing here is verified off-chain-sorted clearing: the
 operator supplies the priority order and the contract checks it in O(n).
+A lot auction's book is half lots and half bids, one bid on each lot
+above its reserve: an order is a posted lot or a bid (a Vickrey bid is
+its commitment plus its reveal), and the clearing is
+``VickreyAuction.finalise`` (English auctions close without one: 0).
 """
 
 from collections.abc import Sequence
@@ -12,6 +16,7 @@ from dataclasses import dataclass
 
 from gridledger.contracts import market as mk
 from gridledger.contracts.chain import Chain
+from gridledger.contracts.client import Wallet
 from gridledger.contracts.keys import derive_account
 
 BOOK_SIZES = (8, 32, 128, 512)
@@ -22,7 +27,13 @@ _GATE_CLOSURE_S = 300
 _PRICE_CAP_WEI_PER_WH = 10**15
 # Orders one interval of each mechanism holds: both sides of a double
 # auction, the offers of a merit order.
-_CAPACITY = {"DoubleAuction": 2 * 256, "PayAsBid": 2 * 256, "MeritOrder": 256}
+_CAPACITY = {
+    "DoubleAuction": 2 * 256,
+    "PayAsBid": 2 * 256,
+    "MeritOrder": 256,
+    "VickreyAuction": 2 * 128,
+    "EnglishAuction": 2 * 128,
+}
 
 
 @dataclass(frozen=True)
@@ -38,7 +49,7 @@ class GasRow:
     submit_gas : int
         Mean gas of one order submission. [gas]
     clear_gas : int
-        Gas of clearing the whole book. [gas]
+        Gas of clearing the whole book; 0 for an English auction. [gas]
     """
 
     mechanism: str
@@ -61,6 +72,54 @@ def _crossing_book(mechanism: str, n_orders: int) -> tuple[int, list[tuple[bool,
     bids = [(False, 100 + i, _PRICE_CAP_WEI_PER_WH - i) for i in range(n_side)]
     asks = [(True, 100 + i, 1 + i) for i in range(n_side)]
     return 0, bids + asks
+
+
+def _lot_auction_gas(
+    chain: Chain, addresses: mk.MarketAddresses, wallets: Sequence[Wallet], interval: int, n_orders: int
+) -> tuple[int, int]:
+    """(mean gas of a lot or a bid, finalise gas) of ``n_orders // 2`` lots each won by one bid."""
+    n_lots = n_orders // 2
+    sellers, bidders = wallets[:n_lots], wallets[n_lots : 2 * n_lots]
+    posted = chain.mine(
+        [
+            mk.post_lot(w, addresses, interval, energy_wh=100 + i, reserve_price_wei_per_wh=1 + i)
+            for i, w in enumerate(sellers)
+        ],
+        chain.timestamp + 1,
+    )
+    lot_ids = mk.read(chain, addresses.auction, addresses.auction_contract, "lots", interval)
+    price = _PRICE_CAP_WEI_PER_WH
+    gate = mk.read(chain, addresses.auction, addresses.auction_contract, "gate_timestamp", interval)
+    if addresses.auction_contract == "EnglishAuction":
+        bids = chain.mine(
+            [mk.bid(w, addresses, lot, price_wei_per_wh=price) for w, lot in zip(bidders, lot_ids, strict=True)],
+            chain.timestamp + 1,
+        )
+        cleared = None
+    else:
+        salt = bytes(32)
+        commits = chain.mine(
+            [
+                mk.commit_bid(w, addresses, lot, sealed=mk.commitment(w.address, lot, price, salt))
+                for w, lot in zip(bidders, lot_ids, strict=True)
+            ],
+            chain.timestamp + 1,
+        )
+        reveals = chain.mine(
+            [
+                mk.reveal_bid(w, addresses, lot, price_wei_per_wh=price, salt=salt)
+                for w, lot in zip(bidders, lot_ids, strict=True)
+            ],
+            gate,
+        )
+        bids = [*commits, *reveals]
+        reveal_end = mk.read(chain, addresses.auction, "VickreyAuction", "reveal_end_timestamp", interval)
+        (cleared,) = chain.mine([mk.finalise(bidders[0], addresses, interval, n_lots=n_lots)], reveal_end)
+    failed = [r.revert_reason for r in (*posted, *bids, *([cleared] if cleared else [])) if not r.ok]
+    if failed:
+        raise RuntimeError(f"{addresses.mechanism}: {n_orders} orders failed: {failed}")
+    submit_gas = sum(r.gas_used for r in (*posted, *bids)) // n_orders
+    return submit_gas, cleared.gas_used if cleared else 0
 
 
 def _measure(mechanism: str, book_sizes: Sequence[int]) -> list[GasRow]:
@@ -91,6 +150,9 @@ def _measure(mechanism: str, book_sizes: Sequence[int]) -> list[GasRow]:
     wallets = [chain.wallet(p) for p in prosumers]
     rows = []
     for interval, n_orders in enumerate(sizes, start=1):
+        if mk.MECHANISMS[mechanism] in mk.LOT_AUCTIONS:
+            rows.append(GasRow(mechanism, n_orders, *_lot_auction_gas(chain, addresses, wallets, interval, n_orders)))
+            continue
         demand_wh, orders = _crossing_book(mechanism, n_orders)
         raw_txs = [
             mk.submit_order(wallet, addresses, interval, is_ask=is_ask, energy_wh=energy_wh, price_wei_per_wh=price)
@@ -116,7 +178,8 @@ def gas_table(
     """Gas per order and per clearing for each mechanism and book size.
 
     Book sizes beyond what one interval of a mechanism holds (256 per
-    side of a double auction, 256 offers of a merit order) are left out.
+    side of a double auction, 256 offers of a merit order, 128 lots with
+    128 bids of a lot auction) are left out.
 
     Parameters
     ----------

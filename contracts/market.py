@@ -5,11 +5,27 @@ them with ``chain.mine(raw_txs, timestamp)`` in whatever blocks it likes.
 The market mechanism is chosen at deploy time by name (:data:`MECHANISMS`)
 and travels in :class:`MarketAddresses`, so the builders address the
 right contract.
+
+The lot auctions ("vickrey", "english") take no orders but lots and bids.
+Times relative to the gate g of interval k (``gate_timestamp(k)``):
+
+- vickrey: before g, sellers :func:`post_lot` and bidders
+  :func:`commit_bid` (one per interval, on a lot id read from
+  ``lots(k)``); in [g, g + reveal_s) bidders :func:`reveal_bid`; from
+  g + reveal_s on anyone sends :func:`finalise` once;
+- english: before g, sellers :func:`post_lot` and bidders :func:`bid`
+  (each bid replaces the leader); the auctions close at g and need no
+  finalising.
+
+Settlement then runs as for every mechanism: ``post_reading`` from the
+interval's end on.
 """
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import eth_abi
+from eth_utils import keccak
 from gridledger.contracts.chain import Chain, Receipt
 from gridledger.contracts.client import Wallet, decode_return, encode_call
 from gridledger.contracts.compiler import load_artifact
@@ -24,8 +40,12 @@ MECHANISMS = {
     "uniform-double-auction": "DoubleAuction",
     "pay-as-bid": "PayAsBid",
     "merit-order": "MeritOrder",
+    "vickrey": "VickreyAuction",
+    "english": "EnglishAuction",
 }
 DEFAULT_MECHANISM = "uniform-double-auction"
+# Mechanisms that auction sellers' lots instead of matching an order book.
+LOT_AUCTIONS = ("VickreyAuction", "EnglishAuction")
 
 # Gas limits of the market transactions, measured with margin (see the
 # contract gas tests): a limit is what a sender must afford, not what it pays.
@@ -35,6 +55,12 @@ GAS_SUBMIT_ORDER = 250_000
 GAS_POST_READING = 250_000
 GAS_POST_DEMAND = 150_000
 GAS_SETTLE_OPERATOR = 150_000
+GAS_POST_LOT = 250_000
+GAS_COMMIT_BID = 100_000
+GAS_REVEAL_BID = 120_000
+GAS_BID = 200_000
+_GAS_FINALISE_BASE = 60_000
+_GAS_FINALISE_PER_LOT = 130_000
 _GAS_CLEAR_BASE = 200_000
 # Per order of the book; the pay-as-bid auction also stores each filled
 # order's money value and logs one event per matched pair.
@@ -78,6 +104,11 @@ def clear_gas(n_bids: int, n_asks: int, contract: str = "DoubleAuction") -> int:
     return _GAS_CLEAR_BASE + _GAS_CLEAR_PER_ORDER[contract] * (n_bids + n_asks)
 
 
+def finalise_gas(n_lots: int) -> int:
+    """Gas limit for ``VickreyAuction.finalise`` of an interval with ``n_lots`` lots."""
+    return _GAS_FINALISE_BASE + _GAS_FINALISE_PER_LOT * n_lots
+
+
 def _check(receipts: Sequence[Receipt], labels: Sequence[str]) -> None:
     for receipt, label in zip(receipts, labels, strict=True):
         if not receipt.ok:
@@ -100,6 +131,8 @@ def deploy_market(
     endowment_wei: int,
     operator_deposit_wei: int,
     mechanism: str = DEFAULT_MECHANISM,
+    reveal_s: int | None = None,
+    bid_increment_wei_per_wh: int = 1,
 ) -> MarketAddresses:
     """Deploy and set up a market in two blocks one second apart.
 
@@ -129,6 +162,11 @@ def deploy_market(
         Initial credits. [wei]
     mechanism : str
         Market mechanism, a key of :data:`MECHANISMS`.
+    reveal_s : int, optional
+        Vickrey only: reveal window after the gate, at most
+        ``gate_closure_s``; half of it by default. [s]
+    bid_increment_wei_per_wh : int
+        English only: least raise over the leading bid. [wei/Wh]
 
     Raises
     ------
@@ -140,16 +178,18 @@ def deploy_market(
     if mechanism not in MECHANISMS:
         raise ValueError(f"unknown market mechanism {mechanism!r}; expected one of {sorted(MECHANISMS)}")
     auction_contract = MECHANISMS[mechanism]
+    auction_args = [start_timestamp, interval_s, gate_closure_s, price_cap_wei_per_wh]
+    if auction_contract == "VickreyAuction":
+        auction_args.append(gate_closure_s // 2 if reveal_s is None else reveal_s)
+    elif auction_contract == "EnglishAuction":
+        auction_args.append(bid_increment_wei_per_wh)
     supply_wei = endowment_wei * len(prosumers) + operator_deposit_wei
     deploy_registry, registry = operator.deploy(load_artifact("Registry"), gas=GAS_DEPLOY)
     deploy_token, token = operator.deploy(load_artifact("GridToken"), supply_wei, gas=GAS_DEPLOY)
     deploy_auction, auction = operator.deploy(
         load_artifact(auction_contract),
         registry,
-        start_timestamp,
-        interval_s,
-        gate_closure_s,
-        price_cap_wei_per_wh,
+        *auction_args,
         gas=GAS_DEPLOY,
     )
     deploy_settlement, settlement = operator.deploy(
@@ -198,9 +238,10 @@ def submit_order(
     Raises
     ------
     ValueError
-        For a bid to a merit-order market, whose demand the operator posts.
+        For a bid to a merit-order market, whose demand the operator posts,
+        and for a lot auction, which takes lots and bids instead.
     """
-    contract = addresses.auction_contract
+    contract = _book_contract(addresses)
     if contract == "MeritOrder":
         if not is_ask:
             raise ValueError("a merit-order market takes only asks; the operator posts the demand (post_demand)")
@@ -228,8 +269,14 @@ def sorted_order(interval_book: Book) -> tuple[list[int], list[int]]:
 
 
 def clear(operator: Wallet, addresses: MarketAddresses, interval: int, interval_book: Book) -> bytes:
-    """Signed ``clear`` of ``interval`` with ``interval_book``'s priority order."""
-    contract = addresses.auction_contract
+    """Signed ``clear`` of ``interval`` with ``interval_book``'s priority order.
+
+    Raises
+    ------
+    ValueError
+        For a lot auction, which has no book (see :func:`finalise`).
+    """
+    contract = _book_contract(addresses)
     bid_order, ask_order = sorted_order(interval_book)
     if contract == "MeritOrder":
         data = encode_call(contract, "clear", interval, ask_order)
@@ -237,6 +284,56 @@ def clear(operator: Wallet, addresses: MarketAddresses, interval: int, interval_
         data = encode_call(contract, "clear", interval, bid_order, ask_order)
     gas = clear_gas(len(interval_book.bids), len(interval_book.asks), contract)
     return operator.transact(addresses.auction, data, gas=gas)
+
+
+def _book_contract(addresses: MarketAddresses) -> str:
+    contract = addresses.auction_contract
+    if contract in LOT_AUCTIONS:
+        raise ValueError(f"{addresses.mechanism!r} auctions lots: use post_lot and the bid builders, not an order book")
+    return contract
+
+
+def commitment(bidder: str, lot_id: int, price_wei_per_wh: int, salt: bytes) -> bytes:
+    """Sealed Vickrey bid: keccak256(abi_encode(bidder, lot_id, price_wei_per_wh, salt)).
+
+    The encoding is four 32-byte words, types (address, uint256, uint256,
+    bytes32), as ``VickreyAuction.reveal_bid`` recomputes it; ``salt`` is
+    32 secret random bytes the bidder keeps until its reveal.
+    """
+    encoded = eth_abi.encode(["address", "uint256", "uint256", "bytes32"], [bidder, lot_id, price_wei_per_wh, salt])
+    return keccak(encoded)
+
+
+def post_lot(
+    wallet: Wallet, addresses: MarketAddresses, interval: int, *, energy_wh: int, reserve_price_wei_per_wh: int
+) -> bytes:
+    """Signed ``post_lot``: ``wallet``'s lot of ``interval`` in a lot auction (before the gate)."""
+    data = encode_call(addresses.auction_contract, "post_lot", interval, energy_wh, reserve_price_wei_per_wh)
+    return wallet.transact(addresses.auction, data, gas=GAS_POST_LOT)
+
+
+def commit_bid(wallet: Wallet, addresses: MarketAddresses, lot_id: int, *, sealed: bytes) -> bytes:
+    """Signed ``VickreyAuction.commit_bid`` of a :func:`commitment` (before the gate)."""
+    data = encode_call("VickreyAuction", "commit_bid", lot_id, sealed)
+    return wallet.transact(addresses.auction, data, gas=GAS_COMMIT_BID)
+
+
+def reveal_bid(wallet: Wallet, addresses: MarketAddresses, lot_id: int, *, price_wei_per_wh: int, salt: bytes) -> bytes:
+    """Signed ``VickreyAuction.reveal_bid`` (in [gate, gate + reveal_s))."""
+    data = encode_call("VickreyAuction", "reveal_bid", lot_id, price_wei_per_wh, salt)
+    return wallet.transact(addresses.auction, data, gas=GAS_REVEAL_BID)
+
+
+def finalise(sender: Wallet, addresses: MarketAddresses, interval: int, *, n_lots: int) -> bytes:
+    """Signed ``VickreyAuction.finalise`` of ``interval`` with ``n_lots`` lots (from gate + reveal_s on)."""
+    data = encode_call("VickreyAuction", "finalise", interval)
+    return sender.transact(addresses.auction, data, gas=finalise_gas(n_lots))
+
+
+def bid(wallet: Wallet, addresses: MarketAddresses, lot_id: int, *, price_wei_per_wh: int) -> bytes:
+    """Signed ``EnglishAuction.bid`` (before the gate)."""
+    data = encode_call("EnglishAuction", "bid", lot_id, price_wei_per_wh)
+    return wallet.transact(addresses.auction, data, gas=GAS_BID)
 
 
 def post_reading(meter: Wallet, addresses: MarketAddresses, interval: int, *, import_wh: int, export_wh: int) -> bytes:
@@ -255,8 +352,13 @@ def book(chain: Chain, addresses: MarketAddresses, interval: int) -> Book:
 
     A merit-order book has no bids: its offers are the asks, and its
     demand is the view ``MeritOrder.demand_wh``.
+
+    Raises
+    ------
+    ValueError
+        For a lot auction, which has no book.
     """
-    contract = addresses.auction_contract
+    contract = _book_contract(addresses)
     if contract == "MeritOrder":
         offers = read(chain, addresses.auction, contract, "orders", interval)
         return Book((), tuple(Order(*order) for order in offers))

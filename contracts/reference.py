@@ -3,7 +3,9 @@
 Each function is pure: a book in, trades and prices out.
 :func:`clear_uniform` follows ``DoubleAuction.clear``,
 :func:`clear_pay_as_bid` ``PayAsBid.clear``,
-:func:`clear_merit_order` ``MeritOrder.clear`` and :func:`settle`
+:func:`clear_merit_order` ``MeritOrder.clear``, :func:`clear_vickrey`
+``VickreyAuction.finalise``, :func:`clear_english` ``EnglishAuction.bid``
+and :func:`settle`
 ``Settlement.post_reading`` to the wei; the contract tests check the
 chain against them. Signs: positions are positive when sold
 (exported) and negative when bought (imported); payments are positive
@@ -300,6 +302,178 @@ def clear_merit_order(demand_wh: int, offers: Sequence[Order], buyer: str) -> Cl
     if volume_wh:
         positions_wh[buyer] = -volume_wh
     return Clearing(price_wei_per_wh, volume_wh, positions_wh)
+
+
+@dataclass(frozen=True)
+class Lot:
+    """One seller's lot of a lot auction (Vickrey or English).
+
+    Attributes
+    ----------
+    seller : str
+        Address of the prosumer selling.
+    energy_wh : int
+        Energy of the lot. [Wh]
+    reserve_price_wei_per_wh : int
+        Lowest price the seller accepts. [wei/Wh]
+    """
+
+    seller: str
+    energy_wh: int
+    reserve_price_wei_per_wh: int
+
+
+@dataclass(frozen=True)
+class LotBid:
+    """A bid on a lot: revealed (Vickrey) or placed (English).
+
+    Attributes
+    ----------
+    bidder : str
+        Address of the prosumer bidding.
+    lot : int
+        Index of the lot in the interval's lots.
+    price_wei_per_wh : int
+        Bid price. [wei/Wh]
+    """
+
+    bidder: str
+    lot: int
+    price_wei_per_wh: int
+
+
+@dataclass(frozen=True)
+class LotAuction:
+    """Result of one interval of a lot auction.
+
+    Attributes
+    ----------
+    winners : tuple of (str or None)
+        Winner of each lot, None if unsold.
+    prices_wei_per_wh : tuple of int
+        Price each lot sells at, 0 if unsold. [wei/Wh]
+    accepted : tuple of bool
+        Whether the contract takes each bid (False: it reverts).
+    positions_wh : dict of str to int
+        Non-zero positions, + = sold, - = won. [Wh]
+    values_wei : dict of str to int
+        Non-zero money values, + = received. [wei]
+    """
+
+    winners: tuple[str | None, ...]
+    prices_wei_per_wh: tuple[int, ...]
+    accepted: tuple[bool, ...]
+    positions_wh: dict[str, int]
+    values_wei: dict[str, int]
+
+
+def _lot_auction(
+    lots: Sequence[Lot], winners: Sequence[str | None], prices: Sequence[int], accepted: Sequence[bool]
+) -> LotAuction:
+    positions_wh: dict[str, int] = {}
+    values_wei: dict[str, int] = {}
+    for lot, winner, price_wei_per_wh in zip(lots, winners, prices, strict=True):
+        if winner is None:
+            continue
+        value_wei = price_wei_per_wh * lot.energy_wh
+        for account, sign in ((lot.seller, 1), (winner, -1)):
+            positions_wh[account] = positions_wh.get(account, 0) + sign * lot.energy_wh
+            values_wei[account] = values_wei.get(account, 0) + sign * value_wei
+    return LotAuction(
+        tuple(winners),
+        tuple(prices),
+        tuple(accepted),
+        {a: q for a, q in positions_wh.items() if q},
+        {a: v for a, v in values_wei.items() if v},
+    )
+
+
+def clear_vickrey(lots: Sequence[Lot], reveals: Sequence[LotBid], price_cap_wei_per_wh: int) -> LotAuction:
+    """Award each lot to its highest sealed bid at the second-highest price.
+
+    A reveal is accepted if its price lies between the lot's reserve and
+    the cap (the contract refuses the others). Per lot the highest
+    accepted price wins, the earliest revealed among equals; the winner
+    pays the second-highest accepted price, or the reserve if it was
+    the only one (Vickrey 1961), per Wh of the lot.
+
+    Parameters
+    ----------
+    lots : sequence of Lot
+        The interval's lots in posting order, one per seller.
+    reveals : sequence of LotBid
+        Opened bids in reveal order, one per bidder per interval, none
+        by a lot's own seller.
+    price_cap_wei_per_wh : int
+        The auction's price cap. [wei/Wh]
+
+    Returns
+    -------
+    LotAuction
+        Winners, prices, accepted reveals, positions and values.
+
+    References
+    ----------
+    W. Vickrey, "Counterspeculation, auctions, and competitive sealed
+    tenders", Journal of Finance 16(1):8-37, 1961.
+    """
+    accepted = [
+        lots[r.lot].reserve_price_wei_per_wh <= r.price_wei_per_wh <= price_cap_wei_per_wh for r in reveals
+    ]
+    winners: list[str | None] = []
+    prices = []
+    for index, lot in enumerate(lots):
+        # sorted() is stable: the earliest revealed of equal prices stays first.
+        ranked = sorted(
+            (r for r, ok in zip(reveals, accepted, strict=True) if ok and r.lot == index),
+            key=lambda r: -r.price_wei_per_wh,
+        )
+        winners.append(ranked[0].bidder if ranked else None)
+        second = ranked[1].price_wei_per_wh if len(ranked) > 1 else lot.reserve_price_wei_per_wh
+        prices.append(second if ranked else 0)
+    return _lot_auction(lots, winners, prices, accepted)
+
+
+def clear_english(
+    lots: Sequence[Lot], bids: Sequence[LotBid], bid_increment_wei_per_wh: int, price_cap_wei_per_wh: int
+) -> LotAuction:
+    """Run open ascending auctions of the lots over bids in arrival order.
+
+    A bid is accepted if it is not the seller's own, is at most the cap,
+    its bidder leads no other lot, and it reaches the reserve (first bid
+    on the lot) or the leading price plus the increment; it then takes
+    the lead. At the close each leader wins and pays its own price per
+    Wh of the lot.
+
+    Parameters
+    ----------
+    lots : sequence of Lot
+        The interval's lots in posting order, one per seller.
+    bids : sequence of LotBid
+        Bids in the order they reach the chain.
+    bid_increment_wei_per_wh : int
+        Least raise over the leading price. [wei/Wh]
+    price_cap_wei_per_wh : int
+        The auction's price cap. [wei/Wh]
+
+    Returns
+    -------
+    LotAuction
+        Winners, prices, accepted bids, positions and values.
+    """
+    leaders: list[str | None] = [None] * len(lots)
+    prices = [0] * len(lots)
+    accepted = []
+    for bid in bids:
+        lot = lots[bid.lot]
+        leads_other = any(leader == bid.bidder and i != bid.lot for i, leader in enumerate(leaders))
+        floor = lot.reserve_price_wei_per_wh if leaders[bid.lot] is None else prices[bid.lot] + bid_increment_wei_per_wh
+        ok = bid.bidder != lot.seller and not leads_other and floor <= bid.price_wei_per_wh <= price_cap_wei_per_wh
+        if ok:
+            leaders[bid.lot] = bid.bidder
+            prices[bid.lot] = bid.price_wei_per_wh
+        accepted.append(ok)
+    return _lot_auction(lots, leaders, prices, accepted)
 
 
 def settle(

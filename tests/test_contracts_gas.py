@@ -49,11 +49,18 @@ def test_gas_table_gives_a_row_per_mechanism_and_size_within_the_signed_limits()
     assert [(r.mechanism, r.n_orders) for r in rows] == [(m, n) for m in mk.MECHANISMS for n in (8, 32)]
     for row in rows:
         contract = mk.MECHANISMS[row.mechanism]
-        assert 0 < row.submit_gas <= mk.GAS_SUBMIT_ORDER
-        assert 0 < row.clear_gas <= mk.clear_gas(row.n_orders, 0, contract)
+        if contract == "VickreyAuction":
+            assert 0 < row.submit_gas <= mk.GAS_POST_LOT
+            assert 0 < row.clear_gas <= mk.finalise_gas(row.n_orders // 2)
+        elif contract == "EnglishAuction":
+            assert 0 < row.submit_gas <= mk.GAS_POST_LOT
+            assert row.clear_gas == 0
+        else:
+            assert 0 < row.submit_gas <= mk.GAS_SUBMIT_ORDER
+            assert 0 < row.clear_gas <= mk.clear_gas(row.n_orders, 0, contract)
         assert row.clear_gas_per_order == row.clear_gas // row.n_orders
 
 
 def test_gas_table_leaves_out_books_larger_than_an_interval_holds():
     assert gas_table(book_sizes=(514,)) == []
-    assert gas_table(book_sizes=(258,), mechanisms=("merit-order",)) == []
+    assert gas_table(book_sizes=(258,), mechanisms=("merit-order", "vickrey", "english")) == []

@@ -1,0 +1,404 @@
+# pragma version ~=0.4.3
+"""
+@title Open Ascending (English) Auction of Energy Lots
+@custom:contract-name english
+@license BSD-3-Clause
+@notice Each prosumer may offer one lot (an amount of energy with a
+        reserve price) per market interval; other prosumers bid openly
+        until the interval's gate closes at `gate_timestamp(k)` =
+        `start_timestamp + k * interval_s - gate_closure_s`, the
+        auction's closing time. The first bid must reach the reserve
+        price, every later one the leading price plus
+        `bid_increment_wei_per_wh`, and each accepted bid replaces the
+        leader; a tie with the leader is below the increment, so the
+        earliest placed of equal bids leads. At the gate the leader
+        wins and pays its own bid per Wh of the lot: value = price *
+        energy_wh. Nothing needs finalising: an interval counts as
+        cleared from its gate on.
+        A bidder leads at most one lot per interval (it may bid again
+        once outbid), so it wins at most one.
+        Functions:
+        - `post_lot`, `bid` (`external` functions),
+        - `lot`, `lots`, `lot_count`, `leading_lot` (`external` `view`
+          functions),
+        - `gate_timestamp`, `interval_end_timestamp` (`external` `view`
+          functions),
+        - `cleared`, `position_wh`, `value_wei`, `settlement_terms`
+          (`external` `view` functions).
+        Positions follow the leaders as bids arrive: the seller +energy_wh
+        and +value, the leader -energy_wh and -value, everyone else 0;
+        an account that sells one lot and leads another has the sum.
+@custom:security Bids are not escrowed: the winner pays through
+                 `Settlement.vy` credits, which may go negative, so a
+                 bidder may bid beyond what it holds. A seller may bid
+                 up its own lot from another account it controls (shill
+                 bidding); only bids from the seller's own account are
+                 refused. An interval so far in the future that its
+                 timestamps overflow uint256 reverts without a reason
+                 string.
+"""
+
+
+# @dev Role queries against the market's registry.
+interface Registry:
+    def has_role(account: address, role: uint256) -> bool: view
+
+
+# @dev Registry role bit of prosumers (see `Registry.vy`).
+_ROLE_PROSUMER: constant(uint256) = 2
+
+
+# @dev Most lots one interval holds.
+MAX_LOTS: public(constant(uint256)) = 128
+
+
+# @dev Largest energy of one lot; as `DoubleAuction.vy`. [Wh]
+MAX_ENERGY_WH: public(constant(uint256)) = 10**12
+
+
+# @dev Largest price cap the constructor accepts. [wei/Wh]
+MAX_PRICE_WEI_PER_WH: public(constant(uint256)) = 10**24
+
+
+# @dev One lot with its leading bid; `leader` is the zero address and
+# `price_wei_per_wh` 0 until the first bid, final from the gate on.
+struct Lot:
+    seller: address
+    interval: uint256
+    energy_wh: uint256
+    reserve_price_wei_per_wh: uint256
+    leader: address
+    price_wei_per_wh: uint256
+
+
+# @dev What settling one account's reading needs from one interval;
+# the interface every market mechanism offers `Settlement.vy`.
+struct SettlementTerms:
+    cleared: bool
+    position_wh: int256
+    value_wei: int256
+    end_timestamp: uint256
+
+
+# @dev Registry that grants the prosumer role.
+registry: public(immutable(Registry))
+
+
+# @dev Start of interval 0. [s since the Unix epoch]
+start_timestamp: public(immutable(uint256))
+
+
+# @dev Length of one market interval. [s]
+interval_s: public(immutable(uint256))
+
+
+# @dev How long before its start an interval's gate closes. [s]
+gate_closure_s: public(immutable(uint256))
+
+
+# @dev Highest price a lot's reserve or a bid may carry. [wei/Wh]
+price_cap_wei_per_wh: public(immutable(uint256))
+
+
+# @dev Least raise of a bid over the leading price. [wei/Wh]
+bid_increment_wei_per_wh: public(immutable(uint256))
+
+
+# @dev Number of lots ever posted; the next lot's id.
+lot_count: public(uint256)
+
+
+# @dev Every lot by id.
+_lots: HashMap[uint256, Lot]
+
+
+# @dev Ids of each interval's lots, in posting order.
+_interval_lots: HashMap[uint256, DynArray[uint256, MAX_LOTS]]
+
+
+# @dev Whether each account has posted a lot in each interval.
+_has_lot: HashMap[uint256, HashMap[address, bool]]
+
+
+# @dev Lot id plus one of the lot each account leads per interval;
+# zero while it leads none.
+_leading: HashMap[uint256, HashMap[address, uint256]]
+
+
+# @dev Position of each account per interval, positive = sold. [Wh]
+_position_wh: HashMap[uint256, HashMap[address, int256]]
+
+
+# @dev Money value of each account's position per interval,
+# positive = received. [wei]
+_value_wei: HashMap[uint256, HashMap[address, int256]]
+
+
+# @dev Emitted when `seller` posts lot `lot_id` for `interval`.
+event LotPosted:
+    interval: indexed(uint256)
+    lot_id: indexed(uint256)
+    seller: indexed(address)
+    energy_wh: uint256
+    reserve_price_wei_per_wh: uint256
+
+
+# @dev Emitted when `bidder` takes the lead on `lot_id` from
+# `outbid` (the zero address for the first bid).
+event BidPlaced:
+    lot_id: indexed(uint256)
+    bidder: indexed(address)
+    outbid: indexed(address)
+    price_wei_per_wh: uint256
+
+
+@deploy
+def __init__(
+    registry_: Registry,
+    start_timestamp_: uint256,
+    interval_s_: uint256,
+    gate_closure_s_: uint256,
+    price_cap_wei_per_wh_: uint256,
+    bid_increment_wei_per_wh_: uint256,
+):
+    """
+    @param registry_ The market's role registry.
+    @param start_timestamp_ Start of interval 0. [s since the Unix epoch]
+    @param interval_s_ Length of one interval; positive. [s]
+    @param gate_closure_s_ Gate lead time; at most `start_timestamp_`. [s]
+    @param price_cap_wei_per_wh_ Highest reserve and bid price; positive
+           and at most `MAX_PRICE_WEI_PER_WH`. [wei/Wh]
+    @param bid_increment_wei_per_wh_ Least raise over the leading bid;
+           positive and at most the price cap. [wei/Wh]
+    """
+    assert interval_s_ != 0, "english: zero interval"
+    assert gate_closure_s_ <= start_timestamp_, "english: gate closure before epoch"
+    assert price_cap_wei_per_wh_ != 0 and price_cap_wei_per_wh_ <= MAX_PRICE_WEI_PER_WH, "english: price cap out of range"
+    assert (
+        bid_increment_wei_per_wh_ != 0 and bid_increment_wei_per_wh_ <= price_cap_wei_per_wh_
+    ), "english: bid increment out of range"
+    registry = registry_
+    start_timestamp = start_timestamp_
+    interval_s = interval_s_
+    gate_closure_s = gate_closure_s_
+    price_cap_wei_per_wh = price_cap_wei_per_wh_
+    bid_increment_wei_per_wh = bid_increment_wei_per_wh_
+
+
+@external
+def post_lot(interval: uint256, energy_wh: uint256, reserve_price_wei_per_wh: uint256) -> uint256:
+    """
+    @dev Offers the caller's single lot of `interval`.
+    @param interval Index of the market interval.
+    @param energy_wh Energy sold; 1 to `MAX_ENERGY_WH`. [Wh]
+    @param reserve_price_wei_per_wh Lowest price the seller accepts;
+           1 to the price cap. [wei/Wh]
+    @return uint256 The lot's id.
+    """
+    # checks
+    assert staticcall registry.has_role(msg.sender, _ROLE_PROSUMER), "english: caller is not a prosumer"
+    assert energy_wh != 0, "english: zero energy"
+    assert energy_wh <= MAX_ENERGY_WH, "english: energy above limit"
+    assert reserve_price_wei_per_wh != 0, "english: zero reserve"
+    assert reserve_price_wei_per_wh <= price_cap_wei_per_wh, "english: reserve above cap"
+    assert block.timestamp < self._gate_timestamp(interval), "english: gate closed"
+    assert not self._has_lot[interval][msg.sender], "english: lot exists"
+    assert len(self._interval_lots[interval]) < MAX_LOTS, "english: interval full"
+
+    # effects
+    lot_id: uint256 = self.lot_count
+    self.lot_count = lot_id + 1
+    self._lots[lot_id] = Lot(
+        seller=msg.sender,
+        interval=interval,
+        energy_wh=energy_wh,
+        reserve_price_wei_per_wh=reserve_price_wei_per_wh,
+        leader=empty(address),
+        price_wei_per_wh=0,
+    )
+    self._interval_lots[interval].append(lot_id)
+    self._has_lot[interval][msg.sender] = True
+    log LotPosted(
+        interval=interval,
+        lot_id=lot_id,
+        seller=msg.sender,
+        energy_wh=energy_wh,
+        reserve_price_wei_per_wh=reserve_price_wei_per_wh,
+    )
+    return lot_id
+
+
+@external
+def bid(lot_id: uint256, price_wei_per_wh: uint256):
+    """
+    @dev Takes the lead on `lot_id` at `price_wei_per_wh`; the previous
+         leader's position returns to it.
+    @param lot_id Id of another seller's lot whose gate is open.
+    @param price_wei_per_wh At least the reserve for the first bid, the
+           leading price plus the increment after it; at most the
+           price cap. [wei/Wh]
+    """
+    # checks
+    assert staticcall registry.has_role(msg.sender, _ROLE_PROSUMER), "english: caller is not a prosumer"
+    assert lot_id < self.lot_count, "english: no such lot"
+    lot: Lot = self._lots[lot_id]
+    assert block.timestamp < self._gate_timestamp(lot.interval), "english: gate closed"
+    assert msg.sender != lot.seller, "english: seller bids on own lot"
+    assert price_wei_per_wh <= price_cap_wei_per_wh, "english: price above cap"
+    leading: uint256 = self._leading[lot.interval][msg.sender]
+    assert leading == 0 or leading == lot_id + 1, "english: leading another lot"
+    if lot.leader == empty(address):
+        assert price_wei_per_wh >= lot.reserve_price_wei_per_wh, "english: bid below reserve"
+    else:
+        assert (
+            price_wei_per_wh >= lot.price_wei_per_wh + bid_increment_wei_per_wh
+        ), "english: bid below current plus increment"
+
+    # effects
+    # Values are at most MAX_ENERGY_WH * MAX_PRICE_WEI_PER_WH < 2**127.
+    energy_wh: int256 = convert(lot.energy_wh, int256)
+    value_wei: int256 = convert(price_wei_per_wh * lot.energy_wh, int256)
+    seller_gain_wei: int256 = value_wei
+    if lot.leader == empty(address):
+        self._position_wh[lot.interval][lot.seller] += energy_wh
+    else:
+        previous_value_wei: int256 = convert(lot.price_wei_per_wh * lot.energy_wh, int256)
+        seller_gain_wei -= previous_value_wei
+        self._position_wh[lot.interval][lot.leader] += energy_wh
+        self._value_wei[lot.interval][lot.leader] += previous_value_wei
+        self._leading[lot.interval][lot.leader] = 0
+    self._value_wei[lot.interval][lot.seller] += seller_gain_wei
+    self._position_wh[lot.interval][msg.sender] -= energy_wh
+    self._value_wei[lot.interval][msg.sender] -= value_wei
+    self._leading[lot.interval][msg.sender] = lot_id + 1
+    self._lots[lot_id].leader = msg.sender
+    self._lots[lot_id].price_wei_per_wh = price_wei_per_wh
+    log BidPlaced(lot_id=lot_id, bidder=msg.sender, outbid=lot.leader, price_wei_per_wh=price_wei_per_wh)
+
+
+@external
+@view
+def lot(lot_id: uint256) -> Lot:
+    """
+    @dev One lot with its leading bid.
+    @param lot_id Id of a posted lot.
+    @return Lot Seller, interval, energy [Wh], reserve [wei/Wh], the
+            leader and its price [wei/Wh].
+    """
+    assert lot_id < self.lot_count, "english: no such lot"
+    return self._lots[lot_id]
+
+
+@external
+@view
+def lots(interval: uint256) -> DynArray[uint256, MAX_LOTS]:
+    """
+    @dev Ids of the lots of `interval`.
+    @param interval Index of the market interval.
+    @return DynArray The lot ids in posting order.
+    """
+    return self._interval_lots[interval]
+
+
+@external
+@view
+def leading_lot(interval: uint256, bidder: address) -> uint256:
+    """
+    @dev The lot `bidder` leads in `interval`, plus one; 0 if none.
+    @param interval Index of the market interval.
+    @param bidder The account to look up.
+    @return uint256 Lot id plus one, or 0.
+    """
+    return self._leading[interval][bidder]
+
+
+@external
+@view
+def cleared(interval: uint256) -> bool:
+    """
+    @dev Tells whether `interval` is closed (its gate has passed).
+    @param interval Index of the market interval.
+    @return bool True from the gate on.
+    """
+    return block.timestamp >= self._gate_timestamp(interval)
+
+
+@external
+@view
+def position_wh(interval: uint256, account: address) -> int256:
+    """
+    @dev Position of `account` in `interval`; provisional before the gate.
+    @param interval Index of the market interval.
+    @param account The account to look up.
+    @return int256 Positive = sold, negative = won. [Wh]
+    """
+    return self._position_wh[interval][account]
+
+
+@external
+@view
+def value_wei(interval: uint256, account: address) -> int256:
+    """
+    @dev Money value of `account`'s position in `interval`; provisional
+         before the gate.
+    @param interval Index of the market interval.
+    @param account The account to look up.
+    @return int256 Positive = received (seller), negative = paid. [wei]
+    """
+    return self._value_wei[interval][account]
+
+
+@external
+@view
+def settlement_terms(interval: uint256, account: address) -> SettlementTerms:
+    """
+    @dev Everything the settlement of `account`'s reading for `interval`
+         needs, in one call; all fields zero before the gate.
+    @param interval Index of the market interval.
+    @param account The account to look up.
+    @return SettlementTerms Whether the interval is closed, the
+            account's position [Wh], its value [wei] and the interval's
+            end [s since the Unix epoch].
+    """
+    if block.timestamp < self._gate_timestamp(interval):
+        return empty(SettlementTerms)
+    return SettlementTerms(
+        cleared=True,
+        position_wh=self._position_wh[interval][account],
+        value_wei=self._value_wei[interval][account],
+        end_timestamp=start_timestamp + (interval + 1) * interval_s,
+    )
+
+
+@external
+@view
+def gate_timestamp(interval: uint256) -> uint256:
+    """
+    @dev Closing time of `interval`'s auctions: the first block
+         timestamp at which it takes no lots or bids.
+    @param interval Index of the market interval.
+    @return uint256 The gate closure time. [s since the Unix epoch]
+    """
+    return self._gate_timestamp(interval)
+
+
+@external
+@view
+def interval_end_timestamp(interval: uint256) -> uint256:
+    """
+    @dev End of `interval`, when its meter readings are complete.
+    @param interval Index of the market interval.
+    @return uint256 The end time. [s since the Unix epoch]
+    """
+    return start_timestamp + (interval + 1) * interval_s
+
+
+@internal
+@view
+def _gate_timestamp(interval: uint256) -> uint256:
+    """
+    @dev Gate closure time of `interval`.
+    @param interval Index of the market interval.
+    @return uint256 The gate closure time. [s since the Unix epoch]
+    """
+    return start_timestamp + interval * interval_s - gate_closure_s

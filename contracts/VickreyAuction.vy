@@ -1,0 +1,511 @@
+# pragma version ~=0.4.3
+"""
+@title Sealed-Bid Second-Price (Vickrey) Auction of Energy Lots
+@custom:contract-name vickrey
+@license BSD-3-Clause
+@notice Each prosumer may offer one lot (an amount of energy with a
+        reserve price) per market interval and commit one sealed bid
+        per interval on another seller's lot. Phases of interval k,
+        whose gate closes at `gate_timestamp(k)` = `start_timestamp +
+        k * interval_s - gate_closure_s`:
+        - before the gate: `post_lot`, `commit_bid`;
+        - reveal window [gate, gate + reveal_s): `reveal_bid`;
+        - from gate + reveal_s on: anyone calls `finalise` once.
+        `reveal_s` is at most `gate_closure_s`, so every interval is
+        final before it starts.
+        Functions:
+        - `post_lot`, `commit_bid`, `reveal_bid`, `finalise`
+          (`external` functions),
+        - `lot`, `lots`, `lot_count`, `commitment_of`, `revealed`
+          (`external` `view` functions),
+        - `gate_timestamp`, `reveal_end_timestamp`,
+          `interval_end_timestamp` (`external` `view` functions),
+        - `cleared`, `position_wh`, `value_wei`, `settlement_terms`
+          (`external` `view` functions).
+        Commitment: keccak256(abi_encode(bidder, lot_id, price_wei_per_wh,
+        salt)) with types (address, uint256, uint256, bytes32), four
+        32-byte words; the Python helper is
+        `gridledger.contracts.market.commitment`.
+        Rule (Vickrey 1961): among the revealed bids, all at least the
+        lot's reserve price, the highest wins; ties go to the earliest
+        revealed. The winner pays the second-highest revealed price, or
+        the reserve price if no other bid was revealed, per Wh of the
+        lot: value = price * energy_wh.
+        Positions: the seller +energy_wh and +value, the winner
+        -energy_wh and -value, everyone else 0; an account that sells
+        one lot and wins another has the sum of both.
+        References: W. Vickrey, "Counterspeculation, auctions, and
+        competitive sealed tenders", Journal of Finance 16(1):8-37, 1961.
+@custom:security There is no bid deposit: a committed bidder may leave
+                 its bid unrevealed, for instance after seeing earlier
+                 reveals, and the winner pays through `Settlement.vy`
+                 credits, which may go negative. A seller may raise its
+                 price through a bid from another account it controls
+                 (shill bidding); only bids from the seller's own
+                 account are refused. An interval so far in the future
+                 that its timestamps overflow uint256 reverts without a
+                 reason string.
+"""
+
+
+# @dev Role queries against the market's registry.
+interface Registry:
+    def has_role(account: address, role: uint256) -> bool: view
+
+
+# @dev Registry role bit of prosumers (see `Registry.vy`).
+_ROLE_PROSUMER: constant(uint256) = 2
+
+
+# @dev Most lots one interval holds.
+MAX_LOTS: public(constant(uint256)) = 128
+
+
+# @dev Largest energy of one lot; as `DoubleAuction.vy`. [Wh]
+MAX_ENERGY_WH: public(constant(uint256)) = 10**12
+
+
+# @dev Largest price cap the constructor accepts. [wei/Wh]
+MAX_PRICE_WEI_PER_WH: public(constant(uint256)) = 10**24
+
+
+# @dev One lot with its running result: `winner` and the two highest
+# revealed prices so far, final once the interval is cleared.
+struct Lot:
+    seller: address
+    interval: uint256
+    energy_wh: uint256
+    reserve_price_wei_per_wh: uint256
+    winner: address
+    highest_price_wei_per_wh: uint256
+    second_price_wei_per_wh: uint256
+
+
+# @dev What settling one account's reading needs from one interval;
+# the interface every market mechanism offers `Settlement.vy`.
+struct SettlementTerms:
+    cleared: bool
+    position_wh: int256
+    value_wei: int256
+    end_timestamp: uint256
+
+
+# @dev Registry that grants the prosumer role.
+registry: public(immutable(Registry))
+
+
+# @dev Start of interval 0. [s since the Unix epoch]
+start_timestamp: public(immutable(uint256))
+
+
+# @dev Length of one market interval. [s]
+interval_s: public(immutable(uint256))
+
+
+# @dev How long before its start an interval's gate closes. [s]
+gate_closure_s: public(immutable(uint256))
+
+
+# @dev Highest price a lot's reserve or a bid may carry. [wei/Wh]
+price_cap_wei_per_wh: public(immutable(uint256))
+
+
+# @dev Length of the reveal window that opens at the gate. [s]
+reveal_s: public(immutable(uint256))
+
+
+# @dev Number of lots ever posted; the next lot's id.
+lot_count: public(uint256)
+
+
+# @dev Every lot by id.
+_lots: HashMap[uint256, Lot]
+
+
+# @dev Ids of each interval's lots, in posting order.
+_interval_lots: HashMap[uint256, DynArray[uint256, MAX_LOTS]]
+
+
+# @dev Whether each account has posted a lot in each interval.
+_has_lot: HashMap[uint256, HashMap[address, bool]]
+
+
+# @dev Whether each account has committed a bid in each interval.
+_has_bid: HashMap[uint256, HashMap[address, bool]]
+
+
+# @dev Sealed bid of each bidder on each lot; zero without one.
+_commitment: HashMap[uint256, HashMap[address, bytes32]]
+
+
+# @dev Whether each bidder's bid on each lot is revealed.
+_revealed: HashMap[uint256, HashMap[address, bool]]
+
+
+# @dev Whether each interval is finalised.
+_cleared: HashMap[uint256, bool]
+
+
+# @dev Position of each account per finalised interval, positive = sold. [Wh]
+_position_wh: HashMap[uint256, HashMap[address, int256]]
+
+
+# @dev Money value of each account's position per finalised interval,
+# positive = received. [wei]
+_value_wei: HashMap[uint256, HashMap[address, int256]]
+
+
+# @dev Emitted when `seller` posts lot `lot_id` for `interval`.
+event LotPosted:
+    interval: indexed(uint256)
+    lot_id: indexed(uint256)
+    seller: indexed(address)
+    energy_wh: uint256
+    reserve_price_wei_per_wh: uint256
+
+
+# @dev Emitted when `bidder` seals a bid on `lot_id`.
+event BidCommitted:
+    lot_id: indexed(uint256)
+    bidder: indexed(address)
+    commitment: bytes32
+
+
+# @dev Emitted when `bidder` opens its bid on `lot_id`.
+event BidRevealed:
+    lot_id: indexed(uint256)
+    bidder: indexed(address)
+    price_wei_per_wh: uint256
+
+
+# @dev Emitted per lot when its interval is finalised; `winner` is
+# the zero address and `price_wei_per_wh` 0 for an unsold lot.
+event LotSettled:
+    interval: indexed(uint256)
+    lot_id: indexed(uint256)
+    winner: indexed(address)
+    price_wei_per_wh: uint256
+    value_wei: uint256
+
+
+# @dev Emitted when an interval is finalised, after its `LotSettled` events.
+event Finalised:
+    interval: indexed(uint256)
+    sold_lots: uint256
+
+
+@deploy
+def __init__(
+    registry_: Registry,
+    start_timestamp_: uint256,
+    interval_s_: uint256,
+    gate_closure_s_: uint256,
+    price_cap_wei_per_wh_: uint256,
+    reveal_s_: uint256,
+):
+    """
+    @param registry_ The market's role registry.
+    @param start_timestamp_ Start of interval 0. [s since the Unix epoch]
+    @param interval_s_ Length of one interval; positive. [s]
+    @param gate_closure_s_ Gate lead time; at most `start_timestamp_`. [s]
+    @param price_cap_wei_per_wh_ Highest reserve and bid price; positive
+           and at most `MAX_PRICE_WEI_PER_WH`. [wei/Wh]
+    @param reveal_s_ Reveal window after the gate; positive and at most
+           `gate_closure_s_`. [s]
+    """
+    assert interval_s_ != 0, "vickrey: zero interval"
+    assert gate_closure_s_ <= start_timestamp_, "vickrey: gate closure before epoch"
+    assert price_cap_wei_per_wh_ != 0 and price_cap_wei_per_wh_ <= MAX_PRICE_WEI_PER_WH, "vickrey: price cap out of range"
+    assert reveal_s_ != 0 and reveal_s_ <= gate_closure_s_, "vickrey: reveal window out of range"
+    registry = registry_
+    start_timestamp = start_timestamp_
+    interval_s = interval_s_
+    gate_closure_s = gate_closure_s_
+    price_cap_wei_per_wh = price_cap_wei_per_wh_
+    reveal_s = reveal_s_
+
+
+@external
+def post_lot(interval: uint256, energy_wh: uint256, reserve_price_wei_per_wh: uint256) -> uint256:
+    """
+    @dev Offers the caller's single lot of `interval`.
+    @param interval Index of the market interval.
+    @param energy_wh Energy sold; 1 to `MAX_ENERGY_WH`. [Wh]
+    @param reserve_price_wei_per_wh Lowest price the seller accepts;
+           1 to the price cap. [wei/Wh]
+    @return uint256 The lot's id.
+    """
+    # checks
+    assert staticcall registry.has_role(msg.sender, _ROLE_PROSUMER), "vickrey: caller is not a prosumer"
+    assert energy_wh != 0, "vickrey: zero energy"
+    assert energy_wh <= MAX_ENERGY_WH, "vickrey: energy above limit"
+    assert reserve_price_wei_per_wh != 0, "vickrey: zero reserve"
+    assert reserve_price_wei_per_wh <= price_cap_wei_per_wh, "vickrey: reserve above cap"
+    assert block.timestamp < self._gate_timestamp(interval), "vickrey: gate closed"
+    assert not self._has_lot[interval][msg.sender], "vickrey: lot exists"
+    assert len(self._interval_lots[interval]) < MAX_LOTS, "vickrey: interval full"
+
+    # effects
+    lot_id: uint256 = self.lot_count
+    self.lot_count = lot_id + 1
+    self._lots[lot_id] = Lot(
+        seller=msg.sender,
+        interval=interval,
+        energy_wh=energy_wh,
+        reserve_price_wei_per_wh=reserve_price_wei_per_wh,
+        winner=empty(address),
+        highest_price_wei_per_wh=0,
+        second_price_wei_per_wh=0,
+    )
+    self._interval_lots[interval].append(lot_id)
+    self._has_lot[interval][msg.sender] = True
+    log LotPosted(
+        interval=interval,
+        lot_id=lot_id,
+        seller=msg.sender,
+        energy_wh=energy_wh,
+        reserve_price_wei_per_wh=reserve_price_wei_per_wh,
+    )
+    return lot_id
+
+
+@external
+def commit_bid(lot_id: uint256, commitment: bytes32):
+    """
+    @dev Seals the caller's single bid of the lot's interval.
+    @param lot_id Id of another seller's lot whose gate is open.
+    @param commitment keccak256(abi_encode(msg.sender, lot_id,
+           price_wei_per_wh, salt)); not zero.
+    """
+    # checks
+    assert staticcall registry.has_role(msg.sender, _ROLE_PROSUMER), "vickrey: caller is not a prosumer"
+    assert lot_id < self.lot_count, "vickrey: no such lot"
+    lot: Lot = self._lots[lot_id]
+    assert block.timestamp < self._gate_timestamp(lot.interval), "vickrey: gate closed"
+    assert msg.sender != lot.seller, "vickrey: seller bids on own lot"
+    assert commitment != empty(bytes32), "vickrey: zero commitment"
+    assert not self._has_bid[lot.interval][msg.sender], "vickrey: bid exists"
+
+    # effects
+    self._has_bid[lot.interval][msg.sender] = True
+    self._commitment[lot_id][msg.sender] = commitment
+    log BidCommitted(lot_id=lot_id, bidder=msg.sender, commitment=commitment)
+
+
+@external
+def reveal_bid(lot_id: uint256, price_wei_per_wh: uint256, salt: bytes32):
+    """
+    @dev Opens the caller's sealed bid on `lot_id` during the reveal
+         window; the bid leads if it beats every earlier reveal.
+    @param lot_id Id of the lot bid on.
+    @param price_wei_per_wh The committed price; from the lot's reserve
+           to the price cap. [wei/Wh]
+    @param salt The committed salt.
+    """
+    # checks
+    assert lot_id < self.lot_count, "vickrey: no such lot"
+    lot: Lot = self._lots[lot_id]
+    gate: uint256 = self._gate_timestamp(lot.interval)
+    assert block.timestamp >= gate, "vickrey: reveal not open"
+    assert block.timestamp < gate + reveal_s, "vickrey: reveal closed"
+    commitment: bytes32 = self._commitment[lot_id][msg.sender]
+    assert commitment != empty(bytes32), "vickrey: no commitment"
+    assert not self._revealed[lot_id][msg.sender], "vickrey: already revealed"
+    assert keccak256(abi_encode(msg.sender, lot_id, price_wei_per_wh, salt)) == commitment, "vickrey: commitment mismatch"
+    assert price_wei_per_wh <= price_cap_wei_per_wh, "vickrey: price above cap"
+    assert price_wei_per_wh >= lot.reserve_price_wei_per_wh, "vickrey: price below reserve"
+
+    # effects
+    self._revealed[lot_id][msg.sender] = True
+    if price_wei_per_wh > lot.highest_price_wei_per_wh:
+        self._lots[lot_id].second_price_wei_per_wh = lot.highest_price_wei_per_wh
+        self._lots[lot_id].highest_price_wei_per_wh = price_wei_per_wh
+        self._lots[lot_id].winner = msg.sender
+    elif price_wei_per_wh > lot.second_price_wei_per_wh:
+        self._lots[lot_id].second_price_wei_per_wh = price_wei_per_wh
+    log BidRevealed(lot_id=lot_id, bidder=msg.sender, price_wei_per_wh=price_wei_per_wh)
+
+
+@external
+def finalise(interval: uint256):
+    """
+    @dev Awards every lot of `interval` once its reveal window has
+         closed; anyone may call it, once.
+    @param interval Index of the market interval.
+    """
+    # checks
+    assert block.timestamp >= self._gate_timestamp(interval) + reveal_s, "vickrey: reveal open"
+    assert not self._cleared[interval], "vickrey: already finalised"
+
+    # effects
+    self._cleared[interval] = True
+    sold_lots: uint256 = 0
+    for lot_id: uint256 in self._interval_lots[interval]:
+        lot: Lot = self._lots[lot_id]
+        price_wei_per_wh: uint256 = 0
+        value_wei: uint256 = 0
+        if lot.winner != empty(address):
+            price_wei_per_wh = max(lot.second_price_wei_per_wh, lot.reserve_price_wei_per_wh)
+            # At most MAX_ENERGY_WH * MAX_PRICE_WEI_PER_WH < 2**127.
+            value_wei = price_wei_per_wh * lot.energy_wh
+            energy_wh: int256 = convert(lot.energy_wh, int256)
+            self._position_wh[interval][lot.seller] += energy_wh
+            self._value_wei[interval][lot.seller] += convert(value_wei, int256)
+            self._position_wh[interval][lot.winner] -= energy_wh
+            self._value_wei[interval][lot.winner] -= convert(value_wei, int256)
+            sold_lots += 1
+        log LotSettled(
+            interval=interval, lot_id=lot_id, winner=lot.winner, price_wei_per_wh=price_wei_per_wh, value_wei=value_wei
+        )
+    log Finalised(interval=interval, sold_lots=sold_lots)
+
+
+@external
+@view
+def lot(lot_id: uint256) -> Lot:
+    """
+    @dev One lot with its result so far.
+    @param lot_id Id of a posted lot.
+    @return Lot Seller, interval, energy [Wh], reserve [wei/Wh], the
+            leading bidder and the two highest revealed prices [wei/Wh].
+    """
+    assert lot_id < self.lot_count, "vickrey: no such lot"
+    return self._lots[lot_id]
+
+
+@external
+@view
+def lots(interval: uint256) -> DynArray[uint256, MAX_LOTS]:
+    """
+    @dev Ids of the lots of `interval`.
+    @param interval Index of the market interval.
+    @return DynArray The lot ids in posting order.
+    """
+    return self._interval_lots[interval]
+
+
+@external
+@view
+def commitment_of(lot_id: uint256, bidder: address) -> bytes32:
+    """
+    @dev Sealed bid of `bidder` on `lot_id`; zero without one.
+    @param lot_id Id of the lot.
+    @param bidder The account to look up.
+    @return bytes32 The commitment.
+    """
+    return self._commitment[lot_id][bidder]
+
+
+@external
+@view
+def revealed(lot_id: uint256, bidder: address) -> bool:
+    """
+    @dev Tells whether `bidder` has revealed its bid on `lot_id`.
+    @param lot_id Id of the lot.
+    @param bidder The account to look up.
+    @return bool True once revealed.
+    """
+    return self._revealed[lot_id][bidder]
+
+
+@external
+@view
+def cleared(interval: uint256) -> bool:
+    """
+    @dev Tells whether `interval` is finalised.
+    @param interval Index of the market interval.
+    @return bool True once finalised.
+    """
+    return self._cleared[interval]
+
+
+@external
+@view
+def position_wh(interval: uint256, account: address) -> int256:
+    """
+    @dev Position of `account` in a finalised `interval`.
+    @param interval Index of the market interval.
+    @param account The account to look up.
+    @return int256 Positive = sold, negative = won. [Wh]
+    """
+    return self._position_wh[interval][account]
+
+
+@external
+@view
+def value_wei(interval: uint256, account: address) -> int256:
+    """
+    @dev Money value of `account`'s position in a finalised `interval`.
+    @param interval Index of the market interval.
+    @param account The account to look up.
+    @return int256 Positive = received (seller), negative = paid. [wei]
+    """
+    return self._value_wei[interval][account]
+
+
+@external
+@view
+def settlement_terms(interval: uint256, account: address) -> SettlementTerms:
+    """
+    @dev Everything the settlement of `account`'s reading for `interval`
+         needs, in one call; all fields zero until it is finalised.
+    @param interval Index of the market interval.
+    @param account The account to look up.
+    @return SettlementTerms Whether the interval is finalised, the
+            account's position [Wh], its value [wei] and the interval's
+            end [s since the Unix epoch].
+    """
+    if not self._cleared[interval]:
+        return empty(SettlementTerms)
+    return SettlementTerms(
+        cleared=True,
+        position_wh=self._position_wh[interval][account],
+        value_wei=self._value_wei[interval][account],
+        end_timestamp=start_timestamp + (interval + 1) * interval_s,
+    )
+
+
+@external
+@view
+def gate_timestamp(interval: uint256) -> uint256:
+    """
+    @dev First block timestamp at which `interval` takes no lots or
+         commitments and its reveal window opens.
+    @param interval Index of the market interval.
+    @return uint256 The gate closure time. [s since the Unix epoch]
+    """
+    return self._gate_timestamp(interval)
+
+
+@external
+@view
+def reveal_end_timestamp(interval: uint256) -> uint256:
+    """
+    @dev First block timestamp at which `interval` takes no reveals and
+         may be finalised.
+    @param interval Index of the market interval.
+    @return uint256 The end of the reveal window. [s since the Unix epoch]
+    """
+    return self._gate_timestamp(interval) + reveal_s
+
+
+@external
+@view
+def interval_end_timestamp(interval: uint256) -> uint256:
+    """
+    @dev End of `interval`, when its meter readings are complete.
+    @param interval Index of the market interval.
+    @return uint256 The end time. [s since the Unix epoch]
+    """
+    return start_timestamp + (interval + 1) * interval_s
+
+
+@internal
+@view
+def _gate_timestamp(interval: uint256) -> uint256:
+    """
+    @dev Gate closure time of `interval`.
+    @param interval Index of the market interval.
+    @return uint256 The gate closure time. [s since the Unix epoch]
+    """
+    return start_timestamp + interval * interval_s - gate_closure_s
