@@ -63,7 +63,9 @@ class GasRow:
         return self.clear_gas // self.n_orders
 
 
-def _crossing_book(mechanism: str, n_orders: int) -> tuple[int, list[tuple[bool, int, int]]]:
+def _crossing_book(
+    mechanism: str, n_orders: int
+) -> tuple[int, list[tuple[bool, int, int]]]:
     """(demand [Wh], orders as (is_ask, energy [Wh], price [wei/Wh])) where every order fills."""
     if mk.MECHANISMS[mechanism] == "MeritOrder":
         offers = [(True, 100 + i, 1 + i) for i in range(n_orders)]
@@ -75,24 +77,41 @@ def _crossing_book(mechanism: str, n_orders: int) -> tuple[int, list[tuple[bool,
 
 
 def _lot_auction_gas(
-    chain: Chain, addresses: mk.MarketAddresses, wallets: Sequence[Wallet], interval: int, n_orders: int
+    chain: Chain,
+    addresses: mk.MarketAddresses,
+    wallets: Sequence[Wallet],
+    interval: int,
+    n_orders: int,
 ) -> tuple[int, int]:
     """(mean gas of a lot or a bid, finalise gas) of ``n_orders // 2`` lots each won by one bid."""
     n_lots = n_orders // 2
     sellers, bidders = wallets[:n_lots], wallets[n_lots : 2 * n_lots]
     posted = chain.mine(
         [
-            mk.post_lot(w, addresses, interval, energy_wh=100 + i, reserve_price_wei_per_wh=1 + i)
+            mk.post_lot(
+                w,
+                addresses,
+                interval,
+                energy_wh=100 + i,
+                reserve_price_wei_per_wh=1 + i,
+            )
             for i, w in enumerate(sellers)
         ],
         chain.timestamp + 1,
     )
-    lot_ids = mk.read(chain, addresses.auction, addresses.auction_contract, "lots", interval)
+    lot_ids = mk.read(
+        chain, addresses.auction, addresses.auction_contract, "lots", interval
+    )
     price = _PRICE_CAP_WEI_PER_WH
-    gate = mk.read(chain, addresses.auction, addresses.auction_contract, "gate_timestamp", interval)
+    gate = mk.read(
+        chain, addresses.auction, addresses.auction_contract, "gate_timestamp", interval
+    )
     if addresses.auction_contract == "EnglishAuction":
         bids = chain.mine(
-            [mk.bid(w, addresses, lot, price_wei_per_wh=price) for w, lot in zip(bidders, lot_ids, strict=True)],
+            [
+                mk.bid(w, addresses, lot, price_wei_per_wh=price)
+                for w, lot in zip(bidders, lot_ids, strict=True)
+            ],
             chain.timestamp + 1,
         )
         cleared = None
@@ -100,7 +119,9 @@ def _lot_auction_gas(
         salt = bytes(32)
         commits = chain.mine(
             [
-                mk.commit_bid(w, addresses, lot, sealed=mk.commitment(w.address, lot, price, salt))
+                mk.commit_bid(
+                    w, addresses, lot, sealed=mk.commitment(w.address, lot, price, salt)
+                )
                 for w, lot in zip(bidders, lot_ids, strict=True)
             ],
             chain.timestamp + 1,
@@ -113,9 +134,17 @@ def _lot_auction_gas(
             gate,
         )
         bids = [*commits, *reveals]
-        reveal_end = mk.read(chain, addresses.auction, "VickreyAuction", "reveal_end_timestamp", interval)
-        (cleared,) = chain.mine([mk.finalise(bidders[0], addresses, interval, n_lots=n_lots)], reveal_end)
-    failed = [r.revert_reason for r in (*posted, *bids, *([cleared] if cleared else [])) if not r.ok]
+        reveal_end = mk.read(
+            chain, addresses.auction, "VickreyAuction", "reveal_end_timestamp", interval
+        )
+        (cleared,) = chain.mine(
+            [mk.finalise(bidders[0], addresses, interval, n_lots=n_lots)], reveal_end
+        )
+    failed = [
+        r.revert_reason
+        for r in (*posted, *bids, *([cleared] if cleared else []))
+        if not r.ok
+    ]
     if failed:
         raise RuntimeError(f"{addresses.mechanism}: {n_orders} orders failed: {failed}")
     submit_gas = sum(r.gas_used for r in (*posted, *bids)) // n_orders
@@ -128,7 +157,10 @@ def _measure(mechanism: str, book_sizes: Sequence[int]) -> list[GasRow]:
         return []
     operator = derive_account(_SEED, "operator")
     prosumers = [derive_account(_SEED, f"prosumer/{i}") for i in range(max(sizes))]
-    chain = Chain([a.address for a in (operator, *prosumers)], genesis_timestamp=_GENESIS_TIMESTAMP)
+    chain = Chain(
+        [a.address for a in (operator, *prosumers)],
+        genesis_timestamp=_GENESIS_TIMESTAMP,
+    )
     operator_wallet = chain.wallet(operator)
     start_timestamp = _GENESIS_TIMESTAMP + 3600
     addresses = mk.deploy_market(
@@ -151,29 +183,61 @@ def _measure(mechanism: str, book_sizes: Sequence[int]) -> list[GasRow]:
     rows = []
     for interval, n_orders in enumerate(sizes, start=1):
         if mk.MECHANISMS[mechanism] in mk.LOT_AUCTIONS:
-            rows.append(GasRow(mechanism, n_orders, *_lot_auction_gas(chain, addresses, wallets, interval, n_orders)))
+            rows.append(
+                GasRow(
+                    mechanism,
+                    n_orders,
+                    *_lot_auction_gas(chain, addresses, wallets, interval, n_orders),
+                )
+            )
             continue
         demand_wh, orders = _crossing_book(mechanism, n_orders)
         raw_txs = [
-            mk.submit_order(wallet, addresses, interval, is_ask=is_ask, energy_wh=energy_wh, price_wei_per_wh=price)
+            mk.submit_order(
+                wallet,
+                addresses,
+                interval,
+                is_ask=is_ask,
+                energy_wh=energy_wh,
+                price_wei_per_wh=price,
+            )
             for wallet, (is_ask, energy_wh, price) in zip(wallets, orders, strict=False)
         ]
         if demand_wh:
-            raw_txs.append(mk.post_demand(operator_wallet, addresses, interval, demand_wh=demand_wh))
+            raw_txs.append(
+                mk.post_demand(
+                    operator_wallet, addresses, interval, demand_wh=demand_wh
+                )
+            )
         receipts = chain.mine(raw_txs, chain.timestamp + 1)
         if not all(r.ok for r in receipts):
-            raise RuntimeError(f"{mechanism}: submission failed: {[r.revert_reason for r in receipts if not r.ok]}")
+            raise RuntimeError(
+                f"{mechanism}: submission failed: {[r.revert_reason for r in receipts if not r.ok]}"
+            )
         gate = start_timestamp + interval * _INTERVAL_S - _GATE_CLOSURE_S
-        (cleared,) = chain.mine([mk.clear(operator_wallet, addresses, interval, mk.book(chain, addresses, interval))], gate)
+        (cleared,) = chain.mine(
+            [
+                mk.clear(
+                    operator_wallet,
+                    addresses,
+                    interval,
+                    mk.book(chain, addresses, interval),
+                )
+            ],
+            gate,
+        )
         if not cleared.ok:
-            raise RuntimeError(f"{mechanism}: clearing {n_orders} orders failed: {cleared.revert_reason}")
+            raise RuntimeError(
+                f"{mechanism}: clearing {n_orders} orders failed: {cleared.revert_reason}"
+            )
         submit_gas = sum(r.gas_used for r in receipts[:n_orders]) // n_orders
         rows.append(GasRow(mechanism, n_orders, submit_gas, cleared.gas_used))
     return rows
 
 
 def gas_table(
-    book_sizes: Sequence[int] = BOOK_SIZES, mechanisms: Sequence[str] = tuple(mk.MECHANISMS)
+    book_sizes: Sequence[int] = BOOK_SIZES,
+    mechanisms: Sequence[str] = tuple(mk.MECHANISMS),
 ) -> list[GasRow]:
     """Gas per order and per clearing for each mechanism and book size.
 

@@ -109,9 +109,19 @@ class Market:
 
 
 def new_market(
-    n_prosumers: int, *, seed: int = SEED, with_meters: bool = True, mechanism: str = mk.DEFAULT_MECHANISM
+    n_prosumers: int,
+    *,
+    seed: int = SEED,
+    with_meters: bool = True,
+    mechanism: str = mk.DEFAULT_MECHANISM,
+    **mechanism_args: int,
 ) -> Market:
-    """Deploy a ``mechanism`` market with ``n_prosumers`` prosumers (and one meter each)."""
+    """Deploy a ``mechanism`` market with ``n_prosumers`` prosumers (and one meter each).
+
+    ``mechanism_args`` are the lot auctions' extra parameters of
+    :func:`~gridledger.contracts.market.deploy_market` (``reveal_s``,
+    ``bid_increment_wei_per_wh``).
+    """
     operator = derive_account(seed, "operator")
     prosumers = [derive_account(seed, f"prosumer/{i}") for i in range(n_prosumers)]
     meters = [derive_account(seed, f"meter/{i}") for i in range(n_prosumers)] if with_meters else []
@@ -136,6 +146,7 @@ def new_market(
         endowment_wei=ENDOWMENT_WEI,
         operator_deposit_wei=OPERATOR_DEPOSIT_WEI,
         mechanism=mechanism,
+        **mechanism_args,
     )
     return Market(
         chain=chain,

@@ -8,7 +8,13 @@ from gridledger.contracts import market as mk
 from gridledger.contracts.chain import CallReverted
 from gridledger.contracts.client import encode_call
 from gridledger.contracts.compiler import load_artifact
-from gridledger.contracts.reference import Lot, LotAuction, LotBid, clear_vickrey, settle
+from gridledger.contracts.reference import (
+    Lot,
+    LotAuction,
+    LotBid,
+    clear_vickrey,
+    settle,
+)
 
 from contract_helpers import CENT_PER_KWH as CENT
 from contract_helpers import (
