@@ -63,16 +63,16 @@ class PowerFlowResult:
 def injection_sequence(sc: Scenario, n_steps: int) -> list[Injections]:
     """The first ``n_steps`` steps: loads and PV from the scenario's profiles, batteries at 0. [MW], [Mvar]"""
     net = sc.net
-    pv_rows = [(net.sgen.index.get_loc(sc.devices.sgen[p.name]), sc.column(p), p.pv_kwp / 1e3)
-               for p in sc.prosumers if p.name in sc.devices.sgen]
+    pv_rows = [(net.sgen.index.get_loc(sc.devices.sgen[p.name]), i, p.pv_kwp / 1e3)
+               for i, p in enumerate(sc.prosumers) if p.name in sc.devices.sgen]
     sequence = []
     for step in range(n_steps):
         sgen_p = np.zeros(len(net.sgen))
         for row, column, kwp_mw in pv_rows:
             sgen_p[row] = sc.pv_pu[step, column] * kwp_mw
         sequence.append(Injections(
-            load_p_mw=sc.load_peak_p_mw * sc.load_pu[step],
-            load_q_mvar=sc.load_peak_q_mvar * sc.load_pu[step],
+            load_p_mw=sc.loads.p_mw[step],
+            load_q_mvar=sc.loads.q_mvar[step],
             sgen_p_mw=sgen_p,
             storage_p_mw=np.zeros(len(net.storage)),
         ))

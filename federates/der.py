@@ -52,14 +52,10 @@ class Agents:
         self.wallets: list[Wallet] = []
         self.addresses: MarketAddresses | None = None
         self.sent_for: dict[tuple[int, int], int] = {}
-        cols = [sc.column(p) for p in sc.prosumers]
-        peak_kw = np.array([p.peak_load_p_mw for p in sc.prosumers]) * 1000.0
-        q_ratio = np.array([p.peak_load_q_mvar / p.peak_load_p_mw if p.peak_load_p_mw else 0.0
-                            for p in sc.prosumers])
-        pv_kwp = np.array([p.pv_kwp for p in sc.prosumers])
-        self.load_kw = sc.load_pu[:, cols] * peak_kw
-        self.load_q_ratio = q_ratio
-        self.pv_kw = sc.pv_pu[:, cols] * pv_kwp
+        load_p_mw, load_q_mvar = sc.prosumer_load_mw()
+        self.load_kw = load_p_mw * 1000.0
+        self.load_kvar = load_q_mvar * 1000.0
+        self.pv_kw = sc.pv_pu * np.array([p.pv_kwp for p in sc.prosumers])
         battery = study.prosumers.battery
         self.capacity_kwh = np.array([p.battery_energy_kwh for p in sc.prosumers])
         self.battery_kw = np.array([p.battery_power_kw for p in sc.prosumers])
@@ -136,10 +132,9 @@ class Agents:
         self.battery_p_kw[step] = p_batt_kw
         self.soc_trace_kwh[step] = self.soc_kwh
         self.steps_done = step + 1
-        load_mw = self.load_kw[step] / 1000.0
         return {
-            "load_p_mw": load_mw,
-            "load_q_mvar": load_mw * self.load_q_ratio,
+            "load_p_mw": self.load_kw[step] / 1000.0,
+            "load_q_mvar": self.load_kvar[step] / 1000.0,
             "pv_p_mw": self.pv_kw[step] / 1000.0,
             "battery_p_mw": p_batt_kw / 1000.0,
         }

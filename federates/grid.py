@@ -26,7 +26,9 @@ from gridledger.contracts.market import MarketAddresses, post_reading
 from gridledger.contracts.keys import derive_account
 from gridledger.federates.messages import decode, deployment
 from gridledger.federates.shell import joined, run_federate
+from gridledger.grids.feeders import is_unbalanced
 from gridledger.grids.limits import overload, voltage_violation
+from gridledger.grids.stability import ansi_c84_1_band, voltage_stability_index
 from gridledger.grids.metering import interval_energy_wh
 from gridledger.grids.powerflow import Injections, PowerFlow
 from gridledger.interfaces import LEDGER_ENDPOINT, setpoint_key
@@ -44,7 +46,13 @@ class GridRecord:
         study, net = sc.study, sc.net
         steps, n_bus, n_line, n_pro = study.n_steps, len(net.bus), len(net.line), len(sc.prosumers)
         self.sc = sc
+        self.unbalanced = is_unbalanced(net)
         self.vm_pu = np.full((steps, n_bus), np.nan)
+        self.vm_phase_pu = np.full((steps, n_bus, 3), np.nan)
+        self.vuf_percent = np.full((steps, n_bus), np.nan)
+        self.si_pu = np.full((steps, n_bus), np.nan)
+        self.trafo_loading_percent = np.full((steps, len(net.trafo)), np.nan)
+        self.range_b_violation = np.zeros((steps, n_bus), dtype=np.int8)
         self.va_degree = np.full((steps, n_bus), np.nan)
         self.loading_percent = np.full((steps, n_line), np.nan)
         self.bus_p_mw = np.full((steps, n_bus), np.nan)
@@ -61,12 +69,19 @@ class GridRecord:
     def step(self, step: int, result, inj: Injections, setpoints: dict[str, np.ndarray]) -> None:
         net, limits = self.sc.net, self.sc.study.grid.limits
         self.vm_pu[step] = result.vm_pu
+        self.vm_phase_pu[step] = result.vm_phase_pu
+        self.vuf_percent[step] = result.vuf_percent
+        self.trafo_loading_percent[step] = result.trafo_loading_percent
+        if result.converged and not self.unbalanced:
+            self.si_pu[step] = voltage_stability_index(net, result)
+        self.range_b_violation[step] = ansi_c84_1_band(result.vm_phase_pu, range="B").violation.any(axis=1)
         self.va_degree[step] = result.va_degree
         self.loading_percent[step] = result.loading_percent
         for key in self.substation:
             self.substation[key][step] = getattr(result, key)
         self.converged[step] = result.converged
-        self.voltage_violation[step] = voltage_violation(result.vm_pu, limits.vm_min_pu, limits.vm_max_pu)
+        self.voltage_violation[step] = voltage_violation(result.vm_phase_pu, limits.vm_min_pu,
+                                                         limits.vm_max_pu).any(axis=1)
         self.overload[step] = overload(result.loading_percent, limits.max_loading_percent)
         self.bus_p_mw[step], self.bus_q_mvar[step] = bus_net_load(net, inj)
         self.export_mw[step] = setpoints["pv_p_mw"] - setpoints["load_p_mw"] - setpoints["battery_p_mw"]
@@ -82,13 +97,27 @@ class GridRecord:
         part.add("vm_pu", ("time", "bus"), self.vm_pu, "pu", "bus voltage magnitude")
         part.add("va_degree", ("time", "bus"), self.va_degree, "degree", "bus voltage angle")
         part.add("loading_percent", ("time", "line"), self.loading_percent, "%", "line loading")
+        if len(sc.net.trafo):
+            part.add("trafo_loading_percent", ("time", "trafo"), self.trafo_loading_percent, "%",
+                     "transformer loading")
+        if self.unbalanced:
+            part.add("vm_phase_pu", ("time", "bus", "phase"), self.vm_phase_pu, "pu",
+                     "phase-to-neutral voltage magnitude per phase")
+            part.add("vuf_percent", ("time", "bus"), self.vuf_percent, "%",
+                     "voltage unbalance factor |V2|/|V1| (IEC 61000-4-30)")
+        else:
+            part.add("si_pu", ("time", "bus"), self.si_pu, "pu",
+                     "voltage stability index (Chakravorty and Das 2001)")
+        part.add("range_b_violation", ("time", "bus"), self.range_b_violation, "1",
+                 "voltage outside ANSI C84.1 Range B on any phase")
         part.add("p_mw", ("time", "bus"), self.bus_p_mw, "MW", "net active load at bus (load - generation + charging)")
         part.add("q_mvar", ("time", "bus"), self.bus_q_mvar, "Mvar", "net reactive load at bus")
         part.add("substation_p_mw", ("time",), self.substation["p_mw"], "MW", "substation import (external grid)")
         part.add("substation_q_mvar", ("time",), self.substation["q_mvar"], "Mvar", "substation reactive import")
         part.add("pl_mw", ("time",), self.substation["pl_mw"], "MW", "feeder losses")
         part.add("converged", ("time",), self.converged, "1", "power flow converged")
-        part.add("voltage_violation", ("time", "bus"), self.voltage_violation, "1", "voltage outside limits")
+        part.add("voltage_violation", ("time", "bus"), self.voltage_violation, "1",
+                 "voltage outside the study's limits on any phase")
         part.add("overload", ("time", "line"), self.overload, "1", "line loading above limit")
         part.add("export_mw", ("time", "prosumer"), self.export_mw, "MW", "prosumer net export at the meter")
         part.add("meter_import_wh", ("interval", "prosumer"), self.meter_import_wh, "Wh",
@@ -107,25 +136,31 @@ def bus_net_load(net, inj: Injections) -> tuple[np.ndarray, np.ndarray]:
     np.add.at(q, pos(net.load.bus), inj.load_q_mvar)
     np.add.at(p, pos(net.sgen.bus), -inj.sgen_p_mw)
     np.add.at(p, pos(net.storage.bus), inj.storage_p_mw)
+    np.add.at(p, pos(net.asymmetric_load.bus), inj.asymmetric_load_p_mw)
+    np.add.at(q, pos(net.asymmetric_load.bus), inj.asymmetric_load_q_mvar)
     return p, q
 
 
 def _injections(sc: Scenario, step: int, setpoints: dict[str, np.ndarray]) -> Injections:
-    """pandapower element setpoints for one step: profiles for plain loads, DER values for prosumers."""
+    """pandapower element setpoints for one step: profiles for the feeder's own elements, DER values for prosumers."""
     net = sc.net
-    load_p = sc.load_peak_p_mw * sc.load_pu[step]
-    load_q = sc.load_peak_q_mvar * sc.load_pu[step]
-    rows = [p.load_index for p in sc.prosumers]
-    load_p[net.load.index.get_indexer(rows)] = setpoints["load_p_mw"]
-    load_q[net.load.index.get_indexer(rows)] = setpoints["load_q_mvar"]
-    sgen_p = net.sgen.p_mw.to_numpy(copy=True)
+    load_p, load_q = sc.loads.p_mw[step].copy(), sc.loads.q_mvar[step].copy()
+    asym_p, asym_q = sc.loads.asym_p_mw[step].copy(), sc.loads.asym_q_mvar[step].copy()
+    sgen_p = np.concatenate([sc.sgen_p_mw[step], np.zeros(len(net.sgen) - sc.sgen_p_mw.shape[1])])
     storage_p = net.storage.p_mw.to_numpy(copy=True)
     for i, p in enumerate(sc.prosumers):
+        if p.load_element == "asymmetric_load":
+            row = net.asymmetric_load.index.get_loc(p.load_index)
+            asym_p[row], asym_q[row] = setpoints["load_p_mw"][i], setpoints["load_q_mvar"][i]
+        else:
+            row = net.load.index.get_loc(p.load_index)
+            load_p[row], load_q[row] = setpoints["load_p_mw"][i], setpoints["load_q_mvar"][i]
         if p.name in sc.devices.sgen:
             sgen_p[net.sgen.index.get_loc(sc.devices.sgen[p.name])] = setpoints["pv_p_mw"][i]
         if p.name in sc.devices.storage:
             storage_p[net.storage.index.get_loc(sc.devices.storage[p.name])] = setpoints["battery_p_mw"][i]
-    return Injections(load_p_mw=load_p, load_q_mvar=load_q, sgen_p_mw=sgen_p, storage_p_mw=storage_p)
+    return Injections(load_p_mw=load_p, load_q_mvar=load_q, sgen_p_mw=sgen_p, storage_p_mw=storage_p,
+                      asymmetric_load_p_mw=asym_p, asymmetric_load_q_mvar=asym_q)
 
 
 def _readings(sc: Scenario, meters: list[Wallet], addresses: MarketAddresses, interval: int,
@@ -142,7 +177,7 @@ def run(run_dir: Path) -> None:
     study = sc.study
     names = [p.name for p in sc.prosumers]
     accounts = [derive_account(study.seed, f"meter/{name}") for name in names]
-    pf = PowerFlow(sc.net)
+    pf = PowerFlow(sc.net, backend=study.grid.backend)
     record = GridRecord(sc)
     steps_per_interval = study.market_interval_s // study.power_flow_step_s
     with joined(run_dir, "grid", stop_time_s(study)) as fed:

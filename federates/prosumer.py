@@ -81,9 +81,8 @@ def expected_exports_wh(sc, interval: int) -> np.ndarray:
     study = sc.study
     spi = study.market_interval_s // study.power_flow_step_s
     window = slice(interval * spi, (interval + 1) * spi)
-    cols = [sc.column(p) for p in sc.prosumers]
-    pv_kw = sc.pv_pu_expected[window][:, cols] * np.array([p.pv_kwp for p in sc.prosumers])
-    load_kw = sc.load_pu_expected[window][:, cols] * np.array([p.peak_load_p_mw * 1000.0 for p in sc.prosumers])
+    pv_kw = sc.pv_pu_expected[window] * np.array([p.pv_kwp for p in sc.prosumers])
+    load_kw = sc.prosumer_load_mw(expected=True)[0][window] * 1000.0
     return np.array([forecast_export_wh(pv_kw[:, i], load_kw[:, i], study.power_flow_step_s)
                      for i in range(len(sc.prosumers))], dtype=np.int64)
 

@@ -32,7 +32,7 @@ from gridledger.federates.shell import EXIT_STOPPED_BY_PEER, LAUNCHED_AT_ENV
 from gridledger.grids.feeders import FeederError
 from gridledger.interfaces import FEDERATES, Topology, check_wiring, federate_configs
 from gridledger.results import run_timestamp
-from gridledger.scenario import STUDY_FILE, build_scenario
+from gridledger.scenario import STUDY_FILE, ScenarioError, build_scenario
 from gridledger.study import Study, StudyError, dump_study, load_study
 
 BROKER_TICK = "1000ms"
@@ -68,11 +68,11 @@ def prepare(study_path: str | Path, runs_root: str | Path = "runs") -> Prepared:
     """Validate a study and write its run directory; raise `StudyError` on bad input."""
     study = load_study(study_path)
     try:
-        sc = build_scenario(study)
+        sc = build_scenario(study, with_devices=True)
     except FeederError as exc:
         raise StudyError(f"{study_path}: grid.feeder = {study.grid.feeder!r}: {exc}") from None
-    except ValueError as exc:
-        raise StudyError(f"{study_path}: prosumers: {exc}") from None
+    except ScenarioError as exc:
+        raise StudyError(f"{study_path}: {exc}") from None
     topology = Topology(
         prosumers=tuple(p.name for p in sc.prosumers),
         buses=tuple(int(b) for b in sc.net.bus.index),

@@ -36,6 +36,8 @@ def _coords(sc) -> dict[str, object]:
         "interval": start + interval * np.arange(study.n_intervals),
         "bus": sc.net.bus.index.to_numpy(),
         "line": sc.net.line.index.to_numpy(),
+        "trafo": sc.net.trafo.index.to_numpy(),
+        "phase": np.array(["a", "b", "c"], dtype=object),
         "prosumer": np.array([p.name for p in sc.prosumers], dtype=object),
     }
 

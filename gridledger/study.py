@@ -18,7 +18,8 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from gridledger.grids.feeders import FEEDERS
+from gridledger.grids.feeders import FEEDERS, SIMBENCH_EXAMPLES, is_simbench_code
+from gridledger.grids.powerflow import BACKENDS
 
 Share = Annotated[float, Field(ge=0.0, le=1.0)]
 Positive = Annotated[float, Field(gt=0.0)]
@@ -52,20 +53,46 @@ class Limits(_Strict):
         return self
 
 
+class OLTC(_Strict):
+    """On-load tap changer at the substation transformer (the one fed by the external grid)."""
+
+    vm_set_pu: PerUnit = 1.0
+    deadband_pu: Annotated[float, Field(gt=0.0, le=0.1)] = 0.015
+    delay_steps: Annotated[int, Field(ge=0)] = 1
+
+
+class Capacitor(_Strict):
+    """A switched capacitor bank: on below `v_on_pu`, off above `v_off_pu`."""
+
+    bus: int
+    q_mvar: Positive
+    v_on_pu: PerUnit = 0.96
+    v_off_pu: PerUnit = 1.02
+
+    @model_validator(mode="after")
+    def _hysteresis(self) -> "Capacitor":
+        if self.v_on_pu >= self.v_off_pu:
+            raise ValueError(f"v_on_pu ({self.v_on_pu}) must be below v_off_pu ({self.v_off_pu})")
+        return self
+
+
 class Grid(_Strict):
-    """The feeder: a catalog name or a pandapower JSON file, and its limits."""
+    """The feeder (catalog name, SimBench code or pandapower JSON file), limits and local controls."""
 
     feeder: str = "case33bw"
     limits: Limits = Limits()
     pv_latitude_deg: Annotated[float, Field(ge=-66.0, le=66.0)] = 40.0
+    backend: Literal[BACKENDS] = "auto"
+    oltc: OLTC | None = None
+    capacitors: list[Capacitor] = []
 
     @field_validator("feeder")
     @classmethod
     def _known_feeder(cls, feeder: str) -> str:
-        if feeder not in FEEDERS and not feeder.endswith(".json"):
+        if feeder not in FEEDERS and not feeder.endswith(".json") and not is_simbench_code(feeder):
             raise ValueError(
-                f"unknown feeder; allowed: {', '.join(sorted(FEEDERS))} "
-                "or a path to a pandapower JSON file (*.json)"
+                f"unknown feeder; allowed: {', '.join(sorted(FEEDERS))}, a SimBench LV/MV code "
+                f"(e.g. {', '.join(SIMBENCH_EXAMPLES)}) or a path to a pandapower JSON file (*.json)"
             )
         return feeder
 
