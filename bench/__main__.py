@@ -15,6 +15,7 @@ import platform
 import sys
 from pathlib import Path
 
+from bench.feeders import FeederStepTime, feeder_step_times
 from bench.ledger import LedgerResult, ledger_throughput
 from bench.powerflow import REFERENCE_STUDY, PowerFlowResult, powerflow_step_time
 from bench.study import StudyResult, run_study
@@ -94,6 +95,21 @@ def powerflow_table(r: PowerFlowResult) -> list[str]:
     ]
 
 
+def feeders_section(rows: list[FeederStepTime]) -> list[str]:
+    """Rows of the per-feeder power-flow section."""
+    lines = [
+        "5. Power-flow step per catalog feeder, median warm step: pandapower vs lightsim2grid Newton-Raphson",
+        f"   {'feeder':<22}{'buses':>7}{'pandapower [ms]':>17}{'lightsim2grid [ms]':>20}{'ratio':>8}{'max |dvm| [pu]':>16}",
+    ]
+    for r in rows:
+        if r.ratio is None:
+            lines.append(f"   {r.feeder:<22}{r.n_bus:>7}{r.pandapower_ms:>17.2f}{'(3-phase: n/a)':>20}")
+        else:
+            lines.append(f"   {r.feeder:<22}{r.n_bus:>7}{r.pandapower_ms:>17.2f}{r.lightsim2grid_ms:>20.2f}"
+                         f"{r.ratio:>7.2f}x{r.max_abs_dvm_pu:>16.1e}")
+    return lines
+
+
 def gas_section(rows: list[GasRow]) -> list[str]:
     """Rows of the gas section: gas is deterministic, so no baseline or repeats are needed."""
     lines = [
@@ -117,8 +133,11 @@ def main() -> int:
     powerflow = powerflow_step_time(repeats=REPEATS)
     print("running the gas report ...", file=sys.stderr, flush=True)
     gas = gas_table()
+    print("running the per-feeder power-flow benchmark ...", file=sys.stderr, flush=True)
+    feeders = feeder_step_times()
     print()
-    for rows in (study_table(study), ledger_table(ledger), powerflow_table(powerflow), gas_section(gas)):
+    for rows in (study_table(study), ledger_table(ledger), powerflow_table(powerflow), gas_section(gas),
+                 feeders_section(feeders)):
         print("\n".join(rows) + "\n")
     path = RUNS_ROOT / f"{stamp}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -134,6 +153,7 @@ def main() -> int:
         "ledger": [dataclasses.asdict(r) for r in ledger],
         "powerflow": dataclasses.asdict(powerflow),
         "gas": [dataclasses.asdict(r) for r in gas],
+        "feeders": [dataclasses.asdict(r) for r in feeders],
     }, indent=2))
     print(f"machine-readable copy: {path}")
     return 0

@@ -26,3 +26,12 @@ def test_powerflow_step_time_tiny():
     assert result.steps == 5
     assert _positive(result.ours_ms_per_step, result.baseline_ms_per_step, result.ratio)
     assert result.max_abs_dvm_pu < 1e-6
+
+
+def test_feeder_step_times_cover_both_backends():
+    from bench.feeders import feeder_step_times
+
+    rows = {r.feeder: r for r in feeder_step_times(n_steps=2, names=("case33bw", "ieee-eu-lv"))}
+    assert rows["case33bw"].pandapower_ms > 0 and rows["case33bw"].lightsim2grid_ms > 0
+    assert rows["case33bw"].max_abs_dvm_pu < 1e-6
+    assert rows["ieee-eu-lv"].lightsim2grid_ms is None and rows["ieee-eu-lv"].pandapower_ms > 0
