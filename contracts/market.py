@@ -220,11 +220,15 @@ def deploy_market(
     if operator_deposit_wei:
         calls.append(("deposit for operator", settlement, "deposit_for", (operator.address, operator_deposit_wei)))
     raw_txs = [
-        operator.transact(to, encode_call(contract_of[to], function, *args), gas=GAS_SETUP)
-        for _, to, function, args in calls
+        _signed(operator, to, contract_of[to], function, *args, gas=GAS_SETUP) for _, to, function, args in calls
     ]
     _check(chain.mine(raw_txs, chain.timestamp + 1), [label for label, *_ in calls])
     return addresses
+
+
+def _signed(wallet: Wallet, address: str, contract: str, function: str, *args, gas: int) -> bytes:
+    """Raw transaction of ``wallet`` calling ``contract.function(*args)`` at ``address``."""
+    return wallet.transact(address, encode_call(contract, function, *args), gas=gas)
 
 
 def submit_order(
@@ -245,22 +249,20 @@ def submit_order(
     if contract == "MeritOrder":
         if not is_ask:
             raise ValueError("a merit-order market takes only asks; the operator posts the demand (post_demand)")
-        data = encode_call(contract, "submit_offer", interval, energy_wh, price_wei_per_wh)
-    else:
-        data = encode_call(contract, "submit_order", interval, is_ask, energy_wh, price_wei_per_wh)
-    return wallet.transact(addresses.auction, data, gas=GAS_SUBMIT_ORDER)
+        return _signed(wallet, addresses.auction, contract, "submit_offer", interval, energy_wh, price_wei_per_wh,
+                       gas=GAS_SUBMIT_ORDER)
+    return _signed(wallet, addresses.auction, contract, "submit_order", interval, is_ask, energy_wh,
+                   price_wei_per_wh, gas=GAS_SUBMIT_ORDER)
 
 
 def post_demand(operator: Wallet, addresses: MarketAddresses, interval: int, *, demand_wh: int) -> bytes:
     """Signed ``MeritOrder.post_demand``: the energy the operator buys in ``interval``. [Wh]"""
-    data = encode_call("MeritOrder", "post_demand", interval, demand_wh)
-    return operator.transact(addresses.auction, data, gas=GAS_POST_DEMAND)
+    return _signed(operator, addresses.auction, "MeritOrder", "post_demand", interval, demand_wh, gas=GAS_POST_DEMAND)
 
 
 def settle_operator(sender: Wallet, addresses: MarketAddresses, interval: int) -> bytes:
     """Signed ``Settlement.settle_operator``: settles the operator's own position in ``interval``."""
-    data = encode_call("Settlement", "settle_operator", interval)
-    return sender.transact(addresses.settlement, data, gas=GAS_SETTLE_OPERATOR)
+    return _signed(sender, addresses.settlement, "Settlement", "settle_operator", interval, gas=GAS_SETTLE_OPERATOR)
 
 
 def sorted_order(interval_book: Book) -> tuple[list[int], list[int]]:
@@ -278,12 +280,9 @@ def clear(operator: Wallet, addresses: MarketAddresses, interval: int, interval_
     """
     contract = _book_contract(addresses)
     bid_order, ask_order = sorted_order(interval_book)
-    if contract == "MeritOrder":
-        data = encode_call(contract, "clear", interval, ask_order)
-    else:
-        data = encode_call(contract, "clear", interval, bid_order, ask_order)
+    orders = (ask_order,) if contract == "MeritOrder" else (bid_order, ask_order)
     gas = clear_gas(len(interval_book.bids), len(interval_book.asks), contract)
-    return operator.transact(addresses.auction, data, gas=gas)
+    return _signed(operator, addresses.auction, contract, "clear", interval, *orders, gas=gas)
 
 
 def _book_contract(addresses: MarketAddresses) -> str:
@@ -308,38 +307,35 @@ def post_lot(
     wallet: Wallet, addresses: MarketAddresses, interval: int, *, energy_wh: int, reserve_price_wei_per_wh: int
 ) -> bytes:
     """Signed ``post_lot``: ``wallet``'s lot of ``interval`` in a lot auction (before the gate)."""
-    data = encode_call(addresses.auction_contract, "post_lot", interval, energy_wh, reserve_price_wei_per_wh)
-    return wallet.transact(addresses.auction, data, gas=GAS_POST_LOT)
+    return _signed(wallet, addresses.auction, addresses.auction_contract, "post_lot", interval, energy_wh,
+                   reserve_price_wei_per_wh, gas=GAS_POST_LOT)
 
 
 def commit_bid(wallet: Wallet, addresses: MarketAddresses, lot_id: int, *, sealed: bytes) -> bytes:
     """Signed ``VickreyAuction.commit_bid`` of a :func:`commitment` (before the gate)."""
-    data = encode_call("VickreyAuction", "commit_bid", lot_id, sealed)
-    return wallet.transact(addresses.auction, data, gas=GAS_COMMIT_BID)
+    return _signed(wallet, addresses.auction, "VickreyAuction", "commit_bid", lot_id, sealed, gas=GAS_COMMIT_BID)
 
 
 def reveal_bid(wallet: Wallet, addresses: MarketAddresses, lot_id: int, *, price_wei_per_wh: int, salt: bytes) -> bytes:
     """Signed ``VickreyAuction.reveal_bid`` (in [gate, gate + reveal_s))."""
-    data = encode_call("VickreyAuction", "reveal_bid", lot_id, price_wei_per_wh, salt)
-    return wallet.transact(addresses.auction, data, gas=GAS_REVEAL_BID)
+    return _signed(wallet, addresses.auction, "VickreyAuction", "reveal_bid", lot_id, price_wei_per_wh, salt,
+                   gas=GAS_REVEAL_BID)
 
 
 def finalise(sender: Wallet, addresses: MarketAddresses, interval: int, *, n_lots: int) -> bytes:
     """Signed ``VickreyAuction.finalise`` of ``interval`` with ``n_lots`` lots (from gate + reveal_s on)."""
-    data = encode_call("VickreyAuction", "finalise", interval)
-    return sender.transact(addresses.auction, data, gas=finalise_gas(n_lots))
+    return _signed(sender, addresses.auction, "VickreyAuction", "finalise", interval, gas=finalise_gas(n_lots))
 
 
 def bid(wallet: Wallet, addresses: MarketAddresses, lot_id: int, *, price_wei_per_wh: int) -> bytes:
     """Signed ``EnglishAuction.bid`` (before the gate)."""
-    data = encode_call("EnglishAuction", "bid", lot_id, price_wei_per_wh)
-    return wallet.transact(addresses.auction, data, gas=GAS_BID)
+    return _signed(wallet, addresses.auction, "EnglishAuction", "bid", lot_id, price_wei_per_wh, gas=GAS_BID)
 
 
 def post_reading(meter: Wallet, addresses: MarketAddresses, interval: int, *, import_wh: int, export_wh: int) -> bytes:
     """Signed ``Settlement.post_reading`` of ``meter`` for ``interval``."""
-    data = encode_call("Settlement", "post_reading", interval, import_wh, export_wh)
-    return meter.transact(addresses.settlement, data, gas=GAS_POST_READING)
+    return _signed(meter, addresses.settlement, "Settlement", "post_reading", interval, import_wh, export_wh,
+                   gas=GAS_POST_READING)
 
 
 def read(chain: Chain, address: str, contract: str, function: str, *args):
