@@ -12,7 +12,7 @@ chain against them. Signs: positions are positive when sold
 when received.
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 
@@ -186,12 +186,17 @@ def match_orders(bids: Sequence[Order], asks: Sequence[Order]) -> list[Match]:
     return matches
 
 
+def _net(flows: Iterable[tuple[str, str, int]]) -> dict[str, int]:
+    """Net amount of each account over (payer, payee, amount) flows, + = received."""
+    net: dict[str, int] = {}
+    for payer, payee, amount in flows:
+        net[payer] = net.get(payer, 0) - amount
+        net[payee] = net.get(payee, 0) + amount
+    return net
+
+
 def _positions_wh(matches: Sequence[Match]) -> dict[str, int]:
-    positions_wh: dict[str, int] = {}
-    for match in matches:
-        positions_wh[match.buyer] = positions_wh.get(match.buyer, 0) - match.energy_wh
-        positions_wh[match.seller] = positions_wh.get(match.seller, 0) + match.energy_wh
-    return positions_wh
+    return _net((m.buyer, m.seller, m.energy_wh) for m in matches)
 
 
 def clear_uniform(bids: Sequence[Order], asks: Sequence[Order]) -> Clearing:
@@ -249,10 +254,7 @@ def clear_pay_as_bid(bids: Sequence[Order], asks: Sequence[Order]) -> Discrimina
     priced = tuple(
         (m, (m.bid_price_wei_per_wh + m.ask_price_wei_per_wh) * m.energy_wh // 2) for m in matches
     )
-    values_wei: dict[str, int] = {}
-    for match, value_wei in priced:
-        values_wei[match.buyer] = values_wei.get(match.buyer, 0) - value_wei
-        values_wei[match.seller] = values_wei.get(match.seller, 0) + value_wei
+    values_wei = _net((match.buyer, match.seller, value_wei) for match, value_wei in priced)
     return DiscriminatoryClearing(sum(m.energy_wh for m in matches), _positions_wh(matches), values_wei, priced)
 
 
@@ -370,15 +372,11 @@ class LotAuction:
 def _lot_auction(
     lots: Sequence[Lot], winners: Sequence[str | None], prices: Sequence[int], accepted: Sequence[bool]
 ) -> LotAuction:
-    positions_wh: dict[str, int] = {}
-    values_wei: dict[str, int] = {}
-    for lot, winner, price_wei_per_wh in zip(lots, winners, prices, strict=True):
-        if winner is None:
-            continue
-        value_wei = price_wei_per_wh * lot.energy_wh
-        for account, sign in ((lot.seller, 1), (winner, -1)):
-            positions_wh[account] = positions_wh.get(account, 0) + sign * lot.energy_wh
-            values_wei[account] = values_wei.get(account, 0) + sign * value_wei
+    sold = [
+        (lot, winner, price) for lot, winner, price in zip(lots, winners, prices, strict=True) if winner is not None
+    ]
+    positions_wh = _net((winner, lot.seller, lot.energy_wh) for lot, winner, _ in sold)
+    values_wei = _net((winner, lot.seller, price * lot.energy_wh) for lot, winner, price in sold)
     return LotAuction(
         tuple(winners),
         tuple(prices),
