@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from gridledger.contracts import market as mk
 from gridledger.contracts.chain import Chain, Receipt
 from gridledger.contracts.client import Wallet, encode_call
+from gridledger.contracts.compiler import load_artifact
 from gridledger.contracts.keys import derive_account
-from gridledger.contracts.reference import Order
+from gridledger.contracts.reference import Lot, LotAuction, Order, settle
 
 SEED = 20260101
 GENESIS_TIMESTAMP = 1_767_225_600  # 2026-01-01T00:00:00Z
@@ -106,6 +107,101 @@ class Market:
         """Clear ``interval`` at its gate with ``book``'s priority order."""
         (receipt,) = self.mine([mk.clear(self.operator, self.addresses, interval, book)], self.gate(interval))
         return receipt
+
+    def deploy(self, contract: str, *args) -> Receipt:
+        """Receipt of the operator deploying a fresh ``contract(*args)`` one second after the head."""
+        raw, _ = self.operator.deploy(load_artifact(contract), *args)
+        (receipt,) = self.mine([raw])
+        return receipt
+
+    def signer(self, who: str) -> Wallet:
+        """Wallet named ``who``: "outsider", "meter<i>" or "p<i>" (prosumer i)."""
+        if who == "outsider":
+            return self.outsider
+        if who.startswith("meter"):
+            return self.meters[int(who[5:])]
+        return self.prosumers[int(who[1:])]
+
+    def post_lots(self, interval: int, lots: list[tuple[int, int]]) -> tuple[list[int], list[Lot]]:
+        """Post (energy_wh, reserve) lots of ``interval`` from the first prosumers, one second after the head.
+
+        Returns the lot ids and the lots as the reference sees them.
+        """
+        sellers = self.prosumers[: len(lots)]
+        posted = self.mine(
+            [
+                mk.post_lot(w, self.addresses, interval, energy_wh=q, reserve_price_wei_per_wh=r)
+                for w, (q, r) in zip(sellers, lots, strict=True)
+            ]
+        )
+        assert all(r.ok for r in posted), [r.revert_reason for r in posted]
+        lot_ids = self.read(self.addresses.auction_contract, "lots", interval)
+        return lot_ids, [Lot(w.address, q, r) for w, (q, r) in zip(sellers, lots, strict=True)]
+
+
+def read_lot_auction(
+    market: Market, interval: int, winners: list[str | None], prices: list[int], bid_receipts: list[Receipt]
+) -> LotAuction:
+    """Result of a closed lot-auction ``interval``: lot winners and prices as read, each bid's
+    acceptance from its receipt, positions and values from the settlement terms of every
+    prosumer (checked to be final and due at the interval's end)."""
+    terms = {
+        w.address: market.read(market.addresses.auction_contract, "settlement_terms", interval, w.address)
+        for w in market.prosumers
+    }
+    assert all(t[0] and t[3] == market.end(interval) for t in terms.values())
+    return LotAuction(
+        tuple(winners),
+        tuple(prices),
+        tuple(r.ok for r in bid_receipts),
+        {a: t[1] for a, t in terms.items() if t[1]},
+        {a: t[2] for a, t in terms.items() if t[2]},
+    )
+
+
+def named_accounts(market: Market, groups: list[tuple[str, int]]) -> dict[str, str]:
+    """Prosumer addresses by name: each (prefix, count) group names the next ``count``
+    prosumers "<prefix>0", "<prefix>1", ..."""
+    wallets = iter(market.prosumers)
+    return {f"{prefix}{i}": next(wallets).address for prefix, count in groups for i in range(count)}
+
+
+def assert_settlement_conserves_tokens(market: Market, interval: int, clearing, readings: list[tuple[int, int]]):
+    """Post (import_wh, export_wh) readings of the first meters at the end of ``interval`` and check
+    each prosumer's and the operator's credit change against the reference, the empty pool, the
+    unchanged supply and that the settlement holds every credit.
+
+    ``clearing`` is the interval's reference result (``positions_wh`` and ``values_wei``).
+    """
+    accounts = [market.operator.address, *(w.address for w in market.prosumers)]
+    before = {a: market.read("Settlement", "credit_wei", a) for a in accounts}
+    receipts = market.mine(
+        [
+            mk.post_reading(meter, market.addresses, interval, import_wh=i, export_wh=e)
+            for meter, (i, e) in zip(market.meters, readings, strict=False)
+        ],
+        market.end(interval),
+    )
+    assert all(r.ok for r in receipts), [r.revert_reason for r in receipts]
+    operator_delta = 0
+    for wallet, (imp, exp) in zip(market.prosumers, readings, strict=False):
+        a = wallet.address
+        line = settle(
+            clearing.positions_wh.get(a, 0),
+            clearing.values_wei.get(a, 0),
+            imp,
+            exp,
+            GRID_BUY_PRICE_WEI_PER_WH,
+            GRID_SELL_PRICE_WEI_PER_WH,
+            GRID_FEE_WEI_PER_WH,
+        )
+        assert market.read("Settlement", "credit_wei", a) - before[a] == line.credit_delta_wei
+        operator_delta += line.operator_delta_wei
+    assert market.read("Settlement", "credit_wei", market.operator.address) - before[accounts[0]] == operator_delta
+    assert market.read("Settlement", "pool_wei") == 0
+    assert market.read("GridToken", "totalSupply") == ENDOWMENT_WEI * len(market.prosumers) + OPERATOR_DEPOSIT_WEI
+    held = market.read("GridToken", "balanceOf", market.addresses.settlement)
+    assert sum(market.read("Settlement", "credit_wei", a) for a in accounts) == held
 
 
 def new_market(

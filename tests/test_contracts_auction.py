@@ -11,7 +11,15 @@ from gridledger.contracts.compiler import load_artifact
 from gridledger.contracts.reference import Clearing, Order, clear_uniform
 
 from contract_helpers import CENT_PER_KWH as CENT
-from contract_helpers import GATE_CLOSURE_S, INTERVAL_S, PRICE_CAP_WEI_PER_WH, START_TIMESTAMP, Market, new_market
+from contract_helpers import (
+    GATE_CLOSURE_S,
+    INTERVAL_S,
+    PRICE_CAP_WEI_PER_WH,
+    START_TIMESTAMP,
+    Market,
+    named_accounts,
+    new_market,
+)
 
 MAX_SIDE = 20
 
@@ -123,8 +131,7 @@ HAND_BOOKS = [
 
 @pytest.mark.parametrize("bids, asks, price, volume, positions", HAND_BOOKS)
 def test_hand_computed_books_clear_as_written(market, bids, asks, price, volume, positions):
-    names = [f"b{i}" for i in range(len(bids))] + [f"a{j}" for j in range(len(asks))]
-    account = {name: wallet.address for name, wallet in zip(names, market.prosumers[: len(names)], strict=True)}
+    account = named_accounts(market, [("b", len(bids)), ("a", len(asks))])
     expected = Clearing(price, volume, {account[name]: q for name, q in positions.items()})
     book, on_chain, events = _run(market, bids, asks)
     assert clear_uniform(book.bids, book.asks) == expected

@@ -5,28 +5,22 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gridledger.contracts import market as mk
-from gridledger.contracts.compiler import load_artifact
 from gridledger.contracts.reference import (
-    Lot,
-    LotAuction,
     LotBid,
     clear_english,
-    settle,
 )
 
 from contract_helpers import CENT_PER_KWH as CENT
 from contract_helpers import (
-    ENDOWMENT_WEI,
     GATE_CLOSURE_S,
-    GRID_BUY_PRICE_WEI_PER_WH,
-    GRID_FEE_WEI_PER_WH,
-    GRID_SELL_PRICE_WEI_PER_WH,
     INTERVAL_S,
-    OPERATOR_DEPOSIT_WEI,
     PRICE_CAP_WEI_PER_WH,
     START_TIMESTAMP,
     Market,
+    assert_settlement_conserves_tokens,
+    named_accounts,
     new_market,
+    read_lot_auction,
     reverted,
 )
 
@@ -47,17 +41,8 @@ def _run(market: Market, lots: list[tuple[int, int]], bids: list[tuple[int, int,
     bids, bidder i being prosumer len(lots) + i, one block each in order; read the result
     at the gate. Returns (interval, reference lots, reference bids, on-chain result)."""
     interval = market.next_interval()
-    sellers, bidders = market.prosumers[: len(lots)], market.prosumers[len(lots) :]
-    posted = market.mine(
-        [
-            mk.post_lot(
-                w, market.addresses, interval, energy_wh=q, reserve_price_wei_per_wh=r
-            )
-            for w, (q, r) in zip(sellers, lots, strict=False)
-        ]
-    )
-    assert all(r.ok for r in posted), [r.revert_reason for r in posted]
-    lot_ids = market.read("EnglishAuction", "lots", interval)
+    lot_ids, ref_lots = market.post_lots(interval, lots)
+    bidders = market.prosumers[len(lots) :]
     ref_bids = [LotBid(bidders[b].address, lot, price) for b, lot, price in bids]
     placed = market.mine(
         [
@@ -66,11 +51,8 @@ def _run(market: Market, lots: list[tuple[int, int]], bids: list[tuple[int, int,
         ]
     )
     assert all(r.gas_used <= mk.GAS_BID for r in placed)
-    accounts = [w.address for w in market.prosumers]
     assert not market.read("EnglishAuction", "cleared", interval)
-    assert not market.read("EnglishAuction", "settlement_terms", interval, accounts[0])[
-        0
-    ]
+    assert not market.read("EnglishAuction", "settlement_terms", interval, market.prosumers[0].address)[0]
     market.mine([], market.gate(interval))
     assert market.read("EnglishAuction", "cleared", interval)
     winners, prices = [], []
@@ -78,19 +60,7 @@ def _run(market: Market, lots: list[tuple[int, int]], bids: list[tuple[int, int,
         lot = market.read("EnglishAuction", "lot", lot_id)
         winners.append(None if int(lot[4], 16) == 0 else lot[4])
         prices.append(lot[5])
-    terms = {
-        a: market.read("EnglishAuction", "settlement_terms", interval, a)
-        for a in accounts
-    }
-    assert all(t[0] and t[3] == market.end(interval) for t in terms.values())
-    on_chain = LotAuction(
-        tuple(winners),
-        tuple(prices),
-        tuple(r.ok for r in placed),
-        {a: t[1] for a, t in terms.items() if t[1]},
-        {a: t[2] for a, t in terms.items() if t[2]},
-    )
-    ref_lots = [Lot(w.address, q, r) for w, (q, r) in zip(sellers, lots, strict=False)]
+    on_chain = read_lot_auction(market, interval, winners, prices, placed)
     return interval, ref_lots, ref_bids, on_chain
 
 
@@ -159,8 +129,7 @@ HAND_AUCTIONS = [
 def test_hand_computed_english_auctions_award_as_written(
     market, lots, bids, accepted, winners, prices, outcome
 ):
-    names = {f"s{i}": w.address for i, w in enumerate(market.prosumers[: len(lots)])}
-    names |= {f"b{i}": w.address for i, w in enumerate(market.prosumers[len(lots) :])}
+    names = named_accounts(market, [("s", len(lots)), ("b", N_PROSUMERS - len(lots))])
     _, ref_lots, ref_bids, on_chain = _run(market, lots, bids)
     reference = clear_english(ref_lots, ref_bids, INCREMENT, PRICE_CAP_WEI_PER_WH)
     assert reference.accepted == tuple(accepted)
@@ -214,46 +183,7 @@ def test_settlement_of_an_english_interval_conserves_tokens(market):
         [(50, 10 * CENT), (30, 8 * CENT)],
         [(0, 0, 10 * CENT), (1, 0, 11 * CENT), (0, 1, 9 * CENT)],
     )
-    accounts = [market.operator.address, *(w.address for w in market.prosumers)]
-    before = {a: market.read("Settlement", "credit_wei", a) for a in accounts}
-    readings = [(0, 50), (0, 25), (31, 0), (48, 0), (2, 1)]
-    receipts = market.mine(
-        [
-            mk.post_reading(meter, market.addresses, interval, import_wh=i, export_wh=e)
-            for meter, (i, e) in zip(market.meters, readings, strict=False)
-        ],
-        market.end(interval),
-    )
-    assert all(r.ok for r in receipts), [r.revert_reason for r in receipts]
-    operator_delta = 0
-    for wallet, (imp, exp) in zip(market.prosumers, readings, strict=False):
-        a = wallet.address
-        line = settle(
-            on_chain.positions_wh.get(a, 0),
-            on_chain.values_wei.get(a, 0),
-            imp,
-            exp,
-            GRID_BUY_PRICE_WEI_PER_WH,
-            GRID_SELL_PRICE_WEI_PER_WH,
-            GRID_FEE_WEI_PER_WH,
-        )
-        assert (
-            market.read("Settlement", "credit_wei", a) - before[a]
-            == line.credit_delta_wei
-        )
-        operator_delta += line.operator_delta_wei
-    assert (
-        market.read("Settlement", "credit_wei", market.operator.address)
-        - before[accounts[0]]
-        == operator_delta
-    )
-    assert market.read("Settlement", "pool_wei") == 0
-    assert (
-        market.read("GridToken", "totalSupply")
-        == ENDOWMENT_WEI * N_PROSUMERS + OPERATOR_DEPOSIT_WEI
-    )
-    held = market.read("GridToken", "balanceOf", market.addresses.settlement)
-    assert sum(market.read("Settlement", "credit_wei", a) for a in accounts) == held
+    assert_settlement_conserves_tokens(market, interval, on_chain, [(0, 50), (0, 25), (31, 0), (48, 0), (2, 1)])
 
 
 @pytest.fixture(scope="module")
@@ -348,12 +278,9 @@ CASES = [
 )
 def test_transaction_reverts_with_exact_reason(scene, reason, who, function, args):
     market, symbols = scene
-    wallet = {"outsider": market.outsider, "meter1": market.meters[1]}.get(
-        who
-    ) or market.prosumers[int(who[1:])]
     contract, _, function = function.rpartition(".")
     raw = market.call_tx(
-        wallet,
+        market.signer(who),
         contract or "EnglishAuction",
         function,
         *(symbols.get(a, a) if isinstance(a, str) else a for a in args),
@@ -383,8 +310,5 @@ def test_transaction_reverts_with_exact_reason(scene, reason, who, function, arg
 )
 def test_constructor_reverts_with_exact_reason(scene, reason, args):
     market, _ = scene
-    raw, _ = market.operator.deploy(
-        load_artifact("EnglishAuction"), market.addresses.registry, *args
-    )
-    (receipt,) = market.mine([raw])
+    receipt = market.deploy("EnglishAuction", market.addresses.registry, *args)
     assert reverted(receipt, reason), receipt.revert_reason

@@ -7,7 +7,6 @@ from hypothesis import strategies as st
 from gridledger.contracts import market as mk
 from gridledger.contracts.chain import CallReverted
 from gridledger.contracts.client import encode_call
-from gridledger.contracts.compiler import load_artifact
 from gridledger.contracts.reference import Clearing, Order, clear_merit_order, settle
 
 from contract_helpers import CENT_PER_KWH as CENT
@@ -292,6 +291,5 @@ def test_missing_offer_view_reverts_with_reason(scene):
 )
 def test_constructor_reverts_with_exact_reason(scene, reason, args):
     market, _, _ = scene
-    raw, _ = market.operator.deploy(load_artifact("MeritOrder"), market.addresses.registry, *args)
-    (receipt,) = market.mine([raw])
+    receipt = market.deploy("MeritOrder", market.addresses.registry, *args)
     assert reverted(receipt, reason), receipt.revert_reason

@@ -5,17 +5,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gridledger.contracts import market as mk
-from gridledger.contracts.reference import DiscriminatoryClearing, Order, clear_pay_as_bid, match_orders, settle
+from gridledger.contracts.reference import DiscriminatoryClearing, Order, clear_pay_as_bid, match_orders
 
 from contract_helpers import CENT_PER_KWH as CENT
 from contract_helpers import (
-    ENDOWMENT_WEI,
-    GRID_BUY_PRICE_WEI_PER_WH,
-    GRID_FEE_WEI_PER_WH,
-    GRID_SELL_PRICE_WEI_PER_WH,
-    OPERATOR_DEPOSIT_WEI,
     PRICE_CAP_WEI_PER_WH,
     Market,
+    assert_settlement_conserves_tokens,
+    named_accounts,
     new_market,
 )
 
@@ -135,8 +132,7 @@ HAND_BOOKS = [
 
 @pytest.mark.parametrize("bids, asks, volume, outcome", HAND_BOOKS)
 def test_hand_computed_books_clear_as_written(market, bids, asks, volume, outcome):
-    names = [f"b{i}" for i in range(len(bids))] + [f"a{j}" for j in range(len(asks))]
-    account = {name: wallet.address for name, wallet in zip(names, market.prosumers[: len(names)], strict=True)}
+    account = named_accounts(market, [("b", len(bids)), ("a", len(asks))])
     book, on_chain, events = _run(market, bids, asks)
     expected = clear_pay_as_bid(book.bids, book.asks)
     assert expected.volume_wh == volume
@@ -184,33 +180,9 @@ def test_settlement_pays_discriminatory_values_and_conserves_tokens(market):
     book = market.submit_book(interval, bids, asks)
     assert market.clear(interval, book).ok
     clearing = clear_pay_as_bid(book.bids, book.asks)
-    traders = market.prosumers[:4]
-    before = {w.address: market.read("Settlement", "credit_wei", w.address) for w in traders}
-    readings = [(300, 0), (200, 0), (0, 250), (0, 200)]
-    posts = [
-        mk.post_reading(meter, market.addresses, interval, import_wh=imp, export_wh=exp)
-        for meter, (imp, exp) in zip(market.meters, readings, strict=False)
-    ]
-    receipts = market.mine(posts, market.end(interval))
-    assert all(r.ok for r in receipts), [r.revert_reason for r in receipts]
-    for wallet, (imp, exp) in zip(traders, readings, strict=True):
-        line = settle(
-            clearing.positions_wh[wallet.address],
-            clearing.values_wei[wallet.address],
-            imp,
-            exp,
-            GRID_BUY_PRICE_WEI_PER_WH,
-            GRID_SELL_PRICE_WEI_PER_WH,
-            GRID_FEE_WEI_PER_WH,
-        )
-        after = market.read("Settlement", "credit_wei", wallet.address)
-        assert after - before[wallet.address] == line.credit_delta_wei
-    assert market.read("Settlement", "pool_wei") == 0
-    supply = market.read("GridToken", "totalSupply")
-    assert supply == ENDOWMENT_WEI * len(market.prosumers) + OPERATOR_DEPOSIT_WEI
-    accounts = [market.operator.address, *(w.address for w in market.prosumers)]
-    held = market.read("GridToken", "balanceOf", market.addresses.settlement)
-    assert sum(market.read("Settlement", "credit_wei", a) for a in accounts) == held
+    # All four traders fill, so each reading below settles a traded position.
+    assert set(clearing.positions_wh) == set(clearing.values_wei) == {w.address for w in market.prosumers[:4]}
+    assert_settlement_conserves_tokens(market, interval, clearing, [(300, 0), (200, 0), (0, 250), (0, 200)])
 
 
 def test_deploy_market_refuses_an_unknown_mechanism(market):

@@ -7,28 +7,23 @@ from hypothesis import strategies as st
 from gridledger.contracts import market as mk
 from gridledger.contracts.chain import CallReverted
 from gridledger.contracts.client import encode_call
-from gridledger.contracts.compiler import load_artifact
 from gridledger.contracts.reference import (
     Lot,
-    LotAuction,
     LotBid,
     clear_vickrey,
-    settle,
 )
 
 from contract_helpers import CENT_PER_KWH as CENT
 from contract_helpers import (
-    ENDOWMENT_WEI,
     GATE_CLOSURE_S,
-    GRID_BUY_PRICE_WEI_PER_WH,
-    GRID_FEE_WEI_PER_WH,
-    GRID_SELL_PRICE_WEI_PER_WH,
     INTERVAL_S,
-    OPERATOR_DEPOSIT_WEI,
     PRICE_CAP_WEI_PER_WH,
     START_TIMESTAMP,
     Market,
+    assert_settlement_conserves_tokens,
+    named_accounts,
     new_market,
+    read_lot_auction,
     reverted,
 )
 
@@ -53,17 +48,8 @@ def _run(market: Market, lots: list[tuple[int, int]], bids: list[tuple[int, int]
     Returns (reference lots, reference reveals, reveal receipts, on-chain result, finalise events).
     """
     interval = market.next_interval()
-    sellers, bidders = market.prosumers[: len(lots)], market.prosumers[len(lots) :]
-    posted = market.mine(
-        [
-            mk.post_lot(
-                w, market.addresses, interval, energy_wh=q, reserve_price_wei_per_wh=r
-            )
-            for w, (q, r) in zip(sellers, lots, strict=False)
-        ]
-    )
-    assert all(r.ok for r in posted), [r.revert_reason for r in posted]
-    lot_ids = market.read("VickreyAuction", "lots", interval)
+    lot_ids, ref_lots = market.post_lots(interval, lots)
+    bidders = market.prosumers[len(lots) :]
     reveals = [
         LotBid(w.address, lot, price)
         for w, (lot, price) in zip(bidders, bids, strict=False)
@@ -108,7 +94,6 @@ def _run(market: Market, lots: list[tuple[int, int]], bids: list[tuple[int, int]
     )
     assert final.ok, final.revert_reason
     assert final.gas_used <= mk.finalise_gas(len(lots))
-    ref_lots = [Lot(w.address, q, r) for w, (q, r) in zip(sellers, lots, strict=False)]
     winners, prices = [], []
     events = [market.chain.decode(log) for log in final.logs]
     for lot_id, event in zip(lot_ids, events, strict=False):
@@ -120,19 +105,7 @@ def _run(market: Market, lots: list[tuple[int, int]], bids: list[tuple[int, int]
         )
         winners.append(None if int(lot[4], 16) == 0 else lot[4])
         prices.append(event.args["price_wei_per_wh"])
-    accounts = [w.address for w in market.prosumers]
-    terms = {
-        a: market.read("VickreyAuction", "settlement_terms", interval, a)
-        for a in accounts
-    }
-    assert all(t[0] and t[3] == market.end(interval) for t in terms.values())
-    on_chain = LotAuction(
-        tuple(winners),
-        tuple(prices),
-        tuple(r.ok for r in revealed),
-        {a: t[1] for a, t in terms.items() if t[1]},
-        {a: t[2] for a, t in terms.items() if t[2]},
-    )
+    on_chain = read_lot_auction(market, interval, winners, prices, revealed)
     return interval, ref_lots, reveals, revealed, on_chain, events
 
 
@@ -197,8 +170,7 @@ HAND_AUCTIONS = [
 def test_hand_computed_vickrey_auctions_award_as_written(
     market, lots, bids, winners, prices, outcome
 ):
-    names = {f"s{i}": w.address for i, w in enumerate(market.prosumers[: len(lots)])}
-    names |= {f"b{i}": w.address for i, w in enumerate(market.prosumers[len(lots) :])}
+    names = named_accounts(market, [("s", len(lots)), ("b", N_PROSUMERS - len(lots))])
     _, ref_lots, reveals, _, on_chain, events = _run(market, lots, bids)
     expected_winners = tuple(names[w] if w else None for w in winners)
     reference = clear_vickrey(ref_lots, reveals, PRICE_CAP_WEI_PER_WH)
@@ -277,46 +249,7 @@ def test_settlement_of_a_vickrey_interval_conserves_tokens(market):
         [(200, 10 * CENT), (40, 9 * CENT)],
         [(0, 30 * CENT), (1, 11 * CENT), (0, 18 * CENT)],
     )
-    accounts = [market.operator.address, *(w.address for w in market.prosumers)]
-    before = {a: market.read("Settlement", "credit_wei", a) for a in accounts}
-    readings = [(0, 190), (0, 40), (210, 0), (35, 0), (3, 0)]
-    receipts = market.mine(
-        [
-            mk.post_reading(meter, market.addresses, interval, import_wh=i, export_wh=e)
-            for meter, (i, e) in zip(market.meters, readings, strict=False)
-        ],
-        market.end(interval),
-    )
-    assert all(r.ok for r in receipts), [r.revert_reason for r in receipts]
-    operator_delta = 0
-    for wallet, (imp, exp) in zip(market.prosumers, readings, strict=False):
-        a = wallet.address
-        line = settle(
-            on_chain.positions_wh.get(a, 0),
-            on_chain.values_wei.get(a, 0),
-            imp,
-            exp,
-            GRID_BUY_PRICE_WEI_PER_WH,
-            GRID_SELL_PRICE_WEI_PER_WH,
-            GRID_FEE_WEI_PER_WH,
-        )
-        assert (
-            market.read("Settlement", "credit_wei", a) - before[a]
-            == line.credit_delta_wei
-        )
-        operator_delta += line.operator_delta_wei
-    assert (
-        market.read("Settlement", "credit_wei", market.operator.address)
-        - before[accounts[0]]
-        == operator_delta
-    )
-    assert market.read("Settlement", "pool_wei") == 0
-    assert (
-        market.read("GridToken", "totalSupply")
-        == ENDOWMENT_WEI * N_PROSUMERS + OPERATOR_DEPOSIT_WEI
-    )
-    held = market.read("GridToken", "balanceOf", market.addresses.settlement)
-    assert sum(market.read("Settlement", "credit_wei", a) for a in accounts) == held
+    assert_settlement_conserves_tokens(market, interval, on_chain, [(0, 190), (0, 40), (210, 0), (35, 0), (3, 0)])
 
 
 def test_order_book_builders_refuse_a_lot_auction(market):
@@ -485,14 +418,6 @@ CASES = [
 )
 def test_transaction_reverts_with_exact_reason(scene, reason, who, function, args):
     market, symbols = scene
-    wallet = (
-        market.outsider
-        if who == "outsider"
-        else market.meters[1]
-        if who == "meter1"
-        else market.prosumers[int(who[1:])]
-    )
-
     def resolve(arg):
         if isinstance(arg, str):
             return symbols[arg]
@@ -510,7 +435,7 @@ def test_transaction_reverts_with_exact_reason(scene, reason, who, function, arg
 
     contract, _, function = function.rpartition(".")
     raw = market.call_tx(
-        wallet, contract or "VickreyAuction", function, *(resolve(a) for a in args)
+        market.signer(who), contract or "VickreyAuction", function, *(resolve(a) for a in args)
     )
     (receipt,) = market.mine([raw])
     assert reverted(receipt, reason), receipt.revert_reason
@@ -586,8 +511,5 @@ def test_missing_lot_view_reverts_with_reason(scene):
 )
 def test_constructor_reverts_with_exact_reason(scene, reason, args):
     market, _ = scene
-    raw, _ = market.operator.deploy(
-        load_artifact("VickreyAuction"), market.addresses.registry, *args
-    )
-    (receipt,) = market.mine([raw])
+    receipt = market.deploy("VickreyAuction", market.addresses.registry, *args)
     assert reverted(receipt, reason), receipt.revert_reason
