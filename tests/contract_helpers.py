@@ -6,6 +6,8 @@ test module states its own fixture scope.
 
 from dataclasses import dataclass
 
+from hypothesis import strategies as st
+
 from gridledger.contracts import market as mk
 from gridledger.contracts.chain import Chain, Receipt
 from gridledger.contracts.client import Wallet, encode_call
@@ -26,6 +28,26 @@ GRID_SELL_PRICE_WEI_PER_WH = 5 * CENT_PER_KWH
 GRID_FEE_WEI_PER_WH = 2 * CENT_PER_KWH
 ENDOWMENT_WEI = 100 * 10**18
 OPERATOR_DEPOSIT_WEI = 1000 * 10**18
+
+# Limit prices of the property tests: a coarse grid, so that many orders tie,
+# or any price up to the cap. [wei/Wh]
+ORDER_PRICES = st.one_of(
+    st.sampled_from([k * 5 * CENT_PER_KWH for k in range(1, 13)]),
+    st.integers(1, PRICE_CAP_WEI_PER_WH),
+)
+
+
+def order_lists(*, max_size: int, min_size: int = 0) -> st.SearchStrategy[list[tuple[int, int]]]:
+    """Lists of (energy_wh, price_wei_per_wh) orders with 1 to 1000 Wh at :data:`ORDER_PRICES`."""
+    return st.lists(st.tuples(st.integers(1, 1000), ORDER_PRICES), min_size=min_size, max_size=max_size)
+
+
+def named_book(bids: list[tuple[int, int]], asks: list[tuple[int, int]]) -> mk.Book:
+    """Reference book of (energy_wh, price_wei_per_wh) orders from accounts "b<i>" and "a<j>"."""
+    return mk.Book(
+        tuple(Order(f"b{i}", q, p) for i, (q, p) in enumerate(bids)),
+        tuple(Order(f"a{j}", q, p) for j, (q, p) in enumerate(asks)),
+    )
 
 
 def reverted(receipt: Receipt, reason: str) -> bool:

@@ -4,7 +4,6 @@ import dataclasses
 
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from gridledger.contracts import market as mk
 from gridledger.contracts.compiler import load_artifact
@@ -14,11 +13,12 @@ from contract_helpers import CENT_PER_KWH as CENT
 from contract_helpers import (
     GATE_CLOSURE_S,
     INTERVAL_S,
-    PRICE_CAP_WEI_PER_WH,
     START_TIMESTAMP,
     Market,
     named_accounts,
+    named_book,
     new_market,
+    order_lists,
 )
 
 MAX_SIDE = 20
@@ -139,11 +139,7 @@ def test_hand_computed_books_clear_as_written(market, bids, asks, price, volume,
     _assert_events_match(expected, events)
 
 
-PRICES = st.one_of(
-    st.sampled_from([k * 5 * CENT for k in range(1, 13)]),  # coarse grid: many equal prices
-    st.integers(1, PRICE_CAP_WEI_PER_WH),
-)
-SIDE = st.lists(st.tuples(st.integers(1, 1000), PRICES), min_size=1, max_size=MAX_SIDE)
+SIDE = order_lists(min_size=1, max_size=MAX_SIDE)
 
 
 @settings(max_examples=30, deadline=None)
@@ -156,16 +152,10 @@ def test_onchain_clearing_equals_reference(market, bids, asks):
     _assert_clearing_properties(book, on_chain)
 
 
-def _book(draw_bids, draw_asks) -> mk.Book:
-    bids = tuple(Order(f"b{i}", q, p) for i, (q, p) in enumerate(draw_bids))
-    asks = tuple(Order(f"a{j}", q, p) for j, (q, p) in enumerate(draw_asks))
-    return mk.Book(bids, asks)
-
-
 @settings(max_examples=300, deadline=None)
 @given(bids=SIDE, asks=SIDE)
 def test_uniform_clearing_is_budget_balanced_and_individually_rational(bids, asks):
-    book = _book(bids, asks)
+    book = named_book(bids, asks)
     _assert_clearing_properties(book, clear_uniform(book.bids, book.asks))
 
 
@@ -232,5 +222,5 @@ def test_largest_energy_and_price_survive_the_packed_storage(market):
 
 
 def test_sorted_order_gives_priority_permutations():
-    book = _book([(1, 5), (1, 9), (1, 5)], [(1, 5), (1, 2), (1, 5)])
+    book = named_book([(1, 5), (1, 9), (1, 5)], [(1, 5), (1, 2), (1, 5)])
     assert mk.sorted_order(book) == ([1, 0, 2], [1, 0, 2])

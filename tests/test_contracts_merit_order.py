@@ -22,6 +22,7 @@ from contract_helpers import (
     START_TIMESTAMP,
     Market,
     new_market,
+    order_lists,
     reverted,
 )
 
@@ -129,8 +130,7 @@ def test_hand_computed_dispatches_clear_as_written(market, demand_wh, offers, pr
     assert (cleared.event, cleared.args["price_wei_per_wh"], cleared.args["volume_wh"]) == ("Cleared", price, volume)
 
 
-PRICES = st.one_of(st.sampled_from([k * 5 * CENT for k in range(1, 13)]), st.integers(1, PRICE_CAP_WEI_PER_WH))
-OFFERS = st.lists(st.tuples(st.integers(1, 1000), PRICES), max_size=MAX_OFFERS)
+OFFERS = order_lists(max_size=MAX_OFFERS)
 DEMAND = st.integers(0, 6000)
 
 

@@ -2,18 +2,18 @@
 
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from gridledger.contracts import market as mk
 from gridledger.contracts.reference import DiscriminatoryClearing, Order, clear_pay_as_bid, match_orders
 
 from contract_helpers import CENT_PER_KWH as CENT
 from contract_helpers import (
-    PRICE_CAP_WEI_PER_WH,
     Market,
     assert_settlement_conserves_tokens,
     named_accounts,
+    named_book,
     new_market,
+    order_lists,
 )
 
 MAX_SIDE = 12
@@ -142,11 +142,7 @@ def test_hand_computed_books_clear_as_written(market, bids, asks, volume, outcom
     _assert_events_match(expected, events)
 
 
-PRICES = st.one_of(
-    st.sampled_from([k * 5 * CENT for k in range(1, 13)]),  # coarse grid: many equal prices
-    st.integers(1, PRICE_CAP_WEI_PER_WH),
-)
-SIDE = st.lists(st.tuples(st.integers(1, 1000), PRICES), min_size=1, max_size=MAX_SIDE)
+SIDE = order_lists(min_size=1, max_size=MAX_SIDE)
 
 
 @settings(max_examples=20, deadline=None)
@@ -162,10 +158,7 @@ def test_onchain_clearing_equals_reference(market, bids, asks):
 @settings(max_examples=300, deadline=None)
 @given(bids=SIDE, asks=SIDE)
 def test_pay_as_bid_is_budget_balanced_and_individually_rational(bids, asks):
-    book = mk.Book(
-        tuple(Order(f"b{i}", q, p) for i, (q, p) in enumerate(bids)),
-        tuple(Order(f"a{j}", q, p) for j, (q, p) in enumerate(asks)),
-    )
+    book = named_book(bids, asks)
     _assert_discriminatory_properties(book, clear_pay_as_bid(book.bids, book.asks))
 
 
