@@ -1,4 +1,4 @@
-"""The `gridledger` command: run a study, describe it for helics-cli, validate it.
+"""The `gridledger` command: run, describe, validate, compare, sweep and regress studies.
 
 Exit codes follow git/pytest: 0 success, 1 the run failed, 2 bad input.
 """
@@ -7,16 +7,26 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
+from gridledger import compare, regress, sweep
+from gridledger.compare import RunDirError, load_run
+from gridledger.execute import execute
 from gridledger.interfaces import FEDERATES
-from gridledger.launcher import Prepared, launch, prepare, runner_json
-from gridledger.results import collect
+from gridledger.launcher import Prepared, prepare, runner_json
+from gridledger.results import KPIS_FILE
 from gridledger.schedule import stop_time_s
 from gridledger.study import StudyError, load_study
 
@@ -26,6 +36,10 @@ EPILOG = """examples:
   gridledger run studies/baran-wu-p2p.yaml
   gridledger runner studies/baran-wu-p2p.yaml > runner.json && helics run --path runner.json
   gridledger validate studies/my-study.yaml
+  gridledger compare runs/baran-wu-p2p/20240621T100000 runs/baran-wu-p2p/20240622T100000
+  gridledger sweep studies/baran-wu-p2p.yaml --param market.grid_fee_per_kwh=0.01,0.02 --param prosumers.pv.share=0.2,0.5,0.8
+  gridledger regress            # rerun studies/*.yaml that have studies/golden/<name>/
+  gridledger regress --update studies/baran-wu-short.yaml
 """
 
 
@@ -77,14 +91,17 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     console.print(f"run directory: {prepared.run_dir}", soft_wrap=True)
     view = _ProgressView(prepared, console)
     with view.bars:
-        outcome = launch(prepared, on_progress=view)
-    kpis = collect(prepared.run_dir, prepared.study, FEDERATES)
+        done = execute(prepared, on_progress=view)
+    outcome = done.outcome
     if outcome.exit_code:
         console.print(f"[red]run failed:[/red] federate {outcome.failed}: {outcome.reason}", highlight=False)
         console.print(f"partial results and logs kept in {prepared.run_dir}", soft_wrap=True)
+        console.print(f"partial report: {done.report}", soft_wrap=True)
         return EXIT_FAILED
-    console.print(kpi_table(kpis))
+    console.print(kpi_table(done.kpis))
+    console.print(f"wall time: {done.record.wall_time_s:.1f} s (run.json)")
     console.print(f"results: {prepared.run_dir / 'results.nc'}", soft_wrap=True)
+    console.print(f"report: {done.report}", soft_wrap=True)
     return EXIT_OK
 
 
@@ -100,6 +117,111 @@ def cmd_validate(args: argparse.Namespace, console: Console) -> int:
     console.print(f"{args.study}: valid study {study.name!r} "
                   f"({study.n_steps} power-flow steps, {study.n_intervals} market intervals)")
     return EXIT_OK
+
+
+def cmd_compare(args: argparse.Namespace, console: Console) -> int:
+    if len(args.run_dirs) < 2:
+        raise RunDirError(f"compare needs at least two run directories, got {len(args.run_dirs)}")
+    same_study = len({path.resolve().parent for path in args.run_dirs}) == 1
+    runs = [load_run(path, path.name if same_study else None) for path in args.run_dirs]
+    console.print(compare.rich_table(runs))
+    console.print(f"comparison: {compare.write_compare(runs, args.out)}", soft_wrap=True)
+    return EXIT_OK
+
+
+HEADLINE_KPIS = ("energy_traded_kwh", "saving_total_token", "self_sufficiency", "min_vm_pu", "max_vm_pu", "gas_used")
+
+
+def _sweep_table(scenarios: list[sweep.Scenario], ended: dict[str, dict]) -> Table:
+    table = Table(title="sweep")
+    for column in ("scenario", *scenarios[0].values, "status", *HEADLINE_KPIS):
+        table.add_column(column, justify="left" if column == "scenario" else "right", overflow="fold")
+    for scenario in scenarios:
+        result = ended[scenario.id]
+        if result["exit_code"]:
+            kpis, status = {}, f"failed: {result['failed']}"
+        else:
+            kpis, status = json.loads((Path(result["run_dir"]) / KPIS_FILE).read_text()), "finished"
+        table.add_row(scenario.id, *(str(v) for v in scenario.values.values()), status,
+                      *(compare.shown(kpis[k]) if k in kpis else "" for k in HEADLINE_KPIS))
+    return table
+
+
+def cmd_sweep(args: argparse.Namespace, console: Console) -> int:
+    scenarios = sweep.plan(args.study, [sweep.parse_param(text) for text in args.param or []])
+    directory = sweep.sweep_dir(scenarios[0].study, args.runs)
+    console.print(f"sweep directory: {directory}", soft_wrap=True)
+    where = args.scheduler or f"a local Dask cluster of {args.workers} workers"
+    console.print(f"{len(scenarios)} scenarios on {where}")
+    bar = Progress(TextColumn("scenarios"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=console, disable=not console.is_terminal)
+
+    def done(scenario: sweep.Scenario, result: dict) -> None:
+        bar.advance(task)
+        state = "finished" if result["exit_code"] == 0 else f"failed ({result['failed']})"
+        bar.console.print(f"{scenario.id} {scenario.description}: {state}", highlight=False)
+
+    with bar, sweep.dask_client(args.scheduler, args.workers) as client:
+        task = bar.add_task("scenarios", total=len(scenarios))
+        ended = sweep.run_all(client, scenarios, directory, done)
+    report = sweep.write_outputs(directory, args.study, scenarios, ended)
+    console.print(_sweep_table(scenarios, ended))
+    console.print(f"combined results: {directory / sweep.DATASET_FILE}" if report else "no scenario finished",
+                  soft_wrap=True)
+    if report:
+        console.print(f"comparison: {report}", soft_wrap=True)
+    return EXIT_FAILED if any(r["exit_code"] for r in ended.values()) else EXIT_OK
+
+
+def _regress_table(study: str, moved: list[regress.Finding]) -> Table:
+    table = Table(title=f"{study}: what moved")
+    for column in ("value", "golden", "current", "Δ", "tolerance", "status"):
+        table.add_column(column, no_wrap=column in ("value", "status"), overflow="fold")
+    for f in moved:
+        table.add_row(f.name, str(f.golden), str(f.current), compare.difference(f.current, f.golden),
+                      str(f.tolerance), f.status, style="red" if f.fails else None)
+    return table
+
+
+def cmd_regress(args: argparse.Namespace, console: Console) -> int:
+    paths = args.studies or regress.studies_with_golden(args.studies_dir)
+    if not paths:
+        raise regress.GoldenError(f"{args.studies_dir}: no study has golden results in "
+                                  f"{args.studies_dir / regress.GOLDEN_DIR}/<study>/")
+    targets = []
+    for path in paths:
+        study = load_study(path)
+        golden = regress.golden_dir(path, study)
+        if not args.update and not (golden / KPIS_FILE).exists():
+            raise regress.GoldenError(f"{path}: no golden results in {golden}; create them with "
+                                      f"`gridledger regress --update {path}`")
+        targets.append((path, study, golden))
+    regressed = False
+    for path, study, golden in targets:
+        prepared = prepare(path, args.runs)
+        console.print(f"{path}: running in {prepared.run_dir}", soft_wrap=True, highlight=False)
+        view = _ProgressView(prepared, console)
+        with view.bars:
+            done = execute(prepared, on_progress=view)
+        if done.outcome.exit_code:
+            console.print(f"[red]{path}: run failed:[/red] federate {done.outcome.failed}: {done.outcome.reason}",
+                          highlight=False)
+            regressed = True
+        elif args.update:
+            regress.write_golden(done.run_dir, golden)
+            console.print(f"{path}: golden results updated in {golden}", soft_wrap=True, highlight=False)
+        else:
+            findings = regress.check(done.run_dir, golden)
+            failing = sum(f.fails for f in findings)
+            regressed = regressed or failing > 0
+            moved = [f for f in findings if f.status != "ok"]
+            if moved:
+                console.print(_regress_table(study.name, moved))
+            console.print(f"{path}: {len(findings)} values compared, {len(moved)} moved, {failing} regressed",
+                          highlight=False)
+    if not args.update:
+        console.print("[red]regression[/red]" if regressed else "no regression", highlight=False)
+    return EXIT_FAILED if regressed else EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -118,7 +240,37 @@ def build_parser() -> argparse.ArgumentParser:
         if name != "validate":
             cmd.add_argument("--runs", type=Path, default=Path("runs"), help="where run directories go (default: runs)")
         cmd.set_defaults(func=func)
+    _add_planner_commands(sub)
     return parser
+
+
+def _add_planner_commands(sub) -> None:
+    def add(name: str, func, text: str) -> argparse.ArgumentParser:
+        cmd = sub.add_parser(name, help=text, description=text, epilog=EPILOG,
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
+        cmd.set_defaults(func=func)
+        return cmd
+
+    cmd = add("compare", cmd_compare, "compare finished runs: KPI table with differences, overlay plots")
+    cmd.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR",
+                     help="run directories; the first is the reference")
+    cmd.add_argument("--out", type=Path, default=Path(compare.COMPARE_FILE), help="HTML file to write (default: compare.html)")
+
+    cmd = add("sweep", cmd_sweep, "run a study over a grid of field values on Dask, then compare the scenarios")
+    cmd.add_argument("study", type=Path, help="study YAML file")
+    cmd.add_argument("--param", action="append", metavar="PATH=V1,V2",
+                     help="dotted study field and its values; repeat for a grid (cartesian product)")
+    cmd.add_argument("--runs", type=Path, default=Path("runs"), help="where the sweep directory goes (default: runs)")
+    cmd.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler of an existing cluster (default: a LocalCluster)")
+    cmd.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                     help="workers of the LocalCluster (default: one per CPU)")
+
+    cmd = add("regress", cmd_regress, "rerun reference studies and compare them with their golden results")
+    cmd.add_argument("studies", type=Path, nargs="*", metavar="STUDY",
+                     help="study files (default: every study in --studies-dir that has golden results)")
+    cmd.add_argument("--studies-dir", type=Path, default=Path("studies"), help="where studies live (default: studies)")
+    cmd.add_argument("--runs", type=Path, default=Path("runs"), help="where run directories go (default: runs)")
+    cmd.add_argument("--update", action="store_true", help="rewrite the golden results from these runs")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(stderr=args.command == "runner")
     try:
         return args.func(args, console)
-    except StudyError as exc:
+    except (StudyError, RunDirError, regress.GoldenError) as exc:
         Console(stderr=True, soft_wrap=True).print(f"error: {exc}", highlight=False, markup=False)
         return EXIT_BAD_INPUT
 

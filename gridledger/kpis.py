@@ -4,7 +4,7 @@ Costs are in tokens, positive = the prosumer pays. The grid-only baseline
 prices each interval's metered import at the grid buy tariff and its export
 at the grid sell (feed-in) tariff, the bill a prosumer would have without the
 peer-to-peer market. Wall-clock time is not a KPI (it would break
-byte-identical KPIs for the same seed); the launcher reports it.
+byte-identical KPIs for the same seed); the CLI writes it to ``run.json``.
 """
 
 from __future__ import annotations
@@ -12,11 +12,84 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from gridledger.grids.limits import (
+    ANSI_C84_1_RANGE_A_VM_MAX_PU,
+    ANSI_C84_1_RANGE_A_VM_MIN_PU,
+    voltage_violation,
+)
+
 WH_PER_KWH = 1000.0
+WH_PER_MWH = 1e6
+
+ANSI_C84_1_RANGE_B_VM_MIN_PU = 110.0 / 120.0
+"""Lower limit of ANSI C84.1 Range B service voltage (110 V on 120 V). [pu]"""
+ANSI_C84_1_RANGE_B_VM_MAX_PU = 127.0 / 120.0
+"""Upper limit of ANSI C84.1 Range B service voltage (127 V on 120 V). [pu]"""
+
+FLEX_REQUESTED = "flex_requested_wh"
+"""Variable (interval) of flexibility energy requested by the operator. [Wh]"""
+FLEX_DELIVERED = "flex_delivered_wh"
+"""Variable (interval) of flexibility energy delivered and verified from meters. [Wh]"""
+FLEX_PAYMENT = "flex_payment_token"
+"""Variable (interval) of what the operator paid for delivered flexibility. [token]"""
+NO_FLEXIBILITY_MARKET = "no flexibility market in this run: results.nc has no flex_* variables"
+
+DESCRIPTIONS = {
+    "study": "study name",
+    "seed": "random seed of profiles, placement and chain accounts",
+    "steps": "power-flow steps",
+    "intervals": "market intervals",
+    "prosumers": "prosumer agents",
+    "energy_traded_kwh": "energy matched peer to peer [kWh]",
+    "mean_clearing_price_per_kwh": "mean clearing price over intervals that traded [token/kWh]",
+    "cost_total_token": "net cost of all prosumers with the market, positive = paid [token]",
+    "baseline_cost_total_token": "net cost of all prosumers at grid tariffs only [token]",
+    "saving_total_token": "baseline cost minus market cost, all prosumers [token]",
+    "cost_per_prosumer_token": "net cost per prosumer with the market [token]",
+    "baseline_cost_per_prosumer_token": "net cost per prosumer at grid tariffs only [token]",
+    "saving_per_prosumer_token": "baseline cost minus market cost per prosumer [token]",
+    "share_of_prosumers_gaining": "share of prosumers whose market cost is below baseline [1]",
+    "peak_import_mw": "highest substation import [MW]",
+    "peak_import_time": "time of the highest substation import",
+    "energy_import_mwh": "energy imported at the substation [MWh]",
+    "losses_mwh": "feeder losses [MWh]",
+    "self_sufficiency": "share of prosumer load not imported by the prosumer community [1]",
+    "min_vm_pu": "lowest bus voltage [pu]",
+    "max_vm_pu": "highest bus voltage [pu]",
+    "worst_vm_pu": "bus voltage farthest from 1 pu [pu]",
+    "worst_vm_bus": "bus of the worst voltage",
+    "worst_vm_time": "time of the worst voltage",
+    "max_loading_percent": "highest line loading [%]",
+    "voltage_violation_bus_steps": "bus-steps outside the study's voltage limits",
+    "voltage_violation_share": "share of bus-steps outside the study's voltage limits [1]",
+    "voltage_violation_hours": "time with any bus outside the study's voltage limits [h]",
+    "range_a_violation_bus_steps": "bus-steps outside ANSI C84.1 Range A (0.95-1.05 pu)",
+    "range_a_violation_hours": "time with any bus outside ANSI C84.1 Range A [h]",
+    "range_b_violation_bus_steps": "bus-steps outside ANSI C84.1 Range B (0.917-1.058 pu)",
+    "range_b_violation_hours": "time with any bus outside ANSI C84.1 Range B [h]",
+    "overload_line_steps": "line-steps above the loading limit",
+    "nonconverged_steps": "power-flow steps that did not converge",
+    "flexibility_procured_kwh": "flexibility energy delivered to the operator [kWh]",
+    "flexibility_cost_token": "what the operator paid for flexibility [token]",
+    "flexibility_note": "why the flexibility KPIs are zero",
+    "gas_used": "gas of all market and settlement transactions [gas]",
+    "gas_used_per_interval_mean": "mean gas per market interval [gas]",
+    "gas_used_per_interval_max": "highest gas in one market interval [gas]",
+    "transactions": "transactions submitted",
+    "transactions_per_interval_mean": "mean transactions per market interval",
+    "transactions_per_interval_max": "most transactions in one market interval",
+    "transactions_reverted": "transactions reverted or rejected",
+    "token_supply_conserved": "token supply after the run equals the endowments",
+}
+"""What each KPI in kpis.json means, with its unit."""
 
 
 def _round(value: float, digits: int = 6) -> float:
     return float(round(float(value), digits))
+
+
+def _per_prosumer(values: xr.DataArray) -> dict[str, float]:
+    return {str(p): _round(v) for p, v in zip(values.prosumer.values, values.values)}
 
 
 def baseline_cost(ds: xr.Dataset, buy_per_kwh: float, sell_per_kwh: float) -> xr.DataArray:
@@ -31,6 +104,64 @@ def market_cost(ds: xr.Dataset) -> xr.DataArray:
     return (ds.fee_token - ds.p2p_token - ds.imbalance_token).sum("interval")
 
 
+def self_sufficiency(export_mw: xr.DataArray, load_p_mw: xr.DataArray) -> float:
+    """Share of the prosumers' consumption that the prosumer community covers itself.
+
+    The community imports whatever its summed net export lacks in a step;
+    battery charging from the grid counts as import.
+
+    Parameters
+    ----------
+    export_mw : xarray.DataArray (time, prosumer)
+        Net export at each prosumer's meter. [MW]
+    load_p_mw : xarray.DataArray (time, prosumer)
+        Prosumer consumption. [MW]
+
+    Returns
+    -------
+    float
+        ``1 - sum_t max(0, -sum_p export) / sum_t sum_p load``; 0 when there
+        is no load. [1]
+
+    References
+    ----------
+    R. Luthander, J. Widén, D. Nilsson, J. Palm, "Photovoltaic
+    self-consumption in buildings: A review," Applied Energy 142 (2015)
+    80-94, eq. (2), applied to the community's aggregate meter.
+    """
+    load = float(load_p_mw.sum())
+    if load <= 0.0:
+        return 0.0
+    community_import = float((-export_mw.sum("prosumer")).clip(min=0).sum())
+    return 1.0 - community_import / load
+
+
+def violation_hours(violation: xr.DataArray, step_h: float) -> float:
+    """Time during which at least one bus is flagged in `violation` (time, bus). [h]"""
+    return float(violation.any("bus").sum()) * step_h
+
+
+def _outside(vm_pu: xr.DataArray, vm_min_pu: float, vm_max_pu: float) -> xr.DataArray:
+    return xr.DataArray(voltage_violation(vm_pu.values, vm_min_pu, vm_max_pu), dims=vm_pu.dims, coords=vm_pu.coords)
+
+
+def worst_voltage(vm_pu: xr.DataArray) -> tuple[float, int, str]:
+    """Voltage farthest from 1 pu, its bus and its time (NaN steps skipped). [pu]"""
+    deviation = abs(vm_pu - 1.0).fillna(-1.0)
+    where = deviation.argmax(...)
+    value = vm_pu.isel(where)
+    return float(value), int(value.bus), str(value.time.values)[:19]
+
+
+def flexibility(ds: xr.Dataset) -> dict:
+    """Flexibility delivered and paid for, or zeros with a note when the run had no flexibility market."""
+    if FLEX_DELIVERED not in ds or FLEX_PAYMENT not in ds:
+        return {"flexibility_procured_kwh": 0.0, "flexibility_cost_token": 0.0,
+                "flexibility_note": NO_FLEXIBILITY_MARKET}
+    return {"flexibility_procured_kwh": _round(ds[FLEX_DELIVERED].sum() / WH_PER_KWH),
+            "flexibility_cost_token": _round(ds[FLEX_PAYMENT].sum())}
+
+
 def compute_kpis(ds: xr.Dataset, study) -> dict:
     """The run's KPIs as a JSON-ready dict (floats rounded to 1e-6 so output is stable)."""
     step_h = study.power_flow_step_s / 3600.0
@@ -40,6 +171,10 @@ def compute_kpis(ds: xr.Dataset, study) -> dict:
     saving = baseline - cost
     peak = int(ds.substation_p_mw.fillna(-np.inf).argmax("time"))
     n_bus_steps = int(ds.voltage_violation.size)
+    range_a = _outside(ds.vm_pu, ANSI_C84_1_RANGE_A_VM_MIN_PU, ANSI_C84_1_RANGE_A_VM_MAX_PU)
+    range_b = _outside(ds.vm_pu, ANSI_C84_1_RANGE_B_VM_MIN_PU, ANSI_C84_1_RANGE_B_VM_MAX_PU)
+    worst_vm, worst_bus, worst_time = worst_voltage(ds.vm_pu)
+    traded = ds.cleared_volume_wh > 0
     return {
         "study": study.name,
         "seed": study.seed,
@@ -48,25 +183,41 @@ def compute_kpis(ds: xr.Dataset, study) -> dict:
         "prosumers": int(ds.sizes["prosumer"]),
         "energy_traded_kwh": _round(ds.cleared_volume_wh.sum() / WH_PER_KWH),
         "mean_clearing_price_per_kwh": _round(
-            ds.clearing_price_per_kwh.where(ds.cleared_volume_wh > 0).mean()) if bool((ds.cleared_volume_wh > 0).any()) else None,
+            ds.clearing_price_per_kwh.where(traded).mean()) if bool(traded.any()) else None,
         "cost_total_token": _round(cost.sum()),
         "baseline_cost_total_token": _round(baseline.sum()),
         "saving_total_token": _round(saving.sum()),
-        "saving_per_prosumer_token": {str(p): _round(v) for p, v in zip(ds.prosumer.values, saving.values)},
+        "cost_per_prosumer_token": _per_prosumer(cost),
+        "baseline_cost_per_prosumer_token": _per_prosumer(baseline),
+        "saving_per_prosumer_token": _per_prosumer(saving),
         "share_of_prosumers_gaining": _round(float((saving > 0).mean())) if saving.size else 0.0,
         "peak_import_mw": _round(ds.substation_p_mw.isel(time=peak)),
         "peak_import_time": str(ds.time.values[peak])[:19],
         "energy_import_mwh": _round((ds.substation_p_mw.clip(min=0) * step_h).sum()),
         "losses_mwh": _round((ds.pl_mw * step_h).sum()),
+        "self_sufficiency": _round(self_sufficiency(ds.export_mw, ds.load_p_mw)),
         "min_vm_pu": _round(ds.vm_pu.min()),
         "max_vm_pu": _round(ds.vm_pu.max()),
+        "worst_vm_pu": _round(worst_vm),
+        "worst_vm_bus": worst_bus,
+        "worst_vm_time": worst_time,
         "max_loading_percent": _round(ds.loading_percent.max()),
         "voltage_violation_bus_steps": int(ds.voltage_violation.sum()),
         "voltage_violation_share": _round(int(ds.voltage_violation.sum()) / n_bus_steps) if n_bus_steps else 0.0,
+        "voltage_violation_hours": _round(violation_hours(ds.voltage_violation, step_h)),
+        "range_a_violation_bus_steps": int(range_a.sum()),
+        "range_a_violation_hours": _round(violation_hours(range_a, step_h)),
+        "range_b_violation_bus_steps": int(range_b.sum()),
+        "range_b_violation_hours": _round(violation_hours(range_b, step_h)),
         "overload_line_steps": int(ds.overload.sum()),
         "nonconverged_steps": int((ds.converged == 0).sum()),
+        **flexibility(ds),
         "gas_used": int(ds.gas_used.sum()),
+        "gas_used_per_interval_mean": _round(ds.gas_used.mean()),
+        "gas_used_per_interval_max": int(ds.gas_used.max()),
         "transactions": int(ds.transactions.sum()),
+        "transactions_per_interval_mean": _round(ds.transactions.mean()),
+        "transactions_per_interval_max": int(ds.transactions.max()),
         "transactions_reverted": int(ds.transactions_reverted.sum()),
         "token_supply_conserved": bool(ds.attrs.get("ledger_token_supply_conserved", 0)),
     }

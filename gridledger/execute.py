@@ -1,0 +1,78 @@
+"""Run a prepared study to its end and leave everything a planner reads in its run directory.
+
+`execute` launches the federation, collects ``results.nc`` and
+``kpis.json``, writes ``run.json`` (how the run went: wall time, exit code,
+failing federate; facts that differ between identical runs, so they stay
+out of ``kpis.json``) and ``report.html``, for a failed run too. `gridledger
+run`, the sweep tasks and `gridledger regress` all go through here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from dataclasses import asdict, dataclass
+from importlib.metadata import version
+from pathlib import Path
+
+from gridledger.interfaces import FEDERATES
+from gridledger.launcher import Outcome, Prepared, launch
+from gridledger.report import write_report
+from gridledger.results import collect
+
+RUN_FILE = "run.json"
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """How one run went, as written to ``run.json``.
+
+    Attributes
+    ----------
+    started : str
+        Local wall-clock time the federation was launched (ISO 8601).
+    wall_time_s : float
+        Wall-clock time from launch to collected results. [s]
+    exit_code : int
+        0 finished, 1 a federate failed or stalled.
+    failed, reason : str or None
+        The failing federate(s) and why.
+    software : str
+        gridledger version.
+    """
+
+    started: str
+    wall_time_s: float
+    exit_code: int
+    failed: str | None
+    reason: str | None
+    software: str
+
+
+def record_run(run_dir: Path, outcome: Outcome, started: dt.datetime, wall_time_s: float) -> RunRecord:
+    """Write ``run.json`` for a finished or failed run."""
+    record = RunRecord(started.isoformat(timespec="seconds"), round(wall_time_s, 3), outcome.exit_code,
+                       outcome.failed, outcome.reason, f"gridledger {version('gridledger')}")
+    (Path(run_dir) / RUN_FILE).write_text(json.dumps(asdict(record), indent=2) + "\n")
+    return record
+
+
+@dataclass(frozen=True)
+class Executed:
+    """A run that has ended: its outcome, KPIs, record and report."""
+
+    run_dir: Path
+    outcome: Outcome
+    kpis: dict
+    record: RunRecord
+    report: Path
+
+
+def execute(prepared: Prepared, on_progress=None) -> Executed:
+    """Launch, collect, write ``run.json`` and ``report.html``; `on_progress` as in `launch`."""
+    started, t0 = dt.datetime.now(), time.monotonic()
+    outcome = launch(prepared, on_progress=on_progress)
+    kpis = collect(prepared.run_dir, prepared.study, FEDERATES)
+    record = record_run(prepared.run_dir, outcome, started, time.monotonic() - t0)
+    return Executed(prepared.run_dir, outcome, kpis, record, write_report(prepared.run_dir, asdict(record)))

@@ -1,0 +1,246 @@
+"""Plots of one run's results: matplotlib figures with units on every axis, saved as PNG.
+
+Each plot declares the variables it needs; `available` keeps the plots whose
+variables a dataset has (a failed run's partial results, or a run without a
+flexibility market, simply get fewer plots). Figures are built with
+`matplotlib.figure.Figure`, without pyplot's global state, so they can be
+drawn in any thread or Dask worker.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from matplotlib.colors import TwoSlopeNorm
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+from matplotlib.figure import Figure
+from pandapower.topology import calc_distance_to_bus
+
+from gridledger.grids.feeders import FeederError, load_feeder
+from gridledger.kpis import (
+    ANSI_C84_1_RANGE_B_VM_MAX_PU,
+    ANSI_C84_1_RANGE_B_VM_MIN_PU,
+    FLEX_DELIVERED,
+    FLEX_REQUESTED,
+    WH_PER_KWH,
+    baseline_cost,
+    market_cost,
+    worst_voltage,
+)
+from gridledger.study import Study
+
+FIGSIZE_IN = (8.0, 4.5)
+DPI = 100
+TIME_LABEL = "time (feeder local time)"
+VM_LABEL = "voltage magnitude [pu]"
+BUS_LABEL = "bus (pandapower index)"
+
+
+@dataclass(frozen=True)
+class FeederLayout:
+    """Where buses lie along a feeder, for drawing voltage profiles.
+
+    Attributes
+    ----------
+    distance_km : pandas.Series
+        Distance of each bus (pandapower index) from the slack bus along the lines. [km]
+    branches : list of (int, int)
+        Bus pairs joined by a line or transformer.
+    """
+
+    distance_km: pd.Series
+    branches: list[tuple[int, int]]
+
+
+def feeder_layout(study: Study) -> FeederLayout | None:
+    """The study's feeder laid out by distance from the substation, or None if the feeder cannot be loaded."""
+    try:
+        net = load_feeder(study.grid.feeder)
+    except FeederError:
+        return None
+    slack = int(net.ext_grid.bus[net.ext_grid.in_service].iloc[0])
+    branches = list(zip(net.line.from_bus.astype(int), net.line.to_bus.astype(int)))
+    branches += list(zip(net.trafo.hv_bus.astype(int), net.trafo.lv_bus.astype(int)))
+    return FeederLayout(calc_distance_to_bus(net, slack), branches)
+
+
+def time_axis(ax) -> None:
+    """Concise date ticks and the time label on the x axis."""
+    locator = AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    ax.set_xlabel(TIME_LABEL)
+
+
+def new_figure() -> tuple[Figure, object]:
+    """A figure of the standard size with one axes."""
+    fig = Figure(figsize=FIGSIZE_IN, dpi=DPI, layout="constrained")
+    return fig, fig.add_subplot()
+
+
+def png_bytes(fig: Figure) -> bytes:
+    """The figure as PNG."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def held(starts: np.ndarray, values: np.ndarray, period_s: int) -> tuple[np.ndarray, np.ndarray]:
+    """Points for a ``where="post"`` step line that holds each value for `period_s` after its start, the last one too."""
+    end = starts[-1:] + np.timedelta64(period_s, "s")
+    return np.append(starts, end), np.append(values, values[-1:])
+
+
+def voltage_heatmap(ds: xr.Dataset, study: Study, layout: FeederLayout | None) -> Figure:
+    """Bus voltage over time and bus, coloured around 1 pu with the study limits at the ends of the scale."""
+    fig, ax = new_figure()
+    vm = ds.vm_pu.transpose("bus", "time")
+    limits = study.grid.limits
+    norm = TwoSlopeNorm(vcenter=1.0, vmin=min(limits.vm_min_pu, float(vm.min())),
+                        vmax=max(limits.vm_max_pu, float(vm.max())))
+    mesh = ax.pcolormesh(ds.time.values, ds.bus.values, vm.values, shading="nearest", cmap="RdBu_r", norm=norm)
+    fig.colorbar(mesh, ax=ax, label=VM_LABEL)
+    ax.set_ylabel(BUS_LABEL)
+    ax.set_title("Feeder voltage")
+    time_axis(ax)
+    return fig
+
+
+def voltage_profile(ds: xr.Dataset, study: Study, layout: FeederLayout | None) -> Figure:
+    """Voltage along the feeder at the step with the worst voltage, over the range seen during the run."""
+    fig, ax = new_figure()
+    _, _, worst_time = worst_voltage(ds.vm_pu)
+    at_worst = ds.vm_pu.sel(time=np.datetime64(worst_time))
+    if layout is None:
+        x = pd.Series(ds.bus.values.astype(float), index=ds.bus.values)
+        ax.set_xlabel(BUS_LABEL)
+    else:
+        x = layout.distance_km
+        ax.set_xlabel("distance from substation [km]")
+        for a, b in layout.branches:
+            ax.plot([x[a], x[b]], [float(at_worst.sel(bus=a)), float(at_worst.sel(bus=b))], color="tab:blue", lw=1)
+    xs = x.loc[ds.bus.values].to_numpy()
+    ax.vlines(xs, ds.vm_pu.min("time"), ds.vm_pu.max("time"), color="0.8", lw=4, label="range over the run")
+    ax.plot(xs, at_worst.values, "o", color="tab:blue", ms=3, label=f"at {worst_time}")
+    limits = study.grid.limits
+    for value, style, label in ((limits.vm_min_pu, "--", "study limits"), (limits.vm_max_pu, "--", None),
+                                (ANSI_C84_1_RANGE_B_VM_MIN_PU, ":", "ANSI C84.1 Range B"),
+                                (ANSI_C84_1_RANGE_B_VM_MAX_PU, ":", None)):
+        ax.axhline(value, color="tab:red", ls=style, lw=1, label=label)
+    ax.set_ylabel(VM_LABEL)
+    ax.set_title("Voltage profile along the feeder at the worst step")
+    ax.legend(loc="best", fontsize="small")
+    return fig
+
+
+def market(ds: xr.Dataset, study: Study, layout: FeederLayout | None) -> Figure:
+    """Cleared volume (bars) and clearing price (steps, intervals without trade left blank) per interval."""
+    fig, ax = new_figure()
+    width_days = study.market_interval_s / 86400.0
+    ax.bar(ds.interval.values, ds.cleared_volume_wh.values / WH_PER_KWH, width=width_days, align="edge",
+           color="tab:green", alpha=0.5, label="cleared volume")
+    ax.set_ylabel("cleared volume [kWh]")
+    price_ax = ax.twinx()
+    price = ds.clearing_price_per_kwh.where(ds.cleared_volume_wh > 0)
+    price_ax.step(*held(ds.interval.values, price.values, study.market_interval_s), where="post",
+                  color="tab:purple", label="clearing price")
+    price_ax.axhline(study.market.grid_buy_price_per_kwh, color="0.4", ls="--", lw=1, label="grid buy tariff")
+    price_ax.axhline(study.market.grid_sell_price_per_kwh, color="0.4", ls=":", lw=1, label="grid feed-in tariff")
+    price_ax.set_ylabel("clearing price [token/kWh]")
+    price_ax.set_ylim(bottom=0)
+    handles = ax.get_legend_handles_labels()[0] + price_ax.get_legend_handles_labels()[0]
+    price_ax.legend(handles=handles, loc="upper left", fontsize="small")
+    ax.set_title("Peer-to-peer market per interval")
+    time_axis(ax)
+    return fig
+
+
+def prosumer_cost(ds: xr.Dataset, study: Study, layout: FeederLayout | None) -> Figure:
+    """Distribution of prosumers' net cost with the market and at grid tariffs only."""
+    fig, ax = new_figure()
+    with_market = market_cost(ds).values
+    baseline = baseline_cost(ds, study.market.grid_buy_price_per_kwh, study.market.grid_sell_price_per_kwh).values
+    bins = np.histogram_bin_edges(np.concatenate([with_market, baseline]), bins=min(20, max(5, len(baseline))))
+    ax.hist(baseline, bins=bins, histtype="step", lw=2, color="0.4", label="grid only (baseline)")
+    ax.hist(with_market, bins=bins, histtype="stepfilled", alpha=0.5, color="tab:green", label="with market")
+    ax.set_xlabel("net cost over the run [token] (positive = pays)")
+    ax.set_ylabel("prosumers [count]")
+    ax.set_title("Prosumer net cost")
+    ax.legend(fontsize="small")
+    return fig
+
+
+def without_der_mw(ds: xr.Dataset) -> xr.DataArray:
+    """Feeder load as if prosumers had no PV and no battery: sum of bus net load plus PV minus charging. [MW]
+
+    Losses are not re-solved; this is the load the substation would serve
+    without DER, less losses.
+    """
+    return ds.p_mw.sum("bus") + ds.pv_p_mw.sum("prosumer") - ds.battery_p_mw.sum("prosumer")
+
+
+def substation_import(ds: xr.Dataset, study: Study, layout: FeederLayout | None) -> Figure:
+    """Substation import against the load without prosumer DER."""
+    fig, ax = new_figure()
+    step_s = study.power_flow_step_s
+    ax.step(*held(ds.time.values, ds.substation_p_mw.values, step_s), where="post", label="substation import")
+    ax.step(*held(ds.time.values, without_der_mw(ds).values, step_s), where="post", color="0.4", ls="--",
+            label="baseline: load without PV and batteries (losses excluded)")
+    ax.axhline(0.0, color="0.7", lw=0.8)
+    ax.set_ylabel("active power [MW] (positive = import)")
+    ax.set_title("Substation import")
+    ax.legend(fontsize="small")
+    time_axis(ax)
+    return fig
+
+
+def flexibility(ds: xr.Dataset, study: Study, layout: FeederLayout | None) -> Figure:
+    """Flexibility energy requested by the operator and delivered, per interval."""
+    fig, ax = new_figure()
+    width_days = study.market_interval_s / 86400.0
+    ax.bar(ds.interval.values, ds[FLEX_REQUESTED].values / WH_PER_KWH, width=width_days, align="edge",
+           color="0.6", label="requested")
+    ax.bar(ds.interval.values, ds[FLEX_DELIVERED].values / WH_PER_KWH, width=width_days * 0.6, align="edge",
+           color="tab:orange", label="delivered")
+    ax.set_ylabel("flexibility energy [kWh]")
+    ax.set_title("Flexibility requests and deliveries")
+    ax.legend(fontsize="small")
+    time_axis(ax)
+    return fig
+
+
+@dataclass(frozen=True)
+class Plot:
+    """A plot, the results variables it needs and the function that draws it."""
+
+    name: str
+    needs: tuple[str, ...]
+    draw: Callable[[xr.Dataset, Study, FeederLayout | None], Figure]
+
+
+PLOTS = (
+    Plot("voltage_heatmap", ("vm_pu",), voltage_heatmap),
+    Plot("voltage_profile", ("vm_pu",), voltage_profile),
+    Plot("market", ("clearing_price_per_kwh", "cleared_volume_wh"), market),
+    Plot("prosumer_cost", ("meter_import_wh", "meter_export_wh", "fee_token", "p2p_token", "imbalance_token"),
+         prosumer_cost),
+    Plot("substation_import", ("substation_p_mw", "p_mw", "pv_p_mw", "battery_p_mw"), substation_import),
+    Plot("flexibility", (FLEX_REQUESTED, FLEX_DELIVERED), flexibility),
+)
+"""Every plot of a run report, in report order."""
+
+
+def available(ds: xr.Dataset) -> list[Plot]:
+    """The plots whose variables the dataset has, with at least one value that is not NaN."""
+    return [p for p in PLOTS if all(v in ds and bool(ds[v].notnull().any()) for v in p.needs)]
+
+
+def draw_all(ds: xr.Dataset, study: Study) -> dict[str, bytes]:
+    """PNG of every available plot, by plot name."""
+    layout = feeder_layout(study)
+    return {plot.name: png_bytes(plot.draw(ds, study, layout)) for plot in available(ds)}

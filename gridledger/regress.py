@@ -1,0 +1,205 @@
+"""Golden regression: reference studies rerun and compared with their golden results.
+
+A study ``studies/<name>.yaml`` has golden results when
+``studies/golden/<name>/`` holds its ``kpis.json`` and ``series.nc`` (the
+time series in `SERIES`, compressed). `compare_kpis` and `compare_series`
+check a new run against them within `tolerance_of` and return one
+`Finding` per value; a value fails when it moves beyond its tolerance, or
+disappears. `write_golden` replaces golden results deliberately
+(``gridledger regress --update``).
+
+Tolerances: runs are deterministic for a seed, so counts, times and
+strings must match exactly and floats within 1e-6 relative and absolute
+(summation order, BLAS). Gas is a cost that contract work changes on
+purpose: it may fall freely, but rising more than 2 % is a regression.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from gridledger.results import KPIS_FILE, RESULTS_FILE
+from gridledger.study import Study, load_study
+
+GOLDEN_DIR = "golden"
+SERIES_FILE = "series.nc"
+
+
+class GoldenError(ValueError):
+    """Golden results that are missing or unreadable; the message names the directory."""
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """How far a value may move from golden: ``|current - golden| <= atol + rtol * |golden|``.
+
+    With `lower_is_better`, moving down by any amount is an improvement and
+    only moving up beyond the tolerance fails. `label` says it for people.
+    """
+
+    rtol: float
+    atol: float
+    label: str
+    lower_is_better: bool = False
+
+    def __str__(self) -> str:
+        return self.label
+
+
+EXACT = Tolerance(0.0, 0.0, "exact")
+FLOAT = Tolerance(rtol=1e-6, atol=1e-6, label="±1e-6 abs+rel")
+GAS = Tolerance(rtol=0.02, atol=0.0, label="rise ≤ 2 %", lower_is_better=True)
+
+
+def tolerance_of(name: str, golden) -> Tolerance:
+    """The tolerance of a KPI or series: gas as `GAS`, other floats as `FLOAT`, everything else exact."""
+    if name.startswith("gas_used"):
+        return GAS
+    return FLOAT if isinstance(golden, float) else EXACT
+
+
+SERIES: dict[str, tuple[Callable[[xr.Dataset], xr.DataArray], str]] = {
+    "substation_p_mw": (lambda ds: ds.substation_p_mw, "MW"),
+    "pl_mw": (lambda ds: ds.pl_mw, "MW"),
+    "vm_min_pu": (lambda ds: ds.vm_pu.min("bus"), "pu"),
+    "vm_max_pu": (lambda ds: ds.vm_pu.max("bus"), "pu"),
+    "loading_max_percent": (lambda ds: ds.loading_percent.max("line"), "%"),
+    "clearing_price_per_kwh": (lambda ds: ds.clearing_price_per_kwh, "token/kWh"),
+    "cleared_volume_wh": (lambda ds: ds.cleared_volume_wh.astype(float), "Wh"),
+    "gas_used": (lambda ds: ds.gas_used.astype(float), "gas"),
+}
+"""Time series kept in golden ``series.nc``: name -> (selection from results.nc, unit)."""
+
+
+def select_series(ds: xr.Dataset) -> xr.Dataset:
+    """The golden time series of a results dataset."""
+    return xr.Dataset({name: pick(ds).assign_attrs(units=unit) for name, (pick, unit) in SERIES.items()},
+                      attrs={"study": ds.attrs["study"], "seed": ds.attrs["seed"]})
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One compared value: status ``ok``, ``moved`` (within tolerance), ``improved``, ``regressed``,
+    ``missing`` (in golden, not in the run) or ``new`` (in the run, not in golden)."""
+
+    name: str
+    golden: object
+    current: object
+    tolerance: Tolerance
+    status: str
+
+    @property
+    def fails(self) -> bool:
+        """Whether this finding is a regression."""
+        return self.status in ("regressed", "missing")
+
+
+def judge(golden, current, tolerance: Tolerance) -> str:
+    """Status of one scalar value against its golden value."""
+    if golden == current:
+        return "ok"
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (golden, current))
+    if not numbers:
+        return "regressed"
+    if tolerance.lower_is_better and current < golden:
+        return "improved"
+    close = math.isclose(current, golden, rel_tol=tolerance.rtol, abs_tol=tolerance.atol)
+    return "moved" if close else "regressed"
+
+
+def _flat(kpis: dict) -> dict[str, object]:
+    flat = {}
+    for key, value in kpis.items():
+        if isinstance(value, dict):
+            flat.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            flat[key] = value
+    return flat
+
+
+def compare_kpis(golden: dict, current: dict) -> list[Finding]:
+    """One finding per KPI (per-prosumer KPIs one per prosumer) of golden and current kpis.json."""
+    golden, current = _flat(golden), _flat(current)
+    findings = []
+    for name in sorted(golden.keys() | current.keys()):
+        tolerance = tolerance_of(name, golden.get(name, current.get(name)))
+        if name not in current:
+            status = "missing"
+        elif name not in golden:
+            status = "new"
+        else:
+            status = judge(golden[name], current[name], tolerance)
+        findings.append(Finding(name, golden.get(name), current.get(name), tolerance, status))
+    return findings
+
+
+def compare_series(golden: xr.Dataset, current: xr.Dataset) -> list[Finding]:
+    """One finding per golden series; a series that moved reports its largest deviation (golden, current there)."""
+    findings = []
+    for name in golden.data_vars:
+        label, tolerance = f"series {name}", tolerance_of(name, 0.0)
+        if name not in current:
+            findings.append(Finding(label, "present", None, tolerance, "missing"))
+            continue
+        g, c = golden[name].values, current[name].values
+        if g.shape != c.shape:
+            findings.append(Finding(label, f"shape {g.shape}", f"shape {c.shape}", tolerance, "regressed"))
+            continue
+        if np.array_equal(g, c, equal_nan=True):
+            findings.append(Finding(label, None, None, tolerance, "ok"))
+            continue
+        both_nan = np.isnan(g) & np.isnan(c)
+        diff = np.where(both_nan, 0.0, c - g)
+        allowed = tolerance.atol + tolerance.rtol * np.abs(g)
+        within = (diff <= allowed) if tolerance.lower_is_better else (np.abs(diff) <= allowed)
+        if not within.all():
+            status = "regressed"
+        elif tolerance.lower_is_better and (diff <= 0).all():
+            status = "improved"
+        else:
+            status = "moved"
+        worst = int(np.argmax(np.where(np.isnan(diff), np.inf, np.abs(diff))))
+        findings.append(Finding(label, float(g.flat[worst]), float(c.flat[worst]), tolerance, status))
+    return findings
+
+
+def golden_dir(study_path: Path, study: Study) -> Path:
+    """Where a study file's golden results live: ``<its folder>/golden/<study name>/``."""
+    return Path(study_path).parent / GOLDEN_DIR / study.name
+
+
+def studies_with_golden(studies: Path) -> list[Path]:
+    """Study files in a folder that have golden results, by file name."""
+    return [path for path in sorted(Path(studies).glob("*.yaml"))
+            if (golden_dir(path, load_study(path)) / KPIS_FILE).exists()]
+
+
+def check(run_dir: Path, golden: Path) -> list[Finding]:
+    """Compare a finished run with golden results."""
+    if not (golden / KPIS_FILE).exists() or not (golden / SERIES_FILE).exists():
+        raise GoldenError(f"{golden}: no golden results ({KPIS_FILE} and {SERIES_FILE}); "
+                          "create them with `gridledger regress --update STUDY`")
+    current_kpis = json.loads((Path(run_dir) / KPIS_FILE).read_text())
+    findings = compare_kpis(json.loads((golden / KPIS_FILE).read_text()), current_kpis)
+    with xr.open_dataset(golden / SERIES_FILE, engine="h5netcdf") as g, \
+            xr.open_dataset(Path(run_dir) / RESULTS_FILE, engine="h5netcdf") as ds:
+        findings += compare_series(g.load(), select_series(ds.load()))
+    return findings
+
+
+def write_golden(run_dir: Path, golden: Path) -> None:
+    """Make a finished run's KPIs and selected series the golden results."""
+    golden.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(Path(run_dir) / KPIS_FILE, golden / KPIS_FILE)
+    with xr.open_dataset(Path(run_dir) / RESULTS_FILE, engine="h5netcdf") as ds:
+        series = select_series(ds.load())
+    encoding = {name: {"zlib": True, "complevel": 9} for name in series.data_vars}
+    series.to_netcdf(golden / SERIES_FILE, engine="h5netcdf", encoding=encoding)

@@ -1,0 +1,146 @@
+"""report.html: one self-contained page per run with its settings, KPIs and plots.
+
+Plots are embedded as base64 PNG and the style sheet is inline, so the file
+opens offline and can be mailed on its own; the same PNGs are also written
+to ``plots/``. A failed run gets a partial report: what went wrong, and the
+plots its partial results allow. The page helpers here (`page`, `table`,
+`figure`) are shared with compare.html.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+
+import xarray as xr
+
+from gridledger.kpis import DESCRIPTIONS
+from gridledger.plots import PLOTS, draw_all
+from gridledger.results import KPIS_FILE, RESULTS_FILE
+from gridledger.study import load_study
+
+REPORT_FILE = "report.html"
+PLOTS_DIR = "plots"
+PER_PROSUMER = ("baseline_cost_per_prosumer_token", "cost_per_prosumer_token", "saving_per_prosumer_token")
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 70em; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; }
+th, td { border-bottom: 1px solid #ddd; padding: 0.25em 0.75em; text-align: left; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+th { white-space: nowrap; } td { min-width: 8em; }
+.failed { background: #fde8e8; border-left: 4px solid #c00; padding: 0.5em 1em; white-space: pre-wrap; }
+figure { margin: 1.5em 0; } figcaption { color: #555; }
+img { max-width: 100%; }
+.scroll { overflow-x: auto; }
+"""
+
+
+def text_of(value) -> str:
+    """How a KPI value is shown: numbers exactly as in kpis.json, strings as they are."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def table(header: list[str], rows: list[tuple[dict, list[str]]], table_id: str) -> str:
+    """An HTML table; each row is (attributes of its <tr>, cells), numbers right-aligned."""
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = []
+    for attrs, cells in rows:
+        attr_text = "".join(f' {k}="{html.escape(str(v))}"' for k, v in attrs.items())
+        tds = []
+        for i, cell in enumerate(cells):
+            tag, cls = ("th", "") if i == 0 else ("td", ' class="num"' if _numeric(cell) else "")
+            tds.append(f"<{tag}{cls}>{html.escape(cell)}</{tag}>")
+        body.append(f"<tr{attr_text}>{''.join(tds)}</tr>")
+    return f'<div class="scroll"><table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
+
+
+def _numeric(cell: str) -> bool:
+    try:
+        float(cell.replace(",", "").split(" ")[0])
+    except ValueError:
+        return False
+    return True
+
+
+def figure(name: str, png: bytes, caption: str) -> str:
+    """An embedded PNG with its caption."""
+    data = base64.b64encode(png).decode("ascii")
+    return (f'<figure id="plot-{html.escape(name)}"><img alt="{html.escape(name)}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+
+def page(title: str, sections: list[str]) -> str:
+    """A complete HTML document with the inline style sheet."""
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+            f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>\n" + "\n".join(sections)
+            + "\n</body></html>\n")
+
+
+def flatten(mapping: dict, prefix: str = "") -> dict[str, object]:
+    """Nested settings as dotted paths (``market.grid_fee_per_kwh``), the form `gridledger sweep --param` takes."""
+    flat = {}
+    for key, value in mapping.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{path}."))
+        else:
+            flat[path] = value
+    return flat
+
+
+def ordered(kpis: dict) -> list[str]:
+    """KPI names in the order of `DESCRIPTIONS` (grouped by topic), then any others alphabetically."""
+    return [k for k in DESCRIPTIONS if k in kpis] + sorted(k for k in kpis if k not in DESCRIPTIONS)
+
+
+def kpi_section(kpis: dict) -> str:
+    """The scalar KPIs with their meaning, and per-prosumer costs when the run has them."""
+    rows = [({"data-kpi": key}, [key, text_of(kpis[key]), DESCRIPTIONS.get(key, "")])
+            for key in ordered(kpis) if not isinstance(kpis[key], dict)]
+    parts = ["<h2>KPIs</h2>", table(["KPI", "value", "meaning"], rows, "kpis")]
+    if all(key in kpis for key in PER_PROSUMER):
+        prosumer_rows = [({"data-prosumer": p}, [p, *(text_of(kpis[key][p]) for key in PER_PROSUMER)])
+                         for p in kpis[PER_PROSUMER[0]]]
+        parts += ["<h2>Cost per prosumer</h2>",
+                  table(["prosumer", "grid only [token]", "with market [token]", "saving [token]"],
+                        prosumer_rows, "prosumers")]
+    return "\n".join(parts)
+
+
+def _plot_captions() -> dict[str, str]:
+    return {plot.name: plot.draw.__doc__.strip().splitlines()[0] for plot in PLOTS}
+
+
+def write_report(run_dir: Path, record: dict | None = None) -> Path:
+    """Write ``report.html`` (and ``plots/*.png``) for a run directory; `record` is its run.json content."""
+    run_dir = Path(run_dir)
+    study = load_study(run_dir / "study.yaml")
+    kpis_path = run_dir / KPIS_FILE
+    kpis = json.loads(kpis_path.read_text()) if kpis_path.exists() else {"complete": False}
+    pngs = {}
+    if (run_dir / RESULTS_FILE).exists():
+        with xr.open_dataset(run_dir / RESULTS_FILE, engine="h5netcdf") as ds:
+            pngs = draw_all(ds.load(), study)
+    (run_dir / PLOTS_DIR).mkdir(exist_ok=True)
+    for name, png in pngs.items():
+        (run_dir / PLOTS_DIR / f"{name}.png").write_bytes(png)
+    sections = [f"<p>Run directory <code>{html.escape(str(run_dir))}</code></p>"]
+    if record and record.get("exit_code"):
+        sections.append(f'<div class="failed" id="failure"><strong>Run failed: federate '
+                        f'{html.escape(str(record["failed"]))}</strong>\n{html.escape(str(record["reason"]))}\n'
+                        "Partial report: KPIs need complete results; plots show what was recorded.</div>")
+    sections.append(kpi_section(kpis))
+    captions = _plot_captions()
+    sections.append("<h2>Plots</h2>" + "".join(figure(n, png, captions[n]) for n, png in pngs.items()))
+    settings = [({"data-field": path}, [path, text_of(value)]) for path, value in
+                flatten(study.model_dump(mode="json")).items()]
+    sections += ["<h2>Study settings</h2>", table(["field", "value"], settings, "study")]
+    if record:
+        run_rows = [({"data-field": key}, [key, text_of(value)]) for key, value in record.items()]
+        sections += ["<h2>Run</h2>", table(["field", "value"], run_rows, "run")]
+    path = run_dir / REPORT_FILE
+    path.write_text(page(f"gridledger report: {study.name}", sections))
+    return path

@@ -1,0 +1,101 @@
+"""`gridledger compare`: two real runs that differ in the grid fee, side by side."""
+
+from __future__ import annotations
+
+import json
+import re
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import yaml
+
+from gridledger.cli import EXIT_BAD_INPUT, main
+from gridledger.compare import OVERLAYS, difference, kpi_rows, load_run
+from tests.e2e_helpers import gridledger, only_run_dir
+
+pytestmark = pytest.mark.e2e
+
+MICRO = {"name": "micro", "start": "2024-06-21T11:00:00", "duration_s": 1800, "seed": 7,
+         "prosumers": {"count": 8, "pv": {"share": 0.5}, "battery": {"share": 0.25}}}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Two runs of the micro study, grid fee 0.02 and 0.05 token/kWh, run at the same time."""
+    root = tmp_path_factory.mktemp("compare")
+    studies = []
+    for fee in (0.02, 0.05):
+        path = root / f"fee-{fee}.yaml"
+        path.write_text(yaml.safe_dump({**MICRO, "name": f"micro-fee-{fee}", "market": {"grid_fee_per_kwh": fee}}))
+        studies.append(path)
+    with ThreadPoolExecutor(2) as pool:
+        procs = list(pool.map(lambda p: gridledger("run", str(p), "--runs", str(root / "runs")), studies))
+    for proc in procs:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    return root, [only_run_dir(root / "runs", f"micro-fee-{fee}") for fee in (0.02, 0.05)]
+
+
+def test_compare_prints_both_runs_and_writes_compare_html(runs):
+    root, (a, b) = runs
+    out = root / "out" / "compare.html"
+    proc = gridledger("compare", str(a), str(b), "--out", str(out))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"KPIs compared with micro-fee-0.02/{a.name}" in proc.stdout
+    assert "cost_total_token" in proc.stdout and "energy_traded_kwh" in proc.stdout
+    assert f"comparison: {out}" in proc.stdout.replace("\n", "")
+    text = out.read_text()
+    assert len(re.findall(r'<img alt="[a-z_]+" src="data:image/png;base64,', text)) == len(OVERLAYS)
+    assert '<tr data-kpi="saving_total_token"' in text
+
+
+def test_differences_are_second_run_minus_first(runs):
+    _, (a, b) = runs
+    first, second = load_run(a), load_run(b)
+    rows = dict(kpi_rows([first, second]))
+    ka, kb = json.loads((a / "kpis.json").read_text()), json.loads((b / "kpis.json").read_text())
+    assert kb["cost_total_token"] > ka["cost_total_token"], "a higher grid fee must cost the buyers more"
+    for name in ("cost_total_token", "saving_total_token", "energy_traded_kwh", "gas_used"):
+        shown = rows[name][2]
+        expected = kb[name] - ka[name]
+        if expected == 0:
+            assert shown == ""
+        else:
+            number = float(shown.split(" ")[0].replace(",", ""))
+            assert number == pytest.approx(expected, abs=1e-6), name
+    assert rows["study"][2] == "changed" and rows["seed"][2] == ""
+
+
+def test_difference_formats_sign_and_relative_change():
+    assert difference(1.5, 1.0) == "+0.5 (+50.0%)"
+    assert difference(900, 1000) == "-100 (-10.0%)"
+    assert difference(2.0, 0.0) == "+2"
+    assert difference(3, 3) == ""
+    assert difference("b", "a") == "changed"
+
+
+def test_missing_run_directory_exits_2_naming_it(tmp_path, capsys):
+    assert main(["compare", str(tmp_path / "nope"), str(tmp_path)]) == EXIT_BAD_INPUT
+    assert f"{tmp_path / 'nope'}: no such run directory" in capsys.readouterr().err
+
+
+def test_directory_without_results_exits_2(tmp_path, capsys):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == EXIT_BAD_INPUT
+    assert "not a run directory with results" in capsys.readouterr().err
+
+
+def test_failed_run_cannot_be_compared(runs, tmp_path, capsys):
+    _, (a, _) = runs
+    failed = tmp_path / "failed"
+    failed.mkdir()
+    (failed / "kpis.json").write_text('{"complete": false}')
+    (failed / "results.nc").write_bytes((a / "results.nc").read_bytes())
+    assert main(["compare", str(a), str(failed)]) == EXIT_BAD_INPUT
+    assert "did not finish" in capsys.readouterr().err
+
+
+def test_one_run_is_not_a_comparison(runs, capsys):
+    _, (a, _) = runs
+    assert main(["compare", str(a)]) == EXIT_BAD_INPUT
+    assert "at least two run directories" in capsys.readouterr().err

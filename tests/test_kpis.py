@@ -1,0 +1,159 @@
+"""KPIs: each one recomputed here with plain numpy from results.nc, on a real run and on edited copies of it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from gridledger.kpis import (
+    DESCRIPTIONS,
+    FLEX_DELIVERED,
+    FLEX_PAYMENT,
+    NO_FLEXIBILITY_MARKET,
+    compute_kpis,
+)
+from gridledger.study import load_study
+from tests.e2e_helpers import SHORT_STUDY, gridledger, only_run_dir
+
+pytestmark = pytest.mark.e2e
+
+RANGE_A_PU = (114 / 120, 126 / 120)
+RANGE_B_PU = (110 / 120, 127 / 120)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    proc = gridledger("run", str(SHORT_STUDY), "--runs", str(runs))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run_dir = only_run_dir(runs, "baran-wu-short")
+    with xr.open_dataset(run_dir / "results.nc") as ds:
+        yield run_dir, ds.load(), load_study(run_dir / "study.yaml")
+
+
+def independent_kpis(ds: xr.Dataset, study) -> dict:
+    """The KPIs from raw arrays, written without gridledger.kpis."""
+    step_h = study.power_flow_step_s / 3600
+    buy, sell = study.market.grid_buy_price_per_kwh, study.market.grid_sell_price_per_kwh
+    imp = np.maximum(ds.meter_import_wh.values, 0) / 1000
+    exp = np.maximum(ds.meter_export_wh.values, 0) / 1000
+    baseline = (buy * imp - sell * exp).sum(axis=0)
+    cost = (ds.fee_token.values - ds.p2p_token.values - ds.imbalance_token.values).sum(axis=0)
+    vm = ds.vm_pu.values
+    sub = ds.substation_p_mw.values
+    peak = int(np.nanargmax(sub))
+    t, b = np.unravel_index(np.nanargmax(np.abs(vm - 1)), vm.shape)
+    outside = {name: (vm < lo) | (vm > hi) for name, (lo, hi) in (("a", RANGE_A_PU), ("b", RANGE_B_PU))}
+    community_import = np.maximum(-ds.export_mw.values.sum(axis=1), 0).sum()
+    gas, tx = ds.gas_used.values, ds.transactions.values
+    return {
+        "energy_traded_kwh": ds.cleared_volume_wh.values.sum() / 1000,
+        "cost_total_token": cost.sum(),
+        "baseline_cost_total_token": baseline.sum(),
+        "saving_total_token": (baseline - cost).sum(),
+        "share_of_prosumers_gaining": np.mean(baseline - cost > 0),
+        "peak_import_mw": sub[peak],
+        "peak_import_time": str(ds.time.values[peak])[:19],
+        "energy_import_mwh": np.clip(sub, 0, None).sum() * step_h,
+        "losses_mwh": ds.pl_mw.values.sum() * step_h,
+        "self_sufficiency": 1 - community_import / ds.load_p_mw.values.sum(),
+        "min_vm_pu": np.nanmin(vm),
+        "max_vm_pu": np.nanmax(vm),
+        "worst_vm_pu": vm[t, b],
+        "worst_vm_bus": int(ds.bus.values[b]),
+        "worst_vm_time": str(ds.time.values[t])[:19],
+        "max_loading_percent": np.nanmax(ds.loading_percent.values),
+        "voltage_violation_hours": ds.voltage_violation.values.any(axis=1).sum() * step_h,
+        "range_a_violation_bus_steps": int(outside["a"].sum()),
+        "range_a_violation_hours": outside["a"].any(axis=1).sum() * step_h,
+        "range_b_violation_bus_steps": int(outside["b"].sum()),
+        "range_b_violation_hours": outside["b"].any(axis=1).sum() * step_h,
+        "gas_used": int(gas.sum()),
+        "gas_used_per_interval_mean": gas.mean(),
+        "gas_used_per_interval_max": int(gas.max()),
+        "transactions": int(tx.sum()),
+        "transactions_per_interval_mean": tx.mean(),
+        "transactions_per_interval_max": int(tx.max()),
+        "flexibility_procured_kwh": 0.0,
+        "flexibility_cost_token": 0.0,
+    }
+
+
+def assert_match(kpis: dict, expected: dict) -> None:
+    for name, value in expected.items():
+        if isinstance(value, str):
+            assert kpis[name] == value, name
+        else:
+            assert kpis[name] == pytest.approx(float(value), abs=1e-6), name
+
+
+def test_kpis_json_matches_independent_recomputation(run):
+    run_dir, ds, study = run
+    kpis = json.loads((run_dir / "kpis.json").read_text())
+    assert_match(kpis, independent_kpis(ds, study))
+    assert kpis["flexibility_note"] == NO_FLEXIBILITY_MARKET
+
+
+def test_per_prosumer_costs_match_and_add_up(run):
+    run_dir, ds, _ = run
+    kpis = json.loads((run_dir / "kpis.json").read_text())
+    cost = (ds.fee_token - ds.p2p_token - ds.imbalance_token).sum("interval")
+    for i, p in enumerate(ds.prosumer.values):
+        assert kpis["cost_per_prosumer_token"][p] == pytest.approx(float(cost[i]), abs=1e-6)
+        assert kpis["saving_per_prosumer_token"][p] == pytest.approx(
+            kpis["baseline_cost_per_prosumer_token"][p] - kpis["cost_per_prosumer_token"][p], abs=2e-6)
+    assert sum(kpis["saving_per_prosumer_token"].values()) == pytest.approx(kpis["saving_total_token"], abs=1e-4)
+
+
+def test_voltage_kpis_count_violations_on_a_depressed_feeder(run):
+    """Lower every voltage so Range A and Range B both break somewhere; counts and hours must follow."""
+    _, ds, study = run
+    sagged = ds.copy()
+    sagged["vm_pu"] = ds.vm_pu - 0.08 * (ds.bus / ds.bus.max())
+    sagged["voltage_violation"] = (sagged.vm_pu < 0.95).astype("int8")
+    expected = independent_kpis(sagged, study)
+    assert expected["range_a_violation_bus_steps"] > expected["range_b_violation_bus_steps"] > 0
+    assert expected["range_b_violation_hours"] > 0
+    assert_match(compute_kpis(sagged, study), expected)
+
+
+def test_self_sufficiency_is_one_when_the_community_never_imports(run):
+    _, ds, study = run
+    sunny = ds.copy()
+    sunny["export_mw"] = abs(ds.export_mw)
+    assert compute_kpis(sunny, study)["self_sufficiency"] == 1.0
+    dark = ds.copy()
+    dark["export_mw"] = -ds.load_p_mw
+    assert compute_kpis(dark, study)["self_sufficiency"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_flexibility_kpis_read_flexibility_variables_when_present(run):
+    _, ds, study = run
+    flex = ds.copy()
+    flex[FLEX_DELIVERED] = ("interval", np.full(ds.sizes["interval"], 500))
+    flex[FLEX_PAYMENT] = ("interval", np.full(ds.sizes["interval"], 0.25))
+    kpis = compute_kpis(flex, study)
+    assert kpis["flexibility_procured_kwh"] == pytest.approx(0.5 * ds.sizes["interval"])
+    assert kpis["flexibility_cost_token"] == pytest.approx(0.25 * ds.sizes["interval"])
+    assert "flexibility_note" not in kpis
+
+
+def test_wall_time_is_in_run_json_not_in_kpis_json(run):
+    run_dir, _, _ = run
+    assert not any("wall" in key for key in json.loads((run_dir / "kpis.json").read_text()))
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["wall_time_s"] > 0 and record["exit_code"] == 0 and record["failed"] is None
+
+
+def test_recomputing_kpis_gives_the_same_bytes(run):
+    run_dir, ds, study = run
+    again = json.dumps(compute_kpis(ds, study), indent=2, sort_keys=True) + "\n"
+    assert again == (run_dir / "kpis.json").read_text()
+
+
+def test_every_kpi_has_a_description(run):
+    run_dir, _, _ = run
+    assert set(json.loads((run_dir / "kpis.json").read_text())) <= set(DESCRIPTIONS)

@@ -1,0 +1,135 @@
+"""`gridledger regress`: reference studies against their golden results in studies/golden/."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from gridledger.cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, main
+from gridledger.regress import (
+    EXACT,
+    FLOAT,
+    GAS,
+    SERIES_FILE,
+    compare_kpis,
+    compare_series,
+    judge,
+    studies_with_golden,
+    tolerance_of,
+)
+from tests.e2e_helpers import ROOT, SHORT_STUDY, gridledger
+
+GOLDEN = ROOT / "studies" / "golden"
+
+
+def _copy_short_study_with_golden(tmp_path):
+    studies = tmp_path / "studies"
+    shutil.copytree(GOLDEN / "baran-wu-short", studies / "golden" / "baran-wu-short")
+    shutil.copyfile(SHORT_STUDY, studies / SHORT_STUDY.name)
+    return studies
+
+
+@pytest.mark.e2e
+def test_short_study_matches_its_golden_results(tmp_path):
+    proc = gridledger("regress", str(SHORT_STUDY), "--runs", str(tmp_path))
+    assert proc.returncode == EXIT_OK, proc.stdout + proc.stderr
+    assert "no regression" in proc.stdout
+
+
+@pytest.mark.e2e
+def test_perturbed_golden_fails_and_update_rewrites_it(tmp_path):
+    studies = _copy_short_study_with_golden(tmp_path)
+    golden = studies / "golden" / "baran-wu-short"
+    kpis = json.loads((golden / "kpis.json").read_text())
+    kpis["energy_traded_kwh"] *= 1.001
+    (golden / "kpis.json").write_text(json.dumps(kpis))
+    with xr.open_dataset(golden / SERIES_FILE) as series:
+        perturbed = series.load()
+    perturbed["vm_min_pu"][5] -= 1e-4
+    perturbed.to_netcdf(golden / SERIES_FILE, engine="h5netcdf")
+
+    proc = gridledger("regress", "--studies-dir", str(studies), "--runs", str(tmp_path / "runs"))
+    assert proc.returncode == EXIT_FAILED, proc.stdout + proc.stderr
+    out = proc.stdout.replace("\n", " ")
+    assert "2 regressed" in out and "regression" in out
+    assert "energy_traded_kwh" in out and "vm_min_pu" in out
+
+    proc = gridledger("regress", "--update", str(studies / SHORT_STUDY.name), "--runs", str(tmp_path / "runs"))
+    assert proc.returncode == EXIT_OK, proc.stdout + proc.stderr
+    (latest,) = sorted((tmp_path / "runs" / "baran-wu-short").iterdir())[-1:]
+    assert (golden / "kpis.json").read_bytes() == (latest / "kpis.json").read_bytes()
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_every_study_with_golden_results_matches(tmp_path):
+    """All reference studies, the three-day one included (make test-all)."""
+    assert {p.name for p in studies_with_golden(ROOT / "studies")} >= {"baran-wu-short.yaml", "baran-wu-3day.yaml"}
+    proc = gridledger("regress", "--runs", str(tmp_path), timeout=3600)
+    assert proc.returncode == EXIT_OK, proc.stdout + proc.stderr
+
+
+def test_study_without_golden_results_exits_2_before_running(tmp_path, capsys):
+    study = tmp_path / "lonely.yaml"
+    study.write_text("name: lonely\n")
+    assert main(["regress", str(study), "--runs", str(tmp_path / "runs")]) == EXIT_BAD_INPUT
+    assert "no golden results in" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_folder_without_any_golden_results_exits_2(tmp_path, capsys):
+    assert main(["regress", "--studies-dir", str(tmp_path)]) == EXIT_BAD_INPUT
+    assert "no study has golden results" in capsys.readouterr().err
+
+
+def test_committed_golden_results_cover_the_reference_studies():
+    names = {p.name for p in studies_with_golden(ROOT / "studies")}
+    assert {"baran-wu-short.yaml", "baran-wu-3day.yaml"} <= names
+    for name in ("baran-wu-short", "baran-wu-3day"):
+        kpis = json.loads((GOLDEN / name / "kpis.json").read_text())
+        assert kpis["study"] == name and "wall_time_s" not in kpis
+
+
+def test_floats_move_within_1e_6_and_counts_must_be_exact():
+    assert tolerance_of("losses_mwh", 0.1) == FLOAT and tolerance_of("transactions", 488) == EXACT
+    assert judge(0.1, 0.1 + 5e-7, FLOAT) == "moved"
+    assert judge(0.1, 0.1 + 5e-6, FLOAT) == "regressed"
+    assert judge(488, 489, EXACT) == "regressed"
+    assert judge("2024-06-21T10:00:00", "2024-06-21T10:05:00", EXACT) == "regressed"
+    assert judge(True, False, EXACT) == "regressed"
+
+
+def test_gas_may_fall_freely_but_not_rise_more_than_2_percent():
+    assert tolerance_of("gas_used_per_interval_max", 5e6) == GAS
+    assert judge(1_000_000, 600_000, GAS) == "improved"
+    assert judge(1_000_000, 1_019_000, GAS) == "moved"
+    assert judge(1_000_000, 1_021_000, GAS) == "regressed"
+
+
+def test_kpis_that_disappear_fail_and_new_ones_do_not():
+    findings = {f.name: f for f in compare_kpis({"a": 1, "gone": 2, "p": {"x": 1.0}}, {"a": 1, "new": 3, "p": {"x": 1.5}})}
+    assert findings["gone"].status == "missing" and findings["gone"].fails
+    assert findings["new"].status == "new" and not findings["new"].fails
+    assert findings["p.x"].status == "regressed" and findings["a"].status == "ok"
+
+
+def test_series_report_their_largest_deviation():
+    golden = xr.Dataset({"pl_mw": ("time", np.array([1.0, 2.0, 3.0])), "gas_used": ("interval", np.array([10.0, 10.0]))})
+    current = golden.copy(deep=True)
+    current["pl_mw"][1] += 0.5
+    current["gas_used"][:] = [9.0, 10.0]
+    findings = {f.name: f for f in compare_series(golden, current)}
+    assert findings["series pl_mw"].status == "regressed"
+    assert (findings["series pl_mw"].golden, findings["series pl_mw"].current) == (2.0, 2.5)
+    assert findings["series gas_used"].status == "improved"
+    shorter = current.isel(time=slice(0, 2))
+    assert {f.name: f.status for f in compare_series(golden, shorter)}["series pl_mw"] == "regressed"
+    nan = golden.copy(deep=True)
+    nan["pl_mw"][0] = math.nan
+    assert {f.name: f.status for f in compare_series(golden, nan)}["series pl_mw"] == "regressed"
+    assert {f.name: f.status for f in compare_series(nan, nan)}["series pl_mw"] == "ok"

@@ -1,0 +1,180 @@
+"""report.html and plots: one real run, its report opened in headless Chromium (Debian's package)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+import xarray as xr
+from websockets.sync.client import connect
+
+from gridledger.execute import RUN_FILE
+from gridledger.interfaces import FEDERATES
+from gridledger.kpis import FLEX_DELIVERED, FLEX_REQUESTED
+from gridledger.plots import BUS_LABEL, PLOTS, TIME_LABEL, available, feeder_layout
+from gridledger.report import REPORT_FILE, write_report
+from gridledger.results import collect
+from gridledger.study import load_study
+from tests.e2e_helpers import SHORT_STUDY, gridledger, only_run_dir
+
+pytestmark = pytest.mark.e2e
+
+BROWSER_TIMEOUT_S = 60
+PAGE_PROBE = """(async () => {
+  const images = await Promise.all([...document.images].map(async (img) => {
+    try { await img.decode(); } catch (e) { return {alt: img.alt, width: 0, height: 0}; }
+    return {alt: img.alt, width: img.naturalWidth, height: img.naturalHeight};
+  }));
+  const kpis = {};
+  for (const row of document.querySelectorAll('#kpis tr[data-kpi]')) kpis[row.dataset.kpi] = row.cells[1].textContent;
+  return {title: document.title, ready: document.readyState, images, kpis};
+})()"""
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    proc = gridledger("run", str(SHORT_STUDY), "--runs", str(runs))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run_dir = only_run_dir(runs, "baran-wu-short")
+    with xr.open_dataset(run_dir / "results.nc") as ds:
+        yield run_dir, ds.load(), proc.stdout.replace("\n", "")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _cdp(ws, message_id: int, method: str, events: list, **params) -> dict:
+    """Send one DevTools command and return its result, keeping the events that arrive meanwhile."""
+    ws.send(json.dumps({"id": message_id, "method": method, "params": params}))
+    while True:
+        message = json.loads(ws.recv(timeout=BROWSER_TIMEOUT_S))
+        if message.get("id") == message_id:
+            assert "error" not in message, message
+            return message["result"]
+        events.append(message)
+
+
+def browse(url: str, profile_dir) -> tuple[dict, list[str]]:
+    """Open `url` in headless Chromium; the page probe's result and every URL the page requested."""
+    chromium = shutil.which("chromium")
+    assert chromium, "Chromium is needed: apt-get install -y chromium (.ci/run does this)"
+    port = _free_port()
+    browser = subprocess.Popen([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                                f"--remote-debugging-port={port}", f"--user-data-dir={profile_dir}", "about:blank"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + BROWSER_TIMEOUT_S
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=5) as response:
+                    pages = [t for t in json.load(response) if t["type"] == "page"]
+                if pages:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "Chromium's DevTools endpoint never came up"
+            time.sleep(0.2)
+        events: list[dict] = []
+        with connect(pages[0]["webSocketDebuggerUrl"], max_size=None) as ws:
+            _cdp(ws, 1, "Network.enable", events)
+            _cdp(ws, 2, "Page.enable", events)
+            _cdp(ws, 3, "Page.navigate", events, url=url)
+            while not any(e.get("method") == "Page.loadEventFired" for e in events):
+                events.append(json.loads(ws.recv(timeout=BROWSER_TIMEOUT_S)))
+            probe = _cdp(ws, 4, "Runtime.evaluate", events, expression=PAGE_PROBE, awaitPromise=True,
+                         returnByValue=True)
+        requested = [e["params"]["request"]["url"] for e in events if e.get("method") == "Network.requestWillBeSent"]
+        return probe["result"]["value"], requested
+    finally:
+        browser.terminate()
+        browser.wait(timeout=30)
+
+
+def test_run_writes_report_and_says_where(run):
+    run_dir, _, stdout = run
+    assert f"report: {run_dir / REPORT_FILE}" in stdout
+    assert re.search(r"wall time: [0-9.]+ s \(run\.json\)", stdout)
+
+
+def test_report_opens_offline_in_chromium_with_every_plot_and_the_kpis(run, tmp_path):
+    run_dir, _, _ = run
+    page, requested = browse((run_dir / REPORT_FILE).as_uri(), tmp_path / "profile")
+    assert page["ready"] == "complete" and page["title"] == "gridledger report: baran-wu-short"
+    assert all(url.startswith(("file:", "data:")) for url in requested), requested
+    names = {image["alt"] for image in page["images"]}
+    assert names == {"voltage_heatmap", "voltage_profile", "market", "prosumer_cost", "substation_import"}
+    for image in page["images"]:
+        assert image["width"] > 100 and image["height"] > 100, image
+    kpis = json.loads((run_dir / "kpis.json").read_text())
+    scalars = {k: v for k, v in kpis.items() if not isinstance(v, dict)}
+    assert set(page["kpis"]) == set(scalars)
+    for name, value in scalars.items():
+        shown = page["kpis"][name]
+        assert (shown == value) if isinstance(value, str) else (json.loads(shown) == value), name
+
+
+def test_report_is_one_self_contained_file_and_its_images_are_the_plot_files(run):
+    run_dir, _, _ = run
+    text = (run_dir / REPORT_FILE).read_text()
+    assert not re.search(r"""(src|href)=["'](?!data:)""", text)
+    embedded = dict(re.findall(r'<img alt="([a-z_]+)" src="data:image/png;base64,([^"]+)"', text))
+    assert embedded and set(embedded) == {p.stem for p in (run_dir / "plots").glob("*.png")}
+    for name, data in embedded.items():
+        assert base64.b64decode(data) == (run_dir / "plots" / f"{name}.png").read_bytes()
+
+
+def test_report_shows_study_settings_and_per_prosumer_costs(run):
+    run_dir, ds, _ = run
+    text = (run_dir / REPORT_FILE).read_text()
+    assert '<tr data-field="market.grid_fee_per_kwh"><th>market.grid_fee_per_kwh</th><td class="num">0.02</td>' in text
+    assert text.count("<tr data-prosumer=") == ds.sizes["prosumer"]
+    assert '<tr data-field="wall_time_s">' in text
+
+
+def test_every_plot_labels_its_axes_with_units(run):
+    run_dir, ds, _ = run
+    study = load_study(run_dir / "study.yaml")
+    flex = ds.assign({FLEX_REQUESTED: ("interval", np.full(ds.sizes["interval"], 800)),
+                      FLEX_DELIVERED: ("interval", np.full(ds.sizes["interval"], 600))})
+    layout = feeder_layout(study)
+    for plot in PLOTS:
+        fig = plot.draw(flex, study, layout)
+        for ax in fig.axes:
+            for label in (ax.get_xlabel(), ax.get_ylabel()):
+                if label:
+                    assert label in (TIME_LABEL, BUS_LABEL) or re.search(r"\[[^\]]+\]", label), (plot.name, label)
+            assert ax.get_ylabel(), plot.name
+
+
+def test_flexibility_plot_only_when_the_dataset_has_flexibility(run):
+    _, ds, _ = run
+    assert "flexibility" not in {p.name for p in available(ds)}
+    flex = ds.assign({FLEX_REQUESTED: ("interval", np.zeros(ds.sizes["interval"])),
+                      FLEX_DELIVERED: ("interval", np.zeros(ds.sizes["interval"]))})
+    assert "flexibility" in {p.name for p in available(flex)}
+
+
+def test_failed_run_gets_a_partial_report(run, tmp_path):
+    """A run whose grid federate left nothing: the report names the failure and draws what remains."""
+    run_dir, _, _ = run
+    failed = tmp_path / "failed"
+    shutil.copytree(run_dir, failed, ignore=shutil.ignore_patterns("results.nc", "kpis.json", "plots", "grid.nc"))
+    assert collect(failed, load_study(failed / "study.yaml"), FEDERATES) == {"complete": False}
+    record = {"exit_code": 1, "failed": "grid", "reason": "exited with code -9", "wall_time_s": 3.0}
+    (failed / RUN_FILE).write_text(json.dumps(record))
+    text = write_report(failed, record).read_text()
+    assert "Run failed: federate grid" in text and "exited with code -9" in text
+    assert '<tr data-kpi="complete"><th>complete</th><td>false</td>' in text
+    assert set(re.findall(r'<img alt="([a-z_]+)"', text)) == {"market"}
