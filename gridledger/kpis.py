@@ -12,19 +12,9 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from gridledger.grids.limits import (
-    ANSI_C84_1_RANGE_A_VM_MAX_PU,
-    ANSI_C84_1_RANGE_A_VM_MIN_PU,
-    voltage_violation,
-)
+from gridledger.grids.stability import ansi_c84_1_band
 
 WH_PER_KWH = 1000.0
-WH_PER_MWH = 1e6
-
-ANSI_C84_1_RANGE_B_VM_MIN_PU = 110.0 / 120.0
-"""Lower limit of ANSI C84.1 Range B service voltage (110 V on 120 V). [pu]"""
-ANSI_C84_1_RANGE_B_VM_MAX_PU = 127.0 / 120.0
-"""Upper limit of ANSI C84.1 Range B service voltage (127 V on 120 V). [pu]"""
 
 FLEX_REQUESTED = "flex_requested_wh"
 """Variable (interval) of flexibility energy requested by the operator. [Wh]"""
@@ -141,8 +131,9 @@ def violation_hours(violation: xr.DataArray, step_h: float) -> float:
     return float(violation.any("bus").sum()) * step_h
 
 
-def _outside(vm_pu: xr.DataArray, vm_min_pu: float, vm_max_pu: float) -> xr.DataArray:
-    return xr.DataArray(voltage_violation(vm_pu.values, vm_min_pu, vm_max_pu), dims=vm_pu.dims, coords=vm_pu.coords)
+def ansi_violation(vm_pu: xr.DataArray, ansi_range: str) -> xr.DataArray:
+    """Where voltages (time, bus) lie outside ANSI C84.1 service Range ``"A"`` or ``"B"``; NaN is not a violation."""
+    return vm_pu.copy(data=ansi_c84_1_band(vm_pu.values, ansi_range).violation)
 
 
 def worst_voltage(vm_pu: xr.DataArray) -> tuple[float, int, str]:
@@ -171,8 +162,7 @@ def compute_kpis(ds: xr.Dataset, study) -> dict:
     saving = baseline - cost
     peak = int(ds.substation_p_mw.fillna(-np.inf).argmax("time"))
     n_bus_steps = int(ds.voltage_violation.size)
-    range_a = _outside(ds.vm_pu, ANSI_C84_1_RANGE_A_VM_MIN_PU, ANSI_C84_1_RANGE_A_VM_MAX_PU)
-    range_b = _outside(ds.vm_pu, ANSI_C84_1_RANGE_B_VM_MIN_PU, ANSI_C84_1_RANGE_B_VM_MAX_PU)
+    range_a, range_b = ansi_violation(ds.vm_pu, "A"), ansi_violation(ds.vm_pu, "B")
     worst_vm, worst_bus, worst_time = worst_voltage(ds.vm_pu)
     traded = ds.cleared_volume_wh > 0
     return {

@@ -22,9 +22,8 @@ from matplotlib.figure import Figure
 from pandapower.topology import calc_distance_to_bus
 
 from gridledger.grids.feeders import FeederError, load_feeder
+from gridledger.grids.stability import ANSI_C84_1_SERVICE_VOLTAGE_PU
 from gridledger.kpis import (
-    ANSI_C84_1_RANGE_B_VM_MAX_PU,
-    ANSI_C84_1_RANGE_B_VM_MIN_PU,
     FLEX_DELIVERED,
     FLEX_REQUESTED,
     WH_PER_KWH,
@@ -128,9 +127,9 @@ def voltage_profile(ds: xr.Dataset, study: Study, layout: FeederLayout | None) -
     ax.vlines(xs, ds.vm_pu.min("time"), ds.vm_pu.max("time"), color="0.8", lw=4, label="range over the run")
     ax.plot(xs, at_worst.values, "o", color="tab:blue", ms=3, label=f"at {worst_time}")
     limits = study.grid.limits
+    range_b_min_pu, range_b_max_pu = ANSI_C84_1_SERVICE_VOLTAGE_PU["B"]
     for value, style, label in ((limits.vm_min_pu, "--", "study limits"), (limits.vm_max_pu, "--", None),
-                                (ANSI_C84_1_RANGE_B_VM_MIN_PU, ":", "ANSI C84.1 Range B"),
-                                (ANSI_C84_1_RANGE_B_VM_MAX_PU, ":", None)):
+                                (range_b_min_pu, ":", "ANSI C84.1 Range B"), (range_b_max_pu, ":", None)):
         ax.axhline(value, color="tab:red", ls=style, lw=1, label=label)
     ax.set_ylabel(VM_LABEL)
     ax.set_title("Voltage profile along the feeder at the worst step")
