@@ -196,27 +196,8 @@ def scene() -> tuple[Market, dict]:
     open_ = closed + 2
     market.mine(
         [
-            mk.post_lot(
-                p[0],
-                market.addresses,
-                closed,
-                energy_wh=10,
-                reserve_price_wei_per_wh=5 * CENT,
-            ),
-            mk.post_lot(
-                p[0],
-                market.addresses,
-                open_,
-                energy_wh=10,
-                reserve_price_wei_per_wh=5 * CENT,
-            ),
-            mk.post_lot(
-                p[4],
-                market.addresses,
-                open_,
-                energy_wh=10,
-                reserve_price_wei_per_wh=5 * CENT,
-            ),
+            mk.post_lot(p[seller], market.addresses, interval, energy_wh=10, reserve_price_wei_per_wh=5 * CENT)
+            for seller, interval in ((0, closed), (0, open_), (4, open_))
         ]
     )
     (led,) = market.mine(

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from gridledger.contracts import market as mk
 from gridledger.contracts.chain import CallReverted
-from gridledger.contracts.client import encode_call
+from gridledger.contracts.client import Wallet, encode_call
 from gridledger.contracts.reference import (
     Lot,
     LotBid,
@@ -41,6 +41,11 @@ def salt(bidder: str) -> bytes:
     return bytes.fromhex(bidder[2:]).rjust(32, b"\x07")
 
 
+def sealed(bidder: Wallet, lot_id: int, price_wei_per_wh: int) -> bytes:
+    """``bidder``'s commitment to ``price_wei_per_wh`` on ``lot_id`` with its :func:`salt`."""
+    return mk.commitment(bidder.address, lot_id, price_wei_per_wh, salt(bidder.address))
+
+
 def _run(market: Market, lots: list[tuple[int, int]], bids: list[tuple[int, int]]):
     """Post (energy_wh, reserve) lots from the first prosumers; commit (lot, price) bids from the
     next ones, reveal them in order at the gate and finalise after the window.
@@ -60,9 +65,7 @@ def _run(market: Market, lots: list[tuple[int, int]], bids: list[tuple[int, int]
                 w,
                 market.addresses,
                 lot_ids[b.lot],
-                sealed=mk.commitment(
-                    w.address, lot_ids[b.lot], b.price_wei_per_wh, salt(w.address)
-                ),
+                sealed=sealed(w, lot_ids[b.lot], b.price_wei_per_wh),
             )
             for w, b in zip(bidders, reveals, strict=False)
         ]
@@ -278,57 +281,16 @@ def scene() -> tuple[Market, dict]:
     open_ = reveal + 2
     market.mine(
         [
-            mk.post_lot(
-                p[0],
-                market.addresses,
-                reveal,
-                energy_wh=10,
-                reserve_price_wei_per_wh=5 * CENT,
-            ),
-            mk.post_lot(
-                p[0],
-                market.addresses,
-                open_,
-                energy_wh=10,
-                reserve_price_wei_per_wh=5 * CENT,
-            ),
+            mk.post_lot(p[0], market.addresses, interval, energy_wh=10, reserve_price_wei_per_wh=5 * CENT)
+            for interval in (reveal, open_)
         ]
     )
     rlot, olot = 0, 1
+    bids = ((1, rlot, 10 * CENT), (2, rlot, 20 * CENT), (4, rlot, 2 * CENT), (5, rlot, PRICE_CAP_WEI_PER_WH + 1))
     receipts = market.mine(
         [
-            mk.commit_bid(
-                p[1],
-                market.addresses,
-                rlot,
-                sealed=mk.commitment(p[1].address, rlot, 10 * CENT, salt(p[1].address)),
-            ),
-            mk.commit_bid(
-                p[2],
-                market.addresses,
-                rlot,
-                sealed=mk.commitment(p[2].address, rlot, 20 * CENT, salt(p[2].address)),
-            ),
-            mk.commit_bid(
-                p[4],
-                market.addresses,
-                rlot,
-                sealed=mk.commitment(p[4].address, rlot, 2 * CENT, salt(p[4].address)),
-            ),
-            mk.commit_bid(
-                p[5],
-                market.addresses,
-                rlot,
-                sealed=mk.commitment(
-                    p[5].address, rlot, PRICE_CAP_WEI_PER_WH + 1, salt(p[5].address)
-                ),
-            ),
-            mk.commit_bid(
-                p[3],
-                market.addresses,
-                olot,
-                sealed=mk.commitment(p[3].address, olot, 10 * CENT, salt(p[3].address)),
-            ),
+            mk.commit_bid(p[i], market.addresses, lot, sealed=sealed(p[i], lot, price))
+            for i, lot, price in (*bids, (3, olot, 10 * CENT))
         ]
     )
     assert all(r.ok for r in receipts), [r.revert_reason for r in receipts]
@@ -425,12 +387,7 @@ def test_transaction_reverts_with_exact_reason(scene, reason, who, function, arg
             return salt(market.prosumers[arg[1]].address)
         if isinstance(arg, tuple) and arg[0] == "commit":
             _, i, lot, price = arg
-            return mk.commitment(
-                market.prosumers[i].address,
-                lot,
-                price,
-                salt(market.prosumers[i].address),
-            )
+            return sealed(market.prosumers[i], lot, price)
         return arg
 
     contract, _, function = function.rpartition(".")
