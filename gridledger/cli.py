@@ -24,6 +24,7 @@ from rich.table import Table
 from gridledger import compare, regress, sweep
 from gridledger.compare import RunDirError, load_run
 from gridledger.execute import execute
+from gridledger.grids.feeders import catalog
 from gridledger.interfaces import FEDERATES
 from gridledger.launcher import Prepared, prepare, runner_json
 from gridledger.results import KPIS_FILE
@@ -33,6 +34,7 @@ from gridledger.study import StudyError, load_study
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 EPILOG = """examples:
+  gridledger grids list
   gridledger run studies/baran-wu-p2p.yaml
   gridledger runner studies/baran-wu-p2p.yaml > runner.json && helics run --path runner.json
   gridledger validate studies/my-study.yaml
@@ -224,6 +226,23 @@ def cmd_regress(args: argparse.Namespace, console: Console) -> int:
     return EXIT_FAILED if regressed else EXIT_OK
 
 
+def cmd_grids_list(args: argparse.Namespace, console: Console) -> int:
+    table = Table(title="feeder catalog (grid.feeder)")
+    for column in ("feeder", "phases", "profiles", "buses", "lines", "loads", "trafos"):
+        table.add_column(column, justify="right" if column in ("buses", "lines", "loads", "trafos") else "left",
+                         no_wrap=True)
+    infos = catalog()
+    for info in infos:
+        table.add_row(info.name, "3-phase" if info.unbalanced else "balanced",
+                      "own yearly" if info.has_profiles else "shipped", str(info.n_bus), str(info.n_line),
+                      str(info.n_load), str(info.n_trafo))
+    console.print(table)
+    for info in infos:
+        console.print(f"{info.name}: {info.description}", soft_wrap=True, highlight=False)
+    console.print("Any SimBench LV/MV code works too (e.g. 1-LV-semiurb4--0-sw), and a pandapower JSON file path.")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gridledger", description="Co-simulate a feeder, a ledger and DER agents over HELICS.",
@@ -241,6 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
             cmd.add_argument("--runs", type=Path, default=Path("runs"), help="where run directories go (default: runs)")
         cmd.set_defaults(func=func)
     _add_planner_commands(sub)
+    grids = sub.add_parser("grids", help="feeder catalog", description="feeder catalog")
+    grids_sub = grids.add_subparsers(dest="grids_command", required=True)
+    grids_sub.add_parser("list", help="list the feeders grid.feeder accepts").set_defaults(func=cmd_grids_list)
     return parser
 
 
