@@ -28,6 +28,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from helics.bin import BIN_DIR as HELICS_BIN_DIR
+
 from gridledger.federates.shell import EXIT_STOPPED_BY_PEER, LAUNCHED_AT_ENV
 from gridledger.grids.feeders import FeederError
 from gridledger.interfaces import FEDERATES, Topology, check_wiring, federate_configs
@@ -94,18 +96,24 @@ def prepare(study_path: str | Path, runs_root: str | Path = "runs") -> Prepared:
     return Prepared(study, run_dir.resolve(), port)
 
 
-def _bin(name: str) -> str:
-    local = Path(sys.executable).parent / name
-    found = str(local) if local.exists() else shutil.which(name)
+def helics_program(name: str) -> str:
+    """A HELICS program: the binary the helics wheel ships, else one on PATH.
+
+    The wheel's console script is a Python wrapper that starts the binary
+    as a child; signalling the wrapper would leave the broker running, so
+    the launcher starts the binary itself.
+    """
+    shipped = Path(HELICS_BIN_DIR) / name
+    found = str(shipped) if shipped.exists() else shutil.which(name)
     if not found:
-        raise FileNotFoundError(f"{name} not found next to {sys.executable} or on PATH; "
+        raise FileNotFoundError(f"{name} not found in {HELICS_BIN_DIR} or on PATH; "
                                 "install the helics package (make setup)")
     return found
 
 
 def broker_command(prepared: Prepared) -> list[str]:
     """The `helics_broker` command line for a prepared run."""
-    return [_bin("helics_broker"), f"-f{len(FEDERATES)}", f"--coretype={prepared.study.helics.core_type}",
+    return [helics_program("helics_broker"), f"-f{len(FEDERATES)}", f"--coretype={prepared.study.helics.core_type}",
             f"--port={prepared.broker_port}", f"--tick={BROKER_TICK}", "--loglevel=warning",
             f"--name=gridledger-{prepared.broker_port}"]
 

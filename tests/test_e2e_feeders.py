@@ -1,6 +1,9 @@
 """The reference study on four catalog feeders: balanced CIGRE LV and MV, the unbalanced
-IEEE European LV feeder and a SimBench grid with its own profiles (one midday hour each;
-the full days run in `make test-all`)."""
+IEEE European LV feeder and a SimBench grid with its own profiles, one midday hour each.
+
+The IEEE and SimBench runs spend most of their ~45 s loading the feeder and its
+yearly profiles in four processes, so they run in `make test-all` (marked slow);
+their power flow and profile code is unit-tested in `make test`."""
 
 from __future__ import annotations
 
@@ -15,7 +18,9 @@ from tests.e2e_helpers import ROOT, gridledger, only_run_dir
 
 pytestmark = pytest.mark.e2e
 
-FEEDER_STUDIES = ("cigre-lv-p2p", "cigre-mv-p2p", "ieee-eu-lv-p2p", "simbench-lv-rural1-p2p")
+FEEDER_STUDIES = ("cigre-lv-p2p", "cigre-mv-p2p",
+                  pytest.param("ieee-eu-lv-p2p", marks=pytest.mark.slow),
+                  pytest.param("simbench-lv-rural1-p2p", marks=pytest.mark.slow))
 
 
 def _run(tmp_path, name: str, hours: float) -> tuple[xr.Dataset, dict]:
@@ -48,6 +53,7 @@ def test_reference_study_runs_on_catalog_feeder(tmp_path, name):
         assert "vm_phase_pu" not in ds and float(ds.si_pu.min()) > 0
 
 
+@pytest.mark.slow
 def test_simbench_feeder_follows_its_own_profiles(tmp_path):
     """Loads without a prosumer draw exactly the SimBench profile; prosumer loads are theirs too."""
     ds, config = _run(tmp_path, "simbench-lv-rural1-p2p", hours=1)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from gridledger.federates.shell import EXIT_FAILED, EXIT_STOPPED_BY_PEER
-from gridledger.launcher import free_port
+from gridledger.launcher import free_port, helics_program
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.e2e
@@ -25,7 +25,7 @@ def _federation(tmp_path: Path, crash: str | None) -> dict[str, subprocess.Compl
     (tmp_path / "helics").mkdir()
     for name in ("a", "b"):
         (tmp_path / "helics" / f"{name}.json").write_text(json.dumps(_config(name, port)))
-    broker = subprocess.Popen([str(Path(sys.executable).parent / "helics_broker"), "-f2", "--coretype=zmq",
+    broker = subprocess.Popen([helics_program("helics_broker"), "-f2", "--coretype=zmq",
                                f"--port={port}", "--loglevel=error"])
     procs = {name: subprocess.Popen([sys.executable, "-m", "tests.shell_toys", name, str(tmp_path),
                                      *(["raise"] if crash == name else [])],
