@@ -16,7 +16,6 @@ from gridledger.kpis import (
     compute_kpis,
 )
 from gridledger.study import load_study
-from tests.e2e_helpers import SHORT_STUDY, gridledger, only_run_dir
 
 pytestmark = pytest.mark.e2e
 
@@ -25,13 +24,8 @@ RANGE_B_PU = (110 / 120, 127 / 120)
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    runs = tmp_path_factory.mktemp("runs")
-    proc = gridledger("run", str(SHORT_STUDY), "--runs", str(runs))
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    run_dir = only_run_dir(runs, "baran-wu-short")
-    with xr.open_dataset(run_dir / "results.nc") as ds:
-        yield run_dir, ds.load(), load_study(run_dir / "study.yaml")
+def run(short_run):
+    return short_run.run_dir, short_run.ds, load_study(short_run.run_dir / "study.yaml")
 
 
 def independent_kpis(ds: xr.Dataset, study) -> dict:

@@ -6,24 +6,22 @@ import base64
 import json
 import re
 import shutil
-import socket
 import subprocess
 import time
 import urllib.request
 
 import numpy as np
 import pytest
-import xarray as xr
 from websockets.sync.client import connect
 
 from gridledger.execute import RUN_FILE
 from gridledger.interfaces import FEDERATES
+from gridledger.launcher import free_port
 from gridledger.kpis import FLEX_DELIVERED, FLEX_REQUESTED
 from gridledger.plots import BUS_LABEL, PLOTS, TIME_LABEL, available, feeder_layout
 from gridledger.report import REPORT_FILE, write_report
 from gridledger.results import collect
 from gridledger.study import load_study
-from tests.e2e_helpers import SHORT_STUDY, gridledger, only_run_dir
 
 pytestmark = pytest.mark.e2e
 
@@ -40,19 +38,8 @@ PAGE_PROBE = """(async () => {
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    runs = tmp_path_factory.mktemp("runs")
-    proc = gridledger("run", str(SHORT_STUDY), "--runs", str(runs))
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    run_dir = only_run_dir(runs, "baran-wu-short")
-    with xr.open_dataset(run_dir / "results.nc") as ds:
-        yield run_dir, ds.load(), proc.stdout.replace("\n", "")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def run(short_run):
+    return short_run.run_dir, short_run.ds, short_run.stdout
 
 
 def _cdp(ws, message_id: int, method: str, events: list, **params) -> dict:
@@ -69,8 +56,8 @@ def _cdp(ws, message_id: int, method: str, events: list, **params) -> dict:
 def browse(url: str, profile_dir) -> tuple[dict, list[str]]:
     """Open `url` in headless Chromium; the page probe's result and every URL the page requested."""
     chromium = shutil.which("chromium")
-    assert chromium, "Chromium is needed: apt-get install -y chromium (.ci/run does this)"
-    port = _free_port()
+    assert chromium, "Chromium is needed: apt-get install -y chromium (make test does this)"
+    port = free_port()
     browser = subprocess.Popen([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                                 f"--remote-debugging-port={port}", f"--user-data-dir={profile_dir}", "about:blank"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
