@@ -34,7 +34,7 @@ from gridledger.federates.shell import EXIT_STOPPED_BY_PEER, LAUNCHED_AT_ENV
 from gridledger.grids.feeders import FeederError
 from gridledger.interfaces import FEDERATES, Topology, check_wiring, federate_configs
 from gridledger.results import run_timestamp
-from gridledger.scenario import STUDY_FILE, ScenarioError, build_scenario
+from gridledger.scenario import STUDY_FILE, Scenario, ScenarioError, build_scenario
 from gridledger.study import Study, StudyError, dump_study, load_study
 
 BROKER_TICK = "1000ms"
@@ -66,15 +66,20 @@ def free_port() -> int:
             return port
 
 
+def preflight(study: Study, source: str | Path) -> Scenario:
+    """Build the study's scenario as the federates will; raise `StudyError` naming `source` and the field."""
+    try:
+        return build_scenario(study, with_devices=True)
+    except FeederError as exc:
+        raise StudyError(f"{source}: grid.feeder = {study.grid.feeder!r}: {exc}") from None
+    except ScenarioError as exc:
+        raise StudyError(f"{source}: {exc}") from None
+
+
 def prepare(study_path: str | Path, runs_root: str | Path = "runs") -> Prepared:
     """Validate a study and write its run directory; raise `StudyError` on bad input."""
     study = load_study(study_path)
-    try:
-        sc = build_scenario(study, with_devices=True)
-    except FeederError as exc:
-        raise StudyError(f"{study_path}: grid.feeder = {study.grid.feeder!r}: {exc}") from None
-    except ScenarioError as exc:
-        raise StudyError(f"{study_path}: {exc}") from None
+    sc = preflight(study, study_path)
     topology = Topology(
         prosumers=tuple(p.name for p in sc.prosumers),
         buses=tuple(int(b) for b in sc.net.bus.index),

@@ -32,11 +32,9 @@ from pydantic import BaseModel
 
 from gridledger.compare import COMPARE_FILE, load_run, write_compare
 from gridledger.execute import execute
-from gridledger.grids.feeders import FeederError
-from gridledger.launcher import free_port, prepare
+from gridledger.launcher import free_port, preflight, prepare
 from gridledger.report import table
 from gridledger.results import RESULTS_FILE, run_timestamp
-from gridledger.scenario import build_scenario
 from gridledger.study import Study, StudyError, load_study, parse_study
 
 SWEEP_FILE = "sweep.json"
@@ -128,19 +126,9 @@ def plan(study_path: Path, params: list[Param]) -> list[Scenario]:
             data = assign(data, path, value)
         source = f"{study_path} with " + ", ".join(f"{k}={v!r}" for k, v in values.items())
         study = parse_study(data, source)
-        check_buildable(study, source)
+        preflight(study, source)
         scenarios.append(Scenario(f"s{index:03d}", values, study))
     return scenarios
-
-
-def check_buildable(study: Study, source: str) -> None:
-    """Raise `StudyError` if the study's feeder or prosumer placement fails, as `prepare` would at launch."""
-    try:
-        build_scenario(study)
-    except FeederError as exc:
-        raise StudyError(f"{source}: grid.feeder = {study.grid.feeder!r}: {exc}") from None
-    except ValueError as exc:
-        raise StudyError(f"{source}: prosumers: {exc}") from None
 
 
 def run_scenario(study_data: dict, runs_root: str) -> dict:
