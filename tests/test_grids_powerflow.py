@@ -61,18 +61,23 @@ def cold_runpp(net, injections):
     return reference
 
 
-@pytest.fixture
-def runpp_calls(monkeypatch):
-    """Keyword arguments of every pandapower.runpp call, in order."""
+def _spy_on(monkeypatch, function: str) -> list[dict]:
+    """Record the keyword arguments of every call of ``pandapower.<function>``, in order."""
     calls = []
-    real = pandapower.runpp
+    real = getattr(pandapower, function)
 
     def spy(net, **kwargs):
         calls.append(kwargs)
         return real(net, **kwargs)
 
-    monkeypatch.setattr(pandapower, "runpp", spy)
+    monkeypatch.setattr(pandapower, function, spy)
     return calls
+
+
+@pytest.fixture
+def runpp_calls(monkeypatch):
+    """Keyword arguments of every pandapower.runpp call, in order."""
+    return _spy_on(monkeypatch, "runpp")
 
 
 def test_base_case_matches_baran_wu_1989(case33bw):
@@ -304,15 +309,8 @@ def four_bus():
 
 @pytest.fixture
 def runpp_3ph_calls(monkeypatch):
-    calls = []
-    real = pandapower.runpp_3ph
-
-    def spy(net, **kwargs):
-        calls.append(kwargs)
-        return real(net, **kwargs)
-
-    monkeypatch.setattr(pandapower, "runpp_3ph", spy)
-    return calls
+    """Keyword arguments of every pandapower.runpp_3ph call, in order."""
+    return _spy_on(monkeypatch, "runpp_3ph")
 
 
 def test_unbalanced_net_reproduces_pandapower_validation_values(four_bus, runpp_3ph_calls, runpp_calls):
