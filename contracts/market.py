@@ -363,3 +363,31 @@ def book(chain: Chain, addresses: MarketAddresses, interval: int) -> Book:
         for is_ask in (False, True)
     )
     return Book(bids, asks)
+
+
+@dataclass(frozen=True)
+class LotState:
+    """One lot of a lot auction as the chain holds it; ``leader`` is the empty address until a bid leads.
+
+    For a Vickrey lot ``leader`` and ``price_wei_per_wh`` stay empty until
+    the reveals (the sealed bids are not visible).
+    """
+
+    lot_id: int
+    seller: str
+    energy_wh: int
+    reserve_price_wei_per_wh: int
+    leader: str
+    price_wei_per_wh: int
+
+
+def lot_states(chain: Chain, addresses: MarketAddresses, interval: int) -> list[LotState]:
+    """Every lot of ``interval`` in posting order, with its leading bid."""
+    contract = addresses.auction_contract
+    if contract not in LOT_AUCTIONS:
+        raise ValueError(f"{addresses.mechanism!r} has no lots")
+    states = []
+    for lot_id in read(chain, addresses.auction, contract, "lots", interval):
+        seller, _, energy_wh, reserve, leader, price, *_ = read(chain, addresses.auction, contract, "lot", lot_id)
+        states.append(LotState(lot_id, seller, energy_wh, reserve, leader, price))
+    return states

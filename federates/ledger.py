@@ -11,7 +11,11 @@ Before time 0 it deploys the contracts (`gridledger.contracts.market`) in
 setup blocks and tells agents and meters where they are. At each gate
 closure it clears the next interval: the operator reads the book from the
 chain, sorts it off-chain and calls ``clear``, which verifies the order in
-O(N) on-chain. After the run the chain is exported to ``chain/``.
+O(N) on-chain. In a lot auction it sends the agents the state of the
+interval's lots after every bidding round, and at the end of the auction
+(vickrey: the operator's ``finalise`` after the reveals; english: the
+gate) reads every prosumer's position from the contract. After the run
+the chain is exported to ``chain/``.
 """
 
 from __future__ import annotations
@@ -25,10 +29,13 @@ import numpy as np
 from gridledger.contracts.chain import Chain, Receipt
 from gridledger.contracts.keys import derive_account
 from gridledger.contracts.market import (
+    LOT_AUCTIONS,
     MarketAddresses,
     book,
     clear,
     deploy_market,
+    finalise,
+    lot_states,
     post_demand,
     read,
     settle_operator,
@@ -88,6 +95,23 @@ class LedgerRecord:
             self.imbalance[k, i] = args["imbalance_wei"] / WEI_PER_TOKEN
             self.settled[k, i] = 1
 
+    def lots_cleared(self, chain: Chain, addresses: MarketAddresses, interval: int) -> dict[str, int]:
+        """Record a lot auction's final positions, read from the contract; return them by address. [Wh]
+
+        The interval's price is the volume-weighted mean of the lots' prices.
+        """
+        contract = addresses.auction_contract
+        positions = {a: read(chain, addresses.auction, contract, "position_wh", interval, a) for a in self.addresses}
+        received_wei = sum(max(0, read(chain, addresses.auction, contract, "value_wei", interval, a))
+                           for a, q in positions.items() if q > 0)
+        volume_wh = sum(q for q in positions.values() if q > 0)
+        for address, position in positions.items():
+            self.position_wh[interval, self.index_of[address]] = position
+        self.volume_wh[interval] = volume_wh
+        if volume_wh:
+            self.price[interval] = price_per_kwh(received_wei / volume_wh)
+        return positions
+
     def write(self, run_dir: Path, complete: bool, **attrs: object) -> None:
         part = Part(self.sc, "ledger", token_supply_conserved=int(self.supply_conserved), **attrs)
         part.add("address", ("prosumer",), np.array(self.addresses, dtype=object), "1", "prosumer's account on chain")
@@ -142,12 +166,13 @@ def run(run_dir: Path) -> None:
         grid_sell_price_wei_per_wh=price_wei_per_wh(market.grid_sell_price_per_kwh),
         grid_fee_wei_per_wh=price_wei_per_wh(market.grid_fee_per_kwh),
         endowment_wei=endowment_wei, operator_deposit_wei=endowment_wei * len(prosumers),
-        mechanism=market.mechanism,
+        mechanism=market.mechanism, reveal_s=market.reveal_window_s,
+        bid_increment_wei_per_wh=price_wei_per_wh(market.bid_increment_per_kwh),
     )
     supply_wei = read(chain, addresses.token, "GridToken", "totalSupply")
     record = LedgerRecord(sc, prosumers)
     notice = encode("deployed", addresses=dataclasses.asdict(addresses), chain_id=chain.chain_id)
-    operator_txs = [clear(operator, addresses, 0, book(chain, addresses, 0))]
+    operator_txs = close_auction(chain, operator, addresses, 0)
     with joined(run_dir, "ledger", stop_time_s(study)) as fed:
         finished = False
         try:
@@ -168,13 +193,19 @@ def run(run_dir: Path) -> None:
                         raise RuntimeError(f"operator transaction reverted: {[r.revert_reason for r in own]}")
                     operator_txs = []
                     _route_receipts(fed, [source for source, _ in messages], receipts_in)
+                    if action.interval is not None:
+                        lots = [dataclasses.asdict(lot) for lot in lot_states(chain, addresses, action.interval)]
+                        fed.send(DER_ENDPOINT, encode("lots", interval=action.interval, lots=lots))
                 else:
-                    orders = book(chain, addresses, action.interval)
-                    receipts = chain.mine([clear(operator, addresses, action.interval, orders)], timestamp)
-                    if not receipts[0].ok:
-                        raise RuntimeError(f"clearing interval {action.interval} reverted: {receipts[0].revert_reason}")
-                    positions = {e.args["account"]: e.args["position_wh"]
-                                 for e in filter(None, map(chain.decode, receipts[0].logs)) if e.event == "Trade"}
+                    receipts = chain.mine(close_auction(chain, operator, addresses, action.interval), timestamp)
+                    if not all(r.ok for r in receipts):
+                        raise RuntimeError(f"clearing interval {action.interval} reverted: "
+                                           f"{[r.revert_reason for r in receipts]}")
+                    if addresses.auction_contract in LOT_AUCTIONS:
+                        positions = record.lots_cleared(chain, addresses, action.interval)
+                    else:
+                        positions = {e.args["account"]: e.args["position_wh"]
+                                     for e in filter(None, map(chain.decode, receipts[0].logs)) if e.event == "Trade"}
                     fed.send(DER_ENDPOINT, encode("cleared", interval=action.interval, positions_wh=positions))
                 record.block(interval, receipts, chain)
             record.supply_conserved = tokens_conserved(chain, addresses, supply_wei,
@@ -183,6 +214,19 @@ def run(run_dir: Path) -> None:
         finally:
             chain.export(run_dir / "chain")
             record.write(run_dir, complete=finished, **dataclasses.asdict(addresses))
+
+
+def close_auction(chain: Chain, operator, addresses: MarketAddresses, interval: int) -> list[bytes]:
+    """The operator's transactions that end `interval`'s auction.
+
+    An order book is cleared with its off-chain sorted order; a Vickrey
+    auction is finalised; an English auction closes by itself at the gate.
+    """
+    if addresses.mechanism == "english":
+        return []
+    if addresses.mechanism == "vickrey":
+        return [finalise(operator, addresses, interval, n_lots=len(lot_states(chain, addresses, interval)))]
+    return [clear(operator, addresses, interval, book(chain, addresses, interval))]
 
 
 def operator_duties(sc: Scenario, operator, addresses: MarketAddresses, interval: int) -> list[bytes]:

@@ -12,6 +12,14 @@ Strategy (documented in README, "How prosumers bid"):
   price is drawn uniformly between the grid sell (feed-in) and buy tariffs,
   the only range in which trading with a peer beats trading with the grid.
   Sellers ask, buyers bid, for the forecast energy.
+* Lot auctions: a seller offers its forecast surplus as one lot with its
+  ZI-C price as reserve. In a Vickrey auction bidding one's value is a
+  dominant strategy (Vickrey 1961), so a buyer seals its limit price on
+  one affordable lot, buyers spread over the lots round-robin by rank. In
+  an English auction buyers bid straightforwardly (Milgrom 2000): each
+  round, a buyer that leads no lot bids the least price allowed (reserve,
+  or leading price plus increment) on a lot it can afford, picked at
+  random among those.
 * Battery: during an interval the battery absorbs the difference between the
   actual net export and the cleared position, so the meter follows the
   contract as closely as its power and state of charge allow. With no
@@ -20,6 +28,10 @@ Strategy (documented in README, "How prosumers bid"):
 
 References
 ----------
+W. Vickrey, "Counterspeculation, auctions, and competitive sealed
+tenders", J. Finance 16(1), 1961.
+P. Milgrom, "Putting auction theory to work: the simultaneous ascending
+auction", J. Political Economy 108(2), 2000.
 D. K. Gode and S. Sunder, "Allocative efficiency of markets with
 zero-intelligence traders", J. Political Economy 101(1), 1993.
 """
@@ -29,6 +41,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from eth_utils import keccak
+
+from gridledger.contracts.market import LotState
 
 WEI_PER_TOKEN = 10**18
 WH_PER_KWH = 1000
@@ -123,3 +138,57 @@ def contract_following_kw(pv_kw: float, load_kw: float, position_wh: int, interv
     """
     contracted_export_kw = position_wh * 3.6 / interval_s
     return pv_kw - load_kw - contracted_export_kw
+
+
+def vickrey_lot(lots: list[LotState], rank: int, limit_wei_per_wh: int) -> LotState | None:
+    """Lot a buyer seals its bid on: the ``rank``-th affordable lot, round-robin (None if none is affordable).
+
+    Parameters
+    ----------
+    lots : list of LotState
+        The interval's lots in posting order.
+    rank : int
+        The buyer's index among the interval's buyers.
+    limit_wei_per_wh : int
+        The buyer's limit price; a lot is affordable if its reserve is at most this. [wei/Wh]
+    """
+    affordable = [lot for lot in lots if lot.reserve_price_wei_per_wh <= limit_wei_per_wh]
+    return affordable[rank % len(affordable)] if affordable else None
+
+
+def required_price_wei_per_wh(lot: LotState, increment_wei_per_wh: int) -> int:
+    """Least price a new English bid on ``lot`` must carry: the reserve, or the leader's price plus the increment."""
+    if int(lot.leader, 16) == 0:
+        return lot.reserve_price_wei_per_wh
+    return lot.price_wei_per_wh + increment_wei_per_wh
+
+
+def english_bid(lots: list[LotState], bidder: str, limit_wei_per_wh: int, increment_wei_per_wh: int,
+                draw: float) -> tuple[LotState, int] | None:
+    """English bid of a buyer in one round: (lot, price), or None if it leads a lot or nothing is affordable.
+
+    Straightforward bidding (Milgrom 2000): a buyer that leads no lot bids
+    the required price on a lot whose required price is within its limit.
+    Every such lot is worth the same to it per Wh, so it picks one at
+    random (``draw`` in [0, 1), seeded by the caller) among them; buyers
+    that all chased the cheapest lot would race in one block and all but
+    one would revert.
+    """
+    if any(lot.leader == bidder for lot in lots):
+        return None
+    affordable = [(required_price_wei_per_wh(lot, increment_wei_per_wh), lot.lot_id, lot)
+                  for lot in lots if lot.seller != bidder]
+    affordable = sorted(c for c in affordable if c[0] <= limit_wei_per_wh)
+    if not affordable:
+        return None
+    price, _, lot = affordable[int(draw * len(affordable))]
+    return lot, price
+
+
+def sealed_bid_salt(seed: int, agent: int, interval: int) -> bytes:
+    """32-byte salt of one sealed bid, derived from the study seed so runs repeat.
+
+    A real bidder draws it from a secure random source; any value the
+    other bidders cannot guess keeps the bid sealed.
+    """
+    return keccak(f"gridledger/salt/{seed}/{agent}/{interval}".encode())

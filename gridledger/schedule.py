@@ -1,17 +1,29 @@
 """When each federate acts, in seconds since study start.
 
-For market interval k, starting at s_k = k * market_interval_s:
+For market interval k, starting at s_k = k * market_interval_s, with gate
+g = s_{k+1} - market.gate_closure_s of interval k+1:
 
-    s_k          DER:    sign and send orders for interval k+1; publish setpoints
+    s_k          DER:    orders (or lots) for interval k+1; publish setpoints
     s_k + 0.5    grid:   power flow of the step at s_k; send meter readings of k-1
     s_k + 1      ledger: mine pending transactions (orders k+1, readings k-1)
-    s_{k+1} - g  ledger: gate closure of k+1 -> clear k+1, send results to agents
+    g            ledger: gate closure of k+1 -> clear k+1, send results to agents
 
-with g = market.gate_closure_s. Power-flow steps between interval starts
-follow the same half-second offset: DER at j * step, grid at j * step + 0.5.
-The grid runs one extra time at the end of the study to send the readings of
-the last interval, and the ledger one more to mine them. Fixed offsets make
-the order of events explicit and the same on every run (no iteration).
+with the lot auctions ("vickrey", "english") bidding in rounds of
+R = market.round_s between the posted lots and the gate:
+
+    s_k + r*R        DER:    bids of round r (vickrey: sealed bids, round 1 only)
+    s_k + r*R + 1    ledger: mine them, send the lots' state to the agents
+    g                DER:    vickrey: reveal the sealed bids
+    g + 1            ledger: vickrey: mine the reveals
+    g + reveal       ledger: vickrey: finalise k+1; english: read the
+                     winners (its auctions close at g); send results
+
+for r = 1, 2, ... while s_k + r*R + 1 < g (vickrey: r = 1). Power-flow
+steps between interval starts follow the same half-second offset: DER at
+j * step, grid at j * step + 0.5. The grid runs one extra time at the end
+of the study to send the readings of the last interval, and the ledger one
+more to mine them. Fixed offsets make the order of events explicit and the
+same on every run (no iteration).
 """
 
 from __future__ import annotations
@@ -25,9 +37,66 @@ GRID_OFFSET_S = 0.5
 LEDGER_OFFSET_S = 1.0
 
 
+@dataclass(frozen=True)
+class DerAction:
+    """What the DER federate does at one time: publish a step's setpoints and/or act in the market.
+
+    ``market`` is "orders" (orders or lots of ``interval``), "bid" (a
+    bidding round on ``interval``'s lots) or "reveal" (vickrey reveals).
+    """
+
+    time_s: float
+    step: int | None = None
+    market: Literal["orders", "bid", "reveal"] | None = None
+    interval: int | None = None
+
+
+@dataclass(frozen=True)
+class LedgerAction:
+    """One thing the ledger does at one time: mine what is pending, or clear an interval.
+
+    A "mine" with an ``interval`` also tells the agents the state of that
+    interval's lots (lot auctions only).
+    """
+
+    time_s: float
+    kind: Literal["mine", "clear"]
+    interval: int | None = None
+
+
+def _gate_s(study: Study, interval: int) -> int:
+    return interval * study.market_interval_s - study.market.gate_closure_s
+
+
+def bid_round_times(study: Study, interval: int) -> list[int]:
+    """Times of the bidding rounds on the lots of ``interval`` (lot auctions only). [s]"""
+    mechanism = study.market.mechanism
+    if mechanism not in ("vickrey", "english"):
+        return []
+    posted = (interval - 1) * study.market_interval_s
+    rounds = range(posted + study.market.round_s, _gate_s(study, interval) - 1, study.market.round_s)
+    return list(rounds)[:1] if mechanism == "vickrey" else list(rounds)
+
+
+def der_actions(study: Study) -> list[DerAction]:
+    """The DER federate's actions in time order: every power-flow step, plus the market's rounds."""
+    market: dict[float, tuple[str, int]] = {}
+    for k in range(1, study.n_intervals):
+        market[float((k - 1) * study.market_interval_s)] = ("orders", k)
+        market.update({float(t): ("bid", k) for t in bid_round_times(study, k)})
+        if study.market.mechanism == "vickrey":
+            market[float(_gate_s(study, k))] = ("reveal", k)
+    steps = {float(j * study.power_flow_step_s): j for j in range(study.n_steps)}
+    actions = []
+    for time_s in sorted(steps.keys() | market.keys()):
+        kind, interval = market.get(time_s, (None, None))
+        actions.append(DerAction(time_s, steps.get(time_s), kind, interval))
+    return actions
+
+
 def der_times(study: Study) -> list[float]:
-    """Times at which the DER federate publishes setpoints (every power-flow step). [s]"""
-    return [float(j * study.power_flow_step_s) for j in range(study.n_steps)]
+    """Times at which the DER federate acts. [s]"""
+    return [a.time_s for a in der_actions(study)]
 
 
 def grid_times(study: Study) -> list[float]:
@@ -35,24 +104,24 @@ def grid_times(study: Study) -> list[float]:
     return [j * study.power_flow_step_s + GRID_OFFSET_S for j in range(study.n_steps + 1)]
 
 
-@dataclass(frozen=True)
-class LedgerAction:
-    """One thing the ledger does at one time: mine what is pending, or clear an interval."""
-
-    time_s: float
-    kind: Literal["mine", "clear"]
-    interval: int | None = None
-
-
 def ledger_actions(study: Study) -> list[LedgerAction]:
     """The ledger's actions in time order."""
+    mechanism = study.market.mechanism
+    lots = mechanism in ("vickrey", "english")
     actions = []
     for k in range(study.n_intervals):
         start = k * study.market_interval_s
-        actions.append(LedgerAction(start + LEDGER_OFFSET_S, "mine"))
-        if k + 1 < study.n_intervals:
-            gate = start + study.market_interval_s - study.market.gate_closure_s
-            actions.append(LedgerAction(float(gate), "clear", k + 1))
+        following = k + 1 if k + 1 < study.n_intervals else None
+        actions.append(LedgerAction(start + LEDGER_OFFSET_S, "mine", following if lots else None))
+        if following is None:
+            continue
+        gate = _gate_s(study, following)
+        actions += [LedgerAction(t + LEDGER_OFFSET_S, "mine", following) for t in bid_round_times(study, following)]
+        if mechanism == "vickrey":
+            actions.append(LedgerAction(gate + LEDGER_OFFSET_S, "mine"))
+            actions.append(LedgerAction(float(gate + study.market.reveal_window_s), "clear", following))
+        else:
+            actions.append(LedgerAction(float(gate), "clear", following))
     actions.append(LedgerAction(study.duration_s + LEDGER_OFFSET_S, "mine"))
     return actions
 

@@ -25,7 +25,9 @@ Share = Annotated[float, Field(ge=0.0, le=1.0)]
 Positive = Annotated[float, Field(gt=0.0)]
 PerUnit = Annotated[float, Field(gt=0.0, lt=2.0)]
 
-MECHANISMS = ("uniform-double-auction", "pay-as-bid", "merit-order")
+MECHANISMS = ("uniform-double-auction", "pay-as-bid", "merit-order", "vickrey", "english")
+# Mechanisms that auction sellers' lots in bidding rounds instead of clearing an order book.
+LOT_AUCTIONS = ("vickrey", "english")
 CORE_TYPES = ("zmq", "tcp", "inproc")
 
 
@@ -150,6 +152,14 @@ class Market(_Strict):
     price_cap_per_kwh: Positive = 1.0
     gate_closure_s: Annotated[int, Field(ge=1)] = 60
     endowment: Annotated[float, Field(ge=0.0)] = 1000.0
+    round_s: Annotated[int, Field(ge=2)] = 60
+    reveal_s: Annotated[int, Field(ge=2)] | None = None
+    bid_increment_per_kwh: Positive = 0.001
+
+    @property
+    def reveal_window_s(self) -> int:
+        """Vickrey reveal window after the gate: `reveal_s`, or half the gate closure. [s]"""
+        return self.reveal_s if self.reveal_s is not None else self.gate_closure_s // 2
 
     @model_validator(mode="after")
     def _tariffs(self) -> "Market":
@@ -205,7 +215,26 @@ class Study(_Strict):
                 f"market.gate_closure_s ({self.market.gate_closure_s}) must be below "
                 f"market_interval_s - 1 ({self.market_interval_s - 1})"
             )
+        self._lot_auction_windows()
         return self
+
+    def _lot_auction_windows(self) -> None:
+        """A lot auction needs one bidding round before the gate; Vickrey a reveal window inside it."""
+        market = self.market
+        if market.mechanism not in LOT_AUCTIONS:
+            return
+        bidding_s = self.market_interval_s - market.gate_closure_s
+        if market.round_s + 1 >= bidding_s:
+            raise ValueError(
+                f"market.round_s ({market.round_s}) must be below market_interval_s - market.gate_closure_s - 1 "
+                f"({bidding_s - 1}) so that bidders get a round after the lots are posted"
+            )
+        if market.mechanism == "vickrey" and not 2 <= market.reveal_window_s <= market.gate_closure_s - 1:
+            raise ValueError(
+                f"market.reveal_s ({market.reveal_window_s}) must lie in [2, market.gate_closure_s - 1] "
+                f"= [2, {market.gate_closure_s - 1}] so that the reveals are mined and the lots "
+                "finalised before the interval starts"
+            )
 
     @property
     def n_steps(self) -> int:

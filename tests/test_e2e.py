@@ -23,7 +23,7 @@ pytestmark = pytest.mark.e2e
 WEI_PER_TOKEN = 10**18
 
 
-MECHANISMS = ("uniform-double-auction", "pay-as-bid", "merit-order")
+MECHANISMS = ("uniform-double-auction", "pay-as-bid", "merit-order", "vickrey", "english")
 
 
 @pytest.fixture(scope="module", params=MECHANISMS)
@@ -83,6 +83,35 @@ def test_settlement_is_budget_balanced_per_interval(run):
     assert by_interval and all(total == 0 for total in by_interval.values())
 
 
+def lot_auction_values(run_dir, mechanism: str) -> dict[tuple[int, str], int]:
+    """Money value per (interval, account) recomputed from the auction's own events. [wei]
+
+    Vickrey (Vickrey 1961): per lot, the highest revealed price wins (the
+    earliest revealed of equal prices) and pays the second-highest revealed
+    price, or the reserve. English: the last accepted bid leads and pays
+    its own price.
+    """
+    lots = {e["args"]["lot_id"]: e["args"] for e in events(run_dir, "LotPosted")}
+    bids: dict[int, list[tuple[str, int]]] = {}
+    name = "BidRevealed" if mechanism == "vickrey" else "BidPlaced"
+    for e in events(run_dir, name):
+        bids.setdefault(e["args"]["lot_id"], []).append((e["args"]["bidder"], e["args"]["price_wei_per_wh"]))
+    values: dict[tuple[int, str], int] = {}
+    for lot_id, lot_bids in bids.items():
+        lot = lots[lot_id]
+        if mechanism == "vickrey":
+            ranked = sorted(range(len(lot_bids)), key=lambda j: (-lot_bids[j][1], j))
+            winner = lot_bids[ranked[0]][0]
+            price = lot_bids[ranked[1]][1] if len(ranked) > 1 else lot["reserve_price_wei_per_wh"]
+        else:
+            winner, price = lot_bids[-1]
+        value = price * lot["energy_wh"]
+        for account, signed in ((lot["seller"], value), (winner, -value)):
+            key = (lot["interval"], account)
+            values[key] = values.get(key, 0) + signed
+    return values
+
+
 def test_every_settlement_is_metered_energy_at_cleared_price_plus_imbalance_and_fee(run):
     """Recompute each Settled event from results.nc (meters, positions, prices) and the tariffs."""
     run_dir, ds, _ = run
@@ -92,6 +121,8 @@ def test_every_settlement_is_metered_energy_at_cleared_price_plus_imbalance_and_
     price = {e["args"]["interval"]: e["args"]["price_wei_per_wh"] for e in events(run_dir, "Cleared")}
     discriminatory = {(e["args"]["interval"], e["args"]["account"]): e["args"]["value_wei"]
                       for e in events(run_dir, "Trade") if "value_wei" in e["args"]}
+    if market.mechanism in ("vickrey", "english"):
+        discriminatory = lot_auction_values(run_dir, market.mechanism)
     column = {address: i for i, address in enumerate(ds.address.values)}
     settled = events(run_dir, "Settled")
     assert len(settled) == 8 * 32
@@ -104,7 +135,7 @@ def test_every_settlement_is_metered_energy_at_cleared_price_plus_imbalance_and_
         assert (a["import_wh"], a["export_wh"], a["position_wh"]) == (imp, exp, q)
         deviation = (exp - imp) - q
         expected_imbalance = sell * deviation if deviation > 0 else buy * deviation
-        assert a["p2p_wei"] == discriminatory.get((k, a["prosumer"]), price[k] * q)
+        assert a["p2p_wei"] == discriminatory.get((k, a["prosumer"]), price.get(k, 0) * q)
         assert a["fee_wei"] == (fee * -q if q < 0 else 0)
         assert a["imbalance_wei"] == expected_imbalance
         assert np.isclose(ds.p2p_token[k, i], a["p2p_wei"] / WEI_PER_TOKEN, rtol=0, atol=1e-9)

@@ -1,0 +1,63 @@
+"""Prosumer bidding in the lot auctions: pure functions, hand-checked and property-tested."""
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gridledger.contracts.market import LotState
+from gridledger.federates.prosumer import english_bid, required_price_wei_per_wh, sealed_bid_salt, vickrey_lot
+
+NOBODY = "0x" + "00" * 20
+ME = "0x" + "11" * 20
+OTHER = "0x" + "22" * 20
+
+
+def lot(lot_id, reserve, leader=NOBODY, price=0, seller=OTHER, energy_wh=500):
+    return LotState(lot_id, seller, energy_wh, reserve, leader, price)
+
+
+def test_vickrey_buyers_spread_round_robin_over_the_lots_they_can_afford():
+    lots = [lot(0, 10), lot(1, 50), lot(2, 20)]
+    assert [vickrey_lot(lots, rank, 30).lot_id for rank in range(4)] == [0, 2, 0, 2]
+    assert vickrey_lot(lots, 0, 9) is None
+    assert vickrey_lot([], 0, 100) is None
+
+
+def test_required_price_is_the_reserve_until_someone_leads_then_leader_plus_increment():
+    assert required_price_wei_per_wh(lot(0, 10), 3) == 10
+    assert required_price_wei_per_wh(lot(0, 10, leader=OTHER, price=12), 3) == 15
+
+
+def test_english_leader_does_not_bid_and_nobody_bids_on_own_or_unaffordable_lots():
+    lots = [lot(0, 10, leader=ME, price=10), lot(1, 5)]
+    assert english_bid(lots, ME, 100, 1, 0.0) is None
+    own = [lot(0, 5, seller=ME), lot(1, 50)]
+    assert english_bid(own, ME, 40, 1, 0.0) is None
+    chosen, price = english_bid(own, ME, 60, 1, 0.99)
+    assert (chosen.lot_id, price) == (1, 50)
+
+
+def test_english_draw_picks_among_affordable_lots_by_required_price():
+    lots = [lot(0, 30), lot(1, 10, leader=OTHER, price=18), lot(2, 20)]
+    # required: lot0 30, lot1 18 + 2 = 20, lot2 20 -> sorted (20, 1), (20, 2), (30, 0)
+    picks = [english_bid(lots, ME, 100, 2, d) for d in (0.0, 0.34, 0.67)]
+    assert [(c.lot_id, p) for c, p in picks] == [(1, 20), (2, 20), (0, 30)]
+
+
+@given(st.lists(st.tuples(st.integers(1, 100), st.integers(0, 1), st.integers(0, 100)), max_size=8),
+       st.integers(1, 120), st.integers(1, 5), st.floats(0, 1, exclude_max=True))
+def test_english_bid_is_always_the_least_allowed_price_within_the_limit(specs, limit, increment, draw):
+    lots = [lot(i, reserve, leader=OTHER if led else NOBODY, price=reserve + extra if led else 0)
+            for i, (reserve, led, extra) in enumerate(specs)]
+    choice = english_bid(lots, ME, limit, increment, draw)
+    allowed = [required_price_wei_per_wh(x, increment) for x in lots]
+    if choice is None:
+        assert all(a > limit for a in allowed)
+    else:
+        chosen, price = choice
+        assert price == allowed[chosen.lot_id] <= limit
+
+
+def test_sealed_bid_salt_is_32_bytes_and_differs_per_bidder_and_interval():
+    salts = {sealed_bid_salt(42, agent, k) for agent in range(3) for k in range(3)}
+    assert len(salts) == 9 and all(len(s) == 32 for s in salts)
+    assert sealed_bid_salt(42, 1, 1) == sealed_bid_salt(42, 1, 1)

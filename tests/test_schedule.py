@@ -1,0 +1,60 @@
+"""The fixed schedule: every market action lands in its window, in the order the contracts require."""
+
+import pytest
+
+from gridledger.schedule import bid_round_times, der_actions, ledger_actions
+from gridledger.study import load_study, parse_study
+
+SHORT = "studies/baran-wu-short.yaml"
+
+
+def short(mechanism: str, **market):
+    study = load_study(SHORT)
+    data = study.model_dump(mode="json")
+    data["market"].update(mechanism=mechanism, **market)
+    return parse_study(data)
+
+
+def test_double_auction_schedule_is_one_mine_per_interval_start_and_one_clear_per_gate():
+    study = short("uniform-double-auction")
+    actions = [(a.time_s, a.kind, a.interval) for a in ledger_actions(study)]
+    expected = []
+    for k in range(8):
+        expected.append((900 * k + 1.0, "mine", None))
+        if k < 7:
+            expected.append((900 * (k + 1) - 60.0, "clear", k + 1))
+    assert actions == expected + [(7201.0, "mine", None)]
+    assert [a.time_s for a in der_actions(study)] == [300.0 * j for j in range(24)]
+
+
+def test_vickrey_commit_after_lots_reveal_at_gate_finalise_before_interval_start():
+    study = short("vickrey", reveal_s=30)
+    for k in range(1, 8):
+        start, gate = 900 * k, 900 * k - 60
+        der = {a.market: a.time_s for a in der_actions(study) if a.interval == k}
+        ledger = [(a.time_s, a.kind) for a in ledger_actions(study)]
+        assert der == {"orders": start - 900, "bid": start - 900 + 60, "reveal": gate}
+        assert (start - 900 + 1.0, "mine") in ledger                # lots mined
+        assert (start - 900 + 61.0, "mine") in ledger               # sealed bids mined
+        assert (gate + 1.0, "mine") in ledger                       # reveals mined inside [gate, gate + 30)
+        assert (gate + 30.0, "clear") in ledger and gate + 30 < start
+
+
+def test_english_rounds_every_round_s_until_one_second_before_the_gate():
+    study = short("english", round_s=120)
+    assert bid_round_times(study, 1) == [120, 240, 360, 480, 600, 720]
+    rounds = [a.time_s for a in ledger_actions(study) if a.kind == "mine" and a.interval == 1]
+    assert rounds == [1.0, 121.0, 241.0, 361.0, 481.0, 601.0, 721.0]
+    assert all(t < 840 for t in rounds)
+    assert [(a.time_s, a.kind) for a in ledger_actions(study) if a.kind == "clear"][0] == (840.0, "clear")
+
+
+@pytest.mark.parametrize("mechanism", ["uniform-double-auction", "pay-as-bid", "merit-order", "vickrey", "english"])
+def test_setpoints_are_published_once_per_step_and_actions_are_in_time_order(mechanism):
+    study = short(mechanism)
+    der = der_actions(study)
+    assert [a.step for a in der if a.step is not None] == list(range(study.n_steps))
+    times = [a.time_s for a in der]
+    assert times == sorted(set(times))
+    ledger = [a.time_s for a in ledger_actions(study)]
+    assert ledger == sorted(set(ledger))
