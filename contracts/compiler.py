@@ -31,6 +31,7 @@ CONTRACT_NAMES = (
     "VickreyAuction",
     "EnglishAuction",
     "Settlement",
+    "VoltageRegulation",
     "ChargingCoordination",
 )
 
