@@ -5,10 +5,15 @@
 @license BSD-3-Clause
 @notice One-sided auction per market interval: the operator posts the
         energy it needs, prosumers offer energy at a limit price until
-        the interval's gate closes, and the operator then clears with
-        the offers sorted off-chain; the contract checks that order in
-        O(n) and dispatches the cheapest offers first until the demand
-        is met. Every dispatched offer is paid the marginal price, the
+        the interval's gate closes, and any prosumer or the operator
+        then clears the interval once, dispatching the cheapest offers
+        first until the demand is met. Two clearing modes share the
+        dispatch code and so give the same outcome: `clear` takes the
+        offers sorted off-chain and the marginal price and volume it
+        claims, checks the order in O(n) and reverts unless the claim
+        is the outcome (cheaper for large books); `clear_onchain` sorts
+        the offers itself by insertion sort in O(n^2) (cheaper for
+        small books: no order in the calldata). Every dispatched offer is paid the marginal price, the
         limit price of the last (most expensive) dispatched offer, as
         in the uniform-price merit-order dispatch of wholesale
         electricity markets (Kirschen and Strbac, 2019, ch. 2).
@@ -22,7 +27,7 @@
         Functions:
         - `post_demand` (`external` function),
         - `submit_offer` (`external` function),
-        - `clear` (`external` function),
+        - `clear`, `clear_onchain` (`external` functions),
         - `demand_wh`, `buyer`, `order_count`, `order`, `orders`
           (`external` `view` functions),
         - `gate_timestamp`, `interval_end_timestamp` (`external` `view` functions),
@@ -86,6 +91,17 @@ _OUTCOME_VOLUME_MASK: constant(uint256) = 2**64 - 1
 _OUTCOME_CLEARED: constant(uint256) = 2**144
 
 
+# @dev Entry of one offer in the offers ranked by priority, as `clear`
+# and `clear_onchain` hand it to the dispatch: bits [0, 161) its offer
+# word (not yet dispatched), [161, 169) its index (MAX_ORDERS = 2**8)
+# and, in the sort keys of `clear_onchain` only, [169, 249) its price
+# [wei/Wh], so that ascending keys are priority order.
+_RANKED_WORD_MASK: constant(uint256) = 2**161 - 1
+_RANKED_INDEX_SHIFT: constant(uint256) = 161
+_RANKED_INDEX_MASK: constant(uint256) = MAX_ORDERS - 1
+_RANKED_PRICE_SHIFT: constant(uint256) = 169
+
+
 # @dev One offer of a book.
 struct Order:
     account: address
@@ -100,6 +116,15 @@ struct SettlementTerms:
     position_wh: int256
     value_wei: int256
     end_timestamp: uint256
+
+
+# @dev Outcome of dispatching offers ranked by priority: marginal price
+# [wei/Wh], volume [Wh] and each offer's dispatched energy [Wh] by
+# priority rank.
+struct Matching:
+    price_wei_per_wh: uint256
+    volume_wh: uint256
+    fill_wh: uint256[MAX_ORDERS]
 
 
 # @dev Registry that grants the prosumer and operator roles.
@@ -253,60 +278,49 @@ def submit_offer(interval: uint256, energy_wh: uint256, price_wei_per_wh: uint25
 
 
 @external
-def clear(interval: uint256, offer_order: DynArray[uint256, MAX_ORDERS]):
+def clear(
+    interval: uint256, offer_order: DynArray[uint256, MAX_ORDERS], price_wei_per_wh: uint256, volume_wh: uint256
+):
     """
-    @dev Dispatches `interval`'s offers once its gate has closed.
+    @dev Dispatches `interval`'s offers once its gate has closed with
+         the priority order sorted off-chain and the outcome computed
+         off-chain; the first valid clearing wins. Reverts unless the
+         order is sorted and the claimed marginal price and volume are
+         those of the dispatch.
     @param interval Index of the market interval.
     @param offer_order Book indices of all offers, lowest price first,
            equal prices by index.
+    @param price_wei_per_wh Claimed marginal price. [wei/Wh]
+    @param volume_wh Claimed dispatched energy. [Wh]
     """
     # checks
-    assert staticcall registry.has_role(msg.sender, _ROLE_OPERATOR), "merit_order: caller is not operator"
-    assert block.timestamp >= self._gate_timestamp(interval), "merit_order: gate open"
-    assert self._outcome_word[interval] == 0, "merit_order: already cleared"
+    self._check_clearable(interval)
     accounts: DynArray[address, MAX_ORDERS] = self._accounts[interval]
-    assert len(offer_order) == len(accounts), "merit_order: order length mismatch"
-    demand_left_wh: uint256 = self.demand_wh[interval]
-    volume_wh: uint256 = 0
-    price_wei_per_wh: uint256 = 0
-    fills_wh: uint256[MAX_ORDERS] = empty(uint256[MAX_ORDERS])
-    words: uint256[MAX_ORDERS] = empty(uint256[MAX_ORDERS])
-    previous: uint256 = 0
-    previous_price: uint256 = 0
-    for rank: uint256 in range(len(offer_order), bound=MAX_ORDERS):
-        index: uint256 = offer_order[rank]
-        assert index < len(accounts), "merit_order: order index out of range"
-        word: uint256 = self._order_word[interval][accounts[index]]
-        price: uint256 = (word >> _ORDER_PRICE_SHIFT) & _ORDER_PRICE_MASK
-        if rank != 0 and (previous_price > price or (previous_price == price and previous >= index)):
-            # The sort is strict, so a repeated index shows where it breaks.
-            for earlier: uint256 in range(rank, bound=MAX_ORDERS):
-                assert offer_order[earlier] != index, "merit_order: order index repeated"
-            raise "merit_order: order not sorted"
-        if demand_left_wh != 0:
-            fill_wh: uint256 = min(word & _ORDER_ENERGY_MASK, demand_left_wh)
-            demand_left_wh -= fill_wh
-            volume_wh += fill_wh
-            price_wei_per_wh = price
-            fills_wh[rank] = fill_wh
-            words[rank] = word
-        previous = index
-        previous_price = price
+    offers: uint256[MAX_ORDERS] = self._ranked(interval, accounts, offer_order)
+    matching: Matching = self._dispatch(offers, len(accounts), self.demand_wh[interval])
+    assert matching.price_wei_per_wh == price_wei_per_wh, "merit_order: wrong clearing price"
+    assert matching.volume_wh == volume_wh, "merit_order: wrong cleared volume"
 
     # effects
-    self._outcome_word[interval] = price_wei_per_wh | volume_wh << _OUTCOME_VOLUME_SHIFT | _OUTCOME_CLEARED
-    for rank: uint256 in range(len(offer_order), bound=MAX_ORDERS):
-        if fills_wh[rank] == 0:
-            break
-        account: address = accounts[offer_order[rank]]
-        self._order_word[interval][account] = words[rank] | fills_wh[rank] << _ORDER_FILL_SHIFT
-        log Trade(interval=interval, account=account, position_wh=convert(fills_wh[rank], int256))
-    log Cleared(
-        interval=interval,
-        price_wei_per_wh=price_wei_per_wh,
-        volume_wh=volume_wh,
-        demand_wh=self.demand_wh[interval],
-    )
+    self._record_clearing(interval, accounts, offers, matching)
+
+
+@external
+def clear_onchain(interval: uint256):
+    """
+    @dev Dispatches `interval`'s offers once its gate has closed,
+         sorting them on-chain; the same dispatch and outcome as
+         `clear` with the sorted order. The first clearing wins.
+    @param interval Index of the market interval.
+    """
+    # checks
+    self._check_clearable(interval)
+    accounts: DynArray[address, MAX_ORDERS] = self._accounts[interval]
+    offers: uint256[MAX_ORDERS] = self._sorted(interval, accounts)
+    matching: Matching = self._dispatch(offers, len(accounts), self.demand_wh[interval])
+
+    # effects
+    self._record_clearing(interval, accounts, offers, matching)
 
 
 @external
@@ -496,3 +510,142 @@ def _position_wh(interval: uint256, account: address) -> int256:
     if account == self.buyer[interval]:
         return -convert((self._outcome_word[interval] >> _OUTCOME_VOLUME_SHIFT) & _OUTCOME_VOLUME_MASK, int256)
     return convert((self._order_word[interval][account] >> _ORDER_FILL_SHIFT) & _ORDER_ENERGY_MASK, int256)
+
+
+@internal
+@view
+def _check_clearable(interval: uint256):
+    """
+    @dev Reverts unless the caller is a prosumer or the operator, the
+         gate of `interval` has closed and `interval` is not cleared.
+    @param interval Index of the market interval.
+    """
+    assert (
+        staticcall registry.has_role(msg.sender, _ROLE_PROSUMER)
+        or staticcall registry.has_role(msg.sender, _ROLE_OPERATOR)
+    ), "merit_order: caller is neither prosumer nor operator"
+    assert block.timestamp >= self._gate_timestamp(interval), "merit_order: gate open"
+    assert self._outcome_word[interval] == 0, "merit_order: already cleared"
+
+
+@internal
+@view
+def _ranked(
+    interval: uint256, accounts: DynArray[address, MAX_ORDERS], priority: DynArray[uint256, MAX_ORDERS]
+) -> uint256[MAX_ORDERS]:
+    """
+    @dev Reverts unless `priority` lists every index of `accounts`
+         once, sorted by price ascending and by index among equal
+         prices. The sort is strict, so an index can only repeat where
+         the order breaks: repeats are looked for there only.
+    @param interval Index of the market interval.
+    @param accounts The offers' accounts, in submission order.
+    @param priority The claimed priority order of `accounts`' indices.
+    @return uint256[MAX_ORDERS] The offers' entries (`_RANKED_*`) by
+            priority rank.
+    """
+    assert len(priority) == len(accounts), "merit_order: order length mismatch"
+    ranked: uint256[MAX_ORDERS] = empty(uint256[MAX_ORDERS])
+    previous: uint256 = 0
+    previous_price: uint256 = 0
+    for rank: uint256 in range(len(priority), bound=MAX_ORDERS):
+        index: uint256 = priority[rank]
+        assert index < len(accounts), "merit_order: order index out of range"
+        word: uint256 = self._order_word[interval][accounts[index]]
+        price: uint256 = (word >> _ORDER_PRICE_SHIFT) & _ORDER_PRICE_MASK
+        if rank != 0 and (previous_price > price or (previous_price == price and previous >= index)):
+            for earlier: uint256 in range(rank, bound=MAX_ORDERS):
+                assert priority[earlier] != index, "merit_order: order index repeated"
+            raise "merit_order: order not sorted"
+        ranked[rank] = index << _RANKED_INDEX_SHIFT | word
+        previous = index
+        previous_price = price
+    return ranked
+
+
+@internal
+@view
+def _sorted(interval: uint256, accounts: DynArray[address, MAX_ORDERS]) -> uint256[MAX_ORDERS]:
+    """
+    @dev Sorts the offers on-chain by insertion sort of keys
+         (`_RANKED_*`): by price ascending and by index among equal
+         prices, the order `_ranked` checks. Keys are distinct, so the
+         sort is strict.
+    @param interval Index of the market interval.
+    @param accounts The offers' accounts, in submission order.
+    @return uint256[MAX_ORDERS] The offers' entries (`_RANKED_*`) by
+            priority rank.
+    """
+    keys: uint256[MAX_ORDERS] = empty(uint256[MAX_ORDERS])
+    for index: uint256 in range(len(accounts), bound=MAX_ORDERS):
+        word: uint256 = self._order_word[interval][accounts[index]]
+        price: uint256 = (word >> _ORDER_PRICE_SHIFT) & _ORDER_PRICE_MASK
+        key: uint256 = price << _RANKED_PRICE_SHIFT | index << _RANKED_INDEX_SHIFT | word
+        # Insert `key` into the sorted keys[0:index] by shifting the
+        # larger ones up. The loop runs at most `index` times, so
+        # `rank` stays positive inside it.
+        rank: uint256 = index
+        for _: uint256 in range(index, bound=MAX_ORDERS):
+            below: uint256 = keys[unsafe_sub(rank, 1)]
+            if below < key:
+                break
+            keys[rank] = below
+            rank = unsafe_sub(rank, 1)
+        keys[rank] = key
+    return keys
+
+
+@internal
+@pure
+def _dispatch(offers: uint256[MAX_ORDERS], count: uint256, demand_wh: uint256) -> Matching:
+    """
+    @dev Dispatches offers ranked by priority: each takes the smaller
+         of its energy and the demand left; the marginal price is the
+         price of the last dispatched offer.
+    @param offers Offer entries (`_RANKED_*`) by priority rank.
+    @param count Number of offers.
+    @param demand_wh Energy to buy. [Wh]
+    @return Matching Marginal price [wei/Wh], volume [Wh] and fills [Wh].
+    """
+    matching: Matching = empty(Matching)
+    demand_left_wh: uint256 = demand_wh
+    for rank: uint256 in range(count, bound=MAX_ORDERS):
+        if demand_left_wh == 0:
+            break
+        fill_wh: uint256 = min(offers[rank] & _ORDER_ENERGY_MASK, demand_left_wh)
+        demand_left_wh -= fill_wh
+        matching.volume_wh += fill_wh
+        matching.price_wei_per_wh = (offers[rank] >> _ORDER_PRICE_SHIFT) & _ORDER_PRICE_MASK
+        matching.fill_wh[rank] = fill_wh
+    return matching
+
+
+@internal
+def _record_clearing(
+    interval: uint256, accounts: DynArray[address, MAX_ORDERS], offers: uint256[MAX_ORDERS], matching: Matching
+):
+    """
+    @dev Stores the outcome and every dispatched offer's fill and logs
+         their `Trade` events, then `Cleared`.
+    @param interval Index of the market interval.
+    @param accounts The offers' accounts, in submission order.
+    @param offers Offer entries (`_RANKED_*`) by priority rank.
+    @param matching The outcome of `_dispatch` on these offers.
+    """
+    self._outcome_word[interval] = (
+        matching.price_wei_per_wh | matching.volume_wh << _OUTCOME_VOLUME_SHIFT | _OUTCOME_CLEARED
+    )
+    for rank: uint256 in range(len(accounts), bound=MAX_ORDERS):
+        fill_wh: uint256 = matching.fill_wh[rank]
+        if fill_wh == 0:
+            break
+        entry: uint256 = offers[rank]
+        account: address = accounts[(entry >> _RANKED_INDEX_SHIFT) & _RANKED_INDEX_MASK]
+        self._order_word[interval][account] = entry & _RANKED_WORD_MASK | fill_wh << _ORDER_FILL_SHIFT
+        log Trade(interval=interval, account=account, position_wh=convert(fill_wh, int256))
+    log Cleared(
+        interval=interval,
+        price_wei_per_wh=matching.price_wei_per_wh,
+        volume_wh=matching.volume_wh,
+        demand_wh=self.demand_wh[interval],
+    )

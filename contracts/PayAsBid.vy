@@ -5,14 +5,20 @@
 @license BSD-3-Clause
 @notice One book per market interval; each prosumer places at most one
         order (a bid to buy or an ask to sell) per interval until the
-        interval's gate closes. The operator then clears the book with
-        the priority order of each side computed off-chain; the contract
-        checks that order in O(n) and matches the sides pair by pair.
+        interval's gate closes. After the gate any prosumer or the
+        operator clears the book once, in one of two modes that share
+        the matching code and so give the same outcome: `clear` takes
+        the priority order of each side sorted off-chain and the volume
+        it claims, checks the order in O(n) and reverts unless the
+        claim is the outcome (cheaper for large books); `clear_onchain`
+        sorts the book itself by insertion sort in O(n^2) (cheaper for
+        small books: no order in the calldata). Either matches the
+        sides pair by pair.
         Interval k starts at `start_timestamp + k * interval_s`; its gate
         closes `gate_closure_s` seconds earlier.
         Functions:
         - `submit_order` (`external` function),
-        - `clear` (`external` function),
+        - `clear`, `clear_onchain` (`external` functions),
         - `order_count`, `order`, `orders` (`external` `view` functions),
         - `gate_timestamp`, `interval_end_timestamp` (`external` `view` functions),
         - `cleared`, `cleared_volume_wh`, `turnover_wei`,
@@ -96,6 +102,27 @@ _OUTCOME_VOLUME_MASK: constant(uint256) = 2**64 - 1
 _OUTCOME_CLEARED: constant(uint256) = 2**192
 
 
+# @dev Entry of one order in a side ranked by priority, as `clear` and
+# `clear_onchain` hand it to the matching: bits [0, 161) its order word
+# (not yet filled), [161, 169) its index on its side (MAX_ORDERS = 2**8)
+# and, in the sort keys of `clear_onchain` only, [169, 249) its price
+# [wei/Wh], complemented for bids, so that ascending keys are priority
+# order.
+_RANKED_WORD_MASK: constant(uint256) = 2**161 - 1
+_RANKED_INDEX_SHIFT: constant(uint256) = 161
+_RANKED_INDEX_MASK: constant(uint256) = MAX_ORDERS - 1
+_RANKED_PRICE_SHIFT: constant(uint256) = 169
+
+
+# @dev Packed word of one matched pair: bits [0, 8) the bid's priority
+# rank, [8, 16) the ask's, [16, 56) energy [Wh], [56, 184) value [wei]
+# (at most MAX_ENERGY_WH * MAX_PRICE_WEI_PER_WH < 2**128).
+_PAIR_RANK_MASK: constant(uint256) = MAX_ORDERS - 1
+_PAIR_ASK_RANK_SHIFT: constant(uint256) = 8
+_PAIR_ENERGY_SHIFT: constant(uint256) = 16
+_PAIR_VALUE_SHIFT: constant(uint256) = 56
+
+
 # @dev One order of a book.
 struct Order:
     account: address
@@ -110,6 +137,21 @@ struct SettlementTerms:
     position_wh: int256
     value_wei: int256
     end_timestamp: uint256
+
+
+# @dev Outcome of matching a book ranked by priority: volume [Wh],
+# turnover [wei], each order's fill [Wh] and money value [wei] by
+# priority rank, and the matched pairs in matching order (`_PAIR_*`);
+# every pair exhausts a bid or an ask, so there are fewer than
+# 2 * MAX_ORDERS.
+struct Matching:
+    volume_wh: uint256
+    turnover_wei: uint256
+    bid_fill_wh: uint256[MAX_ORDERS]
+    ask_fill_wh: uint256[MAX_ORDERS]
+    bid_value_wei: uint256[MAX_ORDERS]
+    ask_value_wei: uint256[MAX_ORDERS]
+    pairs: DynArray[uint256, 2 * MAX_ORDERS]
 
 
 # @dev Registry that grants the prosumer and operator roles.
@@ -253,78 +295,55 @@ def submit_order(interval: uint256, is_ask: bool, energy_wh: uint256, price_wei_
 
 
 @external
-def clear(interval: uint256, bid_order: DynArray[uint256, MAX_ORDERS], ask_order: DynArray[uint256, MAX_ORDERS]):
+def clear(
+    interval: uint256,
+    bid_order: DynArray[uint256, MAX_ORDERS],
+    ask_order: DynArray[uint256, MAX_ORDERS],
+    volume_wh: uint256,
+):
     """
-    @dev Clears `interval` once its gate has closed.
+    @dev Clears `interval` once its gate has closed with the priority
+         order sorted off-chain and the volume computed off-chain; the
+         first valid clearing wins. Reverts unless the order is sorted
+         and the claimed volume is that of the matching.
     @param interval Index of the market interval.
     @param bid_order Book indices of all bids, highest price first,
            equal prices by index.
     @param ask_order Book indices of all asks, lowest price first,
            equal prices by index.
+    @param volume_wh Claimed traded energy. [Wh]
     """
     # checks
-    assert staticcall registry.has_role(msg.sender, _ROLE_OPERATOR), "pay_as_bid: caller is not operator"
-    assert block.timestamp >= self._gate_timestamp(interval), "pay_as_bid: gate open"
-    assert self._outcome_word[interval] == 0, "pay_as_bid: already cleared"
+    self._check_clearable(interval)
     bid_accounts: DynArray[address, MAX_ORDERS] = self._accounts[interval][False]
     ask_accounts: DynArray[address, MAX_ORDERS] = self._accounts[interval][True]
-    bids: uint256[MAX_ORDERS] = self._ranked_words(interval, bid_accounts, bid_order, True)
-    asks: uint256[MAX_ORDERS] = self._ranked_words(interval, ask_accounts, ask_order, False)
-
-    # Fills and values are kept by priority rank, so the filled orders
-    # of each side form a prefix of `bid_order` / `ask_order`.
-    bid_fill_wh: uint256[MAX_ORDERS] = empty(uint256[MAX_ORDERS])
-    ask_fill_wh: uint256[MAX_ORDERS] = empty(uint256[MAX_ORDERS])
-    bid_value_wei: uint256[MAX_ORDERS] = empty(uint256[MAX_ORDERS])
-    ask_value_wei: uint256[MAX_ORDERS] = empty(uint256[MAX_ORDERS])
-    bid_count: uint256 = len(bid_order)
-    ask_count: uint256 = len(ask_order)
-    i: uint256 = 0
-    j: uint256 = 0
-    volume_wh: uint256 = 0
-    turnover_wei: uint256 = 0
-    # Every round exhausts a bid or an ask, so 2 * MAX_ORDERS rounds suffice.
-    for _: uint256 in range(2 * MAX_ORDERS):
-        if i == bid_count or j == ask_count:
-            break
-        bid: uint256 = bids[i]
-        ask: uint256 = asks[j]
-        bid_price_wei_per_wh: uint256 = (bid >> _ORDER_PRICE_SHIFT) & _ORDER_PRICE_MASK
-        ask_price_wei_per_wh: uint256 = (ask >> _ORDER_PRICE_SHIFT) & _ORDER_PRICE_MASK
-        if bid_price_wei_per_wh < ask_price_wei_per_wh:
-            break
-        bid_energy_wh: uint256 = bid & _ORDER_ENERGY_MASK
-        ask_energy_wh: uint256 = ask & _ORDER_ENERGY_MASK
-        traded_wh: uint256 = min(bid_energy_wh - bid_fill_wh[i], ask_energy_wh - ask_fill_wh[j])
-        bid_fill_wh[i] += traded_wh
-        ask_fill_wh[j] += traded_wh
-        volume_wh += traded_wh
-        pair_value_wei: uint256 = (bid_price_wei_per_wh + ask_price_wei_per_wh) * traded_wh // 2
-        bid_value_wei[i] += pair_value_wei
-        ask_value_wei[j] += pair_value_wei
-        turnover_wei += pair_value_wei
-        log Match(
-            interval=interval,
-            buyer=bid_accounts[bid_order[i]],
-            seller=ask_accounts[ask_order[j]],
-            energy_wh=traded_wh,
-            value_wei=pair_value_wei,
-        )
-        if bid_fill_wh[i] == bid_energy_wh:
-            i += 1
-        if ask_fill_wh[j] == ask_energy_wh:
-            j += 1
+    bids: uint256[MAX_ORDERS] = self._ranked(interval, bid_accounts, bid_order, True)
+    asks: uint256[MAX_ORDERS] = self._ranked(interval, ask_accounts, ask_order, False)
+    matching: Matching = self._match(bids, len(bid_accounts), asks, len(ask_accounts))
+    assert matching.volume_wh == volume_wh, "pay_as_bid: wrong cleared volume"
 
     # effects
-    self._outcome_word[interval] = turnover_wei | volume_wh << _OUTCOME_VOLUME_SHIFT | _OUTCOME_CLEARED
-    self._record_fills(interval, bid_accounts, bids, bid_order, bid_fill_wh, bid_value_wei)
-    self._record_fills(interval, ask_accounts, asks, ask_order, ask_fill_wh, ask_value_wei)
-    log Cleared(
-        interval=interval,
-        price_wei_per_wh=self._average_price_wei_per_wh(turnover_wei, volume_wh),
-        volume_wh=volume_wh,
-        turnover_wei=turnover_wei,
-    )
+    self._record_clearing(interval, bid_accounts, bids, ask_accounts, asks, matching)
+
+
+@external
+def clear_onchain(interval: uint256):
+    """
+    @dev Clears `interval` once its gate has closed, sorting each side
+         of the book on-chain; the same matching and outcome as `clear`
+         with the sorted order. The first clearing wins.
+    @param interval Index of the market interval.
+    """
+    # checks
+    self._check_clearable(interval)
+    bid_accounts: DynArray[address, MAX_ORDERS] = self._accounts[interval][False]
+    ask_accounts: DynArray[address, MAX_ORDERS] = self._accounts[interval][True]
+    bids: uint256[MAX_ORDERS] = self._sorted(interval, bid_accounts, True)
+    asks: uint256[MAX_ORDERS] = self._sorted(interval, ask_accounts, False)
+    matching: Matching = self._match(bids, len(bid_accounts), asks, len(ask_accounts))
+
+    # effects
+    self._record_clearing(interval, bid_accounts, bids, ask_accounts, asks, matching)
 
 
 @external
@@ -587,7 +606,23 @@ def _position_wh(word: uint256) -> int256:
 
 @internal
 @view
-def _ranked_words(
+def _check_clearable(interval: uint256):
+    """
+    @dev Reverts unless the caller is a prosumer or the operator, the
+         gate of `interval` has closed and `interval` is not cleared.
+    @param interval Index of the market interval.
+    """
+    assert (
+        staticcall registry.has_role(msg.sender, _ROLE_PROSUMER)
+        or staticcall registry.has_role(msg.sender, _ROLE_OPERATOR)
+    ), "pay_as_bid: caller is neither prosumer nor operator"
+    assert block.timestamp >= self._gate_timestamp(interval), "pay_as_bid: gate open"
+    assert self._outcome_word[interval] == 0, "pay_as_bid: already cleared"
+
+
+@internal
+@view
+def _ranked(
     interval: uint256,
     accounts: DynArray[address, MAX_ORDERS],
     priority: DynArray[uint256, MAX_ORDERS],
@@ -603,7 +638,8 @@ def _ranked_words(
     @param accounts One side's accounts, in submission order.
     @param priority The claimed priority order of `accounts`' indices.
     @param descending True for bids, False for asks.
-    @return uint256[MAX_ORDERS] The side's order words by priority rank.
+    @return uint256[MAX_ORDERS] The side's entries (`_RANKED_*`) by
+            priority rank.
     """
     assert len(priority) == len(accounts), "pay_as_bid: order length mismatch"
     ranked: uint256[MAX_ORDERS] = empty(uint256[MAX_ORDERS])
@@ -622,10 +658,137 @@ def _ranked_words(
                 for earlier: uint256 in range(rank, bound=MAX_ORDERS):
                     assert priority[earlier] != index, "pay_as_bid: order index repeated"
                 raise "pay_as_bid: order not sorted"
-        ranked[rank] = word
+        ranked[rank] = index << _RANKED_INDEX_SHIFT | word
         previous = index
         previous_price = price
     return ranked
+
+
+@internal
+@view
+def _sorted(interval: uint256, accounts: DynArray[address, MAX_ORDERS], descending: bool) -> uint256[MAX_ORDERS]:
+    """
+    @dev Sorts one side of a book on-chain by insertion sort of keys
+         (`_RANKED_*`): by price, descending for bids and ascending for
+         asks, and by index among equal prices, the order `_ranked`
+         checks. Keys are distinct, so the sort is strict.
+    @param interval Index of the market interval.
+    @param accounts One side's accounts, in submission order.
+    @param descending True for bids, False for asks.
+    @return uint256[MAX_ORDERS] The side's entries (`_RANKED_*`) by
+            priority rank.
+    """
+    keys: uint256[MAX_ORDERS] = empty(uint256[MAX_ORDERS])
+    for index: uint256 in range(len(accounts), bound=MAX_ORDERS):
+        word: uint256 = self._order_word[interval][accounts[index]]
+        price: uint256 = (word >> _ORDER_PRICE_SHIFT) & _ORDER_PRICE_MASK
+        if descending:
+            price = _ORDER_PRICE_MASK - price
+        key: uint256 = price << _RANKED_PRICE_SHIFT | index << _RANKED_INDEX_SHIFT | word
+        # Insert `key` into the sorted keys[0:index] by shifting the
+        # larger ones up. The loop runs at most `index` times, so
+        # `rank` stays positive inside it.
+        rank: uint256 = index
+        for _: uint256 in range(index, bound=MAX_ORDERS):
+            below: uint256 = keys[unsafe_sub(rank, 1)]
+            if below < key:
+                break
+            keys[rank] = below
+            rank = unsafe_sub(rank, 1)
+        keys[rank] = key
+    return keys
+
+
+@internal
+@pure
+def _match(bids: uint256[MAX_ORDERS], bid_count: uint256, asks: uint256[MAX_ORDERS], ask_count: uint256) -> Matching:
+    """
+    @dev Matches two sides ranked by priority: while the best remaining
+         bid price b is at least the best remaining ask price a the two
+         trade the smaller remaining energy q for floor((b + a) * q / 2)
+         wei. Fills and values are kept by priority rank, so the filled
+         orders of each side are a prefix.
+    @param bids Bid entries (`_RANKED_*`) by priority rank.
+    @param bid_count Number of bids.
+    @param asks Ask entries (`_RANKED_*`) by priority rank.
+    @param ask_count Number of asks.
+    @return Matching Volume [Wh], turnover [wei], fills [Wh], values
+            [wei] and pairs.
+    """
+    matching: Matching = empty(Matching)
+    i: uint256 = 0
+    j: uint256 = 0
+    # Every round exhausts a bid or an ask, so 2 * MAX_ORDERS rounds suffice.
+    for _: uint256 in range(2 * MAX_ORDERS):
+        if i == bid_count or j == ask_count:
+            break
+        bid: uint256 = bids[i]
+        ask: uint256 = asks[j]
+        bid_price_wei_per_wh: uint256 = (bid >> _ORDER_PRICE_SHIFT) & _ORDER_PRICE_MASK
+        ask_price_wei_per_wh: uint256 = (ask >> _ORDER_PRICE_SHIFT) & _ORDER_PRICE_MASK
+        if bid_price_wei_per_wh < ask_price_wei_per_wh:
+            break
+        bid_energy_wh: uint256 = bid & _ORDER_ENERGY_MASK
+        ask_energy_wh: uint256 = ask & _ORDER_ENERGY_MASK
+        traded_wh: uint256 = min(bid_energy_wh - matching.bid_fill_wh[i], ask_energy_wh - matching.ask_fill_wh[j])
+        matching.bid_fill_wh[i] += traded_wh
+        matching.ask_fill_wh[j] += traded_wh
+        matching.volume_wh += traded_wh
+        pair_value_wei: uint256 = (bid_price_wei_per_wh + ask_price_wei_per_wh) * traded_wh // 2
+        matching.bid_value_wei[i] += pair_value_wei
+        matching.ask_value_wei[j] += pair_value_wei
+        matching.turnover_wei += pair_value_wei
+        matching.pairs.append(
+            i | j << _PAIR_ASK_RANK_SHIFT | traded_wh << _PAIR_ENERGY_SHIFT | pair_value_wei << _PAIR_VALUE_SHIFT
+        )
+        if matching.bid_fill_wh[i] == bid_energy_wh:
+            i += 1
+        if matching.ask_fill_wh[j] == ask_energy_wh:
+            j += 1
+    return matching
+
+
+@internal
+def _record_clearing(
+    interval: uint256,
+    bid_accounts: DynArray[address, MAX_ORDERS],
+    bids: uint256[MAX_ORDERS],
+    ask_accounts: DynArray[address, MAX_ORDERS],
+    asks: uint256[MAX_ORDERS],
+    matching: Matching,
+):
+    """
+    @dev Stores the outcome, every fill and its value of a matched
+         book and logs its `Match` events, then its `Trade` events,
+         then `Cleared`.
+    @param interval Index of the market interval.
+    @param bid_accounts Bids' accounts, in submission order.
+    @param bids Bid entries (`_RANKED_*`) by priority rank.
+    @param ask_accounts Asks' accounts, in submission order.
+    @param asks Ask entries (`_RANKED_*`) by priority rank.
+    @param matching The outcome of `_match` on these sides.
+    """
+    self._outcome_word[interval] = (
+        matching.turnover_wei | matching.volume_wh << _OUTCOME_VOLUME_SHIFT | _OUTCOME_CLEARED
+    )
+    for pair: uint256 in matching.pairs:
+        bid: uint256 = bids[pair & _PAIR_RANK_MASK]
+        ask: uint256 = asks[(pair >> _PAIR_ASK_RANK_SHIFT) & _PAIR_RANK_MASK]
+        log Match(
+            interval=interval,
+            buyer=bid_accounts[(bid >> _RANKED_INDEX_SHIFT) & _RANKED_INDEX_MASK],
+            seller=ask_accounts[(ask >> _RANKED_INDEX_SHIFT) & _RANKED_INDEX_MASK],
+            energy_wh=(pair >> _PAIR_ENERGY_SHIFT) & _ORDER_ENERGY_MASK,
+            value_wei=pair >> _PAIR_VALUE_SHIFT,
+        )
+    self._record_fills(interval, bid_accounts, bids, matching.bid_fill_wh, matching.bid_value_wei)
+    self._record_fills(interval, ask_accounts, asks, matching.ask_fill_wh, matching.ask_value_wei)
+    log Cleared(
+        interval=interval,
+        price_wei_per_wh=self._average_price_wei_per_wh(matching.turnover_wei, matching.volume_wh),
+        volume_wh=matching.volume_wh,
+        turnover_wei=matching.turnover_wei,
+    )
 
 
 @internal
@@ -633,7 +796,6 @@ def _record_fills(
     interval: uint256,
     accounts: DynArray[address, MAX_ORDERS],
     ranked: uint256[MAX_ORDERS],
-    priority: DynArray[uint256, MAX_ORDERS],
     fill_wh: uint256[MAX_ORDERS],
     value_wei: uint256[MAX_ORDERS],
 ):
@@ -642,16 +804,16 @@ def _record_fills(
          order word, its money value, and logs a `Trade` for it.
     @param interval Index of the market interval.
     @param accounts That side's accounts, in submission order.
-    @param ranked That side's order words by priority rank.
-    @param priority That side's verified priority order.
+    @param ranked That side's entries (`_RANKED_*`) by priority rank.
     @param fill_wh Filled energy by priority rank. [Wh]
     @param value_wei Money value of the fills by priority rank. [wei]
     """
-    for rank: uint256 in range(len(priority), bound=MAX_ORDERS):
+    for rank: uint256 in range(len(accounts), bound=MAX_ORDERS):
         if fill_wh[rank] == 0:
             break
-        account: address = accounts[priority[rank]]
-        word: uint256 = ranked[rank] | fill_wh[rank] << _ORDER_FILL_SHIFT
+        entry: uint256 = ranked[rank]
+        account: address = accounts[(entry >> _RANKED_INDEX_SHIFT) & _RANKED_INDEX_MASK]
+        word: uint256 = entry & _RANKED_WORD_MASK | fill_wh[rank] << _ORDER_FILL_SHIFT
         self._order_word[interval][account] = word
         self._value_wei[interval][account] = value_wei[rank]
         log Trade(

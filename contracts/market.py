@@ -29,7 +29,7 @@ from eth_utils import keccak
 from gridledger.contracts.chain import Chain, Receipt
 from gridledger.contracts.client import Wallet, decode_return, encode_call
 from gridledger.contracts.compiler import load_artifact
-from gridledger.contracts.reference import Order, priority
+from gridledger.contracts.reference import Order, clear_merit_order, clear_pay_as_bid, clear_uniform, priority
 
 ROLE_PROSUMER = 2
 ROLE_METER = 4
@@ -44,6 +44,12 @@ MECHANISMS = {
     "english": "EnglishAuction",
 }
 DEFAULT_MECHANISM = "uniform-double-auction"
+# How a book is cleared (``market.clearing`` of a study): "verified-offchain"
+# sorts it off-chain and the contract checks the order and the claimed
+# outcome in O(N) (``clear``); "on-chain" lets the contract sort it in
+# O(N^2) (``clear_onchain``). Both give the same outcome.
+CLEARING_MODES = ("verified-offchain", "on-chain")
+DEFAULT_CLEARING_MODE = "verified-offchain"
 # Mechanisms that auction sellers' lots instead of matching an order book.
 LOT_AUCTIONS = ("VickreyAuction", "EnglishAuction")
 
@@ -61,10 +67,13 @@ GAS_REVEAL_BID = 120_000
 GAS_BID = 200_000
 _GAS_FINALISE_BASE = 60_000
 _GAS_FINALISE_PER_LOT = 130_000
-_GAS_CLEAR_BASE = 200_000
+_GAS_CLEAR_BASE = 300_000
 # Per order of the book; the pay-as-bid auction also stores each filled
 # order's money value and logs one event per matched pair.
 _GAS_CLEAR_PER_ORDER = {"DoubleAuction": 40_000, "PayAsBid": 70_000, "MeritOrder": 40_000}
+# Per squared order count of one side: the insertion sort of
+# ``clear_onchain`` shifts up to n (n - 1) / 2 keys of ~170 gas each.
+_GAS_SORT_PER_ORDER_SQUARED = 150
 
 
 class SetupFailed(RuntimeError):
@@ -93,15 +102,27 @@ class MarketAddresses:
 
 @dataclass(frozen=True)
 class Book:
-    """Both sides of one interval's book, each in submission order."""
+    """Both sides of one interval's book, each in submission order.
+
+    A merit-order book keeps its offers in ``asks`` and the energy the
+    operator posted to buy in ``demand_wh`` [Wh]; a double auction's
+    ``demand_wh`` is 0.
+    """
 
     bids: tuple[Order, ...]
     asks: tuple[Order, ...]
+    demand_wh: int = 0
 
 
-def clear_gas(n_bids: int, n_asks: int, contract: str = "DoubleAuction") -> int:
-    """Gas limit for ``contract`` clearing a book with ``n_bids`` bids and ``n_asks`` asks."""
-    return _GAS_CLEAR_BASE + _GAS_CLEAR_PER_ORDER[contract] * (n_bids + n_asks)
+def clear_gas(n_bids: int, n_asks: int, contract: str = "DoubleAuction", mode: str = DEFAULT_CLEARING_MODE) -> int:
+    """Gas limit for ``contract`` clearing a book with ``n_bids`` bids and ``n_asks`` asks in ``mode``.
+
+    The on-chain sort adds a term quadratic in each side's size.
+    """
+    linear = _GAS_CLEAR_BASE + _GAS_CLEAR_PER_ORDER[contract] * (n_bids + n_asks)
+    if mode == "on-chain":
+        return linear + _GAS_SORT_PER_ORDER_SQUARED * (n_bids**2 + n_asks**2)
+    return linear
 
 
 def finalise_gas(n_lots: int) -> int:
@@ -270,19 +291,57 @@ def sorted_order(interval_book: Book) -> tuple[list[int], list[int]]:
     return priority(interval_book.bids, is_ask=False), priority(interval_book.asks, is_ask=True)
 
 
-def clear(operator: Wallet, addresses: MarketAddresses, interval: int, interval_book: Book) -> bytes:
-    """Signed ``clear`` of ``interval`` with ``interval_book``'s priority order.
+def claimed_outcome(contract: str, interval_book: Book) -> tuple[int, ...]:
+    """Outcome of ``interval_book`` that a verified ``contract.clear`` claims, from the reference.
+
+    (price [wei/Wh], volume [Wh]) for the uniform double auction and the
+    merit order (its marginal price), (volume [Wh],) for pay-as-bid.
+    """
+    if contract == "MeritOrder":
+        # Price and volume do not depend on who buys.
+        dispatch = clear_merit_order(interval_book.demand_wh, interval_book.asks, buyer="")
+        return dispatch.price_wei_per_wh, dispatch.volume_wh
+    if contract == "PayAsBid":
+        return (clear_pay_as_bid(interval_book.bids, interval_book.asks).volume_wh,)
+    uniform = clear_uniform(interval_book.bids, interval_book.asks)
+    return uniform.price_wei_per_wh, uniform.volume_wh
+
+
+def clear(
+    wallet: Wallet,
+    addresses: MarketAddresses,
+    interval: int,
+    interval_book: Book,
+    *,
+    mode: str = DEFAULT_CLEARING_MODE,
+) -> bytes:
+    """Signed clearing of ``interval``'s ``interval_book`` by ``wallet`` (a prosumer or the operator).
+
+    Parameters
+    ----------
+    mode : str
+        A key of :data:`CLEARING_MODES`: "verified-offchain" sends
+        ``clear`` with the priority order (:func:`sorted_order`) and the
+        outcome the reference computes (:func:`claimed_outcome`), which
+        the contract checks; "on-chain" sends ``clear_onchain``, which
+        sorts the book itself.
 
     Raises
     ------
     ValueError
-        For a lot auction, which has no book (see :func:`finalise`).
+        For an unknown ``mode`` and for a lot auction, which has no book
+        (see :func:`finalise`).
     """
+    if mode not in CLEARING_MODES:
+        raise ValueError(f"unknown clearing mode {mode!r}; expected one of {sorted(CLEARING_MODES)}")
     contract = _book_contract(addresses)
+    gas = clear_gas(len(interval_book.bids), len(interval_book.asks), contract, mode)
+    if mode == "on-chain":
+        return _signed(wallet, addresses.auction, contract, "clear_onchain", interval, gas=gas)
     bid_order, ask_order = sorted_order(interval_book)
     orders = (ask_order,) if contract == "MeritOrder" else (bid_order, ask_order)
-    gas = clear_gas(len(interval_book.bids), len(interval_book.asks), contract)
-    return _signed(operator, addresses.auction, contract, "clear", interval, *orders, gas=gas)
+    claim = claimed_outcome(contract, interval_book)
+    return _signed(wallet, addresses.auction, contract, "clear", interval, *orders, *claim, gas=gas)
 
 
 def _book_contract(addresses: MarketAddresses) -> str:
@@ -347,7 +406,7 @@ def book(chain: Chain, addresses: MarketAddresses, interval: int) -> Book:
     """Both sides of ``interval``'s book as stored on chain.
 
     A merit-order book has no bids: its offers are the asks, and its
-    demand is the view ``MeritOrder.demand_wh``.
+    ``demand_wh`` is the view ``MeritOrder.demand_wh``.
 
     Raises
     ------
@@ -357,7 +416,8 @@ def book(chain: Chain, addresses: MarketAddresses, interval: int) -> Book:
     contract = _book_contract(addresses)
     if contract == "MeritOrder":
         offers = read(chain, addresses.auction, contract, "orders", interval)
-        return Book((), tuple(Order(*order) for order in offers))
+        demand_wh = read(chain, addresses.auction, contract, "demand_wh", interval)
+        return Book((), tuple(Order(*order) for order in offers), demand_wh)
     bids, asks = (
         tuple(Order(*order) for order in read(chain, addresses.auction, contract, "orders", interval, is_ask))
         for is_ask in (False, True)

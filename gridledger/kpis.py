@@ -27,6 +27,7 @@ NO_FLEXIBILITY_MARKET = "no flexibility market in this run: results.nc has no fl
 DESCRIPTIONS = {
     "study": "study name",
     "seed": "random seed of profiles, placement and chain accounts",
+    "mechanism": "market mechanism (market.mechanism)",
     "steps": "power-flow steps",
     "intervals": "market intervals",
     "prosumers": "prosumer agents",
@@ -168,6 +169,7 @@ def compute_kpis(ds: xr.Dataset, study) -> dict:
     return {
         "study": study.name,
         "seed": study.seed,
+        "mechanism": market.mechanism,
         "steps": int(ds.sizes["time"]),
         "intervals": int(ds.sizes["interval"]),
         "prosumers": int(ds.sizes["prosumer"]),

@@ -103,7 +103,8 @@ class Market:
         """Submit (energy_wh, price_wei_per_wh) bids and asks one second after the head.
 
         Bids come from the first prosumers, asks from the next ones;
-        returns the book as the reference sees it.
+        returns the book as the reference sees it, with the demand a
+        merit-order market holds for ``interval``.
         """
         wallets = iter(self.prosumers)
         raw_txs, bid_orders, ask_orders = [], [], []
@@ -123,11 +124,12 @@ class Market:
                 out.append(Order(wallet.address, energy_wh, price_wei_per_wh))
         receipts = self.mine(raw_txs)
         assert all(r.ok for r in receipts), [r.revert_reason for r in receipts if not r.ok]
-        return mk.Book(tuple(bid_orders), tuple(ask_orders))
+        demand_wh = self.read("MeritOrder", "demand_wh", interval) if self.addresses.mechanism == "merit-order" else 0
+        return mk.Book(tuple(bid_orders), tuple(ask_orders), demand_wh)
 
-    def clear(self, interval: int, book: mk.Book) -> Receipt:
-        """Clear ``interval`` at its gate with ``book``'s priority order."""
-        (receipt,) = self.mine([mk.clear(self.operator, self.addresses, interval, book)], self.gate(interval))
+    def clear(self, interval: int, book: mk.Book, *, mode: str = mk.DEFAULT_CLEARING_MODE) -> Receipt:
+        """Clear ``interval`` at its gate by the operator in clearing ``mode``."""
+        (receipt,) = self.mine([mk.clear(self.operator, self.addresses, interval, book, mode=mode)], self.gate(interval))
         return receipt
 
     def deploy(self, contract: str, *args) -> Receipt:

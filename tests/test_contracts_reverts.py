@@ -128,16 +128,17 @@ CASES = [
         ("@next", True, 1, PRICE_CAP_WEI_PER_WH + 1),
     ),
     ("auction: gate closed", "prosumer", "DoubleAuction.submit_order", ("@pending", True, 1, 1)),
-    ("auction: caller is not operator", "prosumer", "DoubleAuction.clear", ("@pending", [1, 2, 3, 0], [0, 1])),
-    ("auction: gate open", "operator", "DoubleAuction.clear", ("@next", [], [])),
-    ("auction: already cleared", "operator", "DoubleAuction.clear", ("@settled", [0], [0])),
-    ("auction: order length mismatch", "operator", "DoubleAuction.clear", ("@pending", [1, 2, 3], [0, 1])),
-    ("auction: order index out of range", "operator", "DoubleAuction.clear", ("@pending", [1, 2, 3, 4], [0, 1])),
-    ("auction: order index repeated", "operator", "DoubleAuction.clear", ("@pending", [1, 2, 2, 0], [0, 1])),
-    ("auction: order index repeated", "operator", "DoubleAuction.clear", ("@pending", [1, 2, 1, 0], [0, 1])),
-    ("auction: order not sorted", "operator", "DoubleAuction.clear", ("@pending", [2, 1, 3, 0], [0, 1])),
-    ("auction: order not sorted", "operator", "DoubleAuction.clear", ("@pending", [1, 3, 2, 0], [0, 1])),
-    ("auction: order not sorted", "operator", "DoubleAuction.clear", ("@pending", [1, 2, 3, 0], [1, 0])),
+    ("auction: caller is neither prosumer nor operator", "outsider", "DoubleAuction.clear",
+     ("@pending", [1, 2, 3, 0], [0, 1], 0, 0)),
+    ("auction: gate open", "operator", "DoubleAuction.clear", ("@next", [], [], 0, 0)),
+    ("auction: already cleared", "operator", "DoubleAuction.clear", ("@settled", [0], [0], 0, 0)),
+    ("auction: order length mismatch", "operator", "DoubleAuction.clear", ("@pending", [1, 2, 3], [0, 1], 0, 0)),
+    ("auction: order index out of range", "operator", "DoubleAuction.clear", ("@pending", [1, 2, 3, 4], [0, 1], 0, 0)),
+    ("auction: order index repeated", "operator", "DoubleAuction.clear", ("@pending", [1, 2, 2, 0], [0, 1], 0, 0)),
+    ("auction: order index repeated", "operator", "DoubleAuction.clear", ("@pending", [1, 2, 1, 0], [0, 1], 0, 0)),
+    ("auction: order not sorted", "operator", "DoubleAuction.clear", ("@pending", [2, 1, 3, 0], [0, 1], 0, 0)),
+    ("auction: order not sorted", "operator", "DoubleAuction.clear", ("@pending", [1, 3, 2, 0], [0, 1], 0, 0)),
+    ("auction: order not sorted", "operator", "DoubleAuction.clear", ("@pending", [1, 2, 3, 0], [1, 0], 0, 0)),
     ("settlement: zero amount", "operator", "Settlement.deposit_for", ("@prosumer", 0)),
     ("settlement: zero amount", "prosumer", "Settlement.withdraw", (0,)),
     ("token: insufficient allowance", "outsider", "Settlement.deposit_for", ("@prosumer", 1)),
@@ -159,9 +160,15 @@ def test_transaction_reverts_with_exact_reason(scene, reason, who, target, args)
     assert receipt.block_number == scene.market.chain.block_number
 
 
-# The pay-as-bid auction shares the uniform auction's book and its checks.
+# The pay-as-bid auction shares the uniform auction's book and its checks;
+# its clearing claims the volume only, not a price.
 PAY_AS_BID_CASES = [
-    (reason.replace("auction: ", "pay_as_bid: "), who, target.replace("DoubleAuction.", "PayAsBid."), args)
+    (
+        reason.replace("auction: ", "pay_as_bid: "),
+        who,
+        target.replace("DoubleAuction.", "PayAsBid."),
+        args[:-2] + args[-1:] if target == "DoubleAuction.clear" else args,
+    )
     for reason, who, target, args in CASES
     if target.startswith("DoubleAuction.")
 ]

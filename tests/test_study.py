@@ -1,11 +1,12 @@
 """Study files: defaults make a short file valid; each bad file exits 2 naming the field."""
 
 import textwrap
+from pathlib import Path
 
 import pytest
 
 from gridledger.cli import EXIT_BAD_INPUT, main
-from gridledger.study import StudyError, load_study, parse_study
+from gridledger.study import MECHANISMS, StudyError, load_study, parse_study
 
 MINIMAL = {"name": "tiny"}
 
@@ -21,6 +22,16 @@ def test_minimal_study_gets_documented_defaults():
 def test_reference_studies_are_valid():
     assert load_study("studies/baran-wu-p2p.yaml").n_intervals == 96
     assert load_study("studies/baran-wu-short.yaml").n_intervals == 8
+
+
+@pytest.mark.parametrize("path", sorted(Path("studies").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_shipped_study_is_valid(path):
+    assert load_study(path).name == path.stem
+
+
+def test_every_mechanism_has_a_reference_study():
+    shipped = {load_study(path).market.mechanism for path in Path("studies").glob("baran-wu-*.yaml")}
+    assert shipped == set(MECHANISMS)
 
 
 def test_five_minute_market_interval_is_allowed():
