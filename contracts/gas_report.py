@@ -2,15 +2,20 @@
 
 :func:`gas_table` deploys each mechanism on a fresh embedded chain and
 measures, for each book size, the mean gas of one order and the gas of
-one clearing of a fully crossing book (every order fills: the costliest
-case). Every clearing here is verified off-chain-sorted clearing: the
-operator supplies the priority order and the contract checks it in O(n).
+one clearing of a fully crossing book submitted against priority order
+(every order fills and the on-chain insertion sort shifts every key: the
+costliest case) in each clearing mode: verified off-chain (the caller
+supplies the priority order and the outcome, the contract checks both in
+O(n); its gas includes that calldata) and on-chain (the contract sorts in
+O(n^2)). :func:`crossover` finds by bisection the smallest book at which
+verified clearing is the cheaper one.
 A lot auction's book is half lots and half bids, one bid on each lot
 above its reserve: an order is a posted lot or a bid (a Vickrey bid is
 its commitment plus its reveal), and the clearing is
 ``VickreyAuction.finalise`` (English auctions close without one: 0).
 """
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -49,13 +54,23 @@ class GasRow:
     submit_gas : int
         Mean gas of one order submission. [gas]
     clear_gas : int
-        Gas of clearing the whole book; 0 for an English auction. [gas]
+        Gas of clearing the whole book, verified off-chain (``clear``
+        with its calldata); a Vickrey auction's ``finalise``, 0 for an
+        English auction. [gas]
+    clear_onchain_gas : int
+        Gas of clearing the whole book sorted on chain
+        (``clear_onchain``); 0 for a lot auction, which has no book. [gas]
+    capped : bool
+        True if a larger book was asked for than one interval holds and
+        this row is measured at that limit instead.
     """
 
     mechanism: str
     n_orders: int
     submit_gas: int
     clear_gas: int
+    clear_onchain_gas: int = 0
+    capped: bool = False
 
     @property
     def clear_gas_per_order(self) -> int:
@@ -66,13 +81,19 @@ class GasRow:
 def _crossing_book(
     mechanism: str, n_orders: int
 ) -> tuple[int, list[tuple[bool, int, int]]]:
-    """(demand [Wh], orders as (is_ask, energy [Wh], price [wei/Wh])) where every order fills."""
+    """(demand [Wh], orders as (is_ask, energy [Wh], price [wei/Wh])) where every order fills.
+
+    Each side is submitted in reverse priority order (bids cheapest
+    first, asks and offers dearest first), the worst case of the
+    on-chain insertion sort; every bid outbids every ask and both sides
+    hold the same energies, so every order fills.
+    """
     if mk.MECHANISMS[mechanism] == "MeritOrder":
-        offers = [(True, 100 + i, 1 + i) for i in range(n_orders)]
+        offers = [(True, 100 + i, n_orders - i) for i in range(n_orders)]
         return sum(energy for _, energy, _ in offers), offers
     n_side = n_orders // 2
-    bids = [(False, 100 + i, _PRICE_CAP_WEI_PER_WH - i) for i in range(n_side)]
-    asks = [(True, 100 + i, 1 + i) for i in range(n_side)]
+    bids = [(False, 100 + i, _PRICE_CAP_WEI_PER_WH - n_side + 1 + i) for i in range(n_side)]
+    asks = [(True, 100 + i, n_side - i) for i in range(n_side)]
     return 0, bids + asks
 
 
@@ -152,9 +173,9 @@ def _lot_auction_gas(
 
 
 def _measure(mechanism: str, book_sizes: Sequence[int]) -> list[GasRow]:
-    sizes = [n for n in book_sizes if n <= _CAPACITY[mk.MECHANISMS[mechanism]]]
-    if not sizes:
-        return []
+    capacity = _CAPACITY[mk.MECHANISMS[mechanism]]
+    sizes = sorted({min(n, capacity) for n in book_sizes})
+    capped = any(n > capacity for n in book_sizes)
     operator = derive_account(_SEED, "operator")
     prosumers = [derive_account(_SEED, f"prosumer/{i}") for i in range(max(sizes))]
     chain = Chain(
@@ -181,58 +202,48 @@ def _measure(mechanism: str, book_sizes: Sequence[int]) -> list[GasRow]:
     )
     wallets = [chain.wallet(p) for p in prosumers]
     rows = []
-    for interval, n_orders in enumerate(sizes, start=1):
+    for i, n_orders in enumerate(sizes):
+        # Two intervals per size, one for each clearing mode.
+        interval = 2 * i + 1
         if mk.MECHANISMS[mechanism] in mk.LOT_AUCTIONS:
-            rows.append(
-                GasRow(
-                    mechanism,
-                    n_orders,
-                    *_lot_auction_gas(chain, addresses, wallets, interval, n_orders),
-                )
+            row = GasRow(mechanism, n_orders, *_lot_auction_gas(chain, addresses, wallets, interval, n_orders))
+        else:
+            submit_gas, clear_gas = _book_gas(
+                chain, addresses, operator_wallet, wallets, interval, n_orders, "verified-offchain"
             )
-            continue
-        demand_wh, orders = _crossing_book(mechanism, n_orders)
-        raw_txs = [
-            mk.submit_order(
-                wallet,
-                addresses,
-                interval,
-                is_ask=is_ask,
-                energy_wh=energy_wh,
-                price_wei_per_wh=price,
-            )
-            for wallet, (is_ask, energy_wh, price) in zip(wallets, orders, strict=False)
-        ]
-        if demand_wh:
-            raw_txs.append(
-                mk.post_demand(
-                    operator_wallet, addresses, interval, demand_wh=demand_wh
-                )
-            )
-        receipts = chain.mine(raw_txs, chain.timestamp + 1)
-        if not all(r.ok for r in receipts):
-            raise RuntimeError(
-                f"{mechanism}: submission failed: {[r.revert_reason for r in receipts if not r.ok]}"
-            )
-        gate = start_timestamp + interval * _INTERVAL_S - _GATE_CLOSURE_S
-        (cleared,) = chain.mine(
-            [
-                mk.clear(
-                    operator_wallet,
-                    addresses,
-                    interval,
-                    mk.book(chain, addresses, interval),
-                )
-            ],
-            gate,
-        )
-        if not cleared.ok:
-            raise RuntimeError(
-                f"{mechanism}: clearing {n_orders} orders failed: {cleared.revert_reason}"
-            )
-        submit_gas = sum(r.gas_used for r in receipts[:n_orders]) // n_orders
-        rows.append(GasRow(mechanism, n_orders, submit_gas, cleared.gas_used))
+            _, onchain_gas = _book_gas(chain, addresses, operator_wallet, wallets, interval + 1, n_orders, "on-chain")
+            row = GasRow(mechanism, n_orders, submit_gas, clear_gas, onchain_gas)
+        rows.append(dataclasses.replace(row, capped=capped and n_orders == capacity))
     return rows
+
+
+def _book_gas(
+    chain: Chain,
+    addresses: mk.MarketAddresses,
+    operator: Wallet,
+    wallets: Sequence[Wallet],
+    interval: int,
+    n_orders: int,
+    mode: str,
+) -> tuple[int, int]:
+    """(mean gas of an order, gas of clearing in ``mode``) of a crossing book of ``n_orders`` in ``interval``."""
+    mechanism = addresses.mechanism
+    demand_wh, orders = _crossing_book(mechanism, n_orders)
+    raw_txs = [
+        mk.submit_order(wallet, addresses, interval, is_ask=is_ask, energy_wh=energy_wh, price_wei_per_wh=price)
+        for wallet, (is_ask, energy_wh, price) in zip(wallets, orders, strict=False)
+    ]
+    if demand_wh:
+        raw_txs.append(mk.post_demand(operator, addresses, interval, demand_wh=demand_wh))
+    receipts = chain.mine(raw_txs, chain.timestamp + 1)
+    if not all(r.ok for r in receipts):
+        raise RuntimeError(f"{mechanism}: submission failed: {[r.revert_reason for r in receipts if not r.ok]}")
+    gate = mk.read(chain, addresses.auction, addresses.auction_contract, "gate_timestamp", interval)
+    book = mk.book(chain, addresses, interval)
+    (cleared,) = chain.mine([mk.clear(operator, addresses, interval, book, mode=mode)], max(gate, chain.timestamp + 1))
+    if not cleared.ok:
+        raise RuntimeError(f"{mechanism}: clearing {n_orders} orders {mode} failed: {cleared.revert_reason}")
+    return sum(r.gas_used for r in receipts[:n_orders]) // n_orders, cleared.gas_used
 
 
 def gas_table(
@@ -241,9 +252,10 @@ def gas_table(
 ) -> list[GasRow]:
     """Gas per order and per clearing for each mechanism and book size.
 
-    Book sizes beyond what one interval of a mechanism holds (256 per
+    A book size beyond what one interval of a mechanism holds (256 per
     side of a double auction, 256 offers of a merit order, 128 lots with
-    128 bids of a lot auction) are left out.
+    128 bids of a lot auction) is measured at that limit instead, in a
+    row marked ``capped``.
 
     Parameters
     ----------
@@ -255,6 +267,88 @@ def gas_table(
     Returns
     -------
     list of GasRow
-        One row per mechanism and book size, in the order given.
+        One row per mechanism and distinct (capped) book size, sizes
+        ascending.
     """
     return [row for mechanism in mechanisms for row in _measure(mechanism, book_sizes)]
+
+
+@dataclass(frozen=True)
+class Crossover:
+    """Smallest book at which verified off-chain clearing costs less gas than on-chain sorting.
+
+    Attributes
+    ----------
+    mechanism : str
+        Key of :data:`~gridledger.contracts.market.MECHANISMS` (a book mechanism).
+    step : int
+        Spacing of the book sizes searched: 2 for a double auction (half
+        bids, half asks), 1 for a merit order. [1]
+    at : GasRow or None
+        The measured book at the crossover; None if on-chain sorting is
+        no dearer up to the largest book an interval holds.
+    below : GasRow or None
+        The book one step smaller, where on-chain sorting is no dearer;
+        None if verified clearing is cheaper already at the smallest book.
+    """
+
+    mechanism: str
+    step: int
+    at: GasRow | None
+    below: GasRow | None
+
+    @property
+    def n_orders(self) -> int | None:
+        """Book size of the crossover, None if there is none. [1]"""
+        return None if self.at is None else self.at.n_orders
+
+
+def _onchain_dearer(row: GasRow) -> bool:
+    return row.clear_onchain_gas > row.clear_gas
+
+
+def crossover(mechanism: str) -> Crossover:
+    """Bisect the book size for the point where verified off-chain clearing becomes cheaper.
+
+    On-chain sorting saves the order and the claim in the calldata and
+    the O(n) check, but its insertion sort costs O(n^2): below some book
+    size it is the cheaper mode, above it verified clearing is. Each
+    probed size is measured as in :func:`gas_table` (fresh chain, worst
+    case book); the search assumes that the on-chain surplus grows with
+    the book, and the returned rows show the two sides of the step.
+
+    Parameters
+    ----------
+    mechanism : str
+        "uniform-double-auction", "pay-as-bid" or "merit-order".
+
+    Returns
+    -------
+    Crossover
+        The smallest size where on-chain clearing costs more gas, with
+        the rows at it and one step below.
+    """
+    contract = mk.MECHANISMS[mechanism]
+    if contract in mk.LOT_AUCTIONS:
+        raise ValueError(f"{mechanism!r} has no order book to sort")
+    step = 1 if contract == "MeritOrder" else 2
+    measured: dict[int, GasRow] = {}
+
+    def row(n_orders: int) -> GasRow:
+        if n_orders not in measured:
+            (measured[n_orders],) = _measure(mechanism, [n_orders])
+        return measured[n_orders]
+
+    low, high = step, _CAPACITY[contract]
+    if not _onchain_dearer(row(high)):
+        return Crossover(mechanism, step, None, None)
+    if _onchain_dearer(row(low)):
+        return Crossover(mechanism, step, row(low), None)
+    # Invariant: on-chain is no dearer at `low` and dearer at `high`.
+    while high - low > step:
+        middle = low + (high - low) // (2 * step) * step
+        if _onchain_dearer(row(middle)):
+            high = middle
+        else:
+            low = middle
+    return Crossover(mechanism, step, row(high), row(low))

@@ -3,7 +3,7 @@
 import pytest
 
 from gridledger.contracts import market as mk
-from gridledger.contracts.gas_report import gas_table
+from gridledger.contracts.gas_report import crossover, gas_table
 
 from contract_helpers import PRICE_CAP_WEI_PER_WH, Market, new_market
 
@@ -49,6 +49,7 @@ def test_gas_table_gives_a_row_per_mechanism_and_size_within_the_signed_limits()
     assert [(r.mechanism, r.n_orders) for r in rows] == [(m, n) for m in mk.MECHANISMS for n in (8, 32)]
     for row in rows:
         contract = mk.MECHANISMS[row.mechanism]
+        assert not row.capped
         if contract == "VickreyAuction":
             assert 0 < row.submit_gas <= mk.GAS_POST_LOT
             assert 0 < row.clear_gas <= mk.finalise_gas(row.n_orders // 2)
@@ -56,11 +57,33 @@ def test_gas_table_gives_a_row_per_mechanism_and_size_within_the_signed_limits()
             assert 0 < row.submit_gas <= mk.GAS_POST_LOT
             assert row.clear_gas == 0
         else:
+            n_bids = 0 if contract == "MeritOrder" else row.n_orders // 2
+            n_asks = row.n_orders - n_bids
             assert 0 < row.submit_gas <= mk.GAS_SUBMIT_ORDER
-            assert 0 < row.clear_gas <= mk.clear_gas(row.n_orders, 0, contract)
+            assert 0 < row.clear_gas <= mk.clear_gas(n_bids, n_asks, contract, "verified-offchain")
+            assert 0 < row.clear_onchain_gas <= mk.clear_gas(n_bids, n_asks, contract, "on-chain")
         assert row.clear_gas_per_order == row.clear_gas // row.n_orders
 
 
-def test_gas_table_leaves_out_books_larger_than_an_interval_holds():
-    assert gas_table(book_sizes=(514,)) == []
-    assert gas_table(book_sizes=(258,), mechanisms=("merit-order", "vickrey", "english")) == []
+def test_gas_table_measures_a_larger_book_than_an_interval_holds_at_its_limit():
+    (row,) = gas_table(book_sizes=(300,), mechanisms=("merit-order",))
+    assert (row.n_orders, row.capped) == (256, True)
+    assert 0 < row.clear_gas < row.clear_onchain_gas <= mk.clear_gas(0, 256, "MeritOrder", "on-chain")
+
+
+def test_crossover_is_where_the_table_turns_from_on_chain_to_verified():
+    found = crossover("merit-order")
+    assert (found.step, found.at.n_orders - found.below.n_orders) == (1, 1)
+    # At the crossover on-chain sorting costs more than verified clearing; one order less, it does not.
+    assert found.at.clear_onchain_gas > found.at.clear_gas
+    assert found.below.clear_onchain_gas <= found.below.clear_gas
+    # The table measures the same figures at those sizes.
+    assert gas_table(book_sizes=(found.below.n_orders, found.n_orders), mechanisms=("merit-order",)) == [
+        found.below,
+        found.at,
+    ]
+
+
+def test_crossover_refuses_a_lot_auction():
+    with pytest.raises(ValueError, match="no order book"):
+        crossover("vickrey")
