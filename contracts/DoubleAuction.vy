@@ -16,7 +16,7 @@
         Interval k starts at `start_timestamp + k * interval_s`; its gate
         closes `gate_closure_s` seconds earlier.
         Functions:
-        - `submit_order` (`external` function),
+        - `bind_settlement`, `submit_order` (`external` functions),
         - `clear`, `clear_onchain` (`external` functions),
         - `order_count`, `order`, `orders` (`external` `view` functions),
         - `gate_timestamp`, `interval_end_timestamp` (`external` `view` functions),
@@ -33,6 +33,12 @@
         an order and its cleared fill share one word per account and
         interval, and an interval's outcome is one word (layouts at the
         `_ORDER_*` and `_OUTCOME_*` constants).
+        Escrow: a bid locks energy * (limit price + grid fee) of the
+        bidder's free credit in the bound `Settlement.vy` (`lock`), or
+        the bid reverts; the filled part never costs more, and anyone
+        may `Settlement.release` the rest once the interval is cleared.
+        Orders revert until the deployer has bound the settlement
+        (`bind_settlement`, once).
 @custom:security An interval so far in the future that its timestamps
                  overflow uint256 reverts without a reason string.
 """
@@ -41,6 +47,12 @@
 # @dev Role queries against the market's registry.
 interface Registry:
     def has_role(account: address, role: uint256) -> bool: view
+
+
+# @dev Escrow calls into the market's settlement (see `Settlement.vy`).
+interface Settlement:
+    def auction() -> address: view
+    def lock(account: address, interval: uint256, energy_wh: uint256, price_wei_per_wh: uint256): nonpayable
 
 
 # @dev Registry role bit of the operator (see `Registry.vy`).
@@ -142,6 +154,14 @@ gate_closure_s: public(immutable(uint256))
 price_cap_wei_per_wh: public(immutable(uint256))
 
 
+# @dev Account that deployed this contract and binds its settlement.
+deployer: public(immutable(address))
+
+
+# @dev Settlement that escrows bids; the zero address until bound.
+settlement: public(Settlement)
+
+
 # @dev Accounts with an order in each interval, bids under False and
 # asks under True, in submission order.
 _accounts: HashMap[uint256, HashMap[bool, DynArray[address, MAX_ORDERS]]]
@@ -180,6 +200,11 @@ event Cleared:
     volume_wh: uint256
 
 
+# @dev Emitted once, when the deployer binds the settlement.
+event SettlementBound:
+    settlement: indexed(address)
+
+
 @deploy
 def __init__(
     registry_: Registry,
@@ -204,12 +229,31 @@ def __init__(
     interval_s = interval_s_
     gate_closure_s = gate_closure_s_
     price_cap_wei_per_wh = price_cap_wei_per_wh_
+    deployer = msg.sender
+
+
+@external
+def bind_settlement(settlement_: Settlement):
+    """
+    @dev Binds the settlement that escrows bids, once; the settlement
+         is deployed after this contract because it names it.
+    @param settlement_ A settlement whose `auction` is this contract.
+    """
+    # checks
+    assert msg.sender == deployer, "auction: caller is not the deployer"
+    assert self.settlement.address == empty(address), "auction: settlement already bound"
+    assert staticcall settlement_.auction() == self, "auction: settlement of another mechanism"
+
+    # effects
+    self.settlement = settlement_
+    log SettlementBound(settlement=settlement_.address)
 
 
 @external
 def submit_order(interval: uint256, is_ask: bool, energy_wh: uint256, price_wei_per_wh: uint256):
     """
-    @dev Places the caller's single order for `interval`.
+    @dev Places the caller's single order for `interval`; a bid locks
+         energy_wh * (price_wei_per_wh + fee) of the caller's free credit.
     @param interval Index of the market interval.
     @param is_ask True to sell, False to buy.
     @param energy_wh Energy offered or wanted; 1 to `MAX_ENERGY_WH`. [Wh]
@@ -225,6 +269,7 @@ def submit_order(interval: uint256, is_ask: bool, energy_wh: uint256, price_wei_
     assert self._order_word[interval][msg.sender] == 0, "auction: order exists"
     index: uint256 = len(self._accounts[interval][is_ask])
     assert index < MAX_ORDERS, "auction: book full"
+    assert self.settlement.address != empty(address), "auction: settlement not bound"
 
     # effects
     self._order_word[interval][msg.sender] = (
@@ -241,6 +286,10 @@ def submit_order(interval: uint256, is_ask: bool, energy_wh: uint256, price_wei_
         price_wei_per_wh=price_wei_per_wh,
         index=index,
     )
+
+    # interactions
+    if not is_ask:
+        extcall self.settlement.lock(msg.sender, interval, energy_wh, price_wei_per_wh)
 
 
 @external

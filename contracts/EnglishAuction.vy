@@ -18,7 +18,7 @@
         A bidder leads at most one lot per interval (it may bid again
         once outbid), so it wins at most one.
         Functions:
-        - `post_lot`, `bid` (`external` functions),
+        - `bind_settlement`, `post_lot`, `bid` (`external` functions),
         - `lot`, `lots`, `lot_count`, `leading_lot` (`external` `view`
           functions),
         - `gate_timestamp`, `interval_end_timestamp` (`external` `view`
@@ -28,9 +28,13 @@
         Positions follow the leaders as bids arrive: the seller +energy_wh
         and +value, the leader -energy_wh and -value, everyone else 0;
         an account that sells one lot and leads another has the sum.
-@custom:security Bids are not escrowed: the winner pays through
-                 `Settlement.vy` credits, which may go negative, so a
-                 bidder may bid beyond what it holds. A seller may bid
+        Escrow: each accepted bid locks energy_wh * (price + grid fee) of
+        the bidder's free credit in the bound `Settlement.vy`, or
+        reverts; the outbid leader's lock on the lot is returned in the
+        same call (a leader raising its own bid needs only the raise
+        free). The winner's lock is its obligation. Bids revert until
+        the deployer has bound the settlement (`bind_settlement`, once).
+@custom:security A seller may bid
                  up its own lot from another account it controls (shill
                  bidding); only bids from the seller's own account are
                  refused. An interval so far in the future that its
@@ -42,6 +46,14 @@
 # @dev Role queries against the market's registry.
 interface Registry:
     def has_role(account: address, role: uint256) -> bool: view
+
+
+# @dev Escrow calls into the market's settlement (see `Settlement.vy`).
+interface Settlement:
+    def auction() -> address: view
+    def lock(account: address, interval: uint256, energy_wh: uint256, price_wei_per_wh: uint256): nonpayable
+    def unlock(account: address, interval: uint256, amount_wei: uint256): nonpayable
+    def escrow_wei(account: address, energy_wh: uint256, price_wei_per_wh: uint256) -> uint256: view
 
 
 # @dev Registry role bit of prosumers (see `Registry.vy`).
@@ -100,6 +112,14 @@ gate_closure_s: public(immutable(uint256))
 price_cap_wei_per_wh: public(immutable(uint256))
 
 
+# @dev Account that deployed this contract and binds its settlement.
+deployer: public(immutable(address))
+
+
+# @dev Settlement that escrows bids; the zero address until bound.
+settlement: public(Settlement)
+
+
 # @dev Least raise of a bid over the leading price. [wei/Wh]
 bid_increment_wei_per_wh: public(immutable(uint256))
 
@@ -152,6 +172,11 @@ event BidPlaced:
     price_wei_per_wh: uint256
 
 
+# @dev Emitted once, when the deployer binds the settlement.
+event SettlementBound:
+    settlement: indexed(address)
+
+
 @deploy
 def __init__(
     registry_: Registry,
@@ -182,7 +207,25 @@ def __init__(
     interval_s = interval_s_
     gate_closure_s = gate_closure_s_
     price_cap_wei_per_wh = price_cap_wei_per_wh_
+    deployer = msg.sender
     bid_increment_wei_per_wh = bid_increment_wei_per_wh_
+
+
+@external
+def bind_settlement(settlement_: Settlement):
+    """
+    @dev Binds the settlement that escrows bids, once; the settlement
+         is deployed after this contract because it names it.
+    @param settlement_ A settlement whose `auction` is this contract.
+    """
+    # checks
+    assert msg.sender == deployer, "english: caller is not the deployer"
+    assert self.settlement.address == empty(address), "english: settlement already bound"
+    assert staticcall settlement_.auction() == self, "english: settlement of another mechanism"
+
+    # effects
+    self.settlement = settlement_
+    log SettlementBound(settlement=settlement_.address)
 
 
 @external
@@ -232,7 +275,8 @@ def post_lot(interval: uint256, energy_wh: uint256, reserve_price_wei_per_wh: ui
 def bid(lot_id: uint256, price_wei_per_wh: uint256):
     """
     @dev Takes the lead on `lot_id` at `price_wei_per_wh`; the previous
-         leader's position returns to it.
+         leader's position and escrow return to it; locks
+         energy_wh * (price_wei_per_wh + fee) of the caller's free credit.
     @param lot_id Id of another seller's lot whose gate is open.
     @param price_wei_per_wh At least the reserve for the first bid, the
            leading price plus the increment after it; at most the
@@ -247,6 +291,7 @@ def bid(lot_id: uint256, price_wei_per_wh: uint256):
     assert price_wei_per_wh <= price_cap_wei_per_wh, "english: price above cap"
     leading: uint256 = self._leading[lot.interval][msg.sender]
     assert leading == 0 or leading == lot_id + 1, "english: leading another lot"
+    assert self.settlement.address != empty(address), "english: settlement not bound"
     if lot.leader == empty(address):
         assert price_wei_per_wh >= lot.reserve_price_wei_per_wh, "english: bid below reserve"
     else:
@@ -274,6 +319,15 @@ def bid(lot_id: uint256, price_wei_per_wh: uint256):
     self._lots[lot_id].leader = msg.sender
     self._lots[lot_id].price_wei_per_wh = price_wei_per_wh
     log BidPlaced(lot_id=lot_id, bidder=msg.sender, outbid=lot.leader, price_wei_per_wh=price_wei_per_wh)
+
+    # interactions
+    if lot.leader != empty(address):
+        extcall self.settlement.unlock(
+            lot.leader,
+            lot.interval,
+            staticcall self.settlement.escrow_wei(lot.leader, lot.energy_wh, lot.price_wei_per_wh),
+        )
+    extcall self.settlement.lock(msg.sender, lot.interval, lot.energy_wh, price_wei_per_wh)
 
 
 @external

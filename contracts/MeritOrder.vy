@@ -25,7 +25,7 @@
         Interval k starts at `start_timestamp + k * interval_s`; its gate
         closes `gate_closure_s` seconds earlier.
         Functions:
-        - `post_demand` (`external` function),
+        - `bind_settlement`, `post_demand` (`external` functions),
         - `submit_offer` (`external` function),
         - `clear`, `clear_onchain` (`external` functions),
         - `demand_wh`, `buyer`, `order_count`, `order`, `orders`
@@ -40,6 +40,14 @@
         at price 0 and volume 0.
         Reference: D. Kirschen, G. Strbac, "Fundamentals of Power System
         Economics", 2nd ed., Wiley, 2019.
+        Escrow: posting a demand locks demand_wh * price cap of the
+        operator's free credit in the bound `Settlement.vy` (`lock`; the
+        operator pays no fee), or the demand reverts: the marginal price
+        never exceeds the cap nor the volume the demand. Once the
+        interval is cleared anyone may `Settlement.release` the lock
+        down to the dispatched value; `Settlement.settle_operator`
+        releases the rest. Demand and offers revert until the deployer
+        has bound the settlement (`bind_settlement`, once).
 @custom:security An interval so far in the future that its timestamps
                  overflow uint256 reverts without a reason string. The
                  buyer's position is minus the volume even if it also
@@ -51,6 +59,12 @@
 # @dev Role queries against the market's registry.
 interface Registry:
     def has_role(account: address, role: uint256) -> bool: view
+
+
+# @dev Escrow calls into the market's settlement (see `Settlement.vy`).
+interface Settlement:
+    def auction() -> address: view
+    def lock(account: address, interval: uint256, energy_wh: uint256, price_wei_per_wh: uint256): nonpayable
 
 
 # @dev Registry role bit of the operator (see `Registry.vy`).
@@ -147,6 +161,14 @@ gate_closure_s: public(immutable(uint256))
 price_cap_wei_per_wh: public(immutable(uint256))
 
 
+# @dev Account that deployed this contract and binds its settlement.
+deployer: public(immutable(address))
+
+
+# @dev Settlement that escrows bids; the zero address until bound.
+settlement: public(Settlement)
+
+
 # @dev Energy the operator buys in each interval. [Wh]
 demand_wh: public(HashMap[uint256, uint256])
 
@@ -199,6 +221,11 @@ event Cleared:
     demand_wh: uint256
 
 
+# @dev Emitted once, when the deployer binds the settlement.
+event SettlementBound:
+    settlement: indexed(address)
+
+
 @deploy
 def __init__(
     registry_: Registry,
@@ -223,12 +250,31 @@ def __init__(
     interval_s = interval_s_
     gate_closure_s = gate_closure_s_
     price_cap_wei_per_wh = price_cap_wei_per_wh_
+    deployer = msg.sender
+
+
+@external
+def bind_settlement(settlement_: Settlement):
+    """
+    @dev Binds the settlement that escrows bids, once; the settlement
+         is deployed after this contract because it names it.
+    @param settlement_ A settlement whose `auction` is this contract.
+    """
+    # checks
+    assert msg.sender == deployer, "merit_order: caller is not the deployer"
+    assert self.settlement.address == empty(address), "merit_order: settlement already bound"
+    assert staticcall settlement_.auction() == self, "merit_order: settlement of another mechanism"
+
+    # effects
+    self.settlement = settlement_
+    log SettlementBound(settlement=settlement_.address)
 
 
 @external
 def post_demand(interval: uint256, demand_wh: uint256):
     """
-    @dev Posts the energy the caller buys in `interval`, once.
+    @dev Posts the energy the caller buys in `interval`, once, and
+         locks demand_wh * price cap of its free credit.
     @param interval Index of the market interval.
     @param demand_wh Energy to buy; 1 to `MAX_ENERGY_WH`. [Wh]
     """
@@ -238,11 +284,15 @@ def post_demand(interval: uint256, demand_wh: uint256):
     assert demand_wh <= MAX_ENERGY_WH, "merit_order: demand above limit"
     assert block.timestamp < self._gate_timestamp(interval), "merit_order: gate closed"
     assert self.demand_wh[interval] == 0, "merit_order: demand exists"
+    assert self.settlement.address != empty(address), "merit_order: settlement not bound"
 
     # effects
     self.demand_wh[interval] = demand_wh
     self.buyer[interval] = msg.sender
     log DemandPosted(interval=interval, buyer=msg.sender, demand_wh=demand_wh)
+
+    # interactions
+    extcall self.settlement.lock(msg.sender, interval, demand_wh, price_cap_wei_per_wh)
 
 
 @external
@@ -263,6 +313,7 @@ def submit_offer(interval: uint256, energy_wh: uint256, price_wei_per_wh: uint25
     assert self._order_word[interval][msg.sender] == 0, "merit_order: offer exists"
     index: uint256 = len(self._accounts[interval])
     assert index < MAX_ORDERS, "merit_order: book full"
+    assert self.settlement.address != empty(address), "merit_order: settlement not bound"
 
     # effects
     self._order_word[interval][msg.sender] = energy_wh | price_wei_per_wh << _ORDER_PRICE_SHIFT

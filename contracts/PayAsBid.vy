@@ -17,7 +17,7 @@
         Interval k starts at `start_timestamp + k * interval_s`; its gate
         closes `gate_closure_s` seconds earlier.
         Functions:
-        - `submit_order` (`external` function),
+        - `bind_settlement`, `submit_order` (`external` functions),
         - `clear`, `clear_onchain` (`external` functions),
         - `order_count`, `order`, `orders` (`external` `view` functions),
         - `gate_timestamp`, `interval_end_timestamp` (`external` `view` functions),
@@ -49,6 +49,12 @@
         Storage is packed as in `DoubleAuction.vy` (layouts at the
         `_ORDER_*` and `_OUTCOME_*` constants); the money value of each
         filled order takes one more word.
+        Escrow: a bid locks energy * (limit price + grid fee) of the
+        bidder's free credit in the bound `Settlement.vy` (`lock`), or
+        the bid reverts; the filled part never costs more, and anyone
+        may `Settlement.release` the rest once the interval is cleared.
+        Orders revert until the deployer has bound the settlement
+        (`bind_settlement`, once).
 @custom:security An interval so far in the future that its timestamps
                  overflow uint256 reverts without a reason string.
 """
@@ -57,6 +63,12 @@
 # @dev Role queries against the market's registry.
 interface Registry:
     def has_role(account: address, role: uint256) -> bool: view
+
+
+# @dev Escrow calls into the market's settlement (see `Settlement.vy`).
+interface Settlement:
+    def auction() -> address: view
+    def lock(account: address, interval: uint256, energy_wh: uint256, price_wei_per_wh: uint256): nonpayable
 
 
 # @dev Registry role bit of the operator (see `Registry.vy`).
@@ -174,6 +186,14 @@ gate_closure_s: public(immutable(uint256))
 price_cap_wei_per_wh: public(immutable(uint256))
 
 
+# @dev Account that deployed this contract and binds its settlement.
+deployer: public(immutable(address))
+
+
+# @dev Settlement that escrows bids; the zero address until bound.
+settlement: public(Settlement)
+
+
 # @dev Accounts with an order in each interval, bids under False and
 # asks under True, in submission order.
 _accounts: HashMap[uint256, HashMap[bool, DynArray[address, MAX_ORDERS]]]
@@ -231,6 +251,11 @@ event Cleared:
     turnover_wei: uint256
 
 
+# @dev Emitted once, when the deployer binds the settlement.
+event SettlementBound:
+    settlement: indexed(address)
+
+
 @deploy
 def __init__(
     registry_: Registry,
@@ -255,12 +280,31 @@ def __init__(
     interval_s = interval_s_
     gate_closure_s = gate_closure_s_
     price_cap_wei_per_wh = price_cap_wei_per_wh_
+    deployer = msg.sender
+
+
+@external
+def bind_settlement(settlement_: Settlement):
+    """
+    @dev Binds the settlement that escrows bids, once; the settlement
+         is deployed after this contract because it names it.
+    @param settlement_ A settlement whose `auction` is this contract.
+    """
+    # checks
+    assert msg.sender == deployer, "pay_as_bid: caller is not the deployer"
+    assert self.settlement.address == empty(address), "pay_as_bid: settlement already bound"
+    assert staticcall settlement_.auction() == self, "pay_as_bid: settlement of another mechanism"
+
+    # effects
+    self.settlement = settlement_
+    log SettlementBound(settlement=settlement_.address)
 
 
 @external
 def submit_order(interval: uint256, is_ask: bool, energy_wh: uint256, price_wei_per_wh: uint256):
     """
-    @dev Places the caller's single order for `interval`.
+    @dev Places the caller's single order for `interval`; a bid locks
+         energy_wh * (price_wei_per_wh + fee) of the caller's free credit.
     @param interval Index of the market interval.
     @param is_ask True to sell, False to buy.
     @param energy_wh Energy offered or wanted; 1 to `MAX_ENERGY_WH`. [Wh]
@@ -276,6 +320,7 @@ def submit_order(interval: uint256, is_ask: bool, energy_wh: uint256, price_wei_
     assert self._order_word[interval][msg.sender] == 0, "pay_as_bid: order exists"
     index: uint256 = len(self._accounts[interval][is_ask])
     assert index < MAX_ORDERS, "pay_as_bid: book full"
+    assert self.settlement.address != empty(address), "pay_as_bid: settlement not bound"
 
     # effects
     self._order_word[interval][msg.sender] = (
@@ -292,6 +337,10 @@ def submit_order(interval: uint256, is_ask: bool, energy_wh: uint256, price_wei_
         price_wei_per_wh=price_wei_per_wh,
         index=index,
     )
+
+    # interactions
+    if not is_ask:
+        extcall self.settlement.lock(msg.sender, interval, energy_wh, price_wei_per_wh)
 
 
 @external

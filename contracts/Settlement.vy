@@ -16,9 +16,42 @@
         Functions:
         - `deposit_for` (`external` function),
         - `withdraw` (`external` function),
+        - `lock`, `unlock` (`external` functions, the mechanism only),
+        - `release` (`external` function),
         - `post_reading` (`external` function),
         - `settle_operator` (`external` function),
-        - `credit_wei`, `pool_wei`, `reading` (`external` `view` functions).
+        - `credit_wei`, `pool_wei`, `reading` (`external` `view` functions),
+        - `locked_wei`, `lock_wei`, `free_credit_wei`, `escrow_wei`
+          (`external` `view` functions),
+        - `sold_mix`, `consumed_mix` (`external` `view` functions).
+        Escrow: a bid locks part of the bidder's credit, never tokens;
+        the locks of an account (`lock_wei` per interval, `locked_wei`
+        in total) are a part of its credit, and free credit = credit -
+        locked. The mechanism calls `lock(account, interval, q, p)`
+        when it accepts a bid for q Wh at up to p wei/Wh, which locks
+        `escrow_wei` = q * (p + fee) of free credit or reverts; the
+        operator's locks carry no fee, since a fee it paid would be
+        credited back to it. The mechanism calls `unlock` when a bid
+        stops binding (an English leader outbid, a Vickrey bid revealed
+        below the cap). Once the interval is cleared anyone may
+        `release` an account's lock down to its obligation
+        max(0, -v) + fee * max(0, -q) for its cleared position q and
+        value v; an account without a purchase gets all of it back.
+        `post_reading` (and `settle_operator` for the operator)
+        releases the rest of the interval's lock before it pays.
+        `withdraw` pays out free credit only.
+        Sources: a reading carries the PV energy `pv_wh` and battery
+        discharge `battery_wh` of the interval besides import and
+        export. A seller's position q > 0 is attributed with delivered =
+        min(q, export): pv = min(delivered, pv_wh), battery =
+        min(delivered - pv, battery_wh), grid = q - pv - battery (the
+        shortfall and re-sold grid energy); the interval sums the split
+        of every seller (`sold_mix`). A buyer's consumed energy, its
+        import, splits into its peer-to-peer part min(-q, import),
+        shared pro rata to the interval's sold mix (pv and battery
+        rounded down, the remainder grid), and the rest of its import,
+        all grid (`consumed_mix`). The mix is final once every seller
+        of the interval has posted.
         With q the position [Wh], v its money value [wei] (positive =
         received; p*q at a uniform price p), m = export - import:
         prosumer += v, pool -= v;
@@ -37,7 +70,11 @@
                  its mechanism to keep positions within `MAX_ENERGY_WH`
                  and |value| within `MAX_ENERGY_WH * MAX_PRICE_WEI_PER_WH`,
                  and the values of an interval to sum to zero over all
-                 accounts it settles.
+                 accounts it settles. Escrow trusts the mechanism to
+                 lock before clearing and to keep each obligation within
+                 the lock; an interval that is never cleared keeps its
+                 locks. Meters are trusted for `pv_wh` and `battery_wh`
+                 as for import and export.
 """
 
 
@@ -65,18 +102,38 @@ MAX_PRICE_WEI_PER_WH: public(constant(uint256)) = 10**24
 
 
 # @dev Packed reading word of one prosumer in one interval, zero until
-# posted: bits [0, 40) import [Wh], [40, 80) export [Wh] (each at most
-# MAX_ENERGY_WH < 2**40), bit 80 set once posted.
+# posted: bits [0, 40) import [Wh], [40, 80) export [Wh], [80, 120) PV
+# energy [Wh], [120, 160) battery discharge [Wh] (each at most
+# MAX_ENERGY_WH < 2**40), bit 160 set once posted.
 _READING_ENERGY_MASK: constant(uint256) = 2**40 - 1
 _READING_EXPORT_SHIFT: constant(uint256) = 40
-_READING_POSTED: constant(uint256) = 2**80
+_READING_PV_SHIFT: constant(uint256) = 80
+_READING_BATTERY_SHIFT: constant(uint256) = 120
+_READING_POSTED: constant(uint256) = 2**160
+
+
+# @dev Packed sold-energy word of one interval: bits [0, 64) PV [Wh],
+# [64, 128) battery [Wh], [128, 192) grid [Wh]; each sum over the
+# interval's sellers stays below MAX_ORDERS * MAX_ENERGY_WH < 2**48.
+_SOLD_MASK: constant(uint256) = 2**64 - 1
+_SOLD_BATTERY_SHIFT: constant(uint256) = 64
+_SOLD_GRID_SHIFT: constant(uint256) = 128
 
 
 # @dev One posted meter reading.
 struct Reading:
     import_wh: uint256
     export_wh: uint256
+    pv_wh: uint256
+    battery_wh: uint256
     posted: bool
+
+
+# @dev Energy split by source: PV, battery discharge and grid. [Wh]
+struct SourceMix:
+    pv_wh: uint256
+    battery_wh: uint256
+    grid_wh: uint256
 
 
 # @dev A cleared interval's terms for one account, as the mechanism's
@@ -132,6 +189,19 @@ pool_wei: public(int256)
 _reading_word: HashMap[uint256, HashMap[address, uint256]]
 
 
+# @dev Packed sold energy of each interval by source (`_SOLD_*`).
+_sold_word: HashMap[uint256, uint256]
+
+
+# @dev Credit of each account held in escrow over all intervals, a
+# part of its `credit_wei`. [wei]
+locked_wei: public(HashMap[address, uint256])
+
+
+# @dev Escrow of each account per interval. [wei]
+lock_wei: public(HashMap[uint256, HashMap[address, uint256]])
+
+
 # @dev Whether the operator's own market position in each interval
 # is settled.
 operator_settled: public(HashMap[uint256, bool])
@@ -150,6 +220,21 @@ event Withdrawn:
     amount_wei: uint256
 
 
+# @dev Emitted when the mechanism locks credit of `account` for a bid.
+event Locked:
+    interval: indexed(uint256)
+    account: indexed(address)
+    amount_wei: uint256
+
+
+# @dev Emitted when escrow of `account` returns to its free credit:
+# through `unlock`, `release`, `post_reading` or `settle_operator`.
+event Released:
+    interval: indexed(uint256)
+    account: indexed(address)
+    amount_wei: uint256
+
+
 # @dev Emitted when a prosumer's interval is settled; `p2p_wei` and
 # `imbalance_wei` are signed, positive = received by the prosumer.
 event Settled:
@@ -157,10 +242,22 @@ event Settled:
     prosumer: indexed(address)
     import_wh: uint256
     export_wh: uint256
+    pv_wh: uint256
+    battery_wh: uint256
     position_wh: int256
     p2p_wei: int256
     fee_wei: uint256
     imbalance_wei: int256
+
+
+# @dev Emitted when a seller's interval is settled: the sources of
+# its sold position. [Wh]
+event Sourced:
+    interval: indexed(uint256)
+    seller: indexed(address)
+    pv_wh: uint256
+    battery_wh: uint256
+    grid_wh: uint256
 
 
 # @dev Emitted when the operator's own market position is settled;
@@ -228,14 +325,14 @@ def deposit_for(beneficiary: address, amount_wei: uint256):
 @external
 def withdraw(amount_wei: uint256):
     """
-    @dev Pays `amount_wei` of the caller's credit out in tokens.
+    @dev Pays `amount_wei` of the caller's free credit out in tokens.
     @param amount_wei Tokens withdrawn; positive and at most the
-           caller's credit. [wei]
+           caller's free credit (credit minus escrow). [wei]
     """
     # checks
     assert amount_wei != 0, "settlement: zero amount"
     credit: int256 = self.credit_wei[msg.sender]
-    assert credit > 0 and convert(credit, uint256) >= amount_wei, "settlement: withdraw above credit"
+    assert self._free_credit_wei(msg.sender) >= convert(amount_wei, int256), "settlement: withdraw above free credit"
 
     # effects
     self.credit_wei[msg.sender] = credit - convert(amount_wei, int256)
@@ -246,12 +343,76 @@ def withdraw(amount_wei: uint256):
 
 
 @external
-def post_reading(interval: uint256, import_wh: uint256, export_wh: uint256):
+def lock(account: address, interval: uint256, energy_wh: uint256, price_wei_per_wh: uint256):
     """
-    @dev Settles the calling meter's prosumer for `interval`.
+    @dev Locks `escrow_wei(account, energy_wh, price_wei_per_wh)` of the
+         free credit of `account` for its bid in `interval`.
+    @param account The bidder.
+    @param interval Index of the market interval bid in.
+    @param energy_wh Energy the bid may buy; at most `MAX_ENERGY_WH`. [Wh]
+    @param price_wei_per_wh Most the bid may pay; at most
+           `MAX_PRICE_WEI_PER_WH`. [wei/Wh]
+    """
+    # checks
+    assert msg.sender == auction.address, "settlement: caller is not the mechanism"
+    amount_wei: uint256 = self._escrow_wei(account, energy_wh, price_wei_per_wh)
+    assert self._free_credit_wei(account) >= convert(amount_wei, int256), "settlement: credit below escrow"
+
+    # effects
+    self.locked_wei[account] += amount_wei
+    self.lock_wei[interval][account] += amount_wei
+    log Locked(interval=interval, account=account, amount_wei=amount_wei)
+
+
+@external
+def unlock(account: address, interval: uint256, amount_wei: uint256):
+    """
+    @dev Returns `amount_wei` of the escrow of `account` in `interval` to
+         its free credit, for a bid that no longer binds it.
+    @param account The bidder.
+    @param interval Index of the market interval bid in.
+    @param amount_wei Escrow released; at most the interval's lock. [wei]
+    """
+    # checks
+    assert msg.sender == auction.address, "settlement: caller is not the mechanism"
+    assert amount_wei <= self.lock_wei[interval][account], "settlement: unlock above lock"
+
+    # effects
+    self._release(interval, account, amount_wei)
+
+
+@external
+def release(interval: uint256, account: address):
+    """
+    @dev Lowers the escrow of `account` in a cleared `interval` to its
+         obligation max(0, -value) + fee * max(0, -position); anyone may
+         call it. Does nothing if the lock is at most the obligation.
+    @param interval Index of a cleared market interval.
+    @param account The account whose escrow is released.
+    """
+    # checks
+    terms: SettlementTerms = staticcall auction.settlement_terms(interval, account)
+    assert terms.cleared, "settlement: interval not cleared"
+    lock_wei: uint256 = self.lock_wei[interval][account]
+    obligation_wei: uint256 = self._obligation_wei(account, terms)
+
+    # effects
+    if lock_wei > obligation_wei:
+        self._release(interval, account, lock_wei - obligation_wei)
+
+
+@external
+def post_reading(interval: uint256, import_wh: uint256, export_wh: uint256, pv_wh: uint256, battery_wh: uint256):
+    """
+    @dev Settles the calling meter's prosumer for `interval`: releases
+         its escrow of the interval, pays, and for a seller records the
+         sources of its sold energy.
     @param interval Index of a cleared and ended market interval.
     @param import_wh Energy drawn from the grid in the interval. [Wh]
     @param export_wh Energy fed into the grid in the interval. [Wh]
+    @param pv_wh Energy the prosumer's PV generated in the interval. [Wh]
+    @param battery_wh Energy the prosumer's battery discharged in the
+           interval. [Wh]
     """
     # checks
     prosumer: address = staticcall registry.prosumer_of_meter(msg.sender)
@@ -260,10 +421,24 @@ def post_reading(interval: uint256, import_wh: uint256, export_wh: uint256):
     assert terms.cleared, "settlement: interval not cleared"
     assert block.timestamp >= terms.end_timestamp, "settlement: interval not ended"
     assert self._reading_word[interval][prosumer] == 0, "settlement: reading exists"
-    assert import_wh <= MAX_ENERGY_WH and export_wh <= MAX_ENERGY_WH, "settlement: energy above limit"
+    assert (
+        import_wh <= MAX_ENERGY_WH
+        and export_wh <= MAX_ENERGY_WH
+        and pv_wh <= MAX_ENERGY_WH
+        and battery_wh <= MAX_ENERGY_WH
+    ), "settlement: energy above limit"
 
     # effects
-    self._reading_word[interval][prosumer] = import_wh | export_wh << _READING_EXPORT_SHIFT | _READING_POSTED
+    self._reading_word[interval][prosumer] = (
+        import_wh
+        | export_wh << _READING_EXPORT_SHIFT
+        | pv_wh << _READING_PV_SHIFT
+        | battery_wh << _READING_BATTERY_SHIFT
+        | _READING_POSTED
+    )
+    lock_wei: uint256 = self.lock_wei[interval][prosumer]
+    if lock_wei != 0:
+        self._release(interval, prosumer, lock_wei)
 
     # The mechanism bounds |position_wh| by MAX_ENERGY_WH and |value_wei|
     # by MAX_ENERGY_WH * MAX_PRICE_WEI_PER_WH, the checks above bound
@@ -287,19 +462,24 @@ def post_reading(interval: uint256, import_wh: uint256, export_wh: uint256):
         prosumer=prosumer,
         import_wh=import_wh,
         export_wh=export_wh,
+        pv_wh=pv_wh,
+        battery_wh=battery_wh,
         position_wh=position_wh,
         p2p_wei=p2p_wei,
         fee_wei=fee_wei,
         imbalance_wei=imbalance_wei,
     )
+    if position_wh > 0:
+        self._record_sources(interval, prosumer, convert(position_wh, uint256), export_wh, pv_wh, battery_wh)
 
 
 @external
 def settle_operator(interval: uint256):
     """
     @dev Settles the operator's own market position in `interval`, which
-         no meter measures; anyone may call it once the interval is
-         cleared and has ended.
+         no meter measures, after releasing the operator's escrow of the
+         interval; anyone may call it once the interval is cleared and
+         has ended.
     @param interval Index of a cleared and ended market interval.
     """
     # checks
@@ -310,6 +490,9 @@ def settle_operator(interval: uint256):
 
     # effects
     self.operator_settled[interval] = True
+    lock_wei: uint256 = self.lock_wei[interval][operator]
+    if lock_wei != 0:
+        self._release(interval, operator, lock_wei)
     self.pool_wei -= terms.value_wei
     self.credit_wei[operator] += terms.value_wei
     log OperatorSettled(interval=interval, position_wh=terms.position_wh, value_wei=terms.value_wei)
@@ -322,11 +505,191 @@ def reading(interval: uint256, prosumer: address) -> Reading:
     @dev Reading of `prosumer` for `interval`; all zero until posted.
     @param interval Index of the market interval.
     @param prosumer The prosumer whose meter posted.
-    @return Reading Import [Wh], export [Wh] and whether it is posted.
+    @return Reading Import, export, PV energy and battery discharge
+            [Wh] and whether it is posted.
     """
     word: uint256 = self._reading_word[interval][prosumer]
     return Reading(
         import_wh=word & _READING_ENERGY_MASK,
         export_wh=(word >> _READING_EXPORT_SHIFT) & _READING_ENERGY_MASK,
+        pv_wh=(word >> _READING_PV_SHIFT) & _READING_ENERGY_MASK,
+        battery_wh=(word >> _READING_BATTERY_SHIFT) & _READING_ENERGY_MASK,
         posted=word != 0,
     )
+
+
+@external
+@view
+def free_credit_wei(account: address) -> int256:
+    """
+    @dev Credit of `account` not held in escrow; what it may withdraw
+         or lock for a new bid.
+    @param account The account to look up.
+    @return int256 Credit minus escrow, negative for a debtor. [wei]
+    """
+    return self._free_credit_wei(account)
+
+
+@external
+@view
+def escrow_wei(account: address, energy_wh: uint256, price_wei_per_wh: uint256) -> uint256:
+    """
+    @dev Escrow `lock` takes for a bid of `account`.
+    @param account The bidder; the operator's bids carry no fee.
+    @param energy_wh Energy the bid may buy. [Wh]
+    @param price_wei_per_wh Most the bid may pay. [wei/Wh]
+    @return uint256 energy_wh * (price_wei_per_wh + fee). [wei]
+    """
+    return self._escrow_wei(account, energy_wh, price_wei_per_wh)
+
+
+@external
+@view
+def sold_mix(interval: uint256) -> SourceMix:
+    """
+    @dev Energy sold in `interval` by source, summed over the sellers
+         posted so far.
+    @param interval Index of the market interval.
+    @return SourceMix PV, battery and grid energy sold. [Wh]
+    """
+    return self._sold_mix(interval)
+
+
+@external
+@view
+def consumed_mix(interval: uint256, buyer: address) -> SourceMix:
+    """
+    @dev Sources of the energy `buyer` imported in `interval`: its
+         peer-to-peer part min(-position, import) pro rata to the
+         interval's sold mix (PV and battery rounded down, the rest
+         grid), the remaining import from the grid. All zero until its
+         reading is posted; final once every seller has posted.
+    @param interval Index of the market interval.
+    @param buyer The account whose consumption is split.
+    @return SourceMix PV, battery and grid energy; sums to the import. [Wh]
+    """
+    import_wh: uint256 = self._reading_word[interval][buyer] & _READING_ENERGY_MASK
+    position_wh: int256 = (staticcall auction.settlement_terms(interval, buyer)).position_wh
+    p2p_wh: uint256 = 0
+    if position_wh < 0:
+        p2p_wh = min(convert(-position_wh, uint256), import_wh)
+    sold: SourceMix = self._sold_mix(interval)
+    sold_wh: uint256 = sold.pv_wh + sold.battery_wh + sold.grid_wh
+    pv_wh: uint256 = 0
+    battery_wh: uint256 = 0
+    if sold_wh != 0:
+        pv_wh = p2p_wh * sold.pv_wh // sold_wh
+        battery_wh = p2p_wh * sold.battery_wh // sold_wh
+    return SourceMix(pv_wh=pv_wh, battery_wh=battery_wh, grid_wh=import_wh - pv_wh - battery_wh)
+
+
+@internal
+@view
+def _free_credit_wei(account: address) -> int256:
+    """
+    @dev Credit of `account` minus its escrow.
+    @param account The account to look up.
+    @return int256 The free credit. [wei]
+    """
+    return self.credit_wei[account] - convert(self.locked_wei[account], int256)
+
+
+@internal
+@view
+def _fee_wei_per_wh(account: address) -> uint256:
+    """
+    @dev Fee rate an account's escrow and obligation carry: none for
+         the operator, which would pay the fee to itself.
+    @param account The account.
+    @return uint256 The fee rate. [wei/Wh]
+    """
+    if account == operator:
+        return 0
+    return grid_fee_wei_per_wh
+
+
+@internal
+@view
+def _escrow_wei(account: address, energy_wh: uint256, price_wei_per_wh: uint256) -> uint256:
+    """
+    @dev Escrow of a bid: energy_wh * (price_wei_per_wh + fee).
+    @param account The bidder.
+    @param energy_wh Energy the bid may buy. [Wh]
+    @param price_wei_per_wh Most the bid may pay. [wei/Wh]
+    @return uint256 The escrow. [wei]
+    """
+    return energy_wh * (price_wei_per_wh + self._fee_wei_per_wh(account))
+
+
+@internal
+@view
+def _obligation_wei(account: address, terms: SettlementTerms) -> uint256:
+    """
+    @dev What `account` owes for its cleared position:
+         max(0, -value) + fee * max(0, -position).
+    @param account The account.
+    @param terms Its cleared terms.
+    @return uint256 The obligation. [wei]
+    """
+    obligation_wei: uint256 = 0
+    if terms.value_wei < 0:
+        obligation_wei = convert(-terms.value_wei, uint256)
+    if terms.position_wh < 0:
+        obligation_wei += self._fee_wei_per_wh(account) * convert(-terms.position_wh, uint256)
+    return obligation_wei
+
+
+@internal
+def _release(interval: uint256, account: address, amount_wei: uint256):
+    """
+    @dev Returns `amount_wei` of the escrow of `account` in `interval`,
+         at most that lock, to its free credit.
+    @param interval Index of the market interval.
+    @param account The account.
+    @param amount_wei Escrow released. [wei]
+    """
+    self.lock_wei[interval][account] -= amount_wei
+    self.locked_wei[account] -= amount_wei
+    log Released(interval=interval, account=account, amount_wei=amount_wei)
+
+
+@internal
+@view
+def _sold_mix(interval: uint256) -> SourceMix:
+    """
+    @dev Unpacked sold-energy word of `interval`.
+    @param interval Index of the market interval.
+    @return SourceMix PV, battery and grid energy sold. [Wh]
+    """
+    word: uint256 = self._sold_word[interval]
+    return SourceMix(
+        pv_wh=word & _SOLD_MASK,
+        battery_wh=(word >> _SOLD_BATTERY_SHIFT) & _SOLD_MASK,
+        grid_wh=(word >> _SOLD_GRID_SHIFT) & _SOLD_MASK,
+    )
+
+
+@internal
+def _record_sources(
+    interval: uint256, seller: address, sold_wh: uint256, export_wh: uint256, pv_wh: uint256, battery_wh: uint256
+):
+    """
+    @dev Splits a seller's sold energy by source (rule in the header),
+         adds it to the interval's sold mix and logs it.
+    @param interval Index of the market interval.
+    @param seller The seller.
+    @param sold_wh Its cleared position; positive. [Wh]
+    @param export_wh Its metered export. [Wh]
+    @param pv_wh Its PV energy. [Wh]
+    @param battery_wh Its battery discharge. [Wh]
+    """
+    delivered_wh: uint256 = min(sold_wh, export_wh)
+    sold_pv_wh: uint256 = min(delivered_wh, pv_wh)
+    sold_battery_wh: uint256 = min(delivered_wh - sold_pv_wh, battery_wh)
+    sold_grid_wh: uint256 = sold_wh - sold_pv_wh - sold_battery_wh
+    # Each part is at most MAX_ENERGY_WH and an interval's sellers
+    # together sell less than 2**48 Wh: no field overflows into the next.
+    self._sold_word[interval] += (
+        sold_pv_wh | sold_battery_wh << _SOLD_BATTERY_SHIFT | sold_grid_wh << _SOLD_GRID_SHIFT
+    )
+    log Sourced(interval=interval, seller=seller, pv_wh=sold_pv_wh, battery_wh=sold_battery_wh, grid_wh=sold_grid_wh)

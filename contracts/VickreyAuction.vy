@@ -14,7 +14,7 @@
         `reveal_s` is at most `gate_closure_s`, so every interval is
         final before it starts.
         Functions:
-        - `post_lot`, `commit_bid`, `reveal_bid`, `finalise`
+        - `bind_settlement`, `post_lot`, `commit_bid`, `reveal_bid`, `finalise`
           (`external` functions),
         - `lot`, `lots`, `lot_count`, `commitment_of`, `revealed`
           (`external` `view` functions),
@@ -34,12 +34,20 @@
         Positions: the seller +energy_wh and +value, the winner
         -energy_wh and -value, everyone else 0; an account that sells
         one lot and wins another has the sum of both.
+        Escrow: `commit_bid` locks energy_wh * (price cap + grid fee)
+        of the bidder's free credit in the bound `Settlement.vy`, or
+        reverts, so the sealed price stays hidden; `reveal_bid` returns
+        energy_wh * (price cap - revealed price) of it. An unrevealed
+        bid stays locked at the cap until the interval is finalised and
+        `Settlement.release` returns it; the second price a winner pays
+        never exceeds its own. Bids revert until the deployer has bound
+        the settlement (`bind_settlement`, once).
         References: W. Vickrey, "Counterspeculation, auctions, and
         competitive sealed tenders", Journal of Finance 16(1):8-37, 1961.
-@custom:security There is no bid deposit: a committed bidder may leave
-                 its bid unrevealed, for instance after seeing earlier
-                 reveals, and the winner pays through `Settlement.vy`
-                 credits, which may go negative. A seller may raise its
+@custom:security A committed bidder may leave its bid unrevealed, for
+                 instance after seeing earlier reveals; it then only
+                 ties up its escrow at the cap until the interval is
+                 finalised. A seller may raise its
                  price through a bid from another account it controls
                  (shill bidding); only bids from the seller's own
                  account are refused. An interval so far in the future
@@ -51,6 +59,13 @@
 # @dev Role queries against the market's registry.
 interface Registry:
     def has_role(account: address, role: uint256) -> bool: view
+
+
+# @dev Escrow calls into the market's settlement (see `Settlement.vy`).
+interface Settlement:
+    def auction() -> address: view
+    def lock(account: address, interval: uint256, energy_wh: uint256, price_wei_per_wh: uint256): nonpayable
+    def unlock(account: address, interval: uint256, amount_wei: uint256): nonpayable
 
 
 # @dev Registry role bit of prosumers (see `Registry.vy`).
@@ -108,6 +123,14 @@ gate_closure_s: public(immutable(uint256))
 
 # @dev Highest price a lot's reserve or a bid may carry. [wei/Wh]
 price_cap_wei_per_wh: public(immutable(uint256))
+
+
+# @dev Account that deployed this contract and binds its settlement.
+deployer: public(immutable(address))
+
+
+# @dev Settlement that escrows bids; the zero address until bound.
+settlement: public(Settlement)
 
 
 # @dev Length of the reveal window that opens at the gate. [s]
@@ -194,6 +217,11 @@ event Finalised:
     sold_lots: uint256
 
 
+# @dev Emitted once, when the deployer binds the settlement.
+event SettlementBound:
+    settlement: indexed(address)
+
+
 @deploy
 def __init__(
     registry_: Registry,
@@ -222,7 +250,25 @@ def __init__(
     interval_s = interval_s_
     gate_closure_s = gate_closure_s_
     price_cap_wei_per_wh = price_cap_wei_per_wh_
+    deployer = msg.sender
     reveal_s = reveal_s_
+
+
+@external
+def bind_settlement(settlement_: Settlement):
+    """
+    @dev Binds the settlement that escrows bids, once; the settlement
+         is deployed after this contract because it names it.
+    @param settlement_ A settlement whose `auction` is this contract.
+    """
+    # checks
+    assert msg.sender == deployer, "vickrey: caller is not the deployer"
+    assert self.settlement.address == empty(address), "vickrey: settlement already bound"
+    assert staticcall settlement_.auction() == self, "vickrey: settlement of another mechanism"
+
+    # effects
+    self.settlement = settlement_
+    log SettlementBound(settlement=settlement_.address)
 
 
 @external
@@ -272,7 +318,8 @@ def post_lot(interval: uint256, energy_wh: uint256, reserve_price_wei_per_wh: ui
 @external
 def commit_bid(lot_id: uint256, commitment: bytes32):
     """
-    @dev Seals the caller's single bid of the lot's interval.
+    @dev Seals the caller's single bid of the lot's interval and locks
+         the lot's energy_wh * (price cap + fee) of its free credit.
     @param lot_id Id of another seller's lot whose gate is open.
     @param commitment keccak256(abi_encode(msg.sender, lot_id,
            price_wei_per_wh, salt)); not zero.
@@ -285,18 +332,23 @@ def commit_bid(lot_id: uint256, commitment: bytes32):
     assert msg.sender != lot.seller, "vickrey: seller bids on own lot"
     assert commitment != empty(bytes32), "vickrey: zero commitment"
     assert not self._has_bid[lot.interval][msg.sender], "vickrey: bid exists"
+    assert self.settlement.address != empty(address), "vickrey: settlement not bound"
 
     # effects
     self._has_bid[lot.interval][msg.sender] = True
     self._commitment[lot_id][msg.sender] = commitment
     log BidCommitted(lot_id=lot_id, bidder=msg.sender, commitment=commitment)
 
+    # interactions
+    extcall self.settlement.lock(msg.sender, lot.interval, lot.energy_wh, price_cap_wei_per_wh)
+
 
 @external
 def reveal_bid(lot_id: uint256, price_wei_per_wh: uint256, salt: bytes32):
     """
     @dev Opens the caller's sealed bid on `lot_id` during the reveal
-         window; the bid leads if it beats every earlier reveal.
+         window; the bid leads if it beats every earlier reveal. Its
+         escrow drops to energy_wh * (price_wei_per_wh + fee).
     @param lot_id Id of the lot bid on.
     @param price_wei_per_wh The committed price; from the lot's reserve
            to the price cap. [wei/Wh]
@@ -324,6 +376,12 @@ def reveal_bid(lot_id: uint256, price_wei_per_wh: uint256, salt: bytes32):
     elif price_wei_per_wh > lot.second_price_wei_per_wh:
         self._lots[lot_id].second_price_wei_per_wh = price_wei_per_wh
     log BidRevealed(lot_id=lot_id, bidder=msg.sender, price_wei_per_wh=price_wei_per_wh)
+
+    # interactions
+    if price_wei_per_wh < price_cap_wei_per_wh:
+        extcall self.settlement.unlock(
+            msg.sender, lot.interval, lot.energy_wh * (price_cap_wei_per_wh - price_wei_per_wh)
+        )
 
 
 @external

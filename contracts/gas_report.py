@@ -30,6 +30,7 @@ _GENESIS_TIMESTAMP = 1_767_225_600
 _INTERVAL_S = 900
 _GATE_CLOSURE_S = 300
 _PRICE_CAP_WEI_PER_WH = 10**15
+_ESCROW_ENDOWMENT_WEI = 10**6 * _PRICE_CAP_WEI_PER_WH
 # Orders one interval of each mechanism holds: both sides of a double
 # auction, the offers of a merit order.
 _CAPACITY = {
@@ -196,8 +197,10 @@ def _measure(mechanism: str, book_sizes: Sequence[int]) -> list[GasRow]:
         grid_buy_price_wei_per_wh=0,
         grid_sell_price_wei_per_wh=0,
         grid_fee_wei_per_wh=0,
-        endowment_wei=0,
-        operator_deposit_wei=0,
+        # Enough free credit for every bid's escrow (the order energies
+        # times the cap), and for the merit-order demand's.
+        endowment_wei=_ESCROW_ENDOWMENT_WEI,
+        operator_deposit_wei=_ESCROW_ENDOWMENT_WEI * max(sizes),
         mechanism=mechanism,
     )
     wallets = [chain.wallet(p) for p in prosumers]

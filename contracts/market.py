@@ -59,12 +59,13 @@ GAS_DEPLOY = 3_000_000
 GAS_SETUP = 150_000
 GAS_SUBMIT_ORDER = 250_000
 GAS_POST_READING = 250_000
-GAS_POST_DEMAND = 150_000
+GAS_POST_DEMAND = 180_000
 GAS_SETTLE_OPERATOR = 150_000
+GAS_RELEASE = 100_000
 GAS_POST_LOT = 250_000
-GAS_COMMIT_BID = 100_000
-GAS_REVEAL_BID = 120_000
-GAS_BID = 200_000
+GAS_COMMIT_BID = 180_000
+GAS_REVEAL_BID = 150_000
+GAS_BID = 300_000
 _GAS_FINALISE_BASE = 60_000
 _GAS_FINALISE_PER_LOT = 130_000
 _GAS_CLEAR_BASE = 300_000
@@ -159,7 +160,8 @@ def deploy_market(
 
     Block 1 deploys the registry, the token (its supply is every
     endowment plus the operator deposit, minted to the operator), the
-    mechanism's contract and the settlement that settles it. Block 2 grants the prosumer and meter
+    mechanism's contract and the settlement that settles it. Block 2 binds the settlement to the
+    mechanism (whose bids lock credit in it), grants the prosumer and meter
     roles, binds each meter, approves the settlement once and deposits
     ``endowment_wei`` for every prosumer and ``operator_deposit_wei`` for
     the operator (a zero amount is skipped).
@@ -231,7 +233,8 @@ def deploy_market(
     for address, name in contract_of.items():
         chain.label(address, name)
 
-    calls: list[tuple[str, str, str, tuple]] = []
+    calls: list[tuple[str, str, str, tuple]] = [(f"bind settlement to {auction_contract}", auction,
+                                                  "bind_settlement", (settlement,))]
     calls += [(f"grant prosumer role to {p}", registry, "grant_role", (p, ROLE_PROSUMER)) for p in prosumers]
     calls += [(f"grant meter role to {m}", registry, "grant_role", (m, ROLE_METER)) for m in meters.values()]
     calls += [(f"bind meter {m} to {p}", registry, "bind_meter", (m, p)) for p, m in meters.items()]
@@ -391,10 +394,28 @@ def bid(wallet: Wallet, addresses: MarketAddresses, lot_id: int, *, price_wei_pe
     return _signed(wallet, addresses.auction, "EnglishAuction", "bid", lot_id, price_wei_per_wh, gas=GAS_BID)
 
 
-def post_reading(meter: Wallet, addresses: MarketAddresses, interval: int, *, import_wh: int, export_wh: int) -> bytes:
-    """Signed ``Settlement.post_reading`` of ``meter`` for ``interval``."""
-    return _signed(meter, addresses.settlement, "Settlement", "post_reading", interval, import_wh, export_wh,
-                   gas=GAS_POST_READING)
+def post_reading(
+    meter: Wallet, addresses: MarketAddresses, interval: int, *, import_wh: int, export_wh: int, pv_wh: int,
+    battery_wh: int,
+) -> bytes:
+    """Signed ``Settlement.post_reading`` of ``meter`` for ``interval``.
+
+    Parameters
+    ----------
+    import_wh, export_wh : int
+        Energy the prosumer drew from and fed into the grid. [Wh]
+    pv_wh : int
+        Energy its PV generated; 0 without PV. [Wh]
+    battery_wh : int
+        Energy its battery discharged; 0 without a battery. [Wh]
+    """
+    return _signed(meter, addresses.settlement, "Settlement", "post_reading", interval, import_wh, export_wh, pv_wh,
+                   battery_wh, gas=GAS_POST_READING)
+
+
+def release(sender: Wallet, addresses: MarketAddresses, interval: int, account: str) -> bytes:
+    """Signed ``Settlement.release``: lowers ``account``'s escrow of a cleared ``interval`` to its obligation."""
+    return _signed(sender, addresses.settlement, "Settlement", "release", interval, account, gas=GAS_RELEASE)
 
 
 def read(chain: Chain, address: str, contract: str, function: str, *args):

@@ -6,8 +6,11 @@ Each function is pure: a book in, trades and prices out.
 :func:`clear_merit_order` ``MeritOrder.clear``, :func:`clear_vickrey`
 ``VickreyAuction.finalise``, :func:`clear_english` ``EnglishAuction.bid``
 and :func:`settle`
-``Settlement.post_reading`` to the wei; the contract tests check the
-chain against them. Signs: positions are positive when sold
+``Settlement.post_reading`` to the wei; :func:`escrow_wei`,
+:func:`obligation_wei` and :func:`released_wei` follow the escrow of
+``Settlement.lock`` and ``Settlement.release``, :func:`sold_sources`,
+:func:`sold_mix` and :func:`consumed_mix` its source tracking. The
+contract tests check the chain against them. Signs: positions are positive when sold
 (exported) and negative when bought (imported); payments are positive
 when received.
 """
@@ -520,3 +523,131 @@ def settle(
         operator_delta_wei=fee_wei - imbalance_wei,
         pool_delta_wei=-p2p_wei,
     )
+
+
+@dataclass(frozen=True)
+class SourceMix:
+    """Energy split by source. [Wh]
+
+    Attributes
+    ----------
+    pv_wh : int
+        From PV generation.
+    battery_wh : int
+        From battery discharge.
+    grid_wh : int
+        From the grid: a seller's shortfall and re-sold grid energy, a
+        buyer's import beyond its peer-to-peer purchase.
+    """
+
+    pv_wh: int
+    battery_wh: int
+    grid_wh: int
+
+    @property
+    def total_wh(self) -> int:
+        """pv + battery + grid. [Wh]"""
+        return self.pv_wh + self.battery_wh + self.grid_wh
+
+
+def escrow_wei(energy_wh: int, price_wei_per_wh: int, grid_fee_wei_per_wh: int) -> int:
+    """Credit a bid locks in ``Settlement.lock``: energy * (price + fee). [wei]
+
+    Parameters
+    ----------
+    energy_wh : int
+        Energy the bid may buy. [Wh]
+    price_wei_per_wh : int
+        Most the bid pays: its limit price, the cap of a sealed Vickrey
+        bid before its reveal. [wei/Wh]
+    grid_fee_wei_per_wh : int
+        Fee on market purchases; 0 for the operator's own bids. [wei/Wh]
+    """
+    return energy_wh * (price_wei_per_wh + grid_fee_wei_per_wh)
+
+
+def obligation_wei(position_wh: int, value_wei: int, grid_fee_wei_per_wh: int) -> int:
+    """What an account owes for its cleared position, the escrow ``Settlement.release`` keeps. [wei]
+
+    max(0, -value) + fee * max(0, -position).
+
+    Parameters
+    ----------
+    position_wh : int
+        Cleared position, + = sold. [Wh]
+    value_wei : int
+        Its money value, + = received. [wei]
+    grid_fee_wei_per_wh : int
+        Fee on market purchases; 0 for the operator. [wei/Wh]
+    """
+    return max(0, -value_wei) + grid_fee_wei_per_wh * max(0, -position_wh)
+
+
+def released_wei(lock_wei: int, position_wh: int, value_wei: int, grid_fee_wei_per_wh: int) -> int:
+    """Escrow ``Settlement.release`` returns: the lock above the obligation, 0 if none. [wei]"""
+    return max(0, lock_wei - obligation_wei(position_wh, value_wei, grid_fee_wei_per_wh))
+
+
+def sold_sources(position_wh: int, export_wh: int, pv_wh: int, battery_wh: int) -> SourceMix:
+    """Sources of a seller's sold energy, as ``Settlement.post_reading`` records them.
+
+    With delivered = min(q, export): pv = min(delivered, pv_wh),
+    battery = min(delivered - pv, battery_wh), grid = q - pv - battery.
+    PV counts first because a battery discharging while PV exports adds
+    to the export only after the PV.
+
+    Parameters
+    ----------
+    position_wh : int
+        Cleared position q; a seller's is positive (others sell nothing). [Wh]
+    export_wh : int
+        Metered export of the interval. [Wh]
+    pv_wh : int
+        PV energy generated in the interval. [Wh]
+    battery_wh : int
+        Battery energy discharged in the interval. [Wh]
+
+    Returns
+    -------
+    SourceMix
+        Sums to max(q, 0). [Wh]
+    """
+    sold_wh = max(position_wh, 0)
+    delivered_wh = min(sold_wh, export_wh)
+    pv = min(delivered_wh, pv_wh)
+    battery = min(delivered_wh - pv, battery_wh)
+    return SourceMix(pv, battery, sold_wh - pv - battery)
+
+
+def sold_mix(sellers: Iterable[SourceMix]) -> SourceMix:
+    """An interval's sold energy by source: the sum over its sellers (``Settlement.sold_mix``). [Wh]"""
+    parts = list(sellers)
+    return SourceMix(sum(m.pv_wh for m in parts), sum(m.battery_wh for m in parts), sum(m.grid_wh for m in parts))
+
+
+def consumed_mix(position_wh: int, import_wh: int, sold: SourceMix) -> SourceMix:
+    """Sources of a buyer's consumed (imported) energy, as ``Settlement.consumed_mix`` gives them.
+
+    The peer-to-peer part p = min(-q, import) of a buyer (q < 0) takes
+    the interval's sold mix pro rata, PV and battery rounded down and the
+    remainder grid; the rest of the import comes from the grid.
+
+    Parameters
+    ----------
+    position_wh : int
+        Cleared position q, + = sold. [Wh]
+    import_wh : int
+        Metered import of the interval. [Wh]
+    sold : SourceMix
+        The interval's sold mix (:func:`sold_mix` of all its sellers). [Wh]
+
+    Returns
+    -------
+    SourceMix
+        Sums to ``import_wh``. [Wh]
+    """
+    p2p_wh = min(max(-position_wh, 0), import_wh)
+    total_wh = sold.total_wh
+    pv = p2p_wh * sold.pv_wh // total_wh if total_wh else 0
+    battery = p2p_wh * sold.battery_wh // total_wh if total_wh else 0
+    return SourceMix(pv, battery, import_wh - pv - battery)

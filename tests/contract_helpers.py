@@ -4,6 +4,7 @@ Tests import this module directly; it holds no pytest fixtures so each
 test module states its own fixture scope.
 """
 
+import dataclasses
 from dataclasses import dataclass
 
 from hypothesis import strategies as st
@@ -163,6 +164,30 @@ class Market:
         return lot_ids, [Lot(w.address, q, r) for w, (q, r) in zip(sellers, lots, strict=True)]
 
 
+def escrowed_mechanism(market: Market, contract: str, *args, buyer: str, credit_wei: int) -> mk.MarketAddresses:
+    """A fresh ``contract(registry, *args)`` with its own token and fee-free settlement, bound to each
+    other, and ``credit_wei`` deposited for ``buyer``: room for bids larger than the endowment."""
+    operator = market.operator
+    deploy_auction, auction = operator.deploy(load_artifact(contract), market.addresses.registry, *args)
+    deploy_token, token = operator.deploy(load_artifact("GridToken"), credit_wei)
+    deploy_settlement, settlement = operator.deploy(
+        load_artifact("Settlement"), market.addresses.registry, auction, token, operator.address, 0, 0, 0
+    )
+    deployed = market.mine([deploy_auction, deploy_token, deploy_settlement])
+    assert all(r.ok for r in deployed), [r.revert_reason for r in deployed]
+    set_up = market.mine(
+        [
+            operator.transact(auction, encode_call(contract, "bind_settlement", settlement), gas=200_000),
+            operator.transact(token, encode_call("GridToken", "approve", settlement, credit_wei), gas=200_000),
+            operator.transact(
+                settlement, encode_call("Settlement", "deposit_for", buyer, credit_wei), gas=200_000
+            ),
+        ]
+    )
+    assert all(r.ok for r in set_up), [r.revert_reason for r in set_up]
+    return dataclasses.replace(market.addresses, auction=auction, token=token, settlement=settlement)
+
+
 def read_lot_auction(
     market: Market, interval: int, winners: list[str | None], prices: list[int], bid_receipts: list[Receipt]
 ) -> LotAuction:
@@ -201,7 +226,7 @@ def assert_settlement_conserves_tokens(market: Market, interval: int, clearing, 
     before = {a: market.read("Settlement", "credit_wei", a) for a in accounts}
     receipts = market.mine(
         [
-            mk.post_reading(meter, market.addresses, interval, import_wh=i, export_wh=e)
+            mk.post_reading(meter, market.addresses, interval, import_wh=i, export_wh=e, pv_wh=0, battery_wh=0)
             for meter, (i, e) in zip(market.meters, readings, strict=False)
         ],
         market.end(interval),

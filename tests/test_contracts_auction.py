@@ -1,12 +1,9 @@
 """DoubleAuction on a real py-evm chain against the Python reference clearing."""
 
-import dataclasses
-
 import pytest
 from hypothesis import given, settings
 
 from gridledger.contracts import market as mk
-from gridledger.contracts.compiler import load_artifact
 from gridledger.contracts.reference import Clearing, Order, clear_uniform
 
 from contract_helpers import CENT_PER_KWH as CENT
@@ -15,6 +12,7 @@ from contract_helpers import (
     INTERVAL_S,
     START_TIMESTAMP,
     Market,
+    escrowed_mechanism,
     named_accounts,
     named_book,
     new_market,
@@ -192,13 +190,20 @@ def test_settlement_terms_carry_position_value_and_end_once_cleared(market):
 def test_largest_energy_and_price_survive_the_packed_storage(market):
     max_energy_wh = market.read("DoubleAuction", "MAX_ENERGY_WH")
     max_price = market.read("DoubleAuction", "MAX_PRICE_WEI_PER_WH")
-    artifact = load_artifact("DoubleAuction")
-    registry = market.addresses.registry
-    deploy, auction = market.operator.deploy(artifact, registry, START_TIMESTAMP, INTERVAL_S, GATE_CLOSURE_S, max_price)
-    assert market.mine([deploy])[0].ok
-    addresses = dataclasses.replace(market.addresses, auction=auction)
-    interval = market.next_interval()
     buyer, seller = market.prosumers[:2]
+    # The bid's escrow is its energy times its price.
+    addresses = escrowed_mechanism(
+        market,
+        "DoubleAuction",
+        START_TIMESTAMP,
+        INTERVAL_S,
+        GATE_CLOSURE_S,
+        max_price,
+        buyer=buyer.address,
+        credit_wei=max_energy_wh * max_price,
+    )
+    auction = addresses.auction
+    interval = market.next_interval()
     bid = Order(buyer.address, max_energy_wh, max_price)
     ask = Order(seller.address, max_energy_wh, max_price - 1)
     raw_txs = [

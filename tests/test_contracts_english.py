@@ -241,13 +241,13 @@ CASES = [
         "settlement: interval not cleared",
         "meter1",
         "Settlement.post_reading",
-        ("@open", 0, 0),
+        ("@open", 0, 0, 0, 0),
     ),
     (
         "settlement: interval not ended",
         "meter1",
         "Settlement.post_reading",
-        ("@closed", 0, 0),
+        ("@closed", 0, 0, 0, 0),
     ),
 ]
 

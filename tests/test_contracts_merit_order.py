@@ -160,7 +160,7 @@ def test_settlement_pays_sellers_from_the_operator_and_conserves_tokens(market):
     before = {a: market.read("Settlement", "credit_wei", a) for a in accounts}
     readings = [(0, 210), (0, 200)]
     txs = [
-        mk.post_reading(meter, market.addresses, interval, import_wh=imp, export_wh=exp)
+        mk.post_reading(meter, market.addresses, interval, import_wh=imp, export_wh=exp, pv_wh=0, battery_wh=0)
         for meter, (imp, exp) in zip(market.meters, readings, strict=False)
     ]
     receipts = market.mine([*txs, mk.settle_operator(market.outsider, market.addresses, interval)], market.end(interval))
@@ -180,7 +180,10 @@ def test_settlement_pays_sellers_from_the_operator_and_conserves_tokens(market):
         assert market.read("Settlement", "credit_wei", wallet.address) - before[wallet.address] == line.credit_delta_wei
         operator_delta += line.operator_delta_wei
     assert market.read("Settlement", "credit_wei", market.operator.address) - before[accounts[0]] == operator_delta
-    event = market.chain.decode(receipts[-1].logs[0])
+    released, event = map(market.chain.decode, receipts[-1].logs)
+    # The demand locked 400 Wh at the cap, fee-free for the operator; settling returns all of it.
+    assert (released.event, released.args["amount_wei"]) == ("Released", 400 * PRICE_CAP_WEI_PER_WH)
+    assert market.read("Settlement", "lock_wei", interval, market.operator.address) == 0
     assert (event.event, event.args["position_wh"], event.args["value_wei"]) == (
         "OperatorSettled",
         -400,

@@ -51,9 +51,9 @@ def _scene(mechanism: str) -> Scene:
     assert market.clear(settled, book).ok
     receipts = market.mine(
         [
-            mk.post_reading(market.meters[0], market.addresses, settled, import_wh=0, export_wh=0),
+            mk.post_reading(market.meters[0], market.addresses, settled, import_wh=0, export_wh=0, pv_wh=0, battery_wh=0),
             # A huge import drives prosumer 5's credit below zero.
-            mk.post_reading(market.meters[5], market.addresses, settled, import_wh=MAX_ENERGY_WH, export_wh=0),
+            mk.post_reading(market.meters[5], market.addresses, settled, import_wh=MAX_ENERGY_WH, export_wh=0, pv_wh=0, battery_wh=0),
         ],
         market.end(settled),
     )
@@ -142,12 +142,12 @@ CASES = [
     ("settlement: zero amount", "operator", "Settlement.deposit_for", ("@prosumer", 0)),
     ("settlement: zero amount", "prosumer", "Settlement.withdraw", (0,)),
     ("token: insufficient allowance", "outsider", "Settlement.deposit_for", ("@prosumer", 1)),
-    ("settlement: withdraw above credit", "prosumer", "Settlement.withdraw", (10**30,)),
-    ("settlement: withdraw above credit", "broke prosumer", "Settlement.withdraw", (1,)),
-    ("settlement: caller is not a bound meter", "prosumer", "Settlement.post_reading", ("@settled", 0, 0)),
-    ("settlement: interval not cleared", "meter", "Settlement.post_reading", ("@pending", 0, 0)),
-    ("settlement: reading exists", "meter0", "Settlement.post_reading", ("@settled", 0, 0)),
-    ("settlement: energy above limit", "meter", "Settlement.post_reading", ("@settled", 0, MAX_ENERGY_WH + 1)),
+    ("settlement: withdraw above free credit", "prosumer", "Settlement.withdraw", (10**30,)),
+    ("settlement: withdraw above free credit", "broke prosumer", "Settlement.withdraw", (1,)),
+    ("settlement: caller is not a bound meter", "prosumer", "Settlement.post_reading", ("@settled", 0, 0, 0, 0)),
+    ("settlement: interval not cleared", "meter", "Settlement.post_reading", ("@pending", 0, 0, 0, 0)),
+    ("settlement: reading exists", "meter0", "Settlement.post_reading", ("@settled", 0, 0, 0, 0)),
+    ("settlement: energy above limit", "meter", "Settlement.post_reading", ("@settled", 0, MAX_ENERGY_WH + 1, 0, 0)),
 ]
 
 
@@ -204,7 +204,7 @@ def test_reading_before_interval_end_reverts(scene):
     market = scene.market
     interval = market.next_interval()
     assert market.clear(interval, mk.book(market.chain, market.addresses, interval)).ok
-    (receipt,) = market.mine([mk.post_reading(market.meters[1], market.addresses, interval, import_wh=0, export_wh=0)])
+    (receipt,) = market.mine([mk.post_reading(market.meters[1], market.addresses, interval, import_wh=0, export_wh=0, pv_wh=0, battery_wh=0)])
     assert market.chain.timestamp < market.end(interval)
     assert reverted(receipt, "settlement: interval not ended")
 
@@ -238,7 +238,7 @@ def test_revoking_the_meter_role_unbinds_the_meter(scene):
     assert receipt.ok
     assert market.read("Registry", "prosumer_of_meter", meter.address) == ZERO
     assert not market.read("Registry", "has_role", meter.address, 4)
-    (receipt,) = market.mine([mk.post_reading(meter, market.addresses, scene.settled, import_wh=0, export_wh=0)])
+    (receipt,) = market.mine([mk.post_reading(meter, market.addresses, scene.settled, import_wh=0, export_wh=0, pv_wh=0, battery_wh=0)])
     assert reverted(receipt, "settlement: caller is not a bound meter")
     (receipt,) = market.mine([_tx(scene, "outsider", "Registry", "revoke_role", meter.address, 4)])
     assert reverted(receipt, "registry: caller is not operator")
@@ -323,7 +323,7 @@ def test_token_returning_false_reverts_deposit_and_withdraw():
         [
             operator.transact(settlement, encode_call("Settlement", "deposit_for", prosumer.address, 1), gas=200_000),
             # 10 Wh imported off-market credits the operator 10 * buy price...
-            meter.transact(settlement, encode_call("Settlement", "post_reading", interval, 10, 0), gas=200_000),
+            meter.transact(settlement, encode_call("Settlement", "post_reading", interval, 10, 0, 0, 0), gas=200_000),
             # ...which the token then fails to pay out.
             operator.transact(settlement, encode_call("Settlement", "withdraw", 1), gas=200_000),
         ],

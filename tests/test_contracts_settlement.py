@@ -88,7 +88,7 @@ def test_onchain_credits_equal_reference_and_tokens_are_conserved(market, bids, 
 
     # Every prosumer posts, traders or not; half in one block, half in the next.
     posts = [
-        mk.post_reading(meter, market.addresses, interval, import_wh=imp, export_wh=exp)
+        mk.post_reading(meter, market.addresses, interval, import_wh=imp, export_wh=exp, pv_wh=0, battery_wh=0)
         for meter, (imp, exp) in zip(market.meters, readings, strict=True)
     ]
     half = len(posts) // 2
@@ -104,19 +104,20 @@ def test_onchain_credits_equal_reference_and_tokens_are_conserved(market, bids, 
         line = _reference_line(position, clearing.price_wei_per_wh, imp, exp)
         assert after[prosumer.address] - before[prosumer.address] == line.credit_delta_wei
         operator_delta += line.operator_delta_wei
-        (event,) = [market.chain.decode(log) for log in receipt.logs]
-        assert event.event == "Settled"
+        (event,) = [e for e in map(market.chain.decode, receipt.logs) if e.event == "Settled"]
         assert event.args == {
             "interval": interval,
             "prosumer": prosumer.address,
             "import_wh": imp,
             "export_wh": exp,
+            "pv_wh": 0,
+            "battery_wh": 0,
             "position_wh": position,
             "p2p_wei": line.p2p_wei,
             "fee_wei": line.fee_wei,
             "imbalance_wei": line.imbalance_wei,
         }
-        assert market.read("Settlement", "reading", interval, prosumer.address) == (imp, exp, True)
+        assert market.read("Settlement", "reading", interval, prosumer.address) == (imp, exp, 0, 0, True)
     assert after[market.operator.address] - before[market.operator.address] == operator_delta
     assert market.read("Settlement", "pool_wei") == 0
     _assert_tokens_conserved(market)
@@ -127,12 +128,15 @@ def test_reading_reads_zero_until_posted_and_keeps_the_largest_energies(market):
     interval = market.next_interval()
     assert market.clear(interval, mk.Book((), ())).ok
     prosumer = market.prosumers[0].address
-    assert market.read("Settlement", "reading", interval, prosumer) == (0, 0, False)
+    assert market.read("Settlement", "reading", interval, prosumer) == (0, 0, 0, 0, False)
     meter = market.meters[0]
-    raw = mk.post_reading(meter, market.addresses, interval, import_wh=max_energy_wh, export_wh=max_energy_wh)
+    raw = mk.post_reading(
+        meter, market.addresses, interval, import_wh=max_energy_wh, export_wh=max_energy_wh, pv_wh=max_energy_wh,
+        battery_wh=max_energy_wh,
+    )
     (receipt,) = market.mine([raw], market.end(interval))
     assert receipt.ok, receipt.revert_reason
-    assert market.read("Settlement", "reading", interval, prosumer) == (max_energy_wh, max_energy_wh, True)
+    assert market.read("Settlement", "reading", interval, prosumer) == (max_energy_wh,) * 4 + (True,)
 
 
 def test_withdraw_and_deposit_for_move_credit_through_tokens(market):

@@ -368,7 +368,7 @@ CASES = [
         "settlement: interval not cleared",
         "meter1",
         "Settlement.post_reading",
-        ("@reveal", 0, 0),
+        ("@reveal", 0, 0, 0, 0),
     ),
 ]
 
@@ -432,7 +432,7 @@ def test_reveals_close_with_the_window_and_finalise_runs_once(scene):
         [
             mk.post_reading(
                 market.meters[1], market.addresses, interval, import_wh=0, export_wh=0
-            )
+            , pv_wh=0, battery_wh=0)
         ]
     )
     assert reverted(early, "settlement: interval not ended")

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from gridledger.grids.metering import interval_energy_wh
+from gridledger.grids.metering import interval_energy_wh, source_energy_wh
 
 
 def test_interval_with_export_and_import_records_both():
@@ -69,3 +69,32 @@ def test_a_one_way_interval_fills_one_register(p_export_mw, step_s):
     assert np.all(import_wh == 0)
     import_wh, export_wh = interval_energy_wh(-np.abs(p_export_mw), step_s)
     assert np.all(export_wh == 0)
+
+
+def test_source_registers_count_pv_generation_and_battery_discharge_only():
+    pv_p_mw = np.array([[0.004, 0.0], [0.002, 0.0], [0.0, 0.0]])
+    # pandapower storage sign: +1 kW charges, -3 kW and -0.6 kW discharge.
+    battery_p_mw = np.array([[0.001, 0.0], [-0.003, 0.0], [-0.0006, 0.0]])
+    pv_wh, battery_wh = source_energy_wh(pv_p_mw, battery_p_mw, step_s=300.0)
+    # PV: (4 + 2) kW * 5 min = 500 Wh; discharge: (3 + 0.6) kW * 5 min = 300 Wh.
+    assert (pv_wh.tolist(), battery_wh.tolist()) == ([500, 0], [300, 0])
+    assert pv_wh.dtype == np.int64 and battery_wh.dtype == np.int64
+
+
+@pytest.mark.parametrize("pv, battery, step_s, message", [
+    (np.zeros(3), np.zeros(3), 300.0, "pv_p_mw must have shape"),
+    (np.zeros((2, 2)), np.array([[np.inf, 0.0], [0.0, 0.0]]), 300.0, "battery_p_mw must be finite"),
+    (np.zeros((2, 2)), np.zeros((2, 3)), 300.0, "one shape"),
+    (np.zeros((2, 2)), np.zeros((2, 2)), -1.0, "step_s"),
+])
+def test_bad_source_arguments_are_rejected(pv, battery, step_s, message):
+    with pytest.raises(ValueError, match=message):
+        source_energy_wh(pv, battery, step_s)
+
+
+@given(powers, step_lengths)
+def test_source_registers_are_the_positive_pv_and_negative_battery_energy(p_mw, step_s):
+    pv_wh, battery_wh = source_energy_wh(p_mw, p_mw, step_s)
+    import_wh, export_wh = interval_energy_wh(p_mw, step_s)
+    # PV counts what an export register counts, discharge what an import register counts.
+    assert pv_wh.tolist() == export_wh.tolist() and battery_wh.tolist() == import_wh.tolist()
