@@ -28,6 +28,7 @@ import numpy as np
 
 from gridledger.contracts.chain import Chain, Receipt
 from gridledger.contracts.keys import derive_account
+from gridledger.contracts.reference import SourceMix, consumed_mix
 from gridledger.contracts.market import (
     LOT_AUCTIONS,
     MarketAddresses,
@@ -55,6 +56,10 @@ SETUP_LEAD_S = 60
 class LedgerRecord:
     """Per-interval market outcome and per-prosumer settlement, decoded from chain events."""
 
+    # Energy sources Settlement tracks, as the prefixes of its SourceMix fields.
+    SOURCES = ("pv", "battery", "grid")
+    SOURCE_NAMES = {"pv": "PV", "battery": "battery discharge", "grid": "the grid"}
+
     def __init__(self, sc: Scenario, prosumer_addresses: list[str]):
         n_int, n_pro = sc.study.n_intervals, len(sc.prosumers)
         self.sc = sc
@@ -70,6 +75,9 @@ class LedgerRecord:
         self.fee = np.zeros((n_int, n_pro))
         self.imbalance = np.zeros((n_int, n_pro))
         self.settled = np.zeros((n_int, n_pro), dtype=np.int8)
+        self.settled_import_wh = np.zeros((n_int, n_pro), dtype=np.int64)
+        self.settled_position_wh = np.zeros((n_int, n_pro), dtype=np.int64)
+        self.sold_wh = {source: np.zeros((n_int, n_pro), dtype=np.int64) for source in self.SOURCES}
         self.supply_conserved = False
 
     def block(self, interval: int, receipts: list[Receipt], chain: Chain) -> None:
@@ -94,6 +102,27 @@ class LedgerRecord:
             self.fee[k, i] = args["fee_wei"] / WEI_PER_TOKEN
             self.imbalance[k, i] = args["imbalance_wei"] / WEI_PER_TOKEN
             self.settled[k, i] = 1
+            self.settled_import_wh[k, i] = args["import_wh"]
+            self.settled_position_wh[k, i] = args["position_wh"]
+        elif name == "Sourced":
+            k, i = args["interval"], self.index_of[args["seller"]]
+            for source in self.SOURCES:
+                self.sold_wh[source][k, i] = args[f"{source}_wh"]
+
+    def consumed_wh(self) -> dict[str, np.ndarray]:
+        """Each prosumer's imported energy per interval by source, as ``Settlement.consumed_mix`` splits it. [Wh]
+
+        Its peer-to-peer part takes the interval's sold mix (the sum of the
+        ``Sourced`` events) pro rata; the rest of the import is grid.
+        """
+        consumed = {source: np.zeros_like(self.settled_import_wh) for source in self.SOURCES}
+        for k in range(self.settled_import_wh.shape[0]):
+            sold = SourceMix(*(int(self.sold_wh[source][k].sum()) for source in self.SOURCES))
+            for i in range(self.settled_import_wh.shape[1]):
+                mix = consumed_mix(int(self.settled_position_wh[k, i]), int(self.settled_import_wh[k, i]), sold)
+                for source in self.SOURCES:
+                    consumed[source][k, i] = getattr(mix, f"{source}_wh")
+        return consumed
 
     def lots_cleared(self, chain: Chain, addresses: MarketAddresses, interval: int) -> dict[str, int]:
         """Record a lot auction's final positions, read from the contract; return them by address. [Wh]
@@ -128,6 +157,11 @@ class LedgerRecord:
         part.add("imbalance_token", ("interval", "prosumer"), self.imbalance, "token",
                  "imbalance settled with the grid, positive = received")
         part.add("settled", ("interval", "prosumer"), self.settled, "1", "meter reading settled on chain")
+        for source, consumed in self.consumed_wh().items():
+            part.add(f"sold_{source}_wh", ("interval", "prosumer"), self.sold_wh[source], "Wh",
+                     f"sold position attributed to {self.SOURCE_NAMES[source]} (Settlement Sourced event)")
+            part.add(f"consumed_{source}_wh", ("interval", "prosumer"), consumed, "Wh",
+                     f"imported energy attributed to {self.SOURCE_NAMES[source]} (Settlement.consumed_mix)")
         part.write(run_dir, complete)
 
 

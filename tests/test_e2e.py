@@ -15,6 +15,7 @@ import pytest
 import xarray as xr
 import yaml
 
+from gridledger.contracts.reference import SourceMix, consumed_mix, sold_sources
 from gridledger.study import load_study
 from tests.e2e_helpers import SHORT_STUDY, events, gridledger, only_run_dir
 
@@ -202,3 +203,54 @@ def test_kpis_match_results(run):
                                                            .read_text().splitlines()) if r["block_number"] and r["block_number"] > 2)
     assert kpis["peak_import_mw"] == pytest.approx(float(ds.substation_p_mw.max()), abs=1e-6)
     assert kpis["token_supply_conserved"] is True
+
+
+def test_source_registers_integrate_pv_and_battery_discharge(run):
+    """meter_pv_wh and meter_battery_wh are the interval integrals of PV power and battery discharge (1 Wh)."""
+    _, ds, _ = run
+    step_wh = 300 / 3600 * 1e6
+    pv_wh = (ds.pv_p_mw.clip(min=0) * step_wh).coarsen(time=3).sum().values
+    discharge_wh = (-ds.battery_p_mw).clip(min=0).pipe(lambda p: p * step_wh).coarsen(time=3).sum().values
+    assert np.all(np.abs(pv_wh - ds.meter_pv_wh.values) <= 0.5 + 1e-6)
+    assert np.all(np.abs(discharge_wh - ds.meter_battery_wh.values) <= 0.5 + 1e-6)
+    assert int(ds.meter_pv_wh.sum()) > 0
+
+
+def test_sold_and_consumed_energy_split_by_source_as_the_reference(run):
+    """Every seller's Sourced event is the reference split of its reading; the results' mixes sum to
+    each seller's position and each prosumer's import."""
+    run_dir, ds, _ = run
+    column = {address: i for i, address in enumerate(ds.address.values)}
+    settled = {(e["args"]["interval"], e["args"]["prosumer"]): e["args"] for e in events(run_dir, "Settled")}
+    sourced = {(e["args"]["interval"], e["args"]["seller"]): e["args"] for e in events(run_dir, "Sourced")}
+    assert set(sourced) == {key for key, a in settled.items() if a["position_wh"] > 0}
+    for (k, seller), a in sourced.items():
+        reading = settled[k, seller]
+        i = column[seller]
+        assert (reading["pv_wh"], reading["battery_wh"]) == (int(ds.meter_pv_wh[k, i]), int(ds.meter_battery_wh[k, i]))
+        expected = sold_sources(reading["position_wh"], reading["export_wh"], reading["pv_wh"], reading["battery_wh"])
+        assert (a["pv_wh"], a["battery_wh"], a["grid_wh"]) == (expected.pv_wh, expected.battery_wh, expected.grid_wh)
+    sold = ds.sold_pv_wh + ds.sold_battery_wh + ds.sold_grid_wh
+    np.testing.assert_array_equal(sold.values, ds.position_wh.clip(min=0).values)
+    consumed = ds.consumed_pv_wh + ds.consumed_battery_wh + ds.consumed_grid_wh
+    np.testing.assert_array_equal(consumed.values, ds.meter_import_wh.values)
+    for k in range(ds.sizes["interval"]):
+        mix = SourceMix(*(int(ds[f"sold_{s}_wh"][k].sum()) for s in ("pv", "battery", "grid")))
+        for i in range(ds.sizes["prosumer"]):
+            expected = consumed_mix(int(ds.position_wh[k, i]), int(ds.meter_import_wh[k, i]), mix)
+            assert (int(ds.consumed_pv_wh[k, i]), int(ds.consumed_battery_wh[k, i]),
+                    int(ds.consumed_grid_wh[k, i])) == (expected.pv_wh, expected.battery_wh, expected.grid_wh)
+
+
+def test_every_prosumer_escrow_is_released_by_its_reading(run):
+    """Per interval and prosumer, what bids locked is released in full once its reading settles."""
+    run_dir, ds, _ = run
+    prosumers = set(ds.address.values)
+    net: dict[tuple[int, str], int] = {}
+    for name, sign in (("Locked", 1), ("Released", -1)):
+        for e in events(run_dir, name):
+            key = (e["args"]["interval"], e["args"]["account"])
+            net[key] = net.get(key, 0) + sign * e["args"]["amount_wei"]
+    assert all(amount == 0 for (_, account), amount in net.items() if account in prosumers)
+    if ds.attrs["ledger_mechanism"] != "merit-order":
+        assert any(account in prosumers for _, account in net), "prosumers' bids should lock credit"
