@@ -96,6 +96,7 @@ def deploy_voltage_regulation(
     *,
     penalty_permille: int,
     delivery_period_s: int,
+    operator_address: str | None = None,
 ) -> str:
     """Deploy ``VoltageRegulation`` in one block one second after the head.
 
@@ -113,6 +114,9 @@ def deploy_voltage_regulation(
         the bond per Wh offered. [1/1000]
     delivery_period_s : int
         Time meters have after a window to post deliveries. [s]
+    operator_address : str, optional
+        The contract's operator if not the deployer (a DSO whose own
+        process signs the requests).
 
     Returns
     -------
@@ -125,7 +129,7 @@ def deploy_voltage_regulation(
         If the deployment reverts, with its reason.
     """
     raw, address = operator.deploy(
-        load_artifact(CONTRACT), registry, token, operator.address, penalty_permille, delivery_period_s, gas=GAS_DEPLOY
+        load_artifact(CONTRACT), registry, token, operator_address or operator.address, penalty_permille, delivery_period_s, gas=GAS_DEPLOY
     )
     (receipt,) = chain.mine([raw], chain.timestamp + 1)
     if not receipt.ok:

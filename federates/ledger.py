@@ -16,6 +16,13 @@ interval's lots after every bidding round, and at the end of the auction
 (vickrey: the operator's ``finalise`` after the reveals; english: the
 gate) reads every prosumer's position from the contract. After the run
 the chain is exported to ``chain/``.
+
+With the voltage-regulation market on it also deploys
+``VoltageRegulation.vy`` (the DSO is its operator), mints the DSO's budget
+and the prosumers' bond tokens, tells the agents of every request posted,
+awards each interval's requests at its gate (anyone may; the ledger's
+operator does it) and tells agents and meters the awards, and closes each
+request once its delivery deadline has passed.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from gridledger.contracts.chain import Chain, Receipt
+from gridledger.contracts.client import encode_call
 from gridledger.contracts.keys import derive_account
 from gridledger.contracts.reference import SourceMix, consumed_mix
 from gridledger.contracts.market import (
@@ -41,10 +49,12 @@ from gridledger.contracts.market import (
     read,
     settle_operator,
 )
+from gridledger.contracts import charging
+from gridledger.contracts import flexibility as flex
 from gridledger.federates.messages import encode
 from gridledger.federates.prosumer import WEI_PER_TOKEN, expected_exports_wh, price_per_kwh, price_wei_per_wh
 from gridledger.federates.shell import joined, run_federate
-from gridledger.interfaces import DER_ENDPOINT, GRID_ENDPOINT
+from gridledger.interfaces import DER_ENDPOINT, GRID_ENDPOINT, OPERATOR_ENDPOINT
 from gridledger.results import Part
 from gridledger.scenario import Scenario, load_scenario
 from gridledger.schedule import ledger_actions, stop_time_s
@@ -79,6 +89,8 @@ class LedgerRecord:
         self.settled_position_wh = np.zeros((n_int, n_pro), dtype=np.int64)
         self.sold_wh = {source: np.zeros((n_int, n_pro), dtype=np.int64) for source in self.SOURCES}
         self.supply_conserved = False
+        self.flex: FlexDesk | None = None
+        self.charging: ChargingDesk | None = None
 
     def block(self, interval: int, receipts: list[Receipt], chain: Chain) -> None:
         """Account a mined block's gas and events to the market interval it happened in."""
@@ -88,7 +100,8 @@ class LedgerRecord:
         self.reverted[interval] += sum(not r.ok for r in receipts)
         for receipt in receipts:
             for event in filter(None, map(chain.decode, receipt.logs)):
-                self._event(event.event, event.args)
+                if event.contract != flex.CONTRACT:
+                    self._event(event.event, event.args)
 
     def _event(self, name: str, args: dict) -> None:
         if name == "Cleared":
@@ -162,6 +175,10 @@ class LedgerRecord:
                      f"sold position attributed to {self.SOURCE_NAMES[source]} (Settlement Sourced event)")
             part.add(f"consumed_{source}_wh", ("interval", "prosumer"), consumed, "Wh",
                      f"imported energy attributed to {self.SOURCE_NAMES[source]} (Settlement.consumed_mix)")
+        if self.flex:
+            self.flex.write(part)
+        if self.charging:
+            self.charging.write(part)
         part.write(run_dir, complete)
 
 
@@ -189,7 +206,8 @@ def run(run_dir: Path) -> None:
     operator_account = derive_account(study.seed, "operator")
     prosumers = [derive_account(study.seed, f"prosumer/{p.name}").address for p in sc.prosumers]
     meters = [derive_account(study.seed, f"meter/{p.name}").address for p in sc.prosumers]
-    chain = Chain([operator_account.address, *prosumers, *meters], genesis_timestamp=start_ts - SETUP_LEAD_S)
+    dso = [derive_account(study.seed, "dso").address] if market.voltage_regulation or market.charging_coordination else []
+    chain = Chain([operator_account.address, *prosumers, *meters, *dso], genesis_timestamp=start_ts - SETUP_LEAD_S)
     operator = chain.wallet(operator_account)
     endowment_wei = round(market.endowment * WEI_PER_TOKEN)
     addresses = deploy_market(
@@ -203,9 +221,14 @@ def run(run_dir: Path) -> None:
         mechanism=market.mechanism, reveal_s=market.reveal_window_s,
         bid_increment_wei_per_wh=price_wei_per_wh(market.bid_increment_per_kwh),
     )
+    desk = FlexDesk.deploy(sc, chain, operator, addresses, prosumers, dso[0]) if market.voltage_regulation else None
+    chargers = ChargingDesk.deploy(sc, chain, operator, addresses, dso[0]) if market.charging_coordination else None
     supply_wei = read(chain, addresses.token, "GridToken", "totalSupply")
     record = LedgerRecord(sc, prosumers)
-    notice = encode("deployed", addresses=dataclasses.asdict(addresses), chain_id=chain.chain_id)
+    record.flex = desk
+    record.charging = chargers
+    notice = encode("deployed", addresses=dataclasses.asdict(addresses), chain_id=chain.chain_id,
+                    flexibility=desk.address if desk else None, charging=chargers.address if chargers else None)
     operator_txs = close_auction(chain, operator, addresses, 0)
     with joined(run_dir, "ledger", stop_time_s(study)) as fed:
         finished = False
@@ -213,6 +236,8 @@ def run(run_dir: Path) -> None:
             fed.initialize()
             fed.send(DER_ENDPOINT, notice)
             fed.send(GRID_ENDPOINT, notice)
+            if dso:
+                fed.send(OPERATOR_ENDPOINT, notice)
             fed.enter()
             for action in ledger_actions(study):
                 fed.advance(action.time_s)
@@ -230,8 +255,22 @@ def run(run_dir: Path) -> None:
                     if action.interval is not None:
                         lots = [dataclasses.asdict(lot) for lot in lot_states(chain, addresses, action.interval)]
                         fed.send(DER_ENDPOINT, encode("lots", interval=action.interval, lots=lots))
+                    if desk and (posted := desk.posted(receipts)):
+                        fed.send(DER_ENDPOINT, encode("flex_requests", requests=posted))
+                    if chargers:
+                        chargers.requested(receipts)
                 else:
-                    receipts = chain.mine(close_auction(chain, operator, addresses, action.interval), timestamp)
+                    closing = close_auction(chain, operator, addresses, action.interval)
+                    flex_txs = desk.gate(operator, action.interval, timestamp) if desk else []
+                    charge_txs = chargers.gate(operator, action.interval) if chargers else []
+                    receipts = chain.mine(closing + flex_txs + charge_txs, timestamp)
+                    if chargers:
+                        admitted = chargers.allocated(receipts[len(closing) + len(flex_txs):], action.interval)
+                        fed.send(DER_ENDPOINT, encode("charging", window=action.interval, admitted_w=admitted))
+                    if desk:
+                        awards = desk.awarded(receipts[len(closing):len(closing) + len(flex_txs)])
+                        fed.send(DER_ENDPOINT, encode("flex_awards", awards=awards))
+                        fed.send(GRID_ENDPOINT, encode("flex_awards", awards=awards))
                     if not all(r.ok for r in receipts):
                         raise RuntimeError(f"clearing interval {action.interval} reverted: "
                                            f"{[r.revert_reason for r in receipts]}")
@@ -244,10 +283,194 @@ def run(run_dir: Path) -> None:
                 record.block(interval, receipts, chain)
             record.supply_conserved = tokens_conserved(chain, addresses, supply_wei,
                                                        [*prosumers, operator.address])
+            if desk:
+                record.supply_conserved &= desk.tokens_held_match(chain)
             finished = True
         finally:
             chain.export(run_dir / "chain")
             record.write(run_dir, complete=finished, **dataclasses.asdict(addresses))
+
+
+class FlexDesk:
+    """The ledger's side of the voltage-regulation market: deployment, awards, closing, and its record.
+
+    Requests are known from their ``RequestPosted`` events; each belongs to
+    the market interval its window starts.
+    """
+
+    def __init__(self, sc: Scenario, chain: Chain, address: str, token: str):
+        study = sc.study
+        self.sc, self.chain, self.address, self.token = sc, chain, address, token
+        self.requests: dict[int, dict] = {}
+        self.offers: dict[int, int] = {}
+        self.open: set[int] = set()
+        n = study.n_intervals
+        self.requested_wh = np.zeros(n, dtype=np.int64)
+        self.awarded_wh = np.zeros(n, dtype=np.int64)
+        self.delivered_wh = np.zeros(n, dtype=np.int64)
+        self.payment_wei = np.zeros(n, dtype=object)
+        self.penalty_wei = np.zeros(n, dtype=object)
+        self.offers_per_interval = np.zeros(n, dtype=np.int64)
+
+    @classmethod
+    def deploy(cls, sc: Scenario, chain: Chain, operator, addresses: MarketAddresses, prosumers: list[str],
+               dso: str) -> "FlexDesk":
+        """Deploy the contract with the DSO as its operator and mint the DSO's budget and the bond tokens."""
+        study, settings = sc.study, sc.study.market.flexibility
+        address = flex.deploy_voltage_regulation(
+            chain, operator, addresses.registry, addresses.token, operator_address=dso,
+            penalty_permille=round(settings.penalty_factor * 1000),
+            delivery_period_s=study.market_interval_s - study.market.gate_closure_s)
+        mints = [(dso, round(settings.operator_budget * WEI_PER_TOKEN))]
+        mints += [(p, round(settings.bond_endowment * WEI_PER_TOKEN)) for p in prosumers if settings.bond_endowment]
+        txs = [operator.transact(addresses.token, encode_call("GridToken", "mint", to, amount), gas=flex.GAS_APPROVE)
+               for to, amount in mints]
+        failed = [r.revert_reason for r in chain.mine(txs, chain.timestamp + 1) if not r.ok]
+        if failed:
+            raise RuntimeError(f"flexibility setup: minting failed: {failed}")
+        return cls(sc, chain, address, addresses.token)
+
+    def _interval(self, timestamp: int) -> int:
+        return (timestamp - self.sc.study.start_timestamp) // self.sc.study.market_interval_s
+
+    def _events(self, receipts: list[Receipt]):
+        for receipt in receipts:
+            for event in filter(None, map(self.chain.decode, receipt.logs)):
+                if event.contract == flex.CONTRACT:
+                    yield event.event, event.args
+
+    def posted(self, receipts: list[Receipt]) -> list[dict]:
+        """Record the requests and offers the receipts carry; return the new requests for the agents."""
+        new = []
+        for name, args in self._events(receipts):
+            if name == "RequestPosted":
+                k = self._interval(args["window_start_timestamp"])
+                request = {"request_id": args["request_id"], "interval": k,
+                           "zone": dict(zip(args["zone_buses"], args["sensitivities_upu_per_kw"])),
+                           "p_w": args["p_w"], "price_cap_wei_per_wh": args["price_cap_wei_per_wh"],
+                           "window_s": args["window_end_timestamp"] - args["window_start_timestamp"],
+                           "close_after": args["window_end_timestamp"]
+                           + self.sc.study.market_interval_s - self.sc.study.market.gate_closure_s}
+                self.requests[args["request_id"]] = request
+                self.offers[args["request_id"]] = 0
+                self.open.add(args["request_id"])
+                self.requested_wh[k] += args["p_w"] * request["window_s"] // 3600
+                new.append(request)
+            elif name == "Offered":
+                self.offers[args["request_id"]] += 1
+                self.offers_per_interval[self.requests[args["request_id"]]["interval"]] += 1
+            elif name == "Settled":
+                k = self.requests[args["request_id"]]["interval"]
+                self.delivered_wh[k] += args["delivered_wh"]
+                self.payment_wei[k] += args["payment_wei"]
+                self.penalty_wei[k] += args["penalty_wei"]
+        return new
+
+    def gate(self, sender, interval: int, timestamp: int) -> list[bytes]:
+        """Award the requests of `interval`; close those whose delivery deadline has passed."""
+        txs = [flex.award(sender, self.address, rid, n_offers=self.offers[rid])
+               for rid, r in sorted(self.requests.items()) if r["interval"] == interval]
+        for rid in sorted(self.open):
+            if timestamp >= self.requests[rid]["close_after"]:
+                txs.append(flex.close(sender, self.address, rid, n_offers=self.offers[rid]))
+                self.open.discard(rid)
+        return txs
+
+    def awarded(self, receipts: list[Receipt]) -> list[dict]:
+        """The awards in the receipts, by request: ``{request_id, interval, p_w: {der: W}}``."""
+        if not all(r.ok for r in receipts):
+            raise RuntimeError(f"flexibility award or close reverted: {[r.revert_reason for r in receipts if not r.ok]}")
+        self.posted(receipts)
+        awards: dict[int, dict] = {}
+        for name, args in self._events(receipts):
+            if name == "Awarded" and args["p_w"]:
+                rid = args["request_id"]
+                k = self.requests[rid]["interval"]
+                awards.setdefault(rid, {"request_id": rid, "interval": k, "p_w": {}})["p_w"][args["der"]] = args["p_w"]
+                self.awarded_wh[k] += args["energy_wh"]
+        return list(awards.values())
+
+    def tokens_held_match(self, chain: Chain) -> bool:
+        """The contract holds exactly what its open requests still hold (budgets and bonds)."""
+        held = sum(flex.read(chain, self.address, "held_wei", rid) for rid in self.requests)
+        return read(chain, self.token, "GridToken", "balanceOf", self.address) == held
+
+    def write(self, part: Part) -> None:
+        part.add("flex_requested_wh", ("interval",), self.requested_wh, "Wh",
+                 "flexibility requested by the operator for the interval")
+        part.add("flex_offers", ("interval",), self.offers_per_interval, "1", "flexibility offers received")
+        part.add("flex_awarded_wh", ("interval",), self.awarded_wh, "Wh", "flexibility awarded")
+        part.add("flex_delivered_wh", ("interval",), self.delivered_wh, "Wh",
+                 "flexibility delivered, as posted by the meters")
+        part.add("flex_payment_token", ("interval",), self.payment_wei.astype(float) / WEI_PER_TOKEN, "token",
+                 "paid for delivered flexibility")
+        part.add("flex_penalty_token", ("interval",), self.penalty_wei.astype(float) / WEI_PER_TOKEN, "token",
+                 "penalties for flexibility not delivered")
+
+
+class ChargingDesk:
+    """The ledger's side of EV charging coordination: deployment, allocation at each gate, and its record.
+
+    Window w of the contract is market interval w; requests close at the
+    gate of their interval, where the ledger's operator calls ``allocate``
+    (anyone may).
+    """
+
+    def __init__(self, sc: Scenario, chain: Chain, address: str):
+        self.sc, self.chain, self.address = sc, chain, address
+        n = sc.study.n_intervals
+        self.requests = np.zeros(n, dtype=np.int64)
+        self.requested_w = np.zeros(n, dtype=np.int64)
+        self.admitted_w = np.zeros(n, dtype=np.int64)
+        self.headroom_w = np.zeros(n, dtype=np.int64)
+
+    @classmethod
+    def deploy(cls, sc: Scenario, chain: Chain, operator, addresses: MarketAddresses, dso: str) -> "ChargingDesk":
+        """Deploy the contract on the market's registry and give the DSO the operator role there."""
+        study = sc.study
+        address = charging.deploy_charging(chain, operator, registry=addresses.registry,
+                                           start_timestamp=study.start_timestamp, window_s=study.market_interval_s,
+                                           request_lead_s=study.market.gate_closure_s)
+        grant = operator.transact(addresses.registry, encode_call("Registry", "grant_role", dso, 1),
+                                  gas=flex.GAS_APPROVE)
+        (receipt,) = chain.mine([grant], chain.timestamp + 1)
+        if not receipt.ok:
+            raise RuntimeError(f"charging setup: granting the DSO the operator role failed: {receipt.revert_reason}")
+        return cls(sc, chain, address)
+
+    def _events(self, receipts: list[Receipt]):
+        for receipt in receipts:
+            for event in filter(None, map(self.chain.decode, receipt.logs)):
+                if event.contract == charging.CONTRACT:
+                    yield event.event, event.args
+
+    def requested(self, receipts: list[Receipt]) -> None:
+        """Count the charging requests and headrooms the receipts carry."""
+        for name, args in self._events(receipts):
+            if name == "ChargeRequested" and args["window"] < len(self.requests):
+                self.requests[args["window"]] += 1
+                self.requested_w[args["window"]] += args["power_w"]
+            elif name == "HeadroomPosted" and args["window"] < len(self.requests):
+                self.headroom_w[args["window"]] = args["headroom_w"]
+
+    def gate(self, sender, interval: int) -> list[bytes]:
+        """``allocate`` of `interval`'s window if its headroom was posted."""
+        if not self.headroom_w[interval]:
+            return []
+        return [charging.allocate(sender, self.address, interval, n_requests=int(self.requests[interval]))]
+
+    def allocated(self, receipts: list[Receipt], interval: int) -> dict[str, int]:
+        """Admitted power per account from the allocation's events. [W]"""
+        if not all(r.ok for r in receipts):
+            raise RuntimeError(f"charging allocation reverted: {[r.revert_reason for r in receipts if not r.ok]}")
+        admitted = {args["account"]: args["power_w"] for name, args in self._events(receipts) if name == "Allocated"}
+        self.admitted_w[interval] = sum(admitted.values())
+        return admitted
+
+    def write(self, part: Part) -> None:
+        part.add("charging_requests", ("interval",), self.requests, "1", "EV charging requests of the window")
+        part.add("charging_requested_w", ("interval",), self.requested_w, "W", "charging power requested")
+        part.add("charging_admitted_w", ("interval",), self.admitted_w, "W", "charging power admitted")
 
 
 def close_auction(chain: Chain, operator, addresses: MarketAddresses, interval: int) -> list[bytes]:

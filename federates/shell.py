@@ -29,7 +29,6 @@ from typing import Callable, Iterator
 
 import helics as h
 
-from gridledger.interfaces import FEDERATES
 from gridledger.results import collect_if_complete
 
 EXIT_FAILED = 1
@@ -188,7 +187,7 @@ def run_federate(name: str, body: Callable[[Path], None], argv: list[str] | None
     run_dir = Path(argv[0])
     try:
         body(run_dir)
-        collect_if_complete(run_dir, FEDERATES)
+        collect_if_complete(run_dir)
     except FederationStopped as exc:
         log.error("stopped: another federate failed (%s)", exc)
         sys.exit(EXIT_STOPPED_BY_PEER)

@@ -25,7 +25,7 @@ from gridledger import compare, regress, sweep
 from gridledger.compare import RunDirError, load_run
 from gridledger.execute import execute
 from gridledger.grids.feeders import catalog
-from gridledger.interfaces import FEDERATES
+from gridledger.interfaces import federate_names
 from gridledger.launcher import Prepared, prepare, runner_json
 from gridledger.results import KPIS_FILE
 from gridledger.schedule import stop_time_s
@@ -60,7 +60,7 @@ class _ProgressView:
                              TextColumn("{task.fields[clock]} {task.fields[state]}"),
                              console=console, disable=not console.is_terminal)
         self.tasks = {n: self.bars.add_task(n, total=self.stop_s, name=n, clock="00:00", state="starting")
-                      for n in FEDERATES}
+                      for n in federate_names(prepared.study)}
         self.reported_decile = -1
 
     def __call__(self, records: dict[str, dict]) -> None:
@@ -68,7 +68,7 @@ class _ProgressView:
             if name in self.tasks:
                 self.bars.update(self.tasks[name], completed=record["time_s"],
                                  clock=_clock(record["time_s"]), state=record["state"])
-        if not self.console.is_terminal and len(records) == len(FEDERATES):
+        if not self.console.is_terminal and len(records) == len(self.tasks):
             slowest = min(r["time_s"] for r in records.values())
             decile = int(10 * slowest / self.stop_s)
             if decile > self.reported_decile:

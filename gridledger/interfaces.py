@@ -5,12 +5,13 @@ here, with its type, unit and default, and `check_wiring` proves before
 launch that each subscription has exactly one publisher and that each
 message destination exists. Keys follow one scheme:
 
-    der/<prosumer>/<quantity>      prosumer device setpoints (DER -> grid)
+    der/<prosumer>/<quantity>      prosumer device setpoints (DER -> grid, operator)
     grid/bus/<bus>/vm_pu           bus voltage magnitude (grid -> any)
     grid/line/<line>/loading_percent
     grid/substation/p_mw, q_mvar, pl_mw
     ledger/tx                      endpoint: signed raw transactions in
     der/agents, grid/meters        endpoints: receipts and market results out
+    operator/dso                   endpoint: the DSO's flexibility requests (optional federate)
 
 Times (seconds since study start) at which each federate acts are fixed by
 `gridledger.schedule`; all federates are uninterruptible and request only
@@ -28,11 +29,20 @@ DER_SETPOINTS = (
     ("load_q_mvar", "MVAr"),
     ("pv_p_mw", "MW"),
     ("battery_p_mw", "MW"),
+    ("pv_curtailed_p_mw", "MW"),
 )
 LEDGER_ENDPOINT = "ledger/tx"
 DER_ENDPOINT = "der/agents"
 GRID_ENDPOINT = "grid/meters"
+OPERATOR_ENDPOINT = "operator/dso"
 FEDERATES = ("grid", "ledger", "der")
+"""Federates of every study; `federate_names` adds the operator when a study needs it."""
+
+
+def federate_names(study: Study) -> tuple[str, ...]:
+    """The federates a study runs: the operator (DSO) joins for voltage regulation or charging coordination."""
+    market = study.market
+    return (*FEDERATES, "operator") if market.voltage_regulation or market.charging_coordination else FEDERATES
 
 
 @dataclass(frozen=True)
@@ -80,7 +90,7 @@ def federate_configs(study: Study, topology: Topology, broker_port: int) -> dict
         + [_pub("grid/substation/p_mw", "MW"), _pub("grid/substation/q_mvar", "MVAr"),
            _pub("grid/substation/pl_mw", "MW")]
     )
-    return {
+    configs = {
         "grid": {
             **common,
             "name": "grid",
@@ -100,6 +110,13 @@ def federate_configs(study: Study, topology: Topology, broker_port: int) -> dict
             "endpoints": [{"name": LEDGER_ENDPOINT, "global": True}],
         },
     }
+    if "operator" in federate_names(study):
+        configs["operator"] = {
+            **common,
+            "name": "operator",
+            "endpoints": [{"name": OPERATOR_ENDPOINT, "global": True}],
+        }
+    return configs
 
 
 class WiringError(ValueError):

@@ -32,7 +32,7 @@ from helics.bin import BIN_DIR as HELICS_BIN_DIR
 
 from gridledger.federates.shell import EXIT_STOPPED_BY_PEER, LAUNCHED_AT_ENV
 from gridledger.grids.feeders import FeederError
-from gridledger.interfaces import FEDERATES, Topology, check_wiring, federate_configs
+from gridledger.interfaces import Topology, check_wiring, federate_configs, federate_names
 from gridledger.results import run_timestamp
 from gridledger.scenario import STUDY_FILE, Scenario, ScenarioError, build_scenario
 from gridledger.study import Study, StudyError, dump_study, load_study
@@ -118,7 +118,7 @@ def helics_program(name: str) -> str:
 
 def broker_command(prepared: Prepared) -> list[str]:
     """The `helics_broker` command line for a prepared run."""
-    return [helics_program("helics_broker"), f"-f{len(FEDERATES)}", f"--coretype={prepared.study.helics.core_type}",
+    return [helics_program("helics_broker"), f"-f{len(federate_names(prepared.study))}", f"--coretype={prepared.study.helics.core_type}",
             f"--port={prepared.broker_port}", f"--tick={BROKER_TICK}", "--loglevel=warning",
             f"--name=gridledger-{prepared.broker_port}"]
 
@@ -137,7 +137,7 @@ def runner_json(prepared: Prepared) -> dict:
         "federates": [{"name": "broker", "directory": ".", "host": "localhost",
                        "exec": quote(broker_command(prepared))}]
         + [{"name": name, "directory": ".", "host": "localhost",
-            "exec": quote(federate_command(name, prepared.run_dir))} for name in FEDERATES],
+            "exec": quote(federate_command(name, prepared.run_dir))} for name in federate_names(prepared.study)],
     }
 
 
@@ -180,22 +180,23 @@ def launch(prepared: Prepared, on_progress=None) -> Outcome:
     `on_progress(records)` is called on every poll with `read_progress` output.
     """
     run_dir, study = prepared.run_dir, prepared.study
-    logs = {name: open(run_dir / "logs" / f"{name}.log", "w") for name in ("broker", *FEDERATES)}
+    federates = federate_names(study)
+    logs = {name: open(run_dir / "logs" / f"{name}.log", "w") for name in ("broker", *federates)}
     env = {**os.environ, "PYTHONUNBUFFERED": "1", LAUNCHED_AT_ENV: repr(time.time())}
     procs = {"broker": subprocess.Popen(broker_command(prepared), stdout=logs["broker"],
                                         stderr=subprocess.STDOUT, env=env)}
-    for name in FEDERATES:
+    for name in federates:
         procs[name] = subprocess.Popen(federate_command(name, run_dir), stdout=logs[name],
                                        stderr=subprocess.STDOUT, env=env)
     failed = reason = None
     last_change, last_times = time.monotonic(), None
     try:
-        while any(procs[n].poll() is None for n in FEDERATES):
+        while any(procs[n].poll() is None for n in federates):
             time.sleep(POLL_S)
             records = read_progress(run_dir)
             if on_progress:
                 on_progress(records)
-            exited = [n for n in FEDERATES if procs[n].poll() not in (None, 0, EXIT_STOPPED_BY_PEER)]
+            exited = [n for n in federates if procs[n].poll() not in (None, 0, EXIT_STOPPED_BY_PEER)]
             if exited and failed is None:
                 self_failed = [n for n in exited if records.get(n, {}).get("state") == "failed"]
                 failed = (self_failed or exited)[0]
@@ -204,18 +205,18 @@ def launch(prepared: Prepared, on_progress=None) -> Outcome:
             if procs["broker"].poll() not in (None, 0) and failed is None:
                 failed, reason = "broker", f"helics_broker exited with code {procs['broker'].returncode}"
             times = tuple(sorted((n, r.get("time_s"), r.get("state")) for n, r in records.items()))
-            entered = all(records.get(n, {}).get("state", "starting") != "starting" for n in FEDERATES)
+            entered = all(records.get(n, {}).get("state", "starting") != "starting" for n in federates)
             if times != last_times or not entered:
                 last_change, last_times = time.monotonic(), times
             elif failed is None and time.monotonic() - last_change > study.helics.stall_timeout_s:
                 blockers = [n for n, r in records.items() if r.get("state") in ("computing", "starting")]
-                blockers = blockers or [n for n in FEDERATES if procs[n].poll() is None]
+                blockers = blockers or [n for n in federates if procs[n].poll() is None]
                 failed = ",".join(sorted(blockers))
                 reason = (f"no time grant for {study.helics.stall_timeout_s:g} s; "
                           f"stalled while computing: {failed}")
                 _stop(procs, blockers, signal.SIGTERM)
             if failed is not None:
-                _wait_or_kill(procs, FEDERATES)
+                _wait_or_kill(procs, federates)
                 break
         _wait_or_kill(procs, ("broker",))
     finally:
@@ -223,7 +224,7 @@ def launch(prepared: Prepared, on_progress=None) -> Outcome:
         for handle in logs.values():
             handle.close()
     if failed is None:
-        for name in FEDERATES:
+        for name in federates:
             if procs[name].returncode != 0:
                 failed = name
                 reason = f"exited with code {procs[name].returncode}:\n{_last_error(run_dir / 'logs' / f'{name}.log')}"

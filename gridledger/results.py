@@ -83,16 +83,24 @@ def _locked(run_dir: Path):
         yield
 
 
-def collect_if_complete(run_dir: Path, federates: tuple[str, ...]) -> bool:
-    """Collect once every federate has written its part (how a helics-cli run gets results.nc)."""
+def collect_if_complete(run_dir: Path) -> bool:
+    """Collect once every federate of the run's study has written its part (how a helics-cli run gets results.nc).
+
+    A directory without a study file (a toy federation) is never collected.
+    """
+    from gridledger.interfaces import federate_names
     from gridledger.study import load_study
 
     run_dir = Path(run_dir)
+    if not (run_dir / "study.yaml").exists():
+        return False
+    study = load_study(run_dir / "study.yaml")
+    federates = federate_names(study)
     with _locked(run_dir):
         if not all(_part_complete(run_dir, name) for name in federates):
             return False
         if not (run_dir / RESULTS_FILE).exists():
-            _merge(run_dir, load_study(run_dir / "study.yaml"), federates)
+            _merge(run_dir, study, federates)
     return True
 
 

@@ -167,6 +167,9 @@ def build_scenario(study: Study, with_devices: bool = False) -> Scenario:
         expected = _simbench_loads(net, feeder_profiles(net, study.start - dt.timedelta(days=1), times_s))
         sgen_p_mw = np.tile(net.sgen.p_mw.to_numpy(), (len(times_s), 1))
         sgen_p_mw[:, net.sgen.index.get_indexer(profiles.sgen_index)] = profiles.sgen_p_mw
+    if study.market.charging_coordination and not net.trafo.hv_bus.isin(net.ext_grid.bus).any():
+        raise ScenarioError("market.charging_coordination",
+                            "the feeder has no transformer at its external grid whose headroom could be shared")
     devices = None
     if with_devices:
         try:

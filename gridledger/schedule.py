@@ -18,7 +18,21 @@ R = market.round_s between the posted lots and the gate:
     g + reveal       ledger: vickrey: finalise k+1; english: read the
                      winners (its auctions close at g); send results
 
-for r = 1, 2, ... while s_k + r*R + 1 < g (vickrey: r = 1). Power-flow
+for r = 1, 2, ... while s_k + r*R + 1 < g (vickrey: r = 1). With the
+voltage-regulation market on (`market.voltage_regulation`):
+
+    s_k + 0.75       operator: forecast k+1, post a flexibility request
+    s_k + R          DER:    flexibility offers (request k+1)
+    s_k + R + 1      ledger: mine them (offer deadline s_k + R + 2)
+    g                ledger: award the requests of k+1, tell agents and meters;
+                     close the requests whose delivery deadline has passed
+    s_{k+2} + 0.5    grid:   meters post the delivered flexibility of k+1
+
+and with charging coordination (`market.charging_coordination`) the same
+slots carry the operator's headroom for k+1 (s_k + 0.75), the EVs'
+charging requests (s_k + R, deadline = the gate) and the allocation (g).
+
+Power-flow
 steps between interval starts follow the same half-second offset: DER at
 j * step, grid at j * step + 0.5. The grid runs one extra time at the end
 of the study to send the readings of the last interval, and the ledger one
@@ -34,6 +48,7 @@ from typing import Literal
 from gridledger.study import Study
 
 GRID_OFFSET_S = 0.5
+OPERATOR_OFFSET_S = 0.75
 LEDGER_OFFSET_S = 1.0
 
 
@@ -42,13 +57,16 @@ class DerAction:
     """What the DER federate does at one time: publish a step's setpoints and/or act in the market.
 
     ``market`` is "orders" (orders or lots of ``interval``), "bid" (a
-    bidding round on ``interval``'s lots) or "reveal" (vickrey reveals).
+    bidding round on ``interval``'s lots) or "reveal" (vickrey reveals);
+    ``flex_interval`` names the interval whose flexibility requests the
+    agents answer with offers now.
     """
 
     time_s: float
     step: int | None = None
     market: Literal["orders", "bid", "reveal"] | None = None
     interval: int | None = None
+    flex_interval: int | None = None
 
 
 @dataclass(frozen=True)
@@ -78,19 +96,35 @@ def bid_round_times(study: Study, interval: int) -> list[int]:
     return list(rounds)[:1] if mechanism == "vickrey" else list(rounds)
 
 
+def flex_offer_time(study: Study, interval: int) -> int | None:
+    """When agents offer flexibility for, and EVs request charging in, ``interval`` (None if neither runs). [s]"""
+    market = study.market
+    if not (market.voltage_regulation or market.charging_coordination) or interval < 1:
+        return None
+    return (interval - 1) * study.market_interval_s + study.market.round_s
+
+
+def operator_times(study: Study) -> list[float]:
+    """When the operator federate forecasts and posts the request of the next interval. [s]"""
+    return [k * study.market_interval_s + OPERATOR_OFFSET_S for k in range(study.n_intervals - 1)]
+
+
 def der_actions(study: Study) -> list[DerAction]:
     """The DER federate's actions in time order: every power-flow step, plus the market's rounds."""
     market: dict[float, tuple[str, int]] = {}
+    flex: dict[float, int] = {}
     for k in range(1, study.n_intervals):
         market[float((k - 1) * study.market_interval_s)] = ("orders", k)
         market.update({float(t): ("bid", k) for t in bid_round_times(study, k)})
         if study.market.mechanism == "vickrey":
             market[float(_gate_s(study, k))] = ("reveal", k)
+        if (offer := flex_offer_time(study, k)) is not None:
+            flex[float(offer)] = k
     steps = {float(j * study.power_flow_step_s): j for j in range(study.n_steps)}
     actions = []
-    for time_s in sorted(steps.keys() | market.keys()):
+    for time_s in sorted(steps.keys() | market.keys() | flex.keys()):
         kind, interval = market.get(time_s, (None, None))
-        actions.append(DerAction(time_s, steps.get(time_s), kind, interval))
+        actions.append(DerAction(time_s, steps.get(time_s), kind, interval, flex.get(time_s)))
     return actions
 
 
@@ -116,7 +150,10 @@ def ledger_actions(study: Study) -> list[LedgerAction]:
         if following is None:
             continue
         gate = _gate_s(study, following)
-        actions += [LedgerAction(t + LEDGER_OFFSET_S, "mine", following) for t in bid_round_times(study, following)]
+        rounds = set(bid_round_times(study, following))
+        if (offer := flex_offer_time(study, following)) is not None:
+            rounds.add(offer)
+        actions += [LedgerAction(t + LEDGER_OFFSET_S, "mine", following if lots else None) for t in sorted(rounds)]
         if mechanism == "vickrey":
             actions.append(LedgerAction(gate + LEDGER_OFFSET_S, "mine"))
             actions.append(LedgerAction(float(gate + study.market.reveal_window_s), "clear", following))

@@ -99,11 +99,21 @@ class Grid(_Strict):
         return feeder
 
 
+class Inverter(_Strict):
+    """PV inverter control: IEEE 1547-2018 Category B volt-var and volt-watt default curves, run
+    as pandapower controllers in the grid federate (`gridledger.grids.inverter`)."""
+
+    volt_var: bool = False
+    volt_watt: bool = False
+    kva_per_kwp: Annotated[float, Field(ge=1.0, le=2.0)] = 1.1
+
+
 class PV(_Strict):
     """Rooftop PV: which share of prosumers has it, sized against the bus peak load."""
 
     share: Share = 0.5
     kwp_per_kw_load: Annotated[float, Field(ge=0.0, le=20.0)] = 1.5
+    inverter: Inverter = Inverter()
 
 
 class Battery(_Strict):
@@ -127,6 +137,19 @@ class Battery(_Strict):
         return self
 
 
+class EV(_Strict):
+    """Electric vehicles charged at home: which share of prosumers owns one and its battery.
+
+    Sessions (arrival, departure, energy needed, charger kW) are drawn by
+    `gridledger.grids.ev.ev_sessions`; with ``market.charging_coordination``
+    the chargers follow the coordination contract, otherwise they charge at
+    full power from arrival.
+    """
+
+    share: Share = 0.0
+    capacity_kwh: Annotated[float, Field(gt=0.0, le=200.0)] = 50.0
+
+
 class Prosumers(_Strict):
     """Prosumer agents: one per load bus, in bus order unless `buses` lists them."""
 
@@ -134,12 +157,30 @@ class Prosumers(_Strict):
     buses: list[int] | None = None
     pv: PV = PV()
     battery: Battery = Battery()
+    ev: EV = EV()
 
     @model_validator(mode="after")
     def _buses_match_count(self) -> "Prosumers":
         if self.buses is not None and len(self.buses) != self.count:
             raise ValueError(f"buses lists {len(self.buses)} buses but count is {self.count}")
         return self
+
+
+class Flexibility(_Strict):
+    """The operator's voltage-regulation market (`contracts/VoltageRegulation.vy`).
+
+    The operator requests enough injection reduction to bring the forecast
+    highest voltage ``margin_pu`` below ``grid.limits.vm_max_pu``; PV owners
+    offer curtailment at prices up to ``price_cap_per_kwh``, post a bond and
+    pay ``penalty_factor`` times their price on energy they fail to deliver.
+    """
+
+    price_cap_per_kwh: Positive = 0.30
+    penalty_factor: Annotated[float, Field(ge=0.0, le=10.0)] = 1.0
+    margin_pu: Annotated[float, Field(ge=0.0, le=0.05)] = 0.005
+    safety_factor: Annotated[float, Field(ge=1.0, le=5.0)] = 1.2
+    operator_budget: Annotated[float, Field(gt=0.0)] = 10_000.0
+    bond_endowment: Annotated[float, Field(ge=0.0)] = 1000.0
 
 
 class Market(_Strict):
@@ -155,6 +196,10 @@ class Market(_Strict):
     round_s: Annotated[int, Field(ge=2)] = 60
     reveal_s: Annotated[int, Field(ge=2)] | None = None
     bid_increment_per_kwh: Positive = 0.001
+    voltage_regulation: bool = False
+    flexibility: Flexibility = Flexibility()
+    charging_coordination: bool = False
+    charging_max_loading_percent: Annotated[float, Field(gt=0.0, le=200.0)] = 80.0
 
     @property
     def reveal_window_s(self) -> int:
@@ -221,13 +266,13 @@ class Study(_Strict):
     def _lot_auction_windows(self) -> None:
         """A lot auction needs one bidding round before the gate; Vickrey a reveal window inside it."""
         market = self.market
-        if market.mechanism not in LOT_AUCTIONS:
+        if market.mechanism not in LOT_AUCTIONS and not (market.voltage_regulation or market.charging_coordination):
             return
         bidding_s = self.market_interval_s - market.gate_closure_s
         if market.round_s + 1 >= bidding_s:
             raise ValueError(
                 f"market.round_s ({market.round_s}) must be below market_interval_s - market.gate_closure_s - 1 "
-                f"({bidding_s - 1}) so that bidders get a round after the lots are posted"
+                f"({bidding_s - 1}) so that bidders get a round after the lots (or flexibility requests) are posted"
             )
         if market.mechanism == "vickrey" and not 2 <= market.reveal_window_s <= market.gate_closure_s - 1:
             raise ValueError(
