@@ -229,7 +229,7 @@ def run(run_dir: Path) -> None:
     record.charging = chargers
     notice = encode("deployed", addresses=dataclasses.asdict(addresses), chain_id=chain.chain_id,
                     flexibility=desk.address if desk else None, charging=chargers.address if chargers else None)
-    operator_txs = close_auction(chain, operator, addresses, 0)
+    operator_txs = close_auction(chain, operator, addresses, 0, market.clearing)
     with joined(run_dir, "ledger", stop_time_s(study)) as fed:
         finished = False
         try:
@@ -260,7 +260,7 @@ def run(run_dir: Path) -> None:
                     if chargers:
                         chargers.requested(receipts)
                 else:
-                    closing = close_auction(chain, operator, addresses, action.interval)
+                    closing = close_auction(chain, operator, addresses, action.interval, market.clearing)
                     flex_txs = desk.gate(operator, action.interval, timestamp) if desk else []
                     charge_txs = chargers.gate(operator, action.interval) if chargers else []
                     receipts = chain.mine(closing + flex_txs + charge_txs, timestamp)
@@ -473,17 +473,19 @@ class ChargingDesk:
         part.add("charging_admitted_w", ("interval",), self.admitted_w, "W", "charging power admitted")
 
 
-def close_auction(chain: Chain, operator, addresses: MarketAddresses, interval: int) -> list[bytes]:
+def close_auction(chain: Chain, operator, addresses: MarketAddresses, interval: int,
+                  mode: str = "verified-offchain") -> list[bytes]:
     """The operator's transactions that end `interval`'s auction.
 
-    An order book is cleared with its off-chain sorted order; a Vickrey
-    auction is finalised; an English auction closes by itself at the gate.
+    An order book is cleared in `mode` (`market.clearing`: sorted off-chain
+    and verified, or sorted by the contract); a Vickrey auction is
+    finalised; an English auction closes by itself at the gate.
     """
     if addresses.mechanism == "english":
         return []
     if addresses.mechanism == "vickrey":
         return [finalise(operator, addresses, interval, n_lots=len(lot_states(chain, addresses, interval)))]
-    return [clear(operator, addresses, interval, book(chain, addresses, interval))]
+    return [clear(operator, addresses, interval, book(chain, addresses, interval), mode=mode)]
 
 
 def operator_duties(sc: Scenario, operator, addresses: MarketAddresses, interval: int) -> list[bytes]:

@@ -63,6 +63,10 @@ DESCRIPTIONS = {
     "flexibility_procured_kwh": "flexibility energy delivered to the operator [kWh]",
     "flexibility_cost_token": "what the operator paid for flexibility [token]",
     "flexibility_note": "why the flexibility KPIs are zero",
+    "max_trafo_loading_percent": "highest transformer loading [%]",
+    "evs": "electric vehicles",
+    "evs_reaching_target": "EVs whose battery got its energy by departure",
+    "ev_energy_kwh": "energy charged into EV batteries [kWh]",
     "gas_used": "gas of all market and settlement transactions [gas]",
     "gas_used_per_interval_mean": "mean gas per market interval [gas]",
     "gas_used_per_interval_max": "highest gas in one market interval [gas]",
@@ -154,6 +158,18 @@ def flexibility(ds: xr.Dataset) -> dict:
             "flexibility_cost_token": _round(ds[FLEX_PAYMENT].sum())}
 
 
+def ev_kpis(ds: xr.Dataset) -> dict:
+    """Transformer peak and EV outcomes, for runs that have them."""
+    out = {}
+    if "trafo_loading_percent" in ds:
+        out["max_trafo_loading_percent"] = _round(ds.trafo_loading_percent.max())
+    if "ev_energy_delivered_kwh" in ds:
+        reached = np.abs(ds.ev_energy_delivered_kwh - ds.ev_energy_needed_kwh) <= 1e-6
+        out.update(evs=int(ds.sizes["ev"]), evs_reaching_target=int(reached.sum()),
+                   ev_energy_kwh=_round(ds.ev_energy_delivered_kwh.sum()))
+    return out
+
+
 def compute_kpis(ds: xr.Dataset, study) -> dict:
     """The run's KPIs as a JSON-ready dict (floats rounded to 1e-6 so output is stable)."""
     step_h = study.power_flow_step_s / 3600.0
@@ -204,6 +220,7 @@ def compute_kpis(ds: xr.Dataset, study) -> dict:
         "overload_line_steps": int(ds.overload.sum()),
         "nonconverged_steps": int((ds.converged == 0).sum()),
         **flexibility(ds),
+        **ev_kpis(ds),
         "gas_used": int(ds.gas_used.sum()),
         "gas_used_per_interval_mean": _round(ds.gas_used.mean()),
         "gas_used_per_interval_max": int(ds.gas_used.max()),

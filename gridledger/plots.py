@@ -213,6 +213,44 @@ def flexibility(ds: xr.Dataset, study: Study, layout: FeederLayout | None) -> Fi
     return fig
 
 
+def zone_vm_max_pu(ds: xr.Dataset) -> xr.DataArray:
+    """Highest measured voltage on each interval's flexibility zone (NaN without a request). [pu]"""
+    per_interval = ds.vm_pu.coarsen(time=ds.sizes["time"] // ds.sizes["interval"]).max()
+    per_interval = per_interval.rename(time="interval").assign_coords(interval=ds.interval.values)
+    return per_interval.where(ds.flex_zone == 1).max("bus")
+
+
+def flex_voltage(ds: xr.Dataset, study: Study, layout: FeederLayout | None) -> Figure:
+    """Closed loop: the operator's forecast peak voltage without flexibility and the measured zone peak with it."""
+    fig, ax = new_figure()
+    ax.step(ds.interval.values, ds.flex_vm_forecast_pu.values, where="post", color="0.5",
+            label="forecast peak, no flexibility")
+    ax.step(ds.interval.values, zone_vm_max_pu(ds).values, where="post", color="tab:blue",
+            label="measured zone peak, with flexibility")
+    ax.axhline(study.grid.limits.vm_max_pu, color="tab:red", linestyle="--", label="vm_max_pu")
+    ax.set_ylabel("voltage [pu]")
+    ax.set_title("Voltage before and after the flexibility market")
+    ax.legend(fontsize="small")
+    time_axis(ax)
+    return fig
+
+
+def ev_charging(ds: xr.Dataset, study: Study, layout: FeederLayout | None) -> Figure:
+    """EV charging power and the substation transformer's loading."""
+    fig, ax = new_figure()
+    ax.plot(ds.time.values, ds.ev_p_mw.sum("prosumer").values * 1000.0, color="tab:green", label="EV charging")
+    ax.set_ylabel("EV charging [kW]")
+    twin = ax.twinx()
+    twin.plot(ds.time.values, ds.trafo_loading_percent.max("trafo").values, color="tab:purple",
+              label="transformer loading")
+    twin.set_ylabel("transformer loading [%]")
+    ax.set_title("EV charging and transformer loading")
+    ax.legend(loc="upper left", fontsize="small")
+    twin.legend(loc="upper right", fontsize="small")
+    time_axis(ax)
+    return fig
+
+
 @dataclass(frozen=True)
 class Plot:
     """A plot, the results variables it needs and the function that draws it."""
@@ -230,6 +268,8 @@ PLOTS = (
          prosumer_cost),
     Plot("substation_import", ("substation_p_mw", "p_mw", "pv_p_mw", "battery_p_mw"), substation_import),
     Plot("flexibility", (FLEX_REQUESTED, FLEX_DELIVERED), flexibility),
+    Plot("flex_voltage", ("flex_vm_forecast_pu", "flex_zone", "vm_pu"), flex_voltage),
+    Plot("ev_charging", ("ev_p_mw", "trafo_loading_percent"), ev_charging),
 )
 """Every plot of a run report, in report order."""
 

@@ -26,6 +26,8 @@ Positive = Annotated[float, Field(gt=0.0)]
 PerUnit = Annotated[float, Field(gt=0.0, lt=2.0)]
 
 MECHANISMS = ("uniform-double-auction", "pay-as-bid", "merit-order", "vickrey", "english")
+# How a book mechanism is cleared: sorted off-chain and verified in O(N), or sorted by the contract.
+CLEARING_MODES = ("verified-offchain", "on-chain")
 # Mechanisms that auction sellers' lots in bidding rounds instead of clearing an order book.
 LOT_AUCTIONS = ("vickrey", "english")
 CORE_TYPES = ("zmq", "tcp", "inproc")
@@ -187,6 +189,7 @@ class Market(_Strict):
     """Market design and grid tariffs, prices in token units per kWh."""
 
     mechanism: Literal[MECHANISMS] = "uniform-double-auction"
+    clearing: Literal[CLEARING_MODES] = "verified-offchain"
     grid_buy_price_per_kwh: Positive = 0.30
     grid_sell_price_per_kwh: Positive = 0.08
     grid_fee_per_kwh: Annotated[float, Field(ge=0.0)] = 0.02
