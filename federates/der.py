@@ -48,6 +48,7 @@ from gridledger.federates.prosumer import (
     WEI_PER_TOKEN,
     Order,
     contract_following_kw,
+    flexload_schedule_kw,
     english_bid,
     expected_exports_wh,
     limit_price_draw,
@@ -62,6 +63,7 @@ from gridledger.federates.messages import decode, deployment, encode
 from gridledger.federates.shell import joined, run_federate
 from gridledger.grids.battery import battery_step
 from gridledger.grids.ev import ev_sessions
+from gridledger.grids.flexload import ShiftableLoad
 from gridledger.interfaces import GRID_ENDPOINT, LEDGER_ENDPOINT, setpoint_key
 from gridledger.results import Part
 from gridledger.scenario import Scenario, load_scenario
@@ -111,6 +113,7 @@ class Agents:
                            np.full(len(owners), study.prosumers.ev.capacity_kwh),
                            study.market_interval_s, study.power_flow_step_s)
         self.ev_kw = np.full((steps, n), np.nan)
+        self.flexload_kw = flexload_profiles_kw(sc)
         self.sealed: dict[tuple[int, int], tuple[int, int, bytes]] = {}
 
     def connect(self, notice: dict) -> None:
@@ -326,7 +329,7 @@ class Agents:
         self.soc_trace_kwh[step] = self.soc_kwh
         self.steps_done = step + 1
         return {
-            "load_p_mw": (self.load_kw[step] + self.ev_kw[step]) / 1000.0,
+            "load_p_mw": (self.load_kw[step] + self.ev_kw[step] + self.flexload_kw[step]) / 1000.0,
             "load_q_mvar": self.load_kvar[step] / 1000.0,
             "pv_p_mw": (self.pv_kw[step] - curtailed_kw) / 1000.0,
             "battery_p_mw": p_batt_kw / 1000.0,
@@ -363,11 +366,35 @@ class Agents:
         part.add("order_price_per_kwh", ("interval", "prosumer"), self.order_price, "token/kWh", "order limit price")
         if len(self.evs.owners):
             self._write_evs(part)
+        if self.sc.study.prosumers.flexload.share:
+            part.add("flexload_p_mw", ("time", "prosumer"), self.flexload_kw / 1000.0, "MW",
+                     "shiftable appliance power (part of load_p_mw)")
         if self.flex_address is not None:
             part.add("flex_offer_w", ("interval", "prosumer"), self.flex_offer_w, "W", "flexibility offered")
             part.add("flex_awarded_w", ("interval", "prosumer"), self.flex_awarded_w, "W", "flexibility awarded")
         part.add("orders_rejected", ("interval", "prosumer"), self.rejected, "1", "orders rejected by the chain")
         part.write(run_dir, complete)
+
+
+def flexload_profiles_kw(sc: Scenario) -> np.ndarray:
+    """Every prosumer's shiftable-cycle power per step, zero without one or if its window misses the study. [kW]"""
+    study = sc.study
+    settings = study.prosumers.flexload
+    n, steps = len(sc.prosumers), study.n_steps
+    out = np.zeros((steps, n))
+    owners = np.flatnonzero(np.random.default_rng([study.seed, 5_000]).random(n) < settings.share)
+    day_s = study.start.hour * 3600 + study.start.minute * 60 + study.start.second
+    earliest_s = max(0.0, settings.earliest_h * 3600 - day_s)
+    latest_end_s = min(float(study.duration_s), settings.latest_end_h * 3600 - day_s)
+    if (latest_end_s - earliest_s) * settings.power_kw < settings.energy_kwh * 3600:
+        return out
+    load = ShiftableLoad(settings.energy_kwh, settings.power_kw, earliest_s, latest_end_s)
+    load_kw = sc.prosumer_load_mw(expected=True)[0] * 1000.0
+    pv_kw = sc.pv_pu_expected * np.array([p.pv_kwp for p in sc.prosumers])
+    for i in owners:
+        out[:, i] = flexload_schedule_kw(load, load_kw[:, i] - pv_kw[:, i], sc.times_s, study.power_flow_step_s,
+                                         study.market.grid_buy_price_per_kwh, study.market.grid_sell_price_per_kwh)
+    return out
 
 
 def run(run_dir: Path) -> None:

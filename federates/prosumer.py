@@ -20,6 +20,8 @@ Strategy (documented in README, "How prosumers bid"):
   round, a buyer that leads no lot bids the least price allowed (reserve,
   or leading price plus increment) on a lot it can afford, picked at
   random among those.
+* Shiftable appliances start at the owner's cheapest expected time
+  (:func:`flexload_schedule_kw`), which moves them into PV surplus.
 * Battery: during an interval the battery absorbs the difference between the
   actual net export and the cleared position, so the meter follows the
   contract as closely as its power and state of charge allow. With no
@@ -44,6 +46,7 @@ import numpy as np
 from eth_utils import keccak
 
 from gridledger.contracts.market import LotState
+from gridledger.grids.flexload import ShiftableLoad, cheapest_start, run_at
 
 WEI_PER_TOKEN = 10**18
 WH_PER_KWH = 1000
@@ -138,6 +141,32 @@ def contract_following_kw(pv_kw: float, load_kw: float, position_wh: int, interv
     """
     contracted_export_kw = position_wh * 3.6 / interval_s
     return pv_kw - load_kw - contracted_export_kw
+
+
+def flexload_schedule_kw(load: ShiftableLoad, expected_net_kw: np.ndarray, times_s: np.ndarray, step_s: float,
+                         buy_price_per_kwh: float, sell_price_per_kwh: float) -> np.ndarray:
+    """Power profile of a shiftable cycle started at its owner's cheapest time. [kW]
+
+    The owner's marginal price of energy in a step is the grid buy tariff
+    where it expects to import (net load > 0) and the feed-in tariff it
+    forgoes where it expects surplus; the cycle starts where it costs
+    least over that signal (`gridledger.grids.flexload.cheapest_start`).
+
+    Parameters
+    ----------
+    load : ShiftableLoad
+        The cycle and its window (seconds since study start).
+    expected_net_kw : ndarray (step,)
+        Owner's expected load minus PV. [kW]
+    times_s : ndarray (step,)
+        Step starts. [s]
+    step_s : float
+        Step length. [s]
+    buy_price_per_kwh, sell_price_per_kwh : float
+        Grid tariffs. [token/kWh]
+    """
+    prices = np.where(expected_net_kw > 0, buy_price_per_kwh, sell_price_per_kwh)
+    return run_at(load, cheapest_start(load, prices, times_s, step_s), times_s, step_s)
 
 
 def vickrey_lot(lots: list[LotState], rank: int, limit_wei_per_wh: int) -> LotState | None:

@@ -152,6 +152,31 @@ class EV(_Strict):
     capacity_kwh: Annotated[float, Field(gt=0.0, le=200.0)] = 50.0
 
 
+class FlexLoad(_Strict):
+    """A shiftable appliance cycle (washing machine, dishwasher) per owning prosumer, once in the study.
+
+    The owner starts it where its expected cost is lowest: at the grid buy
+    tariff while it expects to import, at the feed-in tariff it forgoes
+    while it expects surplus PV (`gridledger.federates.prosumer.flexload_schedule_kw`).
+    Hours are of the study's first day, feeder local time.
+    """
+
+    share: Share = 0.0
+    energy_kwh: Annotated[float, Field(gt=0.0, le=50.0)] = 2.0
+    power_kw: Annotated[float, Field(gt=0.0, le=22.0)] = 2.0
+    earliest_h: Annotated[float, Field(ge=0.0, le=24.0)] = 8.0
+    latest_end_h: Annotated[float, Field(ge=0.0, le=48.0)] = 20.0
+
+    @model_validator(mode="after")
+    def _window_fits(self) -> "FlexLoad":
+        if (self.latest_end_h - self.earliest_h) * self.power_kw < self.energy_kwh:
+            raise ValueError(
+                f"a {self.energy_kwh} kWh cycle at {self.power_kw} kW does not fit between "
+                f"earliest_h {self.earliest_h} and latest_end_h {self.latest_end_h}"
+            )
+        return self
+
+
 class Prosumers(_Strict):
     """Prosumer agents: one per load bus, in bus order unless `buses` lists them."""
 
@@ -160,6 +185,7 @@ class Prosumers(_Strict):
     pv: PV = PV()
     battery: Battery = Battery()
     ev: EV = EV()
+    flexload: FlexLoad = FlexLoad()
 
     @model_validator(mode="after")
     def _buses_match_count(self) -> "Prosumers":

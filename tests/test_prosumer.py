@@ -1,10 +1,13 @@
 """Prosumer bidding in the lot auctions: pure functions, hand-checked and property-tested."""
 
+import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from gridledger.contracts.market import LotState
 from gridledger.federates.prosumer import english_bid, required_price_wei_per_wh, sealed_bid_salt, vickrey_lot
+from gridledger.study import parse_study
 
 NOBODY = "0x" + "00" * 20
 ME = "0x" + "11" * 20
@@ -61,3 +64,34 @@ def test_sealed_bid_salt_is_32_bytes_and_differs_per_bidder_and_interval():
     salts = {sealed_bid_salt(42, agent, k) for agent in range(3) for k in range(3)}
     assert len(salts) == 9 and all(len(s) == 32 for s in salts)
     assert sealed_bid_salt(42, 1, 1) == sealed_bid_salt(42, 1, 1)
+
+
+def test_flexload_starts_in_the_expected_pv_surplus_and_keeps_its_energy():
+    from gridledger.federates.prosumer import flexload_schedule_kw
+    from gridledger.grids.flexload import ShiftableLoad
+
+    times_s = np.arange(0, 12 * 3600, 900.0)
+    net_kw = np.full(len(times_s), 1.0)
+    net_kw[20:28] = -3.0                        # surplus from 05:00 to 07:00
+    load = ShiftableLoad(energy_kwh=2.0, power_kw=2.0, earliest_s=0.0, latest_end_s=12 * 3600.0)
+    p_kw = flexload_schedule_kw(load, net_kw, times_s, 900.0, 0.30, 0.08)
+    assert p_kw.sum() * 0.25 == pytest.approx(2.0)
+    assert np.flatnonzero(p_kw).tolist() == [20, 21, 22, 23]
+
+
+def test_flexload_profiles_follow_the_study_share_and_window():
+    from gridledger.federates.der import flexload_profiles_kw
+    from gridledger.scenario import build_scenario
+    from gridledger.study import load_study
+
+    study = load_study("studies/baran-wu-short.yaml")
+    data = study.model_dump(mode="json")
+    data["prosumers"]["flexload"] = {"share": 0.5, "energy_kwh": 1.5, "power_kw": 3.0,
+                                     "earliest_h": 10.5, "latest_end_h": 11.5}
+    sc = build_scenario(parse_study(data))
+    p_kw = flexload_profiles_kw(sc)
+    owners = np.flatnonzero(p_kw.sum(axis=0))
+    assert 8 <= len(owners) <= 24
+    np.testing.assert_allclose(p_kw[:, owners].sum(axis=0) * 300 / 3600, 1.5)
+    active = np.flatnonzero(p_kw.sum(axis=1))
+    assert active.min() >= 6 and active.max() < 18          # 10:30-11:30 of a study starting 10:00
