@@ -58,3 +58,26 @@ def test_setpoints_are_published_once_per_step_and_actions_are_in_time_order(mec
     assert times == sorted(set(times))
     ledger = [a.time_s for a in ledger_actions(study)]
     assert ledger == sorted(set(ledger))
+
+
+@pytest.mark.parametrize("interval_s", [300, 900, 3600])
+@pytest.mark.parametrize("mechanism", ["uniform-double-auction", "pay-as-bid", "merit-order", "vickrey", "english"])
+def test_every_market_action_is_mined_before_its_gate_for_5_15_and_60_minute_intervals(mechanism, interval_s):
+    """Each DER market transaction is mined one second later, before the gate of its interval;
+    clearing (vickrey: finalising) happens at or after the gate and before the interval starts."""
+    study = parse_study({"name": "x", "duration_s": 4 * interval_s, "market_interval_s": interval_s,
+                         "market": {"mechanism": mechanism, "voltage_regulation": True}})
+    mines = {a.time_s for a in ledger_actions(study) if a.kind == "mine"}
+    clears = {a.interval: a.time_s for a in ledger_actions(study) if a.kind == "clear"}
+    for action in der_actions(study):
+        k = action.interval if action.market else action.flex_interval
+        if k is None:
+            continue
+        gate = k * interval_s - study.market.gate_closure_s
+        assert action.time_s + 1.0 in mines
+        if action.market == "reveal":
+            assert action.time_s == gate and clears[k] > action.time_s + 1.0
+        else:
+            assert action.time_s + 1.0 < gate
+    for k, t in clears.items():
+        assert k * interval_s - study.market.gate_closure_s <= t < k * interval_s
