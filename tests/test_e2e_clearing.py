@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import xarray as xr
-import yaml
 
-from tests.e2e_helpers import SHORT_STUDY, events, gridledger, only_run_dir
+from tests.e2e_helpers import SHORT_STUDY, events, run_with
 
 pytestmark = pytest.mark.e2e
 
@@ -17,19 +16,8 @@ SAME = ("position_wh", "clearing_price_per_kwh", "cleared_volume_wh", "p2p_token
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    out = {}
-    for mode in ("verified-offchain", "on-chain"):
-        root = tmp_path_factory.mktemp(mode)
-        config = yaml.safe_load(SHORT_STUDY.read_text())
-        config["market"]["clearing"] = mode
-        study = root / "study.yaml"
-        study.write_text(yaml.safe_dump(config))
-        proc = gridledger("run", str(study), "--runs", str(root))
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-        run_dir = only_run_dir(root, "baran-wu-short")
-        with xr.open_dataset(run_dir / "results.nc") as ds:
-            out[mode] = run_dir, ds.load()
-    return out
+    return {mode: run_with(SHORT_STUDY, tmp_path_factory.mktemp(mode), clearing=mode)
+            for mode in ("verified-offchain", "on-chain")}
 
 
 def test_both_modes_clear_and_settle_identically(runs):

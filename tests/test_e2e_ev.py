@@ -10,38 +10,23 @@ import json
 
 import numpy as np
 import pytest
-import xarray as xr
-import yaml
 
 from gridledger.contracts.charging_reference import ChargeRequest, allocate
-from tests.e2e_helpers import ROOT, gridledger, only_run_dir
+from tests.e2e_helpers import ROOT, run_with
 
 pytestmark = pytest.mark.e2e
 
 STUDY = ROOT / "studies" / "ev-evening-peak.yaml"
 
 
-def _run(tmp_path_factory, coordination: bool):
-    runs = tmp_path_factory.mktemp("runs")
-    config = yaml.safe_load(STUDY.read_text())
-    config["market"]["charging_coordination"] = coordination
-    study = runs / "study.yaml"
-    study.write_text(yaml.safe_dump(config))
-    proc = gridledger("run", str(study), "--runs", str(runs))
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    run_dir = only_run_dir(runs, "ev-evening-peak")
-    with xr.open_dataset(run_dir / "results.nc") as ds:
-        return run_dir, ds.load()
-
-
 @pytest.fixture(scope="module")
 def coordinated(tmp_path_factory):
-    return _run(tmp_path_factory, True)
+    return run_with(STUDY, tmp_path_factory.mktemp("runs"), charging_coordination=True)
 
 
 @pytest.fixture(scope="module")
 def uncoordinated(tmp_path_factory):
-    return _run(tmp_path_factory, False)
+    return run_with(STUDY, tmp_path_factory.mktemp("runs"), charging_coordination=False)
 
 
 def charging_events(run_dir, name):

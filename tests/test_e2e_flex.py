@@ -14,8 +14,6 @@ from collections import defaultdict
 
 import numpy as np
 import pytest
-import xarray as xr
-import yaml
 from gridledger.contracts.flex_reference import (
     FlexOffer,
     FlexRequest,
@@ -26,7 +24,7 @@ from gridledger.contracts.flex_reference import (
 from gridledger.contracts.keys import derive_account
 
 from gridledger.study import load_study
-from tests.e2e_helpers import ROOT, gridledger, only_run_dir
+from tests.e2e_helpers import ROOT, run_with
 
 pytestmark = pytest.mark.e2e
 
@@ -39,15 +37,8 @@ FLEX = "VoltageRegulation"
 def run_study(tmp_path_factory, voltage_regulation: bool):
     """The pv-overvoltage study with the voltage-regulation market on or off: (run dir, results, study)."""
     runs = tmp_path_factory.mktemp("flex-on" if voltage_regulation else "flex-off")
-    config = yaml.safe_load(STUDY.read_text())
-    config["market"]["voltage_regulation"] = voltage_regulation
-    study = runs / "study.yaml"
-    study.write_text(yaml.safe_dump(config))
-    proc = gridledger("run", str(study), "--runs", str(runs))
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    run_dir = only_run_dir(runs, "pv-overvoltage")
-    with xr.open_dataset(run_dir / "results.nc") as ds:
-        return run_dir, ds.load(), load_study(run_dir / "study.yaml")
+    run_dir, ds = run_with(STUDY, runs, voltage_regulation=voltage_regulation)
+    return run_dir, ds, load_study(run_dir / "study.yaml")
 
 
 @pytest.fixture(scope="module")
