@@ -3,6 +3,10 @@
 Runs with the voltage-regulation market (`market.voltage_regulation`)
 or EV charging coordination (`market.charging_coordination`) on.
 
+Subscribes
+    grid/bus/<bus>/vm_pu, grid/substation/p_mw: what it watches; the
+    highest voltage and the import measured at each interval start are
+    recorded next to its forecast for the interval (and logged).
 Endpoint ``operator/dso``
     receives the ledger's deployment notice and the receipts of its
     transactions; sends its signed transactions to ``ledger/tx``: one
@@ -72,6 +76,8 @@ class Dso:
         self.requested_kw = np.zeros(n)
         self.zone = np.zeros((n, n_bus), dtype=np.int8)
         self.headroom_w = np.zeros(n, dtype=np.int64)
+        self.vm_measured_pu = np.full(n, np.nan)
+        self.import_measured_mw = np.full(n, np.nan)
         self.intervals_done = 0
 
     def plan(self, interval: int) -> FlexPlan | None:
@@ -134,6 +140,10 @@ class Dso:
         part.add("flex_requested_kw", ("interval",), self.requested_kw, "kW",
                  "injection reduction the operator requested")
         part.add("flex_zone", ("interval", "bus"), self.zone, "1", "bus is in the interval's flexibility zone")
+        part.add("operator_vm_measured_pu", ("interval",), self.vm_measured_pu, "pu",
+                 "highest bus voltage the operator measured at the interval start")
+        part.add("operator_import_measured_mw", ("interval",), self.import_measured_mw, "MW",
+                 "substation import the operator measured at the interval start")
         if study_charging(self.sc):
             part.add("charging_headroom_w", ("interval",), self.headroom_w, "W",
                      "substation headroom the operator published for EV charging")
@@ -166,9 +176,14 @@ def run(run_dir: Path) -> None:
             if address:
                 budget_wei = round(study.market.flexibility.operator_budget * WEI_PER_TOKEN)
                 fed.send(LEDGER_ENDPOINT, flex.approve(wallet, notice["addresses"]["token"], address, budget_wei))
+            buses = [f"grid/bus/{b}/vm_pu" for b in sc.net.bus.index]
             for k, time_s in enumerate(operator_times(study)):
                 fed.advance(time_s)
                 _log_receipts(fed.receive())
+                dso.vm_measured_pu[k] = max(fed.value(key) for key in buses)
+                dso.import_measured_mw[k] = fed.value("grid/substation/p_mw")
+                if dso.vm_measured_pu[k] > study.grid.limits.vm_max_pu:
+                    log.warning("t=%.0f s: measured %.4f pu, above vm_max_pu", time_s, dso.vm_measured_pu[k])
                 if notice["charging"]:
                     fed.send(LEDGER_ENDPOINT, charging.post_headroom(wallet, notice["charging"], k + 1,
                                                                       headroom_w=dso.headroom(k + 1)))

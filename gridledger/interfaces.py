@@ -11,7 +11,9 @@ message destination exists. Keys follow one scheme:
     grid/substation/p_mw, q_mvar, pl_mw
     ledger/tx                      endpoint: signed raw transactions in
     der/agents, grid/meters        endpoints: receipts and market results out
-    operator/dso                   endpoint: the DSO's flexibility requests (optional federate)
+    operator/dso                   endpoint: the DSO's flexibility requests and charging
+                                   headroom (optional federate; subscribes to bus voltages
+                                   and the substation import it watches)
 
 Times (seconds since study start) at which each federate acts are fixed by
 `gridledger.schedule`; all federates are uninterruptible and request only
@@ -114,6 +116,8 @@ def federate_configs(study: Study, topology: Topology, broker_port: int) -> dict
         configs["operator"] = {
             **common,
             "name": "operator",
+            "subscriptions": [_sub(f"grid/bus/{b}/vm_pu", "pu", 1.0) for b in topology.buses]
+            + [_sub("grid/substation/p_mw", "MW", 0.0)],
             "endpoints": [{"name": OPERATOR_ENDPOINT, "global": True}],
         }
     return configs
