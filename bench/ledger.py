@@ -41,6 +41,8 @@ GATE_CLOSURE_S = 60
 AUCTION_LEAD_S = 86_400
 WEI_PER_WH_PER_CENT_PER_KWH = 10**13
 PRICE_CAP_WEI_PER_WH = 100 * WEI_PER_WH_PER_CENT_PER_KWH
+# Every prosumer's credit, enough to escrow all its bids. [wei]
+ENDOWMENT_WEI = 10**24
 
 
 @dataclass(frozen=True)
@@ -147,7 +149,7 @@ def _market(chain: Chain | TesterNode, operator: Wallet, prosumers: Sequence[str
         interval_s=INTERVAL_S, gate_closure_s=GATE_CLOSURE_S, price_cap_wei_per_wh=PRICE_CAP_WEI_PER_WH,
         grid_buy_price_wei_per_wh=30 * WEI_PER_WH_PER_CENT_PER_KWH,
         grid_sell_price_wei_per_wh=8 * WEI_PER_WH_PER_CENT_PER_KWH,
-        grid_fee_wei_per_wh=2 * WEI_PER_WH_PER_CENT_PER_KWH, endowment_wei=0, operator_deposit_wei=0,
+        grid_fee_wei_per_wh=2 * WEI_PER_WH_PER_CENT_PER_KWH, endowment_wei=ENDOWMENT_WEI, operator_deposit_wei=0,
     )
 
 
@@ -162,13 +164,17 @@ def _orders(wallets: Sequence[Wallet], addresses: MarketAddresses, n_blocks: int
 
 
 def _events(chain: Chain | TesterNode, receipts: Sequence) -> list[DecodedLog]:
-    """The ``OrderSubmitted`` event of every receipt; raises unless each succeeded with exactly one."""
+    """The ``OrderSubmitted`` event of every receipt; raises unless each succeeded with exactly one.
+
+    A bid also logs its escrow (``Locked``), which is not counted.
+    """
     events = []
     for receipt in receipts:
         decoded = [chain.decode(log) for log in receipt.logs]
-        if not receipt.ok or len(decoded) != 1 or decoded[0] is None or decoded[0].event != "OrderSubmitted":
+        orders = [e for e in decoded if e is not None and e.event == "OrderSubmitted"]
+        if not receipt.ok or len(orders) != 1:
             raise RuntimeError(f"order did not go through: ok={receipt.ok}, {receipt.revert_reason}, logs={decoded}")
-        events.append(decoded[0])
+        events.append(orders[0])
     return events
 
 

@@ -8,7 +8,7 @@ import xarray as xr
 
 from tests.e2e_helpers import SHORT_STUDY, events, run_with
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 SAME = ("position_wh", "clearing_price_per_kwh", "cleared_volume_wh", "p2p_token", "fee_token", "imbalance_token",
         "meter_import_wh", "meter_export_wh", "vm_pu")

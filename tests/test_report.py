@@ -133,8 +133,13 @@ def test_report_shows_study_settings_and_per_prosumer_costs(run):
 def test_every_plot_labels_its_axes_with_units(run):
     run_dir, ds, _ = run
     study = load_study(run_dir / "study.yaml")
-    flex = ds.assign({FLEX_REQUESTED: ("interval", np.full(ds.sizes["interval"], 800)),
-                      FLEX_DELIVERED: ("interval", np.full(ds.sizes["interval"], 600))})
+    n_int, n_bus = ds.sizes["interval"], ds.sizes["bus"]
+    flex = ds.assign({FLEX_REQUESTED: ("interval", np.full(n_int, 800)),
+                      FLEX_DELIVERED: ("interval", np.full(n_int, 600)),
+                      "flex_vm_forecast_pu": ("interval", np.full(n_int, 1.06)),
+                      "flex_zone": (("interval", "bus"), np.ones((n_int, n_bus), dtype=np.int8)),
+                      "ev_p_mw": ds.pv_p_mw * 0.1,
+                      "trafo_loading_percent": (("time", "trafo"), np.full((ds.sizes["time"], 1), 40.0))})
     layout = feeder_layout(study)
     for plot in PLOTS:
         fig = plot.draw(flex, study, layout)
