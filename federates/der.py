@@ -353,7 +353,8 @@ class Agents:
 
     def write(self, run_dir: Path, complete: bool) -> None:
         part = Part(self.sc, "der", steps_completed=self.steps_done)
-        part.add("load_p_mw", ("time", "prosumer"), self.load_kw / 1000.0, "MW", "prosumer load")
+        part.add("load_p_mw", ("time", "prosumer"), (self.load_kw + self.ev_kw + self.flexload_kw) / 1000.0, "MW",
+                 "prosumer load, EV charging and shiftable appliances included")
         part.add("pv_p_mw", ("time", "prosumer"), self.pv_kw / 1000.0 - np.nan_to_num(self.pv_curtailed_kw) / 1000.0,
                  "MW", "prosumer PV output (after any curtailment)")
         part.add("pv_curtailed_p_mw", ("time", "prosumer"), self.pv_curtailed_kw / 1000.0, "MW",
