@@ -30,7 +30,7 @@ import pandapower
 
 from gridledger.grids.controls import add_oltc, add_switched_capacitor
 from gridledger.grids.feeder_profiles import feeder_profiles
-from gridledger.grids.feeders import load_feeder
+from gridledger.grids.feeders import is_unbalanced, load_feeder
 from gridledger.grids.profiles import load_profile_pu, pv_profile_pu
 from gridledger.grids.prosumers import DeviceIndex, Prosumer, add_prosumer_devices, place_prosumers
 from gridledger.study import Study, load_study
@@ -167,6 +167,11 @@ def build_scenario(study: Study, with_devices: bool = False) -> Scenario:
         expected = _simbench_loads(net, feeder_profiles(net, study.start - dt.timedelta(days=1), times_s))
         sgen_p_mw = np.tile(net.sgen.p_mw.to_numpy(), (len(times_s), 1))
         sgen_p_mw[:, net.sgen.index.get_indexer(profiles.sgen_index)] = profiles.sgen_p_mw
+    inverter = study.prosumers.pv.inverter
+    if (inverter.volt_var or inverter.volt_watt) and is_unbalanced(net):
+        raise ScenarioError("prosumers.pv.inverter",
+                            "inverter curves run as pandapower controllers, which the three-phase power flow "
+                            "of this unbalanced feeder does not run; set volt_var and volt_watt to false")
     if study.market.charging_coordination and not net.trafo.hv_bus.isin(net.ext_grid.bus).any():
         raise ScenarioError("market.charging_coordination",
                             "the feeder has no transformer at its external grid whose headroom could be shared")

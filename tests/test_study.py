@@ -96,3 +96,17 @@ def test_broken_pandapower_file_exits_2(tmp_path, capsys):
 def test_missing_study_file_exits_2(tmp_path, capsys):
     assert main(["validate", str(tmp_path / "nope.yaml")]) == EXIT_BAD_INPUT
     assert "cannot read study file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("body,expected", [
+    ("name: x\ngrid: {feeder: ieee-eu-lv}\nprosumers: {count: 4, pv: {inverter: {volt_var: true}}}\n",
+     "prosumers.pv.inverter: inverter curves run as pandapower controllers"),
+    ("name: x\nprosumers: {count: 4, ev: {share: 1.0}}\nmarket: {charging_coordination: true}\n",
+     "market.charging_coordination: the feeder has no transformer at its external grid"),
+])
+def test_a_control_the_feeder_cannot_run_exits_2_before_launch(tmp_path, capsys, body, expected):
+    study = tmp_path / "s.yaml"
+    study.write_text(body)
+    assert main(["run", str(study), "--runs", str(tmp_path / "runs")]) == EXIT_BAD_INPUT
+    assert expected in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("results.nc"))
