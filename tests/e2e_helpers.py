@@ -29,15 +29,30 @@ def only_run_dir(runs: Path, study: str) -> Path:
 
 def run_with(study: Path, runs: Path, **market: object) -> tuple[Path, xr.Dataset]:
     """Run `study` with the given ``market`` fields changed; return its run directory and loaded results."""
+    return run_variants(study, {runs: market})[runs]
+
+
+def run_variants(study: Path, variants: dict[Path, dict]) -> dict[Path, tuple[Path, xr.Dataset]]:
+    """Run `study` once per runs directory with its ``market`` changes, all at once (each on its own broker port).
+
+    A run is mostly one federate waiting on another, so two at a time
+    share two cores well.
+    """
     config = yaml.safe_load(study.read_text())
-    config["market"].update(market)
-    copy = runs / "study.yaml"
-    copy.write_text(yaml.safe_dump(config))
-    proc = gridledger("run", str(copy), "--runs", str(runs))
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    run_dir = only_run_dir(runs, config["name"])
-    with xr.open_dataset(run_dir / "results.nc") as ds:
-        return run_dir, ds.load()
+    procs = {}
+    for runs, market in variants.items():
+        copy = runs / "study.yaml"
+        copy.write_text(yaml.safe_dump({**config, "market": {**config["market"], **market}}))
+        procs[runs] = subprocess.Popen([sys.executable, "-m", "gridledger.cli", "run", str(copy), "--runs", str(runs)],
+                                       cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    out = {}
+    for runs, proc in procs.items():
+        output, _ = proc.communicate(timeout=900)
+        assert proc.returncode == 0, output
+        run_dir = only_run_dir(runs, config["name"])
+        with xr.open_dataset(run_dir / "results.nc") as ds:
+            out[runs] = run_dir, ds.load()
+    return out
 
 
 def events(run_dir: Path, name: str) -> list[dict]:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from gridledger.contracts.charging_reference import ChargeRequest, allocate
-from tests.e2e_helpers import ROOT, run_with
+from tests.e2e_helpers import ROOT, run_variants
 
 pytestmark = pytest.mark.e2e
 
@@ -20,13 +20,21 @@ STUDY = ROOT / "studies" / "ev-evening-peak.yaml"
 
 
 @pytest.fixture(scope="module")
-def coordinated(tmp_path_factory):
-    return run_with(STUDY, tmp_path_factory.mktemp("runs"), charging_coordination=True)
+def both(tmp_path_factory):
+    """The study with and without coordination, run side by side."""
+    on, off = tmp_path_factory.mktemp("on"), tmp_path_factory.mktemp("off")
+    runs = run_variants(STUDY, {on: {"charging_coordination": True}, off: {"charging_coordination": False}})
+    return runs[on], runs[off]
 
 
 @pytest.fixture(scope="module")
-def uncoordinated(tmp_path_factory):
-    return run_with(STUDY, tmp_path_factory.mktemp("runs"), charging_coordination=False)
+def coordinated(both):
+    return both[0]
+
+
+@pytest.fixture(scope="module")
+def uncoordinated(both):
+    return both[1]
 
 
 def charging_events(run_dir, name):

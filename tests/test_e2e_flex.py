@@ -24,7 +24,7 @@ from gridledger.contracts.flex_reference import (
 from gridledger.contracts.keys import derive_account
 
 from gridledger.study import load_study
-from tests.e2e_helpers import ROOT, run_with
+from tests.e2e_helpers import ROOT, run_variants
 
 pytestmark = pytest.mark.e2e
 
@@ -34,21 +34,23 @@ RANGE_A_PU = (0.95, 1.05)
 FLEX = "VoltageRegulation"
 
 
-def run_study(tmp_path_factory, voltage_regulation: bool):
-    """The pv-overvoltage study with the voltage-regulation market on or off: (run dir, results, study)."""
-    runs = tmp_path_factory.mktemp("flex-on" if voltage_regulation else "flex-off")
-    run_dir, ds = run_with(STUDY, runs, voltage_regulation=voltage_regulation)
-    return run_dir, ds, load_study(run_dir / "study.yaml")
+@pytest.fixture(scope="module")
+def both(tmp_path_factory):
+    """The pv-overvoltage study with the voltage-regulation market on and off, run side by side."""
+    on_dir, off_dir = tmp_path_factory.mktemp("flex-on"), tmp_path_factory.mktemp("flex-off")
+    runs = run_variants(STUDY, {on_dir: {"voltage_regulation": True}, off_dir: {"voltage_regulation": False}})
+    return {flag: (run_dir, ds, load_study(run_dir / "study.yaml"))
+            for flag, (run_dir, ds) in zip((True, False), (runs[on_dir], runs[off_dir]))}
 
 
 @pytest.fixture(scope="module")
-def on(tmp_path_factory):
-    return run_study(tmp_path_factory, True)
+def on(both):
+    return both[True]
 
 
 @pytest.fixture(scope="module")
-def off(tmp_path_factory):
-    return run_study(tmp_path_factory, False)
+def off(both):
+    return both[False]
 
 
 def chain_events(run_dir, contract: str, name: str) -> list[dict]:
