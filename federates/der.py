@@ -115,6 +115,7 @@ class Agents:
         self.ev_kw = np.full((steps, n), np.nan)
         self.flexload_kw = flexload_profiles_kw(sc)
         self.sealed: dict[tuple[int, int], tuple[int, int, bytes]] = {}
+        self.commits: dict[tuple[int, int], int] = {}
 
     def connect(self, notice: dict) -> None:
         """Sign for the chain and auction named in the ledger's deployment notice."""
@@ -244,6 +245,7 @@ class Agents:
                 salt = sealed_bid_salt(study.seed, i, interval)
                 self.sealed[(interval, i)] = (lot.lot_id, order.price_wei_per_wh, salt)
                 self._record(interval, i, Order(interval, False, lot.energy_wh, order.price_wei_per_wh))
+                self.commits[(i, wallet.nonce)] = interval
                 sealed = commitment(wallet.address, lot.lot_id, order.price_wei_per_wh, salt)
                 txs.append(commit_bid(wallet, self.addresses, lot.lot_id, sealed=sealed))
             else:
@@ -301,10 +303,13 @@ class Agents:
                         self._rejected(receipt)
 
     def _rejected(self, receipt: dict) -> None:
+        """Log and count a rejected transaction; a sealed bid that did not go through is not revealed."""
         i = self.index_of[receipt["sender"]]
         log.warning("%s: transaction %s rejected: %s", self.sc.prosumers[i].name,
                     receipt["tx_hash"], receipt["revert_reason"])
         self.rejected[self.sent_for[(i, receipt["nonce"])], i] += 1
+        if (i, receipt["nonce"]) in self.commits:
+            self.sealed.pop((self.commits[(i, receipt["nonce"])], i), None)
         if not receipt["included"]:
             self.wallets[i].nonce = receipt["nonce"]
 
