@@ -133,7 +133,7 @@ class Agents:
                 for i in np.flatnonzero(self.pv_kw.max(axis=0) > 0)]
 
     def inverter_settings(self) -> dict | None:
-        """Each PV inverter's rating and which IEEE 1547 curves it runs (None if none does).
+        """Each PV inverter's rating and the curve points it runs, None for a curve that is off (None if none is on).
 
         Sent once to the grid federate, which runs the curves inside its power
         flow; ratings: ``s_rated_kva = kva_per_kwp * kWp``, ``p_rated_kw = kWp``.
@@ -145,7 +145,8 @@ class Agents:
         return {"prosumers": [p.name for p in with_pv],
                 "s_rated_kva": [inverter.kva_per_kwp * p.pv_kwp for p in with_pv],
                 "p_rated_kw": [p.pv_kwp for p in with_pv],
-                "volt_var": inverter.volt_var, "volt_watt": inverter.volt_watt}
+                "volt_var": inverter.volt_var_curve.model_dump() if inverter.volt_var else None,
+                "volt_watt": inverter.volt_watt_curve.model_dump() if inverter.volt_watt else None}
 
     def charge_requests(self, window: int) -> list[bytes]:
         """Signed charging requests of every EV that is plugged in and not full during `window` (coordination on)."""

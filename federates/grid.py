@@ -32,7 +32,7 @@ from gridledger.contracts.keys import derive_account
 from gridledger.federates.messages import decode, deployment
 from gridledger.federates.shell import joined, run_federate
 from gridledger.grids.feeders import is_unbalanced
-from gridledger.grids.inverter import VOLT_VAR_CAT_B, VOLT_WATT_CAT_B, Inverter, InverterController
+from gridledger.grids.inverter import Inverter, InverterController, VoltVarCurve, VoltWattCurve
 from gridledger.grids.limits import overload, voltage_violation
 from gridledger.grids.stability import ansi_c84_1_band, voltage_stability_index
 from gridledger.grids.metering import interval_energy_wh, source_energy_wh
@@ -257,11 +257,14 @@ def run(run_dir: Path) -> None:
 def install_inverters(sc: Scenario, settings: dict) -> InverterController:
     """Run the DER federate's inverter settings as a pandapower controller on the prosumers' PV sgens.
 
-    Curves are the IEEE 1547-2018 Category B defaults (`gridledger.grids.inverter`).
+    ``settings["volt_var"]`` and ``["volt_watt"]`` are the curve points
+    (`gridledger.grids.inverter.VoltVarCurve`, `VoltWattCurve` fields) or
+    None for a curve that is off.
     """
     rows = [sc.devices.sgen[name] for name in settings["prosumers"]]
-    inverters = [Inverter(s, p, volt_var=VOLT_VAR_CAT_B if settings["volt_var"] else None,
-                          volt_watt=VOLT_WATT_CAT_B if settings["volt_watt"] else None)
+    volt_var = VoltVarCurve(**settings["volt_var"]) if settings["volt_var"] else None
+    volt_watt = VoltWattCurve(**settings["volt_watt"]) if settings["volt_watt"] else None
+    inverters = [Inverter(s, p, volt_var=volt_var, volt_watt=volt_watt)
                  for s, p in zip(settings["s_rated_kva"], settings["p_rated_kw"])]
     return InverterController(sc.net, rows, inverters)
 

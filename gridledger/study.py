@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from gridledger.grids.feeders import FEEDERS, SIMBENCH_EXAMPLES, is_simbench_code
+from gridledger.grids.inverter import VoltVarCurve, VoltWattCurve
 from gridledger.grids.powerflow import BACKENDS
 
 Share = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -101,13 +102,46 @@ class Grid(_Strict):
         return feeder
 
 
+class VoltVarPoints(_Strict):
+    """Volt-var curve points [pu]; Q in pu of rated kVA, positive = injection. Defaults: IEEE 1547-2018 Cat B."""
+
+    v1_pu: float = 0.92
+    q1_pu: float = 0.44
+    v2_pu: float = 0.98
+    q2_pu: float = 0.0
+    v3_pu: float = 1.02
+    q3_pu: float = 0.0
+    v4_pu: float = 1.08
+    q4_pu: float = -0.44
+
+    @model_validator(mode="after")
+    def _valid_curve(self) -> "VoltVarPoints":
+        VoltVarCurve(**self.model_dump())
+        return self
+
+
+class VoltWattPoints(_Strict):
+    """Volt-watt curve points [pu]; P limit in pu of rated power. Defaults: IEEE 1547-2018 Cat B."""
+
+    v1_pu: float = 1.06
+    v2_pu: float = 1.10
+    p2_pu: float = 0.2
+
+    @model_validator(mode="after")
+    def _valid_curve(self) -> "VoltWattPoints":
+        VoltWattCurve(**self.model_dump())
+        return self
+
+
 class Inverter(_Strict):
-    """PV inverter control: IEEE 1547-2018 Category B volt-var and volt-watt default curves, run
+    """PV inverter control: volt-var and volt-watt curves (IEEE 1547-2018 Category B by default), run
     as pandapower controllers in the grid federate (`gridledger.grids.inverter`)."""
 
     volt_var: bool = False
     volt_watt: bool = False
     kva_per_kwp: Annotated[float, Field(ge=1.0, le=2.0)] = 1.1
+    volt_var_curve: VoltVarPoints = VoltVarPoints()
+    volt_watt_curve: VoltWattPoints = VoltWattPoints()
 
 
 class PV(_Strict):

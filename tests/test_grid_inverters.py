@@ -11,7 +11,7 @@ import pytest
 
 from gridledger.federates.der import Agents
 from gridledger.federates.grid import actual_output, bus_net_load, injections, install_inverters
-from gridledger.grids.inverter import Inverter, inverter_output
+from gridledger.grids.inverter import VOLT_VAR_CAT_B, Inverter, VoltVarCurve, VoltWattCurve, inverter_output
 from gridledger.grids.powerflow import PowerFlow
 from gridledger.scenario import build_scenario
 from gridledger.study import load_study, parse_study
@@ -42,6 +42,20 @@ def test_der_federate_sends_no_settings_when_the_curves_are_off():
     assert Agents(scenario(False, False)).inverter_settings() is None
 
 
+def test_settings_carry_the_study_curves_category_b_by_default():
+    settings = Agents(scenario(True, False)).inverter_settings()
+    assert VoltVarCurve(**settings["volt_var"]) == VOLT_VAR_CAT_B
+    assert settings["volt_watt"] is None
+
+
+def test_custom_curve_points_reach_the_inverters():
+    data = load_study("studies/pv-overvoltage.yaml").model_dump(mode="json")
+    data["prosumers"]["pv"]["inverter"] = {"volt_var": True, "volt_var_curve": {"v3_pu": 1.01, "v4_pu": 1.05}}
+    sc = build_scenario(parse_study(data), with_devices=True)
+    controller = install_inverters(sc, Agents(sc).inverter_settings())
+    assert {inv.volt_var.v4_pu for inv in controller.inverters} == {1.05}
+
+
 def test_settings_carry_every_pv_inverters_rating():
     sc = scenario(True, True)
     settings = Agents(sc).inverter_settings()
@@ -63,7 +77,9 @@ def test_every_pv_lands_on_its_curves_at_its_own_bus_voltage():
         row = sc.devices.sgen[p.name]
         vm = float(net.res_bus.vm_pu.at[net.sgen.bus.at[row]])
         inverter_index = settings["prosumers"].index(p.name)
-        inverter = Inverter(settings["s_rated_kva"][inverter_index], settings["p_rated_kw"][inverter_index])
+        inverter = Inverter(settings["s_rated_kva"][inverter_index], settings["p_rated_kw"][inverter_index],
+                            volt_var=VoltVarCurve(**settings["volt_var"]),
+                            volt_watt=VoltWattCurve(**settings["volt_watt"]))
         p_kw, q_kvar = inverter_output(setpoints["pv_p_mw"][i] * 1000.0, vm, inverter)
         assert float(net.res_sgen.p_mw.at[row]) * 1000.0 == pytest.approx(float(p_kw), abs=0.05)
         assert float(net.res_sgen.q_mvar.at[row]) * 1000.0 == pytest.approx(float(q_kvar), abs=0.05)

@@ -54,6 +54,7 @@ BAD = [
     ("name: x\nmarket: {mechanism: vickrey, gate_closure_s: 60, reveal_s: 60}\n",
      "market.reveal_s (60) must lie in [2, market.gate_closure_s - 1] = [2, 59]"),
     ("name: x\nmarket: {mechanism: vickrey, round_s: 1}\n", "market.round_s = 1: Input should be greater than or equal to 2"),
+    ("name: x\nprosumers: {pv: {inverter: {volt_var_curve: {v2_pu: 0.90}}}}\n", "prosumers.pv.inverter.volt_var_curve"),
     ("duration_s: 900\n", "name = (missing)"),
     ("- just\n- a list\n", "a study file must be a mapping"),
     ("name: [unclosed\n", "not valid YAML"),
