@@ -15,9 +15,16 @@ pytestmark = pytest.mark.e2e
 
 
 def _config(name: str, port: int) -> dict:
-    return {"name": name, "core_type": "zmq", "uninterruptible": True, "terminate_on_error": True,
-            "core_init_string": f"--federates=1 --broker_address=tcp://127.0.0.1:{port}",
-            "log_level": "warning"}
+    """Toy federate configs; b subscribes to a, so b's time waits on a's as in a real federation
+    (without it b could finish before a's error reaches it)."""
+    config = {"name": name, "core_type": "zmq", "uninterruptible": True, "terminate_on_error": True,
+              "core_init_string": f"--federates=1 --broker_address=tcp://127.0.0.1:{port}",
+              "log_level": "warning"}
+    if name == "a":
+        config["publications"] = [{"key": "toy/a/x", "type": "double", "unit": "1", "global": True}]
+    else:
+        config["subscriptions"] = [{"key": "toy/a/x", "type": "double", "unit": "1", "default": 0.0}]
+    return config
 
 
 def _federation(tmp_path: Path, crash: str | None) -> dict[str, subprocess.CompletedProcess]:
