@@ -42,6 +42,7 @@ def test_short_study_matches_its_golden_results(tmp_path):
 
 
 @pytest.mark.e2e
+@pytest.mark.slow
 def test_perturbed_golden_fails_and_update_rewrites_it(tmp_path):
     studies = _copy_short_study_with_golden(tmp_path)
     golden = studies / "golden" / "baran-wu-short"
