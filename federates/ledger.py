@@ -291,6 +291,14 @@ def run(run_dir: Path) -> None:
             record.write(run_dir, complete=finished, **dataclasses.asdict(addresses))
 
 
+def contract_events(chain: Chain, receipts: list[Receipt], contract: str):
+    """(event name, args) of every log of `contract` in the receipts, in order."""
+    for receipt in receipts:
+        for event in filter(None, map(chain.decode, receipt.logs)):
+            if event.contract == contract:
+                yield event.event, event.args
+
+
 class FlexDesk:
     """The ledger's side of the voltage-regulation market: deployment, awards, closing, and its record.
 
@@ -334,10 +342,7 @@ class FlexDesk:
         return (timestamp - self.sc.study.start_timestamp) // self.sc.study.market_interval_s
 
     def _events(self, receipts: list[Receipt]):
-        for receipt in receipts:
-            for event in filter(None, map(self.chain.decode, receipt.logs)):
-                if event.contract == flex.CONTRACT:
-                    yield event.event, event.args
+        return contract_events(self.chain, receipts, flex.CONTRACT)
 
     def posted(self, receipts: list[Receipt]) -> list[dict]:
         """Record the requests and offers the receipts carry; return the new requests for the agents."""
@@ -439,10 +444,7 @@ class ChargingDesk:
         return cls(sc, chain, address)
 
     def _events(self, receipts: list[Receipt]):
-        for receipt in receipts:
-            for event in filter(None, map(self.chain.decode, receipt.logs)):
-                if event.contract == charging.CONTRACT:
-                    yield event.event, event.args
+        return contract_events(self.chain, receipts, charging.CONTRACT)
 
     def requested(self, receipts: list[Receipt]) -> None:
         """Count the charging requests and headrooms the receipts carry."""

@@ -19,7 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from gridledger.grids.feeders import FEEDERS, SIMBENCH_EXAMPLES, is_simbench_code
-from gridledger.grids.inverter import VoltVarCurve, VoltWattCurve
+from gridledger.grids.inverter import VOLT_VAR_CAT_B, VOLT_WATT_CAT_B, VoltVarCurve, VoltWattCurve
 from gridledger.grids.powerflow import BACKENDS
 
 Share = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -105,14 +105,14 @@ class Grid(_Strict):
 class VoltVarPoints(_Strict):
     """Volt-var curve points [pu]; Q in pu of rated kVA, positive = injection. Defaults: IEEE 1547-2018 Cat B."""
 
-    v1_pu: float = 0.92
-    q1_pu: float = 0.44
-    v2_pu: float = 0.98
-    q2_pu: float = 0.0
-    v3_pu: float = 1.02
-    q3_pu: float = 0.0
-    v4_pu: float = 1.08
-    q4_pu: float = -0.44
+    v1_pu: float = VOLT_VAR_CAT_B.v1_pu
+    q1_pu: float = VOLT_VAR_CAT_B.q1_pu
+    v2_pu: float = VOLT_VAR_CAT_B.v2_pu
+    q2_pu: float = VOLT_VAR_CAT_B.q2_pu
+    v3_pu: float = VOLT_VAR_CAT_B.v3_pu
+    q3_pu: float = VOLT_VAR_CAT_B.q3_pu
+    v4_pu: float = VOLT_VAR_CAT_B.v4_pu
+    q4_pu: float = VOLT_VAR_CAT_B.q4_pu
 
     @model_validator(mode="after")
     def _valid_curve(self) -> "VoltVarPoints":
@@ -123,9 +123,9 @@ class VoltVarPoints(_Strict):
 class VoltWattPoints(_Strict):
     """Volt-watt curve points [pu]; P limit in pu of rated power. Defaults: IEEE 1547-2018 Cat B."""
 
-    v1_pu: float = 1.06
-    v2_pu: float = 1.10
-    p2_pu: float = 0.2
+    v1_pu: float = VOLT_WATT_CAT_B.v1_pu
+    v2_pu: float = VOLT_WATT_CAT_B.v2_pu
+    p2_pu: float = VOLT_WATT_CAT_B.p2_pu
 
     @model_validator(mode="after")
     def _valid_curve(self) -> "VoltWattPoints":
