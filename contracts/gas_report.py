@@ -23,6 +23,7 @@ from gridledger.contracts import market as mk
 from gridledger.contracts.chain import Chain
 from gridledger.contracts.client import Wallet
 from gridledger.contracts.keys import derive_account
+from gridledger.contracts.mechanisms import LOT_AUCTION_CONTRACTS, MECHANISMS
 
 BOOK_SIZES = (8, 32, 128, 512)
 _SEED = 0
@@ -49,7 +50,7 @@ class GasRow:
     Attributes
     ----------
     mechanism : str
-        Key of :data:`~gridledger.contracts.market.MECHANISMS`.
+        Key of :data:`~gridledger.contracts.mechanisms.MECHANISMS`.
     n_orders : int
         Orders in the book (bids plus asks, or offers). [1]
     submit_gas : int
@@ -89,7 +90,7 @@ def _crossing_book(
     on-chain insertion sort; every bid outbids every ask and both sides
     hold the same energies, so every order fills.
     """
-    if mk.MECHANISMS[mechanism] == "MeritOrder":
+    if MECHANISMS[mechanism].contract == "MeritOrder":
         offers = [(True, 100 + i, n_orders - i) for i in range(n_orders)]
         return sum(energy for _, energy, _ in offers), offers
     n_side = n_orders // 2
@@ -174,7 +175,7 @@ def _lot_auction_gas(
 
 
 def _measure(mechanism: str, book_sizes: Sequence[int]) -> list[GasRow]:
-    capacity = _CAPACITY[mk.MECHANISMS[mechanism]]
+    capacity = _CAPACITY[MECHANISMS[mechanism].contract]
     sizes = sorted({min(n, capacity) for n in book_sizes})
     capped = any(n > capacity for n in book_sizes)
     operator = derive_account(_SEED, "operator")
@@ -208,7 +209,7 @@ def _measure(mechanism: str, book_sizes: Sequence[int]) -> list[GasRow]:
     for i, n_orders in enumerate(sizes):
         # Two intervals per size, one for each clearing mode.
         interval = 2 * i + 1
-        if mk.MECHANISMS[mechanism] in mk.LOT_AUCTIONS:
+        if MECHANISMS[mechanism].is_lot_auction:
             row = GasRow(mechanism, n_orders, *_lot_auction_gas(chain, addresses, wallets, interval, n_orders))
         else:
             submit_gas, clear_gas = _book_gas(
@@ -251,7 +252,7 @@ def _book_gas(
 
 def gas_table(
     book_sizes: Sequence[int] = BOOK_SIZES,
-    mechanisms: Sequence[str] = tuple(mk.MECHANISMS),
+    mechanisms: Sequence[str] = tuple(MECHANISMS),
 ) -> list[GasRow]:
     """Gas per order and per clearing for each mechanism and book size.
 
@@ -265,7 +266,7 @@ def gas_table(
     book_sizes : sequence of int
         Orders per book; even for the double auctions (half bids, half asks).
     mechanisms : sequence of str
-        Keys of :data:`~gridledger.contracts.market.MECHANISMS`.
+        Keys of :data:`~gridledger.contracts.mechanisms.MECHANISMS`.
 
     Returns
     -------
@@ -283,7 +284,7 @@ class Crossover:
     Attributes
     ----------
     mechanism : str
-        Key of :data:`~gridledger.contracts.market.MECHANISMS` (a book mechanism).
+        Key of :data:`~gridledger.contracts.mechanisms.MECHANISMS` (a book mechanism).
     step : int
         Spacing of the book sizes searched: 2 for a double auction (half
         bids, half asks), 1 for a merit order. [1]
@@ -331,8 +332,8 @@ def crossover(mechanism: str) -> Crossover:
         The smallest size where on-chain clearing costs more gas, with
         the rows at it and one step below.
     """
-    contract = mk.MECHANISMS[mechanism]
-    if contract in mk.LOT_AUCTIONS:
+    contract = MECHANISMS[mechanism].contract
+    if contract in LOT_AUCTION_CONTRACTS:
         raise ValueError(f"{mechanism!r} has no order book to sort")
     step = 1 if contract == "MeritOrder" else 2
     measured: dict[int, GasRow] = {}

@@ -2,7 +2,7 @@
 
 The transaction builders return signed raw transactions; the caller mines
 them with ``chain.mine(raw_txs, timestamp)`` in whatever blocks it likes.
-The market mechanism is chosen at deploy time by name (:data:`MECHANISMS`)
+The market mechanism is chosen at deploy time by name (:data:`~gridledger.contracts.mechanisms.MECHANISMS`)
 and travels in :class:`MarketAddresses`, so the builders address the
 right contract.
 
@@ -29,29 +29,18 @@ from eth_utils import keccak
 from gridledger.contracts.chain import Chain, Receipt
 from gridledger.contracts.client import Wallet, decode_return, encode_call
 from gridledger.contracts.compiler import load_artifact
+from gridledger.contracts.mechanisms import (
+    CLEARING_MODES,
+    DEFAULT_CLEARING_MODE,
+    DEFAULT_MECHANISM,
+    LOT_AUCTION_CONTRACTS,
+    MECHANISMS,
+    mechanism as lookup_mechanism,
+)
 from gridledger.contracts.reference import Order, clear_merit_order, clear_pay_as_bid, clear_uniform, priority
 
 ROLE_PROSUMER = 2
 ROLE_METER = 4
-
-# Name of each market mechanism (``market.mechanism`` of a study) to the
-# contract that runs it.
-MECHANISMS = {
-    "uniform-double-auction": "DoubleAuction",
-    "pay-as-bid": "PayAsBid",
-    "merit-order": "MeritOrder",
-    "vickrey": "VickreyAuction",
-    "english": "EnglishAuction",
-}
-DEFAULT_MECHANISM = "uniform-double-auction"
-# How a book is cleared (``market.clearing`` of a study): "verified-offchain"
-# sorts it off-chain and the contract checks the order and the claimed
-# outcome in O(N) (``clear``); "on-chain" lets the contract sort it in
-# O(N^2) (``clear_onchain``). Both give the same outcome.
-CLEARING_MODES = ("verified-offchain", "on-chain")
-DEFAULT_CLEARING_MODE = "verified-offchain"
-# Mechanisms that auction sellers' lots instead of matching an order book.
-LOT_AUCTIONS = ("VickreyAuction", "EnglishAuction")
 
 # Gas limits of the market transactions, measured with margin (see the
 # contract gas tests): a limit is what a sender must afford, not what it pays.
@@ -86,7 +75,7 @@ class MarketAddresses:
     """Checksummed addresses of one market's contracts and its mechanism.
 
     ``auction`` runs the mechanism named by ``mechanism`` (a key of
-    :data:`MECHANISMS`).
+    :data:`~gridledger.contracts.mechanisms.MECHANISMS`).
     """
 
     registry: str
@@ -98,7 +87,7 @@ class MarketAddresses:
     @property
     def auction_contract(self) -> str:
         """Contract name of the mechanism at ``auction``."""
-        return MECHANISMS[self.mechanism]
+        return MECHANISMS[self.mechanism].contract
 
 
 @dataclass(frozen=True)
@@ -184,7 +173,7 @@ def deploy_market(
     endowment_wei, operator_deposit_wei
         Initial credits. [wei]
     mechanism : str
-        Market mechanism, a key of :data:`MECHANISMS`.
+        Market mechanism, a key of :data:`~gridledger.contracts.mechanisms.MECHANISMS`.
     reveal_s : int, optional
         Vickrey only: reveal window after the gate, at most
         ``gate_closure_s``; half of it by default. [s]
@@ -198,9 +187,7 @@ def deploy_market(
     SetupFailed
         If any setup transaction fails, with its revert reason.
     """
-    if mechanism not in MECHANISMS:
-        raise ValueError(f"unknown market mechanism {mechanism!r}; expected one of {sorted(MECHANISMS)}")
-    auction_contract = MECHANISMS[mechanism]
+    auction_contract = lookup_mechanism(mechanism).contract
     auction_args = [start_timestamp, interval_s, gate_closure_s, price_cap_wei_per_wh]
     if auction_contract == "VickreyAuction":
         auction_args.append(gate_closure_s // 2 if reveal_s is None else reveal_s)
@@ -323,7 +310,7 @@ def clear(
     Parameters
     ----------
     mode : str
-        A key of :data:`CLEARING_MODES`: "verified-offchain" sends
+        A key of :data:`~gridledger.contracts.mechanisms.CLEARING_MODES`: "verified-offchain" sends
         ``clear`` with the priority order (:func:`sorted_order`) and the
         outcome the reference computes (:func:`claimed_outcome`), which
         the contract checks; "on-chain" sends ``clear_onchain``, which
@@ -349,7 +336,7 @@ def clear(
 
 def _book_contract(addresses: MarketAddresses) -> str:
     contract = addresses.auction_contract
-    if contract in LOT_AUCTIONS:
+    if contract in LOT_AUCTION_CONTRACTS:
         raise ValueError(f"{addresses.mechanism!r} auctions lots: use post_lot and the bid builders, not an order book")
     return contract
 
@@ -465,7 +452,7 @@ class LotState:
 def lot_states(chain: Chain, addresses: MarketAddresses, interval: int) -> list[LotState]:
     """Every lot of ``interval`` in posting order, with its leading bid."""
     contract = addresses.auction_contract
-    if contract not in LOT_AUCTIONS:
+    if contract not in LOT_AUCTION_CONTRACTS:
         raise ValueError(f"{addresses.mechanism!r} has no lots")
     states = []
     for lot_id in read(chain, addresses.auction, contract, "lots", interval):

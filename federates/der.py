@@ -19,7 +19,7 @@ Endpoint ``der/agents``
     awarded power during the window; ``pv_curtailed_p_mw`` is what their
     inverter reports curtailing, which the meters post as delivery.
 
-Forecasting, pricing and battery dispatch are `gridledger.federates.prosumer`;
+Forecasting, pricing and battery dispatch are `gridledger.agents.prosumer`;
 battery physics is `gridledger.grids.battery`.
 """
 
@@ -44,22 +44,20 @@ from gridledger.contracts.market import (
 from gridledger.contracts import charging
 from gridledger.contracts import flexibility as flex
 from gridledger.contracts.keys import derive_account
-from gridledger.federates.prosumer import (
-    WEI_PER_TOKEN,
+from gridledger.agents.prosumer import (
     Order,
     contract_following_kw,
     flexload_schedule_kw,
     english_bid,
     expected_exports_wh,
     limit_price_draw,
-    price_per_kwh,
-    price_wei_per_wh,
     sealed_bid_salt,
     vickrey_lot,
     zic_order,
 )
-from gridledger.federates.ev_fleet import EVFleet, ev_owners
-from gridledger.federates.messages import decode, deployment, encode
+from gridledger.agents.ev_fleet import EVFleet, ev_owners
+from gridledger.units import WEI_PER_TOKEN, price_per_kwh, price_wei_per_wh
+from gridledger.messages import decode, deployment, encode
 from gridledger.federates.shell import joined, run_federate
 from gridledger.grids.battery import battery_step
 from gridledger.grids.ev import ev_sessions
@@ -229,7 +227,7 @@ class Agents:
         return [(i, o) for i, o in enumerate(self._zic_orders(interval)) if o is not None and not o.is_ask]
 
     def bids(self, interval: int, round_s: float) -> list[bytes]:
-        """Signed bids of the bidding round at `round_s` on `interval`'s lots (`gridledger.federates.prosumer`).
+        """Signed bids of the bidding round at `round_s` on `interval`'s lots (`gridledger.agents.prosumer`).
 
         Vickrey: each buyer seals its limit price on one lot. English: each
         buyer that leads no lot raises the cheapest lot within its limit.

@@ -29,7 +29,7 @@ from gridledger.contracts import flexibility as flex
 from gridledger.contracts.client import Wallet
 from gridledger.contracts.market import MarketAddresses, post_reading
 from gridledger.contracts.keys import derive_account
-from gridledger.federates.messages import decode, deployment
+from gridledger.messages import decode, deployment
 from gridledger.federates.shell import joined, run_federate
 from gridledger.grids.feeders import is_unbalanced
 from gridledger.grids.inverter import Inverter, InverterController, VoltVarCurve, VoltWattCurve

@@ -38,7 +38,6 @@ from gridledger.contracts.client import encode_call
 from gridledger.contracts.keys import derive_account
 from gridledger.contracts.reference import SourceMix, consumed_mix
 from gridledger.contracts.market import (
-    LOT_AUCTIONS,
     MarketAddresses,
     book,
     clear,
@@ -50,9 +49,11 @@ from gridledger.contracts.market import (
     settle_operator,
 )
 from gridledger.contracts import charging
+from gridledger.contracts.mechanisms import MECHANISMS
 from gridledger.contracts import flexibility as flex
-from gridledger.federates.messages import encode
-from gridledger.federates.prosumer import WEI_PER_TOKEN, expected_exports_wh, price_per_kwh, price_wei_per_wh
+from gridledger.messages import encode
+from gridledger.agents.prosumer import expected_exports_wh
+from gridledger.units import WEI_PER_TOKEN, price_per_kwh, price_wei_per_wh
 from gridledger.federates.shell import joined, run_federate
 from gridledger.interfaces import DER_ENDPOINT, GRID_ENDPOINT, OPERATOR_ENDPOINT
 from gridledger.results import Part
@@ -274,7 +275,7 @@ def run(run_dir: Path) -> None:
                     if not all(r.ok for r in receipts):
                         raise RuntimeError(f"clearing interval {action.interval} reverted: "
                                            f"{[r.revert_reason for r in receipts]}")
-                    if addresses.auction_contract in LOT_AUCTIONS:
+                    if MECHANISMS[addresses.mechanism].is_lot_auction:
                         positions = record.lots_cleared(chain, addresses, action.interval)
                     else:
                         positions = {e.args["account"]: e.args["position_wh"]

@@ -15,7 +15,7 @@ Endpoint ``operator/dso``
     when its forecast puts the highest voltage above the limit, and the
     substation headroom of interval k+1 for charging (``post_headroom``).
 
-The headroom is `gridledger.federates.ev_fleet.headroom_w`: the
+The headroom is `gridledger.agents.ev_fleet.headroom_w`: the
 substation transformer's rating at ``market.charging_max_loading_percent``
 minus the interval's mean expected net load (loads minus PV) without EVs.
 
@@ -36,10 +36,10 @@ from gridledger.contracts import charging
 from gridledger.contracts import flexibility as flex
 from gridledger.contracts.client import Wallet
 from gridledger.contracts.keys import derive_account
-from gridledger.federates.ev_fleet import headroom_w
+from gridledger.agents.ev_fleet import headroom_w
 from gridledger.federates.grid import injections
-from gridledger.federates.messages import decode, deployment
-from gridledger.federates.prosumer import WEI_PER_TOKEN, price_wei_per_wh
+from gridledger.messages import decode, deployment
+from gridledger.units import WEI_PER_TOKEN, price_wei_per_wh
 from gridledger.federates.shell import joined, run_federate
 from gridledger.grids.powerflow import PowerFlow
 from gridledger.grids.voltage_planning import FlexPlan, forecast_peak, plan_request, sensitivities_upu_per_kw

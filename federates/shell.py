@@ -29,11 +29,9 @@ from typing import Callable, Iterator
 
 import helics as h
 
+from gridledger.process import EXIT_FAILED, EXIT_STOPPED_BY_PEER, LAUNCHED_AT_ENV, progress_path
 from gridledger.results import collect_if_complete
 
-EXIT_FAILED = 1
-EXIT_STOPPED_BY_PEER = 3
-LAUNCHED_AT_ENV = "GRIDLEDGER_LAUNCHED_AT"
 
 log = logging.getLogger("gridledger.federate")
 
@@ -50,7 +48,7 @@ class Shell:
         self.stop_s = stop_s
         self.granted_s = 0.0
         self._wall = {"created": time.time(), "entered": None, "waiting_s": 0.0}
-        self._progress = run_dir / "progress" / f"{name}.json"
+        self._progress = progress_path(run_dir, name)
         self._progress.parent.mkdir(parents=True, exist_ok=True)
         self._fed = h.helicsCreateCombinationFederateFromConfig(str(run_dir / "helics" / f"{name}.json"))
         self._pubs = {

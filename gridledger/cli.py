@@ -27,11 +27,11 @@ from gridledger.execute import execute
 from gridledger.grids.feeders import catalog
 from gridledger.interfaces import federate_names
 from gridledger.launcher import Prepared, prepare, runner_json
+from gridledger.process import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
 from gridledger.results import KPIS_FILE
 from gridledger.schedule import stop_time_s
 from gridledger.study import StudyError, load_study
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 EPILOG = """examples:
   gridledger grids list

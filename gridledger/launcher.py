@@ -30,9 +30,9 @@ from pathlib import Path
 
 from helics.bin import BIN_DIR as HELICS_BIN_DIR
 
-from gridledger.federates.shell import EXIT_STOPPED_BY_PEER, LAUNCHED_AT_ENV
 from gridledger.grids.feeders import FeederError
 from gridledger.interfaces import Topology, check_wiring, federate_configs, federate_names
+from gridledger.process import EXIT_STOPPED_BY_PEER, LAUNCHED_AT_ENV, PROGRESS_DIR
 from gridledger.results import run_timestamp
 from gridledger.scenario import STUDY_FILE, Scenario, ScenarioError, build_scenario
 from gridledger.study import Study, StudyError, dump_study, load_study
@@ -153,7 +153,7 @@ class Outcome:
 def read_progress(run_dir: Path) -> dict[str, dict]:
     """Latest progress record of every federate that has written one."""
     records = {}
-    for path in (run_dir / "progress").glob("*.json"):
+    for path in (run_dir / PROGRESS_DIR).glob("*.json"):
         try:
             records[path.stem] = json.loads(path.read_text())
         except (json.JSONDecodeError, OSError):

@@ -45,6 +45,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from gridledger.contracts.mechanisms import MECHANISMS
 from gridledger.study import Study
 
 GRID_OFFSET_S = 0.5
@@ -88,12 +89,12 @@ def _gate_s(study: Study, interval: int) -> int:
 
 def bid_round_times(study: Study, interval: int) -> list[int]:
     """Times of the bidding rounds on the lots of ``interval`` (lot auctions only). [s]"""
-    mechanism = study.market.mechanism
-    if mechanism not in ("vickrey", "english"):
+    mechanism = MECHANISMS[study.market.mechanism]
+    if not mechanism.is_lot_auction:
         return []
     posted = (interval - 1) * study.market_interval_s
     rounds = range(posted + study.market.round_s, _gate_s(study, interval) - 1, study.market.round_s)
-    return list(rounds)[:1] if mechanism == "vickrey" else list(rounds)
+    return list(rounds)[:mechanism.bidding_rounds]
 
 
 def flex_offer_time(study: Study, interval: int) -> int | None:
@@ -116,7 +117,7 @@ def der_actions(study: Study) -> list[DerAction]:
     for k in range(1, study.n_intervals):
         market[float((k - 1) * study.market_interval_s)] = ("orders", k)
         market.update({float(t): ("bid", k) for t in bid_round_times(study, k)})
-        if study.market.mechanism == "vickrey":
+        if MECHANISMS[study.market.mechanism].reveal_after_gate:
             market[float(_gate_s(study, k))] = ("reveal", k)
         if (offer := flex_offer_time(study, k)) is not None:
             flex[float(offer)] = k
@@ -140,8 +141,8 @@ def grid_times(study: Study) -> list[float]:
 
 def ledger_actions(study: Study) -> list[LedgerAction]:
     """The ledger's actions in time order."""
-    mechanism = study.market.mechanism
-    lots = mechanism in ("vickrey", "english")
+    mechanism = MECHANISMS[study.market.mechanism]
+    lots = mechanism.is_lot_auction
     actions = []
     for k in range(study.n_intervals):
         start = k * study.market_interval_s
@@ -154,7 +155,7 @@ def ledger_actions(study: Study) -> list[LedgerAction]:
         if (offer := flex_offer_time(study, following)) is not None:
             rounds.add(offer)
         actions += [LedgerAction(t + LEDGER_OFFSET_S, "mine", following if lots else None) for t in sorted(rounds)]
-        if mechanism == "vickrey":
+        if mechanism.reveal_after_gate:
             actions.append(LedgerAction(gate + LEDGER_OFFSET_S, "mine"))
             actions.append(LedgerAction(float(gate + study.market.reveal_window_s), "clear", following))
         else:

@@ -21,16 +21,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from gridledger.grids.feeders import FEEDERS, SIMBENCH_EXAMPLES, is_simbench_code
 from gridledger.grids.inverter import VOLT_VAR_CAT_B, VOLT_WATT_CAT_B, VoltVarCurve, VoltWattCurve
 from gridledger.grids.powerflow import BACKENDS
+from gridledger.contracts.mechanisms import CLEARING_MODES, DEFAULT_CLEARING_MODE, DEFAULT_MECHANISM, MECHANISMS
 
 Share = Annotated[float, Field(ge=0.0, le=1.0)]
 Positive = Annotated[float, Field(gt=0.0)]
 PerUnit = Annotated[float, Field(gt=0.0, lt=2.0)]
 
-MECHANISMS = ("uniform-double-auction", "pay-as-bid", "merit-order", "vickrey", "english")
-# How a book mechanism is cleared: sorted off-chain and verified in O(N), or sorted by the contract.
-CLEARING_MODES = ("verified-offchain", "on-chain")
-# Mechanisms that auction sellers' lots in bidding rounds instead of clearing an order book.
-LOT_AUCTIONS = ("vickrey", "english")
+MECHANISM_NAMES = tuple(MECHANISMS)
 CORE_TYPES = ("zmq", "tcp", "inproc")
 
 
@@ -191,7 +188,7 @@ class FlexLoad(_Strict):
 
     The owner starts it where its expected cost is lowest: at the grid buy
     tariff while it expects to import, at the feed-in tariff it forgoes
-    while it expects surplus PV (`gridledger.federates.prosumer.flexload_schedule_kw`).
+    while it expects surplus PV (`gridledger.agents.prosumer.flexload_schedule_kw`).
     Hours are of the study's first day, feeder local time.
     """
 
@@ -248,8 +245,8 @@ class Flexibility(_Strict):
 class Market(_Strict):
     """Market design and grid tariffs, prices in token units per kWh."""
 
-    mechanism: Literal[MECHANISMS] = "uniform-double-auction"
-    clearing: Literal[CLEARING_MODES] = "verified-offchain"
+    mechanism: Literal[MECHANISM_NAMES] = DEFAULT_MECHANISM
+    clearing: Literal[CLEARING_MODES] = DEFAULT_CLEARING_MODE
     grid_buy_price_per_kwh: Positive = 0.30
     grid_sell_price_per_kwh: Positive = 0.08
     grid_fee_per_kwh: Annotated[float, Field(ge=0.0)] = 0.02
@@ -329,7 +326,8 @@ class Study(_Strict):
     def _lot_auction_windows(self) -> None:
         """A lot auction needs one bidding round before the gate; Vickrey a reveal window inside it."""
         market = self.market
-        if market.mechanism not in LOT_AUCTIONS and not (market.voltage_regulation or market.charging_coordination):
+        rounds = MECHANISMS[market.mechanism].is_lot_auction or market.voltage_regulation or market.charging_coordination
+        if not rounds:
             return
         bidding_s = self.market_interval_s - market.gate_closure_s
         if market.round_s + 1 >= bidding_s:
@@ -337,7 +335,8 @@ class Study(_Strict):
                 f"market.round_s ({market.round_s}) must be below market_interval_s - market.gate_closure_s - 1 "
                 f"({bidding_s - 1}) so that bidders get a round after the lots (or flexibility requests) are posted"
             )
-        if market.mechanism == "vickrey" and not 2 <= market.reveal_window_s <= market.gate_closure_s - 1:
+        reveal_ok = 2 <= market.reveal_window_s <= market.gate_closure_s - 1
+        if MECHANISMS[market.mechanism].reveal_after_gate and not reveal_ok:
             raise ValueError(
                 f"market.reveal_s ({market.reveal_window_s}) must lie in [2, market.gate_closure_s - 1] "
                 f"= [2, {market.gate_closure_s - 1}] so that the reveals are mined and the lots "
@@ -348,6 +347,11 @@ class Study(_Strict):
     def n_steps(self) -> int:
         """Number of power-flow steps."""
         return self.duration_s // self.power_flow_step_s
+
+    @property
+    def steps_per_interval(self) -> int:
+        """Power-flow steps in one market interval."""
+        return self.market_interval_s // self.power_flow_step_s
 
     @property
     def n_intervals(self) -> int:

@@ -14,13 +14,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gridledger.contracts import market as mk
+from gridledger.contracts.mechanisms import MECHANISMS
 from gridledger.contracts.reference import clear_merit_order, clear_pay_as_bid, clear_uniform
 
 from contract_helpers import CENT_PER_KWH as CENT
 from contract_helpers import Market, named_accounts, new_market, order_lists, reverted
 
 MAX_SIDE = 10
-BOOK_MECHANISMS = ("uniform-double-auction", "pay-as-bid", "merit-order")
+BOOK_MECHANISMS = tuple(name for name, m in MECHANISMS.items() if m.kind == "book")
 # Views of the outcome of a cleared interval, per contract.
 OUTCOME_VIEWS = {
     "DoubleAuction": ("clearing_price_wei_per_wh", "cleared_volume_wh"),

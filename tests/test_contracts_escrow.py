@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 from gridledger.contracts import market as mk
 from gridledger.contracts.client import encode_call
 from gridledger.contracts.compiler import load_artifact
+from gridledger.contracts.mechanisms import LOT_AUCTION_CONTRACTS
 from gridledger.contracts.reference import (
     clear_pay_as_bid,
     clear_uniform,
@@ -310,7 +311,7 @@ def test_bids_revert_until_bound_and_only_the_own_settlement_binds(markets, mech
                                  market.addresses.settlement, mechanism)
     interval = _fresh_interval(market)
     bidder = market.prosumers[1]
-    if contract in mk.LOT_AUCTIONS:
+    if contract in LOT_AUCTION_CONTRACTS:
         (posted,) = market.mine(
             [mk.post_lot(market.prosumers[0], unbound, interval, energy_wh=10, reserve_price_wei_per_wh=CENT)]
         )

@@ -4,6 +4,7 @@ import pytest
 
 from gridledger.contracts import market as mk
 from gridledger.contracts.gas_report import crossover, gas_table
+from gridledger.contracts.mechanisms import MECHANISMS
 
 from contract_helpers import PRICE_CAP_WEI_PER_WH, Market, new_market
 
@@ -46,9 +47,9 @@ def test_order_submission_stays_within_its_gas_limit(market):
 
 def test_gas_table_gives_a_row_per_mechanism_and_size_within_the_signed_limits():
     rows = gas_table(book_sizes=(8, 32))
-    assert [(r.mechanism, r.n_orders) for r in rows] == [(m, n) for m in mk.MECHANISMS for n in (8, 32)]
+    assert [(r.mechanism, r.n_orders) for r in rows] == [(m, n) for m in MECHANISMS for n in (8, 32)]
     for row in rows:
-        contract = mk.MECHANISMS[row.mechanism]
+        contract = MECHANISMS[row.mechanism].contract
         assert not row.capped
         if contract == "VickreyAuction":
             assert 0 < row.submit_gas <= mk.GAS_POST_LOT

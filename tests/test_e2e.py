@@ -15,19 +15,16 @@ import pytest
 import xarray as xr
 import yaml
 
+from gridledger.contracts.mechanisms import MECHANISMS
 from gridledger.contracts.reference import SourceMix, consumed_mix, sold_sources
 from gridledger.study import load_study
+from gridledger.units import WEI_PER_TOKEN
 from tests.e2e_helpers import SHORT_STUDY, events, gridledger, only_run_dir
 
 pytestmark = pytest.mark.e2e
 
-WEI_PER_TOKEN = 10**18
 
-
-MECHANISMS = ("uniform-double-auction", "pay-as-bid", "merit-order", "vickrey", "english")
-
-
-@pytest.fixture(scope="module", params=MECHANISMS)
+@pytest.fixture(scope="module", params=tuple(MECHANISMS))
 def run(request, tmp_path_factory):
     """The short study run once per market mechanism."""
     runs = tmp_path_factory.mktemp("runs")

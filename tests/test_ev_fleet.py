@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gridledger.contracts.charging_reference import ChargeRequest, allocate
-from gridledger.federates.ev_fleet import EVChargeRequest, EVFleet, ev_owners, headroom_w
+from gridledger.agents.ev_fleet import EVChargeRequest, EVFleet, ev_owners, headroom_w
 from gridledger.grids.ev import EVSession, ev_sessions, laxity_s, uncoordinated_kw
 
 HOUR_S = 3600

@@ -52,6 +52,7 @@ def test_top_level_folders_map_into_gridledger_namespace():
     assert tool["package-dir"] == {
         "gridledger": "gridledger",
         "gridledger.federates": "federates",
+        "gridledger.agents": "agents",
         "gridledger.grids": "grids",
         "gridledger.contracts": "contracts",
     }

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gridledger.contracts.market import LotState
-from gridledger.federates.prosumer import english_bid, required_price_wei_per_wh, sealed_bid_salt, vickrey_lot
+from gridledger.agents.prosumer import english_bid, required_price_wei_per_wh, sealed_bid_salt, vickrey_lot
 from gridledger.study import parse_study
 
 NOBODY = "0x" + "00" * 20
@@ -67,7 +67,7 @@ def test_sealed_bid_salt_is_32_bytes_and_differs_per_bidder_and_interval():
 
 
 def test_flexload_starts_in_the_expected_pv_surplus_and_keeps_its_energy():
-    from gridledger.federates.prosumer import flexload_schedule_kw
+    from gridledger.agents.prosumer import flexload_schedule_kw
     from gridledger.grids.flexload import ShiftableLoad
 
     times_s = np.arange(0, 12 * 3600, 900.0)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gridledger.federates.shell import EXIT_FAILED, EXIT_STOPPED_BY_PEER
+from gridledger.process import EXIT_FAILED, EXIT_STOPPED_BY_PEER
 from gridledger.launcher import free_port, helics_program
 
 ROOT = Path(__file__).resolve().parents[1]

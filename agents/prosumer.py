@@ -47,20 +47,7 @@ from eth_utils import keccak
 
 from gridledger.contracts.market import LotState
 from gridledger.grids.flexload import ShiftableLoad, cheapest_start, run_at
-
-WEI_PER_TOKEN = 10**18
-WH_PER_KWH = 1000
-
-
-def price_wei_per_wh(price_per_kwh: float) -> int:
-    """Token price per kWh as the chain's integer unit. [wei/Wh]"""
-    return round(price_per_kwh * WEI_PER_TOKEN / WH_PER_KWH)
-
-
-def price_per_kwh(price_wei_per_wh: int) -> float:
-    """Chain price back to tokens per kWh. [token/kWh]"""
-    return price_wei_per_wh * WH_PER_KWH / WEI_PER_TOKEN
-
+from gridledger.units import KW_S_PER_WH, price_wei_per_wh
 
 @dataclass(frozen=True)
 class Order:
@@ -87,7 +74,7 @@ def forecast_export_wh(pv_kw: np.ndarray, load_kw: np.ndarray, step_s: float) ->
     export_wh : int
         Net export, positive = surplus to sell, negative = energy to buy. [Wh]
     """
-    return int(np.rint(np.sum(np.asarray(pv_kw) - np.asarray(load_kw)) * step_s / 3.6))
+    return int(np.rint(np.sum(np.asarray(pv_kw) - np.asarray(load_kw)) * step_s / KW_S_PER_WH))
 
 
 def expected_exports_wh(sc, interval: int) -> np.ndarray:
@@ -97,7 +84,7 @@ def expected_exports_wh(sc, interval: int) -> np.ndarray:
     sums the deficits as the demand it posts.
     """
     study = sc.study
-    spi = study.market_interval_s // study.power_flow_step_s
+    spi = study.steps_per_interval
     window = slice(interval * spi, (interval + 1) * spi)
     pv_kw = sc.pv_pu_expected[window] * np.array([p.pv_kwp for p in sc.prosumers])
     load_kw = sc.prosumer_load_mw(expected=True)[0][window] * 1000.0
@@ -139,7 +126,7 @@ def contract_following_kw(pv_kw: float, load_kw: float, position_wh: int, interv
     p_kw : float
         Requested battery power, positive = charging (pandapower storage sign). [kW]
     """
-    contracted_export_kw = position_wh * 3.6 / interval_s
+    contracted_export_kw = position_wh * KW_S_PER_WH / interval_s
     return pv_kw - load_kw - contracted_export_kw
 
 

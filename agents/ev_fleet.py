@@ -21,13 +21,10 @@ import numpy as np
 
 from gridledger.contracts import charging_reference
 from gridledger.grids.ev import EVSession, ev_step, must_charge_kw
+from gridledger.units import PERMILLE, W_PER_KW, W_PER_MW, WH_PER_KWH
 
 __all__ = ["TARGET_TOLERANCE_KWH", "EVChargeRequest", "EVFleet", "ev_owners", "headroom_w"]
 
-W_PER_KW = 1000
-WH_PER_KWH = 1000
-W_PER_MW = 1_000_000
-PERMILLE = 1000
 _EV_OWNER_STREAM = 6
 TARGET_TOLERANCE_KWH = 1e-9
 """Shortfall still counted as reaching the target: float rounding in the
