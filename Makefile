@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup browser demo test test-all bench clean
+.PHONY: setup browser demo test test-all bench coverage clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,11 @@ test: $(STAMP) browser
 
 test-all: $(STAMP) browser
 	$(BIN)/python -m pytest
+
+# Line coverage of agents/ by the tests that start no federate (no broker, no processes).
+coverage: $(STAMP)
+	$(BIN)/python -m coverage run --source=agents -m pytest -q -m "not e2e and not slow" tests/test_agents_*.py tests/test_prosumer.py tests/test_ev_fleet.py tests/test_grid_inverters.py
+	$(BIN)/python -m coverage report --show-missing --fail-under=90
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -9,7 +9,8 @@ Power is positive when charging (the storage convention of
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-SECONDS_PER_HOUR = 3600
+from gridledger.units import SECONDS_PER_HOUR
+
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ receives them.
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-S_PER_H = 3600
+from gridledger.units import SECONDS_PER_HOUR
+
 PERMILLE = 1000
 
 
@@ -133,7 +134,7 @@ def energy_wh(p_w: int, window_s: int) -> int:
     int
         floor(p_w * window_s / 3600). [Wh]
     """
-    return p_w * window_s // S_PER_H
+    return p_w * window_s // SECONDS_PER_HOUR
 
 
 def bond_wei(energy_wh_: int, price_wei_per_wh: int, penalty_permille: int) -> int:

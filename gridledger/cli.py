@@ -31,6 +31,7 @@ from gridledger.process import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
 from gridledger.results import KPIS_FILE
 from gridledger.schedule import stop_time_s
 from gridledger.study import StudyError, load_study
+from gridledger.units import SECONDS_PER_HOUR, SECONDS_PER_MINUTE
 
 
 EPILOG = """examples:
@@ -47,7 +48,7 @@ EPILOG = """examples:
 
 def _clock(seconds: float) -> str:
     seconds = max(0, int(seconds))
-    return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}"
+    return f"{seconds // SECONDS_PER_HOUR:02d}:{seconds % SECONDS_PER_HOUR // SECONDS_PER_MINUTE:02d}"
 
 
 class _ProgressView:

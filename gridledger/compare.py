@@ -18,11 +18,12 @@ from matplotlib.figure import Figure
 from rich.table import Table
 
 from gridledger.execute import RUN_FILE
-from gridledger.kpis import DESCRIPTIONS, WH_PER_KWH, market_cost
+from gridledger.kpis import DESCRIPTIONS, market_cost
 from gridledger.plots import held, new_figure, png_bytes, time_axis
 from gridledger.report import figure, ordered, page, table, text_of
 from gridledger.results import KPIS_FILE, RESULTS_FILE
-from gridledger.study import Study, load_study
+from gridledger.study import STUDY_FILE, Study, load_study
+from gridledger.units import WH_PER_KWH
 
 COMPARE_FILE = "compare.html"
 WALL_TIME = "wall_time_s (run.json)"
@@ -60,7 +61,7 @@ def load_run(run_dir: Path, label: str | None = None) -> Run:
         kpis[WALL_TIME] = json.loads(record_path.read_text())["wall_time_s"]
     with xr.open_dataset(run_dir / RESULTS_FILE, engine="h5netcdf") as ds:
         loaded = ds.load()
-    return Run(label or f"{run_dir.parent.name}/{run_dir.name}", run_dir, load_study(run_dir / "study.yaml"),
+    return Run(label or f"{run_dir.parent.name}/{run_dir.name}", run_dir, load_study(run_dir / STUDY_FILE),
                kpis, loaded)
 
 

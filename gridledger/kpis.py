@@ -13,8 +13,8 @@ import numpy as np
 import xarray as xr
 
 from gridledger.grids.stability import ansi_c84_1_band
+from gridledger.units import SECONDS_PER_HOUR, WH_PER_KWH
 
-WH_PER_KWH = 1000.0
 
 FLEX_REQUESTED = "flex_requested_wh"
 """Variable (interval) of flexibility energy requested by the operator. [Wh]"""
@@ -22,6 +22,9 @@ FLEX_DELIVERED = "flex_delivered_wh"
 """Variable (interval) of flexibility energy delivered and verified from meters. [Wh]"""
 FLEX_PAYMENT = "flex_payment_token"
 """Variable (interval) of what the operator paid for delivered flexibility. [token]"""
+GAIN_TOLERANCE_TOKEN = 1e-6
+"""A saving at or below the KPIs' rounding is floating-point noise from summing
+wei as float tokens, not a gain. [token]"""
 NO_FLEXIBILITY_MARKET = "no flexibility market in this run: results.nc has no flex_* variables"
 
 DESCRIPTIONS = {
@@ -39,7 +42,7 @@ DESCRIPTIONS = {
     "cost_per_prosumer_token": "net cost per prosumer with the market [token]",
     "baseline_cost_per_prosumer_token": "net cost per prosumer at grid tariffs only [token]",
     "saving_per_prosumer_token": "baseline cost minus market cost per prosumer [token]",
-    "share_of_prosumers_gaining": "share of prosumers whose market cost is below baseline [1]",
+    "share_of_prosumers_gaining": "share of prosumers whose market cost is below baseline by more than 1e-6 token [1]",
     "peak_import_mw": "highest substation import [MW]",
     "peak_import_time": "time of the highest substation import",
     "energy_import_mwh": "energy imported at the substation [MWh]",
@@ -56,7 +59,7 @@ DESCRIPTIONS = {
     "voltage_violation_hours": "time with any bus outside the study's voltage limits [h]",
     "range_a_violation_bus_steps": "bus-steps outside ANSI C84.1 Range A (0.95-1.05 pu)",
     "range_a_violation_hours": "time with any bus outside ANSI C84.1 Range A [h]",
-    "range_b_violation_bus_steps": "bus-steps outside ANSI C84.1 Range B (0.917-1.058 pu)",
+    "range_b_violation_bus_steps": "bus-steps outside ANSI C84.1 Range B (110-127 V of 120 V = 0.9167-1.0583 pu)",
     "range_b_violation_hours": "time with any bus outside ANSI C84.1 Range B [h]",
     "overload_line_steps": "line-steps above the loading limit",
     "nonconverged_steps": "power-flow steps that did not converge",
@@ -170,9 +173,14 @@ def ev_kpis(ds: xr.Dataset) -> dict:
     return out
 
 
+def share_gaining(saving_token: xr.DataArray) -> float:
+    """Share of prosumers whose saving exceeds `GAIN_TOLERANCE_TOKEN` (0 without prosumers). [1]"""
+    return _round(float((saving_token > GAIN_TOLERANCE_TOKEN).mean())) if saving_token.size else 0.0
+
+
 def compute_kpis(ds: xr.Dataset, study) -> dict:
     """The run's KPIs as a JSON-ready dict (floats rounded to 1e-6 so output is stable)."""
-    step_h = study.power_flow_step_s / 3600.0
+    step_h = study.power_flow_step_s / SECONDS_PER_HOUR
     market = study.market
     baseline = baseline_cost(ds, market.grid_buy_price_per_kwh, market.grid_sell_price_per_kwh)
     cost = market_cost(ds)
@@ -198,7 +206,7 @@ def compute_kpis(ds: xr.Dataset, study) -> dict:
         "cost_per_prosumer_token": _per_prosumer(cost),
         "baseline_cost_per_prosumer_token": _per_prosumer(baseline),
         "saving_per_prosumer_token": _per_prosumer(saving),
-        "share_of_prosumers_gaining": _round(float((saving > 0).mean())) if saving.size else 0.0,
+        "share_of_prosumers_gaining": share_gaining(saving),
         "peak_import_mw": _round(ds.substation_p_mw.isel(time=peak)),
         "peak_import_time": str(ds.time.values[peak])[:19],
         "energy_import_mwh": _round((ds.substation_p_mw.clip(min=0) * step_h).sum()),

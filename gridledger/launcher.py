@@ -34,8 +34,8 @@ from gridledger.grids.feeders import FeederError
 from gridledger.interfaces import Topology, check_wiring, federate_configs, federate_names
 from gridledger.process import EXIT_STOPPED_BY_PEER, LAUNCHED_AT_ENV, PROGRESS_DIR
 from gridledger.results import run_timestamp
-from gridledger.scenario import STUDY_FILE, Scenario, ScenarioError, build_scenario
-from gridledger.study import Study, StudyError, dump_study, load_study
+from gridledger.scenario import Scenario, ScenarioError, build_scenario
+from gridledger.study import STUDY_FILE, Study, StudyError, dump_study, load_study
 
 BROKER_TICK = "1000ms"
 POLL_S = 0.2

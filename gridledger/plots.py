@@ -32,6 +32,7 @@ from gridledger.kpis import (
     worst_voltage,
 )
 from gridledger.study import Study
+from gridledger.units import KW_PER_MW
 
 FIGSIZE_IN = (8.0, 4.5)
 DPI = 100
@@ -238,7 +239,7 @@ def flex_voltage(ds: xr.Dataset, study: Study, layout: FeederLayout | None) -> F
 def ev_charging(ds: xr.Dataset, study: Study, layout: FeederLayout | None) -> Figure:
     """EV charging power and the substation transformer's loading."""
     fig, ax = new_figure()
-    ax.plot(ds.time.values, ds.ev_p_mw.sum("prosumer").values * 1000.0, color="tab:green", label="EV charging")
+    ax.plot(ds.time.values, ds.ev_p_mw.sum("prosumer").values * KW_PER_MW, color="tab:green", label="EV charging")
     ax.set_ylabel("EV charging [kW]")
     twin = ax.twinx()
     twin.plot(ds.time.values, ds.trafo_loading_percent.max("trafo").values, color="tab:purple",

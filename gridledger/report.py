@@ -19,7 +19,7 @@ import xarray as xr
 from gridledger.kpis import DESCRIPTIONS
 from gridledger.plots import PLOTS, draw_all
 from gridledger.results import KPIS_FILE, RESULTS_FILE
-from gridledger.study import load_study
+from gridledger.study import STUDY_FILE, load_study
 
 REPORT_FILE = "report.html"
 PLOTS_DIR = "plots"
@@ -117,7 +117,7 @@ def _plot_captions() -> dict[str, str]:
 def write_report(run_dir: Path, record: dict | None = None) -> Path:
     """Write ``report.html`` (and ``plots/*.png``) for a run directory; `record` is its run.json content."""
     run_dir = Path(run_dir)
-    study = load_study(run_dir / "study.yaml")
+    study = load_study(run_dir / STUDY_FILE)
     kpis_path = run_dir / KPIS_FILE
     kpis = json.loads(kpis_path.read_text()) if kpis_path.exists() else {"complete": False}
     pngs = {}

@@ -89,12 +89,12 @@ def collect_if_complete(run_dir: Path) -> bool:
     A directory without a study file (a toy federation) is never collected.
     """
     from gridledger.interfaces import federate_names
-    from gridledger.study import load_study
+    from gridledger.study import STUDY_FILE, load_study
 
     run_dir = Path(run_dir)
-    if not (run_dir / "study.yaml").exists():
+    if not (run_dir / STUDY_FILE).exists():
         return False
-    study = load_study(run_dir / "study.yaml")
+    study = load_study(run_dir / STUDY_FILE)
     federates = federate_names(study)
     with _locked(run_dir):
         if not all(_part_complete(run_dir, name) for name in federates):

@@ -33,9 +33,8 @@ from gridledger.grids.feeder_profiles import feeder_profiles
 from gridledger.grids.feeders import is_unbalanced, load_feeder
 from gridledger.grids.profiles import load_profile_pu, pv_profile_pu
 from gridledger.grids.prosumers import DeviceIndex, Prosumer, add_prosumer_devices, place_prosumers
-from gridledger.study import Study, load_study
+from gridledger.study import STUDY_FILE, Study, load_study
 
-STUDY_FILE = "study.yaml"
 
 
 class ScenarioError(ValueError):

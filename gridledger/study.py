@@ -28,6 +28,8 @@ Positive = Annotated[float, Field(gt=0.0)]
 PerUnit = Annotated[float, Field(gt=0.0, lt=2.0)]
 
 MECHANISM_NAMES = tuple(MECHANISMS)
+STUDY_FILE = "study.yaml"
+"""Name of the resolved study in a run directory."""
 CORE_TYPES = ("zmq", "tcp", "inproc")
 
 

@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from gridledger.units import SECONDS_PER_HOUR
+
 __all__ = ["battery_step"]
 
 
@@ -74,7 +76,7 @@ def battery_step(
         raise ValueError(f"need 0 <= soc_min <= soc_max <= 1, got {soc_min!r} and {soc_max!r}")
 
     eta = np.sqrt(efficiency)
-    dt_h = dt_s / 3600.0
+    dt_h = dt_s / SECONDS_PER_HOUR
     soc_low, soc_high = low * energy, high * energy
     max_charge_kw = np.maximum(soc_high - soc, 0.0) / (eta * dt_h)
     max_discharge_kw = np.maximum(soc - soc_low, 0.0) * eta / dt_h

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gridledger.units import SECONDS_PER_HOUR
+
 __all__ = [
     "ARRIVAL_RANGE_H",
     "CHARGER_POWERS_KW",
@@ -54,7 +56,6 @@ CONSUMPTION_RANGE_KWH_PER_KM = (0.15, 0.20)
 """Battery energy used per km driven: uniform over this range. [kWh/km]"""
 
 _EV_STREAM = 5
-_HOUR_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -187,8 +188,8 @@ def ev_sessions(n: int, seed: int, midnight_s: float = 0.0) -> list[EVSession]:
         charger_kw = CHARGER_POWERS_KW[rng.choice(len(CHARGER_POWERS_KW), p=CHARGER_SHARES)]
         sessions.append(
             EVSession(
-                arrival_s=midnight_s + arrival_h * _HOUR_S,
-                departure_s=midnight_s + (24.0 + departure_h) * _HOUR_S,
+                arrival_s=midnight_s + arrival_h * SECONDS_PER_HOUR,
+                departure_s=midnight_s + (24.0 + departure_h) * SECONDS_PER_HOUR,
                 energy_needed_kwh=distance_km * consumption,
                 max_charge_kw=charger_kw,
             )
@@ -242,7 +243,7 @@ def ev_step(delivered_kwh, allowed_kw, t_s: float, dt_s: float, session):
     _check_step(t_s, dt_s)
     plugged_fraction = np.minimum(_plugged_s(arrival, departure, t_s, t_s + dt_s) / dt_s, 1.0)
     cap_kw = np.minimum(allowed, max_kw) * plugged_fraction
-    step_h = dt_s / _HOUR_S
+    step_h = dt_s / SECONDS_PER_HOUR
     remaining_grid_kwh = (needed - delivered) / efficiency
     completes = cap_kw * step_h >= remaining_grid_kwh
     p_kw = np.where(completes, np.minimum(remaining_grid_kwh / step_h, cap_kw), cap_kw)
@@ -289,7 +290,7 @@ def laxity_s(delivered_kwh, t_s: float, session):
     laxity = np.where(
         (available_s == 0.0) & (remaining_kwh > 0.0),
         -np.inf,
-        available_s - remaining_kwh * _HOUR_S / (efficiency * max_kw),
+        available_s - remaining_kwh * SECONDS_PER_HOUR / (efficiency * max_kw),
     )
     return laxity[()]
 
@@ -335,9 +336,9 @@ def must_charge_kw(delivered_kwh, t_s: float, dt_s: float, session):
     plugged_s = _plugged_s(arrival, departure, t_s, t_s + dt_s)
     later_s = _plugged_s(arrival, departure, t_s + dt_s, np.inf)
     remaining_grid_kwh = (needed - delivered) / efficiency
-    now_kwh = np.maximum(remaining_grid_kwh - max_kw * later_s / _HOUR_S, 0.0)
+    now_kwh = np.maximum(remaining_grid_kwh - max_kw * later_s / SECONDS_PER_HOUR, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        p_kw = np.where(plugged_s > 0.0, np.minimum(now_kwh * _HOUR_S / plugged_s, max_kw), 0.0)
+        p_kw = np.where(plugged_s > 0.0, np.minimum(now_kwh * SECONDS_PER_HOUR / plugged_s, max_kw), 0.0)
     return p_kw[()]
 
 
@@ -381,9 +382,9 @@ def uncoordinated_kw(times_s, dt_s: float, session) -> np.ndarray:
 
     def grid_kwh_by(tau_s):
         charged_s = np.clip(tau_s, arrival, departure) - arrival
-        return np.minimum(max_kw * charged_s / _HOUR_S, needed / efficiency)
+        return np.minimum(max_kw * charged_s / SECONDS_PER_HOUR, needed / efficiency)
 
-    return (grid_kwh_by(times + dt_s) - grid_kwh_by(times)) * _HOUR_S / dt_s
+    return (grid_kwh_by(times + dt_s) - grid_kwh_by(times)) * SECONDS_PER_HOUR / dt_s
 
 
 def _fleet(session):

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gridledger.units import SECONDS_PER_HOUR
+
 __all__ = ["ShiftableLoad", "cheapest_start", "flexload_step", "run_at"]
 
-_HOUR_S = 3600.0
 
 @dataclass(frozen=True)
 class ShiftableLoad:
@@ -67,7 +68,7 @@ class ShiftableLoad:
     @property
     def duration_s(self) -> float:
         """Run time, ``energy_kwh / power_kw``. [s]"""
-        return self.energy_kwh / self.power_kw * _HOUR_S
+        return self.energy_kwh / self.power_kw * SECONDS_PER_HOUR
 
     @property
     def latest_start_s(self) -> float:
@@ -175,7 +176,7 @@ def cheapest_start(load: ShiftableLoad, prices, times_s, dt_s: float) -> float:
     boundaries = np.append(times, grid_end_s)
     candidates = np.concatenate([[low, high], boundaries, boundaries - load.duration_s])
     candidates = np.unique(candidates[(candidates >= low) & (candidates <= high)])
-    costs = _profiles_kw(load, candidates, times, dt_s) @ price * dt_s / _HOUR_S
+    costs = _profiles_kw(load, candidates, times, dt_s) @ price * dt_s / SECONDS_PER_HOUR
     return float(candidates[np.argmin(costs)])
 
 

@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from gridledger.units import SECONDS_PER_HOUR, W_PER_MW
+
 __all__ = ["interval_energy_wh", "source_energy_wh"]
 
 
@@ -98,4 +100,4 @@ def _wh_per_mw_step(step_s: float) -> float:
     """Energy of 1 MW held for one step of ``step_s`` seconds. [Wh]"""
     if not (np.isfinite(step_s) and step_s > 0.0):
         raise ValueError(f"step_s must be a positive number of seconds, got {step_s!r}")
-    return step_s / 3600.0 * 1e6
+    return step_s / SECONDS_PER_HOUR * W_PER_MW

@@ -23,6 +23,7 @@ from gridledger.grids.solar import (
     hour_angle_deg,
     solar_elevation_deg,
 )
+from gridledger.units import SECONDS_PER_DAY, SECONDS_PER_HOUR
 
 __all__ = [
     "DEFAULT_LATITUDE_DEG",
@@ -42,8 +43,8 @@ LOAD_NOISE_AMPLITUDE = 0.2
 _MAX_DAILY_CLOUDINESS = 0.8
 _COMMON_CLOUD_WEIGHT = 0.7
 _NOISE_TERMS = 8
-_LOAD_NOISE_PERIOD_S = (900.0, 4 * 3600.0)
-_CLOUD_NOISE_PERIOD_S = (600.0, 3 * 3600.0)
+_LOAD_NOISE_PERIOD_S = (900.0, 4 * SECONDS_PER_HOUR)
+_CLOUD_NOISE_PERIOD_S = (600.0, 3 * SECONDS_PER_HOUR)
 
 # Independent random streams under one study seed.
 _LOAD_STREAM = 1
@@ -209,7 +210,7 @@ def _local_clock(start: datetime, times: np.ndarray):
     midnight = standard.replace(hour=0, minute=0, second=0, microsecond=0)
     seconds = (standard - midnight).total_seconds() + times
     day_offset = np.floor(seconds / 86400.0)
-    hour = (seconds - day_offset * 86400.0) / 3600.0
+    hour = (seconds - day_offset * SECONDS_PER_DAY) / SECONDS_PER_HOUR
     days = np.datetime64(midnight.date(), "D") + day_offset.astype(np.int64)
     day_of_year = (days - days.astype("datetime64[Y]")).astype(np.int64) + 1
     ordinal = midnight.toordinal() + day_offset.astype(np.int64)

@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from gridledger.grids.powerflow import Injections, PowerFlow
+from gridledger.units import KW_PER_MW
 
 UPU_PER_PU = 1_000_000
 """Micro-per-unit per per-unit: the contract's integer unit of voltage change."""
@@ -98,7 +99,7 @@ def sensitivities_upu_per_kw(pf: PowerFlow, inj: Injections, sgen_rows: list[int
     out = np.zeros(len(sgen_rows))
     for i, row in enumerate(sgen_rows):
         sgen_p_mw = inj.sgen_p_mw.copy()
-        sgen_p_mw[row] += delta_kw / 1000.0
+        sgen_p_mw[row] += delta_kw / KW_PER_MW
         out[i] = (pf.step(replace(inj, sgen_p_mw=sgen_p_mw)).vm_pu[monitor_pos] - base) / delta_kw * UPU_PER_PU
     return out
 

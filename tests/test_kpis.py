@@ -14,6 +14,7 @@ from gridledger.kpis import (
     FLEX_PAYMENT,
     NO_FLEXIBILITY_MARKET,
     compute_kpis,
+    share_gaining,
 )
 from gridledger.study import load_study
 
@@ -48,7 +49,7 @@ def independent_kpis(ds: xr.Dataset, study) -> dict:
         "cost_total_token": cost.sum(),
         "baseline_cost_total_token": baseline.sum(),
         "saving_total_token": (baseline - cost).sum(),
-        "share_of_prosumers_gaining": np.mean(baseline - cost > 0),
+        "share_of_prosumers_gaining": np.mean(baseline - cost > 1e-6),
         "peak_import_mw": sub[peak],
         "peak_import_time": str(ds.time.values[peak])[:19],
         "energy_import_mwh": np.clip(sub, 0, None).sum() * step_h,
@@ -151,3 +152,10 @@ def test_recomputing_kpis_gives_the_same_bytes(run):
 def test_every_kpi_has_a_description(run):
     run_dir, _, _ = run
     assert set(json.loads((run_dir / "kpis.json").read_text())) <= set(DESCRIPTIONS)
+
+
+def test_share_gaining_ignores_floating_point_noise():
+    # Savings of +-1e-12 token are rounding noise of summed wei; only 0.5 token is a gain: 1 of 4.
+    saving = xr.DataArray([1e-12, -1e-12, 0.5, 0.0], dims="prosumer")
+    assert share_gaining(saving) == 0.25
+    assert share_gaining(xr.DataArray(np.zeros(0), dims="prosumer")) == 0.0
