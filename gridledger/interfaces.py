@@ -56,7 +56,7 @@ class Topology:
     lines: tuple[int, ...]
 
     def elements(self, over: str | None) -> tuple:
-        """The names a key placeholder (``"prosumer"``, ``"bus"``, ``"line"``) ranges over; one None for a single key."""
+        """What a key placeholder (``"prosumer"``, ``"bus"``, ``"line"``) ranges over; (None,) for a single key."""
         return {None: (None,), "prosumer": self.prosumers, "bus": self.buses, "line": self.lines}[over]
 
 

@@ -14,7 +14,7 @@ import json
 
 from gridledger.federation import MESSAGE_BY_KIND, MESSAGES, Field, message_table
 
-# python -OO strips docstrings; the table is only for readers.
+# Generated, so the listing cannot drift from the declaration (python -OO strips docstrings: `or ""`).
 __doc__ = (__doc__ or "") + message_table()
 
 
