@@ -1,19 +1,18 @@
-"""The federation's interfaces as data: HELICS configs generated from a study.
+"""HELICS configs generated from the federation's declaration, and the wiring check before launch.
 
-Every publication, subscription and endpoint of every federate is declared
-here, with its type, unit and default, and `check_wiring` proves before
-launch that each subscription has exactly one publisher and that each
-message destination exists. Keys follow one scheme:
+`gridledger.federation` declares every federate, value and message once;
+`federate_configs` turns it into one HELICS JSON config per federate of a
+study, and `check_wiring` proves before launch that each subscription has
+exactly one publisher with the same unit and that every endpoint message
+in use can leave its sender and reach each receiver. Keys follow one scheme:
 
-    der/<prosumer>/<quantity>      prosumer device setpoints (DER -> grid, operator)
-    grid/bus/<bus>/vm_pu           bus voltage magnitude (grid -> any)
+    der/<prosumer>/<quantity>      prosumer device setpoints (DER -> grid)
+    grid/bus/<bus>/vm_pu           bus voltage magnitude (grid -> operator)
     grid/line/<line>/loading_percent
     grid/substation/p_mw, q_mvar, pl_mw
-    ledger/tx                      endpoint: signed raw transactions in
-    der/agents, grid/meters        endpoints: receipts and market results out
-    operator/dso                   endpoint: the DSO's flexibility requests and charging
-                                   headroom (optional federate; subscribes to bus voltages
-                                   and the substation import it watches)
+    ledger/tx                      endpoint: signed raw transactions in, results out
+    der/agents, grid/meters        endpoints: transactions out, receipts and market results in
+    operator/dso                   endpoint of the optional DSO federate
 
 Times (seconds since study start) at which each federate acts are fixed by
 `gridledger.schedule`; all federates are uninterruptible and request only
@@ -24,27 +23,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gridledger.federation import (
+    DER_ENDPOINT,
+    DER_SETPOINTS,
+    FEDERATES,
+    FEDERATION,
+    GRID_ENDPOINT,
+    LEDGER_ENDPOINT,
+    MESSAGES,
+    OPERATOR_ENDPOINT,
+    VALUES,
+    Value,
+    endpoint_owner,
+    federate_names,
+    setpoint_key,
+)
 from gridledger.study import Study
 
-DER_SETPOINTS = (
-    ("load_p_mw", "MW"),
-    ("load_q_mvar", "MVAr"),
-    ("pv_p_mw", "MW"),
-    ("battery_p_mw", "MW"),
-    ("pv_curtailed_p_mw", "MW"),
-)
-LEDGER_ENDPOINT = "ledger/tx"
-DER_ENDPOINT = "der/agents"
-GRID_ENDPOINT = "grid/meters"
-OPERATOR_ENDPOINT = "operator/dso"
-FEDERATES = ("grid", "ledger", "der")
-"""Federates of every study; `federate_names` adds the operator when a study needs it."""
-
-
-def federate_names(study: Study) -> tuple[str, ...]:
-    """The federates a study runs: the operator (DSO) joins for voltage regulation or charging coordination."""
-    market = study.market
-    return (*FEDERATES, "operator") if market.voltage_regulation or market.charging_coordination else FEDERATES
+# Shells and the core import these from here; they are declared in `gridledger.federation`.
+__all__ = [
+    "DER_ENDPOINT", "DER_SETPOINTS", "FEDERATES", "GRID_ENDPOINT", "LEDGER_ENDPOINT", "OPERATOR_ENDPOINT",
+    "Topology", "WiringError", "check_wiring", "federate_configs", "federate_names", "setpoint_key",
+]
 
 
 @dataclass(frozen=True)
@@ -55,18 +55,18 @@ class Topology:
     buses: tuple[int, ...]
     lines: tuple[int, ...]
 
-
-def setpoint_key(prosumer: str, quantity: str) -> str:
-    """HELICS key of one prosumer device setpoint."""
-    return f"der/{prosumer}/{quantity}"
-
-
-def _pub(key: str, unit: str) -> dict:
-    return {"key": key, "type": "double", "unit": unit, "global": True}
+    def elements(self, over: str | None) -> tuple:
+        """What a key placeholder (``"prosumer"``, ``"bus"``, ``"line"``) ranges over; (None,) for a single key."""
+        return {None: (None,), "prosumer": self.prosumers, "bus": self.buses, "line": self.lines}[over]
 
 
-def _sub(key: str, unit: str, default: float) -> dict:
-    return {"key": key, "type": "double", "unit": unit, "default": default, "required": True}
+def _keys(values: list[Value], topology: Topology) -> list[tuple[Value, str]]:
+    """(value, key) of every value over the topology, element by element (all of a prosumer's setpoints together)."""
+    by_placeholder: dict[str | None, list[Value]] = {}
+    for value in values:
+        by_placeholder.setdefault(value.over, []).append(value)
+    return [(value, value.key_of(element))
+            for over, group in by_placeholder.items() for element in topology.elements(over) for value in group]
 
 
 def federate_configs(study: Study, topology: Topology, broker_port: int) -> dict[str, dict]:
@@ -80,46 +80,21 @@ def federate_configs(study: Study, topology: Topology, broker_port: int) -> dict
     }
     if study.helics.core_type == "inproc":
         common["core_init_string"] = "--federates=1"
-    setpoint_pubs = [
-        _pub(setpoint_key(p, q), unit) for p in topology.prosumers for q, unit in DER_SETPOINTS
-    ]
-    setpoint_subs = [
-        _sub(setpoint_key(p, q), unit, 0.0) for p in topology.prosumers for q, unit in DER_SETPOINTS
-    ]
-    grid_pubs = (
-        [_pub(f"grid/bus/{b}/vm_pu", "pu") for b in topology.buses]
-        + [_pub(f"grid/line/{line}/loading_percent", "%") for line in topology.lines]
-        + [_pub("grid/substation/p_mw", "MW"), _pub("grid/substation/q_mvar", "MVAr"),
-           _pub("grid/substation/pl_mw", "MW")]
-    )
-    configs = {
-        "grid": {
-            **common,
-            "name": "grid",
-            "publications": grid_pubs,
-            "subscriptions": setpoint_subs,
-            "endpoints": [{"name": GRID_ENDPOINT, "global": True}],
-        },
-        "der": {
-            **common,
-            "name": "der",
-            "publications": setpoint_pubs,
-            "endpoints": [{"name": DER_ENDPOINT, "global": True}],
-        },
-        "ledger": {
-            **common,
-            "name": "ledger",
-            "endpoints": [{"name": LEDGER_ENDPOINT, "global": True}],
-        },
-    }
-    if "operator" in federate_names(study):
-        configs["operator"] = {
-            **common,
-            "name": "operator",
-            "subscriptions": [_sub(f"grid/bus/{b}/vm_pu", "pu", 1.0) for b in topology.buses]
-            + [_sub("grid/substation/p_mw", "MW", 0.0)],
-            "endpoints": [{"name": OPERATOR_ENDPOINT, "global": True}],
-        }
+    configs = {}
+    for federate in FEDERATION:
+        if not federate.runs.holds(study):
+            continue
+        published = _keys([v for v in VALUES if v.publisher == federate.name], topology)
+        subscribed = _keys([v for v in VALUES if federate.name in v.subscribers], topology)
+        config = {**common, "name": federate.name}
+        if published:
+            config["publications"] = [{"key": key, "type": v.type, "unit": v.unit, "global": True}
+                                      for v, key in published]
+        if subscribed:
+            config["subscriptions"] = [{"key": key, "type": v.type, "unit": v.unit, "default": v.default,
+                                        "required": True} for v, key in subscribed]
+        config["endpoints"] = [{"name": federate.endpoint, "global": True}]
+        configs[federate.name] = config
     return configs
 
 
@@ -127,7 +102,22 @@ class WiringError(ValueError):
     """Federate configs whose interfaces do not connect."""
 
 
-def check_wiring(configs: dict[str, dict]) -> None:
+def check_wiring(configs: dict[str, dict], study: Study) -> None:
+    """Values and messages connect: each subscription has one publisher of its unit, each message its endpoints.
+
+    Raises
+    ------
+    WiringError
+        Naming the key or message, the federate and what it lacks.
+    """
+    _check_values(configs)
+    endpoints = [ep["name"] for cfg in configs.values() for ep in cfg.get("endpoints", [])]
+    if len(set(endpoints)) != len(endpoints):
+        raise WiringError(f"duplicate endpoint names: {sorted(endpoints)}")
+    _check_messages(configs, study)
+
+
+def _check_values(configs: dict[str, dict]) -> None:
     """Every subscription has exactly one publisher with the same unit; keys are unique."""
     publishers: dict[str, tuple[str, str]] = {}
     for fed, cfg in configs.items():
@@ -144,6 +134,28 @@ def check_wiring(configs: dict[str, dict]) -> None:
                     f"{fed} expects {sub['key']} in {sub['unit']}, "
                     f"{publishers[sub['key']][0]} publishes {publishers[sub['key']][1]}"
                 )
-    endpoints = [ep["name"] for cfg in configs.values() for ep in cfg.get("endpoints", [])]
-    if len(set(endpoints)) != len(endpoints):
-        raise WiringError(f"duplicate endpoint names: {sorted(endpoints)}")
+
+
+def _check_messages(configs: dict[str, dict], study: Study) -> None:
+    """Every message the study uses leaves from its sender's endpoint and reaches each receiving endpoint.
+
+    A federate the study does not run neither sends nor receives; one it
+    runs must have its endpoint in its config whatever the configs hold.
+    """
+    running = set(federate_names(study))
+    for message in MESSAGES:
+        if not message.when.holds(study):
+            continue
+        for sender in message.senders:
+            if endpoint_owner(sender) not in running:
+                continue
+            for receiver in message.receivers:
+                for role, endpoint in (("send", sender), ("receive", receiver)):
+                    owner = endpoint_owner(endpoint)
+                    if owner in running and not _has_endpoint(configs.get(owner, {}), endpoint):
+                        raise WiringError(f"message {message.kind!r} ({sender} -> {receiver}): federate {owner!r} "
+                                          f"has no endpoint {endpoint!r} to {role} it on")
+
+
+def _has_endpoint(config: dict, endpoint: str) -> bool:
+    return any(ep["name"] == endpoint for ep in config.get("endpoints", []))

@@ -87,7 +87,7 @@ def prepare(study_path: str | Path, runs_root: str | Path = "runs") -> Prepared:
     )
     port = study.helics.port or free_port()
     configs = federate_configs(study, topology, port)
-    check_wiring(configs)
+    check_wiring(configs, study)
     run_dir = Path(runs_root) / study.name / run_timestamp()
     suffix = 1
     while run_dir.exists():

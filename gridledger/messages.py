@@ -1,20 +1,59 @@
-"""JSON messages the ledger sends to agents and meters over HELICS endpoints.
+"""JSON messages between federates over HELICS endpoints, as `gridledger.federation` declares them.
 
-Transactions travel the other way as raw signed bytes. Three message types:
+Signed transactions travel to ``ledger/tx`` as raw bytes; every other
+message is one JSON object whose ``type`` names a declared message kind and
+whose other keys are exactly its declared fields. `encode` refuses anything
+else, so a message cannot drift from its declaration. The kinds, generated
+from the declaration:
 
-``deployed``  {"addresses": {contract: address}, "chain_id": int}, sent before time 0
-``receipts``  {"receipts": [receipt, ...]} for the transactions a sender sent
-``cleared``   {"interval": k, "price_wei_per_wh": p, "positions_wh": {address: q}}
 """
 
 from __future__ import annotations
 
 import json
 
+from gridledger.federation import MESSAGE_BY_KIND, MESSAGES, Field, message_table
+
+# Generated, so the listing cannot drift from the declaration (python -OO strips docstrings: `or ""`).
+__doc__ = (__doc__ or "") + message_table()
+
+
+class MessageError(ValueError):
+    """A message whose kind or fields are not declared."""
+
 
 def encode(kind: str, **body: object) -> bytes:
-    """A message as bytes."""
+    """A declared message as bytes: its fields, plus ``type`` = `kind`, as sorted-key JSON.
+
+    Raises
+    ------
+    MessageError
+        If `kind` is not a declared JSON message, or the fields of `body`
+        (or of an object nested in it) are not exactly the declared ones.
+    """
+    message = MESSAGE_BY_KIND.get(kind)
+    if message is None or message.encoding != "json":
+        known = ", ".join(m.kind for m in MESSAGES if m.encoding == "json")
+        raise MessageError(f"message {kind!r} is not a declared JSON message; declared: {known}")
+    _check_fields(kind, "body", message.fields, body)
     return json.dumps({"type": kind, **body}, sort_keys=True).encode()
+
+
+def _check_fields(kind: str, where: str, fields: tuple[Field, ...], body: dict) -> None:
+    """`body` has exactly the `fields`; objects nested in a field with declared fields likewise."""
+    declared = {f.name for f in fields}
+    if set(body) != declared:
+        missing, extra = sorted(declared - set(body)), sorted(set(body) - declared)
+        raise MessageError(f"message {kind!r}: {where} has fields {sorted(body)}, declared {sorted(declared)} "
+                           f"(missing {missing}, extra {extra})")
+    for field in fields:
+        value = body[field.name]
+        if not field.fields or value is None:
+            continue
+        items = value if isinstance(value, list) else [value]
+        for i, item in enumerate(items):
+            path = f"{field.name}[{i}]" if isinstance(value, list) else field.name
+            _check_fields(kind, path, field.fields, item)
 
 
 def decode(payload: bytes) -> dict:

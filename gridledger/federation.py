@@ -1,0 +1,298 @@
+"""The federation declared once, as data: federates, HELICS values and endpoint messages.
+
+After mosaik's ``META``: every federate with its endpoint, every
+publication key pattern with its type, unit, default, publisher and
+subscribers, and every endpoint message type with its fields (type and
+unit), sender, receiving endpoints and the study setting that puts it in
+use. The HELICS configs (`gridledger.interfaces`), the wiring check before
+launch, the message codec (`gridledger.messages`) and the message table of
+``docs/nomenclature.md`` all read this module; none spells an interface
+again.
+
+Units of HELICS values are `gridledger.units`' labels (pandapower's
+spelling, ``"Mvar"``); units of message fields are spelled as in
+``docs/nomenclature.md``; ``""`` marks an identifier, an index or a name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from gridledger.contracts.mechanisms import MECHANISMS
+from gridledger.units import MVAR, MW, PERCENT, PU
+
+if TYPE_CHECKING:
+    from gridledger.study import Study
+
+LEDGER_ENDPOINT = "ledger/tx"
+DER_ENDPOINT = "der/agents"
+GRID_ENDPOINT = "grid/meters"
+OPERATOR_ENDPOINT = "operator/dso"
+
+
+@dataclass(frozen=True)
+class When:
+    """A study setting under which a federate runs or an interface is in use."""
+
+    setting: str
+    """How a study author turns it on, as the docs say it."""
+    holds: Callable[[Study], bool]
+
+
+ALWAYS = When("always", lambda study: True)
+VOLTAGE_REGULATION = When("`market.voltage_regulation`", lambda study: study.market.voltage_regulation)
+CHARGING_COORDINATION = When("`market.charging_coordination`", lambda study: study.market.charging_coordination)
+OPERATOR_RUNS = When(
+    "`market.voltage_regulation` or `market.charging_coordination`",
+    lambda study: study.market.voltage_regulation or study.market.charging_coordination,
+)
+LOT_AUCTION = When("`market.mechanism` is a lot auction",
+                   lambda study: MECHANISMS[study.market.mechanism].is_lot_auction)
+INVERTER_CURVES = When(
+    "`prosumers.pv.inverter.volt_var` or `volt_watt`",
+    lambda study: study.prosumers.pv.inverter.volt_var or study.prosumers.pv.inverter.volt_watt,
+)
+
+
+@dataclass(frozen=True)
+class Federate:
+    """One HELICS federate: its name, its one endpoint and when a study runs it."""
+
+    name: str
+    endpoint: str
+    runs: When
+
+
+FEDERATION = (
+    Federate("grid", GRID_ENDPOINT, ALWAYS),
+    Federate("ledger", LEDGER_ENDPOINT, ALWAYS),
+    Federate("der", DER_ENDPOINT, ALWAYS),
+    Federate("operator", OPERATOR_ENDPOINT, OPERATOR_RUNS),
+)
+FEDERATES = tuple(f.name for f in FEDERATION if f.runs is ALWAYS)
+"""Federates of every study; `federate_names` adds the operator when a study needs it."""
+
+
+def federate_names(study: Study) -> tuple[str, ...]:
+    """The federates a study runs: the operator (DSO) joins for voltage regulation or charging coordination."""
+    return tuple(f.name for f in FEDERATION if f.runs.holds(study))
+
+
+def endpoint_owner(endpoint: str) -> str:
+    """The federate whose endpoint this is."""
+    return next(f.name for f in FEDERATION if f.endpoint == endpoint)
+
+
+@dataclass(frozen=True)
+class Value:
+    """One HELICS value: a key pattern published by one federate, read by its subscribers.
+
+    ``key`` holds at most one placeholder, ``{prosumer}``, ``{bus}`` or
+    ``{line}``, filled with the names of `gridledger.interfaces.Topology`.
+    """
+
+    key: str
+    unit: str
+    default: float
+    publisher: str
+    subscribers: tuple[str, ...]
+    meaning: str
+    type: str = "double"
+
+    @property
+    def over(self) -> str | None:
+        """The placeholder of the key (``"prosumer"``, ``"bus"``, ``"line"``), None for a single key."""
+        return self.key.split("{")[1].split("}")[0] if "{" in self.key else None
+
+    @property
+    def quantity(self) -> str:
+        """The last part of the key: the value's name in `docs/nomenclature.md`."""
+        return self.key.rsplit("/", 1)[1]
+
+    def key_of(self, element: str | int | None = None) -> str:
+        """The key for one prosumer, bus or line (none for a single key)."""
+        return self.key.format(**{self.over: element}) if self.over else self.key
+
+
+def _setpoint(quantity: str, unit: str, meaning: str) -> Value:
+    return Value(f"der/{{prosumer}}/{quantity}", unit, 0.0, "der", ("grid",), meaning)
+
+
+VALUES = (
+    _setpoint("load_p_mw", MW, "prosumer consumption, positive = consuming"),
+    _setpoint("load_q_mvar", MVAR, "prosumer reactive consumption"),
+    _setpoint("pv_p_mw", MW, "PV output, positive = generating"),
+    _setpoint("battery_p_mw", MW, "battery power, positive = charging"),
+    _setpoint("pv_curtailed_p_mw", MW, "PV power curtailed for voltage regulation"),
+    # Nominal voltage until the grid's first power flow: no false alarm at the operator's start.
+    Value("grid/bus/{bus}/vm_pu", PU, 1.0, "grid", ("operator",), "bus voltage magnitude"),
+    Value("grid/line/{line}/loading_percent", PERCENT, 0.0, "grid", (), "line loading"),
+    Value("grid/substation/p_mw", MW, 0.0, "grid", ("operator",), "import from the external grid"),
+    Value("grid/substation/q_mvar", MVAR, 0.0, "grid", (), "reactive import from the external grid"),
+    Value("grid/substation/pl_mw", MW, 0.0, "grid", (), "feeder losses"),
+)
+DER_SETPOINTS = tuple((v.quantity, v.unit) for v in VALUES if v.publisher == "der")
+"""(quantity, unit) of each prosumer device setpoint the DER federate publishes every step."""
+_VALUE = {v.key: v for v in VALUES}
+
+
+def setpoint_key(prosumer: str, quantity: str) -> str:
+    """HELICS key of one prosumer device setpoint (a quantity of `DER_SETPOINTS`)."""
+    return _VALUE[f"der/{{prosumer}}/{quantity}"].key_of(prosumer)
+
+
+def bus_vm_key(bus: int) -> str:
+    """HELICS key of a bus voltage magnitude. [pu]"""
+    return _VALUE["grid/bus/{bus}/vm_pu"].key_of(bus)
+
+
+def line_loading_key(line: int) -> str:
+    """HELICS key of a line loading. [%]"""
+    return _VALUE["grid/line/{line}/loading_percent"].key_of(line)
+
+
+SUBSTATION_P_KEY = _VALUE["grid/substation/p_mw"].key
+SUBSTATION_Q_KEY = _VALUE["grid/substation/q_mvar"].key
+SUBSTATION_PL_KEY = _VALUE["grid/substation/pl_mw"].key
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field of a message: JSON type, unit, meaning and, for objects, their own fields.
+
+    ``fields`` are the keys of the object, or of every object of the array,
+    the field holds (empty: not checked, as for maps keyed by address).
+    """
+
+    name: str
+    type: str
+    unit: str
+    meaning: str
+    fields: tuple[Field, ...] = ()
+
+
+@dataclass(frozen=True)
+class Message:
+    """One endpoint message type: who sends it to whom, when, with which fields.
+
+    ``encoding`` is ``"json"`` (`gridledger.messages.encode`, ``type`` =
+    ``kind``) or ``"raw"`` (signed transaction bytes, no fields).
+    """
+
+    kind: str
+    senders: tuple[str, ...]
+    receivers: tuple[str, ...]
+    when: When
+    meaning: str
+    fields: tuple[Field, ...] = ()
+    encoding: str = "json"
+
+
+TX_SENDERS = (DER_ENDPOINT, GRID_ENDPOINT, OPERATOR_ENDPOINT)
+"""Endpoints that send signed transactions, and so get receipts back."""
+_INTERVAL = Field("interval", "int", "", "market interval index k")
+_RECEIPT = (
+    Field("tx_hash", "str", "", "transaction hash, hex"),
+    Field("sender", "address or null", "", "signer; null if the bytes did not decode"),
+    Field("nonce", "int or null", "", "sender's nonce; null if the bytes did not decode"),
+    Field("status", "int", "", "1 = success, 0 = reverted or rejected"),
+    Field("included", "bool", "", "mined into a block (false: rejected before execution)"),
+    Field("revert_reason", "str or null", "", "the contract's reason string"),
+    Field("gas_used", "int", "gas", "gas charged"),
+)
+_LOT = (
+    Field("lot_id", "int", "", "lot number in the interval"),
+    Field("seller", "address", "", "prosumer selling the lot"),
+    Field("energy_wh", "int", "Wh", "energy of the lot"),
+    Field("reserve_price_wei_per_wh", "int", "wei/Wh", "the seller's reserve price"),
+    Field("leader", "address", "", "leading bidder; the empty address before a bid leads"),
+    Field("price_wei_per_wh", "int", "wei/Wh", "leading price; 0 before a bid leads"),
+)
+_REQUEST = (
+    Field("request_id", "int", "", "the contract's request number"),
+    _INTERVAL,
+    Field("zone", "{bus: int}", "10⁻⁶ pu/kW", "voltage sensitivity of each zone bus"),
+    Field("p_w", "int", "W", "injection reduction requested"),
+    Field("price_cap_wei_per_wh", "int", "wei/Wh", "highest offer price accepted"),
+    Field("window_s", "int", "s", "length of the delivery window"),
+    Field("close_after", "int", "s", "block timestamp after which the request is closed"),
+)
+_AWARD = (
+    Field("request_id", "int", "", "the contract's request number"),
+    _INTERVAL,
+    Field("p_w", "{address: int}", "W", "curtailment awarded per DER"),
+)
+MESSAGES = (
+    Message("transaction", TX_SENDERS, (LEDGER_ENDPOINT,), ALWAYS,
+            "a signed raw Ethereum transaction (orders, bids, readings, offers, requests)", encoding="raw"),
+    Message("deployed", (LEDGER_ENDPOINT,), (DER_ENDPOINT, GRID_ENDPOINT, OPERATOR_ENDPOINT), ALWAYS,
+            "where the contracts are, sent before time 0", (
+                Field("addresses", "object", "", "the market's contracts and mechanism", (
+                    Field("registry", "address", "", "Registry contract"),
+                    Field("token", "address", "", "GridToken contract"),
+                    Field("auction", "address", "", "the mechanism's contract"),
+                    Field("settlement", "address", "", "Settlement contract"),
+                    Field("mechanism", "str", "", "`market.mechanism`"),
+                )),
+                Field("chain_id", "int", "", "chain id to sign transactions for"),
+                Field("flexibility", "address or null", "", "VoltageRegulation contract, null when off"),
+                Field("charging", "address or null", "", "ChargingCoordination contract, null when off"),
+            )),
+    Message("receipts", (LEDGER_ENDPOINT,), TX_SENDERS, ALWAYS,
+            "the receipts of the transactions an endpoint sent, after each block", (
+                Field("receipts", "[object]", "", "one per transaction, in sending order", _RECEIPT),
+            )),
+    Message("cleared", (LEDGER_ENDPOINT,), (DER_ENDPOINT,), ALWAYS,
+            "an interval's cleared positions, at its gate", (
+                _INTERVAL,
+                Field("positions_wh", "{address: int}", "Wh", "cleared position, positive = sold"),
+            )),
+    Message("lots", (LEDGER_ENDPOINT,), (DER_ENDPOINT,), LOT_AUCTION,
+            "the state of an interval's lots after each bidding round", (
+                _INTERVAL,
+                Field("lots", "[object]", "", "every lot in posting order", _LOT),
+            )),
+    Message("flex_requests", (LEDGER_ENDPOINT,), (DER_ENDPOINT,), VOLTAGE_REGULATION,
+            "the flexibility requests posted in a block", (
+                Field("requests", "[object]", "", "one per new request", _REQUEST),
+            )),
+    Message("flex_awards", (LEDGER_ENDPOINT,), (DER_ENDPOINT, GRID_ENDPOINT), VOLTAGE_REGULATION,
+            "an interval's flexibility awards, at its gate", (
+                Field("awards", "[object]", "", "one per request with an award", _AWARD),
+            )),
+    Message("charging", (LEDGER_ENDPOINT,), (DER_ENDPOINT,), CHARGING_COORDINATION,
+            "an interval's admitted EV charging, at its gate", (
+                Field("window", "int", "", "market interval index of the charging window"),
+                Field("admitted_w", "{address: int}", "W", "charging power admitted per account"),
+            )),
+    Message("inverters", (DER_ENDPOINT,), (GRID_ENDPOINT,), INVERTER_CURVES,
+            "the PV inverters' ratings and curves, sent once at the start", (
+                Field("prosumers", "[str]", "", "prosumers with PV"),
+                Field("s_rated_kva", "[float]", "kVA", "inverter apparent power rating"),
+                Field("p_rated_kw", "[float]", "kW", "inverter active power rating (kWp)"),
+                Field("volt_var", "object or null", "pu", "volt-var curve points (`VoltVarCurve`), null when off"),
+                Field("volt_watt", "object or null", "pu", "volt-watt curve points (`VoltWattCurve`), null when off"),
+            )),
+)
+MESSAGE_BY_KIND = {m.kind: m for m in MESSAGES}
+
+
+def message_table() -> str:
+    """Every message type and its fields as a Markdown table (for docs and the codec's docstring)."""
+    rows = ["| message | from → to | when | field | type | unit | meaning |", "|---|---|---|---|---|---|---|"]
+    for m in MESSAGES:
+        rows.append(f"| `{m.kind}` | {', '.join(m.senders)} → {', '.join(m.receivers)} | {m.when.setting} "
+                    f"| | {'bytes' if m.encoding == 'raw' else 'object'} | | {m.meaning} |")
+        rows += [f"| | | | `{name}` | {f.type} | {f.unit or '–'} | {f.meaning} |" for name, f in _flat(m.fields)]
+    return "\n".join(rows)
+
+
+def _flat(fields: tuple[Field, ...], prefix: str = "") -> list[tuple[str, Field]]:
+    """Fields and their nested fields, nested names written ``outer.inner``."""
+    out = []
+    for f in fields:
+        out.append((prefix + f.name, f))
+        out += _flat(f.fields, f"{prefix}{f.name}.")
+    return out
