@@ -390,7 +390,7 @@ def _record_fills(
     for rank: uint256 in range(len(accounts), bound=book.MAX_ORDERS):
         if fill_wh[rank] == 0:
             break
-        account: address = empty(address)
-        word: uint256 = 0
-        account, word = book._record_fill(interval, accounts, ranked[rank], fill_wh[rank])
+        entry: uint256 = ranked[rank]
+        account: address = accounts[(entry >> book.RANKED_INDEX_SHIFT) & book.RANKED_INDEX_MASK]
+        word: uint256 = book._record_fill(interval, account, entry, fill_wh[rank])
         log Trade(interval=interval, account=account, position_wh=book._position_wh(word))

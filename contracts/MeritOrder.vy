@@ -433,9 +433,9 @@ def _record_clearing(
         fill_wh: uint256 = matching.fill_wh[rank]
         if fill_wh == 0:
             break
-        account: address = empty(address)
-        word: uint256 = 0
-        account, word = book._record_fill(interval, accounts, offers[rank], fill_wh)
+        entry: uint256 = offers[rank]
+        account: address = accounts[(entry >> book.RANKED_INDEX_SHIFT) & book.RANKED_INDEX_MASK]
+        word: uint256 = book._record_fill(interval, account, entry, fill_wh)
         log Trade(interval=interval, account=account, position_wh=book._position_wh(word))
     log Cleared(
         interval=interval,

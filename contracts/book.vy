@@ -371,18 +371,16 @@ def _sorted(interval: uint256, accounts: DynArray[address, MAX_ORDERS], descendi
 
 
 @internal
-def _record_fill(
-    interval: uint256, accounts: DynArray[address, MAX_ORDERS], entry: uint256, fill_wh: uint256
-) -> (address, uint256):
+def _record_fill(interval: uint256, account: address, entry: uint256, fill_wh: uint256) -> uint256:
     """
     @dev Stores the fill of one ranked order in its order word.
     @param interval Index of the market interval.
-    @param accounts That order's side's accounts, in submission order.
+    @param account The order's account, that of its side's index
+           `(entry >> RANKED_INDEX_SHIFT) & RANKED_INDEX_MASK`.
     @param entry The order's entry (`RANKED_*`).
     @param fill_wh Its filled energy; positive. [Wh]
-    @return (address, uint256) The order's account and filled order word.
+    @return uint256 The filled order word.
     """
-    account: address = accounts[(entry >> RANKED_INDEX_SHIFT) & RANKED_INDEX_MASK]
     word: uint256 = entry & RANKED_WORD_MASK | fill_wh << ORDER_FILL_SHIFT
     self._order_word[interval][account] = word
-    return account, word
+    return word
