@@ -15,6 +15,9 @@
         O(n^2) (cheaper for small books: no order in the calldata).
         Interval k starts at `start_timestamp + k * interval_s`; its gate
         closes `gate_closure_s` seconds earlier.
+        Shared modules: `gate.vy` (interval timing), `escrow.vy`
+        (settlement binding) and `book.vy`; their reasons carry
+        their own prefixes (`gate:`, `escrow:`, `book:`).
         Functions:
         - `bind_settlement`, `submit_order` (`external` functions),
         - `clear`, `clear_onchain` (`external` functions),
@@ -32,7 +35,7 @@
         Storage is packed to keep the slots an interval touches few:
         an order and its cleared fill share one word per account and
         interval, and an interval's outcome is one word (layouts at the
-        `_ORDER_*` and `_OUTCOME_*` constants).
+        `book.ORDER_*` and `_OUTCOME_*` constants).
         Escrow: a bid locks energy * (limit price + grid fee) of the
         bidder's free credit in the bound `Settlement.vy` (`lock`), or
         the bid reverts; the filled part never costs more, and anyone
@@ -44,15 +47,31 @@
 """
 
 
+from . import book
+from . import escrow
+from . import gate
+
+initializes: gate
+initializes: escrow
+initializes: book[gate := gate]
+
+exports: (
+    gate.__interface__,
+    escrow.__interface__,
+    book.MAX_ORDERS,
+    book.MAX_ENERGY_WH,
+    book.MAX_PRICE_WEI_PER_WH,
+    book.order_count,
+    book.order,
+    book.orders,
+    book.has_order,
+    book.cleared,
+)
+
+
 # @dev Role queries against the market's registry.
 interface Registry:
     def has_role(account: address, role: uint256) -> bool: view
-
-
-# @dev Escrow calls into the market's settlement (see `Settlement.vy`).
-interface Settlement:
-    def auction() -> address: view
-    def lock(account: address, interval: uint256, energy_wh: uint256, price_wei_per_wh: uint256): nonpayable
 
 
 # @dev Registry role bit of the operator (see `Registry.vy`).
@@ -63,66 +82,14 @@ _ROLE_OPERATOR: constant(uint256) = 1
 _ROLE_PROSUMER: constant(uint256) = 2
 
 
-# @dev Most orders on one side of one interval's book.
-MAX_ORDERS: public(constant(uint256)) = 256
-
-
-# @dev Largest energy of one order: 1 TWh keeps every payment product
-# far inside int256 and fits the 40-bit energy fields below. [Wh]
-MAX_ENERGY_WH: public(constant(uint256)) = 10**12
-
-
-# @dev Largest price cap the constructor accepts; fits the 80-bit
-# price fields below. [wei/Wh]
-MAX_PRICE_WEI_PER_WH: public(constant(uint256)) = 10**24
-
-
-# @dev Packed order word of one account in one interval, zero while it
-# has no order: bits [0, 40) energy [Wh], [40, 120) limit price
-# [wei/Wh], [120, 160) energy filled at clearing [Wh], bit 160 set for
-# an ask. Energy is at least 1 Wh, so an order's word is never zero.
-_ORDER_ENERGY_MASK: constant(uint256) = 2**40 - 1
-_ORDER_PRICE_SHIFT: constant(uint256) = 40
-_ORDER_PRICE_MASK: constant(uint256) = 2**80 - 1
-_ORDER_FILL_SHIFT: constant(uint256) = 120
-_ORDER_ASK_SHIFT: constant(uint256) = 160
-
-
-# @dev Packed outcome word of one interval, zero until it clears:
-# bits [0, 80) clearing price [wei/Wh], [80, 144) volume [Wh]
-# (at most MAX_ORDERS * MAX_ENERGY_WH < 2**48), bit 144 set once cleared.
+# @dev Packed outcome word of one interval (`book._outcome_word`), zero
+# until it clears: bits [0, 80) clearing price [wei/Wh], [80, 144)
+# volume [Wh] (at most MAX_ORDERS * MAX_ENERGY_WH < 2**48), bit 144 set
+# once cleared.
 _OUTCOME_PRICE_MASK: constant(uint256) = 2**80 - 1
 _OUTCOME_VOLUME_SHIFT: constant(uint256) = 80
 _OUTCOME_VOLUME_MASK: constant(uint256) = 2**64 - 1
 _OUTCOME_CLEARED: constant(uint256) = 2**144
-
-
-# @dev Entry of one order in a side ranked by priority, as `clear` and
-# `clear_onchain` hand it to the matching: bits [0, 161) its order word
-# (not yet filled), [161, 169) its index on its side (MAX_ORDERS = 2**8)
-# and, in the sort keys of `clear_onchain` only, [169, 249) its price
-# [wei/Wh], complemented for bids, so that ascending keys are priority
-# order.
-_RANKED_WORD_MASK: constant(uint256) = 2**161 - 1
-_RANKED_INDEX_SHIFT: constant(uint256) = 161
-_RANKED_INDEX_MASK: constant(uint256) = MAX_ORDERS - 1
-_RANKED_PRICE_SHIFT: constant(uint256) = 169
-
-
-# @dev One order of a book.
-struct Order:
-    account: address
-    energy_wh: uint256
-    price_wei_per_wh: uint256
-
-
-# @dev What settling one account's reading needs from one interval;
-# the interface every market mechanism offers `Settlement.vy`.
-struct SettlementTerms:
-    cleared: bool
-    position_wh: int256
-    value_wei: int256
-    end_timestamp: uint256
 
 
 # @dev Outcome of matching a book ranked by priority: price [wei/Wh],
@@ -130,60 +97,16 @@ struct SettlementTerms:
 struct Matching:
     price_wei_per_wh: uint256
     volume_wh: uint256
-    bid_fill_wh: uint256[MAX_ORDERS]
-    ask_fill_wh: uint256[MAX_ORDERS]
+    bid_fill_wh: uint256[book.MAX_ORDERS]
+    ask_fill_wh: uint256[book.MAX_ORDERS]
 
 
 # @dev Registry that grants the prosumer and operator roles.
 registry: public(immutable(Registry))
 
 
-# @dev Start of interval 0. [s since the Unix epoch]
-start_timestamp: public(immutable(uint256))
-
-
-# @dev Length of one market interval. [s]
-interval_s: public(immutable(uint256))
-
-
-# @dev How long before its start an interval's gate closes. [s]
-gate_closure_s: public(immutable(uint256))
-
-
 # @dev Highest price an order may carry. [wei/Wh]
 price_cap_wei_per_wh: public(immutable(uint256))
-
-
-# @dev Account that deployed this contract and binds its settlement.
-deployer: public(immutable(address))
-
-
-# @dev Settlement that escrows bids; the zero address until bound.
-settlement: public(Settlement)
-
-
-# @dev Accounts with an order in each interval, bids under False and
-# asks under True, in submission order.
-_accounts: HashMap[uint256, HashMap[bool, DynArray[address, MAX_ORDERS]]]
-
-
-# @dev Packed order word of each account per interval (`_ORDER_*`).
-_order_word: HashMap[uint256, HashMap[address, uint256]]
-
-
-# @dev Packed outcome word of each interval (`_OUTCOME_*`).
-_outcome_word: HashMap[uint256, uint256]
-
-
-# @dev Emitted for every accepted order; `index` is its place
-# on its side of the book.
-event OrderSubmitted:
-    interval: indexed(uint256)
-    account: indexed(address)
-    is_ask: bool
-    energy_wh: uint256
-    price_wei_per_wh: uint256
-    index: uint256
 
 
 # @dev Emitted once per filled order when an interval clears.
@@ -198,11 +121,6 @@ event Cleared:
     interval: indexed(uint256)
     price_wei_per_wh: uint256
     volume_wh: uint256
-
-
-# @dev Emitted once, when the deployer binds the settlement.
-event SettlementBound:
-    settlement: indexed(address)
 
 
 @deploy
@@ -221,32 +139,11 @@ def __init__(
     @param price_cap_wei_per_wh_ Highest order price; positive and at
            most `MAX_PRICE_WEI_PER_WH`. [wei/Wh]
     """
-    assert interval_s_ != 0, "auction: zero interval"
-    assert gate_closure_s_ <= start_timestamp_, "auction: gate closure before epoch"
-    assert price_cap_wei_per_wh_ != 0 and price_cap_wei_per_wh_ <= MAX_PRICE_WEI_PER_WH, "auction: price cap out of range"
+    gate.__init__(start_timestamp_, interval_s_, gate_closure_s_)
+    assert price_cap_wei_per_wh_ != 0 and price_cap_wei_per_wh_ <= book.MAX_PRICE_WEI_PER_WH, "auction: price cap out of range"
+    escrow.__init__()
     registry = registry_
-    start_timestamp = start_timestamp_
-    interval_s = interval_s_
-    gate_closure_s = gate_closure_s_
     price_cap_wei_per_wh = price_cap_wei_per_wh_
-    deployer = msg.sender
-
-
-@external
-def bind_settlement(settlement_: Settlement):
-    """
-    @dev Binds the settlement that escrows bids, once; the settlement
-         is deployed after this contract because it names it.
-    @param settlement_ A settlement whose `auction` is this contract.
-    """
-    # checks
-    assert msg.sender == deployer, "auction: caller is not the deployer"
-    assert self.settlement.address == empty(address), "auction: settlement already bound"
-    assert staticcall settlement_.auction() == self, "auction: settlement of another mechanism"
-
-    # effects
-    self.settlement = settlement_
-    log SettlementBound(settlement=settlement_.address)
 
 
 @external
@@ -261,42 +158,22 @@ def submit_order(interval: uint256, is_ask: bool, energy_wh: uint256, price_wei_
     """
     # checks
     assert staticcall registry.has_role(msg.sender, _ROLE_PROSUMER), "auction: caller is not a prosumer"
-    assert energy_wh != 0, "auction: zero energy"
-    assert energy_wh <= MAX_ENERGY_WH, "auction: energy above limit"
-    assert price_wei_per_wh != 0, "auction: zero price"
-    assert price_wei_per_wh <= price_cap_wei_per_wh, "auction: price above cap"
-    assert block.timestamp < self._gate_timestamp(interval), "auction: gate closed"
-    assert self._order_word[interval][msg.sender] == 0, "auction: order exists"
-    index: uint256 = len(self._accounts[interval][is_ask])
-    assert index < MAX_ORDERS, "auction: book full"
-    assert self.settlement.address != empty(address), "auction: settlement not bound"
+    index: uint256 = book._check_order(interval, msg.sender, is_ask, energy_wh, price_wei_per_wh, price_cap_wei_per_wh)
+    escrow._check_bound()
 
     # effects
-    self._order_word[interval][msg.sender] = (
-        energy_wh
-        | price_wei_per_wh << _ORDER_PRICE_SHIFT
-        | convert(is_ask, uint256) << _ORDER_ASK_SHIFT
-    )
-    self._accounts[interval][is_ask].append(msg.sender)
-    log OrderSubmitted(
-        interval=interval,
-        account=msg.sender,
-        is_ask=is_ask,
-        energy_wh=energy_wh,
-        price_wei_per_wh=price_wei_per_wh,
-        index=index,
-    )
+    book._add_order(interval, msg.sender, is_ask, energy_wh, price_wei_per_wh, index)
 
     # interactions
     if not is_ask:
-        extcall self.settlement.lock(msg.sender, interval, energy_wh, price_wei_per_wh)
+        extcall escrow.settlement.lock(msg.sender, interval, energy_wh, price_wei_per_wh)
 
 
 @external
 def clear(
     interval: uint256,
-    bid_order: DynArray[uint256, MAX_ORDERS],
-    ask_order: DynArray[uint256, MAX_ORDERS],
+    bid_order: DynArray[uint256, book.MAX_ORDERS],
+    ask_order: DynArray[uint256, book.MAX_ORDERS],
     price_wei_per_wh: uint256,
     volume_wh: uint256,
 ):
@@ -315,10 +192,10 @@ def clear(
     """
     # checks
     self._check_clearable(interval)
-    bid_accounts: DynArray[address, MAX_ORDERS] = self._accounts[interval][False]
-    ask_accounts: DynArray[address, MAX_ORDERS] = self._accounts[interval][True]
-    bids: uint256[MAX_ORDERS] = self._ranked(interval, bid_accounts, bid_order, True)
-    asks: uint256[MAX_ORDERS] = self._ranked(interval, ask_accounts, ask_order, False)
+    bid_accounts: DynArray[address, book.MAX_ORDERS] = book._accounts[interval][False]
+    ask_accounts: DynArray[address, book.MAX_ORDERS] = book._accounts[interval][True]
+    bids: uint256[book.MAX_ORDERS] = book._ranked(interval, bid_accounts, bid_order, True)
+    asks: uint256[book.MAX_ORDERS] = book._ranked(interval, ask_accounts, ask_order, False)
     matching: Matching = self._match(bids, len(bid_accounts), asks, len(ask_accounts))
     assert matching.price_wei_per_wh == price_wei_per_wh, "auction: wrong clearing price"
     assert matching.volume_wh == volume_wh, "auction: wrong cleared volume"
@@ -337,78 +214,14 @@ def clear_onchain(interval: uint256):
     """
     # checks
     self._check_clearable(interval)
-    bid_accounts: DynArray[address, MAX_ORDERS] = self._accounts[interval][False]
-    ask_accounts: DynArray[address, MAX_ORDERS] = self._accounts[interval][True]
-    bids: uint256[MAX_ORDERS] = self._sorted(interval, bid_accounts, True)
-    asks: uint256[MAX_ORDERS] = self._sorted(interval, ask_accounts, False)
+    bid_accounts: DynArray[address, book.MAX_ORDERS] = book._accounts[interval][False]
+    ask_accounts: DynArray[address, book.MAX_ORDERS] = book._accounts[interval][True]
+    bids: uint256[book.MAX_ORDERS] = book._sorted(interval, bid_accounts, True)
+    asks: uint256[book.MAX_ORDERS] = book._sorted(interval, ask_accounts, False)
     matching: Matching = self._match(bids, len(bid_accounts), asks, len(ask_accounts))
 
     # effects
     self._record_clearing(interval, bid_accounts, bids, ask_accounts, asks, matching)
-
-
-@external
-@view
-def order_count(interval: uint256, is_ask: bool) -> uint256:
-    """
-    @dev Number of orders on one side of an interval's book.
-    @param interval Index of the market interval.
-    @param is_ask True for asks, False for bids.
-    @return uint256 The number of orders.
-    """
-    return len(self._accounts[interval][is_ask])
-
-
-@external
-@view
-def order(interval: uint256, is_ask: bool, index: uint256) -> Order:
-    """
-    @dev One order of an interval's book.
-    @param interval Index of the market interval.
-    @param is_ask True for asks, False for bids.
-    @param index Place of the order on its side, in submission order.
-    @return Order The account, energy [Wh] and price [wei/Wh].
-    """
-    assert index < len(self._accounts[interval][is_ask]), "auction: no such order"
-    return self._order(interval, self._accounts[interval][is_ask][index])
-
-
-@external
-@view
-def orders(interval: uint256, is_ask: bool) -> DynArray[Order, MAX_ORDERS]:
-    """
-    @dev All orders on one side of an interval's book.
-    @param interval Index of the market interval.
-    @param is_ask True for asks, False for bids.
-    @return DynArray The orders in submission order.
-    """
-    book: DynArray[Order, MAX_ORDERS] = []
-    for account: address in self._accounts[interval][is_ask]:
-        book.append(self._order(interval, account))
-    return book
-
-
-@external
-@view
-def has_order(interval: uint256, account: address) -> bool:
-    """
-    @dev Tells whether `account` has an order in `interval`.
-    @param interval Index of the market interval.
-    @param account The account to look up.
-    @return bool True once the account's order is accepted.
-    """
-    return self._order_word[interval][account] != 0
-
-
-@external
-@view
-def cleared(interval: uint256) -> bool:
-    """
-    @dev Tells whether `interval` has been cleared.
-    @param interval Index of the market interval.
-    @return bool True once the interval is cleared.
-    """
-    return self._outcome_word[interval] != 0
 
 
 @external
@@ -419,7 +232,7 @@ def clearing_price_wei_per_wh(interval: uint256) -> uint256:
     @param interval Index of the market interval.
     @return uint256 The clearing price. [wei/Wh]
     """
-    return self._outcome_word[interval] & _OUTCOME_PRICE_MASK
+    return book._outcome_word[interval] & _OUTCOME_PRICE_MASK
 
 
 @external
@@ -430,7 +243,7 @@ def cleared_volume_wh(interval: uint256) -> uint256:
     @param interval Index of the market interval.
     @return uint256 The traded energy. [Wh]
     """
-    return (self._outcome_word[interval] >> _OUTCOME_VOLUME_SHIFT) & _OUTCOME_VOLUME_MASK
+    return (book._outcome_word[interval] >> _OUTCOME_VOLUME_SHIFT) & _OUTCOME_VOLUME_MASK
 
 
 @external
@@ -442,12 +255,12 @@ def position_wh(interval: uint256, account: address) -> int256:
     @param account The account to look up.
     @return int256 Positive = sold (export), negative = bought (import). [Wh]
     """
-    return self._position_wh(self._order_word[interval][account])
+    return book._position_wh(book._order_word[interval][account])
 
 
 @external
 @view
-def settlement_terms(interval: uint256, account: address) -> SettlementTerms:
+def settlement_terms(interval: uint256, account: address) -> escrow.SettlementTerms:
     """
     @dev Everything the settlement of `account`'s reading for `interval`
          needs, in one call. All fields but `cleared` are zero while
@@ -459,94 +272,18 @@ def settlement_terms(interval: uint256, account: address) -> SettlementTerms:
             at the clearing price [wei] (positive = received) and the
             interval's end [s since the Unix epoch].
     """
-    outcome: uint256 = self._outcome_word[interval]
+    outcome: uint256 = book._outcome_word[interval]
     if outcome == 0:
-        return empty(SettlementTerms)
-    position_wh: int256 = self._position_wh(self._order_word[interval][account])
+        return empty(escrow.SettlementTerms)
+    position_wh: int256 = book._position_wh(book._order_word[interval][account])
     # |position| <= MAX_ENERGY_WH and price <= MAX_PRICE_WEI_PER_WH: the
     # product stays under 10**36.
-    return SettlementTerms(
+    return escrow.SettlementTerms(
         cleared=True,
         position_wh=position_wh,
         value_wei=unsafe_mul(convert(outcome & _OUTCOME_PRICE_MASK, int256), position_wh),
-        end_timestamp=self._interval_end_timestamp(interval),
+        end_timestamp=gate._interval_end_timestamp(interval),
     )
-
-
-@external
-@view
-def gate_timestamp(interval: uint256) -> uint256:
-    """
-    @dev First block timestamp at which `interval` takes no orders and
-         may be cleared.
-    @param interval Index of the market interval.
-    @return uint256 The gate closure time. [s since the Unix epoch]
-    """
-    return self._gate_timestamp(interval)
-
-
-@external
-@view
-def interval_end_timestamp(interval: uint256) -> uint256:
-    """
-    @dev End of `interval`, when its meter readings are complete.
-    @param interval Index of the market interval.
-    @return uint256 The end time. [s since the Unix epoch]
-    """
-    return self._interval_end_timestamp(interval)
-
-
-@internal
-@view
-def _gate_timestamp(interval: uint256) -> uint256:
-    """
-    @dev Gate closure time of `interval`.
-    @param interval Index of the market interval.
-    @return uint256 The gate closure time. [s since the Unix epoch]
-    """
-    return start_timestamp + interval * interval_s - gate_closure_s
-
-
-@internal
-@view
-def _interval_end_timestamp(interval: uint256) -> uint256:
-    """
-    @dev End time of `interval`.
-    @param interval Index of the market interval.
-    @return uint256 The end time. [s since the Unix epoch]
-    """
-    return start_timestamp + (interval + 1) * interval_s
-
-
-@internal
-@view
-def _order(interval: uint256, account: address) -> Order:
-    """
-    @dev Unpacked order of `account` in `interval`.
-    @param interval Index of the market interval.
-    @param account An account with an order in `interval`.
-    @return Order The account, energy [Wh] and price [wei/Wh].
-    """
-    word: uint256 = self._order_word[interval][account]
-    return Order(
-        account=account,
-        energy_wh=word & _ORDER_ENERGY_MASK,
-        price_wei_per_wh=(word >> _ORDER_PRICE_SHIFT) & _ORDER_PRICE_MASK,
-    )
-
-
-@internal
-@pure
-def _position_wh(word: uint256) -> int256:
-    """
-    @dev Signed fill of a packed order word.
-    @param word An order word, or zero for no order.
-    @return int256 The filled energy, positive for an ask. [Wh]
-    """
-    fill_wh: int256 = convert((word >> _ORDER_FILL_SHIFT) & _ORDER_ENERGY_MASK, int256)
-    if word >> _ORDER_ASK_SHIFT == 0:
-        return -fill_wh
-    return fill_wh
 
 
 @internal
@@ -561,101 +298,23 @@ def _check_clearable(interval: uint256):
         staticcall registry.has_role(msg.sender, _ROLE_PROSUMER)
         or staticcall registry.has_role(msg.sender, _ROLE_OPERATOR)
     ), "auction: caller is neither prosumer nor operator"
-    assert block.timestamp >= self._gate_timestamp(interval), "auction: gate open"
-    assert self._outcome_word[interval] == 0, "auction: already cleared"
-
-
-@internal
-@view
-def _ranked(
-    interval: uint256,
-    accounts: DynArray[address, MAX_ORDERS],
-    priority: DynArray[uint256, MAX_ORDERS],
-    descending: bool,
-) -> uint256[MAX_ORDERS]:
-    """
-    @dev Reverts unless `priority` lists every index of `accounts`
-         once, sorted by price (descending for bids, ascending for
-         asks) and by index among equal prices. The sort is strict,
-         so an index can only repeat where the order breaks: repeats
-         are looked for there only.
-    @param interval Index of the market interval.
-    @param accounts One side's accounts, in submission order.
-    @param priority The claimed priority order of `accounts`' indices.
-    @param descending True for bids, False for asks.
-    @return uint256[MAX_ORDERS] The side's entries (`_RANKED_*`) by
-            priority rank.
-    """
-    assert len(priority) == len(accounts), "auction: order length mismatch"
-    ranked: uint256[MAX_ORDERS] = empty(uint256[MAX_ORDERS])
-    previous: uint256 = 0
-    previous_price: uint256 = 0
-    for rank: uint256 in range(len(priority), bound=MAX_ORDERS):
-        index: uint256 = priority[rank]
-        assert index < len(accounts), "auction: order index out of range"
-        word: uint256 = self._order_word[interval][accounts[index]]
-        price: uint256 = (word >> _ORDER_PRICE_SHIFT) & _ORDER_PRICE_MASK
-        if rank != 0:
-            in_priority: bool = previous < index
-            if previous_price != price:
-                in_priority = (previous_price > price) == descending
-            if not in_priority:
-                for earlier: uint256 in range(rank, bound=MAX_ORDERS):
-                    assert priority[earlier] != index, "auction: order index repeated"
-                raise "auction: order not sorted"
-        ranked[rank] = index << _RANKED_INDEX_SHIFT | word
-        previous = index
-        previous_price = price
-    return ranked
-
-
-@internal
-@view
-def _sorted(interval: uint256, accounts: DynArray[address, MAX_ORDERS], descending: bool) -> uint256[MAX_ORDERS]:
-    """
-    @dev Sorts one side of a book on-chain by insertion sort of keys
-         (`_RANKED_*`): by price, descending for bids and ascending for
-         asks, and by index among equal prices, the order `_ranked`
-         checks. Keys are distinct, so the sort is strict.
-    @param interval Index of the market interval.
-    @param accounts One side's accounts, in submission order.
-    @param descending True for bids, False for asks.
-    @return uint256[MAX_ORDERS] The side's entries (`_RANKED_*`) by
-            priority rank.
-    """
-    keys: uint256[MAX_ORDERS] = empty(uint256[MAX_ORDERS])
-    for index: uint256 in range(len(accounts), bound=MAX_ORDERS):
-        word: uint256 = self._order_word[interval][accounts[index]]
-        price: uint256 = (word >> _ORDER_PRICE_SHIFT) & _ORDER_PRICE_MASK
-        if descending:
-            price = _ORDER_PRICE_MASK - price
-        key: uint256 = price << _RANKED_PRICE_SHIFT | index << _RANKED_INDEX_SHIFT | word
-        # Insert `key` into the sorted keys[0:index] by shifting the
-        # larger ones up. The loop runs at most `index` times, so
-        # `rank` stays positive inside it.
-        rank: uint256 = index
-        for _: uint256 in range(index, bound=MAX_ORDERS):
-            below: uint256 = keys[unsafe_sub(rank, 1)]
-            if below < key:
-                break
-            keys[rank] = below
-            rank = unsafe_sub(rank, 1)
-        keys[rank] = key
-    return keys
+    book._check_clearable(interval)
 
 
 @internal
 @pure
-def _match(bids: uint256[MAX_ORDERS], bid_count: uint256, asks: uint256[MAX_ORDERS], ask_count: uint256) -> Matching:
+def _match(
+    bids: uint256[book.MAX_ORDERS], bid_count: uint256, asks: uint256[book.MAX_ORDERS], ask_count: uint256
+) -> Matching:
     """
     @dev Matches two sides ranked by priority: while the best remaining
          bid price is at least the best remaining ask price the two
          trade the smaller remaining energy; the price is the floor of
          the midpoint of the last matched pair. Fills are kept by
          priority rank, so the filled orders of each side are a prefix.
-    @param bids Bid entries (`_RANKED_*`) by priority rank.
+    @param bids Bid entries (`book.RANKED_*`) by priority rank.
     @param bid_count Number of bids.
-    @param asks Ask entries (`_RANKED_*`) by priority rank.
+    @param asks Ask entries (`book.RANKED_*`) by priority rank.
     @param ask_count Number of asks.
     @return Matching Price [wei/Wh], volume [Wh] and fills [Wh].
     """
@@ -663,17 +322,17 @@ def _match(bids: uint256[MAX_ORDERS], bid_count: uint256, asks: uint256[MAX_ORDE
     i: uint256 = 0
     j: uint256 = 0
     # Every round exhausts a bid or an ask, so 2 * MAX_ORDERS rounds suffice.
-    for _: uint256 in range(2 * MAX_ORDERS):
+    for _: uint256 in range(2 * book.MAX_ORDERS):
         if i == bid_count or j == ask_count:
             break
         bid: uint256 = bids[i]
         ask: uint256 = asks[j]
-        bid_price_wei_per_wh: uint256 = (bid >> _ORDER_PRICE_SHIFT) & _ORDER_PRICE_MASK
-        ask_price_wei_per_wh: uint256 = (ask >> _ORDER_PRICE_SHIFT) & _ORDER_PRICE_MASK
+        bid_price_wei_per_wh: uint256 = (bid >> book.ORDER_PRICE_SHIFT) & book.ORDER_PRICE_MASK
+        ask_price_wei_per_wh: uint256 = (ask >> book.ORDER_PRICE_SHIFT) & book.ORDER_PRICE_MASK
         if bid_price_wei_per_wh < ask_price_wei_per_wh:
             break
-        bid_energy_wh: uint256 = bid & _ORDER_ENERGY_MASK
-        ask_energy_wh: uint256 = ask & _ORDER_ENERGY_MASK
+        bid_energy_wh: uint256 = bid & book.ORDER_ENERGY_MASK
+        ask_energy_wh: uint256 = ask & book.ORDER_ENERGY_MASK
         traded_wh: uint256 = min(bid_energy_wh - matching.bid_fill_wh[i], ask_energy_wh - matching.ask_fill_wh[j])
         matching.bid_fill_wh[i] += traded_wh
         matching.ask_fill_wh[j] += traded_wh
@@ -689,10 +348,10 @@ def _match(bids: uint256[MAX_ORDERS], bid_count: uint256, asks: uint256[MAX_ORDE
 @internal
 def _record_clearing(
     interval: uint256,
-    bid_accounts: DynArray[address, MAX_ORDERS],
-    bids: uint256[MAX_ORDERS],
-    ask_accounts: DynArray[address, MAX_ORDERS],
-    asks: uint256[MAX_ORDERS],
+    bid_accounts: DynArray[address, book.MAX_ORDERS],
+    bids: uint256[book.MAX_ORDERS],
+    ask_accounts: DynArray[address, book.MAX_ORDERS],
+    asks: uint256[book.MAX_ORDERS],
     matching: Matching,
 ):
     """
@@ -700,12 +359,12 @@ def _record_clearing(
          its `Trade` events, then `Cleared`.
     @param interval Index of the market interval.
     @param bid_accounts Bids' accounts, in submission order.
-    @param bids Bid entries (`_RANKED_*`) by priority rank.
+    @param bids Bid entries (`book.RANKED_*`) by priority rank.
     @param ask_accounts Asks' accounts, in submission order.
-    @param asks Ask entries (`_RANKED_*`) by priority rank.
+    @param asks Ask entries (`book.RANKED_*`) by priority rank.
     @param matching The outcome of `_match` on these sides.
     """
-    self._outcome_word[interval] = (
+    book._outcome_word[interval] = (
         matching.price_wei_per_wh | matching.volume_wh << _OUTCOME_VOLUME_SHIFT | _OUTCOME_CLEARED
     )
     self._record_fills(interval, bid_accounts, bids, matching.bid_fill_wh)
@@ -716,23 +375,22 @@ def _record_clearing(
 @internal
 def _record_fills(
     interval: uint256,
-    accounts: DynArray[address, MAX_ORDERS],
-    ranked: uint256[MAX_ORDERS],
-    fill_wh: uint256[MAX_ORDERS],
+    accounts: DynArray[address, book.MAX_ORDERS],
+    ranked: uint256[book.MAX_ORDERS],
+    fill_wh: uint256[book.MAX_ORDERS],
 ):
     """
     @dev Stores the fill of every filled order of one side in its
          order word and logs a `Trade` for it.
     @param interval Index of the market interval.
     @param accounts That side's accounts, in submission order.
-    @param ranked That side's entries (`_RANKED_*`) by priority rank.
+    @param ranked That side's entries (`book.RANKED_*`) by priority rank.
     @param fill_wh Filled energy by priority rank. [Wh]
     """
-    for rank: uint256 in range(len(accounts), bound=MAX_ORDERS):
+    for rank: uint256 in range(len(accounts), bound=book.MAX_ORDERS):
         if fill_wh[rank] == 0:
             break
         entry: uint256 = ranked[rank]
-        account: address = accounts[(entry >> _RANKED_INDEX_SHIFT) & _RANKED_INDEX_MASK]
-        word: uint256 = entry & _RANKED_WORD_MASK | fill_wh[rank] << _ORDER_FILL_SHIFT
-        self._order_word[interval][account] = word
-        log Trade(interval=interval, account=account, position_wh=self._position_wh(word))
+        account: address = accounts[(entry >> book.RANKED_INDEX_SHIFT) & book.RANKED_INDEX_MASK]
+        word: uint256 = book._record_fill(interval, account, entry, fill_wh[rank])
+        log Trade(interval=interval, account=account, position_wh=book._position_wh(word))

@@ -17,6 +17,9 @@
         cleared from its gate on.
         A bidder leads at most one lot per interval (it may bid again
         once outbid), so it wins at most one.
+        Shared modules: `gate.vy` (interval timing), `escrow.vy`
+        (settlement binding) and `lot_book.vy`; their reasons carry
+        their own prefixes (`gate:`, `escrow:`, `lot_book:`).
         Functions:
         - `bind_settlement`, `post_lot`, `bid` (`external` functions),
         - `lot`, `lots`, `lot_count`, `leading_lot` (`external` `view`
@@ -43,33 +46,28 @@
 """
 
 
+from . import escrow
+from . import gate
+from . import lot_book
+
+initializes: gate
+initializes: escrow
+initializes: lot_book[gate := gate]
+
+exports: (
+    gate.__interface__,
+    escrow.__interface__,
+    lot_book.__interface__,
+)
+
+
 # @dev Role queries against the market's registry.
 interface Registry:
     def has_role(account: address, role: uint256) -> bool: view
 
 
-# @dev Escrow calls into the market's settlement (see `Settlement.vy`).
-interface Settlement:
-    def auction() -> address: view
-    def lock(account: address, interval: uint256, energy_wh: uint256, price_wei_per_wh: uint256): nonpayable
-    def unlock(account: address, interval: uint256, amount_wei: uint256): nonpayable
-    def escrow_wei(account: address, energy_wh: uint256, price_wei_per_wh: uint256) -> uint256: view
-
-
 # @dev Registry role bit of prosumers (see `Registry.vy`).
 _ROLE_PROSUMER: constant(uint256) = 2
-
-
-# @dev Most lots one interval holds.
-MAX_LOTS: public(constant(uint256)) = 128
-
-
-# @dev Largest energy of one lot; as `DoubleAuction.vy`. [Wh]
-MAX_ENERGY_WH: public(constant(uint256)) = 10**12
-
-
-# @dev Largest price cap the constructor accepts. [wei/Wh]
-MAX_PRICE_WEI_PER_WH: public(constant(uint256)) = 10**24
 
 
 # @dev One lot with its leading bid; `leader` is the zero address and
@@ -83,84 +81,25 @@ struct Lot:
     price_wei_per_wh: uint256
 
 
-# @dev What settling one account's reading needs from one interval;
-# the interface every market mechanism offers `Settlement.vy`.
-struct SettlementTerms:
-    cleared: bool
-    position_wh: int256
-    value_wei: int256
-    end_timestamp: uint256
-
-
 # @dev Registry that grants the prosumer role.
 registry: public(immutable(Registry))
-
-
-# @dev Start of interval 0. [s since the Unix epoch]
-start_timestamp: public(immutable(uint256))
-
-
-# @dev Length of one market interval. [s]
-interval_s: public(immutable(uint256))
-
-
-# @dev How long before its start an interval's gate closes. [s]
-gate_closure_s: public(immutable(uint256))
 
 
 # @dev Highest price a lot's reserve or a bid may carry. [wei/Wh]
 price_cap_wei_per_wh: public(immutable(uint256))
 
 
-# @dev Account that deployed this contract and binds its settlement.
-deployer: public(immutable(address))
-
-
-# @dev Settlement that escrows bids; the zero address until bound.
-settlement: public(Settlement)
-
-
 # @dev Least raise of a bid over the leading price. [wei/Wh]
 bid_increment_wei_per_wh: public(immutable(uint256))
 
 
-# @dev Number of lots ever posted; the next lot's id.
-lot_count: public(uint256)
-
-
-# @dev Every lot by id.
+# @dev Every lot by id (ids from `lot_book.vy`).
 _lots: HashMap[uint256, Lot]
-
-
-# @dev Ids of each interval's lots, in posting order.
-_interval_lots: HashMap[uint256, DynArray[uint256, MAX_LOTS]]
-
-
-# @dev Whether each account has posted a lot in each interval.
-_has_lot: HashMap[uint256, HashMap[address, bool]]
 
 
 # @dev Lot id plus one of the lot each account leads per interval;
 # zero while it leads none.
 _leading: HashMap[uint256, HashMap[address, uint256]]
-
-
-# @dev Position of each account per interval, positive = sold. [Wh]
-_position_wh: HashMap[uint256, HashMap[address, int256]]
-
-
-# @dev Money value of each account's position per interval,
-# positive = received. [wei]
-_value_wei: HashMap[uint256, HashMap[address, int256]]
-
-
-# @dev Emitted when `seller` posts lot `lot_id` for `interval`.
-event LotPosted:
-    interval: indexed(uint256)
-    lot_id: indexed(uint256)
-    seller: indexed(address)
-    energy_wh: uint256
-    reserve_price_wei_per_wh: uint256
 
 
 # @dev Emitted when `bidder` takes the lead on `lot_id` from
@@ -170,11 +109,6 @@ event BidPlaced:
     bidder: indexed(address)
     outbid: indexed(address)
     price_wei_per_wh: uint256
-
-
-# @dev Emitted once, when the deployer binds the settlement.
-event SettlementBound:
-    settlement: indexed(address)
 
 
 @deploy
@@ -196,36 +130,15 @@ def __init__(
     @param bid_increment_wei_per_wh_ Least raise over the leading bid;
            positive and at most the price cap. [wei/Wh]
     """
-    assert interval_s_ != 0, "english: zero interval"
-    assert gate_closure_s_ <= start_timestamp_, "english: gate closure before epoch"
-    assert price_cap_wei_per_wh_ != 0 and price_cap_wei_per_wh_ <= MAX_PRICE_WEI_PER_WH, "english: price cap out of range"
+    gate.__init__(start_timestamp_, interval_s_, gate_closure_s_)
+    assert price_cap_wei_per_wh_ != 0 and price_cap_wei_per_wh_ <= lot_book.MAX_PRICE_WEI_PER_WH, "english: price cap out of range"
     assert (
         bid_increment_wei_per_wh_ != 0 and bid_increment_wei_per_wh_ <= price_cap_wei_per_wh_
     ), "english: bid increment out of range"
+    escrow.__init__()
     registry = registry_
-    start_timestamp = start_timestamp_
-    interval_s = interval_s_
-    gate_closure_s = gate_closure_s_
     price_cap_wei_per_wh = price_cap_wei_per_wh_
-    deployer = msg.sender
     bid_increment_wei_per_wh = bid_increment_wei_per_wh_
-
-
-@external
-def bind_settlement(settlement_: Settlement):
-    """
-    @dev Binds the settlement that escrows bids, once; the settlement
-         is deployed after this contract because it names it.
-    @param settlement_ A settlement whose `auction` is this contract.
-    """
-    # checks
-    assert msg.sender == deployer, "english: caller is not the deployer"
-    assert self.settlement.address == empty(address), "english: settlement already bound"
-    assert staticcall settlement_.auction() == self, "english: settlement of another mechanism"
-
-    # effects
-    self.settlement = settlement_
-    log SettlementBound(settlement=settlement_.address)
 
 
 @external
@@ -240,17 +153,10 @@ def post_lot(interval: uint256, energy_wh: uint256, reserve_price_wei_per_wh: ui
     """
     # checks
     assert staticcall registry.has_role(msg.sender, _ROLE_PROSUMER), "english: caller is not a prosumer"
-    assert energy_wh != 0, "english: zero energy"
-    assert energy_wh <= MAX_ENERGY_WH, "english: energy above limit"
-    assert reserve_price_wei_per_wh != 0, "english: zero reserve"
-    assert reserve_price_wei_per_wh <= price_cap_wei_per_wh, "english: reserve above cap"
-    assert block.timestamp < self._gate_timestamp(interval), "english: gate closed"
-    assert not self._has_lot[interval][msg.sender], "english: lot exists"
-    assert len(self._interval_lots[interval]) < MAX_LOTS, "english: interval full"
+    lot_book._check_lot(interval, msg.sender, energy_wh, reserve_price_wei_per_wh, price_cap_wei_per_wh)
 
     # effects
-    lot_id: uint256 = self.lot_count
-    self.lot_count = lot_id + 1
+    lot_id: uint256 = lot_book._add_lot(interval, msg.sender, energy_wh, reserve_price_wei_per_wh)
     self._lots[lot_id] = Lot(
         seller=msg.sender,
         interval=interval,
@@ -258,15 +164,6 @@ def post_lot(interval: uint256, energy_wh: uint256, reserve_price_wei_per_wh: ui
         reserve_price_wei_per_wh=reserve_price_wei_per_wh,
         leader=empty(address),
         price_wei_per_wh=0,
-    )
-    self._interval_lots[interval].append(lot_id)
-    self._has_lot[interval][msg.sender] = True
-    log LotPosted(
-        interval=interval,
-        lot_id=lot_id,
-        seller=msg.sender,
-        energy_wh=energy_wh,
-        reserve_price_wei_per_wh=reserve_price_wei_per_wh,
     )
     return lot_id
 
@@ -284,14 +181,14 @@ def bid(lot_id: uint256, price_wei_per_wh: uint256):
     """
     # checks
     assert staticcall registry.has_role(msg.sender, _ROLE_PROSUMER), "english: caller is not a prosumer"
-    assert lot_id < self.lot_count, "english: no such lot"
+    lot_book._check_posted(lot_id)
     lot: Lot = self._lots[lot_id]
-    assert block.timestamp < self._gate_timestamp(lot.interval), "english: gate closed"
+    gate._check_before_gate(lot.interval)
     assert msg.sender != lot.seller, "english: seller bids on own lot"
     assert price_wei_per_wh <= price_cap_wei_per_wh, "english: price above cap"
     leading: uint256 = self._leading[lot.interval][msg.sender]
     assert leading == 0 or leading == lot_id + 1, "english: leading another lot"
-    assert self.settlement.address != empty(address), "english: settlement not bound"
+    escrow._check_bound()
     if lot.leader == empty(address):
         assert price_wei_per_wh >= lot.reserve_price_wei_per_wh, "english: bid below reserve"
     else:
@@ -305,16 +202,16 @@ def bid(lot_id: uint256, price_wei_per_wh: uint256):
     value_wei: int256 = convert(price_wei_per_wh * lot.energy_wh, int256)
     seller_gain_wei: int256 = value_wei
     if lot.leader == empty(address):
-        self._position_wh[lot.interval][lot.seller] += energy_wh
+        lot_book._position_wh[lot.interval][lot.seller] += energy_wh
     else:
         previous_value_wei: int256 = convert(lot.price_wei_per_wh * lot.energy_wh, int256)
         seller_gain_wei -= previous_value_wei
-        self._position_wh[lot.interval][lot.leader] += energy_wh
-        self._value_wei[lot.interval][lot.leader] += previous_value_wei
+        lot_book._position_wh[lot.interval][lot.leader] += energy_wh
+        lot_book._value_wei[lot.interval][lot.leader] += previous_value_wei
         self._leading[lot.interval][lot.leader] = 0
-    self._value_wei[lot.interval][lot.seller] += seller_gain_wei
-    self._position_wh[lot.interval][msg.sender] -= energy_wh
-    self._value_wei[lot.interval][msg.sender] -= value_wei
+    lot_book._value_wei[lot.interval][lot.seller] += seller_gain_wei
+    lot_book._position_wh[lot.interval][msg.sender] -= energy_wh
+    lot_book._value_wei[lot.interval][msg.sender] -= value_wei
     self._leading[lot.interval][msg.sender] = lot_id + 1
     self._lots[lot_id].leader = msg.sender
     self._lots[lot_id].price_wei_per_wh = price_wei_per_wh
@@ -322,12 +219,12 @@ def bid(lot_id: uint256, price_wei_per_wh: uint256):
 
     # interactions
     if lot.leader != empty(address):
-        extcall self.settlement.unlock(
+        extcall escrow.settlement.unlock(
             lot.leader,
             lot.interval,
-            staticcall self.settlement.escrow_wei(lot.leader, lot.energy_wh, lot.price_wei_per_wh),
+            staticcall escrow.settlement.escrow_wei(lot.leader, lot.energy_wh, lot.price_wei_per_wh),
         )
-    extcall self.settlement.lock(msg.sender, lot.interval, lot.energy_wh, price_wei_per_wh)
+    extcall escrow.settlement.lock(msg.sender, lot.interval, lot.energy_wh, price_wei_per_wh)
 
 
 @external
@@ -339,19 +236,8 @@ def lot(lot_id: uint256) -> Lot:
     @return Lot Seller, interval, energy [Wh], reserve [wei/Wh], the
             leader and its price [wei/Wh].
     """
-    assert lot_id < self.lot_count, "english: no such lot"
+    lot_book._check_posted(lot_id)
     return self._lots[lot_id]
-
-
-@external
-@view
-def lots(interval: uint256) -> DynArray[uint256, MAX_LOTS]:
-    """
-    @dev Ids of the lots of `interval`.
-    @param interval Index of the market interval.
-    @return DynArray The lot ids in posting order.
-    """
-    return self._interval_lots[interval]
 
 
 @external
@@ -374,37 +260,12 @@ def cleared(interval: uint256) -> bool:
     @param interval Index of the market interval.
     @return bool True from the gate on.
     """
-    return block.timestamp >= self._gate_timestamp(interval)
+    return block.timestamp >= gate._gate_timestamp(interval)
 
 
 @external
 @view
-def position_wh(interval: uint256, account: address) -> int256:
-    """
-    @dev Position of `account` in `interval`; provisional before the gate.
-    @param interval Index of the market interval.
-    @param account The account to look up.
-    @return int256 Positive = sold, negative = won. [Wh]
-    """
-    return self._position_wh[interval][account]
-
-
-@external
-@view
-def value_wei(interval: uint256, account: address) -> int256:
-    """
-    @dev Money value of `account`'s position in `interval`; provisional
-         before the gate.
-    @param interval Index of the market interval.
-    @param account The account to look up.
-    @return int256 Positive = received (seller), negative = paid. [wei]
-    """
-    return self._value_wei[interval][account]
-
-
-@external
-@view
-def settlement_terms(interval: uint256, account: address) -> SettlementTerms:
+def settlement_terms(interval: uint256, account: address) -> escrow.SettlementTerms:
     """
     @dev Everything the settlement of `account`'s reading for `interval`
          needs, in one call; all fields zero before the gate.
@@ -414,45 +275,4 @@ def settlement_terms(interval: uint256, account: address) -> SettlementTerms:
             account's position [Wh], its value [wei] and the interval's
             end [s since the Unix epoch].
     """
-    if block.timestamp < self._gate_timestamp(interval):
-        return empty(SettlementTerms)
-    return SettlementTerms(
-        cleared=True,
-        position_wh=self._position_wh[interval][account],
-        value_wei=self._value_wei[interval][account],
-        end_timestamp=start_timestamp + (interval + 1) * interval_s,
-    )
-
-
-@external
-@view
-def gate_timestamp(interval: uint256) -> uint256:
-    """
-    @dev Closing time of `interval`'s auctions: the first block
-         timestamp at which it takes no lots or bids.
-    @param interval Index of the market interval.
-    @return uint256 The gate closure time. [s since the Unix epoch]
-    """
-    return self._gate_timestamp(interval)
-
-
-@external
-@view
-def interval_end_timestamp(interval: uint256) -> uint256:
-    """
-    @dev End of `interval`, when its meter readings are complete.
-    @param interval Index of the market interval.
-    @return uint256 The end time. [s since the Unix epoch]
-    """
-    return start_timestamp + (interval + 1) * interval_s
-
-
-@internal
-@view
-def _gate_timestamp(interval: uint256) -> uint256:
-    """
-    @dev Gate closure time of `interval`.
-    @param interval Index of the market interval.
-    @return uint256 The gate closure time. [s since the Unix epoch]
-    """
-    return start_timestamp + interval * interval_s - gate_closure_s
+    return lot_book._settlement_terms(interval, account, block.timestamp >= gate._gate_timestamp(interval))

@@ -13,6 +13,9 @@
         - from gate + reveal_s on: anyone calls `finalise` once.
         `reveal_s` is at most `gate_closure_s`, so every interval is
         final before it starts.
+        Shared modules: `gate.vy` (interval timing), `escrow.vy`
+        (settlement binding) and `lot_book.vy`; their reasons carry
+        their own prefixes (`gate:`, `escrow:`, `lot_book:`).
         Functions:
         - `bind_settlement`, `post_lot`, `commit_bid`, `reveal_bid`, `finalise`
           (`external` functions),
@@ -56,32 +59,28 @@
 """
 
 
+from . import escrow
+from . import gate
+from . import lot_book
+
+initializes: gate
+initializes: escrow
+initializes: lot_book[gate := gate]
+
+exports: (
+    gate.__interface__,
+    escrow.__interface__,
+    lot_book.__interface__,
+)
+
+
 # @dev Role queries against the market's registry.
 interface Registry:
     def has_role(account: address, role: uint256) -> bool: view
 
 
-# @dev Escrow calls into the market's settlement (see `Settlement.vy`).
-interface Settlement:
-    def auction() -> address: view
-    def lock(account: address, interval: uint256, energy_wh: uint256, price_wei_per_wh: uint256): nonpayable
-    def unlock(account: address, interval: uint256, amount_wei: uint256): nonpayable
-
-
 # @dev Registry role bit of prosumers (see `Registry.vy`).
 _ROLE_PROSUMER: constant(uint256) = 2
-
-
-# @dev Most lots one interval holds.
-MAX_LOTS: public(constant(uint256)) = 128
-
-
-# @dev Largest energy of one lot; as `DoubleAuction.vy`. [Wh]
-MAX_ENERGY_WH: public(constant(uint256)) = 10**12
-
-
-# @dev Largest price cap the constructor accepts. [wei/Wh]
-MAX_PRICE_WEI_PER_WH: public(constant(uint256)) = 10**24
 
 
 # @dev One lot with its running result: `winner` and the two highest
@@ -96,61 +95,20 @@ struct Lot:
     second_price_wei_per_wh: uint256
 
 
-# @dev What settling one account's reading needs from one interval;
-# the interface every market mechanism offers `Settlement.vy`.
-struct SettlementTerms:
-    cleared: bool
-    position_wh: int256
-    value_wei: int256
-    end_timestamp: uint256
-
-
 # @dev Registry that grants the prosumer role.
 registry: public(immutable(Registry))
-
-
-# @dev Start of interval 0. [s since the Unix epoch]
-start_timestamp: public(immutable(uint256))
-
-
-# @dev Length of one market interval. [s]
-interval_s: public(immutable(uint256))
-
-
-# @dev How long before its start an interval's gate closes. [s]
-gate_closure_s: public(immutable(uint256))
 
 
 # @dev Highest price a lot's reserve or a bid may carry. [wei/Wh]
 price_cap_wei_per_wh: public(immutable(uint256))
 
 
-# @dev Account that deployed this contract and binds its settlement.
-deployer: public(immutable(address))
-
-
-# @dev Settlement that escrows bids; the zero address until bound.
-settlement: public(Settlement)
-
-
 # @dev Length of the reveal window that opens at the gate. [s]
 reveal_s: public(immutable(uint256))
 
 
-# @dev Number of lots ever posted; the next lot's id.
-lot_count: public(uint256)
-
-
-# @dev Every lot by id.
+# @dev Every lot by id (ids from `lot_book.vy`).
 _lots: HashMap[uint256, Lot]
-
-
-# @dev Ids of each interval's lots, in posting order.
-_interval_lots: HashMap[uint256, DynArray[uint256, MAX_LOTS]]
-
-
-# @dev Whether each account has posted a lot in each interval.
-_has_lot: HashMap[uint256, HashMap[address, bool]]
 
 
 # @dev Whether each account has committed a bid in each interval.
@@ -167,24 +125,6 @@ _revealed: HashMap[uint256, HashMap[address, bool]]
 
 # @dev Whether each interval is finalised.
 _cleared: HashMap[uint256, bool]
-
-
-# @dev Position of each account per finalised interval, positive = sold. [Wh]
-_position_wh: HashMap[uint256, HashMap[address, int256]]
-
-
-# @dev Money value of each account's position per finalised interval,
-# positive = received. [wei]
-_value_wei: HashMap[uint256, HashMap[address, int256]]
-
-
-# @dev Emitted when `seller` posts lot `lot_id` for `interval`.
-event LotPosted:
-    interval: indexed(uint256)
-    lot_id: indexed(uint256)
-    seller: indexed(address)
-    energy_wh: uint256
-    reserve_price_wei_per_wh: uint256
 
 
 # @dev Emitted when `bidder` seals a bid on `lot_id`.
@@ -217,11 +157,6 @@ event Finalised:
     sold_lots: uint256
 
 
-# @dev Emitted once, when the deployer binds the settlement.
-event SettlementBound:
-    settlement: indexed(address)
-
-
 @deploy
 def __init__(
     registry_: Registry,
@@ -241,34 +176,13 @@ def __init__(
     @param reveal_s_ Reveal window after the gate; positive and at most
            `gate_closure_s_`. [s]
     """
-    assert interval_s_ != 0, "vickrey: zero interval"
-    assert gate_closure_s_ <= start_timestamp_, "vickrey: gate closure before epoch"
-    assert price_cap_wei_per_wh_ != 0 and price_cap_wei_per_wh_ <= MAX_PRICE_WEI_PER_WH, "vickrey: price cap out of range"
+    gate.__init__(start_timestamp_, interval_s_, gate_closure_s_)
+    assert price_cap_wei_per_wh_ != 0 and price_cap_wei_per_wh_ <= lot_book.MAX_PRICE_WEI_PER_WH, "vickrey: price cap out of range"
     assert reveal_s_ != 0 and reveal_s_ <= gate_closure_s_, "vickrey: reveal window out of range"
+    escrow.__init__()
     registry = registry_
-    start_timestamp = start_timestamp_
-    interval_s = interval_s_
-    gate_closure_s = gate_closure_s_
     price_cap_wei_per_wh = price_cap_wei_per_wh_
-    deployer = msg.sender
     reveal_s = reveal_s_
-
-
-@external
-def bind_settlement(settlement_: Settlement):
-    """
-    @dev Binds the settlement that escrows bids, once; the settlement
-         is deployed after this contract because it names it.
-    @param settlement_ A settlement whose `auction` is this contract.
-    """
-    # checks
-    assert msg.sender == deployer, "vickrey: caller is not the deployer"
-    assert self.settlement.address == empty(address), "vickrey: settlement already bound"
-    assert staticcall settlement_.auction() == self, "vickrey: settlement of another mechanism"
-
-    # effects
-    self.settlement = settlement_
-    log SettlementBound(settlement=settlement_.address)
 
 
 @external
@@ -283,17 +197,10 @@ def post_lot(interval: uint256, energy_wh: uint256, reserve_price_wei_per_wh: ui
     """
     # checks
     assert staticcall registry.has_role(msg.sender, _ROLE_PROSUMER), "vickrey: caller is not a prosumer"
-    assert energy_wh != 0, "vickrey: zero energy"
-    assert energy_wh <= MAX_ENERGY_WH, "vickrey: energy above limit"
-    assert reserve_price_wei_per_wh != 0, "vickrey: zero reserve"
-    assert reserve_price_wei_per_wh <= price_cap_wei_per_wh, "vickrey: reserve above cap"
-    assert block.timestamp < self._gate_timestamp(interval), "vickrey: gate closed"
-    assert not self._has_lot[interval][msg.sender], "vickrey: lot exists"
-    assert len(self._interval_lots[interval]) < MAX_LOTS, "vickrey: interval full"
+    lot_book._check_lot(interval, msg.sender, energy_wh, reserve_price_wei_per_wh, price_cap_wei_per_wh)
 
     # effects
-    lot_id: uint256 = self.lot_count
-    self.lot_count = lot_id + 1
+    lot_id: uint256 = lot_book._add_lot(interval, msg.sender, energy_wh, reserve_price_wei_per_wh)
     self._lots[lot_id] = Lot(
         seller=msg.sender,
         interval=interval,
@@ -302,15 +209,6 @@ def post_lot(interval: uint256, energy_wh: uint256, reserve_price_wei_per_wh: ui
         winner=empty(address),
         highest_price_wei_per_wh=0,
         second_price_wei_per_wh=0,
-    )
-    self._interval_lots[interval].append(lot_id)
-    self._has_lot[interval][msg.sender] = True
-    log LotPosted(
-        interval=interval,
-        lot_id=lot_id,
-        seller=msg.sender,
-        energy_wh=energy_wh,
-        reserve_price_wei_per_wh=reserve_price_wei_per_wh,
     )
     return lot_id
 
@@ -326,13 +224,13 @@ def commit_bid(lot_id: uint256, commitment: bytes32):
     """
     # checks
     assert staticcall registry.has_role(msg.sender, _ROLE_PROSUMER), "vickrey: caller is not a prosumer"
-    assert lot_id < self.lot_count, "vickrey: no such lot"
+    lot_book._check_posted(lot_id)
     lot: Lot = self._lots[lot_id]
-    assert block.timestamp < self._gate_timestamp(lot.interval), "vickrey: gate closed"
+    gate._check_before_gate(lot.interval)
     assert msg.sender != lot.seller, "vickrey: seller bids on own lot"
     assert commitment != empty(bytes32), "vickrey: zero commitment"
     assert not self._has_bid[lot.interval][msg.sender], "vickrey: bid exists"
-    assert self.settlement.address != empty(address), "vickrey: settlement not bound"
+    escrow._check_bound()
 
     # effects
     self._has_bid[lot.interval][msg.sender] = True
@@ -340,7 +238,7 @@ def commit_bid(lot_id: uint256, commitment: bytes32):
     log BidCommitted(lot_id=lot_id, bidder=msg.sender, commitment=commitment)
 
     # interactions
-    extcall self.settlement.lock(msg.sender, lot.interval, lot.energy_wh, price_cap_wei_per_wh)
+    extcall escrow.settlement.lock(msg.sender, lot.interval, lot.energy_wh, price_cap_wei_per_wh)
 
 
 @external
@@ -355,11 +253,11 @@ def reveal_bid(lot_id: uint256, price_wei_per_wh: uint256, salt: bytes32):
     @param salt The committed salt.
     """
     # checks
-    assert lot_id < self.lot_count, "vickrey: no such lot"
+    lot_book._check_posted(lot_id)
     lot: Lot = self._lots[lot_id]
-    gate: uint256 = self._gate_timestamp(lot.interval)
-    assert block.timestamp >= gate, "vickrey: reveal not open"
-    assert block.timestamp < gate + reveal_s, "vickrey: reveal closed"
+    gate_timestamp: uint256 = gate._gate_timestamp(lot.interval)
+    assert block.timestamp >= gate_timestamp, "vickrey: reveal not open"
+    assert block.timestamp < gate_timestamp + reveal_s, "vickrey: reveal closed"
     commitment: bytes32 = self._commitment[lot_id][msg.sender]
     assert commitment != empty(bytes32), "vickrey: no commitment"
     assert not self._revealed[lot_id][msg.sender], "vickrey: already revealed"
@@ -379,7 +277,7 @@ def reveal_bid(lot_id: uint256, price_wei_per_wh: uint256, salt: bytes32):
 
     # interactions
     if price_wei_per_wh < price_cap_wei_per_wh:
-        extcall self.settlement.unlock(
+        extcall escrow.settlement.unlock(
             msg.sender, lot.interval, lot.energy_wh * (price_cap_wei_per_wh - price_wei_per_wh)
         )
 
@@ -392,13 +290,13 @@ def finalise(interval: uint256):
     @param interval Index of the market interval.
     """
     # checks
-    assert block.timestamp >= self._gate_timestamp(interval) + reveal_s, "vickrey: reveal open"
+    assert block.timestamp >= gate._gate_timestamp(interval) + reveal_s, "vickrey: reveal open"
     assert not self._cleared[interval], "vickrey: already finalised"
 
     # effects
     self._cleared[interval] = True
     sold_lots: uint256 = 0
-    for lot_id: uint256 in self._interval_lots[interval]:
+    for lot_id: uint256 in lot_book._interval_lots[interval]:
         lot: Lot = self._lots[lot_id]
         price_wei_per_wh: uint256 = 0
         value_wei: uint256 = 0
@@ -406,11 +304,7 @@ def finalise(interval: uint256):
             price_wei_per_wh = max(lot.second_price_wei_per_wh, lot.reserve_price_wei_per_wh)
             # At most MAX_ENERGY_WH * MAX_PRICE_WEI_PER_WH < 2**127.
             value_wei = price_wei_per_wh * lot.energy_wh
-            energy_wh: int256 = convert(lot.energy_wh, int256)
-            self._position_wh[interval][lot.seller] += energy_wh
-            self._value_wei[interval][lot.seller] += convert(value_wei, int256)
-            self._position_wh[interval][lot.winner] -= energy_wh
-            self._value_wei[interval][lot.winner] -= convert(value_wei, int256)
+            lot_book._add_trade(interval, lot.seller, lot.winner, lot.energy_wh, value_wei)
             sold_lots += 1
         log LotSettled(
             interval=interval, lot_id=lot_id, winner=lot.winner, price_wei_per_wh=price_wei_per_wh, value_wei=value_wei
@@ -427,19 +321,8 @@ def lot(lot_id: uint256) -> Lot:
     @return Lot Seller, interval, energy [Wh], reserve [wei/Wh], the
             leading bidder and the two highest revealed prices [wei/Wh].
     """
-    assert lot_id < self.lot_count, "vickrey: no such lot"
+    lot_book._check_posted(lot_id)
     return self._lots[lot_id]
-
-
-@external
-@view
-def lots(interval: uint256) -> DynArray[uint256, MAX_LOTS]:
-    """
-    @dev Ids of the lots of `interval`.
-    @param interval Index of the market interval.
-    @return DynArray The lot ids in posting order.
-    """
-    return self._interval_lots[interval]
 
 
 @external
@@ -479,31 +362,7 @@ def cleared(interval: uint256) -> bool:
 
 @external
 @view
-def position_wh(interval: uint256, account: address) -> int256:
-    """
-    @dev Position of `account` in a finalised `interval`.
-    @param interval Index of the market interval.
-    @param account The account to look up.
-    @return int256 Positive = sold, negative = won. [Wh]
-    """
-    return self._position_wh[interval][account]
-
-
-@external
-@view
-def value_wei(interval: uint256, account: address) -> int256:
-    """
-    @dev Money value of `account`'s position in a finalised `interval`.
-    @param interval Index of the market interval.
-    @param account The account to look up.
-    @return int256 Positive = received (seller), negative = paid. [wei]
-    """
-    return self._value_wei[interval][account]
-
-
-@external
-@view
-def settlement_terms(interval: uint256, account: address) -> SettlementTerms:
+def settlement_terms(interval: uint256, account: address) -> escrow.SettlementTerms:
     """
     @dev Everything the settlement of `account`'s reading for `interval`
          needs, in one call; all fields zero until it is finalised.
@@ -513,26 +372,7 @@ def settlement_terms(interval: uint256, account: address) -> SettlementTerms:
             account's position [Wh], its value [wei] and the interval's
             end [s since the Unix epoch].
     """
-    if not self._cleared[interval]:
-        return empty(SettlementTerms)
-    return SettlementTerms(
-        cleared=True,
-        position_wh=self._position_wh[interval][account],
-        value_wei=self._value_wei[interval][account],
-        end_timestamp=start_timestamp + (interval + 1) * interval_s,
-    )
-
-
-@external
-@view
-def gate_timestamp(interval: uint256) -> uint256:
-    """
-    @dev First block timestamp at which `interval` takes no lots or
-         commitments and its reveal window opens.
-    @param interval Index of the market interval.
-    @return uint256 The gate closure time. [s since the Unix epoch]
-    """
-    return self._gate_timestamp(interval)
+    return lot_book._settlement_terms(interval, account, self._cleared[interval])
 
 
 @external
@@ -544,26 +384,4 @@ def reveal_end_timestamp(interval: uint256) -> uint256:
     @param interval Index of the market interval.
     @return uint256 The end of the reveal window. [s since the Unix epoch]
     """
-    return self._gate_timestamp(interval) + reveal_s
-
-
-@external
-@view
-def interval_end_timestamp(interval: uint256) -> uint256:
-    """
-    @dev End of `interval`, when its meter readings are complete.
-    @param interval Index of the market interval.
-    @return uint256 The end time. [s since the Unix epoch]
-    """
-    return start_timestamp + (interval + 1) * interval_s
-
-
-@internal
-@view
-def _gate_timestamp(interval: uint256) -> uint256:
-    """
-    @dev Gate closure time of `interval`.
-    @param interval Index of the market interval.
-    @return uint256 The gate closure time. [s since the Unix epoch]
-    """
-    return start_timestamp + interval * interval_s - gate_closure_s
+    return gate._gate_timestamp(interval) + reveal_s

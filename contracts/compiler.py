@@ -1,9 +1,13 @@
 """Compile the market contracts with Vyper and keep their artifacts.
 
 An artifact is ``contracts/artifacts/<Name>.json`` holding the ABI, the
-creation bytecode, the Vyper version and the SHA-256 of the source it was
-built from. :func:`load_artifact` serves the stored file while it matches
-the source and compiler, and compiles afresh otherwise.
+creation bytecode, the Vyper version and the SHA-256 of the sources it was
+built from: the contract's and those of the shared modules it imports
+(``from . import book``; lower-case ``contracts/<module>.vy`` files, see
+:func:`imported_modules`), so that editing a module makes the artifact of
+every contract importing it stale. :func:`load_artifact` serves the
+stored file while it matches the sources and compiler, and compiles
+afresh otherwise.
 
 Usage::
 
@@ -15,10 +19,12 @@ import argparse
 import functools
 import hashlib
 import json
+import re
 import sys
 from pathlib import Path
 
 import vyper
+from vyper.compiler.input_bundle import FilesystemInputBundle
 
 CONTRACTS_DIR = Path(__file__).resolve().parent
 ARTIFACTS_DIR = CONTRACTS_DIR / "artifacts"
@@ -52,35 +58,75 @@ def artifact_path(name: str) -> Path:
     return ARTIFACTS_DIR / f"{_known(name)}.json"
 
 
+# A module import of a contract or module: ``from . import book`` or
+# ``import book``, at the start of a line.
+_IMPORT = re.compile(r"^(?:from \. import|import) (\w+)\s*$", re.MULTILINE)
+
+
+def imported_modules(source: str) -> list[str]:
+    """Names of the modules in ``contracts/`` that ``source`` imports, directly or through another module.
+
+    Returns
+    -------
+    list of str
+        Module names (``contracts/<name>.vy``), sorted.
+    """
+    found: set[str] = set()
+    pending = _IMPORT.findall(source)
+    while pending:
+        module = pending.pop()
+        if module not in found:
+            found.add(module)
+            pending.extend(_IMPORT.findall((CONTRACTS_DIR / f"{module}.vy").read_text()))
+    return sorted(found)
+
+
+def sources_sha256(source: str) -> str:
+    """SHA-256 of ``source`` followed by each module it imports, by name.
+
+    Each module adds its name and its source, so a contract without
+    imports hashes to the SHA-256 of its own source.
+    """
+    digest = hashlib.sha256(source.encode())
+    for module in imported_modules(source):
+        digest.update(f"\n{module}.vy\n".encode())
+        digest.update((CONTRACTS_DIR / f"{module}.vy").read_bytes())
+    return digest.hexdigest()
+
+
 def compile_source(name: str, source: str) -> dict:
     """Compile Vyper ``source`` of contract ``name`` into an artifact dict.
 
-    Keys: ``contract_name``, ``vyper_version``, ``source_sha256``, ``abi``
-    and ``bytecode`` (creation code, 0x-prefixed hex).
+    Its imports resolve against ``contracts/``. Keys: ``contract_name``,
+    ``vyper_version``, ``source_sha256`` (see :func:`sources_sha256`),
+    ``abi`` and ``bytecode`` (creation code, 0x-prefixed hex).
     """
-    output = vyper.compile_code(source, contract_path=f"{name}.vy", output_formats=["abi", "bytecode"])
+    output = vyper.compile_code(
+        source,
+        contract_path=f"{name}.vy",
+        resolved_path=CONTRACTS_DIR / f"{name}.vy",
+        input_bundle=FilesystemInputBundle([CONTRACTS_DIR]),
+        output_formats=["abi", "bytecode"],
+    )
     return {
         "contract_name": name,
         "vyper_version": vyper.__version__,
-        "source_sha256": hashlib.sha256(source.encode()).hexdigest(),
+        "source_sha256": sources_sha256(source),
         "abi": output["abi"],
         "bytecode": output["bytecode"],
     }
 
 
-def _is_current(artifact: dict, source: str) -> bool:
-    return (
-        artifact["source_sha256"] == hashlib.sha256(source.encode()).hexdigest()
-        and artifact["vyper_version"] == vyper.__version__
-    )
+def _is_current(artifact: dict, sha256: str) -> bool:
+    return artifact["source_sha256"] == sha256 and artifact["vyper_version"] == vyper.__version__
 
 
 @functools.cache
-def _load(name: str, source: str) -> dict:
+def _load(name: str, source: str, sha256: str) -> dict:
     path = artifact_path(name)
     if path.exists():
         stored = json.loads(path.read_text())
-        if _is_current(stored, source):
+        if _is_current(stored, sha256):
             return stored
     return compile_source(name, source)
 
@@ -88,10 +134,12 @@ def _load(name: str, source: str) -> dict:
 def load_artifact(name: str) -> dict:
     """Artifact of contract ``name``, recompiled when the stored one is stale.
 
-    Stale means the source hash or the Vyper version differ from the
-    stored file; the fresh artifact is returned, not written.
+    Stale means the hash of the sources (the contract's and its
+    modules', :func:`sources_sha256`) or the Vyper version differ from
+    the stored file; the fresh artifact is returned, not written.
     """
-    return _load(name, source_path(name).read_text())
+    source = source_path(name).read_text()
+    return _load(name, source, sources_sha256(source))
 
 
 def write_artifact(name: str) -> Path:
@@ -109,7 +157,7 @@ def stale_artifacts() -> list[str]:
     for name in CONTRACT_NAMES:
         path = artifact_path(name)
         source = source_path(name).read_text()
-        if not path.exists() or not _is_current(json.loads(path.read_text()), source):
+        if not path.exists() or not _is_current(json.loads(path.read_text()), sources_sha256(source)):
             stale.append(name)
     return stale
 

@@ -272,23 +272,24 @@ def scene(request) -> Scene:
 
 PREFIX = {"DoubleAuction": "auction", "PayAsBid": "pay_as_bid", "MeritOrder": "merit_order"}
 TRUE = None
-# (reason after the prefix, who signs, interval, bid order, ask order, offer order,
-# claim change); TRUE orders are the true ones, the claim is the reference's
-# (mk.claimed_outcome) with (field, delta) added.
+# (reason, who signs, interval, bid order, ask order, offer order, claim change);
+# "{contract}" in a reason is the contract's prefix (the shared modules book.vy
+# and gate.vy give their own), TRUE orders are the true ones, the claim is the
+# reference's (mk.claimed_outcome) with (field, delta) added.
 REVERTS = [
-    ("wrong clearing price", "operator", "@pending", TRUE, TRUE, TRUE, ("price", 1)),
-    ("wrong cleared volume", "prosumer", "@pending", TRUE, TRUE, TRUE, ("volume", -1)),
-    ("wrong cleared volume", "operator", "@pending", TRUE, TRUE, TRUE, ("volume", 1)),
-    ("order not sorted", "operator", "@pending", [2, 1, 3, 0], TRUE, [1, 0], None),
-    ("order not sorted", "prosumer", "@pending", TRUE, [1, 0], [1, 0], None),
-    ("order index repeated", "operator", "@pending", [1, 2, 1, 0], TRUE, [0, 0], None),
-    ("order index out of range", "operator", "@pending", [1, 2, 3, 4], TRUE, [0, 2], None),
-    ("order length mismatch", "operator", "@pending", [1, 2, 3], TRUE, [0], None),
-    ("already cleared", "operator", "@verified-offchain", TRUE, TRUE, TRUE, None),
-    ("already cleared", "prosumer", "@on-chain", TRUE, TRUE, TRUE, None),
-    ("gate open", "operator", "@open", TRUE, TRUE, TRUE, None),
-    ("caller is neither prosumer nor operator", "outsider", "@pending", TRUE, TRUE, TRUE, None),
-    ("caller is neither prosumer nor operator", "meter", "@pending", TRUE, TRUE, TRUE, None),
+    ("{contract}: wrong clearing price", "operator", "@pending", TRUE, TRUE, TRUE, ("price", 1)),
+    ("{contract}: wrong cleared volume", "prosumer", "@pending", TRUE, TRUE, TRUE, ("volume", -1)),
+    ("{contract}: wrong cleared volume", "operator", "@pending", TRUE, TRUE, TRUE, ("volume", 1)),
+    ("book: order not sorted", "operator", "@pending", [2, 1, 3, 0], TRUE, [1, 0], None),
+    ("book: order not sorted", "prosumer", "@pending", TRUE, [1, 0], [1, 0], None),
+    ("book: order index repeated", "operator", "@pending", [1, 2, 1, 0], TRUE, [0, 0], None),
+    ("book: order index out of range", "operator", "@pending", [1, 2, 3, 4], TRUE, [0, 2], None),
+    ("book: order length mismatch", "operator", "@pending", [1, 2, 3], TRUE, [0], None),
+    ("book: already cleared", "operator", "@verified-offchain", TRUE, TRUE, TRUE, None),
+    ("book: already cleared", "prosumer", "@on-chain", TRUE, TRUE, TRUE, None),
+    ("gate: gate open", "operator", "@open", TRUE, TRUE, TRUE, None),
+    ("{contract}: caller is neither prosumer nor operator", "outsider", "@pending", TRUE, TRUE, TRUE, None),
+    ("{contract}: caller is neither prosumer nor operator", "meter", "@pending", TRUE, TRUE, TRUE, None),
 ]
 
 
@@ -329,15 +330,15 @@ def test_verified_clearing_reverts_with_exact_reason(scene, reason, who, interva
         orders = [true_bids if bid_order is TRUE else bid_order, true_asks if ask_order is TRUE else ask_order]
     raw = scene.market.call_tx(_signer(scene, who), contract, "clear", _interval(scene, interval), *orders, *claim)
     (receipt,) = scene.market.mine([raw])
-    assert reverted(receipt, f"{PREFIX[contract]}: {reason}"), receipt.revert_reason
+    assert reverted(receipt, reason.format(contract=PREFIX[contract])), receipt.revert_reason
 
 
 ONCHAIN_REVERTS = [
-    ("already cleared", "operator", "@verified-offchain"),
-    ("already cleared", "prosumer", "@on-chain"),
-    ("gate open", "prosumer", "@open"),
-    ("caller is neither prosumer nor operator", "outsider", "@pending"),
-    ("caller is neither prosumer nor operator", "meter", "@pending"),
+    ("book: already cleared", "operator", "@verified-offchain"),
+    ("book: already cleared", "prosumer", "@on-chain"),
+    ("gate: gate open", "prosumer", "@open"),
+    ("{contract}: caller is neither prosumer nor operator", "outsider", "@pending"),
+    ("{contract}: caller is neither prosumer nor operator", "meter", "@pending"),
 ]
 
 
@@ -348,7 +349,7 @@ def test_onchain_clearing_reverts_with_exact_reason(scene, reason, who, interval
     contract = _contract(scene.market)
     raw = scene.market.call_tx(_signer(scene, who), contract, "clear_onchain", _interval(scene, interval))
     (receipt,) = scene.market.mine([raw])
-    assert reverted(receipt, f"{PREFIX[contract]}: {reason}"), receipt.revert_reason
+    assert reverted(receipt, reason.format(contract=PREFIX[contract])), receipt.revert_reason
 
 
 @pytest.mark.parametrize("spare, first, second", [(0, *mk.CLEARING_MODES), (1, *mk.CLEARING_MODES[::-1])])
@@ -357,7 +358,7 @@ def test_first_valid_clearing_wins_and_a_second_in_either_mode_reverts(scene, sp
     interval = scene.spares[spare]
     receipts = m.mine([mk.clear(m.prosumers[1], m.addresses, interval, scene.book, mode=mode) for mode in (first, second)])
     assert receipts[0].ok, receipts[0].revert_reason
-    assert reverted(receipts[1], f"{PREFIX[_contract(m)]}: already cleared")
+    assert reverted(receipts[1], "book: already cleared")
 
 
 def test_unknown_clearing_mode_is_refused_by_the_builder(markets):

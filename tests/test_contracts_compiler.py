@@ -1,4 +1,4 @@
-"""Artifacts are reproducible from the Vyper sources."""
+"""Artifacts are reproducible from the Vyper sources, the shared modules included."""
 
 import hashlib
 import json
@@ -36,3 +36,41 @@ def test_stale_artifact_is_recompiled_not_served(tmp_path, monkeypatch):
 def test_unknown_contract_is_refused():
     with pytest.raises(ValueError, match="unknown contract"):
         compiler.load_artifact("Nope")
+
+
+IMPORTERS = {
+    "gate": {"DoubleAuction", "PayAsBid", "MeritOrder", "VickreyAuction", "EnglishAuction"},
+    "escrow": {"DoubleAuction", "PayAsBid", "MeritOrder", "VickreyAuction", "EnglishAuction"},
+    "book": {"DoubleAuction", "PayAsBid", "MeritOrder"},
+    "lot_book": {"VickreyAuction", "EnglishAuction"},
+}
+
+
+def test_contracts_import_the_shared_modules_they_are_built_from():
+    # book.vy and lot_book.vy use gate.vy; lot_book.vy names escrow.vy's SettlementTerms.
+    for name in compiler.CONTRACT_NAMES:
+        expected = sorted(module for module, importers in IMPORTERS.items() if name in importers)
+        assert compiler.imported_modules(compiler.source_path(name).read_text()) == expected, name
+
+
+@pytest.mark.parametrize("module", sorted(IMPORTERS))
+def test_editing_a_shared_module_stales_every_contract_that_imports_it(tmp_path, monkeypatch, module):
+    before = {name: compiler.sources_sha256(compiler.source_path(name).read_text()) for name in compiler.CONTRACT_NAMES}
+    copy = tmp_path / "contracts"
+    copy.mkdir()
+    for source in compiler.CONTRACTS_DIR.glob("*.vy"):
+        (copy / source.name).write_text(source.read_text())
+    (copy / f"{module}.vy").write_text((copy / f"{module}.vy").read_text() + "\n# an edit\n")
+    monkeypatch.setattr(compiler, "CONTRACTS_DIR", copy)
+    after = {name: compiler.sources_sha256(compiler.source_path(name).read_text()) for name in compiler.CONTRACT_NAMES}
+    assert {name for name in compiler.CONTRACT_NAMES if after[name] != before[name]} == IMPORTERS[module]
+    assert set(compiler.stale_artifacts()) == IMPORTERS[module]
+    # The artifact served is compiled from the edited module, not the stored one.
+    importer = min(IMPORTERS[module])
+    assert compiler.load_artifact(importer)["source_sha256"] == after[importer]
+
+
+def test_a_contract_without_imports_hashes_its_own_source():
+    source = compiler.source_path("Settlement").read_text()
+    assert compiler.imported_modules(source) == []
+    assert compiler.sources_sha256(source) == hashlib.sha256(source.encode()).hexdigest()

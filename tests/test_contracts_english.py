@@ -217,20 +217,20 @@ def scene() -> tuple[Market, dict]:
 # (reason, who signs, function, arguments); "@x" are symbols of the scene.
 CASES = [
     ("english: caller is not a prosumer", "outsider", "post_lot", ("@open", 1, 1)),
-    ("english: zero energy", "p2", "post_lot", ("@open", 0, 1)),
-    ("english: energy above limit", "p2", "post_lot", ("@open", MAX_ENERGY_WH + 1, 1)),
-    ("english: zero reserve", "p2", "post_lot", ("@open", 1, 0)),
+    ("lot_book: zero energy", "p2", "post_lot", ("@open", 0, 1)),
+    ("lot_book: energy above limit", "p2", "post_lot", ("@open", MAX_ENERGY_WH + 1, 1)),
+    ("lot_book: zero reserve", "p2", "post_lot", ("@open", 1, 0)),
     (
-        "english: reserve above cap",
+        "lot_book: reserve above cap",
         "p2",
         "post_lot",
         ("@open", 1, PRICE_CAP_WEI_PER_WH + 1),
     ),
-    ("english: gate closed", "p2", "post_lot", ("@closed", 1, 1)),
-    ("english: lot exists", "p0", "post_lot", ("@open", 1, 1)),
+    ("gate: gate closed", "p2", "post_lot", ("@closed", 1, 1)),
+    ("lot_book: lot exists", "p0", "post_lot", ("@open", 1, 1)),
     ("english: caller is not a prosumer", "outsider", "bid", ("@lot", 20 * CENT)),
-    ("english: no such lot", "p2", "bid", (99, 20 * CENT)),
-    ("english: gate closed", "p2", "bid", ("@closed_lot", 20 * CENT)),
+    ("lot_book: no such lot", "p2", "bid", (99, 20 * CENT)),
+    ("gate: gate closed", "p2", "bid", ("@closed_lot", 20 * CENT)),
     ("english: seller bids on own lot", "p0", "bid", ("@lot", 20 * CENT)),
     ("english: price above cap", "p2", "bid", ("@lot", PRICE_CAP_WEI_PER_WH + 1)),
     ("english: leading another lot", "p1", "bid", ("@fresh", 20 * CENT)),
@@ -273,8 +273,8 @@ def test_transaction_reverts_with_exact_reason(scene, reason, who, function, arg
 @pytest.mark.parametrize(
     "reason, args",
     [
-        ("english: zero interval", (START_TIMESTAMP, 0, GATE_CLOSURE_S, 1, 1)),
-        ("english: gate closure before epoch", (10, INTERVAL_S, 11, 1, 1)),
+        ("gate: zero interval", (START_TIMESTAMP, 0, GATE_CLOSURE_S, 1, 1)),
+        ("gate: gate closure before epoch", (10, INTERVAL_S, 11, 1, 1)),
         (
             "english: price cap out of range",
             (START_TIMESTAMP, INTERVAL_S, GATE_CLOSURE_S, 0, 1),

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from gridledger.contracts import market as mk
 from gridledger.contracts.client import encode_call
 from gridledger.contracts.compiler import load_artifact
-from gridledger.contracts.mechanisms import LOT_AUCTION_CONTRACTS
+from gridledger.contracts.mechanisms import LOT_AUCTION_CONTRACTS, MECHANISMS
 from gridledger.contracts.reference import (
     clear_pay_as_bid,
     clear_uniform,
@@ -35,13 +35,6 @@ from contract_helpers import (
 
 FEE = GRID_FEE_WEI_PER_WH
 MAX_SIDE = 6
-PREFIX = {
-    "uniform-double-auction": "auction",
-    "pay-as-bid": "pay_as_bid",
-    "merit-order": "merit_order",
-    "vickrey": "vickrey",
-    "english": "english",
-}
 
 
 @pytest.fixture(scope="module")
@@ -273,10 +266,10 @@ def test_merit_order_demand_locks_at_the_cap_without_fee_until_released(markets)
 # Revert matrix.
 
 
-@pytest.mark.parametrize("mechanism", list(PREFIX))
+@pytest.mark.parametrize("mechanism", list(MECHANISMS))
 def test_binding_is_once_by_the_deployer_to_its_own_settlement(markets, mechanism):
     market = _market(markets, mechanism)
-    contract, prefix = market.addresses.auction_contract, PREFIX[mechanism]
+    contract = market.addresses.auction_contract
     assert market.read(contract, "settlement") == market.addresses.settlement
     assert market.read(contract, "deployer") == market.operator.address
     by_outsider, twice = market.mine(
@@ -285,8 +278,8 @@ def test_binding_is_once_by_the_deployer_to_its_own_settlement(markets, mechanis
             market.call_tx(market.operator, contract, "bind_settlement", market.addresses.settlement),
         ]
     )
-    assert reverted(by_outsider, f"{prefix}: caller is not the deployer")
-    assert reverted(twice, f"{prefix}: settlement already bound")
+    assert reverted(by_outsider, "escrow: caller is not the deployer")
+    assert reverted(twice, "escrow: settlement already bound")
 
 
 def _unbound(market: Market, contract: str) -> str:
@@ -302,10 +295,10 @@ def _unbound(market: Market, contract: str) -> str:
     return address
 
 
-@pytest.mark.parametrize("mechanism", list(PREFIX))
+@pytest.mark.parametrize("mechanism", list(MECHANISMS))
 def test_bids_revert_until_bound_and_only_the_own_settlement_binds(markets, mechanism):
     market = _market(markets, mechanism)
-    contract, prefix = market.addresses.auction_contract, PREFIX[mechanism]
+    contract = market.addresses.auction_contract
     auction = _unbound(market, contract)
     unbound = mk.MarketAddresses(market.addresses.registry, market.addresses.token, auction,
                                  market.addresses.settlement, mechanism)
@@ -328,9 +321,9 @@ def test_bids_revert_until_bound_and_only_the_own_settlement_binds(markets, mech
         [bid, market.operator.transact(auction, encode_call(contract, "bind_settlement", market.addresses.settlement),
                                        gas=200_000)]
     )
-    assert reverted(before, f"{prefix}: settlement not bound")
+    assert reverted(before, "escrow: settlement not bound")
     # The market's settlement names the market's own mechanism, not this one.
-    assert reverted(other, f"{prefix}: settlement of another mechanism")
+    assert reverted(other, "escrow: settlement of another mechanism")
 
 
 def test_lock_and_unlock_are_for_the_mechanism_only(markets):

@@ -222,22 +222,22 @@ CASES = [
     ("merit_order: caller is not operator", "prosumer", "post_demand", ("@next", 1)),
     ("merit_order: zero demand", "operator", "post_demand", ("@next", 0)),
     ("merit_order: demand above limit", "operator", "post_demand", ("@next", MAX_ENERGY_WH + 1)),
-    ("merit_order: gate closed", "operator", "post_demand", ("@pending", 1)),
+    ("gate: gate closed", "operator", "post_demand", ("@pending", 1)),
     ("merit_order: caller is not a prosumer", "outsider", "submit_offer", ("@next", 1, 1)),
-    ("merit_order: zero energy", "prosumer", "submit_offer", ("@next", 0, 1)),
-    ("merit_order: energy above limit", "prosumer", "submit_offer", ("@next", MAX_ENERGY_WH + 1, 1)),
-    ("merit_order: zero price", "prosumer", "submit_offer", ("@next", 1, 0)),
-    ("merit_order: price above cap", "prosumer", "submit_offer", ("@next", 1, PRICE_CAP_WEI_PER_WH + 1)),
-    ("merit_order: gate closed", "prosumer", "submit_offer", ("@pending", 1, 1)),
+    ("book: zero energy", "prosumer", "submit_offer", ("@next", 0, 1)),
+    ("book: energy above limit", "prosumer", "submit_offer", ("@next", MAX_ENERGY_WH + 1, 1)),
+    ("book: zero price", "prosumer", "submit_offer", ("@next", 1, 0)),
+    ("book: price above cap", "prosumer", "submit_offer", ("@next", 1, PRICE_CAP_WEI_PER_WH + 1)),
+    ("gate: gate closed", "prosumer", "submit_offer", ("@pending", 1, 1)),
     ("merit_order: caller is neither prosumer nor operator", "outsider", "clear", ("@pending", [1, 2, 0], 0, 0)),
-    ("merit_order: gate open", "operator", "clear", ("@next", [], 0, 0)),
-    ("merit_order: already cleared", "operator", "clear", ("@settled", [0], 0, 0)),
-    ("merit_order: order length mismatch", "operator", "clear", ("@pending", [1, 2], 0, 0)),
-    ("merit_order: order index out of range", "operator", "clear", ("@pending", [1, 2, 3], 0, 0)),
-    ("merit_order: order index repeated", "operator", "clear", ("@pending", [1, 2, 2], 0, 0)),
-    ("merit_order: order index repeated", "operator", "clear", ("@pending", [1, 1, 0], 0, 0)),
-    ("merit_order: order not sorted", "operator", "clear", ("@pending", [2, 1, 0], 0, 0)),
-    ("merit_order: order not sorted", "operator", "clear", ("@pending", [1, 0, 2], 0, 0)),
+    ("gate: gate open", "operator", "clear", ("@next", [], 0, 0)),
+    ("book: already cleared", "operator", "clear", ("@settled", [0], 0, 0)),
+    ("book: order length mismatch", "operator", "clear", ("@pending", [1, 2], 0, 0)),
+    ("book: order index out of range", "operator", "clear", ("@pending", [1, 2, 3], 0, 0)),
+    ("book: order index repeated", "operator", "clear", ("@pending", [1, 2, 2], 0, 0)),
+    ("book: order index repeated", "operator", "clear", ("@pending", [1, 1, 0], 0, 0)),
+    ("book: order not sorted", "operator", "clear", ("@pending", [2, 1, 0], 0, 0)),
+    ("book: order not sorted", "operator", "clear", ("@pending", [1, 0, 2], 0, 0)),
     ("settlement: interval not cleared", "outsider", "Settlement.settle_operator", ("@pending",)),
     ("settlement: operator settled", "outsider", "Settlement.settle_operator", ("@settled",)),
 ]
@@ -269,7 +269,7 @@ def test_repeated_demand_and_offer_revert(scene):
     )
     assert receipts[0].ok and receipts[2].ok
     assert reverted(receipts[1], "merit_order: demand exists")
-    assert reverted(receipts[3], "merit_order: offer exists")
+    assert reverted(receipts[3], "book: order exists")
     (early,) = market.mine([mk.settle_operator(market.outsider, market.addresses, interval)], market.gate(interval))
     assert reverted(early, "settlement: interval not cleared")
     clear = mk.clear(market.operator, market.addresses, interval, mk.book(market.chain, market.addresses, interval))
@@ -281,14 +281,14 @@ def test_missing_offer_view_reverts_with_reason(scene):
     market, _, pending = scene
     with pytest.raises(CallReverted) as raised:
         market.chain.call(market.addresses.auction, encode_call("MeritOrder", "order", pending, 3))
-    assert raised.value.reason == "merit_order: no such order"
+    assert raised.value.reason == "book: no such order"
 
 
 @pytest.mark.parametrize(
     "reason, args",
     [
-        ("merit_order: zero interval", (START_TIMESTAMP, 0, GATE_CLOSURE_S, 1)),
-        ("merit_order: gate closure before epoch", (10, INTERVAL_S, 11, 1)),
+        ("gate: zero interval", (START_TIMESTAMP, 0, GATE_CLOSURE_S, 1)),
+        ("gate: gate closure before epoch", (10, INTERVAL_S, 11, 1)),
         ("merit_order: price cap out of range", (START_TIMESTAMP, INTERVAL_S, GATE_CLOSURE_S, 0)),
     ],
 )

@@ -118,27 +118,27 @@ CASES = [
     ("token: transfer amount exceeds balance", "outsider", "GridToken.transfer", ("@operator", 1)),
     ("token: mint to the zero address", "operator", "GridToken.mint", ("@zero", 1)),
     ("auction: caller is not a prosumer", "outsider", "DoubleAuction.submit_order", ("@next", True, 1, 1)),
-    ("auction: zero energy", "prosumer", "DoubleAuction.submit_order", ("@next", True, 0, 1)),
-    ("auction: energy above limit", "prosumer", "DoubleAuction.submit_order", ("@next", True, MAX_ENERGY_WH + 1, 1)),
-    ("auction: zero price", "prosumer", "DoubleAuction.submit_order", ("@next", True, 1, 0)),
+    ("book: zero energy", "prosumer", "DoubleAuction.submit_order", ("@next", True, 0, 1)),
+    ("book: energy above limit", "prosumer", "DoubleAuction.submit_order", ("@next", True, MAX_ENERGY_WH + 1, 1)),
+    ("book: zero price", "prosumer", "DoubleAuction.submit_order", ("@next", True, 1, 0)),
     (
-        "auction: price above cap",
+        "book: price above cap",
         "prosumer",
         "DoubleAuction.submit_order",
         ("@next", True, 1, PRICE_CAP_WEI_PER_WH + 1),
     ),
-    ("auction: gate closed", "prosumer", "DoubleAuction.submit_order", ("@pending", True, 1, 1)),
+    ("gate: gate closed", "prosumer", "DoubleAuction.submit_order", ("@pending", True, 1, 1)),
     ("auction: caller is neither prosumer nor operator", "outsider", "DoubleAuction.clear",
      ("@pending", [1, 2, 3, 0], [0, 1], 0, 0)),
-    ("auction: gate open", "operator", "DoubleAuction.clear", ("@next", [], [], 0, 0)),
-    ("auction: already cleared", "operator", "DoubleAuction.clear", ("@settled", [0], [0], 0, 0)),
-    ("auction: order length mismatch", "operator", "DoubleAuction.clear", ("@pending", [1, 2, 3], [0, 1], 0, 0)),
-    ("auction: order index out of range", "operator", "DoubleAuction.clear", ("@pending", [1, 2, 3, 4], [0, 1], 0, 0)),
-    ("auction: order index repeated", "operator", "DoubleAuction.clear", ("@pending", [1, 2, 2, 0], [0, 1], 0, 0)),
-    ("auction: order index repeated", "operator", "DoubleAuction.clear", ("@pending", [1, 2, 1, 0], [0, 1], 0, 0)),
-    ("auction: order not sorted", "operator", "DoubleAuction.clear", ("@pending", [2, 1, 3, 0], [0, 1], 0, 0)),
-    ("auction: order not sorted", "operator", "DoubleAuction.clear", ("@pending", [1, 3, 2, 0], [0, 1], 0, 0)),
-    ("auction: order not sorted", "operator", "DoubleAuction.clear", ("@pending", [1, 2, 3, 0], [1, 0], 0, 0)),
+    ("gate: gate open", "operator", "DoubleAuction.clear", ("@next", [], [], 0, 0)),
+    ("book: already cleared", "operator", "DoubleAuction.clear", ("@settled", [0], [0], 0, 0)),
+    ("book: order length mismatch", "operator", "DoubleAuction.clear", ("@pending", [1, 2, 3], [0, 1], 0, 0)),
+    ("book: order index out of range", "operator", "DoubleAuction.clear", ("@pending", [1, 2, 3, 4], [0, 1], 0, 0)),
+    ("book: order index repeated", "operator", "DoubleAuction.clear", ("@pending", [1, 2, 2, 0], [0, 1], 0, 0)),
+    ("book: order index repeated", "operator", "DoubleAuction.clear", ("@pending", [1, 2, 1, 0], [0, 1], 0, 0)),
+    ("book: order not sorted", "operator", "DoubleAuction.clear", ("@pending", [2, 1, 3, 0], [0, 1], 0, 0)),
+    ("book: order not sorted", "operator", "DoubleAuction.clear", ("@pending", [1, 3, 2, 0], [0, 1], 0, 0)),
+    ("book: order not sorted", "operator", "DoubleAuction.clear", ("@pending", [1, 2, 3, 0], [1, 0], 0, 0)),
     ("settlement: zero amount", "operator", "Settlement.deposit_for", ("@prosumer", 0)),
     ("settlement: zero amount", "prosumer", "Settlement.withdraw", (0,)),
     ("token: insufficient allowance", "outsider", "Settlement.deposit_for", ("@prosumer", 1)),
@@ -182,13 +182,12 @@ def test_pay_as_bid_transaction_reverts_with_exact_reason(pay_as_bid_scene, reas
 
 
 AUCTIONS = pytest.mark.parametrize(
-    "scene_name, contract, prefix",
-    [("scene", "DoubleAuction", "auction"), ("pay_as_bid_scene", "PayAsBid", "pay_as_bid")],
+    "scene_name, contract", [("scene", "DoubleAuction"), ("pay_as_bid_scene", "PayAsBid")]
 )
 
 
 @AUCTIONS
-def test_second_order_of_an_account_reverts(request, scene_name, contract, prefix):
+def test_second_order_of_an_account_reverts(request, scene_name, contract):
     market = request.getfixturevalue(scene_name).market
     interval = market.next_interval()
     first, second = (
@@ -197,7 +196,7 @@ def test_second_order_of_an_account_reverts(request, scene_name, contract, prefi
     )
     receipts = market.mine([first, second])
     assert receipts[0].ok
-    assert reverted(receipts[1], f"{prefix}: order exists")
+    assert reverted(receipts[1], "book: order exists")
 
 
 def test_reading_before_interval_end_reverts(scene):
@@ -223,12 +222,12 @@ def test_deposit_beyond_the_payers_balance_reverts_in_the_token(scene):
 
 
 @AUCTIONS
-def test_missing_order_view_reverts_with_reason(request, scene_name, contract, prefix):
+def test_missing_order_view_reverts_with_reason(request, scene_name, contract):
     scene = request.getfixturevalue(scene_name)
     data = encode_call(contract, "order", scene.pending, True, 99)
     with pytest.raises(CallReverted) as raised:
         scene.market.chain.call(scene.market.addresses.auction, data)
-    assert raised.value.reason == f"{prefix}: no such order"
+    assert raised.value.reason == "book: no such order"
 
 
 def test_revoking_the_meter_role_unbinds_the_meter(scene):
@@ -247,15 +246,15 @@ def test_revoking_the_meter_role_unbinds_the_meter(scene):
 @pytest.mark.parametrize(
     "reason, contract, args",
     [
-        ("auction: zero interval", "DoubleAuction", lambda reg: (reg, START_TIMESTAMP, 0, GATE_CLOSURE_S, 1)),
-        ("auction: gate closure before epoch", "DoubleAuction", lambda reg: (reg, 10, INTERVAL_S, 11, 1)),
+        ("gate: zero interval", "DoubleAuction", lambda reg: (reg, START_TIMESTAMP, 0, GATE_CLOSURE_S, 1)),
+        ("gate: gate closure before epoch", "DoubleAuction", lambda reg: (reg, 10, INTERVAL_S, 11, 1)),
         (
             "auction: price cap out of range",
             "DoubleAuction",
             lambda reg: (reg, START_TIMESTAMP, INTERVAL_S, GATE_CLOSURE_S, 0),
         ),
-        ("pay_as_bid: zero interval", "PayAsBid", lambda reg: (reg, START_TIMESTAMP, 0, GATE_CLOSURE_S, 1)),
-        ("pay_as_bid: gate closure before epoch", "PayAsBid", lambda reg: (reg, 10, INTERVAL_S, 11, 1)),
+        ("gate: zero interval", "PayAsBid", lambda reg: (reg, START_TIMESTAMP, 0, GATE_CLOSURE_S, 1)),
+        ("gate: gate closure before epoch", "PayAsBid", lambda reg: (reg, 10, INTERVAL_S, 11, 1)),
         (
             "pay_as_bid: price cap out of range",
             "PayAsBid",
@@ -273,8 +272,8 @@ def test_constructor_reverts_with_exact_reason(scene, reason, contract, args):
     assert receipt.contract_address is None
 
 
-@pytest.mark.parametrize("mechanism, prefix", [("uniform-double-auction", "auction"), ("pay-as-bid", "pay_as_bid")])
-def test_full_book_side_rejects_one_more_order(mechanism, prefix):
+@pytest.mark.parametrize("mechanism", ["uniform-double-auction", "pay-as-bid"])
+def test_full_book_side_rejects_one_more_order(mechanism):
     market = new_market(257, with_meters=False, mechanism=mechanism)
     interval = market.next_interval()
     book = market.submit_book(interval, [(1, 1 + i) for i in range(256)], [])
@@ -285,7 +284,7 @@ def test_full_book_side_rejects_one_more_order(mechanism, prefix):
             )
         ]
     )
-    assert reverted(receipt, f"{prefix}: book full")
+    assert reverted(receipt, "book: book full")
     assert market.clear(interval, book).ok
 
 
@@ -337,7 +336,7 @@ def test_token_returning_false_reverts_deposit_and_withdraw():
 def test_failed_market_setup_raises_with_the_revert_reason():
     operator = derive_account(SEED, "operator")
     chain = Chain([operator.address], genesis_timestamp=GENESIS_TIMESTAMP)
-    with pytest.raises(mk.SetupFailed, match="deploy DoubleAuction failed: auction: gate closure before epoch"):
+    with pytest.raises(mk.SetupFailed, match="deploy DoubleAuction failed: gate: gate closure before epoch"):
         mk.deploy_market(
             chain,
             chain.wallet(operator),

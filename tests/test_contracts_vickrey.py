@@ -318,25 +318,25 @@ def _reveal_args(who_index: int, price: int, salt_of: int | None = None):
 # salt of prosumer i, ("commit", i, lot, price) a commitment of prosumer i.
 CASES = [
     ("vickrey: caller is not a prosumer", "outsider", "post_lot", ("@open", 1, 1)),
-    ("vickrey: zero energy", "p1", "post_lot", ("@open", 0, 1)),
-    ("vickrey: energy above limit", "p1", "post_lot", ("@open", MAX_ENERGY_WH + 1, 1)),
-    ("vickrey: zero reserve", "p1", "post_lot", ("@open", 1, 0)),
+    ("lot_book: zero energy", "p1", "post_lot", ("@open", 0, 1)),
+    ("lot_book: energy above limit", "p1", "post_lot", ("@open", MAX_ENERGY_WH + 1, 1)),
+    ("lot_book: zero reserve", "p1", "post_lot", ("@open", 1, 0)),
     (
-        "vickrey: reserve above cap",
+        "lot_book: reserve above cap",
         "p1",
         "post_lot",
         ("@open", 1, PRICE_CAP_WEI_PER_WH + 1),
     ),
-    ("vickrey: gate closed", "p1", "post_lot", ("@reveal", 1, 1)),
-    ("vickrey: lot exists", "p0", "post_lot", ("@open", 1, 1)),
+    ("gate: gate closed", "p1", "post_lot", ("@reveal", 1, 1)),
+    ("lot_book: lot exists", "p0", "post_lot", ("@open", 1, 1)),
     (
         "vickrey: caller is not a prosumer",
         "outsider",
         "commit_bid",
         ("@olot", ("commit", 1, 1, 1)),
     ),
-    ("vickrey: no such lot", "p1", "commit_bid", (99, ("commit", 1, 99, 1))),
-    ("vickrey: gate closed", "p3", "commit_bid", ("@rlot", ("commit", 3, 0, 1))),
+    ("lot_book: no such lot", "p1", "commit_bid", (99, ("commit", 1, 99, 1))),
+    ("gate: gate closed", "p3", "commit_bid", ("@rlot", ("commit", 3, 0, 1))),
     (
         "vickrey: seller bids on own lot",
         "p0",
@@ -345,7 +345,7 @@ CASES = [
     ),
     ("vickrey: zero commitment", "p1", "commit_bid", ("@olot", b"\0" * 32)),
     ("vickrey: bid exists", "p3", "commit_bid", ("@olot", ("commit", 3, 1, 1))),
-    ("vickrey: no such lot", "p1", "reveal_bid", (99, 1, ("salt", 1))),
+    ("lot_book: no such lot", "p1", "reveal_bid", (99, 1, ("salt", 1))),
     ("vickrey: reveal not open", "p3", "reveal_bid", ("@olot", 10 * CENT, ("salt", 3))),
     ("vickrey: no commitment", "p3", "reveal_bid", _reveal_args(3, 10 * CENT)),
     ("vickrey: already revealed", "p1", "reveal_bid", _reveal_args(1, 10 * CENT)),
@@ -444,14 +444,14 @@ def test_missing_lot_view_reverts_with_reason(scene):
         market.chain.call(
             market.addresses.auction, encode_call("VickreyAuction", "lot", 99)
         )
-    assert raised.value.reason == "vickrey: no such lot"
+    assert raised.value.reason == "lot_book: no such lot"
 
 
 @pytest.mark.parametrize(
     "reason, args",
     [
-        ("vickrey: zero interval", (START_TIMESTAMP, 0, GATE_CLOSURE_S, 1, 1)),
-        ("vickrey: gate closure before epoch", (10, INTERVAL_S, 11, 1, 1)),
+        ("gate: zero interval", (START_TIMESTAMP, 0, GATE_CLOSURE_S, 1, 1)),
+        ("gate: gate closure before epoch", (10, INTERVAL_S, 11, 1, 1)),
         (
             "vickrey: price cap out of range",
             (START_TIMESTAMP, INTERVAL_S, GATE_CLOSURE_S, 0, 1),

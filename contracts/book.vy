@@ -1,0 +1,386 @@
+# pragma version ~=0.4.3
+"""
+@title Order Book of an Interval, its Priority Check and On-Chain Sort
+@custom:contract-name book
+@license BSD-3-Clause
+@notice Module of the book mechanisms (`DoubleAuction.vy`,
+        `PayAsBid.vy`, `MeritOrder.vy`): one book per market interval
+        with bids (False) and asks (True), each account placing at most
+        one order per interval before the gate (`gate.vy`) closes, and
+        the two ways to rank a side by priority for clearing, which give
+        the same ranking:
+        - `_ranked` checks a priority order sorted off-chain in O(n);
+        - `_sorted` sorts the side itself by insertion sort in O(n^2).
+        Priority: bids by price descending, asks (and merit-order
+        offers) by price ascending, equal prices by submission index
+        ascending. The mechanism matches the ranked sides, stores its
+        outcome in `_outcome_word` (its own layout, zero until cleared)
+        and each fill with `_record_fill`.
+        Storage is packed to keep the slots an interval touches few: an
+        order and its cleared fill share one word per account and
+        interval (layout at the `_ORDER_*` constants).
+        A contract `initializes: book[gate := gate]` and exports the
+        functions below it offers.
+        Functions:
+        - `order_count`, `order`, `orders`, `has_order`, `cleared`
+          (`external` `view` functions),
+        - `MAX_ORDERS`, `MAX_ENERGY_WH`, `MAX_PRICE_WEI_PER_WH`
+          (`external` `view` functions),
+        - `_check_order`, `_add_order`, `_check_clearable`, `_ranked`,
+          `_sorted`, `_record_fill`, `_order`, `_position_wh`
+          (`internal` functions).
+"""
+
+
+from . import gate
+
+uses: gate
+
+
+# @dev Most orders on one side of one interval's book.
+MAX_ORDERS: public(constant(uint256)) = 256
+
+
+# @dev Largest energy of one order: 1 TWh keeps every payment product
+# far inside int256 and fits the 40-bit energy fields below. [Wh]
+MAX_ENERGY_WH: public(constant(uint256)) = 10**12
+
+
+# @dev Largest price cap a mechanism accepts; fits the 80-bit price
+# fields below. [wei/Wh]
+MAX_PRICE_WEI_PER_WH: public(constant(uint256)) = 10**24
+
+
+# @dev Packed order word of one account in one interval, zero while it
+# has no order: bits [0, 40) energy [Wh], [40, 120) limit price
+# [wei/Wh], [120, 160) energy filled at clearing [Wh], bit 160 set for
+# an ask. Energy is at least 1 Wh, so an order's word is never zero.
+ORDER_ENERGY_MASK: constant(uint256) = 2**40 - 1
+ORDER_PRICE_SHIFT: constant(uint256) = 40
+ORDER_PRICE_MASK: constant(uint256) = 2**80 - 1
+ORDER_FILL_SHIFT: constant(uint256) = 120
+ORDER_ASK_SHIFT: constant(uint256) = 160
+
+
+# @dev Entry of one order in a side ranked by priority, as `_ranked`
+# and `_sorted` hand it to the matching: bits [0, 161) its order word
+# (not yet filled), [161, 169) its index on its side (MAX_ORDERS = 2**8)
+# and, in the sort keys of `_sorted` only, [169, 249) its price
+# [wei/Wh], complemented for bids, so that ascending keys are priority
+# order.
+RANKED_WORD_MASK: constant(uint256) = 2**161 - 1
+RANKED_INDEX_SHIFT: constant(uint256) = 161
+RANKED_INDEX_MASK: constant(uint256) = MAX_ORDERS - 1
+_RANKED_PRICE_SHIFT: constant(uint256) = 169
+
+
+# @dev One order of a book.
+struct Order:
+    account: address
+    energy_wh: uint256
+    price_wei_per_wh: uint256
+
+
+# @dev Accounts with an order in each interval, bids under False and
+# asks under True, in submission order.
+_accounts: HashMap[uint256, HashMap[bool, DynArray[address, MAX_ORDERS]]]
+
+
+# @dev Packed order word of each account per interval (`ORDER_*`).
+_order_word: HashMap[uint256, HashMap[address, uint256]]
+
+
+# @dev Packed outcome word of each interval in the mechanism's layout;
+# zero until the interval clears, never zero after.
+_outcome_word: HashMap[uint256, uint256]
+
+
+# @dev Emitted for every accepted order; `index` is its place
+# on its side of the book.
+event OrderSubmitted:
+    interval: indexed(uint256)
+    account: indexed(address)
+    is_ask: bool
+    energy_wh: uint256
+    price_wei_per_wh: uint256
+    index: uint256
+
+
+@external
+@view
+def order_count(interval: uint256, is_ask: bool) -> uint256:
+    """
+    @dev Number of orders on one side of an interval's book.
+    @param interval Index of the market interval.
+    @param is_ask True for asks, False for bids.
+    @return uint256 The number of orders.
+    """
+    return len(self._accounts[interval][is_ask])
+
+
+@external
+@view
+def order(interval: uint256, is_ask: bool, index: uint256) -> Order:
+    """
+    @dev One order of an interval's book.
+    @param interval Index of the market interval.
+    @param is_ask True for asks, False for bids.
+    @param index Place of the order on its side, in submission order.
+    @return Order The account, energy [Wh] and price [wei/Wh].
+    """
+    return self._order_at(interval, is_ask, index)
+
+
+@external
+@view
+def orders(interval: uint256, is_ask: bool) -> DynArray[Order, MAX_ORDERS]:
+    """
+    @dev All orders on one side of an interval's book.
+    @param interval Index of the market interval.
+    @param is_ask True for asks, False for bids.
+    @return DynArray The orders in submission order.
+    """
+    return self._orders(interval, is_ask)
+
+
+@external
+@view
+def has_order(interval: uint256, account: address) -> bool:
+    """
+    @dev Tells whether `account` has an order in `interval`.
+    @param interval Index of the market interval.
+    @param account The account to look up.
+    @return bool True once the account's order is accepted.
+    """
+    return self._order_word[interval][account] != 0
+
+
+@external
+@view
+def cleared(interval: uint256) -> bool:
+    """
+    @dev Tells whether `interval` has been cleared.
+    @param interval Index of the market interval.
+    @return bool True once the interval is cleared.
+    """
+    return self._outcome_word[interval] != 0
+
+
+@internal
+@view
+def _check_order(
+    interval: uint256, account: address, is_ask: bool, energy_wh: uint256, price_wei_per_wh: uint256, price_cap_wei_per_wh: uint256
+) -> uint256:
+    """
+    @dev Reverts unless `account` may place this order in `interval`.
+    @param interval Index of the market interval.
+    @param account The account placing the order.
+    @param is_ask True to sell, False to buy.
+    @param energy_wh Energy offered or wanted; 1 to `MAX_ENERGY_WH`. [Wh]
+    @param price_wei_per_wh Limit price; 1 to the price cap. [wei/Wh]
+    @param price_cap_wei_per_wh The mechanism's price cap. [wei/Wh]
+    @return uint256 The order's index on its side.
+    """
+    assert energy_wh != 0, "book: zero energy"
+    assert energy_wh <= MAX_ENERGY_WH, "book: energy above limit"
+    assert price_wei_per_wh != 0, "book: zero price"
+    assert price_wei_per_wh <= price_cap_wei_per_wh, "book: price above cap"
+    gate._check_before_gate(interval)
+    assert self._order_word[interval][account] == 0, "book: order exists"
+    index: uint256 = len(self._accounts[interval][is_ask])
+    assert index < MAX_ORDERS, "book: book full"
+    return index
+
+
+@internal
+def _add_order(
+    interval: uint256, account: address, is_ask: bool, energy_wh: uint256, price_wei_per_wh: uint256, index: uint256
+):
+    """
+    @dev Stores an order `_check_order` accepted and logs it.
+    @param interval Index of the market interval.
+    @param account The account placing the order.
+    @param is_ask True to sell, False to buy.
+    @param energy_wh Energy offered or wanted. [Wh]
+    @param price_wei_per_wh Limit price. [wei/Wh]
+    @param index The order's index on its side.
+    """
+    self._order_word[interval][account] = (
+        energy_wh | price_wei_per_wh << ORDER_PRICE_SHIFT | convert(is_ask, uint256) << ORDER_ASK_SHIFT
+    )
+    self._accounts[interval][is_ask].append(account)
+    log OrderSubmitted(
+        interval=interval,
+        account=account,
+        is_ask=is_ask,
+        energy_wh=energy_wh,
+        price_wei_per_wh=price_wei_per_wh,
+        index=index,
+    )
+
+
+@internal
+@view
+def _check_clearable(interval: uint256):
+    """
+    @dev Reverts unless the gate of `interval` has closed and
+         `interval` is not cleared.
+    @param interval Index of the market interval.
+    """
+    gate._check_after_gate(interval)
+    assert self._outcome_word[interval] == 0, "book: already cleared"
+
+
+@internal
+@view
+def _order(interval: uint256, account: address) -> Order:
+    """
+    @dev Unpacked order of `account` in `interval`.
+    @param interval Index of the market interval.
+    @param account An account with an order in `interval`.
+    @return Order The account, energy [Wh] and price [wei/Wh].
+    """
+    word: uint256 = self._order_word[interval][account]
+    return Order(
+        account=account,
+        energy_wh=word & ORDER_ENERGY_MASK,
+        price_wei_per_wh=(word >> ORDER_PRICE_SHIFT) & ORDER_PRICE_MASK,
+    )
+
+
+@internal
+@view
+def _order_at(interval: uint256, is_ask: bool, index: uint256) -> Order:
+    """
+    @dev One order of an interval's book; reverts if there is none.
+    @param interval Index of the market interval.
+    @param is_ask True for asks, False for bids.
+    @param index Place of the order on its side, in submission order.
+    @return Order The account, energy [Wh] and price [wei/Wh].
+    """
+    assert index < len(self._accounts[interval][is_ask]), "book: no such order"
+    return self._order(interval, self._accounts[interval][is_ask][index])
+
+
+@internal
+@view
+def _orders(interval: uint256, is_ask: bool) -> DynArray[Order, MAX_ORDERS]:
+    """
+    @dev All orders on one side of an interval's book.
+    @param interval Index of the market interval.
+    @param is_ask True for asks, False for bids.
+    @return DynArray The orders in submission order.
+    """
+    book: DynArray[Order, MAX_ORDERS] = []
+    for account: address in self._accounts[interval][is_ask]:
+        book.append(self._order(interval, account))
+    return book
+
+
+@internal
+@pure
+def _position_wh(word: uint256) -> int256:
+    """
+    @dev Signed fill of a packed order word.
+    @param word An order word, or zero for no order.
+    @return int256 The filled energy, positive for an ask. [Wh]
+    """
+    fill_wh: int256 = convert((word >> ORDER_FILL_SHIFT) & ORDER_ENERGY_MASK, int256)
+    if word >> ORDER_ASK_SHIFT == 0:
+        return -fill_wh
+    return fill_wh
+
+
+@internal
+@view
+def _ranked(
+    interval: uint256,
+    accounts: DynArray[address, MAX_ORDERS],
+    priority: DynArray[uint256, MAX_ORDERS],
+    descending: bool,
+) -> uint256[MAX_ORDERS]:
+    """
+    @dev Reverts unless `priority` lists every index of `accounts`
+         once, sorted by price (descending for bids, ascending for
+         asks) and by index among equal prices. The sort is strict,
+         so an index can only repeat where the order breaks: repeats
+         are looked for there only.
+    @param interval Index of the market interval.
+    @param accounts One side's accounts, in submission order.
+    @param priority The claimed priority order of `accounts`' indices.
+    @param descending True for bids, False for asks.
+    @return uint256[MAX_ORDERS] The side's entries (`RANKED_*`) by
+            priority rank.
+    """
+    assert len(priority) == len(accounts), "book: order length mismatch"
+    ranked: uint256[MAX_ORDERS] = empty(uint256[MAX_ORDERS])
+    previous: uint256 = 0
+    previous_price: uint256 = 0
+    for rank: uint256 in range(len(priority), bound=MAX_ORDERS):
+        index: uint256 = priority[rank]
+        assert index < len(accounts), "book: order index out of range"
+        word: uint256 = self._order_word[interval][accounts[index]]
+        price: uint256 = (word >> ORDER_PRICE_SHIFT) & ORDER_PRICE_MASK
+        if rank != 0:
+            in_priority: bool = previous < index
+            if previous_price != price:
+                in_priority = (previous_price > price) == descending
+            if not in_priority:
+                for earlier: uint256 in range(rank, bound=MAX_ORDERS):
+                    assert priority[earlier] != index, "book: order index repeated"
+                raise "book: order not sorted"
+        ranked[rank] = index << RANKED_INDEX_SHIFT | word
+        previous = index
+        previous_price = price
+    return ranked
+
+
+@internal
+@view
+def _sorted(interval: uint256, accounts: DynArray[address, MAX_ORDERS], descending: bool) -> uint256[MAX_ORDERS]:
+    """
+    @dev Sorts one side of a book on-chain by insertion sort of keys
+         (`RANKED_*`): by price, descending for bids and ascending for
+         asks, and by index among equal prices, the order `_ranked`
+         checks. Keys are distinct, so the sort is strict.
+    @param interval Index of the market interval.
+    @param accounts One side's accounts, in submission order.
+    @param descending True for bids, False for asks.
+    @return uint256[MAX_ORDERS] The side's entries (`RANKED_*`) by
+            priority rank.
+    """
+    keys: uint256[MAX_ORDERS] = empty(uint256[MAX_ORDERS])
+    for index: uint256 in range(len(accounts), bound=MAX_ORDERS):
+        word: uint256 = self._order_word[interval][accounts[index]]
+        price: uint256 = (word >> ORDER_PRICE_SHIFT) & ORDER_PRICE_MASK
+        if descending:
+            price = ORDER_PRICE_MASK - price
+        key: uint256 = price << _RANKED_PRICE_SHIFT | index << RANKED_INDEX_SHIFT | word
+        # Insert `key` into the sorted keys[0:index] by shifting the
+        # larger ones up. The loop runs at most `index` times, so
+        # `rank` stays positive inside it.
+        rank: uint256 = index
+        for _: uint256 in range(index, bound=MAX_ORDERS):
+            below: uint256 = keys[unsafe_sub(rank, 1)]
+            if below < key:
+                break
+            keys[rank] = below
+            rank = unsafe_sub(rank, 1)
+        keys[rank] = key
+    return keys
+
+
+@internal
+def _record_fill(interval: uint256, account: address, entry: uint256, fill_wh: uint256) -> uint256:
+    """
+    @dev Stores the fill of one ranked order in its order word.
+    @param interval Index of the market interval.
+    @param account The order's account, that of its side's index
+           `(entry >> RANKED_INDEX_SHIFT) & RANKED_INDEX_MASK`.
+    @param entry The order's entry (`RANKED_*`).
+    @param fill_wh Its filled energy; positive. [Wh]
+    @return uint256 The filled order word.
+    """
+    word: uint256 = entry & RANKED_WORD_MASK | fill_wh << ORDER_FILL_SHIFT
+    self._order_word[interval][account] = word
+    return word

@@ -1,0 +1,80 @@
+# pragma version ~=0.4.3
+"""
+@title Settlement Binding of a Market Mechanism
+@custom:contract-name escrow
+@license BSD-3-Clause
+@notice Module of the market mechanisms (`DoubleAuction.vy`,
+        `PayAsBid.vy`, `MeritOrder.vy`, `VickreyAuction.vy`,
+        `EnglishAuction.vy`): the `Settlement.vy` that escrows their
+        bids and settles their outcome. The settlement names its
+        mechanism, so it is deployed after it and bound to it by the
+        mechanism's deployer, once (`bind_settlement`); until then
+        every call that escrows reverts (`_check_bound`).
+        A contract `initializes: escrow`, calls `escrow.__init__` from
+        its constructor and exports `escrow.__interface__`.
+        Functions:
+        - `bind_settlement` (`external` function),
+        - `deployer`, `settlement` (`external` `view` functions),
+        - `_check_bound` (`internal` function).
+"""
+
+
+# @dev Escrow calls into the market's settlement (see `Settlement.vy`).
+interface Settlement:
+    def auction() -> address: view
+    def lock(account: address, interval: uint256, energy_wh: uint256, price_wei_per_wh: uint256): nonpayable
+    def unlock(account: address, interval: uint256, amount_wei: uint256): nonpayable
+    def escrow_wei(account: address, energy_wh: uint256, price_wei_per_wh: uint256) -> uint256: view
+
+
+# @dev What settling one account's reading needs from one interval;
+# the interface every market mechanism offers `Settlement.vy`.
+struct SettlementTerms:
+    cleared: bool
+    position_wh: int256
+    value_wei: int256
+    end_timestamp: uint256
+
+
+# @dev Account that deployed the mechanism and binds its settlement.
+deployer: public(immutable(address))
+
+
+# @dev Settlement that escrows bids; the zero address until bound.
+settlement: public(Settlement)
+
+
+# @dev Emitted once, when the deployer binds the settlement.
+event SettlementBound:
+    settlement: indexed(address)
+
+
+@deploy
+def __init__():
+    deployer = msg.sender
+
+
+@external
+def bind_settlement(settlement_: Settlement):
+    """
+    @dev Binds the settlement that escrows bids, once; the settlement
+         is deployed after this contract because it names it.
+    @param settlement_ A settlement whose `auction` is this contract.
+    """
+    # checks
+    assert msg.sender == deployer, "escrow: caller is not the deployer"
+    assert self.settlement.address == empty(address), "escrow: settlement already bound"
+    assert staticcall settlement_.auction() == self, "escrow: settlement of another mechanism"
+
+    # effects
+    self.settlement = settlement_
+    log SettlementBound(settlement=settlement_.address)
+
+
+@internal
+@view
+def _check_bound():
+    """
+    @dev Reverts until the settlement is bound.
+    """
+    assert self.settlement.address != empty(address), "escrow: settlement not bound"
