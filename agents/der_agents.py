@@ -90,7 +90,7 @@ class DerAgents:
                               self.sc.study.market.flexibility.bond_endowment)
 
     def handle(self, messages: list[tuple[str, bytes]]) -> None:
-        """Read the ledger's messages: receipts, cleared positions, lots, flexibility requests and awards, admissions."""
+        """Read the ledger's messages: receipts, cleared positions, lots, flex requests and awards, EV admissions."""
         for _, payload in messages:
             body = decode(payload)
             if body["type"] == "flex_requests":

@@ -93,7 +93,10 @@ def offer_price_draw(seed: int, agent: int, interval: int) -> float:
 
 
 def offer_price_wei_per_wh(draw: float, feed_in_wei_per_wh: int, cap_wei_per_wh: int) -> int:
-    """``feed_in + floor(draw * (cap - feed_in))``, never above the cap (a cap below the feed-in tariff is offered at the cap). [wei/Wh]"""
+    """Offer price ``feed_in + floor(draw * (cap - feed_in))``, at most the cap. [wei/Wh]
+
+    A cap below the feed-in tariff is offered at the cap.
+    """
     return min(cap_wei_per_wh, feed_in_wei_per_wh + int(draw * max(0, cap_wei_per_wh - feed_in_wei_per_wh)))
 
 

@@ -172,3 +172,27 @@ def test_results_part_holds_orders_rejections_and_flexibility_only_with_its_mark
     flex_agents.write(tmp_path, complete=True)
     with xr.open_dataset(tmp_path / PARTS_DIR / "der.nc", engine="h5netcdf") as part:
         assert "flex_offer_w" in part and "flex_awarded_w" in part
+
+
+def test_without_the_services_nothing_is_approved_or_requested_and_no_inverter_settings_are_sent():
+    agents = agents_for("uniform-double-auction")
+    assert agents.approvals() == [] and agents.flex_txs(0) == [] and agents.inverter_settings() is None
+
+
+def test_results_part_holds_the_ev_sessions_and_shiftable_loads_when_the_study_has_them(tmp_path):
+    sc = small_scenario(start="2024-01-17T18:00:00",
+                        prosumers={"ev": {"share": 1.0},
+                                   "flexload": {"share": 1.0, "energy_kwh": 0.5, "earliest_h": 18.0,
+                                                "latest_end_h": 18.5}})
+    agents = agents_for("uniform-double-auction", sc=sc)
+    agents.setpoints(0)
+    agents.write(tmp_path, complete=False)
+    with xr.open_dataset(tmp_path / PARTS_DIR / "der.nc", engine="h5netcdf") as part:
+        assert sorted(part["ev_owner"].values.tolist()) == ["p01", "p02", "p03", "p04"]
+        np.testing.assert_allclose(part["ev_p_mw"].values[0], agents.devices.ev_kw[0] / 1000)
+        # each owner's 0.5 kWh cycle at 2 kW fits in 18:00-18:30: 0.5 kWh = sum(p_mw) * 1000 * 300 s / 3600
+        np.testing.assert_allclose(part["flexload_p_mw"].values.sum(axis=0) * 1000 * 300 / 3600, 0.5)
+        # load_p_mw = base + EV + shiftable, all in MW
+        np.testing.assert_allclose(part["load_p_mw"].values[0],
+                                   (agents.devices.load_kw[0] + agents.devices.ev_kw[0]
+                                    + agents.devices.flexload_kw[0]) / 1000)
