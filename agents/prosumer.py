@@ -1,7 +1,7 @@
 """Prosumer agent logic: forecast the next interval, place an order, dispatch the battery.
 
-Pure functions; the DER federate (`gridledger.federates.der`) calls them
-once per agent and never decides anything itself.
+Pure functions; the DER agents (`gridledger.agents.der_agents`) call them
+once per agent, and the DER federate decides nothing itself.
 
 Strategy (documented in README, "How prosumers bid"):
 

@@ -9,7 +9,7 @@ import pandapower as pp
 import pandapower.networks as pn
 import pytest
 
-from gridledger.federates.der import Agents
+from gridledger.agents.der_agents import DerAgents as Agents
 from gridledger.federates.grid import actual_output, bus_net_load, injections, install_inverters
 from gridledger.grids.inverter import VOLT_VAR_CAT_B, Inverter, VoltVarCurve, VoltWattCurve, inverter_output
 from gridledger.grids.powerflow import PowerFlow

@@ -80,7 +80,7 @@ def test_flexload_starts_in_the_expected_pv_surplus_and_keeps_its_energy():
 
 
 def test_flexload_profiles_follow_the_study_share_and_window():
-    from gridledger.federates.der import flexload_profiles_kw
+    from gridledger.agents.devices import flexload_profiles_kw
     from gridledger.scenario import build_scenario
     from gridledger.study import load_study
 

@@ -1,0 +1,191 @@
+"""The DER federate's prosumer agents: keys, wallets and nonces around their decisions.
+
+What the agents decide is in `gridledger.agents.orders` (orders and lots),
+`gridledger.agents.lot_bidding` (bids on lots), `gridledger.agents.flex_offers`
+(voltage-regulation offers) and `gridledger.agents.devices` (setpoints);
+:class:`DerAgents` signs those decisions with each agent's key and reads what
+the ledger sends back. The DER federate (`gridledger.federates.der`) calls
+:meth:`~DerAgents.connect` once, then for every action of the schedule
+:meth:`~DerAgents.handle` on the messages received and :meth:`~DerAgents.act`.
+
+A receipt names a transaction by sender and nonce only, so every signed
+transaction is remembered as (agent, nonce) -> the interval it served: a
+rejection is counted against that interval and, if the transaction never
+made it into a block, the agent's nonce is set back to it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from gridledger.agents.der_record import der_part
+from gridledger.agents.devices import Devices, inverter_settings
+from gridledger.agents.flex_offers import (Flexibility, bond_approvals, curtailment_offers, expected_pv_w, offer_tx,
+                                           pv_owners)
+from gridledger.agents.lot_bidding import SealedBids, commit_tx, open_bids, reveal_tx, sealed_bids
+from gridledger.agents.orders import OrderRecord, buyers, opening_orders, order_tx, zic_orders
+from gridledger.contracts import charging
+from gridledger.contracts.client import Wallet
+from gridledger.contracts.keys import derive_account
+from gridledger.contracts.market import LotState, MarketAddresses, bid
+from gridledger.contracts.mechanisms import MECHANISMS
+from gridledger.messages import decode
+from gridledger.scenario import Scenario
+from gridledger.schedule import DerAction
+from gridledger.units import price_wei_per_wh
+
+log = logging.getLogger("gridledger.der")
+
+
+@dataclass(frozen=True)
+class Outbox:
+    """What the agents send at one action: signed transactions in sending order, and the step's setpoints (if any)."""
+
+    txs: list[bytes]
+    setpoints: dict[str, np.ndarray]
+
+
+class DerAgents:
+    """Every prosumer agent of a scenario, indexed like `Scenario.prosumers`."""
+
+    def __init__(self, sc: Scenario):
+        study = sc.study
+        self.sc = sc
+        self.accounts = [derive_account(study.seed, f"prosumer/{p.name}") for p in sc.prosumers]
+        self.index_of = {a.address: i for i, a in enumerate(self.accounts)}
+        self.wallets: list[Wallet] = []
+        self.addresses: MarketAddresses | None = None
+        self.flex_address: str | None = None
+        self.charging_address: str | None = None
+        self.sent_for: dict[tuple[int, int], int] = {}
+        n, intervals = len(sc.prosumers), study.n_intervals
+        self.position_wh = np.zeros((intervals, n), dtype=np.int64)
+        self.rejected = np.zeros((intervals, n), dtype=np.int64)
+        self.lots: dict[int, list[LotState]] = {}
+        self.orders = OrderRecord(intervals, n)
+        self.sealed = SealedBids()
+        self.flex = Flexibility(intervals, n)
+        self.devices = Devices(sc)
+
+    def connect(self, notice: dict) -> None:
+        """Sign for the chain and the contracts named in the ledger's deployment notice."""
+        self.wallets = [Wallet(account, notice["chain_id"]) for account in self.accounts]
+        self.addresses = MarketAddresses(**notice["addresses"])
+        self.flex_address = notice.get("flexibility")
+        self.charging_address = notice.get("charging")
+
+    def inverter_settings(self) -> dict | None:
+        """The PV inverters' ratings and curves for the grid federate (`gridledger.agents.devices`)."""
+        return inverter_settings(self.sc)
+
+    def approvals(self) -> list[bytes]:
+        """Each PV owner's approval of its bond to the voltage-regulation contract (none without it)."""
+        if self.flex_address is None:
+            return []
+        return bond_approvals(self.wallets, pv_owners(self.devices.pv_kw), self.addresses.token, self.flex_address,
+                              self.sc.study.market.flexibility.bond_endowment)
+
+    def handle(self, messages: list[tuple[str, bytes]]) -> None:
+        """Read the ledger's messages: receipts, cleared positions, lots, flex requests and awards, EV admissions."""
+        for _, payload in messages:
+            body = decode(payload)
+            if body["type"] == "flex_requests":
+                self.flex.add_requests(body["requests"])
+            elif body["type"] == "flex_awards":
+                self.flex.award(body["awards"], self.index_of)
+            elif body["type"] == "charging":
+                admitted = {self.index_of[a]: p_w for a, p_w in body["admitted_w"].items()}
+                self.devices.evs.admit(body["window"], admitted)
+            elif body["type"] == "lots":
+                self.lots[body["interval"]] = [LotState(**lot) for lot in body["lots"]]
+            elif body["type"] == "cleared":
+                for address, position in body["positions_wh"].items():
+                    self.position_wh[body["interval"], self.index_of[address]] = position
+            elif body["type"] == "receipts":
+                for receipt in body["receipts"]:
+                    if not receipt["status"]:
+                        self._rejected(receipt)
+
+    def _rejected(self, receipt: dict) -> None:
+        i, nonce = self.index_of[receipt["sender"]], receipt["nonce"]
+        log.warning("%s: transaction %s rejected: %s", self.sc.prosumers[i].name,
+                    receipt["tx_hash"], receipt["revert_reason"])
+        self.rejected[self.sent_for[(i, nonce)], i] += 1
+        self.sealed.rejected(i, nonce)
+        if not receipt["included"]:
+            self.wallets[i].nonce = nonce
+
+    def act(self, action: DerAction) -> Outbox:
+        """One action of the schedule: market transactions, then flexibility and charging ones, then setpoints."""
+        txs = self.market_txs(action) if action.market is not None else []
+        if action.flex_interval is not None:
+            txs += self.flex_txs(action.flex_interval)
+        return Outbox(txs, self.setpoints(action.step) if action.step is not None else {})
+
+    def _sender(self, i: int, interval: int) -> Wallet:
+        """Agent `i`'s wallet, its next transaction noted as serving `interval`."""
+        wallet = self.wallets[i]
+        self.sent_for[(i, wallet.nonce)] = interval
+        return wallet
+
+    def market_txs(self, action: DerAction) -> list[bytes]:
+        """Orders or lots at an interval's start, bids in a bidding round, or reveals after the gate."""
+        k = action.interval
+        if action.market == "orders":
+            placed = opening_orders(zic_orders(self.sc, k), MECHANISMS[self.addresses.mechanism])
+            for i, order in placed:
+                self.orders.record(i, order)
+            return [order_tx(self._sender(i, k), self.addresses, order) for i, order in placed]
+        if action.market == "bid":
+            return self._bids(k, action.time_s)
+        return [reveal_tx(self._sender(b.agent, k), self.addresses, b) for b in self.sealed.to_reveal(k)]
+
+    def _bids(self, interval: int, round_s: float) -> list[bytes]:
+        study = self.sc.study
+        lots = self.lots.get(interval, [])
+        bidders = buyers(zic_orders(self.sc, interval))
+        txs = []
+        if MECHANISMS[self.addresses.mechanism].reveal_after_gate:
+            for sealed in sealed_bids(bidders, lots, study.seed, interval):
+                self.orders.record(sealed.agent, sealed.order)
+                wallet = self._sender(sealed.agent, interval)
+                self.sealed.committed(sealed, wallet.nonce)
+                txs.append(commit_tx(wallet, self.addresses, sealed))
+            return txs
+        increment = price_wei_per_wh(study.market.bid_increment_per_kwh)
+        for raised in open_bids(bidders, lots, [a.address for a in self.accounts], increment, study.seed, interval,
+                                round_s):
+            self.orders.record(raised.agent, raised.order)
+            txs.append(bid(self._sender(raised.agent, interval), self.addresses, raised.lot_id,
+                           price_wei_per_wh=raised.order.price_wei_per_wh))
+        return txs
+
+    def flex_txs(self, interval: int) -> list[bytes]:
+        """Curtailment offers to `interval`'s requests, then the EVs' charging requests for that window."""
+        study = self.sc.study
+        offers = curtailment_offers(self.flex.requests.get(interval, []), [p.bus for p in self.sc.prosumers],
+                                    expected_pv_w(self.sc, interval),
+                                    price_wei_per_wh(study.market.grid_sell_price_per_kwh), study.seed, interval)
+        txs = []
+        for offer in offers:
+            self.flex.offered(interval, offer)
+            txs.append(offer_tx(self._sender(offer.agent, interval), self.flex_address, offer))
+        if self.charging_address is None:
+            return txs
+        return txs + [charging.request_charge(self._sender(r.owner, interval), self.charging_address, interval,
+                                              r.on_chain(self.accounts[r.owner].address, study.start_timestamp))
+                      for r in self.devices.evs.requests(interval)]
+
+    def setpoints(self, step: int) -> dict[str, np.ndarray]:
+        """Every agent's device setpoints for `step`, the battery following the cleared position. [MW], [Mvar]"""
+        k = step // self.sc.study.steps_per_interval
+        return self.devices.step(step, self.position_wh[k], self.flex.curtail_kw[k], self.charging_address is not None)
+
+    def write(self, run_dir: Path, complete: bool) -> None:
+        """Write the ``der`` results part; `complete` says whether the run reached its end."""
+        flexibility = self.flex if self.flex_address is not None else None
+        der_part(self.sc, self.devices, self.orders, self.rejected, flexibility).write(run_dir, complete)
