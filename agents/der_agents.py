@@ -86,7 +86,10 @@ class DerAgents:
         """Each PV owner's approval of its bond to the voltage-regulation contract (none without it)."""
         if self.flex_address is None:
             return []
-        return bond_approvals(self.wallets, pv_owners(self.devices.pv_kw), self.addresses.token, self.flex_address,
+        owners = pv_owners(self.devices.pv_kw)
+        # Sent before the first interval: a rejection counts against interval 0.
+        self.sent_for.update({(int(i), self.wallets[i].nonce): 0 for i in owners})
+        return bond_approvals(self.wallets, owners, self.addresses.token, self.flex_address,
                               self.sc.study.market.flexibility.bond_endowment)
 
     def handle(self, messages: list[tuple[str, bytes]]) -> None:

@@ -97,7 +97,7 @@ def test_english_buyers_bid_the_lot_reserve_and_record_the_lot():
 def test_cleared_positions_drive_the_battery_setpoint():
     agents = agents_for("uniform-double-auction")
     address = agents.accounts[1].address        # p02: a battery, no PV
-    agents.handle([("ledger/tx", encode("cleared", interval=0, price_wei_per_wh=1, positions_wh={address: 100}))])
+    agents.handle([("ledger/tx", encode("cleared", interval=0, positions_wh={address: 100}))])
     assert agents.position_wh[0].tolist() == [0, 100, 0, 0]
     devices = agents.devices
     setpoints = agents.setpoints(0)
@@ -196,3 +196,13 @@ def test_results_part_holds_the_ev_sessions_and_shiftable_loads_when_the_study_h
         np.testing.assert_allclose(part["load_p_mw"].values[0],
                                    (agents.devices.load_kw[0] + agents.devices.ev_kw[0]
                                     + agents.devices.flexload_kw[0]) / 1000)
+
+
+def test_a_rejected_bond_approval_is_counted_against_interval_0_and_its_nonce_repaired():
+    agents = agents_for("uniform-double-auction", flexibility=True)
+    agents.approvals()
+    assert agents.wallets[3].nonce == 1
+    bad = dict(receipt(agents, 3, 0, included=False), revert_reason="GridToken: approve to the zero address")
+    agents.handle([("ledger/tx", encode("receipts", receipts=[bad]))])
+    assert agents.rejected[0].tolist() == [0, 0, 0, 1]
+    assert agents.wallets[3].nonce == 0
