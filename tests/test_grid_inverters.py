@@ -1,6 +1,6 @@
 """Smart inverters in the grid federate: settings from the DER federate, curves inside the power flow, metering.
 
-No HELICS: the DER agents' settings message and the grid federate's
+No HELICS: the DER agents' settings message and the feeder's (`gridledger.agents.feeder`)
 functions are called directly on the pv-overvoltage scenario at noon.
 """
 
@@ -10,7 +10,7 @@ import pandapower.networks as pn
 import pytest
 
 from gridledger.federates.der import Agents
-from gridledger.federates.grid import actual_output, bus_net_load, injections, install_inverters
+from gridledger.agents.feeder import actual_output, bus_net_load, injections, install_inverters
 from gridledger.grids.inverter import VOLT_VAR_CAT_B, Inverter, VoltVarCurve, VoltWattCurve, inverter_output
 from gridledger.grids.powerflow import PowerFlow
 from gridledger.scenario import build_scenario
