@@ -20,7 +20,7 @@ from pathlib import Path
 
 from gridledger.agents.der_agents import DerAgents
 from gridledger.federates.shell import joined, run_federate
-from gridledger.interfaces import GRID_ENDPOINT, LEDGER_ENDPOINT, setpoint_key
+from gridledger.federation import GRID_ENDPOINT, LEDGER_ENDPOINT, setpoint_key
 from gridledger.messages import deployment, encode
 from gridledger.scenario import load_scenario
 from gridledger.schedule import der_actions, stop_time_s

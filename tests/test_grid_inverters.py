@@ -1,6 +1,6 @@
 """Smart inverters in the grid federate: settings from the DER federate, curves inside the power flow, metering.
 
-No HELICS: the DER agents' settings message and the grid federate's
+No HELICS: the DER agents' settings message and the feeder's (`gridledger.agents.feeder`)
 functions are called directly on the pv-overvoltage scenario at noon.
 """
 
@@ -9,8 +9,8 @@ import pandapower as pp
 import pandapower.networks as pn
 import pytest
 
-from gridledger.agents.der_agents import DerAgents as Agents
-from gridledger.federates.grid import actual_output, bus_net_load, injections, install_inverters
+from gridledger.agents.der_agents import DerAgents
+from gridledger.agents.feeder import actual_output, bus_net_load, injections, install_inverters
 from gridledger.grids.inverter import VOLT_VAR_CAT_B, Inverter, VoltVarCurve, VoltWattCurve, inverter_output
 from gridledger.grids.powerflow import PowerFlow
 from gridledger.scenario import build_scenario
@@ -26,7 +26,7 @@ def scenario(volt_var: bool, volt_watt: bool):
 
 
 def noon(sc, settings=None):
-    agents = Agents(sc)
+    agents = DerAgents(sc)
     if settings is None:
         settings = agents.inverter_settings()
     if settings is not None:
@@ -39,11 +39,11 @@ def noon(sc, settings=None):
 
 
 def test_der_federate_sends_no_settings_when_the_curves_are_off():
-    assert Agents(scenario(False, False)).inverter_settings() is None
+    assert DerAgents(scenario(False, False)).inverter_settings() is None
 
 
 def test_settings_carry_the_study_curves_category_b_by_default():
-    settings = Agents(scenario(True, False)).inverter_settings()
+    settings = DerAgents(scenario(True, False)).inverter_settings()
     assert VoltVarCurve(**settings["volt_var"]) == VOLT_VAR_CAT_B
     assert settings["volt_watt"] is None
 
@@ -52,13 +52,13 @@ def test_custom_curve_points_reach_the_inverters():
     data = load_study("studies/pv-overvoltage.yaml").model_dump(mode="json")
     data["prosumers"]["pv"]["inverter"] = {"volt_var": True, "volt_var_curve": {"v3_pu": 1.01, "v4_pu": 1.05}}
     sc = build_scenario(parse_study(data), with_devices=True)
-    controller = install_inverters(sc, Agents(sc).inverter_settings())
+    controller = install_inverters(sc, DerAgents(sc).inverter_settings())
     assert {inv.volt_var.v4_pu for inv in controller.inverters} == {1.05}
 
 
 def test_settings_carry_every_pv_inverters_rating():
     sc = scenario(True, True)
-    settings = Agents(sc).inverter_settings()
+    settings = DerAgents(sc).inverter_settings()
     with_pv = [p for p in sc.prosumers if p.pv_kwp > 0]
     assert settings["prosumers"] == [p.name for p in with_pv]
     np.testing.assert_allclose(settings["s_rated_kva"], [1.1 * p.pv_kwp for p in with_pv])

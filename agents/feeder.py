@@ -1,0 +1,132 @@
+"""The feeder: prosumer setpoints as pandapower element injections, one solved and recorded step.
+
+Loads without a prosumer follow the feeder's load profile, the feeder's own
+generators follow theirs; each prosumer's load, PV and battery setpoints
+land on its own ``load`` (or ``asymmetric_load``), ``sgen`` and
+``storage`` rows. Smart inverters run as a pandapower controller inside
+the power flow (`gridledger.grids.inverter`), so the PV the meters see is
+what the inverters delivered, read back from ``net.res_sgen``.
+
+Sign convention (pandapower's): a bus's net load is load - sgen + storage,
+storage positive when charging.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from gridledger.agents.feeder_record import FeederRecord
+from gridledger.grids.inverter import Inverter, InverterController, VoltVarCurve, VoltWattCurve
+from gridledger.grids.powerflow import Injections, PowerFlow, StepResult
+from gridledger.scenario import Loads, Scenario
+
+
+def injections(sc: Scenario, step: int, setpoints: dict[str, np.ndarray], loads: Loads | None = None) -> Injections:
+    """pandapower element setpoints for one step: profiles for the feeder's own elements, DER values for prosumers.
+
+    Parameters
+    ----------
+    sc : Scenario
+        The study's feeder with its prosumers' devices (``sc.devices``).
+    step : int
+        Power-flow step, the row of the profiles.
+    setpoints : dict of ndarray
+        ``load_p_mw``, ``load_q_mvar``, ``pv_p_mw``, ``battery_p_mw`` per
+        prosumer, in the order of ``sc.prosumers``. [MW], [Mvar]
+    loads : Loads, optional
+        Profiles of the feeder's own loads: the actual ones (``sc.loads``)
+        by default, the expected ones for a forecast.
+    """
+    net = sc.net
+    loads = sc.loads if loads is None else loads
+    load_p, load_q = loads.p_mw[step].copy(), loads.q_mvar[step].copy()
+    asym_p, asym_q = loads.asym_p_mw[step].copy(), loads.asym_q_mvar[step].copy()
+    sgen_p = np.concatenate([sc.sgen_p_mw[step], np.zeros(len(net.sgen) - sc.sgen_p_mw.shape[1])])
+    storage_p = net.storage.p_mw.to_numpy(copy=True)
+    for i, p in enumerate(sc.prosumers):
+        if p.load_element == "asymmetric_load":
+            row = net.asymmetric_load.index.get_loc(p.load_index)
+            asym_p[row], asym_q[row] = setpoints["load_p_mw"][i], setpoints["load_q_mvar"][i]
+        else:
+            row = net.load.index.get_loc(p.load_index)
+            load_p[row], load_q[row] = setpoints["load_p_mw"][i], setpoints["load_q_mvar"][i]
+        if p.name in sc.devices.sgen:
+            sgen_p[net.sgen.index.get_loc(sc.devices.sgen[p.name])] = setpoints["pv_p_mw"][i]
+        if p.name in sc.devices.storage:
+            storage_p[net.storage.index.get_loc(sc.devices.storage[p.name])] = setpoints["battery_p_mw"][i]
+    return Injections(load_p_mw=load_p, load_q_mvar=load_q, sgen_p_mw=sgen_p, storage_p_mw=storage_p,
+                      asymmetric_load_p_mw=asym_p, asymmetric_load_q_mvar=asym_q)
+
+
+def bus_net_load(net, inj: Injections) -> tuple[np.ndarray, np.ndarray]:
+    """Net load per bus (load - sgen + storage), ordered like ``net.bus``. [MW], [Mvar]
+
+    From element setpoints, plus the sgens' reactive power from the last power
+    flow where controllers (smart inverters) set it.
+    """
+    p = np.zeros(len(net.bus))
+    q = np.zeros(len(net.bus))
+    pos = net.bus.index.get_indexer
+    np.add.at(p, pos(net.load.bus), inj.load_p_mw)
+    np.add.at(q, pos(net.load.bus), inj.load_q_mvar)
+    np.add.at(p, pos(net.sgen.bus), -inj.sgen_p_mw)
+    if len(net.controller) and "q_mvar" in net.res_sgen and len(net.res_sgen) == len(net.sgen):
+        np.add.at(q, pos(net.sgen.bus), -net.res_sgen.q_mvar.fillna(0.0).to_numpy())
+    np.add.at(p, pos(net.storage.bus), inj.storage_p_mw)
+    np.add.at(p, pos(net.asymmetric_load.bus), inj.asymmetric_load_p_mw)
+    np.add.at(q, pos(net.asymmetric_load.bus), inj.asymmetric_load_q_mvar)
+    return p, q
+
+
+def install_inverters(sc: Scenario, settings: dict) -> InverterController:
+    """Run the DER federate's inverter settings as a pandapower controller on the prosumers' PV sgens.
+
+    ``settings["prosumers"]`` names the prosumers, ``["s_rated_kva"]`` and
+    ``["p_rated_kw"]`` give their inverters' ratings [kVA], [kW];
+    ``["volt_var"]`` and ``["volt_watt"]`` are the curve points
+    (`gridledger.grids.inverter.VoltVarCurve`, `VoltWattCurve` fields) or
+    None for a curve that is off.
+    """
+    rows = [sc.devices.sgen[name] for name in settings["prosumers"]]
+    volt_var = VoltVarCurve(**settings["volt_var"]) if settings["volt_var"] else None
+    volt_watt = VoltWattCurve(**settings["volt_watt"]) if settings["volt_watt"] else None
+    inverters = [Inverter(s, p, volt_var=volt_var, volt_watt=volt_watt)
+                 for s, p in zip(settings["s_rated_kva"], settings["p_rated_kw"])]
+    return InverterController(sc.net, rows, inverters)
+
+
+def actual_output(sc: Scenario, inj: Injections, setpoints: dict[str, np.ndarray],
+                  converged: bool) -> tuple[Injections, dict[str, np.ndarray]]:
+    """PV power the inverters delivered where controllers changed it (``net.res_sgen``), for records and meters. [MW]
+
+    Without controllers, or after a power flow that did not converge, the
+    setpoints are what was delivered and come back unchanged.
+    """
+    net = sc.net
+    if not converged or not len(net.controller) or not len(net.sgen):
+        return inj, setpoints
+    sgen_p_mw = net.res_sgen.p_mw.to_numpy(copy=True)
+    pv = setpoints["pv_p_mw"].copy()
+    for i, p in enumerate(sc.prosumers):
+        if p.name in sc.devices.sgen:
+            pv[i] = sgen_p_mw[net.sgen.index.get_loc(sc.devices.sgen[p.name])]
+    return replace(inj, sgen_p_mw=sgen_p_mw), {**setpoints, "pv_p_mw": pv}
+
+
+class Feeder:
+    """The grid's power flow and record: each step maps setpoints to injections, solves, records what happened."""
+
+    def __init__(self, sc: Scenario):
+        self.sc = sc
+        self.pf = PowerFlow(sc.net, backend=sc.study.grid.backend)
+        self.record = FeederRecord(sc)
+
+    def step(self, step: int, setpoints: dict[str, np.ndarray]) -> StepResult:
+        """Solve power-flow step `step` with the prosumers' setpoints and record it (NaN if not converged)."""
+        inj = injections(self.sc, step, setpoints)
+        result = self.pf.step(inj)
+        inj, setpoints = actual_output(self.sc, inj, setpoints, result.converged)
+        self.record.step(step, result, bus_net_load(self.sc.net, inj), setpoints)
+        return result

@@ -1,0 +1,126 @@
+"""The meters (`gridledger.agents.meters`): interval registers, signed readings and deliveries, the grid's inbox.
+
+No HELICS and no chain: signed transactions are taken apart with
+eth-account (who signed) and RLP (to whom, which calldata), and their
+calldata is compared with `encode_call` of the hand-computed arguments.
+baran-wu-short: 32 prosumers, 5-min steps, 3 steps per 15-min interval.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+from eth_utils import to_checksum_address
+
+from gridledger.agents.feeder_record import FeederRecord
+from gridledger.agents.meters import Meters, deliveries, delivered_wh, interval_registers, readings
+from gridledger.contracts.client import Wallet, encode_call
+from gridledger.contracts.keys import derive_account
+from gridledger.contracts.market import MarketAddresses
+from gridledger.messages import encode
+from gridledger.scenario import build_scenario
+from gridledger.study import load_study
+from tests.signed_tx import SignedTx, taken_apart
+
+CHAIN_ID = 1337
+SETTLEMENT = to_checksum_address("0x" + "22" * 20)
+FLEXIBILITY = to_checksum_address("0x" + "55" * 20)
+NOTICE = {"type": "deployed", "chain_id": CHAIN_ID, "flexibility": FLEXIBILITY, "charging": None,
+          "addresses": {"registry": to_checksum_address("0x" + "11" * 20), "settlement": SETTLEMENT,
+                        "token": to_checksum_address("0x" + "33" * 20),
+                        "auction": to_checksum_address("0x" + "44" * 20)}}
+STEP_S = 300
+
+
+@pytest.fixture
+def sc():
+    return build_scenario(load_study("studies/baran-wu-short.yaml"), with_devices=True)
+
+
+def filled_record(sc) -> FeederRecord:
+    """Steps 0-2 (interval 0): prosumer 0 exports 6 kW, imports 3 kW, exports 1.2 kW; PV 12, 6, 0 kW;
+    battery -2.4 (discharge), +3 (charge), -1.2 kW; curtailed PV 3 kW, nan, 6 kW. Everybody else: 0."""
+    record = FeederRecord(sc)
+    n = len(sc.prosumers)
+    for name in ("export_mw", "pv_p_mw", "battery_p_mw", "pv_curtailed_p_mw"):
+        getattr(record, name)[:3] = np.zeros((3, n))
+    record.export_mw[:3, 0] = [0.006, -0.003, 0.0012]
+    record.pv_p_mw[:3, 0] = [0.012, 0.006, 0.0]
+    record.battery_p_mw[:3, 0] = [-0.0024, 0.003, -0.0012]
+    record.pv_curtailed_p_mw[:3, 0] = [0.003, np.nan, 0.006]
+    return record
+
+
+def test_interval_registers_integrate_each_direction_and_source(sc):
+    """1 MW for 300 s = 1e6 * 300 / 3600 = 83 333.3 Wh.
+    export: (6 + 1.2) kW * 300 s = 7.2e-3 * 83 333.3 = 600 Wh; import: 3e-3 * 83 333.3 = 250 Wh;
+    PV: 18e-3 * 83 333.3 = 1500 Wh; battery discharge: (2.4 + 1.2)e-3 * 83 333.3 = 300 Wh."""
+    registers = interval_registers(filled_record(sc), slice(0, 3), STEP_S)
+    assert {name: int(wh[0]) for name, wh in registers.items()} == {
+        "import_wh": 250, "export_wh": 600, "pv_wh": 1500, "battery_wh": 300}
+    assert all(int(wh[1]) == 0 for wh in registers.values())
+
+
+def test_readings_are_signed_by_each_meter_and_carry_its_registers(sc):
+    meters = [Wallet(derive_account(7, f"meter/{name}"), CHAIN_ID) for name in ("a", "b")]
+    registers = {"import_wh": np.array([250, 0]), "export_wh": np.array([600, 5]), "pv_wh": np.array([1500, 9]),
+                 "battery_wh": np.array([300, 0])}
+    txs = readings(meters, MarketAddresses(**NOTICE["addresses"]), 4, registers)
+    # post_reading(interval, import_wh, export_wh, pv_wh, battery_wh)
+    assert taken_apart(txs[0]) == SignedTx(meters[0].address, CHAIN_ID, 0, SETTLEMENT,
+                                           encode_call("Settlement", "post_reading", 4, 250, 600, 1500, 300))
+    assert taken_apart(txs[1]) == SignedTx(meters[1].address, CHAIN_ID, 0, SETTLEMENT,
+                                           encode_call("Settlement", "post_reading", 4, 0, 5, 9, 0))
+
+
+def test_delivered_energy_is_the_integral_of_curtailment_skipping_missing_steps():
+    """(3 + 6) kW over 300 s each, the nan step skipped: 9e-3 MW * 300 / 3600 h * 1e6 = 750 Wh."""
+    assert delivered_wh(np.array([0.003, np.nan, 0.006]), STEP_S) == 750
+    # 0.1 kW over 5 min is 8.33 Wh, to the nearest Wh: 8
+    assert delivered_wh(np.array([0.0001]), STEP_S) == 8
+
+
+def test_deliveries_are_signed_by_the_awarded_ders_meter(sc):
+    record = filled_record(sc)
+    meters = [Wallet(derive_account(7, f"meter/{p.name}"), CHAIN_ID) for p in sc.prosumers]
+    der = derive_account(7, "prosumer/p01").address
+    txs = deliveries(meters, FLEXIBILITY, [(3, der)], slice(0, 3), record, STEP_S, {der: 0})
+    # post_delivery(request_id, delivered_wh): 750 Wh as above
+    assert taken_apart(txs[0]) == SignedTx(meters[0].address, CHAIN_ID, 0, FLEXIBILITY,
+                                           encode_call("VoltageRegulation", "post_delivery", 3, 750))
+
+
+def test_first_step_of_an_interval_signs_the_previous_intervals_readings_then_deliveries(sc):
+    meters = Meters(sc, NOTICE)
+    record = filled_record(sc)
+    p01 = derive_account(sc.study.seed, "prosumer/p01").address
+    meters.handle([("ledger/tx", encode("flex_awards", awards=[{"interval": 0, "request_id": 2, "p_w": {p01: 4000}}]))])
+    assert meters.close_interval(0, record) == [] and meters.close_interval(2, record) == []
+    txs = meters.close_interval(3, record)
+    assert len(txs) == 32 + 1
+    p01_meter = derive_account(sc.study.seed, "meter/p01").address
+    assert taken_apart(txs[0]) == SignedTx(p01_meter, CHAIN_ID, 0, SETTLEMENT,
+                                           encode_call("Settlement", "post_reading", 0, 250, 600, 1500, 300))
+    # p01's meter signs its delivery after its reading: nonce 1.
+    assert taken_apart(txs[-1]) == SignedTx(p01_meter, CHAIN_ID, 1, FLEXIBILITY,
+                                            encode_call("VoltageRegulation", "post_delivery", 2, 750))
+    assert [int(record.meter_wh[name][0, 0]) for name in ("import_wh", "export_wh", "pv_wh", "battery_wh")] == [
+        250, 600, 1500, 300]
+    assert meters.awards == {}
+
+
+def test_inbox_installs_inverters_and_logs_rejected_meter_transactions(sc, caplog):
+    meters = Meters(sc, NOTICE)
+    settings = {"prosumers": ["p02"], "s_rated_kva": [148.5], "p_rated_kw": [135.0], "volt_var": None,
+                "volt_watt": None}
+    receipt = {"sender": "0x" + "11" * 20, "nonce": 0, "included": True, "gas_used": 50_000}
+    receipts = [{**receipt, "tx_hash": "0xaa", "status": 1, "revert_reason": None},
+                {**receipt, "tx_hash": "0xbb", "status": 0, "revert_reason": "Settlement: reading already posted"}]
+    with caplog.at_level(logging.ERROR, logger="gridledger.grid"):
+        meters.handle([("ledger/tx", encode("inverters", **settings)),
+                       ("ledger/tx", encode("receipts", receipts=receipts))])
+    assert len(sc.net.controller) == 1
+    assert [r.getMessage() for r in caplog.records] == [
+        "meter transaction 0xbb rejected: Settlement: reading already posted"]
