@@ -1,0 +1,89 @@
+"""The market operator's EV charging desk: deployment, allocation at each gate, and its record.
+
+Window w of ``ChargingCoordination.vy`` is market interval w. The DSO
+posts each window's headroom and the EVs request charging before the
+window's gate; at the gate the ledger's operator calls ``allocate`` (anyone
+may), if the headroom was posted, and the admitted power goes to the
+agents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from gridledger.contracts import charging
+from gridledger.contracts import flexibility as flex
+from gridledger.contracts.chain import Chain
+from gridledger.contracts.client import Wallet, encode_call
+from gridledger.contracts.market import MarketAddresses
+from gridledger.results import Part
+from gridledger.scenario import Scenario
+
+CONTRACT = charging.CONTRACT
+ROLE_OPERATOR = 1  # Registry.vy's ROLE_OPERATOR bit
+
+
+class ChargingDesk:
+    """The ledger's side of EV charging coordination.
+
+    Parameters
+    ----------
+    sc : Scenario
+        The study's scenario (number of intervals).
+    address : str
+        Address of the ``ChargingCoordination`` contract.
+    """
+
+    def __init__(self, sc: Scenario, address: str):
+        self.sc, self.address = sc, address
+        n = sc.study.n_intervals
+        self.requests = np.zeros(n, dtype=np.int64)
+        self.requested_w = np.zeros(n, dtype=np.int64)
+        self.admitted_w = np.zeros(n, dtype=np.int64)
+        self.headroom_w = np.zeros(n, dtype=np.int64)
+
+    @classmethod
+    def deploy(cls, sc: Scenario, chain: Chain, operator: Wallet, addresses: MarketAddresses, dso: str) -> ChargingDesk:
+        """Deploy the contract on the market's registry and give the DSO the operator role there."""
+        study = sc.study
+        address = charging.deploy_charging(chain, operator, registry=addresses.registry,
+                                           start_timestamp=study.start_timestamp, window_s=study.market_interval_s,
+                                           request_lead_s=study.market.gate_closure_s)
+        grant = operator.transact(addresses.registry, encode_call("Registry", "grant_role", dso, ROLE_OPERATOR),
+                                  gas=flex.GAS_APPROVE)
+        (receipt,) = chain.mine([grant], chain.timestamp + 1)
+        if not receipt.ok:
+            raise RuntimeError(f"charging setup: granting the DSO the operator role failed: {receipt.revert_reason}")
+        return cls(sc, address)
+
+    def requested(self, events: Iterable[tuple[str, dict]]) -> None:
+        """Count the charging requests and record the headrooms among the contract's events.
+
+        Windows past the study's last interval are not recorded.
+        """
+        for name, args in events:
+            if name == "ChargeRequested" and args["window"] < len(self.requests):
+                self.requests[args["window"]] += 1
+                self.requested_w[args["window"]] += args["power_w"]
+            elif name == "HeadroomPosted" and args["window"] < len(self.requests):
+                self.headroom_w[args["window"]] = args["headroom_w"]
+
+    def gate(self, sender: Wallet, interval: int) -> list[bytes]:
+        """Signed ``allocate`` of `interval`'s window if its headroom was posted, else nothing."""
+        if not self.headroom_w[interval]:
+            return []
+        return [charging.allocate(sender, self.address, interval, n_requests=int(self.requests[interval]))]
+
+    def allocated(self, events: Iterable[tuple[str, dict]], interval: int) -> dict[str, int]:
+        """Record and return the power admitted per account by `interval`'s allocation events. [W]"""
+        admitted = {args["account"]: args["power_w"] for name, args in events if name == "Allocated"}
+        self.admitted_w[interval] = sum(admitted.values())
+        return admitted
+
+    def write(self, part: Part) -> None:
+        """Add the desk's per-interval record to the ledger's results part."""
+        part.add("charging_requests", ("interval",), self.requests, "1", "EV charging requests of the window")
+        part.add("charging_requested_w", ("interval",), self.requested_w, "W", "charging power requested")
+        part.add("charging_admitted_w", ("interval",), self.admitted_w, "W", "charging power admitted")

@@ -1,0 +1,268 @@
+"""The ledger's market operator: deploys the study's market, does its duties in each block, tells the agents.
+
+Before time 0 it deploys the contracts (`gridledger.contracts.market`) in
+setup blocks, with the voltage-regulation desk (`FlexDesk`) and the EV
+charging desk (`ChargingDesk`) when the study turns them on. Then, at each
+of the ledger's actions (`gridledger.schedule.ledger_actions`), it mines
+one block:
+
+- "mine": its own duties (a merit-order market's demand and settlement)
+  and the transactions received since the last block; every receipt goes
+  back to the endpoint that sent the transaction, the state of the lots
+  (lot auctions) and new flexibility requests go to the agents;
+- "clear": the end of an interval's auction (book: cleared in
+  ``market.clearing`` mode; Vickrey: finalised; English: nothing, it
+  closes at the gate), the flexibility awards and closings, and the
+  charging allocation; the agents get the cleared positions, the awards
+  and the admitted charging power, the meters the awards.
+
+Each action returns the messages to send as (destination endpoint, payload).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+from gridledger.agents.blocks import mine_batches, receipts_by_source
+from gridledger.agents.charging_desk import ChargingDesk
+from gridledger.agents.flex_desk import FlexDesk
+from gridledger.agents.ledger_record import LedgerRecord
+from gridledger.agents.prosumer import expected_exports_wh
+from gridledger.contracts import charging as charging_contract
+from gridledger.contracts import flexibility as flex_contract
+from gridledger.contracts.chain import Chain, Receipt
+from gridledger.contracts.client import Wallet
+from gridledger.contracts.keys import derive_account
+from gridledger.contracts.market import (
+    MarketAddresses,
+    book,
+    clear,
+    deploy_market,
+    finalise,
+    lot_states,
+    post_demand,
+    read,
+    settle_operator,
+)
+from gridledger.contracts.mechanisms import MECHANISMS
+from gridledger.interfaces import DER_ENDPOINT, GRID_ENDPOINT, OPERATOR_ENDPOINT
+from gridledger.messages import encode
+from gridledger.scenario import Scenario
+from gridledger.schedule import LedgerAction
+from gridledger.units import price_wei_per_wh, wei
+
+log = logging.getLogger("gridledger.ledger")
+
+SETUP_LEAD_S = 60
+"""The chain's genesis precedes the study start by this much, room for the setup blocks. [s]"""
+
+Message = tuple[str, bytes]
+"""A message to send: (destination endpoint, payload)."""
+
+
+def deploy_study_market(sc: Scenario, chain: Chain, operator: Wallet, prosumers: list[str],
+                        meters: list[str]) -> MarketAddresses:
+    """Deploy the study's market: its mechanism, tariffs and cap as chain prices, endowments in wei.
+
+    The operator deposits one endowment per prosumer.
+    """
+    study, market = sc.study, sc.study.market
+    endowment_wei = wei(market.endowment)
+    return deploy_market(
+        chain, operator, prosumers=prosumers, meters=dict(zip(prosumers, meters)),
+        start_timestamp=study.start_timestamp, interval_s=study.market_interval_s,
+        gate_closure_s=market.gate_closure_s,
+        price_cap_wei_per_wh=price_wei_per_wh(market.price_cap_per_kwh),
+        grid_buy_price_wei_per_wh=price_wei_per_wh(market.grid_buy_price_per_kwh),
+        grid_sell_price_wei_per_wh=price_wei_per_wh(market.grid_sell_price_per_kwh),
+        grid_fee_wei_per_wh=price_wei_per_wh(market.grid_fee_per_kwh),
+        endowment_wei=endowment_wei, operator_deposit_wei=endowment_wei * len(prosumers),
+        mechanism=market.mechanism, reveal_s=market.reveal_window_s,
+        bid_increment_wei_per_wh=price_wei_per_wh(market.bid_increment_per_kwh),
+    )
+
+
+def close_auction(chain: Chain, operator: Wallet, addresses: MarketAddresses, interval: int,
+                  mode: str) -> list[bytes]:
+    """The operator's transactions that end `interval`'s auction.
+
+    An order book is cleared in `mode` (``market.clearing``: sorted
+    off-chain and verified, or sorted by the contract); sealed bids
+    revealed after the gate are finalised; an auction that closes at the
+    gate needs nothing.
+    """
+    mechanism = MECHANISMS[addresses.mechanism]
+    if mechanism.closes_at_gate:
+        return []
+    if mechanism.reveal_after_gate:
+        return [finalise(operator, addresses, interval, n_lots=len(lot_states(chain, addresses, interval)))]
+    return [clear(operator, addresses, interval, book(chain, addresses, interval), mode=mode)]
+
+
+def operator_duties(sc: Scenario, operator: Wallet, addresses: MarketAddresses, interval: int) -> list[bytes]:
+    """The operator's own transactions at the start of `interval`, where the mechanism has it post demand.
+
+    It posts the demand of the next interval (the prosumers' expected
+    deficits, from the same forecast the agents use) and settles its
+    position of the interval that just ended. Other mechanisms need none.
+    """
+    if not MECHANISMS[addresses.mechanism].operator_demand:
+        return []
+    txs = []
+    if interval + 1 < sc.study.n_intervals:
+        exports = expected_exports_wh(sc, interval + 1)
+        txs.append(post_demand(operator, addresses, interval + 1, demand_wh=int(-exports[exports < 0].sum())))
+    if interval >= 1:
+        txs.append(settle_operator(operator, addresses, interval - 1))
+    return txs
+
+
+def lot_positions(chain: Chain, addresses: MarketAddresses, accounts: list[str],
+                  interval: int) -> tuple[dict[str, int], int]:
+    """Every account's final position in `interval`'s lot auction and what the sellers receive, read from the contract.
+
+    Returns
+    -------
+    positions_wh : dict of str to int
+        Position by account, positive = sold. [Wh]
+    received_wei : int
+        Sum of the sellers' values. [wei]
+    """
+    contract = addresses.auction_contract
+    positions = {a: read(chain, addresses.auction, contract, "position_wh", interval, a) for a in accounts}
+    received_wei = sum(max(0, read(chain, addresses.auction, contract, "value_wei", interval, a))
+                       for a, q in positions.items() if q > 0)
+    return positions, received_wei
+
+
+def tokens_conserved(chain: Chain, addresses: MarketAddresses, supply_wei: int, accounts: list[str]) -> bool:
+    """Token supply unchanged, and the settlement holds exactly the credits it owes plus its pool."""
+    owed = sum(read(chain, addresses.settlement, "Settlement", "credit_wei", a) for a in accounts)
+    owed += read(chain, addresses.settlement, "Settlement", "pool_wei")
+    held = read(chain, addresses.token, "GridToken", "balanceOf", addresses.settlement)
+    return read(chain, addresses.token, "GridToken", "totalSupply") == supply_wei and owed == held
+
+
+def require_ok(receipts: list[Receipt], what: str) -> None:
+    """Raise RuntimeError naming `what` and the revert reasons if any receipt failed."""
+    if not all(r.ok for r in receipts):
+        raise RuntimeError(f"{what} reverted: {[r.revert_reason for r in receipts if not r.ok]}")
+
+
+class MarketOperator:
+    """The ledger's market operator over one chain: its market, desks, record and pending duties.
+
+    Build it with `MarketOperator.deploy`.
+    """
+
+    def __init__(self, sc: Scenario, chain: Chain, wallet: Wallet, addresses: MarketAddresses,
+                 prosumers: list[str], dso: str | None, flex: FlexDesk | None, charging: ChargingDesk | None):
+        self.sc, self.chain, self.wallet, self.addresses = sc, chain, wallet, addresses
+        self.prosumers, self.dso, self.flex, self.charging = prosumers, dso, flex, charging
+        self.supply_wei = read(chain, addresses.token, "GridToken", "totalSupply")
+        self.record = LedgerRecord(sc, prosumers, addresses.auction_contract)
+        # Interval 0 has no gate action: its auction ends in the first block.
+        self.pending = close_auction(chain, wallet, addresses, 0, sc.study.market.clearing)
+
+    @classmethod
+    def deploy(cls, sc: Scenario) -> MarketOperator:
+        """Start the study's chain (accounts derived from the seed) and deploy the market and its desks."""
+        study, market = sc.study, sc.study.market
+        operator = derive_account(study.seed, "operator")
+        prosumers = [derive_account(study.seed, f"prosumer/{p.name}").address for p in sc.prosumers]
+        meters = [derive_account(study.seed, f"meter/{p.name}").address for p in sc.prosumers]
+        has_dso = market.voltage_regulation or market.charging_coordination
+        dso = derive_account(study.seed, "dso").address if has_dso else None
+        chain = Chain([operator.address, *prosumers, *meters, *([dso] if dso else [])],
+                      genesis_timestamp=study.start_timestamp - SETUP_LEAD_S)
+        wallet = chain.wallet(operator)
+        addresses = deploy_study_market(sc, chain, wallet, prosumers, meters)
+        flex = FlexDesk.deploy(sc, chain, wallet, addresses, prosumers, dso) if market.voltage_regulation else None
+        charging = ChargingDesk.deploy(sc, chain, wallet, addresses, dso) if market.charging_coordination else None
+        return cls(sc, chain, wallet, addresses, prosumers, dso, flex, charging)
+
+    def deployment(self) -> list[Message]:
+        """The ``deployed`` notice for the agents, the meters and (if there is one) the DSO."""
+        notice = encode("deployed", addresses=dataclasses.asdict(self.addresses), chain_id=self.chain.chain_id,
+                        flexibility=self.flex.address if self.flex else None,
+                        charging=self.charging.address if self.charging else None)
+        return [(DER_ENDPOINT, notice), (GRID_ENDPOINT, notice)] + ([(OPERATOR_ENDPOINT, notice)] if self.dso else [])
+
+    def act(self, action: LedgerAction, received: list[Message]) -> list[Message]:
+        """Mine the block of `action` with the signed transactions `received` (source, raw); return the messages."""
+        study = self.sc.study
+        timestamp = study.start_timestamp + int(action.time_s)
+        interval = int(action.time_s // study.market_interval_s)
+        if action.kind == "mine":
+            return self._mine(interval, timestamp, received, lots_of=action.interval)
+        return self._clear(interval, timestamp, action.interval)
+
+    def _mine(self, interval: int, timestamp: int, received: list[Message], lots_of: int | None) -> list[Message]:
+        duties = self.pending + operator_duties(self.sc, self.wallet, self.addresses, interval)
+        self.pending = []
+        block = mine_batches(self.chain, {"operator": duties, "received": [tx for _, tx in received]}, timestamp)
+        require_ok(block.receipts["operator"], "operator transaction")
+        self.record.block(interval, block)
+        outbox = self._receipts([source for source, _ in received], block.receipts["received"])
+        if lots_of is not None:
+            lots = [dataclasses.asdict(lot) for lot in lot_states(self.chain, self.addresses, lots_of)]
+            outbox.append((DER_ENDPOINT, encode("lots", interval=lots_of, lots=lots)))
+        if self.flex and (posted := self.flex.posted(block.events_of(flex_contract.CONTRACT))):
+            outbox.append((DER_ENDPOINT, encode("flex_requests", requests=posted)))
+        if self.charging:
+            self.charging.requested(block.events_of(charging_contract.CONTRACT))
+        return outbox
+
+    @staticmethod
+    def _receipts(sources: list[str], receipts: list[Receipt]) -> list[Message]:
+        for source, receipt in zip(sources, receipts):
+            if not receipt.ok:
+                log.warning("transaction from %s (%s) failed: %s", receipt.sender, source, receipt.revert_reason)
+        return [(source, encode("receipts", receipts=rows))
+                for source, rows in receipts_by_source(sources, receipts).items()]
+
+    def _clear(self, interval: int, timestamp: int, cleared: int) -> list[Message]:
+        batches = {
+            "closing": close_auction(self.chain, self.wallet, self.addresses, cleared, self.sc.study.market.clearing),
+            "flex": self.flex.gate(self.wallet, cleared, timestamp) if self.flex else [],
+            "charging": self.charging.gate(self.wallet, cleared) if self.charging else [],
+        }
+        block = mine_batches(self.chain, batches, timestamp)
+        outbox = []
+        if self.charging:
+            require_ok(block.receipts["charging"], "charging allocation")
+            admitted = self.charging.allocated(block.events_of(charging_contract.CONTRACT, "charging"), cleared)
+            outbox.append((DER_ENDPOINT, encode("charging", window=cleared, admitted_w=admitted)))
+        if self.flex:
+            require_ok(block.receipts["flex"], "flexibility award or close")
+            awards = self.flex.awarded(list(block.events_of(flex_contract.CONTRACT, "flex")))
+            notice = encode("flex_awards", awards=awards)
+            outbox += [(DER_ENDPOINT, notice), (GRID_ENDPOINT, notice)]
+        require_ok(block.all_receipts(), f"clearing interval {cleared}")
+        self.record.block(interval, block)
+        if MECHANISMS[self.addresses.mechanism].is_lot_auction:
+            positions_wh, received_wei = lot_positions(self.chain, self.addresses, self.prosumers, cleared)
+            self.record.lot_auction_cleared(cleared, positions_wh, received_wei)
+        positions = self.record.cleared_positions(cleared)
+        outbox.append((DER_ENDPOINT, encode("cleared", interval=cleared, positions_wh=positions)))
+        return outbox
+
+    def audit(self) -> bool:
+        """Record and return whether tokens were conserved: supply, settlement holdings, flexibility holdings."""
+        accounts = [*self.prosumers, self.wallet.address]
+        conserved = tokens_conserved(self.chain, self.addresses, self.supply_wei, accounts)
+        if self.flex:
+            conserved &= self.flex.tokens_held_match(self.chain)
+        self.record.supply_conserved = conserved
+        return conserved
+
+    def write(self, run_dir: Path, complete: bool) -> None:
+        """Export the chain to ``chain/`` and write the ledger's results part."""
+        self.chain.export(run_dir / "chain")
+        part = self.record.part(**dataclasses.asdict(self.addresses))
+        for desk in (self.flex, self.charging):
+            if desk:
+                desk.write(part)
+        part.write(run_dir, complete)
