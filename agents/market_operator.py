@@ -47,7 +47,7 @@ from gridledger.contracts.market import (
     settle_operator,
 )
 from gridledger.contracts.mechanisms import MECHANISMS
-from gridledger.interfaces import DER_ENDPOINT, GRID_ENDPOINT, OPERATOR_ENDPOINT
+from gridledger.federation import DER_ENDPOINT, GRID_ENDPOINT, OPERATOR_ENDPOINT
 from gridledger.messages import encode
 from gridledger.scenario import Scenario
 from gridledger.schedule import LedgerAction
