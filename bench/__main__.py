@@ -20,7 +20,9 @@ from bench.ledger import LedgerResult, ledger_throughput
 from bench.powerflow import REFERENCE_STUDY, PowerFlowResult, powerflow_step_time
 from bench.study import StudyResult, run_study
 from gridledger.contracts.gas_report import Crossover, GasRow, crossover, gas_table
+from gridledger.contracts.mechanisms import MECHANISMS
 from gridledger.results import run_timestamp
+from gridledger.units import SECONDS_PER_HOUR
 
 RUNS_ROOT = Path("runs/bench")
 STUDY_AIM_S = 30.0
@@ -38,7 +40,7 @@ def _meets(ok: bool) -> str:
 
 def study_table(r: StudyResult) -> list[str]:
     """Rows of the reference-study section."""
-    hours = r.simulated_s / 3600
+    hours = r.simulated_s / SECONDS_PER_HOUR
     parts = [
         ("start-up (until the last federate enters)", r.startup_s),
         ("ledger compute", r.compute_s["ledger"]),
@@ -152,7 +154,7 @@ def main() -> int:
     powerflow = powerflow_step_time(repeats=REPEATS)
     print("running the gas report ...", file=sys.stderr, flush=True)
     gas = gas_table()
-    gas_crossovers = [crossover(m) for m in ("uniform-double-auction", "pay-as-bid", "merit-order")]
+    gas_crossovers = [crossover(name) for name, m in MECHANISMS.items() if m.kind == "book"]
     print("running the per-feeder power-flow benchmark ...", file=sys.stderr, flush=True)
     feeders = feeder_step_times()
     print()

@@ -24,6 +24,7 @@ from gridledger.contracts.chain import Chain
 from gridledger.contracts.client import Wallet
 from gridledger.contracts.keys import derive_account
 from gridledger.contracts.mechanisms import LOT_AUCTION_CONTRACTS, MECHANISMS
+from gridledger.units import SECONDS_PER_HOUR
 
 BOOK_SIZES = (8, 32, 128, 512)
 _SEED = 0
@@ -185,7 +186,7 @@ def _measure(mechanism: str, book_sizes: Sequence[int]) -> list[GasRow]:
         genesis_timestamp=_GENESIS_TIMESTAMP,
     )
     operator_wallet = chain.wallet(operator)
-    start_timestamp = _GENESIS_TIMESTAMP + 3600
+    start_timestamp = _GENESIS_TIMESTAMP + SECONDS_PER_HOUR
     addresses = mk.deploy_market(
         chain,
         operator_wallet,
