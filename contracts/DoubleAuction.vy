@@ -15,9 +15,10 @@
         O(n^2) (cheaper for small books: no order in the calldata).
         Interval k starts at `start_timestamp + k * interval_s`; its gate
         closes `gate_closure_s` seconds earlier.
-        Shared modules: `gate.vy` (interval timing), `escrow.vy`
-        (settlement binding) and `book.vy`; their reasons carry
-        their own prefixes (`gate:`, `escrow:`, `book:`).
+        Shared modules: `access.vy` (registry roles, price cap),
+        `gate.vy` (interval timing), `escrow.vy` (settlement binding)
+        and `book.vy`; their reasons carry their own prefixes
+        (`access:`, `gate:`, `escrow:`, `book:`).
         Functions:
         - `bind_settlement`, `submit_order` (`external` functions),
         - `clear`, `clear_onchain` (`external` functions),
@@ -47,39 +48,22 @@
 """
 
 
+from . import access
 from . import book
 from . import escrow
 from . import gate
 
+initializes: access
 initializes: gate
 initializes: escrow
-initializes: book[gate := gate]
+initializes: book[access := access, escrow := escrow, gate := gate]
 
 exports: (
+    access.__interface__,
     gate.__interface__,
     escrow.__interface__,
-    book.MAX_ORDERS,
-    book.MAX_ENERGY_WH,
-    book.MAX_PRICE_WEI_PER_WH,
-    book.order_count,
-    book.order,
-    book.orders,
-    book.has_order,
-    book.cleared,
+    book.__interface__,
 )
-
-
-# @dev Role queries against the market's registry.
-interface Registry:
-    def has_role(account: address, role: uint256) -> bool: view
-
-
-# @dev Registry role bit of the operator (see `Registry.vy`).
-_ROLE_OPERATOR: constant(uint256) = 1
-
-
-# @dev Registry role bit of prosumers (see `Registry.vy`).
-_ROLE_PROSUMER: constant(uint256) = 2
 
 
 # @dev Packed outcome word of one interval (`book._outcome_word`), zero
@@ -101,14 +85,6 @@ struct Matching:
     ask_fill_wh: uint256[book.MAX_ORDERS]
 
 
-# @dev Registry that grants the prosumer and operator roles.
-registry: public(immutable(Registry))
-
-
-# @dev Highest price an order may carry. [wei/Wh]
-price_cap_wei_per_wh: public(immutable(uint256))
-
-
 # @dev Emitted once per filled order when an interval clears.
 event Trade:
     interval: indexed(uint256)
@@ -125,7 +101,7 @@ event Cleared:
 
 @deploy
 def __init__(
-    registry_: Registry,
+    registry_: access.Registry,
     start_timestamp_: uint256,
     interval_s_: uint256,
     gate_closure_s_: uint256,
@@ -140,33 +116,8 @@ def __init__(
            most `MAX_PRICE_WEI_PER_WH`. [wei/Wh]
     """
     gate.__init__(start_timestamp_, interval_s_, gate_closure_s_)
-    assert price_cap_wei_per_wh_ != 0 and price_cap_wei_per_wh_ <= book.MAX_PRICE_WEI_PER_WH, "auction: price cap out of range"
+    access.__init__(registry_, price_cap_wei_per_wh_)
     escrow.__init__()
-    registry = registry_
-    price_cap_wei_per_wh = price_cap_wei_per_wh_
-
-
-@external
-def submit_order(interval: uint256, is_ask: bool, energy_wh: uint256, price_wei_per_wh: uint256):
-    """
-    @dev Places the caller's single order for `interval`; a bid locks
-         energy_wh * (price_wei_per_wh + fee) of the caller's free credit.
-    @param interval Index of the market interval.
-    @param is_ask True to sell, False to buy.
-    @param energy_wh Energy offered or wanted; 1 to `MAX_ENERGY_WH`. [Wh]
-    @param price_wei_per_wh Limit price; 1 to the price cap. [wei/Wh]
-    """
-    # checks
-    assert staticcall registry.has_role(msg.sender, _ROLE_PROSUMER), "auction: caller is not a prosumer"
-    index: uint256 = book._check_order(interval, msg.sender, is_ask, energy_wh, price_wei_per_wh, price_cap_wei_per_wh)
-    escrow._check_bound()
-
-    # effects
-    book._add_order(interval, msg.sender, is_ask, energy_wh, price_wei_per_wh, index)
-
-    # interactions
-    if not is_ask:
-        extcall escrow.settlement.lock(msg.sender, interval, energy_wh, price_wei_per_wh)
 
 
 @external
@@ -294,10 +245,7 @@ def _check_clearable(interval: uint256):
          gate of `interval` has closed and `interval` is not cleared.
     @param interval Index of the market interval.
     """
-    assert (
-        staticcall registry.has_role(msg.sender, _ROLE_PROSUMER)
-        or staticcall registry.has_role(msg.sender, _ROLE_OPERATOR)
-    ), "auction: caller is neither prosumer nor operator"
+    access._check_participant(msg.sender)
     book._check_clearable(interval)
 
 

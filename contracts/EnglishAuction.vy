@@ -17,9 +17,10 @@
         cleared from its gate on.
         A bidder leads at most one lot per interval (it may bid again
         once outbid), so it wins at most one.
-        Shared modules: `gate.vy` (interval timing), `escrow.vy`
-        (settlement binding) and `lot_book.vy`; their reasons carry
-        their own prefixes (`gate:`, `escrow:`, `lot_book:`).
+        Shared modules: `access.vy` (registry roles, price cap),
+        `gate.vy` (interval timing), `escrow.vy` (settlement binding)
+        and `lot_book.vy`; their reasons carry their own prefixes
+        (`access:`, `gate:`, `escrow:`, `lot_book:`).
         Functions:
         - `bind_settlement`, `post_lot`, `bid` (`external` functions),
         - `lot`, `lots`, `lot_count`, `leading_lot` (`external` `view`
@@ -46,32 +47,25 @@
 """
 
 
+from . import access
 from . import escrow
 from . import gate
 from . import lot_book
 
+initializes: access
 initializes: gate
 initializes: escrow
-initializes: lot_book[gate := gate]
+initializes: lot_book[access := access, gate := gate]
 
 exports: (
+    access.__interface__,
     gate.__interface__,
     escrow.__interface__,
     lot_book.__interface__,
 )
 
 
-# @dev Role queries against the market's registry.
-interface Registry:
-    def has_role(account: address, role: uint256) -> bool: view
-
-
-# @dev Registry role bit of prosumers (see `Registry.vy`).
-_ROLE_PROSUMER: constant(uint256) = 2
-
-
-# @dev One lot with its leading bid; `leader` is the zero address and
-# `price_wei_per_wh` 0 until the first bid, final from the gate on.
+# @dev One lot with its leading bid (`lot`).
 struct Lot:
     seller: address
     interval: uint256
@@ -81,20 +75,19 @@ struct Lot:
     price_wei_per_wh: uint256
 
 
-# @dev Registry that grants the prosumer role.
-registry: public(immutable(Registry))
-
-
-# @dev Highest price a lot's reserve or a bid may carry. [wei/Wh]
-price_cap_wei_per_wh: public(immutable(uint256))
-
-
 # @dev Least raise of a bid over the leading price. [wei/Wh]
 bid_increment_wei_per_wh: public(immutable(uint256))
 
 
-# @dev Every lot by id (ids from `lot_book.vy`).
-_lots: HashMap[uint256, Lot]
+# @dev Leading bid of a lot: `leader` is the zero address and
+# `price_wei_per_wh` 0 until the first bid, final from the gate on.
+struct Lead:
+    leader: address
+    price_wei_per_wh: uint256
+
+
+# @dev Leading bid of every lot by id (ids and terms in `lot_book.vy`).
+_lead: HashMap[uint256, Lead]
 
 
 # @dev Lot id plus one of the lot each account leads per interval;
@@ -113,7 +106,7 @@ event BidPlaced:
 
 @deploy
 def __init__(
-    registry_: Registry,
+    registry_: access.Registry,
     start_timestamp_: uint256,
     interval_s_: uint256,
     gate_closure_s_: uint256,
@@ -131,41 +124,12 @@ def __init__(
            positive and at most the price cap. [wei/Wh]
     """
     gate.__init__(start_timestamp_, interval_s_, gate_closure_s_)
-    assert price_cap_wei_per_wh_ != 0 and price_cap_wei_per_wh_ <= lot_book.MAX_PRICE_WEI_PER_WH, "english: price cap out of range"
+    access.__init__(registry_, price_cap_wei_per_wh_)
     assert (
         bid_increment_wei_per_wh_ != 0 and bid_increment_wei_per_wh_ <= price_cap_wei_per_wh_
     ), "english: bid increment out of range"
     escrow.__init__()
-    registry = registry_
-    price_cap_wei_per_wh = price_cap_wei_per_wh_
     bid_increment_wei_per_wh = bid_increment_wei_per_wh_
-
-
-@external
-def post_lot(interval: uint256, energy_wh: uint256, reserve_price_wei_per_wh: uint256) -> uint256:
-    """
-    @dev Offers the caller's single lot of `interval`.
-    @param interval Index of the market interval.
-    @param energy_wh Energy sold; 1 to `MAX_ENERGY_WH`. [Wh]
-    @param reserve_price_wei_per_wh Lowest price the seller accepts;
-           1 to the price cap. [wei/Wh]
-    @return uint256 The lot's id.
-    """
-    # checks
-    assert staticcall registry.has_role(msg.sender, _ROLE_PROSUMER), "english: caller is not a prosumer"
-    lot_book._check_lot(interval, msg.sender, energy_wh, reserve_price_wei_per_wh, price_cap_wei_per_wh)
-
-    # effects
-    lot_id: uint256 = lot_book._add_lot(interval, msg.sender, energy_wh, reserve_price_wei_per_wh)
-    self._lots[lot_id] = Lot(
-        seller=msg.sender,
-        interval=interval,
-        energy_wh=energy_wh,
-        reserve_price_wei_per_wh=reserve_price_wei_per_wh,
-        leader=empty(address),
-        price_wei_per_wh=0,
-    )
-    return lot_id
 
 
 @external
@@ -180,20 +144,20 @@ def bid(lot_id: uint256, price_wei_per_wh: uint256):
            price cap. [wei/Wh]
     """
     # checks
-    assert staticcall registry.has_role(msg.sender, _ROLE_PROSUMER), "english: caller is not a prosumer"
-    lot_book._check_posted(lot_id)
-    lot: Lot = self._lots[lot_id]
+    access._check_prosumer(msg.sender)
+    lot: lot_book.LotTerms = lot_book._terms(lot_id)
+    lead: Lead = self._lead[lot_id]
     gate._check_before_gate(lot.interval)
     assert msg.sender != lot.seller, "english: seller bids on own lot"
-    assert price_wei_per_wh <= price_cap_wei_per_wh, "english: price above cap"
+    assert price_wei_per_wh <= access.price_cap_wei_per_wh, "english: price above cap"
     leading: uint256 = self._leading[lot.interval][msg.sender]
     assert leading == 0 or leading == lot_id + 1, "english: leading another lot"
     escrow._check_bound()
-    if lot.leader == empty(address):
+    if lead.leader == empty(address):
         assert price_wei_per_wh >= lot.reserve_price_wei_per_wh, "english: bid below reserve"
     else:
         assert (
-            price_wei_per_wh >= lot.price_wei_per_wh + bid_increment_wei_per_wh
+            price_wei_per_wh >= lead.price_wei_per_wh + bid_increment_wei_per_wh
         ), "english: bid below current plus increment"
 
     # effects
@@ -201,28 +165,27 @@ def bid(lot_id: uint256, price_wei_per_wh: uint256):
     energy_wh: int256 = convert(lot.energy_wh, int256)
     value_wei: int256 = convert(price_wei_per_wh * lot.energy_wh, int256)
     seller_gain_wei: int256 = value_wei
-    if lot.leader == empty(address):
+    if lead.leader == empty(address):
         lot_book._position_wh[lot.interval][lot.seller] += energy_wh
     else:
-        previous_value_wei: int256 = convert(lot.price_wei_per_wh * lot.energy_wh, int256)
+        previous_value_wei: int256 = convert(lead.price_wei_per_wh * lot.energy_wh, int256)
         seller_gain_wei -= previous_value_wei
-        lot_book._position_wh[lot.interval][lot.leader] += energy_wh
-        lot_book._value_wei[lot.interval][lot.leader] += previous_value_wei
-        self._leading[lot.interval][lot.leader] = 0
+        lot_book._position_wh[lot.interval][lead.leader] += energy_wh
+        lot_book._value_wei[lot.interval][lead.leader] += previous_value_wei
+        self._leading[lot.interval][lead.leader] = 0
     lot_book._value_wei[lot.interval][lot.seller] += seller_gain_wei
     lot_book._position_wh[lot.interval][msg.sender] -= energy_wh
     lot_book._value_wei[lot.interval][msg.sender] -= value_wei
     self._leading[lot.interval][msg.sender] = lot_id + 1
-    self._lots[lot_id].leader = msg.sender
-    self._lots[lot_id].price_wei_per_wh = price_wei_per_wh
-    log BidPlaced(lot_id=lot_id, bidder=msg.sender, outbid=lot.leader, price_wei_per_wh=price_wei_per_wh)
+    self._lead[lot_id] = Lead(leader=msg.sender, price_wei_per_wh=price_wei_per_wh)
+    log BidPlaced(lot_id=lot_id, bidder=msg.sender, outbid=lead.leader, price_wei_per_wh=price_wei_per_wh)
 
     # interactions
-    if lot.leader != empty(address):
+    if lead.leader != empty(address):
         extcall escrow.settlement.unlock(
-            lot.leader,
+            lead.leader,
             lot.interval,
-            staticcall escrow.settlement.escrow_wei(lot.leader, lot.energy_wh, lot.price_wei_per_wh),
+            staticcall escrow.settlement.escrow_wei(lead.leader, lot.energy_wh, lead.price_wei_per_wh),
         )
     extcall escrow.settlement.lock(msg.sender, lot.interval, lot.energy_wh, price_wei_per_wh)
 
@@ -236,8 +199,16 @@ def lot(lot_id: uint256) -> Lot:
     @return Lot Seller, interval, energy [Wh], reserve [wei/Wh], the
             leader and its price [wei/Wh].
     """
-    lot_book._check_posted(lot_id)
-    return self._lots[lot_id]
+    lot: lot_book.LotTerms = lot_book._terms(lot_id)
+    lead: Lead = self._lead[lot_id]
+    return Lot(
+        seller=lot.seller,
+        interval=lot.interval,
+        energy_wh=lot.energy_wh,
+        reserve_price_wei_per_wh=lot.reserve_price_wei_per_wh,
+        leader=lead.leader,
+        price_wei_per_wh=lead.price_wei_per_wh,
+    )
 
 
 @external

@@ -24,9 +24,10 @@
         exactly minus the operator's.
         Interval k starts at `start_timestamp + k * interval_s`; its gate
         closes `gate_closure_s` seconds earlier.
-        Shared modules: `gate.vy` (interval timing), `escrow.vy`
-        (settlement binding) and `book.vy`; their reasons carry
-        their own prefixes (`gate:`, `escrow:`, `book:`).
+        Shared modules: `access.vy` (registry roles, price cap),
+        `gate.vy` (interval timing), `escrow.vy` (settlement binding)
+        and `book.vy`; their reasons carry their own prefixes
+        (`access:`, `gate:`, `escrow:`, `book:`).
         Functions:
         - `bind_settlement`, `post_demand` (`external` functions),
         - `submit_offer` (`external` function),
@@ -59,15 +60,18 @@
 """
 
 
+from . import access
 from . import book
 from . import escrow
 from . import gate
 
+initializes: access
 initializes: gate
 initializes: escrow
-initializes: book[gate := gate]
+initializes: book[access := access, escrow := escrow, gate := gate]
 
 exports: (
+    access.__interface__,
     gate.__interface__,
     escrow.__interface__,
     book.MAX_ORDERS,
@@ -75,19 +79,6 @@ exports: (
     book.MAX_PRICE_WEI_PER_WH,
     book.cleared,
 )
-
-
-# @dev Role queries against the market's registry.
-interface Registry:
-    def has_role(account: address, role: uint256) -> bool: view
-
-
-# @dev Registry role bit of the operator (see `Registry.vy`).
-_ROLE_OPERATOR: constant(uint256) = 1
-
-
-# @dev Registry role bit of prosumers (see `Registry.vy`).
-_ROLE_PROSUMER: constant(uint256) = 2
 
 
 # @dev Offers are the asks of the interval's book (`book.vy`); it has
@@ -111,14 +102,6 @@ struct Matching:
     price_wei_per_wh: uint256
     volume_wh: uint256
     fill_wh: uint256[book.MAX_ORDERS]
-
-
-# @dev Registry that grants the prosumer and operator roles.
-registry: public(immutable(Registry))
-
-
-# @dev Highest price an offer may carry. [wei/Wh]
-price_cap_wei_per_wh: public(immutable(uint256))
 
 
 # @dev Energy the operator buys in each interval. [Wh]
@@ -153,7 +136,7 @@ event Cleared:
 
 @deploy
 def __init__(
-    registry_: Registry,
+    registry_: access.Registry,
     start_timestamp_: uint256,
     interval_s_: uint256,
     gate_closure_s_: uint256,
@@ -168,10 +151,8 @@ def __init__(
            most `MAX_PRICE_WEI_PER_WH`. [wei/Wh]
     """
     gate.__init__(start_timestamp_, interval_s_, gate_closure_s_)
-    assert price_cap_wei_per_wh_ != 0 and price_cap_wei_per_wh_ <= book.MAX_PRICE_WEI_PER_WH, "merit_order: price cap out of range"
+    access.__init__(registry_, price_cap_wei_per_wh_)
     escrow.__init__()
-    registry = registry_
-    price_cap_wei_per_wh = price_cap_wei_per_wh_
 
 
 @external
@@ -183,7 +164,7 @@ def post_demand(interval: uint256, demand_wh: uint256):
     @param demand_wh Energy to buy; 1 to `MAX_ENERGY_WH`. [Wh]
     """
     # checks
-    assert staticcall registry.has_role(msg.sender, _ROLE_OPERATOR), "merit_order: caller is not operator"
+    access._check_operator(msg.sender)
     assert demand_wh != 0, "merit_order: zero demand"
     assert demand_wh <= book.MAX_ENERGY_WH, "merit_order: demand above limit"
     gate._check_before_gate(interval)
@@ -196,7 +177,7 @@ def post_demand(interval: uint256, demand_wh: uint256):
     log DemandPosted(interval=interval, buyer=msg.sender, demand_wh=demand_wh)
 
     # interactions
-    extcall escrow.settlement.lock(msg.sender, interval, demand_wh, price_cap_wei_per_wh)
+    extcall escrow.settlement.lock(msg.sender, interval, demand_wh, access.price_cap_wei_per_wh)
 
 
 @external
@@ -207,13 +188,8 @@ def submit_offer(interval: uint256, energy_wh: uint256, price_wei_per_wh: uint25
     @param energy_wh Energy offered; 1 to `MAX_ENERGY_WH`. [Wh]
     @param price_wei_per_wh Limit price; 1 to the price cap. [wei/Wh]
     """
-    # checks
-    assert staticcall registry.has_role(msg.sender, _ROLE_PROSUMER), "merit_order: caller is not a prosumer"
-    index: uint256 = book._check_order(interval, msg.sender, _OFFERS, energy_wh, price_wei_per_wh, price_cap_wei_per_wh)
-    escrow._check_bound()
-
-    # effects
-    book._add_order(interval, msg.sender, _OFFERS, energy_wh, price_wei_per_wh, index)
+    access._check_prosumer(msg.sender)
+    book._submit_order(interval, msg.sender, _OFFERS, energy_wh, price_wei_per_wh)
 
 
 @external
@@ -382,10 +358,7 @@ def _check_clearable(interval: uint256):
          gate of `interval` has closed and `interval` is not cleared.
     @param interval Index of the market interval.
     """
-    assert (
-        staticcall registry.has_role(msg.sender, _ROLE_PROSUMER)
-        or staticcall registry.has_role(msg.sender, _ROLE_OPERATOR)
-    ), "merit_order: caller is neither prosumer nor operator"
+    access._check_participant(msg.sender)
     book._check_clearable(interval)
 
 

@@ -13,9 +13,10 @@
         - from gate + reveal_s on: anyone calls `finalise` once.
         `reveal_s` is at most `gate_closure_s`, so every interval is
         final before it starts.
-        Shared modules: `gate.vy` (interval timing), `escrow.vy`
-        (settlement binding) and `lot_book.vy`; their reasons carry
-        their own prefixes (`gate:`, `escrow:`, `lot_book:`).
+        Shared modules: `access.vy` (registry roles, price cap),
+        `gate.vy` (interval timing), `escrow.vy` (settlement binding)
+        and `lot_book.vy`; their reasons carry their own prefixes
+        (`access:`, `gate:`, `escrow:`, `lot_book:`).
         Functions:
         - `bind_settlement`, `post_lot`, `commit_bid`, `reveal_bid`, `finalise`
           (`external` functions),
@@ -59,32 +60,26 @@
 """
 
 
+from . import access
 from . import escrow
 from . import gate
 from . import lot_book
 
+initializes: access
 initializes: gate
 initializes: escrow
-initializes: lot_book[gate := gate]
+initializes: lot_book[access := access, gate := gate]
 
 exports: (
+    access.__interface__,
     gate.__interface__,
     escrow.__interface__,
     lot_book.__interface__,
 )
 
 
-# @dev Role queries against the market's registry.
-interface Registry:
-    def has_role(account: address, role: uint256) -> bool: view
-
-
-# @dev Registry role bit of prosumers (see `Registry.vy`).
-_ROLE_PROSUMER: constant(uint256) = 2
-
-
-# @dev One lot with its running result: `winner` and the two highest
-# revealed prices so far, final once the interval is cleared.
+# @dev One lot with its running result (`lot`): `winner` and the two
+# highest revealed prices so far, final once the interval is cleared.
 struct Lot:
     seller: address
     interval: uint256
@@ -95,20 +90,20 @@ struct Lot:
     second_price_wei_per_wh: uint256
 
 
-# @dev Registry that grants the prosumer role.
-registry: public(immutable(Registry))
-
-
-# @dev Highest price a lot's reserve or a bid may carry. [wei/Wh]
-price_cap_wei_per_wh: public(immutable(uint256))
-
-
 # @dev Length of the reveal window that opens at the gate. [s]
 reveal_s: public(immutable(uint256))
 
 
-# @dev Every lot by id (ids from `lot_book.vy`).
-_lots: HashMap[uint256, Lot]
+# @dev Running result of a lot: its leading bidder and the two highest
+# revealed prices so far [wei/Wh]; zero until the first reveal.
+struct Standing:
+    winner: address
+    highest_price_wei_per_wh: uint256
+    second_price_wei_per_wh: uint256
+
+
+# @dev Running result of every lot by id (ids and terms in `lot_book.vy`).
+_standing: HashMap[uint256, Standing]
 
 
 # @dev Whether each account has committed a bid in each interval.
@@ -159,7 +154,7 @@ event Finalised:
 
 @deploy
 def __init__(
-    registry_: Registry,
+    registry_: access.Registry,
     start_timestamp_: uint256,
     interval_s_: uint256,
     gate_closure_s_: uint256,
@@ -177,40 +172,10 @@ def __init__(
            `gate_closure_s_`. [s]
     """
     gate.__init__(start_timestamp_, interval_s_, gate_closure_s_)
-    assert price_cap_wei_per_wh_ != 0 and price_cap_wei_per_wh_ <= lot_book.MAX_PRICE_WEI_PER_WH, "vickrey: price cap out of range"
+    access.__init__(registry_, price_cap_wei_per_wh_)
     assert reveal_s_ != 0 and reveal_s_ <= gate_closure_s_, "vickrey: reveal window out of range"
     escrow.__init__()
-    registry = registry_
-    price_cap_wei_per_wh = price_cap_wei_per_wh_
     reveal_s = reveal_s_
-
-
-@external
-def post_lot(interval: uint256, energy_wh: uint256, reserve_price_wei_per_wh: uint256) -> uint256:
-    """
-    @dev Offers the caller's single lot of `interval`.
-    @param interval Index of the market interval.
-    @param energy_wh Energy sold; 1 to `MAX_ENERGY_WH`. [Wh]
-    @param reserve_price_wei_per_wh Lowest price the seller accepts;
-           1 to the price cap. [wei/Wh]
-    @return uint256 The lot's id.
-    """
-    # checks
-    assert staticcall registry.has_role(msg.sender, _ROLE_PROSUMER), "vickrey: caller is not a prosumer"
-    lot_book._check_lot(interval, msg.sender, energy_wh, reserve_price_wei_per_wh, price_cap_wei_per_wh)
-
-    # effects
-    lot_id: uint256 = lot_book._add_lot(interval, msg.sender, energy_wh, reserve_price_wei_per_wh)
-    self._lots[lot_id] = Lot(
-        seller=msg.sender,
-        interval=interval,
-        energy_wh=energy_wh,
-        reserve_price_wei_per_wh=reserve_price_wei_per_wh,
-        winner=empty(address),
-        highest_price_wei_per_wh=0,
-        second_price_wei_per_wh=0,
-    )
-    return lot_id
 
 
 @external
@@ -223,9 +188,8 @@ def commit_bid(lot_id: uint256, commitment: bytes32):
            price_wei_per_wh, salt)); not zero.
     """
     # checks
-    assert staticcall registry.has_role(msg.sender, _ROLE_PROSUMER), "vickrey: caller is not a prosumer"
-    lot_book._check_posted(lot_id)
-    lot: Lot = self._lots[lot_id]
+    access._check_prosumer(msg.sender)
+    lot: lot_book.LotTerms = lot_book._terms(lot_id)
     gate._check_before_gate(lot.interval)
     assert msg.sender != lot.seller, "vickrey: seller bids on own lot"
     assert commitment != empty(bytes32), "vickrey: zero commitment"
@@ -238,7 +202,7 @@ def commit_bid(lot_id: uint256, commitment: bytes32):
     log BidCommitted(lot_id=lot_id, bidder=msg.sender, commitment=commitment)
 
     # interactions
-    extcall escrow.settlement.lock(msg.sender, lot.interval, lot.energy_wh, price_cap_wei_per_wh)
+    extcall escrow.settlement.lock(msg.sender, lot.interval, lot.energy_wh, access.price_cap_wei_per_wh)
 
 
 @external
@@ -253,8 +217,8 @@ def reveal_bid(lot_id: uint256, price_wei_per_wh: uint256, salt: bytes32):
     @param salt The committed salt.
     """
     # checks
-    lot_book._check_posted(lot_id)
-    lot: Lot = self._lots[lot_id]
+    lot: lot_book.LotTerms = lot_book._terms(lot_id)
+    standing: Standing = self._standing[lot_id]
     gate_timestamp: uint256 = gate._gate_timestamp(lot.interval)
     assert block.timestamp >= gate_timestamp, "vickrey: reveal not open"
     assert block.timestamp < gate_timestamp + reveal_s, "vickrey: reveal closed"
@@ -262,23 +226,25 @@ def reveal_bid(lot_id: uint256, price_wei_per_wh: uint256, salt: bytes32):
     assert commitment != empty(bytes32), "vickrey: no commitment"
     assert not self._revealed[lot_id][msg.sender], "vickrey: already revealed"
     assert keccak256(abi_encode(msg.sender, lot_id, price_wei_per_wh, salt)) == commitment, "vickrey: commitment mismatch"
-    assert price_wei_per_wh <= price_cap_wei_per_wh, "vickrey: price above cap"
+    assert price_wei_per_wh <= access.price_cap_wei_per_wh, "vickrey: price above cap"
     assert price_wei_per_wh >= lot.reserve_price_wei_per_wh, "vickrey: price below reserve"
 
     # effects
     self._revealed[lot_id][msg.sender] = True
-    if price_wei_per_wh > lot.highest_price_wei_per_wh:
-        self._lots[lot_id].second_price_wei_per_wh = lot.highest_price_wei_per_wh
-        self._lots[lot_id].highest_price_wei_per_wh = price_wei_per_wh
-        self._lots[lot_id].winner = msg.sender
-    elif price_wei_per_wh > lot.second_price_wei_per_wh:
-        self._lots[lot_id].second_price_wei_per_wh = price_wei_per_wh
+    if price_wei_per_wh > standing.highest_price_wei_per_wh:
+        self._standing[lot_id] = Standing(
+            winner=msg.sender,
+            highest_price_wei_per_wh=price_wei_per_wh,
+            second_price_wei_per_wh=standing.highest_price_wei_per_wh,
+        )
+    elif price_wei_per_wh > standing.second_price_wei_per_wh:
+        self._standing[lot_id].second_price_wei_per_wh = price_wei_per_wh
     log BidRevealed(lot_id=lot_id, bidder=msg.sender, price_wei_per_wh=price_wei_per_wh)
 
     # interactions
-    if price_wei_per_wh < price_cap_wei_per_wh:
+    if price_wei_per_wh < access.price_cap_wei_per_wh:
         extcall escrow.settlement.unlock(
-            msg.sender, lot.interval, lot.energy_wh * (price_cap_wei_per_wh - price_wei_per_wh)
+            msg.sender, lot.interval, lot.energy_wh * (access.price_cap_wei_per_wh - price_wei_per_wh)
         )
 
 
@@ -297,17 +263,18 @@ def finalise(interval: uint256):
     self._cleared[interval] = True
     sold_lots: uint256 = 0
     for lot_id: uint256 in lot_book._interval_lots[interval]:
-        lot: Lot = self._lots[lot_id]
+        standing: Standing = self._standing[lot_id]
         price_wei_per_wh: uint256 = 0
         value_wei: uint256 = 0
-        if lot.winner != empty(address):
-            price_wei_per_wh = max(lot.second_price_wei_per_wh, lot.reserve_price_wei_per_wh)
+        if standing.winner != empty(address):
+            lot: lot_book.LotTerms = lot_book._lot_terms[lot_id]
+            price_wei_per_wh = max(standing.second_price_wei_per_wh, lot.reserve_price_wei_per_wh)
             # At most MAX_ENERGY_WH * MAX_PRICE_WEI_PER_WH < 2**127.
             value_wei = price_wei_per_wh * lot.energy_wh
-            lot_book._add_trade(interval, lot.seller, lot.winner, lot.energy_wh, value_wei)
+            lot_book._add_trade(interval, lot.seller, standing.winner, lot.energy_wh, value_wei)
             sold_lots += 1
         log LotSettled(
-            interval=interval, lot_id=lot_id, winner=lot.winner, price_wei_per_wh=price_wei_per_wh, value_wei=value_wei
+            interval=interval, lot_id=lot_id, winner=standing.winner, price_wei_per_wh=price_wei_per_wh, value_wei=value_wei
         )
     log Finalised(interval=interval, sold_lots=sold_lots)
 
@@ -321,8 +288,17 @@ def lot(lot_id: uint256) -> Lot:
     @return Lot Seller, interval, energy [Wh], reserve [wei/Wh], the
             leading bidder and the two highest revealed prices [wei/Wh].
     """
-    lot_book._check_posted(lot_id)
-    return self._lots[lot_id]
+    lot: lot_book.LotTerms = lot_book._terms(lot_id)
+    standing: Standing = self._standing[lot_id]
+    return Lot(
+        seller=lot.seller,
+        interval=lot.interval,
+        energy_wh=lot.energy_wh,
+        reserve_price_wei_per_wh=lot.reserve_price_wei_per_wh,
+        winner=standing.winner,
+        highest_price_wei_per_wh=standing.highest_price_wei_per_wh,
+        second_price_wei_per_wh=standing.second_price_wei_per_wh,
+    )
 
 
 @external

@@ -19,21 +19,26 @@
         Storage is packed to keep the slots an interval touches few: an
         order and its cleared fill share one word per account and
         interval (layout at the `_ORDER_*` constants).
-        A contract `initializes: book[gate := gate]` and exports the
-        functions below it offers.
+        A contract `initializes: book[access := access, escrow := escrow,
+        gate := gate]` and exports `book.__interface__` (the double
+        auctions) or the functions below it offers (the merit order).
         Functions:
         - `order_count`, `order`, `orders`, `has_order`, `cleared`
           (`external` `view` functions),
         - `MAX_ORDERS`, `MAX_ENERGY_WH`, `MAX_PRICE_WEI_PER_WH`
           (`external` `view` functions),
-        - `_check_order`, `_add_order`, `_check_clearable`, `_ranked`,
-          `_sorted`, `_record_fill`, `_order`, `_position_wh`
-          (`internal` functions).
+        - `submit_order` (`external` function, for the double auctions),
+        - `_submit_order`, `_check_clearable`, `_ranked`, `_sorted`,
+          `_record_fill`, `_order`, `_position_wh` (`internal` functions).
 """
 
 
+from . import access
+from . import escrow
 from . import gate
 
+uses: access
+uses: escrow
 uses: gate
 
 
@@ -46,9 +51,9 @@ MAX_ORDERS: public(constant(uint256)) = 256
 MAX_ENERGY_WH: public(constant(uint256)) = 10**12
 
 
-# @dev Largest price cap a mechanism accepts; fits the 80-bit price
-# fields below. [wei/Wh]
-MAX_PRICE_WEI_PER_WH: public(constant(uint256)) = 10**24
+# @dev Largest price cap a mechanism accepts (`access.vy`); fits the
+# 80-bit price fields below. [wei/Wh]
+MAX_PRICE_WEI_PER_WH: public(constant(uint256)) = access.MAX_PRICE_WEI_PER_WH
 
 
 # @dev Packed order word of one account in one interval, zero while it
@@ -166,45 +171,44 @@ def cleared(interval: uint256) -> bool:
     return self._outcome_word[interval] != 0
 
 
-@internal
-@view
-def _check_order(
-    interval: uint256, account: address, is_ask: bool, energy_wh: uint256, price_wei_per_wh: uint256, price_cap_wei_per_wh: uint256
-) -> uint256:
+@external
+def submit_order(interval: uint256, is_ask: bool, energy_wh: uint256, price_wei_per_wh: uint256):
     """
-    @dev Reverts unless `account` may place this order in `interval`.
+    @dev Places the caller's single order for `interval`; a bid locks
+         energy_wh * (price_wei_per_wh + fee) of the caller's free credit.
+    @param interval Index of the market interval.
+    @param is_ask True to sell, False to buy.
+    @param energy_wh Energy offered or wanted; 1 to `MAX_ENERGY_WH`. [Wh]
+    @param price_wei_per_wh Limit price; 1 to the price cap. [wei/Wh]
+    """
+    access._check_prosumer(msg.sender)
+    self._submit_order(interval, msg.sender, is_ask, energy_wh, price_wei_per_wh)
+
+
+@internal
+def _submit_order(interval: uint256, account: address, is_ask: bool, energy_wh: uint256, price_wei_per_wh: uint256):
+    """
+    @dev Places `account`'s single order for `interval` once the
+         mechanism has checked its role; a bid locks
+         energy_wh * (price_wei_per_wh + fee) of its free credit.
     @param interval Index of the market interval.
     @param account The account placing the order.
     @param is_ask True to sell, False to buy.
     @param energy_wh Energy offered or wanted; 1 to `MAX_ENERGY_WH`. [Wh]
     @param price_wei_per_wh Limit price; 1 to the price cap. [wei/Wh]
-    @param price_cap_wei_per_wh The mechanism's price cap. [wei/Wh]
-    @return uint256 The order's index on its side.
     """
+    # checks
     assert energy_wh != 0, "book: zero energy"
     assert energy_wh <= MAX_ENERGY_WH, "book: energy above limit"
     assert price_wei_per_wh != 0, "book: zero price"
-    assert price_wei_per_wh <= price_cap_wei_per_wh, "book: price above cap"
+    assert price_wei_per_wh <= access.price_cap_wei_per_wh, "book: price above cap"
     gate._check_before_gate(interval)
     assert self._order_word[interval][account] == 0, "book: order exists"
     index: uint256 = len(self._accounts[interval][is_ask])
     assert index < MAX_ORDERS, "book: book full"
-    return index
+    escrow._check_bound()
 
-
-@internal
-def _add_order(
-    interval: uint256, account: address, is_ask: bool, energy_wh: uint256, price_wei_per_wh: uint256, index: uint256
-):
-    """
-    @dev Stores an order `_check_order` accepted and logs it.
-    @param interval Index of the market interval.
-    @param account The account placing the order.
-    @param is_ask True to sell, False to buy.
-    @param energy_wh Energy offered or wanted. [Wh]
-    @param price_wei_per_wh Limit price. [wei/Wh]
-    @param index The order's index on its side.
-    """
+    # effects
     self._order_word[interval][account] = (
         energy_wh | price_wei_per_wh << ORDER_PRICE_SHIFT | convert(is_ask, uint256) << ORDER_ASK_SHIFT
     )
@@ -217,6 +221,10 @@ def _add_order(
         price_wei_per_wh=price_wei_per_wh,
         index=index,
     )
+
+    # interactions
+    if not is_ask:
+        extcall escrow.settlement.lock(account, interval, energy_wh, price_wei_per_wh)
 
 
 @internal

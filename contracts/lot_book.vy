@@ -7,26 +7,29 @@
         `EnglishAuction.vy`): each prosumer may offer one lot (an amount
         of energy with a reserve price) per market interval before its
         gate (`gate.vy`) closes; lots get ids in posting order across
-        intervals. The auction keeps each lot's bids in its own `Lot`
-        struct and books every sale here as positions and values: the
+        intervals. A lot's terms (`LotTerms`) are kept here, its bids by
+        the auction, which books every sale here as positions and values: the
         seller +energy_wh and +value, the buyer -energy_wh and -value,
         everyone else 0; an account that sells one lot and buys another
         has the sum.
-        A contract `initializes: lot_book[gate := gate]` and exports the
-        functions below.
+        A contract `initializes: lot_book[access := access, gate := gate]`
+        and exports `lot_book.__interface__`.
         Functions:
+        - `post_lot` (`external` function),
         - `lot_count`, `lots`, `position_wh`, `value_wei`
           (`external` `view` functions),
         - `MAX_LOTS`, `MAX_ENERGY_WH`, `MAX_PRICE_WEI_PER_WH`
           (`external` `view` functions),
-        - `_check_lot`, `_add_lot`, `_check_posted`, `_add_trade`,
-          `_settlement_terms` (`internal` functions).
+        - `_terms`, `_add_trade`, `_settlement_terms` (`internal`
+          functions).
 """
 
 
+from . import access
 from . import escrow
 from . import gate
 
+uses: access
 uses: gate
 
 
@@ -38,12 +41,25 @@ MAX_LOTS: public(constant(uint256)) = 128
 MAX_ENERGY_WH: public(constant(uint256)) = 10**12
 
 
-# @dev Largest price cap an auction accepts. [wei/Wh]
-MAX_PRICE_WEI_PER_WH: public(constant(uint256)) = 10**24
+# @dev Largest price cap an auction accepts (`access.vy`). [wei/Wh]
+MAX_PRICE_WEI_PER_WH: public(constant(uint256)) = access.MAX_PRICE_WEI_PER_WH
+
+
+# @dev What a seller posts: the lot's seller, interval, energy [Wh] and
+# reserve price [wei/Wh].
+struct LotTerms:
+    seller: address
+    interval: uint256
+    energy_wh: uint256
+    reserve_price_wei_per_wh: uint256
 
 
 # @dev Number of lots ever posted; the next lot's id.
 lot_count: public(uint256)
+
+
+# @dev Terms of every lot by id.
+_lot_terms: HashMap[uint256, LotTerms]
 
 
 # @dev Ids of each interval's lots, in posting order.
@@ -70,6 +86,44 @@ event LotPosted:
     seller: indexed(address)
     energy_wh: uint256
     reserve_price_wei_per_wh: uint256
+
+
+@external
+def post_lot(interval: uint256, energy_wh: uint256, reserve_price_wei_per_wh: uint256) -> uint256:
+    """
+    @dev Offers the caller's single lot of `interval`.
+    @param interval Index of the market interval.
+    @param energy_wh Energy sold; 1 to `MAX_ENERGY_WH`. [Wh]
+    @param reserve_price_wei_per_wh Lowest price the seller accepts;
+           1 to the price cap. [wei/Wh]
+    @return uint256 The lot's id.
+    """
+    # checks
+    access._check_prosumer(msg.sender)
+    assert energy_wh != 0, "lot_book: zero energy"
+    assert energy_wh <= MAX_ENERGY_WH, "lot_book: energy above limit"
+    assert reserve_price_wei_per_wh != 0, "lot_book: zero reserve"
+    assert reserve_price_wei_per_wh <= access.price_cap_wei_per_wh, "lot_book: reserve above cap"
+    gate._check_before_gate(interval)
+    assert not self._has_lot[interval][msg.sender], "lot_book: lot exists"
+    assert len(self._interval_lots[interval]) < MAX_LOTS, "lot_book: interval full"
+
+    # effects
+    lot_id: uint256 = self.lot_count
+    self.lot_count = lot_id + 1
+    self._interval_lots[interval].append(lot_id)
+    self._has_lot[interval][msg.sender] = True
+    self._lot_terms[lot_id] = LotTerms(
+        seller=msg.sender, interval=interval, energy_wh=energy_wh, reserve_price_wei_per_wh=reserve_price_wei_per_wh
+    )
+    log LotPosted(
+        interval=interval,
+        lot_id=lot_id,
+        seller=msg.sender,
+        energy_wh=energy_wh,
+        reserve_price_wei_per_wh=reserve_price_wei_per_wh,
+    )
+    return lot_id
 
 
 @external
@@ -111,60 +165,14 @@ def value_wei(interval: uint256, account: address) -> int256:
 
 @internal
 @view
-def _check_lot(
-    interval: uint256, seller: address, energy_wh: uint256, reserve_price_wei_per_wh: uint256, price_cap_wei_per_wh: uint256
-):
+def _terms(lot_id: uint256) -> LotTerms:
     """
-    @dev Reverts unless `seller` may post this lot in `interval`.
-    @param interval Index of the market interval.
-    @param seller The account posting the lot.
-    @param energy_wh Energy sold; 1 to `MAX_ENERGY_WH`. [Wh]
-    @param reserve_price_wei_per_wh Lowest price the seller accepts;
-           1 to the price cap. [wei/Wh]
-    @param price_cap_wei_per_wh The auction's price cap. [wei/Wh]
-    """
-    assert energy_wh != 0, "lot_book: zero energy"
-    assert energy_wh <= MAX_ENERGY_WH, "lot_book: energy above limit"
-    assert reserve_price_wei_per_wh != 0, "lot_book: zero reserve"
-    assert reserve_price_wei_per_wh <= price_cap_wei_per_wh, "lot_book: reserve above cap"
-    gate._check_before_gate(interval)
-    assert not self._has_lot[interval][seller], "lot_book: lot exists"
-    assert len(self._interval_lots[interval]) < MAX_LOTS, "lot_book: interval full"
-
-
-@internal
-def _add_lot(interval: uint256, seller: address, energy_wh: uint256, reserve_price_wei_per_wh: uint256) -> uint256:
-    """
-    @dev Registers a lot `_check_lot` accepted and logs it; the auction
-         stores the lot itself under the returned id.
-    @param interval Index of the market interval.
-    @param seller The account posting the lot.
-    @param energy_wh Energy sold. [Wh]
-    @param reserve_price_wei_per_wh Lowest price the seller accepts. [wei/Wh]
-    @return uint256 The lot's id.
-    """
-    lot_id: uint256 = self.lot_count
-    self.lot_count = lot_id + 1
-    self._interval_lots[interval].append(lot_id)
-    self._has_lot[interval][seller] = True
-    log LotPosted(
-        interval=interval,
-        lot_id=lot_id,
-        seller=seller,
-        energy_wh=energy_wh,
-        reserve_price_wei_per_wh=reserve_price_wei_per_wh,
-    )
-    return lot_id
-
-
-@internal
-@view
-def _check_posted(lot_id: uint256):
-    """
-    @dev Reverts unless lot `lot_id` has been posted.
+    @dev Terms of lot `lot_id`; reverts unless it has been posted.
     @param lot_id Id of a lot.
+    @return LotTerms Seller, interval, energy [Wh] and reserve [wei/Wh].
     """
     assert lot_id < self.lot_count, "lot_book: no such lot"
+    return self._lot_terms[lot_id]
 
 
 @internal

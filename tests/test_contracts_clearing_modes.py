@@ -273,8 +273,8 @@ def scene(request) -> Scene:
 PREFIX = {"DoubleAuction": "auction", "PayAsBid": "pay_as_bid", "MeritOrder": "merit_order"}
 TRUE = None
 # (reason, who signs, interval, bid order, ask order, offer order, claim change);
-# "{contract}" in a reason is the contract's prefix (the shared modules book.vy
-# and gate.vy give their own), TRUE orders are the true ones, the claim is the
+# "{contract}" in a reason is the contract's prefix (the shared modules access.vy,
+# book.vy and gate.vy give their own), TRUE orders are the true ones, the claim is the
 # reference's (mk.claimed_outcome) with (field, delta) added.
 REVERTS = [
     ("{contract}: wrong clearing price", "operator", "@pending", TRUE, TRUE, TRUE, ("price", 1)),
@@ -288,8 +288,8 @@ REVERTS = [
     ("book: already cleared", "operator", "@verified-offchain", TRUE, TRUE, TRUE, None),
     ("book: already cleared", "prosumer", "@on-chain", TRUE, TRUE, TRUE, None),
     ("gate: gate open", "operator", "@open", TRUE, TRUE, TRUE, None),
-    ("{contract}: caller is neither prosumer nor operator", "outsider", "@pending", TRUE, TRUE, TRUE, None),
-    ("{contract}: caller is neither prosumer nor operator", "meter", "@pending", TRUE, TRUE, TRUE, None),
+    ("access: caller is neither prosumer nor operator", "outsider", "@pending", TRUE, TRUE, TRUE, None),
+    ("access: caller is neither prosumer nor operator", "meter", "@pending", TRUE, TRUE, TRUE, None),
 ]
 
 
@@ -337,8 +337,8 @@ ONCHAIN_REVERTS = [
     ("book: already cleared", "operator", "@verified-offchain"),
     ("book: already cleared", "prosumer", "@on-chain"),
     ("gate: gate open", "prosumer", "@open"),
-    ("{contract}: caller is neither prosumer nor operator", "outsider", "@pending"),
-    ("{contract}: caller is neither prosumer nor operator", "meter", "@pending"),
+    ("access: caller is neither prosumer nor operator", "outsider", "@pending"),
+    ("access: caller is neither prosumer nor operator", "meter", "@pending"),
 ]
 
 

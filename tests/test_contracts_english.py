@@ -216,7 +216,7 @@ def scene() -> tuple[Market, dict]:
 
 # (reason, who signs, function, arguments); "@x" are symbols of the scene.
 CASES = [
-    ("english: caller is not a prosumer", "outsider", "post_lot", ("@open", 1, 1)),
+    ("access: caller is not a prosumer", "outsider", "post_lot", ("@open", 1, 1)),
     ("lot_book: zero energy", "p2", "post_lot", ("@open", 0, 1)),
     ("lot_book: energy above limit", "p2", "post_lot", ("@open", MAX_ENERGY_WH + 1, 1)),
     ("lot_book: zero reserve", "p2", "post_lot", ("@open", 1, 0)),
@@ -228,7 +228,7 @@ CASES = [
     ),
     ("gate: gate closed", "p2", "post_lot", ("@closed", 1, 1)),
     ("lot_book: lot exists", "p0", "post_lot", ("@open", 1, 1)),
-    ("english: caller is not a prosumer", "outsider", "bid", ("@lot", 20 * CENT)),
+    ("access: caller is not a prosumer", "outsider", "bid", ("@lot", 20 * CENT)),
     ("lot_book: no such lot", "p2", "bid", (99, 20 * CENT)),
     ("gate: gate closed", "p2", "bid", ("@closed_lot", 20 * CENT)),
     ("english: seller bids on own lot", "p0", "bid", ("@lot", 20 * CENT)),
@@ -276,7 +276,7 @@ def test_transaction_reverts_with_exact_reason(scene, reason, who, function, arg
         ("gate: zero interval", (START_TIMESTAMP, 0, GATE_CLOSURE_S, 1, 1)),
         ("gate: gate closure before epoch", (10, INTERVAL_S, 11, 1, 1)),
         (
-            "english: price cap out of range",
+            "access: price cap out of range",
             (START_TIMESTAMP, INTERVAL_S, GATE_CLOSURE_S, 0, 1),
         ),
         (

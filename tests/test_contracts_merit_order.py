@@ -219,17 +219,17 @@ def scene() -> tuple[Market, int, int]:
 # (reason, who signs, function, arguments); "@next" is the next open interval.
 # The pending interval's offers are priced 30, 10, 20: its true order is [1, 2, 0].
 CASES = [
-    ("merit_order: caller is not operator", "prosumer", "post_demand", ("@next", 1)),
+    ("access: caller is not operator", "prosumer", "post_demand", ("@next", 1)),
     ("merit_order: zero demand", "operator", "post_demand", ("@next", 0)),
     ("merit_order: demand above limit", "operator", "post_demand", ("@next", MAX_ENERGY_WH + 1)),
     ("gate: gate closed", "operator", "post_demand", ("@pending", 1)),
-    ("merit_order: caller is not a prosumer", "outsider", "submit_offer", ("@next", 1, 1)),
+    ("access: caller is not a prosumer", "outsider", "submit_offer", ("@next", 1, 1)),
     ("book: zero energy", "prosumer", "submit_offer", ("@next", 0, 1)),
     ("book: energy above limit", "prosumer", "submit_offer", ("@next", MAX_ENERGY_WH + 1, 1)),
     ("book: zero price", "prosumer", "submit_offer", ("@next", 1, 0)),
     ("book: price above cap", "prosumer", "submit_offer", ("@next", 1, PRICE_CAP_WEI_PER_WH + 1)),
     ("gate: gate closed", "prosumer", "submit_offer", ("@pending", 1, 1)),
-    ("merit_order: caller is neither prosumer nor operator", "outsider", "clear", ("@pending", [1, 2, 0], 0, 0)),
+    ("access: caller is neither prosumer nor operator", "outsider", "clear", ("@pending", [1, 2, 0], 0, 0)),
     ("gate: gate open", "operator", "clear", ("@next", [], 0, 0)),
     ("book: already cleared", "operator", "clear", ("@settled", [0], 0, 0)),
     ("book: order length mismatch", "operator", "clear", ("@pending", [1, 2], 0, 0)),
@@ -289,7 +289,7 @@ def test_missing_offer_view_reverts_with_reason(scene):
     [
         ("gate: zero interval", (START_TIMESTAMP, 0, GATE_CLOSURE_S, 1)),
         ("gate: gate closure before epoch", (10, INTERVAL_S, 11, 1)),
-        ("merit_order: price cap out of range", (START_TIMESTAMP, INTERVAL_S, GATE_CLOSURE_S, 0)),
+        ("access: price cap out of range", (START_TIMESTAMP, INTERVAL_S, GATE_CLOSURE_S, 0)),
     ],
 )
 def test_constructor_reverts_with_exact_reason(scene, reason, args):

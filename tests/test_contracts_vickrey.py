@@ -317,7 +317,7 @@ def _reveal_args(who_index: int, price: int, salt_of: int | None = None):
 # (reason, who signs, function, arguments); "@x" are symbols of the scene, ("salt", i) the
 # salt of prosumer i, ("commit", i, lot, price) a commitment of prosumer i.
 CASES = [
-    ("vickrey: caller is not a prosumer", "outsider", "post_lot", ("@open", 1, 1)),
+    ("access: caller is not a prosumer", "outsider", "post_lot", ("@open", 1, 1)),
     ("lot_book: zero energy", "p1", "post_lot", ("@open", 0, 1)),
     ("lot_book: energy above limit", "p1", "post_lot", ("@open", MAX_ENERGY_WH + 1, 1)),
     ("lot_book: zero reserve", "p1", "post_lot", ("@open", 1, 0)),
@@ -330,7 +330,7 @@ CASES = [
     ("gate: gate closed", "p1", "post_lot", ("@reveal", 1, 1)),
     ("lot_book: lot exists", "p0", "post_lot", ("@open", 1, 1)),
     (
-        "vickrey: caller is not a prosumer",
+        "access: caller is not a prosumer",
         "outsider",
         "commit_bid",
         ("@olot", ("commit", 1, 1, 1)),
@@ -453,7 +453,7 @@ def test_missing_lot_view_reverts_with_reason(scene):
         ("gate: zero interval", (START_TIMESTAMP, 0, GATE_CLOSURE_S, 1, 1)),
         ("gate: gate closure before epoch", (10, INTERVAL_S, 11, 1, 1)),
         (
-            "vickrey: price cap out of range",
+            "access: price cap out of range",
             (START_TIMESTAMP, INTERVAL_S, GATE_CLOSURE_S, 0, 1),
         ),
         (
