@@ -114,12 +114,8 @@ def __init__(
     bid_increment_wei_per_wh_: uint256,
 ):
     """
-    @param registry_ The market's role registry.
-    @param start_timestamp_ Start of interval 0. [s since the Unix epoch]
-    @param interval_s_ Length of one interval; positive. [s]
-    @param gate_closure_s_ Gate lead time; at most `start_timestamp_`. [s]
-    @param price_cap_wei_per_wh_ Highest reserve and bid price; positive
-           and at most `MAX_PRICE_WEI_PER_WH`. [wei/Wh]
+    @dev The registry and price cap are `access.__init__`'s, the times
+         `gate.__init__`'s; each is documented and checked there.
     @param bid_increment_wei_per_wh_ Least raise over the leading bid;
            positive and at most the price cap. [wei/Wh]
     """

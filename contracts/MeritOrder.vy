@@ -143,12 +143,8 @@ def __init__(
     price_cap_wei_per_wh_: uint256,
 ):
     """
-    @param registry_ The market's role registry.
-    @param start_timestamp_ Start of interval 0. [s since the Unix epoch]
-    @param interval_s_ Length of one interval; positive. [s]
-    @param gate_closure_s_ Gate lead time; at most `start_timestamp_`. [s]
-    @param price_cap_wei_per_wh_ Highest offer price; positive and at
-           most `MAX_PRICE_WEI_PER_WH`. [wei/Wh]
+    @dev The registry and price cap are `access.__init__`'s, the times
+         `gate.__init__`'s; each is documented and checked there.
     """
     gate.__init__(start_timestamp_, interval_s_, gate_closure_s_)
     access.__init__(registry_, price_cap_wei_per_wh_)
