@@ -1,10 +1,19 @@
-"""One mined block: its transactions in named batches, its receipts by batch, its events decoded once.
+"""One mined block: its transactions in named batches and lanes, its receipts by batch, its events decoded once.
 
 The ledger's market operator puts several batches into one block (its own
 duties, the transactions it received, the closing of an auction, the
 flexibility awards, the charging allocation). Each batch gets its receipts
 back by name, and every log of the block is decoded once, so the record,
 the desks and the messages to the agents read the same events.
+
+Block space cannot be bought. The chain charges the gas a transaction
+used (`gridledger.contracts.chain`); on top of that a received
+transaction is mined in the lane of the endpoint it came from, which caps
+its gas limit at the largest one its honest builders sign and bounds what
+the lane's transactions may use together. The agents' lane gets half the
+block and each agent a slice of it, so however the agents (or one of them)
+fill it, the meters' readings, the DSO's requests and the operator's own
+duties, clearing and awards (in no lane) still find room.
 """
 
 from __future__ import annotations
@@ -12,8 +21,101 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-from gridledger.contracts.chain import Chain, Receipt
+from gridledger.contracts import charging as charging_contract
+from gridledger.contracts import flexibility as flex_contract
+from gridledger.contracts import market as market_contract
+from gridledger.contracts.chain import BLOCK_GAS_LIMIT, Chain, Receipt
 from gridledger.contracts.client import DecodedLog
+
+AGENT_TX_GAS_CAP = max(market_contract.GAS_SUBMIT_ORDER, market_contract.GAS_POST_LOT, market_contract.GAS_BID,
+                       market_contract.GAS_COMMIT_BID, market_contract.GAS_REVEAL_BID, flex_contract.GAS_APPROVE,
+                       flex_contract.GAS_OFFER, charging_contract.GAS_REQUEST_CHARGE)
+"""Largest gas limit a prosumer agent signs: orders, lots, bids, bond approval, offers, charging requests. [gas]"""
+
+METER_TX_GAS_CAP = max(market_contract.GAS_POST_READING, flex_contract.GAS_POST_DELIVERY)
+"""Largest gas limit a meter signs: readings and flexibility deliveries. [gas]"""
+
+AGENTS_LANE_GAS = BLOCK_GAS_LIMIT // 2
+"""Most gas the agents' transactions may use together in one block; the rest is kept for the others. [gas]"""
+
+AGENT_GAS_PER_BLOCK = 32 * AGENT_TX_GAS_CAP
+"""Most gas one agent's transactions may use in one block, far above an honest agent's few. [gas]"""
+
+
+def dso_tx_gas_cap(n_buses: int) -> int:
+    """Largest gas limit the DSO signs on a feeder of `n_buses` buses: budget approval, headroom, requests. [gas]"""
+    return max(flex_contract.GAS_APPROVE, charging_contract.GAS_POST_HEADROOM, flex_contract.post_request_gas(n_buses))
+
+
+@dataclass(frozen=True)
+class Lane:
+    """Block space for the transactions of one kind of sender.
+
+    Attributes
+    ----------
+    name : str
+        Named in the reasons of the transactions it refuses.
+    gas : int
+        Most gas the lane's transactions may use together in one block. [gas]
+    tx_gas_cap : int
+        Largest gas limit one of its transactions may carry. [gas]
+    sender_gas : int
+        Most gas one sender's transactions may use in one block. [gas]
+    """
+
+    name: str
+    gas: int
+    tx_gas_cap: int
+    sender_gas: int
+
+
+def ledger_lanes(n_buses: int) -> dict[str, Lane]:
+    """The lanes of the transactions the ledger receives, by batch name: agents, meters, DSO.
+
+    Meters and the DSO may use the whole block, the agents half of it.
+    """
+    dso_cap = dso_tx_gas_cap(n_buses)
+    return {"agents": Lane("agents", AGENTS_LANE_GAS, AGENT_TX_GAS_CAP, AGENT_GAS_PER_BLOCK),
+            "meters": Lane("meters", BLOCK_GAS_LIMIT, METER_TX_GAS_CAP, BLOCK_GAS_LIMIT),
+            "dso": Lane("dso", BLOCK_GAS_LIMIT, dso_cap, BLOCK_GAS_LIMIT)}
+
+
+class LaneSpace:
+    """The block space of one block (`gridledger.contracts.chain.BlockSpace`): each transaction's lane and what was used.
+
+    Parameters
+    ----------
+    lanes : list of Lane or None
+        The lane of each transaction of the block, in input order; None
+        for the operator's own, which only the chain's rule bounds.
+    """
+
+    def __init__(self, lanes: list[Lane | None]):
+        self.lanes = lanes
+        self.used: dict[str, int] = {}
+        self.used_by: dict[tuple[str, str], int] = {}
+
+    def refusal(self, index: int, sender: str, gas_limit: int) -> str | None:
+        """Why the transaction at `index` may not run in its lane, or None if it may."""
+        lane = self.lanes[index]
+        if lane is None:
+            return None
+        if gas_limit > lane.tx_gas_cap:
+            return f"ledger: gas limit {gas_limit} above cap {lane.tx_gas_cap} of the {lane.name} lane"
+        left = lane.gas - self.used.get(lane.name, 0)
+        if gas_limit > left:
+            return f"ledger: gas limit {gas_limit} exceeds the {lane.name} lane's remaining {left}"
+        sender_left = lane.sender_gas - self.used_by.get((lane.name, sender), 0)
+        if gas_limit > sender_left:
+            return f"ledger: gas limit {gas_limit} exceeds {sender}'s remaining {sender_left} in the {lane.name} lane"
+        return None
+
+    def charge(self, index: int, sender: str, gas_used: int) -> None:
+        """Count the gas the transaction at `index` used against its lane and its sender there. [gas]"""
+        lane = self.lanes[index]
+        if lane is not None:
+            self.used[lane.name] = self.used.get(lane.name, 0) + gas_used
+            self.used_by[lane.name, sender] = self.used_by.get((lane.name, sender), 0) + gas_used
 
 
 @dataclass(frozen=True)
@@ -47,7 +149,8 @@ def contract_events(events: Iterable[DecodedLog], contract: str) -> Iterator[tup
             yield event.event, event.args
 
 
-def mine_batches(chain: Chain, batches: Mapping[str, list[bytes]], timestamp: int) -> MinedBlock:
+def mine_batches(chain: Chain, batches: Mapping[str, list[bytes]], timestamp: int,
+                 lanes: Mapping[str, Lane] | None = None) -> MinedBlock:
     """Mine the batches' transactions in one block at `timestamp`, batch after batch, in the given order.
 
     Parameters
@@ -59,9 +162,14 @@ def mine_batches(chain: Chain, batches: Mapping[str, list[bytes]], timestamp: in
         receipts and the block is mined even if every batch is empty.
     timestamp : int
         Block timestamp. [s since the Unix epoch]
+    lanes : mapping of str to Lane, optional
+        The lane of each batch that has one, by batch name; a batch
+        without one is the operator's own, bounded by the chain alone.
     """
     names = list(batches)
-    receipts = iter(chain.mine([tx for name in names for tx in batches[name]], timestamp))
+    lane_of = lanes or {}
+    space = LaneSpace([lane_of.get(name) for name in names for _ in batches[name]])
+    receipts = iter(chain.mine([tx for name in names for tx in batches[name]], timestamp, space))
     by_batch = {name: [next(receipts) for _ in batches[name]] for name in names}
     events = {name: [event for receipt in rs for event in map(chain.decode, receipt.logs) if event is not None]
               for name, rs in by_batch.items()}

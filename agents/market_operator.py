@@ -7,9 +7,11 @@ of the ledger's actions (`gridledger.schedule.ledger_actions`), it mines
 one block:
 
 - "mine": its own duties (a merit-order market's demand and settlement)
-  and the transactions received since the last block; every receipt goes
-  back to the endpoint that sent the transaction, the state of the lots
-  (lot auctions) and new flexibility requests go to the agents;
+  and the transactions received since the last block, each in the lane of
+  the endpoint that sent it (agents, then meters, then the DSO:
+  `gridledger.agents.blocks.ledger_lanes`); every receipt goes back to the
+  endpoint that sent the transaction, the state of the lots (lot
+  auctions) and new flexibility requests go to the agents;
 - "clear": the end of an interval's auction (book: cleared in
   ``market.clearing`` mode; Vickrey: finalised; English: nothing, it
   closes at the gate), the flexibility awards and closings, and the
@@ -25,7 +27,7 @@ import dataclasses
 import logging
 from pathlib import Path
 
-from gridledger.agents.blocks import mine_batches, receipts_by_source
+from gridledger.agents.blocks import Lane, ledger_lanes, mine_batches, receipts_by_source
 from gridledger.agents.charging_desk import ChargingDesk
 from gridledger.agents.flex_desk import FlexDesk
 from gridledger.agents.ledger_record import LedgerRecord
@@ -60,6 +62,17 @@ SETUP_LEAD_S = 60
 
 Message = tuple[str, bytes]
 """A message to send: (destination endpoint, payload)."""
+
+LANE_OF_ENDPOINT = {DER_ENDPOINT: "agents", GRID_ENDPOINT: "meters", OPERATOR_ENDPOINT: "dso"}
+"""The lane of the transactions each endpoint sends, in mining order; any other sender's go with the agents'."""
+
+
+def by_lane(received: list[Message]) -> dict[str, list[Message]]:
+    """The received (source, raw transaction) pairs by lane, lanes in mining order, each in arrival order."""
+    lanes: dict[str, list[Message]] = {lane: [] for lane in LANE_OF_ENDPOINT.values()}
+    for source, tx in received:
+        lanes[LANE_OF_ENDPOINT.get(source, "agents")].append((source, tx))
+    return lanes
 
 
 def deploy_study_market(sc: Scenario, chain: Chain, operator: Wallet, prosumers: list[str],
@@ -163,6 +176,7 @@ class MarketOperator:
         self.prosumers, self.dso, self.flex, self.charging = prosumers, dso, flex, charging
         self.supply_wei = read(chain, addresses.token, "GridToken", "totalSupply")
         self.record = LedgerRecord(sc, prosumers, addresses.auction_contract)
+        self.lanes: dict[str, Lane] = ledger_lanes(len(sc.net.bus))
         # Interval 0 has no gate action: its auction ends in the first block.
         self.pending = close_auction(chain, wallet, addresses, 0, sc.study.market.clearing)
 
@@ -202,10 +216,13 @@ class MarketOperator:
     def _mine(self, interval: int, timestamp: int, received: list[Message], lots_of: int | None) -> list[Message]:
         duties = self.pending + operator_duties(self.sc, self.wallet, self.addresses, interval)
         self.pending = []
-        block = mine_batches(self.chain, {"operator": duties, "received": [tx for _, tx in received]}, timestamp)
+        lanes = by_lane(received)
+        batches = {"operator": duties, **{lane: [tx for _, tx in messages] for lane, messages in lanes.items()}}
+        block = mine_batches(self.chain, batches, timestamp, self.lanes)
         require_ok(block.receipts["operator"], "operator transaction")
         self.record.block(interval, block)
-        outbox = self._receipts([source for source, _ in received], block.receipts["received"])
+        outbox = self._receipts([source for messages in lanes.values() for source, _ in messages],
+                                [receipt for lane in lanes for receipt in block.receipts[lane]])
         if lots_of is not None:
             lots = [dataclasses.asdict(lot) for lot in lot_states(self.chain, self.addresses, lots_of)]
             outbox.append((DER_ENDPOINT, encode("lots", interval=lots_of, lots=lots)))

@@ -4,6 +4,13 @@ The chain runs the Prague VM (Vyper 0.4.3's default EVM target) with
 no-proof consensus, a funded genesis and a fixed block gas limit. The
 caller chooses every block's timestamp, so the same transactions mined
 at the same times give the same block hashes.
+
+Block gas follows Ethereum's rule (py-evm's
+``validate_frontier_transaction_against_header``): a transaction may run
+if its gas limit fits the block's gas limit minus the gas *used* so far,
+and the block is then charged what it used, not its limit. The block
+builder may add its own rule on top (`BlockSpace`): the ledger caps each
+transaction's gas and keeps lanes (`gridledger.agents.blocks`).
 """
 
 import functools
@@ -11,6 +18,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Protocol
 
 import eth_abi
 from eth.abc import BlockHeaderAPI, ComputationAPI, ReceiptAPI, SignedTransactionAPI, StateAPI
@@ -44,6 +52,26 @@ _MiningChain = MiningChain.configure(
 )
 
 
+class BlockSpace(Protocol):
+    """A block builder's own rule on which transactions may use a block's gas, asked before each one runs."""
+
+    def refusal(self, index: int, sender: str, gas_limit: int) -> str | None:
+        """Why the transaction at `index` of the block's input may not run, or None if it may.
+
+        Parameters
+        ----------
+        index : int
+            Position of the transaction in the input of `Chain.mine`.
+        sender : str
+            Its checksummed sender.
+        gas_limit : int
+            Its gas limit. [gas]
+        """
+
+    def charge(self, index: int, sender: str, gas_used: int) -> None:
+        """Account the gas the transaction at `index` used once it ran. [gas]"""
+
+
 class CallReverted(Exception):
     """A read-only call reverted; ``reason`` is the decoded revert reason."""
 
@@ -67,8 +95,10 @@ class Receipt:
 
     ``status`` is 1 for success, 0 for a revert or a rejected transaction.
     A rejected transaction has ``block_number`` None and a ``revert_reason``
-    starting with ``"invalid transaction:"``; ``sender`` and ``nonce`` are
-    None when the bytes could not be decoded.
+    starting with ``"invalid transaction:"`` when the chain refused it, or
+    the block-space rule's own reason (``"ledger: ..."``) when that refused
+    it; ``sender`` and ``nonce`` are None when the bytes could not be
+    decoded.
     """
 
     tx_hash: bytes
@@ -106,13 +136,14 @@ def revert_reason(computation: ComputationAPI) -> str:
 
 
 def _rejected(raw: bytes, reason: str, tx: SignedTransactionAPI | None = None, sender: str | None = None) -> Receipt:
+    """Receipt of a transaction left out of the block, its reason given in full."""
     return Receipt(
         tx_hash=tx.hash if tx is not None else keccak(raw),
         sender=sender,
         nonce=tx.nonce if tx is not None else None,
         status=0,
         gas_used=0,
-        revert_reason=f"invalid transaction: {reason}",
+        revert_reason=reason,
         logs=(),
         block_number=None,
         contract_address=None,
@@ -156,16 +187,24 @@ class Chain:
         Timestamp of block 0. [s since the Unix epoch]
     balance_wei : int
         Genesis balance of every funded address. [wei]
+    block_gas_limit : int
+        Gas limit of every block. [gas]
     """
 
     chain_id = CHAIN_ID
 
     def __init__(
-        self, funded: Iterable[str], *, genesis_timestamp: int, balance_wei: int = GENESIS_BALANCE_WEI
+        self,
+        funded: Iterable[str],
+        *,
+        genesis_timestamp: int,
+        balance_wei: int = GENESIS_BALANCE_WEI,
+        block_gas_limit: int = BLOCK_GAS_LIMIT,
     ) -> None:
+        self.block_gas_limit = block_gas_limit
         genesis = {
             "difficulty": 0,
-            "gas_limit": BLOCK_GAS_LIMIT,
+            "gas_limit": block_gas_limit,
             "timestamp": genesis_timestamp,
             "base_fee_per_gas": GENESIS_BASE_FEE_PER_GAS_WEI,
             "nonce": b"\x00" * 8,
@@ -213,15 +252,27 @@ class Chain:
         contract = self._labels.get(log.address)
         return None if contract is None else decode_log(contract, log.topics, log.data)
 
-    def mine(self, raw_txs: Sequence[bytes], timestamp: int) -> list[Receipt]:
+    def mine(self, raw_txs: Sequence[bytes], timestamp: int, space: BlockSpace | None = None) -> list[Receipt]:
         """Mine one block at ``timestamp`` holding every valid transaction.
 
         Transactions run in input order. One that cannot be included
-        (undecodable, bad signature, wrong chain id or nonce, gas or funds
-        short) gets a rejected receipt and the rest of the block goes on.
-        Each transaction is checked with py-evm's own validation against
-        the block's state as the transactions before it left it, right
-        before it runs.
+        (undecodable, bad signature, refused by ``space``, wrong chain id
+        or nonce, gas limit above the block's remaining gas, funds short)
+        gets a rejected receipt, keeps its nonce unused, and the rest of
+        the block goes on. Each transaction is checked with py-evm's own
+        validation against the block's state as the transactions before
+        it left it, right before it runs; the block is charged the gas
+        each one used.
+
+        Parameters
+        ----------
+        raw_txs : sequence of bytes
+            Signed raw transactions.
+        timestamp : int
+            Block timestamp, above the head's. [s since the Unix epoch]
+        space : BlockSpace, optional
+            The builder's own rule, asked before the chain's checks; its
+            reason becomes the receipt's ``revert_reason`` as it is.
 
         Returns
         -------
@@ -230,27 +281,30 @@ class Chain:
         """
         if timestamp <= self.timestamp:
             raise ValueError(f"block timestamp {timestamp} must exceed the head's {self.timestamp}")
-        header = self._chain.header.copy(timestamp=timestamp, gas_limit=BLOCK_GAS_LIMIT)
+        header = self._chain.header.copy(timestamp=timestamp, gas_limit=self.block_gas_limit)
         vm = self._chain.get_vm(header)
         builder = vm.get_transaction_builder()
-        gas_left = BLOCK_GAS_LIMIT
         included, evm_receipts, receipts = [], [], []
-        for raw in raw_txs:
+        for index, raw in enumerate(raw_txs):
             try:
                 tx = builder.decode(raw)
                 tx.validate()
                 sender = _checksum(tx.sender)
             except (RLPException, ValidationError, BadSignature, ValueError) as error:
-                receipts.append(_rejected(raw, f"undecodable or badly signed ({error})"))
+                receipts.append(_rejected(raw, f"invalid transaction: undecodable or badly signed ({error})"))
                 continue
-            reason = self._rejection(vm.state, tx, gas_left)
+            reason = space.refusal(index, sender, tx.gas) if space is not None else None
+            if reason is None:
+                reason = self._rejection(vm.state, tx, header.gas_limit - header.gas_used)
             if reason is not None:
                 receipts.append(_rejected(raw, reason, tx, sender))
                 continue
             evm_receipt, computation = vm.apply_transaction(header, tx)
-            receipts.append(self._receipt(tx, sender, evm_receipt, computation, header))
+            receipt = self._receipt(tx, sender, evm_receipt, computation, header)
+            receipts.append(receipt)
+            if space is not None:
+                space.charge(index, sender, receipt.gas_used)
             header = vm.increment_blob_gas_used(vm.add_receipt_to_header(header, evm_receipt), tx)
-            gas_left -= tx.gas
             included.append(tx)
             evm_receipts.append(evm_receipt)
         block = vm.set_block_transactions_and_withdrawals(vm.get_block(), header, included, evm_receipts)
@@ -288,18 +342,18 @@ class Chain:
         )
 
     def _rejection(self, state: StateAPI, tx: SignedTransactionAPI, gas_left: int) -> str | None:
-        """Why ``tx`` cannot run next on ``state``, the block being built, or None if it can."""
+        """Why ``tx`` cannot run next on ``state``, with ``gas_left`` of the block unused, or None if it can."""
         chain_id = getattr(tx, "chain_id", None)
         if chain_id != self.chain_id:
-            return f"chain id {chain_id}, expected {self.chain_id}"
+            return f"invalid transaction: chain id {chain_id}, expected {self.chain_id}"
         if tx.gas < tx.intrinsic_gas:
-            return f"gas {tx.gas} below intrinsic gas {tx.intrinsic_gas}"
+            return f"invalid transaction: gas {tx.gas} below intrinsic gas {tx.intrinsic_gas}"
         if tx.gas > gas_left:
-            return f"gas {tx.gas} exceeds the block's remaining {gas_left}"
+            return f"invalid transaction: gas {tx.gas} exceeds the block's remaining {gas_left}"
         try:
             state.validate_transaction(tx)
         except ValidationError as error:
-            return str(error)
+            return f"invalid transaction: {error}"
         return None
 
     def call(self, to: str, data: bytes, sender: str | None = None) -> bytes:

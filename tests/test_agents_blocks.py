@@ -1,9 +1,19 @@
-"""A mined block by batch name: receipts back in batch order, events decoded once and filtered by contract."""
+"""A mined block by batch name: receipts back in batch order, events decoded once and filtered by contract; lanes."""
 
 from __future__ import annotations
 
-from gridledger.agents.blocks import MinedBlock, contract_events, mine_batches, receipts_by_source
-from gridledger.contracts.chain import Chain
+from gridledger.agents.blocks import (
+    Lane,
+    LaneSpace,
+    MinedBlock,
+    contract_events,
+    ledger_lanes,
+    mine_batches,
+    receipts_by_source,
+)
+from gridledger.contracts import flexibility as flex
+from gridledger.contracts import market as mk
+from gridledger.contracts.chain import BLOCK_GAS_LIMIT, Chain
 from gridledger.contracts.keys import derive_account
 from tests.ledger_agents_helpers import SEED, event, receipt
 
@@ -45,3 +55,42 @@ def test_receipts_are_grouped_under_their_source_in_order_of_first_appearance():
     assert [r["gas_used"] for r in grouped["der/agents"]] == [1, 3]
     assert grouped["grid/meters"] == [{"tx_hash": "00" * 32, "sender": "0xsender", "nonce": 0, "status": 0,
                                        "included": True, "revert_reason": "boom", "gas_used": 2}]
+
+
+def test_lanes_cap_each_gas_limit_and_charge_the_gas_used_to_the_lane_and_its_sender():
+    lane = Lane("agents", gas=100_000, tx_gas_cap=50_000, sender_gas=60_000)
+    space = LaneSpace([None, lane, lane, lane, lane])
+    assert space.refusal(0, "0xop", 10**9) is None                      # the operator's own: the chain decides
+    assert space.refusal(1, "0xa", 50_001) == "ledger: gas limit 50001 above cap 50000 of the agents lane"
+    space.charge(1, "0xa", 21_000)
+    space.charge(2, "0xa", 21_000)
+    assert space.refusal(3, "0xa", 50_000) == "ledger: gas limit 50000 exceeds 0xa's remaining 18000 in the agents lane"
+    assert space.refusal(3, "0xb", 50_000) is None
+    space.charge(3, "0xb", 50_000)
+    assert space.refusal(4, "0xc", 50_000) == "ledger: gas limit 50000 exceeds the agents lane's remaining 8000"
+
+
+def test_a_refused_transaction_is_left_out_with_its_nonce_unused_and_the_operator_s_batch_is_unbounded():
+    payer = derive_account(SEED, "payer")
+    chain = Chain([payer.address], genesis_timestamp=GENESIS_TIMESTAMP)
+    wallet = chain.wallet(payer)
+    own = wallet.transact(payer.address, b"", gas=10**6)
+    greedy = wallet.transact(payer.address, b"", gas=30_000)
+    wallet.nonce -= 1
+    fits = wallet.transact(payer.address, b"", gas=21_000)
+    lanes = {"received": Lane("received", gas=10**6, tx_gas_cap=21_000, sender_gas=10**6)}
+    block = mine_batches(chain, {"own": [own], "received": [greedy, fits]}, GENESIS_TIMESTAMP + 1, lanes)
+    assert [r.ok for r in block.all_receipts()] == [True, False, True]
+    refused = block.receipts["received"][0]
+    assert (refused.block_number, refused.nonce) == (None, 1)
+    assert refused.revert_reason == "ledger: gas limit 30000 above cap 21000 of the received lane"
+    assert chain.nonce(payer.address) == 2
+
+
+def test_honest_builders_fit_their_lanes_and_the_agents_get_half_the_block():
+    lanes = ledger_lanes(n_buses=33)
+    assert lanes["agents"].tx_gas_cap == mk.GAS_BID == 300_000          # the English auction's bid is the largest
+    assert lanes["meters"].tx_gas_cap == mk.GAS_POST_READING
+    assert lanes["dso"].tx_gas_cap == flex.post_request_gas(33)          # a request naming every bus of the feeder
+    assert lanes["agents"].gas == BLOCK_GAS_LIMIT // 2
+    assert lanes["meters"].gas == lanes["dso"].gas == BLOCK_GAS_LIMIT

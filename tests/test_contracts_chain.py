@@ -95,6 +95,59 @@ def test_block_timestamps_are_chosen_and_must_increase(chain_and_wallets):
         chain.mine([], GENESIS_TIMESTAMP + 900)
 
 
+def test_the_block_is_charged_the_gas_used_not_the_gas_limit():
+    # Transfers of 21,000 gas each under a limit of 50,000, in a block of 100,000 gas: charging the
+    # limits would fit two; charging what was used fits three, leaving 37,000 for a fourth.
+    payer = derive_account(SEED, "user/0")
+    chain = Chain([payer.address], genesis_timestamp=GENESIS_TIMESTAMP, block_gas_limit=100_000)
+    wallet = chain.wallet(payer)
+    transfers = [wallet.transact(payer.address, b"", gas=50_000) for _ in range(4)]
+    wallet.nonce -= 1
+    fitting = wallet.transact(payer.address, b"", gas=37_000)   # the fourth, re-signed with the remaining gas
+    receipts = chain.mine([*transfers, fitting], GENESIS_TIMESTAMP + 1)
+    assert [r.status for r in receipts] == [1, 1, 1, 0, 1]
+    assert receipts[3].block_number is None
+    assert receipts[3].revert_reason == "invalid transaction: gas 50000 exceeds the block's remaining 37000"
+    assert chain.nonce(payer.address) == 4                       # the excluded one's nonce went to the next
+    assert sum(r.gas_used for r in receipts) == 4 * 21_000
+
+
+def test_a_gas_limit_above_the_block_s_remaining_gas_is_excluded_whatever_the_block_used():
+    payer = derive_account(SEED, "user/0")
+    chain = Chain([payer.address], genesis_timestamp=GENESIS_TIMESTAMP, block_gas_limit=100_000)
+    wallet = chain.wallet(payer)
+    too_big = wallet.transact(payer.address, b"", gas=100_001)
+    (receipt,) = chain.mine([too_big], GENESIS_TIMESTAMP + 1)
+    assert receipt.revert_reason == "invalid transaction: gas 100001 exceeds the block's remaining 100000"
+    assert chain.nonce(payer.address) == 0
+
+
+class RefuseSecond:
+    """A block-space rule that refuses the second transaction and records what the others used."""
+
+    def __init__(self):
+        self.charged: list[tuple[int, str, int]] = []
+
+    def refusal(self, index: int, sender: str, gas_limit: int) -> str | None:
+        return f"ledger: not {index} of {gas_limit}" if index == 1 else None
+
+    def charge(self, index: int, sender: str, gas_used: int) -> None:
+        self.charged.append((index, sender, gas_used))
+
+
+def test_the_builder_s_block_space_rule_refuses_before_the_chain_with_its_own_reason(chain_and_wallets):
+    chain, (alice, _) = chain_and_wallets
+    first, second = (alice.transact(alice.address, b"", gas=30_000) for _ in range(2))
+    alice.nonce -= 1
+    again = alice.transact(alice.address, b"", gas=21_000)
+    space = RefuseSecond()
+    receipts = chain.mine([first, second, again], GENESIS_TIMESTAMP + 1, space)
+    assert [r.status for r in receipts] == [1, 0, 1]
+    assert receipts[1].revert_reason == "ledger: not 1 of 30000" and receipts[1].block_number is None
+    assert space.charged == [(0, alice.address, 21_000), (2, alice.address, 21_000)]
+    assert chain.nonce(alice.address) == 2
+
+
 def test_call_needs_a_contract(chain_and_wallets):
     chain, (alice, _) = chain_and_wallets
     with pytest.raises(ValueError, match="no contract"):
