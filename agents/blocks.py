@@ -10,10 +10,11 @@ Block space cannot be bought. The chain charges the gas a transaction
 used (`gridledger.contracts.chain`); on top of that a received
 transaction is mined in the lane of the endpoint it came from, which caps
 its gas limit at the largest one its honest builders sign and bounds what
-the lane's transactions may use together. The agents' lane gets half the
-block and each agent a slice of it, so however the agents (or one of them)
-fill it, the meters' readings, the DSO's requests and the operator's own
-duties, clearing and awards (in no lane) still find room.
+the lane's transactions may use together, and each sender gets a slice of
+its lane. The agents' lane gets half the block, so however the agents fill
+it, the meters' readings, the DSO's requests and the operator's own
+duties, clearing and awards (in no lane) still find room; one agent's or
+one meter's key cannot fill its lane alone.
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ METER_TX_GAS_CAP = max(market_contract.GAS_POST_READING, flex_contract.GAS_POST_
 AGENTS_LANE_GAS = BLOCK_GAS_LIMIT // 2
 """Most gas the agents' transactions may use together in one block; the rest is kept for the others. [gas]"""
 
-AGENT_GAS_PER_BLOCK = 32 * AGENT_TX_GAS_CAP
-"""Most gas one agent's transactions may use in one block, far above an honest agent's few. [gas]"""
+SENDER_TXS_PER_BLOCK = 32
+"""Each sender's slice of its lane, in transactions at the lane's cap: far above an honest sender's few per block."""
 
 
 def dso_tx_gas_cap(n_buses: int) -> int:
@@ -72,16 +73,17 @@ class Lane:
 def ledger_lanes(n_buses: int) -> dict[str, Lane]:
     """The lanes of the transactions the ledger receives, by batch name: agents, meters, DSO.
 
-    Meters and the DSO may use the whole block, the agents half of it.
+    Meters and the DSO may use the whole block, the agents half of it;
+    every sender may use `SENDER_TXS_PER_BLOCK` transactions at its lane's
+    cap, so one key (an agent's or a meter's) cannot fill its lane alone.
     """
-    dso_cap = dso_tx_gas_cap(n_buses)
-    return {"agents": Lane("agents", AGENTS_LANE_GAS, AGENT_TX_GAS_CAP, AGENT_GAS_PER_BLOCK),
-            "meters": Lane("meters", BLOCK_GAS_LIMIT, METER_TX_GAS_CAP, BLOCK_GAS_LIMIT),
-            "dso": Lane("dso", BLOCK_GAS_LIMIT, dso_cap, BLOCK_GAS_LIMIT)}
+    caps = {"agents": AGENT_TX_GAS_CAP, "meters": METER_TX_GAS_CAP, "dso": dso_tx_gas_cap(n_buses)}
+    gas = {"agents": AGENTS_LANE_GAS, "meters": BLOCK_GAS_LIMIT, "dso": BLOCK_GAS_LIMIT}
+    return {name: Lane(name, gas[name], cap, SENDER_TXS_PER_BLOCK * cap) for name, cap in caps.items()}
 
 
 class LaneSpace:
-    """The block space of one block (`gridledger.contracts.chain.BlockSpace`): each transaction's lane and what was used.
+    """One block's space (`gridledger.contracts.chain.BlockSpace`): each transaction's lane and what was used.
 
     Parameters
     ----------

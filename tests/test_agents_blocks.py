@@ -94,3 +94,4 @@ def test_honest_builders_fit_their_lanes_and_the_agents_get_half_the_block():
     assert lanes["dso"].tx_gas_cap == flex.post_request_gas(33)          # a request naming every bus of the feeder
     assert lanes["agents"].gas == BLOCK_GAS_LIMIT // 2
     assert lanes["meters"].gas == lanes["dso"].gas == BLOCK_GAS_LIMIT
+    assert all(lane.sender_gas == 32 * lane.tx_gas_cap for lane in lanes.values())

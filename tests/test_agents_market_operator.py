@@ -12,6 +12,7 @@ import xarray as xr
 
 from gridledger.agents.market_operator import (
     MarketOperator,
+    by_lane,
     close_auction,
     operator_duties,
     require_ok,
@@ -21,7 +22,7 @@ from gridledger.agents.prosumer import expected_exports_wh
 from gridledger.contracts import market as mk
 from gridledger.contracts.client import Wallet, encode_call
 from gridledger.contracts.mechanisms import VERIFIED_OFFCHAIN
-from gridledger.interfaces import DER_ENDPOINT, GRID_ENDPOINT
+from gridledger.interfaces import DER_ENDPOINT, GRID_ENDPOINT, OPERATOR_ENDPOINT
 from gridledger.messages import decode
 from gridledger.schedule import LedgerAction
 from tests.ledger_agents_helpers import (
@@ -223,3 +224,28 @@ def test_write_exports_the_chain_and_the_ledger_part(double_auction, tmp_path):
     with xr.open_dataset(tmp_path / "parts" / "ledger.nc") as part:
         assert part.attrs["complete"] == 1 and part.attrs["mechanism"] == "uniform-double-auction"
         assert part["position_wh"].values[1].tolist() == [300, -300, 0, 0]
+
+
+def test_received_transactions_are_mined_agents_then_meters_then_dso_each_in_arrival_order():
+    received = [(OPERATOR_ENDPOINT, b"d"), (GRID_ENDPOINT, b"m1"), (DER_ENDPOINT, b"a1"), ("somebody/else", b"x"),
+                (GRID_ENDPOINT, b"m2"), (DER_ENDPOINT, b"a2")]
+    assert by_lane(received) == {
+        "agents": [(DER_ENDPOINT, b"a1"), ("somebody/else", b"x"), (DER_ENDPOINT, b"a2")],
+        "meters": [(GRID_ENDPOINT, b"m1"), (GRID_ENDPOINT, b"m2")],
+        "dso": [(OPERATOR_ENDPOINT, b"d")],
+    }
+
+
+def test_a_transaction_above_its_lane_s_cap_comes_back_refused_to_its_sender_with_its_nonce_unused():
+    op = MarketOperator.deploy(small_scenario())
+    seller, *_ = prosumer_wallets(op)
+    m_seller, *_ = meter_wallets(op)
+    greedy_reading = m_seller.transact(op.addresses.settlement, b"", gas=op.lanes["meters"].tx_gas_cap + 1)
+    order = mk.submit_order(seller, op.addresses, 1, is_ask=True, energy_wh=500, price_wei_per_wh=10 * CENT_PER_KWH)
+    outbox = op.act(LedgerAction(1.0, "mine"), [(GRID_ENDPOINT, greedy_reading), (DER_ENDPOINT, order)])
+    receipts = dict((dest, body["receipts"]) for dest, body in messages(outbox, "receipts"))
+    assert [r["status"] for r in receipts[DER_ENDPOINT]] == [1]
+    (refused,) = receipts[GRID_ENDPOINT]
+    assert (refused["included"], refused["nonce"]) == (False, 0)
+    assert refused["revert_reason"] == "ledger: gas limit 250001 above cap 250000 of the meters lane"
+    assert op.chain.nonce(m_seller.address) == 0
