@@ -65,7 +65,8 @@ def reverted(receipt: Receipt, reason: str) -> bool:
 
 @dataclass
 class Market:
-    """A deployed market with its wallets; intervals are used up one by one."""
+    """A deployed market with its wallets; intervals are used up one by one. The funded ``dso``
+    account holds no role until a test grants it one."""
 
     chain: Chain
     operator: Wallet
@@ -73,6 +74,7 @@ class Market:
     meters: list[Wallet]
     outsider: Wallet
     addresses: mk.MarketAddresses
+    dso: Wallet
 
     def gate(self, interval: int) -> int:
         """Gate closure of ``interval``. [s since the Unix epoch]"""
@@ -278,8 +280,9 @@ def new_market(
     prosumers = [derive_account(seed, f"prosumer/{i}") for i in range(n_prosumers)]
     meters = [derive_account(seed, f"meter/{i}") for i in range(n_prosumers)] if with_meters else []
     outsider = derive_account(seed, "outsider")
+    dso = derive_account(seed, "dso")
     chain = Chain(
-        [a.address for a in (operator, outsider, *prosumers, *meters)],
+        [a.address for a in (operator, outsider, *prosumers, *meters, dso)],
         genesis_timestamp=GENESIS_TIMESTAMP,
     )
     operator_wallet = chain.wallet(operator)
@@ -307,6 +310,7 @@ def new_market(
         meters=[chain.wallet(m) for m in meters],
         outsider=chain.wallet(outsider),
         addresses=addresses,
+        dso=chain.wallet(dso),
     )
 
 
