@@ -59,6 +59,13 @@ _NOT_FLEX_PROSUMER = "flexibility: caller is not a prosumer"
 _NO_FLEX_METER = "flexibility: caller is not a bound meter"
 _NOT_CHARGING_PROSUMER = "charging: caller is not a prosumer"
 
+
+
+def _only(allowed: tuple[str, ...], reason: str) -> tuple[str, ...]:
+    """Cells of a row that ``allowed`` roles may call and the others revert with ``reason``."""
+    return tuple(ALLOWED if role in allowed else reason for role in ROLES)
+
+
 # (phase, "Contract.function", cells for operator, prosumer, meter, DSO, anyone).
 ROLE_TABLE: list[tuple[str, str, tuple[str, str, str, str, str]]] = [
     ("setup", "Registry.grant_role", (ALLOWED, _CALLER, _CALLER, ALLOWED, _CALLER)),
@@ -82,13 +89,13 @@ ROLE_TABLE: list[tuple[str, str, tuple[str, str, str, str, str]]] = [
     ("interval 0 and window ended", "Settlement.release", (ALLOWED,) * 5),
     ("interval 0 and window ended", "Settlement.post_reading", (_NO_METER, _NO_METER, ALLOWED, _NO_METER, _NO_METER)),
     ("interval 0 and window ended", "Settlement.settle_operator", (ALLOWED,) * 5),
-    ("setup", "VoltageRegulation.post_request", (_NOT_FLEX_OP, _NOT_FLEX_OP, _NOT_FLEX_OP, ALLOWED, _NOT_FLEX_OP)),
-    ("offers open", "VoltageRegulation.offer", (_NOT_FLEX_PROSUMER, ALLOWED, _NOT_FLEX_PROSUMER, _NOT_FLEX_PROSUMER, _NOT_FLEX_PROSUMER)),
+    ("setup", "VoltageRegulation.post_request", _only(("DSO",), _NOT_FLEX_OP)),
+    ("offers open", "VoltageRegulation.offer", _only(("prosumer",), _NOT_FLEX_PROSUMER)),
     ("offer deadline", "VoltageRegulation.award", (ALLOWED,) * 5),
-    ("interval 0 and window ended", "VoltageRegulation.post_delivery", (_NO_FLEX_METER, _NO_FLEX_METER, ALLOWED, _NO_FLEX_METER, _NO_FLEX_METER)),
+    ("interval 0 and window ended", "VoltageRegulation.post_delivery", _only(("meter",), _NO_FLEX_METER)),
     ("delivery period over", "VoltageRegulation.close", (ALLOWED,) * 5),
-    ("setup", "ChargingCoordination.post_headroom", (ALLOWED, _NOT_CHARGING_OP, _NOT_CHARGING_OP, ALLOWED, _NOT_CHARGING_OP)),
-    ("setup", "ChargingCoordination.request_charge", (_NOT_CHARGING_PROSUMER, ALLOWED, _NOT_CHARGING_PROSUMER, _NOT_CHARGING_PROSUMER, _NOT_CHARGING_PROSUMER)),
+    ("setup", "ChargingCoordination.post_headroom", _only(("operator", "DSO"), _NOT_CHARGING_OP)),
+    ("setup", "ChargingCoordination.request_charge", _only(("prosumer",), _NOT_CHARGING_PROSUMER)),
     ("gate of interval 0", "ChargingCoordination.allocate", (ALLOWED,) * 5),
 ]
 
