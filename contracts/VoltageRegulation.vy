@@ -74,12 +74,13 @@
         Tokens move only by `transfer` and `transferFrom` of `token`.
 @custom:security The operator's sensitivities and the meters' delivered
                  energies are trusted as posted (within the registry's
-                 separation of duties). Offers are public, so
-                 a late offer may undercut an earlier one. The operator
-                 account is fixed at deployment and is not looked up in
-                 the registry. Arrays longer than their bound, and
-                 timestamps so large that the delivery deadline
-                 overflows uint256, revert without a reason string.
+                 separation of duties). Offers are public, so a late
+                 offer may undercut an earlier one. The operator account
+                 is fixed at deployment; its registry operator role is
+                 checked at deployment and on every request. Arrays
+                 longer than their bound, and timestamps so large that
+                 the delivery deadline overflows uint256, revert without
+                 a reason string.
 """
 
 
