@@ -5,7 +5,7 @@ function of a market's contracts in one phase of the market, and each cell
 what a valid call of it does when one of the five roles sends it: `allowed`,
 or the exact revert reason. The test sets up one market (double auction,
 settlement, voltage regulation with the DSO as its operator, charging
-coordination), walks it through the phases and dry-runs every call from every
+coordination) and one market of each other mechanism, walks them through the phases and dry-runs every call from every
 role against the head state (`Chain.call` with the role as sender, so no call
 changes anything), asserting each cell; it also asserts the README holds the
 table as `render_table` writes it. Views are open to anyone and not listed.
@@ -97,15 +97,28 @@ ROLE_TABLE: list[tuple[str, str, tuple[str, str, str, str, str]]] = [
     ("setup", "ChargingCoordination.post_headroom", _only(("operator", "DSO"), _NOT_CHARGING_OP)),
     ("setup", "ChargingCoordination.request_charge", _only(("prosumer",), _NOT_CHARGING_PROSUMER)),
     ("gate of interval 0", "ChargingCoordination.allocate", (ALLOWED,) * 5),
+    ("setup", "PayAsBid.submit_order", _only(("prosumer",), _NOT_PROSUMER)),
+    ("gate of interval 0", "PayAsBid.clear", _only(("operator", "prosumer", "DSO"), _NEITHER)),
+    ("gate of interval 0", "PayAsBid.clear_onchain", _only(("operator", "prosumer", "DSO"), _NEITHER)),
+    ("setup", "MeritOrder.post_demand", _only(("operator", "DSO"), "access: caller is not operator")),
+    ("setup", "MeritOrder.submit_offer", _only(("prosumer",), _NOT_PROSUMER)),
+    ("gate of interval 0", "MeritOrder.clear", _only(("operator", "prosumer", "DSO"), _NEITHER)),
+    ("gate of interval 0", "MeritOrder.clear_onchain", _only(("operator", "prosumer", "DSO"), _NEITHER)),
+    ("setup", "VickreyAuction.post_lot", _only(("prosumer",), _NOT_PROSUMER)),
+    ("setup", "VickreyAuction.commit_bid", _only(("prosumer",), _NOT_PROSUMER)),
+    ("setup", "EnglishAuction.post_lot", _only(("prosumer",), _NOT_PROSUMER)),
+    ("setup", "EnglishAuction.bid", _only(("prosumer",), _NOT_PROSUMER)),
 ]
 
 
 @dataclass
 class Scene:
-    """The market the rows are tried on, with the addresses of its contracts by name."""
+    """The market the rows are tried on, with the addresses of its contracts by name, and one
+    market per other mechanism (same accounts, own chain) by its contract's name."""
 
     market: Market
     contracts: dict[str, str]
+    mechanisms: dict[str, Market]
 
     def caller(self, role: str) -> str:
         m = self.market
@@ -122,7 +135,6 @@ def _args(scene: Scene, role: str) -> dict[str, tuple]:
     """Arguments of a valid call of each function by ``role`` in its row's phase."""
     m, me = scene.market, scene.caller(role)
     p0, p1, p2 = (w.address for w in m.prosumers)
-    book = mk.book(m.chain, m.addresses, 0)
     return {
         "Registry.grant_role": (FRESH, ROLE_PROSUMER),
         "Registry.revoke_role": (p2, ROLE_PROSUMER) if m.chain.timestamp < START_TIMESTAMP
@@ -134,7 +146,18 @@ def _args(scene: Scene, role: str) -> dict[str, tuple]:
         "GridToken.mint": (FRESH, 1),
         "DoubleAuction.bind_settlement": (m.addresses.settlement,),
         "DoubleAuction.submit_order": (1, True, 100, 10 * CENT),
-        "DoubleAuction.clear": (0, *mk.sorted_order(book), *mk.claimed_outcome("DoubleAuction", book)),
+        "DoubleAuction.clear": _clear_args(m, "DoubleAuction"),
+        "PayAsBid.submit_order": (1, True, 100, 10 * CENT),
+        "PayAsBid.clear": _clear_args(scene.mechanisms["PayAsBid"], "PayAsBid"),
+        "PayAsBid.clear_onchain": (0,),
+        "MeritOrder.post_demand": (1, 100),
+        "MeritOrder.submit_offer": (1, 100, 10 * CENT),
+        "MeritOrder.clear": _clear_args(scene.mechanisms["MeritOrder"], "MeritOrder"),
+        "MeritOrder.clear_onchain": (0,),
+        "VickreyAuction.post_lot": (1, 100, 1),
+        "VickreyAuction.commit_bid": (0, b"\x01" * 32),
+        "EnglishAuction.post_lot": (1, 100, 1),
+        "EnglishAuction.bid": (0, 10 * CENT),
         "DoubleAuction.clear_onchain": (0,),
         "Settlement.deposit_for": (me, 1),
         "Settlement.withdraw": (1,),
@@ -154,11 +177,21 @@ def _args(scene: Scene, role: str) -> dict[str, tuple]:
     }
 
 
+def _clear_args(m: Market, contract: str) -> tuple:
+    """Arguments of a verified clearing of interval 0 of ``m``'s book, as `mk.clear` sends them."""
+    book = mk.book(m.chain, m.addresses, 0)
+    bid_order, ask_order = mk.sorted_order(book)
+    orders = (ask_order,) if contract == "MeritOrder" else (bid_order, ask_order)
+    return (0, *orders, *mk.claimed_outcome(contract, book))
+
+
 def _outcome(scene: Scene, row: str, role: str) -> str:
     contract, function = row.split(".")
     data = encode_call(contract, function, *_args(scene, role)[row])
+    m = scene.mechanisms.get(contract, scene.market)
+    address = m.addresses.auction if contract in scene.mechanisms else scene.contracts[contract]
     try:
-        scene.market.chain.call(scene.contracts[contract], data, sender=scene.caller(role))
+        m.chain.call(address, data, sender=scene.caller(role))
     except CallReverted as reverted:
         return reverted.reason
     return ALLOWED
@@ -192,7 +225,38 @@ def _scene() -> Scene:
     assert all(r.ok for r in receipts), [r.revert_reason for r in receipts if not r.ok]
     contracts = {"Registry": m.addresses.registry, "GridToken": token, "DoubleAuction": m.addresses.auction,
                  "Settlement": settlement, "VoltageRegulation": flex, "ChargingCoordination": charging}
-    return Scene(m, contracts)
+    return Scene(m, contracts, {name: _mechanism_market(name) for name in MECHANISM_MARKETS})
+
+
+# Market of each other mechanism: its study name and the orders or lots its rows need.
+MECHANISM_MARKETS = {
+    "PayAsBid": "pay-as-bid",
+    "MeritOrder": "merit-order",
+    "VickreyAuction": "vickrey",
+    "EnglishAuction": "english",
+}
+
+
+def _mechanism_market(contract: str) -> Market:
+    """A market of ``contract`` whose DSO holds the operator role and credit, with a bid and an ask
+    (or the operator's demand and an offer) in interval 0, or a lot of prosumer 1 (lot 0) in interval 1."""
+    m = new_market(3, mechanism=MECHANISM_MARKETS[contract])
+    p0, p1 = m.prosumers[0], m.prosumers[1]
+    raw = [m.call_tx(m.operator, "Registry", "grant_role", m.dso.address, 1),
+           m.call_tx(m.operator, "GridToken", "mint", m.dso.address, TOKENS_WEI),
+           fx.approve(m.dso, m.addresses.token, m.addresses.settlement, TOKENS_WEI),
+           m.call_tx(m.dso, "Settlement", "deposit_for", m.dso.address, TOKENS_WEI)]
+    if contract == "MeritOrder":
+        raw += [mk.post_demand(m.operator, m.addresses, 0, demand_wh=1000),
+                mk.submit_order(p1, m.addresses, 0, is_ask=True, energy_wh=1000, price_wei_per_wh=10 * CENT)]
+    elif contract == "PayAsBid":
+        raw += [mk.submit_order(p0, m.addresses, 0, is_ask=False, energy_wh=1000, price_wei_per_wh=20 * CENT),
+                mk.submit_order(p1, m.addresses, 0, is_ask=True, energy_wh=1000, price_wei_per_wh=10 * CENT)]
+    else:
+        raw.append(mk.post_lot(p1, m.addresses, 1, energy_wh=1000, reserve_price_wei_per_wh=1))
+    receipts = m.mine(raw)
+    assert all(r.ok for r in receipts), [r.revert_reason for r in receipts if not r.ok]
+    return m
 
 
 def _advance(scene: Scene, phase: str) -> None:
@@ -210,7 +274,8 @@ def _advance(scene: Scene, phase: str) -> None:
     if honest:
         receipts = m.mine(honest)
         assert all(r.ok for r in receipts), [r.revert_reason for r in receipts if not r.ok]
-    m.mine([], PHASES[phase])
+    for market in (m, *scene.mechanisms.values()):
+        market.mine([], PHASES[phase])
 
 
 @pytest.fixture(scope="module")
