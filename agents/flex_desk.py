@@ -140,8 +140,10 @@ class FlexDesk:
         return list(awards.values())
 
     def tokens_held_match(self, chain: Chain) -> bool:
-        """The contract holds exactly what its open requests still hold (budgets and bonds)."""
+        """The contract holds exactly what its open requests still hold (budgets, bonds, penalties) plus its
+        penalty reserve."""
         held = sum(flex.read(chain, self.address, "held_wei", rid) for rid in self.requests)
+        held += flex.read(chain, self.address, "penalty_reserve_wei")
         return read(chain, self.token, "GridToken", "balanceOf", self.address) == held
 
     def write(self, part: Part) -> None:

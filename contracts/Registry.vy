@@ -6,15 +6,34 @@
 @notice Keeps the role bitmask of every account and which prosumer
         each meter measures. The deployer is the operator; only
         accounts holding the operator role change anything.
+        Separation of duties: no account holds two roles that check
+        each other. The operator role excludes the meter and the
+        prosumer roles, and the meter role excludes the prosumer role,
+        so the operator can never post a reading or a delivery, and a
+        meter never measures itself. A prosumer has at most one meter
+        and a meter measures at most one prosumer.
+        Freeze rule: from `start_timestamp` (the market's first
+        interval) on, bindings are immutable: `bind_meter` reverts, and
+        neither a bound meter's meter role nor its prosumer's prosumer
+        role can be revoked, so whatever a prosumer still has to settle
+        (readings, escrow, flexibility awards) is posted by the meter it
+        had when the market started. Before the start a new binding of
+        a meter or of a prosumer replaces its previous one, and
+        revoking either role of a bound pair unbinds it.
+        Every role change and binding is an event.
         Functions:
         - `grant_role` (`external` function),
         - `revoke_role` (`external` function),
         - `has_role` (`external` `view` function),
         - `bind_meter` (`external` function),
         - `roles` (`external` `view` function),
-        - `prosumer_of_meter` (`external` `view` function).
+        - `prosumer_of_meter`, `meter_of_prosumer` (`external` `view`
+          functions),
+        - `start_timestamp` (`external` `view` function).
 @custom:security Revoking the last operator's operator role freezes the
                  registry for good; the contract does not prevent it.
+                 The operator appoints the meters before the start and
+                 is trusted to bind each prosumer's real meter.
 """
 
 
@@ -43,6 +62,15 @@ roles: public(HashMap[address, uint256])
 prosumer_of_meter: public(HashMap[address, address])
 
 
+# @dev The single meter of a prosumer; the zero address while the
+# prosumer has none.
+meter_of_prosumer: public(HashMap[address, address])
+
+
+# @dev From this time on bindings are frozen. [s since the Unix epoch]
+start_timestamp: public(immutable(uint256))
+
+
 # @dev Emitted when `role` bits are added to `account`.
 event RoleGranted:
     account: indexed(address)
@@ -63,11 +91,21 @@ event MeterBound:
     prosumer: indexed(address)
 
 
+# @dev Emitted when `meter` stops measuring `prosumer` (a rebinding or a
+# revoked role, before the start).
+event MeterUnbound:
+    meter: indexed(address)
+    prosumer: indexed(address)
+
+
 @deploy
-def __init__():
+def __init__(start_timestamp_: uint256):
     """
     @dev Grants the operator role to the deployer.
+    @param start_timestamp_ Start of the market's first interval; from
+           then on bindings are frozen. [s since the Unix epoch]
     """
+    start_timestamp = start_timestamp_
     self.roles[msg.sender] = ROLE_OPERATOR
     log RoleGranted(account=msg.sender, role=ROLE_OPERATOR, sender=msg.sender)
 
@@ -77,12 +115,16 @@ def grant_role(account: address, role: uint256):
     """
     @dev Adds the bits of `role` to the roles of `account`.
     @param account The account that gains the role.
-    @param role A non-empty combination of the `ROLE_*` bits.
+    @param role A non-empty combination of the `ROLE_*` bits; the
+           account's roles after the grant must not conflict.
     """
     self._check_operator()
     self._check_role(role)
     assert account != empty(address), "registry: account is the zero address"
-    self.roles[account] = self.roles[account] | role
+    roles_: uint256 = self.roles[account] | role
+    assert roles_ & ROLE_OPERATOR == 0 or roles_ & (ROLE_METER | ROLE_PROSUMER) == 0, "registry: operator cannot be meter or prosumer"
+    assert roles_ & (ROLE_METER | ROLE_PROSUMER) != ROLE_METER | ROLE_PROSUMER, "registry: meter cannot be prosumer"
+    self.roles[account] = roles_
     log RoleGranted(account=account, role=role, sender=msg.sender)
 
 
@@ -90,16 +132,20 @@ def grant_role(account: address, role: uint256):
 def revoke_role(account: address, role: uint256):
     """
     @dev Removes the bits of `role` from the roles of `account`.
-         Removing the meter role also unbinds the meter, so a bound
-         meter always holds the meter role.
+         Before the start, removing the meter role of a bound meter or
+         the prosumer role of a bound prosumer unbinds the pair, so a
+         binding always joins a meter to a prosumer; from the start on
+         it reverts.
     @param account The account that loses the role.
     @param role A non-empty combination of the `ROLE_*` bits.
     """
     self._check_operator()
     self._check_role(role)
-    self.roles[account] = self.roles[account] & ~role
     if role & ROLE_METER != 0:
-        self.prosumer_of_meter[account] = empty(address)
+        self._unbind(account, self.prosumer_of_meter[account])
+    if role & ROLE_PROSUMER != 0:
+        self._unbind(self.meter_of_prosumer[account], account)
+    self.roles[account] = self.roles[account] & ~role
     log RoleRevoked(account=account, role=role, sender=msg.sender)
 
 
@@ -119,16 +165,36 @@ def has_role(account: address, role: uint256) -> bool:
 @external
 def bind_meter(meter: address, prosumer: address):
     """
-    @dev Makes `meter` the meter of `prosumer`, replacing any
-         previous binding of `meter`.
+    @dev Makes `meter` the only meter of `prosumer`, replacing any
+         previous binding of either; only before the start.
     @param meter An account holding the meter role.
     @param prosumer An account holding the prosumer role.
     """
     self._check_operator()
     assert self.roles[meter] & ROLE_METER != 0, "registry: meter lacks meter role"
     assert self.roles[prosumer] & ROLE_PROSUMER != 0, "registry: prosumer lacks prosumer role"
+    assert block.timestamp < start_timestamp, "registry: bindings frozen"
+    self._unbind(meter, self.prosumer_of_meter[meter])
+    self._unbind(self.meter_of_prosumer[prosumer], prosumer)
     self.prosumer_of_meter[meter] = prosumer
+    self.meter_of_prosumer[prosumer] = meter
     log MeterBound(meter=meter, prosumer=prosumer)
+
+
+@internal
+def _unbind(meter: address, prosumer: address):
+    """
+    @dev Removes the binding of `meter` to `prosumer`, if there is one;
+         reverts from the start on.
+    @param meter The bound meter, or the zero address.
+    @param prosumer The bound prosumer, or the zero address.
+    """
+    if meter == empty(address) or prosumer == empty(address):
+        return
+    assert block.timestamp < start_timestamp, "registry: bindings frozen"
+    self.prosumer_of_meter[meter] = empty(address)
+    self.meter_of_prosumer[prosumer] = empty(address)
+    log MeterUnbound(meter=meter, prosumer=prosumer)
 
 
 @internal

@@ -18,11 +18,18 @@
           bound to each awarded DER calls `post_delivery` once;
         - from window end + `delivery_period_s` on: anyone calls
           `close` once.
+        Roles: the operator fixed at deployment must hold the registry's
+        operator role at deployment and whenever it posts a request; the
+        registry never lets it hold the meter or prosumer role, so it
+        can neither offer nor post a delivery. Only the meter bound to a
+        DER posts its delivery, and bindings are frozen from the
+        market's start (see `Registry.vy`).
         Functions:
         - `post_request`, `offer`, `award`, `post_delivery`, `close`
           (`external` functions),
         - `request`, `offers`, `sensitivity_upu_per_kw`, `held_wei`,
-          `delivery_deadline_timestamp`, `request_count`
+          `delivery_deadline_timestamp`, `request_count`,
+          `penalty_reserve_wei`
           (`external` `view` functions).
         Units: power p [W]; energy E(p) = floor(p * window_s / 3600)
         [Wh] with window_s = window end - window start [s]; prices
@@ -47,23 +54,33 @@
         side from meter measurements): pay-as-bid payment
         min(d, E(p_award)) * price from the budget; shortfall
         s = E(p_award) - min(d, E(p_award)); penalty floor(s * price *
-        penalty_permille / 1000) from the bond to the operator; the rest
-        of the bond back to the DER. An award without a posted delivery
-        is settled at `close` with d = 0, forfeiting its whole bond.
-        `close` pays the operator the unspent budget plus the
-        penalties. A request nobody awarded before its window started
-        lapses: `close` returns every bond in full and the whole
-        budget.
+        penalty_permille / 1000) from the bond into the request's
+        penalty pool; the rest of the bond back to the DER. An award
+        without a posted delivery is settled at `close` with d = 0,
+        forfeiting its whole bond.
+        Penalty rule: penalties never go to the operator, who judges
+        the request. At `close` the pool P = the request's penalties +
+        `penalty_reserve_wei` is shared among the request's awarded
+        DERs pro rata to their paid energy w_i = min(d_i, E_i):
+        floor(P * w_i / sum w); what is left (rounding, or all of P
+        when nobody delivered) becomes the new `penalty_reserve_wei`,
+        carried to the next request closed. `close` pays the operator
+        the unspent budget only. A request nobody awarded before its
+        window started lapses: `close` returns every bond in full and
+        the whole budget, and leaves the reserve as it is.
         Invariant: this contract's token balance equals the sum of
-        `held_wei` over all requests; a closed request holds nothing.
+        `held_wei` over all requests plus `penalty_reserve_wei`; a
+        closed request holds nothing.
         Tokens move only by `transfer` and `transferFrom` of `token`.
 @custom:security The operator's sensitivities and the meters' delivered
-                 energies are trusted as posted. Offers are public, so
-                 a late offer may undercut an earlier one. The operator
-                 account is fixed at deployment and is not looked up in
-                 the registry. Arrays longer than their bound, and
-                 timestamps so large that the delivery deadline
-                 overflows uint256, revert without a reason string.
+                 energies are trusted as posted (within the registry's
+                 separation of duties). Offers are public, so a late
+                 offer may undercut an earlier one. The operator account
+                 is fixed at deployment; its registry operator role is
+                 checked at deployment and on every request. Arrays
+                 longer than their bound, and timestamps so large that
+                 the delivery deadline overflows uint256, revert without
+                 a reason string.
 """
 
 
@@ -75,6 +92,10 @@ from ethereum.ercs import IERC20
 interface Registry:
     def has_role(account: address, role: uint256) -> bool: view
     def prosumer_of_meter(meter: address) -> address: view
+
+
+# @dev Registry role bit of the operator (see `Registry.vy`).
+_ROLE_OPERATOR: constant(uint256) = 1
 
 
 # @dev Registry role bit of prosumers (see `Registry.vy`).
@@ -163,7 +184,7 @@ registry: public(immutable(Registry))
 token: public(immutable(IERC20))
 
 
-# @dev The only account that posts requests; receives refunds and penalties.
+# @dev The only account that posts requests; receives the unspent budgets.
 operator: public(immutable(address))
 
 
@@ -174,6 +195,10 @@ penalty_permille: public(immutable(uint256))
 
 # @dev How long after a window ends meters may post deliveries. [s]
 delivery_period_s: public(immutable(uint256))
+
+
+# @dev Penalties not yet shared, carried to the next request closed. [wei]
+penalty_reserve_wei: public(uint256)
 
 
 # @dev Number of requests ever posted; the next request's id.
@@ -263,13 +288,24 @@ event BondReturned:
     bond_wei: uint256
 
 
-# @dev Emitted when a request is closed and the operator is refunded
-# the unspent budget plus the penalties.
+# @dev Emitted per awarded DER that gets `share_wei` of the penalty
+# pool when its request is closed.
+event PenaltyShared:
+    request_id: indexed(uint256)
+    der: indexed(address)
+    share_wei: uint256
+
+
+# @dev Emitted when a request is closed: the operator is refunded the
+# unspent budget, `shared_wei` of the penalty pool went to the DERs
+# and `reserve_wei` is the reserve carried on.
 event Closed:
     request_id: indexed(uint256)
     paid_wei: uint256
     penalties_wei: uint256
     operator_refund_wei: uint256
+    shared_wei: uint256
+    reserve_wei: uint256
 
 
 @deploy
@@ -283,13 +319,14 @@ def __init__(
     """
     @param registry_ The market's role registry.
     @param token_ The settlement token.
-    @param operator_ Account that posts requests; not the zero address.
+    @param operator_ Account that posts requests; holds the registry's
+           operator role.
     @param penalty_permille_ Penalty per Wh of shortfall as a multiple
            of the offer price; at most `MAX_PENALTY_PERMILLE`. [1/1000]
     @param delivery_period_s_ Time meters have after a window to post;
            1 to `MAX_DELIVERY_PERIOD_S`. [s]
     """
-    assert operator_ != empty(address), "flexibility: operator is the zero address"
+    assert staticcall registry_.has_role(operator_, _ROLE_OPERATOR), "flexibility: operator lacks operator role"
     assert penalty_permille_ <= MAX_PENALTY_PERMILLE, "flexibility: penalty above limit"
     assert delivery_period_s_ != 0 and delivery_period_s_ <= MAX_DELIVERY_PERIOD_S, "flexibility: delivery period out of range"
     registry = registry_
@@ -329,7 +366,7 @@ def post_request(
     @return uint256 The request's id.
     """
     # checks
-    assert msg.sender == operator, "flexibility: caller is not operator"
+    assert msg.sender == operator and staticcall registry.has_role(msg.sender, _ROLE_OPERATOR), "flexibility: caller is not operator"
     assert len(zone_buses) != 0, "flexibility: empty zone"
     assert len(zone_buses) == len(sensitivities_upu_per_kw), "flexibility: zone length mismatch"
     assert p_w != 0, "flexibility: zero power"
@@ -559,9 +596,10 @@ def post_delivery(request_id: uint256, delivered_wh: uint256):
 @external
 def close(request_id: uint256):
     """
-    @dev Settles every award without a delivery at zero delivery and
-         pays the operator the unspent budget plus the penalties; for a
-         lapsed request (never awarded) returns every bond and the whole
+    @dev Settles every award without a delivery at zero delivery,
+         shares the penalty pool among the awarded DERs (rule in the
+         header) and pays the operator the unspent budget; for a lapsed
+         request (never awarded) returns every bond and the whole
          budget.
     @param request_id The request; its delivery period has ended.
     """
@@ -576,11 +614,13 @@ def close(request_id: uint256):
     awarded: bool = self._requests[request_id].awarded
     returned_wei: DynArray[uint256, MAX_OFFERS] = []
     window_s: uint256 = self._window_s(request_id)
+    paid_total_wh: uint256 = 0
     for i: uint256 in range(n, bound=MAX_OFFERS):
         if awarded:
             if self._offers[request_id][i].awarded_p_w != 0 and not self._offers[request_id][i].settled:
                 # With zero delivery the penalty is the whole bond, so nothing is paid out.
                 self._settle(request_id, i, 0, empty(address))
+            paid_total_wh += self._paid_wh(request_id, i, window_s)
         else:
             bond_wei: uint256 = self._bond_wei(
                 self._energy_wh(self._offers[request_id][i].p_w, window_s), self._offers[request_id][i].price_wei_per_wh
@@ -588,13 +628,28 @@ def close(request_id: uint256):
             returned_wei.append(bond_wei)
             log BondReturned(request_id=request_id, der=self._offers[request_id][i].der, bond_wei=bond_wei)
     request: Request = self._requests[request_id]
-    refund_wei: uint256 = request.budget_wei - request.paid_wei + request.penalties_wei
+    shares_wei: DynArray[uint256, MAX_OFFERS] = []
+    shared_wei: uint256 = 0
+    if awarded:
+        pool_wei: uint256 = self.penalty_reserve_wei + request.penalties_wei
+        for i: uint256 in range(n, bound=MAX_OFFERS):
+            share_wei: uint256 = 0
+            if paid_total_wh != 0:
+                share_wei = pool_wei * self._paid_wh(request_id, i, window_s) // paid_total_wh
+            shares_wei.append(share_wei)
+            if share_wei != 0:
+                shared_wei += share_wei
+                log PenaltyShared(request_id=request_id, der=self._offers[request_id][i].der, share_wei=share_wei)
+        self.penalty_reserve_wei = pool_wei - shared_wei
+    refund_wei: uint256 = request.budget_wei - request.paid_wei
     self._requests[request_id].bonds_wei = 0
     log Closed(
         request_id=request_id,
         paid_wei=request.paid_wei,
         penalties_wei=request.penalties_wei,
         operator_refund_wei=refund_wei,
+        shared_wei=shared_wei,
+        reserve_wei=self.penalty_reserve_wei,
     )
 
     # interactions
@@ -602,6 +657,10 @@ def close(request_id: uint256):
         if returned_wei[i] != 0:
             der: address = self._offers[request_id][i].der
             assert extcall token.transfer(der, returned_wei[i]), "flexibility: token transfer failed"
+    for i: uint256 in range(len(shares_wei), bound=MAX_OFFERS):
+        if shares_wei[i] != 0:
+            der: address = self._offers[request_id][i].der
+            assert extcall token.transfer(der, shares_wei[i]), "flexibility: token transfer failed"
     if refund_wei != 0:
         assert extcall token.transfer(operator, refund_wei), "flexibility: token transfer failed"
 
@@ -652,7 +711,7 @@ def sensitivity_upu_per_kw(request_id: uint256, bus: uint256) -> uint256:
 def held_wei(request_id: uint256) -> uint256:
     """
     @dev Tokens this contract holds for `request_id`: unspent budget,
-         penalties due to the operator and bonds; 0 once closed.
+         penalties not yet shared and bonds; 0 once closed.
     @param request_id The request.
     @return uint256 The tokens held. [wei]
     """
@@ -708,6 +767,21 @@ def _settle(request_id: uint256, index: uint256, delivered_wh: uint256, meter: a
         bond_refund_wei=bond_wei - penalty_wei,
     )
     return payment_wei + bond_wei - penalty_wei
+
+
+@internal
+@view
+def _paid_wh(request_id: uint256, index: uint256, window_s: uint256) -> uint256:
+    """
+    @dev Paid energy min(d, E(p_award)) of offer `index`; 0 unless
+         awarded and settled. [Wh]
+    @param request_id The request.
+    @param index The offer.
+    @param window_s Length of the request's window. [s]
+    @return uint256 The delivered energy paid for. [Wh]
+    """
+    offer_: Offer = self._offers[request_id][index]
+    return min(offer_.delivered_wh, self._energy_wh(offer_.awarded_p_w, window_s))
 
 
 @internal

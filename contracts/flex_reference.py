@@ -105,18 +105,25 @@ class FlexSettlement:
     payments_wei : dict of str to int
         Pay-as-bid payment of each awarded DER from the budget.
     penalties_wei : dict of str to int
-        Shortfall penalty of each awarded DER, taken from its bond for
-        the operator.
+        Shortfall penalty of each awarded DER, taken from its bond into
+        the request's penalty pool.
     bond_refunds_wei : dict of str to int
         Bond returned to each offering DER, at award and at settlement.
     operator_refund_wei : int
-        Paid to the operator at close: unspent budget plus penalties.
+        Paid to the operator at close: the unspent budget.
+    penalty_shares_wei : dict of str to int
+        Share of the penalty pool paid at close to each awarded DER
+        with a non-zero share.
+    reserve_wei : int
+        Penalties left unshared, carried to the next request closed.
     """
 
     payments_wei: dict[str, int]
     penalties_wei: dict[str, int]
     bond_refunds_wei: dict[str, int]
     operator_refund_wei: int
+    penalty_shares_wei: dict[str, int]
+    reserve_wei: int
 
 
 def energy_wh(p_w: int, window_s: int) -> int:
@@ -229,7 +236,11 @@ def award_offers(request: FlexRequest, offers: Sequence[FlexOffer]) -> list[Awar
 
 
 def settle_awards(
-    request: FlexRequest, awards: Sequence[Award], deliveries_wh: Mapping[str, int], penalty_permille: int
+    request: FlexRequest,
+    awards: Sequence[Award],
+    deliveries_wh: Mapping[str, int],
+    penalty_permille: int,
+    reserve_wei: int = 0,
 ) -> FlexSettlement:
     """Token flows of a request from its awards to its close.
 
@@ -238,7 +249,10 @@ def settle_awards(
     floor((E - min(d, E)) * price * penalty_permille / 1000) from its
     bond; an awarded DER without a delivery counts d = 0. Each DER gets
     back its offered bond minus its penalty. The operator gets the
-    budget minus the payments plus the penalties.
+    budget minus the payments. The penalty pool P (the penalties plus
+    the carried ``reserve_wei``) is shared among the awarded DERs pro
+    rata to their paid energy w = min(d, E), floor(P * w / sum w); the
+    rest is the new reserve.
 
     Parameters
     ----------
@@ -250,25 +264,32 @@ def settle_awards(
         Delivered energy posted for each DER with a non-zero award. [Wh]
     penalty_permille : int
         Penalty factor of the contract. [1/1000]
+    reserve_wei : int
+        The contract's penalty reserve before the close. [wei]
 
     Returns
     -------
     FlexSettlement
-        Payments, penalties, bond refunds and the operator's refund.
+        Payments, penalties, bond refunds, the operator's refund, the
+        penalty shares and the reserve after the close.
     """
     unawarded = sorted(set(deliveries_wh) - {award.der for award in awards if award.p_w})
     if unawarded:
         raise ValueError(f"deliveries of DERs without an award: {unawarded}")
-    payments, penalties, refunds = {}, {}, {}
+    payments, penalties, refunds, paid = {}, {}, {}, {}
     for award in awards:
         offered_bond_wei = bond_wei(energy_wh(award.offered_p_w, request.window_s), award.price_wei_per_wh,
                                     penalty_permille)
         penalty_wei = 0
         if award.p_w:
             paid_wh = min(deliveries_wh.get(award.der, 0), award.energy_wh)
+            paid[award.der] = paid_wh
             payments[award.der] = paid_wh * award.price_wei_per_wh
             penalty_wei = bond_wei(award.energy_wh - paid_wh, award.price_wei_per_wh, penalty_permille)
             penalties[award.der] = penalty_wei
         refunds[award.der] = offered_bond_wei - penalty_wei
-    operator_refund_wei = budget_wei(request) - sum(payments.values()) + sum(penalties.values())
-    return FlexSettlement(payments, penalties, refunds, operator_refund_wei)
+    operator_refund_wei = budget_wei(request) - sum(payments.values())
+    pool_wei, paid_total_wh = reserve_wei + sum(penalties.values()), sum(paid.values())
+    shares = {der: pool_wei * w // paid_total_wh for der, w in paid.items()} if paid_total_wh else {}
+    shares = {der: share for der, share in shares.items() if share}
+    return FlexSettlement(payments, penalties, refunds, operator_refund_wei, shares, pool_wei - sum(shares.values()))

@@ -25,6 +25,7 @@ CONTRACT = "VoltageRegulation"
 # at the contract's maxima (64 offers, 32 zone buses): a limit is what a
 # sender must afford, not what it pays.
 GAS_DEPLOY = 4_000_000
+GAS_GRANT_ROLE = 80_000
 GAS_APPROVE = 60_000
 GAS_OFFER = 250_000
 GAS_POST_DELIVERY = 200_000
@@ -33,7 +34,8 @@ _GAS_POST_REQUEST_PER_BUS = 30_000
 _GAS_AWARD_BASE = 100_000
 _GAS_AWARD_PER_OFFER = 65_000
 _GAS_CLOSE_BASE = 150_000
-_GAS_CLOSE_PER_OFFER = 50_000
+_GAS_CLOSE_PER_OFFER = 80_000
+ROLE_OPERATOR = 1  # Registry.vy's ROLE_OPERATOR bit
 
 
 @dataclass(frozen=True)
@@ -100,13 +102,16 @@ def deploy_voltage_regulation(
 ) -> str:
     """Deploy ``VoltageRegulation`` in one block one second after the head.
 
+    A contract operator other than the deployer is first granted the
+    registry's operator role in the same block (the contract requires it).
+
     Parameters
     ----------
     chain : Chain
         The chain; ``operator`` pays the gas.
     operator : Wallet
-        Deployer and the contract's operator: posts requests, receives
-        refunds and penalties.
+        Deployer, an operator of ``registry``, and by default the contract's
+        operator: posts requests, receives the unspent budgets.
     registry, token : str
         Addresses of the market's role registry and settlement token.
     penalty_permille : int
@@ -128,12 +133,17 @@ def deploy_voltage_regulation(
     SetupFailed
         If the deployment reverts, with its reason.
     """
+    contract_operator = operator_address or operator.address
+    raw_txs = []
+    if contract_operator != operator.address:
+        grant = encode_call("Registry", "grant_role", contract_operator, ROLE_OPERATOR)
+        raw_txs.append(operator.transact(registry, grant, gas=GAS_GRANT_ROLE))
     raw, address = operator.deploy(
-        load_artifact(CONTRACT), registry, token, operator_address or operator.address, penalty_permille, delivery_period_s, gas=GAS_DEPLOY
+        load_artifact(CONTRACT), registry, token, contract_operator, penalty_permille, delivery_period_s, gas=GAS_DEPLOY
     )
-    (receipt,) = chain.mine([raw], chain.timestamp + 1)
-    if not receipt.ok:
-        raise SetupFailed(f"flexibility setup: deploy {CONTRACT} failed: {receipt.revert_reason}")
+    failed = [r.revert_reason for r in chain.mine([*raw_txs, raw], chain.timestamp + 1) if not r.ok]
+    if failed:
+        raise SetupFailed(f"flexibility setup: deploy {CONTRACT} failed: {failed}")
     chain.label(address, CONTRACT)
     return address
 

@@ -147,7 +147,8 @@ def deploy_market(
 ) -> MarketAddresses:
     """Deploy and set up a market in two blocks one second apart.
 
-    Block 1 deploys the registry, the token (its supply is every
+    Block 1 deploys the registry (its bindings frozen from
+    ``start_timestamp`` on), the token (its supply is every
     endowment plus the operator deposit, minted to the operator), the
     mechanism's contract and the settlement that settles it. Block 2 binds the settlement to the
     mechanism (whose bids lock credit in it), grants the prosumer and meter
@@ -194,7 +195,7 @@ def deploy_market(
     elif auction_contract == "EnglishAuction":
         auction_args.append(bid_increment_wei_per_wh)
     supply_wei = endowment_wei * len(prosumers) + operator_deposit_wei
-    deploy_registry, registry = operator.deploy(load_artifact("Registry"), gas=GAS_DEPLOY)
+    deploy_registry, registry = operator.deploy(load_artifact("Registry"), start_timestamp, gas=GAS_DEPLOY)
     deploy_token, token = operator.deploy(load_artifact("GridToken"), supply_wei, gas=GAS_DEPLOY)
     deploy_auction, auction = operator.deploy(
         load_artifact(auction_contract),

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from hypothesis import strategies as st
 
+from gridledger.contracts import flexibility as fx
 from gridledger.contracts import market as mk
 from gridledger.contracts.chain import Chain, Receipt
 from gridledger.contracts.client import Wallet, encode_call
@@ -29,6 +30,12 @@ GRID_SELL_PRICE_WEI_PER_WH = 5 * CENT_PER_KWH
 GRID_FEE_WEI_PER_WH = 2 * CENT_PER_KWH
 ENDOWMENT_WEI = 100 * 10**18
 OPERATOR_DEPOSIT_WEI = 1000 * 10**18
+# Voltage-regulation contract of `new_flex_market`: penalty factor 1.5, a 15 min delivery
+# period, and the tokens minted to its operator and to each prosumer for bonds. [1/1000], [s], [wei]
+FLEX_PENALTY_PERMILLE = 1500
+FLEX_DELIVERY_PERIOD_S = 900
+FLEX_OPERATOR_TOKENS_WEI = 10**24
+FLEX_DER_TOKENS_WEI = 10**22
 
 # Limit prices of the property tests: a coarse grid, so that many orders tie,
 # or any price up to the cap. [wei/Wh]
@@ -58,7 +65,8 @@ def reverted(receipt: Receipt, reason: str) -> bool:
 
 @dataclass
 class Market:
-    """A deployed market with its wallets; intervals are used up one by one."""
+    """A deployed market with its wallets; intervals are used up one by one. The funded ``dso``
+    account holds no role until a test grants it one."""
 
     chain: Chain
     operator: Wallet
@@ -66,6 +74,7 @@ class Market:
     meters: list[Wallet]
     outsider: Wallet
     addresses: mk.MarketAddresses
+    dso: Wallet
 
     def gate(self, interval: int) -> int:
         """Gate closure of ``interval``. [s since the Unix epoch]"""
@@ -271,8 +280,9 @@ def new_market(
     prosumers = [derive_account(seed, f"prosumer/{i}") for i in range(n_prosumers)]
     meters = [derive_account(seed, f"meter/{i}") for i in range(n_prosumers)] if with_meters else []
     outsider = derive_account(seed, "outsider")
+    dso = derive_account(seed, "dso")
     chain = Chain(
-        [a.address for a in (operator, outsider, *prosumers, *meters)],
+        [a.address for a in (operator, outsider, *prosumers, *meters, dso)],
         genesis_timestamp=GENESIS_TIMESTAMP,
     )
     operator_wallet = chain.wallet(operator)
@@ -300,4 +310,29 @@ def new_market(
         meters=[chain.wallet(m) for m in meters],
         outsider=chain.wallet(outsider),
         addresses=addresses,
+        dso=chain.wallet(dso),
     )
+
+
+def new_flex_market(n_prosumers: int) -> tuple[Market, str]:
+    """A :func:`new_market` with a ``VoltageRegulation`` contract whose operator is the market's
+    operator; tokens minted to the operator and every prosumer, each approving the contract.
+
+    Returns the market and the contract's address.
+    """
+    market = new_market(n_prosumers)
+    op, token = market.operator, market.addresses.token
+    address = fx.deploy_voltage_regulation(
+        market.chain,
+        op,
+        market.addresses.registry,
+        token,
+        penalty_permille=FLEX_PENALTY_PERMILLE,
+        delivery_period_s=FLEX_DELIVERY_PERIOD_S,
+    )
+    raw = [market.call_tx(op, "GridToken", "mint", op.address, FLEX_OPERATOR_TOKENS_WEI)]
+    raw += [market.call_tx(op, "GridToken", "mint", w.address, FLEX_DER_TOKENS_WEI) for w in market.prosumers]
+    raw += [fx.approve(w, token, address, FLEX_OPERATOR_TOKENS_WEI) for w in (op, *market.prosumers)]
+    receipts = market.mine(raw)
+    assert all(r.ok for r in receipts), [r.revert_reason for r in receipts]
+    return market, address

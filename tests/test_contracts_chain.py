@@ -11,7 +11,7 @@ from gridledger.contracts.compiler import load_artifact
 from gridledger.contracts.keys import derive_account
 
 from contract_helpers import CENT_PER_KWH as CENT
-from contract_helpers import GENESIS_TIMESTAMP, SEED, new_market
+from contract_helpers import GENESIS_TIMESTAMP, SEED, START_TIMESTAMP, new_market
 
 
 @pytest.fixture
@@ -23,7 +23,7 @@ def chain_and_wallets():
 
 def test_invalid_transactions_get_receipts_and_the_rest_of_the_block_goes_through(chain_and_wallets):
     chain, (alice, bob) = chain_and_wallets
-    deploy, registry = alice.deploy(load_artifact("Registry"))
+    deploy, registry = alice.deploy(load_artifact("Registry"), START_TIMESTAMP)
     grant = alice.transact(registry, encode_call("Registry", "grant_role", bob.address, 2), gas=100_000)
     alice.nonce += 5
     future_nonce = alice.transact(registry, encode_call("Registry", "grant_role", bob.address, 4), gas=100_000)
@@ -156,7 +156,7 @@ def test_call_needs_a_contract(chain_and_wallets):
 
 def test_receipt_gas_adds_up_to_the_block_gas(chain_and_wallets, tmp_path):
     chain, (alice, bob) = chain_and_wallets
-    deploy, registry = alice.deploy(load_artifact("Registry"))
+    deploy, registry = alice.deploy(load_artifact("Registry"), START_TIMESTAMP)
     grants = [
         alice.transact(registry, encode_call("Registry", "grant_role", bob.address, 2), gas=100_000) for _ in range(3)
     ]

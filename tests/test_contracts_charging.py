@@ -80,7 +80,7 @@ def new_coordination(n_prosumers: int) -> Coordination:
     outsider = derive_account(SEED, "outsider")
     chain = Chain([a.address for a in (operator, outsider, *prosumers)], genesis_timestamp=GENESIS_TIMESTAMP)
     operator_wallet = chain.wallet(operator)
-    raw, registry = operator_wallet.deploy(load_artifact("Registry"))
+    raw, registry = operator_wallet.deploy(load_artifact("Registry"), START_TIMESTAMP)
     grants = [
         operator_wallet.transact(registry, encode_call("Registry", "grant_role", p.address, ROLE_PROSUMER), gas=150_000)
         for p in prosumers

@@ -111,6 +111,11 @@ CASES = [
     ("registry: account is the zero address", "operator", "Registry.grant_role", ("@zero", 2)),
     ("registry: meter lacks meter role", "operator", "Registry.bind_meter", ("@prosumer", "@prosumer")),
     ("registry: prosumer lacks prosumer role", "operator", "Registry.bind_meter", ("@meter", "@outsider")),
+    ("registry: bindings frozen", "operator", "Registry.bind_meter", ("@meter", "@prosumer")),
+    ("registry: operator cannot be meter or prosumer", "operator", "Registry.grant_role", ("@operator", 4)),
+    ("registry: operator cannot be meter or prosumer", "operator", "Registry.grant_role", ("@meter", 1)),
+    ("registry: meter cannot be prosumer", "operator", "Registry.grant_role", ("@meter", 2)),
+    ("registry: bindings frozen", "operator", "Registry.revoke_role", ("@prosumer", 2)),
     ("token: approve to the zero address", "prosumer", "GridToken.approve", ("@zero", 1)),
     ("token: insufficient allowance", "outsider", "GridToken.transferFrom", ("@operator", "@outsider", 1)),
     ("token: caller is not the owner", "outsider", "GridToken.mint", ("@outsider", 1)),
@@ -230,15 +235,14 @@ def test_missing_order_view_reverts_with_reason(request, scene_name, contract):
     assert raised.value.reason == "book: no such order"
 
 
-def test_revoking_the_meter_role_unbinds_the_meter(scene):
+def test_a_bound_meter_keeps_its_role_and_binding_after_the_start(scene):
     market = scene.market
     meter = market.meters[4]
     (receipt,) = market.mine([_tx(scene, "operator", "Registry", "revoke_role", meter.address, 4)])
-    assert receipt.ok
-    assert market.read("Registry", "prosumer_of_meter", meter.address) == ZERO
-    assert not market.read("Registry", "has_role", meter.address, 4)
-    (receipt,) = market.mine([mk.post_reading(meter, market.addresses, scene.settled, import_wh=0, export_wh=0, pv_wh=0, battery_wh=0)])
-    assert reverted(receipt, "settlement: caller is not a bound meter")
+    assert reverted(receipt, "registry: bindings frozen")
+    assert market.read("Registry", "prosumer_of_meter", meter.address) == market.prosumers[4].address
+    assert market.read("Registry", "meter_of_prosumer", market.prosumers[4].address) == meter.address
+    assert market.read("Registry", "has_role", meter.address, 4)
     (receipt,) = market.mine([_tx(scene, "outsider", "Registry", "revoke_role", meter.address, 4)])
     assert reverted(receipt, "registry: caller is not operator")
 

@@ -104,6 +104,9 @@ class Outcome:
     penalties_wei: dict[str, int]
     bond_refunds_wei: dict[str, int]
     operator_refund_wei: int
+    penalty_shares_wei: dict[str, int]
+    reserve_before_wei: int
+    reserve_wei: int
     deltas_wei: dict[str, int]
     receipts: dict[str, list[Receipt]]
 
@@ -114,11 +117,11 @@ def _events(flex: Flex, receipts: list[Receipt], name: str) -> list[dict]:
 
 
 def _assert_held_equals_balance(flex: Flex) -> None:
-    """Each contract holds exactly the tokens its requests account for."""
+    """Each contract holds exactly the tokens its requests account for plus its penalty reserve."""
     for address in flex.contracts.values():
         n = fx.read(flex.chain, address, "request_count")
         held = sum(fx.read(flex.chain, address, "held_wei", r) for r in range(n))
-        assert flex.balance(address) == held
+        assert flex.balance(address) == held + fx.read(flex.chain, address, "penalty_reserve_wei")
 
 
 def _run(
@@ -142,6 +145,7 @@ def _run(
     market, address = flex.market, flex.contracts[penalty_permille]
     accounts = flex.accounts()
     before = {a: flex.balance(a) for a in accounts}
+    reserve_before_wei = fx.read(flex.chain, address, "penalty_reserve_wei")
     head = flex.chain.timestamp
     deadline = head + OFFER_S
     start = deadline + LEAD_S
@@ -201,7 +205,9 @@ def _run(
     for e in settled:
         refunds[e["der"]] += e["bond_refund_wei"]
     (closed,) = _events(flex, receipts["close"], "Closed")
-    assert flex.balance(address) == 0
+    reserve_wei = fx.read(flex.chain, address, "penalty_reserve_wei")
+    assert closed["reserve_wei"] == reserve_wei
+    assert flex.balance(address) == reserve_wei
     assert fx.request(flex.chain, address, request_id).closed
     after = {a: flex.balance(a) for a in accounts}
     assert sum(after.values()) == sum(before.values())
@@ -223,6 +229,9 @@ def _run(
         {e["der"]: e["penalty_wei"] for e in settled},
         refunds,
         closed["operator_refund_wei"],
+        {e["der"]: e["share_wei"] for e in _events(flex, receipts["close"], "PenaltyShared")},
+        reserve_before_wei,
+        reserve_wei,
         {a: after[a] - before[a] for a in accounts},
         receipts,
     )
@@ -237,16 +246,20 @@ def _assert_matches_reference(flex: Flex, outcome: Outcome, deliveries: dict[int
     stored = fx.offers(flex.chain, flex.contracts[penalty_permille], request_id)
     assert [o.awarded_p_w for o in stored] == [by_der[o.der] for o in outcome.offers]
     delivered = {flex.market.prosumers[i].address: d for i, d in deliveries.items()}
-    ref = settle_awards(outcome.request, awards, delivered, penalty_permille)
+    ref = settle_awards(outcome.request, awards, delivered, penalty_permille, outcome.reserve_before_wei)
     assert outcome.payments_wei == ref.payments_wei
     assert outcome.penalties_wei == ref.penalties_wei
     assert outcome.bond_refunds_wei == ref.bond_refunds_wei
     assert outcome.operator_refund_wei == ref.operator_refund_wei
+    assert outcome.penalty_shares_wei == ref.penalty_shares_wei
+    assert outcome.reserve_wei == ref.reserve_wei
     operator = flex.market.operator.address
     assert outcome.deltas_wei[operator] == ref.operator_refund_wei - budget_wei(outcome.request)
     for offer in outcome.offers:
-        assert outcome.deltas_wei[offer.der] == ref.payments_wei.get(offer.der, 0) - ref.penalties_wei.get(
-            offer.der, 0
+        assert outcome.deltas_wei[offer.der] == (
+            ref.payments_wei.get(offer.der, 0)
+            - ref.penalties_wei.get(offer.der, 0)
+            + ref.penalty_shares_wei.get(offer.der, 0)
         )
     return ref
 
@@ -254,7 +267,8 @@ def _assert_matches_reference(flex: Flex, outcome: Outcome, deliveries: dict[int
 # Hand-computed requests. Offers come from d0, d1, ... as (p_w, price, bus); prices in
 # CENT = 1e13 wei/Wh; penalty factor 1.5, so a bond is 1.5 * energy * price. Expected
 # awards {der: (p_w, energy_wh)}, then {der: wei} payments, penalties, total bond
-# refunds, and the operator's refund at close.
+# refunds, and the operator's refund at close: the unspent budget, never the penalties
+# (they are shared among the DERs that delivered, checked against the reference).
 HAND_REQUESTS = [
     pytest.param(
         # Bus 10 moves the voltage 400 upu/kW, bus 11 only 100: d1's 20 per 400 (0.05) beats
@@ -263,7 +277,7 @@ HAND_REQUESTS = [
         # 1000 Wh: paid 600 * 10 = 6000, penalty 400 * 10 * 1.5 = 6000. Bonds: d0 posts
         # 4000 * 10 * 1.5 = 60000, gets 45000 back at award and 15000 - 6000 = 9000 after;
         # d1 posts and gets back 4000 * 20 * 1.5 = 120000. Budget 5000 * 50 = 250000;
-        # operator gets 250000 - 86000 + 6000 = 170000.
+        # operator gets 250000 - 86000 = 164000.
         {10: 400, 11: 100},
         5000,
         3600,
@@ -275,7 +289,7 @@ HAND_REQUESTS = [
         {"d0": 6000 * CENT, "d1": 80000 * CENT},
         {"d0": 6000 * CENT, "d1": 0},
         {"d0": 54000 * CENT, "d1": 120000 * CENT},
-        170000 * CENT,
+        164000 * CENT,
         id="sensitivity-beats-cheapest-price-partial-last",
     ),
     pytest.param(
@@ -284,7 +298,7 @@ HAND_REQUESTS = [
         # paid its 2000 * 10 = 20000; d1 posts nothing: penalty 1000 * 20 * 1.5 = 30000, its
         # whole held bond (of 60000 posted, 30000 came back at award). d2's bond
         # 2000 * 30 * 1.5 = 90000 comes back at award. Budget 3000 * 40 = 120000; operator
-        # gets 120000 - 20000 + 30000 = 130000.
+        # gets 120000 - 20000 = 100000.
         {1: 200, 2: 100},
         3000,
         3600,
@@ -296,14 +310,14 @@ HAND_REQUESTS = [
         {"d0": 20000 * CENT, "d1": 0},
         {"d0": 0, "d1": 30000 * CENT},
         {"d0": 30000 * CENT, "d1": 30000 * CENT, "d2": 90000 * CENT},
-        130000 * CENT,
+        100000 * CENT,
         id="tie-keeps-offer-order-missing-delivery-forfeits-bond",
     ),
     pytest.param(
         # 10000 W for 15 min (E = 2500 Wh) but only 5000 W offered: both in full, d1 (5)
         # before d0 (15). d1 delivers 500 of 500 Wh: 2500. d0 delivers 700 of 750 Wh:
         # paid 10500, penalty 50 * 15 * 1.5 = 1125. Budget 2500 * 20 = 50000; operator gets
-        # 50000 - 13000 + 1125 = 38125. Lower the voltage: direction does not change money.
+        # 50000 - 13000 = 37000. Lower the voltage: direction does not change money.
         {5: 50},
         10000,
         900,
@@ -315,7 +329,7 @@ HAND_REQUESTS = [
         {"d0": 10500 * CENT, "d1": 2500 * CENT},
         {"d0": 1125 * CENT, "d1": 0},
         {"d0": 15750 * CENT, "d1": 3750 * CENT},
-        38125 * CENT,
+        37000 * CENT,
         id="under-subscribed-lower",
     ),
     pytest.param(
@@ -383,7 +397,8 @@ def test_lapsed_request_returns_every_bond_and_the_budget(flex):
         [fx.offer(w, address, request_id, p_w=1000, price_wei_per_wh=5 * CENT, bus=3) for w in market.prosumers[:2]]
     )
     assert all(r.ok for r in offered)
-    assert flex.balance(address) == budget_wei(request) + 2 * 1000 * 5 * CENT * 3 // 2
+    reserve_wei = fx.read(flex.chain, address, "penalty_reserve_wei")
+    assert flex.balance(address) == budget_wei(request) + 2 * 1000 * 5 * CENT * 3 // 2 + reserve_wei
     # Nobody awards before the window: the request lapses.
     (late,) = market.mine([fx.award(market.outsider, address, request_id, n_offers=2)], head + 20)
     assert reverted(late, "flexibility: window started")
@@ -463,7 +478,8 @@ def test_reference_awards_cover_the_request_in_rank_order_and_flows_balance(case
         assert ref.payments_wei.get(a.der, 0) <= a.energy_wh * a.price_wei_per_wh
         assert ref.penalties_wei.get(a.der, 0) + ref.bond_refunds_wei[a.der] == bond
     paid = sum(ref.payments_wei.values())
-    assert paid + ref.operator_refund_wei == budget_wei(request) + sum(ref.penalties_wei.values())
+    assert paid + ref.operator_refund_wei == budget_wei(request)
+    assert sum(ref.penalty_shares_wei.values()) + ref.reserve_wei == sum(ref.penalties_wei.values())
     assert ref.operator_refund_wei >= 0 and sum(a.energy_wh for a in awards) <= energy_wh(p_w, window_s)
 
 
@@ -685,7 +701,7 @@ def test_views_of_an_unknown_request_revert_and_the_zone_reads_back(scene):
 @pytest.mark.parametrize(
     "reason, operator_is_zero, penalty_permille, delivery_period_s",
     [
-        ("flexibility: operator is the zero address", True, 1000, 900),
+        ("flexibility: operator lacks operator role", True, 1000, 900),
         ("flexibility: penalty above limit", False, 10_001, 900),
         ("flexibility: delivery period out of range", False, 1000, 0),
         ("flexibility: delivery period out of range", False, 1000, 7 * 86400 + 1),
@@ -764,4 +780,4 @@ def test_gas_stays_within_the_signed_limits_at_the_contract_maxima():
         t + 200 + 3600 + DELIVERY_PERIOD_S,
     )
     assert all(r.ok and r.gas_used <= fx.close_gas(max_offers) for r in closed), [r.gas_used for r in closed]
-    assert flex.balance(address) == 0
+    assert flex.balance(address) == fx.read(flex.chain, address, "penalty_reserve_wei")

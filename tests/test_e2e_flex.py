@@ -99,6 +99,13 @@ class Market:
         for a in chain_events(run_dir, FLEX, "Settled"):
             self.settled[a["request_id"]].append(a)
         self.closed = {a["request_id"]: a for a in chain_events(run_dir, FLEX, "Closed")}
+        # The penalty reserve each close started from: the reserve the previous close left.
+        self.reserve_before_wei, reserve_wei = {}, 0
+        for rid, a in self.closed.items():
+            self.reserve_before_wei[rid], reserve_wei = reserve_wei, a["reserve_wei"]
+        self.shared = defaultdict(dict)
+        for a in chain_events(run_dir, FLEX, "PenaltyShared"):
+            self.shared[a["request_id"]][a["der"]] = a["share_wei"]
 
     def offers(self, rid: int) -> list[FlexOffer]:
         return [FlexOffer(o["der"], o["p_w"], o["price_wei_per_wh"], o["bus"]) for o in self.offered[rid]]
@@ -182,7 +189,8 @@ def test_settlements_equal_the_reference_for_the_posted_deliveries(on, market):
     for rid, request in market.requests.items():
         awards = award_offers(request, market.offers(rid))
         deliveries = {s["der"]: s["delivered_wh"] for s in market.settled[rid]}
-        reference = settle_awards(request, awards, deliveries, penalty_permille)
+        reference = settle_awards(request, awards, deliveries, penalty_permille,
+                                  market.reserve_before_wei.get(rid, 0))
         released_at_award = {a["der"]: a["bond_released_wei"] for a in market.awarded[rid]}
         for s in market.settled[rid]:
             # The reference's bond refund is the whole of it: what the award released plus the rest now.
@@ -194,6 +202,8 @@ def test_settlements_equal_the_reference_for_the_posted_deliveries(on, market):
             assert closed["paid_wei"] == sum(reference.payments_wei.values())
             assert closed["penalties_wei"] == sum(reference.penalties_wei.values())
             assert closed["operator_refund_wei"] == reference.operator_refund_wei
+            assert market.shared[rid] == reference.penalty_shares_wei
+            assert closed["reserve_wei"] == reference.reserve_wei
 
 
 def test_every_awarded_der_delivery_is_posted_once(market):
@@ -260,8 +270,9 @@ def test_token_supply_is_what_was_minted_with_budget_and_bonds(on):
 
 def test_contract_holds_exactly_what_its_open_requests_still_hold(on, market):
     """Per request: budget + offered bonds in; bonds released at award, payments, bond refunds and (at
-    close) the operator's refund out. Closed requests hold nothing; the contract's balance from the
-    Transfer events is what the open ones still hold (their budgets and bonds less what left)."""
+    close) the operator's refund out; at close the penalties join the reserve, which pays the penalty
+    shares. Closed requests hold nothing; the contract's balance from the Transfer events is what the
+    open ones still hold (their budgets and bonds less what left) plus the last reserve."""
     run_dir, _, _ = on
     held = {}
     for rid in market.requests:
@@ -271,10 +282,14 @@ def test_contract_holds_exactly_what_its_open_requests_still_hold(on, market):
                      - market.closed.get(rid, {}).get("operator_refund_wei", 0))
         assert held[rid] >= 0
         if rid in market.closed:
-            assert held[rid] == 0, rid
+            closed = market.closed[rid]
+            assert held[rid] == closed["penalties_wei"], rid
+            assert (market.reserve_before_wei[rid] + closed["penalties_wei"]
+                    == sum(market.shared[rid].values()) + closed["reserve_wei"]), rid
     open_requests = set(market.requests) - set(market.closed)
     assert open_requests, "the last windows' requests are still open at the end"
-    assert token_balances(run_dir)[flex_address(run_dir)] == sum(held[rid] for rid in open_requests)
+    reserve_wei = list(market.closed.values())[-1]["reserve_wei"] if market.closed else 0
+    assert token_balances(run_dir)[flex_address(run_dir)] == sum(held[rid] for rid in open_requests) + reserve_wei
 
 
 def test_flex_results_are_the_event_sums_per_interval(on, market):
