@@ -26,6 +26,8 @@ from rlp.exceptions import RLPException
 
 from gridledger.contracts.client import DecodedLog, Wallet, contract_address, decode_log
 
+# Chain id of a chain built outside a run (contract tests, benchmarks); a run
+# derives its own from the run secret (`gridledger.contracts.keys.derive_chain_id`).
 CHAIN_ID = 1337
 BLOCK_GAS_LIMIT = 1_000_000_000
 GENESIS_BALANCE_WEI = 10**24
@@ -40,7 +42,6 @@ _PANIC_SELECTOR = keccak(text="Panic(uint256)")[:4]
 _MiningChain = MiningChain.configure(
     __name__="GridLedgerChain",
     vm_configuration=((0, PragueVM.configure(consensus_class=NoProofConsensus)),),
-    chain_id=CHAIN_ID,
 )
 
 
@@ -156,13 +157,15 @@ class Chain:
         Timestamp of block 0. [s since the Unix epoch]
     balance_wei : int
         Genesis balance of every funded address. [wei]
+    chain_id : int
+        EIP-155 chain id; transactions signed for another id are rejected.
     """
 
-    chain_id = CHAIN_ID
-
     def __init__(
-        self, funded: Iterable[str], *, genesis_timestamp: int, balance_wei: int = GENESIS_BALANCE_WEI
+        self, funded: Iterable[str], *, genesis_timestamp: int, balance_wei: int = GENESIS_BALANCE_WEI,
+        chain_id: int = CHAIN_ID,
     ) -> None:
+        self.chain_id = chain_id
         genesis = {
             "difficulty": 0,
             "gas_limit": BLOCK_GAS_LIMIT,
@@ -174,7 +177,7 @@ class Chain:
             to_canonical_address(address): {"balance": balance_wei, "nonce": 0, "code": b"", "storage": {}}
             for address in funded
         }
-        self._chain = _MiningChain.from_genesis(AtomicDB(), genesis, state)
+        self._chain = _MiningChain.configure(chain_id=chain_id).from_genesis(AtomicDB(), genesis, state)
         self._labels: dict[str, str] = {}
         self._receipts: list[Receipt] = []
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from gridledger.agents.blocks import MinedBlock, contract_events, mine_batches, receipts_by_source
 from gridledger.contracts.chain import Chain
 from gridledger.contracts.keys import derive_account
-from tests.ledger_agents_helpers import SEED, event, receipt
+from tests.ledger_agents_helpers import SECRET, event, receipt
 
 GENESIS_TIMESTAMP = 1_767_225_600
 
 
 def test_batches_are_mined_in_order_and_their_receipts_returned_by_name():
-    payer, payee = derive_account(SEED, "payer"), derive_account(SEED, "payee")
+    payer, payee = derive_account(SECRET, "payer"), derive_account(SECRET, "payee")
     chain = Chain([payer.address], genesis_timestamp=GENESIS_TIMESTAMP)
     wallet = chain.wallet(payer)
     txs = [wallet.transact(payee.address, b"", gas=21_000) for _ in range(3)]
@@ -24,7 +24,7 @@ def test_batches_are_mined_in_order_and_their_receipts_returned_by_name():
 
 
 def test_empty_batches_still_mine_a_block():
-    chain = Chain([derive_account(SEED, "payer").address], genesis_timestamp=GENESIS_TIMESTAMP)
+    chain = Chain([derive_account(SECRET, "payer").address], genesis_timestamp=GENESIS_TIMESTAMP)
     block = mine_batches(chain, {"closing": [], "flex": []}, GENESIS_TIMESTAMP + 5)
     assert block.receipts == {"closing": [], "flex": []}
     assert (chain.block_number, chain.timestamp) == (1, GENESIS_TIMESTAMP + 5)
