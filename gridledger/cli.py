@@ -39,7 +39,7 @@ EPILOG = """examples:
   gridledger grids list
   gridledger run studies/baran-wu-p2p.yaml
   openssl rand -hex 32 > ~/run.secret && gridledger run studies/baran-wu-p2p.yaml --secret-file ~/run.secret
-  gridledger runner studies/baran-wu-p2p.yaml > runner.json && helics run --path runner.json
+  gridledger runner studies/baran-wu-p2p.yaml --secret-file ~/run.secret > runner.json && helics run --path runner.json
   gridledger validate studies/my-study.yaml
   gridledger compare runs/baran-wu-p2p/20240621T100000 runs/baran-wu-p2p/20240622T100000
   gridledger sweep studies/baran-wu-p2p.yaml --param market.grid_fee_per_kwh=0.01,0.02 --param prosumers.pv.share=0.2,0.5,0.8
