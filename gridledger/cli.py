@@ -94,6 +94,9 @@ def kpi_table(kpis: dict) -> Table:
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     prepared = prepare(args.study, args.runs, choose_secret(args.secret_file))
     console.print(f"run directory: {prepared.run_dir}", soft_wrap=True)
+    if args.secret_file is None and RUN_SECRET_ENV not in os.environ:
+        console.print("run secret: fresh and kept nowhere, so this run's keys, bids and chain cannot be repeated "
+                      "(--secret-file PATH repeats a run)", soft_wrap=True, highlight=False)
     view = _ProgressView(prepared, console)
     with view.bars:
         done = execute(prepared, on_progress=view)
