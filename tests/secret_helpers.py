@@ -6,5 +6,5 @@ from gridledger.contracts.keys import SECRET_BYTES
 
 
 def fixed_secret(number: int) -> bytes:
-    """Test run secret number `number`: its 32 big-endian bytes (the accounts the tests had when keys came from seeds)."""
+    """Test run secret number `number`: its 32 big-endian bytes (the tests' accounts from before the run secret)."""
     return number.to_bytes(SECRET_BYTES, "big")

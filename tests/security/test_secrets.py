@@ -175,7 +175,8 @@ def test_a_transaction_signed_in_another_run_is_rejected_and_costs_nobody_anythi
     assert notice_b == run_b.chain.chain_id == derive_chain_id(SECRET_B) != run_a.chain.chain_id
     seller_a = run_a.chain.wallet(derive_account(SECRET_A, "prosumer/p01"))
     seller_b = run_b.chain.wallet(derive_account(SECRET_B, "prosumer/p01"))
-    from_a = mk.submit_order(seller_a, run_a.addresses, 1, is_ask=True, energy_wh=500, price_wei_per_wh=10 * CENT_PER_KWH)
+    from_a = mk.submit_order(seller_a, run_a.addresses, 1, is_ask=True, energy_wh=500,
+                             price_wei_per_wh=10 * CENT_PER_KWH)
     seller_b.chain_id = run_a.chain.chain_id
     b_key_a_chain = mk.submit_order(seller_b, run_b.addresses, 1, is_ask=True, energy_wh=500,
                                     price_wei_per_wh=10 * CENT_PER_KWH)
@@ -185,6 +186,10 @@ def test_a_transaction_signed_in_another_run_is_rejected_and_costs_nobody_anythi
     expected = f"invalid transaction: chain id {run_a.chain.chain_id}, expected {run_b.chain.chain_id}"
     assert [(r.status, r.revert_reason, r.block_number) for r in receipts] == [(0, expected, None)] * 2
     assert _holdings(run_b, accounts) == before
+    honest = run_b.chain.wallet(seller_b.account)
+    (signed_for_b,) = run_b.chain.mine([mk.submit_order(honest, run_b.addresses, 1, is_ask=True, energy_wh=500,
+                                                        price_wei_per_wh=10 * CENT_PER_KWH)], run_b.chain.timestamp + 1)
+    assert signed_for_b.ok, "the same order signed for run B's chain id goes through"
 
 
 def _holdings(op: MarketOperator, accounts: list[str]) -> dict:
