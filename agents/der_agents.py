@@ -50,12 +50,13 @@ class Outbox:
 
 
 class DerAgents:
-    """Every prosumer agent of a scenario, indexed like `Scenario.prosumers`."""
+    """Every prosumer agent of a scenario, indexed like `Scenario.prosumers`; keys and salts from the run `secret`."""
 
-    def __init__(self, sc: Scenario):
+    def __init__(self, sc: Scenario, secret: bytes):
         study = sc.study
         self.sc = sc
-        self.accounts = [derive_account(study.seed, f"prosumer/{p.name}") for p in sc.prosumers]
+        self.secret = secret
+        self.accounts = [derive_account(secret, f"prosumer/{p.name}") for p in sc.prosumers]
         self.index_of = {a.address: i for i, a in enumerate(self.accounts)}
         self.wallets: list[Wallet] = []
         self.addresses: MarketAddresses | None = None
@@ -153,7 +154,7 @@ class DerAgents:
         bidders = buyers(zic_orders(self.sc, interval))
         txs = []
         if MECHANISMS[self.addresses.mechanism].reveal_after_gate:
-            for sealed in sealed_bids(bidders, lots, study.seed, interval):
+            for sealed in sealed_bids(bidders, lots, self.secret, interval):
                 self.orders.record(sealed.agent, sealed.order)
                 wallet = self._sender(sealed.agent, interval)
                 self.sealed.committed(sealed, wallet.nonce)

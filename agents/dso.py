@@ -40,11 +40,15 @@ log = logging.getLogger("gridledger.operator")
 
 
 class Dso:
-    """The operator's forecast model, candidate DERs and record, indexed like the study's intervals."""
+    """The operator's forecast model, candidate DERs and record, indexed like the study's intervals.
 
-    def __init__(self, sc: Scenario):
+    Its account's key derives from the run `secret`.
+    """
+
+    def __init__(self, sc: Scenario, secret: bytes):
         study = sc.study
         self.sc = sc
+        self.account = derive_account(secret, "dso")
         self.pf = PowerFlow(sc.net, backend=study.grid.backend)
         self.bus_pos = sc.net.bus.index.get_indexer
         pv = [(i, p) for i, p in enumerate(sc.prosumers) if p.name in sc.devices.sgen]
@@ -77,7 +81,7 @@ class Dso:
         ``market.flexibility.operator_budget``.
         """
         study = self.sc.study
-        self.wallet = Wallet(derive_account(study.seed, "dso"), notice["chain_id"])
+        self.wallet = Wallet(self.account, notice["chain_id"])
         self.flexibility, self.charging = notice["flexibility"], notice["charging"]
         if not self.flexibility:
             return []

@@ -41,7 +41,7 @@ class LotBid:
     salt: bytes | None = None
 
 
-def sealed_bids(buyers: list[tuple[int, Order]], lots: list[LotState], seed: int, interval: int) -> list[LotBid]:
+def sealed_bids(buyers: list[tuple[int, Order]], lots: list[LotState], secret: bytes, interval: int) -> list[LotBid]:
     """Vickrey bids: each buyer seals its limit price on the lot its rank among the buyers gives it.
 
     Parameters
@@ -51,8 +51,8 @@ def sealed_bids(buyers: list[tuple[int, Order]], lots: list[LotState], seed: int
         buyer's rank is its position here.
     lots : list of LotState
         The interval's lots in posting order.
-    seed : int
-        Study seed, from which each bid's salt derives.
+    secret : bytes
+        Run secret, from which each bid's salt derives (`sealed_bid_salt`).
     interval : int
         The interval the lots deliver in.
     """
@@ -61,7 +61,7 @@ def sealed_bids(buyers: list[tuple[int, Order]], lots: list[LotState], seed: int
         lot = vickrey_lot(lots, rank, order.price_wei_per_wh)
         if lot is not None:
             bids.append(LotBid(i, lot.lot_id, Order(interval, False, lot.energy_wh, order.price_wei_per_wh),
-                               sealed_bid_salt(seed, i, interval)))
+                               sealed_bid_salt(secret, i, interval)))
     return bids
 
 

@@ -36,7 +36,7 @@ from gridledger.contracts import charging as charging_contract
 from gridledger.contracts import flexibility as flex_contract
 from gridledger.contracts.chain import Chain, Receipt
 from gridledger.contracts.client import Wallet
-from gridledger.contracts.keys import derive_account
+from gridledger.contracts.keys import derive_account, derive_chain_id
 from gridledger.contracts.market import (
     MarketAddresses,
     book,
@@ -181,16 +181,16 @@ class MarketOperator:
         self.pending = close_auction(chain, wallet, addresses, 0, sc.study.market.clearing)
 
     @classmethod
-    def deploy(cls, sc: Scenario) -> MarketOperator:
-        """Start the study's chain (accounts derived from the seed) and deploy the market and its desks."""
+    def deploy(cls, sc: Scenario, secret: bytes) -> MarketOperator:
+        """Start the study's chain (accounts and chain id from the run `secret`) and deploy the market and its desks."""
         study, market = sc.study, sc.study.market
-        operator = derive_account(study.seed, "operator")
-        prosumers = [derive_account(study.seed, f"prosumer/{p.name}").address for p in sc.prosumers]
-        meters = [derive_account(study.seed, f"meter/{p.name}").address for p in sc.prosumers]
+        operator = derive_account(secret, "operator")
+        prosumers = [derive_account(secret, f"prosumer/{p.name}").address for p in sc.prosumers]
+        meters = [derive_account(secret, f"meter/{p.name}").address for p in sc.prosumers]
         has_dso = market.voltage_regulation or market.charging_coordination
-        dso = derive_account(study.seed, "dso").address if has_dso else None
+        dso = derive_account(secret, "dso").address if has_dso else None
         chain = Chain([operator.address, *prosumers, *meters, *([dso] if dso else [])],
-                      genesis_timestamp=study.start_timestamp - SETUP_LEAD_S)
+                      genesis_timestamp=study.start_timestamp - SETUP_LEAD_S, chain_id=derive_chain_id(secret))
         wallet = chain.wallet(operator)
         addresses = deploy_study_market(sc, chain, wallet, prosumers, meters)
         flex = FlexDesk.deploy(sc, chain, wallet, addresses, prosumers, dso) if market.voltage_regulation else None

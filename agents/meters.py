@@ -78,14 +78,13 @@ def deliveries(meters: list[Wallet], address: str, awarded: list[tuple[int, str]
 
 
 class Meters:
-    """Every prosumer's meter, signing for the chain of the ledger's deployment `notice`."""
+    """Every prosumer's meter, its key from the run `secret`, signing for the chain of the deployment `notice`."""
 
-    def __init__(self, sc: Scenario, notice: dict):
-        study = sc.study
+    def __init__(self, sc: Scenario, notice: dict, secret: bytes):
         names = [p.name for p in sc.prosumers]
         self.sc = sc
-        self.wallets = [Wallet(derive_account(study.seed, f"meter/{name}"), notice["chain_id"]) for name in names]
-        self.prosumer_of = {derive_account(study.seed, f"prosumer/{name}").address: i for i, name in enumerate(names)}
+        self.wallets = [Wallet(derive_account(secret, f"meter/{name}"), notice["chain_id"]) for name in names]
+        self.prosumer_of = {derive_account(secret, f"prosumer/{name}").address: i for i, name in enumerate(names)}
         self.addresses = MarketAddresses(**notice["addresses"])
         self.flexibility = notice.get("flexibility")
         self.awards: dict[int, list[tuple[int, str]]] = {}

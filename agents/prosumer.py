@@ -20,6 +20,9 @@ Strategy (documented in README, "How prosumers bid"):
   round, a buyer that leads no lot bids the least price allowed (reserve,
   or leading price plus increment) on a lot it can afford, picked at
   random among those.
+* Seeds and secrets: prices, lot picks and noise are behaviour, drawn from
+  the study seed so a study repeats; a sealed bid's salt is a secret,
+  derived from the run secret (:func:`sealed_bid_salt`), never the seed.
 * Shiftable appliances start at the owner's cheapest expected time
   (:func:`flexload_schedule_kw`), which moves them into PV surplus.
 * Battery: during an interval the battery absorbs the difference between the
@@ -43,8 +46,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from eth_utils import keccak
 
+from gridledger.contracts.keys import derive_salt
 from gridledger.contracts.market import LotState
 from gridledger.grids.flexload import ShiftableLoad, cheapest_start, run_at
 from gridledger.units import KW_S_PER_WH, price_wei_per_wh
@@ -201,10 +204,11 @@ def english_bid(lots: list[LotState], bidder: str, limit_wei_per_wh: int, increm
     return lot, price
 
 
-def sealed_bid_salt(seed: int, agent: int, interval: int) -> bytes:
-    """32-byte salt of one sealed bid, derived from the study seed so runs repeat.
+def sealed_bid_salt(secret: bytes, agent: int, interval: int) -> bytes:
+    """32-byte salt of agent `agent`'s sealed bid on `interval`'s lots, derived from the run secret.
 
-    A real bidder draws it from a secure random source; any value the
-    other bidders cannot guess keeps the bid sealed.
+    Unpredictable without the secret (never from the study seed, which is
+    published), so nobody can open the commitment before its reveal; the
+    same secret repeats the run.
     """
-    return keccak(f"gridledger/salt/{seed}/{agent}/{interval}".encode())
+    return derive_salt(secret, agent, interval)

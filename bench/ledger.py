@@ -33,7 +33,8 @@ from gridledger.contracts.client import DecodedLog, Wallet, decode_log
 from gridledger.contracts.keys import derive_account
 from gridledger.contracts.market import MarketAddresses, deploy_market, submit_order
 
-SEED = 20261101
+# Fixed, public benchmark secret (accounts only; nothing here is secret).
+SECRET = (20261101).to_bytes(32, "big")
 GENESIS_TIMESTAMP = 1_767_225_600  # 2026-01-01T00:00:00Z, our chain only
 INTERVAL_S = 900
 GATE_CLOSURE_S = 60
@@ -212,8 +213,8 @@ def ledger_throughput(block_size: int, n_blocks: int, repeats: int = 3) -> Ledge
     RuntimeError
         If an order fails on either chain or the two chains record different orders.
     """
-    operator = derive_account(SEED, "operator")
-    prosumers = [derive_account(SEED, f"prosumer/{i}") for i in range(block_size)]
+    operator = derive_account(SECRET, "operator")
+    prosumers = [derive_account(SECRET, f"prosumer/{i}") for i in range(block_size)]
     ours_s, baseline_s = [], []
     for _ in range(repeats):
         seconds, ours_events = run_ours(operator, prosumers, n_blocks)

@@ -34,6 +34,8 @@ from rlp.exceptions import RLPException
 
 from gridledger.contracts.client import DecodedLog, Wallet, contract_address, decode_log
 
+# Chain id of a chain built outside a run (contract tests, benchmarks); a run
+# derives its own from the run secret (`gridledger.contracts.keys.derive_chain_id`).
 CHAIN_ID = 1337
 BLOCK_GAS_LIMIT = 1_000_000_000
 GENESIS_BALANCE_WEI = 10**24
@@ -48,7 +50,6 @@ _PANIC_SELECTOR = keccak(text="Panic(uint256)")[:4]
 _MiningChain = MiningChain.configure(
     __name__="GridLedgerChain",
     vm_configuration=((0, PragueVM.configure(consensus_class=NoProofConsensus)),),
-    chain_id=CHAIN_ID,
 )
 
 
@@ -189,9 +190,9 @@ class Chain:
         Genesis balance of every funded address. [wei]
     block_gas_limit : int
         Gas limit of every block. [gas]
+    chain_id : int
+        EIP-155 chain id; transactions signed for another id are rejected.
     """
-
-    chain_id = CHAIN_ID
 
     def __init__(
         self,
@@ -200,8 +201,10 @@ class Chain:
         genesis_timestamp: int,
         balance_wei: int = GENESIS_BALANCE_WEI,
         block_gas_limit: int = BLOCK_GAS_LIMIT,
+        chain_id: int = CHAIN_ID,
     ) -> None:
         self.block_gas_limit = block_gas_limit
+        self.chain_id = chain_id
         genesis = {
             "difficulty": 0,
             "gas_limit": block_gas_limit,
@@ -213,7 +216,7 @@ class Chain:
             to_canonical_address(address): {"balance": balance_wei, "nonce": 0, "code": b"", "storage": {}}
             for address in funded
         }
-        self._chain = _MiningChain.from_genesis(AtomicDB(), genesis, state)
+        self._chain = _MiningChain.configure(chain_id=chain_id).from_genesis(AtomicDB(), genesis, state)
         self._labels: dict[str, str] = {}
         self._receipts: list[Receipt] = []
 

@@ -32,6 +32,7 @@ from gridledger.grids.powerflow import StepResult
 from gridledger.federation import (DER_SETPOINTS, LEDGER_ENDPOINT, SUBSTATION_P_KEY, SUBSTATION_PL_KEY,
                                    SUBSTATION_Q_KEY, bus_vm_key, line_loading_key, setpoint_key)
 from gridledger.messages import deployment
+from gridledger.run_secret import federate_secret
 from gridledger.scenario import Scenario, load_scenario
 from gridledger.schedule import grid_times, stop_time_s
 
@@ -43,11 +44,12 @@ def run(run_dir: Path) -> None:
     study = sc.study
     names = [p.name for p in sc.prosumers]
     feeder = Feeder(sc)
+    secret = federate_secret()
     with joined(run_dir, "grid", stop_time_s(study)) as fed:
         finished = False
         try:
             fed.enter()
-            meters = Meters(sc, deployment(fed.receive()))
+            meters = Meters(sc, deployment(fed.receive()), secret)
             for step, time_s in enumerate(grid_times(study)):
                 fed.advance(time_s)                                           # advance
                 meters.handle(fed.receive())                                  # receive

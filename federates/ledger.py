@@ -25,6 +25,7 @@ from pathlib import Path
 
 from gridledger.agents.market_operator import Message, MarketOperator
 from gridledger.federates.shell import Shell, joined, run_federate
+from gridledger.run_secret import federate_secret
 from gridledger.scenario import load_scenario
 from gridledger.schedule import ledger_actions, stop_time_s
 
@@ -37,7 +38,7 @@ def send(fed: Shell, outbox: list[Message]) -> None:
 
 def run(run_dir: Path) -> None:
     sc = load_scenario(run_dir)
-    market = MarketOperator.deploy(sc)                                     # setup blocks before time 0
+    market = MarketOperator.deploy(sc, federate_secret())                  # setup blocks before time 0
     with joined(run_dir, "ledger", stop_time_s(sc.study)) as fed:
         finished = False
         try:

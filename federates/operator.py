@@ -28,6 +28,7 @@ from gridledger.agents.dso import Dso
 from gridledger.federates.shell import joined, run_federate
 from gridledger.federation import LEDGER_ENDPOINT, SUBSTATION_P_KEY, bus_vm_key
 from gridledger.messages import decode, deployment
+from gridledger.run_secret import federate_secret
 from gridledger.scenario import load_scenario
 from gridledger.schedule import operator_times, stop_time_s
 
@@ -37,7 +38,7 @@ log = logging.getLogger("gridledger.operator")
 def run(run_dir: Path) -> None:
     sc = load_scenario(run_dir, with_devices=True)
     study = sc.study
-    dso = Dso(sc)
+    dso = Dso(sc, federate_secret())
     buses = [bus_vm_key(b) for b in sc.net.bus.index]
     with joined(run_dir, "operator", stop_time_s(study)) as fed:
         finished = False

@@ -29,6 +29,7 @@ from gridledger.interfaces import federate_names
 from gridledger.launcher import Prepared, prepare, runner_json
 from gridledger.process import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
 from gridledger.results import KPIS_FILE
+from gridledger.run_secret import RUN_SECRET_ENV, SecretError, choose_secret
 from gridledger.schedule import stop_time_s
 from gridledger.study import StudyError, load_study
 from gridledger.units import SECONDS_PER_HOUR, SECONDS_PER_MINUTE
@@ -37,7 +38,8 @@ from gridledger.units import SECONDS_PER_HOUR, SECONDS_PER_MINUTE
 EPILOG = """examples:
   gridledger grids list
   gridledger run studies/baran-wu-p2p.yaml
-  gridledger runner studies/baran-wu-p2p.yaml > runner.json && helics run --path runner.json
+  openssl rand -hex 32 > ~/run.secret && gridledger run studies/baran-wu-p2p.yaml --secret-file ~/run.secret
+  gridledger runner studies/baran-wu-p2p.yaml --secret-file ~/run.secret > runner.json && helics run --path runner.json
   gridledger validate studies/my-study.yaml
   gridledger compare runs/baran-wu-p2p/20240621T100000 runs/baran-wu-p2p/20240622T100000
   gridledger sweep studies/baran-wu-p2p.yaml --param market.grid_fee_per_kwh=0.01,0.02 --param prosumers.pv.share=0.2,0.5,0.8
@@ -90,8 +92,11 @@ def kpi_table(kpis: dict) -> Table:
 
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
-    prepared = prepare(args.study, args.runs)
+    prepared = prepare(args.study, args.runs, choose_secret(args.secret_file))
     console.print(f"run directory: {prepared.run_dir}", soft_wrap=True)
+    if args.secret_file is None and RUN_SECRET_ENV not in os.environ:
+        console.print("run secret: fresh and kept nowhere, so this run's keys, bids and chain cannot be repeated "
+                      "(--secret-file PATH repeats a run)", soft_wrap=True, highlight=False)
     view = _ProgressView(prepared, console)
     with view.bars:
         done = execute(prepared, on_progress=view)
@@ -109,8 +114,11 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_runner(args: argparse.Namespace, console: Console) -> int:
-    prepared = prepare(args.study, args.runs)
-    print(json.dumps(runner_json(prepared), indent=2))
+    if args.secret_file is None and RUN_SECRET_ENV not in os.environ:
+        raise SecretError(f"runner: the federates need a run secret: give --secret-file PATH, or set {RUN_SECRET_ENV} "
+                          "(64 hex digits) here and for `helics run`")
+    prepared = prepare(args.study, args.runs, choose_secret(args.secret_file))
+    print(json.dumps(runner_json(prepared, args.secret_file), indent=2))
     print(f"run directory: {prepared.run_dir}", file=sys.stderr)
     return EXIT_OK
 
@@ -151,6 +159,7 @@ def _sweep_table(scenarios: list[sweep.Scenario], ended: dict[str, dict]) -> Tab
 
 
 def cmd_sweep(args: argparse.Namespace, console: Console) -> int:
+    secret = choose_secret(args.secret_file)
     scenarios = sweep.plan(args.study, [sweep.parse_param(text) for text in args.param or []])
     directory = sweep.sweep_dir(scenarios[0].study, args.runs)
     console.print(f"sweep directory: {directory}", soft_wrap=True)
@@ -166,7 +175,7 @@ def cmd_sweep(args: argparse.Namespace, console: Console) -> int:
 
     with bar, sweep.dask_client(args.scheduler, args.workers) as client:
         task = bar.add_task("scenarios", total=len(scenarios))
-        ended = sweep.run_all(client, scenarios, directory, done)
+        ended = sweep.run_all(client, scenarios, directory, secret, done)
     report = sweep.write_outputs(directory, args.study, scenarios, ended)
     console.print(_sweep_table(scenarios, ended))
     console.print(f"combined results: {directory / sweep.DATASET_FILE}" if report else "no scenario finished",
@@ -201,7 +210,7 @@ def cmd_regress(args: argparse.Namespace, console: Console) -> int:
         targets.append((path, study, golden))
     regressed = False
     for path, study, golden in targets:
-        prepared = prepare(path, args.runs)
+        prepared = prepare(path, args.runs, regress.golden_secret(path))
         console.print(f"{path}: running in {prepared.run_dir}", soft_wrap=True, highlight=False)
         view = _ProgressView(prepared, console)
         with view.bars:
@@ -259,12 +268,19 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("study", type=Path, help="study YAML file")
         if name != "validate":
             cmd.add_argument("--runs", type=Path, default=Path("runs"), help="where run directories go (default: runs)")
+            _add_secret_file(cmd)
         cmd.set_defaults(func=func)
     _add_planner_commands(sub)
     grids = sub.add_parser("grids", help="feeder catalog", description="feeder catalog")
     grids_sub = grids.add_subparsers(dest="grids_command", required=True)
     grids_sub.add_parser("list", help="list the feeders grid.feeder accepts").set_defaults(func=cmd_grids_list)
     return parser
+
+
+def _add_secret_file(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--secret-file", type=Path, metavar="PATH",
+                     help=f"file holding the run secret as 64 hex digits (default: ${RUN_SECRET_ENV}, else a fresh "
+                          "random secret: keys, salts and chain id differ and the run cannot be repeated)")
 
 
 def _add_planner_commands(sub) -> None:
@@ -287,6 +303,7 @@ def _add_planner_commands(sub) -> None:
     cmd.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler of an existing cluster (default: a LocalCluster)")
     cmd.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                      help="workers of the LocalCluster (default: one per CPU)")
+    _add_secret_file(cmd)
 
     cmd = add("regress", cmd_regress, "rerun reference studies and compare them with their golden results")
     cmd.add_argument("studies", type=Path, nargs="*", metavar="STUDY",

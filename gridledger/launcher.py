@@ -13,6 +13,9 @@ starts the broker and the federates, shows progress, and watches them:
   everybody waits for).
 
 `runner_json` describes the same processes for ``helics run --path``.
+
+The run secret (`gridledger.run_secret`) travels only in the federates'
+environment; neither the run directory nor the runner JSON holds it.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from helics.bin import BIN_DIR as HELICS_BIN_DIR
@@ -34,6 +37,7 @@ from gridledger.grids.feeders import FeederError
 from gridledger.interfaces import Topology, check_wiring, federate_configs, federate_names
 from gridledger.process import EXIT_STOPPED_BY_PEER, LAUNCHED_AT_ENV, PROGRESS_DIR
 from gridledger.results import run_timestamp
+from gridledger.run_secret import RUN_SECRET_ENV, RUN_SECRET_FILE_ENV, choose_secret, secret_env
 from gridledger.scenario import Scenario, ScenarioError, build_scenario
 from gridledger.study import STUDY_FILE, Study, StudyError, dump_study, load_study
 
@@ -44,11 +48,12 @@ STOP_GRACE_S = 10.0
 
 @dataclass(frozen=True)
 class Prepared:
-    """A run directory ready to launch."""
+    """A run directory ready to launch, and the run secret its federates get (never shown in its repr)."""
 
     study: Study
     run_dir: Path
     broker_port: int
+    secret: bytes = field(repr=False)
 
 
 def free_port() -> int:
@@ -76,8 +81,13 @@ def preflight(study: Study, source: str | Path) -> Scenario:
         raise StudyError(f"{source}: {exc}") from None
 
 
-def prepare(study_path: str | Path, runs_root: str | Path = "runs") -> Prepared:
-    """Validate a study and write its run directory; raise `StudyError` on bad input."""
+def prepare(study_path: str | Path, runs_root: str | Path = "runs", secret: bytes | None = None) -> Prepared:
+    """Validate a study and write its run directory; raise `StudyError` on bad input.
+
+    `secret` is the run secret; None takes ``GRIDLEDGER_RUN_SECRET`` or a
+    fresh random one (`gridledger.run_secret.choose_secret`).
+    """
+    secret = choose_secret() if secret is None else secret
     study = load_study(study_path)
     sc = preflight(study, study_path)
     topology = Topology(
@@ -98,7 +108,7 @@ def prepare(study_path: str | Path, runs_root: str | Path = "runs") -> Prepared:
     (run_dir / STUDY_FILE).write_text(dump_study(study))
     for name, config in configs.items():
         (run_dir / "helics" / f"{name}.json").write_text(json.dumps(config, indent=2))
-    return Prepared(study, run_dir.resolve(), port)
+    return Prepared(study, run_dir.resolve(), port, secret)
 
 
 def helics_program(name: str) -> str:
@@ -128,16 +138,22 @@ def federate_command(name: str, run_dir: Path) -> list[str]:
     return [sys.executable, "-m", f"gridledger.federates.{name}", str(run_dir)]
 
 
-def runner_json(prepared: Prepared) -> dict:
-    """helics-cli runner description (``helics run --path runner.json``) of a prepared run."""
+def runner_json(prepared: Prepared, secret_file: Path | None = None) -> dict:
+    """helics-cli runner description (``helics run --path runner.json``) of a prepared run.
+
+    The federates read the run secret from the file `secret_file` (its path
+    goes into their ``env``), else from ``GRIDLEDGER_RUN_SECRET`` in the
+    environment of ``helics run``; the secret itself is never in the JSON.
+    """
     quote = subprocess.list2cmdline
+    env = {"env": {RUN_SECRET_FILE_ENV: str(Path(secret_file).resolve())}} if secret_file is not None else {}
     return {
         "name": prepared.study.name,
         "logging_path": str(prepared.run_dir / "logs"),
         "federates": [{"name": "broker", "directory": ".", "host": "localhost",
                        "exec": quote(broker_command(prepared))}]
         + [{"name": name, "directory": ".", "host": "localhost",
-            "exec": quote(federate_command(name, prepared.run_dir))} for name in federate_names(prepared.study)],
+            "exec": quote(federate_command(name, prepared.run_dir)), **env} for name in federate_names(prepared.study)],
     }
 
 
@@ -182,12 +198,13 @@ def launch(prepared: Prepared, on_progress=None) -> Outcome:
     run_dir, study = prepared.run_dir, prepared.study
     federates = federate_names(study)
     logs = {name: open(run_dir / "logs" / f"{name}.log", "w") for name in ("broker", *federates)}
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", LAUNCHED_AT_ENV: repr(time.time())}
+    env = {key: value for key, value in os.environ.items() if key not in (RUN_SECRET_ENV, RUN_SECRET_FILE_ENV)}
+    env.update({"PYTHONUNBUFFERED": "1", LAUNCHED_AT_ENV: repr(time.time())})
     procs = {"broker": subprocess.Popen(broker_command(prepared), stdout=logs["broker"],
                                         stderr=subprocess.STDOUT, env=env)}
     for name in federates:
         procs[name] = subprocess.Popen(federate_command(name, run_dir), stdout=logs[name],
-                                       stderr=subprocess.STDOUT, env=env)
+                                       stderr=subprocess.STDOUT, env={**env, **secret_env(prepared.secret)})
     failed = reason = None
     last_change, last_times = time.monotonic(), None
     try:

@@ -8,7 +8,11 @@ check a new run against them within `tolerance_of` and return one
 disappears. `write_golden` replaces golden results deliberately
 (``gridledger regress --update``).
 
-Tolerances: runs are deterministic for a seed, so counts, times and
+Golden runs use the test-only run secret in ``studies/golden/run-secret``
+(`golden_secret`): committed, hence public, it serves reproducibility
+only; never take it for a run whose keys or sealed bids must stay secret.
+
+Tolerances: runs are deterministic for a seed and a run secret, so counts, times and
 strings must match exactly and floats within 1e-6 relative and absolute
 (summation order, BLAS). Gas is a cost that contract work changes on
 purpose: it may fall freely, but rising more than 2 % is a regression.
@@ -27,10 +31,12 @@ import numpy as np
 import xarray as xr
 
 from gridledger.results import KPIS_FILE, RESULTS_FILE
+from gridledger.run_secret import read_secret_file
 from gridledger.study import Study, load_study
 
 GOLDEN_DIR = "golden"
 SERIES_FILE = "series.nc"
+SECRET_FILE = "run-secret"
 
 
 class GoldenError(ValueError):
@@ -174,6 +180,11 @@ def compare_series(golden: xr.Dataset, current: xr.Dataset) -> list[Finding]:
 def golden_dir(study_path: Path, study: Study) -> Path:
     """Where a study file's golden results live: ``<its folder>/golden/<study name>/``."""
     return Path(study_path).parent / GOLDEN_DIR / study.name
+
+
+def golden_secret(study_path: Path) -> bytes:
+    """The test-only run secret of golden runs: ``<study folder>/golden/run-secret`` (64 hex digits)."""
+    return read_secret_file(Path(study_path).parent / GOLDEN_DIR / SECRET_FILE)
 
 
 def studies_with_golden(studies: Path) -> list[Path]:

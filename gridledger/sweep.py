@@ -11,6 +11,12 @@ A sweep directory holds ``sNNN/`` run roots, ``sweep.json`` (scenarios,
 their parameters, run directories and how they ended), ``sweep.nc`` (the
 scenarios' results stacked along a ``scenario`` dimension with one
 coordinate per swept parameter) and ``compare.html``.
+
+Every scenario of a sweep runs with the same run secret (the launcher's
+choice: ``--secret-file``, ``GRIDLEDGER_RUN_SECRET`` or a fresh one), so
+scenarios differ only by the swept fields. It reaches the workers as a task
+argument, never a file: with a remote ``--scheduler``, secure the cluster's
+connections (Dask TLS) as for any secret.
 """
 
 from __future__ import annotations
@@ -131,7 +137,7 @@ def plan(study_path: Path, params: list[Param]) -> list[Scenario]:
     return scenarios
 
 
-def run_scenario(study_data: dict, runs_root: str) -> dict:
+def run_scenario(study_data: dict, runs_root: str, secret: bytes) -> dict:
     """Dask task: prepare and run one scenario on a free broker port; how it ended, JSON-ready.
 
     Parameters
@@ -140,12 +146,14 @@ def run_scenario(study_data: dict, runs_root: str) -> dict:
         The scenario's resolved study (``Study.model_dump(mode="json")``).
     runs_root : str
         Where its run directory goes; the scenario's study file is written there too.
+    secret : bytes
+        The sweep's run secret (32 bytes).
     """
     root = Path(runs_root)
     root.mkdir(parents=True, exist_ok=True)
     study_file = root / "scenario.yaml"
     study_file.write_text(yaml.safe_dump(assign(study_data, PER_SCENARIO, free_port()), sort_keys=False))
-    done = execute(prepare(study_file, root))
+    done = execute(prepare(study_file, root, secret))
     return {"run_dir": str(done.run_dir), "exit_code": done.outcome.exit_code, "failed": done.outcome.failed,
             "reason": done.outcome.reason, "wall_time_s": done.record.wall_time_s}
 
@@ -176,10 +184,10 @@ def dask_client(scheduler: str | None, workers: int) -> Iterator[Client]:
         yield client
 
 
-def run_all(client: Client, scenarios: list[Scenario], directory: Path,
+def run_all(client: Client, scenarios: list[Scenario], directory: Path, secret: bytes,
             on_done: Callable[[Scenario, dict], None] = lambda s, r: None) -> dict[str, dict]:
-    """Submit every scenario to the Dask `client`; how each ended, by scenario id, as they finish."""
-    futures = {client.submit(run_scenario, s.study.model_dump(mode="json"), str(directory / s.id),
+    """Submit every scenario to the Dask `client` with the run `secret`; how each ended, by scenario id."""
+    futures = {client.submit(run_scenario, s.study.model_dump(mode="json"), str(directory / s.id), secret,
                              key=f"gridledger-{directory.name}-{s.id}", pure=False): s for s in scenarios}
     ended = {}
     for future in as_completed(futures):

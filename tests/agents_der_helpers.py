@@ -14,8 +14,10 @@ from hexbytes import HexBytes
 
 from gridledger.scenario import Scenario, build_scenario
 from gridledger.study import parse_study
+from tests.secret_helpers import fixed_secret
 
 CHAIN_ID = 1337
+SECRET = fixed_secret(42)
 REGISTRY, TOKEN, AUCTION, SETTLEMENT, FLEX, CHARGING = (f"0x{d * 40}" for d in "abcdef")
 
 

@@ -16,6 +16,7 @@ from gridledger.contracts.client import Wallet, encode_call
 from gridledger.contracts.compiler import load_artifact
 from gridledger.contracts.keys import derive_account
 from gridledger.contracts.reference import Lot, LotAuction, Order, settle
+from tests.secret_helpers import fixed_secret
 
 SEED = 20260101
 GENESIS_TIMESTAMP = 1_767_225_600  # 2026-01-01T00:00:00Z
@@ -276,11 +277,12 @@ def new_market(
     :func:`~gridledger.contracts.market.deploy_market` (``reveal_s``,
     ``bid_increment_wei_per_wh``).
     """
-    operator = derive_account(seed, "operator")
-    prosumers = [derive_account(seed, f"prosumer/{i}") for i in range(n_prosumers)]
-    meters = [derive_account(seed, f"meter/{i}") for i in range(n_prosumers)] if with_meters else []
-    outsider = derive_account(seed, "outsider")
-    dso = derive_account(seed, "dso")
+    secret = fixed_secret(seed)
+    operator = derive_account(secret, "operator")
+    prosumers = [derive_account(secret, f"prosumer/{i}") for i in range(n_prosumers)]
+    meters = [derive_account(secret, f"meter/{i}") for i in range(n_prosumers)] if with_meters else []
+    outsider = derive_account(secret, "outsider")
+    dso = derive_account(secret, "dso")
     chain = Chain(
         [a.address for a in (operator, outsider, *prosumers, *meters, dso)],
         genesis_timestamp=GENESIS_TIMESTAMP,

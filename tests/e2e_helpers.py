@@ -1,8 +1,13 @@
-"""Running real studies from tests: the `gridledger` CLI in a subprocess, results read back."""
+"""Running real studies from tests: the `gridledger` CLI in a subprocess, results read back.
+
+Runs get the golden runs' test-only secret (``studies/golden/run-secret``)
+in ``GRIDLEDGER_RUN_SECRET``, so they repeat and match the golden results.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,14 +15,23 @@ from pathlib import Path
 import xarray as xr
 import yaml
 
+from gridledger.run_secret import RUN_SECRET_ENV, read_secret_file
+
 ROOT = Path(__file__).resolve().parents[1]
 SHORT_STUDY = ROOT / "studies" / "baran-wu-short.yaml"
+TEST_SECRET_FILE = ROOT / "studies" / "golden" / "run-secret"
+TEST_SECRET = read_secret_file(TEST_SECRET_FILE)
+
+
+def with_secret(secret: bytes = TEST_SECRET) -> dict[str, str]:
+    """This process's environment with `secret` as the run secret."""
+    return {**os.environ, RUN_SECRET_ENV: secret.hex()}
 
 
 def gridledger(*args: str, cwd: Path = ROOT, timeout: float = 600) -> subprocess.CompletedProcess:
     """Run the gridledger CLI of this interpreter's environment."""
     return subprocess.run([sys.executable, "-m", "gridledger.cli", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout)
+                          text=True, timeout=timeout, env=with_secret())
 
 
 def only_run_dir(runs: Path, study: str) -> Path:
@@ -44,7 +58,8 @@ def run_variants(study: Path, variants: dict[Path, dict]) -> dict[Path, tuple[Pa
         copy = runs / "study.yaml"
         copy.write_text(yaml.safe_dump({**config, "market": {**config["market"], **market}}))
         procs[runs] = subprocess.Popen([sys.executable, "-m", "gridledger.cli", "run", str(copy), "--runs", str(runs)],
-                                       cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                       cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                       env=with_secret())
     out = {}
     for runs, proc in procs.items():
         output, _ = proc.communicate(timeout=900)

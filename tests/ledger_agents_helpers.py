@@ -13,8 +13,10 @@ from gridledger.contracts.client import DecodedLog, Wallet
 from gridledger.contracts.keys import derive_account
 from gridledger.scenario import Scenario, build_scenario
 from gridledger.study import parse_study
+from tests.secret_helpers import fixed_secret
 
 SEED = 42
+SECRET = fixed_secret(SEED)
 INTERVAL_S = 900
 GATE_CLOSURE_S = 60
 LV_FEEDER = "1-LV-semiurb4--0-sw"
@@ -54,9 +56,9 @@ def block(receipts: list[Receipt], events: list[DecodedLog]) -> MinedBlock:
 
 def prosumer_wallets(operator: MarketOperator) -> list[Wallet]:
     """The scenario's prosumers' wallets on the operator's chain, in prosumer order."""
-    return [operator.chain.wallet(derive_account(SEED, f"prosumer/{p.name}")) for p in operator.sc.prosumers]
+    return [operator.chain.wallet(derive_account(SECRET, f"prosumer/{p.name}")) for p in operator.sc.prosumers]
 
 
 def meter_wallets(operator: MarketOperator) -> list[Wallet]:
     """The scenario's meters' wallets on the operator's chain, in prosumer order."""
-    return [operator.chain.wallet(derive_account(SEED, f"meter/{p.name}")) for p in operator.sc.prosumers]
+    return [operator.chain.wallet(derive_account(SECRET, f"meter/{p.name}")) for p in operator.sc.prosumers]

@@ -15,13 +15,13 @@ from gridledger.contracts import flexibility as flex
 from gridledger.contracts import market as mk
 from gridledger.contracts.chain import BLOCK_GAS_LIMIT, Chain
 from gridledger.contracts.keys import derive_account
-from tests.ledger_agents_helpers import SEED, event, receipt
+from tests.ledger_agents_helpers import SECRET, event, receipt
 
 GENESIS_TIMESTAMP = 1_767_225_600
 
 
 def test_batches_are_mined_in_order_and_their_receipts_returned_by_name():
-    payer, payee = derive_account(SEED, "payer"), derive_account(SEED, "payee")
+    payer, payee = derive_account(SECRET, "payer"), derive_account(SECRET, "payee")
     chain = Chain([payer.address], genesis_timestamp=GENESIS_TIMESTAMP)
     wallet = chain.wallet(payer)
     txs = [wallet.transact(payee.address, b"", gas=21_000) for _ in range(3)]
@@ -34,7 +34,7 @@ def test_batches_are_mined_in_order_and_their_receipts_returned_by_name():
 
 
 def test_empty_batches_still_mine_a_block():
-    chain = Chain([derive_account(SEED, "payer").address], genesis_timestamp=GENESIS_TIMESTAMP)
+    chain = Chain([derive_account(SECRET, "payer").address], genesis_timestamp=GENESIS_TIMESTAMP)
     block = mine_batches(chain, {"closing": [], "flex": []}, GENESIS_TIMESTAMP + 5)
     assert block.receipts == {"closing": [], "flex": []}
     assert (chain.block_number, chain.timestamp) == (1, GENESIS_TIMESTAMP + 5)
@@ -71,7 +71,7 @@ def test_lanes_cap_each_gas_limit_and_charge_the_gas_used_to_the_lane_and_its_se
 
 
 def test_a_refused_transaction_is_left_out_with_its_nonce_unused_and_the_operator_s_batch_is_unbounded():
-    payer = derive_account(SEED, "payer")
+    payer = derive_account(SECRET, "payer")
     chain = Chain([payer.address], genesis_timestamp=GENESIS_TIMESTAMP)
     wallet = chain.wallet(payer)
     own = wallet.transact(payer.address, b"", gas=10**6)

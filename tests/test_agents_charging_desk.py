@@ -11,7 +11,7 @@ from gridledger.contracts.client import Wallet
 from gridledger.contracts.keys import derive_account
 from gridledger.messages import decode
 from gridledger.results import Part
-from tests.ledger_agents_helpers import LV_FEEDER, SEED, small_scenario
+from tests.ledger_agents_helpers import LV_FEEDER, SECRET, small_scenario
 
 
 @pytest.fixture(scope="module")
@@ -54,19 +54,19 @@ def test_admitted_power_is_recorded_per_account_and_summed_per_window(desk, sc):
 
 @pytest.fixture(scope="module")
 def deployed():
-    return MarketOperator.deploy(small_scenario(LV_FEEDER, charging_coordination=True))
+    return MarketOperator.deploy(small_scenario(LV_FEEDER, charging_coordination=True), SECRET)
 
 
 def test_deployment_gives_the_dso_the_operator_role_on_the_market_registry(deployed):
     op = deployed
-    dso = derive_account(SEED, "dso").address
+    dso = derive_account(SECRET, "dso").address
     assert mk.read(op.chain, op.addresses.registry, "Registry", "has_role", dso, ROLE_OPERATOR)
     assert not mk.read(op.chain, op.addresses.registry, "Registry", "has_role", op.prosumers[0], ROLE_OPERATOR)
     assert decode(op.deployment()[0][1])["charging"] == op.charging.address
 
 
 def test_allocation_is_sent_only_for_a_window_with_headroom(deployed, desk):
-    caller = Wallet(derive_account(SEED, "caller"), deployed.chain.chain_id)
+    caller = Wallet(derive_account(SECRET, "caller"), deployed.chain.chain_id)
     desk.address = deployed.charging.address
     assert desk.gate(caller, 2) == []                               # requests but no headroom
     assert len(desk.gate(caller, 1)) == 1

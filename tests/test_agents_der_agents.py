@@ -15,14 +15,14 @@ from gridledger.messages import encode
 from gridledger.results import PARTS_DIR
 from gridledger.schedule import DerAction
 from gridledger.units import price_wei_per_wh
-from tests.agents_der_helpers import AUCTION, CHARGING, FLEX, decoded, notice, small_scenario
+from tests.agents_der_helpers import AUCTION, CHARGING, FLEX, SECRET, decoded, notice, small_scenario
 
 NOBODY = "0x" + "00" * 20
 K = 1  # the interval traded; in small_scenario p01 and p04 (PV) sell, p02 and p03 buy
 
 
 def agents_for(mechanism: str, sc=None, **services) -> DerAgents:
-    agents = DerAgents(sc or small_scenario(mechanism=mechanism))
+    agents = DerAgents(sc or small_scenario(mechanism=mechanism), SECRET)
     agents.connect(notice(mechanism, **services))
     return agents
 

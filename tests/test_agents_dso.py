@@ -23,9 +23,11 @@ from gridledger.grids.powerflow import PowerFlow
 from gridledger.grids.voltage_planning import forecast_peak, plan_request, sensitivities_upu_per_kw
 from gridledger.scenario import build_scenario
 from gridledger.study import load_study, parse_study
+from tests.secret_helpers import fixed_secret
 from tests.signed_tx import SignedTx, taken_apart
 
 NOON = 12
+SECRET = fixed_secret(7)
 CHAIN_ID = 1337
 TOKEN = to_checksum_address("0x" + "33" * 20)
 FLEXIBILITY = to_checksum_address("0x" + "55" * 20)
@@ -60,7 +62,7 @@ def ev_sc():
 
 def test_noon_request_is_the_voltage_planning_of_the_expected_feeder(pv_sc):
     """Re-plan interval 12 with `voltage_planning` on a fresh power flow: expected loads and PV, batteries idle."""
-    dso = Dso(pv_sc)
+    dso = Dso(pv_sc, SECRET)
     plan = dso.plan(NOON)
     sc = scenario("studies/pv-overvoltage.yaml")
     n = len(sc.prosumers)
@@ -84,7 +86,7 @@ def test_noon_request_is_the_voltage_planning_of_the_expected_feeder(pv_sc):
 
 
 def test_plan_records_forecast_request_and_zone(pv_sc):
-    dso = Dso(pv_sc)
+    dso = Dso(pv_sc, SECRET)
     plan = dso.plan(NOON)
     assert dso.vm_forecast_pu[NOON] == plan.vm_forecast_pu
     assert dso.requested_kw[NOON] == plan.p_kw
@@ -95,7 +97,7 @@ def test_plan_records_forecast_request_and_zone(pv_sc):
 
 def test_no_request_while_the_forecast_stays_below_the_limit():
     """With the limit at 1.2 pu, noon's forecast (about 1.08 pu) needs no curtailment but is still recorded."""
-    dso = Dso(scenario("studies/pv-overvoltage.yaml", **{"grid.limits.vm_max_pu": 1.2}))
+    dso = Dso(scenario("studies/pv-overvoltage.yaml", **{"grid.limits.vm_max_pu": 1.2}), SECRET)
     assert dso.plan(NOON) is None
     assert 1.05 < dso.vm_forecast_pu[NOON] < 1.2
     assert dso.requested_kw[NOON] == 0.0 and dso.zone[NOON].sum() == 0
@@ -104,9 +106,9 @@ def test_no_request_while_the_forecast_stays_below_the_limit():
 def test_request_transaction_asks_for_the_plan_over_the_interval(pv_sc):
     """Window of interval 12: start + 12 * 900 s to + 900 s; offers until the offer round of interval 12
     ((12 - 1) * 900 + round_s 60 s) plus 2 s; p = int(1000 * p_kw) W; cap 0.30 token/kWh = 3e17 wei / 1000 Wh."""
-    dso = Dso(pv_sc)
+    dso = Dso(pv_sc, SECRET)
     plan = dso.plan(NOON)
-    wallet = Wallet(derive_account(7, "dso"), CHAIN_ID)
+    wallet = Wallet(derive_account(SECRET, "dso"), CHAIN_ID)
     start = pv_sc.study.start_timestamp
     tx = taken_apart(dso.request_tx(wallet, FLEXIBILITY, NOON, plan))
     expected = encode_call("VoltageRegulation", "post_request", list(plan.zone_buses),
@@ -118,7 +120,7 @@ def test_request_transaction_asks_for_the_plan_over_the_interval(pv_sc):
 def test_headroom_is_the_transformer_share_minus_the_expected_net_load(ev_sc):
     """0.4 MVA * 22 % = 0.088 MW, minus the mean over window 1 (steps 2, 3 of 15 min) of every expected load
     (no PV here) less the feeder's own generator, in W."""
-    dso = Dso(ev_sc)
+    dso = Dso(ev_sc, SECRET)
     steps = slice(2, 4)
     net_mw = ev_sc.loads_expected.p_mw[steps].sum(axis=1) - ev_sc.sgen_p_mw[steps].sum(axis=1)
     by_hand_w = (0.4 * 0.22 - net_mw.mean()) * 1e6
@@ -129,16 +131,16 @@ def test_headroom_is_the_transformer_share_minus_the_expected_net_load(ev_sc):
 
 def test_join_approves_the_operator_budget_only_with_the_voltage_regulation_market(pv_sc):
     """operator_budget 10 000 tokens = 1e22 wei, approved to the flexibility contract."""
-    dso = Dso(pv_sc)
+    dso = Dso(pv_sc, SECRET)
     (approve,) = dso.join(notice(flexibility=FLEXIBILITY))
-    signer = derive_account(pv_sc.study.seed, "dso").address
+    signer = derive_account(SECRET, "dso").address
     assert taken_apart(approve) == SignedTx(signer, CHAIN_ID, 0, TOKEN,
                                             encode_call("GridToken", "approve", FLEXIBILITY, 10**22))
-    assert Dso(pv_sc).join(notice()) == []
+    assert Dso(pv_sc, SECRET).join(notice()) == []
 
 
 def test_act_records_the_measurement_and_signs_the_next_intervals_request(pv_sc, caplog):
-    dso = Dso(pv_sc)
+    dso = Dso(pv_sc, SECRET)
     dso.join(notice(flexibility=FLEXIBILITY))
     vm_pu = [1.0] * 33
     vm_pu[17] = 1.062
@@ -155,7 +157,7 @@ def test_act_records_the_measurement_and_signs_the_next_intervals_request(pv_sc,
 
 
 def test_act_signs_the_headroom_of_the_next_window_with_charging_coordination(ev_sc):
-    dso = Dso(ev_sc)
+    dso = Dso(ev_sc, SECRET)
     assert dso.join(notice(charging=CHARGING)) == []
     (headroom,) = dso.act(0, 0.75, [1.0] * len(ev_sc.net.bus), 0.05)
     assert taken_apart(headroom).data == encode_call("ChargingCoordination", "post_headroom", 1,
@@ -165,7 +167,7 @@ def test_act_signs_the_headroom_of_the_next_window_with_charging_coordination(ev
 
 
 def test_part_adds_the_headroom_only_when_charging_is_coordinated(pv_sc, ev_sc):
-    pv_part, ev_part = Dso(pv_sc).part().ds, Dso(ev_sc).part().ds
+    pv_part, ev_part = Dso(pv_sc, SECRET).part().ds, Dso(ev_sc, SECRET).part().ds
     assert "charging_headroom_w" not in pv_part and "charging_headroom_w" in ev_part
     assert pv_part["operator_vm_measured_pu"].attrs["units"] == "pu"
     assert pv_part["operator_import_measured_mw"].attrs["units"] == "MW"
@@ -175,7 +177,7 @@ def test_part_adds_the_headroom_only_when_charging_is_coordinated(pv_sc, ev_sc):
 
 def test_no_request_without_pv_to_curtail():
     """Without PV nobody can give up injection: the forecast is recorded, no request is planned."""
-    dso = Dso(scenario("studies/pv-overvoltage.yaml", **{"prosumers.pv.share": 0.0}))
+    dso = Dso(scenario("studies/pv-overvoltage.yaml", **{"prosumers.pv.share": 0.0}), SECRET)
     assert dso.buses == []
     assert dso.plan(NOON) is None
     assert np.isfinite(dso.vm_forecast_pu[NOON]) and dso.requested_kw[NOON] == 0.0

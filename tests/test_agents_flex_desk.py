@@ -14,7 +14,7 @@ from gridledger.contracts.client import Wallet, encode_call
 from gridledger.contracts.keys import derive_account
 from gridledger.results import Part
 from gridledger.units import WEI_PER_TOKEN
-from tests.ledger_agents_helpers import SEED, small_scenario
+from tests.ledger_agents_helpers import SECRET, small_scenario
 
 
 @pytest.fixture(scope="module")
@@ -93,12 +93,12 @@ def test_settlements_sum_delivery_payment_and_penalty_per_interval(desk, sc):
 @pytest.fixture(scope="module")
 def deployed():
     return MarketOperator.deploy(small_scenario(voltage_regulation=True,
-                                                flexibility={"operator_budget": 100.0, "bond_endowment": 5.0}))
+                                                flexibility={"operator_budget": 100.0, "bond_endowment": 5.0}), SECRET)
 
 
 def test_deployment_mints_the_dso_budget_and_each_prosumer_s_bond(deployed):
     op = deployed
-    dso = derive_account(SEED, "dso").address
+    dso = derive_account(SECRET, "dso").address
     balances = [mk.read(op.chain, op.addresses.token, "GridToken", "balanceOf", a) for a in [dso, *op.prosumers]]
     assert balances == [100 * WEI_PER_TOKEN] + [5 * WEI_PER_TOKEN] * 4
     assert op.dso == dso and [d for d, _ in op.deployment()] == ["der/agents", "grid/meters", "operator/dso"]
@@ -108,7 +108,7 @@ def test_gate_signs_awards_then_closings(deployed, sc):
     op, t0 = deployed, sc.study.start_timestamp
     desk = FlexDesk(sc, op.flex.address, op.flex.token)
     desk.posted([request_posted(0, t0 + 900, t0 + 1800, 6000), request_posted(1, t0 + 1800, t0 + 2700, 1000)])
-    caller = Wallet(derive_account(SEED, "caller"), op.chain.chain_id)
+    caller = Wallet(derive_account(SECRET, "caller"), op.chain.chain_id)
     assert len(desk.gate(caller, 2, t0 + 2640)) == 2                 # award 1, close 0
     assert caller.nonce == 2
     assert desk.gate(caller, 3, t0 + 2640) == []

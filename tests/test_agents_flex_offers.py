@@ -8,7 +8,7 @@ from gridledger.agents.flex_offers import (MIN_OFFER_WH, CurtailmentOffer, Flexi
                                            offer_price_wei_per_wh, offer_tx, pv_owners)
 from gridledger.contracts.client import Wallet, encode_call
 from gridledger.contracts.keys import derive_account
-from tests.agents_der_helpers import CHAIN_ID, FLEX, TOKEN, decoded, small_scenario
+from tests.agents_der_helpers import CHAIN_ID, FLEX, SECRET, TOKEN, decoded, small_scenario
 
 SEED, K = 42, 2
 FEED_IN, CAP = 80, 300  # [wei/Wh]
@@ -73,7 +73,7 @@ def test_requests_are_kept_by_interval_and_offers_noted():
 def test_pv_owners_approve_their_bond_in_wei():
     pv_kw = np.array([[0.0, 1.0, 0.0], [0.0, 2.0, 3.0]])
     assert pv_owners(pv_kw).tolist() == [1, 2]
-    wallets = [Wallet(derive_account(SEED, f"prosumer/{i}"), CHAIN_ID) for i in range(3)]
+    wallets = [Wallet(derive_account(SECRET, f"prosumer/{i}"), CHAIN_ID) for i in range(3)]
     txs = [decoded(tx) for tx in bond_approvals(wallets, pv_owners(pv_kw), TOKEN, FLEX, 2.5)]
     assert [t.sender for t in txs] == [wallets[1].address, wallets[2].address]
     assert all(t.to == TOKEN for t in txs)
@@ -81,7 +81,7 @@ def test_pv_owners_approve_their_bond_in_wei():
 
 
 def test_offer_tx_carries_request_power_price_and_bus():
-    wallet = Wallet(derive_account(SEED, "prosumer/p01"), CHAIN_ID)
+    wallet = Wallet(derive_account(SECRET, "prosumer/p01"), CHAIN_ID)
     tx = decoded(offer_tx(wallet, FLEX, CurtailmentOffer(0, 7, 640, 90, 5)))
     assert tx.to == FLEX and tx.data == encode_call("VoltageRegulation", "offer", 7, 640, 90, 5)
 

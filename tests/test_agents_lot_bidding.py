@@ -7,8 +7,10 @@ from gridledger.contracts.client import Wallet, encode_call
 from gridledger.contracts.keys import derive_account
 from gridledger.contracts.market import LotState, MarketAddresses, commitment
 from tests.agents_der_helpers import AUCTION, CHAIN_ID, REGISTRY, SETTLEMENT, TOKEN, decoded
+from tests.secret_helpers import fixed_secret
 
 SEED, K = 42, 5
+SECRET = fixed_secret(SEED)
 NOBODY = "0x" + "00" * 20
 SELLER = "0x" + "99" * 20
 BIDDERS = [f"0x{i:040x}" for i in range(1, 9)]
@@ -27,9 +29,9 @@ def test_each_buyer_seals_its_limit_on_its_ranked_affordable_lot_for_the_lots_en
     buyers = [(1, bid_of(30)), (4, bid_of(60)), (6, bid_of(5))]
     # rank 0, limit 30: affordable lots 0, 2 -> lot 0; rank 1, limit 60: lots 0, 1, 2 -> lot 1;
     # rank 2, limit 5: none affordable -> no bid
-    assert sealed_bids(buyers, lots, SEED, K) == [
-        LotBid(1, 0, Order(K, False, 500, 30), sealed_bid_salt(SEED, 1, K)),
-        LotBid(4, 1, Order(K, False, 700, 60), sealed_bid_salt(SEED, 4, K)),
+    assert sealed_bids(buyers, lots, SECRET, K) == [
+        LotBid(1, 0, Order(K, False, 500, 30), sealed_bid_salt(SECRET, 1, K)),
+        LotBid(4, 1, Order(K, False, 700, 60), sealed_bid_salt(SECRET, 4, K)),
     ]
 
 
@@ -54,7 +56,7 @@ def test_english_buyer_picks_among_affordable_lots_by_its_seeded_draw():
 
 
 def sealed(agent, interval, lot_id=0):
-    return LotBid(agent, lot_id, Order(interval, False, 100, 40), sealed_bid_salt(SEED, agent, interval))
+    return LotBid(agent, lot_id, Order(interval, False, 100, 40), sealed_bid_salt(SECRET, agent, interval))
 
 
 def test_reveals_are_the_standing_sealed_bids_of_the_interval_in_agent_order():
@@ -78,7 +80,7 @@ def test_a_bid_whose_commitment_was_rejected_is_not_revealed_and_other_rejection
 
 
 def test_commit_carries_the_hash_of_bidder_lot_price_and_salt_and_the_reveal_opens_it():
-    wallet = Wallet(derive_account(SEED, "prosumer/p02"), CHAIN_ID)
+    wallet = Wallet(derive_account(SECRET, "prosumer/p02"), CHAIN_ID)
     addresses = MarketAddresses(REGISTRY, TOKEN, AUCTION, SETTLEMENT, "vickrey")
     bid = sealed(1, K, lot_id=9)
     commit, reveal = decoded(commit_tx(wallet, addresses, bid)), decoded(reveal_tx(wallet, addresses, bid))

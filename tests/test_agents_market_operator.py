@@ -28,6 +28,7 @@ from gridledger.schedule import LedgerAction
 from tests.ledger_agents_helpers import (
     CENT_PER_KWH,
     LV_FEEDER,
+    SECRET,
     meter_wallets,
     prosumer_wallets,
     receipt,
@@ -48,7 +49,7 @@ def messages(outbox, kind: str) -> list[tuple[str, dict]]:
 @pytest.fixture(scope="module")
 def double_auction():
     """A uniform double auction through one interval: orders, gate, readings (outboxes by step)."""
-    op = MarketOperator.deploy(small_scenario())
+    op = MarketOperator.deploy(small_scenario(), SECRET)
     seller, buyer, *_ = prosumer_wallets(op)
     orders = [mk.submit_order(seller, op.addresses, 1, is_ask=True, energy_wh=500, price_wei_per_wh=10 * CENT_PER_KWH),
               mk.submit_order(buyer, op.addresses, 1, is_ask=False, energy_wh=300, price_wei_per_wh=20 * CENT_PER_KWH)]
@@ -129,14 +130,14 @@ def test_tokens_are_conserved_on_an_honest_run_and_not_when_perturbed(double_auc
 
 
 def test_book_closes_with_clear_in_the_study_s_clearing_mode():
-    op = MarketOperator.deploy(small_scenario(clearing="on-chain"))
+    op = MarketOperator.deploy(small_scenario(clearing="on-chain"), SECRET)
     expected = mk.clear(twin(op), op.addresses, 2, mk.book(op.chain, op.addresses, 2), mode="on-chain")
     assert close_auction(op.chain, op.wallet, op.addresses, 2, "on-chain") == [expected]
 
 
 @pytest.fixture(scope="module")
 def merit_order():
-    op = MarketOperator.deploy(small_scenario(mechanism="merit-order"))
+    op = MarketOperator.deploy(small_scenario(mechanism="merit-order"), SECRET)
     op.act(LedgerAction(1.0, "mine"), [])
     op.act(LedgerAction(840.0, "clear", 1), [])
     op.act(LedgerAction(901.0, "mine"), [])
@@ -172,7 +173,7 @@ def test_double_auction_operator_has_no_duties(double_auction):
 
 
 def test_vickrey_auction_is_finalised_with_gas_for_its_lots():
-    op = MarketOperator.deploy(small_scenario(mechanism="vickrey"))
+    op = MarketOperator.deploy(small_scenario(mechanism="vickrey"), SECRET)
     seller = prosumer_wallets(op)[0]
     lot = mk.post_lot(seller, op.addresses, 1, energy_wh=500, reserve_price_wei_per_wh=10 * CENT_PER_KWH)
     outbox = op.act(LedgerAction(1.0, "mine", 1), [(DER_ENDPOINT, lot)])
@@ -183,7 +184,7 @@ def test_vickrey_auction_is_finalised_with_gas_for_its_lots():
 
 
 def test_english_auction_closes_itself_and_its_price_is_the_volume_weighted_lot_price():
-    op = MarketOperator.deploy(small_scenario(mechanism="english"))
+    op = MarketOperator.deploy(small_scenario(mechanism="english"), SECRET)
     p01, p02, p03, p04 = prosumer_wallets(op)
     lots = [mk.post_lot(p01, op.addresses, 1, energy_wh=500, reserve_price_wei_per_wh=10 * CENT_PER_KWH),
             mk.post_lot(p04, op.addresses, 1, energy_wh=200, reserve_price_wei_per_wh=12 * CENT_PER_KWH)]
@@ -206,7 +207,7 @@ def test_a_failed_duty_is_an_error_naming_what_failed_and_why():
 
 
 def test_gate_with_both_desks_tells_agents_allocation_and_awards_and_meters_the_awards():
-    op = MarketOperator.deploy(small_scenario(LV_FEEDER, voltage_regulation=True, charging_coordination=True))
+    op = MarketOperator.deploy(small_scenario(LV_FEEDER, voltage_regulation=True, charging_coordination=True), SECRET)
     op.act(LedgerAction(1.0, "mine"), [])
     outbox = op.act(LedgerAction(840.0, "clear", 1), [])
     # No headroom was posted and no request: nothing to allocate or award, but everyone hears so.

@@ -22,9 +22,11 @@ from gridledger.contracts.market import MarketAddresses
 from gridledger.messages import encode
 from gridledger.scenario import build_scenario
 from gridledger.study import load_study
+from tests.secret_helpers import fixed_secret
 from tests.signed_tx import SignedTx, taken_apart
 
 CHAIN_ID = 1337
+SECRET = fixed_secret(7)
 SETTLEMENT = to_checksum_address("0x" + "22" * 20)
 FLEXIBILITY = to_checksum_address("0x" + "55" * 20)
 NOTICE = {"type": "deployed", "chain_id": CHAIN_ID, "flexibility": FLEXIBILITY, "charging": None,
@@ -64,7 +66,7 @@ def test_interval_registers_integrate_each_direction_and_source(sc):
 
 
 def test_readings_are_signed_by_each_meter_and_carry_its_registers(sc):
-    meters = [Wallet(derive_account(7, f"meter/{name}"), CHAIN_ID) for name in ("a", "b")]
+    meters = [Wallet(derive_account(SECRET, f"meter/{name}"), CHAIN_ID) for name in ("a", "b")]
     registers = {"import_wh": np.array([250, 0]), "export_wh": np.array([600, 5]), "pv_wh": np.array([1500, 9]),
                  "battery_wh": np.array([300, 0])}
     txs = readings(meters, MarketAddresses(**NOTICE["addresses"]), 4, registers)
@@ -84,8 +86,8 @@ def test_delivered_energy_is_the_integral_of_curtailment_skipping_missing_steps(
 
 def test_deliveries_are_signed_by_the_awarded_ders_meter(sc):
     record = filled_record(sc)
-    meters = [Wallet(derive_account(7, f"meter/{p.name}"), CHAIN_ID) for p in sc.prosumers]
-    der = derive_account(7, "prosumer/p01").address
+    meters = [Wallet(derive_account(SECRET, f"meter/{p.name}"), CHAIN_ID) for p in sc.prosumers]
+    der = derive_account(SECRET, "prosumer/p01").address
     txs = deliveries(meters, FLEXIBILITY, [(3, der)], slice(0, 3), record, STEP_S, {der: 0})
     # post_delivery(request_id, delivered_wh): 750 Wh as above
     assert taken_apart(txs[0]) == SignedTx(meters[0].address, CHAIN_ID, 0, FLEXIBILITY,
@@ -93,14 +95,14 @@ def test_deliveries_are_signed_by_the_awarded_ders_meter(sc):
 
 
 def test_first_step_of_an_interval_signs_the_previous_intervals_readings_then_deliveries(sc):
-    meters = Meters(sc, NOTICE)
+    meters = Meters(sc, NOTICE, SECRET)
     record = filled_record(sc)
-    p01 = derive_account(sc.study.seed, "prosumer/p01").address
+    p01 = derive_account(SECRET, "prosumer/p01").address
     meters.handle([("ledger/tx", encode("flex_awards", awards=[{"interval": 0, "request_id": 2, "p_w": {p01: 4000}}]))])
     assert meters.close_interval(0, record) == [] and meters.close_interval(2, record) == []
     txs = meters.close_interval(3, record)
     assert len(txs) == 32 + 1
-    p01_meter = derive_account(sc.study.seed, "meter/p01").address
+    p01_meter = derive_account(SECRET, "meter/p01").address
     assert taken_apart(txs[0]) == SignedTx(p01_meter, CHAIN_ID, 0, SETTLEMENT,
                                            encode_call("Settlement", "post_reading", 0, 250, 600, 1500, 300))
     # p01's meter signs its delivery after its reading: nonce 1.
@@ -112,7 +114,7 @@ def test_first_step_of_an_interval_signs_the_previous_intervals_readings_then_de
 
 
 def test_inbox_installs_inverters_and_logs_rejected_meter_transactions(sc, caplog):
-    meters = Meters(sc, NOTICE)
+    meters = Meters(sc, NOTICE, SECRET)
     settings = {"prosumers": ["p02"], "s_rated_kva": [148.5], "p_rated_kw": [135.0], "volt_var": None,
                 "volt_watt": None}
     receipt = {"sender": "0x" + "11" * 20, "nonce": 0, "included": True, "gas_used": 50_000}

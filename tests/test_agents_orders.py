@@ -9,7 +9,7 @@ from gridledger.contracts.client import Wallet, encode_call
 from gridledger.contracts.keys import derive_account
 from gridledger.contracts.market import MarketAddresses
 from gridledger.contracts.mechanisms import MECHANISMS
-from tests.agents_der_helpers import AUCTION, CHAIN_ID, REGISTRY, SETTLEMENT, TOKEN, decoded, small_scenario
+from tests.agents_der_helpers import AUCTION, CHAIN_ID, REGISTRY, SECRET, SETTLEMENT, TOKEN, decoded, small_scenario
 
 CENT_WEI_PER_WH = 10**13  # 0.01 token/kWh
 ASK = Order(3, True, 1200, 15 * CENT_WEI_PER_WH)
@@ -63,7 +63,7 @@ def test_zic_orders_price_the_forecast_between_the_tariffs():
 
 
 def wallet() -> Wallet:
-    return Wallet(derive_account(42, "prosumer/p01"), CHAIN_ID)
+    return Wallet(derive_account(SECRET, "prosumer/p01"), CHAIN_ID)
 
 
 def addresses(mechanism: str) -> MarketAddresses:

@@ -12,11 +12,12 @@ from gridledger.contracts.keys import derive_account
 
 from contract_helpers import CENT_PER_KWH as CENT
 from contract_helpers import GENESIS_TIMESTAMP, SEED, START_TIMESTAMP, new_market
+from tests.secret_helpers import fixed_secret
 
 
 @pytest.fixture
 def chain_and_wallets():
-    funded = [derive_account(SEED, f"user/{i}") for i in range(2)]
+    funded = [derive_account(fixed_secret(SEED), f"user/{i}") for i in range(2)]
     chain = Chain([a.address for a in funded], genesis_timestamp=GENESIS_TIMESTAMP)
     return chain, [chain.wallet(a) for a in funded]
 
@@ -40,7 +41,7 @@ def test_invalid_transactions_get_receipts_and_the_rest_of_the_block_goes_throug
             "maxPriorityFeePerGas": 0,
         }
     ).raw_transaction
-    unfunded = chain.wallet(derive_account(SEED, "nobody")).transact(registry, b"", gas=50_000)
+    unfunded = chain.wallet(derive_account(fixed_secret(SEED), "nobody")).transact(registry, b"", gas=50_000)
     too_little_gas = bob.transact(registry, b"", gas=20_000)
     bob.nonce -= 1
     bob_ok = bob.transact(bob.address, b"", gas=21_000, value_wei=1)
@@ -77,7 +78,7 @@ def test_invalid_transactions_get_receipts_and_the_rest_of_the_block_goes_throug
 
 def test_each_transaction_is_validated_against_the_state_the_earlier_ones_left(chain_and_wallets):
     chain, (alice, _) = chain_and_wallets
-    newcomer = chain.wallet(derive_account(SEED, "newcomer"))
+    newcomer = chain.wallet(derive_account(fixed_secret(SEED), "newcomer"))
     spend = newcomer.transact(alice.address, b"", gas=21_000, value_wei=1)
     fund = alice.transact(newcomer.address, b"", gas=21_000, value_wei=10**18)
     receipts = chain.mine([spend, fund, spend], GENESIS_TIMESTAMP + 10)
@@ -98,7 +99,7 @@ def test_block_timestamps_are_chosen_and_must_increase(chain_and_wallets):
 def test_the_block_is_charged_the_gas_used_not_the_gas_limit():
     # Transfers of 21,000 gas each under a limit of 50,000, in a block of 100,000 gas: charging the
     # limits would fit two; charging what was used fits three, leaving 37,000 for a fourth.
-    payer = derive_account(SEED, "user/0")
+    payer = derive_account(fixed_secret(SEED), "user/0")
     chain = Chain([payer.address], genesis_timestamp=GENESIS_TIMESTAMP, block_gas_limit=100_000)
     wallet = chain.wallet(payer)
     transfers = [wallet.transact(payer.address, b"", gas=50_000) for _ in range(4)]
@@ -113,7 +114,7 @@ def test_the_block_is_charged_the_gas_used_not_the_gas_limit():
 
 
 def test_a_gas_limit_above_the_block_s_remaining_gas_is_excluded_whatever_the_block_used():
-    payer = derive_account(SEED, "user/0")
+    payer = derive_account(fixed_secret(SEED), "user/0")
     chain = Chain([payer.address], genesis_timestamp=GENESIS_TIMESTAMP, block_gas_limit=100_000)
     wallet = chain.wallet(payer)
     too_big = wallet.transact(payer.address, b"", gas=100_001)
@@ -185,12 +186,12 @@ def _history(seed: int, tmp_path) -> tuple[list[bytes], dict[str, bytes]]:
     return hashes, files
 
 
-def test_same_seed_and_transactions_give_identical_blocks_and_exports(tmp_path):
+def test_same_secret_and_transactions_give_identical_blocks_and_exports(tmp_path):
     first = _history(SEED, tmp_path / "a")
     second = _history(SEED, tmp_path / "b")
     assert first == second
-    other_seed = _history(SEED + 1, tmp_path / "c")
-    assert other_seed[0][-1] != first[0][-1]
+    other_secret = _history(SEED + 1, tmp_path / "c")
+    assert other_secret[0][-1] != first[0][-1]
 
 
 def test_export_names_contracts_and_events(tmp_path):
@@ -202,9 +203,11 @@ def test_export_names_contracts_and_events(tmp_path):
         assert f'"event":"{event}"' in events
 
 
-def test_derived_accounts_depend_only_on_seed_and_label():
-    assert derive_account(1, "operator").address == derive_account(1, "operator").address
-    assert derive_account(1, "operator").address != derive_account(2, "operator").address
-    assert derive_account(1, "operator").address != derive_account(1, "prosumer/0").address
-    with pytest.raises(ValueError, match="seed"):
-        derive_account(-1, "operator")
+def test_derived_accounts_depend_only_on_secret_and_label():
+    one, two = fixed_secret(1), fixed_secret(2)
+    assert derive_account(one, "operator").address == derive_account(one, "operator").address
+    assert derive_account(one, "operator").address != derive_account(two, "operator").address
+    assert derive_account(one, "operator").address != derive_account(one, "prosumer/0").address
+    for not_a_secret in (1, one[1:], one + b"\x00"):
+        with pytest.raises(ValueError, match="keys: a run secret is 32 bytes"):
+            derive_account(not_a_secret, "operator")

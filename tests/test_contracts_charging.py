@@ -21,6 +21,7 @@ from gridledger.contracts.compiler import load_artifact
 from gridledger.contracts.keys import derive_account
 
 from contract_helpers import GENESIS_TIMESTAMP, SEED, START_TIMESTAMP, reverted
+from tests.secret_helpers import fixed_secret
 
 WINDOW_S = 900
 REQUEST_LEAD_S = 300
@@ -75,9 +76,9 @@ class Coordination:
 
 def new_coordination(n_prosumers: int) -> Coordination:
     """Deploy a registry with ``n_prosumers`` prosumers and a charging coordination contract on it."""
-    operator = derive_account(SEED, "operator")
-    prosumers = [derive_account(SEED, f"prosumer/{i}") for i in range(n_prosumers)]
-    outsider = derive_account(SEED, "outsider")
+    operator = derive_account(fixed_secret(SEED), "operator")
+    prosumers = [derive_account(fixed_secret(SEED), f"prosumer/{i}") for i in range(n_prosumers)]
+    outsider = derive_account(fixed_secret(SEED), "outsider")
     chain = Chain([a.address for a in (operator, outsider, *prosumers)], genesis_timestamp=GENESIS_TIMESTAMP)
     operator_wallet = chain.wallet(operator)
     raw, registry = operator_wallet.deploy(load_artifact("Registry"), START_TIMESTAMP)

@@ -26,6 +26,7 @@ from contract_helpers import (
     new_market,
     reverted,
 )
+from tests.secret_helpers import fixed_secret
 
 ZERO = "0x" + "00" * 20
 MAX_ENERGY_WH = 10**12
@@ -338,7 +339,7 @@ def test_token_returning_false_reverts_deposit_and_withdraw():
 
 
 def test_failed_market_setup_raises_with_the_revert_reason():
-    operator = derive_account(SEED, "operator")
+    operator = derive_account(fixed_secret(SEED), "operator")
     chain = Chain([operator.address], genesis_timestamp=GENESIS_TIMESTAMP)
     with pytest.raises(mk.SetupFailed, match="deploy DoubleAuction failed: gate: gate closure before epoch"):
         mk.deploy_market(

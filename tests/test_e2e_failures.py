@@ -19,7 +19,8 @@ import xarray as xr
 import yaml
 
 from gridledger.launcher import read_progress
-from tests.e2e_helpers import ROOT, SHORT_STUDY, gridledger, only_run_dir
+from gridledger.run_secret import RUN_SECRET_ENV
+from tests.e2e_helpers import ROOT, SHORT_STUDY, TEST_SECRET, TEST_SECRET_FILE, gridledger, only_run_dir
 
 pytestmark = pytest.mark.e2e
 
@@ -104,14 +105,17 @@ def test_runner_json_runs_under_helics_cli_with_identical_kpis(tmp_path):
     """`gridledger runner` + `helics run --path` gives the same KPIs and chain as `gridledger run`."""
     runs_a, runs_b = tmp_path / "a", tmp_path / "b"
     assert gridledger("run", str(SHORT_STUDY), "--runs", str(runs_a)).returncode == 0
-    described = gridledger("runner", str(SHORT_STUDY), "--runs", str(runs_b))
+    described = gridledger("runner", str(SHORT_STUDY), "--runs", str(runs_b), "--secret-file", str(TEST_SECRET_FILE))
     assert described.returncode == 0, described.stderr
+    assert TEST_SECRET.hex() not in described.stdout.lower()
     runner = json.loads(described.stdout)
     assert [f["name"] for f in runner["federates"]] == ["broker", "grid", "ledger", "der"]
     (tmp_path / "runner.json").write_text(described.stdout)
     helics = Path(sys.executable).parent / "helics"
+    # The federates find the secret through the file path in the runner JSON, not in helics' environment.
+    env = {key: value for key, value in os.environ.items() if key != RUN_SECRET_ENV}
     done = subprocess.run([str(helics), "run", "--path", str(tmp_path / "runner.json")], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     a, b = only_run_dir(runs_a, "baran-wu-short"), only_run_dir(runs_b, "baran-wu-short")
     assert (a / "kpis.json").read_bytes() == (b / "kpis.json").read_bytes()

@@ -24,7 +24,7 @@ from gridledger.contracts.flex_reference import (
 from gridledger.contracts.keys import derive_account
 
 from gridledger.study import load_study
-from tests.e2e_helpers import ROOT, run_variants
+from tests.e2e_helpers import ROOT, TEST_SECRET, run_variants
 
 pytestmark = pytest.mark.e2e
 
@@ -262,7 +262,7 @@ def test_token_supply_is_what_was_minted_with_budget_and_bonds(on):
     minted_to = defaultdict(int)
     for t in mints:
         minted_to[t["receiver"]] += t["value"]
-    assert minted_to[derive_account(study.seed, "dso").address] == round(settings.operator_budget * WEI_PER_TOKEN)
+    assert minted_to[derive_account(TEST_SECRET, "dso").address] == round(settings.operator_budget * WEI_PER_TOKEN)
     for address in ds.address.values:
         assert minted_to[address] >= round(settings.bond_endowment * WEI_PER_TOKEN)
     assert ds.attrs["ledger_token_supply_conserved"] == 1

@@ -15,7 +15,9 @@ from gridledger.grids.inverter import VOLT_VAR_CAT_B, Inverter, VoltVarCurve, Vo
 from gridledger.grids.powerflow import PowerFlow
 from gridledger.scenario import build_scenario
 from gridledger.study import load_study, parse_study
+from tests.secret_helpers import fixed_secret
 
+SECRET = fixed_secret(42)
 NOON_STEP = 36  # 12:00 in a study starting 09:00 with 5-min steps
 
 
@@ -26,7 +28,7 @@ def scenario(volt_var: bool, volt_watt: bool):
 
 
 def noon(sc, settings=None):
-    agents = DerAgents(sc)
+    agents = DerAgents(sc, SECRET)
     if settings is None:
         settings = agents.inverter_settings()
     if settings is not None:
@@ -39,11 +41,11 @@ def noon(sc, settings=None):
 
 
 def test_der_federate_sends_no_settings_when_the_curves_are_off():
-    assert DerAgents(scenario(False, False)).inverter_settings() is None
+    assert DerAgents(scenario(False, False), SECRET).inverter_settings() is None
 
 
 def test_settings_carry_the_study_curves_category_b_by_default():
-    settings = DerAgents(scenario(True, False)).inverter_settings()
+    settings = DerAgents(scenario(True, False), SECRET).inverter_settings()
     assert VoltVarCurve(**settings["volt_var"]) == VOLT_VAR_CAT_B
     assert settings["volt_watt"] is None
 
@@ -52,13 +54,13 @@ def test_custom_curve_points_reach_the_inverters():
     data = load_study("studies/pv-overvoltage.yaml").model_dump(mode="json")
     data["prosumers"]["pv"]["inverter"] = {"volt_var": True, "volt_var_curve": {"v3_pu": 1.01, "v4_pu": 1.05}}
     sc = build_scenario(parse_study(data), with_devices=True)
-    controller = install_inverters(sc, DerAgents(sc).inverter_settings())
+    controller = install_inverters(sc, DerAgents(sc, SECRET).inverter_settings())
     assert {inv.volt_var.v4_pu for inv in controller.inverters} == {1.05}
 
 
 def test_settings_carry_every_pv_inverters_rating():
     sc = scenario(True, True)
-    settings = DerAgents(sc).inverter_settings()
+    settings = DerAgents(sc, SECRET).inverter_settings()
     with_pv = [p for p in sc.prosumers if p.pv_kwp > 0]
     assert settings["prosumers"] == [p.name for p in with_pv]
     np.testing.assert_allclose(settings["s_rated_kva"], [1.1 * p.pv_kwp for p in with_pv])

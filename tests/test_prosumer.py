@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from gridledger.contracts.market import LotState
 from gridledger.agents.prosumer import english_bid, required_price_wei_per_wh, sealed_bid_salt, vickrey_lot
 from gridledger.study import parse_study
+from tests.secret_helpers import fixed_secret
 
 NOBODY = "0x" + "00" * 20
 ME = "0x" + "11" * 20
@@ -60,10 +61,12 @@ def test_english_bid_is_always_the_least_allowed_price_within_the_limit(specs, l
         assert price == allowed[chosen.lot_id] <= limit
 
 
-def test_sealed_bid_salt_is_32_bytes_and_differs_per_bidder_and_interval():
-    salts = {sealed_bid_salt(42, agent, k) for agent in range(3) for k in range(3)}
+def test_sealed_bid_salt_is_32_bytes_and_differs_per_bidder_interval_and_secret():
+    secret = fixed_secret(42)
+    salts = {sealed_bid_salt(secret, agent, k) for agent in range(3) for k in range(3)}
     assert len(salts) == 9 and all(len(s) == 32 for s in salts)
-    assert sealed_bid_salt(42, 1, 1) == sealed_bid_salt(42, 1, 1)
+    assert sealed_bid_salt(secret, 1, 1) == sealed_bid_salt(secret, 1, 1)
+    assert sealed_bid_salt(fixed_secret(43), 1, 1) != sealed_bid_salt(secret, 1, 1)
 
 
 def test_flexload_starts_in_the_expected_pv_surplus_and_keeps_its_energy():

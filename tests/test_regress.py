@@ -15,6 +15,7 @@ from gridledger.regress import (
     EXACT,
     FLOAT,
     GAS,
+    SECRET_FILE,
     SERIES_FILE,
     compare_kpis,
     compare_series,
@@ -31,6 +32,7 @@ def _copy_short_study_with_golden(tmp_path):
     studies = tmp_path / "studies"
     shutil.copytree(GOLDEN / "baran-wu-short", studies / "golden" / "baran-wu-short")
     shutil.copyfile(SHORT_STUDY, studies / SHORT_STUDY.name)
+    shutil.copyfile(GOLDEN / SECRET_FILE, studies / "golden" / SECRET_FILE)
     return studies
 
 

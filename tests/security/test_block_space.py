@@ -19,10 +19,10 @@ from gridledger.agents.blocks import AGENT_TX_GAS_CAP, METER_TX_GAS_CAP, SENDER_
 from gridledger.agents.market_operator import MarketOperator
 from gridledger.contracts import market as mk
 from gridledger.contracts.client import Wallet, encode_call
-from gridledger.interfaces import DER_ENDPOINT, GRID_ENDPOINT
+from gridledger.federation import DER_ENDPOINT, GRID_ENDPOINT
 from gridledger.messages import decode
 from gridledger.schedule import LedgerAction
-from tests.ledger_agents_helpers import CENT_PER_KWH, meter_wallets, prosumer_wallets, small_scenario
+from tests.ledger_agents_helpers import CENT_PER_KWH, SECRET, meter_wallets, prosumer_wallets, small_scenario
 
 BURNER = {"abi": [], "bytecode": "0x5b600056"}
 """Creation code that jumps back to its start until its gas runs out: a transaction that uses all its gas limit."""
@@ -77,7 +77,7 @@ def honest_state(op: MarketOperator) -> dict:
 @pytest.fixture(scope="module")
 def baseline() -> dict:
     """The honest parties' state after the interval without any attack."""
-    op = MarketOperator.deploy(small_scenario())
+    op = MarketOperator.deploy(small_scenario(), SECRET)
     receipts = run_interval(op, [], [])
     assert all(r["status"] for rs in receipts.values() for r in rs)
     return honest_state(op)
@@ -88,7 +88,7 @@ def attacker(op: MarketOperator, index: int = 2) -> Wallet:
 
 
 def test_a_gas_limit_of_1e9_is_refused_and_the_honest_orders_readings_and_clearing_go_through(baseline):
-    op = MarketOperator.deploy(small_scenario())
+    op = MarketOperator.deploy(small_scenario(), SECRET)
     mallory = attacker(op)
     greedy = [mallory.transact(op.addresses.auction, encode_call("DoubleAuction", "submit_order", 1, True, 100,
                                                                  CENT_PER_KWH), gas=10**9)]
@@ -109,7 +109,7 @@ def test_a_gas_limit_of_1e9_is_refused_and_the_honest_orders_readings_and_cleari
 
 
 def test_a_flood_of_max_cap_transactions_from_one_account_cannot_crowd_out_the_others(baseline):
-    op = MarketOperator.deploy(small_scenario())
+    op = MarketOperator.deploy(small_scenario(), SECRET)
     mallory = attacker(op)
     flood = [mallory.deploy(BURNER, gas=AGENT_TX_GAS_CAP)[0] for _ in range(SENDER_TXS_PER_BLOCK + 2)]
     receipts = run_interval(op, flood, [])
@@ -127,7 +127,7 @@ def test_a_flood_of_max_cap_transactions_from_one_account_cannot_crowd_out_the_o
 
 def test_a_flood_that_fills_the_agents_lane_cannot_crowd_out_the_meter_readings_or_the_clearing(baseline):
     # The agents' lane scaled down to 4 transactions at the cap, so that two accounts can fill it in a short test.
-    op = MarketOperator.deploy(small_scenario())
+    op = MarketOperator.deploy(small_scenario(), SECRET)
     op.lanes["agents"] = replace(op.lanes["agents"], gas=4 * AGENT_TX_GAS_CAP)
     mallory, trudy = attacker(op, 2), attacker(op, 3)
     flood = [wallet.deploy(BURNER, gas=AGENT_TX_GAS_CAP)[0] for wallet in (mallory, trudy) for _ in range(3)]
@@ -144,7 +144,7 @@ def test_a_flood_that_fills_the_agents_lane_cannot_crowd_out_the_meter_readings_
 
 
 def test_a_flood_from_one_meter_s_key_cannot_crowd_out_the_other_meters_readings(baseline):
-    op = MarketOperator.deploy(small_scenario())
+    op = MarketOperator.deploy(small_scenario(), SECRET)
     stolen = meter_wallets(op)[2]
     flood = [stolen.deploy(BURNER, gas=METER_TX_GAS_CAP)[0] for _ in range(SENDER_TXS_PER_BLOCK + 2)]
     receipts = run_interval(op, [], flood, attack_source=GRID_ENDPOINT)
