@@ -15,8 +15,10 @@ Messages sent
 Every decision (what to mine, how to close an auction, what the agents
 are told, what is recorded) is the market operator's
 (`gridledger.agents.market_operator`); this module only moves time and
-messages. After the run the chain is exported to ``chain/`` and the
-ledger's results part is written, also after a failure.
+messages. The chain is exported to ``chain/`` as it grows: the setup
+blocks once deployed, then each block as soon as it is mined, so a
+killed ledger leaves every block it mined. After the run the ledger's
+results part is written, also after a failure or a stop.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ def send(fed: Shell, outbox: list[Message]) -> None:
 def run(run_dir: Path) -> None:
     sc = load_scenario(run_dir)
     market = MarketOperator.deploy(sc)                                     # setup blocks before time 0
+    chain = market.open_export(run_dir)                                    # chain/ so far
     with joined(run_dir, "ledger", stop_time_s(sc.study)) as fed:
         finished = False
         try:
@@ -49,6 +52,7 @@ def run(run_dir: Path) -> None:
                 # Only a "mine" takes what arrived: a gate's block holds the operator's closing alone.
                 received = sorted(fed.receive(), key=lambda m: m[0]) if action.kind == "mine" else []  # receive
                 outbox = market.act(action, received)                      # act: mine one block
+                chain.append()                                             # append it to chain/
                 send(fed, outbox)                                          # send
             market.audit()
             finished = True
