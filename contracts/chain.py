@@ -388,10 +388,12 @@ class ChainExport:
     """The chain's history in ``blocks.jsonl``, ``receipts.jsonl`` and ``events.jsonl``, appended as blocks are mined.
 
     Opening it writes the history so far; each `append` adds the blocks
-    mined since and their receipts and events, flushed, so a process
-    killed between two blocks leaves every block it mined on disk. A
-    block's receipts and events are written before the block itself, so
-    every block in ``blocks.jsonl`` has its rows in the other two files.
+    mined since and their receipts and events, each file in one
+    unbuffered write, so a process killed between two blocks leaves every
+    block it mined on disk. A block's receipts and events are written
+    before the block itself: every block in ``blocks.jsonl`` has its rows
+    in the other two files, and rows past its last block (a writer killed
+    within `append`) belong to a block that was not recorded.
     Rows are never rewritten: open it once every contract whose events
     should be decoded has its :meth:`Chain.label`. Appending block by
     block gives the same bytes as `Chain.export` at the end.
@@ -408,7 +410,8 @@ class ChainExport:
         directory = Path(dirpath)
         directory.mkdir(parents=True, exist_ok=True)
         self._chain = chain
-        self._streams = {name: (directory / f"{name}.jsonl").open("w") for name in ("receipts", "events", "blocks")}
+        self._streams = {name: (directory / f"{name}.jsonl").open("wb", buffering=0)
+                         for name in ("receipts", "events", "blocks")}
         self._blocks_written = 0
         self._receipts_written = 0
         self._log_index = 0
@@ -416,7 +419,7 @@ class ChainExport:
         self.append()
 
     def append(self) -> None:
-        """Write the blocks mined since the last call, with their receipts and events, and flush."""
+        """Write the blocks mined since the last call with their receipts and events, each file in one write."""
         receipts = self._chain._receipts[self._receipts_written:]
         self._write("receipts", (self._chain._receipt_row(r) for r in receipts))
         self._write("events", self._events(receipts))
@@ -440,9 +443,11 @@ class ChainExport:
         self.close()
 
     def _write(self, name: str, rows: Iterable[dict]) -> None:
-        stream = self._streams[name]
-        stream.write("".join(json.dumps(_jsonable(row), sort_keys=True, separators=(",", ":")) + "\n" for row in rows))
-        stream.flush()
+        """All of `rows` as lines of one unbuffered write, so a killed writer leaves whole lines."""
+        data = memoryview("".join(json.dumps(_jsonable(row), sort_keys=True, separators=(",", ":")) + "\n"
+                                  for row in rows).encode())
+        while data:
+            data = data[self._streams[name].write(data):]
 
     def _events(self, receipts: Sequence[Receipt]):
         for receipt in receipts:

@@ -17,7 +17,8 @@ are told, what is recorded) is the market operator's
 (`gridledger.agents.market_operator`); this module only moves time and
 messages. The chain is exported to ``chain/`` as it grows: the setup
 blocks once deployed, then each block as soon as it is mined, so a
-killed ledger leaves every block it mined. After the run the ledger's
+killed ledger leaves every block it mined; a SIGTERM (a stop) waits
+until the block being mined is exported. After the run the ledger's
 results part is written, also after a failure or a stop.
 """
 
@@ -26,7 +27,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gridledger.agents.market_operator import Message, MarketOperator
-from gridledger.federates.shell import Shell, joined, run_federate
+from gridledger.federates.shell import Shell, joined, run_federate, stop_deferred
 from gridledger.scenario import load_scenario
 from gridledger.schedule import ledger_actions, stop_time_s
 
@@ -51,13 +52,15 @@ def run(run_dir: Path) -> None:
                 fed.advance(action.time_s)                                 # advance
                 # Only a "mine" takes what arrived: a gate's block holds the operator's closing alone.
                 received = sorted(fed.receive(), key=lambda m: m[0]) if action.kind == "mine" else []  # receive
-                outbox = market.act(action, received)                      # act: mine one block
-                chain.append()                                             # append it to chain/
+                with stop_deferred():                                      # a stop waits for the block
+                    outbox = market.act(action, received)                  # act: mine one block
+                    chain.append()                                         # append it to chain/
                 send(fed, outbox)                                          # send
             market.audit()
             finished = True
         finally:
-            market.write(run_dir, complete=finished)
+            with stop_deferred():
+                market.write(run_dir, complete=finished)
 
 
 def main() -> None:
