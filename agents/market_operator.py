@@ -34,7 +34,7 @@ from gridledger.agents.ledger_record import LedgerRecord
 from gridledger.agents.prosumer import expected_exports_wh
 from gridledger.contracts import charging as charging_contract
 from gridledger.contracts import flexibility as flex_contract
-from gridledger.contracts.chain import Chain, Receipt
+from gridledger.contracts.chain import Chain, ChainExport, Receipt
 from gridledger.contracts.client import Wallet
 from gridledger.contracts.keys import derive_account, derive_chain_id
 from gridledger.contracts.market import (
@@ -179,6 +179,7 @@ class MarketOperator:
         self.lanes: dict[str, Lane] = ledger_lanes(len(sc.net.bus))
         # Interval 0 has no gate action: its auction ends in the first block.
         self.pending = close_auction(chain, wallet, addresses, 0, sc.study.market.clearing)
+        self.export: ChainExport | None = None
 
     @classmethod
     def deploy(cls, sc: Scenario, secret: bytes) -> MarketOperator:
@@ -275,9 +276,19 @@ class MarketOperator:
         self.record.supply_conserved = conserved
         return conserved
 
+    def open_export(self, run_dir: Path) -> ChainExport:
+        """Export the chain to ``chain/``: the blocks mined so far now, each later one at `ChainExport.append`.
+
+        Open it once the market is deployed (every contract labelled, so
+        its events are decoded); the ledger appends after every block.
+        """
+        self.export = ChainExport(self.chain, run_dir / "chain")
+        return self.export
+
     def write(self, run_dir: Path, complete: bool) -> None:
-        """Export the chain to ``chain/`` and write the ledger's results part."""
-        self.chain.export(run_dir / "chain")
+        """Finish the chain export (all of it now if none was opened) and write the ledger's results part."""
+        (self.export or ChainExport(self.chain, run_dir / "chain")).close()
+        log.info("chain exported up to block %d", self.chain.block_number)
         part = self.record.part(**dataclasses.asdict(self.addresses))
         for desk in (self.flex, self.charging):
             if desk:

@@ -171,12 +171,6 @@ def _jsonable(value):
     return value
 
 
-def _write_jsonl(path: Path, rows: Iterable[dict]) -> None:
-    with path.open("w") as stream:
-        for row in rows:
-            stream.write(json.dumps(_jsonable(row), sort_keys=True, separators=(",", ":")) + "\n")
-
-
 class Chain:
     """Embedded chain with caller-chosen block timestamps.
 
@@ -401,31 +395,27 @@ class Chain:
         ``events.jsonl`` one line per log, with contract, event and
         arguments where the address has a :meth:`label`. Bytes are 0x-hex.
         The files depend only on the chain's history, so equal histories
-        give byte-identical files.
+        give byte-identical files; they are what `ChainExport` writes
+        block by block.
         """
-        directory = Path(dirpath)
-        directory.mkdir(parents=True, exist_ok=True)
-        _write_jsonl(directory / "blocks.jsonl", self._blocks())
-        _write_jsonl(directory / "receipts.jsonl", (self._receipt_row(r) for r in self._receipts))
-        _write_jsonl(directory / "events.jsonl", self._events())
+        ChainExport(self, dirpath).close()
 
-    def _blocks(self):
-        for number in range(self.block_number + 1):
-            block = self._chain.get_canonical_block_by_number(number)
-            header = block.header
-            yield {
-                "number": number,
-                "hash": header.hash,
-                "parent_hash": header.parent_hash,
-                "timestamp": header.timestamp,
-                "gas_limit": header.gas_limit,
-                "gas_used": header.gas_used,
-                "base_fee_per_gas_wei": header.base_fee_per_gas,
-                "state_root": header.state_root,
-                "transactions_root": header.transaction_root,
-                "receipts_root": header.receipt_root,
-                "transactions": [tx.hash for tx in block.transactions],
-            }
+    def _block_row(self, number: int) -> dict:
+        block = self._chain.get_canonical_block_by_number(number)
+        header = block.header
+        return {
+            "number": number,
+            "hash": header.hash,
+            "parent_hash": header.parent_hash,
+            "timestamp": header.timestamp,
+            "gas_limit": header.gas_limit,
+            "gas_used": header.gas_used,
+            "base_fee_per_gas_wei": header.base_fee_per_gas,
+            "state_root": header.state_root,
+            "transactions_root": header.transaction_root,
+            "receipts_root": header.receipt_root,
+            "transactions": [tx.hash for tx in block.transactions],
+        }
 
     @staticmethod
     def _receipt_row(receipt: Receipt) -> dict:
@@ -433,26 +423,93 @@ class Chain:
         row["logs"] = [asdict(log) for log in receipt.logs]
         return row
 
-    def _events(self):
-        log_index = 0
-        block_number = None
-        for receipt in self._receipts:
-            if receipt.block_number != block_number:
-                log_index, block_number = 0, receipt.block_number
+    def _event_row(self, receipt: Receipt, log: Log, log_index: int) -> dict:
+        row = {
+            "block_number": receipt.block_number,
+            "tx_hash": receipt.tx_hash,
+            "log_index": log_index,
+            "address": log.address,
+            "contract": None,
+            "event": None,
+            "args": None,
+            "topics": list(log.topics),
+            "data": log.data,
+        }
+        decoded = self.decode(log)
+        if decoded is not None:
+            row.update(contract=decoded.contract, event=decoded.event, args=decoded.args)
+        return row
+
+
+class ChainExport:
+    """The chain's history in ``blocks.jsonl``, ``receipts.jsonl`` and ``events.jsonl``, appended as blocks are mined.
+
+    Opening it writes the history so far; each `append` adds the blocks
+    mined since and their receipts and events, each file in one
+    unbuffered write, so a process killed between two blocks leaves every
+    block it mined on disk. A block's receipts and events are written
+    before the block itself: every block in ``blocks.jsonl`` has its rows
+    in the other two files, and rows past its last block (a writer killed
+    within `append`) belong to a block that was not recorded.
+    Rows are never rewritten: open it once every contract whose events
+    should be decoded has its :meth:`Chain.label`. Appending block by
+    block gives the same bytes as `Chain.export` at the end.
+
+    Parameters
+    ----------
+    chain : Chain
+        The chain to export.
+    dirpath : str or Path
+        Directory of the three files; created if missing, files replaced.
+    """
+
+    def __init__(self, chain: Chain, dirpath: str | Path) -> None:
+        directory = Path(dirpath)
+        directory.mkdir(parents=True, exist_ok=True)
+        self._chain = chain
+        self._streams = {name: (directory / f"{name}.jsonl").open("wb", buffering=0)
+                         for name in ("receipts", "events", "blocks")}
+        self._blocks_written = 0
+        self._receipts_written = 0
+        self._log_index = 0
+        self._log_block: int | None = None
+        self.append()
+
+    def append(self) -> None:
+        """Write the blocks mined since the last call with their receipts and events, each file in one write."""
+        receipts = self._chain._receipts[self._receipts_written:]
+        self._write("receipts", (self._chain._receipt_row(r) for r in receipts))
+        self._write("events", self._events(receipts))
+        head = self._chain.block_number
+        self._write("blocks", (self._chain._block_row(n) for n in range(self._blocks_written, head + 1)))
+        self._receipts_written += len(receipts)
+        self._blocks_written = head + 1
+
+    def close(self) -> None:
+        """Append what was mined since the last `append` and close the files."""
+        try:
+            self.append()
+        finally:
+            for stream in self._streams.values():
+                stream.close()
+
+    def __enter__(self) -> "ChainExport":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _write(self, name: str, rows: Iterable[dict]) -> None:
+        """All of `rows` as lines of one unbuffered write, so a killed writer leaves whole lines."""
+        data = memoryview("".join(json.dumps(_jsonable(row), sort_keys=True, separators=(",", ":")) + "\n"
+                                  for row in rows).encode())
+        while data:
+            data = data[self._streams[name].write(data):]
+
+    def _events(self, receipts: Sequence[Receipt]):
+        for receipt in receipts:
+            if receipt.block_number != self._log_block:
+                self._log_index, self._log_block = 0, receipt.block_number
             for log in receipt.logs:
-                decoded = self.decode(log)
-                row = {
-                    "block_number": receipt.block_number,
-                    "tx_hash": receipt.tx_hash,
-                    "log_index": log_index,
-                    "address": log.address,
-                    "contract": None,
-                    "event": None,
-                    "args": None,
-                    "topics": list(log.topics),
-                    "data": log.data,
-                }
-                if decoded is not None:
-                    row.update(contract=decoded.contract, event=decoded.event, args=decoded.args)
-                log_index += 1
-                yield row
+                yield self._chain._event_row(receipt, log, self._log_index)
+                self._log_index += 1

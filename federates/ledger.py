@@ -15,8 +15,11 @@ Messages sent
 Every decision (what to mine, how to close an auction, what the agents
 are told, what is recorded) is the market operator's
 (`gridledger.agents.market_operator`); this module only moves time and
-messages. After the run the chain is exported to ``chain/`` and the
-ledger's results part is written, also after a failure.
+messages. The chain is exported to ``chain/`` as it grows: the setup
+blocks once deployed, then each block as soon as it is mined, so a
+killed ledger leaves every block it mined; a SIGTERM (a stop) waits
+until the block being mined is exported. After the run the ledger's
+results part is written, also after a failure or a stop.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gridledger.agents.market_operator import Message, MarketOperator
-from gridledger.federates.shell import Shell, joined, run_federate
+from gridledger.federates.shell import Shell, joined, run_federate, stop_deferred
 from gridledger.run_secret import federate_secret
 from gridledger.scenario import load_scenario
 from gridledger.schedule import ledger_actions, stop_time_s
@@ -39,6 +42,7 @@ def send(fed: Shell, outbox: list[Message]) -> None:
 def run(run_dir: Path) -> None:
     sc = load_scenario(run_dir)
     market = MarketOperator.deploy(sc, federate_secret())                  # setup blocks before time 0
+    chain = market.open_export(run_dir)                                    # chain/ so far
     with joined(run_dir, "ledger", stop_time_s(sc.study)) as fed:
         finished = False
         try:
@@ -49,12 +53,15 @@ def run(run_dir: Path) -> None:
                 fed.advance(action.time_s)                                 # advance
                 # Only a "mine" takes what arrived: a gate's block holds the operator's closing alone.
                 received = sorted(fed.receive(), key=lambda m: m[0]) if action.kind == "mine" else []  # receive
-                outbox = market.act(action, received)                      # act: mine one block
+                with stop_deferred():                                      # a stop waits for the block
+                    outbox = market.act(action, received)                  # act: mine one block
+                    chain.append()                                         # append it to chain/
                 send(fed, outbox)                                          # send
             market.audit()
             finished = True
         finally:
-            market.write(run_dir, complete=finished)
+            with stop_deferred():
+                market.write(run_dir, complete=finished)
 
 
 def main() -> None:

@@ -10,7 +10,9 @@ Failure handling follows HELICS: federates run with `terminate_on_error`, so
 federation; the other federates' next time request then raises
 `FederationStopped`, they write what they have and exit with
 `EXIT_STOPPED_BY_PEER`, which the launcher tells apart from the federate that
-failed first.
+failed first. SIGTERM (how the launcher stops a run) becomes `SystemExit` and
+is handled the same way; `stop_deferred` holds it while a federate finishes
+work that must not be torn.
 """
 
 from __future__ import annotations
@@ -150,6 +152,16 @@ class Shell:
 def _raise_on_term(signum: int, frame: object) -> None:
     """Turn SIGTERM into an exception so `joined` reports it and parts get written."""
     raise SystemExit(128 + signum)
+
+
+@contextmanager
+def stop_deferred() -> Iterator[None]:
+    """Hold SIGTERM until the block ends, so work that must not be torn (a block and its export) completes first."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
 
 
 @contextmanager

@@ -45,6 +45,10 @@ EPILOG = """examples:
   gridledger sweep studies/baran-wu-p2p.yaml --param market.grid_fee_per_kwh=0.01,0.02 --param prosumers.pv.share=0.2,0.5,0.8
   gridledger regress            # rerun studies/*.yaml that have studies/golden/<name>/
   gridledger regress --update studies/baran-wu-short.yaml
+
+exit codes: 0 done; 1 a run failed, stalled or was stopped by Ctrl-C/SIGTERM
+(the federates are stopped and write their parts; results, chain/ and run.json
+are kept) or regressed; 2 bad input.
 """
 
 
@@ -101,8 +105,11 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     with view.bars:
         done = execute(prepared, on_progress=view)
     outcome = done.outcome
-    if outcome.exit_code:
+    if outcome.interrupted:
+        console.print(f"[red]run {outcome.reason}[/red]", highlight=False)
+    if outcome.exit_code and not outcome.interrupted:
         console.print(f"[red]run failed:[/red] federate {outcome.failed}: {outcome.reason}", highlight=False)
+    if outcome.exit_code:
         console.print(f"partial results and logs kept in {prepared.run_dir}", soft_wrap=True)
         console.print(f"partial report: {done.report}", soft_wrap=True)
         return EXIT_FAILED
@@ -215,6 +222,10 @@ def cmd_regress(args: argparse.Namespace, console: Console) -> int:
         view = _ProgressView(prepared, console)
         with view.bars:
             done = execute(prepared, on_progress=view)
+        if done.outcome.interrupted:
+            console.print(f"[red]{path}: run {done.outcome.reason}[/red]; the remaining studies are not run",
+                          highlight=False)
+            return EXIT_FAILED
         if done.outcome.exit_code:
             console.print(f"[red]{path}: run failed:[/red] federate {done.outcome.failed}: {done.outcome.reason}",
                           highlight=False)

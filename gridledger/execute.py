@@ -2,9 +2,10 @@
 
 `execute` launches the federation, collects ``results.nc`` and
 ``kpis.json``, writes ``run.json`` (how the run went: wall time, exit code,
-failing federate; facts that differ between identical runs, so they stay
-out of ``kpis.json``) and ``report.html``, for a failed run too. `gridledger
-run`, the sweep tasks and `gridledger regress` all go through here.
+how it ended, failing federate; facts that differ between identical runs,
+so they stay out of ``kpis.json``) and ``report.html``, for a failed or
+interrupted (SIGINT, SIGTERM) run too. `gridledger run`, the sweep tasks
+and `gridledger regress` all go through here.
 """
 
 from __future__ import annotations
@@ -35,9 +36,11 @@ class RunRecord:
     wall_time_s : float
         Wall-clock time from launch to collected results. [s]
     exit_code : int
-        0 finished, 1 a federate failed or stalled.
+        0 finished, 1 a federate failed or stalled, or the run was interrupted.
+    ended : str
+        ``"finished"``, ``"failed"`` or ``"interrupted by SIGINT"`` / ``"interrupted by SIGTERM"``.
     failed, reason : str or None
-        The failing federate(s) and why.
+        The failing federate(s) and why (an interrupted run: None and what was done).
     software : str
         gridledger version.
     """
@@ -45,15 +48,16 @@ class RunRecord:
     started: str
     wall_time_s: float
     exit_code: int
+    ended: str
     failed: str | None
     reason: str | None
     software: str
 
 
 def record_run(run_dir: Path, outcome: Outcome, started: dt.datetime, wall_time_s: float) -> RunRecord:
-    """Write ``run.json`` for a finished or failed run."""
+    """Write ``run.json`` for a finished, failed or interrupted run."""
     record = RunRecord(started.isoformat(timespec="seconds"), round(wall_time_s, 3), outcome.exit_code,
-                       outcome.failed, outcome.reason, f"gridledger {version('gridledger')}")
+                       outcome.ended, outcome.failed, outcome.reason, f"gridledger {version('gridledger')}")
     (Path(run_dir) / RUN_FILE).write_text(json.dumps(asdict(record), indent=2) + "\n")
     return record
 

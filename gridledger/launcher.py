@@ -10,7 +10,14 @@ starts the broker and the federates, shows progress, and watches them:
 * a federation whose simulated time does not advance for
   ``helics.stall_timeout_s`` once every federate has entered executing mode
   is stopped, naming the federate that is still computing (the one
-  everybody waits for).
+  everybody waits for);
+* SIGINT (Ctrl-C) or SIGTERM to the launching process stops the run the
+  same way: every federate gets SIGTERM (which `gridledger.federates.shell`
+  turns into a federation stop through HELICS) and ``STOP_GRACE_S`` to
+  write its part, what is left is killed, and the outcome says which
+  signal ended the run. The children run in their own session, so a
+  Ctrl-C at the terminal reaches the launcher alone and the stop keeps
+  this order.
 
 `runner_json` describes the same processes for ``helics run --path``.
 
@@ -27,6 +34,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +52,8 @@ from gridledger.study import STUDY_FILE, Study, StudyError, dump_study, load_stu
 BROKER_TICK = "1000ms"
 POLL_S = 0.2
 STOP_GRACE_S = 10.0
+"""How long stopped federates get to write their parts before they are killed. [s]"""
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 @dataclass(frozen=True)
@@ -159,11 +169,55 @@ def runner_json(prepared: Prepared, secret_file: Path | None = None) -> dict:
 
 @dataclass(frozen=True)
 class Outcome:
-    """How a launched run ended."""
+    """How a launched run ended.
+
+    Attributes
+    ----------
+    exit_code : int
+        0 finished, 1 a federate failed or stalled, or the run was interrupted.
+    failed, reason : str or None
+        The failing federate(s) and why; for an interrupted run `failed` is None.
+    interrupted : str or None
+        The signal that stopped the run (``"SIGINT"``, ``"SIGTERM"``), if one did.
+    """
 
     exit_code: int
     failed: str | None = None
     reason: str | None = None
+    interrupted: str | None = None
+
+    @property
+    def ended(self) -> str:
+        """How the run ended in words: finished, failed, or interrupted by a signal."""
+        if self.interrupted:
+            return f"interrupted by {self.interrupted}"
+        return "failed" if self.exit_code else "finished"
+
+
+class StopRequests:
+    """SIGINT and SIGTERM received while a run is watched, remembered instead of raised.
+
+    The watch loop reads `received` and stops the federation in order; a
+    second signal changes nothing (the stop is already bounded by
+    ``STOP_GRACE_S``). Handlers can only be set in the main thread: a run
+    started from another thread (a Dask worker) keeps the handlers it has.
+    """
+
+    def __init__(self) -> None:
+        self.received: str | None = None
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> StopRequests:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {sig: signal.signal(sig, self._catch) for sig in STOP_SIGNALS}
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _catch(self, signum: int, frame: object) -> None:
+        self.received = self.received or signal.Signals(signum).name
 
 
 def read_progress(run_dir: Path) -> dict[str, dict]:
@@ -191,21 +245,27 @@ def _last_error(log_path: Path) -> str:
 
 
 def launch(prepared: Prepared, on_progress=None) -> Outcome:
-    """Run the federation to the end or to its first failure; never leaves processes behind.
+    """Run the federation to the end, its first failure or a SIGINT/SIGTERM; never leaves processes behind.
 
     `on_progress(records)` is called on every poll with `read_progress` output.
     """
+    with StopRequests() as stops:
+        return _launch(prepared, stops, on_progress)
+
+
+def _launch(prepared: Prepared, stops: StopRequests, on_progress) -> Outcome:
     run_dir, study = prepared.run_dir, prepared.study
     federates = federate_names(study)
     logs = {name: open(run_dir / "logs" / f"{name}.log", "w") for name in ("broker", *federates)}
     env = {key: value for key, value in os.environ.items() if key not in (RUN_SECRET_ENV, RUN_SECRET_FILE_ENV)}
     env.update({"PYTHONUNBUFFERED": "1", LAUNCHED_AT_ENV: repr(time.time())})
     procs = {"broker": subprocess.Popen(broker_command(prepared), stdout=logs["broker"],
-                                        stderr=subprocess.STDOUT, env=env)}
+                                        stderr=subprocess.STDOUT, env=env, start_new_session=True)}
     for name in federates:
         procs[name] = subprocess.Popen(federate_command(name, run_dir), stdout=logs[name],
-                                       stderr=subprocess.STDOUT, env={**env, **secret_env(prepared.secret)})
-    failed = reason = None
+                                       stderr=subprocess.STDOUT, env={**env, **secret_env(prepared.secret)},
+                                       start_new_session=True)
+    failed = reason = interrupted = None
     last_change, last_times = time.monotonic(), None
     try:
         while any(procs[n].poll() is None for n in federates):
@@ -232,7 +292,12 @@ def launch(prepared: Prepared, on_progress=None) -> Outcome:
                 reason = (f"no time grant for {study.helics.stall_timeout_s:g} s; "
                           f"stalled while computing: {failed}")
                 _stop(procs, blockers, signal.SIGTERM)
-            if failed is not None:
+            if stops.received and failed is None:
+                interrupted = stops.received
+                reason = (f"interrupted by {interrupted}: every federate was stopped and given "
+                          f"{STOP_GRACE_S:g} s to write its part")
+                _stop(procs, federates, signal.SIGTERM)
+            if failed is not None or interrupted:
                 _wait_or_kill(procs, federates)
                 break
         _wait_or_kill(procs, ("broker",))
@@ -240,6 +305,8 @@ def launch(prepared: Prepared, on_progress=None) -> Outcome:
         _wait_or_kill(procs, tuple(procs), grace_s=0.0)
         for handle in logs.values():
             handle.close()
+    if interrupted:
+        return Outcome(1, None, reason, interrupted)
     if failed is None:
         for name in federates:
             if procs[name].returncode != 0:

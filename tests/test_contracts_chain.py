@@ -5,7 +5,7 @@ import json
 import pytest
 
 from gridledger.contracts import market as mk
-from gridledger.contracts.chain import Chain
+from gridledger.contracts.chain import Chain, ChainExport
 from gridledger.contracts.client import encode_call
 from gridledger.contracts.compiler import load_artifact
 from gridledger.contracts.keys import derive_account
@@ -211,3 +211,28 @@ def test_derived_accounts_depend_only_on_secret_and_label():
     for not_a_secret in (1, one[1:], one + b"\x00"):
         with pytest.raises(ValueError, match="keys: a run secret is 32 bytes"):
             derive_account(not_a_secret, "operator")
+
+
+def test_export_appended_block_by_block_equals_one_export_at_the_end(tmp_path):
+    """Each append writes the new block, its receipts (a rejected one included) and events; the bytes match `export`."""
+    market = new_market(4, seed=SEED)
+    appended = tmp_path / "appended"
+    with ChainExport(market.chain, appended) as export:
+        interval = market.next_interval()
+        book = market.submit_book(interval, [(300, 30 * CENT), (200, 25 * CENT)], [(250, 12 * CENT), (400, 20 * CENT)])
+        export.append()
+        assert market.clear(interval, book).ok
+        export.append()
+        readings = [
+            mk.post_reading(m, market.addresses, interval, import_wh=40 * i, export_wh=70 * i, pv_wh=0, battery_wh=0)
+            for i, m in enumerate(market.meters)
+        ]
+        receipts = market.mine([*readings[:2], readings[0], *readings[2:]], market.end(interval))
+        assert [r.ok for r in receipts] == [True, True, False, True, True]
+        export.append()
+        on_disk = {name: (appended / name).read_text().splitlines() for name in ("blocks.jsonl", "receipts.jsonl")}
+        assert json.loads(on_disk["blocks.jsonl"][-1])["number"] == market.chain.block_number
+        assert json.loads(on_disk["receipts.jsonl"][-1])["tx_hash"] == "0x" + receipts[-1].tx_hash.hex()
+    market.chain.export(tmp_path / "at_end")
+    for name in ("blocks.jsonl", "receipts.jsonl", "events.jsonl"):
+        assert (appended / name).read_bytes() == (tmp_path / "at_end" / name).read_bytes(), name

@@ -1,7 +1,8 @@
-"""A federate that dies or stalls stops the run cleanly: exit 1, culprit named, partial results kept.
+"""A federate that dies or stalls, or a stop signal to the run, ends it cleanly: exit 1, cause named, results kept.
 
 These start the real CLI on the short study and then harm one federate
-process from outside, as an out-of-memory kill or a hung solver would.
+process from outside, as an out-of-memory kill or a hung solver would,
+or stop the whole run as a user (Ctrl-C) or a scheduler (SIGTERM) would.
 """
 
 from __future__ import annotations
@@ -20,14 +21,17 @@ import yaml
 
 from gridledger.launcher import read_progress
 from gridledger.run_secret import RUN_SECRET_ENV
+from gridledger.study import load_study
 from tests.e2e_helpers import ROOT, SHORT_STUDY, TEST_SECRET, TEST_SECRET_FILE, gridledger, only_run_dir
 
 pytestmark = pytest.mark.e2e
 
 
 def _start(study: Path, runs: Path) -> subprocess.Popen:
+    """`gridledger run` in a process group of its own, as a shell starts a foreground job."""
     return subprocess.Popen([sys.executable, "-m", "gridledger.cli", "run", str(study), "--runs", str(runs)],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
 
 
 def _wait_for(runs: Path, study: str, federate: str, time_s: float, deadline_s: float = 120) -> dict:
@@ -121,3 +125,92 @@ def test_runner_json_runs_under_helics_cli_with_identical_kpis(tmp_path):
     assert (a / "kpis.json").read_bytes() == (b / "kpis.json").read_bytes()
     for name in ("blocks.jsonl", "receipts.jsonl", "events.jsonl"):
         assert (a / "chain" / name).read_bytes() == (b / "chain" / name).read_bytes()
+
+
+def _jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def _chain_is_consistent(chain: Path, killed: bool = False) -> list[dict]:
+    """Blocks 0..N in order, every mined receipt in its block, every event from a receipt; the blocks.
+
+    A `killed` writer may have left the receipts and events of block N+1 without the block.
+    """
+    blocks, receipts, events = (_jsonl(chain / f"{name}.jsonl") for name in ("blocks", "receipts", "events"))
+    assert [b["number"] for b in blocks] == list(range(len(blocks)))
+    mined = [(r["block_number"], r["tx_hash"]) for r in receipts if r["block_number"] is not None]
+    in_blocks = [(b["number"], tx) for b in blocks for tx in b["transactions"]]
+    assert mined[:len(in_blocks)] == in_blocks
+    assert {n for n, _ in mined[len(in_blocks):]} <= ({len(blocks)} if killed else set())
+    logs = [(r["block_number"], r["tx_hash"]) for r in receipts for _ in r["logs"]]
+    emitted = [(e["block_number"], e["tx_hash"]) for e in events]
+    in_blocks_logs = [log for log in logs if log[0] is not None and log[0] < len(blocks)]
+    assert emitted == logs[:len(emitted)] and len(emitted) >= len(in_blocks_logs)
+    assert emitted == logs or killed
+    return blocks
+
+
+def _processes_of(run_dir: Path) -> list[str]:
+    """Command lines of live processes that belong to the run: its federates and its broker."""
+    config = json.loads((run_dir / "helics" / "ledger.json").read_text())
+    port = config["core_init_string"].rsplit(":", 1)[1]
+    marks = (str(run_dir), f"--name=gridledger-{port}")
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if any(mark in text for mark in marks):
+            found.append(text)
+    return found
+
+
+@pytest.mark.parametrize("sig, to_group", [(signal.SIGTERM, False), (signal.SIGINT, True)], ids=["sigterm", "ctrl-c"])
+def test_stop_signal_to_the_run_keeps_every_part_and_the_chain_and_leaves_no_process(tmp_path, sig, to_group):
+    """SIGTERM to `gridledger run`, or Ctrl-C (SIGINT to its process group), halfway through the short study."""
+    runs = tmp_path / "runs"
+    proc = _start(SHORT_STUDY, runs)
+    _wait_for(runs, "baran-wu-short", "ledger", 3600)
+    if to_group:
+        os.killpg(proc.pid, sig)
+    else:
+        proc.send_signal(sig)
+    out, _ = proc.communicate(timeout=120)
+    run_dir = only_run_dir(runs, "baran-wu-short")
+    name = signal.Signals(sig).name
+    assert proc.returncode == 1, out
+    assert f"run interrupted by {name}" in out and "partial results and logs kept in" in out, out
+    record = json.loads((run_dir / "run.json").read_text())
+    assert (record["exit_code"], record["ended"], record["failed"]) == (1, f"interrupted by {name}", None)
+    progress = read_progress(run_dir)
+    assert set(progress) == {"grid", "ledger", "der"}
+    for federate, last in progress.items():
+        assert (run_dir / "parts" / f"{federate}.nc").exists(), f"{federate} kept nothing"
+        assert last["state"] in ("failed", "stopped") and 0 < last["time_s"] < last["stop_s"], last
+        assert not _alive(last["pid"]), federate
+    assert _processes_of(run_dir) == []
+    with xr.open_dataset(run_dir / "results.nc") as ds:
+        assert ds.attrs["complete"] == 0
+    assert json.loads((run_dir / "kpis.json").read_text()) == {"complete": False}
+    exported = [line for line in (run_dir / "logs" / "ledger.log").read_text().splitlines()
+                if "chain exported up to block" in line]
+    assert len(exported) == 1, exported
+    blocks = _chain_is_consistent(run_dir / "chain")
+    assert blocks[-1]["number"] == int(exported[0].rsplit(" ", 1)[1])
+    # The ledger had been granted t >= 3600 s, so it had mined the blocks of the interval before.
+    assert blocks[-1]["timestamp"] >= load_study(run_dir / "study.yaml").start_timestamp + 3600 - 900
+
+
+def test_killed_ledger_keeps_the_blocks_it_mined(tmp_path):
+    runs = tmp_path / "runs"
+    proc = _start(SHORT_STUDY, runs)
+    record = _wait_for(runs, "baran-wu-short", "ledger", 3600)
+    os.kill(record["pid"], signal.SIGKILL)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 1 and "run failed: federate ledger: exited with code -9" in out, out
+    run_dir = only_run_dir(runs, "baran-wu-short")
+    blocks = _chain_is_consistent(run_dir / "chain", killed=True)
+    # The ledger had been granted t >= 3600 s, so it had mined the blocks of the interval before.
+    assert blocks[-1]["timestamp"] >= load_study(run_dir / "study.yaml").start_timestamp + 3600 - 900
+    assert _processes_of(run_dir) == []
