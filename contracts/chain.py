@@ -25,7 +25,7 @@ from eth.abc import BlockHeaderAPI, ComputationAPI, ReceiptAPI, SignedTransactio
 from eth.chains.base import MiningChain
 from eth.consensus.noproof import NoProofConsensus
 from eth.db.atomic import AtomicDB
-from eth.exceptions import Revert
+from eth.exceptions import Revert, UnrecognizedTransactionType
 from eth.vm.forks.prague import PragueVM
 from eth_account.signers.local import LocalAccount
 from eth_keys.exceptions import BadSignature
@@ -287,7 +287,7 @@ class Chain:
                 tx = builder.decode(raw)
                 tx.validate()
                 sender = _checksum(tx.sender)
-            except (RLPException, ValidationError, BadSignature, ValueError) as error:
+            except (RLPException, ValidationError, BadSignature, UnrecognizedTransactionType, ValueError) as error:
                 receipts.append(_rejected(raw, f"invalid transaction: undecodable or badly signed ({error})"))
                 continue
             reason = space.refusal(index, sender, tx.gas) if space is not None else None

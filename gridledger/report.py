@@ -129,8 +129,9 @@ def write_report(run_dir: Path, record: dict | None = None) -> Path:
         (run_dir / PLOTS_DIR / f"{name}.png").write_bytes(png)
     sections = [f"<p>Run directory <code>{html.escape(str(run_dir))}</code></p>"]
     if record and record.get("exit_code"):
-        sections.append(f'<div class="failed" id="failure"><strong>Run failed: federate '
-                        f'{html.escape(str(record["failed"]))}</strong>\n{html.escape(str(record["reason"]))}\n'
+        what = f'federate {record["failed"]}' if record.get("failed") else record.get("ended", "run stopped")
+        sections.append(f'<div class="failed" id="failure"><strong>Run failed: {html.escape(str(what))}'
+                        f'</strong>\n{html.escape(str(record["reason"]))}\n'
                         "Partial report: KPIs need complete results; plots show what was recorded.</div>")
     sections.append(kpi_section(kpis))
     captions = _plot_captions()

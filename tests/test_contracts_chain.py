@@ -236,3 +236,14 @@ def test_export_appended_block_by_block_equals_one_export_at_the_end(tmp_path):
     market.chain.export(tmp_path / "at_end")
     for name in ("blocks.jsonl", "receipts.jsonl", "events.jsonl"):
         assert (appended / name).read_bytes() == (tmp_path / "at_end" / name).read_bytes(), name
+
+
+def test_bytes_of_an_unknown_transaction_type_get_a_rejected_receipt_and_the_block_goes_on(chain_and_wallets):
+    chain, (alice, bob) = chain_and_wallets
+    honest = alice.transact(bob.address, b"", gas=21_000)
+    # EIP-2718: a first byte below 0x7f names a typed transaction; 0x7e is no type py-evm knows.
+    unknown = b"\x7e" + b"\x00" * 40
+    rejected, ok = chain.mine([unknown, honest], GENESIS_TIMESTAMP + 10)
+    assert not rejected.ok and rejected.revert_reason.startswith("invalid transaction: undecodable or badly signed")
+    assert rejected.block_number is None
+    assert ok.ok
