@@ -29,6 +29,10 @@ GRID_SELL_PRICE_WEI_PER_WH = 5 * CENT_PER_KWH
 GRID_FEE_WEI_PER_WH = 2 * CENT_PER_KWH
 ENDOWMENT_WEI = 100 * 10**18
 OPERATOR_DEPOSIT_WEI = 1000 * 10**18
+# Registered limits of every test prosumer: a 100 kW meter with 100 kWp
+# PV and a 50 kW battery, room for every hand-computed reading (25 kWh
+# per 15-minute interval through the meter).
+TEST_LIMITS = mk.ProsumerLimits(meter_rating_w=100_000, pv_w=100_000, battery_w=50_000)
 
 # Limit prices of the property tests: a coarse grid, so that many orders tie,
 # or any price up to the cap. [wei/Wh]
@@ -226,7 +230,7 @@ def assert_settlement_conserves_tokens(market: Market, interval: int, clearing, 
     before = {a: market.read("Settlement", "credit_wei", a) for a in accounts}
     receipts = market.mine(
         [
-            mk.post_reading(meter, market.addresses, interval, import_wh=i, export_wh=e, pv_wh=0, battery_wh=0)
+            mk.post_reading(meter, market.addresses, interval, import_wh=i, export_wh=e, pv_wh=e, battery_wh=0)
             for meter, (i, e) in zip(market.meters, readings, strict=False)
         ],
         market.end(interval),
@@ -259,9 +263,14 @@ def new_market(
     seed: int = SEED,
     with_meters: bool = True,
     mechanism: str = mk.DEFAULT_MECHANISM,
+    limits: mk.ProsumerLimits = TEST_LIMITS,
+    credit_line_wei: int = 0,
     **mechanism_args: int,
 ) -> Market:
     """Deploy a ``mechanism`` market with ``n_prosumers`` prosumers (and one meter each).
+
+    Every prosumer is registered with ``limits``; ``credit_line_wei`` is
+    the settlement's credit line. [wei]
 
     ``mechanism_args`` are the lot auctions' extra parameters of
     :func:`~gridledger.contracts.market.deploy_market` (``reveal_s``,
@@ -290,6 +299,8 @@ def new_market(
         grid_fee_wei_per_wh=GRID_FEE_WEI_PER_WH,
         endowment_wei=ENDOWMENT_WEI,
         operator_deposit_wei=OPERATOR_DEPOSIT_WEI,
+        limits={p.address: limits for p in prosumers},
+        credit_line_wei=credit_line_wei,
         mechanism=mechanism,
         **mechanism_args,
     )
