@@ -333,7 +333,8 @@ event Released:
 
 
 # @dev Emitted when a prosumer's interval is settled; `p2p_wei` and
-# `imbalance_wei` are signed, positive = received by the prosumer.
+# `imbalance_wei` (as paid, see `Unpaid`) are signed, positive =
+# received by the prosumer.
 event Settled:
     interval: indexed(uint256)
     prosumer: indexed(address)

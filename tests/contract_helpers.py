@@ -170,12 +170,15 @@ class Market:
 
 def escrowed_mechanism(market: Market, contract: str, *args, buyer: str, credit_wei: int) -> mk.MarketAddresses:
     """A fresh ``contract(registry, *args)`` with its own token and fee-free settlement, bound to each
-    other, and ``credit_wei`` deposited for ``buyer``: room for bids larger than the endowment."""
+    other, and ``credit_wei`` deposited for ``buyer``: room for bids larger than the endowment.
+    ``args`` start with the mechanism's start timestamp and interval length, which the settlement takes too."""
     operator = market.operator
+    start_timestamp, interval_s = args[:2]
     deploy_auction, auction = operator.deploy(load_artifact(contract), market.addresses.registry, *args)
     deploy_token, token = operator.deploy(load_artifact("GridToken"), credit_wei)
     deploy_settlement, settlement = operator.deploy(
-        load_artifact("Settlement"), market.addresses.registry, auction, token, operator.address, 0, 0, 0
+        load_artifact("Settlement"), market.addresses.registry, auction, token, operator.address, 0, 0, 0, 0,
+        start_timestamp, interval_s,
     )
     deployed = market.mine([deploy_auction, deploy_token, deploy_settlement])
     assert all(r.ok for r in deployed), [r.revert_reason for r in deployed]

@@ -8,6 +8,8 @@ honest accounts' credits are unchanged by the attack.
 
 from __future__ import annotations
 
+import pytest
+
 from gridledger.contracts import market as mk
 from gridledger.contracts.reference import reading_limit_reason, settle
 from tests.contract_helpers import (
@@ -150,12 +152,19 @@ def test_an_export_the_operator_cannot_pay_is_paid_only_up_to_its_free_credit():
     assert market.read("GridToken", "balanceOf", market.addresses.settlement) == 0
 
 
-def _market_with_a_debtor() -> tuple[Market, int]:
-    """A market with a credit line where prosumer 0 withdrew all and then imported: it owes the full line."""
-    market = new_market(4, credit_line_wei=CREDIT_LINE_WEI)
+def _market_with_a_debtor(mechanism: str = mk.DEFAULT_MECHANISM) -> tuple[Market, int]:
+    """A ``mechanism`` market with a credit line where prosumer 0 withdrew all and then imported: it owes the full line."""
+    market = new_market(4, mechanism=mechanism, credit_line_wei=CREDIT_LINE_WEI)
     debtor = market.prosumers[0]
     assert market.mine([market.call_tx(debtor, "Settlement", "withdraw", ENDOWMENT_WEI)])[0].ok
-    interval = _cleared_empty_interval(market)
+    interval = market.next_interval()
+    if mechanism == "vickrey":
+        reveal_s = market.read(market.addresses.auction_contract, "reveal_s")
+        (finalised,) = market.mine([mk.finalise(market.operator, market.addresses, interval, n_lots=0)],
+                                   market.gate(interval) + reveal_s)
+        assert finalised.ok, finalised.revert_reason
+    elif mechanism != "english":
+        assert market.clear(interval, mk.Book((), ())).ok
     receipt = _post(market, interval, 0, (RATING_WH, 0, 0, 0))
     assert receipt.ok, receipt.revert_reason
     line = settle(0, 0, RATING_WH, 0, GRID_BUY_PRICE_WEI_PER_WH, GRID_SELL_PRICE_WEI_PER_WH, GRID_FEE_WEI_PER_WH,
@@ -212,4 +221,17 @@ def test_a_debtor_can_neither_ask_nor_bid():
     (ask_again,) = market.mine([
         mk.submit_order(debtor, market.addresses, interval, is_ask=True, energy_wh=1000, price_wei_per_wh=1)])
     assert ask_again.ok
+    _assert_nothing_lost(market, honest)
+
+
+@pytest.mark.parametrize("mechanism", ["vickrey", "english"])
+def test_a_debtor_cannot_offer_a_lot(mechanism):
+    market, _ = _market_with_a_debtor(mechanism)
+    honest = _honest(market, 1, 2, 3)
+    interval = market.next_interval()
+    posts = [mk.post_lot(market.prosumers[i], market.addresses, interval, energy_wh=1000, reserve_price_wei_per_wh=1)
+             for i in (0, 1)]
+    debtor_lot, honest_lot = market.mine(posts)
+    assert reverted(debtor_lot, "escrow: account in debt")
+    assert honest_lot.ok
     _assert_nothing_lost(market, honest)
