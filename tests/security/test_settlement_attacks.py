@@ -153,7 +153,7 @@ def test_an_export_the_operator_cannot_pay_is_paid_only_up_to_its_free_credit():
 
 
 def _market_with_a_debtor(mechanism: str = mk.DEFAULT_MECHANISM) -> tuple[Market, int]:
-    """A ``mechanism`` market with a credit line where prosumer 0 withdrew all and then imported: it owes the full line."""
+    """A ``mechanism`` market with a credit line where prosumer 0 withdrew all, then imported: it owes the whole line."""
     market = new_market(4, mechanism=mechanism, credit_line_wei=CREDIT_LINE_WEI)
     debtor = market.prosumers[0]
     assert market.mine([market.call_tx(debtor, "Settlement", "withdraw", ENDOWMENT_WEI)])[0].ok
