@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from pathlib import Path
 
 from gridledger.agents.blocks import Lane, ledger_lanes, mine_batches, receipts_by_source
@@ -39,6 +40,7 @@ from gridledger.contracts.client import Wallet
 from gridledger.contracts.keys import derive_account, derive_chain_id
 from gridledger.contracts.market import (
     MarketAddresses,
+    ProsumerLimits,
     book,
     clear,
     deploy_market,
@@ -50,10 +52,12 @@ from gridledger.contracts.market import (
 )
 from gridledger.contracts.mechanisms import MECHANISMS
 from gridledger.federation import DER_ENDPOINT, GRID_ENDPOINT, OPERATOR_ENDPOINT
+from gridledger.grids.ev import CHARGER_POWERS_KW
 from gridledger.messages import encode
 from gridledger.scenario import Scenario
 from gridledger.schedule import LedgerAction
-from gridledger.units import price_wei_per_wh, wei
+from gridledger.study import METER_RATING_MARGIN
+from gridledger.units import KW_PER_MW, W_PER_KW, price_wei_per_wh, wei
 
 log = logging.getLogger("gridledger.ledger")
 
@@ -75,11 +79,35 @@ def by_lane(received: list[Message]) -> dict[str, list[Message]]:
     return lanes
 
 
+def prosumer_limits(sc: Scenario) -> list[ProsumerLimits]:
+    """Each prosumer's registered reading limits, in prosumer order: meter rating, PV peak and battery power. [W]
+
+    The meter rating is ``prosumers.meter_rating_kw`` or, unset,
+    `METER_RATING_MARGIN` times the larger of the prosumer's peak demand
+    (peak load, battery, the largest EV charger and the flexible appliance
+    where the study has them) and its peak supply (PV and battery).
+    """
+    pros = sc.study.prosumers
+    extra_demand_kw = (max(CHARGER_POWERS_KW) if pros.ev.share > 0 else 0.0) + (
+        pros.flexload.power_kw if pros.flexload.share > 0 else 0.0)
+    limits = []
+    for p in sc.prosumers:
+        demand_kw = p.peak_load_p_mw * KW_PER_MW + p.battery_power_kw + extra_demand_kw
+        supply_kw = p.pv_kwp + p.battery_power_kw
+        rating_kw = pros.meter_rating_kw or METER_RATING_MARGIN * max(demand_kw, supply_kw)
+        limits.append(ProsumerLimits(meter_rating_w=math.ceil(rating_kw * W_PER_KW),
+                                     pv_w=math.ceil(p.pv_kwp * W_PER_KW),
+                                     battery_w=math.ceil(p.battery_power_kw * W_PER_KW)))
+    return limits
+
+
 def deploy_study_market(sc: Scenario, chain: Chain, operator: Wallet, prosumers: list[str],
                         meters: list[str]) -> MarketAddresses:
     """Deploy the study's market: its mechanism, tariffs and cap as chain prices, endowments in wei.
 
-    The operator deposits one endowment per prosumer.
+    The operator deposits one endowment per prosumer, registers each
+    prosumer's reading limits (:func:`prosumer_limits`) and grants the
+    study's credit line.
     """
     study, market = sc.study, sc.study.market
     endowment_wei = wei(market.endowment)
@@ -92,6 +120,7 @@ def deploy_study_market(sc: Scenario, chain: Chain, operator: Wallet, prosumers:
         grid_sell_price_wei_per_wh=price_wei_per_wh(market.grid_sell_price_per_kwh),
         grid_fee_wei_per_wh=price_wei_per_wh(market.grid_fee_per_kwh),
         endowment_wei=endowment_wei, operator_deposit_wei=endowment_wei * len(prosumers),
+        limits=dict(zip(prosumers, prosumer_limits(sc), strict=True)), credit_line_wei=wei(market.credit_line),
         mechanism=market.mechanism, reveal_s=market.reveal_window_s,
         bid_increment_wei_per_wh=price_wei_per_wh(market.bid_increment_per_kwh),
     )

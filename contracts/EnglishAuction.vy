@@ -55,7 +55,7 @@ from . import lot_book
 initializes: access
 initializes: gate
 initializes: escrow
-initializes: lot_book[access := access, gate := gate]
+initializes: lot_book[access := access, escrow := escrow, gate := gate]
 
 exports: (
     access.__interface__,

@@ -14,6 +14,7 @@
         `withdraw`. Any mechanism that offers `settlement_terms` (uniform
         or discriminatory prices alike) can be settled.
         Functions:
+        - `register_prosumer` (`external` function, the operator only),
         - `deposit_for` (`external` function),
         - `withdraw` (`external` function),
         - `lock`, `unlock` (`external` functions, the mechanism only),
@@ -23,7 +24,29 @@
         - `credit_wei`, `pool_wei`, `reading` (`external` `view` functions),
         - `locked_wei`, `lock_wei`, `free_credit_wei`, `escrow_wei`
           (`external` `view` functions),
-        - `sold_mix`, `consumed_mix` (`external` `view` functions).
+        - `sold_mix`, `consumed_mix` (`external` `view` functions),
+        - `limits`, `is_debtor` (`external` `view` functions).
+        Limits: before the market starts the operator registers each
+        prosumer once (`register_prosumer`): its meter rating, PV peak
+        and battery power [W]; they never change. A reading reverts if
+        its import or export exceeds rating * interval, its PV energy
+        PV peak * interval, its battery discharge battery power *
+        interval, or its export PV + battery discharge, each plus
+        `READING_TOLERANCE_WH` (the registers are rounded separately);
+        an unregistered prosumer may post only an empty reading.
+        Solvency: the operator extends a credit line `credit_line_wei`
+        to every other account and has none itself. An imbalance
+        payment is made only up to what the payer can afford: the
+        prosumer's free credit plus the credit line, or the operator's
+        free credit less `debt_wei`; the rest is logged as `Unpaid`
+        and left to the operator off-chain. So no account's free
+        credit falls below -credit line, all debt is owed to the
+        operator, and the operator may neither withdraw nor lock nor
+        pay out the part of its credit its debtors owe it (`debt_wei`):
+        the Settlement's tokens always cover every other account's
+        positive credit, the operator's credit less `debt_wei`, and the
+        pool. A debtor (free credit below zero) can neither bid
+        (`lock`) nor ask (the mechanisms check `is_debtor`).
         Escrow: a bid locks part of the bidder's credit, never tokens;
         the locks of an account (`lock_wei` per interval, `locked_wei`
         in total) are a part of its credit, and free credit = credit -
@@ -65,16 +88,16 @@
         contract's token balance; an interval's pool share returns to
         zero once every participant has posted. A reading is stored as
         one packed word (layout at the `_READING_*` constants).
-@custom:security Credits may go negative without limit: collecting debt
-                 is off-chain business of the operator. Settlement trusts
+@custom:security A debt within the credit line and every `Unpaid` imbalance
+                 are collected off-chain by the operator. Settlement trusts
                  its mechanism to keep positions within `MAX_ENERGY_WH`
                  and |value| within `MAX_ENERGY_WH * MAX_PRICE_WEI_PER_WH`,
                  and the values of an interval to sum to zero over all
                  accounts it settles. Escrow trusts the mechanism to
                  lock before clearing and to keep each obligation within
                  the lock; an interval that is never cleared keeps its
-                 locks. Meters are trusted for `pv_wh` and `battery_wh`
-                 as for import and export.
+                 locks. Meters are trusted within the registered limits:
+                 a reading that is physically possible is paid as read.
 """
 
 
@@ -95,6 +118,32 @@ interface Mechanism:
 # @dev Largest import or export of one reading; equal to the
 # mechanisms' `MAX_ENERGY_WH`. [Wh]
 MAX_ENERGY_WH: public(constant(uint256)) = 10**12
+
+
+# @dev Largest registered power of a meter, PV system or battery. [W]
+MAX_POWER_W: public(constant(uint256)) = 10**9
+
+
+# @dev Allowance of each reading bound for the separately rounded
+# registers (each to 1 Wh). [Wh]
+READING_TOLERANCE_WH: public(constant(uint256)) = 2
+
+
+# @dev Longest market interval the constructor accepts: one week. [s]
+_MAX_INTERVAL_S: constant(uint256) = 604_800
+
+
+# @dev Seconds per hour, to turn power times interval into energy. [s/h]
+_SECONDS_PER_HOUR: constant(uint256) = 3600
+
+
+# @dev Packed limits word of one prosumer, zero until registered: bits
+# [0, 64) meter rating [W], [64, 128) PV peak [W], [128, 192) battery
+# power [W], bit 192 set once registered.
+_LIMIT_MASK: constant(uint256) = 2**64 - 1
+_LIMIT_PV_SHIFT: constant(uint256) = 64
+_LIMIT_BATTERY_SHIFT: constant(uint256) = 128
+_LIMIT_REGISTERED: constant(uint256) = 2**192
 
 
 # @dev Largest grid price or fee the constructor accepts. [wei/Wh]
@@ -134,6 +183,14 @@ struct SourceMix:
     pv_wh: uint256
     battery_wh: uint256
     grid_wh: uint256
+
+
+# @dev Registered limits of one prosumer. [W]
+struct Limits:
+    meter_rating_w: uint256
+    pv_w: uint256
+    battery_w: uint256
+    registered: bool
 
 
 # @dev A cleared interval's terms for one account, as the mechanism's
@@ -176,6 +233,20 @@ grid_sell_price_wei_per_wh: public(immutable(uint256))
 grid_fee_wei_per_wh: public(immutable(uint256))
 
 
+# @dev Most debt the operator lets an account other than itself run
+# up. [wei]
+credit_line_wei: public(immutable(uint256))
+
+
+# @dev Start of the market's first interval, as the mechanism's
+# `start_timestamp`. [s since the Unix epoch]
+market_start_timestamp: public(immutable(uint256))
+
+
+# @dev Length of a market interval, as the mechanism's `interval_s`. [s]
+interval_s: public(immutable(uint256))
+
+
 # @dev Credit of each account, negative = debt. [wei]
 credit_wei: public(HashMap[address, int256])
 
@@ -183,6 +254,15 @@ credit_wei: public(HashMap[address, int256])
 # @dev Peer-to-peer payments received from buyers and not yet
 # paid out to sellers. [wei]
 pool_wei: public(int256)
+
+
+# @dev Total debt: the sum of the negative credits, all owed to the
+# operator. [wei]
+debt_wei: public(uint256)
+
+
+# @dev Packed limits word of each prosumer (`_LIMIT_*`).
+_limits_word: HashMap[address, uint256]
 
 
 # @dev Packed reading word of each prosumer per interval (`_READING_*`).
@@ -205,6 +285,23 @@ lock_wei: public(HashMap[uint256, HashMap[address, uint256]])
 # @dev Whether the operator's own market position in each interval
 # is settled.
 operator_settled: public(HashMap[uint256, bool])
+
+
+# @dev Emitted when the operator registers a prosumer's limits. [W]
+event ProsumerRegistered:
+    prosumer: indexed(address)
+    meter_rating_w: uint256
+    pv_w: uint256
+    battery_w: uint256
+
+
+# @dev Emitted when `payer` cannot afford the imbalance payment it owes
+# `payee` for `interval` and `unpaid_wei` of it is left unpaid.
+event Unpaid:
+    interval: indexed(uint256)
+    payer: indexed(address)
+    payee: indexed(address)
+    unpaid_wei: uint256
 
 
 # @dev Emitted when `payer` deposits tokens for `beneficiary`.
@@ -236,7 +333,8 @@ event Released:
 
 
 # @dev Emitted when a prosumer's interval is settled; `p2p_wei` and
-# `imbalance_wei` are signed, positive = received by the prosumer.
+# `imbalance_wei` (as paid, see `Unpaid`) are signed, positive =
+# received by the prosumer.
 event Settled:
     interval: indexed(uint256)
     prosumer: indexed(address)
@@ -277,6 +375,9 @@ def __init__(
     grid_buy_price_wei_per_wh_: uint256,
     grid_sell_price_wei_per_wh_: uint256,
     grid_fee_wei_per_wh_: uint256,
+    credit_line_wei_: uint256,
+    market_start_timestamp_: uint256,
+    interval_s_: uint256,
 ):
     """
     @param registry_ The market's role registry.
@@ -287,6 +388,12 @@ def __init__(
     @param grid_buy_price_wei_per_wh_ Import price of the grid. [wei/Wh]
     @param grid_sell_price_wei_per_wh_ Export price of the grid. [wei/Wh]
     @param grid_fee_wei_per_wh_ Fee on market purchases. [wei/Wh]
+    @param credit_line_wei_ Most debt of any account but the operator;
+           at most `MAX_ENERGY_WH * MAX_PRICE_WEI_PER_WH`. [wei]
+    @param market_start_timestamp_ Start of the mechanism's first
+           interval; registrations close then. [s since the Unix epoch]
+    @param interval_s_ The mechanism's interval length; positive and at
+           most one week. [s]
     """
     assert operator_ != empty(address), "settlement: operator is the zero address"
     assert (
@@ -294,6 +401,8 @@ def __init__(
         and grid_sell_price_wei_per_wh_ <= MAX_PRICE_WEI_PER_WH
         and grid_fee_wei_per_wh_ <= MAX_PRICE_WEI_PER_WH
     ), "settlement: price out of range"
+    assert credit_line_wei_ <= MAX_ENERGY_WH * MAX_PRICE_WEI_PER_WH, "settlement: credit line out of range"
+    assert interval_s_ != 0 and interval_s_ <= _MAX_INTERVAL_S, "settlement: interval out of range"
     registry = registry_
     auction = auction_
     token = token_
@@ -301,6 +410,39 @@ def __init__(
     grid_buy_price_wei_per_wh = grid_buy_price_wei_per_wh_
     grid_sell_price_wei_per_wh = grid_sell_price_wei_per_wh_
     grid_fee_wei_per_wh = grid_fee_wei_per_wh_
+    credit_line_wei = credit_line_wei_
+    market_start_timestamp = market_start_timestamp_
+    interval_s = interval_s_
+
+
+@external
+def register_prosumer(prosumer: address, meter_rating_w: uint256, pv_w: uint256, battery_w: uint256):
+    """
+    @dev Registers the limits of `prosumer`'s readings, once and before
+         the market starts.
+    @param prosumer The prosumer.
+    @param meter_rating_w Most power through its meter; 1 to
+           `MAX_POWER_W`. [W]
+    @param pv_w Peak power of its PV system, 0 without; at most
+           `MAX_POWER_W`. [W]
+    @param battery_w Discharge power of its battery, 0 without; at most
+           `MAX_POWER_W`. [W]
+    """
+    # checks
+    assert msg.sender == operator, "settlement: caller is not the operator"
+    assert block.timestamp < market_start_timestamp, "settlement: market started"
+    assert prosumer != empty(address), "settlement: prosumer is the zero address"
+    assert self._limits_word[prosumer] == 0, "settlement: prosumer registered"
+    assert meter_rating_w != 0, "settlement: zero meter rating"
+    assert (
+        meter_rating_w <= MAX_POWER_W and pv_w <= MAX_POWER_W and battery_w <= MAX_POWER_W
+    ), "settlement: power above limit"
+
+    # effects
+    self._limits_word[prosumer] = (
+        meter_rating_w | pv_w << _LIMIT_PV_SHIFT | battery_w << _LIMIT_BATTERY_SHIFT | _LIMIT_REGISTERED
+    )
+    log ProsumerRegistered(prosumer=prosumer, meter_rating_w=meter_rating_w, pv_w=pv_w, battery_w=battery_w)
 
 
 @external
@@ -315,7 +457,7 @@ def deposit_for(beneficiary: address, amount_wei: uint256):
     assert amount_wei != 0, "settlement: zero amount"
 
     # effects
-    self.credit_wei[beneficiary] += convert(amount_wei, int256)
+    self._add_credit(beneficiary, convert(amount_wei, int256))
     log Deposited(beneficiary=beneficiary, payer=msg.sender, amount_wei=amount_wei)
 
     # interactions
@@ -327,12 +469,14 @@ def withdraw(amount_wei: uint256):
     """
     @dev Pays `amount_wei` of the caller's free credit out in tokens.
     @param amount_wei Tokens withdrawn; positive and at most the
-           caller's free credit (credit minus escrow). [wei]
+           caller's free credit (credit minus escrow), for the operator
+           less `debt_wei`, which keeps the Settlement solvent. [wei]
     """
     # checks
     assert amount_wei != 0, "settlement: zero amount"
     credit: int256 = self.credit_wei[msg.sender]
     assert self._free_credit_wei(msg.sender) >= convert(amount_wei, int256), "settlement: withdraw above free credit"
+    assert self._payable_wei(msg.sender) >= convert(amount_wei, int256), "settlement: withdraw above solvent credit"
 
     # effects
     self.credit_wei[msg.sender] = credit - convert(amount_wei, int256)
@@ -356,7 +500,7 @@ def lock(account: address, interval: uint256, energy_wh: uint256, price_wei_per_
     # checks
     assert msg.sender == auction.address, "settlement: caller is not the mechanism"
     amount_wei: uint256 = self._escrow_wei(account, energy_wh, price_wei_per_wh)
-    assert self._free_credit_wei(account) >= convert(amount_wei, int256), "settlement: credit below escrow"
+    assert self._payable_wei(account) >= convert(amount_wei, int256), "settlement: credit below escrow"
 
     # effects
     self.locked_wei[account] += amount_wei
@@ -404,9 +548,11 @@ def release(interval: uint256, account: address):
 @external
 def post_reading(interval: uint256, import_wh: uint256, export_wh: uint256, pv_wh: uint256, battery_wh: uint256):
     """
-    @dev Settles the calling meter's prosumer for `interval`: releases
-         its escrow of the interval, pays, and for a seller records the
-         sources of its sold energy.
+    @dev Settles the calling meter's prosumer for `interval`: checks the
+         reading against the prosumer's registered limits, releases its
+         escrow of the interval, pays (an imbalance payment up to what
+         its payer can afford) and for a seller records the sources of
+         its sold energy.
     @param interval Index of a cleared and ended market interval.
     @param import_wh Energy drawn from the grid in the interval. [Wh]
     @param export_wh Energy fed into the grid in the interval. [Wh]
@@ -427,6 +573,7 @@ def post_reading(interval: uint256, import_wh: uint256, export_wh: uint256, pv_w
         and pv_wh <= MAX_ENERGY_WH
         and battery_wh <= MAX_ENERGY_WH
     ), "settlement: energy above limit"
+    self._check_limits(prosumer, import_wh, export_wh, pv_wh, battery_wh)
 
     # effects
     self._reading_word[interval][prosumer] = (
@@ -455,8 +602,12 @@ def post_reading(interval: uint256, import_wh: uint256, export_wh: uint256, pv_w
     if imbalance_wh < 0:
         imbalance_wei = unsafe_mul(convert(grid_buy_price_wei_per_wh, int256), imbalance_wh)
     self.pool_wei -= p2p_wei
-    self.credit_wei[operator] += unsafe_sub(convert(fee_wei, int256), imbalance_wei)
-    self.credit_wei[prosumer] += unsafe_add(unsafe_sub(p2p_wei, convert(fee_wei, int256)), imbalance_wei)
+    self._add_credit(operator, convert(fee_wei, int256))
+    self._add_credit(prosumer, unsafe_sub(p2p_wei, convert(fee_wei, int256)))
+    if imbalance_wei > 0:
+        imbalance_wei = self._pay_imbalance(interval, operator, prosumer, imbalance_wei)
+    elif imbalance_wei < 0:
+        imbalance_wei = -self._pay_imbalance(interval, prosumer, operator, -imbalance_wei)
     log Settled(
         interval=interval,
         prosumer=prosumer,
@@ -494,7 +645,7 @@ def settle_operator(interval: uint256):
     if lock_wei != 0:
         self._release(interval, operator, lock_wei)
     self.pool_wei -= terms.value_wei
-    self.credit_wei[operator] += terms.value_wei
+    self._add_credit(operator, terms.value_wei)
     log OperatorSettled(interval=interval, position_wh=terms.position_wh, value_wei=terms.value_wei)
 
 
@@ -516,6 +667,36 @@ def reading(interval: uint256, prosumer: address) -> Reading:
         battery_wh=(word >> _READING_BATTERY_SHIFT) & _READING_ENERGY_MASK,
         posted=word != 0,
     )
+
+
+@external
+@view
+def limits(prosumer: address) -> Limits:
+    """
+    @dev Registered limits of `prosumer`; all zero until registered.
+    @param prosumer The prosumer to look up.
+    @return Limits Meter rating, PV peak and battery power [W] and
+            whether it is registered.
+    """
+    word: uint256 = self._limits_word[prosumer]
+    return Limits(
+        meter_rating_w=word & _LIMIT_MASK,
+        pv_w=(word >> _LIMIT_PV_SHIFT) & _LIMIT_MASK,
+        battery_w=(word >> _LIMIT_BATTERY_SHIFT) & _LIMIT_MASK,
+        registered=word != 0,
+    )
+
+
+@external
+@view
+def is_debtor(account: address) -> bool:
+    """
+    @dev Whether `account` is in debt (free credit below zero) and so
+         may place no order.
+    @param account The account to look up.
+    @return bool True for a debtor.
+    """
+    return self._free_credit_wei(account) < 0
 
 
 @external
@@ -592,6 +773,86 @@ def _free_credit_wei(account: address) -> int256:
     @return int256 The free credit. [wei]
     """
     return self.credit_wei[account] - convert(self.locked_wei[account], int256)
+
+
+@internal
+@view
+def _payable_wei(account: address) -> int256:
+    """
+    @dev Free credit `account` may pay with, withdraw or lock: its free
+         credit, for the operator less the debt its debtors owe it.
+    @param account The account to look up.
+    @return int256 The payable credit. [wei]
+    """
+    if account == operator:
+        return self._free_credit_wei(account) - convert(self.debt_wei, int256)
+    return self._free_credit_wei(account)
+
+
+@internal
+def _add_credit(account: address, delta_wei: int256):
+    """
+    @dev Adds `delta_wei` to the credit of `account` and keeps `debt_wei`
+         the sum of the negative credits.
+    @param account The account.
+    @param delta_wei Change of its credit, positive = received. [wei]
+    """
+    credit_wei: int256 = self.credit_wei[account]
+    new_credit_wei: int256 = credit_wei + delta_wei
+    self.credit_wei[account] = new_credit_wei
+    if credit_wei < 0 or new_credit_wei < 0:
+        self.debt_wei = convert(
+            convert(self.debt_wei, int256) + max(-new_credit_wei, 0) - max(-credit_wei, 0), uint256
+        )
+
+
+@internal
+def _pay_imbalance(interval: uint256, payer: address, payee: address, amount_wei: int256) -> int256:
+    """
+    @dev Moves an imbalance payment from `payer` to `payee`, up to what
+         the payer can afford: its payable credit (`_payable_wei`) plus,
+         for an account other than the operator, the credit line. Logs
+         the rest as `Unpaid`.
+    @param interval Index of the market interval.
+    @param payer The account that pays.
+    @param payee The account paid.
+    @param amount_wei The payment owed; positive. [wei]
+    @return int256 The payment made. [wei]
+    """
+    affordable_wei: int256 = self._payable_wei(payer)
+    if payer != operator:
+        affordable_wei += convert(credit_line_wei, int256)
+    paid_wei: int256 = min(amount_wei, max(affordable_wei, 0))
+    self._add_credit(payer, -paid_wei)
+    self._add_credit(payee, paid_wei)
+    if paid_wei < amount_wei:
+        log Unpaid(interval=interval, payer=payer, payee=payee, unpaid_wei=convert(amount_wei - paid_wei, uint256))
+    return paid_wei
+
+
+@internal
+@view
+def _check_limits(prosumer: address, import_wh: uint256, export_wh: uint256, pv_wh: uint256, battery_wh: uint256):
+    """
+    @dev Reverts unless a reading of `prosumer` lies within its
+         registered limits over one interval, plus `READING_TOLERANCE_WH`.
+    @param prosumer The prosumer whose meter posts.
+    @param import_wh Energy drawn from the grid. [Wh]
+    @param export_wh Energy fed into the grid. [Wh]
+    @param pv_wh PV energy. [Wh]
+    @param battery_wh Battery discharge. [Wh]
+    """
+    word: uint256 = self._limits_word[prosumer]
+    # Each power is at most MAX_POWER_W and the interval at most
+    # _MAX_INTERVAL_S: every bound stays far below MAX_ENERGY_WH.
+    rating_wh: uint256 = (word & _LIMIT_MASK) * interval_s // _SECONDS_PER_HOUR + READING_TOLERANCE_WH
+    assert import_wh <= rating_wh, "settlement: import above meter rating"
+    assert export_wh <= rating_wh, "settlement: export above meter rating"
+    pv_peak_wh: uint256 = ((word >> _LIMIT_PV_SHIFT) & _LIMIT_MASK) * interval_s // _SECONDS_PER_HOUR
+    assert pv_wh <= pv_peak_wh + READING_TOLERANCE_WH, "settlement: PV above peak power"
+    battery_peak_wh: uint256 = ((word >> _LIMIT_BATTERY_SHIFT) & _LIMIT_MASK) * interval_s // _SECONDS_PER_HOUR
+    assert battery_wh <= battery_peak_wh + READING_TOLERANCE_WH, "settlement: battery above power"
+    assert export_wh <= pv_wh + battery_wh + READING_TOLERANCE_WH, "settlement: export above PV and battery"
 
 
 @internal

@@ -189,7 +189,7 @@ def submit_order(interval: uint256, is_ask: bool, energy_wh: uint256, price_wei_
 def _submit_order(interval: uint256, account: address, is_ask: bool, energy_wh: uint256, price_wei_per_wh: uint256):
     """
     @dev Places `account`'s single order for `interval` once the
-         mechanism has checked its role; a bid locks
+         mechanism has checked its role; a debtor places none; a bid locks
          energy_wh * (price_wei_per_wh + fee) of its free credit.
     @param interval Index of the market interval.
     @param account The account placing the order.
@@ -207,6 +207,7 @@ def _submit_order(interval: uint256, account: address, is_ask: bool, energy_wh: 
     index: uint256 = len(self._accounts[interval][is_ask])
     assert index < MAX_ORDERS, "book: book full"
     escrow._check_bound()
+    escrow._check_not_debtor(account)
 
     # effects
     self._order_word[interval][account] = (

@@ -15,7 +15,7 @@
         Functions:
         - `bind_settlement` (`external` function),
         - `deployer`, `settlement` (`external` `view` functions),
-        - `_check_bound` (`internal` function).
+        - `_check_bound`, `_check_not_debtor` (`internal` functions).
 """
 
 
@@ -25,6 +25,7 @@ interface Settlement:
     def lock(account: address, interval: uint256, energy_wh: uint256, price_wei_per_wh: uint256): nonpayable
     def unlock(account: address, interval: uint256, amount_wei: uint256): nonpayable
     def escrow_wei(account: address, energy_wh: uint256, price_wei_per_wh: uint256) -> uint256: view
+    def is_debtor(account: address) -> bool: view
 
 
 # @dev What settling one account's reading needs from one interval;
@@ -78,3 +79,14 @@ def _check_bound():
     @dev Reverts until the settlement is bound.
     """
     assert self.settlement.address != empty(address), "escrow: settlement not bound"
+
+
+@internal
+@view
+def _check_not_debtor(account: address):
+    """
+    @dev Reverts if `account` is in debt in the settlement
+         (`Settlement.is_debtor`): a debtor places no order.
+    @param account The account placing an order.
+    """
+    assert not staticcall self.settlement.is_debtor(account), "escrow: account in debt"

@@ -12,8 +12,9 @@
         seller +energy_wh and +value, the buyer -energy_wh and -value,
         everyone else 0; an account that sells one lot and buys another
         has the sum.
-        A contract `initializes: lot_book[access := access, gate := gate]`
-        and exports `lot_book.__interface__`.
+        A contract `initializes: lot_book[access := access, escrow := escrow,
+        gate := gate]` and exports `lot_book.__interface__`; a debtor in
+        the bound settlement posts no lot (`escrow._check_not_debtor`).
         Functions:
         - `post_lot` (`external` function),
         - `lot_count`, `lots`, `position_wh`, `value_wei`
@@ -30,6 +31,7 @@ from . import escrow
 from . import gate
 
 uses: access
+uses: escrow
 uses: gate
 
 
@@ -91,7 +93,8 @@ event LotPosted:
 @external
 def post_lot(interval: uint256, energy_wh: uint256, reserve_price_wei_per_wh: uint256) -> uint256:
     """
-    @dev Offers the caller's single lot of `interval`.
+    @dev Offers the caller's single lot of `interval`; a debtor offers
+         none.
     @param interval Index of the market interval.
     @param energy_wh Energy sold; 1 to `MAX_ENERGY_WH`. [Wh]
     @param reserve_price_wei_per_wh Lowest price the seller accepts;
@@ -107,6 +110,8 @@ def post_lot(interval: uint256, energy_wh: uint256, reserve_price_wei_per_wh: ui
     gate._check_before_gate(interval)
     assert not self._has_lot[interval][msg.sender], "lot_book: lot exists"
     assert len(self._interval_lots[interval]) < MAX_LOTS, "lot_book: interval full"
+    escrow._check_bound()
+    escrow._check_not_debtor(msg.sender)
 
     # effects
     lot_id: uint256 = self.lot_count

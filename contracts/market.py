@@ -66,6 +66,25 @@ _GAS_CLEAR_PER_ORDER = {"DoubleAuction": 40_000, "PayAsBid": 70_000, "MeritOrder
 _GAS_SORT_PER_ORDER_SQUARED = 150
 
 
+@dataclass(frozen=True)
+class ProsumerLimits:
+    """What a prosumer's meter may read per second, registered once in ``Settlement.register_prosumer``. [W]
+
+    Attributes
+    ----------
+    meter_rating_w : int
+        Most power through the meter, either way; positive.
+    pv_w : int
+        Peak power of the PV system; 0 without PV.
+    battery_w : int
+        Discharge power of the battery; 0 without a battery.
+    """
+
+    meter_rating_w: int
+    pv_w: int = 0
+    battery_w: int = 0
+
+
 class SetupFailed(RuntimeError):
     """A market setup transaction failed; the message names it and its reason."""
 
@@ -141,6 +160,8 @@ def deploy_market(
     grid_fee_wei_per_wh: int,
     endowment_wei: int,
     operator_deposit_wei: int,
+    limits: Mapping[str, ProsumerLimits] | None = None,
+    credit_line_wei: int = 0,
     mechanism: str = DEFAULT_MECHANISM,
     reveal_s: int | None = None,
     bid_increment_wei_per_wh: int = 1,
@@ -152,7 +173,8 @@ def deploy_market(
     endowment plus the operator deposit, minted to the operator), the
     mechanism's contract and the settlement that settles it. Block 2 binds the settlement to the
     mechanism (whose bids lock credit in it), grants the prosumer and meter
-    roles, binds each meter, approves the settlement once and deposits
+    roles, binds each meter, registers each prosumer's reading limits,
+    approves the settlement once and deposits
     ``endowment_wei`` for every prosumer and ``operator_deposit_wei`` for
     the operator (a zero amount is skipped).
 
@@ -173,6 +195,15 @@ def deploy_market(
         Settlement prices. [wei/Wh]
     endowment_wei, operator_deposit_wei
         Initial credits. [wei]
+    limits : mapping of str to ProsumerLimits, optional
+        Prosumer address to the limits of its readings, registered for
+        every prosumer of ``prosumers`` (setup runs before
+        ``start_timestamp``, after which the settlement refuses
+        registrations). None registers none: for markets whose meters
+        post no readings (benchmarks, order-only tests), since an
+        unregistered prosumer's meter may post only an empty reading.
+    credit_line_wei : int
+        Most debt the settlement lets a prosumer run up. [wei]
     mechanism : str
         Market mechanism, a key of :data:`~gridledger.contracts.mechanisms.MECHANISMS`.
     reveal_s : int, optional
@@ -212,6 +243,9 @@ def deploy_market(
         grid_buy_price_wei_per_wh,
         grid_sell_price_wei_per_wh,
         grid_fee_wei_per_wh,
+        credit_line_wei,
+        start_timestamp,
+        interval_s,
         gas=GAS_DEPLOY,
     )
     receipts = chain.mine([deploy_registry, deploy_token, deploy_auction, deploy_settlement], chain.timestamp + 1)
@@ -226,6 +260,8 @@ def deploy_market(
     calls += [(f"grant prosumer role to {p}", registry, "grant_role", (p, ROLE_PROSUMER)) for p in prosumers]
     calls += [(f"grant meter role to {m}", registry, "grant_role", (m, ROLE_METER)) for m in meters.values()]
     calls += [(f"bind meter {m} to {p}", registry, "bind_meter", (m, p)) for p, m in meters.items()]
+    calls += [(f"register limits of {p}", settlement, "register_prosumer",
+               (p, limits[p].meter_rating_w, limits[p].pv_w, limits[p].battery_w)) for p in prosumers if limits]
     calls.append(("approve settlement", token, "approve", (settlement, supply_wei)))
     if endowment_wei:
         calls += [(f"deposit for {p}", settlement, "deposit_for", (p, endowment_wei)) for p in prosumers]

@@ -6,7 +6,8 @@ Each function is pure: a book in, trades and prices out.
 :func:`clear_merit_order` ``MeritOrder.clear``, :func:`clear_vickrey`
 ``VickreyAuction.finalise``, :func:`clear_english` ``EnglishAuction.bid``
 and :func:`settle`
-``Settlement.post_reading`` to the wei; :func:`escrow_wei`,
+``Settlement.post_reading`` to the wei, :func:`reading_limit_reason` its
+checks of a reading against the registered limits; :func:`escrow_wei`,
 :func:`obligation_wei` and :func:`released_wei` follow the escrow of
 ``Settlement.lock`` and ``Settlement.release``, :func:`sold_sources`,
 :func:`sold_mix` and :func:`consumed_mix` its source tracking. The
@@ -17,6 +18,8 @@ when received.
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+
+from gridledger.units import SECONDS_PER_HOUR
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,8 @@ class SettlementLine:
         Change of the operator's credit: fee - imbalance.
     pool_delta_wei : int
         Change of the market pool: -p2p.
+    unpaid_wei : int
+        Imbalance payment its payer could not afford (>= 0).
     """
 
     p2p_wei: int
@@ -136,6 +141,50 @@ class SettlementLine:
     credit_delta_wei: int
     operator_delta_wei: int
     pool_delta_wei: int
+    unpaid_wei: int = 0
+
+
+READING_TOLERANCE_WH = 2
+"""Allowance of each reading bound, as ``Settlement.READING_TOLERANCE_WH``. [Wh]"""
+
+
+def reading_limit_reason(
+    import_wh: int,
+    export_wh: int,
+    pv_wh: int,
+    battery_wh: int,
+    *,
+    meter_rating_w: int,
+    pv_w: int,
+    battery_w: int,
+    interval_s: int,
+) -> str | None:
+    """Revert reason ``Settlement.post_reading`` gives a reading outside its prosumer's limits, None within.
+
+    Each bound is power x interval, rounded down to the Wh, plus
+    :data:`READING_TOLERANCE_WH`; the export is bounded by PV energy plus
+    battery discharge too. An unregistered prosumer has all limits 0.
+
+    Parameters
+    ----------
+    import_wh, export_wh, pv_wh, battery_wh : int
+        The reading's registers. [Wh]
+    meter_rating_w, pv_w, battery_w : int
+        Registered meter rating, PV peak and battery power. [W]
+    interval_s : int
+        Length of the market interval. [s]
+    """
+    def bound_wh(power_w: int) -> int:
+        return power_w * interval_s // SECONDS_PER_HOUR + READING_TOLERANCE_WH
+
+    checks = [
+        (import_wh <= bound_wh(meter_rating_w), "settlement: import above meter rating"),
+        (export_wh <= bound_wh(meter_rating_w), "settlement: export above meter rating"),
+        (pv_wh <= bound_wh(pv_w), "settlement: PV above peak power"),
+        (battery_wh <= bound_wh(battery_w), "settlement: battery above power"),
+        (export_wh <= pv_wh + battery_wh + READING_TOLERANCE_WH, "settlement: export above PV and battery"),
+    ]
+    return next((reason for ok, reason in checks if not ok), None)
 
 
 def priority(orders: Sequence[Order], *, is_ask: bool) -> list[int]:
@@ -485,8 +534,14 @@ def settle(
     grid_buy_price_wei_per_wh: int,
     grid_sell_price_wei_per_wh: int,
     grid_fee_wei_per_wh: int,
+    *,
+    prosumer_payable_wei: int | None = None,
+    operator_payable_wei: int | None = None,
 ) -> SettlementLine:
     """Payments of one prosumer for one interval.
+
+    An imbalance payment is made only up to what its payer can afford
+    (``Settlement._pay_imbalance``); the rest is ``unpaid_wei``.
 
     Parameters
     ----------
@@ -504,6 +559,13 @@ def settle(
         Price paid for energy exported beyond the position. [wei/Wh]
     grid_fee_wei_per_wh : int
         Fee on energy bought in the market. [wei/Wh]
+    prosumer_payable_wei : int, optional
+        What the prosumer can pay an imbalance with once its escrow is
+        released and its market payment and fee are booked: free credit
+        plus the credit line. Unlimited if None. [wei]
+    operator_payable_wei : int, optional
+        The same for the operator once the fee is booked: free credit
+        less the debt owed to it. Unlimited if None. [wei]
 
     Returns
     -------
@@ -514,7 +576,10 @@ def settle(
     fee_wei = grid_fee_wei_per_wh * -position_wh if position_wh < 0 else 0
     imbalance_wh = export_wh - import_wh - position_wh
     imbalance_price = grid_sell_price_wei_per_wh if imbalance_wh > 0 else grid_buy_price_wei_per_wh
-    imbalance_wei = imbalance_price * imbalance_wh
+    owed_wei = imbalance_price * imbalance_wh
+    payable_wei = operator_payable_wei if owed_wei > 0 else prosumer_payable_wei
+    paid_wei = abs(owed_wei) if payable_wei is None else min(abs(owed_wei), max(payable_wei, 0))
+    imbalance_wei = paid_wei if owed_wei > 0 else -paid_wei
     return SettlementLine(
         p2p_wei=p2p_wei,
         fee_wei=fee_wei,
@@ -522,6 +587,7 @@ def settle(
         credit_delta_wei=p2p_wei - fee_wei + imbalance_wei,
         operator_delta_wei=fee_wei - imbalance_wei,
         pool_delta_wei=-p2p_wei,
+        unpaid_wei=abs(owed_wei) - paid_wei,
     )
 
 

@@ -31,6 +31,8 @@ MECHANISM_NAMES = tuple(MECHANISMS)
 STUDY_FILE = "study.yaml"
 """Name of the resolved study in a run directory."""
 CORE_TYPES = ("zmq", "tcp", "inproc")
+# Default meter rating over a prosumer's larger peak of demand and supply. [-]
+METER_RATING_MARGIN = 2.0
 
 
 class StudyError(ValueError):
@@ -211,10 +213,19 @@ class FlexLoad(_Strict):
 
 
 class Prosumers(_Strict):
-    """Prosumer agents: one per load bus, in bus order unless `buses` lists them."""
+    """Prosumer agents: one per load bus, in bus order unless `buses` lists them.
+
+    ``meter_rating_kw`` is the rating of every prosumer's meter, registered
+    in the settlement with its PV peak and battery power: a reading above
+    rating x interval reverts. Unset, each meter is rated
+    `METER_RATING_MARGIN` times the larger of its peak demand (peak load,
+    battery, the largest EV charger and the flexible appliance where the
+    study has them) and its peak supply (PV and battery).
+    """
 
     count: Annotated[int, Field(ge=0)] = 32
     buses: list[int] | None = None
+    meter_rating_kw: Annotated[float, Field(gt=0.0, le=1e6)] | None = None
     pv: PV = PV()
     battery: Battery = Battery()
     ev: EV = EV()
@@ -245,7 +256,13 @@ class Flexibility(_Strict):
 
 
 class Market(_Strict):
-    """Market design and grid tariffs, prices in token units per kWh."""
+    """Market design and grid tariffs, prices in token units per kWh.
+
+    ``credit_line`` [token] is the most debt the settlement lets a
+    prosumer run up when its imbalance payments exceed its credit; an
+    imbalance payment beyond it is left unpaid (`Unpaid` event) for the
+    operator to collect off-chain. The operator itself has no credit line.
+    """
 
     mechanism: Literal[MECHANISM_NAMES] = DEFAULT_MECHANISM
     clearing: Literal[CLEARING_MODES] = DEFAULT_CLEARING_MODE
@@ -255,6 +272,7 @@ class Market(_Strict):
     price_cap_per_kwh: Positive = 1.0
     gate_closure_s: Annotated[int, Field(ge=1)] = 60
     endowment: Annotated[float, Field(ge=0.0)] = 1000.0
+    credit_line: Annotated[float, Field(ge=0.0, le=1e15)] = 0.0
     round_s: Annotated[int, Field(ge=2)] = 60
     reveal_s: Annotated[int, Field(ge=2)] | None = None
     bid_increment_per_kwh: Positive = 0.001

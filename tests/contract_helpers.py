@@ -37,6 +37,10 @@ FLEX_PENALTY_PERMILLE = 1500
 FLEX_DELIVERY_PERIOD_S = 900
 FLEX_OPERATOR_TOKENS_WEI = 10**24
 FLEX_DER_TOKENS_WEI = 10**22
+# Registered limits of every test prosumer: a 100 kW meter with 100 kWp
+# PV and a 50 kW battery, room for every hand-computed reading (25 kWh
+# per 15-minute interval through the meter).
+TEST_LIMITS = mk.ProsumerLimits(meter_rating_w=100_000, pv_w=100_000, battery_w=50_000)
 
 # Limit prices of the property tests: a coarse grid, so that many orders tie,
 # or any price up to the cap. [wei/Wh]
@@ -176,12 +180,15 @@ class Market:
 
 def escrowed_mechanism(market: Market, contract: str, *args, buyer: str, credit_wei: int) -> mk.MarketAddresses:
     """A fresh ``contract(registry, *args)`` with its own token and fee-free settlement, bound to each
-    other, and ``credit_wei`` deposited for ``buyer``: room for bids larger than the endowment."""
+    other, and ``credit_wei`` deposited for ``buyer``: room for bids larger than the endowment.
+    ``args`` start with the mechanism's start timestamp and interval length, which the settlement takes too."""
     operator = market.operator
+    start_timestamp, interval_s = args[:2]
     deploy_auction, auction = operator.deploy(load_artifact(contract), market.addresses.registry, *args)
     deploy_token, token = operator.deploy(load_artifact("GridToken"), credit_wei)
     deploy_settlement, settlement = operator.deploy(
-        load_artifact("Settlement"), market.addresses.registry, auction, token, operator.address, 0, 0, 0
+        load_artifact("Settlement"), market.addresses.registry, auction, token, operator.address, 0, 0, 0, 0,
+        start_timestamp, interval_s,
     )
     deployed = market.mine([deploy_auction, deploy_token, deploy_settlement])
     assert all(r.ok for r in deployed), [r.revert_reason for r in deployed]
@@ -236,7 +243,7 @@ def assert_settlement_conserves_tokens(market: Market, interval: int, clearing, 
     before = {a: market.read("Settlement", "credit_wei", a) for a in accounts}
     receipts = market.mine(
         [
-            mk.post_reading(meter, market.addresses, interval, import_wh=i, export_wh=e, pv_wh=0, battery_wh=0)
+            mk.post_reading(meter, market.addresses, interval, import_wh=i, export_wh=e, pv_wh=e, battery_wh=0)
             for meter, (i, e) in zip(market.meters, readings, strict=False)
         ],
         market.end(interval),
@@ -269,9 +276,14 @@ def new_market(
     seed: int = SEED,
     with_meters: bool = True,
     mechanism: str = mk.DEFAULT_MECHANISM,
+    limits: mk.ProsumerLimits = TEST_LIMITS,
+    credit_line_wei: int = 0,
     **mechanism_args: int,
 ) -> Market:
     """Deploy a ``mechanism`` market with ``n_prosumers`` prosumers (and one meter each).
+
+    Every prosumer is registered with ``limits``; ``credit_line_wei`` is
+    the settlement's credit line. [wei]
 
     ``mechanism_args`` are the lot auctions' extra parameters of
     :func:`~gridledger.contracts.market.deploy_market` (``reveal_s``,
@@ -302,6 +314,8 @@ def new_market(
         grid_fee_wei_per_wh=GRID_FEE_WEI_PER_WH,
         endowment_wei=ENDOWMENT_WEI,
         operator_deposit_wei=OPERATOR_DEPOSIT_WEI,
+        limits={p.address: limits for p in prosumers},
+        credit_line_wei=credit_line_wei,
         mechanism=mechanism,
         **mechanism_args,
     )

@@ -176,7 +176,7 @@ def _history(seed: int, tmp_path) -> tuple[list[bytes], dict[str, bytes]]:
     book = market.submit_book(interval, [(300, 30 * CENT), (200, 25 * CENT)], [(250, 12 * CENT), (400, 20 * CENT)])
     assert market.clear(interval, book).ok
     readings = [
-        mk.post_reading(m, market.addresses, interval, import_wh=40 * i, export_wh=70 * i, pv_wh=0, battery_wh=0)
+        mk.post_reading(m, market.addresses, interval, import_wh=40 * i, export_wh=70 * i, pv_wh=70 * i, battery_wh=0)
         for i, m in enumerate(market.meters)
     ]
     assert all(r.ok for r in market.mine(readings, market.end(interval)))

@@ -345,7 +345,7 @@ def test_unlock_above_the_lock_reverts():
     outsider, account = market.outsider, market.prosumers[0].address
     raw, settlement = market.operator.deploy(
         load_artifact("Settlement"), market.addresses.registry, outsider.address, market.addresses.token,
-        market.operator.address, 0, 0, FEE,
+        market.operator.address, 0, 0, FEE, 0, START_TIMESTAMP, INTERVAL_S,
     )
     assert market.mine([raw])[0].ok
 
@@ -421,7 +421,7 @@ def test_locks_releases_and_payments_equal_the_reference(markets, mechanism, bid
     posted = market.mine(
         [
             mk.post_reading(meters[a], market.addresses, interval, import_wh=max(-q, 0), export_wh=max(q, 0),
-                            pv_wh=0, battery_wh=0)
+                            pv_wh=max(q, 0), battery_wh=0)
             for a in traders
             for q in [clearing.positions_wh.get(a, 0)]
         ],

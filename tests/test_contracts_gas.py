@@ -28,7 +28,7 @@ def test_fully_matched_book_clears_within_the_clear_gas_limit(market, n_orders):
     assert receipt.gas_used <= mk.clear_gas(n_side, n_side, contract)
     assert len([log for log in receipt.logs if market.chain.decode(log).event == "Trade"]) == n_orders
     readings = [
-        mk.post_reading(meter, market.addresses, interval, import_wh=5, export_wh=7, pv_wh=0, battery_wh=0)
+        mk.post_reading(meter, market.addresses, interval, import_wh=5, export_wh=7, pv_wh=7, battery_wh=0)
         for meter in market.meters[:n_orders]
     ]
     receipts = market.mine(readings, market.end(interval))

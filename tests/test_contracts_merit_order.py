@@ -160,7 +160,7 @@ def test_settlement_pays_sellers_from_the_operator_and_conserves_tokens(market):
     before = {a: market.read("Settlement", "credit_wei", a) for a in accounts}
     readings = [(0, 210), (0, 200)]
     txs = [
-        mk.post_reading(meter, market.addresses, interval, import_wh=imp, export_wh=exp, pv_wh=0, battery_wh=0)
+        mk.post_reading(meter, market.addresses, interval, import_wh=imp, export_wh=exp, pv_wh=exp, battery_wh=0)
         for meter, (imp, exp) in zip(market.meters, readings, strict=False)
     ]
     receipts = market.mine([*txs, mk.settle_operator(market.outsider, market.addresses, interval)], market.end(interval))

@@ -13,6 +13,7 @@ from gridledger.contracts.keys import derive_account
 
 from contract_helpers import CENT_PER_KWH as CENT
 from contract_helpers import (
+    ENDOWMENT_WEI,
     GATE_CLOSURE_S,
     GENESIS_TIMESTAMP,
     GRID_BUY_PRICE_WEI_PER_WH,
@@ -22,6 +23,7 @@ from contract_helpers import (
     PRICE_CAP_WEI_PER_WH,
     SEED,
     START_TIMESTAMP,
+    TEST_LIMITS,
     Market,
     new_market,
     reverted,
@@ -30,6 +32,12 @@ from tests.secret_helpers import fixed_secret
 
 ZERO = "0x" + "00" * 20
 MAX_ENERGY_WH = 10**12
+CREDIT_LINE_WEI = 10**18
+# What TEST_LIMITS allow over one interval: meter, PV and battery. [Wh]
+RATING_WH = TEST_LIMITS.meter_rating_w * INTERVAL_S // 3600
+PV_PEAK_WH = TEST_LIMITS.pv_w * INTERVAL_S // 3600
+BATTERY_PEAK_WH = TEST_LIMITS.battery_w * INTERVAL_S // 3600
+TOLERANCE_WH = 2
 
 
 @dataclass
@@ -42,7 +50,9 @@ class Scene:
 
 
 def _scene(mechanism: str) -> Scene:
-    market = new_market(6, mechanism=mechanism)
+    market = new_market(6, mechanism=mechanism, credit_line_wei=CREDIT_LINE_WEI)
+    broke = market.prosumers[5]
+    assert market.mine([market.call_tx(broke, "Settlement", "withdraw", ENDOWMENT_WEI)])[0].ok
     settled = market.next_interval()
     pending = settled + 1
     book = market.submit_book(settled, [(100, 20 * CENT)], [(100, 10 * CENT)])
@@ -53,13 +63,15 @@ def _scene(mechanism: str) -> Scene:
     receipts = market.mine(
         [
             mk.post_reading(market.meters[0], market.addresses, settled, import_wh=0, export_wh=0, pv_wh=0, battery_wh=0),
-            # A huge import drives prosumer 5's credit below zero.
-            mk.post_reading(market.meters[5], market.addresses, settled, import_wh=MAX_ENERGY_WH, export_wh=0, pv_wh=0, battery_wh=0),
+            # An import without credit drives prosumer 5's credit down to the credit line.
+            mk.post_reading(market.meters[5], market.addresses, settled, import_wh=RATING_WH, export_wh=0, pv_wh=0,
+                            battery_wh=0),
         ],
         market.end(settled),
     )
     assert all(r.ok for r in receipts)
-    assert market.read("Settlement", "credit_wei", market.prosumers[5].address) < 0
+    assert market.read("Settlement", "credit_wei", broke.address) == -CREDIT_LINE_WEI
+    assert market.read("Settlement", "debt_wei") == CREDIT_LINE_WEI
     assert mk.sorted_order(mk.book(market.chain, market.addresses, pending)) == ([1, 2, 3, 0], [0, 1])
     return Scene(market, settled, pending)
 
@@ -99,6 +111,7 @@ def _resolve(scene: Scene, arg):
         "@next": market.next_interval(),
         "@pending": scene.pending,
         "@settled": scene.settled,
+        "@operator_free": market.read("Settlement", "free_credit_wei", market.operator.address),
     }
     return symbols[arg] if isinstance(arg, str) else arg
 
@@ -154,6 +167,19 @@ CASES = [
     ("settlement: interval not cleared", "meter", "Settlement.post_reading", ("@pending", 0, 0, 0, 0)),
     ("settlement: reading exists", "meter0", "Settlement.post_reading", ("@settled", 0, 0, 0, 0)),
     ("settlement: energy above limit", "meter", "Settlement.post_reading", ("@settled", 0, MAX_ENERGY_WH + 1, 0, 0)),
+    ("settlement: import above meter rating", "meter", "Settlement.post_reading",
+     ("@settled", RATING_WH + TOLERANCE_WH + 1, 0, 0, 0)),
+    ("settlement: export above meter rating", "meter", "Settlement.post_reading",
+     ("@settled", 0, RATING_WH + TOLERANCE_WH + 1, PV_PEAK_WH, BATTERY_PEAK_WH)),
+    ("settlement: PV above peak power", "meter", "Settlement.post_reading",
+     ("@settled", 0, 0, PV_PEAK_WH + TOLERANCE_WH + 1, 0)),
+    ("settlement: battery above power", "meter", "Settlement.post_reading",
+     ("@settled", 0, 0, 0, BATTERY_PEAK_WH + TOLERANCE_WH + 1)),
+    ("settlement: export above PV and battery", "meter", "Settlement.post_reading", ("@settled", 0, 10, 5, 2)),
+    ("settlement: caller is not the operator", "outsider", "Settlement.register_prosumer", ("@outsider", 1, 0, 0)),
+    ("settlement: market started", "operator", "Settlement.register_prosumer", ("@outsider", 1, 0, 0)),
+    ("settlement: withdraw above solvent credit", "operator", "Settlement.withdraw", ("@operator_free",)),
+    ("escrow: account in debt", "broke prosumer", "DoubleAuction.submit_order", ("@next", True, 1, 1)),
 ]
 
 
@@ -265,8 +291,10 @@ def test_a_bound_meter_keeps_its_role_and_binding_after_the_start(scene):
             "PayAsBid",
             lambda reg: (reg, START_TIMESTAMP, INTERVAL_S, GATE_CLOSURE_S, 10**24 + 1),
         ),
-        ("settlement: operator is the zero address", "Settlement", lambda reg: (reg, reg, reg, ZERO, 1, 1, 1)),
-        ("settlement: price out of range", "Settlement", lambda reg: (reg, reg, reg, reg, 10**24 + 1, 1, 1)),
+        ("settlement: operator is the zero address", "Settlement", lambda reg: (reg, reg, reg, ZERO, 1, 1, 1, 0, 0, 1)),
+        ("settlement: price out of range", "Settlement", lambda reg: (reg, reg, reg, reg, 10**24 + 1, 1, 1, 0, 0, 1)),
+        ("settlement: credit line out of range", "Settlement", lambda reg: (reg, reg, reg, reg, 1, 1, 1, 10**37, 0, 1)),
+        ("settlement: interval out of range", "Settlement", lambda reg: (reg, reg, reg, reg, 1, 1, 1, 0, 0, 0)),
     ],
 )
 def test_constructor_reverts_with_exact_reason(scene, reason, contract, args):
@@ -293,6 +321,8 @@ def test_full_book_side_rejects_one_more_order(mechanism):
     assert market.clear(interval, book).ok
 
 
+# A token that pays nothing out, refuses a deposit of 1 wei and pretends
+# to take larger ones.
 FALSE_TOKEN = """
 # pragma version ~=0.4.3
 @external
@@ -301,14 +331,14 @@ def transfer(to: address, amount: uint256) -> bool:
 
 @external
 def transferFrom(sender: address, to: address, amount: uint256) -> bool:
-    return False
+    return amount > 1
 """
 
 
 def test_token_returning_false_reverts_deposit_and_withdraw():
     market = new_market(1, seed=SEED + 1)
     false_token = vyper.compile_code(FALSE_TOKEN, output_formats=["abi", "bytecode"])
-    operator, meter, prosumer = market.operator, market.meters[0], market.prosumers[0]
+    operator, prosumer = market.operator, market.prosumers[0]
     token_raw, token = operator.deploy(false_token)
     settlement_raw, settlement = operator.deploy(
         load_artifact("Settlement"),
@@ -319,19 +349,19 @@ def test_token_returning_false_reverts_deposit_and_withdraw():
         GRID_BUY_PRICE_WEI_PER_WH,
         GRID_SELL_PRICE_WEI_PER_WH,
         GRID_FEE_WEI_PER_WH,
+        0,
+        START_TIMESTAMP,
+        INTERVAL_S,
     )
     assert all(r.ok for r in market.mine([token_raw, settlement_raw]))
-    interval = market.next_interval()
-    assert market.clear(interval, mk.Book((), ())).ok
     receipts = market.mine(
         [
             operator.transact(settlement, encode_call("Settlement", "deposit_for", prosumer.address, 1), gas=200_000),
-            # 10 Wh imported off-market credits the operator 10 * buy price...
-            meter.transact(settlement, encode_call("Settlement", "post_reading", interval, 10, 0, 0, 0), gas=200_000),
+            # A deposit the token claims to take credits the prosumer...
+            operator.transact(settlement, encode_call("Settlement", "deposit_for", prosumer.address, 2), gas=200_000),
             # ...which the token then fails to pay out.
-            operator.transact(settlement, encode_call("Settlement", "withdraw", 1), gas=200_000),
-        ],
-        market.end(interval),
+            prosumer.transact(settlement, encode_call("Settlement", "withdraw", 1), gas=200_000),
+        ]
     )
     assert reverted(receipts[0], "settlement: token transfer failed")
     assert receipts[1].ok

@@ -13,6 +13,7 @@ from contract_helpers import (
     GRID_BUY_PRICE_WEI_PER_WH,
     GRID_FEE_WEI_PER_WH,
     GRID_SELL_PRICE_WEI_PER_WH,
+    INTERVAL_S,
     OPERATOR_DEPOSIT_WEI,
     Market,
     new_market,
@@ -88,7 +89,7 @@ def test_onchain_credits_equal_reference_and_tokens_are_conserved(market, bids, 
 
     # Every prosumer posts, traders or not; half in one block, half in the next.
     posts = [
-        mk.post_reading(meter, market.addresses, interval, import_wh=imp, export_wh=exp, pv_wh=0, battery_wh=0)
+        mk.post_reading(meter, market.addresses, interval, import_wh=imp, export_wh=exp, pv_wh=exp, battery_wh=0)
         for meter, (imp, exp) in zip(market.meters, readings, strict=True)
     ]
     half = len(posts) // 2
@@ -110,33 +111,35 @@ def test_onchain_credits_equal_reference_and_tokens_are_conserved(market, bids, 
             "prosumer": prosumer.address,
             "import_wh": imp,
             "export_wh": exp,
-            "pv_wh": 0,
+            "pv_wh": exp,
             "battery_wh": 0,
             "position_wh": position,
             "p2p_wei": line.p2p_wei,
             "fee_wei": line.fee_wei,
             "imbalance_wei": line.imbalance_wei,
         }
-        assert market.read("Settlement", "reading", interval, prosumer.address) == (imp, exp, 0, 0, True)
+        assert market.read("Settlement", "reading", interval, prosumer.address) == (imp, exp, exp, 0, True)
     assert after[market.operator.address] - before[market.operator.address] == operator_delta
     assert market.read("Settlement", "pool_wei") == 0
     _assert_tokens_conserved(market)
 
 
-def test_reading_reads_zero_until_posted_and_keeps_the_largest_energies(market):
-    max_energy_wh = market.read("Settlement", "MAX_ENERGY_WH")
+def test_reading_reads_zero_until_posted_and_keeps_the_largest_registered_energies(market):
+    tolerance_wh = market.read("Settlement", "READING_TOLERANCE_WH")
+    # TEST_LIMITS over a 15-minute interval, plus the tolerance.
+    rating_wh, pv_wh, battery_wh = (w * INTERVAL_S // 3600 + tolerance_wh for w in (100_000, 100_000, 50_000))
     interval = market.next_interval()
     assert market.clear(interval, mk.Book((), ())).ok
     prosumer = market.prosumers[0].address
     assert market.read("Settlement", "reading", interval, prosumer) == (0, 0, 0, 0, False)
     meter = market.meters[0]
     raw = mk.post_reading(
-        meter, market.addresses, interval, import_wh=max_energy_wh, export_wh=max_energy_wh, pv_wh=max_energy_wh,
-        battery_wh=max_energy_wh,
+        meter, market.addresses, interval, import_wh=rating_wh, export_wh=rating_wh, pv_wh=pv_wh,
+        battery_wh=battery_wh,
     )
     (receipt,) = market.mine([raw], market.end(interval))
     assert receipt.ok, receipt.revert_reason
-    assert market.read("Settlement", "reading", interval, prosumer) == (max_energy_wh,) * 4 + (True,)
+    assert market.read("Settlement", "reading", interval, prosumer) == (rating_wh, rating_wh, pv_wh, battery_wh, True)
 
 
 def test_withdraw_and_deposit_for_move_credit_through_tokens(market):

@@ -74,14 +74,15 @@ def test_hand_computed_interval_on_chain(market):
     assert market.read("Settlement", "consumed_mix", interval, b0) == (0, 0, 0)
 
     # The three sellers of the examples above, then the buyers: b0 draws 150, b1 200.
-    sellers = _post(market, interval, {2: (0, 120, 80, 30), 3: (0, 60, 100, 0), 4: (0, 100, 30, 20)})
+    # s2 exports all its PV and battery, 50 of the 100 it sold: the 50 shortfall is grid.
+    sellers = _post(market, interval, {2: (0, 110, 80, 30), 3: (0, 60, 100, 0), 4: (0, 50, 30, 20)})
     assert [_sourced(market, r) for r in sellers] == [
         [(s0, SourceMix(80, 20, 0))],
         [(s1, SourceMix(60, 0, 40))],
         [(s2, SourceMix(30, 20, 50))],
     ]
     assert market.read("Settlement", "sold_mix", interval) == (170, 40, 90)
-    assert market.read("Settlement", "reading", interval, s0) == (0, 120, 80, 30, True)
+    assert market.read("Settlement", "reading", interval, s0) == (0, 110, 80, 30, True)
     buyers = _post(market, interval, {0: (150, 0, 0, 0), 1: (200, 0, 0, 0)})
     assert [_sourced(market, r) for r in buyers] == [[], []]
     # b0's 150 Wh are all peer to peer: PV 150 * 170 // 300 = 85, battery 150 * 40 // 300 = 20, grid 45.
@@ -121,7 +122,10 @@ def test_source_energy_above_limit_reverts(market, pv_wh, battery_wh):
 ENERGY = st.integers(1, 500)
 PRICE = st.integers(1, 40).map(lambda cents: cents * CENT)
 SIDE = st.lists(st.tuples(ENERGY, PRICE), min_size=1, max_size=MAX_SIDE)
-READING = st.tuples(st.integers(0, 700), st.integers(0, 700), st.integers(0, 700), st.integers(0, 700))
+# (import, export, pv, battery) [Wh]; export at most PV plus battery, as physics allows.
+READING = st.tuples(st.integers(0, 700), st.integers(0, 700), st.integers(0, 700), st.integers(0, 700)).map(
+    lambda r: (r[0], min(r[1], r[2] + r[3]), r[2], r[3])
+)
 
 
 @settings(max_examples=20, deadline=None)
