@@ -238,7 +238,7 @@ def test_received_transactions_are_mined_agents_then_meters_then_dso_each_in_arr
 
 
 def test_a_transaction_above_its_lane_s_cap_comes_back_refused_to_its_sender_with_its_nonce_unused():
-    op = MarketOperator.deploy(small_scenario())
+    op = MarketOperator.deploy(small_scenario(), SECRET)
     seller, *_ = prosumer_wallets(op)
     m_seller, *_ = meter_wallets(op)
     greedy_reading = m_seller.transact(op.addresses.settlement, b"", gas=op.lanes["meters"].tx_gas_cap + 1)
