@@ -224,7 +224,7 @@ def test_export_appended_block_by_block_equals_one_export_at_the_end(tmp_path):
         assert market.clear(interval, book).ok
         export.append()
         readings = [
-            mk.post_reading(m, market.addresses, interval, import_wh=40 * i, export_wh=70 * i, pv_wh=0, battery_wh=0)
+            mk.post_reading(m, market.addresses, interval, import_wh=40 * i, export_wh=70 * i, pv_wh=70 * i, battery_wh=0)
             for i, m in enumerate(market.meters)
         ]
         receipts = market.mine([*readings[:2], readings[0], *readings[2:]], market.end(interval))
