@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -66,19 +67,36 @@ class Prepared:
     secret: bytes = field(repr=False)
 
 
+PORT_BLOCK = 64
+"""Ports a run may bind from its broker port on: the broker takes the first two, and HELICS
+hands each federate's ZMQ core two more from broker port + 10 on (``NetworkCommsInterface::findOpenPort``)."""
+PORT_RANGE = (10240, 32768)
+"""Where broker ports are drawn from: below Linux's ephemeral range (32768-60999), so the
+ports the kernel gives outgoing connections (the federates' own, among others) never land in a block."""
+
+
 def free_port() -> int:
-    """A TCP port on loopback that is free now (the broker binds it and the next one)."""
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        if port < 65000:
-            return port
+    """The first port of a `PORT_BLOCK`-aligned block of loopback ports that are all free now.
+
+    Blocks are drawn at random so that runs started at once (a sweep's
+    workers) rarely pick the same one, and aligned so that two blocks are
+    either the same or disjoint.
+    """
+    first, end = PORT_RANGE
+    blocks = list(range(first, end, PORT_BLOCK))
+    for base in secrets.SystemRandom().sample(blocks, len(blocks)):
+        if all(_bindable(port) for port in range(base, base + PORT_BLOCK)):
+            return base
+    raise OSError(f"no block of {PORT_BLOCK} free loopback ports in {first}-{end - 1}")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def preflight(study: Study, source: str | Path) -> Scenario:
