@@ -4,7 +4,9 @@ Each mined block is accounted once (`LedgerRecord.block`) from its events,
 decoded once (`gridledger.agents.blocks`): gas, transactions and reverts
 count to the market interval the block was mined in; the market's events
 (``Cleared``, ``Trade``, ``Settled``, ``Sourced``) to the interval they
-name. The positions kept from ``Trade`` events are also what the market
+name, and the Settlement's ``Unpaid`` events (an imbalance payment beyond
+what its payer could afford within the credit line) to the interval and
+prosumer they name. The positions kept from ``Trade`` events are also what the market
 operator sends the agents. `LedgerRecord.part` turns the record into the
 ledger's results part.
 """
@@ -33,8 +35,8 @@ class LedgerRecord:
         Each prosumer's account, in the scenario's prosumer order.
     auction_contract : str
         The contract that runs the market mechanism; its ``Cleared`` and
-        ``Trade`` events and the Settlement's ``Settled`` and ``Sourced``
-        events are recorded, every other contract's are not.
+        ``Trade`` events and the Settlement's ``Settled``, ``Sourced`` and
+        ``Unpaid`` events are recorded, every other contract's are not.
     """
 
     # Energy sources Settlement tracks, as the prefixes of its SourceMix fields.
@@ -57,6 +59,7 @@ class LedgerRecord:
         self.p2p = np.zeros((n_int, n_pro))
         self.fee = np.zeros((n_int, n_pro))
         self.imbalance = np.zeros((n_int, n_pro))
+        self.unpaid = np.zeros((n_int, n_pro))
         self.settled = np.zeros((n_int, n_pro), dtype=np.int8)
         self.settled_import_wh = np.zeros((n_int, n_pro), dtype=np.int64)
         self.settled_position_wh = np.zeros((n_int, n_pro), dtype=np.int64)
@@ -98,6 +101,18 @@ class LedgerRecord:
             k, i = args["interval"], self.index_of[args["seller"]]
             for source in self.SOURCES:
                 self.sold_wh[source][k, i] = args[f"{source}_wh"]
+        elif name == "Unpaid":
+            self._unpaid(args["interval"], args["payer"], args["payee"], tokens(args["unpaid_wei"]))
+
+    def _unpaid(self, k: int, payer: str, payee: str, unpaid_token: float) -> None:
+        """Count an ``Unpaid`` event to the prosumer it names: positive if it did not pay, negative if not paid.
+
+        The other party is the operator, which is no prosumer.
+        """
+        if payer in self.index_of:
+            self.unpaid[k, self.index_of[payer]] += unpaid_token
+        else:
+            self.unpaid[k, self.index_of[payee]] -= unpaid_token
 
     def cleared_positions(self, interval: int) -> dict[str, int]:
         """The positions of `interval` by account, as cleared (positive = sold). [Wh]
@@ -162,6 +177,9 @@ class LedgerRecord:
         part.add("fee_token", ("interval", "prosumer"), self.fee, "token", "grid fee paid on energy bought")
         part.add("imbalance_token", ("interval", "prosumer"), self.imbalance, "token",
                  "imbalance settled with the grid, positive = received")
+        part.add("unpaid_token", ("interval", "prosumer"), self.unpaid, "token",
+                 "imbalance payment left unpaid beyond the credit line (Settlement Unpaid event), "
+                 "positive = the prosumer did not pay it, negative = the operator did not pay the prosumer")
         part.add("settled", ("interval", "prosumer"), self.settled, "1", "meter reading settled on chain")
         for source, consumed in self.consumed_wh().items():
             part.add(f"sold_{source}_wh", ("interval", "prosumer"), self.sold_wh[source], "Wh",

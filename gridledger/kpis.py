@@ -43,6 +43,9 @@ DESCRIPTIONS = {
     "baseline_cost_per_prosumer_token": "net cost per prosumer at grid tariffs only [token]",
     "saving_per_prosumer_token": "baseline cost minus market cost per prosumer [token]",
     "share_of_prosumers_gaining": "share of prosumers whose market cost is below baseline by more than 1e-6 token [1]",
+    "unpaid_total_token": "imbalance payments prosumers left unpaid beyond their credit line [token]",
+    "unpaid_to_prosumers_token": "imbalance payments the operator left unpaid to prosumers [token]",
+    "debtors": "prosumers that left an imbalance payment unpaid in some interval",
     "peak_import_mw": "highest substation import [MW]",
     "peak_import_time": "time of the highest substation import",
     "energy_import_mwh": "energy imported at the substation [MWh]",
@@ -100,6 +103,14 @@ def baseline_cost(ds: xr.Dataset, buy_per_kwh: float, sell_per_kwh: float) -> xr
 def market_cost(ds: xr.Dataset) -> xr.DataArray:
     """Cost per prosumer with the market: fees paid minus peer-to-peer and imbalance receipts. [token]"""
     return (ds.fee_token - ds.p2p_token - ds.imbalance_token).sum("interval")
+
+
+def unpaid(ds: xr.Dataset) -> dict:
+    """Imbalance left unpaid (``unpaid_token``, positive = by the prosumer): totals both ways and the debtors."""
+    by_prosumer = ds.unpaid_token.clip(min=0).sum("interval")
+    return {"unpaid_total_token": _round(by_prosumer.sum()),
+            "unpaid_to_prosumers_token": _round((-ds.unpaid_token).clip(min=0).sum()),
+            "debtors": int((by_prosumer > 0).sum())}
 
 
 def self_sufficiency(export_mw: xr.DataArray, load_p_mw: xr.DataArray) -> float:
@@ -207,6 +218,7 @@ def compute_kpis(ds: xr.Dataset, study) -> dict:
         "baseline_cost_per_prosumer_token": _per_prosumer(baseline),
         "saving_per_prosumer_token": _per_prosumer(saving),
         "share_of_prosumers_gaining": share_gaining(saving),
+        **unpaid(ds),
         "peak_import_mw": _round(ds.substation_p_mw.isel(time=peak)),
         "peak_import_time": str(ds.time.values[peak])[:19],
         "energy_import_mwh": _round((ds.substation_p_mw.clip(min=0) * step_h).sum()),

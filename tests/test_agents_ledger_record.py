@@ -116,3 +116,18 @@ def test_results_part_carries_units_and_the_conservation_flag(record):
     assert part.ds["clearing_price_per_kwh"].attrs["units"] == "token/kWh"
     assert {f"consumed_{s}_wh" for s in LedgerRecord.SOURCES} <= set(part.ds.data_vars)
     assert part.ds["address"].values.tolist() == ACCOUNTS
+
+
+def test_unpaid_events_count_to_the_prosumer_positive_if_it_did_not_pay(record):
+    # B could not pay 0.25 token of its imbalance in interval 1, twice 0.5 in interval 2; the operator (no
+    # prosumer) could not pay C 0.125 token for its export in interval 1.
+    record.block(2, block([], [
+        event("Settlement", "Unpaid", interval=1, payer="B", payee="operator", unpaid_wei=25 * 10**16),
+        event("Settlement", "Unpaid", interval=1, payer="operator", payee="C", unpaid_wei=125 * 10**15),
+        event("Settlement", "Unpaid", interval=2, payer="B", payee="operator", unpaid_wei=5 * 10**17),
+        event("Settlement", "Unpaid", interval=2, payer="B", payee="operator", unpaid_wei=5 * 10**17),
+        event("VoltageRegulation", "Unpaid", interval=3, payer="A", payee="operator", unpaid_wei=10**18),
+    ]))
+    assert record.unpaid.tolist() == [[0, 0, 0, 0], [0, 0.25, -0.125, 0], [0, 1.0, 0, 0], [0, 0, 0, 0]]
+    unpaid = record.part().ds["unpaid_token"]
+    assert unpaid.attrs["units"] == "token" and unpaid.dims == ("interval", "prosumer")

@@ -44,12 +44,16 @@ def independent_kpis(ds: xr.Dataset, study) -> dict:
     outside = {name: (vm < lo) | (vm > hi) for name, (lo, hi) in (("a", RANGE_A_PU), ("b", RANGE_B_PU))}
     community_import = np.maximum(-ds.export_mw.values.sum(axis=1), 0).sum()
     gas, tx = ds.gas_used.values, ds.transactions.values
+    unpaid = ds.unpaid_token.values
     return {
         "energy_traded_kwh": ds.cleared_volume_wh.values.sum() / 1000,
         "cost_total_token": cost.sum(),
         "baseline_cost_total_token": baseline.sum(),
         "saving_total_token": (baseline - cost).sum(),
         "share_of_prosumers_gaining": np.mean(baseline - cost > 1e-6),
+        "unpaid_total_token": np.maximum(unpaid, 0).sum(),
+        "unpaid_to_prosumers_token": np.maximum(-unpaid, 0).sum(),
+        "debtors": int((np.maximum(unpaid, 0).sum(axis=0) > 0).sum()),
         "peak_import_mw": sub[peak],
         "peak_import_time": str(ds.time.values[peak])[:19],
         "energy_import_mwh": np.clip(sub, 0, None).sum() * step_h,
@@ -134,6 +138,24 @@ def test_flexibility_kpis_read_flexibility_variables_when_present(run):
     assert kpis["flexibility_procured_kwh"] == pytest.approx(0.5 * ds.sizes["interval"])
     assert kpis["flexibility_cost_token"] == pytest.approx(0.25 * ds.sizes["interval"])
     assert "flexibility_note" not in kpis
+
+
+def test_unpaid_kpis_exist_with_units_and_follow_the_unpaid_variable(run):
+    """The short study leaves nothing unpaid; an edited copy where two prosumers did not pay and one was not paid."""
+    run_dir, ds, study = run
+    kpis = json.loads((run_dir / "kpis.json").read_text())
+    assert (kpis["unpaid_total_token"], kpis["unpaid_to_prosumers_token"], kpis["debtors"]) == (0.0, 0.0, 0)
+    assert ds.unpaid_token.attrs["units"] == "token"
+    assert DESCRIPTIONS["unpaid_total_token"].endswith("[token]")
+    assert DESCRIPTIONS["unpaid_to_prosumers_token"].endswith("[token]")
+    edited = ds.copy()
+    unpaid = np.zeros(ds.unpaid_token.shape)
+    unpaid[0, 0], unpaid[1, 0], unpaid[1, 1], unpaid[2, 2] = 0.5, 0.25, 1.0, -2.0
+    edited["unpaid_token"] = (ds.unpaid_token.dims, unpaid)
+    expected = independent_kpis(edited, study)
+    assert expected["unpaid_total_token"] == 1.75 and expected["unpaid_to_prosumers_token"] == 2.0
+    assert expected["debtors"] == 2
+    assert_match(compute_kpis(edited, study), expected)
 
 
 def test_wall_time_is_in_run_json_not_in_kpis_json(run):
