@@ -16,13 +16,23 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from gridledger.grids.feeders import FEEDERS, SIMBENCH_EXAMPLES, is_simbench_code
 from gridledger.grids.inverter import VOLT_VAR_CAT_B, VOLT_WATT_CAT_B, VoltVarCurve, VoltWattCurve
 from gridledger.grids.powerflow import BACKENDS
 from gridledger.contracts.mechanisms import CLEARING_MODES, DEFAULT_CLEARING_MODE, DEFAULT_MECHANISM, MECHANISMS
 
+
+def _not_a_bool(value: object) -> object:
+    """Refuse YAML true/false where a number is asked for (pydantic's lax mode reads them as 1 and 0)."""
+    if isinstance(value, bool):
+        raise ValueError("a number is required, not true/false")
+    return value
+
+
+Finite = Annotated[float, BeforeValidator(_not_a_bool), Field(allow_inf_nan=False)]
+"""A finite number; true/false, NaN and infinity are refused."""
 Share = Annotated[float, Field(ge=0.0, le=1.0)]
 Positive = Annotated[float, Field(gt=0.0)]
 PerUnit = Annotated[float, Field(gt=0.0, lt=2.0)]
@@ -225,7 +235,7 @@ class Prosumers(_Strict):
 
     count: Annotated[int, Field(ge=0)] = 32
     buses: list[int] | None = None
-    meter_rating_kw: Annotated[float, Field(gt=0.0, le=1e6)] | None = None
+    meter_rating_kw: Annotated[Finite, Field(gt=0.0, le=1e6)] | None = None
     pv: PV = PV()
     battery: Battery = Battery()
     ev: EV = EV()
@@ -272,7 +282,7 @@ class Market(_Strict):
     price_cap_per_kwh: Positive = 1.0
     gate_closure_s: Annotated[int, Field(ge=1)] = 60
     endowment: Annotated[float, Field(ge=0.0)] = 1000.0
-    credit_line: Annotated[float, Field(ge=0.0, le=1e15)] = 0.0
+    credit_line: Annotated[Finite, Field(ge=0.0, le=1e15)] = 0.0
     round_s: Annotated[int, Field(ge=2)] = 60
     reveal_s: Annotated[int, Field(ge=2)] | None = None
     bid_increment_per_kwh: Positive = 0.001

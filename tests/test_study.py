@@ -58,10 +58,30 @@ BAD = [
     ("duration_s: 900\n", "name = (missing)"),
     ("- just\n- a list\n", "a study file must be a mapping"),
     ("name: [unclosed\n", "not valid YAML"),
+    # The meter rating registered in the Settlement: a finite number of kW in (0, 1e6], or unset.
+    ("name: x\nprosumers: {meter_rating_kw: -5}\n", "prosumers.meter_rating_kw = -5: Input should be greater than 0"),
+    ("name: x\nprosumers: {meter_rating_kw: 0}\n", "prosumers.meter_rating_kw = 0: Input should be greater than 0"),
+    ("name: x\nprosumers: {meter_rating_kw: 2000000}\n",
+     "prosumers.meter_rating_kw = 2000000: Input should be less than or equal to 1000000"),
+    ("name: x\nprosumers: {meter_rating_kw: ten}\n",
+     "prosumers.meter_rating_kw = 'ten': Input should be a valid number"),
+    ("name: x\nprosumers: {meter_rating_kw: [5]}\n", "prosumers.meter_rating_kw = [5]: Input should be a valid number"),
+    ("name: x\nprosumers: {meter_rating_kw: true}\n",
+     "prosumers.meter_rating_kw = True: Value error, a number is required, not true/false"),
+    ("name: x\nprosumers: {meter_rating_kw: .nan}\n",
+     "prosumers.meter_rating_kw = nan: Input should be a finite number"),
+    # The credit line: a finite number of tokens in [0, 1e15]; 0 is allowed (no debt).
+    ("name: x\nmarket: {credit_line: -1}\n", "market.credit_line = -1: Input should be greater than or equal to 0"),
+    ("name: x\nmarket: {credit_line: 10000000000000001}\n",
+     "market.credit_line = 10000000000000001: Input should be less than or equal to 1000000000000000"),
+    ("name: x\nmarket: {credit_line: lots}\n", "market.credit_line = 'lots': Input should be a valid number"),
+    ("name: x\nmarket: {credit_line: true}\n",
+     "market.credit_line = True: Value error, a number is required, not true/false"),
+    ("name: x\nmarket: {credit_line: .inf}\n", "market.credit_line = inf: Input should be a finite number"),
 ]
 
 
-@pytest.mark.parametrize("body,expected", BAD, ids=[b[1][:30] for b in BAD])
+@pytest.mark.parametrize("body,expected", BAD, ids=[b[1][:40] for b in BAD])
 def test_bad_study_exits_2_naming_file_field_and_value(tmp_path, capsys, body, expected):
     path = tmp_path / "bad.yaml"
     path.write_text(body)
@@ -71,6 +91,14 @@ def test_bad_study_exits_2_naming_file_field_and_value(tmp_path, capsys, body, e
     assert expected in str(err.value)
     assert main(["validate", str(path)]) == EXIT_BAD_INPUT
     assert expected in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("prosumers,market", [({"meter_rating_kw": 0.5}, {"credit_line": 0}),
+                                              ({"meter_rating_kw": 1e6}, {"credit_line": 1e15})])
+def test_meter_rating_and_credit_line_bounds_are_allowed(prosumers, market):
+    study = parse_study({**MINIMAL, "prosumers": prosumers, "market": market})
+    assert (study.prosumers.meter_rating_kw, study.market.credit_line) == (prosumers["meter_rating_kw"],
+                                                                           market["credit_line"])
 
 
 def test_bad_study_launches_nothing(tmp_path):
