@@ -110,6 +110,24 @@ ROLE_TABLE: list[tuple[str, str, tuple[str, str, str, str, str]]] = [
     ("setup", "EnglishAuction.bid", _only(("prosumer",), _NOT_PROSUMER)),
 ]
 
+# Rows of every other mechanism's escrow binding, of the sealed-bid auction's reveal and finalise
+# and of the Settlement's registration of a prosumer's limits (of a fresh account). The Vickrey market holds prosumer 0's sealed bid on `SEALED_LOT`, prosumer 1's lot of
+# interval 0 (`_sealed_bid`): its reveal is open at the gate of interval 0 and closed once interval
+# 0 has ended. A reveal is the committing bidder's alone: the commitment is looked up by caller.
+SEALED_LOT = 1
+SEALED_PRICE_WEI_PER_WH = 20 * CENT
+SEALED_SALT = b"\x07" * 32
+ROLE_TABLE += [
+    *(("setup", f"{contract}.bind_settlement", ("escrow: settlement already bound",
+                                                *("escrow: caller is not the deployer",) * 4))
+      for contract in ("PayAsBid", "MeritOrder", "VickreyAuction", "EnglishAuction")),
+    ("gate of interval 0", "VickreyAuction.reveal_bid", _only(("prosumer",), "vickrey: no commitment")),
+    ("interval 0 and window ended", "VickreyAuction.finalise", (ALLOWED,) * 5),
+    ("setup", "Settlement.register_prosumer", _only(("operator",), "settlement: caller is not the operator")),
+    ("offers open", "Settlement.register_prosumer",
+     ("settlement: market started", *("settlement: caller is not the operator",) * 4)),
+]
+
 
 @dataclass
 class Scene:
@@ -177,6 +195,23 @@ def _args(scene: Scene, role: str) -> dict[str, tuple]:
     }
 
 
+def _escrow_and_lot_args(scene: Scene) -> dict[str, tuple]:
+    """Arguments of the rows of the escrow bindings, the sealed bid's reveal and finalise and the registration."""
+    bindings = {f"{name}.bind_settlement": (m.addresses.settlement,) for name, m in scene.mechanisms.items()}
+    return {**bindings,
+            "VickreyAuction.reveal_bid": (SEALED_LOT, SEALED_PRICE_WEI_PER_WH, SEALED_SALT),
+            "VickreyAuction.finalise": (0,),
+            "Settlement.register_prosumer": (FRESH, 5000, 0, 0)}
+
+
+def _sealed_bid(m: Market) -> list[bytes]:
+    """Prosumer 1's lot `SEALED_LOT` in interval 0 and prosumer 0's sealed bid on it."""
+    bidder = m.prosumers[0]
+    sealed = mk.commitment(bidder.address, SEALED_LOT, SEALED_PRICE_WEI_PER_WH, SEALED_SALT)
+    return [mk.post_lot(m.prosumers[1], m.addresses, 0, energy_wh=1000, reserve_price_wei_per_wh=1),
+            mk.commit_bid(bidder, m.addresses, SEALED_LOT, sealed=sealed)]
+
+
 def _clear_args(m: Market, contract: str) -> tuple:
     """Arguments of a verified clearing of interval 0 of ``m``'s book, as `mk.clear` sends them."""
     book = mk.book(m.chain, m.addresses, 0)
@@ -187,7 +222,7 @@ def _clear_args(m: Market, contract: str) -> tuple:
 
 def _outcome(scene: Scene, row: str, role: str) -> str:
     contract, function = row.split(".")
-    data = encode_call(contract, function, *_args(scene, role)[row])
+    data = encode_call(contract, function, *{**_args(scene, role), **_escrow_and_lot_args(scene)}[row])
     m = scene.mechanisms.get(contract, scene.market)
     address = m.addresses.auction if contract in scene.mechanisms else scene.contracts[contract]
     try:
@@ -239,7 +274,8 @@ MECHANISM_MARKETS = {
 
 def _mechanism_market(contract: str) -> Market:
     """A market of ``contract`` whose DSO holds the operator role and credit, with a bid and an ask
-    (or the operator's demand and an offer) in interval 0, or a lot of prosumer 1 (lot 0) in interval 1."""
+    (or the operator's demand and an offer) in interval 0, or a lot of prosumer 1 (lot 0) in interval 1
+    and, in the Vickrey market, `_sealed_bid`."""
     m = new_market(3, mechanism=MECHANISM_MARKETS[contract])
     p0, p1 = m.prosumers[0], m.prosumers[1]
     raw = [m.call_tx(m.operator, "Registry", "grant_role", m.dso.address, 1),
@@ -254,6 +290,8 @@ def _mechanism_market(contract: str) -> Market:
                 mk.submit_order(p1, m.addresses, 0, is_ask=True, energy_wh=1000, price_wei_per_wh=10 * CENT)]
     else:
         raw.append(mk.post_lot(p1, m.addresses, 1, energy_wh=1000, reserve_price_wei_per_wh=1))
+    if contract == "VickreyAuction":
+        raw += _sealed_bid(m)
     receipts = m.mine(raw)
     assert all(r.ok for r in receipts), [r.revert_reason for r in receipts if not r.ok]
     return m
