@@ -111,9 +111,10 @@ ROLE_TABLE: list[tuple[str, str, tuple[str, str, str, str, str]]] = [
 ]
 
 # Rows of every other mechanism's escrow binding, of the sealed-bid auction's reveal and finalise
-# and of the Settlement's registration of a prosumer's limits (of a fresh account). The Vickrey market holds prosumer 0's sealed bid on `SEALED_LOT`, prosumer 1's lot of
-# interval 0 (`_sealed_bid`): its reveal is open at the gate of interval 0 and closed once interval
-# 0 has ended. A reveal is the committing bidder's alone: the commitment is looked up by caller.
+# and of the Settlement's registration of a prosumer's limits (of a fresh account). The Vickrey
+# market holds prosumer 0's sealed bid on `SEALED_LOT`, prosumer 1's lot of interval 0
+# (`_sealed_bid`): its reveal is open at the gate of interval 0 and closed once interval 0 has
+# ended. A reveal is the committing bidder's alone: the commitment is looked up by caller.
 SEALED_LOT = 1
 SEALED_PRICE_WEI_PER_WH = 20 * CENT
 SEALED_SALT = b"\x07" * 32
