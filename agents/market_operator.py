@@ -72,9 +72,17 @@ LANE_OF_ENDPOINT = {DER_ENDPOINT: "agents", GRID_ENDPOINT: "meters", OPERATOR_EN
 
 
 def by_lane(received: list[Message]) -> dict[str, list[Message]]:
-    """The received (source, raw transaction) pairs by lane, lanes in mining order, each in arrival order."""
+    """The received (source, raw transaction) pairs by lane, lanes in mining order.
+
+    Within a lane the transactions are grouped by the endpoint that sent
+    them, endpoints in name order, each endpoint's in arrival order. HELICS
+    delivers one endpoint's messages in the order they were sent but
+    interleaves different endpoints' as they happen to arrive; grouping
+    makes the block independent of that interleaving, so the run stays
+    deterministic.
+    """
     lanes: dict[str, list[Message]] = {lane: [] for lane in LANE_OF_ENDPOINT.values()}
-    for source, tx in received:
+    for source, tx in sorted(received, key=lambda message: message[0]):
         lanes[LANE_OF_ENDPOINT.get(source, "agents")].append((source, tx))
     return lanes
 

@@ -52,7 +52,7 @@ def run(run_dir: Path) -> None:
             for action in ledger_actions(sc.study):
                 fed.advance(action.time_s)                                 # advance
                 # Only a "mine" takes what arrived: a gate's block holds the operator's closing alone.
-                received = sorted(fed.receive(), key=lambda m: m[0]) if action.kind == "mine" else []  # receive
+                received = fed.receive() if action.kind == "mine" else []         # receive
                 with stop_deferred():                                      # a stop waits for the block
                     outbox = market.act(action, received)                  # act: mine one block
                     chain.append()                                         # append it to chain/

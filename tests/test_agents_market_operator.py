@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import pytest
 import xarray as xr
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gridledger.agents.market_operator import (
     MarketOperator,
@@ -227,14 +229,28 @@ def test_write_exports_the_chain_and_the_ledger_part(double_auction, tmp_path):
         assert part["position_wh"].values[1].tolist() == [300, -300, 0, 0]
 
 
-def test_received_transactions_are_mined_agents_then_meters_then_dso_each_in_arrival_order():
-    received = [(OPERATOR_ENDPOINT, b"d"), (GRID_ENDPOINT, b"m1"), (DER_ENDPOINT, b"a1"), ("somebody/else", b"x"),
+def test_received_transactions_are_mined_agents_then_meters_then_dso_each_endpoint_s_in_arrival_order():
+    received = [(OPERATOR_ENDPOINT, b"d"), (GRID_ENDPOINT, b"m1"), ("somebody/else", b"x"), (DER_ENDPOINT, b"a1"),
                 (GRID_ENDPOINT, b"m2"), (DER_ENDPOINT, b"a2")]
     assert by_lane(received) == {
-        "agents": [(DER_ENDPOINT, b"a1"), ("somebody/else", b"x"), (DER_ENDPOINT, b"a2")],
+        "agents": [(DER_ENDPOINT, b"a1"), (DER_ENDPOINT, b"a2"), ("somebody/else", b"x")],
         "meters": [(GRID_ENDPOINT, b"m1"), (GRID_ENDPOINT, b"m2")],
         "dso": [(OPERATOR_ENDPOINT, b"d")],
     }
+
+
+ENDPOINTS = (DER_ENDPOINT, GRID_ENDPOINT, OPERATOR_ENDPOINT, "somebody/else")
+
+
+@given(st.lists(st.sampled_from(ENDPOINTS), max_size=12), st.randoms(use_true_random=False))
+def test_the_lanes_do_not_depend_on_how_the_endpoints_messages_interleave(sources, rng):
+    """Each endpoint's messages keep their order; shuffling which endpoint's message arrives next changes nothing."""
+    sent = [(source, f"{source}#{sources[:i].count(source)}".encode()) for i, source in enumerate(sources)]
+    queues = {source: [m for m in sent if m[0] == source] for source in ENDPOINTS}
+    interleaved = []
+    while any(queues.values()):
+        interleaved.append(queues[rng.choice([s for s in ENDPOINTS if queues[s]])].pop(0))
+    assert by_lane(interleaved) == by_lane(sent)
 
 
 def test_a_transaction_above_its_lane_s_cap_comes_back_refused_to_its_sender_with_its_nonce_unused():
