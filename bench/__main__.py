@@ -3,7 +3,9 @@
 Sizes are fixed so the whole suite takes a few minutes on a 2-core machine:
 one 24 h reference study, 512 ledger transactions per block size and
 implementation (median of 3), the 288 power-flow steps of the reference
-day (median of 3).
+day (median of 3). Gas figures are deterministic and need no repeats; the
+gas of issue 11's checks is compared with figures recorded once before the
+hardening (`bench.security_gas`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from bench.feeders import FeederStepTime, feeder_step_times
 from bench.ledger import LedgerResult, ledger_throughput
 from bench.powerflow import REFERENCE_STUDY, PowerFlowResult, powerflow_step_time
+from bench.security_gas import BASELINE_FILE, TxGas, pre_hardening_baseline, security_gas_rows
 from bench.study import StudyResult, run_study
 from gridledger.contracts.gas_report import Crossover, GasRow, crossover, gas_table
 from gridledger.contracts.mechanisms import MECHANISMS
@@ -142,6 +145,20 @@ def gas_section(rows: list[GasRow], crossovers: list[Crossover]) -> list[str]:
     return lines
 
 
+def security_gas_section(rows: list[TxGas], commit: str) -> list[str]:
+    """Rows of the section on the gas of issue 11's checks: live figures against the recorded pre-hardening ones."""
+    lines = [
+        "6. Gas of the security checks (issue 11) per transaction type: one scripted double-auction market, now vs"
+        f" before the hardening (commit {commit[:7]}, recorded in {BASELINE_FILE.name})",
+        f"   {'transaction':<24}{'now [gas]':>12}{'before [gas]':>14}{'now/before':>12}{'difference [gas]':>18}",
+    ]
+    for r in rows:
+        before = f"{r.pre_hardening_gas:>14,}" if r.pre_hardening_gas is not None else f"{'(new)':>14}"
+        ratio = f"{r.ratio:>11.3f}x" if r.ratio is not None else f"{'':>12}"
+        lines.append(f"   {r.tx_type:<24}{r.gas:>12,}{before}{ratio}{r.difference:>+18,}")
+    return lines
+
+
 def main() -> int:
     stamp = run_timestamp()
     print(f"gridledger bench {stamp}: Python {platform.python_version()}, {os.cpu_count()} CPUs, {platform.node()}")
@@ -157,9 +174,12 @@ def main() -> int:
     gas_crossovers = [crossover(name) for name, m in MECHANISMS.items() if m.kind == "book"]
     print("running the per-feeder power-flow benchmark ...", file=sys.stderr, flush=True)
     feeders = feeder_step_times()
+    print("running the security gas scenario ...", file=sys.stderr, flush=True)
+    security_gas = security_gas_rows()
+    baseline_commit = pre_hardening_baseline()["commit"]
     print()
     for rows in (study_table(study), ledger_table(ledger), powerflow_table(powerflow), gas_section(gas, gas_crossovers),
-                 feeders_section(feeders)):
+                 feeders_section(feeders), security_gas_section(security_gas, baseline_commit)):
         print("\n".join(rows) + "\n")
     path = RUNS_ROOT / f"{stamp}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -177,6 +197,9 @@ def main() -> int:
         "gas": [dataclasses.asdict(r) for r in gas],
         "gas_crossover": [dataclasses.asdict(c) for c in gas_crossovers],
         "feeders": [dataclasses.asdict(r) for r in feeders],
+        "security_gas": {"pre_hardening_commit": baseline_commit,
+                         "rows": [{**dataclasses.asdict(r), "ratio": r.ratio, "difference": r.difference}
+                                  for r in security_gas]},
     }, indent=2))
     print(f"machine-readable copy: {path}")
     return 0

@@ -35,3 +35,21 @@ def test_feeder_step_times_cover_both_backends():
     assert rows["case33bw"].pandapower_ms > 0 and rows["case33bw"].lightsim2grid_ms > 0
     assert rows["case33bw"].max_abs_dvm_pu < 1e-6
     assert rows["ieee-eu-lv"].lightsim2grid_ms is None and rows["ieee-eu-lv"].pandapower_ms > 0
+
+
+def test_security_gas_section_runs_against_a_baseline_that_names_its_commit():
+    from bench.__main__ import security_gas_section
+    from bench.security_gas import PRE_HARDENING_COMMIT, TX_TYPES, pre_hardening_baseline, security_gas_rows
+
+    baseline = pre_hardening_baseline()
+    assert baseline["commit"].startswith(PRE_HARDENING_COMMIT) and len(baseline["commit"]) == 40
+    assert baseline["measured"]
+    rows = security_gas_rows()
+    assert [r.tx_type for r in rows] == list(TX_TYPES)
+    for r in rows:
+        assert r.gas > 0 and r.difference == r.gas - (r.pre_hardening_gas or 0)
+        assert r.pre_hardening_gas is None or (math.isfinite(r.ratio) and r.ratio > 0)
+    new = {r.tx_type for r in rows if r.pre_hardening_gas is None}
+    assert new == {"register limits"}
+    lines = security_gas_section(rows, baseline["commit"])
+    assert PRE_HARDENING_COMMIT in lines[0] and len(lines) == 2 + len(rows)
