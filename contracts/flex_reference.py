@@ -56,7 +56,8 @@ class FlexOffer:
     price_wei_per_wh : int
         Pay-as-bid price of delivered flexibility energy. [wei/Wh]
     bus : int
-        Bus of the DER, one of the request's zone.
+        Bus the DER is registered at (``register_der``), one of the
+        request's zone; the DER does not choose it.
     """
 
     der: str
