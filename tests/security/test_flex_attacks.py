@@ -139,7 +139,8 @@ def test_a_flood_of_tiny_offers_is_refused_and_the_honest_offer_still_fits(scene
     assert fx.request(scene.market.chain, scene.address, scene.request_id).offer_count == 0
     assert scene.balances(HONEST) == before and scene.supply() == supply
     assert scene.offer(HONEST, 2000, 10 * CENT).ok
-    assert fx.offers(scene.market.chain, scene.address, scene.request_id)[0].der == scene.market.prosumers[HONEST].address
+    (first,) = fx.offers(scene.market.chain, scene.address, scene.request_id)
+    assert first.der == scene.market.prosumers[HONEST].address
 
 
 def test_the_cheapest_offer_that_passes_locks_the_minimum_bond(scene):
