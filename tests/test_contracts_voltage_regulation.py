@@ -20,6 +20,7 @@ from gridledger.contracts.flex_reference import (
     budget_wei,
     energy_wh,
     offer_bond_wei,
+    offer_refusal,
     rank_offers,
     settle_awards,
 )
@@ -850,3 +851,51 @@ def test_gas_stays_within_the_signed_limits_at_the_contract_maxima():
     )
     assert all(r.ok and r.gas_used <= fx.close_gas(max_offers) for r in closed), [r.gas_used for r in closed]
     assert flex.balance(address) == fx.read(flex.chain, address, "penalty_reserve_wei")
+
+
+@pytest.fixture(scope="module")
+def terms() -> tuple[Flex, int, FlexRequest]:
+    """A contract taking offers of at least 100 W and bonds of at least CENT wei, p0 registered at
+    bus 1 and p1 at bus 2, both rated 3 kW, and a request open for offers: 5 kW at bus 1 for 900 s."""
+    flex = _deploy_flex(
+        new_market(2), (PENALTY_PERMILLE,), facts={0: (1, 3000), 1: (2, 3000)}, min_offer_w=100, min_bond_wei=CENT
+    )
+    request = FlexRequest({1: 100}, 5000, 900, 50 * CENT)
+    t = flex.chain.timestamp
+    (posted,) = flex.market.mine(
+        [
+            fx.post_request(
+                flex.market.operator,
+                flex.contracts[PENALTY_PERMILLE],
+                sensitivities_upu_per_kw=request.sensitivities_upu_per_kw,
+                direction_raise=False,
+                p_w=request.p_w,
+                window_start_timestamp=t + FAR_S + 1,
+                window_end_timestamp=t + FAR_S + 1 + request.window_s,
+                offer_deadline_timestamp=t + FAR_S,
+                price_cap_wei_per_wh=request.price_cap_wei_per_wh,
+            )
+        ]
+    )
+    return flex, _events(flex, [posted], "RequestPosted")[0]["request_id"], request
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    der=st.sampled_from([0, 1]),
+    p_w=st.one_of(st.integers(0, 6000), st.sampled_from([0, 99, 100, 3000, 3001, 5000, 5001])),
+    price=st.one_of(st.integers(0, 10**11), st.integers(0, 60 * CENT)),
+)
+def test_offer_terms_are_refused_exactly_as_the_reference_says(terms, der, p_w, price):
+    """Dry-runs (nothing mined) of offers of registered DERs against `flex_reference.offer_refusal`."""
+    flex, request_id, request = terms
+    wallet = flex.market.prosumers[der]
+    bus, rating_w = (1, 3000) if der == 0 else (2, 3000)
+    expected = offer_refusal(request, FlexOffer(wallet.address, p_w, price, bus), rating_w, 100, CENT, PENALTY_PERMILLE)
+    data = encode_call("VoltageRegulation", "offer", request_id, p_w, price)
+    try:
+        flex.chain.call(flex.contracts[PENALTY_PERMILLE], data, sender=wallet.address)
+        got = None
+    except CallReverted as reverted_call:
+        got = reverted_call.reason
+    assert got == expected
