@@ -24,8 +24,8 @@ import numpy as np
 
 from gridledger.agents.der_record import der_part
 from gridledger.agents.devices import Devices, inverter_settings
-from gridledger.agents.flex_offers import (Flexibility, bond_approvals, curtailment_offers, expected_pv_w, offer_tx,
-                                           pv_owners)
+from gridledger.agents.flex_offers import (Flexibility, OfferRules, bond_approvals, curtailment_offers, expected_pv_w,
+                                           offer_tx, pv_owners)
 from gridledger.agents.lot_bidding import SealedBids, commit_tx, open_bids, reveal_tx, sealed_bids
 from gridledger.agents.orders import OrderRecord, buyers, opening_orders, order_tx, zic_orders
 from gridledger.contracts import charging
@@ -172,7 +172,7 @@ class DerAgents:
         """Curtailment offers to `interval`'s requests, then the EVs' charging requests for that window."""
         study = self.sc.study
         offers = curtailment_offers(self.flex.requests.get(interval, []), [p.bus for p in self.sc.prosumers],
-                                    expected_pv_w(self.sc, interval),
+                                    expected_pv_w(self.sc, interval), OfferRules.of(self.sc),
                                     price_wei_per_wh(study.market.grid_sell_price_per_kwh), study.seed, interval)
         txs = []
         for offer in offers:

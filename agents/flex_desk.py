@@ -1,6 +1,9 @@
 """The market operator's voltage-regulation desk: deployment, awards at the gate, closing, and its record.
 
-The DSO posts flexibility requests on ``VoltageRegulation.vy``; the desk
+The desk deploys the contract and, in the same block before the market
+starts, registers every PV owner with its feeder bus and inverter rating
+from the scenario, so no DER declares where it sits or how much it can
+curtail. The DSO posts flexibility requests on ``VoltageRegulation.vy``; the desk
 learns them from their ``RequestPosted`` events, counts the offers, awards
 each interval's requests at its gate and closes each request once its
 meters had their delivery period (anyone may award and close; the ledger's
@@ -14,15 +17,24 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from gridledger.agents.flex_offers import OfferRules
 from gridledger.contracts import flexibility as flex
 from gridledger.contracts.chain import Chain
 from gridledger.contracts.client import Wallet, encode_call
 from gridledger.contracts.market import MarketAddresses, read
 from gridledger.results import Part
 from gridledger.scenario import Scenario
-from gridledger.units import PERMILLE, SECONDS_PER_HOUR, tokens, wei
+from gridledger.units import SECONDS_PER_HOUR, tokens, wei
 
 CONTRACT = flex.CONTRACT
+
+
+def der_facts(sc: Scenario, prosumers: list[str]) -> list[flex.DerFacts]:
+    """What the registrar registers of each PV owner (address in `prosumers`): its feeder bus and its PV
+    inverter rating, kWp to the nearest W. [W]"""
+    rating_w = OfferRules.of(sc).rating_w
+    return [flex.DerFacts(address, p.bus, int(rating_w[i]))
+            for i, (address, p) in enumerate(zip(prosumers, sc.prosumers, strict=True)) if rating_w[i] > 0]
 
 
 class FlexDesk:
@@ -53,12 +65,15 @@ class FlexDesk:
     @classmethod
     def deploy(cls, sc: Scenario, chain: Chain, operator: Wallet, addresses: MarketAddresses, prosumers: list[str],
                dso: str) -> FlexDesk:
-        """Deploy the contract with the DSO as its operator and mint the DSO's budget and the bond tokens."""
+        """Deploy the contract with the DSO as its operator, register the PV owners (`der_facts`) and mint the
+        DSO's budget and the bond tokens."""
         study, settings = sc.study, sc.study.market.flexibility
+        rules = OfferRules.of(sc)
         address = flex.deploy_voltage_regulation(
             chain, operator, addresses.registry, addresses.token, operator_address=dso,
-            penalty_permille=round(settings.penalty_factor * PERMILLE),
-            delivery_period_s=study.market_interval_s - study.market.gate_closure_s)
+            penalty_permille=rules.penalty_permille,
+            delivery_period_s=study.market_interval_s - study.market.gate_closure_s,
+            min_offer_w=rules.min_offer_w, min_bond_wei=rules.min_bond_wei, ders=der_facts(sc, prosumers))
         mints = [(dso, wei(settings.operator_budget))]
         mints += [(p, wei(settings.bond_endowment)) for p in prosumers if settings.bond_endowment]
         txs = [operator.transact(addresses.token, encode_call("GridToken", "mint", to, amount), gas=flex.GAS_APPROVE)

@@ -1,10 +1,12 @@
 """PV owners in the voltage-regulation market: bonds, curtailment offers, awards turned into curtailment.
 
 The operator posts a request (zone of buses, power, window, price cap) for
-an interval (`contracts/VoltageRegulation.vy`). Every PV owner in the zone
-offers its expected mean PV power over the interval, at most the requested
-power and at least 1 Wh over the window, at a price drawn between the
-feed-in tariff it forgoes by curtailing and the request's cap. What the
+an interval (`contracts/VoltageRegulation.vy`). Every PV owner whose
+registered bus is in the zone offers its expected mean PV power over the
+interval, at most the requested power and its registered inverter rating,
+at a price drawn between the feed-in tariff it forgoes by curtailing and
+the request's cap; it sends no offer the contract would refuse (below the
+minimum power, under 1 Wh over the window, or a bond below the minimum). What the
 contract awards, an owner curtails from its PV during the interval
 (`gridledger.agents.devices`).
 """
@@ -17,12 +19,47 @@ import numpy as np
 
 from gridledger.contracts import flexibility as flex
 from gridledger.contracts.client import Wallet
+from gridledger.contracts.flex_reference import bond_wei
 from gridledger.scenario import Scenario
-from gridledger.units import W_PER_KW, energy_wh, wei
+from gridledger.units import PERMILLE, W_PER_KW, energy_wh, wei
 
 MIN_OFFER_WH = 1
 """Least energy an offer covers over the request's window; smaller offers are not sent. [Wh]"""
 _PRICE_STREAM = 1547
+
+
+@dataclass(frozen=True)
+class OfferRules:
+    """What the contract accepts of an offer, from the study.
+
+    Attributes
+    ----------
+    rating_w : ndarray (prosumer,)
+        Each agent's registered inverter rating, its PV kWp. [W]
+    min_offer_w : int
+        Least power of an offer. [W]
+    min_bond_wei : int
+        Least bond of an offer. [wei]
+    penalty_permille : int
+        Bond per Wh offered as a multiple of the price. [1/1000]
+    """
+
+    rating_w: np.ndarray
+    min_offer_w: int
+    min_bond_wei: int
+    penalty_permille: int
+
+    @classmethod
+    def of(cls, sc: Scenario) -> OfferRules:
+        """The rules of the study's voltage-regulation market (`gridledger.study.Flexibility`)."""
+        settings = sc.study.market.flexibility
+        return cls(pv_rating_w(sc), round(settings.min_offer_kw * W_PER_KW), wei(settings.min_bond),
+                   round(settings.penalty_factor * PERMILLE))
+
+
+def pv_rating_w(sc: Scenario) -> np.ndarray:
+    """Every prosumer's PV inverter rating as registered on the contract: its kWp, to the nearest W. [W]"""
+    return np.array([round(p.pv_kwp * W_PER_KW) for p in sc.prosumers], dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -59,7 +96,7 @@ class FlexRequest:
 
 @dataclass(frozen=True)
 class CurtailmentOffer:
-    """One PV owner's offer to a request: power [W] at a price [wei/Wh], from its bus."""
+    """One PV owner's offer to a request: power [W] at a price [wei/Wh], from its registered bus."""
 
     agent: int
     request_id: int
@@ -100,7 +137,7 @@ def offer_price_wei_per_wh(draw: float, feed_in_wei_per_wh: int, cap_wei_per_wh:
     return min(cap_wei_per_wh, feed_in_wei_per_wh + int(draw * max(0, cap_wei_per_wh - feed_in_wei_per_wh)))
 
 
-def curtailment_offers(requests: list[FlexRequest], buses: list[int], expected_w: np.ndarray,
+def curtailment_offers(requests: list[FlexRequest], buses: list[int], expected_w: np.ndarray, rules: OfferRules,
                        feed_in_wei_per_wh: int, seed: int, interval: int) -> list[CurtailmentOffer]:
     """Offers of every agent to `interval`'s requests, request by request, agents in prosumer order.
 
@@ -109,9 +146,11 @@ def curtailment_offers(requests: list[FlexRequest], buses: list[int], expected_w
     requests : list of FlexRequest
         The requests whose window is `interval`.
     buses : list of int
-        Every agent's bus.
+        Every agent's bus, as registered on the contract.
     expected_w : ndarray (prosumer,)
         Every agent's expected mean PV power over the interval. [W]
+    rules : OfferRules
+        Ratings, minimum power and bond the contract holds offers to.
     feed_in_wei_per_wh : int
         Grid feed-in tariff, what curtailed energy would have earned. [wei/Wh]
     seed : int
@@ -120,19 +159,21 @@ def curtailment_offers(requests: list[FlexRequest], buses: list[int], expected_w
     offers = []
     for request in requests:
         for i, bus in enumerate(buses):
-            p_w = int(min(expected_w[i], request.p_w))
-            if bus not in request.zone or energy_wh(p_w, request.window_s) < MIN_OFFER_WH:
+            p_w = int(min(expected_w[i], request.p_w, rules.rating_w[i]))
+            energy = energy_wh(p_w, request.window_s)
+            if bus not in request.zone or p_w < rules.min_offer_w or energy < MIN_OFFER_WH:
                 continue
             price = offer_price_wei_per_wh(offer_price_draw(seed, i, interval), feed_in_wei_per_wh,
                                            request.price_cap_wei_per_wh)
+            if bond_wei(energy, price, rules.penalty_permille) < rules.min_bond_wei:
+                continue
             offers.append(CurtailmentOffer(i, request.request_id, p_w, price, bus))
     return offers
 
 
 def offer_tx(wallet: Wallet, address: str, offer: CurtailmentOffer) -> bytes:
     """Signed offer to the voltage-regulation contract at `address`."""
-    return flex.offer(wallet, address, offer.request_id, p_w=offer.p_w, price_wei_per_wh=offer.price_wei_per_wh,
-                      bus=offer.bus)
+    return flex.offer(wallet, address, offer.request_id, p_w=offer.p_w, price_wei_per_wh=offer.price_wei_per_wh)
 
 
 class Flexibility:

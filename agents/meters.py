@@ -4,9 +4,12 @@ After every market interval each meter signs a ``Settlement.post_reading``
 of its import, export, PV and battery-discharge registers
 (`gridledger.grids.metering`, power held constant over each step). With the
 voltage-regulation market on, after each awarded window the meter of every
-awarded DER signs a ``post_delivery`` of the PV energy its inverter
-reported curtailing over the window. Each meter holds its own key
-(``meter/<prosumer>``), apart from its prosumer's.
+awarded DER signs a ``post_delivery`` of the curtailment the grid measured
+(:func:`measured_curtailment_wh`): the DER's available PV over the window
+(the baseline, from the same irradiance profile the power flow uses)
+minus the PV the power flow shows it injected, never what the DER says it
+curtailed. Each meter holds its own key (``meter/<prosumer>``), apart
+from its prosumer's.
 
 `Meters` is also the grid's inbox: it keeps the flexibility awards, installs
 the inverters the DER federate describes and logs rejected meter
@@ -23,12 +26,13 @@ from gridledger.agents.feeder import install_inverters
 from gridledger.agents.feeder_record import FeederRecord
 from gridledger.contracts import flexibility as flex
 from gridledger.contracts.client import Wallet
+from gridledger.contracts.flex_reference import energy_wh
 from gridledger.contracts.keys import derive_account
 from gridledger.contracts.market import MarketAddresses, post_reading
 from gridledger.grids.metering import interval_energy_wh, source_energy_wh
 from gridledger.messages import decode
 from gridledger.scenario import Scenario
-from gridledger.units import SECONDS_PER_HOUR, W_PER_MW
+from gridledger.units import SECONDS_PER_HOUR, W_PER_KW, W_PER_MW
 
 log = logging.getLogger("gridledger.grid")
 
@@ -48,32 +52,47 @@ def readings(meters: list[Wallet], addresses: MarketAddresses, interval: int,
             for i, meter in enumerate(meters)]
 
 
-def delivered_wh(pv_curtailed_p_mw: np.ndarray, step_s: float) -> int:
-    """PV energy curtailed over a window, steps without a value skipped, to the nearest Wh. [Wh]
+def measured_curtailment_wh(available_kw: np.ndarray, injected_mw: np.ndarray, step_s: float, awarded_wh: int) -> int:
+    """Curtailment measured over a window against the PV baseline, to the nearest Wh, at most the award. [Wh]
+
+    E = min(awarded_wh, round(sum_t max(0, available_t - injected_t) * step_s / 3600)); a step
+    without a power flow value (NaN) counts 0. A DER that injects all its
+    available PV delivered nothing, whatever it reports; autonomous
+    volt-watt curtailment inside the power flow counts, as it lowers the
+    injection the same way.
 
     Parameters
     ----------
-    pv_curtailed_p_mw : ndarray, shape (steps,)
-        Curtailed PV power the inverter reported per step. [MW]
+    available_kw : ndarray, shape (steps,)
+        PV power the DER could have injected per step: irradiance profile times kWp. [kW]
+    injected_mw : ndarray, shape (steps,)
+        PV power the solved power flow shows the DER injecting per step. [MW]
     step_s : float
         Duration of each step. [s]
+    awarded_wh : int
+        Energy of the DER's award over the window, the most it can be paid for. [Wh]
     """
-    step_h = step_s / SECONDS_PER_HOUR
-    return int(round(float(np.nansum(pv_curtailed_p_mw)) * step_h * W_PER_MW))
+    shortfall_w = np.nan_to_num(np.maximum(0.0, available_kw * W_PER_KW - injected_mw * W_PER_MW))
+    return min(awarded_wh, int(round(float(shortfall_w.sum()) * step_s / SECONDS_PER_HOUR)))
 
 
-def deliveries(meters: list[Wallet], address: str, awarded: list[tuple[int, str]], steps: slice,
-               record: FeederRecord, step_s: float, prosumer_of: dict[str, int]) -> list[bytes]:
-    """Signed ``post_delivery`` of each awarded DER's meter: its curtailed PV energy over `steps`. [Wh]
+def deliveries(meters: list[Wallet], address: str, awarded: list[tuple[int, str, int]], steps: slice,
+               record: FeederRecord, available_kw: np.ndarray, step_s: float,
+               prosumer_of: dict[str, int]) -> list[bytes]:
+    """Signed ``post_delivery`` of each awarded DER's meter: its measured curtailment over `steps`. [Wh]
 
-    `awarded` lists (request id, DER address) in award order; `prosumer_of`
-    maps a DER address to its prosumer's position.
+    `awarded` lists (request id, DER address, awarded power [W]) in award
+    order; `available_kw` is every prosumer's available PV per step
+    (step, prosumer) [kW]; `prosumer_of` maps a DER address to its
+    prosumer's position.
     """
+    window_s = int((steps.stop - steps.start) * step_s)
     txs = []
-    for request_id, der in awarded:
+    for request_id, der, p_w in awarded:
         i = prosumer_of[der]
-        txs.append(flex.post_delivery(meters[i], address, request_id,
-                                      delivered_wh=delivered_wh(record.pv_curtailed_p_mw[steps, i], step_s)))
+        delivered = measured_curtailment_wh(available_kw[steps, i], record.pv_p_mw[steps, i], step_s,
+                                            energy_wh(p_w, window_s))
+        txs.append(flex.post_delivery(meters[i], address, request_id, delivered_wh=delivered))
     return txs
 
 
@@ -87,12 +106,13 @@ class Meters:
         self.prosumer_of = {derive_account(secret, f"prosumer/{name}").address: i for i, name in enumerate(names)}
         self.addresses = MarketAddresses(**notice["addresses"])
         self.flexibility = notice.get("flexibility")
-        self.awards: dict[int, list[tuple[int, str]]] = {}
+        self.available_kw = sc.pv_pu * np.array([p.pv_kwp for p in sc.prosumers])
+        self.awards: dict[int, list[tuple[int, str, int]]] = {}
 
     def handle(self, messages: list[tuple[str, bytes]]) -> None:
         """Install the inverters the DER federate describes, keep flexibility awards, log rejected meter transactions.
 
-        Awards are kept as interval -> [(request id, DER address)].
+        Awards are kept as interval -> [(request id, DER address, awarded power [W])].
         """
         for _, payload in messages:
             body = decode(payload)
@@ -101,7 +121,7 @@ class Meters:
             elif body["type"] == "flex_awards":
                 for award in body["awards"]:
                     self.awards.setdefault(award["interval"], []).extend(
-                        (award["request_id"], der) for der in award["p_w"])
+                        (award["request_id"], der, p_w) for der, p_w in award["p_w"].items())
             for receipt in body.get("receipts", []):
                 if not receipt["status"]:
                     log.error("meter transaction %s rejected: %s", receipt["tx_hash"], receipt["revert_reason"])
@@ -121,4 +141,4 @@ class Meters:
         txs = readings(self.wallets, self.addresses, interval, registers)
         record.meter(interval, registers)
         return txs + deliveries(self.wallets, self.flexibility, self.awards.pop(interval, []), window, record,
-                                study.power_flow_step_s, self.prosumer_of)
+                                self.available_kw, study.power_flow_step_s, self.prosumer_of)

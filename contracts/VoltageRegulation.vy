@@ -8,8 +8,15 @@
         offer it, the offers most effective per token win, and the
         awarded DERs are paid for the flexibility their meters show
         after the window, or lose part of their bond for a shortfall.
+        Registration: before the registry's start the deployer (the
+        registrar, an operator of the registry) registers each DER once
+        with the facts it cannot declare itself: its feeder bus and its
+        inverter rating. An offer takes its bus from the registration,
+        may not exceed the rating, and must be at least `min_offer_w`
+        with a bond of at least `min_bond_wei`, so a flood of tiny
+        offers costs real bonds and needs registered DERs.
         Phases of request r (timestamps of the request):
-        - before `offer_deadline_timestamp`: prosumers `offer`;
+        - before `offer_deadline_timestamp`: registered prosumers `offer`;
         - [offer deadline, window start): anyone calls `award` once;
         - the window [window start, window end): awarded DERs move
           their setpoints by their awarded power in the request's
@@ -25,11 +32,11 @@
         DER posts its delivery, and bindings are frozen from the
         market's start (see `Registry.vy`).
         Functions:
-        - `post_request`, `offer`, `award`, `post_delivery`, `close`
-          (`external` functions),
+        - `register_der`, `post_request`, `offer`, `award`,
+          `post_delivery`, `close` (`external` functions),
         - `request`, `offers`, `sensitivity_upu_per_kw`, `held_wei`,
           `delivery_deadline_timestamp`, `request_count`,
-          `penalty_reserve_wei`
+          `penalty_reserve_wei`, `der_bus`, `der_rating_w`
           (`external` `view` functions).
         Units: power p [W]; energy E(p) = floor(p * window_s / 3600)
         [Wh] with window_s = window end - window start [s]; prices
@@ -51,7 +58,7 @@
         Settlement of an award with delivered energy d [Wh] (the
         energy of the DER's measured response over the window against
         its baseline, in the requested direction, computed by the grid
-        side from meter measurements): pay-as-bid payment
+        side from the power flow: available PV minus injected PV): pay-as-bid payment
         min(d, E(p_award)) * price from the budget; shortfall
         s = E(p_award) - min(d, E(p_award)); penalty floor(s * price *
         penalty_permille / 1000) from the bond into the request's
@@ -72,9 +79,9 @@
         `held_wei` over all requests plus `penalty_reserve_wei`; a
         closed request holds nothing.
         Tokens move only by `transfer` and `transferFrom` of `token`.
-@custom:security The operator's sensitivities and the meters' delivered
-                 energies are trusted as posted (within the registry's
-                 separation of duties). Offers are public, so a late
+@custom:security The operator's sensitivities, the registrar's DER facts
+                 and the meters' delivered energies are trusted as
+                 posted (within the registry's separation of duties). Offers are public, so a late
                  offer may undercut an earlier one. The operator account
                  is fixed at deployment; its registry operator role is
                  checked at deployment and on every request. Arrays
@@ -92,6 +99,7 @@ from ethereum.ercs import IERC20
 interface Registry:
     def has_role(account: address, role: uint256) -> bool: view
     def prosumer_of_meter(meter: address) -> address: view
+    def start_timestamp() -> uint256: view
 
 
 # @dev Registry role bit of the operator (see `Registry.vy`).
@@ -197,6 +205,26 @@ penalty_permille: public(immutable(uint256))
 delivery_period_s: public(immutable(uint256))
 
 
+# @dev The deployer; registers the DERs before the registry's start.
+registrar: public(immutable(address))
+
+
+# @dev Least power an offer may have. [W]
+min_offer_w: public(immutable(uint256))
+
+
+# @dev Least bond an offer must post. [wei]
+min_bond_wei: public(immutable(uint256))
+
+
+# @dev Feeder bus of each registered DER.
+der_bus: public(HashMap[address, uint256])
+
+
+# @dev Inverter rating of each registered DER; 0 if unregistered. [W]
+der_rating_w: public(HashMap[address, uint256])
+
+
 # @dev Penalties not yet shared, carried to the next request closed. [wei]
 penalty_reserve_wei: public(uint256)
 
@@ -222,6 +250,13 @@ _offers: HashMap[uint256, HashMap[uint256, Offer]]
 _offer_slot: HashMap[uint256, HashMap[address, uint256]]
 
 
+# @dev Emitted when the registrar registers `der` at `bus` with its rating.
+event DerRegistered:
+    der: indexed(address)
+    bus: uint256
+    rating_w: uint256
+
+
 # @dev Emitted when the operator posts request `request_id` and escrows
 # `budget_wei`.
 event RequestPosted:
@@ -237,7 +272,8 @@ event RequestPosted:
     budget_wei: uint256
 
 
-# @dev Emitted when `der` offers `p_w` at bus `bus` and escrows `bond_wei`.
+# @dev Emitted when `der` offers `p_w` at its registered bus `bus` and
+# escrows `bond_wei`.
 event Offered:
     request_id: indexed(uint256)
     der: indexed(address)
@@ -315,8 +351,12 @@ def __init__(
     operator_: address,
     penalty_permille_: uint256,
     delivery_period_s_: uint256,
+    min_offer_w_: uint256,
+    min_bond_wei_: uint256,
 ):
     """
+    @dev The deployer becomes the registrar; it must hold the
+         registry's operator role.
     @param registry_ The market's role registry.
     @param token_ The settlement token.
     @param operator_ Account that posts requests; holds the registry's
@@ -325,8 +365,12 @@ def __init__(
            of the offer price; at most `MAX_PENALTY_PERMILLE`. [1/1000]
     @param delivery_period_s_ Time meters have after a window to post;
            1 to `MAX_DELIVERY_PERIOD_S`. [s]
+    @param min_offer_w_ Least power of an offer; 1 to `MAX_POWER_W`. [W]
+    @param min_bond_wei_ Least bond of an offer. [wei]
     """
     assert staticcall registry_.has_role(operator_, _ROLE_OPERATOR), "flexibility: operator lacks operator role"
+    assert staticcall registry_.has_role(msg.sender, _ROLE_OPERATOR), "flexibility: deployer lacks operator role"
+    assert min_offer_w_ != 0 and min_offer_w_ <= MAX_POWER_W, "flexibility: minimum offer out of range"
     assert penalty_permille_ <= MAX_PENALTY_PERMILLE, "flexibility: penalty above limit"
     assert delivery_period_s_ != 0 and delivery_period_s_ <= MAX_DELIVERY_PERIOD_S, "flexibility: delivery period out of range"
     registry = registry_
@@ -334,6 +378,32 @@ def __init__(
     operator = operator_
     penalty_permille = penalty_permille_
     delivery_period_s = delivery_period_s_
+    registrar = msg.sender
+    min_offer_w = min_offer_w_
+    min_bond_wei = min_bond_wei_
+
+
+@external
+def register_der(der: address, bus: uint256, rating_w: uint256):
+    """
+    @dev Registers prosumer `der` once, before the registry's start,
+         with its feeder bus and inverter rating; its offers use them.
+    @param der A prosumer of the registry.
+    @param bus Feeder bus the DER is connected at.
+    @param rating_w Inverter rating; 1 to `MAX_POWER_W`. [W]
+    """
+    # checks
+    assert msg.sender == registrar and staticcall registry.has_role(msg.sender, _ROLE_OPERATOR), "flexibility: caller is not registrar"
+    assert block.timestamp < staticcall registry.start_timestamp(), "flexibility: registration closed"
+    assert staticcall registry.has_role(der, _ROLE_PROSUMER), "flexibility: DER is not a prosumer"
+    assert rating_w != 0, "flexibility: zero rating"
+    assert rating_w <= MAX_POWER_W, "flexibility: rating above limit"
+    assert self.der_rating_w[der] == 0, "flexibility: DER registered"
+
+    # effects
+    self.der_bus[der] = bus
+    self.der_rating_w[der] = rating_w
+    log DerRegistered(der=der, bus=bus, rating_w=rating_w)
 
 
 @external
@@ -427,35 +497,43 @@ def post_request(
 
 
 @external
-def offer(request_id: uint256, p_w: uint256, price_wei_per_wh: uint256, bus: uint256) -> uint256:
+def offer(request_id: uint256, p_w: uint256, price_wei_per_wh: uint256) -> uint256:
     """
-    @dev Offers the caller's single flexibility for `request_id` and
-         pulls its bond floor(E(p_w) * price * penalty_permille / 1000),
-         for which the caller must have approved this contract.
+    @dev Offers the caller's single flexibility for `request_id` at its
+         registered bus and pulls its bond
+         floor(E(p_w) * price * penalty_permille / 1000), at least
+         `min_bond_wei`, for which the caller must have approved this
+         contract.
     @param request_id The request.
-    @param p_w Power the DER can change; 1 to the requested power, and
-           E(p_w) at least 1 Wh. [W]
+    @param p_w Power the DER can change; `min_offer_w` to the requested
+           power and to the DER's registered rating, and E(p_w) at
+           least 1 Wh. [W]
     @param price_wei_per_wh Pay-as-bid price; 1 to the request's cap. [wei/Wh]
-    @param bus Bus of the DER; one of the request's zone.
     @return uint256 The offer's index in the request.
     """
     # checks
     self._check_request(request_id)
     assert staticcall registry.has_role(msg.sender, _ROLE_PROSUMER), "flexibility: caller is not a prosumer"
+    rating_w: uint256 = self.der_rating_w[msg.sender]
+    assert rating_w != 0, "flexibility: DER not registered"
     assert block.timestamp < self._requests[request_id].offer_deadline_timestamp, "flexibility: offers closed"
     assert p_w != 0, "flexibility: zero power"
+    assert p_w >= min_offer_w, "flexibility: power below minimum"
     assert p_w <= self._requests[request_id].p_w, "flexibility: power above request"
+    assert p_w <= rating_w, "flexibility: power above rating"
     energy_wh: uint256 = self._energy_wh(p_w, self._window_s(request_id))
     assert energy_wh != 0, "flexibility: zero energy"
     assert price_wei_per_wh != 0, "flexibility: zero price"
     assert price_wei_per_wh <= self._requests[request_id].price_cap_wei_per_wh, "flexibility: price above cap"
+    bus: uint256 = self.der_bus[msg.sender]
     assert self._sensitivity_upu_per_kw[request_id][bus] != 0, "flexibility: bus not in zone"
     assert self._offer_slot[request_id][msg.sender] == 0, "flexibility: offer exists"
     offer_index: uint256 = self._requests[request_id].offer_count
     assert offer_index < MAX_OFFERS, "flexibility: request full"
+    bond_wei: uint256 = self._bond_wei(energy_wh, price_wei_per_wh)
+    assert bond_wei >= min_bond_wei, "flexibility: bond below minimum"
 
     # effects
-    bond_wei: uint256 = self._bond_wei(energy_wh, price_wei_per_wh)
     self._requests[request_id].offer_count = offer_index + 1
     self._requests[request_id].bonds_wei += bond_wei
     self._offer_slot[request_id][msg.sender] = offer_index + 1

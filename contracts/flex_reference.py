@@ -56,7 +56,8 @@ class FlexOffer:
     price_wei_per_wh : int
         Pay-as-bid price of delivered flexibility energy. [wei/Wh]
     bus : int
-        Bus of the DER, one of the request's zone.
+        Bus the DER is registered at (``register_der``), one of the
+        request's zone; the DER does not choose it.
     """
 
     der: str
@@ -172,6 +173,31 @@ def budget_wei(request: FlexRequest) -> int:
 def offer_bond_wei(request: FlexRequest, offer: FlexOffer, penalty_permille: int) -> int:
     """Bond a DER escrows with ``offer``: the bond of its offered energy. [wei]"""
     return bond_wei(energy_wh(offer.p_w, request.window_s), offer.price_wei_per_wh, penalty_permille)
+
+
+def offer_refusal(request: FlexRequest, offer: FlexOffer, rating_w: int, min_offer_w: int, min_bond_wei: int,
+                  penalty_permille: int) -> str | None:
+    """Reason ``offer`` asks ``VoltageRegulation.offer`` to revert with, or None if its terms pass.
+
+    ``offer.bus`` is the DER's registered bus and ``rating_w`` its
+    registered rating [W]; ``min_offer_w`` [W] and ``min_bond_wei`` [wei]
+    are the contract's minima. The checks run in the contract's order; the
+    caller's role and registration, the phase, a second offer, a full
+    request and the token allowance are not modelled here.
+    """
+    energy = energy_wh(offer.p_w, request.window_s)
+    checks = [
+        (offer.p_w == 0, "zero power"),
+        (offer.p_w < min_offer_w, "power below minimum"),
+        (offer.p_w > request.p_w, "power above request"),
+        (offer.p_w > rating_w, "power above rating"),
+        (energy == 0, "zero energy"),
+        (offer.price_wei_per_wh == 0, "zero price"),
+        (offer.price_wei_per_wh > request.price_cap_wei_per_wh, "price above cap"),
+        (offer.bus not in request.sensitivities_upu_per_kw, "bus not in zone"),
+        (bond_wei(energy, offer.price_wei_per_wh, penalty_permille) < min_bond_wei, "bond below minimum"),
+    ]
+    return next((f"flexibility: {reason}" for refused, reason in checks if refused), None)
 
 
 def rank_offers(request: FlexRequest, offers: Sequence[FlexOffer]) -> list[int]:

@@ -10,7 +10,7 @@ contract for each budget and every DER for its bond first
 (:func:`approve`; amounts from :mod:`gridledger.contracts.flex_reference`).
 """
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from gridledger.contracts.chain import Chain, Receipt
@@ -28,6 +28,7 @@ GAS_DEPLOY = 4_000_000
 GAS_GRANT_ROLE = 80_000
 GAS_APPROVE = 60_000
 GAS_OFFER = 250_000
+GAS_REGISTER_DER = 100_000
 GAS_POST_DELIVERY = 200_000
 _GAS_POST_REQUEST_BASE = 300_000
 _GAS_POST_REQUEST_PER_BUS = 30_000
@@ -36,6 +37,15 @@ _GAS_AWARD_PER_OFFER = 65_000
 _GAS_CLOSE_BASE = 150_000
 _GAS_CLOSE_PER_OFFER = 80_000
 ROLE_OPERATOR = 1  # Registry.vy's ROLE_OPERATOR bit
+
+
+@dataclass(frozen=True)
+class DerFacts:
+    """What the registrar registers about a DER: its feeder bus and its inverter rating [W]."""
+
+    der: str
+    bus: int
+    rating_w: int
 
 
 @dataclass(frozen=True)
@@ -98,12 +108,17 @@ def deploy_voltage_regulation(
     *,
     penalty_permille: int,
     delivery_period_s: int,
+    min_offer_w: int,
+    min_bond_wei: int,
+    ders: Sequence[DerFacts] = (),
     operator_address: str | None = None,
 ) -> str:
-    """Deploy ``VoltageRegulation`` in one block one second after the head.
+    """Deploy ``VoltageRegulation`` and register ``ders`` in one block one second after the head.
 
     A contract operator other than the deployer is first granted the
     registry's operator role in the same block (the contract requires it).
+    The deployer is the contract's registrar; the block must come before
+    the registry's start, after which registration is closed.
 
     Parameters
     ----------
@@ -119,6 +134,10 @@ def deploy_voltage_regulation(
         the bond per Wh offered. [1/1000]
     delivery_period_s : int
         Time meters have after a window to post deliveries. [s]
+    min_offer_w, min_bond_wei : int
+        Least power [W] and least bond [wei] of an offer.
+    ders : sequence of DerFacts
+        The DERs to register, each a prosumer of ``registry``.
     operator_address : str, optional
         The contract's operator if not the deployer (a DSO whose own
         process signs the requests).
@@ -139,9 +158,11 @@ def deploy_voltage_regulation(
         grant = encode_call("Registry", "grant_role", contract_operator, ROLE_OPERATOR)
         raw_txs.append(operator.transact(registry, grant, gas=GAS_GRANT_ROLE))
     raw, address = operator.deploy(
-        load_artifact(CONTRACT), registry, token, contract_operator, penalty_permille, delivery_period_s, gas=GAS_DEPLOY
+        load_artifact(CONTRACT), registry, token, contract_operator, penalty_permille, delivery_period_s, min_offer_w,
+        min_bond_wei, gas=GAS_DEPLOY
     )
-    failed = [r.revert_reason for r in chain.mine([*raw_txs, raw], chain.timestamp + 1) if not r.ok]
+    registrations = [register_der(operator, address, facts) for facts in ders]
+    failed = [r.revert_reason for r in chain.mine([*raw_txs, raw, *registrations], chain.timestamp + 1) if not r.ok]
     if failed:
         raise SetupFailed(f"flexibility setup: deploy {CONTRACT} failed: {failed}")
     chain.label(address, CONTRACT)
@@ -151,6 +172,11 @@ def deploy_voltage_regulation(
 def _signed(wallet: Wallet, address: str, function: str, *args, gas: int) -> bytes:
     """Raw transaction of ``wallet`` calling ``VoltageRegulation.function(*args)`` at ``address``."""
     return wallet.transact(address, encode_call(CONTRACT, function, *args), gas=gas)
+
+
+def register_der(registrar: Wallet, address: str, facts: DerFacts) -> bytes:
+    """Signed ``register_der`` of the registrar: the DER's bus and rating [W]."""
+    return _signed(registrar, address, "register_der", facts.der, facts.bus, facts.rating_w, gas=GAS_REGISTER_DER)
 
 
 def approve(wallet: Wallet, token: str, spender: str, amount_wei: int) -> bytes:
@@ -191,9 +217,9 @@ def post_request(
     )
 
 
-def offer(wallet: Wallet, address: str, request_id: int, *, p_w: int, price_wei_per_wh: int, bus: int) -> bytes:
-    """Signed ``offer`` of ``wallet``'s DER: ``p_w`` [W] at ``price_wei_per_wh`` [wei/Wh] at ``bus``."""
-    return _signed(wallet, address, "offer", request_id, p_w, price_wei_per_wh, bus, gas=GAS_OFFER)
+def offer(wallet: Wallet, address: str, request_id: int, *, p_w: int, price_wei_per_wh: int) -> bytes:
+    """Signed ``offer`` of ``wallet``'s registered DER: ``p_w`` [W] at ``price_wei_per_wh`` [wei/Wh], at its bus."""
+    return _signed(wallet, address, "offer", request_id, p_w, price_wei_per_wh, gas=GAS_OFFER)
 
 
 def award(sender: Wallet, address: str, request_id: int, *, n_offers: int) -> bytes:

@@ -10,8 +10,9 @@ Endpoint ``grid/meters``
     after every market interval; receives the ledger's deployment notice and
     the receipts of its readings. With the voltage-regulation market on it
     receives the flexibility awards and, after each window, every awarded
-    DER's meter posts the PV curtailment its inverter reported over the
-    window (``post_delivery``). Receives the DER federate's inverter settings.
+    DER's meter posts the curtailment measured from the power flow against
+    the DER's available PV (``post_delivery``), not what the DER reports.
+    Receives the DER federate's inverter settings.
 
 What the feeder does each step is `gridledger.agents.feeder`, what it
 records `gridledger.agents.feeder_record`, what the meters sign

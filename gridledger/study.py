@@ -255,6 +255,10 @@ class Flexibility(_Strict):
     highest voltage ``margin_pu`` below ``grid.limits.vm_max_pu``; PV owners
     offer curtailment at prices up to ``price_cap_per_kwh``, post a bond and
     pay ``penalty_factor`` times their price on energy they fail to deliver.
+    An offer must be at least ``min_offer_kw`` with a bond of at least
+    ``min_bond`` [token], so that a flood of tiny offers costs real bonds;
+    a positive ``min_bond`` needs a positive ``penalty_factor`` (the bond
+    is the penalty on the whole offer).
     """
 
     price_cap_per_kwh: Positive = 0.30
@@ -263,6 +267,15 @@ class Flexibility(_Strict):
     safety_factor: Annotated[float, Field(ge=1.0, le=5.0)] = 1.2
     operator_budget: Annotated[float, Field(gt=0.0)] = 10_000.0
     bond_endowment: Annotated[float, Field(ge=0.0)] = 1000.0
+    min_offer_kw: Annotated[float, Field(ge=0.001, le=1000.0)] = 0.1
+    min_bond: Annotated[float, Field(ge=0.0, le=1000.0)] = 0.001
+
+    @model_validator(mode="after")
+    def _bond_possible(self) -> "Flexibility":
+        if self.min_bond > 0 and self.penalty_factor == 0:
+            raise ValueError(f"min_bond ({self.min_bond}) needs a positive penalty_factor: with penalty_factor 0 "
+                             "every bond is 0 and every offer would be refused")
+        return self
 
 
 class Market(_Strict):

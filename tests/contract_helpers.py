@@ -330,9 +330,11 @@ def new_market(
     )
 
 
-def new_flex_market(n_prosumers: int) -> tuple[Market, str]:
+def new_flex_market(n_prosumers: int, bus: int = 5) -> tuple[Market, str]:
     """A :func:`new_market` with a ``VoltageRegulation`` contract whose operator is the market's
-    operator; tokens minted to the operator and every prosumer, each approving the contract.
+    operator, every prosumer registered at ``bus`` with the largest rating, any offer of at least
+    1 W and any bond accepted; tokens minted to the operator and every prosumer, each approving the
+    contract.
 
     Returns the market and the contract's address.
     """
@@ -345,6 +347,9 @@ def new_flex_market(n_prosumers: int) -> tuple[Market, str]:
         token,
         penalty_permille=FLEX_PENALTY_PERMILLE,
         delivery_period_s=FLEX_DELIVERY_PERIOD_S,
+        min_offer_w=1,
+        min_bond_wei=0,
+        ders=[fx.DerFacts(w.address, bus, 10**9) for w in market.prosumers],
     )
     raw = [market.call_tx(op, "GridToken", "mint", op.address, FLEX_OPERATOR_TOKENS_WEI)]
     raw += [market.call_tx(op, "GridToken", "mint", w.address, FLEX_DER_TOKENS_WEI) for w in market.prosumers]

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from gridledger.agents.flex_desk import FlexDesk
+from gridledger.agents.flex_desk import FlexDesk, der_facts
 from gridledger.agents.market_operator import MarketOperator
+from gridledger.contracts import flexibility as flex
 from gridledger.contracts import market as mk
 from gridledger.contracts.client import Wallet, encode_call
 from gridledger.contracts.keys import derive_account
@@ -102,6 +103,22 @@ def test_deployment_mints_the_dso_budget_and_each_prosumer_s_bond(deployed):
     balances = [mk.read(op.chain, op.addresses.token, "GridToken", "balanceOf", a) for a in [dso, *op.prosumers]]
     assert balances == [100 * WEI_PER_TOKEN] + [5 * WEI_PER_TOKEN] * 4
     assert op.dso == dso and [d for d, _ in op.deployment()] == ["der/agents", "grid/meters", "operator/dso"]
+
+
+def test_deployment_registers_each_pv_owner_at_its_bus_with_its_kwp_before_the_start(deployed):
+    op = deployed
+    sc = op.sc
+    facts = der_facts(sc, op.prosumers)
+    assert [f.der for f in facts] == [a for a, p in zip(op.prosumers, sc.prosumers) if p.pv_kwp > 0]
+    for address, p in zip(op.prosumers, sc.prosumers):
+        rating_w = flex.read(op.chain, op.flex.address, "der_rating_w", address)
+        assert rating_w == round(p.pv_kwp * 1000)
+        assert flex.read(op.chain, op.flex.address, "der_bus", address) == (p.bus if rating_w else 0)
+    registrar = flex.read(op.chain, op.flex.address, "registrar")
+    assert registrar == op.wallet.address
+    assert flex.read(op.chain, op.flex.address, "min_offer_w") == 100
+    assert flex.read(op.chain, op.flex.address, "min_bond_wei") == 10**15
+    assert op.chain.timestamp < sc.study.start_timestamp
 
 
 def test_gate_signs_awards_then_closings(deployed, sc):

@@ -3,15 +3,17 @@
 import numpy as np
 import pytest
 
-from gridledger.agents.flex_offers import (MIN_OFFER_WH, CurtailmentOffer, Flexibility, FlexRequest, bond_approvals,
-                                           curtailment_offers, expected_pv_w, offer_price_draw,
-                                           offer_price_wei_per_wh, offer_tx, pv_owners)
+from gridledger.agents.flex_offers import (MIN_OFFER_WH, CurtailmentOffer, Flexibility, FlexRequest, OfferRules,
+                                           bond_approvals, curtailment_offers, expected_pv_w, offer_price_draw,
+                                           offer_price_wei_per_wh, offer_tx, pv_owners, pv_rating_w)
 from gridledger.contracts.client import Wallet, encode_call
 from gridledger.contracts.keys import derive_account
 from tests.agents_der_helpers import CHAIN_ID, FLEX, SECRET, TOKEN, decoded, small_scenario
 
 SEED, K = 42, 2
 FEED_IN, CAP = 80, 300  # [wei/Wh]
+# Ratings far above every offer, 1 W minimum, no minimum bond, bond = price x energy.
+OPEN = OfferRules(np.full(5, 10**6), 1, 0, 1000)
 
 
 def request(request_id=7, zone=(5, 7), p_w=1000, window_s=900, cap=CAP):
@@ -34,7 +36,7 @@ def test_offer_price_lies_between_feed_in_and_cap():
 def test_only_zone_members_offer_their_expected_pv_capped_at_the_request_and_at_least_one_wh():
     buses = [3, 5, 7, 5, 7]
     expected_w = np.array([2000.0, 500.7, 3000.0, 4.9, 3.9])
-    offers = curtailment_offers([request()], buses, expected_w, FEED_IN, SEED, K)
+    offers = curtailment_offers([request()], buses, expected_w, OPEN, FEED_IN, SEED, K)
     # agent 0: bus 3 outside the zone; agent 1: floor(500.7) = 500 W; agent 2: capped at the request's 1000 W;
     # agent 3: 4 W * 900 s / 3600 = 1 Wh, just enough; agent 4: 3 W * 900 s / 3600 = 0.75 Wh < 1 Wh
     assert [(o.agent, o.p_w, o.bus, o.request_id) for o in offers] == [(1, 500, 5, 7), (2, 1000, 7, 7), (3, 4, 5, 7)]
@@ -44,9 +46,31 @@ def test_only_zone_members_offer_their_expected_pv_capped_at_the_request_and_at_
         assert FEED_IN <= o.price_wei_per_wh <= CAP
 
 
+def test_no_offer_the_contract_would_refuse_is_sent():
+    buses = [5, 7, 5, 7]
+    expected_w = np.array([500.7, 3000.0, 4.9, 600.0])
+    # Drawn prices: agent 0 245, agent 3 80 wei/Wh (the feed-in tariff).
+    assert [offer_price_wei_per_wh(offer_price_draw(SEED, i, K), FEED_IN, CAP) for i in (0, 3)] == [245, 80]
+    # Bonds at penalty 1.5: agent 0 125 Wh * 245 * 1.5 = 45937; agent 3 150 Wh * 80 * 1.5 = 18000,
+    # one wei below the minimum bond.
+    rules = OfferRules(np.array([10**6, 800, 10**6, 10**6]), 100, 18_001, 1500)
+    offers = curtailment_offers([request()], buses, expected_w, rules, FEED_IN, SEED, K)
+    # agent 1 capped at its 800 W rating; agent 2's 4 W is below the 100 W minimum; agent 3's bond too small.
+    assert [(o.agent, o.p_w) for o in offers] == [(0, 500), (1, 800)]
+
+
+def test_rules_come_from_the_study_and_the_pv_ratings():
+    sc = small_scenario()
+    rules = OfferRules.of(sc)
+    kwp = [p.pv_kwp for p in sc.prosumers]
+    assert rules.rating_w.tolist() == [round(k * 1000) for k in kwp] == pv_rating_w(sc).tolist()
+    # defaults: 0.1 kW, 0.001 token, penalty factor 1
+    assert (rules.min_offer_w, rules.min_bond_wei, rules.penalty_permille) == (100, 10**15, 1000)
+
+
 def test_offers_answer_each_request_in_turn():
     offers = curtailment_offers([request(1, zone=(7,)), request(2, zone=(3,))], [3, 7], np.array([100.0, 200.0]),
-                                FEED_IN, SEED, K)
+                                OPEN, FEED_IN, SEED, K)
     assert [(o.request_id, o.agent) for o in offers] == [(1, 1), (2, 0)]
 
 
@@ -80,10 +104,10 @@ def test_pv_owners_approve_their_bond_in_wei():
     assert txs[0].data == encode_call("GridToken", "approve", FLEX, 25 * 10**17)  # 2.5 token * 1e18 wei/token
 
 
-def test_offer_tx_carries_request_power_price_and_bus():
+def test_offer_tx_carries_request_power_and_price_but_no_bus():
     wallet = Wallet(derive_account(SECRET, "prosumer/p01"), CHAIN_ID)
     tx = decoded(offer_tx(wallet, FLEX, CurtailmentOffer(0, 7, 640, 90, 5)))
-    assert tx.to == FLEX and tx.data == encode_call("VoltageRegulation", "offer", 7, 640, 90, 5)
+    assert tx.to == FLEX and tx.data == encode_call("VoltageRegulation", "offer", 7, 640, 90)
 
 
 def test_expected_pv_is_the_mean_forecast_over_the_interval_in_watts():

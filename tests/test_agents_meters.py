@@ -15,7 +15,7 @@ import pytest
 from eth_utils import to_checksum_address
 
 from gridledger.agents.feeder_record import FeederRecord
-from gridledger.agents.meters import Meters, deliveries, delivered_wh, interval_registers, readings
+from gridledger.agents.meters import Meters, deliveries, interval_registers, measured_curtailment_wh, readings
 from gridledger.contracts.client import Wallet, encode_call
 from gridledger.contracts.keys import derive_account
 from gridledger.contracts.market import MarketAddresses
@@ -43,7 +43,8 @@ def sc():
 
 def filled_record(sc) -> FeederRecord:
     """Steps 0-2 (interval 0): prosumer 0 exports 6 kW, imports 3 kW, exports 1.2 kW; PV 12, 6, 0 kW;
-    battery -2.4 (discharge), +3 (charge), -1.2 kW; curtailed PV 3 kW, nan, 6 kW. Everybody else: 0."""
+    battery -2.4 (discharge), +3 (charge), -1.2 kW; curtailed PV as the DER reports it 3 kW, nan,
+    6 kW (not used for money). Everybody else: 0."""
     record = FeederRecord(sc)
     n = len(sc.prosumers)
     for name in ("export_mw", "pv_p_mw", "battery_p_mw", "pv_curtailed_p_mw"):
@@ -77,25 +78,48 @@ def test_readings_are_signed_by_each_meter_and_carry_its_registers(sc):
                                            encode_call("Settlement", "post_reading", 4, 0, 5, 9, 0))
 
 
-def test_delivered_energy_is_the_integral_of_curtailment_skipping_missing_steps():
-    """(3 + 6) kW over 300 s each, the nan step skipped: 9e-3 MW * 300 / 3600 h * 1e6 = 750 Wh."""
-    assert delivered_wh(np.array([0.003, np.nan, 0.006]), STEP_S) == 750
-    # 0.1 kW over 5 min is 8.33 Wh, to the nearest Wh: 8
-    assert delivered_wh(np.array([0.0001]), STEP_S) == 8
+def available(sc) -> np.ndarray:
+    """Available PV (step, prosumer): prosumer 0 could have made 15, 9 and 6 kW in steps 0-2. [kW]"""
+    kw = np.zeros((sc.study.n_steps, len(sc.prosumers)))
+    kw[:3, 0] = [15.0, 9.0, 6.0]
+    return kw
 
 
-def test_deliveries_are_signed_by_the_awarded_ders_meter(sc):
+def test_measured_curtailment_is_available_minus_injected_pv_capped_at_the_award():
+    """Available 15, 9, 6 kW; injected 12, 6, 0 kW: (3 + 3 + 6) kW * 300 s / 3600 = 1000 Wh."""
+    injected_mw = np.array([0.012, 0.006, 0.0])
+    assert measured_curtailment_wh(np.array([15.0, 9.0, 6.0]), injected_mw, STEP_S, 2000) == 1000
+    assert measured_curtailment_wh(np.array([15.0, 9.0, 6.0]), injected_mw, STEP_S, 800) == 800
+    # A step without a power flow (NaN) counts nothing: (3 + 6) kW * 300 s = 750 Wh.
+    assert measured_curtailment_wh(np.array([15.0, 9.0, 6.0]), np.array([0.012, np.nan, 0.0]), STEP_S, 2000) == 750
+    # Injecting more than the baseline is no negative delivery; 0.1 kW over 5 min is 8.33 Wh, nearest 8.
+    assert measured_curtailment_wh(np.array([5.0, 0.1]), np.array([0.006, 0.0]), STEP_S, 2000) == 8
+
+
+def test_a_der_that_injects_all_its_available_pv_delivered_nothing():
+    """Whatever the DER reports curtailing, injecting its whole baseline measures 0 Wh."""
+    pv_kw = np.array([15.0, 9.0, 6.0])
+    assert measured_curtailment_wh(pv_kw, pv_kw / 1000, STEP_S, 10**6) == 0
+
+
+def test_deliveries_are_signed_by_the_awarded_ders_meter_with_the_measured_energy(sc):
     record = filled_record(sc)
     meters = [Wallet(derive_account(SECRET, f"meter/{p.name}"), CHAIN_ID) for p in sc.prosumers]
     der = derive_account(SECRET, "prosumer/p01").address
-    txs = deliveries(meters, FLEXIBILITY, [(3, der)], slice(0, 3), record, STEP_S, {der: 0})
-    # post_delivery(request_id, delivered_wh): 750 Wh as above
+    # 1000 Wh measured as above; a 2000 W award over the 900 s window caps it at 500 Wh.
+    txs = deliveries(meters, FLEXIBILITY, [(3, der, 5000), (4, der, 2000)], slice(0, 3), record, available(sc),
+                     STEP_S, {der: 0})
     assert taken_apart(txs[0]) == SignedTx(meters[0].address, CHAIN_ID, 0, FLEXIBILITY,
-                                           encode_call("VoltageRegulation", "post_delivery", 3, 750))
+                                           encode_call("VoltageRegulation", "post_delivery", 3, 1000))
+    assert taken_apart(txs[1]) == SignedTx(meters[0].address, CHAIN_ID, 1, FLEXIBILITY,
+                                           encode_call("VoltageRegulation", "post_delivery", 4, 500))
 
 
 def test_first_step_of_an_interval_signs_the_previous_intervals_readings_then_deliveries(sc):
     meters = Meters(sc, NOTICE, SECRET)
+    # The baseline is the irradiance profile the power flow uses times each prosumer's kWp.
+    np.testing.assert_array_equal(meters.available_kw, sc.pv_pu * np.array([p.pv_kwp for p in sc.prosumers]))
+    meters.available_kw = available(sc)
     record = filled_record(sc)
     p01 = derive_account(SECRET, "prosumer/p01").address
     meters.handle([("ledger/tx", encode("flex_awards", awards=[{"interval": 0, "request_id": 2, "p_w": {p01: 4000}}]))])
@@ -105,9 +129,9 @@ def test_first_step_of_an_interval_signs_the_previous_intervals_readings_then_de
     p01_meter = derive_account(SECRET, "meter/p01").address
     assert taken_apart(txs[0]) == SignedTx(p01_meter, CHAIN_ID, 0, SETTLEMENT,
                                            encode_call("Settlement", "post_reading", 0, 250, 600, 1500, 300))
-    # p01's meter signs its delivery after its reading: nonce 1.
+    # p01's meter signs its measured delivery (1000 Wh as above) after its reading: nonce 1.
     assert taken_apart(txs[-1]) == SignedTx(p01_meter, CHAIN_ID, 1, FLEXIBILITY,
-                                            encode_call("VoltageRegulation", "post_delivery", 2, 750))
+                                            encode_call("VoltageRegulation", "post_delivery", 2, 1000))
     assert [int(record.meter_wh[name][0, 0]) for name in ("import_wh", "export_wh", "pv_wh", "battery_wh")] == [
         250, 600, 1500, 300]
     assert meters.awards == {}

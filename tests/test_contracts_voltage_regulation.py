@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from gridledger.contracts import flexibility as fx
 from gridledger.contracts.chain import CallReverted, Receipt
 from gridledger.contracts.client import encode_call
+from gridledger.contracts.compiler import load_artifact
 from gridledger.contracts.flex_reference import (
     Award,
     FlexOffer,
@@ -19,6 +20,7 @@ from gridledger.contracts.flex_reference import (
     budget_wei,
     energy_wh,
     offer_bond_wei,
+    offer_refusal,
     rank_offers,
     settle_awards,
 )
@@ -26,7 +28,10 @@ from gridledger.contracts.flex_reference import (
 from contract_helpers import CENT_PER_KWH as CENT
 from contract_helpers import Market, new_market, reverted
 
-N_PROSUMERS = 10
+# Each bus of BUSES has a pool of POOL registered DERs; offers at a bus come from its pool.
+BUSES = (1, 2, 5, 7, 10, 11)
+POOL = 6
+N_PROSUMERS = len(BUSES) * POOL
 PENALTY_PERMILLE = 1500
 # A second deployment whose odd factor makes bonds and penalties round down.
 ODD_PENALTY_PERMILLE = 333
@@ -34,6 +39,7 @@ DELIVERY_PERIOD_S = 900
 DER_TOKENS_WEI = 10**24
 OPERATOR_TOKENS_WEI = 10**26
 UNLIMITED_WEI = 2**256 - 1
+MAX_RATING_W = 10**9
 # Offer phase, then a gap before the window, relative to the head. [s]
 OFFER_S = 100
 LEAD_S = 100
@@ -46,6 +52,7 @@ class Flex:
     market: Market
     contracts: dict[int, str]
     supply_wei: int
+    pools: dict[int, list[int]]
 
     @property
     def chain(self):
@@ -57,11 +64,28 @@ class Flex:
     def accounts(self) -> list[str]:
         return [self.market.operator.address, *(w.address for w in self.market.prosumers), *self.contracts.values()]
 
+    def ders_at(self, buses: list[int]) -> list[int]:
+        """Distinct prosumer indices registered at each of ``buses`` in turn, from each bus's pool."""
+        taken = {bus: iter(self.pools[bus]) for bus in buses}
+        return [next(taken[bus]) for bus in buses]
 
-def _deploy_flex(market: Market, penalties_permille: tuple[int, ...], unapproved: tuple[int, ...] = ()) -> Flex:
-    """Deploy one contract per penalty factor on ``market``; mint tokens to the operator and every
-    prosumer, each of whom approves every contract without limit, except the ``unapproved`` prosumers."""
+
+def _deploy_flex(
+    market: Market,
+    penalties_permille: tuple[int, ...],
+    unapproved: tuple[int, ...] = (),
+    facts: dict[int, tuple[int, int]] | None = None,
+    min_offer_w: int = 1,
+    min_bond_wei: int = 0,
+) -> Flex:
+    """Deploy one contract per penalty factor on ``market`` with prosumer i registered at
+    ``facts[i]`` = (bus, rating W) (by default the pools: POOL prosumers per bus of BUSES, at the
+    largest rating); mint tokens to the operator and every prosumer, each of whom approves every
+    contract without limit, except the ``unapproved`` prosumers."""
     op = market.operator
+    if facts is None:
+        facts = {i: (BUSES[i // POOL], MAX_RATING_W) for i in range(len(market.prosumers))}
+    ders = [fx.DerFacts(market.prosumers[i].address, bus, rating_w) for i, (bus, rating_w) in facts.items()]
     contracts = {
         k: fx.deploy_voltage_regulation(
             market.chain,
@@ -70,9 +94,15 @@ def _deploy_flex(market: Market, penalties_permille: tuple[int, ...], unapproved
             market.addresses.token,
             penalty_permille=k,
             delivery_period_s=DELIVERY_PERIOD_S,
+            min_offer_w=min_offer_w,
+            min_bond_wei=min_bond_wei,
+            ders=ders,
         )
         for k in penalties_permille
     }
+    pools: dict[int, list[int]] = {}
+    for i, (bus, _) in facts.items():
+        pools.setdefault(bus, []).append(i)
     token = market.addresses.token
     raw = [market.call_tx(op, "GridToken", "mint", op.address, OPERATOR_TOKENS_WEI)]
     raw += [market.call_tx(op, "GridToken", "mint", w.address, DER_TOKENS_WEI) for w in market.prosumers]
@@ -85,7 +115,7 @@ def _deploy_flex(market: Market, penalties_permille: tuple[int, ...], unapproved
     ]
     receipts = market.mine(raw)
     assert all(r.ok for r in receipts), [r.revert_reason for r in receipts if not r.ok]
-    return Flex(market, contracts, market.read("GridToken", "totalSupply"))
+    return Flex(market, contracts, market.read("GridToken", "totalSupply"), pools)
 
 
 @pytest.fixture(scope="module")
@@ -136,8 +166,9 @@ def _run(
     penalty_permille: int = PENALTY_PERMILLE,
     direction_raise: bool = True,
 ) -> Outcome:
-    """Post a request, offer (p_w, price, bus) from prosumers 0, 1, ..., award at the deadline,
-    post the deliveries {prosumer index: Wh} at the window's end and close after the delivery period.
+    """Post a request, offer (p_w, price, bus) from DERs registered at each bus (`Flex.ders_at`),
+    award at the deadline, post the deliveries {offer index: Wh} at the window's end and close
+    after the delivery period.
 
     Checks gas limits, the held-tokens invariant after every phase, the supply and the
     conservation of every balance; returns the flows read from events and balances.
@@ -176,17 +207,18 @@ def _run(
     )
     (posted,) = _events(flex, receipts["post"], "RequestPosted")
     request_id = posted["request_id"]
-    ders = market.prosumers[: len(offers)]
+    indices = flex.ders_at([b for _, _, b in offers])
+    ders = [market.prosumers[i] for i in indices]
     mine(
         "offer",
-        [fx.offer(w, address, request_id, p_w=q, price_wei_per_wh=c, bus=b) for w, (q, c, b) in zip(ders, offers)],
+        [fx.offer(w, address, request_id, p_w=q, price_wei_per_wh=c) for w, (q, c, _) in zip(ders, offers)],
         head + 2,
     )
     mine("award", [fx.award(market.outsider, address, request_id, n_offers=len(offers))], deadline)
     mine(
         "deliver",
         [
-            fx.post_delivery(market.meters[i], address, request_id, delivered_wh=d)
+            fx.post_delivery(market.meters[indices[i]], address, request_id, delivered_wh=d)
             for i, d in sorted(deliveries.items())
         ],
         end,
@@ -245,7 +277,7 @@ def _assert_matches_reference(flex: Flex, outcome: Outcome, deliveries: dict[int
     request_id = fx.read(flex.chain, flex.contracts[penalty_permille], "request_count") - 1
     stored = fx.offers(flex.chain, flex.contracts[penalty_permille], request_id)
     assert [o.awarded_p_w for o in stored] == [by_der[o.der] for o in outcome.offers]
-    delivered = {flex.market.prosumers[i].address: d for i, d in deliveries.items()}
+    delivered = {outcome.offers[i].der: d for i, d in deliveries.items()}
     ref = settle_awards(outcome.request, awards, delivered, penalty_permille, outcome.reserve_before_wei)
     assert outcome.payments_wei == ref.payments_wei
     assert outcome.penalties_wei == ref.penalties_wei
@@ -361,8 +393,8 @@ HAND_REQUESTS = [
 def test_hand_computed_requests_award_and_settle_as_written(
     flex, zone, p_w, window_s, cap, direction_raise, offers, deliveries, awards, payments, penalties, refunds, operator_refund
 ):
-    names = {f"d{i}": w.address for i, w in enumerate(flex.market.prosumers[: len(offers)])}
     outcome = _run(flex, zone, p_w, window_s, cap, offers, deliveries, direction_raise=direction_raise)
+    names = {f"d{i}": offer.der for i, offer in enumerate(outcome.offers)}
     ref = _assert_matches_reference(flex, outcome, deliveries, PENALTY_PERMILLE)
     assert [a.der for a in outcome.awards] == [names[n] for n in awards]
     assert {a.der: (a.p_w, a.energy_wh) for a in outcome.awards} == {names[n]: v for n, v in awards.items()}
@@ -375,7 +407,8 @@ def test_hand_computed_requests_award_and_settle_as_written(
 def test_lapsed_request_returns_every_bond_and_the_budget(flex):
     market, address = flex.market, flex.contracts[PENALTY_PERMILLE]
     head = flex.chain.timestamp
-    request = FlexRequest({3: 100}, 2000, 3600, 10 * CENT)
+    # Prosumers 0 and 1 are registered at bus 1.
+    request = FlexRequest({1: 100}, 2000, 3600, 10 * CENT)
     before = {a: flex.balance(a) for a in flex.accounts()}
     (posted,) = market.mine(
         [
@@ -394,7 +427,7 @@ def test_lapsed_request_returns_every_bond_and_the_budget(flex):
     )
     request_id = _events(flex, [posted], "RequestPosted")[0]["request_id"]
     offered = market.mine(
-        [fx.offer(w, address, request_id, p_w=1000, price_wei_per_wh=5 * CENT, bus=3) for w in market.prosumers[:2]]
+        [fx.offer(w, address, request_id, p_w=1000, price_wei_per_wh=5 * CENT) for w in market.prosumers[:2]]
     )
     assert all(r.ok for r in offered)
     reserve_wei = fx.read(flex.chain, address, "penalty_reserve_wei")
@@ -416,7 +449,7 @@ def test_lapsed_request_returns_every_bond_and_the_budget(flex):
 
 
 ZONES = st.dictionaries(
-    st.integers(0, 40),
+    st.sampled_from(BUSES),
     st.one_of(st.sampled_from([50, 100, 200, 400]), st.integers(1, 10**6)),
     min_size=1,
     max_size=4,
@@ -425,7 +458,7 @@ WINDOWS_S = st.sampled_from([900, 3600, 3601, 5400, 86400])
 
 
 @st.composite
-def requests(draw, max_offers: int = N_PROSUMERS):
+def requests(draw, max_offers: int = POOL):
     """(zone, p_w, window_s, cap, offers, delivery per offer or None) with prices on a
     coarse grid (many ties) or anywhere up to the cap."""
     zone = draw(ZONES)
@@ -509,9 +542,14 @@ def scene() -> tuple[Flex, dict]:
     - "@late" (window from T+20): never awarded, window started;
     - "@open" (offers until T+FAR_S, a 10 s window): p0 has offered at bus 1.
 
-    Zones are {1: 100, 2: 200}; caps 10 CENT; 1000 W requested.
+    Zones are {1: 100, 2: 200}; caps 10 CENT; 1000 W requested. p0, p1, p3 and p5 are
+    registered at bus 1, p2 at bus 2 with an 800 W rating, p4 at bus 3 (outside every zone);
+    p6 is not registered. Offers need 100 W and a bond of CENT wei.
     """
-    flex = _deploy_flex(new_market(6), (PENALTY_PERMILLE,), unapproved=(5,))
+    facts = {0: (1, 10**6), 1: (1, 10**6), 2: (2, 800), 3: (1, 10**6), 4: (3, 10**6), 5: (1, 10**6)}
+    flex = _deploy_flex(
+        new_market(7), (PENALTY_PERMILLE,), unapproved=(5,), facts=facts, min_offer_w=100, min_bond_wei=CENT
+    )
     market, address = flex.market, flex.contracts[PENALTY_PERMILLE]
     p, op = market.prosumers, market.operator
     t = flex.chain.timestamp
@@ -550,7 +588,7 @@ def scene() -> tuple[Flex, dict]:
         ("@open", 0, 1000, 1 * CENT),
     ]
     steps = [
-        ([fx.offer(p[i], address, symbols[r], p_w=q, price_wei_per_wh=c, bus=1) for r, i, q, c in offers], t + 2),
+        ([fx.offer(p[i], address, symbols[r], p_w=q, price_wei_per_wh=c) for r, i, q, c in offers], t + 2),
         ([fx.award(op, address, symbols[r], n_offers=3) for r in ("@done", "@deliver", "@awarded")], t + 10),
         ([fx.close(op, address, symbols["@done"], n_offers=1)], t + 30 + DELIVERY_PERIOD_S),
         ([fx.post_delivery(market.meters[1], address, symbols["@deliver"], delivered_wh=600)], t + 3620),
@@ -561,6 +599,7 @@ def scene() -> tuple[Flex, dict]:
     assert [o.awarded_p_w for o in fx.offers(flex.chain, address, symbols["@deliver"])] == [600, 400, 0]
     # A valid new request's offer deadline, window start and end (3599 s: 1 W rounds to 0 Wh).
     symbols.update({"@future": t + FAR_S, "@future+1": t + FAR_S + 1, "@future+3600": t + FAR_S + 3600})
+    symbols["p6"] = p[6].address
     return flex, symbols
 
 
@@ -618,18 +657,25 @@ CASES = [
         _request_args(sensitivities=[10**6 + 1, 1]),
     ),
     ("flexibility: duplicate bus", "operator", "post_request", _request_args(zone_buses=[2, 2])),
-    ("flexibility: unknown request", "p1", "offer", (99, 1000, CENT, 1)),
-    ("flexibility: caller is not a prosumer", "outsider", "offer", ("@open", 1000, CENT, 1)),
-    ("flexibility: caller is not a prosumer", "meter1", "offer", ("@open", 1000, CENT, 1)),
-    ("flexibility: offers closed", "p2", "offer", ("@awarded", 1000, CENT, 1)),
-    ("flexibility: zero power", "p1", "offer", ("@open", 0, CENT, 1)),
-    ("flexibility: power above request", "p1", "offer", ("@open", 1001, CENT, 1)),
-    ("flexibility: zero energy", "p1", "offer", ("@open", 359, CENT, 1)),
-    ("flexibility: zero price", "p1", "offer", ("@open", 1000, 0, 1)),
-    ("flexibility: price above cap", "p1", "offer", ("@open", 1000, 10 * CENT + 1, 1)),
-    ("flexibility: bus not in zone", "p1", "offer", ("@open", 1000, CENT, 3)),
-    ("flexibility: offer exists", "p0", "offer", ("@open", 1000, CENT, 2)),
-    ("token: insufficient allowance", "p5", "offer", ("@open", 1000, CENT, 1)),
+    ("flexibility: unknown request", "p1", "offer", (99, 1000, CENT)),
+    ("flexibility: caller is not a prosumer", "outsider", "offer", ("@open", 1000, CENT)),
+    ("flexibility: caller is not a prosumer", "meter1", "offer", ("@open", 1000, CENT)),
+    ("flexibility: DER not registered", "p6", "offer", ("@open", 1000, CENT)),
+    ("flexibility: offers closed", "p2", "offer", ("@awarded", 1000, CENT)),
+    ("flexibility: zero power", "p1", "offer", ("@open", 0, CENT)),
+    ("flexibility: power below minimum", "p1", "offer", ("@open", 99, CENT)),
+    ("flexibility: power above request", "p1", "offer", ("@open", 1001, CENT)),
+    ("flexibility: power above rating", "p2", "offer", ("@open", 801, CENT)),
+    ("flexibility: zero energy", "p1", "offer", ("@open", 359, CENT)),
+    ("flexibility: zero price", "p1", "offer", ("@open", 1000, 0)),
+    ("flexibility: price above cap", "p1", "offer", ("@open", 1000, 10 * CENT + 1)),
+    ("flexibility: bus not in zone", "p4", "offer", ("@open", 1000, CENT)),
+    ("flexibility: offer exists", "p0", "offer", ("@open", 1000, CENT)),
+    # 400 W over 10 s is 1 Wh: a bond of 1.5 wei at 1 wei/Wh.
+    ("flexibility: bond below minimum", "p1", "offer", ("@open", 400, 1)),
+    ("token: insufficient allowance", "p5", "offer", ("@open", 1000, CENT)),
+    ("flexibility: caller is not registrar", "outsider", "register_der", ("p6", 1, 1000)),
+    ("flexibility: registration closed", "operator", "register_der", ("p6", 1, 1000)),
     ("flexibility: unknown request", "outsider", "award", (99,)),
     ("flexibility: offers open", "outsider", "award", ("@open",)),
     ("flexibility: window started", "outsider", "award", ("@late",)),
@@ -699,15 +745,19 @@ def test_views_of_an_unknown_request_revert_and_the_zone_reads_back(scene):
 
 
 @pytest.mark.parametrize(
-    "reason, operator_is_zero, penalty_permille, delivery_period_s",
+    "reason, operator_is_zero, penalty_permille, delivery_period_s, min_offer_w",
     [
-        ("flexibility: operator lacks operator role", True, 1000, 900),
-        ("flexibility: penalty above limit", False, 10_001, 900),
-        ("flexibility: delivery period out of range", False, 1000, 0),
-        ("flexibility: delivery period out of range", False, 1000, 7 * 86400 + 1),
+        ("flexibility: operator lacks operator role", True, 1000, 900, 1),
+        ("flexibility: penalty above limit", False, 10_001, 900, 1),
+        ("flexibility: delivery period out of range", False, 1000, 0, 1),
+        ("flexibility: delivery period out of range", False, 1000, 7 * 86400 + 1, 1),
+        ("flexibility: minimum offer out of range", False, 1000, 900, 0),
+        ("flexibility: minimum offer out of range", False, 1000, 900, 10**9 + 1),
     ],
 )
-def test_constructor_reverts_with_exact_reason(scene, reason, operator_is_zero, penalty_permille, delivery_period_s):
+def test_constructor_reverts_with_exact_reason(
+    scene, reason, operator_is_zero, penalty_permille, delivery_period_s, min_offer_w
+):
     flex, _ = scene
     market = flex.market
     operator = "0x" + "00" * 20 if operator_is_zero else market.operator.address
@@ -718,15 +768,35 @@ def test_constructor_reverts_with_exact_reason(scene, reason, operator_is_zero, 
         operator,
         penalty_permille,
         delivery_period_s,
+        min_offer_w,
+        0,
     )
     assert reverted(receipt, reason), receipt.revert_reason
+
+
+def test_a_deployer_without_the_operator_role_cannot_become_registrar(scene):
+    flex, _ = scene
+    market = flex.market
+    raw, _ = market.outsider.deploy(
+        load_artifact("VoltageRegulation"),
+        market.addresses.registry,
+        market.addresses.token,
+        market.operator.address,
+        1000,
+        900,
+        1,
+        0,
+    )
+    (receipt,) = market.mine([raw])
+    assert reverted(receipt, "flexibility: deployer lacks operator role"), receipt.revert_reason
 
 
 def test_gas_stays_within_the_signed_limits_at_the_contract_maxima():
     """64 offers (each ranking ahead of all before it: the sort's worst case) on a 32-bus zone,
     one request awarded and settled, one left to lapse; a 65th offer is refused."""
     max_offers, max_buses = 64, 32
-    flex = _deploy_flex(new_market(max_offers + 1), (PENALTY_PERMILLE,))
+    facts = {i: (i % max_buses, MAX_RATING_W) for i in range(max_offers + 1)}
+    flex = _deploy_flex(new_market(max_offers + 1), (PENALTY_PERMILLE,), facts=facts)
     market, address = flex.market, flex.contracts[PENALTY_PERMILLE]
     assert fx.read(flex.chain, address, "MAX_OFFERS") == max_offers
     assert fx.read(flex.chain, address, "MAX_ZONE_BUSES") == max_buses
@@ -753,14 +823,14 @@ def test_gas_stays_within_the_signed_limits_at_the_contract_maxima():
     awarded, lapsing = (_events(flex, [r], "RequestPosted")[0]["request_id"] for r in posted)
     offered = market.mine(
         [
-            fx.offer(w, address, request_id, p_w=1000, price_wei_per_wh=(100 - i) * CENT, bus=i % max_buses)
+            fx.offer(w, address, request_id, p_w=1000, price_wei_per_wh=(100 - i) * CENT)
             for request_id in (awarded, lapsing)
             for i, w in enumerate(market.prosumers[:max_offers])
         ],
         t + 2,
     )
     assert all(r.ok and r.gas_used <= fx.GAS_OFFER for r in offered)
-    (full,) = market.mine([fx.offer(market.prosumers[-1], address, awarded, p_w=1000, price_wei_per_wh=1, bus=0)])
+    (full,) = market.mine([fx.offer(market.prosumers[-1], address, awarded, p_w=1000, price_wei_per_wh=1)])
     assert reverted(full, "flexibility: request full")
     (award,) = market.mine([fx.award(market.outsider, address, awarded, n_offers=max_offers)], t + 100)
     assert award.ok and award.gas_used <= fx.award_gas(max_offers)
@@ -781,3 +851,51 @@ def test_gas_stays_within_the_signed_limits_at_the_contract_maxima():
     )
     assert all(r.ok and r.gas_used <= fx.close_gas(max_offers) for r in closed), [r.gas_used for r in closed]
     assert flex.balance(address) == fx.read(flex.chain, address, "penalty_reserve_wei")
+
+
+@pytest.fixture(scope="module")
+def terms() -> tuple[Flex, int, FlexRequest]:
+    """A contract taking offers of at least 100 W and bonds of at least CENT wei, p0 registered at
+    bus 1 and p1 at bus 2, both rated 3 kW, and a request open for offers: 5 kW at bus 1 for 900 s."""
+    flex = _deploy_flex(
+        new_market(2), (PENALTY_PERMILLE,), facts={0: (1, 3000), 1: (2, 3000)}, min_offer_w=100, min_bond_wei=CENT
+    )
+    request = FlexRequest({1: 100}, 5000, 900, 50 * CENT)
+    t = flex.chain.timestamp
+    (posted,) = flex.market.mine(
+        [
+            fx.post_request(
+                flex.market.operator,
+                flex.contracts[PENALTY_PERMILLE],
+                sensitivities_upu_per_kw=request.sensitivities_upu_per_kw,
+                direction_raise=False,
+                p_w=request.p_w,
+                window_start_timestamp=t + FAR_S + 1,
+                window_end_timestamp=t + FAR_S + 1 + request.window_s,
+                offer_deadline_timestamp=t + FAR_S,
+                price_cap_wei_per_wh=request.price_cap_wei_per_wh,
+            )
+        ]
+    )
+    return flex, _events(flex, [posted], "RequestPosted")[0]["request_id"], request
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    der=st.sampled_from([0, 1]),
+    p_w=st.one_of(st.integers(0, 6000), st.sampled_from([0, 99, 100, 3000, 3001, 5000, 5001])),
+    price=st.one_of(st.integers(0, 10**11), st.integers(0, 60 * CENT)),
+)
+def test_offer_terms_are_refused_exactly_as_the_reference_says(terms, der, p_w, price):
+    """Dry-runs (nothing mined) of offers of registered DERs against `flex_reference.offer_refusal`."""
+    flex, request_id, request = terms
+    wallet = flex.market.prosumers[der]
+    bus, rating_w = (1, 3000) if der == 0 else (2, 3000)
+    expected = offer_refusal(request, FlexOffer(wallet.address, p_w, price, bus), rating_w, 100, CENT, PENALTY_PERMILLE)
+    data = encode_call("VoltageRegulation", "offer", request_id, p_w, price)
+    try:
+        flex.chain.call(flex.contracts[PENALTY_PERMILLE], data, sender=wallet.address)
+        got = None
+    except CallReverted as reverted_call:
+        got = reverted_call.reason
+    assert got == expected

@@ -212,17 +212,32 @@ def test_every_awarded_der_delivery_is_posted_once(market):
         assert sorted(posted) == sorted(a["der"] for a in awards if a["p_w"]), rid
 
 
-def test_posted_deliveries_integrate_the_reported_curtailment(on, market):
-    """delivered_wh = sum over the window's steps of pv_curtailed_p_mw * step length, within 1 Wh."""
+def test_posted_deliveries_are_the_measured_curtailment_capped_at_the_award(on, off, market):
+    """delivered_wh = min(E(award), sum over the window's steps of max(0, available - injected PV) * step
+    length), within 1 Wh. Available PV is the off run's PV output (same weather, nothing curtailed)."""
     _, ds, study = on
     column = {address: i for i, address in enumerate(ds.address.values)}
     step_wh_per_mw = study.power_flow_step_s / 3600 * 1e6
-    curtailed = np.nan_to_num(ds.pv_curtailed_p_mw.values)
+    shortfall_mw = np.maximum(0.0, off[1].pv_p_mw.values - ds.pv_p_mw.values)
+    awarded_wh = {(rid, a["der"]): a["energy_wh"] for rid, awards in market.awarded.items() for a in awards}
     for rid, settled in market.settled.items():
         window = window_steps(study, market.interval[rid])
         for s in settled:
-            integral_wh = curtailed[window, column[s["der"]]].sum() * step_wh_per_mw
-            assert abs(s["delivered_wh"] - integral_wh) <= 1.0, (rid, s["der"])
+            measured_wh = shortfall_mw[window, column[s["der"]]].sum() * step_wh_per_mw
+            assert abs(s["delivered_wh"] - min(awarded_wh[rid, s["der"]], measured_wh)) <= 1.0, (rid, s["der"])
+
+
+def test_offers_come_from_registered_ders_at_their_bus_within_rating_and_minimum(on, market):
+    """Every PV owner is registered once, before the start, at its feeder bus with its kWp; every offer
+    carries its DER's registered bus and is between the minimum offer power and the rating."""
+    run_dir, ds, study = on
+    registered = {a["der"]: (a["bus"], a["rating_w"]) for a in chain_events(run_dir, FLEX, "DerRegistered")}
+    assert registered
+    for rid, offers in market.offered.items():
+        for o in offers:
+            bus, rating_w = registered[o["der"]]
+            assert o["bus"] == bus
+            assert study.market.flexibility.min_offer_kw * 1000 <= o["p_w"] <= rating_w, (rid, o["der"])
 
 
 def test_awarded_agents_curtail_min_of_award_and_available_pv(on, off, market):

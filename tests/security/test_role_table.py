@@ -57,6 +57,7 @@ _NOT_CHARGING_OP = "charging: caller is not operator"
 _NOT_FLEX_OP = "flexibility: caller is not operator"
 _NOT_FLEX_PROSUMER = "flexibility: caller is not a prosumer"
 _NO_FLEX_METER = "flexibility: caller is not a bound meter"
+_NOT_REGISTRAR = "flexibility: caller is not registrar"
 _NOT_CHARGING_PROSUMER = "charging: caller is not a prosumer"
 
 
@@ -89,6 +90,8 @@ ROLE_TABLE: list[tuple[str, str, tuple[str, str, str, str, str]]] = [
     ("interval 0 and window ended", "Settlement.release", (ALLOWED,) * 5),
     ("interval 0 and window ended", "Settlement.post_reading", (_NO_METER, _NO_METER, ALLOWED, _NO_METER, _NO_METER)),
     ("interval 0 and window ended", "Settlement.settle_operator", (ALLOWED,) * 5),
+    ("setup", "VoltageRegulation.register_der", _only(("operator",), _NOT_REGISTRAR)),
+    ("offers open", "VoltageRegulation.register_der", ("flexibility: registration closed", *(_NOT_REGISTRAR,) * 4)),
     ("setup", "VoltageRegulation.post_request", _only(("DSO",), _NOT_FLEX_OP)),
     ("offers open", "VoltageRegulation.offer", _only(("prosumer",), _NOT_FLEX_PROSUMER)),
     ("offer deadline", "VoltageRegulation.award", (ALLOWED,) * 5),
@@ -186,7 +189,8 @@ def _args(scene: Scene, role: str) -> dict[str, tuple]:
         "Settlement.post_reading": (0, 0, 0, 0, 0),
         "Settlement.settle_operator": (0,),
         "VoltageRegulation.post_request": ([5], [100], False, 1000, *FLEX_WINDOW, FLEX_DEADLINE, 10 * CENT),
-        "VoltageRegulation.offer": (0, 1000, 5 * CENT, 5),
+        "VoltageRegulation.register_der": (p1, 5, 1000),
+        "VoltageRegulation.offer": (0, 1000, 5 * CENT),
         "VoltageRegulation.award": (0,),
         "VoltageRegulation.post_delivery": (0, 250),
         "VoltageRegulation.close": (0,),
@@ -241,7 +245,8 @@ def _scene() -> Scene:
     op, dso, p0, p1 = m.operator, m.dso, m.prosumers[0], m.prosumers[1]
     token, settlement = m.addresses.token, m.addresses.settlement
     flex = fx.deploy_voltage_regulation(m.chain, op, m.addresses.registry, token, penalty_permille=1500,
-                                        delivery_period_s=900, operator_address=dso.address)
+                                        delivery_period_s=900, min_offer_w=100, min_bond_wei=CENT,
+                                        ders=[fx.DerFacts(p0.address, 5, 5000)], operator_address=dso.address)
     charging = ch.deploy_charging(m.chain, op, registry=m.addresses.registry, start_timestamp=START_TIMESTAMP,
                                   window_s=INTERVAL_S, request_lead_s=GATE_CLOSURE_S)
     wallets = (op, p0, m.meters[0], dso, m.outsider)
@@ -306,7 +311,7 @@ def _advance(scene: Scene, phase: str) -> None:
     honest = {
         "offers open": lambda: [mk.clear(m.operator, m.addresses, 0, mk.book(m.chain, m.addresses, 0)),
                                 ch.allocate(m.operator, charging, 0, n_requests=1)],
-        "offer deadline": lambda: [fx.offer(m.prosumers[0], flex, 0, p_w=1000, price_wei_per_wh=5 * CENT, bus=5)],
+        "offer deadline": lambda: [fx.offer(m.prosumers[0], flex, 0, p_w=1000, price_wei_per_wh=5 * CENT)],
         "interval 0 and window ended": lambda: [fx.award(m.outsider, flex, 0, n_offers=1)],
         "delivery period over": lambda: [fx.post_delivery(m.meters[0], flex, 0, delivered_wh=250)],
     }.get(phase, list)()

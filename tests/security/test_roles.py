@@ -100,7 +100,7 @@ def _scene(n_offers: int = 1) -> Scene:
     )
     offers = market.mine(
         [
-            fx.offer(w, flex, 0, p_w=OFFER_P_W, price_wei_per_wh=OFFER_PRICE_WEI_PER_WH, bus=5)
+            fx.offer(w, flex, 0, p_w=OFFER_P_W, price_wei_per_wh=OFFER_PRICE_WEI_PER_WH)
             for w in market.prosumers[:n_offers]
         ]
     )
