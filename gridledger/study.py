@@ -280,6 +280,7 @@ class Market(_Strict):
     flexibility: Flexibility = Flexibility()
     charging_coordination: bool = False
     charging_max_loading_percent: Annotated[float, Field(gt=0.0, le=200.0)] = 80.0
+    charging_min_request_w: Annotated[int, Field(ge=1, le=10**9)] = 1000
 
     @property
     def reveal_window_s(self) -> int:
