@@ -28,21 +28,23 @@ CONTRACT = "ChargingCoordination"
 
 # Gas limits, measured with margin (see tests/test_contracts_charging.py):
 # a limit is what a sender must afford, not what it pays.
-GAS_DEPLOY = 1_500_000
+GAS_DEPLOY = 2_500_000
 GAS_POST_HEADROOM = 100_000
 GAS_REGISTER_EV = 120_000
-DEFAULT_MIN_REQUEST_W = 1000
-"""Least power of a request unless a study says otherwise: below the
-smallest charger of ``gridledger.grids.ev.CHARGER_POWERS_KW`` (3.7 kW), so
-no honest request is refused, and far above the 1 W requests that filled a
-window (issue 11). [W]"""
-GAS_REQUEST_CHARGE = 250_000
+# A session's first request stores the session: about 290 000 gas.
+GAS_REQUEST_CHARGE = 350_000
 _GAS_ALLOCATE_BASE = 200_000
 # Per request: reading and ranking it, its share of the quadratic
 # insertion sort at MAX_REQUESTS (a window of 128 requests in reverse
 # priority order, all admitted, uses about 7.6 million gas), and storing
 # and logging its admission.
 _GAS_ALLOCATE_PER_REQUEST = 65_000
+
+DEFAULT_MIN_REQUEST_W = 1000
+"""Least power of a request unless a study says otherwise: below the
+smallest charger of ``gridledger.grids.ev.CHARGER_POWERS_KW`` (3.7 kW), so
+no honest request is refused, and far above the 1 W requests that filled a
+window (issue 11). [W]"""
 
 
 @dataclass(frozen=True)
