@@ -44,10 +44,10 @@
         start; a request in the same session must repeat the declared
         departure, may not claim a lower state of charge than before and
         may not need more energy than an earlier request of the session
-        less the energy admitted in the windows that lay wholly between
-        that request and this one (the session's first window excepted:
-        the EV may have arrived during it). A request after the declared
-        departure opens a new session.
+        less the energy admitted in the windows from that request's
+        window on that ended before this request (the session's first
+        window excepted: the EV may have arrived during it). A request
+        after the declared departure opens a new session.
         References: M. Baza, M. Nabil, M. Ismail, M. Mahmoud, E.
         Serpedin, M. A. Rahman, "Blockchain-based charging coordination
         mechanism for smart grid energy storage units", 2019 IEEE
@@ -151,13 +151,11 @@ struct EV:
     max_charge_w: uint256
 
 
-# @dev One request of a session: its window, its energy need [Wh] and
-# the block timestamp it was mined at [s since the Unix epoch]; a zero
-# timestamp marks no request.
+# @dev One request of a session: its window and its energy need [Wh]; a
+# zero need marks no request.
 struct Mark:
     window: uint256
     energy_needed_wh: uint256
-    timestamp: uint256
 
 
 # @dev An account's current charging session: the declared departure
@@ -218,10 +216,6 @@ _headroom_posted: HashMap[uint256, bool]
 
 # @dev Requests of each window in submission order.
 _requests: HashMap[uint256, DynArray[Request, MAX_REQUESTS]]
-
-
-# @dev Whether each account has requested in each window.
-_has_request: HashMap[uint256, HashMap[address, bool]]
 
 
 # @dev Charging power admitted per window and account; 0 if not. [W]
@@ -379,10 +373,11 @@ def request_charge(
     window_start: uint256 = start_timestamp + window * window_s
     assert departure_timestamp > window_start, "charging: departure not after window start"
     assert block.timestamp < self._deadline(window), "charging: deadline passed"
-    assert not self._has_request[window][msg.sender], "charging: request exists"
-    assert len(self._requests[window]) < MAX_REQUESTS, "charging: window full"
     session: Session = self._session[msg.sender]
-    mark: Mark = Mark(window=window, energy_needed_wh=energy_needed_wh, timestamp=block.timestamp)
+    # A request of this window would be the session's last one.
+    assert session.last.energy_needed_wh == 0 or session.last.window != window, "charging: request exists"
+    assert len(self._requests[window]) < MAX_REQUESTS, "charging: window full"
+    mark: Mark = Mark(window=window, energy_needed_wh=energy_needed_wh)
     if session.departure_timestamp > window_start:
         assert departure_timestamp == session.departure_timestamp, "charging: departure differs from session"
         assert soc_permille >= session.soc_permille, "charging: state of charge below earlier claim"
@@ -409,7 +404,6 @@ def request_charge(
 
     # effects
     self._session[msg.sender] = session
-    self._has_request[window][msg.sender] = True
     self._requests[window].append(
         Request(
             account=msg.sender,
@@ -601,24 +595,23 @@ def _need_bound_wh(account: address, session: Session, mark: Mark) -> uint256:
     """
     @dev Most energy a request of `account`'s open `session` may still
          need after the earlier request `mark`: its need less the energy
-         admitted in the session's windows that started after `mark` was
-         mined and ended before this block, plus `_NEED_SLACK_WH`. Only
-         the session's last two requests' windows can hold admissions
-         in that span. A window counts `admitted - 1` W, as the charger
+         admitted in the session's windows from `mark`'s window on that
+         ended before this block, plus `_NEED_SLACK_WH`. Only the
+         session's last two requests' windows can hold admissions in
+         that span. A window counts `admitted - 1` W, as the charger
          rating may lie up to half a watt below its rounded request.
     @param account The account.
     @param session Its open session.
     @param mark An earlier request of it; no bound if empty.
     @return uint256 The bound. [Wh]
     """
-    if mark.timestamp == 0:
+    if mark.energy_needed_wh == 0:
         return max_value(uint256)
     admitted_wh: uint256 = 0
     for earlier: Mark in [session.previous, session.last]:
-        if earlier.timestamp == 0 or earlier.window == session.first_window:
+        if earlier.energy_needed_wh == 0 or earlier.window == session.first_window:
             continue
-        window_start: uint256 = start_timestamp + earlier.window * window_s
-        if window_start < mark.timestamp or window_start + window_s > block.timestamp:
+        if earlier.window < mark.window or start_timestamp + (earlier.window + 1) * window_s > block.timestamp:
             continue
         power_w: uint256 = self._admitted_power_w[earlier.window][account]
         if power_w != 0:

@@ -31,8 +31,8 @@ CONTRACT = "ChargingCoordination"
 GAS_DEPLOY = 2_500_000
 GAS_POST_HEADROOM = 100_000
 GAS_REGISTER_EV = 120_000
-# A session's first request stores the session: about 290 000 gas.
-GAS_REQUEST_CHARGE = 350_000
+# A session's first request stores the session: about 250 000 gas.
+GAS_REQUEST_CHARGE = 300_000
 _GAS_ALLOCATE_BASE = 200_000
 # Per request: reading and ranking it, its share of the quadratic
 # insertion sort at MAX_REQUESTS (a window of 128 requests in reverse

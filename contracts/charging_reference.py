@@ -49,11 +49,10 @@ class EVRegistration:
 
 @dataclass(frozen=True)
 class Mark:
-    """One request of a session: window, energy need [Wh], block timestamp it was mined at [s since the epoch]."""
+    """One request of a session: its window and energy need. [Wh]"""
 
     window: int
     energy_needed_wh: int
-    timestamp: int
 
 
 @dataclass(frozen=True)
@@ -242,8 +241,8 @@ def need_bound_wh(session: Session, mark: Mark | None, timestamp: int, start_tim
     """Most energy a request of an open ``session`` may need after its earlier request ``mark``.
 
     ``mark``'s need less the energy admitted in the session's windows
-    (its last two requests' windows, the first window excepted) that
-    started after ``mark`` was mined and ended by ``timestamp``, counting
+    (its last two requests' windows, the first window excepted) from
+    ``mark``'s window on that ended by ``timestamp``, counting
     ``admitted - 1`` W per window, never below 0, plus
     :data:`NEED_SLACK_WH`; None if there is no ``mark``.
 
@@ -266,8 +265,7 @@ def need_bound_wh(session: Session, mark: Mark | None, timestamp: int, start_tim
     for earlier in (session.previous, session.last):
         if earlier is None or earlier.window == session.first_window:
             continue
-        window_start = start_timestamp + earlier.window * window_s
-        if window_start < mark.timestamp or window_start + window_s > timestamp:
+        if earlier.window < mark.window or start_timestamp + (earlier.window + 1) * window_s > timestamp:
             continue
         power_w = admitted_power_w.get(earlier.window, 0)
         if power_w:
@@ -325,7 +323,7 @@ def check_request(ev: EVRegistration | None, session: Session | None, request: C
     for ok, reason in checks:
         if not ok:
             raise RequestRefused(reason)
-    mark = Mark(window, request.energy_needed_wh, timestamp)
+    mark = Mark(window, request.energy_needed_wh)
     if session is None or session.departure_timestamp <= start_timestamp + window * window_s:
         return Session(request.departure_timestamp, window, request.soc_permille, mark, None)
     if request.departure_timestamp != session.departure_timestamp:

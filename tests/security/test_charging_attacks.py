@@ -166,8 +166,8 @@ def test_need_ignoring_admitted_charging_reverts_while_the_honest_need_passes(sc
     """An EV admitted at 7400 W in windows 1 to 3 draws at least 1849 Wh a window ((7400 - 1) W x
     900 s). Window 1 is the session's first (the EV may have arrived during it) and each request is
     sent before the window before it ends, so the need may stay 40000 Wh up to window 3; in window 4
-    the whole of window 2 lies between it and the request for window 2, and keeping 40000 Wh
-    reverts. In window 5, 40000 - 2 x 1850 Wh (windows 2 and 3 charged) passes."""
+    window 2, from the request for window 2 on, has ended, and keeping 40000 Wh reverts. In window
+    5, 40000 - 2 x 1850 Wh (windows 2 and 3 charged) passes."""
     departure = scene.start(40)
     for window in (1, 2, 3):
         (receipt,) = scene.file(window, CHARGER_W, [(scene.liar, _ev(scene.liar, 40_000, 280, departure))])
@@ -254,9 +254,9 @@ def test_contract_refuses_exactly_what_the_reference_refuses(drawn, admit):
         admitted_w.update({window: a.power_w for a in admitted})
     on_chain = ch.read(scene.chain, scene.address, "session", scene.liar.address)
     if session is None:
-        assert on_chain == (0, 0, 0, (0, 0, 0), (0, 0, 0))
+        assert on_chain == (0, 0, 0, (0, 0), (0, 0))
         return
     assert on_chain[:3] == (session.departure_timestamp, session.first_window, session.soc_permille)
-    assert on_chain[3] == (session.last.window, session.last.energy_needed_wh, session.last.timestamp)
+    assert on_chain[3] == (session.last.window, session.last.energy_needed_wh)
     previous = session.previous
-    assert on_chain[4] == ((previous.window, previous.energy_needed_wh, previous.timestamp) if previous else (0, 0, 0))
+    assert on_chain[4] == ((previous.window, previous.energy_needed_wh) if previous else (0, 0))
