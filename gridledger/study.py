@@ -262,6 +262,10 @@ class Market(_Strict):
     prosumer run up when its imbalance payments exceed its credit; an
     imbalance payment beyond it is left unpaid (`Unpaid` event) for the
     operator to collect off-chain. The operator itself has no credit line.
+    ``charging_min_request_w`` [W] is the least power of an EV charging
+    request (`contracts/ChargingCoordination.vy`), below the smallest
+    charger so honest requests pass, so that tiny requests cannot fill a
+    window.
     """
 
     mechanism: Literal[MECHANISM_NAMES] = DEFAULT_MECHANISM
