@@ -39,6 +39,7 @@
         still fit. So the admitted power never exceeds the headroom,
         and every skipped request needs more power than was left when
         its turn came, hence more than is left at the end.
+        Each account requests windows in increasing order, once each.
         Sessions: an account's requests belong to one charging session
         while the departure it declared is after the requested window's
         start; a request in the same session must repeat the declared
@@ -374,8 +375,11 @@ def request_charge(
     assert departure_timestamp > window_start, "charging: departure not after window start"
     assert block.timestamp < self._deadline(window), "charging: deadline passed"
     session: Session = self._session[msg.sender]
-    # A request of this window would be the session's last one.
-    assert session.last.energy_needed_wh == 0 or session.last.window != window, "charging: request exists"
+    # An account requests windows in order, so its request of this window
+    # would be its last one.
+    if session.last.energy_needed_wh != 0:
+        assert session.last.window != window, "charging: request exists"
+        assert session.last.window < window, "charging: window before last request"
     assert len(self._requests[window]) < MAX_REQUESTS, "charging: window full"
     mark: Mark = Mark(window=window, energy_needed_wh=energy_needed_wh)
     if session.departure_timestamp > window_start:

@@ -279,7 +279,8 @@ def check_request(ev: EVRegistration | None, session: Session | None, request: C
     """The account's session after ``request`` for ``window``, or the reason the contract refuses it.
 
     The registration and session checks of ``request_charge``, in its
-    order (the role, deadline and per-window checks are not repeated).
+    order (the role, deadline and window-full checks are not repeated):
+    an account requests windows in increasing order, once each.
 
     Parameters
     ----------
@@ -323,6 +324,9 @@ def check_request(ev: EVRegistration | None, session: Session | None, request: C
     for ok, reason in checks:
         if not ok:
             raise RequestRefused(reason)
+    if session is not None and window <= session.last.window:
+        raise RequestRefused("charging: request exists" if window == session.last.window
+                             else "charging: window before last request")
     mark = Mark(window, request.energy_needed_wh)
     if session is None or session.departure_timestamp <= start_timestamp + window * window_s:
         return Session(request.departure_timestamp, window, request.soc_permille, mark, None)

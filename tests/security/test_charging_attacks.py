@@ -180,6 +180,19 @@ def test_need_ignoring_admitted_charging_reverts_while_the_honest_need_passes(sc
     assert honest.ok, honest.revert_reason
 
 
+def test_requests_out_of_window_order_are_refused_so_each_window_takes_one_per_account(scene):
+    """After a request for window 3, one for window 2 reverts: an account requests windows in order,
+    which is what keeps a second request for window 3 refused."""
+    departure = scene.start(40)
+    receipts = scene.chain.mine(
+        [ch.request_charge(scene.liar, scene.address, w, _ev(scene.liar, 20_000, 500, departure)) for w in (3, 2, 3)],
+        scene.request_time(1),
+    )
+    assert [r.revert_reason for r in receipts] == [None, "charging: window before last request",
+                                                   "charging: request exists"]
+    assert len(ch.requests(scene.chain, scene.address, 3)) == 1 and ch.requests(scene.chain, scene.address, 2) == ()
+
+
 def test_flood_of_one_watt_requests_is_refused_and_the_honest_ev_is_admitted(scene):
     """128 registered sybils ask for 1 W each: every one reverts below the minimum, the window keeps
     room for the honest request, which is admitted as it would be alone."""
