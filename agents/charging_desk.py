@@ -1,6 +1,9 @@
 """The market operator's EV charging desk: deployment, allocation at each gate, and its record.
 
-Window w of ``ChargingCoordination.vy`` is market interval w. The DSO
+Window w of ``ChargingCoordination.vy`` is market interval w. At
+deployment the desk registers every EV of the study's fleet
+(`gridledger.agents.devices.ev_fleet`) for its owner's account, with the
+battery capacity and charger rating the fleet charges with. The DSO
 posts each window's headroom and the EVs request charging before the
 window's gate; at the gate the ledger's operator calls ``allocate`` (anyone
 may), if the headroom was posted, and the admitted power goes to the
@@ -13,6 +16,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from gridledger.agents.devices import ev_fleet
 from gridledger.contracts import charging
 from gridledger.contracts import flexibility as flex
 from gridledger.contracts.chain import Chain
@@ -45,17 +49,24 @@ class ChargingDesk:
         self.headroom_w = np.zeros(n, dtype=np.int64)
 
     @classmethod
-    def deploy(cls, sc: Scenario, chain: Chain, operator: Wallet, addresses: MarketAddresses, dso: str) -> ChargingDesk:
-        """Deploy the contract on the market's registry and give the DSO the operator role there."""
+    def deploy(cls, sc: Scenario, chain: Chain, operator: Wallet, addresses: MarketAddresses, dso: str,
+               prosumers: list[str]) -> ChargingDesk:
+        """Deploy the contract on the market's registry, register the study's EVs and give the DSO the operator role.
+
+        `prosumers` are the prosumers' accounts, indexed like `Scenario.prosumers`.
+        """
         study = sc.study
         address = charging.deploy_charging(chain, operator, registry=addresses.registry,
                                            start_timestamp=study.start_timestamp, window_s=study.market_interval_s,
-                                           request_lead_s=study.market.gate_closure_s)
+                                           request_lead_s=study.market.gate_closure_s,
+                                           min_request_w=study.market.charging_min_request_w)
+        registrations = [charging.register_ev(operator, address, r) for r in ev_fleet(sc).registrations(prosumers)]
         grant = operator.transact(addresses.registry, encode_call("Registry", "grant_role", dso, ROLE_OPERATOR),
                                   gas=flex.GAS_APPROVE)
-        (receipt,) = chain.mine([grant], chain.timestamp + 1)
-        if not receipt.ok:
-            raise RuntimeError(f"charging setup: granting the DSO the operator role failed: {receipt.revert_reason}")
+        for receipt in chain.mine([*registrations, grant], chain.timestamp + 1):
+            if not receipt.ok:
+                raise RuntimeError(f"charging setup: registering the EVs or granting the DSO the operator role "
+                                   f"failed: {receipt.revert_reason}")
         return cls(sc, address)
 
     def requested(self, events: Iterable[tuple[str, dict]]) -> None:

@@ -184,6 +184,32 @@ class EVFleet:
         self._p_kw: list[np.ndarray] = []
         self._delivered_kwh: list[np.ndarray] = []
 
+    def registrations(self, accounts: list[str]) -> list[charging_reference.EVRegistration]:
+        """The EVs as the operator registers them with ``ChargingCoordination.register_ev``, in EV order.
+
+        Parameters
+        ----------
+        accounts : list of str
+            Address of each prosumer's wallet, indexed like the owners.
+
+        Returns
+        -------
+        list of EVRegistration
+            Per EV its owner's account, the capacity ``ceil(capacity_kwh /
+            efficiency)`` in Wh -- the most a session draws from the grid,
+            which bounds every :meth:`requests` energy need -- and the
+            charger rating to the nearest W, the power :meth:`requests`
+            asks for.
+        """
+        return [
+            charging_reference.EVRegistration(
+                account=accounts[int(owner)],
+                capacity_wh=int(np.ceil(self.capacity_kwh[e] / self._efficiency[e] * WH_PER_KWH)),
+                max_charge_w=int(self._power_w[e]),
+            )
+            for e, owner in enumerate(self.owners)
+        ]
+
     def requests(self, window: int) -> list[EVChargeRequest]:
         """The requests the fleet sends for ``window``, in EV order.
 

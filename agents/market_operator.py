@@ -232,7 +232,8 @@ class MarketOperator:
         wallet = chain.wallet(operator)
         addresses = deploy_study_market(sc, chain, wallet, prosumers, meters)
         flex = FlexDesk.deploy(sc, chain, wallet, addresses, prosumers, dso) if market.voltage_regulation else None
-        charging = ChargingDesk.deploy(sc, chain, wallet, addresses, dso) if market.charging_coordination else None
+        charging = (ChargingDesk.deploy(sc, chain, wallet, addresses, dso, prosumers)
+                    if market.charging_coordination else None)
         return cls(sc, chain, wallet, addresses, prosumers, dso, flex, charging)
 
     def deployment(self) -> list[Message]:

@@ -8,16 +8,19 @@
         the operator publishes. Window w spans [`start_timestamp` +
         w * `window_s`, `start_timestamp` + (w + 1) * `window_s`); its
         requests close `request_lead_s` seconds before it starts.
+        Before `start_timestamp` the operator registers each prosumer's
+        EV once (`register_ev`: battery capacity and charger power);
+        registrations are frozen from then on.
         Phases of window w:
         - before its deadline: the operator calls `post_headroom`
           (again to replace it) and each prosumer `request_charge` once;
         - from the deadline until the window starts: anyone calls
           `allocate` once.
         Functions:
-        - `post_headroom`, `request_charge`, `allocate`
+        - `register_ev`, `post_headroom`, `request_charge`, `allocate`
           (`external` functions),
-        - `headroom_w`, `requests`, `admitted`, `allocation`
-          (`external` `view` functions),
+        - `ev`, `session`, `headroom_w`, `requests`, `admitted`,
+          `allocation` (`external` `view` functions),
         - `request_deadline_timestamp`, `window_start_timestamp`,
           `window_end_timestamp` (`external` `view` functions).
         Priority rule (as Baza et al. rank ESUs by state of charge and
@@ -36,6 +39,16 @@
         still fit. So the admitted power never exceeds the headroom,
         and every skipped request needs more power than was left when
         its turn came, hence more than is left at the end.
+        Each account requests windows in increasing order, once each.
+        Sessions: an account's requests belong to one charging session
+        while the departure it declared is after the requested window's
+        start; a request in the same session must repeat the declared
+        departure, may not claim a lower state of charge than before and
+        may not need more energy than an earlier request of the session
+        less the energy admitted in the windows from that request's
+        window on that ended before this request (the session's first
+        window excepted: the EV may have arrived during it). A request
+        after the declared departure opens a new session.
         References: M. Baza, M. Nabil, M. Ismail, M. Mahmoud, E.
         Serpedin, M. A. Rahman, "Blockchain-based charging coordination
         mechanism for smart grid energy storage units", 2019 IEEE
@@ -43,14 +56,29 @@
         C. Liu, K. K. Chai, X. Zhang, E. T. Lau, Y. Chen, "Adaptive
         blockchain-based electric vehicle participation scheme in smart
         grid platform", IEEE Access 6, 2018.
-@custom:security Requests are public and unauthenticated beyond the
-                 prosumer role: a prosumer may report a lower state of
-                 charge or an earlier departure than its own to rank
-                 higher. A window that nobody allocates before it
-                 starts admits no one, and a window without a posted
-                 headroom cannot be allocated. A window so far in the
-                 future that its timestamps overflow uint256 reverts
-                 without a reason string.
+@custom:security Only EVs the operator registered before the first
+                 window may request, each at least `min_request_w` and
+                 at most its registered charger power, for at most its
+                 registered battery capacity, once per window: a flood
+                 of small requests needs as many registered EVs, and
+                 `MAX_REQUESTS` bounds a window. Within a session a
+                 lower state of charge, a changed departure or an energy
+                 need that ignores admitted charging reverts, so a lie
+                 cannot be deepened or renewed window by window.
+                 What remains trusted: the first request of a session
+                 (its state of charge, energy need and departure) is
+                 self-reported within the registered battery, and so is
+                 the energy the EV drew in the session's first window;
+                 a prosumer may still claim a low state of charge or a
+                 near departure when it plugs in (a meter at the charger
+                 could bound it later). A session ends only at its
+                 declared departure, so an early departure claimed for
+                 priority ends the session there. The registration
+                 itself is the operator's word. A window that nobody
+                 allocates before it starts admits no one, and a window
+                 without a posted headroom cannot be allocated. A window
+                 so far in the future that its timestamps overflow
+                 uint256 reverts without a reason string.
 """
 
 
@@ -92,6 +120,11 @@ _FULL_SOC_PERMILLE: constant(uint256) = 1000
 _SECONDS_PER_HOUR: constant(uint256) = 3600
 
 
+# @dev Rounding allowance of an energy need against an earlier one: the
+# EV rounds each need up to the next Wh. [Wh]
+_NEED_SLACK_WH: constant(uint256) = 1
+
+
 # @dev Packed priority key of one request, lower ranks first: bits
 # [0, 32) request index, [32, 96) power [W], [96, 160) tcc [s],
 # [160, 192) state of charge [permille], bit 192 set unless the request
@@ -111,6 +144,30 @@ struct Request:
     energy_needed_wh: uint256
     soc_permille: uint256
     departure_timestamp: uint256
+
+
+# @dev An EV as the operator registered it; all zero if not registered.
+struct EV:
+    capacity_wh: uint256
+    max_charge_w: uint256
+
+
+# @dev One request of a session: its window and its energy need [Wh]; a
+# zero need marks no request.
+struct Mark:
+    window: uint256
+    energy_needed_wh: uint256
+
+
+# @dev An account's current charging session: the declared departure
+# [s since the Unix epoch], its first window, the last claimed state of
+# charge [permille] and its last two requests.
+struct Session:
+    departure_timestamp: uint256
+    first_window: uint256
+    soc_permille: uint256
+    last: Mark
+    previous: Mark
 
 
 # @dev Outcome of one window; all zero until it is allocated.
@@ -138,6 +195,18 @@ window_s: public(immutable(uint256))
 request_lead_s: public(immutable(uint256))
 
 
+# @dev Least charging power of one request. [W]
+min_request_w: public(immutable(uint256))
+
+
+# @dev Registered EV of each account.
+_ev: HashMap[address, EV]
+
+
+# @dev Charging session of each account.
+_session: HashMap[address, Session]
+
+
 # @dev Headroom of each window as last posted. [W]
 _headroom_w: HashMap[uint256, uint256]
 
@@ -150,16 +219,19 @@ _headroom_posted: HashMap[uint256, bool]
 _requests: HashMap[uint256, DynArray[Request, MAX_REQUESTS]]
 
 
-# @dev Whether each account has requested in each window.
-_has_request: HashMap[uint256, HashMap[address, bool]]
-
-
 # @dev Charging power admitted per window and account; 0 if not. [W]
 _admitted_power_w: HashMap[uint256, HashMap[address, uint256]]
 
 
 # @dev Outcome of each allocated window.
 _allocation: HashMap[uint256, Allocation]
+
+
+# @dev Emitted when the operator registers the EV of `account`.
+event EVRegistered:
+    account: indexed(address)
+    capacity_wh: uint256
+    max_charge_w: uint256
 
 
 # @dev Emitted when the operator posts the headroom of `window`.
@@ -195,7 +267,13 @@ event WindowAllocated:
 
 
 @deploy
-def __init__(registry_: Registry, start_timestamp_: uint256, window_s_: uint256, request_lead_s_: uint256):
+def __init__(
+    registry_: Registry,
+    start_timestamp_: uint256,
+    window_s_: uint256,
+    request_lead_s_: uint256,
+    min_request_w_: uint256,
+):
     """
     @param registry_ The market's role registry.
     @param start_timestamp_ Start of window 0. [s since the Unix epoch]
@@ -203,13 +281,42 @@ def __init__(registry_: Registry, start_timestamp_: uint256, window_s_: uint256,
     @param request_lead_s_ Request deadline before a window's start;
            positive (allocation needs the time between deadline and
            start) and at most `start_timestamp_`. [s]
+    @param min_request_w_ Least power of a request; 1 to
+           `MAX_POWER_W`. [W]
     """
     assert window_s_ != 0, "charging: zero window"
     assert request_lead_s_ != 0 and request_lead_s_ <= start_timestamp_, "charging: request lead out of range"
+    assert min_request_w_ != 0 and min_request_w_ <= MAX_POWER_W, "charging: minimum request out of range"
     registry = registry_
     start_timestamp = start_timestamp_
     window_s = window_s_
     request_lead_s = request_lead_s_
+    min_request_w = min_request_w_
+
+
+@external
+def register_ev(account: address, capacity_wh: uint256, max_charge_w: uint256):
+    """
+    @dev Registers the EV of prosumer `account`, once; only the
+         operator, before `start_timestamp`.
+    @param account The prosumer owning the EV.
+    @param capacity_wh Most energy one charging session draws from the
+           grid: the battery capacity over the charger efficiency; 1 to
+           `MAX_ENERGY_WH`. [Wh]
+    @param max_charge_w Charger rating; `min_request_w` to
+           `MAX_POWER_W`. [W]
+    """
+    # checks
+    assert staticcall registry.has_role(msg.sender, _ROLE_OPERATOR), "charging: caller is not operator"
+    assert block.timestamp < start_timestamp, "charging: registration closed"
+    assert staticcall registry.has_role(account, _ROLE_PROSUMER), "charging: account is not a prosumer"
+    assert self._ev[account].capacity_wh == 0, "charging: EV registered"
+    assert capacity_wh != 0 and capacity_wh <= MAX_ENERGY_WH, "charging: capacity out of range"
+    assert max_charge_w >= min_request_w and max_charge_w <= MAX_POWER_W, "charging: charger power out of range"
+
+    # effects
+    self._ev[account] = EV(capacity_wh=capacity_wh, max_charge_w=max_charge_w)
+    log EVRegistered(account=account, capacity_wh=capacity_wh, max_charge_w=max_charge_w)
 
 
 @external
@@ -243,27 +350,64 @@ def request_charge(
     """
     @dev Files the caller's single charging request of `window`.
     @param window Index of the window.
-    @param power_w Charging power wanted; 1 to `MAX_POWER_W`. [W]
-    @param energy_needed_wh Energy still needed to reach the target;
-           1 to `MAX_ENERGY_WH`. [Wh]
-    @param soc_permille State of charge; 0 to 1000. [permille]
+    @param power_w Charging power wanted; `min_request_w` to the
+           registered charger power. [W]
+    @param energy_needed_wh Energy still to draw from the grid; 1 to
+           the registered capacity, and within the session's earlier
+           requests less admitted charging (see the contract notice). [Wh]
+    @param soc_permille State of charge; 0 to 1000, not below the
+           session's last claim. [permille]
     @param departure_timestamp When the EV leaves (or the ESU must be
-           charged); after the window's start. [s since the Unix epoch]
+           charged); after the window's start, and the session's
+           declared departure if it is still open. [s since the Unix
+           epoch]
     """
     # checks
     assert staticcall registry.has_role(msg.sender, _ROLE_PROSUMER), "charging: caller is not a prosumer"
-    assert power_w != 0, "charging: zero power"
-    assert power_w <= MAX_POWER_W, "charging: power above limit"
+    ev: EV = self._ev[msg.sender]
+    assert ev.capacity_wh != 0, "charging: EV not registered"
+    assert power_w >= min_request_w, "charging: power below minimum"
+    assert power_w <= ev.max_charge_w, "charging: power above registered charger"
     assert energy_needed_wh != 0, "charging: zero energy"
-    assert energy_needed_wh <= MAX_ENERGY_WH, "charging: energy above limit"
+    assert energy_needed_wh <= ev.capacity_wh, "charging: energy above registered capacity"
     assert soc_permille <= _FULL_SOC_PERMILLE, "charging: state of charge above 1000 permille"
-    assert departure_timestamp > start_timestamp + window * window_s, "charging: departure not after window start"
+    window_start: uint256 = start_timestamp + window * window_s
+    assert departure_timestamp > window_start, "charging: departure not after window start"
     assert block.timestamp < self._deadline(window), "charging: deadline passed"
-    assert not self._has_request[window][msg.sender], "charging: request exists"
+    session: Session = self._session[msg.sender]
+    # An account requests windows in order, so its request of this window
+    # would be its last one.
+    if session.last.energy_needed_wh != 0:
+        assert session.last.window != window, "charging: request exists"
+        assert session.last.window < window, "charging: window before last request"
     assert len(self._requests[window]) < MAX_REQUESTS, "charging: window full"
+    mark: Mark = Mark(window=window, energy_needed_wh=energy_needed_wh)
+    if session.departure_timestamp > window_start:
+        assert departure_timestamp == session.departure_timestamp, "charging: departure differs from session"
+        assert soc_permille >= session.soc_permille, "charging: state of charge below earlier claim"
+        bound_wh: uint256 = min(
+            self._need_bound_wh(msg.sender, session, session.last),
+            self._need_bound_wh(msg.sender, session, session.previous),
+        )
+        assert energy_needed_wh <= bound_wh, "charging: energy need above earlier claim less admitted"
+        session = Session(
+            departure_timestamp=departure_timestamp,
+            first_window=session.first_window,
+            soc_permille=soc_permille,
+            last=mark,
+            previous=session.last,
+        )
+    else:
+        session = Session(
+            departure_timestamp=departure_timestamp,
+            first_window=window,
+            soc_permille=soc_permille,
+            last=mark,
+            previous=empty(Mark),
+        )
 
     # effects
-    self._has_request[window][msg.sender] = True
+    self._session[msg.sender] = session
     self._requests[window].append(
         Request(
             account=msg.sender,
@@ -332,6 +476,29 @@ def allocate(window: uint256):
         requests=len(requests),
         admitted=admitted,
     )
+
+
+@external
+@view
+def ev(account: address) -> EV:
+    """
+    @dev Registered EV of `account`.
+    @param account The account to look up.
+    @return EV Its capacity [Wh] and charger power [W]; zero if none.
+    """
+    return self._ev[account]
+
+
+@external
+@view
+def session(account: address) -> Session:
+    """
+    @dev Current charging session of `account`.
+    @param account The account to look up.
+    @return Session Its declared departure, first window, last state of
+            charge and last two requests; zero before any request.
+    """
+    return self._session[account]
 
 
 @external
@@ -424,6 +591,38 @@ def _deadline(window: uint256) -> uint256:
     @return uint256 The deadline. [s since the Unix epoch]
     """
     return start_timestamp + window * window_s - request_lead_s
+
+
+@internal
+@view
+def _need_bound_wh(account: address, session: Session, mark: Mark) -> uint256:
+    """
+    @dev Most energy a request of `account`'s open `session` may still
+         need after the earlier request `mark`: its need less the energy
+         admitted in the session's windows from `mark`'s window on that
+         ended before this block, plus `_NEED_SLACK_WH`. Only the
+         session's last two requests' windows can hold admissions in
+         that span. A window counts `admitted - 1` W, as the charger
+         rating may lie up to half a watt below its rounded request.
+    @param account The account.
+    @param session Its open session.
+    @param mark An earlier request of it; no bound if empty.
+    @return uint256 The bound. [Wh]
+    """
+    if mark.energy_needed_wh == 0:
+        return max_value(uint256)
+    admitted_wh: uint256 = 0
+    for earlier: Mark in [session.previous, session.last]:
+        if earlier.energy_needed_wh == 0 or earlier.window == session.first_window:
+            continue
+        if earlier.window < mark.window or start_timestamp + (earlier.window + 1) * window_s > block.timestamp:
+            continue
+        power_w: uint256 = self._admitted_power_w[earlier.window][account]
+        if power_w != 0:
+            admitted_wh += (power_w - 1) * window_s // _SECONDS_PER_HOUR
+    if admitted_wh >= mark.energy_needed_wh:
+        return _NEED_SLACK_WH
+    return mark.energy_needed_wh - admitted_wh + _NEED_SLACK_WH
 
 
 @internal

@@ -5,6 +5,7 @@ them with ``chain.mine(raw_txs, timestamp)``. Times relative to window w,
 which starts at ``window_start_timestamp(w)`` and takes requests until
 ``request_deadline_timestamp(w)``, ``request_lead_s`` earlier:
 
+- before window 0 starts: the operator :func:`register_ev` each EV once;
 - before the deadline: the operator :func:`post_headroom` and each
   prosumer :func:`request_charge` once;
 - from the deadline until the window starts: anyone :func:`allocate` once;
@@ -18,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from gridledger.contracts.chain import Chain
-from gridledger.contracts.charging_reference import ChargeRequest
+from gridledger.contracts.charging_reference import ChargeRequest, EVRegistration
 from gridledger.contracts.client import Wallet, decode_return, encode_call
 from gridledger.contracts.compiler import load_artifact
 from gridledger.contracts.market import SetupFailed
@@ -27,15 +28,23 @@ CONTRACT = "ChargingCoordination"
 
 # Gas limits, measured with margin (see tests/test_contracts_charging.py):
 # a limit is what a sender must afford, not what it pays.
-GAS_DEPLOY = 1_500_000
+GAS_DEPLOY = 2_500_000
 GAS_POST_HEADROOM = 100_000
-GAS_REQUEST_CHARGE = 250_000
+GAS_REGISTER_EV = 120_000
+# A session's first request stores the session: about 250 000 gas.
+GAS_REQUEST_CHARGE = 300_000
 _GAS_ALLOCATE_BASE = 200_000
 # Per request: reading and ranking it, its share of the quadratic
 # insertion sort at MAX_REQUESTS (a window of 128 requests in reverse
 # priority order, all admitted, uses about 7.6 million gas), and storing
 # and logging its admission.
 _GAS_ALLOCATE_PER_REQUEST = 65_000
+
+DEFAULT_MIN_REQUEST_W = 1000
+"""Least power of a request unless a study says otherwise: below the
+smallest charger of ``gridledger.grids.ev.CHARGER_POWERS_KW`` (3.7 kW), so
+no honest request is refused, and far above the 1 W requests that filled a
+window (issue 11). [W]"""
 
 
 @dataclass(frozen=True)
@@ -76,6 +85,7 @@ def deploy_charging(
     start_timestamp: int,
     window_s: int,
     request_lead_s: int,
+    min_request_w: int = DEFAULT_MIN_REQUEST_W,
 ) -> str:
     """Deploy a charging coordination contract in one block one second after the head.
 
@@ -93,6 +103,8 @@ def deploy_charging(
         Length of one window. [s]
     request_lead_s : int
         Request deadline before each window's start. [s]
+    min_request_w : int, default DEFAULT_MIN_REQUEST_W
+        Least power of a request. [W]
 
     Returns
     -------
@@ -105,7 +117,7 @@ def deploy_charging(
         If the deployment fails, with its revert reason.
     """
     raw, address = operator.deploy(
-        load_artifact(CONTRACT), registry, start_timestamp, window_s, request_lead_s, gas=GAS_DEPLOY
+        load_artifact(CONTRACT), registry, start_timestamp, window_s, request_lead_s, min_request_w, gas=GAS_DEPLOY
     )
     (receipt,) = chain.mine([raw], chain.timestamp + 1)
     if not receipt.ok:
@@ -116,6 +128,12 @@ def deploy_charging(
 
 def _signed(wallet: Wallet, address: str, function: str, *args, gas: int) -> bytes:
     return wallet.transact(address, encode_call(CONTRACT, function, *args), gas=gas)
+
+
+def register_ev(operator: Wallet, address: str, registration: EVRegistration) -> bytes:
+    """Signed ``register_ev``: the EV of ``registration.account``, before window 0 starts."""
+    return _signed(operator, address, "register_ev", registration.account, registration.capacity_wh,
+                   registration.max_charge_w, gas=GAS_REGISTER_EV)
 
 
 def post_headroom(operator: Wallet, address: str, window: int, *, headroom_w: int) -> bytes:

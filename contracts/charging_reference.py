@@ -1,16 +1,81 @@
 """Reference implementation of the charging coordination rule in plain Python.
 
-:func:`allocate` follows ``ChargingCoordination.allocate`` with the same
-integer arithmetic; the contract tests check the chain against it.
+:func:`allocate` follows ``ChargingCoordination.allocate`` and
+:func:`check_request` the checks of ``request_charge`` against the EV's
+registration and its session, with the same integer arithmetic and revert
+reasons; the contract tests check the chain against them.
 Power is positive when charging (the storage convention of
 ``docs/nomenclature.md``).
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from gridledger.units import SECONDS_PER_HOUR
 
+MAX_ENERGY_WH = 10**12
+"""Largest registered capacity, ``ChargingCoordination.MAX_ENERGY_WH``. [Wh]"""
+MAX_POWER_W = 10**9
+"""Largest charger power, ``ChargingCoordination.MAX_POWER_W``. [W]"""
+FULL_SOC_PERMILLE = 1000
+NEED_SLACK_WH = 1
+"""Rounding allowance of an energy need against an earlier one: the EV
+rounds each need up to the next Wh. [Wh]"""
+
+
+class RequestRefused(ValueError):
+    """A request ``request_charge`` reverts; the message is its exact revert reason."""
+
+
+@dataclass(frozen=True)
+class EVRegistration:
+    """An EV as the operator registers it before the first window.
+
+    Attributes
+    ----------
+    account : str
+        Address of the prosumer owning the EV.
+    capacity_wh : int
+        Most energy one session draws from the grid: battery capacity
+        over charger efficiency, rounded up. [Wh]
+    max_charge_w : int
+        Charger rating, to the nearest W. [W]
+    """
+
+    account: str
+    capacity_wh: int
+    max_charge_w: int
+
+
+@dataclass(frozen=True)
+class Mark:
+    """One request of a session: its window and energy need. [Wh]"""
+
+    window: int
+    energy_needed_wh: int
+
+
+@dataclass(frozen=True)
+class Session:
+    """An account's charging session, as ``ChargingCoordination.session`` keeps it.
+
+    Attributes
+    ----------
+    departure_timestamp : int
+        Declared departure. [s since the Unix epoch]
+    first_window : int
+        Window of the session's first request.
+    soc_permille : int
+        Last claimed state of charge. [permille]
+    last, previous : Mark or None
+        The session's last two requests; ``previous`` is None after one.
+    """
+
+    departure_timestamp: int
+    first_window: int
+    soc_permille: int
+    last: Mark
+    previous: Mark | None
 
 
 @dataclass(frozen=True)
@@ -169,3 +234,108 @@ def allocate(
             admitted.append(Admission(request.account, request.power_w))
             left_w -= request.power_w
     return tuple(admitted)
+
+
+def need_bound_wh(session: Session, mark: Mark | None, timestamp: int, start_timestamp: int, window_s: int,
+                  admitted_power_w: Mapping[int, int]) -> int | None:
+    """Most energy a request of an open ``session`` may need after its earlier request ``mark``.
+
+    ``mark``'s need less the energy admitted in the session's windows
+    (its last two requests' windows, the first window excepted) from
+    ``mark``'s window on that ended by ``timestamp``, counting
+    ``admitted - 1`` W per window, never below 0, plus
+    :data:`NEED_SLACK_WH`; None if there is no ``mark``.
+
+    Parameters
+    ----------
+    session : Session
+        The open session.
+    mark : Mark or None
+        An earlier request of the session.
+    timestamp : int
+        Block timestamp of the new request. [s since the Unix epoch]
+    start_timestamp, window_s : int
+        Start of window 0 [s since the Unix epoch] and window length [s].
+    admitted_power_w : mapping of int to int
+        The account's admitted power by window. [W]
+    """
+    if mark is None:
+        return None
+    admitted_wh = 0
+    for earlier in (session.previous, session.last):
+        if earlier is None or earlier.window == session.first_window:
+            continue
+        if earlier.window < mark.window or start_timestamp + (earlier.window + 1) * window_s > timestamp:
+            continue
+        power_w = admitted_power_w.get(earlier.window, 0)
+        if power_w:
+            admitted_wh += (power_w - 1) * window_s // SECONDS_PER_HOUR
+    return max(mark.energy_needed_wh - admitted_wh, 0) + NEED_SLACK_WH
+
+
+def check_request(ev: EVRegistration | None, session: Session | None, request: ChargeRequest, window: int, *,
+                  timestamp: int, start_timestamp: int, window_s: int, min_request_w: int,
+                  admitted_power_w: Mapping[int, int]) -> Session:
+    """The account's session after ``request`` for ``window``, or the reason the contract refuses it.
+
+    The registration and session checks of ``request_charge``, in its
+    order (the role, deadline and window-full checks are not repeated):
+    an account requests windows in increasing order, once each.
+
+    Parameters
+    ----------
+    ev : EVRegistration or None
+        The requesting account's registered EV; None if not registered.
+    session : Session or None
+        Its session before the request; None before its first request.
+    request : ChargeRequest
+        The request.
+    window : int
+        Its window.
+    timestamp : int
+        Block timestamp the request is mined at. [s since the Unix epoch]
+    start_timestamp, window_s : int
+        Start of window 0 [s since the Unix epoch] and window length [s].
+    min_request_w : int
+        Least power of a request. [W]
+    admitted_power_w : mapping of int to int
+        The account's admitted power by window. [W]
+
+    Returns
+    -------
+    Session
+        The session the request opens or continues.
+
+    Raises
+    ------
+    RequestRefused
+        With the contract's exact revert reason.
+    """
+    checks = (
+        (ev is not None, "charging: EV not registered"),
+        (request.power_w >= min_request_w, "charging: power below minimum"),
+        (ev is None or request.power_w <= ev.max_charge_w, "charging: power above registered charger"),
+        (request.energy_needed_wh != 0, "charging: zero energy"),
+        (ev is None or request.energy_needed_wh <= ev.capacity_wh, "charging: energy above registered capacity"),
+        (request.soc_permille <= FULL_SOC_PERMILLE, "charging: state of charge above 1000 permille"),
+        (request.departure_timestamp > start_timestamp + window * window_s,
+         "charging: departure not after window start"),
+    )
+    for ok, reason in checks:
+        if not ok:
+            raise RequestRefused(reason)
+    if session is not None and window <= session.last.window:
+        raise RequestRefused("charging: request exists" if window == session.last.window
+                             else "charging: window before last request")
+    mark = Mark(window, request.energy_needed_wh)
+    if session is None or session.departure_timestamp <= start_timestamp + window * window_s:
+        return Session(request.departure_timestamp, window, request.soc_permille, mark, None)
+    if request.departure_timestamp != session.departure_timestamp:
+        raise RequestRefused("charging: departure differs from session")
+    if request.soc_permille < session.soc_permille:
+        raise RequestRefused("charging: state of charge below earlier claim")
+    bounds = [need_bound_wh(session, m, timestamp, start_timestamp, window_s, admitted_power_w)
+              for m in (session.last, session.previous)]
+    if any(b is not None and request.energy_needed_wh > b for b in bounds):
+        raise RequestRefused("charging: energy need above earlier claim less admitted")
+    return Session(session.departure_timestamp, session.first_window, request.soc_permille, mark, session.last)

@@ -285,6 +285,10 @@ class Market(_Strict):
     prosumer run up when its imbalance payments exceed its credit; an
     imbalance payment beyond it is left unpaid (`Unpaid` event) for the
     operator to collect off-chain. The operator itself has no credit line.
+    ``charging_min_request_w`` [W] is the least power of an EV charging
+    request (`contracts/ChargingCoordination.vy`), below the smallest
+    charger so honest requests pass, so that tiny requests cannot fill a
+    window.
     """
 
     mechanism: Literal[MECHANISM_NAMES] = DEFAULT_MECHANISM
@@ -303,6 +307,7 @@ class Market(_Strict):
     flexibility: Flexibility = Flexibility()
     charging_coordination: bool = False
     charging_max_loading_percent: Annotated[float, Field(gt=0.0, le=200.0)] = 80.0
+    charging_min_request_w: Annotated[int, Field(ge=1, le=10**9)] = 1000
 
     @property
     def reveal_window_s(self) -> int:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import pytest
 
 from gridledger.agents.charging_desk import ROLE_OPERATOR, ChargingDesk
+from gridledger.agents.devices import ev_fleet
 from gridledger.agents.market_operator import MarketOperator
+from gridledger.contracts import charging
 from gridledger.contracts import market as mk
 from gridledger.contracts.client import Wallet
 from gridledger.contracts.keys import derive_account
 from gridledger.messages import decode
 from gridledger.results import Part
+from gridledger.scenario import build_scenario
 from tests.ledger_agents_helpers import LV_FEEDER, SECRET, small_scenario
 
 
@@ -71,3 +74,19 @@ def test_allocation_is_sent_only_for_a_window_with_headroom(deployed, desk):
     assert desk.gate(caller, 2) == []                               # requests but no headroom
     assert len(desk.gate(caller, 1)) == 1
     assert caller.nonce == 1
+
+
+def test_deployment_registers_every_ev_of_the_fleet_for_its_owner_and_no_one_else():
+    """With EVs, the desk registers each EV the DER federate's fleet charges, with that fleet's
+    capacity and charger rating, for its owner's account; other prosumers stay unregistered."""
+    study = small_scenario(LV_FEEDER, charging_coordination=True).study
+    study = study.model_copy(update={"prosumers": study.prosumers.model_copy(
+        update={"ev": study.prosumers.ev.model_copy(update={"share": 0.5})})})
+    sc = build_scenario(study)
+    op = MarketOperator.deploy(sc, SECRET)
+    expected = ev_fleet(sc).registrations(op.prosumers)
+    assert len(expected) == 2
+    registered = {a: charging.read(op.chain, op.charging.address, "ev", a) for a in op.prosumers}
+    assert {a: ev for a, ev in registered.items() if ev != (0, 0)} == {
+        r.account: (r.capacity_wh, r.max_charge_w) for r in expected}
+    assert charging.read(op.chain, op.charging.address, "min_request_w") == sc.study.market.charging_min_request_w

@@ -11,6 +11,7 @@ from gridledger.contracts.chain import Chain, Receipt
 from gridledger.contracts.charging_reference import (
     Admission,
     ChargeRequest,
+    EVRegistration,
     allocate,
     must_charge_now,
     priority,
@@ -58,8 +59,11 @@ class Coordination:
         return self.start(window + 1)
 
     def next_window(self) -> int:
-        """First window still taking requests one second after the head."""
-        return max(0, (self.chain.timestamp + 1 + REQUEST_LEAD_S - START_TIMESTAMP) // WINDOW_S + 1)
+        """First window still taking requests one second after the head and starting after every
+        declared departure, so that each prosumer's request there opens a new session."""
+        taking = max(0, (self.chain.timestamp + 1 + REQUEST_LEAD_S - START_TIMESTAMP) // WINDOW_S + 1)
+        departed = max(self.read("session", w.address)[0] for w in self.prosumers)
+        return max(taking, -(-(departed - START_TIMESTAMP) // WINDOW_S))
 
     def mine(self, raw_txs: list[bytes], timestamp: int | None = None) -> list[Receipt]:
         """Mine ``raw_txs`` at ``timestamp`` (default: one second after the head)."""
@@ -74,8 +78,9 @@ class Coordination:
         return ch.read(self.chain, self.address, function, *args)
 
 
-def new_coordination(n_prosumers: int) -> Coordination:
-    """Deploy a registry with ``n_prosumers`` prosumers and a charging coordination contract on it."""
+def new_coordination(n_prosumers: int, *, n_registered: int | None = None, min_request_w: int = 1) -> Coordination:
+    """Deploy a registry with ``n_prosumers`` prosumers and a charging coordination contract on it, and
+    register an EV of the largest capacity and charger power for the first ``n_registered`` (default all)."""
     operator = derive_account(fixed_secret(SEED), "operator")
     prosumers = [derive_account(fixed_secret(SEED), f"prosumer/{i}") for i in range(n_prosumers)]
     outsider = derive_account(fixed_secret(SEED), "outsider")
@@ -95,7 +100,14 @@ def new_coordination(n_prosumers: int) -> Coordination:
         start_timestamp=START_TIMESTAMP,
         window_s=WINDOW_S,
         request_lead_s=REQUEST_LEAD_S,
+        min_request_w=min_request_w,
     )
+    registrations = [
+        ch.register_ev(operator_wallet, address, EVRegistration(p.address, MAX_ENERGY_WH, MAX_POWER_W))
+        for p in prosumers[:n_registered]
+    ]
+    receipts = chain.mine(registrations, chain.timestamp + 1)
+    assert all(r.ok and r.gas_used <= ch.GAS_REGISTER_EV for r in receipts), [r.revert_reason for r in receipts]
     return Coordination(
         chain=chain,
         operator=operator_wallet,
@@ -414,7 +426,7 @@ def scene() -> tuple[Coordination, dict]:
     """Window "allocated" was allocated with p0's request and has started; "started" has
     started unallocated; "closed" is past its deadline without a headroom; "open" takes
     requests, has a headroom and p0's request."""
-    coordination = new_coordination(3)
+    coordination = new_coordination(4, n_registered=3)
     allocated = coordination.next_window()
     started, closed, open_ = allocated + 1, allocated + 2, allocated + 3
     p0 = coordination.prosumers[0]
@@ -438,6 +450,7 @@ def scene() -> tuple[Coordination, dict]:
     symbols = {"@allocated": allocated, "@started": started, "@closed": closed, "@open": open_}
     symbols["@open_start"] = coordination.start(open_)
     symbols["@open_end"] = coordination.end(open_)
+    symbols["@p3"] = coordination.prosumers[3].address
     return coordination, symbols
 
 
@@ -453,10 +466,16 @@ CASES = [
     ("charging: deadline passed", "operator", "post_headroom", ("@closed", 1)),
     ("charging: caller is not a prosumer", "outsider", "request_charge", _request("@open")),
     ("charging: caller is not a prosumer", "operator", "request_charge", _request("@open")),
-    ("charging: zero power", "p1", "request_charge", _request("@open", power_w=0)),
-    ("charging: power above limit", "p1", "request_charge", _request("@open", power_w=MAX_POWER_W + 1)),
+    ("charging: EV not registered", "p3", "request_charge", _request("@open")),
+    ("charging: power below minimum", "p1", "request_charge", _request("@open", power_w=0)),
+    ("charging: power above registered charger", "p1", "request_charge", _request("@open", power_w=MAX_POWER_W + 1)),
     ("charging: zero energy", "p1", "request_charge", _request("@open", energy_wh=0)),
-    ("charging: energy above limit", "p1", "request_charge", _request("@open", energy_wh=MAX_ENERGY_WH + 1)),
+    (
+        "charging: energy above registered capacity",
+        "p1",
+        "request_charge",
+        _request("@open", energy_wh=MAX_ENERGY_WH + 1),
+    ),
     (
         "charging: state of charge above 1000 permille",
         "p1",
@@ -475,6 +494,8 @@ CASES = [
     ("charging: already allocated", "outsider", "allocate", ("@allocated",)),
     ("charging: window started", "operator", "allocate", ("@started",)),
     ("charging: headroom not posted", "p1", "allocate", ("@closed",)),
+    ("charging: caller is not operator", "p1", "register_ev", ("@p3", 1000, 1000)),
+    ("charging: registration closed", "operator", "register_ev", ("@p3", 1000, 1000)),
 ]
 
 
@@ -492,9 +513,11 @@ def test_transaction_reverts_with_exact_reason(scene, reason, who, function, arg
 @pytest.mark.parametrize(
     "reason, args",
     [
-        ("charging: zero window", (START_TIMESTAMP, 0, REQUEST_LEAD_S)),
-        ("charging: request lead out of range", (START_TIMESTAMP, WINDOW_S, 0)),
-        ("charging: request lead out of range", (10, WINDOW_S, 11)),
+        ("charging: zero window", (START_TIMESTAMP, 0, REQUEST_LEAD_S, 1)),
+        ("charging: request lead out of range", (START_TIMESTAMP, WINDOW_S, 0, 1)),
+        ("charging: request lead out of range", (10, WINDOW_S, 11, 1)),
+        ("charging: minimum request out of range", (START_TIMESTAMP, WINDOW_S, REQUEST_LEAD_S, 0)),
+        ("charging: minimum request out of range", (START_TIMESTAMP, WINDOW_S, REQUEST_LEAD_S, MAX_POWER_W + 1)),
     ],
 )
 def test_constructor_reverts_with_exact_reason(scene, reason, args):

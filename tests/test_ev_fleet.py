@@ -5,7 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gridledger.contracts.charging_reference import ChargeRequest, allocate
+from gridledger.contracts.charging import DEFAULT_MIN_REQUEST_W
+from gridledger.contracts.charging_reference import ChargeRequest, allocate, check_request
 from gridledger.agents.ev_fleet import EVChargeRequest, EVFleet, ev_owners, headroom_w
 from gridledger.grids.ev import EVSession, ev_sessions, laxity_s, uncoordinated_kw
 
@@ -183,6 +184,57 @@ def test_safety_net_completes_every_feasible_ev_under_any_admissions(case):
     max_kw = np.array([s.max_charge_kw for s in sessions])
     assert np.all(fleet.p_trace_kw >= 0.0)
     assert np.all(fleet.p_trace_kw <= max_kw + 1e-12)
+
+
+ROUND_S = 60
+
+
+def honest_requests_checked(sessions: list[EVSession], capacity_kwh: np.ndarray, headroom_w: int, n_steps: int):
+    """Run a fleet on the DER federate's schedule -- the requests for window w sent ``ROUND_S`` into
+    window w - 1, after its first step -- and pass every request through the contract's registration
+    and session checks (`check_request` raises on a refusal); admissions by the reference rule."""
+    fleet = EVFleet(sessions, list(range(len(sessions))), capacity_kwh, WINDOW_S, STEP_S)
+    registered = {r.account: r for r in fleet.registrations([f"prosumer/{i}" for i in range(len(sessions))])}
+    session_of: dict[str, object] = {}
+    admitted_of: dict[str, dict[int, int]] = {account: {} for account in registered}
+    pending: dict[int, dict[int, int]] = {0: {}}
+    for k in range(n_steps):
+        t_s = k * STEP_S
+        if t_s % WINDOW_S == 0:
+            fleet.admit(t_s // WINDOW_S, pending.pop(t_s // WINDOW_S, {}))
+        fleet.step(k, True)
+        if t_s % WINDOW_S == 0:
+            window = t_s // WINDOW_S + 1
+            timestamp = START_TIMESTAMP + t_s + ROUND_S
+            on_chain = [r.on_chain(f"prosumer/{r.owner}", START_TIMESTAMP) for r in fleet.requests(window)]
+            for request in on_chain:
+                session_of[request.account] = check_request(
+                    registered[request.account], session_of.get(request.account), request, window,
+                    timestamp=timestamp, start_timestamp=START_TIMESTAMP, window_s=WINDOW_S,
+                    min_request_w=DEFAULT_MIN_REQUEST_W, admitted_power_w=admitted_of[request.account])
+            admitted = allocate(headroom_w, on_chain, START_TIMESTAMP + (window + 1) * WINDOW_S)
+            for a in admitted:
+                admitted_of[a.account][window] = a.power_w
+            pending[window] = {int(a.account.split("/")[1]): a.power_w for a in admitted}
+    return fleet
+
+
+def test_registrations_bound_every_request_of_the_fleet():
+    fleet = small_fleet()
+    registrations = fleet.registrations([f"p{i}" for i in range(6)])
+    assert [(r.account, r.capacity_wh, r.max_charge_w) for r in registrations] == [
+        ("p3", 42_106, 7400), ("p0", 55_556, 3700), ("p5", 66_667, 11_000), ("p1", 44_445, 7400)]
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**16), n=st.integers(1, 12), headroom_kw=st.integers(0, 60),
+       spare_kwh=st.floats(0.0, 40.0))
+def test_honest_fleet_requests_pass_the_contracts_registration_and_session_checks(seed, n, headroom_kw, spare_kwh):
+    """The honest fleet never trips a check, under any headroom (admitted, skipped, overridden)."""
+    sessions = ev_sessions(n, seed=seed, midnight_s=-12 * HOUR_S)
+    capacity = np.array([s.energy_needed_kwh for s in sessions]) + spare_kwh
+    fleet = honest_requests_checked(sessions, capacity, headroom_kw * 1000, N_STEPS)
+    assert fleet.reached_target().all()
 
 
 def test_p_kw_by_prosumer_sums_each_owners_evs():

@@ -21,6 +21,7 @@ from gridledger.contracts import flexibility as fx
 from gridledger.contracts import market as mk
 from gridledger.contracts.chain import CallReverted
 from gridledger.contracts.charging import ChargeRequest
+from gridledger.contracts.charging_reference import EVRegistration
 from gridledger.contracts.client import encode_call
 from tests.contract_helpers import CENT_PER_KWH as CENT
 from tests.contract_helpers import GATE_CLOSURE_S, INTERVAL_S, START_TIMESTAMP, Market, new_market
@@ -59,6 +60,7 @@ _NOT_FLEX_PROSUMER = "flexibility: caller is not a prosumer"
 _NO_FLEX_METER = "flexibility: caller is not a bound meter"
 _NOT_REGISTRAR = "flexibility: caller is not registrar"
 _NOT_CHARGING_PROSUMER = "charging: caller is not a prosumer"
+_CHARGING_CLOSED = "charging: registration closed"
 
 
 
@@ -97,6 +99,9 @@ ROLE_TABLE: list[tuple[str, str, tuple[str, str, str, str, str]]] = [
     ("offer deadline", "VoltageRegulation.award", (ALLOWED,) * 5),
     ("interval 0 and window ended", "VoltageRegulation.post_delivery", _only(("meter",), _NO_FLEX_METER)),
     ("delivery period over", "VoltageRegulation.close", (ALLOWED,) * 5),
+    ("setup", "ChargingCoordination.register_ev", _only(("operator", "DSO"), _NOT_CHARGING_OP)),
+    ("offers open", "ChargingCoordination.register_ev",
+     (_CHARGING_CLOSED, _NOT_CHARGING_OP, _NOT_CHARGING_OP, _CHARGING_CLOSED, _NOT_CHARGING_OP)),
     ("setup", "ChargingCoordination.post_headroom", _only(("operator", "DSO"), _NOT_CHARGING_OP)),
     ("setup", "ChargingCoordination.request_charge", _only(("prosumer",), _NOT_CHARGING_PROSUMER)),
     ("gate of interval 0", "ChargingCoordination.allocate", (ALLOWED,) * 5),
@@ -195,7 +200,8 @@ def _args(scene: Scene, role: str) -> dict[str, tuple]:
         "VoltageRegulation.post_delivery": (0, 250),
         "VoltageRegulation.close": (0,),
         "ChargingCoordination.post_headroom": (1, 10_000),
-        "ChargingCoordination.request_charge": (1, 7000, 5000, 500, START_TIMESTAMP + 4 * INTERVAL_S),
+        "ChargingCoordination.register_ev": (p1, 50_000, 7000),
+        "ChargingCoordination.request_charge": (1, 7000, 5000, 500, START_TIMESTAMP + 3600),
         "ChargingCoordination.allocate": (0,),
     }
 
@@ -259,6 +265,7 @@ def _scene() -> Scene:
         fx.post_request(dso, flex, sensitivities_upu_per_kw={5: 100}, direction_raise=False, p_w=1000,
                         window_start_timestamp=FLEX_WINDOW[0], window_end_timestamp=FLEX_WINDOW[1],
                         offer_deadline_timestamp=FLEX_DEADLINE, price_cap_wei_per_wh=10 * CENT),
+        ch.register_ev(op, charging, EVRegistration(p0.address, 50_000, 7000)),
         ch.post_headroom(dso, charging, 0, headroom_w=10_000),
         ch.request_charge(p0, charging, 0, ChargeRequest(p0.address, 7000, 5000, 500, START_TIMESTAMP + 3600)),
     ]
