@@ -25,7 +25,8 @@
         - `locked_wei`, `lock_wei`, `free_credit_wei`, `escrow_wei`
           (`external` `view` functions),
         - `sold_mix`, `consumed_mix` (`external` `view` functions),
-        - `limits`, `is_debtor` (`external` `view` functions).
+        - `limits`, `is_debtor`, `order_limit_wh` (`external` `view`
+          functions).
         Limits: before the market starts the operator registers each
         prosumer once (`register_prosumer`): its meter rating, PV peak
         and battery power [W]; they never change. A reading reverts if
@@ -34,6 +35,22 @@
         interval, or its export PV + battery discharge, each plus
         `READING_TOLERANCE_WH` (the registers are rounded separately);
         an unregistered prosumer may post only an empty reading.
+        Orders: the mechanisms accept an order only from `min_order_wh`
+        up to `order_limit_wh`: a bid up to the meter rating * interval,
+        an ask (book ask, merit-order offer, lot) up to the smaller of
+        that and (PV peak + battery power) * interval, what the seller
+        could export; an unregistered account may order nothing. With
+        one order per account and interval, a flood of orders is
+        bounded by the registered accounts and costs each at least
+        `min_order_wh`.
+        Non-delivery: a seller's undelivered energy u = max(0, q -
+        export) is charged at `non_delivery_price_wei_per_wh` =
+        max(price cap, grid buy price) + `non_delivery_penalty_wei_per_wh`
+        instead of the grid buy price. Every mechanism pays a seller at
+        most the price cap per Wh sold, so the undelivered part earns
+        at most cap * u and costs at least (cap + penalty) * u: an ask
+        of energy the seller does not deliver loses at least penalty *
+        u, up to what the seller can pay (below).
         Solvency: the operator extends a credit line `credit_line_wei`
         to every other account and has none itself. An imbalance
         payment is made only up to what the payer can afford: the
@@ -79,8 +96,11 @@
         received; p*q at a uniform price p), m = export - import:
         prosumer += v, pool -= v;
         q < 0: prosumer -= fee*|q|, operator += fee*|q|;
-        d = m - q > 0: prosumer += sell*d, operator -= sell*d;
-        d < 0: prosumer -= buy*|d|, operator += buy*|d|.
+        u = max(0, q - export), d = m - q + u (= -import if u > 0);
+        d > 0: prosumer += sell*d, operator -= sell*d;
+        d < 0: prosumer -= buy*|d|, operator += buy*|d|;
+        u > 0: prosumer -= nd*u, operator += nd*u with nd the
+        non-delivery price; the imbalance is paid as one payment.
         The operator's own market position (the buyer of a merit-order
         dispatch) has no meter: `settle_operator` settles it with
         operator += v, pool -= v, without fee or imbalance.
@@ -113,6 +133,7 @@ interface Registry:
 # @dev Cleared results of the market mechanism (any of the auctions).
 interface Mechanism:
     def settlement_terms(interval: uint256, account: address) -> SettlementTerms: view
+    def price_cap_wei_per_wh() -> uint256: view
 
 
 # @dev Largest import or export of one reading; equal to the
@@ -231,6 +252,26 @@ grid_sell_price_wei_per_wh: public(immutable(uint256))
 
 # @dev Network fee per Wh bought in the market. [wei/Wh]
 grid_fee_wei_per_wh: public(immutable(uint256))
+
+
+# @dev Highest price an order may carry in the mechanism, as its
+# `price_cap_wei_per_wh` (checked when the mechanism binds this
+# settlement). [wei/Wh]
+price_cap_wei_per_wh: public(immutable(uint256))
+
+
+# @dev Penalty on top of max(price cap, grid buy price) for energy a
+# seller sold and did not export. [wei/Wh]
+non_delivery_penalty_wei_per_wh: public(immutable(uint256))
+
+
+# @dev Price of energy a seller sold and did not export:
+# max(price cap, grid buy price) + penalty. [wei/Wh]
+non_delivery_price_wei_per_wh: public(immutable(uint256))
+
+
+# @dev Least energy of an order (bid, ask, offer or lot). [Wh]
+min_order_wh: public(immutable(uint256))
 
 
 # @dev Most debt the operator lets an account other than itself run
@@ -358,6 +399,16 @@ event Sourced:
     grid_wh: uint256
 
 
+# @dev Emitted when a seller exported less than it sold: the
+# undelivered energy [Wh] and its charge at the non-delivery price
+# [wei], part of the `Settled` imbalance.
+event Undelivered:
+    interval: indexed(uint256)
+    seller: indexed(address)
+    energy_wh: uint256
+    charge_wei: uint256
+
+
 # @dev Emitted when the operator's own market position is settled;
 # `value_wei` is positive = received.
 event OperatorSettled:
@@ -378,6 +429,9 @@ def __init__(
     credit_line_wei_: uint256,
     market_start_timestamp_: uint256,
     interval_s_: uint256,
+    price_cap_wei_per_wh_: uint256,
+    non_delivery_penalty_wei_per_wh_: uint256,
+    min_order_wh_: uint256,
 ):
     """
     @param registry_ The market's role registry.
@@ -394,6 +448,13 @@ def __init__(
            interval; registrations close then. [s since the Unix epoch]
     @param interval_s_ The mechanism's interval length; positive and at
            most one week. [s]
+    @param price_cap_wei_per_wh_ The mechanism's price cap; positive and
+           at most `MAX_PRICE_WEI_PER_WH`. [wei/Wh]
+    @param non_delivery_penalty_wei_per_wh_ Penalty on undelivered
+           energy over max(price cap, grid buy price); at most
+           `MAX_PRICE_WEI_PER_WH`. [wei/Wh]
+    @param min_order_wh_ Least energy of an order; 1 to
+           `MAX_ENERGY_WH`. [Wh]
     """
     assert operator_ != empty(address), "settlement: operator is the zero address"
     assert (
@@ -403,6 +464,12 @@ def __init__(
     ), "settlement: price out of range"
     assert credit_line_wei_ <= MAX_ENERGY_WH * MAX_PRICE_WEI_PER_WH, "settlement: credit line out of range"
     assert interval_s_ != 0 and interval_s_ <= _MAX_INTERVAL_S, "settlement: interval out of range"
+    assert (
+        price_cap_wei_per_wh_ != 0
+        and price_cap_wei_per_wh_ <= MAX_PRICE_WEI_PER_WH
+        and non_delivery_penalty_wei_per_wh_ <= MAX_PRICE_WEI_PER_WH
+    ), "settlement: price out of range"
+    assert min_order_wh_ != 0 and min_order_wh_ <= MAX_ENERGY_WH, "settlement: minimum order out of range"
     registry = registry_
     auction = auction_
     token = token_
@@ -413,6 +480,12 @@ def __init__(
     credit_line_wei = credit_line_wei_
     market_start_timestamp = market_start_timestamp_
     interval_s = interval_s_
+    price_cap_wei_per_wh = price_cap_wei_per_wh_
+    non_delivery_penalty_wei_per_wh = non_delivery_penalty_wei_per_wh_
+    non_delivery_price_wei_per_wh = (
+        max(price_cap_wei_per_wh_, grid_buy_price_wei_per_wh_) + non_delivery_penalty_wei_per_wh_
+    )
+    min_order_wh = min_order_wh_
 
 
 @external
@@ -589,7 +662,8 @@ def post_reading(interval: uint256, import_wh: uint256, export_wh: uint256, pv_w
 
     # The mechanism bounds |position_wh| by MAX_ENERGY_WH and |value_wei|
     # by MAX_ENERGY_WH * MAX_PRICE_WEI_PER_WH, the checks above bound
-    # import and export and the constructor the grid prices: every
+    # import and export and the constructor the grid prices and the
+    # non-delivery price (at most 2 * MAX_PRICE_WEI_PER_WH): every
     # product and sum below stays under 10**37, so only the running
     # totals need checked arithmetic.
     position_wh: int256 = terms.position_wh
@@ -597,10 +671,17 @@ def post_reading(interval: uint256, import_wh: uint256, export_wh: uint256, pv_w
     fee_wei: uint256 = 0
     if position_wh < 0:
         fee_wei = unsafe_mul(grid_fee_wei_per_wh, convert(unsafe_sub(0, position_wh), uint256))
-    imbalance_wh: int256 = unsafe_sub(unsafe_sub(convert(export_wh, int256), convert(import_wh, int256)), position_wh)
+    undelivered_wh: int256 = 0
+    if position_wh > convert(export_wh, int256):
+        undelivered_wh = unsafe_sub(position_wh, convert(export_wh, int256))
+    imbalance_wh: int256 = unsafe_add(
+        unsafe_sub(unsafe_sub(convert(export_wh, int256), convert(import_wh, int256)), position_wh), undelivered_wh
+    )
     imbalance_wei: int256 = unsafe_mul(convert(grid_sell_price_wei_per_wh, int256), imbalance_wh)
     if imbalance_wh < 0:
         imbalance_wei = unsafe_mul(convert(grid_buy_price_wei_per_wh, int256), imbalance_wh)
+    non_delivery_wei: int256 = unsafe_mul(convert(non_delivery_price_wei_per_wh, int256), undelivered_wh)
+    imbalance_wei = unsafe_sub(imbalance_wei, non_delivery_wei)
     self.pool_wei -= p2p_wei
     self._add_credit(operator, convert(fee_wei, int256))
     self._add_credit(prosumer, unsafe_sub(p2p_wei, convert(fee_wei, int256)))
@@ -620,6 +701,13 @@ def post_reading(interval: uint256, import_wh: uint256, export_wh: uint256, pv_w
         fee_wei=fee_wei,
         imbalance_wei=imbalance_wei,
     )
+    if undelivered_wh > 0:
+        log Undelivered(
+            interval=interval,
+            seller=prosumer,
+            energy_wh=convert(undelivered_wh, uint256),
+            charge_wei=convert(non_delivery_wei, uint256),
+        )
     if position_wh > 0:
         self._record_sources(interval, prosumer, convert(position_wh, uint256), export_wh, pv_wh, battery_wh)
 
@@ -685,6 +773,29 @@ def limits(prosumer: address) -> Limits:
         battery_w=(word >> _LIMIT_BATTERY_SHIFT) & _LIMIT_MASK,
         registered=word != 0,
     )
+
+
+@external
+@view
+def order_limit_wh(account: address, is_ask: bool) -> uint256:
+    """
+    @dev Largest order `account` may place in one interval: a bid up
+         to its meter rating * interval, an ask up to the smaller of
+         that and (PV peak + battery power) * interval; zero for an
+         unregistered account.
+    @param account The account placing the order.
+    @param is_ask True for an ask (offer, lot), False for a bid.
+    @return uint256 The most energy of the order. [Wh]
+    """
+    word: uint256 = self._limits_word[account]
+    # Each power is at most MAX_POWER_W and the interval at most
+    # _MAX_INTERVAL_S: every bound stays far below MAX_ENERGY_WH.
+    rating_wh: uint256 = (word & _LIMIT_MASK) * interval_s // _SECONDS_PER_HOUR
+    if not is_ask:
+        return rating_wh
+    pv_peak_wh: uint256 = ((word >> _LIMIT_PV_SHIFT) & _LIMIT_MASK) * interval_s // _SECONDS_PER_HOUR
+    battery_peak_wh: uint256 = ((word >> _LIMIT_BATTERY_SHIFT) & _LIMIT_MASK) * interval_s // _SECONDS_PER_HOUR
+    return min(rating_wh, pv_peak_wh + battery_peak_wh)
 
 
 @external

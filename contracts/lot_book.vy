@@ -94,7 +94,9 @@ event LotPosted:
 def post_lot(interval: uint256, energy_wh: uint256, reserve_price_wei_per_wh: uint256) -> uint256:
     """
     @dev Offers the caller's single lot of `interval`; a debtor offers
-         none.
+         none; its energy lies between the settlement's minimum and what
+         the caller's PV and battery can export in one interval
+         (`escrow._check_order_size`).
     @param interval Index of the market interval.
     @param energy_wh Energy sold; 1 to `MAX_ENERGY_WH`. [Wh]
     @param reserve_price_wei_per_wh Lowest price the seller accepts;
@@ -112,6 +114,7 @@ def post_lot(interval: uint256, energy_wh: uint256, reserve_price_wei_per_wh: ui
     assert len(self._interval_lots[interval]) < MAX_LOTS, "lot_book: interval full"
     escrow._check_bound()
     escrow._check_not_debtor(msg.sender)
+    escrow._check_order_size(msg.sender, True, energy_wh)
 
     # effects
     lot_id: uint256 = self.lot_count

@@ -262,6 +262,11 @@ class Market(_Strict):
     prosumer run up when its imbalance payments exceed its credit; an
     imbalance payment beyond it is left unpaid (`Unpaid` event) for the
     operator to collect off-chain. The operator itself has no credit line.
+    ``non_delivery_penalty_per_kwh`` [token/kWh] is added to
+    max(``price_cap_per_kwh``, ``grid_buy_price_per_kwh``) for energy a
+    seller sold and did not export, so an undelivered ask always loses
+    money. ``min_order_kwh`` [kWh] is the least energy of an order; agents
+    place no smaller one.
     """
 
     mechanism: Literal[MECHANISM_NAMES] = DEFAULT_MECHANISM
@@ -273,6 +278,8 @@ class Market(_Strict):
     gate_closure_s: Annotated[int, Field(ge=1)] = 60
     endowment: Annotated[float, Field(ge=0.0)] = 1000.0
     credit_line: Annotated[float, Field(ge=0.0, le=1e15)] = 0.0
+    non_delivery_penalty_per_kwh: Annotated[float, Field(ge=0.0, le=1e6)] = 0.05
+    min_order_kwh: Annotated[float, Field(ge=0.001, le=1e9)] = 0.01
     round_s: Annotated[int, Field(ge=2)] = 60
     reveal_s: Annotated[int, Field(ge=2)] | None = None
     bid_increment_per_kwh: Positive = 0.001
@@ -280,6 +287,11 @@ class Market(_Strict):
     flexibility: Flexibility = Flexibility()
     charging_coordination: bool = False
     charging_max_loading_percent: Annotated[float, Field(gt=0.0, le=200.0)] = 80.0
+
+    @property
+    def min_order_wh(self) -> int:
+        """Least energy of an order, `min_order_kwh` rounded to the Wh. [Wh]"""
+        return round(self.min_order_kwh * 1000)
 
     @property
     def reveal_window_s(self) -> int:
