@@ -294,12 +294,13 @@ def new_market(
     mechanism: str = mk.DEFAULT_MECHANISM,
     limits: mk.ProsumerLimits = TEST_LIMITS,
     credit_line_wei: int = 0,
+    min_order_wh: int = MIN_ORDER_WH,
     **mechanism_args: int,
 ) -> Market:
     """Deploy a ``mechanism`` market with ``n_prosumers`` prosumers (and one meter each).
 
     Every prosumer is registered with ``limits``; ``credit_line_wei`` is
-    the settlement's credit line. [wei]
+    the settlement's credit line [wei], ``min_order_wh`` its least order. [Wh]
 
     ``mechanism_args`` are the lot auctions' extra parameters of
     :func:`~gridledger.contracts.market.deploy_market` (``reveal_s``,
@@ -333,7 +334,7 @@ def new_market(
         limits={p.address: limits for p in prosumers},
         credit_line_wei=credit_line_wei,
         non_delivery_penalty_wei_per_wh=NON_DELIVERY_PENALTY_WEI_PER_WH,
-        min_order_wh=MIN_ORDER_WH,
+        min_order_wh=min_order_wh,
         mechanism=mechanism,
         **mechanism_args,
     )
