@@ -6,7 +6,9 @@
 @notice Module of the book mechanisms (`DoubleAuction.vy`,
         `PayAsBid.vy`, `MeritOrder.vy`): one book per market interval
         with bids (False) and asks (True), each account placing at most
-        one order per interval before the gate (`gate.vy`) closes, and
+        one order per interval before the gate (`gate.vy`) closes, sized
+        between the settlement's minimum and the account's registered
+        limit (`escrow._check_order_size`), and
         the two ways to rank a side by priority for clearing, which give
         the same ranking:
         - `_ranked` checks a priority order sorted off-chain in O(n);

@@ -14,7 +14,10 @@
         has the sum.
         A contract `initializes: lot_book[access := access, escrow := escrow,
         gate := gate]` and exports `lot_book.__interface__`; a debtor in
-        the bound settlement posts no lot (`escrow._check_not_debtor`).
+        the bound settlement posts no lot (`escrow._check_not_debtor`),
+        and a lot lies between the settlement's minimum order and what
+        the seller's registered PV and battery export in one interval
+        (`escrow._check_order_size`).
         Functions:
         - `post_lot` (`external` function),
         - `lot_count`, `lots`, `position_wh`, `value_wei`
