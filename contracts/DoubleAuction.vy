@@ -55,7 +55,7 @@ from . import gate
 
 initializes: access
 initializes: gate
-initializes: escrow[access := access]
+initializes: escrow
 initializes: book[access := access, escrow := escrow, gate := gate]
 
 exports: (

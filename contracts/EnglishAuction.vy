@@ -54,7 +54,7 @@ from . import lot_book
 
 initializes: access
 initializes: gate
-initializes: escrow[access := access]
+initializes: escrow
 initializes: lot_book[access := access, escrow := escrow, gate := gate]
 
 exports: (

@@ -44,13 +44,16 @@
         bounded by the registered accounts and costs each at least
         `min_order_wh`.
         Non-delivery: a seller's undelivered energy u = max(0, q -
-        export) is charged at `non_delivery_price_wei_per_wh` =
-        max(price cap, grid buy price) + `non_delivery_penalty_wei_per_wh`
-        instead of the grid buy price. Every mechanism pays a seller at
-        most the price cap per Wh sold, so the undelivered part earns
-        at most cap * u and costs at least (cap + penalty) * u: an ask
-        of energy the seller does not deliver loses at least penalty *
-        u, up to what the seller can pay (below).
+        export) is charged nd = max(ceil(v * u / q), buy * u) +
+        `non_delivery_penalty_wei_per_wh` * u instead of buy * u: the
+        seller returns what it was paid for the undelivered share of
+        its position (at least the grid's price of replacing it) plus
+        the penalty. That share earned v * u / q <= nd - penalty * u,
+        so an ask of energy the seller does not deliver loses at least
+        penalty * u whatever the price it cleared at, up to what the
+        seller can pay (below); an honest seller's forecast error costs
+        only the penalty beyond the old imbalance price when its price
+        is at most the buy price.
         Solvency: the operator extends a credit line `credit_line_wei`
         to every other account and has none itself. An imbalance
         payment is made only up to what the payer can afford: the
@@ -99,8 +102,8 @@
         u = max(0, q - export), d = m - q + u (= -import if u > 0);
         d > 0: prosumer += sell*d, operator -= sell*d;
         d < 0: prosumer -= buy*|d|, operator += buy*|d|;
-        u > 0: prosumer -= nd*u, operator += nd*u with nd the
-        non-delivery price; the imbalance is paid as one payment.
+        u > 0: prosumer -= nd, operator += nd with nd the
+        non-delivery charge; the imbalance is paid as one payment.
         The operator's own market position (the buyer of a merit-order
         dispatch) has no meter: `settle_operator` settles it with
         operator += v, pool -= v, without fee or imbalance.
@@ -133,7 +136,6 @@ interface Registry:
 # @dev Cleared results of the market mechanism (any of the auctions).
 interface Mechanism:
     def settlement_terms(interval: uint256, account: address) -> SettlementTerms: view
-    def price_cap_wei_per_wh() -> uint256: view
 
 
 # @dev Largest import or export of one reading; equal to the
@@ -254,20 +256,10 @@ grid_sell_price_wei_per_wh: public(immutable(uint256))
 grid_fee_wei_per_wh: public(immutable(uint256))
 
 
-# @dev Highest price an order may carry in the mechanism, as its
-# `price_cap_wei_per_wh` (checked when the mechanism binds this
-# settlement). [wei/Wh]
-price_cap_wei_per_wh: public(immutable(uint256))
-
-
-# @dev Penalty on top of max(price cap, grid buy price) for energy a
-# seller sold and did not export. [wei/Wh]
+# @dev Penalty on energy a seller sold and did not export, on top of
+# returning what it was paid for it (at least the grid buy price).
+# [wei/Wh]
 non_delivery_penalty_wei_per_wh: public(immutable(uint256))
-
-
-# @dev Price of energy a seller sold and did not export:
-# max(price cap, grid buy price) + penalty. [wei/Wh]
-non_delivery_price_wei_per_wh: public(immutable(uint256))
 
 
 # @dev Least energy of an order (bid, ask, offer or lot). [Wh]
@@ -400,8 +392,8 @@ event Sourced:
 
 
 # @dev Emitted when a seller exported less than it sold: the
-# undelivered energy [Wh] and its charge at the non-delivery price
-# [wei], part of the `Settled` imbalance.
+# undelivered energy [Wh] and its non-delivery charge [wei], part of
+# the `Settled` imbalance.
 event Undelivered:
     interval: indexed(uint256)
     seller: indexed(address)
@@ -429,7 +421,6 @@ def __init__(
     credit_line_wei_: uint256,
     market_start_timestamp_: uint256,
     interval_s_: uint256,
-    price_cap_wei_per_wh_: uint256,
     non_delivery_penalty_wei_per_wh_: uint256,
     min_order_wh_: uint256,
 ):
@@ -448,11 +439,8 @@ def __init__(
            interval; registrations close then. [s since the Unix epoch]
     @param interval_s_ The mechanism's interval length; positive and at
            most one week. [s]
-    @param price_cap_wei_per_wh_ The mechanism's price cap; positive and
-           at most `MAX_PRICE_WEI_PER_WH`. [wei/Wh]
     @param non_delivery_penalty_wei_per_wh_ Penalty on undelivered
-           energy over max(price cap, grid buy price); at most
-           `MAX_PRICE_WEI_PER_WH`. [wei/Wh]
+           energy; at most `MAX_PRICE_WEI_PER_WH`. [wei/Wh]
     @param min_order_wh_ Least energy of an order; 1 to
            `MAX_ENERGY_WH`. [Wh]
     """
@@ -464,11 +452,7 @@ def __init__(
     ), "settlement: price out of range"
     assert credit_line_wei_ <= MAX_ENERGY_WH * MAX_PRICE_WEI_PER_WH, "settlement: credit line out of range"
     assert interval_s_ != 0 and interval_s_ <= _MAX_INTERVAL_S, "settlement: interval out of range"
-    assert (
-        price_cap_wei_per_wh_ != 0
-        and price_cap_wei_per_wh_ <= MAX_PRICE_WEI_PER_WH
-        and non_delivery_penalty_wei_per_wh_ <= MAX_PRICE_WEI_PER_WH
-    ), "settlement: price out of range"
+    assert non_delivery_penalty_wei_per_wh_ <= MAX_PRICE_WEI_PER_WH, "settlement: price out of range"
     assert min_order_wh_ != 0 and min_order_wh_ <= MAX_ENERGY_WH, "settlement: minimum order out of range"
     registry = registry_
     auction = auction_
@@ -480,11 +464,7 @@ def __init__(
     credit_line_wei = credit_line_wei_
     market_start_timestamp = market_start_timestamp_
     interval_s = interval_s_
-    price_cap_wei_per_wh = price_cap_wei_per_wh_
     non_delivery_penalty_wei_per_wh = non_delivery_penalty_wei_per_wh_
-    non_delivery_price_wei_per_wh = (
-        max(price_cap_wei_per_wh_, grid_buy_price_wei_per_wh_) + non_delivery_penalty_wei_per_wh_
-    )
     min_order_wh = min_order_wh_
 
 
@@ -663,9 +643,9 @@ def post_reading(interval: uint256, import_wh: uint256, export_wh: uint256, pv_w
     # The mechanism bounds |position_wh| by MAX_ENERGY_WH and |value_wei|
     # by MAX_ENERGY_WH * MAX_PRICE_WEI_PER_WH, the checks above bound
     # import and export and the constructor the grid prices and the
-    # non-delivery price (at most 2 * MAX_PRICE_WEI_PER_WH): every
-    # product and sum below stays under 10**37, so only the running
-    # totals need checked arithmetic.
+    # penalty: every product and sum below stays under 10**37 (the
+    # refund's product v * u under 10**49), so only the running totals
+    # need checked arithmetic.
     position_wh: int256 = terms.position_wh
     p2p_wei: int256 = terms.value_wei
     fee_wei: uint256 = 0
@@ -680,7 +660,9 @@ def post_reading(interval: uint256, import_wh: uint256, export_wh: uint256, pv_w
     imbalance_wei: int256 = unsafe_mul(convert(grid_sell_price_wei_per_wh, int256), imbalance_wh)
     if imbalance_wh < 0:
         imbalance_wei = unsafe_mul(convert(grid_buy_price_wei_per_wh, int256), imbalance_wh)
-    non_delivery_wei: int256 = unsafe_mul(convert(non_delivery_price_wei_per_wh, int256), undelivered_wh)
+    non_delivery_wei: int256 = 0
+    if undelivered_wh > 0:
+        non_delivery_wei = self._non_delivery_wei(position_wh, p2p_wei, undelivered_wh)
     imbalance_wei = unsafe_sub(imbalance_wei, non_delivery_wei)
     self.pool_wei -= p2p_wei
     self._add_credit(operator, convert(fee_wei, int256))
@@ -939,6 +921,29 @@ def _pay_imbalance(interval: uint256, payer: address, payee: address, amount_wei
     if paid_wei < amount_wei:
         log Unpaid(interval=interval, payer=payer, payee=payee, unpaid_wei=convert(amount_wei - paid_wei, uint256))
     return paid_wei
+
+
+@internal
+@view
+def _non_delivery_wei(position_wh: int256, value_wei: int256, undelivered_wh: int256) -> int256:
+    """
+    @dev Charge for `undelivered_wh` of a sold position:
+         max(ceil(value * u / position), buy * u) + penalty * u.
+    @param position_wh The seller's position; positive. [Wh]
+    @param value_wei Its money value, positive = received. [wei]
+    @param undelivered_wh Sold energy not exported; 1 to the position. [Wh]
+    @return int256 The charge; positive. [wei]
+    """
+    # |value| <= MAX_ENERGY_WH * MAX_PRICE_WEI_PER_WH and u <= MAX_ENERGY_WH:
+    # the product stays under 10**49, far inside int256.
+    refund_wei: int256 = 0
+    if value_wei > 0:
+        refund_wei = unsafe_div(
+            unsafe_sub(unsafe_add(unsafe_mul(value_wei, undelivered_wh), position_wh), 1), position_wh
+        )
+    replacement_wei: int256 = unsafe_mul(convert(grid_buy_price_wei_per_wh, int256), undelivered_wh)
+    penalty_wei: int256 = unsafe_mul(convert(non_delivery_penalty_wei_per_wh, int256), undelivered_wh)
+    return unsafe_add(max(refund_wei, replacement_wei), penalty_wei)
 
 
 @internal

@@ -10,13 +10,10 @@
         mechanism, so it is deployed after it and bound to it by the
         mechanism's deployer, once (`bind_settlement`); until then
         every call that escrows reverts (`_check_bound`).
-        The settlement must carry the mechanism's price cap, which
-        bounds what its non-delivery charge must exceed. Every order
-        must lie between the settlement's `min_order_wh` and the
-        account's `order_limit_wh` (`_check_order_size`).
-        A contract `initializes: escrow[access := access]`, calls
-        `escrow.__init__` from its constructor and exports
-        `escrow.__interface__`.
+        Every order must lie between the settlement's `min_order_wh`
+        and the account's `order_limit_wh` (`_check_order_size`).
+        A contract `initializes: escrow`, calls `escrow.__init__` from
+        its constructor and exports `escrow.__interface__`.
         Functions:
         - `bind_settlement` (`external` function),
         - `deployer`, `settlement` (`external` `view` functions),
@@ -24,10 +21,6 @@
           (`internal` functions).
 """
 
-
-from . import access
-
-uses: access
 
 
 # @dev Escrow calls into the market's settlement (see `Settlement.vy`).
@@ -37,7 +30,6 @@ interface Settlement:
     def unlock(account: address, interval: uint256, amount_wei: uint256): nonpayable
     def escrow_wei(account: address, energy_wh: uint256, price_wei_per_wh: uint256) -> uint256: view
     def is_debtor(account: address) -> bool: view
-    def price_cap_wei_per_wh() -> uint256: view
     def min_order_wh() -> uint256: view
     def order_limit_wh(account: address, is_ask: bool) -> uint256: view
 
@@ -74,16 +66,12 @@ def bind_settlement(settlement_: Settlement):
     """
     @dev Binds the settlement that escrows bids, once; the settlement
          is deployed after this contract because it names it.
-    @param settlement_ A settlement whose `auction` is this contract
-           and whose price cap is this contract's.
+    @param settlement_ A settlement whose `auction` is this contract.
     """
     # checks
     assert msg.sender == deployer, "escrow: caller is not the deployer"
     assert self.settlement.address == empty(address), "escrow: settlement already bound"
     assert staticcall settlement_.auction() == self, "escrow: settlement of another mechanism"
-    assert (
-        staticcall settlement_.price_cap_wei_per_wh() == access.price_cap_wei_per_wh
-    ), "escrow: settlement price cap differs"
 
     # effects
     self.settlement = settlement_

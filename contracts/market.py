@@ -206,8 +206,9 @@ def deploy_market(
     credit_line_wei : int
         Most debt the settlement lets a prosumer run up. [wei]
     non_delivery_penalty_wei_per_wh : int
-        Penalty over max(price cap, grid buy price) on energy a seller
-        sold and did not export. [wei/Wh]
+        Penalty on energy a seller sold and did not export, besides
+        returning what it was paid for it (at least the grid buy
+        price). [wei/Wh]
     min_order_wh : int
         Least energy of an order; positive. [Wh]
     mechanism : str
@@ -252,7 +253,6 @@ def deploy_market(
         credit_line_wei,
         start_timestamp,
         interval_s,
-        price_cap_wei_per_wh,
         non_delivery_penalty_wei_per_wh,
         min_order_wh,
         gas=GAS_DEPLOY,

@@ -8,7 +8,7 @@ Each function is pure: a book in, trades and prices out.
 and :func:`settle`
 ``Settlement.post_reading`` to the wei, :func:`reading_limit_reason` its
 checks of a reading against the registered limits, :func:`order_limit_wh`
-and :func:`non_delivery_price_wei_per_wh` its order bound and the price of
+and :func:`non_delivery_wei` its order bound and the charge for
 undelivered energy; :func:`escrow_wei`,
 :func:`obligation_wei` and :func:`released_wei` follow the escrow of
 ``Settlement.lock`` and ``Settlement.release``, :func:`sold_sources`,
@@ -214,15 +214,30 @@ def order_limit_wh(*, is_ask: bool, meter_rating_w: int, pv_w: int, battery_w: i
     return min(energy_wh(meter_rating_w), energy_wh(pv_w) + energy_wh(battery_w))
 
 
-def non_delivery_price_wei_per_wh(price_cap_wei_per_wh: int, grid_buy_price_wei_per_wh: int,
-                                  penalty_wei_per_wh: int) -> int:
-    """Price of energy a seller sold and did not export, as ``Settlement.non_delivery_price_wei_per_wh``. [wei/Wh]
+def non_delivery_wei(position_wh: int, value_wei: int, undelivered_wh: int, grid_buy_price_wei_per_wh: int,
+                     penalty_wei_per_wh: int) -> int:
+    """Charge for energy a seller sold and did not export, as ``Settlement._non_delivery_wei``. [wei]
 
-    max(price cap, grid buy price) + penalty: no mechanism pays a seller
-    more than the cap per Wh, so with a positive penalty an undelivered
-    ask always loses money.
+    max(ceil(value x u / position), buy x u) + penalty x u: the seller returns
+    what it was paid for the undelivered share u of its position, at least
+    the grid's price of replacing it, plus the penalty; so the undelivered
+    share always costs at least the penalty more than it earned.
+
+    Parameters
+    ----------
+    position_wh : int
+        The seller's cleared position; positive. [Wh]
+    value_wei : int
+        Its money value, + = received. [wei]
+    undelivered_wh : int
+        Sold energy not exported, max(0, position - export). [Wh]
+    grid_buy_price_wei_per_wh, penalty_wei_per_wh : int
+        Grid import price and non-delivery penalty. [wei/Wh]
     """
-    return max(price_cap_wei_per_wh, grid_buy_price_wei_per_wh) + penalty_wei_per_wh
+    if undelivered_wh <= 0:
+        return 0
+    refund_wei = -(-value_wei * undelivered_wh // position_wh) if value_wei > 0 else 0
+    return max(refund_wei, grid_buy_price_wei_per_wh * undelivered_wh) + penalty_wei_per_wh * undelivered_wh
 
 
 def priority(orders: Sequence[Order], *, is_ask: bool) -> list[int]:
@@ -573,15 +588,15 @@ def settle(
     grid_sell_price_wei_per_wh: int,
     grid_fee_wei_per_wh: int,
     *,
-    non_delivery_price_wei_per_wh: int,
+    non_delivery_penalty_wei_per_wh: int,
     prosumer_payable_wei: int | None = None,
     operator_payable_wei: int | None = None,
 ) -> SettlementLine:
     """Payments of one prosumer for one interval.
 
     A seller's undelivered energy u = max(0, position - export) is
-    charged at ``non_delivery_price_wei_per_wh``, the rest of the
-    imbalance (export - import - position + u) at the grid prices; the
+    charged :func:`non_delivery_wei`, the rest of the imbalance
+    (export - import - position + u) at the grid prices; the
     two are one imbalance payment, made only up to what its payer can
     afford (``Settlement._pay_imbalance``); the rest is ``unpaid_wei``.
 
@@ -601,9 +616,8 @@ def settle(
         Price paid for energy exported beyond the position. [wei/Wh]
     grid_fee_wei_per_wh : int
         Fee on energy bought in the market. [wei/Wh]
-    non_delivery_price_wei_per_wh : int
-        Price of sold energy not exported
-        (:func:`non_delivery_price_wei_per_wh`). [wei/Wh]
+    non_delivery_penalty_wei_per_wh : int
+        Penalty on sold energy not exported (:func:`non_delivery_wei`). [wei/Wh]
     prosumer_payable_wei : int, optional
         What the prosumer can pay an imbalance with once its escrow is
         released and its market payment and fee are booked: free credit
@@ -622,7 +636,8 @@ def settle(
     undelivered_wh = max(0, position_wh - export_wh)
     imbalance_wh = export_wh - import_wh - position_wh + undelivered_wh
     imbalance_price = grid_sell_price_wei_per_wh if imbalance_wh > 0 else grid_buy_price_wei_per_wh
-    owed_wei = imbalance_price * imbalance_wh - non_delivery_price_wei_per_wh * undelivered_wh
+    owed_wei = imbalance_price * imbalance_wh - non_delivery_wei(
+        position_wh, value_wei, undelivered_wh, grid_buy_price_wei_per_wh, non_delivery_penalty_wei_per_wh)
     payable_wei = operator_payable_wei if owed_wei > 0 else prosumer_payable_wei
     paid_wei = abs(owed_wei) if payable_wei is None else min(abs(owed_wei), max(payable_wei, 0))
     imbalance_wei = paid_wei if owed_wei > 0 else -paid_wei

@@ -262,9 +262,9 @@ class Market(_Strict):
     prosumer run up when its imbalance payments exceed its credit; an
     imbalance payment beyond it is left unpaid (`Unpaid` event) for the
     operator to collect off-chain. The operator itself has no credit line.
-    ``non_delivery_penalty_per_kwh`` [token/kWh] is added to
-    max(``price_cap_per_kwh``, ``grid_buy_price_per_kwh``) for energy a
-    seller sold and did not export, so an undelivered ask always loses
+    ``non_delivery_penalty_per_kwh`` [token/kWh] is charged for energy a
+    seller sold and did not export, besides returning what it was paid for
+    it (at least the grid buy price), so an undelivered ask always loses
     money. ``min_order_kwh`` [kWh] is the least energy of an order; agents
     place no smaller one.
     """

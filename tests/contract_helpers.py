@@ -30,8 +30,6 @@ GRID_BUY_PRICE_WEI_PER_WH = 30 * CENT_PER_KWH
 GRID_SELL_PRICE_WEI_PER_WH = 5 * CENT_PER_KWH
 GRID_FEE_WEI_PER_WH = 2 * CENT_PER_KWH
 NON_DELIVERY_PENALTY_WEI_PER_WH = 5 * CENT_PER_KWH
-# max(cap, buy) + penalty, as Settlement.non_delivery_price_wei_per_wh.
-NON_DELIVERY_PRICE_WEI_PER_WH = PRICE_CAP_WEI_PER_WH + NON_DELIVERY_PENALTY_WEI_PER_WH
 MIN_ORDER_WH = 1
 ENDOWMENT_WEI = 100 * 10**18
 OPERATOR_DEPOSIT_WEI = 1000 * 10**18
@@ -187,17 +185,17 @@ def escrowed_mechanism(market: Market, contract: str, *args, buyer: str, credit_
     """A fresh ``contract(registry, *args)`` with its own token and fee-free settlement, bound to each
     other, every prosumer registered with ``limits`` and ``credit_wei`` deposited for ``buyer``: room for
     bids larger than the endowment.
-    ``args`` start with the mechanism's start timestamp, interval length, gate closure and price cap; the
-    settlement takes the interval length and price cap too (no non-delivery penalty, minimum order 1 Wh)."""
+    ``args`` start with the mechanism's start timestamp and interval length; the settlement takes the
+    interval length too (no non-delivery penalty, minimum order 1 Wh)."""
     operator = market.operator
-    start_timestamp, interval_s, _, price_cap_wei_per_wh = args[:4]
+    start_timestamp, interval_s = args[:2]
     # The settlement registers prosumers until its start: a minute from now at least, once the market runs.
     registrations_close = max(start_timestamp, market.chain.timestamp + 60)
     deploy_auction, auction = operator.deploy(load_artifact(contract), market.addresses.registry, *args)
     deploy_token, token = operator.deploy(load_artifact("GridToken"), credit_wei)
     deploy_settlement, settlement = operator.deploy(
         load_artifact("Settlement"), market.addresses.registry, auction, token, operator.address, 0, 0, 0, 0,
-        registrations_close, interval_s, price_cap_wei_per_wh, 0, 1,
+        registrations_close, interval_s, 0, 1,
     )
     deployed = market.mine([deploy_auction, deploy_token, deploy_settlement])
     assert all(r.ok for r in deployed), [r.revert_reason for r in deployed]
@@ -275,7 +273,7 @@ def assert_settlement_conserves_tokens(market: Market, interval: int, clearing, 
             GRID_BUY_PRICE_WEI_PER_WH,
             GRID_SELL_PRICE_WEI_PER_WH,
             GRID_FEE_WEI_PER_WH,
-            non_delivery_price_wei_per_wh=NON_DELIVERY_PRICE_WEI_PER_WH,
+            non_delivery_penalty_wei_per_wh=NON_DELIVERY_PENALTY_WEI_PER_WH,
         )
         assert market.read("Settlement", "credit_wei", a) - before[a] == line.credit_delta_wei
         operator_delta += line.operator_delta_wei

@@ -27,7 +27,7 @@ from contract_helpers import (
     GRID_SELL_PRICE_WEI_PER_WH,
     INTERVAL_S,
     Market,
-    NON_DELIVERY_PRICE_WEI_PER_WH,
+    NON_DELIVERY_PENALTY_WEI_PER_WH,
     OPERATOR_DEPOSIT_WEI,
     PRICE_CAP_WEI_PER_WH,
     START_TIMESTAMP,
@@ -346,7 +346,7 @@ def test_unlock_above_the_lock_reverts():
     outsider, account = market.outsider, market.prosumers[0].address
     raw, settlement = market.operator.deploy(
         load_artifact("Settlement"), market.addresses.registry, outsider.address, market.addresses.token,
-        market.operator.address, 0, 0, FEE, 0, START_TIMESTAMP, INTERVAL_S, PRICE_CAP_WEI_PER_WH, 0, 1,
+        market.operator.address, 0, 0, FEE, 0, START_TIMESTAMP, INTERVAL_S, 0, 1,
     )
     assert market.mine([raw])[0].ok
 
@@ -434,7 +434,7 @@ def test_locks_releases_and_payments_equal_the_reference(markets, mechanism, bid
         position = clearing.positions_wh.get(account, 0)
         line = settle(position, values.get(account, 0), max(-position, 0), max(position, 0),
                       GRID_BUY_PRICE_WEI_PER_WH, GRID_SELL_PRICE_WEI_PER_WH, FEE,
-                      non_delivery_price_wei_per_wh=NON_DELIVERY_PRICE_WEI_PER_WH)
+                      non_delivery_penalty_wei_per_wh=NON_DELIVERY_PENALTY_WEI_PER_WH)
         assert market.read("Settlement", "credit_wei", account) - credits[account] == line.credit_delta_wei
         assert _lock(market, interval, account) == 0
         assert market.read("Settlement", "free_credit_wei", account) >= 0

@@ -176,8 +176,8 @@ CASES = [
     ("settlement: battery above power", "meter", "Settlement.post_reading",
      ("@settled", 0, 0, 0, BATTERY_PEAK_WH + TOLERANCE_WH + 1)),
     ("settlement: export above PV and battery", "meter", "Settlement.post_reading", ("@settled", 0, 10, 5, 2)),
-    ("settlement: caller is not the operator", "outsider", "Settlement.register_prosumer", ("@outsider", 1, 0, 0)),
-    ("settlement: market started", "operator", "Settlement.register_prosumer", ("@outsider", 1, 0, 0)),
+    ("settlement: caller is not the operator", "outsider", "Settlement.register_prosumer", ("@outsider", 0, 0)),
+    ("settlement: market started", "operator", "Settlement.register_prosumer", ("@outsider", 0, 0)),
     ("settlement: withdraw above solvent credit", "operator", "Settlement.withdraw", ("@operator_free",)),
     ("escrow: account in debt", "broke prosumer", "DoubleAuction.submit_order", ("@next", True, 1, 1)),
 ]
@@ -292,21 +292,20 @@ def test_a_bound_meter_keeps_its_role_and_binding_after_the_start(scene):
             lambda reg: (reg, START_TIMESTAMP, INTERVAL_S, GATE_CLOSURE_S, 10**24 + 1),
         ),
         # Settlement: registry, mechanism, token, operator, buy, sell, fee, credit line, start, interval,
-        # price cap, non-delivery penalty, minimum order.
+        # non-delivery penalty, minimum order.
         ("settlement: operator is the zero address", "Settlement",
-         lambda reg: (reg, reg, reg, ZERO, 1, 1, 1, 0, 0, 1, 1, 0, 1)),
+         lambda reg: (reg, reg, reg, ZERO, 1, 1, 1, 0, 0, 1, 0, 1)),
         ("settlement: price out of range", "Settlement",
-         lambda reg: (reg, reg, reg, reg, 10**24 + 1, 1, 1, 0, 0, 1, 1, 0, 1)),
+         lambda reg: (reg, reg, reg, reg, 10**24 + 1, 1, 1, 0, 0, 1, 0, 1)),
         ("settlement: credit line out of range", "Settlement",
-         lambda reg: (reg, reg, reg, reg, 1, 1, 1, 10**37, 0, 1, 1, 0, 1)),
-        ("settlement: interval out of range", "Settlement", lambda reg: (reg, reg, reg, reg, 1, 1, 1, 0, 0, 0, 1, 0, 1)),
-        ("settlement: price out of range", "Settlement", lambda reg: (reg, reg, reg, reg, 1, 1, 1, 0, 0, 1, 0, 0, 1)),
+         lambda reg: (reg, reg, reg, reg, 1, 1, 1, 10**37, 0, 1, 0, 1)),
+        ("settlement: interval out of range", "Settlement", lambda reg: (reg, reg, reg, reg, 1, 1, 1, 0, 0, 0, 0, 1)),
         ("settlement: price out of range", "Settlement",
-         lambda reg: (reg, reg, reg, reg, 1, 1, 1, 0, 0, 1, 1, 10**24 + 1, 1)),
+         lambda reg: (reg, reg, reg, reg, 1, 1, 1, 0, 0, 1, 10**24 + 1, 1)),
         ("settlement: minimum order out of range", "Settlement",
-         lambda reg: (reg, reg, reg, reg, 1, 1, 1, 0, 0, 1, 1, 0, 0)),
+         lambda reg: (reg, reg, reg, reg, 1, 1, 1, 0, 0, 1, 0, 0)),
         ("settlement: minimum order out of range", "Settlement",
-         lambda reg: (reg, reg, reg, reg, 1, 1, 1, 0, 0, 1, 1, 0, 10**12 + 1)),
+         lambda reg: (reg, reg, reg, reg, 1, 1, 1, 0, 0, 1, 0, 10**12 + 1)),
     ],
 )
 def test_constructor_reverts_with_exact_reason(scene, reason, contract, args):
@@ -364,7 +363,6 @@ def test_token_returning_false_reverts_deposit_and_withdraw():
         0,
         START_TIMESTAMP,
         INTERVAL_S,
-        PRICE_CAP_WEI_PER_WH,
         0,
         1,
     )

@@ -11,12 +11,14 @@ exactly what the reference settles for them.
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gridledger.contracts import market as mk
-from gridledger.contracts.reference import Order, clear_uniform, non_delivery_price_wei_per_wh, settle
+from gridledger.contracts.reference import Order, clear_uniform, non_delivery_wei, settle
 from tests.contract_helpers import (
     CENT_PER_KWH,
     ENDOWMENT_WEI,
@@ -25,7 +27,6 @@ from tests.contract_helpers import (
     GRID_SELL_PRICE_WEI_PER_WH,
     INTERVAL_S,
     NON_DELIVERY_PENALTY_WEI_PER_WH,
-    NON_DELIVERY_PRICE_WEI_PER_WH,
     OPERATOR_DEPOSIT_WEI,
     PRICE_CAP_WEI_PER_WH,
     Market,
@@ -38,6 +39,7 @@ from tests.contract_helpers import (
 SMALL_PV = mk.ProsumerLimits(meter_rating_w=100_000, pv_w=4_000, battery_w=2_000)
 BID_LIMIT_WH = SMALL_PV.meter_rating_w * INTERVAL_S // 3600
 ASK_LIMIT_WH = (SMALL_PV.pv_w + SMALL_PV.battery_w) * INTERVAL_S // 3600
+PV_PEAK_WH = SMALL_PV.pv_w * INTERVAL_S // 3600
 
 
 def _accounts(market: Market) -> list[str]:
@@ -63,12 +65,15 @@ def _assert_conserved_and_solvent(market: Market) -> None:
 
 def _line(position_wh: int, value_wei: int, import_wh: int, export_wh: int):
     return settle(position_wh, value_wei, import_wh, export_wh, GRID_BUY_PRICE_WEI_PER_WH, GRID_SELL_PRICE_WEI_PER_WH,
-                  GRID_FEE_WEI_PER_WH, non_delivery_price_wei_per_wh=NON_DELIVERY_PRICE_WEI_PER_WH)
+                  GRID_FEE_WEI_PER_WH, non_delivery_penalty_wei_per_wh=NON_DELIVERY_PENALTY_WEI_PER_WH)
 
 
 def _trade_and_post(market: Market, q_wh: int, ask_price: int, bid_price: int, export_wh: int):
     """Prosumer 0 bids and prosumer 1 asks ``q_wh``; after clearing the seller's meter reads ``export_wh``
-    (all PV), the buyer's an import of ``q_wh``. Returns (clearing price, credit changes, seller's receipt)."""
+    (PV up to its peak, the rest from the battery), the buyer's an import of ``q_wh``.
+
+    Returns (clearing price, credit changes, seller's receipt).
+    """
     buyer, seller = market.prosumers[:2]
     interval = market.next_interval()
     before = _credits(market)
@@ -77,7 +82,7 @@ def _trade_and_post(market: Market, q_wh: int, ask_price: int, bid_price: int, e
     clearing = clear_uniform([Order(buyer.address, q_wh, bid_price)], [Order(seller.address, q_wh, ask_price)])
     receipts = market.mine(
         [mk.post_reading(market.meters[1], market.addresses, interval, import_wh=0, export_wh=export_wh,
-                         pv_wh=export_wh, battery_wh=0),
+                         pv_wh=min(export_wh, PV_PEAK_WH), battery_wh=export_wh - min(export_wh, PV_PEAK_WH)),
          mk.post_reading(market.meters[0], market.addresses, interval, import_wh=q_wh, export_wh=0, pv_wh=0,
                          battery_wh=0)],
         max(market.end(interval), market.chain.timestamp + 1),
@@ -87,23 +92,15 @@ def _trade_and_post(market: Market, q_wh: int, ask_price: int, bid_price: int, e
     return clearing.price_wei_per_wh, {a: after[a] - before[a] for a in after}, receipts[0]
 
 
-def test_the_non_delivery_price_is_the_cap_plus_the_penalty():
-    market = new_market(2)
-    assert market.read("Settlement", "price_cap_wei_per_wh") == PRICE_CAP_WEI_PER_WH
-    assert market.read("Settlement", "non_delivery_penalty_wei_per_wh") == NON_DELIVERY_PENALTY_WEI_PER_WH
-    assert market.read("Settlement", "non_delivery_price_wei_per_wh") == NON_DELIVERY_PRICE_WEI_PER_WH
-    assert NON_DELIVERY_PRICE_WEI_PER_WH == non_delivery_price_wei_per_wh(
-        PRICE_CAP_WEI_PER_WH, GRID_BUY_PRICE_WEI_PER_WH, NON_DELIVERY_PENALTY_WEI_PER_WH)
-
-
 def test_an_empty_ask_that_clears_above_the_buy_tariff_loses_money():
     """10 kWh asked at 0.50 and bid at 0.70 token/kWh clear at 0.60; the seller exports nothing.
 
     Before: it received 6.00 tokens and paid the shortfall at the 0.30 buy
-    price, 3.00: +3.00 tokens for energy it never had. Now the shortfall
-    costs max(cap 1.00, buy 0.30) + penalty 0.05 = 1.05 token/kWh, 10.50:
-    the empty ask loses 4.50 tokens. The honest buyer pays its contract
-    (6.00 + 0.20 fee) and nothing more; the grid delivered its energy.
+    price, 3.00: +3.00 tokens for energy it never had. Now it returns what
+    it was paid for the undelivered 10 kWh, max(6.00, 3.00 at the buy
+    price), plus the 0.05 token/kWh penalty, 6.50: the empty ask loses 0.50
+    tokens. The honest buyer pays its contract (6.00 + 0.20 fee) and
+    nothing more; the grid delivered its energy.
     """
     market = new_market(2)
     q_wh = 10_000
@@ -112,12 +109,12 @@ def test_an_empty_ask_that_clears_above_the_buy_tariff_loses_money():
     assert price == 60 * CENT_PER_KWH
     old_net_wei = price * q_wh - GRID_BUY_PRICE_WEI_PER_WH * q_wh
     assert old_net_wei == 3 * 10**18
-    assert delta[seller] == price * q_wh - NON_DELIVERY_PRICE_WEI_PER_WH * q_wh == -45 * 10**17
+    assert delta[seller] == -NON_DELIVERY_PENALTY_WEI_PER_WH * q_wh == -5 * 10**17
     assert delta[seller] == _line(q_wh, price * q_wh, 0, 0).credit_delta_wei
     events = [market.chain.decode(log) for log in receipt.logs]
     (undelivered,) = [e.args for e in events if e.event == "Undelivered"]
     assert undelivered == {"interval": undelivered["interval"], "seller": seller, "energy_wh": q_wh,
-                           "charge_wei": NON_DELIVERY_PRICE_WEI_PER_WH * q_wh}
+                           "charge_wei": (price + NON_DELIVERY_PENALTY_WEI_PER_WH) * q_wh}
     assert delta[buyer] == _line(-q_wh, -price * q_wh, q_wh, 0).credit_delta_wei == -(price + GRID_FEE_WEI_PER_WH) * q_wh
     assert market.read("Settlement", "pool_wei") == 0
     _assert_conserved_and_solvent(market)
@@ -137,9 +134,13 @@ def test_on_chain_the_undelivered_part_of_an_ask_loses_money(chain_market, q_wh,
     price, delta, _ = _trade_and_post(market, q_wh, ask_price, bid_price, export_wh)
     buyer, seller = (w.address for w in market.prosumers[:2])
     assert delta[seller] == _line(q_wh, price * q_wh, 0, export_wh).credit_delta_wei
-    # Against having asked only what it delivered, the undelivered part costs (nd - price) per Wh.
+    # Against having asked only what it delivered, the undelivered part loses the penalty and, below the
+    # buy price, the grid's replacement cost beyond its price.
+    undelivered_wh = q_wh - export_wh
     undelivered_net_wei = delta[seller] - _line(export_wh, price * export_wh, 0, export_wh).credit_delta_wei
-    assert undelivered_net_wei == (price - NON_DELIVERY_PRICE_WEI_PER_WH) * (q_wh - export_wh) < 0
+    assert undelivered_net_wei == (
+        -(max(price, GRID_BUY_PRICE_WEI_PER_WH) - price + NON_DELIVERY_PENALTY_WEI_PER_WH) * undelivered_wh)
+    assert undelivered_net_wei <= -NON_DELIVERY_PENALTY_WEI_PER_WH * undelivered_wh < 0
     assert delta[buyer] == _line(-q_wh, -price * q_wh, q_wh, 0).credit_delta_wei
     assert market.read("Settlement", "pool_wei") == 0
     _assert_conserved_and_solvent(market)
@@ -154,23 +155,26 @@ def chain_market() -> Market:
     q_wh=st.integers(1, 10**9),
     delivered=st.floats(0.0, 1.0, exclude_max=True),
     import_wh=st.integers(0, 10**9),
-    price=st.integers(0, PRICE_CAP_WEI_PER_WH),
+    value_per_wh=st.fractions(0, PRICE_CAP_WEI_PER_WH),
     buy=st.integers(1, PRICE_CAP_WEI_PER_WH),
     sell_share=st.floats(0.0, 1.0),
     penalty=st.integers(1, PRICE_CAP_WEI_PER_WH),
 )
-def test_for_any_price_within_the_cap_the_undelivered_part_of_an_ask_loses_money(
-    q_wh, delivered, import_wh, price, buy, sell_share, penalty
+def test_for_any_price_the_undelivered_share_of_an_ask_loses_at_least_the_penalty(
+    q_wh, delivered, import_wh, value_per_wh, buy, sell_share, penalty
 ):
+    """Any value v within the cap (uniform or discriminatory prices): the undelivered share u earns v * u / q
+    and is charged at least that plus the penalty, rounded up."""
     export_wh = int(delivered * q_wh)
+    undelivered_wh = q_wh - export_wh
+    value_wei = int(value_per_wh * q_wh)
     sell = int(sell_share * (buy - 1))
-    nd = non_delivery_price_wei_per_wh(PRICE_CAP_WEI_PER_WH, buy, penalty)
-
-    def net(position_wh):
-        return settle(position_wh, price * position_wh, import_wh, export_wh, buy, sell, 0,
-                      non_delivery_price_wei_per_wh=nd).credit_delta_wei
-
-    assert net(q_wh) - net(export_wh) == (price - nd) * (q_wh - export_wh) <= -penalty * (q_wh - export_wh) < 0
+    line = settle(q_wh, value_wei, import_wh, export_wh, buy, sell, 0, non_delivery_penalty_wei_per_wh=penalty)
+    # The reading's imbalance beyond the shortfall: the import at the buy price.
+    earned_by_undelivered = Fraction(value_wei * undelivered_wh, q_wh)
+    charge = non_delivery_wei(q_wh, value_wei, undelivered_wh, buy, penalty)
+    assert line.credit_delta_wei == value_wei - buy * import_wh - charge
+    assert earned_by_undelivered - charge <= -penalty * undelivered_wh < 0
 
 
 @pytest.mark.parametrize("mechanism", ["uniform-double-auction", "pay-as-bid", "merit-order", "vickrey", "english"])
