@@ -176,8 +176,8 @@ CASES = [
     ("settlement: battery above power", "meter", "Settlement.post_reading",
      ("@settled", 0, 0, 0, BATTERY_PEAK_WH + TOLERANCE_WH + 1)),
     ("settlement: export above PV and battery", "meter", "Settlement.post_reading", ("@settled", 0, 10, 5, 2)),
-    ("settlement: caller is not the operator", "outsider", "Settlement.register_prosumer", ("@outsider", 0, 0)),
-    ("settlement: market started", "operator", "Settlement.register_prosumer", ("@outsider", 0, 0)),
+    ("settlement: caller is not the operator", "outsider", "Settlement.register_prosumer", ("@outsider", 1, 0, 0)),
+    ("settlement: market started", "operator", "Settlement.register_prosumer", ("@outsider", 1, 0, 0)),
     ("settlement: withdraw above solvent credit", "operator", "Settlement.withdraw", ("@operator_free",)),
     ("escrow: account in debt", "broke prosumer", "DoubleAuction.submit_order", ("@next", True, 1, 1)),
 ]
