@@ -114,8 +114,8 @@ def deploy_study_market(sc: Scenario, chain: Chain, operator: Wallet, prosumers:
     """Deploy the study's market: its mechanism, tariffs and cap as chain prices, endowments in wei.
 
     The operator deposits one endowment per prosumer, registers each
-    prosumer's reading limits (:func:`prosumer_limits`) and grants the
-    study's credit line.
+    prosumer's reading and order limits (:func:`prosumer_limits`) and
+    grants the study's credit line, non-delivery penalty and minimum order.
     """
     study, market = sc.study, sc.study.market
     endowment_wei = wei(market.endowment)
@@ -129,6 +129,8 @@ def deploy_study_market(sc: Scenario, chain: Chain, operator: Wallet, prosumers:
         grid_fee_wei_per_wh=price_wei_per_wh(market.grid_fee_per_kwh),
         endowment_wei=endowment_wei, operator_deposit_wei=endowment_wei * len(prosumers),
         limits=dict(zip(prosumers, prosumer_limits(sc), strict=True)), credit_line_wei=wei(market.credit_line),
+        non_delivery_penalty_wei_per_wh=price_wei_per_wh(market.non_delivery_penalty_per_kwh),
+        min_order_wh=market.min_order_wh,
         mechanism=market.mechanism, reveal_s=market.reveal_window_s,
         bid_increment_wei_per_wh=price_wei_per_wh(market.bid_increment_per_kwh),
     )

@@ -6,28 +6,56 @@ at the interval start is the mechanism's (`gridledger.contracts.mechanisms`):
 every seller offers its surplus (as a book ask, or as a lot in a lot
 auction); buyers bid into the book only where buyers order, and in a lot
 auction they bid on the lots later (`gridledger.agents.lot_bidding`).
+An honest agent sends no order the settlement refuses: its energy is cut to
+what its registered limits allow (`Settlement.order_limit_wh`) and an order
+below the study's ``market.min_order_kwh`` is not placed.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
+from gridledger.agents.market_operator import prosumer_limits
 from gridledger.agents.prosumer import Order, expected_exports_wh, limit_price_draw, zic_order
 from gridledger.contracts.client import Wallet
-from gridledger.contracts.market import MarketAddresses, post_lot, submit_order
+from gridledger.contracts.market import MarketAddresses, ProsumerLimits, post_lot, submit_order
+from gridledger.contracts.reference import order_limit_wh
 from gridledger.contracts.mechanisms import MECHANISMS, Mechanism
 from gridledger.scenario import Scenario
 from gridledger.units import price_per_kwh
 
 
 def zic_orders(sc: Scenario, interval: int) -> list[Order | None]:
-    """Every agent's ZI-C order for `interval` from its forecast, in prosumer order (None: nothing to trade)."""
+    """Every agent's ZI-C order for `interval` from its forecast, in prosumer order (None: nothing to trade).
+
+    Each order is cut to its agent's registered limits and dropped below the
+    minimum order (:func:`within_limits`).
+    """
     study = sc.study
     market = study.market
     exports = expected_exports_wh(sc, interval)
-    return [zic_order(interval, int(exports[i]), limit_price_draw(study.seed, i, interval),
-                      market.grid_sell_price_per_kwh, market.grid_buy_price_per_kwh)
-            for i in range(len(sc.prosumers))]
+    orders = [zic_order(interval, int(exports[i]), limit_price_draw(study.seed, i, interval),
+                        market.grid_sell_price_per_kwh, market.grid_buy_price_per_kwh)
+              for i in range(len(sc.prosumers))]
+    return [None if order is None else within_limits(order, limits, study.market_interval_s, market.min_order_wh)
+            for order, limits in zip(orders, prosumer_limits(sc), strict=True)]
+
+
+def within_limits(order: Order, limits: ProsumerLimits, interval_s: int, min_order_wh: int) -> Order | None:
+    """`order` cut to the most its account may order in an interval, or None if that is below `min_order_wh`.
+
+    The bound is ``Settlement.order_limit_wh``
+    (:func:`~gridledger.contracts.reference.order_limit_wh`): a bid within the
+    meter rating, an ask within what PV and battery can export. [Wh]
+    """
+    energy_wh = min(order.energy_wh, order_limit_wh(is_ask=order.is_ask, meter_rating_w=limits.meter_rating_w,
+                                                    pv_w=limits.pv_w, battery_w=limits.battery_w,
+                                                    interval_s=interval_s))
+    if energy_wh < min_order_wh:
+        return None
+    return dataclasses.replace(order, energy_wh=energy_wh)
 
 
 def opening_orders(orders: list[Order | None], mechanism: Mechanism) -> list[tuple[int, Order]]:

@@ -31,7 +31,7 @@ from web3 import EthereumTesterProvider, Web3
 from gridledger.contracts.chain import GENESIS_BALANCE_WEI, Chain, Log
 from gridledger.contracts.client import DecodedLog, Wallet, decode_log
 from gridledger.contracts.keys import derive_account
-from gridledger.contracts.market import MarketAddresses, deploy_market, submit_order
+from gridledger.contracts.market import MarketAddresses, ProsumerLimits, deploy_market, submit_order
 
 # Fixed, public benchmark secret (accounts only; nothing here is secret).
 SECRET = (20261101).to_bytes(32, "big")
@@ -42,6 +42,9 @@ GATE_CLOSURE_S = 60
 AUCTION_LEAD_S = 86_400
 WEI_PER_WH_PER_CENT_PER_KWH = 10**13
 PRICE_CAP_WEI_PER_WH = 100 * WEI_PER_WH_PER_CENT_PER_KWH
+# Every prosumer's registered meter and PV, above its largest order
+# (1499 Wh an interval). [W]
+LIMITS = ProsumerLimits(meter_rating_w=10_000, pv_w=10_000)
 # Every prosumer's credit, enough to escrow all its bids. [wei]
 ENDOWMENT_WEI = 10**24
 
@@ -151,6 +154,7 @@ def _market(chain: Chain | TesterNode, operator: Wallet, prosumers: Sequence[str
         grid_buy_price_wei_per_wh=30 * WEI_PER_WH_PER_CENT_PER_KWH,
         grid_sell_price_wei_per_wh=8 * WEI_PER_WH_PER_CENT_PER_KWH,
         grid_fee_wei_per_wh=2 * WEI_PER_WH_PER_CENT_PER_KWH, endowment_wei=ENDOWMENT_WEI, operator_deposit_wei=0,
+        limits={p: LIMITS for p in prosumers},
     )
 
 

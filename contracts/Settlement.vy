@@ -25,7 +25,8 @@
         - `locked_wei`, `lock_wei`, `free_credit_wei`, `escrow_wei`
           (`external` `view` functions),
         - `sold_mix`, `consumed_mix` (`external` `view` functions),
-        - `limits`, `is_debtor` (`external` `view` functions).
+        - `limits`, `is_debtor`, `order_limit_wh` (`external` `view`
+          functions).
         Limits: before the market starts the operator registers each
         prosumer once (`register_prosumer`): its meter rating, PV peak
         and battery power [W]; they never change. A reading reverts if
@@ -34,6 +35,25 @@
         interval, or its export PV + battery discharge, each plus
         `READING_TOLERANCE_WH` (the registers are rounded separately);
         an unregistered prosumer may post only an empty reading.
+        Orders: the mechanisms accept an order only from `min_order_wh`
+        up to `order_limit_wh`: a bid up to the meter rating * interval,
+        an ask (book ask, merit-order offer, lot) up to the smaller of
+        that and (PV peak + battery power) * interval, what the seller
+        could export; an unregistered account may order nothing. With
+        one order per account and interval, a flood of orders is
+        bounded by the registered accounts and costs each at least
+        `min_order_wh`.
+        Non-delivery: a seller's undelivered energy u = max(0, q -
+        export) is charged nd = max(ceil(v * u / q), buy * u) +
+        `non_delivery_penalty_wei_per_wh` * u instead of buy * u: the
+        seller returns what it was paid for the undelivered share of
+        its position (at least the grid's price of replacing it) plus
+        the penalty. That share earned v * u / q <= nd - penalty * u,
+        so an ask of energy the seller does not deliver loses at least
+        penalty * u whatever the price it cleared at, up to what the
+        seller can pay (below); an honest seller's forecast error costs
+        only the penalty beyond the old imbalance price when its price
+        is at most the buy price.
         Solvency: the operator extends a credit line `credit_line_wei`
         to every other account and has none itself. An imbalance
         payment is made only up to what the payer can afford: the
@@ -79,8 +99,11 @@
         received; p*q at a uniform price p), m = export - import:
         prosumer += v, pool -= v;
         q < 0: prosumer -= fee*|q|, operator += fee*|q|;
-        d = m - q > 0: prosumer += sell*d, operator -= sell*d;
-        d < 0: prosumer -= buy*|d|, operator += buy*|d|.
+        u = max(0, q - export), d = m - q + u (= -import if u > 0);
+        d > 0: prosumer += sell*d, operator -= sell*d;
+        d < 0: prosumer -= buy*|d|, operator += buy*|d|;
+        u > 0: prosumer -= nd, operator += nd with nd the
+        non-delivery charge; the imbalance is paid as one payment.
         The operator's own market position (the buyer of a merit-order
         dispatch) has no meter: `settle_operator` settles it with
         operator += v, pool -= v, without fee or imbalance.
@@ -233,6 +256,16 @@ grid_sell_price_wei_per_wh: public(immutable(uint256))
 grid_fee_wei_per_wh: public(immutable(uint256))
 
 
+# @dev Penalty on energy a seller sold and did not export, on top of
+# returning what it was paid for it (at least the grid buy price).
+# [wei/Wh]
+non_delivery_penalty_wei_per_wh: public(immutable(uint256))
+
+
+# @dev Least energy of an order (bid, ask, offer or lot). [Wh]
+min_order_wh: public(immutable(uint256))
+
+
 # @dev Most debt the operator lets an account other than itself run
 # up. [wei]
 credit_line_wei: public(immutable(uint256))
@@ -358,6 +391,16 @@ event Sourced:
     grid_wh: uint256
 
 
+# @dev Emitted when a seller exported less than it sold: the
+# undelivered energy [Wh] and its non-delivery charge [wei], part of
+# the `Settled` imbalance.
+event Undelivered:
+    interval: indexed(uint256)
+    seller: indexed(address)
+    energy_wh: uint256
+    charge_wei: uint256
+
+
 # @dev Emitted when the operator's own market position is settled;
 # `value_wei` is positive = received.
 event OperatorSettled:
@@ -378,6 +421,8 @@ def __init__(
     credit_line_wei_: uint256,
     market_start_timestamp_: uint256,
     interval_s_: uint256,
+    non_delivery_penalty_wei_per_wh_: uint256,
+    min_order_wh_: uint256,
 ):
     """
     @param registry_ The market's role registry.
@@ -394,6 +439,10 @@ def __init__(
            interval; registrations close then. [s since the Unix epoch]
     @param interval_s_ The mechanism's interval length; positive and at
            most one week. [s]
+    @param non_delivery_penalty_wei_per_wh_ Penalty on undelivered
+           energy; at most `MAX_PRICE_WEI_PER_WH`. [wei/Wh]
+    @param min_order_wh_ Least energy of an order; 1 to
+           `MAX_ENERGY_WH`. [Wh]
     """
     assert operator_ != empty(address), "settlement: operator is the zero address"
     assert (
@@ -403,6 +452,8 @@ def __init__(
     ), "settlement: price out of range"
     assert credit_line_wei_ <= MAX_ENERGY_WH * MAX_PRICE_WEI_PER_WH, "settlement: credit line out of range"
     assert interval_s_ != 0 and interval_s_ <= _MAX_INTERVAL_S, "settlement: interval out of range"
+    assert non_delivery_penalty_wei_per_wh_ <= MAX_PRICE_WEI_PER_WH, "settlement: price out of range"
+    assert min_order_wh_ != 0 and min_order_wh_ <= MAX_ENERGY_WH, "settlement: minimum order out of range"
     registry = registry_
     auction = auction_
     token = token_
@@ -413,6 +464,8 @@ def __init__(
     credit_line_wei = credit_line_wei_
     market_start_timestamp = market_start_timestamp_
     interval_s = interval_s_
+    non_delivery_penalty_wei_per_wh = non_delivery_penalty_wei_per_wh_
+    min_order_wh = min_order_wh_
 
 
 @external
@@ -589,18 +642,28 @@ def post_reading(interval: uint256, import_wh: uint256, export_wh: uint256, pv_w
 
     # The mechanism bounds |position_wh| by MAX_ENERGY_WH and |value_wei|
     # by MAX_ENERGY_WH * MAX_PRICE_WEI_PER_WH, the checks above bound
-    # import and export and the constructor the grid prices: every
-    # product and sum below stays under 10**37, so only the running
-    # totals need checked arithmetic.
+    # import and export and the constructor the grid prices and the
+    # penalty: every product and sum below stays under 10**37 (the
+    # refund's product v * u under 10**49), so only the running totals
+    # need checked arithmetic.
     position_wh: int256 = terms.position_wh
     p2p_wei: int256 = terms.value_wei
     fee_wei: uint256 = 0
     if position_wh < 0:
         fee_wei = unsafe_mul(grid_fee_wei_per_wh, convert(unsafe_sub(0, position_wh), uint256))
-    imbalance_wh: int256 = unsafe_sub(unsafe_sub(convert(export_wh, int256), convert(import_wh, int256)), position_wh)
+    undelivered_wh: int256 = 0
+    if position_wh > convert(export_wh, int256):
+        undelivered_wh = unsafe_sub(position_wh, convert(export_wh, int256))
+    imbalance_wh: int256 = unsafe_add(
+        unsafe_sub(unsafe_sub(convert(export_wh, int256), convert(import_wh, int256)), position_wh), undelivered_wh
+    )
     imbalance_wei: int256 = unsafe_mul(convert(grid_sell_price_wei_per_wh, int256), imbalance_wh)
     if imbalance_wh < 0:
         imbalance_wei = unsafe_mul(convert(grid_buy_price_wei_per_wh, int256), imbalance_wh)
+    non_delivery_wei: int256 = 0
+    if undelivered_wh > 0:
+        non_delivery_wei = self._non_delivery_wei(position_wh, p2p_wei, undelivered_wh)
+    imbalance_wei = unsafe_sub(imbalance_wei, non_delivery_wei)
     self.pool_wei -= p2p_wei
     self._add_credit(operator, convert(fee_wei, int256))
     self._add_credit(prosumer, unsafe_sub(p2p_wei, convert(fee_wei, int256)))
@@ -620,6 +683,13 @@ def post_reading(interval: uint256, import_wh: uint256, export_wh: uint256, pv_w
         fee_wei=fee_wei,
         imbalance_wei=imbalance_wei,
     )
+    if undelivered_wh > 0:
+        log Undelivered(
+            interval=interval,
+            seller=prosumer,
+            energy_wh=convert(undelivered_wh, uint256),
+            charge_wei=convert(non_delivery_wei, uint256),
+        )
     if position_wh > 0:
         self._record_sources(interval, prosumer, convert(position_wh, uint256), export_wh, pv_wh, battery_wh)
 
@@ -685,6 +755,29 @@ def limits(prosumer: address) -> Limits:
         battery_w=(word >> _LIMIT_BATTERY_SHIFT) & _LIMIT_MASK,
         registered=word != 0,
     )
+
+
+@external
+@view
+def order_limit_wh(account: address, is_ask: bool) -> uint256:
+    """
+    @dev Largest order `account` may place in one interval: a bid up
+         to its meter rating * interval, an ask up to the smaller of
+         that and (PV peak + battery power) * interval; zero for an
+         unregistered account.
+    @param account The account placing the order.
+    @param is_ask True for an ask (offer, lot), False for a bid.
+    @return uint256 The most energy of the order. [Wh]
+    """
+    word: uint256 = self._limits_word[account]
+    # Each power is at most MAX_POWER_W and the interval at most
+    # _MAX_INTERVAL_S: every bound stays far below MAX_ENERGY_WH.
+    rating_wh: uint256 = (word & _LIMIT_MASK) * interval_s // _SECONDS_PER_HOUR
+    if not is_ask:
+        return rating_wh
+    pv_peak_wh: uint256 = ((word >> _LIMIT_PV_SHIFT) & _LIMIT_MASK) * interval_s // _SECONDS_PER_HOUR
+    battery_peak_wh: uint256 = ((word >> _LIMIT_BATTERY_SHIFT) & _LIMIT_MASK) * interval_s // _SECONDS_PER_HOUR
+    return min(rating_wh, pv_peak_wh + battery_peak_wh)
 
 
 @external
@@ -828,6 +921,29 @@ def _pay_imbalance(interval: uint256, payer: address, payee: address, amount_wei
     if paid_wei < amount_wei:
         log Unpaid(interval=interval, payer=payer, payee=payee, unpaid_wei=convert(amount_wei - paid_wei, uint256))
     return paid_wei
+
+
+@internal
+@view
+def _non_delivery_wei(position_wh: int256, value_wei: int256, undelivered_wh: int256) -> int256:
+    """
+    @dev Charge for `undelivered_wh` of a sold position:
+         max(ceil(value * u / position), buy * u) + penalty * u.
+    @param position_wh The seller's position; positive. [Wh]
+    @param value_wei Its money value, positive = received. [wei]
+    @param undelivered_wh Sold energy not exported; 1 to the position. [Wh]
+    @return int256 The charge; positive. [wei]
+    """
+    # |value| <= MAX_ENERGY_WH * MAX_PRICE_WEI_PER_WH and u <= MAX_ENERGY_WH:
+    # the product stays under 10**49, far inside int256.
+    refund_wei: int256 = 0
+    if value_wei > 0:
+        refund_wei = unsafe_div(
+            unsafe_sub(unsafe_add(unsafe_mul(value_wei, undelivered_wh), position_wh), 1), position_wh
+        )
+    replacement_wei: int256 = unsafe_mul(convert(grid_buy_price_wei_per_wh, int256), undelivered_wh)
+    penalty_wei: int256 = unsafe_mul(convert(non_delivery_penalty_wei_per_wh, int256), undelivered_wh)
+    return unsafe_add(max(refund_wei, replacement_wei), penalty_wei)
 
 
 @internal

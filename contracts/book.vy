@@ -6,7 +6,9 @@
 @notice Module of the book mechanisms (`DoubleAuction.vy`,
         `PayAsBid.vy`, `MeritOrder.vy`): one book per market interval
         with bids (False) and asks (True), each account placing at most
-        one order per interval before the gate (`gate.vy`) closes, and
+        one order per interval before the gate (`gate.vy`) closes, sized
+        between the settlement's minimum and the account's registered
+        limit (`escrow._check_order_size`), and
         the two ways to rank a side by priority for clearing, which give
         the same ranking:
         - `_ranked` checks a priority order sorted off-chain in O(n);
@@ -189,7 +191,9 @@ def submit_order(interval: uint256, is_ask: bool, energy_wh: uint256, price_wei_
 def _submit_order(interval: uint256, account: address, is_ask: bool, energy_wh: uint256, price_wei_per_wh: uint256):
     """
     @dev Places `account`'s single order for `interval` once the
-         mechanism has checked its role; a debtor places none; a bid locks
+         mechanism has checked its role; a debtor places none; its
+         energy lies between the settlement's minimum and the account's
+         registered limit (`escrow._check_order_size`); a bid locks
          energy_wh * (price_wei_per_wh + fee) of its free credit.
     @param interval Index of the market interval.
     @param account The account placing the order.
@@ -208,6 +212,7 @@ def _submit_order(interval: uint256, account: address, is_ask: bool, energy_wh: 
     assert index < MAX_ORDERS, "book: book full"
     escrow._check_bound()
     escrow._check_not_debtor(account)
+    escrow._check_order_size(account, is_ask, energy_wh)
 
     # effects
     self._order_word[interval][account] = (

@@ -10,13 +10,17 @@
         mechanism, so it is deployed after it and bound to it by the
         mechanism's deployer, once (`bind_settlement`); until then
         every call that escrows reverts (`_check_bound`).
+        Every order must lie between the settlement's `min_order_wh`
+        and the account's `order_limit_wh` (`_check_order_size`).
         A contract `initializes: escrow`, calls `escrow.__init__` from
         its constructor and exports `escrow.__interface__`.
         Functions:
         - `bind_settlement` (`external` function),
         - `deployer`, `settlement` (`external` `view` functions),
-        - `_check_bound`, `_check_not_debtor` (`internal` functions).
+        - `_check_bound`, `_check_not_debtor`, `_check_order_size`
+          (`internal` functions).
 """
+
 
 
 # @dev Escrow calls into the market's settlement (see `Settlement.vy`).
@@ -26,6 +30,8 @@ interface Settlement:
     def unlock(account: address, interval: uint256, amount_wei: uint256): nonpayable
     def escrow_wei(account: address, energy_wh: uint256, price_wei_per_wh: uint256) -> uint256: view
     def is_debtor(account: address) -> bool: view
+    def min_order_wh() -> uint256: view
+    def order_limit_wh(account: address, is_ask: bool) -> uint256: view
 
 
 # @dev What settling one account's reading needs from one interval;
@@ -90,3 +96,23 @@ def _check_not_debtor(account: address):
     @param account The account placing an order.
     """
     assert not staticcall self.settlement.is_debtor(account), "escrow: account in debt"
+
+
+@internal
+@view
+def _check_order_size(account: address, is_ask: bool, energy_wh: uint256):
+    """
+    @dev Reverts unless an order of `energy_wh` by `account` lies between
+         the settlement's `min_order_wh` and the account's
+         `order_limit_wh`: a bid within its meter rating, an ask within
+         what its PV and battery can export in one interval.
+    @param account The account placing the order.
+    @param is_ask True for an ask (offer, lot), False for a bid.
+    @param energy_wh Energy of the order. [Wh]
+    """
+    assert energy_wh >= staticcall self.settlement.min_order_wh(), "escrow: energy below minimum"
+    limit_wh: uint256 = staticcall self.settlement.order_limit_wh(account, is_ask)
+    if is_ask:
+        assert energy_wh <= limit_wh, "escrow: ask above registered capacity"
+    else:
+        assert energy_wh <= limit_wh, "escrow: bid above meter rating"

@@ -34,6 +34,9 @@ _INTERVAL_S = 900
 _GATE_CLOSURE_S = 300
 _PRICE_CAP_WEI_PER_WH = 10**15
 _ESCROW_ENDOWMENT_WEI = 10**6 * _PRICE_CAP_WEI_PER_WH
+# Every prosumer's meter and PV: 10 kW carry 2500 Wh an interval, above
+# every order of the report's books.
+_LIMITS = mk.ProsumerLimits(meter_rating_w=10_000, pv_w=10_000)
 # Orders one interval of each mechanism holds: both sides of a double
 # auction, the offers of a merit order.
 _CAPACITY = {
@@ -204,6 +207,7 @@ def _measure(mechanism: str, book_sizes: Sequence[int]) -> list[GasRow]:
         # times the cap), and for the merit-order demand's.
         endowment_wei=_ESCROW_ENDOWMENT_WEI,
         operator_deposit_wei=_ESCROW_ENDOWMENT_WEI * max(sizes),
+        limits={p.address: _LIMITS for p in prosumers},
         mechanism=mechanism,
     )
     wallets = [chain.wallet(p) for p in prosumers]

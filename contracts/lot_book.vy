@@ -14,7 +14,10 @@
         has the sum.
         A contract `initializes: lot_book[access := access, escrow := escrow,
         gate := gate]` and exports `lot_book.__interface__`; a debtor in
-        the bound settlement posts no lot (`escrow._check_not_debtor`).
+        the bound settlement posts no lot (`escrow._check_not_debtor`),
+        and a lot lies between the settlement's minimum order and what
+        the seller's registered PV and battery export in one interval
+        (`escrow._check_order_size`).
         Functions:
         - `post_lot` (`external` function),
         - `lot_count`, `lots`, `position_wh`, `value_wei`
@@ -94,7 +97,9 @@ event LotPosted:
 def post_lot(interval: uint256, energy_wh: uint256, reserve_price_wei_per_wh: uint256) -> uint256:
     """
     @dev Offers the caller's single lot of `interval`; a debtor offers
-         none.
+         none; its energy lies between the settlement's minimum and what
+         the caller's PV and battery can export in one interval
+         (`escrow._check_order_size`).
     @param interval Index of the market interval.
     @param energy_wh Energy sold; 1 to `MAX_ENERGY_WH`. [Wh]
     @param reserve_price_wei_per_wh Lowest price the seller accepts;
@@ -112,6 +117,7 @@ def post_lot(interval: uint256, energy_wh: uint256, reserve_price_wei_per_wh: ui
     assert len(self._interval_lots[interval]) < MAX_LOTS, "lot_book: interval full"
     escrow._check_bound()
     escrow._check_not_debtor(msg.sender)
+    escrow._check_order_size(msg.sender, True, energy_wh)
 
     # effects
     lot_id: uint256 = self.lot_count

@@ -162,6 +162,8 @@ def deploy_market(
     operator_deposit_wei: int,
     limits: Mapping[str, ProsumerLimits] | None = None,
     credit_line_wei: int = 0,
+    non_delivery_penalty_wei_per_wh: int = 0,
+    min_order_wh: int = 1,
     mechanism: str = DEFAULT_MECHANISM,
     reveal_s: int | None = None,
     bid_increment_wei_per_wh: int = 1,
@@ -196,14 +198,19 @@ def deploy_market(
     endowment_wei, operator_deposit_wei
         Initial credits. [wei]
     limits : mapping of str to ProsumerLimits, optional
-        Prosumer address to the limits of its readings, registered for
-        every prosumer of ``prosumers`` (setup runs before
+        Prosumer address to the limits of its readings and orders,
+        registered for every prosumer of ``prosumers`` (setup runs before
         ``start_timestamp``, after which the settlement refuses
-        registrations). None registers none: for markets whose meters
-        post no readings (benchmarks, order-only tests), since an
-        unregistered prosumer's meter may post only an empty reading.
+        registrations). None registers none: an unregistered prosumer
+        may place no order and its meter may post only an empty reading.
     credit_line_wei : int
         Most debt the settlement lets a prosumer run up. [wei]
+    non_delivery_penalty_wei_per_wh : int
+        Penalty on energy a seller sold and did not export, besides
+        returning what it was paid for it (at least the grid buy
+        price). [wei/Wh]
+    min_order_wh : int
+        Least energy of an order; positive. [Wh]
     mechanism : str
         Market mechanism, a key of :data:`~gridledger.contracts.mechanisms.MECHANISMS`.
     reveal_s : int, optional
@@ -246,6 +253,8 @@ def deploy_market(
         credit_line_wei,
         start_timestamp,
         interval_s,
+        non_delivery_penalty_wei_per_wh,
+        min_order_wh,
         gas=GAS_DEPLOY,
     )
     receipts = chain.mine([deploy_registry, deploy_token, deploy_auction, deploy_settlement], chain.timestamp + 1)

@@ -7,7 +7,9 @@ Each function is pure: a book in, trades and prices out.
 ``VickreyAuction.finalise``, :func:`clear_english` ``EnglishAuction.bid``
 and :func:`settle`
 ``Settlement.post_reading`` to the wei, :func:`reading_limit_reason` its
-checks of a reading against the registered limits; :func:`escrow_wei`,
+checks of a reading against the registered limits, :func:`order_limit_wh`
+and :func:`non_delivery_wei` its order bound and the charge for
+undelivered energy; :func:`escrow_wei`,
 :func:`obligation_wei` and :func:`released_wei` follow the escrow of
 ``Settlement.lock`` and ``Settlement.release``, :func:`sold_sources`,
 :func:`sold_mix` and :func:`consumed_mix` its source tracking. The
@@ -185,6 +187,57 @@ def reading_limit_reason(
         (export_wh <= pv_wh + battery_wh + READING_TOLERANCE_WH, "settlement: export above PV and battery"),
     ]
     return next((reason for ok, reason in checks if not ok), None)
+
+
+def order_limit_wh(*, is_ask: bool, meter_rating_w: int, pv_w: int, battery_w: int, interval_s: int) -> int:
+    """Largest order a prosumer may place in one interval, as ``Settlement.order_limit_wh``. [Wh]
+
+    A bid is bounded by the meter rating x interval, an ask (offer, lot)
+    also by (PV peak + battery power) x interval, each power x interval
+    rounded down to the Wh. An unregistered account (all limits 0) may
+    order nothing.
+
+    Parameters
+    ----------
+    is_ask : bool
+        True for an ask, False for a bid.
+    meter_rating_w, pv_w, battery_w : int
+        Registered meter rating, PV peak and battery power. [W]
+    interval_s : int
+        Length of the market interval. [s]
+    """
+    def energy_wh(power_w: int) -> int:
+        return power_w * interval_s // SECONDS_PER_HOUR
+
+    if not is_ask:
+        return energy_wh(meter_rating_w)
+    return min(energy_wh(meter_rating_w), energy_wh(pv_w) + energy_wh(battery_w))
+
+
+def non_delivery_wei(position_wh: int, value_wei: int, undelivered_wh: int, grid_buy_price_wei_per_wh: int,
+                     penalty_wei_per_wh: int) -> int:
+    """Charge for energy a seller sold and did not export, as ``Settlement._non_delivery_wei``. [wei]
+
+    max(ceil(value x u / position), buy x u) + penalty x u: the seller returns
+    what it was paid for the undelivered share u of its position, at least
+    the grid's price of replacing it, plus the penalty; so the undelivered
+    share always costs at least the penalty more than it earned.
+
+    Parameters
+    ----------
+    position_wh : int
+        The seller's cleared position; positive. [Wh]
+    value_wei : int
+        Its money value, + = received. [wei]
+    undelivered_wh : int
+        Sold energy not exported, max(0, position - export). [Wh]
+    grid_buy_price_wei_per_wh, penalty_wei_per_wh : int
+        Grid import price and non-delivery penalty. [wei/Wh]
+    """
+    if undelivered_wh <= 0:
+        return 0
+    refund_wei = -(-value_wei * undelivered_wh // position_wh) if value_wei > 0 else 0
+    return max(refund_wei, grid_buy_price_wei_per_wh * undelivered_wh) + penalty_wei_per_wh * undelivered_wh
 
 
 def priority(orders: Sequence[Order], *, is_ask: bool) -> list[int]:
@@ -535,13 +588,17 @@ def settle(
     grid_sell_price_wei_per_wh: int,
     grid_fee_wei_per_wh: int,
     *,
+    non_delivery_penalty_wei_per_wh: int,
     prosumer_payable_wei: int | None = None,
     operator_payable_wei: int | None = None,
 ) -> SettlementLine:
     """Payments of one prosumer for one interval.
 
-    An imbalance payment is made only up to what its payer can afford
-    (``Settlement._pay_imbalance``); the rest is ``unpaid_wei``.
+    A seller's undelivered energy u = max(0, position - export) is
+    charged :func:`non_delivery_wei`, the rest of the imbalance
+    (export - import - position + u) at the grid prices; the
+    two are one imbalance payment, made only up to what its payer can
+    afford (``Settlement._pay_imbalance``); the rest is ``unpaid_wei``.
 
     Parameters
     ----------
@@ -559,6 +616,8 @@ def settle(
         Price paid for energy exported beyond the position. [wei/Wh]
     grid_fee_wei_per_wh : int
         Fee on energy bought in the market. [wei/Wh]
+    non_delivery_penalty_wei_per_wh : int
+        Penalty on sold energy not exported (:func:`non_delivery_wei`). [wei/Wh]
     prosumer_payable_wei : int, optional
         What the prosumer can pay an imbalance with once its escrow is
         released and its market payment and fee are booked: free credit
@@ -574,9 +633,11 @@ def settle(
     """
     p2p_wei = value_wei
     fee_wei = grid_fee_wei_per_wh * -position_wh if position_wh < 0 else 0
-    imbalance_wh = export_wh - import_wh - position_wh
+    undelivered_wh = max(0, position_wh - export_wh)
+    imbalance_wh = export_wh - import_wh - position_wh + undelivered_wh
     imbalance_price = grid_sell_price_wei_per_wh if imbalance_wh > 0 else grid_buy_price_wei_per_wh
-    owed_wei = imbalance_price * imbalance_wh
+    owed_wei = imbalance_price * imbalance_wh - non_delivery_wei(
+        position_wh, value_wei, undelivered_wh, grid_buy_price_wei_per_wh, non_delivery_penalty_wei_per_wh)
     payable_wei = operator_payable_wei if owed_wei > 0 else prosumer_payable_wei
     paid_wei = abs(owed_wei) if payable_wei is None else min(abs(owed_wei), max(payable_wei, 0))
     imbalance_wei = paid_wei if owed_wei > 0 else -paid_wei

@@ -289,6 +289,11 @@ class Market(_Strict):
     request (`contracts/ChargingCoordination.vy`), below the smallest
     charger so honest requests pass, so that tiny requests cannot fill a
     window.
+    ``non_delivery_penalty_per_kwh`` [token/kWh] is charged for energy a
+    seller sold and did not export, besides returning what it was paid for
+    it (at least the grid buy price), so an undelivered ask always loses
+    money. ``min_order_kwh`` [kWh] is the least energy of an order; agents
+    place no smaller one.
     """
 
     mechanism: Literal[MECHANISM_NAMES] = DEFAULT_MECHANISM
@@ -300,6 +305,8 @@ class Market(_Strict):
     gate_closure_s: Annotated[int, Field(ge=1)] = 60
     endowment: Annotated[float, Field(ge=0.0)] = 1000.0
     credit_line: Annotated[Finite, Field(ge=0.0, le=1e15)] = 0.0
+    non_delivery_penalty_per_kwh: Annotated[Finite, Field(ge=0.0, le=1e6)] = 0.05
+    min_order_kwh: Annotated[Finite, Field(ge=0.001, le=1e9)] = 0.01
     round_s: Annotated[int, Field(ge=2)] = 60
     reveal_s: Annotated[int, Field(ge=2)] | None = None
     bid_increment_per_kwh: Positive = 0.001
@@ -308,6 +315,11 @@ class Market(_Strict):
     charging_coordination: bool = False
     charging_max_loading_percent: Annotated[float, Field(gt=0.0, le=200.0)] = 80.0
     charging_min_request_w: Annotated[int, Field(ge=1, le=10**9)] = 1000
+
+    @property
+    def min_order_wh(self) -> int:
+        """Least energy of an order, `min_order_kwh` rounded to the Wh. [Wh]"""
+        return round(self.min_order_kwh * 1000)
 
     @property
     def reveal_window_s(self) -> int:

@@ -29,6 +29,8 @@ PRICE_CAP_WEI_PER_WH = 100 * CENT_PER_KWH
 GRID_BUY_PRICE_WEI_PER_WH = 30 * CENT_PER_KWH
 GRID_SELL_PRICE_WEI_PER_WH = 5 * CENT_PER_KWH
 GRID_FEE_WEI_PER_WH = 2 * CENT_PER_KWH
+NON_DELIVERY_PENALTY_WEI_PER_WH = 5 * CENT_PER_KWH
+MIN_ORDER_WH = 1
 ENDOWMENT_WEI = 100 * 10**18
 OPERATOR_DEPOSIT_WEI = 1000 * 10**18
 # Voltage-regulation contract of `new_flex_market`: penalty factor 1.5, a 15 min delivery
@@ -178,17 +180,22 @@ class Market:
         return lot_ids, [Lot(w.address, q, r) for w, (q, r) in zip(sellers, lots, strict=True)]
 
 
-def escrowed_mechanism(market: Market, contract: str, *args, buyer: str, credit_wei: int) -> mk.MarketAddresses:
+def escrowed_mechanism(market: Market, contract: str, *args, buyer: str, credit_wei: int,
+                       limits: mk.ProsumerLimits = TEST_LIMITS) -> mk.MarketAddresses:
     """A fresh ``contract(registry, *args)`` with its own token and fee-free settlement, bound to each
-    other, and ``credit_wei`` deposited for ``buyer``: room for bids larger than the endowment.
-    ``args`` start with the mechanism's start timestamp and interval length, which the settlement takes too."""
+    other, every prosumer registered with ``limits`` and ``credit_wei`` deposited for ``buyer``: room for
+    bids larger than the endowment.
+    ``args`` start with the mechanism's start timestamp and interval length; the settlement takes the
+    interval length too (no non-delivery penalty, minimum order 1 Wh)."""
     operator = market.operator
     start_timestamp, interval_s = args[:2]
+    # The settlement registers prosumers until its start: a minute from now at least, once the market runs.
+    registrations_close = max(start_timestamp, market.chain.timestamp + 60)
     deploy_auction, auction = operator.deploy(load_artifact(contract), market.addresses.registry, *args)
     deploy_token, token = operator.deploy(load_artifact("GridToken"), credit_wei)
     deploy_settlement, settlement = operator.deploy(
         load_artifact("Settlement"), market.addresses.registry, auction, token, operator.address, 0, 0, 0, 0,
-        start_timestamp, interval_s,
+        registrations_close, interval_s, 0, 1,
     )
     deployed = market.mine([deploy_auction, deploy_token, deploy_settlement])
     assert all(r.ok for r in deployed), [r.revert_reason for r in deployed]
@@ -198,6 +205,12 @@ def escrowed_mechanism(market: Market, contract: str, *args, buyer: str, credit_
             operator.transact(token, encode_call("GridToken", "approve", settlement, credit_wei), gas=200_000),
             operator.transact(
                 settlement, encode_call("Settlement", "deposit_for", buyer, credit_wei), gas=200_000
+            ),
+            *(
+                operator.transact(settlement, encode_call("Settlement", "register_prosumer", p.address,
+                                                          limits.meter_rating_w, limits.pv_w, limits.battery_w),
+                                  gas=200_000)
+                for p in market.prosumers
             ),
         ]
     )
@@ -260,6 +273,7 @@ def assert_settlement_conserves_tokens(market: Market, interval: int, clearing, 
             GRID_BUY_PRICE_WEI_PER_WH,
             GRID_SELL_PRICE_WEI_PER_WH,
             GRID_FEE_WEI_PER_WH,
+            non_delivery_penalty_wei_per_wh=NON_DELIVERY_PENALTY_WEI_PER_WH,
         )
         assert market.read("Settlement", "credit_wei", a) - before[a] == line.credit_delta_wei
         operator_delta += line.operator_delta_wei
@@ -278,12 +292,13 @@ def new_market(
     mechanism: str = mk.DEFAULT_MECHANISM,
     limits: mk.ProsumerLimits = TEST_LIMITS,
     credit_line_wei: int = 0,
+    min_order_wh: int = MIN_ORDER_WH,
     **mechanism_args: int,
 ) -> Market:
     """Deploy a ``mechanism`` market with ``n_prosumers`` prosumers (and one meter each).
 
     Every prosumer is registered with ``limits``; ``credit_line_wei`` is
-    the settlement's credit line. [wei]
+    the settlement's credit line [wei], ``min_order_wh`` its least order. [Wh]
 
     ``mechanism_args`` are the lot auctions' extra parameters of
     :func:`~gridledger.contracts.market.deploy_market` (``reveal_s``,
@@ -316,6 +331,8 @@ def new_market(
         operator_deposit_wei=OPERATOR_DEPOSIT_WEI,
         limits={p.address: limits for p in prosumers},
         credit_line_wei=credit_line_wei,
+        non_delivery_penalty_wei_per_wh=NON_DELIVERY_PENALTY_WEI_PER_WH,
+        min_order_wh=min_order_wh,
         mechanism=mechanism,
         **mechanism_args,
     )

@@ -3,12 +3,22 @@
 import numpy as np
 import pytest
 
-from gridledger.agents.orders import OrderRecord, buyers, opening_orders, order_tx, signed_energy_wh, zic_orders
+from gridledger.agents.market_operator import prosumer_limits
+from gridledger.agents.orders import (
+    OrderRecord,
+    buyers,
+    opening_orders,
+    order_tx,
+    signed_energy_wh,
+    within_limits,
+    zic_orders,
+)
 from gridledger.agents.prosumer import Order, limit_price_draw
 from gridledger.contracts.client import Wallet, encode_call
 from gridledger.contracts.keys import derive_account
-from gridledger.contracts.market import MarketAddresses
+from gridledger.contracts.market import MarketAddresses, ProsumerLimits
 from gridledger.contracts.mechanisms import MECHANISMS
+from gridledger.contracts.reference import order_limit_wh
 from tests.agents_der_helpers import AUCTION, CHAIN_ID, REGISTRY, SECRET, SETTLEMENT, TOKEN, decoded, small_scenario
 
 CENT_WEI_PER_WH = 10**13  # 0.01 token/kWh
@@ -60,6 +70,30 @@ def test_zic_orders_price_the_forecast_between_the_tariffs():
     assert bid.price_wei_per_wh == round((0.08 + limit_price_draw(42, 2, 1) * 0.22) * 10**15)
     # p01 (150 kWp at 10:15 in June) sells
     assert orders[0].is_ask
+
+
+def test_within_limits_cuts_an_ask_to_pv_and_battery_and_drops_one_below_the_minimum():
+    # 4 kW PV + 0.8 kW battery over 15 min: asks up to 1000 + 200 Wh; the 10 kW meter carries bids up to 2500 Wh.
+    limits = ProsumerLimits(meter_rating_w=10_000, pv_w=4_000, battery_w=800)
+    assert within_limits(Order(3, True, 5000, 1), limits, 900, 10) == Order(3, True, 1200, 1)
+    assert within_limits(Order(3, False, 5000, 1), limits, 900, 10) == Order(3, False, 2500, 1)
+    assert within_limits(BID, limits, 900, 10) == BID
+    assert within_limits(Order(3, False, 9, 1), limits, 900, 10) is None
+    assert within_limits(Order(3, True, 50, 1), ProsumerLimits(meter_rating_w=10_000), 900, 10) is None
+
+
+def test_no_agent_order_of_a_study_is_refused_for_its_size():
+    sc = small_scenario()
+    interval_s, min_order_wh = sc.study.market_interval_s, sc.study.market.min_order_wh
+    limits = prosumer_limits(sc)
+    n_intervals = sc.study.duration_s // interval_s
+    orders = [(order, limits[i]) for k in range(n_intervals) for i, order in enumerate(zic_orders(sc, k))
+              if order is not None]
+    assert orders
+    for order, lim in orders:
+        bound_wh = order_limit_wh(is_ask=order.is_ask, meter_rating_w=lim.meter_rating_w, pv_w=lim.pv_w,
+                                  battery_w=lim.battery_w, interval_s=interval_s)
+        assert min_order_wh <= order.energy_wh <= bound_wh
 
 
 def wallet() -> Wallet:

@@ -188,7 +188,9 @@ def test_settlement_terms_carry_position_value_and_end_once_cleared(market):
 
 
 def test_largest_energy_and_price_survive_the_packed_storage(market):
-    max_energy_wh = market.read("DoubleAuction", "MAX_ENERGY_WH")
+    # The largest order is what the largest registrable meter, PV and battery carry in an interval.
+    max_power_w = market.read("Settlement", "MAX_POWER_W")
+    max_energy_wh = max_power_w * INTERVAL_S // 3600
     max_price = market.read("DoubleAuction", "MAX_PRICE_WEI_PER_WH")
     buyer, seller = market.prosumers[:2]
     # The bid's escrow is its energy times its price.
@@ -201,6 +203,7 @@ def test_largest_energy_and_price_survive_the_packed_storage(market):
         max_price,
         buyer=buyer.address,
         credit_wei=max_energy_wh * max_price,
+        limits=mk.ProsumerLimits(max_power_w, max_power_w, max_power_w),
     )
     auction = addresses.auction
     interval = market.next_interval()

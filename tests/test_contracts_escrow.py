@@ -26,11 +26,12 @@ from contract_helpers import (
     GRID_FEE_WEI_PER_WH,
     GRID_SELL_PRICE_WEI_PER_WH,
     INTERVAL_S,
+    Market,
+    NON_DELIVERY_PENALTY_WEI_PER_WH,
     OPERATOR_DEPOSIT_WEI,
     PRICE_CAP_WEI_PER_WH,
     START_TIMESTAMP,
     TEST_LIMITS,
-    Market,
     new_market,
     reverted,
 )
@@ -167,8 +168,12 @@ def test_a_bid_above_free_credit_reverts_and_locks_nothing(markets):
     market = _market(markets, "uniform-double-auction")
     interval = _fresh_interval(market)
     bidder = market.prosumers[3]
-    free = market.read("Settlement", "free_credit_wei", bidder.address)
     price = PRICE_CAP_WEI_PER_WH
+    # The bidder keeps less than its meter rating's escrow, so credit, not the rating, bounds its bid.
+    free = market.read("Settlement", "free_credit_wei", bidder.address)
+    kept_wei = 10_000 * (price + FEE) + 123
+    assert market.mine([market.call_tx(bidder, "Settlement", "withdraw", free - kept_wei)])[0].ok
+    free = kept_wei
     # The most energy whose escrow fits, and one Wh more.
     fitting_wh = free // (price + FEE)
     receipts = market.mine(
@@ -341,7 +346,7 @@ def test_unlock_above_the_lock_reverts():
     outsider, account = market.outsider, market.prosumers[0].address
     raw, settlement = market.operator.deploy(
         load_artifact("Settlement"), market.addresses.registry, outsider.address, market.addresses.token,
-        market.operator.address, 0, 0, FEE, 0, START_TIMESTAMP, INTERVAL_S,
+        market.operator.address, 0, 0, FEE, 0, START_TIMESTAMP, INTERVAL_S, 0, 1,
     )
     assert market.mine([raw])[0].ok
 
@@ -428,7 +433,8 @@ def test_locks_releases_and_payments_equal_the_reference(markets, mechanism, bid
     for account in traders:
         position = clearing.positions_wh.get(account, 0)
         line = settle(position, values.get(account, 0), max(-position, 0), max(position, 0),
-                      GRID_BUY_PRICE_WEI_PER_WH, GRID_SELL_PRICE_WEI_PER_WH, FEE)
+                      GRID_BUY_PRICE_WEI_PER_WH, GRID_SELL_PRICE_WEI_PER_WH, FEE,
+                      non_delivery_penalty_wei_per_wh=NON_DELIVERY_PENALTY_WEI_PER_WH)
         assert market.read("Settlement", "credit_wei", account) - credits[account] == line.credit_delta_wei
         assert _lock(market, interval, account) == 0
         assert market.read("Settlement", "free_credit_wei", account) >= 0

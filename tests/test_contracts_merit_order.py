@@ -17,10 +17,11 @@ from contract_helpers import (
     GRID_FEE_WEI_PER_WH,
     GRID_SELL_PRICE_WEI_PER_WH,
     INTERVAL_S,
+    Market,
+    NON_DELIVERY_PENALTY_WEI_PER_WH,
     OPERATOR_DEPOSIT_WEI,
     PRICE_CAP_WEI_PER_WH,
     START_TIMESTAMP,
-    Market,
     new_market,
     order_lists,
     reverted,
@@ -176,6 +177,7 @@ def test_settlement_pays_sellers_from_the_operator_and_conserves_tokens(market):
             GRID_BUY_PRICE_WEI_PER_WH,
             GRID_SELL_PRICE_WEI_PER_WH,
             GRID_FEE_WEI_PER_WH,
+            non_delivery_penalty_wei_per_wh=NON_DELIVERY_PENALTY_WEI_PER_WH,
         )
         assert market.read("Settlement", "credit_wei", wallet.address) - before[wallet.address] == line.credit_delta_wei
         operator_delta += line.operator_delta_wei

@@ -20,11 +20,11 @@ from contract_helpers import (
     GRID_FEE_WEI_PER_WH,
     GRID_SELL_PRICE_WEI_PER_WH,
     INTERVAL_S,
+    Market,
     PRICE_CAP_WEI_PER_WH,
     SEED,
     START_TIMESTAMP,
     TEST_LIMITS,
-    Market,
     new_market,
     reverted,
 )
@@ -291,10 +291,21 @@ def test_a_bound_meter_keeps_its_role_and_binding_after_the_start(scene):
             "PayAsBid",
             lambda reg: (reg, START_TIMESTAMP, INTERVAL_S, GATE_CLOSURE_S, 10**24 + 1),
         ),
-        ("settlement: operator is the zero address", "Settlement", lambda reg: (reg, reg, reg, ZERO, 1, 1, 1, 0, 0, 1)),
-        ("settlement: price out of range", "Settlement", lambda reg: (reg, reg, reg, reg, 10**24 + 1, 1, 1, 0, 0, 1)),
-        ("settlement: credit line out of range", "Settlement", lambda reg: (reg, reg, reg, reg, 1, 1, 1, 10**37, 0, 1)),
-        ("settlement: interval out of range", "Settlement", lambda reg: (reg, reg, reg, reg, 1, 1, 1, 0, 0, 0)),
+        # Settlement: registry, mechanism, token, operator, buy, sell, fee, credit line, start, interval,
+        # non-delivery penalty, minimum order.
+        ("settlement: operator is the zero address", "Settlement",
+         lambda reg: (reg, reg, reg, ZERO, 1, 1, 1, 0, 0, 1, 0, 1)),
+        ("settlement: price out of range", "Settlement",
+         lambda reg: (reg, reg, reg, reg, 10**24 + 1, 1, 1, 0, 0, 1, 0, 1)),
+        ("settlement: credit line out of range", "Settlement",
+         lambda reg: (reg, reg, reg, reg, 1, 1, 1, 10**37, 0, 1, 0, 1)),
+        ("settlement: interval out of range", "Settlement", lambda reg: (reg, reg, reg, reg, 1, 1, 1, 0, 0, 0, 0, 1)),
+        ("settlement: price out of range", "Settlement",
+         lambda reg: (reg, reg, reg, reg, 1, 1, 1, 0, 0, 1, 10**24 + 1, 1)),
+        ("settlement: minimum order out of range", "Settlement",
+         lambda reg: (reg, reg, reg, reg, 1, 1, 1, 0, 0, 1, 0, 0)),
+        ("settlement: minimum order out of range", "Settlement",
+         lambda reg: (reg, reg, reg, reg, 1, 1, 1, 0, 0, 1, 0, 10**12 + 1)),
     ],
 )
 def test_constructor_reverts_with_exact_reason(scene, reason, contract, args):
@@ -352,6 +363,8 @@ def test_token_returning_false_reverts_deposit_and_withdraw():
         0,
         START_TIMESTAMP,
         INTERVAL_S,
+        0,
+        1,
     )
     assert all(r.ok for r in market.mine([token_raw, settlement_raw]))
     receipts = market.mine(

@@ -14,8 +14,9 @@ from contract_helpers import (
     GRID_FEE_WEI_PER_WH,
     GRID_SELL_PRICE_WEI_PER_WH,
     INTERVAL_S,
-    OPERATOR_DEPOSIT_WEI,
     Market,
+    NON_DELIVERY_PENALTY_WEI_PER_WH,
+    OPERATOR_DEPOSIT_WEI,
     new_market,
 )
 
@@ -48,6 +49,7 @@ def _reference_line(position_wh, price, import_wh, export_wh):
         GRID_BUY_PRICE_WEI_PER_WH,
         GRID_SELL_PRICE_WEI_PER_WH,
         GRID_FEE_WEI_PER_WH,
+        non_delivery_penalty_wei_per_wh=NON_DELIVERY_PENALTY_WEI_PER_WH,
     )
 
 

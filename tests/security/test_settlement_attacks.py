@@ -18,9 +18,10 @@ from tests.contract_helpers import (
     GRID_FEE_WEI_PER_WH,
     GRID_SELL_PRICE_WEI_PER_WH,
     INTERVAL_S,
+    Market,
+    NON_DELIVERY_PENALTY_WEI_PER_WH,
     OPERATOR_DEPOSIT_WEI,
     TEST_LIMITS,
-    Market,
     new_market,
     reverted,
 )
@@ -136,7 +137,7 @@ def test_an_export_the_operator_cannot_pay_is_paid_only_up_to_its_free_credit():
     receipt = _post(market, interval, 0, (0, RATING_WH, PV_PEAK_WH, 0))
     assert receipt.ok, receipt.revert_reason
     line = settle(0, 0, 0, RATING_WH, GRID_BUY_PRICE_WEI_PER_WH, GRID_SELL_PRICE_WEI_PER_WH, GRID_FEE_WEI_PER_WH,
-                  operator_payable_wei=kept_wei)
+                  non_delivery_penalty_wei_per_wh=NON_DELIVERY_PENALTY_WEI_PER_WH, operator_payable_wei=kept_wei)
     assert line.imbalance_wei == kept_wei and line.unpaid_wei == RATING_WH * GRID_SELL_PRICE_WEI_PER_WH - kept_wei
     events = [market.chain.decode(log) for log in receipt.logs]
     (unpaid,) = [e.args for e in events if e.event == "Unpaid"]
@@ -168,7 +169,7 @@ def _market_with_a_debtor(mechanism: str = mk.DEFAULT_MECHANISM) -> tuple[Market
     receipt = _post(market, interval, 0, (RATING_WH, 0, 0, 0))
     assert receipt.ok, receipt.revert_reason
     line = settle(0, 0, RATING_WH, 0, GRID_BUY_PRICE_WEI_PER_WH, GRID_SELL_PRICE_WEI_PER_WH, GRID_FEE_WEI_PER_WH,
-                  prosumer_payable_wei=CREDIT_LINE_WEI)
+                  non_delivery_penalty_wei_per_wh=NON_DELIVERY_PENALTY_WEI_PER_WH, prosumer_payable_wei=CREDIT_LINE_WEI)
     assert line.credit_delta_wei == -CREDIT_LINE_WEI and line.unpaid_wei > 0
     assert market.read("Settlement", "credit_wei", debtor.address) == -CREDIT_LINE_WEI
     assert market.read("Settlement", "debt_wei") == CREDIT_LINE_WEI
