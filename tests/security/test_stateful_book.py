@@ -1,0 +1,497 @@
+"""Stateful property test of the book mechanisms with their Settlement (issue 11).
+
+A hypothesis `RuleBasedStateMachine` drives one market of each book
+mechanism (uniform double auction, pay-as-bid, merit order) through random
+interleavings of honest and malicious actions while the chain's clock moves
+forward in random jumps, so gates close and intervals end in random order.
+
+Honest: prosumers order within their limits (>= `MIN_ORDER_WH`, bids within
+their free credit), the operator posts a merit-order demand, anyone clears a
+closed gate (verified off-chain or on-chain) and releases escrow, meters post
+physically possible readings after their interval ended, anyone settles the
+operator, accounts withdraw free credit and deposit tokens back.
+Malicious (each must revert with one of the expected reasons and change no
+money or book state): orders by non-prosumers, by debtors, above the cap,
+with zero energy or price, after the gate, twice, bids above free credit;
+readings by a wrong meter (the operator among them), above the registered
+limits, twice, before the interval is cleared or ended; withdrawals above free
+credit; clearings before the gate, twice, by a non-participant, with a wrong
+permutation or outcome; a second operator settlement; role changes after the start.
+
+Invariants after every step: supply conserved, the Settlement's books balanced
+and solvent, every credit and escrow exactly the reference's (`Ledger`); every
+clearing equals the reference's clearing of the same book.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from gridledger.contracts import market as mk
+from gridledger.contracts.client import encode_call
+from gridledger.contracts.reference import (
+    Order,
+    clear_merit_order,
+    clear_pay_as_bid,
+    clear_uniform,
+    escrow_wei,
+    reading_limit_reason,
+)
+from tests.contract_helpers import (
+    GRID_FEE_WEI_PER_WH,
+    INTERVAL_S,
+    ORDER_PRICES,
+    PRICE_CAP_WEI_PER_WH,
+    START_TIMESTAMP,
+    TEST_LIMITS,
+    new_market,
+)
+from tests.security.stateful_helpers import (
+    BATTERY_PEAK_WH,
+    CREDIT_LINE_WEI,
+    INTERVALS,
+    MAX_ORDER_WH,
+    MIN_ORDER_WH,
+    N_PROSUMERS,
+    PV_PEAK_WH,
+    RATING_WH,
+    assert_money_invariants,
+    assert_refused,
+    machine_settings,
+    new_ledger,
+)
+
+ROLE_PROSUMER, ROLE_METER = 2, 4
+ORDER_ENERGIES = st.integers(MIN_ORDER_WH, MAX_ORDER_WH)
+_LIMITS = dict(meter_rating_w=TEST_LIMITS.meter_rating_w, pv_w=TEST_LIMITS.pv_w, battery_w=TEST_LIMITS.battery_w,
+               interval_s=INTERVAL_S)
+
+
+@st.composite
+def truthful_readings(draw) -> tuple[int, int, int, int]:
+    """(import, export, PV, battery) [Wh] a meter within TEST_LIMITS may read over one interval."""
+    pv = draw(st.integers(0, PV_PEAK_WH))
+    battery = draw(st.integers(0, BATTERY_PEAK_WH))
+    return draw(st.integers(0, RATING_WH)), draw(st.integers(0, min(RATING_WH, pv + battery))), pv, battery
+
+
+@st.composite
+def impossible_readings(draw) -> tuple[int, int, int, int]:
+    """Readings that break one registered limit by 3 Wh or more (beyond the tolerance)."""
+    excess = draw(st.integers(3, 10**6))
+    pv, battery = draw(st.integers(0, PV_PEAK_WH)), draw(st.integers(0, BATTERY_PEAK_WH))
+    return draw(st.sampled_from([
+        (RATING_WH + excess, 0, 0, 0),
+        (0, RATING_WH + excess, PV_PEAK_WH, BATTERY_PEAK_WH),
+        (0, 0, PV_PEAK_WH + excess, 0),
+        (0, 0, 0, BATTERY_PEAK_WH + excess),
+        (0, min(pv + battery + excess, RATING_WH), pv, battery) if pv + battery + 3 <= RATING_WH
+        else (0, RATING_WH, 0, 0),
+    ]))
+
+
+class BookMachine(RuleBasedStateMachine):
+    """One book market of ``MECHANISM`` with ``N_PROSUMERS`` prosumers, trading in ``INTERVALS``."""
+
+    MECHANISM = mk.DEFAULT_MECHANISM
+
+    @initialize()
+    def deploy(self):
+        self.market = new_market(N_PROSUMERS, mechanism=self.MECHANISM, credit_line_wei=CREDIT_LINE_WEI)
+        self.contract = self.market.addresses.auction_contract
+        self.prefix = {"DoubleAuction": "auction", "PayAsBid": "pay_as_bid", "MeritOrder": "merit_order"}[
+            self.contract]
+        self.ledger = new_ledger(self.market)
+        self.books = {i: ([], []) for i in INTERVALS}
+        self.demand_wh = dict.fromkeys(INTERVALS, 0)
+        self.terms: dict[int, dict[str, tuple[int, int]]] = {}
+        self.posted: set[tuple[int, int]] = set()
+        self.operator_settled: set[int] = set()
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    def _next_ts(self) -> int:
+        return self.market.chain.timestamp + 1
+
+    def _open(self) -> list[int]:
+        return [i for i in INTERVALS if self._next_ts() < self.market.gate(i)]
+
+    def _closed(self) -> list[int]:
+        return [i for i in INTERVALS if self._next_ts() >= self.market.gate(i)]
+
+    def _ended(self) -> list[int]:
+        return [i for i in self.terms if self._next_ts() >= self.market.end(i)]
+
+    def _has_order(self, interval: int, address: str) -> bool:
+        return any(o.account == address for side in self.books[interval] for o in side)
+
+    def _book(self, interval: int) -> mk.Book:
+        bids, asks = self.books[interval]
+        return mk.Book(tuple(bids), tuple(asks), self.demand_wh[interval])
+
+    def _reference(self, interval: int) -> tuple[dict[str, int], dict[str, int], tuple[str, int]]:
+        """Positions, values and the (view, value) of the price the reference gives ``interval``'s book."""
+        book = self._book(interval)
+        if self.contract == "PayAsBid":
+            c = clear_pay_as_bid(book.bids, book.asks)
+            return c.positions_wh, c.values_wei, ("turnover_wei", c.turnover_wei)
+        if self.contract == "MeritOrder":
+            c = clear_merit_order(book.demand_wh, book.asks, self.market.operator.address)
+        else:
+            c = clear_uniform(book.bids, book.asks)
+        values = {a: c.price_wei_per_wh * q for a, q in c.positions_wh.items()}
+        return c.positions_wh, values, ("clearing_price_wei_per_wh", c.price_wei_per_wh)
+
+    def _accounts(self) -> list[str]:
+        return [self.market.operator.address, *(w.address for w in self.market.prosumers)]
+
+    def _assert_terms(self, interval: int) -> None:
+        positions, values, (view, price) = self._reference(interval)
+        for a in self._accounts():
+            cleared, position, value, end = self.market.read(self.contract, "settlement_terms", interval, a)
+            assert (cleared, position, value, end) == (
+                True, positions.get(a, 0), values.get(a, 0), self.market.end(interval)), a
+        assert self.market.read(self.contract, view, interval) == price
+
+    def _book_state(self) -> tuple:
+        return tuple((mk.book(self.market.chain, self.market.addresses, i),
+                      self.market.read(self.contract, "cleared", i)) for i in INTERVALS)
+
+    def _refused(self, raw: bytes, *reasons: str) -> str:
+        return assert_refused(self.market, raw, reasons, self._book_state)
+
+    def _order_tx(self, wallet, interval: int, is_ask: bool, energy_wh: int, price: int) -> bytes:
+        if self.contract == "MeritOrder":
+            return self.market.call_tx(wallet, "MeritOrder", "submit_offer", interval, energy_wh, price)
+        return self.market.call_tx(wallet, self.contract, "submit_order", interval, is_ask, energy_wh, price)
+
+    def _sides(self) -> list[bool]:
+        return [True] if self.contract == "MeritOrder" else [False, True]
+
+    # --- time --------------------------------------------------------------------------------
+
+    @rule(data=st.data())
+    def advance_time(self, data):
+        m = self.market
+        marks = [t for i in INTERVALS for t in (m.gate(i), m.end(i))]
+        target = data.draw(st.one_of(st.sampled_from(marks), st.integers(1, 600).map(lambda s: self._next_ts() + s)))
+        m.mine([], max(target, self._next_ts()))
+
+    # --- honest actions ----------------------------------------------------------------------
+
+    @rule(data=st.data(), energy_wh=ORDER_ENERGIES, price=ORDER_PRICES)
+    def order(self, data, energy_wh, price):
+        is_ask = data.draw(st.sampled_from(self._sides()))
+        candidates = [
+            (i, w) for i in self._open() for w in self.market.prosumers
+            if not self._has_order(i, w.address) and not self.ledger.is_debtor(w.address)
+            and (is_ask or escrow_wei(energy_wh, price, GRID_FEE_WEI_PER_WH) <= self.ledger.payable_wei(w.address))
+        ]
+        if not candidates:
+            return
+        interval, wallet = data.draw(st.sampled_from(candidates))
+        (receipt,) = self.market.mine([self._order_tx(wallet, interval, is_ask, energy_wh, price)])
+        assert receipt.ok, receipt.revert_reason
+        self.books[interval][is_ask].append(Order(wallet.address, energy_wh, price))
+        if not is_ask:
+            self.ledger.lock(interval, wallet.address, energy_wh, price)
+
+    @precondition(lambda self: self.contract == "MeritOrder")
+    @rule(data=st.data(), demand_wh=st.integers(MIN_ORDER_WH, 4 * MAX_ORDER_WH))
+    def post_demand(self, data, demand_wh):
+        candidates = [i for i in self._open() if not self.demand_wh[i]]
+        if not candidates:
+            return
+        interval = data.draw(st.sampled_from(candidates))
+        m = self.market
+        (receipt,) = m.mine([mk.post_demand(m.operator, m.addresses, interval, demand_wh=demand_wh)])
+        assert receipt.ok, receipt.revert_reason
+        self.demand_wh[interval] = demand_wh
+        self.ledger.lock(interval, m.operator.address, demand_wh, PRICE_CAP_WEI_PER_WH)
+
+    @rule(data=st.data(), mode=st.sampled_from(mk.CLEARING_MODES), by_operator=st.booleans())
+    def clear(self, data, mode, by_operator):
+        candidates = [i for i in self._closed() if i not in self.terms]
+        if not candidates:
+            return
+        interval = data.draw(st.sampled_from(candidates))
+        m = self.market
+        assert mk.book(m.chain, m.addresses, interval) == self._book(interval)
+        clearer = m.operator if by_operator else m.prosumers[0]
+        (receipt,) = m.mine([mk.clear(clearer, m.addresses, interval, self._book(interval), mode=mode)])
+        assert receipt.ok, receipt.revert_reason
+        positions, values, _ = self._reference(interval)
+        self.terms[interval] = {a: (positions.get(a, 0), values.get(a, 0)) for a in self._accounts()}
+        self._assert_terms(interval)
+
+    @rule(data=st.data())
+    def release(self, data):
+        if not self.terms:
+            return
+        interval = data.draw(st.sampled_from(sorted(self.terms)))
+        account = data.draw(st.sampled_from(self._accounts()))
+        (receipt,) = self.market.mine([mk.release(self.market.outsider, self.market.addresses, interval, account)])
+        assert receipt.ok, receipt.revert_reason
+        self.ledger.release(interval, account, *self.terms[interval][account])
+
+    @rule(data=st.data(), reading=truthful_readings())
+    def post_reading(self, data, reading):
+        candidates = [(i, k) for i in self._ended() for k in range(N_PROSUMERS) if (i, k) not in self.posted]
+        if not candidates:
+            return
+        interval, k = data.draw(st.sampled_from(candidates))
+        imp, exp, pv, bat = reading
+        m = self.market
+        (receipt,) = m.mine([mk.post_reading(m.meters[k], m.addresses, interval, import_wh=imp, export_wh=exp,
+                                             pv_wh=pv, battery_wh=bat)])
+        assert receipt.ok, receipt.revert_reason
+        self.posted.add((interval, k))
+        account = m.prosumers[k].address
+        self.ledger.settle_reading(interval, account, *self.terms[interval][account], imp, exp)
+
+    @rule(data=st.data())
+    def settle_operator(self, data):
+        candidates = [i for i in self._ended() if i not in self.operator_settled]
+        if not candidates:
+            return
+        interval = data.draw(st.sampled_from(candidates))
+        m = self.market
+        (receipt,) = m.mine([mk.settle_operator(m.outsider, m.addresses, interval)])
+        assert receipt.ok, receipt.revert_reason
+        self.operator_settled.add(interval)
+        self.ledger.settle_operator(interval, self.terms[interval][m.operator.address][1])
+
+    @rule(data=st.data(), share=st.integers(1, 100))
+    def withdraw(self, data, share):
+        m = self.market
+        wallet = data.draw(st.sampled_from([m.operator, *m.prosumers]))
+        amount = self.ledger.payable_wei(wallet.address) * share // 100
+        if amount <= 0:
+            return
+        (receipt,) = m.mine([m.call_tx(wallet, "Settlement", "withdraw", amount)])
+        assert receipt.ok, receipt.revert_reason
+        self.ledger.deposit(wallet.address, -amount)
+
+    @rule(data=st.data(), share=st.integers(1, 100))
+    def deposit(self, data, share):
+        m = self.market
+        wallet = data.draw(st.sampled_from([m.operator, *m.prosumers]))
+        amount = m.read("GridToken", "balanceOf", wallet.address) * share // 100
+        if amount == 0:
+            return
+        receipts = m.mine([m.call_tx(wallet, "GridToken", "approve", m.addresses.settlement, amount),
+                           m.call_tx(wallet, "Settlement", "deposit_for", wallet.address, amount)])
+        assert all(r.ok for r in receipts), [r.revert_reason for r in receipts]
+        self.ledger.deposit(wallet.address, amount)
+
+    # --- malicious actions -------------------------------------------------------------------
+
+    @rule(data=st.data(), energy_wh=ORDER_ENERGIES, price=ORDER_PRICES)
+    def order_by_non_prosumer(self, data, energy_wh, price):
+        m = self.market
+        wallet = data.draw(st.sampled_from([m.operator, m.outsider, m.dso, *m.meters]))
+        interval = data.draw(st.sampled_from(INTERVALS))
+        is_ask = data.draw(st.sampled_from(self._sides()))
+        self._refused(self._order_tx(wallet, interval, is_ask, energy_wh, price), "access: caller is not a prosumer")
+
+    @rule(data=st.data(), energy_wh=ORDER_ENERGIES, price=ORDER_PRICES)
+    def order_by_debtor(self, data, energy_wh, price):
+        candidates = [(i, w) for i in self._open() for w in self.market.prosumers
+                      if self.ledger.is_debtor(w.address) and not self._has_order(i, w.address)]
+        if not candidates:
+            return
+        interval, wallet = data.draw(st.sampled_from(candidates))
+        is_ask = data.draw(st.sampled_from(self._sides()))
+        self._refused(self._order_tx(wallet, interval, is_ask, energy_wh, price), "escrow: account in debt")
+
+    @rule(data=st.data(), energy_wh=ORDER_ENERGIES, excess=st.integers(1, 10**18))
+    def order_out_of_range(self, data, energy_wh, excess):
+        wallet = data.draw(st.sampled_from(self.market.prosumers))
+        interval = data.draw(st.sampled_from(INTERVALS))
+        is_ask = data.draw(st.sampled_from(self._sides()))
+        energy_wh, price, reason = data.draw(st.sampled_from([
+            (energy_wh, PRICE_CAP_WEI_PER_WH + excess, "book: price above cap"),
+            (0, PRICE_CAP_WEI_PER_WH, "book: zero energy"),
+            (energy_wh, 0, "book: zero price"),
+        ]))
+        self._refused(self._order_tx(wallet, interval, is_ask, energy_wh, price), reason)
+
+    @rule(data=st.data(), energy_wh=ORDER_ENERGIES, price=ORDER_PRICES)
+    def order_after_gate(self, data, energy_wh, price):
+        if not self._closed():
+            return
+        interval = data.draw(st.sampled_from(self._closed()))
+        wallet = data.draw(st.sampled_from(self.market.prosumers))
+        is_ask = data.draw(st.sampled_from(self._sides()))
+        self._refused(self._order_tx(wallet, interval, is_ask, energy_wh, price), "gate: gate closed")
+
+    @rule(data=st.data(), energy_wh=ORDER_ENERGIES, price=ORDER_PRICES)
+    def double_order(self, data, energy_wh, price):
+        candidates = [(i, w) for i in self._open() for w in self.market.prosumers if self._has_order(i, w.address)]
+        if not candidates:
+            return
+        interval, wallet = data.draw(st.sampled_from(candidates))
+        is_ask = data.draw(st.sampled_from(self._sides()))
+        self._refused(self._order_tx(wallet, interval, is_ask, energy_wh, price), "book: order exists")
+
+    @precondition(lambda self: self.contract != "MeritOrder")
+    @rule(data=st.data(), price=ORDER_PRICES)
+    def bid_above_free_credit(self, data, price):
+        candidates = [(i, w) for i in self._open() for w in self.market.prosumers
+                      if not self._has_order(i, w.address) and not self.ledger.is_debtor(w.address)]
+        if not candidates:
+            return
+        interval, wallet = data.draw(st.sampled_from(candidates))
+        energy_wh = self.ledger.payable_wei(wallet.address) // (price + GRID_FEE_WEI_PER_WH) + 1
+        self._refused(self._order_tx(wallet, interval, False, energy_wh, price), "settlement: credit below escrow")
+
+    @rule(data=st.data(), reading=truthful_readings())
+    def reading_by_wrong_meter(self, data, reading):
+        m = self.market
+        wallet = data.draw(st.sampled_from([m.operator, m.outsider, m.dso, *m.prosumers]))
+        interval = data.draw(st.sampled_from(INTERVALS))
+        imp, exp, pv, bat = reading
+        raw = mk.post_reading(wallet, m.addresses, interval, import_wh=imp, export_wh=exp, pv_wh=pv, battery_wh=bat)
+        self._refused(raw, "settlement: caller is not a bound meter")
+
+    @rule(data=st.data(), reading=impossible_readings())
+    def reading_above_limits(self, data, reading):
+        candidates = [(i, k) for i in self._ended() for k in range(N_PROSUMERS) if (i, k) not in self.posted]
+        if not candidates:
+            return
+        interval, k = data.draw(st.sampled_from(candidates))
+        reason = reading_limit_reason(*reading, **_LIMITS)
+        assert reason is not None, reading
+        imp, exp, pv, bat = reading
+        m = self.market
+        self._refused(mk.post_reading(m.meters[k], m.addresses, interval, import_wh=imp, export_wh=exp, pv_wh=pv,
+                                      battery_wh=bat), reason)
+
+    @rule(data=st.data(), reading=truthful_readings())
+    def reading_twice_or_early(self, data, reading):
+        m = self.market
+        candidates = [(i, k, "settlement: reading exists") for i, k in sorted(self.posted)]
+        candidates += [(i, k, "settlement: interval not cleared") for i in INTERVALS if i not in self.terms
+                       for k in range(N_PROSUMERS)]
+        candidates += [(i, k, "settlement: interval not ended") for i in self.terms if i not in self._ended()
+                       for k in range(N_PROSUMERS)]
+        if not candidates:
+            return
+        interval, k, reason = data.draw(st.sampled_from(candidates))
+        imp, exp, pv, bat = reading
+        self._refused(mk.post_reading(m.meters[k], m.addresses, interval, import_wh=imp, export_wh=exp, pv_wh=pv,
+                                      battery_wh=bat), reason)
+
+    @rule(data=st.data(), excess=st.integers(1, 10**20))
+    def withdraw_above_free_credit(self, data, excess):
+        m = self.market
+        wallet = data.draw(st.sampled_from([m.operator, m.outsider, *m.prosumers]))
+        amount = max(self.ledger.free_wei(wallet.address), 0) + excess
+        self._refused(m.call_tx(wallet, "Settlement", "withdraw", amount), "settlement: withdraw above free credit")
+
+    @rule(data=st.data())
+    def operator_settled_twice(self, data):
+        if not self.operator_settled:
+            return
+        interval = data.draw(st.sampled_from(sorted(self.operator_settled)))
+        self._refused(mk.settle_operator(self.market.outsider, self.market.addresses, interval),
+                      "settlement: operator settled")
+
+    @rule(data=st.data())
+    def release_uncleared(self, data):
+        candidates = [i for i in INTERVALS if i not in self.terms]
+        if not candidates:
+            return
+        interval = data.draw(st.sampled_from(candidates))
+        account = data.draw(st.sampled_from(self._accounts()))
+        self._refused(mk.release(self.market.outsider, self.market.addresses, interval, account),
+                      "settlement: interval not cleared")
+
+    @rule(data=st.data())
+    def clear_out_of_turn(self, data):
+        m = self.market
+        interval = data.draw(st.sampled_from(INTERVALS))
+        clearer = data.draw(st.sampled_from([m.operator, m.outsider, m.meters[0]]))
+        if clearer is not m.operator:
+            reason = "access: caller is neither prosumer nor operator"
+        elif interval in self.terms:
+            reason = "book: already cleared"
+        elif interval in self._open():
+            reason = "gate: gate open"
+        else:
+            return
+        mode = data.draw(st.sampled_from(mk.CLEARING_MODES))
+        self._refused(mk.clear(clearer, m.addresses, interval, self._book(interval), mode=mode), reason)
+
+    @rule(data=st.data(), wrong=st.integers(1, 10**6))
+    def clear_with_wrong_outcome(self, data, wrong):
+        candidates = [i for i in self._closed() if i not in self.terms]
+        if not candidates:
+            return
+        interval = data.draw(st.sampled_from(candidates))
+        book = self._book(interval)
+        orders = list(mk.sorted_order(book))
+        if self.contract == "MeritOrder":
+            orders = orders[1:]
+        claim = list(mk.claimed_outcome(self.contract, book))
+        sides = [k for k, o in enumerate(orders) if len(o) >= 2]
+        lie = data.draw(st.sampled_from(["permutation", *range(len(claim))] if sides else list(range(len(claim)))))
+        if lie == "permutation":
+            side = data.draw(st.sampled_from(sides))
+            permuted = data.draw(st.permutations(orders[side]).filter(lambda p, o=orders[side]: list(p) != o))
+            orders[side] = list(permuted)
+            reasons = ("book: order not sorted",)
+        else:
+            claim[lie] = claim[lie] + wrong if data.draw(st.booleans()) or claim[lie] < wrong else claim[lie] - wrong
+            what = ["clearing price", "cleared volume"] if len(claim) == 2 else ["cleared volume"]
+            reasons = (f"{self.prefix}: wrong {what[lie]}",)
+        raw = self.market.call_tx(self.market.operator, self.contract, "clear", interval, *orders, *claim,
+                                  gas=mk.clear_gas(len(book.bids), len(book.asks), self.contract))
+        self._refused(raw, *reasons)
+
+    @rule(data=st.data())
+    def role_change_after_start_or_by_outsider(self, data):
+        m = self.market
+        k = data.draw(st.integers(0, N_PROSUMERS - 1))
+        sender = data.draw(st.sampled_from([m.operator, m.outsider, m.prosumers[k], m.meters[k]]))
+        call = data.draw(st.sampled_from([
+            ("revoke_role", m.prosumers[k].address, ROLE_PROSUMER),
+            ("revoke_role", m.meters[k].address, ROLE_METER),
+            ("bind_meter", m.meters[k].address, m.prosumers[(k + 1) % N_PROSUMERS].address),
+        ]))
+        if sender is not m.operator:
+            reason = "registry: caller is not operator"
+        elif self._next_ts() >= START_TIMESTAMP:
+            reason = "registry: bindings frozen"
+        else:
+            return
+        assert_refused(m, m.call_tx(sender, "Registry", call[0], *call[1:]), (reason,), self._registry_state)
+
+    def _registry_state(self) -> tuple:
+        m = self.market
+        return tuple((m.read("Registry", "roles", a), m.read("Registry", "prosumer_of_meter", a))
+                     for a in (w.address for w in (*m.prosumers, *m.meters)))
+
+    # --- invariants --------------------------------------------------------------------------
+
+    @invariant()
+    def money_is_conserved_and_as_the_reference_pays(self):
+        assert_money_invariants(self.market, self.ledger)
+
+    def teardown(self):
+        for interval in self.terms:
+            self._assert_terms(interval)
+
+
+def _machine_tests(mechanism: str, contract: str):
+    """The machine of ``mechanism`` as a quick (100 examples) and a slow (1000 examples) TestCase."""
+    machine = type(f"{contract}Machine", (BookMachine,), {"MECHANISM": mechanism})
+    quick = type(f"Test{contract}Machine", (machine.TestCase,), {"settings": machine_settings(100)})
+    slow = type(f"Test{contract}MachineSlow", (machine.TestCase,), {"settings": machine_settings(1000)})
+    return quick, pytest.mark.slow(slow)
+
+TestDoubleAuctionMachine, TestDoubleAuctionMachineSlow = _machine_tests("uniform-double-auction", "DoubleAuction")
+TestPayAsBidMachine, TestPayAsBidMachineSlow = _machine_tests("pay-as-bid", "PayAsBid")
+TestMeritOrderMachine, TestMeritOrderMachineSlow = _machine_tests("merit-order", "MeritOrder")
