@@ -359,7 +359,8 @@ class BookMachine(RuleBasedStateMachine):
         wallet = data.draw(st.sampled_from([m.operator, m.outsider, m.dso, *m.meters]))
         interval = data.draw(st.sampled_from(INTERVALS))
         is_ask = data.draw(st.sampled_from(self._sides()))
-        self._refused(self._order_tx(wallet, interval, is_ask, energy_wh, price), "access: caller is not a prosumer", interval=interval)
+        self._refused(self._order_tx(wallet, interval, is_ask, energy_wh, price),
+                      "access: caller is not a prosumer", interval=interval)
 
     @_attack("order", energy_wh=ORDER_ENERGIES, price=ORDER_PRICES)
     def order_by_debtor(self, data, energy_wh, price):
@@ -369,7 +370,8 @@ class BookMachine(RuleBasedStateMachine):
             return
         interval, wallet = data.draw(st.sampled_from(candidates))
         is_ask = data.draw(st.sampled_from(self._sides()))
-        self._refused(self._order_tx(wallet, interval, is_ask, energy_wh, price), "escrow: account in debt", interval=interval)
+        self._refused(self._order_tx(wallet, interval, is_ask, energy_wh, price),
+                      "escrow: account in debt", interval=interval)
 
     @_attack("order", energy_wh=ORDER_ENERGIES, excess=st.integers(1, 10**18))
     def order_out_of_range(self, data, energy_wh, excess):
@@ -390,7 +392,8 @@ class BookMachine(RuleBasedStateMachine):
         interval = data.draw(st.sampled_from(self._closed()))
         wallet = data.draw(st.sampled_from(self.market.prosumers))
         is_ask = data.draw(st.sampled_from(self._sides()))
-        self._refused(self._order_tx(wallet, interval, is_ask, energy_wh, price), "gate: gate closed", interval=interval)
+        self._refused(self._order_tx(wallet, interval, is_ask, energy_wh, price),
+                      "gate: gate closed", interval=interval)
 
     @_attack("order", energy_wh=ORDER_ENERGIES, price=ORDER_PRICES)
     def double_order(self, data, energy_wh, price):
@@ -399,7 +402,8 @@ class BookMachine(RuleBasedStateMachine):
             return
         interval, wallet = data.draw(st.sampled_from(candidates))
         is_ask = data.draw(st.sampled_from(self._sides()))
-        self._refused(self._order_tx(wallet, interval, is_ask, energy_wh, price), "book: order exists", interval=interval)
+        self._refused(self._order_tx(wallet, interval, is_ask, energy_wh, price),
+                      "book: order exists", interval=interval)
 
     @_attack("order", price=ORDER_PRICES)
     def bid_above_free_credit(self, data, price):
@@ -411,7 +415,8 @@ class BookMachine(RuleBasedStateMachine):
             return
         interval, wallet = data.draw(st.sampled_from(candidates))
         energy_wh = self.ledger.payable_wei(wallet.address) // (price + GRID_FEE_WEI_PER_WH) + 1
-        self._refused(self._order_tx(wallet, interval, False, energy_wh, price), "settlement: credit below escrow", interval=interval)
+        self._refused(self._order_tx(wallet, interval, False, energy_wh, price),
+                      "settlement: credit below escrow", interval=interval)
 
     @_attack("meter", reading=truthful_readings())
     def reading_by_wrong_meter(self, data, reading):
@@ -488,7 +493,8 @@ class BookMachine(RuleBasedStateMachine):
         else:
             return
         mode = data.draw(st.sampled_from(mk.CLEARING_MODES))
-        self._refused(mk.clear(clearer, m.addresses, interval, self._book(interval), mode=mode), reason, interval=interval)
+        raw = mk.clear(clearer, m.addresses, interval, self._book(interval), mode=mode)
+        self._refused(raw, reason, interval=interval)
 
     @_attack("clearing", wrong=st.integers(1, 10**6))
     def clear_with_wrong_outcome(self, data, wrong):
