@@ -26,91 +26,21 @@ clearing equals the reference's clearing of the same book.
 from __future__ import annotations
 
 import pytest
-from hypothesis import event
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from hypothesis.stateful import initialize, precondition, rule
 
 from gridledger.contracts import market as mk
-from gridledger.contracts.client import encode_call
-from gridledger.contracts.reference import (
-    Order,
-    clear_merit_order,
-    clear_pay_as_bid,
-    clear_uniform,
-    escrow_wei,
-    reading_limit_reason,
-)
-from tests.contract_helpers import (
-    CENT_PER_KWH,
-    GRID_FEE_WEI_PER_WH,
-    INTERVAL_S,
-    ORDER_PRICES,
-    PRICE_CAP_WEI_PER_WH,
-    START_TIMESTAMP,
-    TEST_LIMITS,
-    new_market,
-)
-from tests.security.stateful_helpers import (
-    BATTERY_PEAK_WH,
-    CREDIT_LINE_WEI,
-    INTERVALS,
-    MAX_ORDER_WH,
-    MIN_ORDER_WH,
-    N_PROSUMERS,
-    PV_PEAK_WH,
-    RATING_WH,
-    Head,
-    accounts,
-    assert_money_invariants,
-    assert_refused,
-    machine_settings,
-    new_ledger,
-)
+from gridledger.contracts.reference import Order, clear_merit_order, clear_pay_as_bid, clear_uniform, escrow_wei
+from tests.contract_helpers import CENT_PER_KWH, GRID_FEE_WEI_PER_WH, ORDER_PRICES, PRICE_CAP_WEI_PER_WH
+from tests.security.stateful_helpers import INTERVALS, MAX_ORDER_WH, MIN_ORDER_WH, N_PROSUMERS, machine_settings
+from tests.security.stateful_market import MarketMachine, attack
 
-ROLE_PROSUMER, ROLE_METER = 2, 4
 ORDER_ENERGIES = st.integers(MIN_ORDER_WH, MAX_ORDER_WH)
 # Honest limit prices: a coarse grid up to 60 % of the cap, so that bids and asks often cross and tie. [wei/Wh]
 GRID_PRICES = st.sampled_from([k * 5 * CENT_PER_KWH for k in range(1, 13)])
-_LIMITS = dict(meter_rating_w=TEST_LIMITS.meter_rating_w, pv_w=TEST_LIMITS.pv_w, battery_w=TEST_LIMITS.battery_w,
-               interval_s=INTERVAL_S)
 
 
-@st.composite
-def truthful_readings(draw) -> tuple[int, int, int, int]:
-    """(import, export, PV, battery) [Wh] a meter within TEST_LIMITS may read over one interval."""
-    pv = draw(st.integers(0, PV_PEAK_WH))
-    battery = draw(st.integers(0, BATTERY_PEAK_WH))
-    return draw(st.integers(0, RATING_WH)), draw(st.integers(0, min(RATING_WH, pv + battery))), pv, battery
-
-
-@st.composite
-def impossible_readings(draw) -> tuple[int, int, int, int]:
-    """Readings that break one registered limit by 3 Wh or more (beyond the tolerance)."""
-    excess = draw(st.integers(3, 10**6))
-    pv, battery = draw(st.integers(0, PV_PEAK_WH)), draw(st.integers(0, BATTERY_PEAK_WH))
-    return draw(st.sampled_from([
-        (RATING_WH + excess, 0, 0, 0),
-        (0, RATING_WH + excess, PV_PEAK_WH, BATTERY_PEAK_WH),
-        (0, 0, PV_PEAK_WH + excess, 0),
-        (0, 0, 0, BATTERY_PEAK_WH + excess),
-        (0, min(pv + battery + excess, RATING_WH), pv, battery) if pv + battery + 3 <= RATING_WH
-        else (0, RATING_WH, 0, 0),
-    ]))
-
-
-# Malicious actions by group: (method name, strategies of its arguments besides ``data``).
-ATTACKS: dict[str, list[tuple[str, dict]]] = {}
-
-
-def _attack(group: str, **strategies):
-    """Register a machine method as a malicious action of ``group``."""
-    def register(method):
-        ATTACKS.setdefault(group, []).append((method.__name__, strategies))
-        return method
-    return register
-
-
-class BookMachine(RuleBasedStateMachine):
+class BookMachine(MarketMachine):
     """One book market of ``MECHANISM`` with ``N_PROSUMERS`` prosumers, trading in ``INTERVALS``."""
 
     MECHANISM = mk.DEFAULT_MECHANISM
@@ -119,40 +49,20 @@ class BookMachine(RuleBasedStateMachine):
                                 max_size=N_PROSUMERS), demand_wh=st.integers(MIN_ORDER_WH, N_PROSUMERS * MAX_ORDER_WH))
     def deploy(self, orders, demand_wh):
         """A fresh market whose prosumers have ordered in interval 0 (with the operator's demand of a merit order)."""
-        self.market = new_market(N_PROSUMERS, mechanism=self.MECHANISM, credit_line_wei=CREDIT_LINE_WEI)
-        self.contract = self.market.addresses.auction_contract
+        self._start()
         self.prefix = {"DoubleAuction": "auction", "PayAsBid": "pay_as_bid", "MeritOrder": "merit_order"}[
             self.contract]
-        self.ledger = new_ledger(self.market)
-        self.head = Head(self.market)
         self.books = {i: ([], []) for i in INTERVALS}
         self.demand_wh = dict.fromkeys(INTERVALS, 0)
-        self.terms: dict[int, dict[str, tuple[int, int]]] = {}
-        self.posted: set[tuple[int, int]] = set()
-        self.operator_settled: set[int] = set()
-        # Start the clock 5 minutes before the gate of interval 0.
-        self.market.mine([], self.market.gate(0) - 300)
         self._place(0, self.market.prosumers, orders, demand_wh)
 
     # --- helpers -----------------------------------------------------------------------------
 
-    def _next_ts(self) -> int:
-        return self.market.chain.timestamp + 1
-
     def _open(self) -> list[int]:
         return [i for i in INTERVALS if self._next_ts() < self.market.gate(i)]
 
-    def _closed(self) -> list[int]:
-        return [i for i in INTERVALS if self._next_ts() >= self.market.gate(i)]
-
-    def _ended(self) -> list[int]:
-        return [i for i in self.terms if self._next_ts() >= self.market.end(i)]
-
     def _clearable(self) -> list[int]:
         return [i for i in self._closed() if i not in self.terms]
-
-    def _unread(self) -> list[tuple[int, int]]:
-        return [(i, k) for i in self._ended() for k in range(N_PROSUMERS) if (i, k) not in self.posted]
 
     def _has_order(self, interval: int, address: str) -> bool:
         return any(o.account == address for side in self.books[interval] for o in side)
@@ -174,24 +84,15 @@ class BookMachine(RuleBasedStateMachine):
         values = {a: c.price_wei_per_wh * q for a, q in c.positions_wh.items()}
         return c.positions_wh, values, ("clearing_price_wei_per_wh", c.price_wei_per_wh)
 
-    def _assert_terms(self, interval: int) -> None:
-        positions, values, (view, price) = self._reference(interval)
-        for a in accounts(self.market):
-            cleared, position, value, end = self.market.read(self.contract, "settlement_terms", interval, a)
-            assert (cleared, position, value, end) == (
-                True, positions.get(a, 0), values.get(a, 0), self.market.end(interval)), a
-        assert self.market.read(self.contract, view, interval) == price
-
-    def _refused(self, raw: bytes, *reasons: str, interval: int | None = None) -> str:
-        """Assert ``raw`` is refused with one of ``reasons``, leaving the money and ``interval``'s book alone."""
-        if interval is None:
-            return assert_refused(self.head, raw, reasons, lambda: None)
+    def _interval_state(self, interval: int) -> tuple:
         sides = (True,) if self.contract == "MeritOrder" else (False, True)
-        return assert_refused(self.head, raw, reasons, lambda: (
-            [self.head.read(self.contract, "orders", interval, *(() if len(sides) == 1 else (side,)))
-             for side in sides],
-            self.head.read(self.contract, "cleared", interval),
-        ))
+        return ([self.head.read(self.contract, "orders", interval, *(() if len(sides) == 1 else (side,)))
+                 for side in sides], self.head.read(self.contract, "cleared", interval))
+
+    def _keep(self, data) -> None:
+        """The operator clears every closed gate, in either clearing mode."""
+        while self._clearable():
+            self.clear(data, data.draw(st.sampled_from(mk.CLEARING_MODES)), by_operator=True)
 
     def _order_tx(self, wallet, interval: int, is_ask: bool, energy_wh: int, price: int) -> bytes:
         if self.contract == "MeritOrder":
@@ -202,22 +103,6 @@ class BookMachine(RuleBasedStateMachine):
         return [True] if self.contract == "MeritOrder" else [False, True]
 
     # --- time --------------------------------------------------------------------------------
-
-    @rule(data=st.data(), keepers=st.booleans())
-    def advance_time(self, data, keepers):
-        """Move the clock to the next gate or interval end, or up to 10 minutes on; with ``keepers``
-        the honest keepers then clear every closed gate and every meter posts a truthful reading
-        for every ended interval, as a running market does."""
-        m = self.market
-        marks = [t for i in INTERVALS for t in (m.gate(i), m.end(i)) if t > self._next_ts()]
-        target = data.draw(st.one_of(st.just(min(marks, default=self._next_ts())), st.integers(1, 600).map(
-            lambda s: self._next_ts() + s)))
-        m.mine([], max(target, self._next_ts()))
-        if keepers:
-            while self._clearable():
-                self.clear(data, data.draw(st.sampled_from(mk.CLEARING_MODES)), by_operator=True)
-            while self._unread():
-                self.post_reading(data, data.draw(truthful_readings()))
 
     # --- honest actions ----------------------------------------------------------------------
 
@@ -269,91 +154,19 @@ class BookMachine(RuleBasedStateMachine):
         clearer = m.operator if by_operator else m.prosumers[0]
         (receipt,) = m.mine([mk.clear(clearer, m.addresses, interval, self._book(interval), mode=mode)])
         assert receipt.ok, receipt.revert_reason
-        positions, values, _ = self._reference(interval)
-        self.terms[interval] = {a: (positions.get(a, 0), values.get(a, 0)) for a in accounts(self.market)}
-        self._assert_terms(interval)
-        event(f"cleared {len(positions)} positions")
-
-    @precondition(lambda self: self.terms)
-    @rule(data=st.data())
-    def release(self, data):
-        interval = data.draw(st.sampled_from(sorted(self.terms)))
-        account = data.draw(st.sampled_from(accounts(self.market)))
-        (receipt,) = self.market.mine([mk.release(self.market.outsider, self.market.addresses, interval, account)])
-        assert receipt.ok, receipt.revert_reason
-        self.ledger.release(interval, account, *self.terms[interval][account])
-
-    @precondition(lambda self: self._unread())
-    @rule(data=st.data(), reading=truthful_readings())
-    def post_reading(self, data, reading):
-        interval, k = data.draw(st.sampled_from(self._unread()))
-        imp, exp, pv, bat = reading
-        m = self.market
-        (receipt,) = m.mine([mk.post_reading(m.meters[k], m.addresses, interval, import_wh=imp, export_wh=exp,
-                                             pv_wh=pv, battery_wh=bat)])
-        assert receipt.ok, receipt.revert_reason
-        self.posted.add((interval, k))
-        event("reading posted" + (" for a position" if self.terms[interval][m.prosumers[k].address][0] else ""))
-        account = m.prosumers[k].address
-        self.ledger.settle_reading(interval, account, *self.terms[interval][account], imp, exp)
-
-    @precondition(lambda self: [i for i in self._ended() if i not in self.operator_settled])
-    @rule(data=st.data())
-    def settle_operator(self, data):
-        interval = data.draw(st.sampled_from([i for i in self._ended() if i not in self.operator_settled]))
-        m = self.market
-        (receipt,) = m.mine([mk.settle_operator(m.outsider, m.addresses, interval)])
-        assert receipt.ok, receipt.revert_reason
-        self.operator_settled.add(interval)
-        self.ledger.settle_operator(interval, self.terms[interval][m.operator.address][1])
-
-    @rule(data=st.data(), share=st.integers(1, 100))
-    def withdraw(self, data, share):
-        m = self.market
-        wallet = data.draw(st.sampled_from([m.operator, *m.prosumers]))
-        amount = self.ledger.payable_wei(wallet.address) * share // 100
-        if amount <= 0:
-            return
-        (receipt,) = m.mine([m.call_tx(wallet, "Settlement", "withdraw", amount)])
-        assert receipt.ok, receipt.revert_reason
-        self.ledger.deposit(wallet.address, -amount)
-
-    @rule(data=st.data(), share=st.integers(1, 100))
-    def deposit(self, data, share):
-        m = self.market
-        wallet = data.draw(st.sampled_from([m.operator, *m.prosumers]))
-        amount = m.read("GridToken", "balanceOf", wallet.address) * share // 100
-        if amount == 0:
-            return
-        receipts = m.mine([m.call_tx(wallet, "GridToken", "approve", m.addresses.settlement, amount),
-                           m.call_tx(wallet, "Settlement", "deposit_for", wallet.address, amount)])
-        assert all(r.ok for r in receipts), [r.revert_reason for r in receipts]
-        self.ledger.deposit(wallet.address, amount)
+        self._record_terms(interval)
 
     # --- malicious actions: each a rule of its group, drawn with its arguments ------------------
-
-    def _attack_of(self, data, group: str):
-        name, strategies = data.draw(st.sampled_from(ATTACKS[group]))
-        getattr(self, name)(data, **{k: data.draw(v) for k, v in strategies.items()})
 
     @rule(data=st.data())
     def attack_with_an_order(self, data):
         self._attack_of(data, "order")
 
     @rule(data=st.data())
-    def attack_as_or_against_a_meter(self, data):
-        self._attack_of(data, "meter")
-
-    @rule(data=st.data())
     def attack_the_clearing(self, data):
         self._attack_of(data, "clearing")
 
-    @rule(data=st.data())
-    def attack_an_account_or_role(self, data):
-        self._attack_of(data, "account")
-
-
-    @_attack("order", energy_wh=ORDER_ENERGIES, price=ORDER_PRICES)
+    @attack("order", energy_wh=ORDER_ENERGIES, price=ORDER_PRICES)
     def order_by_non_prosumer(self, data, energy_wh, price):
         m = self.market
         wallet = data.draw(st.sampled_from([m.operator, m.outsider, m.dso, *m.meters]))
@@ -362,7 +175,7 @@ class BookMachine(RuleBasedStateMachine):
         self._refused(self._order_tx(wallet, interval, is_ask, energy_wh, price),
                       "access: caller is not a prosumer", interval=interval)
 
-    @_attack("order", energy_wh=ORDER_ENERGIES, price=ORDER_PRICES)
+    @attack("order", energy_wh=ORDER_ENERGIES, price=ORDER_PRICES)
     def order_by_debtor(self, data, energy_wh, price):
         candidates = [(i, w) for i in self._open() for w in self.market.prosumers
                       if self.ledger.is_debtor(w.address) and not self._has_order(i, w.address)]
@@ -373,7 +186,7 @@ class BookMachine(RuleBasedStateMachine):
         self._refused(self._order_tx(wallet, interval, is_ask, energy_wh, price),
                       "escrow: account in debt", interval=interval)
 
-    @_attack("order", energy_wh=ORDER_ENERGIES, excess=st.integers(1, 10**18))
+    @attack("order", energy_wh=ORDER_ENERGIES, excess=st.integers(1, 10**18))
     def order_out_of_range(self, data, energy_wh, excess):
         wallet = data.draw(st.sampled_from(self.market.prosumers))
         interval = data.draw(st.sampled_from(INTERVALS))
@@ -385,7 +198,7 @@ class BookMachine(RuleBasedStateMachine):
         ]))
         self._refused(self._order_tx(wallet, interval, is_ask, energy_wh, price), reason, interval=interval)
 
-    @_attack("order", energy_wh=ORDER_ENERGIES, price=ORDER_PRICES)
+    @attack("order", energy_wh=ORDER_ENERGIES, price=ORDER_PRICES)
     def order_after_gate(self, data, energy_wh, price):
         if not self._closed():
             return
@@ -395,7 +208,7 @@ class BookMachine(RuleBasedStateMachine):
         self._refused(self._order_tx(wallet, interval, is_ask, energy_wh, price),
                       "gate: gate closed", interval=interval)
 
-    @_attack("order", energy_wh=ORDER_ENERGIES, price=ORDER_PRICES)
+    @attack("order", energy_wh=ORDER_ENERGIES, price=ORDER_PRICES)
     def double_order(self, data, energy_wh, price):
         candidates = [(i, w) for i in self._open() for w in self.market.prosumers if self._has_order(i, w.address)]
         if not candidates:
@@ -405,7 +218,7 @@ class BookMachine(RuleBasedStateMachine):
         self._refused(self._order_tx(wallet, interval, is_ask, energy_wh, price),
                       "book: order exists", interval=interval)
 
-    @_attack("order", price=ORDER_PRICES)
+    @attack("order", price=ORDER_PRICES)
     def bid_above_free_credit(self, data, price):
         if self.contract == "MeritOrder":
             return
@@ -418,68 +231,7 @@ class BookMachine(RuleBasedStateMachine):
         self._refused(self._order_tx(wallet, interval, False, energy_wh, price),
                       "settlement: credit below escrow", interval=interval)
 
-    @_attack("meter", reading=truthful_readings())
-    def reading_by_wrong_meter(self, data, reading):
-        m = self.market
-        wallet = data.draw(st.sampled_from([m.operator, m.outsider, m.dso, *m.prosumers]))
-        interval = data.draw(st.sampled_from(INTERVALS))
-        imp, exp, pv, bat = reading
-        raw = mk.post_reading(wallet, m.addresses, interval, import_wh=imp, export_wh=exp, pv_wh=pv, battery_wh=bat)
-        self._refused(raw, "settlement: caller is not a bound meter")
-
-    @_attack("meter", reading=impossible_readings())
-    def reading_above_limits(self, data, reading):
-        if not self._unread():
-            return
-        interval, k = data.draw(st.sampled_from(self._unread()))
-        reason = reading_limit_reason(*reading, **_LIMITS)
-        assert reason is not None, reading
-        imp, exp, pv, bat = reading
-        m = self.market
-        self._refused(mk.post_reading(m.meters[k], m.addresses, interval, import_wh=imp, export_wh=exp, pv_wh=pv,
-                                      battery_wh=bat), reason)
-
-    @_attack("meter", reading=truthful_readings())
-    def reading_twice_or_early(self, data, reading):
-        m = self.market
-        candidates = [(i, k, "settlement: reading exists") for i, k in sorted(self.posted)]
-        candidates += [(i, k, "settlement: interval not cleared") for i in INTERVALS if i not in self.terms
-                       for k in range(N_PROSUMERS)]
-        candidates += [(i, k, "settlement: interval not ended") for i in self.terms if i not in self._ended()
-                       for k in range(N_PROSUMERS)]
-        if not candidates:
-            return
-        interval, k, reason = data.draw(st.sampled_from(candidates))
-        imp, exp, pv, bat = reading
-        self._refused(mk.post_reading(m.meters[k], m.addresses, interval, import_wh=imp, export_wh=exp, pv_wh=pv,
-                                      battery_wh=bat), reason)
-
-    @_attack("account", excess=st.integers(1, 10**20))
-    def withdraw_above_free_credit(self, data, excess):
-        m = self.market
-        wallet = data.draw(st.sampled_from([m.operator, m.outsider, *m.prosumers]))
-        amount = max(self.ledger.free_wei(wallet.address), 0) + excess
-        self._refused(m.call_tx(wallet, "Settlement", "withdraw", amount), "settlement: withdraw above free credit")
-
-    @_attack("account")
-    def operator_settled_twice(self, data):
-        if not self.operator_settled:
-            return
-        interval = data.draw(st.sampled_from(sorted(self.operator_settled)))
-        self._refused(mk.settle_operator(self.market.outsider, self.market.addresses, interval),
-                      "settlement: operator settled")
-
-    @_attack("account")
-    def release_uncleared(self, data):
-        candidates = [i for i in INTERVALS if i not in self.terms]
-        if not candidates:
-            return
-        interval = data.draw(st.sampled_from(candidates))
-        account = data.draw(st.sampled_from(accounts(self.market)))
-        self._refused(mk.release(self.market.outsider, self.market.addresses, interval, account),
-                      "settlement: interval not cleared")
-
-    @_attack("clearing")
+    @attack("clearing")
     def clear_out_of_turn(self, data):
         m = self.market
         interval = data.draw(st.sampled_from(INTERVALS))
@@ -496,7 +248,7 @@ class BookMachine(RuleBasedStateMachine):
         raw = mk.clear(clearer, m.addresses, interval, self._book(interval), mode=mode)
         self._refused(raw, reason, interval=interval)
 
-    @_attack("clearing", wrong=st.integers(1, 10**6))
+    @attack("clearing", wrong=st.integers(1, 10**6))
     def clear_with_wrong_outcome(self, data, wrong):
         if not self._clearable():
             return
@@ -521,35 +273,7 @@ class BookMachine(RuleBasedStateMachine):
                                   gas=mk.clear_gas(len(book.bids), len(book.asks), self.contract))
         self._refused(raw, *reasons, interval=interval)
 
-    @_attack("account")
-    def role_change_after_start_or_by_outsider(self, data):
-        m = self.market
-        k = data.draw(st.integers(0, N_PROSUMERS - 1))
-        sender = data.draw(st.sampled_from([m.operator, m.outsider, m.prosumers[k], m.meters[k]]))
-        call = data.draw(st.sampled_from([
-            ("revoke_role", m.prosumers[k].address, ROLE_PROSUMER),
-            ("revoke_role", m.meters[k].address, ROLE_METER),
-            ("bind_meter", m.meters[k].address, m.prosumers[(k + 1) % N_PROSUMERS].address),
-        ]))
-        if sender is not m.operator:
-            reason = "registry: caller is not operator"
-        elif self._next_ts() >= START_TIMESTAMP:
-            reason = "registry: bindings frozen"
-        else:
-            return
-        assert_refused(self.head, m.call_tx(sender, "Registry", call[0], *call[1:]), (reason,), lambda: (
-            self.head.read("Registry", "roles", call[1]), self.head.read("Registry", "prosumer_of_meter", call[1])))
-
     # --- invariants --------------------------------------------------------------------------
-
-    @invariant()
-    def money_is_conserved_and_as_the_reference_pays(self):
-        assert_money_invariants(self.head, self.ledger)
-
-    def teardown(self):
-        for interval in self.terms:
-            self._assert_terms(interval)
-
 
 def _machine_tests(mechanism: str, contract: str):
     """The machine of ``mechanism`` as a quick (100 examples) and a slow (1000 examples) TestCase."""
