@@ -123,9 +123,14 @@ class RegistryMachine(RuleBasedStateMachine):
     def call(self, data, function):
         """A call by the operator (most often) or any other account, honest or not; the model says which."""
         sender = data.draw(st.sampled_from([0, 0, *range(N_ACCOUNTS)]))
-        first = self.accounts[data.draw(st.integers(0, N_ACCOUNTS - 1))]
-        second = self.accounts[data.draw(st.integers(0, N_ACCOUNTS - 1))] if function == "bind_meter" \
-            else data.draw(ROLES)
+        if function == "bind_meter":
+            # Most often a meter and a prosumer, so that bindings are made and replaced.
+            meters = [a for a in self.accounts if self.model.roles.get(a, 0) & ROLE_METER]
+            prosumers = [a for a in self.accounts if self.model.roles.get(a, 0) & ROLE_PROSUMER]
+            first = data.draw(st.sampled_from(meters * 3 + self.accounts))
+            second = data.draw(st.sampled_from(prosumers * 3 + self.accounts))
+        else:
+            first, second = data.draw(st.sampled_from(self.accounts)), data.draw(ROLES)
         args = (first, second)
         self.model.started = self.chain.timestamp + 1 >= START_TIMESTAMP
         reason = self.model.refusal(self.accounts[sender], function, args)
