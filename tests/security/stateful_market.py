@@ -110,6 +110,10 @@ class MarketMachine(RuleBasedStateMachine):
         """Positions and values the reference gives ``interval``, and (price view, its value) if it has one."""
         raise NotImplementedError
 
+    def _marks(self, interval: int) -> tuple[int, ...]:
+        """Times the clock stops at: the gate and the end of ``interval``. [s since the Unix epoch]"""
+        return self.market.gate(interval), self.market.end(interval)
+
     def _after_clock(self) -> None:
         """What follows from the clock alone (an English interval closes at its gate)."""
 
@@ -156,21 +160,23 @@ class MarketMachine(RuleBasedStateMachine):
         self._assert_terms(interval)
         event(f"closed with {len(positions)} positions")
 
-    @rule(data=st.data(), keepers=st.booleans())
-    def advance_time(self, data, keepers):
-        """Move the clock to the next gate or interval end, or up to 10 minutes on; with ``keepers``
-        the honest keepers then close every interval whose gate has closed (`_keep`) and every meter posts a truthful reading
-        for every ended interval, as a running market does."""
-        m = self.market
-        marks = [t for i in INTERVALS for t in (m.gate(i), m.end(i)) if t > self._next_ts()]
-        target = data.draw(st.one_of(st.just(min(marks, default=self._next_ts())), st.integers(1, 600).map(
-            lambda s: self._next_ts() + s)))
-        m.mine([], max(target, self._next_ts()))
+    @rule(seconds=st.integers(1, 600))
+    def advance_time(self, seconds):
+        """Move the clock up to 10 minutes on; nobody acts."""
+        self.market.mine([], self._next_ts() + seconds)
         self._after_clock()
-        if keepers:
-            self._keep(data)
-            while self._unread():
-                self.post_reading(data, data.draw(truthful_readings()))
+
+    @rule(data=st.data())
+    def run_the_market(self, data):
+        """Move the clock to the next mark (`_marks`); the honest keepers then close every interval
+        whose gate has closed (`_keep`) and every meter posts a truthful reading for every ended
+        interval, as a running market does."""
+        marks = [t for i in INTERVALS for t in self._marks(i) if t > self._next_ts()]
+        self.market.mine([], min(marks, default=self._next_ts()))
+        self._after_clock()
+        self._keep(data)
+        while self._unread():
+            self.post_reading(data, data.draw(truthful_readings()))
 
     @precondition(lambda self: self.terms)
     @rule(data=st.data())

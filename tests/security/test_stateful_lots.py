@@ -259,12 +259,20 @@ class VickreyMachine(LotMachine):
 
     MECHANISM = "vickrey"
 
-    @initialize(lots=st.lists(st.tuples(LOT_ENERGIES, RESERVES), min_size=1, max_size=2))
-    def deploy(self, lots):
+    @initialize(lots=st.lists(st.tuples(LOT_ENERGIES, RESERVES), min_size=1, max_size=2),
+                bids=st.lists(st.tuples(RAISES, st.binary(min_size=32, max_size=32)), max_size=2))
+    def deploy(self, lots, bids):
+        """Lots in interval 0 and sealed bids on its first lot by the prosumers who posted none."""
         self.sealed: dict[int, dict[str, tuple[int, int, bytes]]] = {i: {} for i in INTERVALS}
         self.reveals: dict[int, list[LotBid]] = {i: [] for i in INTERVALS}
         self._start_lots(lots)
         self.reveal_s = self.market.read(self.contract, "reveal_s")
+        bidders = [w for w in self.market.prosumers if w.address not in {lot.seller for _, lot in self.lots[0]}]
+        for wallet, (raise_wei_per_wh, salt) in zip(bidders, bids, strict=False):
+            self._commit(0, 0, wallet, raise_wei_per_wh, salt)
+
+    def _marks(self, interval: int) -> tuple[int, ...]:
+        return (*super()._marks(interval), self.market.gate(interval) + self.reveal_s)
 
     def _auction(self, interval: int) -> LotAuction:
         lots = [lot for _, lot in self.lots[interval]]
@@ -302,13 +310,17 @@ class VickreyMachine(LotMachine):
     def commit(self, data, raise_wei_per_wh, salt):
         """A prosumer without a bid in the interval seals one on another's lot, at the reserve or above."""
         interval, k = data.draw(st.sampled_from(self._biddable()))
-        lot_id, lot = self.lots[interval][k]
+        _, lot = self.lots[interval][k]
         bidders = [w for w in self.market.prosumers if w.address != lot.seller and w.address not in self.sealed[
             interval] and escrow_wei(lot.energy_wh, PRICE_CAP_WEI_PER_WH, self.ledger.fee(w.address))
             <= self.ledger.payable_wei(w.address)]
         if not bidders:
             return
-        wallet = data.draw(st.sampled_from(bidders))
+        self._commit(interval, k, data.draw(st.sampled_from(bidders)), raise_wei_per_wh, salt)
+
+    def _commit(self, interval: int, k: int, wallet, raise_wei_per_wh: int, salt: bytes) -> None:
+        """``wallet`` seals a bid of the reserve plus ``raise_wei_per_wh`` on lot ``k`` of ``interval``."""
+        lot_id, lot = self.lots[interval][k]
         price = min(lot.reserve_price_wei_per_wh + raise_wei_per_wh, PRICE_CAP_WEI_PER_WH)
         sealed = mk.commitment(wallet.address, lot_id, price, salt)
         (receipt,) = self.market.mine([mk.commit_bid(wallet, self.market.addresses, lot_id, sealed=sealed)])
