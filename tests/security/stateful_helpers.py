@@ -34,7 +34,7 @@ from tests.contract_helpers import (
 CREDIT_LINE_WEI = 10**18
 # Intervals the machines trade in, and the prosumers they trade with.
 INTERVALS = (0, 1)
-N_PROSUMERS = 4
+N_PROSUMERS = 3
 # What TEST_LIMITS allow over one interval. [Wh]
 RATING_WH = TEST_LIMITS.meter_rating_w * INTERVAL_S // 3600
 PV_PEAK_WH = TEST_LIMITS.pv_w * INTERVAL_S // 3600
