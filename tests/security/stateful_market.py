@@ -133,6 +133,9 @@ class MarketMachine(RuleBasedStateMachine):
     def _next_ts(self) -> int:
         return self.market.chain.timestamp + 1
 
+    def _open(self) -> list[int]:
+        return [i for i in INTERVALS if self._next_ts() < self.market.gate(i)]
+
     def _closed(self) -> list[int]:
         return [i for i in INTERVALS if self._next_ts() >= self.market.gate(i)]
 

@@ -58,9 +58,6 @@ class BookMachine(MarketMachine):
 
     # --- helpers -----------------------------------------------------------------------------
 
-    def _open(self) -> list[int]:
-        return [i for i in INTERVALS if self._next_ts() < self.market.gate(i)]
-
     def _clearable(self) -> list[int]:
         return [i for i in self._closed() if i not in self.terms]
 
@@ -101,8 +98,6 @@ class BookMachine(MarketMachine):
 
     def _sides(self) -> list[bool]:
         return [True] if self.contract == "MeritOrder" else [False, True]
-
-    # --- time --------------------------------------------------------------------------------
 
     # --- honest actions ----------------------------------------------------------------------
 

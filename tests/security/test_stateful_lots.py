@@ -54,9 +54,6 @@ class LotMachine(MarketMachine):
         self.lots: dict[int, list[tuple[int, Lot]]] = {i: [] for i in INTERVALS}
         self._post_lots(0, self.market.prosumers, lots)
 
-    def _open(self) -> list[int]:
-        return [i for i in INTERVALS if self._next_ts() < self.market.gate(i)]
-
     def _interval_state(self, interval: int) -> tuple:
         return tuple(self.head.read(self.contract, "lot", lot_id) for lot_id, _ in self.lots[interval])
 
