@@ -412,6 +412,8 @@ class VickreyMachine(LotMachine):
         m = self.market
         cases = [(i, "vickrey: already finalised") for i in self.terms]
         cases += [(i, "vickrey: reveal open") for i in INTERVALS if self._next_ts() < m.gate(i) + self.reveal_s]
+        if not cases:
+            return
         interval, reason = data.draw(st.sampled_from(cases))
         self._refused(mk.finalise(m.outsider, m.addresses, interval, n_lots=len(self.lots[interval])), reason,
                       interval=interval)
