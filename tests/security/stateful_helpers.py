@@ -25,6 +25,7 @@ from tests.contract_helpers import (
     GRID_FEE_WEI_PER_WH,
     GRID_SELL_PRICE_WEI_PER_WH,
     INTERVAL_S,
+    NON_DELIVERY_PENALTY_WEI_PER_WH,
     OPERATOR_DEPOSIT_WEI,
     TEST_LIMITS,
     Market,
@@ -39,6 +40,8 @@ N_PROSUMERS = 3
 RATING_WH = TEST_LIMITS.meter_rating_w * INTERVAL_S // 3600
 PV_PEAK_WH = TEST_LIMITS.pv_w * INTERVAL_S // 3600
 BATTERY_PEAK_WH = TEST_LIMITS.battery_w * INTERVAL_S // 3600
+# Most an ask or lot may carry: the rating or what PV and battery export in an interval, the smaller. [Wh]
+ASK_LIMIT_WH = min(RATING_WH, PV_PEAK_WH + BATTERY_PEAK_WH)
 # Orders stay well inside every registered limit and above a minimum order size. [Wh]
 MIN_ORDER_WH = 100
 MAX_ORDER_WH = 2000
@@ -129,13 +132,15 @@ class Ledger:
         self.lock_wei.pop((interval, account), None)
         # The market payment and fee alone: a reading that delivers exactly the position.
         booked = settle(position_wh, value_wei, max(-position_wh, 0), max(position_wh, 0),
-                        GRID_BUY_PRICE_WEI_PER_WH, GRID_SELL_PRICE_WEI_PER_WH, GRID_FEE_WEI_PER_WH)
+                        GRID_BUY_PRICE_WEI_PER_WH, GRID_SELL_PRICE_WEI_PER_WH, GRID_FEE_WEI_PER_WH,
+                        non_delivery_penalty_wei_per_wh=NON_DELIVERY_PENALTY_WEI_PER_WH)
         after = Ledger(self.operator, dict(self.credit_wei), self.lock_wei)
         after.deposit(account, booked.credit_delta_wei)
         after.deposit(self.operator, booked.operator_delta_wei)
         line = settle(
             position_wh, value_wei, import_wh, export_wh, GRID_BUY_PRICE_WEI_PER_WH, GRID_SELL_PRICE_WEI_PER_WH,
-            GRID_FEE_WEI_PER_WH, prosumer_payable_wei=after.free_wei(account) + CREDIT_LINE_WEI,
+            GRID_FEE_WEI_PER_WH, non_delivery_penalty_wei_per_wh=NON_DELIVERY_PENALTY_WEI_PER_WH,
+            prosumer_payable_wei=after.free_wei(account) + CREDIT_LINE_WEI,
             operator_payable_wei=after.payable_wei(self.operator),
         )
         self.deposit(account, line.credit_delta_wei)

@@ -32,7 +32,15 @@ from hypothesis.stateful import initialize, precondition, rule
 from gridledger.contracts import market as mk
 from gridledger.contracts.reference import Order, clear_merit_order, clear_pay_as_bid, clear_uniform, escrow_wei
 from tests.contract_helpers import CENT_PER_KWH, GRID_FEE_WEI_PER_WH, ORDER_PRICES, PRICE_CAP_WEI_PER_WH
-from tests.security.stateful_helpers import INTERVALS, MAX_ORDER_WH, MIN_ORDER_WH, N_PROSUMERS, machine_settings
+from tests.security.stateful_helpers import (
+    ASK_LIMIT_WH,
+    INTERVALS,
+    MAX_ORDER_WH,
+    MIN_ORDER_WH,
+    N_PROSUMERS,
+    RATING_WH,
+    machine_settings,
+)
 from tests.security.stateful_market import MarketMachine, attack
 
 ORDER_ENERGIES = st.integers(MIN_ORDER_WH, MAX_ORDER_WH)
@@ -181,6 +189,20 @@ class BookMachine(MarketMachine):
         self._refused(self._order_tx(wallet, interval, is_ask, energy_wh, price),
                       "escrow: account in debt", interval=interval)
 
+    @attack("order", price=ORDER_PRICES, excess=st.integers(1, 10**6))
+    def order_above_registered_limit(self, data, price, excess):
+        candidates = [(i, w) for i in self._open() for w in self.market.prosumers
+                      if not self._has_order(i, w.address) and not self.ledger.is_debtor(w.address)]
+        if not candidates:
+            return
+        interval, wallet = data.draw(st.sampled_from(candidates))
+        is_ask = data.draw(st.sampled_from(self._sides()))
+        if is_ask:
+            energy_wh, reason = ASK_LIMIT_WH + excess, "escrow: ask above registered capacity"
+        else:
+            energy_wh, reason = RATING_WH + excess, "escrow: bid above meter rating"
+        self._refused(self._order_tx(wallet, interval, is_ask, energy_wh, price), reason, interval=interval)
+
     @attack("order", energy_wh=ORDER_ENERGIES, excess=st.integers(1, 10**18))
     def order_out_of_range(self, data, energy_wh, excess):
         wallet = data.draw(st.sampled_from(self.market.prosumers))
@@ -223,8 +245,9 @@ class BookMachine(MarketMachine):
             return
         interval, wallet = data.draw(st.sampled_from(candidates))
         energy_wh = self.ledger.payable_wei(wallet.address) // (price + GRID_FEE_WEI_PER_WH) + 1
-        self._refused(self._order_tx(wallet, interval, False, energy_wh, price),
-                      "settlement: credit below escrow", interval=interval)
+        # The meter's rating bounds a bid before its escrow is looked at.
+        reason = "escrow: bid above meter rating" if energy_wh > RATING_WH else "settlement: credit below escrow"
+        self._refused(self._order_tx(wallet, interval, False, energy_wh, price), reason, interval=interval)
 
     @attack("clearing")
     def clear_out_of_turn(self, data):

@@ -35,7 +35,13 @@ from hypothesis.stateful import initialize, precondition, rule
 from gridledger.contracts import market as mk
 from gridledger.contracts.reference import Lot, LotAuction, LotBid, clear_english, clear_vickrey, escrow_wei
 from tests.contract_helpers import CENT_PER_KWH, PRICE_CAP_WEI_PER_WH
-from tests.security.stateful_helpers import INTERVALS, MAX_ORDER_WH, MIN_ORDER_WH, N_PROSUMERS, machine_settings
+from tests.security.stateful_helpers import (
+    ASK_LIMIT_WH,
+    INTERVALS,
+    MAX_ORDER_WH,
+    MIN_ORDER_WH,
+    machine_settings,
+)
 from tests.security.stateful_market import MarketMachine, attack
 
 INCREMENT_WEI_PER_WH = CENT_PER_KWH
@@ -100,6 +106,8 @@ class LotMachine(MarketMachine):
             cases += [(w, energy_wh, reserve, "lot_book: lot exists") for w in m.prosumers if w.address in sellers]
             cases += [(w, energy_wh, reserve, "escrow: account in debt") for w in m.prosumers
                       if w.address not in sellers and self.ledger.is_debtor(w.address)]
+            cases += [(w, ASK_LIMIT_WH + 1, reserve, "escrow: ask above registered capacity") for w in m.prosumers
+                      if w.address not in sellers and not self.ledger.is_debtor(w.address)]
         sender, q, r, reason = data.draw(st.sampled_from(cases))
         self._refused(mk.post_lot(sender, m.addresses, interval, energy_wh=q, reserve_price_wei_per_wh=r), reason,
                       interval=interval)
