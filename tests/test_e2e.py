@@ -114,8 +114,9 @@ def test_every_settlement_is_metered_energy_at_cleared_price_plus_imbalance_and_
     """Recompute each Settled event from results.nc (meters, positions, prices) and the tariffs."""
     run_dir, ds, _ = run
     market = load_study(run_dir / "study.yaml").market
-    buy, sell, fee = (round(x * WEI_PER_TOKEN / 1000) for x in
-                      (market.grid_buy_price_per_kwh, market.grid_sell_price_per_kwh, market.grid_fee_per_kwh))
+    buy, sell, fee, penalty = (round(x * WEI_PER_TOKEN / 1000) for x in
+                               (market.grid_buy_price_per_kwh, market.grid_sell_price_per_kwh,
+                                market.grid_fee_per_kwh, market.non_delivery_penalty_per_kwh))
     price = {e["args"]["interval"]: e["args"]["price_wei_per_wh"] for e in events(run_dir, "Cleared")}
     discriminatory = {(e["args"]["interval"], e["args"]["account"]): e["args"]["value_wei"]
                       for e in events(run_dir, "Trade") if "value_wei" in e["args"]}
@@ -131,9 +132,14 @@ def test_every_settlement_is_metered_energy_at_cleared_price_plus_imbalance_and_
         imp, exp = int(ds.meter_import_wh[k, i]), int(ds.meter_export_wh[k, i])
         q = int(ds.position_wh[k, i])
         assert (a["import_wh"], a["export_wh"], a["position_wh"]) == (imp, exp, q)
-        deviation = (exp - imp) - q
-        expected_imbalance = sell * deviation if deviation > 0 else buy * deviation
-        assert a["p2p_wei"] == discriminatory.get((k, a["prosumer"]), price.get(k, 0) * q)
+        value = discriminatory.get((k, a["prosumer"]), price.get(k, 0) * q)
+        # A seller's undelivered energy hands back its share of the value (at least the grid's
+        # replacement cost) plus the penalty; the rest of the deviation is settled at the grid prices.
+        undelivered = max(0, q - exp) if q > 0 else 0
+        charge = max(-(-value * undelivered // q), buy * undelivered) + penalty * undelivered if undelivered else 0
+        rest = (exp - imp) - q + undelivered
+        expected_imbalance = (sell * rest if rest > 0 else buy * rest) - charge
+        assert a["p2p_wei"] == value
         assert a["fee_wei"] == (fee * -q if q < 0 else 0)
         assert a["imbalance_wei"] == expected_imbalance
         assert np.isclose(ds.p2p_token[k, i], a["p2p_wei"] / WEI_PER_TOKEN, rtol=0, atol=1e-9)
