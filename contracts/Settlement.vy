@@ -125,7 +125,8 @@
         zero once every participant has posted. A reading is stored as
         one packed word (layout at the `_READING_*` constants).
 @custom:security A debt within the credit line and every `Unpaid` imbalance
-                 are collected off-chain by the operator. Settlement trusts
+                 (less what the penalty pool `Covered`) are collected
+                 off-chain by the operator. Settlement trusts
                  its mechanism to keep positions within `MAX_ENERGY_WH`
                  and |value| within `MAX_ENERGY_WH * MAX_PRICE_WEI_PER_WH`,
                  and the values of an interval to sum to zero over all
@@ -347,7 +348,8 @@ event ProsumerRegistered:
 
 
 # @dev Emitted when `payer` cannot afford the imbalance payment it owes
-# `payee` for `interval` and `unpaid_wei` of it is left unpaid.
+# `payee` for `interval` (with a non-delivery penalty's part owed to the
+# penalty pool) and `unpaid_wei` of it is left unpaid.
 event Unpaid:
     interval: indexed(uint256)
     payer: indexed(address)
