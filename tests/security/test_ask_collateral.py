@@ -145,6 +145,7 @@ def test_the_penalty_pool_covers_an_unpaid_imbalance_and_the_operator_cannot_wit
     assert delta[seller] == -(price + NON_DELIVERY_PENALTY_WEI_PER_WH) * q_wh + price * q_wh
     assert delta[operator] == (GRID_FEE_WEI_PER_WH + price) * q_wh
     assert not [e for e in map(market.chain.decode, receipt.logs) if e.event in ("Unpaid", "Covered")]
+    assert receipt.gas_used <= mk.GAS_POST_READING
 
     free_wei = market.read("Settlement", "free_credit_wei", operator)
     greedy, fair = market.mine([market.call_tx(market.operator, "Settlement", "withdraw", free_wei + 1),
@@ -170,6 +171,7 @@ def test_the_penalty_pool_covers_an_unpaid_imbalance_and_the_operator_cannot_wit
                          battery_wh=0)],
         max(market.end(interval), market.chain.timestamp + 1))
     assert posted.ok, posted.revert_reason
+    assert posted.gas_used <= mk.GAS_POST_READING
     line = settle(0, 0, import_wh, 0, GRID_BUY_PRICE_WEI_PER_WH, GRID_SELL_PRICE_WEI_PER_WH, GRID_FEE_WEI_PER_WH,
                   non_delivery_penalty_wei_per_wh=NON_DELIVERY_PENALTY_WEI_PER_WH, prosumer_payable_wei=0,
                   penalty_pool_wei=penalty_wei)
