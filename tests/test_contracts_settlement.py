@@ -72,6 +72,15 @@ def test_hand_computed_settlement_lines():
         1100 * CENT,
         2000 * CENT,
     )
+    short = _reference_line(100, price, import_wh=0, export_wh=60)
+    # Sold 100 at 20, exported 60: the 40 undelivered cost max(800 refunded, 1200 at the buy price 30) to the
+    # operator, which replaced them, plus the penalty 5 * 40 = 200 to the penalty pool.
+    assert (short.imbalance_wei, short.credit_delta_wei, short.operator_delta_wei) == (
+        -1400 * CENT,
+        600 * CENT,
+        1200 * CENT,
+    )
+    assert (short.pool_delta_wei, short.penalty_pool_delta_wei, short.covered_wei) == (-2000 * CENT, 200 * CENT, 0)
 
 
 ENERGY = st.integers(1, 2000)
