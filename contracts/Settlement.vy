@@ -11,9 +11,10 @@
         mechanism gives it, buyers pay the grid fee to the operator, and
         the difference between metered and cleared energy is settled
         with the operator at the grid prices. Tokens leave only through
-        `withdraw`, the penalty pool's only through `Covered` (below).
-        Any mechanism that offers `settlement_terms` (uniform
-        or discriminatory prices alike) can be settled.
+        `withdraw`; the penalty pool moves only to a payee's credit,
+        through `Covered` (below). Any mechanism that offers
+        `settlement_terms` (uniform or discriminatory prices alike) can
+        be settled.
         Functions:
         - `register_prosumer` (`external` function, the operator only),
         - `deposit_for` (`external` function),
@@ -71,8 +72,8 @@
         prosumer's free credit plus the credit line, or the operator's
         free credit less `debt_wei`; the rest is logged as `Unpaid`,
         covered from the penalty pool as far as it goes, and left to
-        the operator off-chain. So no account's free
-        credit falls below -credit line, all debt is owed to the
+        the operator off-chain. So no account's free credit falls
+        below -credit line, all debt is owed to the
         operator, and the operator may neither withdraw nor lock nor
         pay out the part of its credit its debtors owe it (`debt_wei`):
         the Settlement's tokens always cover every other account's
@@ -121,13 +122,14 @@
         dispatch) has no meter: `settle_operator` settles it with
         operator += v, pool -= v, without fee or imbalance.
         Invariant: the sum of all credits plus `pool_wei` plus
-        `penalty_pool_wei` equals this contract's token balance; an interval's pool share returns to
-        zero once every participant has posted. A reading is stored as
-        one packed word (layout at the `_READING_*` constants).
+        `penalty_pool_wei` equals this contract's token balance; an
+        interval's pool share returns to zero once every participant
+        has posted. A reading is stored as one packed word (layout at
+        the `_READING_*` constants).
 @custom:security A debt within the credit line and every `Unpaid` imbalance
                  (less what the penalty pool `Covered`) are collected
-                 off-chain by the operator. Settlement trusts
-                 its mechanism to keep positions within `MAX_ENERGY_WH`
+                 off-chain by the operator. Settlement trusts its
+                 mechanism to keep positions within `MAX_ENERGY_WH`
                  and |value| within `MAX_ENERGY_WH * MAX_PRICE_WEI_PER_WH`,
                  and the values of an interval to sum to zero over all
                  accounts it settles. Escrow trusts the mechanism to
