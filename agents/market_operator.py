@@ -190,9 +190,10 @@ def lot_positions(chain: Chain, addresses: MarketAddresses, accounts: list[str],
 
 
 def tokens_conserved(chain: Chain, addresses: MarketAddresses, supply_wei: int, accounts: list[str]) -> bool:
-    """Token supply unchanged, and the settlement holds exactly the credits it owes plus its pool."""
+    """Token supply unchanged, and the settlement holds exactly the credits it owes plus its pool and penalty pool."""
     owed = sum(read(chain, addresses.settlement, "Settlement", "credit_wei", a) for a in accounts)
     owed += read(chain, addresses.settlement, "Settlement", "pool_wei")
+    owed += read(chain, addresses.settlement, "Settlement", "penalty_pool_wei")
     held = read(chain, addresses.token, "GridToken", "balanceOf", addresses.settlement)
     return read(chain, addresses.token, "GridToken", "totalSupply") == supply_wei and owed == held
 

@@ -11,8 +11,10 @@
         mechanism gives it, buyers pay the grid fee to the operator, and
         the difference between metered and cleared energy is settled
         with the operator at the grid prices. Tokens leave only through
-        `withdraw`. Any mechanism that offers `settlement_terms` (uniform
-        or discriminatory prices alike) can be settled.
+        `withdraw`; the penalty pool moves only to a payee's credit,
+        through `Covered` (below). Any mechanism that offers
+        `settlement_terms` (uniform or discriminatory prices alike) can
+        be settled.
         Functions:
         - `register_prosumer` (`external` function, the operator only),
         - `deposit_for` (`external` function),
@@ -21,7 +23,8 @@
         - `release` (`external` function),
         - `post_reading` (`external` function),
         - `settle_operator` (`external` function),
-        - `credit_wei`, `pool_wei`, `reading` (`external` `view` functions),
+        - `credit_wei`, `pool_wei`, `penalty_pool_wei`, `reading`
+          (`external` `view` functions),
         - `locked_wei`, `lock_wei`, `free_credit_wei`, `escrow_wei`
           (`external` `view` functions),
         - `sold_mix`, `consumed_mix` (`external` `view` functions),
@@ -54,18 +57,28 @@
         seller can pay (below); an honest seller's forecast error costs
         only the penalty beyond the old imbalance price when its price
         is at most the buy price.
+        Penalty pool: the penalty part of nd (penalty * u) goes to
+        `penalty_pool_wei`, the rest of the imbalance payment to the
+        operator, which paid for the replacement energy. A seller that
+        cannot afford the whole payment pays the operator's part first,
+        the penalty pool the rest. Nobody withdraws the penalty pool:
+        its only release is by rule, whenever an imbalance payment
+        leaves a payee (the operator or a prosumer) unpaid, the pool
+        pays that payee's unpaid part up to its balance (`Covered`);
+        the penalty pool's own unpaid part is not covered.
         Solvency: the operator extends a credit line `credit_line_wei`
         to every other account and has none itself. An imbalance
         payment is made only up to what the payer can afford: the
         prosumer's free credit plus the credit line, or the operator's
-        free credit less `debt_wei`; the rest is logged as `Unpaid`
-        and left to the operator off-chain. So no account's free
-        credit falls below -credit line, all debt is owed to the
+        free credit less `debt_wei`; the rest is logged as `Unpaid`,
+        covered from the penalty pool as far as it goes, and left to
+        the operator off-chain. So no account's free credit falls
+        below -credit line, all debt is owed to the
         operator, and the operator may neither withdraw nor lock nor
         pay out the part of its credit its debtors owe it (`debt_wei`):
         the Settlement's tokens always cover every other account's
         positive credit, the operator's credit less `debt_wei`, and the
-        pool. A debtor (free credit below zero) can neither bid
+        two pools. A debtor (free credit below zero) can neither bid
         (`lock`) nor ask (the mechanisms check `is_debtor`).
         Escrow: a bid locks part of the bidder's credit, never tokens;
         the locks of an account (`lock_wei` per interval, `locked_wei`
@@ -102,18 +115,21 @@
         u = max(0, q - export), d = m - q + u (= -import if u > 0);
         d > 0: prosumer += sell*d, operator -= sell*d;
         d < 0: prosumer -= buy*|d|, operator += buy*|d|;
-        u > 0: prosumer -= nd, operator += nd with nd the
-        non-delivery charge; the imbalance is paid as one payment.
+        u > 0: prosumer -= nd, operator += nd - penalty*u,
+        penalty pool += penalty*u with nd the non-delivery charge; the
+        imbalance is paid as one payment.
         The operator's own market position (the buyer of a merit-order
         dispatch) has no meter: `settle_operator` settles it with
         operator += v, pool -= v, without fee or imbalance.
-        Invariant: the sum of all credits plus the pool equals this
-        contract's token balance; an interval's pool share returns to
-        zero once every participant has posted. A reading is stored as
-        one packed word (layout at the `_READING_*` constants).
+        Invariant: the sum of all credits plus `pool_wei` plus
+        `penalty_pool_wei` equals this contract's token balance; an
+        interval's pool share returns to zero once every participant
+        has posted. A reading is stored as one packed word (layout at
+        the `_READING_*` constants).
 @custom:security A debt within the credit line and every `Unpaid` imbalance
-                 are collected off-chain by the operator. Settlement trusts
-                 its mechanism to keep positions within `MAX_ENERGY_WH`
+                 (less what the penalty pool `Covered`) are collected
+                 off-chain by the operator. Settlement trusts its
+                 mechanism to keep positions within `MAX_ENERGY_WH`
                  and |value| within `MAX_ENERGY_WH * MAX_PRICE_WEI_PER_WH`,
                  and the values of an interval to sum to zero over all
                  accounts it settles. Escrow trusts the mechanism to
@@ -289,6 +305,11 @@ credit_wei: public(HashMap[address, int256])
 pool_wei: public(int256)
 
 
+# @dev Non-delivery penalties paid and not yet released to cover an
+# unpaid imbalance payment; nobody can withdraw them. [wei]
+penalty_pool_wei: public(uint256)
+
+
 # @dev Total debt: the sum of the negative credits, all owed to the
 # operator. [wei]
 debt_wei: public(uint256)
@@ -329,12 +350,21 @@ event ProsumerRegistered:
 
 
 # @dev Emitted when `payer` cannot afford the imbalance payment it owes
-# `payee` for `interval` and `unpaid_wei` of it is left unpaid.
+# `payee` for `interval` (with a non-delivery penalty's part owed to the
+# penalty pool) and `unpaid_wei` of it is left unpaid.
 event Unpaid:
     interval: indexed(uint256)
     payer: indexed(address)
     payee: indexed(address)
     unpaid_wei: uint256
+
+
+# @dev Emitted when the penalty pool pays `payee` `amount_wei` of an
+# imbalance payment for `interval` that its payer left `Unpaid`.
+event Covered:
+    interval: indexed(uint256)
+    payee: indexed(address)
+    amount_wei: uint256
 
 
 # @dev Emitted when `payer` deposits tokens for `beneficiary`.
@@ -366,8 +396,8 @@ event Released:
 
 
 # @dev Emitted when a prosumer's interval is settled; `p2p_wei` and
-# `imbalance_wei` (as paid, see `Unpaid`) are signed, positive =
-# received by the prosumer.
+# `imbalance_wei` (as paid by its payer, see `Unpaid` and `Covered`)
+# are signed, positive = received by the prosumer.
 event Settled:
     interval: indexed(uint256)
     prosumer: indexed(address)
@@ -661,16 +691,18 @@ def post_reading(interval: uint256, import_wh: uint256, export_wh: uint256, pv_w
     if imbalance_wh < 0:
         imbalance_wei = unsafe_mul(convert(grid_buy_price_wei_per_wh, int256), imbalance_wh)
     non_delivery_wei: int256 = 0
+    penalty_wei: int256 = 0
     if undelivered_wh > 0:
         non_delivery_wei = self._non_delivery_wei(position_wh, p2p_wei, undelivered_wh)
+        penalty_wei = unsafe_mul(convert(non_delivery_penalty_wei_per_wh, int256), undelivered_wh)
     imbalance_wei = unsafe_sub(imbalance_wei, non_delivery_wei)
     self.pool_wei -= p2p_wei
     self._add_credit(operator, convert(fee_wei, int256))
     self._add_credit(prosumer, unsafe_sub(p2p_wei, convert(fee_wei, int256)))
     if imbalance_wei > 0:
-        imbalance_wei = self._pay_imbalance(interval, operator, prosumer, imbalance_wei)
+        imbalance_wei = self._pay_imbalance(interval, operator, prosumer, imbalance_wei, 0)
     elif imbalance_wei < 0:
-        imbalance_wei = -self._pay_imbalance(interval, prosumer, operator, -imbalance_wei)
+        imbalance_wei = -self._pay_imbalance(interval, prosumer, operator, -imbalance_wei, penalty_wei)
     log Settled(
         interval=interval,
         prosumer=prosumer,
@@ -900,26 +932,41 @@ def _add_credit(account: address, delta_wei: int256):
 
 
 @internal
-def _pay_imbalance(interval: uint256, payer: address, payee: address, amount_wei: int256) -> int256:
+def _pay_imbalance(
+    interval: uint256, payer: address, payee: address, amount_wei: int256, penalty_wei: int256
+) -> int256:
     """
-    @dev Moves an imbalance payment from `payer` to `payee`, up to what
-         the payer can afford: its payable credit (`_payable_wei`) plus,
-         for an account other than the operator, the credit line. Logs
-         the rest as `Unpaid`.
+    @dev Moves an imbalance payment from `payer`, up to what the payer
+         can afford: its payable credit (`_payable_wei`) plus, for an
+         account other than the operator, the credit line. The payment
+         goes to `payee` up to amount - penalty, the rest to the penalty
+         pool. Logs what is left unpaid as `Unpaid`; the penalty pool
+         then pays `payee` its unpaid part, up to the pool's balance,
+         and logs it as `Covered`.
     @param interval Index of the market interval.
     @param payer The account that pays.
     @param payee The account paid.
     @param amount_wei The payment owed; positive. [wei]
-    @return int256 The payment made. [wei]
+    @param penalty_wei The part of it owed to the penalty pool; 0 to
+           `amount_wei`. [wei]
+    @return int256 The payment made by `payer`. [wei]
     """
     affordable_wei: int256 = self._payable_wei(payer)
     if payer != operator:
         affordable_wei += convert(credit_line_wei, int256)
     paid_wei: int256 = min(amount_wei, max(affordable_wei, 0))
+    payee_owed_wei: int256 = amount_wei - penalty_wei
+    payee_paid_wei: int256 = min(paid_wei, payee_owed_wei)
     self._add_credit(payer, -paid_wei)
-    self._add_credit(payee, paid_wei)
+    self._add_credit(payee, payee_paid_wei)
+    self.penalty_pool_wei += convert(paid_wei - payee_paid_wei, uint256)
     if paid_wei < amount_wei:
         log Unpaid(interval=interval, payer=payer, payee=payee, unpaid_wei=convert(amount_wei - paid_wei, uint256))
+        covered_wei: uint256 = min(convert(payee_owed_wei - payee_paid_wei, uint256), self.penalty_pool_wei)
+        if covered_wei != 0:
+            self.penalty_pool_wei -= covered_wei
+            self._add_credit(payee, convert(covered_wei, int256))
+            log Covered(interval=interval, payee=payee, amount_wei=covered_wei)
     return paid_wei
 
 

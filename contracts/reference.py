@@ -128,13 +128,21 @@ class SettlementLine:
     imbalance_wei : int
         Payment for metered minus cleared energy at grid prices.
     credit_delta_wei : int
-        Change of the prosumer's credit: p2p - fee + imbalance.
+        Change of the prosumer's credit: p2p - fee + imbalance, plus what
+        the penalty pool covers of an imbalance payment owed to it.
     operator_delta_wei : int
-        Change of the operator's credit: fee - imbalance.
+        Change of the operator's credit: fee - imbalance, less the
+        non-delivery penalty the seller paid into the penalty pool, plus
+        what the penalty pool covers of a payment owed to the operator.
     pool_delta_wei : int
         Change of the market pool: -p2p.
     unpaid_wei : int
         Imbalance payment its payer could not afford (>= 0).
+    penalty_pool_delta_wei : int
+        Change of the penalty pool: penalty paid in less covered.
+    covered_wei : int
+        What the penalty pool paid the imbalance payee of what its payer
+        left unpaid (>= 0).
     """
 
     p2p_wei: int
@@ -144,6 +152,8 @@ class SettlementLine:
     operator_delta_wei: int
     pool_delta_wei: int
     unpaid_wei: int = 0
+    penalty_pool_delta_wei: int = 0
+    covered_wei: int = 0
 
 
 READING_TOLERANCE_WH = 2
@@ -591,6 +601,7 @@ def settle(
     non_delivery_penalty_wei_per_wh: int,
     prosumer_payable_wei: int | None = None,
     operator_payable_wei: int | None = None,
+    penalty_pool_wei: int = 0,
 ) -> SettlementLine:
     """Payments of one prosumer for one interval.
 
@@ -599,6 +610,10 @@ def settle(
     (export - import - position + u) at the grid prices; the
     two are one imbalance payment, made only up to what its payer can
     afford (``Settlement._pay_imbalance``); the rest is ``unpaid_wei``.
+    The penalty part (penalty x u) goes to the penalty pool, the rest to
+    the payee; a seller short of the whole payment pays the operator's
+    part first. The penalty pool then pays the payee its unpaid part, up
+    to the pool's balance (``covered_wei``).
 
     Parameters
     ----------
@@ -625,6 +640,8 @@ def settle(
     operator_payable_wei : int, optional
         The same for the operator once the fee is booked: free credit
         less the debt owed to it. Unlimited if None. [wei]
+    penalty_pool_wei : int, optional
+        The Settlement's penalty pool before this settlement. [wei]
 
     Returns
     -------
@@ -641,14 +658,22 @@ def settle(
     payable_wei = operator_payable_wei if owed_wei > 0 else prosumer_payable_wei
     paid_wei = abs(owed_wei) if payable_wei is None else min(abs(owed_wei), max(payable_wei, 0))
     imbalance_wei = paid_wei if owed_wei > 0 else -paid_wei
+    penalty_wei = non_delivery_penalty_wei_per_wh * undelivered_wh if owed_wei < 0 else 0
+    payee_owed_wei = abs(owed_wei) - penalty_wei
+    payee_paid_wei = min(paid_wei, payee_owed_wei)
+    penalty_paid_wei = paid_wei - payee_paid_wei
+    covered_wei = min(payee_owed_wei - payee_paid_wei, penalty_pool_wei + penalty_paid_wei)
+    prosumer_covered_wei, operator_covered_wei = (covered_wei, 0) if owed_wei > 0 else (0, covered_wei)
     return SettlementLine(
         p2p_wei=p2p_wei,
         fee_wei=fee_wei,
         imbalance_wei=imbalance_wei,
-        credit_delta_wei=p2p_wei - fee_wei + imbalance_wei,
-        operator_delta_wei=fee_wei - imbalance_wei,
+        credit_delta_wei=p2p_wei - fee_wei + imbalance_wei + prosumer_covered_wei,
+        operator_delta_wei=fee_wei - imbalance_wei - penalty_paid_wei + operator_covered_wei,
         pool_delta_wei=-p2p_wei,
         unpaid_wei=abs(owed_wei) - paid_wei,
+        penalty_pool_delta_wei=penalty_paid_wei - covered_wei,
+        covered_wei=covered_wei,
     )
 
 

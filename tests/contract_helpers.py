@@ -281,7 +281,8 @@ def assert_settlement_conserves_tokens(market: Market, interval: int, clearing, 
     assert market.read("Settlement", "pool_wei") == 0
     assert market.read("GridToken", "totalSupply") == ENDOWMENT_WEI * len(market.prosumers) + OPERATOR_DEPOSIT_WEI
     held = market.read("GridToken", "balanceOf", market.addresses.settlement)
-    assert sum(market.read("Settlement", "credit_wei", a) for a in accounts) == held
+    assert sum(market.read("Settlement", "credit_wei", a) for a in accounts) + market.read(
+        "Settlement", "penalty_pool_wei") == held
 
 
 def new_market(

@@ -76,7 +76,7 @@ def _assert_tokens_held(market: Market) -> None:
     assert supply == ENDOWMENT_WEI * len(market.prosumers) + OPERATOR_DEPOSIT_WEI
     held = market.read("GridToken", "balanceOf", market.addresses.settlement)
     credits = sum(market.read("Settlement", "credit_wei", a) for a in accounts)
-    assert credits + market.read("Settlement", "pool_wei") == held
+    assert credits + market.read("Settlement", "pool_wei") + market.read("Settlement", "penalty_pool_wei") == held
 
 
 # Hand-computed cases. CENT = 1e13 wei/Wh; the fee is 2 CENT/Wh, the cap 100 CENT/Wh.

@@ -195,7 +195,8 @@ def test_settlement_pays_sellers_from_the_operator_and_conserves_tokens(market):
     assert market.read("Settlement", "pool_wei") == 0
     assert market.read("GridToken", "totalSupply") == ENDOWMENT_WEI * len(market.prosumers) + OPERATOR_DEPOSIT_WEI
     held = market.read("GridToken", "balanceOf", market.addresses.settlement)
-    assert sum(market.read("Settlement", "credit_wei", a) for a in accounts) == held
+    assert sum(market.read("Settlement", "credit_wei", a) for a in accounts) + market.read(
+        "Settlement", "penalty_pool_wei") == held
 
 
 def test_bids_are_refused_by_the_builder(market):

@@ -37,7 +37,8 @@ def _assert_tokens_conserved(market: Market) -> None:
     supply = market.read("GridToken", "totalSupply")
     assert supply == ENDOWMENT_WEI * len(market.prosumers) + OPERATOR_DEPOSIT_WEI
     held = market.read("GridToken", "balanceOf", market.addresses.settlement)
-    assert sum(_credits(market).values()) + market.read("Settlement", "pool_wei") == held
+    pools = market.read("Settlement", "pool_wei") + market.read("Settlement", "penalty_pool_wei")
+    assert sum(_credits(market).values()) + pools == held
 
 
 def _reference_line(position_wh, price, import_wh, export_wh):
@@ -71,6 +72,15 @@ def test_hand_computed_settlement_lines():
         1100 * CENT,
         2000 * CENT,
     )
+    short = _reference_line(100, price, import_wh=0, export_wh=60)
+    # Sold 100 at 20, exported 60: the 40 undelivered cost max(800 refunded, 1200 at the buy price 30) to the
+    # operator, which replaced them, plus the penalty 5 * 40 = 200 to the penalty pool.
+    assert (short.imbalance_wei, short.credit_delta_wei, short.operator_delta_wei) == (
+        -1400 * CENT,
+        600 * CENT,
+        1200 * CENT,
+    )
+    assert (short.pool_delta_wei, short.penalty_pool_delta_wei, short.covered_wei) == (-2000 * CENT, 200 * CENT, 0)
 
 
 ENERGY = st.integers(1, 2000)
@@ -87,6 +97,7 @@ def test_onchain_credits_equal_reference_and_tokens_are_conserved(market, bids, 
     assert market.clear(interval, book).ok
     clearing = clear_uniform(book.bids, book.asks)
     before = _credits(market)
+    penalty_pool_before = market.read("Settlement", "penalty_pool_wei")
     assert market.read("Settlement", "pool_wei") == 0
 
     # Every prosumer posts, traders or not; half in one block, half in the next.
@@ -101,12 +112,13 @@ def test_onchain_credits_equal_reference_and_tokens_are_conserved(market, bids, 
     assert all(r.ok for r in receipts), [r.revert_reason for r in receipts if not r.ok]
 
     after = _credits(market)
-    operator_delta = 0
+    operator_delta = penalty_pool_delta = 0
     for prosumer, receipt, (imp, exp) in zip(market.prosumers, receipts, readings, strict=True):
         position = clearing.positions_wh.get(prosumer.address, 0)
         line = _reference_line(position, clearing.price_wei_per_wh, imp, exp)
         assert after[prosumer.address] - before[prosumer.address] == line.credit_delta_wei
         operator_delta += line.operator_delta_wei
+        penalty_pool_delta += line.penalty_pool_delta_wei
         (event,) = [e for e in map(market.chain.decode, receipt.logs) if e.event == "Settled"]
         assert event.args == {
             "interval": interval,
@@ -122,6 +134,7 @@ def test_onchain_credits_equal_reference_and_tokens_are_conserved(market, bids, 
         }
         assert market.read("Settlement", "reading", interval, prosumer.address) == (imp, exp, exp, 0, True)
     assert after[market.operator.address] - before[market.operator.address] == operator_delta
+    assert market.read("Settlement", "penalty_pool_wei") - penalty_pool_before == penalty_pool_delta
     assert market.read("Settlement", "pool_wei") == 0
     _assert_tokens_conserved(market)
 

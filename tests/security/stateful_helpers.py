@@ -3,7 +3,9 @@
 :class:`Ledger` keeps what every account's Settlement credit and escrow
 must be, moved only by the reference (`contracts/reference.py`):
 deposits and withdrawals, `escrow_wei` when a bid locks, `obligation_wei`
-when a lock is released, `settle` when a reading is posted. The machines
+when a lock is released, `settle` when a reading is posted, which also
+moves the penalty pool (non-delivery penalties in, cover of unpaid
+imbalance payments out). The machines
 compare the chain with it exactly after every step, so no account's credit
 or free credit can move without a deposit, a delivery or a payment it is
 owed. :func:`assert_refused` mines one malicious transaction and checks it
@@ -76,11 +78,17 @@ class Ledger:
         Credit of every account. [wei]
     lock_wei : dict of (int, str) to int
         Escrow of every (interval, account). [wei]
+    penalty_pool_wei : int
+        The Settlement's penalty pool. [wei]
+    covered_wei : int
+        What the penalty pool paid out so far to cover unpaid imbalance payments. [wei]
     """
 
     operator: str
     credit_wei: dict[str, int]
     lock_wei: dict[tuple[int, str], int] = field(default_factory=dict)
+    penalty_pool_wei: int = 0
+    covered_wei: int = 0
 
     def locked_wei(self, account: str) -> int:
         """Escrow of ``account`` over all intervals. [wei]"""
@@ -142,9 +150,14 @@ class Ledger:
             GRID_FEE_WEI_PER_WH, non_delivery_penalty_wei_per_wh=NON_DELIVERY_PENALTY_WEI_PER_WH,
             prosumer_payable_wei=after.free_wei(account) + CREDIT_LINE_WEI,
             operator_payable_wei=after.payable_wei(self.operator),
+            penalty_pool_wei=self.penalty_pool_wei,
         )
         self.deposit(account, line.credit_delta_wei)
         self.deposit(self.operator, line.operator_delta_wei)
+        self.penalty_pool_wei += line.penalty_pool_delta_wei
+        self.covered_wei += line.covered_wei
+        if line.covered_wei:
+            event("penalty pool covered an unpaid imbalance")
 
     def settle_operator(self, interval: int, value_wei: int) -> None:
         """`Settlement.settle_operator`: release the operator's escrow and book its market value."""
@@ -184,7 +197,7 @@ def accounts(market: Market) -> list[str]:
 
 
 def money_state(head: Head) -> dict:
-    """Token supply and balances, every credit and escrow, the pool and the debt: what a refused
+    """Token supply and balances, every credit and escrow, both pools and the debt: what a refused
     call must leave alone. The balances are those of every account the machines pay tokens to;
     their sum equal to the supply means no token is anywhere else."""
     m = head.market
@@ -195,6 +208,7 @@ def money_state(head: Head) -> dict:
         "credits": {a: head.read("Settlement", "credit_wei", a) for a in accounts(m)},
         "locked": {a: head.read("Settlement", "locked_wei", a) for a in accounts(m)},
         "pool": head.read("Settlement", "pool_wei"),
+        "penalty_pool": head.read("Settlement", "penalty_pool_wei"),
         "debt": head.read("Settlement", "debt_wei"),
     }
 
@@ -213,12 +227,13 @@ def assert_refused(head: Head, raw_tx: bytes, reasons: Collection[str], extra_st
 
 def assert_money_invariants(head: Head, ledger: Ledger) -> None:
     """Supply conserved and all of it held by the known holders, the Settlement solvent and its
-    books balanced (sum of credits + pool = its balance), every credit and escrow as the ledger expects."""
+    books balanced (sum of credits + pool + penalty pool = its balance), every credit, escrow and the
+    penalty pool as the ledger expects."""
     m = head.market
     state = money_state(head)
     assert state["supply"] == ENDOWMENT_WEI * len(m.prosumers) + OPERATOR_DEPOSIT_WEI
     assert sum(state["balances"].values()) == state["supply"]
-    credits, pool, debt = state["credits"], state["pool"], state["debt"]
+    credits, pool, debt = state["credits"], state["pool"] + state["penalty_pool"], state["debt"]
     held = state["balances"][m.addresses.settlement]
     assert sum(credits.values()) + pool == held
     assert debt == sum(max(-c, 0) for c in credits.values())
@@ -227,3 +242,4 @@ def assert_money_invariants(head: Head, ledger: Ledger) -> None:
     assert held >= owed
     assert credits == {a: ledger.credit_wei.get(a, 0) for a in accounts(m)}
     assert state["locked"] == {a: ledger.locked_wei(a) for a in accounts(m)}
+    assert state["penalty_pool"] == ledger.penalty_pool_wei >= 0

@@ -331,6 +331,8 @@ class MarketMachine(RuleBasedStateMachine):
 
     @invariant()
     def money_is_conserved_and_as_the_reference_pays(self):
+        """Supply conserved; credits + pool + penalty pool == the Settlement's balance; every credit, escrow
+        and the penalty pool as the reference moves them."""
         assert_money_invariants(self.head, self.ledger)
 
     def teardown(self):

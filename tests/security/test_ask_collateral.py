@@ -5,8 +5,10 @@ grid buy price, so an ask of energy the seller did not have displaced an
 honest seller and earned tokens whenever it cleared above the buy tariff.
 Item 5: 256 bids of 1 Wh filled a book. Every test checks, besides the
 refusal or the bounded outcome: the token supply is unchanged, the
-Settlement holds every credit and the pool, and the honest accounts got
-exactly what the reference settles for them.
+Settlement holds every credit, the pool and the penalty pool, and the
+honest accounts got exactly what the reference settles for them. Item 2:
+penalties went to the operator; now they fill a penalty pool that nobody
+withdraws and that only covers imbalance payments left unpaid.
 """
 
 from __future__ import annotations
@@ -51,11 +53,11 @@ def _credits(market: Market) -> dict[str, int]:
 
 
 def _assert_conserved_and_solvent(market: Market) -> None:
-    """Supply unchanged; the Settlement's tokens are every credit plus the pool and cover what it owes."""
+    """Supply unchanged; the Settlement's tokens are every credit plus both pools and cover what it owes."""
     assert market.read("GridToken", "totalSupply") == ENDOWMENT_WEI * len(market.prosumers) + OPERATOR_DEPOSIT_WEI
     credits = _credits(market)
     held = market.read("GridToken", "balanceOf", market.addresses.settlement)
-    pool = market.read("Settlement", "pool_wei")
+    pool = market.read("Settlement", "pool_wei") + market.read("Settlement", "penalty_pool_wei")
     debt = market.read("Settlement", "debt_wei")
     assert sum(credits.values()) + pool == held
     operator = market.operator.address
@@ -106,6 +108,7 @@ def test_an_empty_ask_that_clears_above_the_buy_tariff_loses_money():
     q_wh = 10_000
     price, delta, receipt = _trade_and_post(market, q_wh, 50 * CENT_PER_KWH, 70 * CENT_PER_KWH, export_wh=0)
     buyer, seller = (w.address for w in market.prosumers[:2])
+    operator = market.operator.address
     assert price == 60 * CENT_PER_KWH
     old_net_wei = price * q_wh - GRID_BUY_PRICE_WEI_PER_WH * q_wh
     assert old_net_wei == 3 * 10**18
@@ -116,7 +119,71 @@ def test_an_empty_ask_that_clears_above_the_buy_tariff_loses_money():
     assert undelivered == {"interval": undelivered["interval"], "seller": seller, "energy_wh": q_wh,
                            "charge_wei": (price + NON_DELIVERY_PENALTY_WEI_PER_WH) * q_wh}
     assert delta[buyer] == _line(-q_wh, -price * q_wh, q_wh, 0).credit_delta_wei == -(price + GRID_FEE_WEI_PER_WH) * q_wh
+    # The operator gets the fee and the replacement part, 6.00; the 0.50 penalty lands in the penalty pool.
+    assert delta[operator] == (GRID_FEE_WEI_PER_WH + price) * q_wh
+    assert delta[operator] == (_line(q_wh, price * q_wh, 0, 0).operator_delta_wei
+                               + _line(-q_wh, -price * q_wh, q_wh, 0).operator_delta_wei)
+    assert market.read("Settlement", "penalty_pool_wei") == NON_DELIVERY_PENALTY_WEI_PER_WH * q_wh
+    assert _line(q_wh, price * q_wh, 0, 0).penalty_pool_delta_wei == NON_DELIVERY_PENALTY_WEI_PER_WH * q_wh
     assert market.read("Settlement", "pool_wei") == 0
+    _assert_conserved_and_solvent(market)
+
+
+def test_the_penalty_pool_covers_an_unpaid_imbalance_and_the_operator_cannot_withdraw_it():
+    """An empty ask of 1.5 kWh fills the penalty pool with its 0.075 token penalty; the operator's credit rises
+    only by the fee and the replacement part. The operator withdraws all its free credit and cannot take one wei
+    more: the pool stays in the Settlement. The buyer then withdraws everything and imports 1 kWh it cannot pay
+    (no credit line): its 0.30 token imbalance is `Unpaid` and the pool covers the operator up to its balance.
+    """
+    market = new_market(2, limits=SMALL_PV)
+    buyer_wallet = market.prosumers[0]
+    buyer, seller, operator = buyer_wallet.address, market.prosumers[1].address, market.operator.address
+    q_wh = ASK_LIMIT_WH
+    price, delta, receipt = _trade_and_post(market, q_wh, 50 * CENT_PER_KWH, 70 * CENT_PER_KWH, export_wh=0)
+    penalty_wei = NON_DELIVERY_PENALTY_WEI_PER_WH * q_wh
+    assert market.read("Settlement", "penalty_pool_wei") == penalty_wei == 75 * 10**15
+    assert delta[seller] == -(price + NON_DELIVERY_PENALTY_WEI_PER_WH) * q_wh + price * q_wh
+    assert delta[operator] == (GRID_FEE_WEI_PER_WH + price) * q_wh
+    assert not [e for e in map(market.chain.decode, receipt.logs) if e.event in ("Unpaid", "Covered")]
+    assert receipt.gas_used <= mk.GAS_POST_READING
+
+    free_wei = market.read("Settlement", "free_credit_wei", operator)
+    greedy, fair = market.mine([market.call_tx(market.operator, "Settlement", "withdraw", free_wei + 1),
+                                market.call_tx(market.operator, "Settlement", "withdraw", free_wei)])
+    assert reverted(greedy, "settlement: withdraw above free credit")
+    assert fair.ok, fair.revert_reason
+    assert market.read("Settlement", "credit_wei", operator) == 0
+    (more,) = market.mine([market.call_tx(market.operator, "Settlement", "withdraw", 1)])
+    assert reverted(more, "settlement: withdraw above free credit")
+    assert market.read("Settlement", "penalty_pool_wei") == penalty_wei
+    _assert_conserved_and_solvent(market)
+
+    (out,) = market.mine([market.call_tx(buyer_wallet, "Settlement", "withdraw",
+                                         market.read("Settlement", "free_credit_wei", buyer))])
+    assert out.ok, out.revert_reason
+    interval = market.next_interval()
+    assert market.clear(interval, mk.Book((), ())).ok
+    import_wh = 1000
+    owed_wei = GRID_BUY_PRICE_WEI_PER_WH * import_wh
+    assert owed_wei > penalty_wei
+    (posted,) = market.mine(
+        [mk.post_reading(market.meters[0], market.addresses, interval, import_wh=import_wh, export_wh=0, pv_wh=0,
+                         battery_wh=0)],
+        max(market.end(interval), market.chain.timestamp + 1))
+    assert posted.ok, posted.revert_reason
+    assert posted.gas_used <= mk.GAS_POST_READING
+    line = settle(0, 0, import_wh, 0, GRID_BUY_PRICE_WEI_PER_WH, GRID_SELL_PRICE_WEI_PER_WH, GRID_FEE_WEI_PER_WH,
+                  non_delivery_penalty_wei_per_wh=NON_DELIVERY_PENALTY_WEI_PER_WH, prosumer_payable_wei=0,
+                  penalty_pool_wei=penalty_wei)
+    assert (line.unpaid_wei, line.covered_wei, line.penalty_pool_delta_wei) == (owed_wei, penalty_wei, -penalty_wei)
+    events = [e for e in map(market.chain.decode, posted.logs) if e.event in ("Unpaid", "Covered")]
+    assert [(e.event, e.args) for e in events] == [
+        ("Unpaid", {"interval": interval, "payer": buyer, "payee": operator, "unpaid_wei": owed_wei}),
+        ("Covered", {"interval": interval, "payee": operator, "amount_wei": penalty_wei}),
+    ]
+    assert market.read("Settlement", "credit_wei", buyer) == line.credit_delta_wei == 0
+    assert market.read("Settlement", "credit_wei", operator) == line.operator_delta_wei == penalty_wei
+    assert market.read("Settlement", "penalty_pool_wei") == 0
     _assert_conserved_and_solvent(market)
 
 
@@ -142,6 +209,9 @@ def test_on_chain_the_undelivered_part_of_an_ask_loses_money(chain_market, q_wh,
         -(max(price, GRID_BUY_PRICE_WEI_PER_WH) - price + NON_DELIVERY_PENALTY_WEI_PER_WH) * undelivered_wh)
     assert undelivered_net_wei <= -NON_DELIVERY_PENALTY_WEI_PER_WH * undelivered_wh < 0
     assert delta[buyer] == _line(-q_wh, -price * q_wh, q_wh, 0).credit_delta_wei
+    operator = market.operator.address
+    assert delta[operator] == (_line(q_wh, price * q_wh, 0, export_wh).operator_delta_wei
+                               + _line(-q_wh, -price * q_wh, q_wh, 0).operator_delta_wei)
     assert market.read("Settlement", "pool_wei") == 0
     _assert_conserved_and_solvent(market)
 
@@ -251,3 +321,38 @@ def test_a_flood_of_one_wh_orders_reverts_and_the_book_holds_one_order_per_accou
     else:
         assert market.read(market.addresses.auction_contract, "order_count", interval, False) == len(market.prosumers)
     _assert_conserved_and_solvent(market)
+
+
+@given(
+    position_wh=st.integers(-10**6, 10**6),
+    value_per_wh=st.integers(0, PRICE_CAP_WEI_PER_WH),
+    import_wh=st.integers(0, 10**6),
+    export_wh=st.integers(0, 10**6),
+    prosumer_payable_wei=st.integers(-10**24, 10**24),
+    operator_payable_wei=st.integers(-10**24, 10**24),
+    penalty_pool_wei=st.integers(0, 10**24),
+)
+def test_a_settlement_moves_money_only_between_its_parties_and_the_penalty_pool_stays_covered(
+    position_wh, value_per_wh, import_wh, export_wh, prosumer_payable_wei, operator_payable_wei, penalty_pool_wei
+):
+    """Whatever the payer can afford: prosumer, operator, pool and penalty pool changes sum to zero; the penalty
+    pool never goes below zero and covers at most the payee's unpaid part; the operator gets no penalty."""
+    value_wei = value_per_wh * position_wh
+    line = settle(position_wh, value_wei, import_wh, export_wh, GRID_BUY_PRICE_WEI_PER_WH,
+                  GRID_SELL_PRICE_WEI_PER_WH, GRID_FEE_WEI_PER_WH,
+                  non_delivery_penalty_wei_per_wh=NON_DELIVERY_PENALTY_WEI_PER_WH,
+                  prosumer_payable_wei=prosumer_payable_wei, operator_payable_wei=operator_payable_wei,
+                  penalty_pool_wei=penalty_pool_wei)
+    assert line.credit_delta_wei + line.operator_delta_wei + line.pool_delta_wei + line.penalty_pool_delta_wei == 0
+    assert penalty_pool_wei + line.penalty_pool_delta_wei >= 0
+    assert 0 <= line.covered_wei <= line.unpaid_wei
+    unlimited = settle(position_wh, value_wei, import_wh, export_wh, GRID_BUY_PRICE_WEI_PER_WH,
+                       GRID_SELL_PRICE_WEI_PER_WH, GRID_FEE_WEI_PER_WH,
+                       non_delivery_penalty_wei_per_wh=NON_DELIVERY_PENALTY_WEI_PER_WH)
+    undelivered_wh = max(0, position_wh - export_wh)
+    assert unlimited.penalty_pool_delta_wei == NON_DELIVERY_PENALTY_WEI_PER_WH * undelivered_wh
+    # The payee, paid and covered, never gets more than it is owed when every payment is made.
+    if unlimited.imbalance_wei < 0:
+        assert line.operator_delta_wei <= unlimited.operator_delta_wei
+    else:
+        assert line.credit_delta_wei <= unlimited.credit_delta_wei

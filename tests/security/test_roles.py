@@ -121,6 +121,7 @@ def _assert_nothing_lost(scene: Scene) -> None:
     assert m.read("GridToken", "totalSupply") == scene.supply_wei
     accounts = [m.operator.address, *(w.address for w in m.prosumers)]
     credits = sum(m.read("Settlement", "credit_wei", a) for a in accounts) + m.read("Settlement", "pool_wei")
+    credits += m.read("Settlement", "penalty_pool_wei")
     assert credits == m.read("GridToken", "balanceOf", m.addresses.settlement)
     held = fx.read(m.chain, scene.flex, "held_wei", scene.request_id)
     reserve = fx.read(m.chain, scene.flex, "penalty_reserve_wei")

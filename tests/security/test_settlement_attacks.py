@@ -2,7 +2,8 @@
 
 Every test checks, besides the refusal: the token supply is unchanged,
 the Settlement holds at least what it owes (every account's positive
-credit, the operator's less the debt owed to it, and the pool) and the
+credit, the operator's less the debt owed to it, the pool and the penalty
+pool) and the
 honest accounts' credits are unchanged by the attack.
 """
 
@@ -46,7 +47,7 @@ def _assert_nothing_lost(market: Market, honest_before: dict[str, int]) -> None:
     assert supply == ENDOWMENT_WEI * len(market.prosumers) + OPERATOR_DEPOSIT_WEI
     credits = _credits(market)
     held = market.read("GridToken", "balanceOf", market.addresses.settlement)
-    pool = market.read("Settlement", "pool_wei")
+    pool = market.read("Settlement", "pool_wei") + market.read("Settlement", "penalty_pool_wei")
     debt = market.read("Settlement", "debt_wei")
     assert sum(credits.values()) + pool == held
     assert debt == sum(max(-c, 0) for c in credits.values())
