@@ -43,6 +43,10 @@ FLEX_DER_TOKENS_WEI = 10**22
 # PV and a 50 kW battery, room for every hand-computed reading (25 kWh
 # per 15-minute interval through the meter).
 TEST_LIMITS = mk.ProsumerLimits(meter_rating_w=100_000, pv_w=100_000, battery_w=50_000)
+# What TEST_LIMITS allow through the meter, from the PV and from the battery over one interval. [Wh]
+RATING_WH = TEST_LIMITS.meter_rating_w * INTERVAL_S // 3600
+PV_PEAK_WH = TEST_LIMITS.pv_w * INTERVAL_S // 3600
+BATTERY_PEAK_WH = TEST_LIMITS.battery_w * INTERVAL_S // 3600
 
 # Limit prices of the property tests: a coarse grid, so that many orders tie,
 # or any price up to the cap. [wei/Wh]

@@ -13,6 +13,7 @@ from gridledger.contracts.keys import derive_account
 
 from contract_helpers import CENT_PER_KWH as CENT
 from contract_helpers import (
+    BATTERY_PEAK_WH,
     ENDOWMENT_WEI,
     GATE_CLOSURE_S,
     GENESIS_TIMESTAMP,
@@ -20,11 +21,12 @@ from contract_helpers import (
     GRID_FEE_WEI_PER_WH,
     GRID_SELL_PRICE_WEI_PER_WH,
     INTERVAL_S,
-    Market,
     PRICE_CAP_WEI_PER_WH,
+    PV_PEAK_WH,
+    RATING_WH,
     SEED,
     START_TIMESTAMP,
-    TEST_LIMITS,
+    Market,
     new_market,
     reverted,
 )
@@ -33,10 +35,6 @@ from tests.secret_helpers import fixed_secret
 ZERO = "0x" + "00" * 20
 MAX_ENERGY_WH = 10**12
 CREDIT_LINE_WEI = 10**18
-# What TEST_LIMITS allow over one interval: meter, PV and battery. [Wh]
-RATING_WH = TEST_LIMITS.meter_rating_w * INTERVAL_S // 3600
-PV_PEAK_WH = TEST_LIMITS.pv_w * INTERVAL_S // 3600
-BATTERY_PEAK_WH = TEST_LIMITS.battery_w * INTERVAL_S // 3600
 TOLERANCE_WH = 2
 
 

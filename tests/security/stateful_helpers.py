@@ -22,14 +22,15 @@ from hypothesis import HealthCheck, event, settings
 
 from gridledger.contracts.reference import escrow_wei, obligation_wei, settle
 from tests.contract_helpers import (
+    BATTERY_PEAK_WH,
     ENDOWMENT_WEI,
     GRID_BUY_PRICE_WEI_PER_WH,
     GRID_FEE_WEI_PER_WH,
     GRID_SELL_PRICE_WEI_PER_WH,
-    INTERVAL_S,
     NON_DELIVERY_PENALTY_WEI_PER_WH,
     OPERATOR_DEPOSIT_WEI,
-    TEST_LIMITS,
+    PV_PEAK_WH,
+    RATING_WH,
     Market,
 )
 
@@ -38,10 +39,6 @@ CREDIT_LINE_WEI = 10**18
 # Intervals the machines trade in, and the prosumers they trade with.
 INTERVALS = (0, 1)
 N_PROSUMERS = 3
-# What TEST_LIMITS allow over one interval. [Wh]
-RATING_WH = TEST_LIMITS.meter_rating_w * INTERVAL_S // 3600
-PV_PEAK_WH = TEST_LIMITS.pv_w * INTERVAL_S // 3600
-BATTERY_PEAK_WH = TEST_LIMITS.battery_w * INTERVAL_S // 3600
 # Most an ask or lot may carry: the rating or what PV and battery export in an interval, the smaller. [Wh]
 ASK_LIMIT_WH = min(RATING_WH, PV_PEAK_WH + BATTERY_PEAK_WH)
 # Orders stay well inside every registered limit and above a minimum order size. [Wh]

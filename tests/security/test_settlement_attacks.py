@@ -19,18 +19,17 @@ from tests.contract_helpers import (
     GRID_FEE_WEI_PER_WH,
     GRID_SELL_PRICE_WEI_PER_WH,
     INTERVAL_S,
-    Market,
     NON_DELIVERY_PENALTY_WEI_PER_WH,
     OPERATOR_DEPOSIT_WEI,
+    PV_PEAK_WH,
+    RATING_WH,
     TEST_LIMITS,
+    Market,
     new_market,
     reverted,
 )
 
 CREDIT_LINE_WEI = 10**18
-# What TEST_LIMITS allow through the meter and from the PV over one interval. [Wh]
-RATING_WH = TEST_LIMITS.meter_rating_w * INTERVAL_S // 3600
-PV_PEAK_WH = TEST_LIMITS.pv_w * INTERVAL_S // 3600
 
 
 def _credits(market: Market) -> dict[str, int]:
