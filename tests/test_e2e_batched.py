@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import xarray as xr
 
@@ -26,18 +25,19 @@ def test_batched_submission_gives_the_same_book_prices_payments_and_physics(shor
         xr.testing.assert_identical(short_run.ds[name], ds[name])
 
 
-def test_every_order_and_reading_was_relayed_and_none_skipped(short_run, batched):
+def test_every_order_and_reading_was_relayed_and_skipped_where_a_transaction_reverted(short_run, batched):
     run_dir, ds = batched
     direct = events(short_run.run_dir, "OrderSubmitted")
     relayed = events(run_dir, "OrderSubmitted")
     assert [(e["args"]["account"], e["args"]["energy_wh"]) for e in relayed] == \
         [(e["args"]["account"], e["args"]["energy_wh"]) for e in direct]
     assert len(events(run_dir, "Settled")) == len(events(short_run.run_dir, "Settled")) > 0
-    assert events(run_dir, "OrderRejected") == events(run_dir, "ReadingRejected") == []
+    assert len(events(run_dir, "OrderRejected")) == int(short_run.ds.orders_rejected.sum())
+    assert events(run_dir, "ReadingRejected") == []
 
 
 def test_relaying_needs_fewer_transactions(short_run, batched):
     """Per interval at most one relayed order batch and one reading batch replace a transaction per order and reading."""
     _, ds = batched
     assert int(ds.transactions.sum()) < int(short_run.ds.transactions.sum())
-    assert np.all(ds.transactions_reverted.values == short_run.ds.transactions_reverted.values)
+    assert int(ds.transactions_reverted.sum()) <= int(short_run.ds.transactions_reverted.sum())
