@@ -33,7 +33,7 @@ from gridledger.agents.relay import signed_orders_message
 from gridledger.contracts import charging
 from gridledger.contracts.client import Wallet
 from gridledger.contracts.keys import derive_account
-from gridledger.contracts.market import LotState, MarketAddresses, bid
+from gridledger.contracts.market import SIGNED_ORDER_CONTRACTS, LotState, MarketAddresses, bid
 from gridledger.contracts.mechanisms import BATCHED, MECHANISMS
 from gridledger.contracts.typed_data import SignedOrder, sign_order
 from gridledger.messages import decode
@@ -75,7 +75,7 @@ class DerAgents:
         self.flex = Flexibility(intervals, n)
         self.devices = Devices(sc)
         self.signs_orders = (study.market.submission == BATCHED
-                             and not MECHANISMS[study.market.mechanism].is_lot_auction)
+                             and MECHANISMS[study.market.mechanism].contract in SIGNED_ORDER_CONTRACTS)
 
     def connect(self, notice: dict) -> None:
         """Sign for the chain and the contracts named in the ledger's deployment notice."""

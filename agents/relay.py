@@ -29,7 +29,8 @@ from gridledger.contracts.market import MarketAddresses, post_signed_readings, s
 from gridledger.contracts.typed_data import SignedOrder, SignedReading
 from gridledger.messages import decode, encode, is_json
 
-SIGNATURE_FIELDS = ("v", "r", "s")
+BATCH_SIZE = 256
+"""Most orders or readings one relayed transaction carries (``book.MAX_ORDERS``, ``Settlement.MAX_READINGS``)."""
 
 
 def split_received(received: list[tuple[str, bytes]]) -> tuple[list[tuple[str, bytes]], list[dict], list[dict]]:
@@ -66,20 +67,22 @@ def signed_readings_message(interval: int, signed: list[SignedReading]) -> bytes
          **_signature_json(r)} for r in signed])
 
 
-def relayed_orders(operator: Wallet, addresses: MarketAddresses, messages: Iterable[dict]) -> list[bytes]:
-    """One ``submit_signed_orders`` transaction per ``signed_orders`` message, signed by the relaying `operator`."""
-    return [submit_signed_orders(operator, addresses, m["interval"], [
+def _chunks(items: list) -> list[list]:
+    return [items[i:i + BATCH_SIZE] for i in range(0, len(items), BATCH_SIZE)]
+
+
+def relayed_orders(relay: Wallet, addresses: MarketAddresses, messages: Iterable[dict]) -> list[bytes]:
+    """``submit_signed_orders`` transactions of the `relay` carrying the ``signed_orders`` messages, in order."""
+    return [submit_signed_orders(relay, addresses, m["interval"], chunk) for m in messages for chunk in _chunks([
         SignedOrder(interval=m["interval"], is_ask=o["is_ask"], energy_wh=o["energy_wh"],
-                    price_wei_per_wh=o["price_wei_per_wh"], **_signature(o)) for o in m["orders"]])
-        for m in messages if m["orders"]]
+                    price_wei_per_wh=o["price_wei_per_wh"], **_signature(o)) for o in m["orders"]])]
 
 
-def relayed_readings(head_end: Wallet, addresses: MarketAddresses, messages: Iterable[dict]) -> list[bytes]:
-    """One ``post_signed_readings`` transaction per ``signed_readings`` message, signed by the `head_end`."""
-    return [post_signed_readings(head_end, addresses, m["interval"], [
+def relayed_readings(relay: Wallet, addresses: MarketAddresses, messages: Iterable[dict]) -> list[bytes]:
+    """``post_signed_readings`` transactions of the `relay` carrying the ``signed_readings`` messages, in order."""
+    return [post_signed_readings(relay, addresses, m["interval"], chunk) for m in messages for chunk in _chunks([
         SignedReading(interval=m["interval"], import_wh=r["import_wh"], export_wh=r["export_wh"], pv_wh=r["pv_wh"],
-                      battery_wh=r["battery_wh"], **_signature(r)) for r in m["readings"]])
-        for m in messages if m["readings"]]
+                      battery_wh=r["battery_wh"], **_signature(r)) for r in m["readings"]])]
 
 
 def rejections(events: Iterable[tuple[str, dict]], event_name: str) -> list[bytes]:

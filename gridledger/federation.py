@@ -51,9 +51,9 @@ OPERATOR_RUNS = When(
 LOT_AUCTION = When("`market.mechanism` is a lot auction",
                    lambda study: MECHANISMS[study.market.mechanism].is_lot_auction)
 SIGNED_BATCHES = When("`market.submission` is batched", lambda study: study.market.submission == BATCHED)
-SIGNED_ORDERS = When("`market.submission` is batched and `market.mechanism` a book",
+SIGNED_ORDERS = When("`market.submission` is batched and `market.mechanism` a double auction",
                      lambda study: study.market.submission == BATCHED
-                     and not MECHANISMS[study.market.mechanism].is_lot_auction)
+                     and MECHANISMS[study.market.mechanism].contract in ("DoubleAuction", "PayAsBid"))
 INVERTER_CURVES = When(
     "`prosumers.pv.inverter.volt_var` or `volt_watt`",
     lambda study: study.prosumers.pv.inverter.volt_var or study.prosumers.pv.inverter.volt_watt,
