@@ -148,14 +148,15 @@ def gas_section(rows: list[GasRow], crossovers: list[Crossover]) -> list[str]:
 def security_gas_section(rows: list[TxGas], commit: str) -> list[str]:
     """Rows of the section on the gas of issue 11's checks: live figures against the recorded pre-hardening ones."""
     lines = [
-        "6. Gas of the security checks (issue 11) per transaction type: one scripted double-auction market, now vs"
-        f" before the hardening (commit {commit[:7]}, recorded in {BASELINE_FILE.name})",
-        f"   {'transaction':<24}{'now [gas]':>12}{'before [gas]':>14}{'now/before':>12}{'difference [gas]':>18}",
+        "6. Gas of the security checks (issue 11) per transaction type: three scripted markets, now vs before the"
+        f" hardening (commit {commit[:7]}, recorded in {BASELINE_FILE.name})",
+        f"   {'scenario':<16}{'transaction':<24}{'now [gas]':>12}{'before [gas]':>14}{'now/before':>12}"
+        f"{'difference [gas]':>18}",
     ]
     for r in rows:
         before = f"{r.pre_hardening_gas:>14,}" if r.pre_hardening_gas is not None else f"{'(new)':>14}"
         ratio = f"{r.ratio:>11.3f}x" if r.ratio is not None else f"{'':>12}"
-        lines.append(f"   {r.tx_type:<24}{r.gas:>12,}{before}{ratio}{r.difference:>+18,}")
+        lines.append(f"   {r.scenario:<16}{r.tx_type:<24}{r.gas:>12,}{before}{ratio}{r.difference:>+18,}")
     return lines
 
 
