@@ -28,11 +28,14 @@ from gridledger.agents.flex_offers import (Flexibility, OfferRules, bond_approva
                                            offer_tx, pv_owners)
 from gridledger.agents.lot_bidding import SealedBids, commit_tx, open_bids, reveal_tx, sealed_bids
 from gridledger.agents.orders import OrderRecord, buyers, opening_orders, order_tx, zic_orders
+from gridledger.agents.prosumer import Order
+from gridledger.agents.relay import signed_orders_message
 from gridledger.contracts import charging
 from gridledger.contracts.client import Wallet
 from gridledger.contracts.keys import derive_account
-from gridledger.contracts.market import LotState, MarketAddresses, bid
-from gridledger.contracts.mechanisms import MECHANISMS
+from gridledger.contracts.market import SIGNED_ORDER_CONTRACTS, LotState, MarketAddresses, bid
+from gridledger.contracts.mechanisms import BATCHED, MECHANISMS
+from gridledger.contracts.typed_data import SignedOrder, sign_order
 from gridledger.messages import decode
 from gridledger.scenario import Scenario
 from gridledger.schedule import DerAction
@@ -71,6 +74,8 @@ class DerAgents:
         self.sealed = SealedBids()
         self.flex = Flexibility(intervals, n)
         self.devices = Devices(sc)
+        self.signs_orders = (study.market.submission == BATCHED
+                             and MECHANISMS[study.market.mechanism].contract in SIGNED_ORDER_CONTRACTS)
 
     def connect(self, notice: dict) -> None:
         """Sign for the chain and the contracts named in the ledger's deployment notice."""
@@ -109,10 +114,21 @@ class DerAgents:
             elif body["type"] == "cleared":
                 for address, position in body["positions_wh"].items():
                     self.position_wh[body["interval"], self.index_of[address]] = position
+            elif body["type"] == "rejected":
+                for rejection in body["rejections"]:
+                    self._rejected_order(body["interval"], rejection)
             elif body["type"] == "receipts":
                 for receipt in body["receipts"]:
                     if not receipt["status"]:
                         self._rejected(receipt)
+
+    def _rejected_order(self, interval: int, rejection: dict) -> None:
+        """Count a signed order the contract skipped against its signer (none if the signature was bad)."""
+        i = self.index_of.get(rejection["signer"])
+        who = self.sc.prosumers[i].name if i is not None else rejection["signer"]
+        log.warning("%s: signed order of interval %d rejected: %s", who, interval, rejection["reason"])
+        if i is not None:
+            self.rejected[interval, i] += 1
 
     def _rejected(self, receipt: dict) -> None:
         i, nonce = self.index_of[receipt["sender"]], receipt["nonce"]
@@ -143,10 +159,17 @@ class DerAgents:
             placed = opening_orders(zic_orders(self.sc, k), MECHANISMS[self.addresses.mechanism])
             for i, order in placed:
                 self.orders.record(i, order)
+            if self.signs_orders:
+                return [signed_orders_message(k, [self._signed(i, order) for i, order in placed])] if placed else []
             return [order_tx(self._sender(i, k), self.addresses, order) for i, order in placed]
         if action.market == "bid":
             return self._bids(k, action.time_s)
         return [reveal_tx(self._sender(b.agent, k), self.addresses, b) for b in self.sealed.to_reveal(k)]
+
+    def _signed(self, i: int, order: Order) -> SignedOrder:
+        """Agent `i`'s `order` signed as EIP-712 typed data for the market's book, to be relayed."""
+        return sign_order(self.accounts[i], self.wallets[i].chain_id, self.addresses.auction, interval=order.interval,
+                          is_ask=order.is_ask, energy_wh=order.energy_wh, price_wei_per_wh=order.price_wei_per_wh)
 
     def _bids(self, interval: int, round_s: float) -> list[bytes]:
         study = self.sc.study

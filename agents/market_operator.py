@@ -32,6 +32,7 @@ from gridledger.agents.blocks import Lane, ledger_lanes, mine_batches, receipts_
 from gridledger.agents.charging_desk import ChargingDesk
 from gridledger.agents.flex_desk import FlexDesk
 from gridledger.agents.ledger_record import LedgerRecord
+from gridledger.agents.relay import rejections, relayed_orders, relayed_readings, split_received
 from gridledger.agents.prosumer import expected_exports_wh
 from gridledger.contracts import charging as charging_contract
 from gridledger.contracts import flexibility as flex_contract
@@ -85,6 +86,22 @@ def by_lane(received: list[Message]) -> dict[str, list[Message]]:
     for source, tx in sorted(received, key=lambda message: message[0]):
         lanes[LANE_OF_ENDPOINT.get(source, "agents")].append((source, tx))
     return lanes
+
+
+RELAYED_ORDERS = "relayed orders"
+RELAYED_READINGS = "relayed readings"
+
+
+def in_block_order(batches: dict[str, list[bytes]], relayed: dict[str, list[bytes]]) -> dict[str, list[bytes]]:
+    """The batches of a "mine" block in mining order: the relayed orders right after the agents' lane, the
+    relayed readings right after the meters' lane, so a batched run mines in the order of a per-transaction one."""
+    after = {"agents": RELAYED_ORDERS, "meters": RELAYED_READINGS}
+    ordered: dict[str, list[bytes]] = {}
+    for name, txs in batches.items():
+        ordered[name] = txs
+        if name in after:
+            ordered[after[name]] = relayed[after[name]]
+    return ordered
 
 
 def prosumer_limits(sc: Scenario) -> list[ProsumerLimits]:
@@ -258,13 +275,21 @@ class MarketOperator:
     def _mine(self, interval: int, timestamp: int, received: list[Message], lots_of: int | None) -> list[Message]:
         duties = self.pending + operator_duties(self.sc, self.wallet, self.addresses, interval)
         self.pending = []
-        lanes = by_lane(received)
+        txs, signed_orders, signed_readings = split_received(received)
+        lanes = by_lane(txs)
         batches = {"operator": duties, **{lane: [tx for _, tx in messages] for lane, messages in lanes.items()}}
-        block = mine_batches(self.chain, batches, timestamp, self.lanes)
-        require_ok(block.receipts["operator"], "operator transaction")
+        relayed = {RELAYED_ORDERS: relayed_orders(self.wallet, self.addresses, signed_orders),
+                   RELAYED_READINGS: relayed_readings(self.wallet, self.addresses, signed_readings)}
+        block = mine_batches(self.chain, in_block_order(batches, relayed), timestamp, self.lanes)
+        require_ok(block.receipts["operator"] + block.receipts[RELAYED_ORDERS] + block.receipts[RELAYED_READINGS],
+                   "operator transaction")
         self.record.block(interval, block)
         outbox = self._receipts([source for messages in lanes.values() for source, _ in messages],
                                 [receipt for lane in lanes for receipt in block.receipts[lane]])
+        outbox += [(DER_ENDPOINT, m) for m in rejections(
+            block.events_of(self.addresses.auction_contract, RELAYED_ORDERS), "OrderRejected")]
+        outbox += [(GRID_ENDPOINT, m) for m in rejections(
+            block.events_of("Settlement", RELAYED_READINGS), "ReadingRejected")]
         if lots_of is not None:
             lots = [dataclasses.asdict(lot) for lot in lot_states(self.chain, self.addresses, lots_of)]
             outbox.append((DER_ENDPOINT, encode("lots", interval=lots_of, lots=lots)))

@@ -9,7 +9,10 @@ awarded DER signs a ``post_delivery`` of the curtailment the grid measured
 (the baseline, from the same irradiance profile the power flow uses)
 minus the PV the power flow shows it injected, never what the DER says it
 curtailed. Each meter holds its own key (``meter/<prosumer>``), apart
-from its prosumer's.
+from its prosumer's. With ``market.submission: batched`` the meters sign
+their readings as EIP-712 typed data instead and the grid federate, as an
+AMI head-end, sends them in one ``signed_readings`` message for the ledger
+to relay (`gridledger.agents.relay`).
 
 `Meters` is also the grid's inbox: it keeps the flexibility awards, installs
 the inverters the DER federate describes and logs rejected meter
@@ -24,11 +27,14 @@ import numpy as np
 
 from gridledger.agents.feeder import install_inverters
 from gridledger.agents.feeder_record import FeederRecord
+from gridledger.agents.relay import signed_readings_message
 from gridledger.contracts import flexibility as flex
 from gridledger.contracts.client import Wallet
 from gridledger.contracts.flex_reference import energy_wh
 from gridledger.contracts.keys import derive_account
 from gridledger.contracts.market import MarketAddresses, post_reading
+from gridledger.contracts.mechanisms import BATCHED
+from gridledger.contracts.typed_data import sign_reading
 from gridledger.grids.metering import interval_energy_wh, source_energy_wh
 from gridledger.messages import decode
 from gridledger.scenario import Scenario
@@ -50,6 +56,15 @@ def readings(meters: list[Wallet], addresses: MarketAddresses, interval: int,
     """Signed ``post_reading`` of each meter (ordered like the prosumers) for `interval`."""
     return [post_reading(meter, addresses, interval, **{name: int(wh[i]) for name, wh in registers.items()})
             for i, meter in enumerate(meters)]
+
+
+def signed_readings(meters: list[Wallet], addresses: MarketAddresses, interval: int,
+                    registers: dict[str, np.ndarray]) -> list[bytes]:
+    """One ``signed_readings`` message: each meter's reading for `interval` signed as EIP-712 typed data."""
+    return [signed_readings_message(interval, [
+        sign_reading(meter.account, meter.chain_id, addresses.settlement, interval=interval,
+                     **{name: int(wh[i]) for name, wh in registers.items()})
+        for i, meter in enumerate(meters)])]
 
 
 def measured_curtailment_wh(available_kw: np.ndarray, injected_mw: np.ndarray, step_s: float, awarded_wh: int) -> int:
@@ -108,6 +123,7 @@ class Meters:
         self.flexibility = notice.get("flexibility")
         self.available_kw = sc.pv_pu * np.array([p.pv_kwp for p in sc.prosumers])
         self.awards: dict[int, list[tuple[int, str, int]]] = {}
+        self.sign = signed_readings if sc.study.market.submission == BATCHED else readings
 
     def handle(self, messages: list[tuple[str, bytes]]) -> None:
         """Install the inverters the DER federate describes, keep flexibility awards, log rejected meter transactions.
@@ -122,6 +138,9 @@ class Meters:
                 for award in body["awards"]:
                     self.awards.setdefault(award["interval"], []).extend(
                         (award["request_id"], der, p_w) for der, p_w in award["p_w"].items())
+            for rejection in body.get("rejections", []):
+                log.error("signed reading of %s for interval %d rejected: %s", rejection["signer"], body["interval"],
+                          rejection["reason"])
             for receipt in body.get("receipts", []):
                 if not receipt["status"]:
                     log.error("meter transaction %s rejected: %s", receipt["tx_hash"], receipt["revert_reason"])
@@ -138,7 +157,7 @@ class Meters:
         interval = step // per_interval - 1
         window = slice(step - per_interval, step)
         registers = interval_registers(record, window, study.power_flow_step_s)
-        txs = readings(self.wallets, self.addresses, interval, registers)
+        txs = self.sign(self.wallets, self.addresses, interval, registers)
         record.meter(interval, registers)
         return txs + deliveries(self.wallets, self.flexibility, self.awards.pop(interval, []), window, record,
                                 self.available_kw, study.power_flow_step_s, self.prosumer_of)

@@ -6,12 +6,16 @@ price), signed in advance by the same funded prosumer keys, one order per
 prosumer and block, a new interval every block:
 
 * ours: `gridledger.contracts.chain.Chain.mine`, one block per batch;
+* ours, batched: the same orders signed as EIP-712 typed data
+  (`gridledger.contracts.typed_data`) and relayed by the operator in one
+  ``submit_signed_orders`` transaction per block (issue 12);
 * baseline: web3.py with `EthereumTesterProvider` (eth-tester's PyEVM
   backend, automine on: one block per transaction), each transaction sent
   with ``w3.eth.send_raw_transaction`` (explicit ``gas``, so nothing is
   estimated) and awaited with ``w3.eth.wait_for_transaction_receipt``.
 
-Only execution and mining are timed; deployment and signing are not. Every
+Only execution and mining are timed; deployment and signing are not (the
+relay's transaction, like every other, is signed in advance). Every
 timed transaction must succeed and emit the same ``OrderSubmitted`` event
 on both chains, or the benchmark raises.
 """
@@ -31,7 +35,14 @@ from web3 import EthereumTesterProvider, Web3
 from gridledger.contracts.chain import GENESIS_BALANCE_WEI, Chain, Log
 from gridledger.contracts.client import DecodedLog, Wallet, decode_log
 from gridledger.contracts.keys import derive_account
-from gridledger.contracts.market import MarketAddresses, ProsumerLimits, deploy_market, submit_order
+from gridledger.contracts.market import (
+    MarketAddresses,
+    ProsumerLimits,
+    deploy_market,
+    submit_order,
+    submit_signed_orders,
+)
+from gridledger.contracts.typed_data import sign_order
 
 # Fixed, public benchmark secret (accounts only; nothing here is secret).
 SECRET = (20261101).to_bytes(32, "big")
@@ -135,6 +146,12 @@ class LedgerResult:
         ``ours_tx_per_s / baseline_tx_per_s``. [-]
     ours_s, baseline_s : list of float
         Wall time of executing and mining all orders, per repeat. [s]
+    batched_orders_per_s : float
+        Median throughput of the same orders relayed in one batch per block. [orders/s]
+    batched_ratio : float
+        ``batched_orders_per_s / baseline_tx_per_s``. [-]
+    batched_s : list of float
+        Wall time of the batched orders, per repeat. [s]
     """
 
     block_size: int
@@ -145,6 +162,9 @@ class LedgerResult:
     ratio: float
     ours_s: list[float]
     baseline_s: list[float]
+    batched_orders_per_s: float
+    batched_ratio: float
+    batched_s: list[float]
 
 
 def _market(chain: Chain | TesterNode, operator: Wallet, prosumers: Sequence[str]) -> MarketAddresses:
@@ -158,14 +178,23 @@ def _market(chain: Chain | TesterNode, operator: Wallet, prosumers: Sequence[str
     )
 
 
+def _order(i: int, k: int) -> dict:
+    """Wallet ``i``'s order of interval ``k``: odd wallets ask, even ones bid."""
+    return {"is_ask": i % 2 == 1, "energy_wh": 500 + (37 * i + 11 * k) % 1000,
+            "price_wei_per_wh": (8 + (7 * i + 3 * k) % 23) * WEI_PER_WH_PER_CENT_PER_KWH}
+
+
 def _orders(wallets: Sequence[Wallet], addresses: MarketAddresses, n_blocks: int) -> list[list[bytes]]:
-    """Block ``k`` holds one order of every wallet for interval ``k``: odd wallets ask, even ones bid."""
-    return [
-        [submit_order(wallet, addresses, k, is_ask=i % 2 == 1, energy_wh=500 + (37 * i + 11 * k) % 1000,
-                      price_wei_per_wh=(8 + (7 * i + 3 * k) % 23) * WEI_PER_WH_PER_CENT_PER_KWH)
-         for i, wallet in enumerate(wallets)]
-        for k in range(n_blocks)
-    ]
+    """Block ``k`` holds one order of every wallet for interval ``k``."""
+    return [[submit_order(wallet, addresses, k, **_order(i, k)) for i, wallet in enumerate(wallets)]
+            for k in range(n_blocks)]
+
+
+def _relayed(relay: Wallet, wallets: Sequence[Wallet], addresses: MarketAddresses, n_blocks: int) -> list[bytes]:
+    """Block ``k``'s one transaction: the same orders, each signed by its wallet, relayed by ``relay``."""
+    return [submit_signed_orders(relay, addresses, k, [
+        sign_order(w.account, w.chain_id, addresses.auction, interval=k, **_order(i, k)) for i, w in enumerate(wallets)])
+        for k in range(n_blocks)]
 
 
 def _events(chain: Chain | TesterNode, receipts: Sequence) -> list[DecodedLog]:
@@ -195,6 +224,23 @@ def run_ours(operator: LocalAccount, prosumers: Sequence[LocalAccount], n_blocks
     return elapsed, _events(chain, receipts)
 
 
+def run_batched(operator: LocalAccount, prosumers: Sequence[LocalAccount], n_blocks: int
+                ) -> tuple[float, list[DecodedLog]]:
+    """Mine the same orders relayed in one batch per block on a fresh `Chain`; (wall time [s], events)."""
+    chain = Chain([operator.address, *(p.address for p in prosumers)], genesis_timestamp=GENESIS_TIMESTAMP)
+    relay = chain.wallet(operator)
+    addresses = _market(chain, relay, [p.address for p in prosumers])
+    blocks = _relayed(relay, [chain.wallet(p) for p in prosumers], addresses, n_blocks)
+    timestamps = [chain.timestamp + 1 + k for k in range(n_blocks)]
+    started = time.perf_counter()
+    receipts = [receipt for raw, timestamp in zip(blocks, timestamps) for receipt in chain.mine([raw], timestamp)]
+    elapsed = time.perf_counter() - started
+    events = [e for r in receipts for e in map(chain.decode, r.logs) if e is not None]
+    if not all(r.ok for r in receipts) or any(e.event == "OrderRejected" for e in events):
+        raise RuntimeError(f"a relayed order did not go through: {[e.args for e in events if e.event != 'Locked']}")
+    return elapsed, [e for e in events if e.event == "OrderSubmitted"]
+
+
 def run_baseline(operator: LocalAccount, prosumers: Sequence[LocalAccount], n_blocks: int) -> tuple[float, list[DecodedLog]]:
     """Send the same orders through web3 + eth-tester on a fresh node; (wall time [s], events)."""
     node = TesterNode([operator.address, *(p.address for p in prosumers)])
@@ -215,18 +261,21 @@ def ledger_throughput(block_size: int, n_blocks: int, repeats: int = 3) -> Ledge
     Raises
     ------
     RuntimeError
-        If an order fails on either chain or the two chains record different orders.
+        If an order fails on any chain or the chains record different orders.
     """
     operator = derive_account(SECRET, "operator")
     prosumers = [derive_account(SECRET, f"prosumer/{i}") for i in range(block_size)]
-    ours_s, baseline_s = [], []
+    ours_s, baseline_s, batched_s = [], [], []
     for _ in range(repeats):
         seconds, ours_events = run_ours(operator, prosumers, n_blocks)
         ours_s.append(seconds)
+        seconds, batched_events = run_batched(operator, prosumers, n_blocks)
+        batched_s.append(seconds)
         seconds, baseline_events = run_baseline(operator, prosumers, n_blocks)
         baseline_s.append(seconds)
-        if [e.args for e in ours_events] != [e.args for e in baseline_events]:
-            raise RuntimeError("the two chains recorded different orders")
+        if not [e.args for e in ours_events] == [e.args for e in batched_events] == [e.args for e in baseline_events]:
+            raise RuntimeError("the chains recorded different orders")
     n = block_size * n_blocks
-    ours, baseline = n / statistics.median(ours_s), n / statistics.median(baseline_s)
-    return LedgerResult(block_size, n, repeats, ours, baseline, ours / baseline, ours_s, baseline_s)
+    ours, baseline, batched = (n / statistics.median(t) for t in (ours_s, baseline_s, batched_s))
+    return LedgerResult(block_size, n, repeats, ours, baseline, ours / baseline, ours_s, baseline_s,
+                        batched, batched / baseline, batched_s)

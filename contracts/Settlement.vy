@@ -21,14 +21,14 @@
         - `withdraw` (`external` function),
         - `lock`, `unlock` (`external` functions, the mechanism only),
         - `release` (`external` function),
-        - `post_reading` (`external` function),
+        - `post_reading`, `post_signed_readings` (`external` functions),
         - `settle_operator` (`external` function),
         - `credit_wei`, `pool_wei`, `penalty_pool_wei`, `reading`
           (`external` `view` functions),
         - `locked_wei`, `lock_wei`, `free_credit_wei`, `escrow_wei`
           (`external` `view` functions),
         - `sold_mix`, `consumed_mix` (`external` `view` functions),
-        - `limits`, `is_debtor`, `order_limit_wh` (`external` `view`
+        - `limits`, `is_debtor`, `order_limit_wh`, `can_lock` (`external` `view`
           functions).
         Limits: before the market starts the operator registers each
         prosumer once (`register_prosumer`): its meter rating, PV peak
@@ -143,6 +143,9 @@
 # @dev We import the built-in `IERC20` interface to move tokens.
 from ethereum.ercs import IERC20
 
+# @dev EIP-712 signatures of relayed readings (a stateless module).
+from . import eip712
+
 
 # @dev Meter bindings of the market's registry.
 interface Registry:
@@ -240,6 +243,23 @@ struct SettlementTerms:
     position_wh: int256
     value_wei: int256
     end_timestamp: uint256
+
+
+# @dev A meter reading signed as EIP-712 typed data
+# (`eip712.READING_TYPEHASH`) for a head-end to relay; the interval is
+# the batch's. [Wh]
+struct SignedReading:
+    import_wh: uint256
+    export_wh: uint256
+    pv_wh: uint256
+    battery_wh: uint256
+    v: uint8
+    r: bytes32
+    s: bytes32
+
+
+# @dev Most readings one `post_signed_readings` relays.
+MAX_READINGS: public(constant(uint256)) = 256
 
 
 # @dev Registry that binds meters to prosumers.
@@ -409,6 +429,16 @@ event Settled:
     p2p_wei: int256
     fee_wei: uint256
     imbalance_wei: int256
+
+
+# @dev Emitted for every relayed reading skipped: `index` is its place
+# in the batch, `signer` the recovered meter (empty if none), `reason`
+# the reason `post_reading` by that meter would have reverted with.
+event ReadingRejected:
+    interval: indexed(uint256)
+    index: uint256
+    signer: indexed(address)
+    reason: String[64]
 
 
 # @dev Emitted when a seller's interval is settled: the sources of
@@ -582,8 +612,8 @@ def lock(account: address, interval: uint256, energy_wh: uint256, price_wei_per_
     """
     # checks
     assert msg.sender == auction.address, "settlement: caller is not the mechanism"
+    assert self._can_lock(account, energy_wh, price_wei_per_wh), "settlement: credit below escrow"
     amount_wei: uint256 = self._escrow_wei(account, energy_wh, price_wei_per_wh)
-    assert self._payable_wei(account) >= convert(amount_wei, int256), "settlement: credit below escrow"
 
     # effects
     self.locked_wei[account] += amount_wei
@@ -632,10 +662,11 @@ def release(interval: uint256, account: address):
 def post_reading(interval: uint256, import_wh: uint256, export_wh: uint256, pv_wh: uint256, battery_wh: uint256):
     """
     @dev Settles the calling meter's prosumer for `interval`: checks the
-         reading against the prosumer's registered limits, releases its
-         escrow of the interval, pays (an imbalance payment up to what
-         its payer can afford) and for a seller records the sources of
-         its sold energy.
+         reading (`_reading_problem`: a bound meter, a cleared and
+         ended interval, one reading, within the prosumer's registered
+         limits), releases its escrow of the interval, pays (an
+         imbalance payment up to what its payer can afford) and for a
+         seller records the sources of its sold energy.
     @param interval Index of a cleared and ended market interval.
     @param import_wh Energy drawn from the grid in the interval. [Wh]
     @param export_wh Energy fed into the grid in the interval. [Wh]
@@ -643,21 +674,104 @@ def post_reading(interval: uint256, import_wh: uint256, export_wh: uint256, pv_w
     @param battery_wh Energy the prosumer's battery discharged in the
            interval. [Wh]
     """
-    # checks
-    prosumer: address = staticcall registry.prosumer_of_meter(msg.sender)
-    assert prosumer != empty(address), "settlement: caller is not a bound meter"
-    terms: SettlementTerms = staticcall auction.settlement_terms(interval, prosumer)
-    assert terms.cleared, "settlement: interval not cleared"
-    assert block.timestamp >= terms.end_timestamp, "settlement: interval not ended"
-    assert self._reading_word[interval][prosumer] == 0, "settlement: reading exists"
-    assert (
-        import_wh <= MAX_ENERGY_WH
-        and export_wh <= MAX_ENERGY_WH
-        and pv_wh <= MAX_ENERGY_WH
-        and battery_wh <= MAX_ENERGY_WH
-    ), "settlement: energy above limit"
-    self._check_limits(prosumer, import_wh, export_wh, pv_wh, battery_wh)
+    prosumer: address = empty(address)
+    terms: SettlementTerms = empty(SettlementTerms)
+    reason: String[64] = ""
+    prosumer, terms, reason = self._reading_problem(msg.sender, interval, import_wh, export_wh, pv_wh, battery_wh)
+    assert len(reason) == 0, reason
+    self._settle(interval, prosumer, terms, import_wh, export_wh, pv_wh, battery_wh)
 
+
+@external
+def post_signed_readings(interval: uint256, readings: DynArray[SignedReading, MAX_READINGS]):
+    """
+    @dev Settles readings of `interval` that their meters signed as
+         EIP-712 typed data (`eip712.vy`), relayed by the caller (a
+         head-end, the operator or anyone: it pays the gas and can
+         neither forge nor alter a reading). Each reading settles as if
+         its meter had sent `post_reading` itself, in the given order;
+         one that would revert there is skipped with `ReadingRejected`
+         and the same reason ("settlement: bad signature" if no account
+         signed it), and the rest settle.
+    @param interval Index of a cleared and ended market interval.
+    @param readings The signed readings: import, export, PV and battery
+           discharge [Wh] and the signature (v, r, s).
+    """
+    for i: uint256 in range(len(readings), bound=MAX_READINGS):
+        r: SignedReading = readings[i]
+        meter: address = eip712._signer(
+            keccak256(abi_encode(eip712.READING_TYPEHASH, interval, r.import_wh, r.export_wh, r.pv_wh, r.battery_wh)),
+            r.v, r.r, r.s,
+        )
+        prosumer: address = empty(address)
+        terms: SettlementTerms = empty(SettlementTerms)
+        reason: String[64] = "settlement: bad signature"
+        if meter != empty(address):
+            prosumer, terms, reason = self._reading_problem(
+                meter, interval, r.import_wh, r.export_wh, r.pv_wh, r.battery_wh
+            )
+        if len(reason) == 0:
+            self._settle(interval, prosumer, terms, r.import_wh, r.export_wh, r.pv_wh, r.battery_wh)
+        else:
+            log ReadingRejected(interval=interval, index=i, signer=meter, reason=reason)
+
+
+@internal
+@view
+def _reading_problem(
+    meter: address, interval: uint256, import_wh: uint256, export_wh: uint256, pv_wh: uint256, battery_wh: uint256
+) -> (address, SettlementTerms, String[64]):
+    """
+    @dev The prosumer of `meter`, its terms of `interval` and why the
+         meter's reading may not settle (empty if it may): not a bound
+         meter, the interval not cleared or not ended, a reading
+         already posted, an energy above `MAX_ENERGY_WH`, or outside the
+         prosumer's registered limits (`_limits_problem`).
+    @param meter The meter posting the reading.
+    @param interval Index of the market interval.
+    @param import_wh Energy drawn from the grid. [Wh]
+    @param export_wh Energy fed into the grid. [Wh]
+    @param pv_wh PV energy. [Wh]
+    @param battery_wh Battery discharge. [Wh]
+    @return (address, SettlementTerms, String[64]) Prosumer, terms, reason.
+    """
+    prosumer: address = staticcall registry.prosumer_of_meter(meter)
+    if prosumer == empty(address):
+        return prosumer, empty(SettlementTerms), "settlement: caller is not a bound meter"
+    terms: SettlementTerms = staticcall auction.settlement_terms(interval, prosumer)
+    if not terms.cleared:
+        return prosumer, terms, "settlement: interval not cleared"
+    if block.timestamp < terms.end_timestamp:
+        return prosumer, terms, "settlement: interval not ended"
+    if self._reading_word[interval][prosumer] != 0:
+        return prosumer, terms, "settlement: reading exists"
+    if import_wh > MAX_ENERGY_WH or export_wh > MAX_ENERGY_WH or pv_wh > MAX_ENERGY_WH or battery_wh > MAX_ENERGY_WH:
+        return prosumer, terms, "settlement: energy above limit"
+    return prosumer, terms, self._limits_problem(prosumer, import_wh, export_wh, pv_wh, battery_wh)
+
+
+@internal
+def _settle(
+    interval: uint256,
+    prosumer: address,
+    terms: SettlementTerms,
+    import_wh: uint256,
+    export_wh: uint256,
+    pv_wh: uint256,
+    battery_wh: uint256,
+):
+    """
+    @dev Settles a reading `_reading_problem` passed: records it,
+         releases the prosumer's escrow of the interval, pays and
+         records the sources of sold energy.
+    @param interval Index of the market interval.
+    @param prosumer The prosumer whose meter read.
+    @param terms The prosumer's terms of the interval.
+    @param import_wh Energy drawn from the grid. [Wh]
+    @param export_wh Energy fed into the grid. [Wh]
+    @param pv_wh PV energy. [Wh]
+    @param battery_wh Battery discharge. [Wh]
+    """
     # effects
     self._reading_word[interval][prosumer] = (
         import_wh
@@ -838,6 +952,21 @@ def free_credit_wei(account: address) -> int256:
 
 @external
 @view
+def can_lock(account: address, energy_wh: uint256, price_wei_per_wh: uint256) -> bool:
+    """
+    @dev Whether `lock` would find the free credit of `account` enough
+         for a bid of `energy_wh` at `price_wei_per_wh`; the mechanisms
+         ask before placing a relayed bid.
+    @param account The bidder.
+    @param energy_wh Energy of the bid. [Wh]
+    @param price_wei_per_wh Limit price of the bid. [wei/Wh]
+    @return bool True if the escrow fits the free credit.
+    """
+    return self._can_lock(account, energy_wh, price_wei_per_wh)
+
+
+@external
+@view
 def escrow_wei(account: address, energy_wh: uint256, price_wei_per_wh: uint256) -> uint256:
     """
     @dev Escrow `lock` takes for a bid of `account`.
@@ -995,27 +1124,51 @@ def _non_delivery_wei(position_wh: int256, value_wei: int256, undelivered_wh: in
 
 @internal
 @view
-def _check_limits(prosumer: address, import_wh: uint256, export_wh: uint256, pv_wh: uint256, battery_wh: uint256):
+def _limits_problem(
+    prosumer: address, import_wh: uint256, export_wh: uint256, pv_wh: uint256, battery_wh: uint256
+) -> String[64]:
     """
-    @dev Reverts unless a reading of `prosumer` lies within its
-         registered limits over one interval, plus `READING_TOLERANCE_WH`.
+    @dev Why a reading of `prosumer` lies outside its registered limits
+         over one interval, plus `READING_TOLERANCE_WH`, or the empty
+         string.
     @param prosumer The prosumer whose meter posts.
     @param import_wh Energy drawn from the grid. [Wh]
     @param export_wh Energy fed into the grid. [Wh]
     @param pv_wh PV energy. [Wh]
     @param battery_wh Battery discharge. [Wh]
+    @return String[64] The reason, empty if the reading is within limits.
     """
     word: uint256 = self._limits_word[prosumer]
     # Each power is at most MAX_POWER_W and the interval at most
     # _MAX_INTERVAL_S: every bound stays far below MAX_ENERGY_WH.
     rating_wh: uint256 = (word & _LIMIT_MASK) * interval_s // _SECONDS_PER_HOUR + READING_TOLERANCE_WH
-    assert import_wh <= rating_wh, "settlement: import above meter rating"
-    assert export_wh <= rating_wh, "settlement: export above meter rating"
+    if import_wh > rating_wh:
+        return "settlement: import above meter rating"
+    if export_wh > rating_wh:
+        return "settlement: export above meter rating"
     pv_peak_wh: uint256 = ((word >> _LIMIT_PV_SHIFT) & _LIMIT_MASK) * interval_s // _SECONDS_PER_HOUR
-    assert pv_wh <= pv_peak_wh + READING_TOLERANCE_WH, "settlement: PV above peak power"
+    if pv_wh > pv_peak_wh + READING_TOLERANCE_WH:
+        return "settlement: PV above peak power"
     battery_peak_wh: uint256 = ((word >> _LIMIT_BATTERY_SHIFT) & _LIMIT_MASK) * interval_s // _SECONDS_PER_HOUR
-    assert battery_wh <= battery_peak_wh + READING_TOLERANCE_WH, "settlement: battery above power"
-    assert export_wh <= pv_wh + battery_wh + READING_TOLERANCE_WH, "settlement: export above PV and battery"
+    if battery_wh > battery_peak_wh + READING_TOLERANCE_WH:
+        return "settlement: battery above power"
+    if export_wh > pv_wh + battery_wh + READING_TOLERANCE_WH:
+        return "settlement: export above PV and battery"
+    return ""
+
+
+@internal
+@view
+def _can_lock(account: address, energy_wh: uint256, price_wei_per_wh: uint256) -> bool:
+    """
+    @dev Whether the free credit of `account` covers the escrow of a bid
+         of `energy_wh` at `price_wei_per_wh` (`_escrow_wei`).
+    @param account The bidder.
+    @param energy_wh Energy of the bid. [Wh]
+    @param price_wei_per_wh Limit price of the bid. [wei/Wh]
+    @return bool True if `lock` would not revert for want of credit.
+    """
+    return self._payable_wei(account) >= convert(self._escrow_wei(account, energy_wh, price_wei_per_wh), int256)
 
 
 @internal

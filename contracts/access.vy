@@ -13,7 +13,7 @@
         Functions:
         - `registry`, `price_cap_wei_per_wh` (`external` `view`
           functions),
-        - `_check_prosumer`, `_check_operator`, `_check_participant`
+        - `_check_prosumer`, `_check_operator`, `_check_participant`, `_is_prosumer`
           (`internal` functions).
 """
 
@@ -35,6 +35,10 @@ ROLE_PROSUMER: constant(uint256) = 2
 # fields of `book.vy` and keeps MAX_ENERGY_WH * MAX_PRICE_WEI_PER_WH
 # below 2**127. [wei/Wh]
 MAX_PRICE_WEI_PER_WH: constant(uint256) = 10**24
+
+
+# @dev Reason of a call by an account without the prosumer role.
+NOT_PROSUMER: constant(String[64]) = "access: caller is not a prosumer"
 
 
 # @dev Registry that grants the prosumer and operator roles.
@@ -64,7 +68,18 @@ def _check_prosumer(account: address):
     @dev Reverts unless `account` holds the prosumer role.
     @param account The caller.
     """
-    assert staticcall registry.has_role(account, ROLE_PROSUMER), "access: caller is not a prosumer"
+    assert self._is_prosumer(account), NOT_PROSUMER
+
+
+@internal
+@view
+def _is_prosumer(account: address) -> bool:
+    """
+    @dev Whether `account` holds the prosumer role.
+    @param account The account.
+    @return bool True for a prosumer.
+    """
+    return staticcall registry.has_role(account, ROLE_PROSUMER)
 
 
 @internal

@@ -29,13 +29,15 @@
           (`external` `view` functions),
         - `MAX_ORDERS`, `MAX_ENERGY_WH`, `MAX_PRICE_WEI_PER_WH`
           (`external` `view` functions),
-        - `submit_order` (`external` function, for the double auctions),
-        - `_submit_order`, `_check_clearable`, `_ranked`, `_sorted`,
+        - `submit_order`, `submit_signed_orders` (`external` functions,
+          for the double auctions),
+        - `_submit_order`, `_order_problem`, `_place_order`, `_check_clearable`, `_ranked`, `_sorted`,
           `_record_fill`, `_order`, `_position_wh` (`internal` functions).
 """
 
 
 from . import access
+from . import eip712
 from . import escrow
 from . import gate
 
@@ -88,6 +90,17 @@ struct Order:
     price_wei_per_wh: uint256
 
 
+# @dev An order signed as EIP-712 typed data (`eip712.ORDER_TYPEHASH`)
+# for a relay to submit; the interval is the batch's.
+struct SignedOrder:
+    is_ask: bool
+    energy_wh: uint256
+    price_wei_per_wh: uint256
+    v: uint8
+    r: bytes32
+    s: bytes32
+
+
 # @dev Accounts with an order in each interval, bids under False and
 # asks under True, in submission order.
 _accounts: HashMap[uint256, HashMap[bool, DynArray[address, MAX_ORDERS]]]
@@ -100,6 +113,16 @@ _order_word: HashMap[uint256, HashMap[address, uint256]]
 # @dev Packed outcome word of each interval in the mechanism's layout;
 # zero until the interval clears, never zero after.
 _outcome_word: HashMap[uint256, uint256]
+
+
+# @dev Emitted for every relayed order skipped: `index` is its place in
+# the batch, `signer` the recovered account (empty if none), `reason`
+# the reason `submit_order` by the signer would have reverted with.
+event OrderRejected:
+    interval: indexed(uint256)
+    index: uint256
+    signer: indexed(address)
+    reason: String[64]
 
 
 # @dev Emitted for every accepted order; `index` is its place
@@ -187,32 +210,105 @@ def submit_order(interval: uint256, is_ask: bool, energy_wh: uint256, price_wei_
     self._submit_order(interval, msg.sender, is_ask, energy_wh, price_wei_per_wh)
 
 
+@external
+def submit_signed_orders(interval: uint256, orders: DynArray[SignedOrder, MAX_ORDERS]):
+    """
+    @dev Places orders for `interval` that their prosumers signed as
+         EIP-712 typed data (`eip712.vy`), relayed by the caller (the
+         operator or anyone: the relay pays the gas and can neither
+         forge nor alter an order). Each order is placed as if its
+         signer had sent `submit_order` itself, in the given order; one
+         that would revert there is skipped with `OrderRejected` and the
+         same reason ("book: bad signature" if no account signed it),
+         and the rest are placed. A prosumer whose order a relay leaves
+         out can still send it with `submit_order`.
+    @param interval Index of the market interval of every order.
+    @param orders The signed orders: side, energy [Wh], limit price
+           [wei/Wh] and the signature (v, r, s).
+    """
+    for i: uint256 in range(len(orders), bound=MAX_ORDERS):
+        o: SignedOrder = orders[i]
+        signer: address = eip712._signer(
+            keccak256(abi_encode(eip712.ORDER_TYPEHASH, interval, o.is_ask, o.energy_wh, o.price_wei_per_wh)),
+            o.v, o.r, o.s,
+        )
+        reason: String[64] = "book: bad signature"
+        if signer != empty(address):
+            reason = access.NOT_PROSUMER
+            if access._is_prosumer(signer):
+                reason = self._order_problem(interval, signer, o.is_ask, o.energy_wh, o.price_wei_per_wh)
+        if len(reason) == 0:
+            self._place_order(interval, signer, o.is_ask, o.energy_wh, o.price_wei_per_wh)
+        else:
+            log OrderRejected(interval=interval, index=i, signer=signer, reason=reason)
+
+
 @internal
 def _submit_order(interval: uint256, account: address, is_ask: bool, energy_wh: uint256, price_wei_per_wh: uint256):
     """
     @dev Places `account`'s single order for `interval` once the
-         mechanism has checked its role; a debtor places none; its
-         energy lies between the settlement's minimum and the account's
-         registered limit (`escrow._check_order_size`); a bid locks
-         energy_wh * (price_wei_per_wh + fee) of its free credit.
+         mechanism has checked its role, or reverts with the reason of
+         `_order_problem`.
     @param interval Index of the market interval.
     @param account The account placing the order.
     @param is_ask True to sell, False to buy.
     @param energy_wh Energy offered or wanted; 1 to `MAX_ENERGY_WH`. [Wh]
     @param price_wei_per_wh Limit price; 1 to the price cap. [wei/Wh]
     """
-    # checks
-    assert energy_wh != 0, "book: zero energy"
-    assert energy_wh <= MAX_ENERGY_WH, "book: energy above limit"
-    assert price_wei_per_wh != 0, "book: zero price"
-    assert price_wei_per_wh <= access.price_cap_wei_per_wh, "book: price above cap"
-    gate._check_before_gate(interval)
-    assert self._order_word[interval][account] == 0, "book: order exists"
+    reason: String[64] = self._order_problem(interval, account, is_ask, energy_wh, price_wei_per_wh)
+    assert len(reason) == 0, reason
+    self._place_order(interval, account, is_ask, energy_wh, price_wei_per_wh)
+
+
+@internal
+@view
+def _order_problem(
+    interval: uint256, account: address, is_ask: bool, energy_wh: uint256, price_wei_per_wh: uint256
+) -> String[64]:
+    """
+    @dev Why an order of `account` (whose role the caller has checked)
+         may not be placed, or the empty string: energy zero or above
+         `MAX_ENERGY_WH`, price zero or above the cap, the gate closed,
+         an order of the account in the interval already, the side
+         full, then the settlement's checks (`escrow._order_problem`:
+         bound, debtor, size between the minimum and the registered
+         limit, a bid's escrow within the free credit).
+    @param interval Index of the market interval.
+    @param account The account placing the order.
+    @param is_ask True to sell, False to buy.
+    @param energy_wh Energy offered or wanted. [Wh]
+    @param price_wei_per_wh Limit price. [wei/Wh]
+    @return String[64] The reason, empty if the order may be placed.
+    """
+    if energy_wh == 0:
+        return "book: zero energy"
+    if energy_wh > MAX_ENERGY_WH:
+        return "book: energy above limit"
+    if price_wei_per_wh == 0:
+        return "book: zero price"
+    if price_wei_per_wh > access.price_cap_wei_per_wh:
+        return "book: price above cap"
+    if not gate._is_open(interval):
+        return gate.GATE_CLOSED
+    if self._order_word[interval][account] != 0:
+        return "book: order exists"
+    if len(self._accounts[interval][is_ask]) >= MAX_ORDERS:
+        return "book: book full"
+    return escrow._order_problem(account, is_ask, energy_wh, price_wei_per_wh)
+
+
+@internal
+def _place_order(interval: uint256, account: address, is_ask: bool, energy_wh: uint256, price_wei_per_wh: uint256):
+    """
+    @dev Stores an order `_order_problem` passed; a bid locks
+         energy_wh * (price_wei_per_wh + fee) of the account's free credit.
+    @param interval Index of the market interval.
+    @param account The account placing the order.
+    @param is_ask True to sell, False to buy.
+    @param energy_wh Energy offered or wanted. [Wh]
+    @param price_wei_per_wh Limit price. [wei/Wh]
+    """
     index: uint256 = len(self._accounts[interval][is_ask])
-    assert index < MAX_ORDERS, "book: book full"
-    escrow._check_bound()
-    escrow._check_not_debtor(account)
-    escrow._check_order_size(account, is_ask, energy_wh)
 
     # effects
     self._order_word[interval][account] = (

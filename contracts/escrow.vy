@@ -17,8 +17,8 @@
         Functions:
         - `bind_settlement` (`external` function),
         - `deployer`, `settlement` (`external` `view` functions),
-        - `_check_bound`, `_check_not_debtor`, `_check_order_size`
-          (`internal` functions).
+        - `_check_bound`, `_check_not_debtor`, `_check_order_size`,
+          `_order_problem`, `_order_size_problem` (`internal` functions).
 """
 
 
@@ -32,6 +32,7 @@ interface Settlement:
     def is_debtor(account: address) -> bool: view
     def min_order_wh() -> uint256: view
     def order_limit_wh(account: address, is_ask: bool) -> uint256: view
+    def can_lock(account: address, energy_wh: uint256, price_wei_per_wh: uint256) -> bool: view
 
 
 # @dev What settling one account's reading needs from one interval;
@@ -41,6 +42,12 @@ struct SettlementTerms:
     position_wh: int256
     value_wei: int256
     end_timestamp: uint256
+
+
+# @dev Reasons given both by a check that reverts and by `_order_problem`.
+NOT_BOUND: constant(String[64]) = "escrow: settlement not bound"
+IN_DEBT: constant(String[64]) = "escrow: account in debt"
+CREDIT_BELOW_ESCROW: constant(String[64]) = "settlement: credit below escrow"
 
 
 # @dev Account that deployed the mechanism and binds its settlement.
@@ -84,7 +91,7 @@ def _check_bound():
     """
     @dev Reverts until the settlement is bound.
     """
-    assert self.settlement.address != empty(address), "escrow: settlement not bound"
+    assert self.settlement.address != empty(address), NOT_BOUND
 
 
 @internal
@@ -95,24 +102,67 @@ def _check_not_debtor(account: address):
          (`Settlement.is_debtor`): a debtor places no order.
     @param account The account placing an order.
     """
-    assert not staticcall self.settlement.is_debtor(account), "escrow: account in debt"
+    assert not staticcall self.settlement.is_debtor(account), IN_DEBT
 
 
 @internal
 @view
 def _check_order_size(account: address, is_ask: bool, energy_wh: uint256):
     """
-    @dev Reverts unless an order of `energy_wh` by `account` lies between
-         the settlement's `min_order_wh` and the account's
-         `order_limit_wh`: a bid within its meter rating, an ask within
-         what its PV and battery can export in one interval.
+    @dev Reverts with `_order_size_problem`'s reason unless an order of
+         `energy_wh` by `account` lies within its bounds.
     @param account The account placing the order.
     @param is_ask True for an ask (offer, lot), False for a bid.
     @param energy_wh Energy of the order. [Wh]
     """
-    assert energy_wh >= staticcall self.settlement.min_order_wh(), "escrow: energy below minimum"
-    limit_wh: uint256 = staticcall self.settlement.order_limit_wh(account, is_ask)
-    if is_ask:
-        assert energy_wh <= limit_wh, "escrow: ask above registered capacity"
-    else:
-        assert energy_wh <= limit_wh, "escrow: bid above meter rating"
+    reason: String[64] = self._order_size_problem(account, is_ask, energy_wh)
+    assert len(reason) == 0, reason
+
+
+@internal
+@view
+def _order_problem(account: address, is_ask: bool, energy_wh: uint256, price_wei_per_wh: uint256) -> String[64]:
+    """
+    @dev Why the settlement refuses an order of `account`, or the empty
+         string: not bound, the account in debt, the size out of bounds
+         (`_order_size_problem`), or a bid whose escrow exceeds the
+         account's free credit (`Settlement.can_lock`). The checks of
+         `_check_bound`, `_check_not_debtor`, `_check_order_size` and
+         `Settlement.lock`, in that order, with their reasons, for a
+         relayed order that must be skipped rather than revert.
+    @param account The account placing the order.
+    @param is_ask True for an ask (offer, lot), False for a bid.
+    @param energy_wh Energy of the order. [Wh]
+    @param price_wei_per_wh Limit price of the order. [wei/Wh]
+    @return String[64] The reason, empty if the order passes.
+    """
+    if self.settlement.address == empty(address):
+        return NOT_BOUND
+    if staticcall self.settlement.is_debtor(account):
+        return IN_DEBT
+    reason: String[64] = self._order_size_problem(account, is_ask, energy_wh)
+    if len(reason) != 0:
+        return reason
+    if not is_ask and not staticcall self.settlement.can_lock(account, energy_wh, price_wei_per_wh):
+        return CREDIT_BELOW_ESCROW
+    return ""
+
+
+@internal
+@view
+def _order_size_problem(account: address, is_ask: bool, energy_wh: uint256) -> String[64]:
+    """
+    @dev Why an order of `energy_wh` by `account` is out of bounds, or
+         the empty string: below the settlement's `min_order_wh`, or
+         above the account's `order_limit_wh` (a bid its meter rating,
+         an ask what its PV and battery can export in one interval).
+    @param account The account placing the order.
+    @param is_ask True for an ask (offer, lot), False for a bid.
+    @param energy_wh Energy of the order. [Wh]
+    @return String[64] The reason, empty if the size is within bounds.
+    """
+    if energy_wh < staticcall self.settlement.min_order_wh():
+        return "escrow: energy below minimum"
+    if energy_wh > staticcall self.settlement.order_limit_wh(account, is_ask):
+        return "escrow: ask above registered capacity" if is_ask else "escrow: bid above meter rating"
+    return ""

@@ -18,11 +18,15 @@
         - `gate_timestamp`, `interval_end_timestamp` (`external` `view`
           functions),
         - `_gate_timestamp`, `_interval_end_timestamp`,
-          `_check_before_gate`, `_check_after_gate` (`internal`
-          functions).
+          `_check_before_gate`, `_check_after_gate`, `_is_open`
+          (`internal` functions).
 @custom:security An interval so far in the future that its timestamps
                  overflow uint256 reverts without a reason string.
 """
+
+
+# @dev Reason of an order after its interval's gate.
+GATE_CLOSED: constant(String[64]) = "gate: gate closed"
 
 
 # @dev Start of interval 0. [s since the Unix epoch]
@@ -104,7 +108,18 @@ def _check_before_gate(interval: uint256):
     @dev Reverts unless the gate of `interval` is still open.
     @param interval Index of the market interval.
     """
-    assert block.timestamp < self._gate_timestamp(interval), "gate: gate closed"
+    assert self._is_open(interval), GATE_CLOSED
+
+
+@internal
+@view
+def _is_open(interval: uint256) -> bool:
+    """
+    @dev Whether the gate of `interval` is still open (orders accepted).
+    @param interval Index of the market interval.
+    @return bool True before the gate closure time.
+    """
+    return block.timestamp < self._gate_timestamp(interval)
 
 
 @internal

@@ -38,6 +38,7 @@ from gridledger.contracts.mechanisms import (
     mechanism as lookup_mechanism,
 )
 from gridledger.contracts.reference import Order, clear_merit_order, clear_pay_as_bid, clear_uniform, priority
+from gridledger.contracts.typed_data import SignedOrder, SignedReading
 
 ROLE_PROSUMER = 2
 ROLE_METER = 4
@@ -55,6 +56,13 @@ GAS_POST_LOT = 250_000
 GAS_COMMIT_BID = 180_000
 GAS_REVEAL_BID = 150_000
 GAS_BID = 300_000
+# A relayed batch: its base plus each signed order or reading (signature
+# recovery, the same checks and effects as a direct transaction).
+_GAS_RELAY_BASE = 60_000
+GAS_SIGNED_ORDER = 200_000
+GAS_SIGNED_READING = 250_000
+SIGNED_ORDER_CONTRACTS = ("DoubleAuction", "PayAsBid")
+"""Mechanisms that take orders signed as EIP-712 typed data in batches (``submit_signed_orders``)."""
 _GAS_FINALISE_BASE = 60_000
 _GAS_FINALISE_PER_LOT = 130_000
 _GAS_CLEAR_BASE = 300_000
@@ -312,6 +320,24 @@ def submit_order(
                    price_wei_per_wh, gas=GAS_SUBMIT_ORDER)
 
 
+def submit_signed_orders(relay: Wallet, addresses: MarketAddresses, interval: int,
+                         signed: Sequence[SignedOrder]) -> bytes:
+    """Signed ``submit_signed_orders`` of ``relay`` carrying the prosumers' `signed` orders of ``interval``.
+
+    Raises
+    ------
+    ValueError
+        For a mechanism that takes no signed orders (`SIGNED_ORDER_CONTRACTS`) or an order of another interval.
+    """
+    contract = _book_contract(addresses)
+    if contract not in SIGNED_ORDER_CONTRACTS:
+        raise ValueError(f"{contract} takes no signed orders; those that do: {', '.join(SIGNED_ORDER_CONTRACTS)}")
+    if any(o.interval != interval for o in signed):
+        raise ValueError(f"every relayed order must be of interval {interval}")
+    return _signed(relay, addresses.auction, contract, "submit_signed_orders", interval,
+                   [o.as_struct() for o in signed], gas=_GAS_RELAY_BASE + GAS_SIGNED_ORDER * len(signed))
+
+
 def post_demand(operator: Wallet, addresses: MarketAddresses, interval: int, *, demand_wh: int) -> bytes:
     """Signed ``MeritOrder.post_demand``: the energy the operator buys in ``interval``. [Wh]"""
     return _signed(operator, addresses.auction, "MeritOrder", "post_demand", interval, demand_wh, gas=GAS_POST_DEMAND)
@@ -444,6 +470,21 @@ def post_reading(
     """
     return _signed(meter, addresses.settlement, "Settlement", "post_reading", interval, import_wh, export_wh, pv_wh,
                    battery_wh, gas=GAS_POST_READING)
+
+
+def post_signed_readings(relay: Wallet, addresses: MarketAddresses, interval: int,
+                         signed: Sequence[SignedReading]) -> bytes:
+    """Signed ``Settlement.post_signed_readings`` of ``relay`` (a head-end) carrying the meters' `signed` readings.
+
+    Raises
+    ------
+    ValueError
+        For a reading of another interval.
+    """
+    if any(r.interval != interval for r in signed):
+        raise ValueError(f"every relayed reading must be of interval {interval}")
+    return _signed(relay, addresses.settlement, "Settlement", "post_signed_readings", interval,
+                   [r.as_struct() for r in signed], gas=_GAS_RELAY_BASE + GAS_SIGNED_READING * len(signed))
 
 
 def release(sender: Wallet, addresses: MarketAddresses, interval: int, account: str) -> bytes:

@@ -25,6 +25,14 @@ CLEARING_MODES = (VERIFIED_OFFCHAIN, ON_CHAIN)
 """How a book is cleared (``market.clearing``); both give the same outcome."""
 DEFAULT_CLEARING_MODE = VERIFIED_OFFCHAIN
 
+PER_TRANSACTION = "per-transaction"
+BATCHED = "batched"
+SUBMISSION_MODES = (PER_TRANSACTION, BATCHED)
+"""How orders and meter readings reach the chain (``market.submission``): one transaction each, or signed
+as EIP-712 typed data and relayed in one transaction per interval (the market operator relays a book's
+orders, the meters' head-end their readings); both give the same book and settlement."""
+DEFAULT_SUBMISSION_MODE = PER_TRANSACTION
+
 
 @dataclass(frozen=True)
 class Mechanism:

@@ -6,9 +6,10 @@ Publishes
 Endpoint ``der/agents``
     sends the PV inverters' settings (``inverters``) to ``grid/meters`` once
     at the start, and to ``ledger/tx`` each agent's signed transactions: bond
-    approvals at the start, then orders or lots, bids and reveals in the
+    approvals at the start, then orders (batched submission: one
+    ``signed_orders`` message per interval) or lots, bids and reveals in the
     rounds of `gridledger.schedule`, curtailment offers and EV charging
-    requests; receives ``receipts``, ``cleared``, ``lots``,
+    requests; receives ``receipts``, ``rejected``, ``cleared``, ``lots``,
     ``flex_requests``, ``flex_awards`` and ``charging`` from the ledger.
 
 What the agents decide is `gridledger.agents.der_agents` and the modules it names.

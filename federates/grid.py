@@ -7,8 +7,9 @@ Subscribes
     der/<prosumer>/load_p_mw, load_q_mvar, pv_p_mw, battery_p_mw, pv_curtailed_p_mw
 Endpoint ``grid/meters``
     sends each meter's signed ``post_reading`` transaction to ``ledger/tx``
-    after every market interval; receives the ledger's deployment notice and
-    the receipts of its readings. With the voltage-regulation market on it
+    after every market interval (batched submission: one ``signed_readings``
+    message, as an AMI head-end); receives the ledger's deployment notice and
+    the receipts of its readings (batched: ``rejected``). With the voltage-regulation market on it
     receives the flexibility awards and, after each window, every awarded
     DER's meter posts the curtailment measured from the power flow against
     the DER's available PV (``post_delivery``), not what the DER reports.

@@ -3,10 +3,12 @@
 Endpoint ``ledger/tx``
     receives signed raw transactions (orders from ``der/agents``, meter
     readings from ``grid/meters``, requests and headrooms from
-    ``operator/dso``); mines them into one block per action with block
+    ``operator/dso``), and with ``market.submission: batched`` the signed
+    orders (``signed_orders``) and readings (``signed_readings``) the
+    operator relays in one transaction each; mines them into one block per action with block
     timestamp = study start + simulation time; returns every receipt
     (status, revert reason, gas) to the endpoint that sent the
-    transaction.
+    transaction, and what a relayed batch skipped (``rejected``).
 Messages sent
     ``deployed`` (before time 0, to agents, meters and the DSO),
     ``receipts``, ``lots``, ``flex_requests``, ``flex_awards`` (agents and

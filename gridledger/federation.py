@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from gridledger.contracts.mechanisms import MECHANISMS
+from gridledger.contracts.mechanisms import BATCHED, MECHANISMS
 from gridledger.units import MVAR, MW, PERCENT, PU
 
 if TYPE_CHECKING:
@@ -50,6 +50,10 @@ OPERATOR_RUNS = When(
 )
 LOT_AUCTION = When("`market.mechanism` is a lot auction",
                    lambda study: MECHANISMS[study.market.mechanism].is_lot_auction)
+SIGNED_BATCHES = When("`market.submission` is batched", lambda study: study.market.submission == BATCHED)
+SIGNED_ORDERS = When("`market.submission` is batched and `market.mechanism` a double auction",
+                     lambda study: study.market.submission == BATCHED
+                     and MECHANISMS[study.market.mechanism].contract in ("DoubleAuction", "PayAsBid"))
 INVERTER_CURVES = When(
     "`prosumers.pv.inverter.volt_var` or `volt_watt`",
     lambda study: study.prosumers.pv.inverter.volt_var or study.prosumers.pv.inverter.volt_watt,
@@ -219,6 +223,28 @@ _REQUEST = (
     Field("window_s", "int", "s", "length of the delivery window"),
     Field("close_after", "int", "s", "block timestamp after which the request is closed"),
 )
+_SIGNATURE = (
+    Field("v", "int", "", "signature recovery id, 27 or 28"),
+    Field("r", "str", "", "signature r, 0x-prefixed hex of 32 bytes"),
+    Field("s", "str", "", "signature s, 0x-prefixed hex of 32 bytes"),
+)
+_SIGNED_ORDER = (
+    Field("is_ask", "bool", "", "true to sell, false to buy"),
+    Field("energy_wh", "int", "Wh", "energy offered or wanted"),
+    Field("price_wei_per_wh", "int", "wei/Wh", "limit price"),
+    *_SIGNATURE,
+)
+_SIGNED_READING = (
+    Field("import_wh", "int", "Wh", "energy imported over the interval"),
+    Field("export_wh", "int", "Wh", "energy exported over the interval"),
+    Field("pv_wh", "int", "Wh", "PV energy produced over the interval"),
+    Field("battery_wh", "int", "Wh", "battery energy discharged over the interval"),
+    *_SIGNATURE,
+)
+_REJECTION = (
+    Field("signer", "address", "", "account that signed the order or reading (zero: the signature is bad)"),
+    Field("reason", "str", "", "the contract's reason, as a direct transaction would have reverted"),
+)
 _AWARD = (
     Field("request_id", "int", "", "the contract's request number"),
     _INTERVAL,
@@ -266,6 +292,21 @@ MESSAGES = (
             "an interval's admitted EV charging, at its gate", (
                 Field("window", "int", "", "market interval index of the charging window"),
                 Field("admitted_w", "{address: int}", "W", "charging power admitted per account"),
+            )),
+    Message("signed_orders", (DER_ENDPOINT,), (LEDGER_ENDPOINT,), SIGNED_ORDERS,
+            "an interval's orders, each signed by its prosumer as EIP-712 typed data, for the operator to relay", (
+                _INTERVAL,
+                Field("orders", "[object]", "", "one per prosumer ordering, in prosumer order", _SIGNED_ORDER),
+            )),
+    Message("signed_readings", (GRID_ENDPOINT,), (LEDGER_ENDPOINT,), SIGNED_BATCHES,
+            "an interval's meter readings, each signed by its meter as EIP-712 typed data, for the head-end", (
+                _INTERVAL,
+                Field("readings", "[object]", "", "one per meter, in prosumer order", _SIGNED_READING),
+            )),
+    Message("rejected", (LEDGER_ENDPOINT,), (DER_ENDPOINT, GRID_ENDPOINT), SIGNED_BATCHES,
+            "the relayed orders or readings the contract skipped, after their block", (
+                _INTERVAL,
+                Field("rejections", "[object]", "", "one per skipped order or reading", _REJECTION),
             )),
     Message("inverters", (DER_ENDPOINT,), (GRID_ENDPOINT,), INVERTER_CURVES,
             "the PV inverters' ratings and curves, sent once at the start", (

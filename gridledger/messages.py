@@ -56,6 +56,16 @@ def _check_fields(kind: str, where: str, fields: tuple[Field, ...], body: dict) 
             _check_fields(kind, path, field.fields, item)
 
 
+def is_json(payload: bytes) -> bool:
+    """Whether `payload` is a JSON message rather than a signed raw transaction.
+
+    A JSON message starts with ``{`` (0x7b); a raw transaction starts with
+    its EIP-2718 type byte (0x00-0x04 in use) or, untyped, with an RLP
+    list prefix (0xc0 and above), never 0x7b.
+    """
+    return payload[:1] == b"{"
+
+
 def decode(payload: bytes) -> dict:
     """A message back as a dict with its ``type``."""
     return json.loads(payload)

@@ -21,7 +21,14 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from gridledger.grids.feeders import FEEDERS, SIMBENCH_EXAMPLES, is_simbench_code
 from gridledger.grids.inverter import VOLT_VAR_CAT_B, VOLT_WATT_CAT_B, VoltVarCurve, VoltWattCurve
 from gridledger.grids.powerflow import BACKENDS
-from gridledger.contracts.mechanisms import CLEARING_MODES, DEFAULT_CLEARING_MODE, DEFAULT_MECHANISM, MECHANISMS
+from gridledger.contracts.mechanisms import (
+    CLEARING_MODES,
+    DEFAULT_CLEARING_MODE,
+    DEFAULT_MECHANISM,
+    DEFAULT_SUBMISSION_MODE,
+    MECHANISMS,
+    SUBMISSION_MODES,
+)
 
 
 def _not_a_bool(value: object) -> object:
@@ -294,10 +301,16 @@ class Market(_Strict):
     it (at least the grid buy price), so an undelivered ask always loses
     money. ``min_order_kwh`` [kWh] is the least energy of an order; agents
     place no smaller one.
+    ``submission`` is how orders and meter readings reach the chain: one
+    transaction each (``per-transaction``), or signed as EIP-712 typed data
+    and relayed in one transaction per interval (``batched``: the operator
+    relays the book's orders, the meters' head-end their readings; lots and
+    bids of the lot auctions stay one transaction each).
     """
 
     mechanism: Literal[MECHANISM_NAMES] = DEFAULT_MECHANISM
     clearing: Literal[CLEARING_MODES] = DEFAULT_CLEARING_MODE
+    submission: Literal[SUBMISSION_MODES] = DEFAULT_SUBMISSION_MODE
     grid_buy_price_per_kwh: Positive = 0.30
     grid_sell_price_per_kwh: Positive = 0.08
     grid_fee_per_kwh: Annotated[float, Field(ge=0.0)] = 0.02

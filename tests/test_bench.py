@@ -39,17 +39,43 @@ def test_feeder_step_times_cover_both_backends():
 
 def test_security_gas_section_runs_against_a_baseline_that_names_its_commit():
     from bench.__main__ import security_gas_section
-    from bench.security_gas import PRE_HARDENING_COMMIT, TX_TYPES, pre_hardening_baseline, security_gas_rows
+    from bench.security_gas import (CHARGING_TX_TYPES, FLEX_TX_TYPES, PRE_HARDENING_COMMIT, SCENARIOS, TX_TYPES,
+                                    pre_hardening_baseline, security_gas_rows)
 
     baseline = pre_hardening_baseline()
     assert baseline["commit"].startswith(PRE_HARDENING_COMMIT) and len(baseline["commit"]) == 40
-    assert baseline["measured"]
+    assert baseline["measured"] and set(baseline["gas"]) == set(SCENARIOS)
     rows = security_gas_rows()
-    assert [r.tx_type for r in rows] == list(TX_TYPES)
+    expected = {"double auction": TX_TYPES, "flexibility": FLEX_TX_TYPES, "charging": CHARGING_TX_TYPES}
+    assert [(r.scenario, r.tx_type) for r in rows] == [(s, t) for s, types in expected.items() for t in types]
     for r in rows:
         assert r.gas > 0 and r.difference == r.gas - (r.pre_hardening_gas or 0)
         assert r.pre_hardening_gas is None or (math.isfinite(r.ratio) and r.ratio > 0)
     new = {r.tx_type for r in rows if r.pre_hardening_gas is None}
-    assert new == {"register limits"}
+    assert new == {"register limits", "register DER", "register EV"}
+    by_type = {(r.scenario, r.tx_type): r for r in rows}
+    # The session checks read the earlier claim: a later request costs more than before the hardening.
+    assert by_type["charging", "request charge (later)"].difference > 0
     lines = security_gas_section(rows, baseline["commit"])
     assert PRE_HARDENING_COMMIT in lines[0] and len(lines) == 2 + len(rows)
+
+def test_relayed_orders_record_the_same_orders_as_one_transaction_each():
+    from bench.ledger import SECRET, run_batched, run_ours
+    from gridledger.contracts.keys import derive_account
+
+    operator = derive_account(SECRET, "operator")
+    prosumers = [derive_account(SECRET, f"prosumer/{i}") for i in range(4)]
+    _, direct = run_ours(operator, prosumers, 2)
+    _, relayed = run_batched(operator, prosumers, 2)
+    assert [e.args for e in relayed] == [e.args for e in direct] and len(direct) == 8
+
+
+def test_batching_gas_section_spreads_each_relayed_transaction_over_what_it_carries():
+    from bench.__main__ import batching_gas_section
+    from bench.batching_gas import batching_gas
+
+    one, eight = batching_gas((1, 8))
+    # A batch of one pays the relay's overhead; from eight on, each order and reading costs less than alone.
+    assert one.batched_order_gas > one.order_gas and one.batched_reading_gas > one.reading_gas
+    assert eight.batched_order_gas < eight.order_gas and eight.batched_reading_gas < eight.reading_gas
+    assert len(batching_gas_section([one, eight])) == 4

@@ -195,7 +195,8 @@ def test_encode_refuses_an_undeclared_kind(kind):
     with pytest.raises(MessageError) as err:
         encode(kind, interval=1)
     assert str(err.value) == (f"message {kind!r} is not a declared JSON message; declared: deployed, receipts, "
-                              "cleared, lots, flex_requests, flex_awards, charging, inverters")
+                              "cleared, lots, flex_requests, flex_awards, charging, signed_orders, signed_readings, "
+                              "rejected, inverters")
 
 
 def test_encode_refuses_a_missing_field():

@@ -133,6 +133,10 @@ ROLE_TABLE += [
     ("gate of interval 0", "VickreyAuction.reveal_bid", _only(("prosumer",), "vickrey: no commitment")),
     ("interval 0 and window ended", "VickreyAuction.finalise", (ALLOWED,) * 5),
     ("setup", "Settlement.register_prosumer", _only(("operator",), "settlement: caller is not the operator")),
+    # Anyone may relay signed orders or readings: each is checked as if its signer had sent it.
+    ("setup", "DoubleAuction.submit_signed_orders", (ALLOWED,) * 5),
+    ("setup", "PayAsBid.submit_signed_orders", (ALLOWED,) * 5),
+    ("interval 0 and window ended", "Settlement.post_signed_readings", (ALLOWED,) * 5),
     ("offers open", "Settlement.register_prosumer",
      ("settlement: market started", *("settlement: caller is not the operator",) * 4)),
 ]
@@ -212,7 +216,10 @@ def _escrow_and_lot_args(scene: Scene) -> dict[str, tuple]:
     return {**bindings,
             "VickreyAuction.reveal_bid": (SEALED_LOT, SEALED_PRICE_WEI_PER_WH, SEALED_SALT),
             "VickreyAuction.finalise": (0,),
-            "Settlement.register_prosumer": (FRESH, 5000, 0, 0)}
+            "Settlement.register_prosumer": (FRESH, 5000, 0, 0),
+            "DoubleAuction.submit_signed_orders": (1, []),
+            "PayAsBid.submit_signed_orders": (1, []),
+            "Settlement.post_signed_readings": (0, [])}
 
 
 def _sealed_bid(m: Market) -> list[bytes]:

@@ -1,0 +1,94 @@
+"""Relaying signed orders and readings: the market operator's and the meters' head-end's batches.
+
+With ``market.submission: batched`` a prosumer agent does not send a
+transaction per order: it signs the order as EIP-712 typed data
+(`gridledger.contracts.typed_data`) and the DER federate sends the
+interval's signed orders to the ledger in one ``signed_orders`` message;
+the meters likewise sign their readings and the grid federate, as an AMI
+head-end, sends them in one ``signed_readings`` message. The ledger's
+market operator relays each in one transaction (``submit_signed_orders``,
+``post_signed_readings``), signed with its own key and mined in its own
+batch, after the agents' and the meters' lanes respectively.
+
+A relay cannot forge or alter what it carries: the contract recovers
+every signer from its signature and applies the same checks as to a direct
+transaction, skipping (with an ``OrderRejected`` / ``ReadingRejected``
+event and the reason) what fails. A relay that leaves an order out cannot
+stop it either: its prosumer can still send it directly
+(``submit_order``), which every mechanism keeps. :func:`rejections` turns
+the skip events of a block back into the ``rejected`` message each sender
+reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from gridledger.contracts.client import Wallet
+from gridledger.contracts.market import MarketAddresses, post_signed_readings, submit_signed_orders
+from gridledger.contracts.typed_data import SignedOrder, SignedReading
+from gridledger.messages import decode, encode, is_json
+
+BATCH_SIZE = 256
+"""Most orders or readings one relayed transaction carries (``book.MAX_ORDERS``, ``Settlement.MAX_READINGS``)."""
+
+
+def split_received(received: list[tuple[str, bytes]]) -> tuple[list[tuple[str, bytes]], list[dict], list[dict]]:
+    """The received messages as (raw transactions with their source, ``signed_orders``, ``signed_readings``)."""
+    txs, orders, readings = [], [], []
+    for source, payload in received:
+        if not is_json(payload):
+            txs.append((source, payload))
+            continue
+        body = decode(payload)
+        (orders if body["type"] == "signed_orders" else readings).append(body)
+    return txs, orders, readings
+
+
+def _signature_json(signed: SignedOrder | SignedReading) -> dict:
+    return {"v": signed.v, "r": "0x" + signed.r.hex(), "s": "0x" + signed.s.hex()}
+
+
+def _signature(item: dict) -> dict:
+    return {"v": item["v"], "r": bytes.fromhex(item["r"][2:]), "s": bytes.fromhex(item["s"][2:])}
+
+
+def signed_orders_message(interval: int, signed: list[SignedOrder]) -> bytes:
+    """The ``signed_orders`` message of `interval`'s signed orders, in the given order."""
+    return encode("signed_orders", interval=interval, orders=[
+        {"is_ask": o.is_ask, "energy_wh": o.energy_wh, "price_wei_per_wh": o.price_wei_per_wh, **_signature_json(o)}
+        for o in signed])
+
+
+def signed_readings_message(interval: int, signed: list[SignedReading]) -> bytes:
+    """The ``signed_readings`` message of `interval`'s signed readings, in the given order."""
+    return encode("signed_readings", interval=interval, readings=[
+        {"import_wh": r.import_wh, "export_wh": r.export_wh, "pv_wh": r.pv_wh, "battery_wh": r.battery_wh,
+         **_signature_json(r)} for r in signed])
+
+
+def _chunks(items: list) -> list[list]:
+    return [items[i:i + BATCH_SIZE] for i in range(0, len(items), BATCH_SIZE)]
+
+
+def relayed_orders(relay: Wallet, addresses: MarketAddresses, messages: Iterable[dict]) -> list[bytes]:
+    """``submit_signed_orders`` transactions of the `relay` carrying the ``signed_orders`` messages, in order."""
+    return [submit_signed_orders(relay, addresses, m["interval"], chunk) for m in messages for chunk in _chunks([
+        SignedOrder(interval=m["interval"], is_ask=o["is_ask"], energy_wh=o["energy_wh"],
+                    price_wei_per_wh=o["price_wei_per_wh"], **_signature(o)) for o in m["orders"]])]
+
+
+def relayed_readings(relay: Wallet, addresses: MarketAddresses, messages: Iterable[dict]) -> list[bytes]:
+    """``post_signed_readings`` transactions of the `relay` carrying the ``signed_readings`` messages, in order."""
+    return [post_signed_readings(relay, addresses, m["interval"], chunk) for m in messages for chunk in _chunks([
+        SignedReading(interval=m["interval"], import_wh=r["import_wh"], export_wh=r["export_wh"], pv_wh=r["pv_wh"],
+                      battery_wh=r["battery_wh"], **_signature(r)) for r in m["readings"]])]
+
+
+def rejections(events: Iterable[tuple[str, dict]], event_name: str) -> list[bytes]:
+    """A ``rejected`` message per interval for the `event_name` events (``OrderRejected``, ``ReadingRejected``)."""
+    by_interval: dict[int, list[dict]] = {}
+    for name, args in events:
+        if name == event_name:
+            by_interval.setdefault(args["interval"], []).append({"signer": args["signer"], "reason": args["reason"]})
+    return [encode("rejected", interval=k, rejections=rows) for k, rows in sorted(by_interval.items())]
