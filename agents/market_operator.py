@@ -25,15 +25,15 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 from pathlib import Path
 
 from gridledger.agents.blocks import Lane, ledger_lanes, mine_batches, receipts_by_source
 from gridledger.agents.charging_desk import ChargingDesk
 from gridledger.agents.flex_desk import FlexDesk
 from gridledger.agents.ledger_record import LedgerRecord
-from gridledger.agents.relay import rejections, relayed_orders, relayed_readings, split_received
 from gridledger.agents.prosumer import expected_exports_wh
+from gridledger.agents.prosumer_limits import prosumer_limits
+from gridledger.agents.relay import rejections, relayed_orders, relayed_readings, split_received
 from gridledger.contracts import charging as charging_contract
 from gridledger.contracts import flexibility as flex_contract
 from gridledger.contracts.chain import Chain, ChainExport, Receipt
@@ -41,7 +41,6 @@ from gridledger.contracts.client import Wallet
 from gridledger.contracts.keys import derive_account, derive_chain_id
 from gridledger.contracts.market import (
     MarketAddresses,
-    ProsumerLimits,
     book,
     clear,
     deploy_market,
@@ -53,12 +52,10 @@ from gridledger.contracts.market import (
 )
 from gridledger.contracts.mechanisms import MECHANISMS
 from gridledger.federation import DER_ENDPOINT, GRID_ENDPOINT, OPERATOR_ENDPOINT
-from gridledger.grids.ev import CHARGER_POWERS_KW
 from gridledger.messages import encode
 from gridledger.scenario import Scenario
 from gridledger.schedule import LedgerAction
-from gridledger.study import METER_RATING_MARGIN
-from gridledger.units import KW_PER_MW, W_PER_KW, price_wei_per_wh, wei
+from gridledger.units import price_wei_per_wh, wei
 
 log = logging.getLogger("gridledger.ledger")
 
@@ -102,28 +99,6 @@ def in_block_order(batches: dict[str, list[bytes]], relayed: dict[str, list[byte
         if name in after:
             ordered[after[name]] = relayed[after[name]]
     return ordered
-
-
-def prosumer_limits(sc: Scenario) -> list[ProsumerLimits]:
-    """Each prosumer's registered reading limits, in prosumer order: meter rating, PV peak and battery power. [W]
-
-    The meter rating is ``prosumers.meter_rating_kw`` or, unset,
-    `METER_RATING_MARGIN` times the larger of the prosumer's peak demand
-    (peak load, battery, the largest EV charger and the flexible appliance
-    where the study has them) and its peak supply (PV and battery).
-    """
-    pros = sc.study.prosumers
-    extra_demand_kw = (max(CHARGER_POWERS_KW) if pros.ev.share > 0 else 0.0) + (
-        pros.flexload.power_kw if pros.flexload.share > 0 else 0.0)
-    limits = []
-    for p in sc.prosumers:
-        demand_kw = p.peak_load_p_mw * KW_PER_MW + p.battery_power_kw + extra_demand_kw
-        supply_kw = p.pv_kwp + p.battery_power_kw
-        rating_kw = pros.meter_rating_kw or METER_RATING_MARGIN * max(demand_kw, supply_kw)
-        limits.append(ProsumerLimits(meter_rating_w=math.ceil(rating_kw * W_PER_KW),
-                                     pv_w=math.ceil(p.pv_kwp * W_PER_KW),
-                                     battery_w=math.ceil(p.battery_power_kw * W_PER_KW)))
-    return limits
 
 
 def deploy_study_market(sc: Scenario, chain: Chain, operator: Wallet, prosumers: list[str],

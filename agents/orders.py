@@ -17,7 +17,7 @@ import dataclasses
 
 import numpy as np
 
-from gridledger.agents.market_operator import prosumer_limits
+from gridledger.agents.prosumer_limits import prosumer_limits
 from gridledger.agents.prosumer import Order, expected_exports_wh, limit_price_draw, zic_order
 from gridledger.contracts.client import Wallet
 from gridledger.contracts.market import MarketAddresses, ProsumerLimits, post_lot, submit_order

@@ -5,7 +5,9 @@ one 24 h reference study, 512 ledger transactions per block size and
 implementation (median of 3), the 288 power-flow steps of the reference
 day (median of 3). Gas figures are deterministic and need no repeats; the
 gas of issue 11's checks is compared with figures recorded once before the
-hardening (`bench.security_gas`).
+hardening (`bench.security_gas`). Each federate module's start-up and
+peak memory is compared with a bare ``import pandapower`` process measured
+in the same run (`bench.startup`).
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ import sys
 from pathlib import Path
 
 from bench.feeders import FeederStepTime, feeder_step_times
+from bench.batching_gas import BatchingGas, batching_gas
 from bench.ledger import LedgerResult, ledger_throughput
 from bench.powerflow import REFERENCE_STUDY, PowerFlowResult, powerflow_step_time
-from bench.batching_gas import BatchingGas, batching_gas
 from bench.security_gas import BASELINE_FILE, TxGas, pre_hardening_baseline, security_gas_rows
+from bench.startup import startup_costs, startup_section
 from bench.study import StudyResult, run_study
 from gridledger.contracts.gas_report import Crossover, GasRow, crossover, gas_table
 from gridledger.contracts.mechanisms import MECHANISMS
@@ -198,10 +201,12 @@ def main() -> int:
     print("running the batching gas scenario ...", file=sys.stderr, flush=True)
     batching = batching_gas()
     baseline_commit = pre_hardening_baseline()["commit"]
+    print("running the federate start-up benchmark ...", file=sys.stderr, flush=True)
+    startup = startup_costs(repeats=REPEATS)
     print()
     for rows in (study_table(study), ledger_table(ledger), powerflow_table(powerflow), gas_section(gas, gas_crossovers),
                  feeders_section(feeders), security_gas_section(security_gas, baseline_commit),
-                 batching_gas_section(batching)):
+                 startup_section(startup, study), batching_gas_section(batching)):
         print("\n".join(rows) + "\n")
     path = RUNS_ROOT / f"{stamp}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -224,6 +229,7 @@ def main() -> int:
         "security_gas": {"pre_hardening_commit": baseline_commit,
                          "rows": [{**dataclasses.asdict(r), "ratio": r.ratio, "difference": r.difference}
                                   for r in security_gas]},
+        "startup": dataclasses.asdict(startup),
     }, indent=2))
     print(f"machine-readable copy: {path}")
     return 0

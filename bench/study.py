@@ -47,6 +47,8 @@ class StudyResult:
         `collect` after the launch: results.nc and kpis.json. [s]
     peak_rss_mib : dict of str to float
         Peak resident memory of each federate process (broker excluded). [MiB]
+    federate_startup_s : dict of str to float
+        Each federate's ``startup_s``. [s]
     """
 
     study: str
@@ -59,6 +61,7 @@ class StudyResult:
     rest_s: float
     collect_s: float
     peak_rss_mib: dict[str, float]
+    federate_startup_s: dict[str, float]
 
     @property
     def peak_rss_sum_mib(self) -> float:
@@ -101,4 +104,5 @@ def run_study(study_path: Path, runs_root: Path) -> StudyResult:
         rest_s=max(0.0, launch_s - startup_s - sum(compute_s.values())),
         collect_s=collected - launched,
         peak_rss_mib={name: t["peak_rss_mib"] for name, t in timing.items()},
+        federate_startup_s={name: t["startup_s"] for name, t in timing.items()},
     )

@@ -15,14 +15,20 @@ which starts at ``window_start_timestamp(w)`` and takes requests until
 The rule is :func:`gridledger.contracts.charging_reference.allocate`.
 """
 
+from __future__ import annotations
+
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from gridledger.contracts.chain import Chain
 from gridledger.contracts.charging_reference import ChargeRequest, EVRegistration
 from gridledger.contracts.client import Wallet, decode_return, encode_call
 from gridledger.contracts.compiler import load_artifact
 from gridledger.contracts.market import SetupFailed
+
+if TYPE_CHECKING:
+    # The chain (py-evm) is the ledger's; signers and readers only name its types.
+    from gridledger.contracts.chain import Chain
 
 CONTRACT = "ChargingCoordination"
 

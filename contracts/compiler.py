@@ -21,11 +21,12 @@ import hashlib
 import json
 import re
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
-import vyper
-from vyper.compiler.input_bundle import FilesystemInputBundle
-
+# The version from the package metadata: serving a stored artifact then needs
+# no import of the compiler, so federates that only sign and decode stay light.
+VYPER_VERSION = version("vyper")
 CONTRACTS_DIR = Path(__file__).resolve().parent
 ARTIFACTS_DIR = CONTRACTS_DIR / "artifacts"
 CONTRACT_NAMES = (
@@ -101,6 +102,9 @@ def compile_source(name: str, source: str) -> dict:
     ``vyper_version``, ``source_sha256`` (see :func:`sources_sha256`),
     ``abi`` and ``bytecode`` (creation code, 0x-prefixed hex).
     """
+    import vyper
+    from vyper.compiler.input_bundle import FilesystemInputBundle
+
     output = vyper.compile_code(
         source,
         contract_path=f"{name}.vy",
@@ -110,7 +114,7 @@ def compile_source(name: str, source: str) -> dict:
     )
     return {
         "contract_name": name,
-        "vyper_version": vyper.__version__,
+        "vyper_version": VYPER_VERSION,
         "source_sha256": sources_sha256(source),
         "abi": output["abi"],
         "bytecode": output["bytecode"],
@@ -118,7 +122,7 @@ def compile_source(name: str, source: str) -> dict:
 
 
 def _is_current(artifact: dict, sha256: str) -> bool:
-    return artifact["source_sha256"] == sha256 and artifact["vyper_version"] == vyper.__version__
+    return artifact["source_sha256"] == sha256 and artifact["vyper_version"] == VYPER_VERSION
 
 
 @functools.cache

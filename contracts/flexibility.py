@@ -10,14 +10,20 @@ contract for each budget and every DER for its bond first
 (:func:`approve`; amounts from :mod:`gridledger.contracts.flex_reference`).
 """
 
+from __future__ import annotations
+
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from gridledger.contracts.chain import Chain, Receipt
 from gridledger.contracts.client import Wallet, decode_return, encode_call
 from gridledger.contracts.compiler import load_artifact
 from gridledger.contracts.flex_reference import Award
 from gridledger.contracts.market import SetupFailed
+
+if TYPE_CHECKING:
+    # The chain (py-evm) is the ledger's; signers and readers only name its types.
+    from gridledger.contracts.chain import Chain, Receipt
 
 CONTRACT = "VoltageRegulation"
 

@@ -21,12 +21,14 @@ Settlement then runs as for every mechanism: ``post_reading`` from the
 interval's end on.
 """
 
+from __future__ import annotations
+
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import eth_abi
 from eth_utils import keccak
-from gridledger.contracts.chain import Chain, Receipt
 from gridledger.contracts.client import Wallet, decode_return, encode_call
 from gridledger.contracts.compiler import load_artifact
 from gridledger.contracts.mechanisms import (
@@ -39,6 +41,10 @@ from gridledger.contracts.mechanisms import (
 )
 from gridledger.contracts.reference import Order, clear_merit_order, clear_pay_as_bid, clear_uniform, priority
 from gridledger.contracts.typed_data import SignedOrder, SignedReading
+
+if TYPE_CHECKING:
+    # The chain (py-evm) is the ledger's; signers and readers only name its types.
+    from gridledger.contracts.chain import Chain, Receipt
 
 ROLE_PROSUMER = 2
 ROLE_METER = 4

@@ -3,7 +3,8 @@
 SimBench grids ship one year of 15-min profiles: relative time series per
 profile type in ``net.profiles`` and, per element, which profile it follows.
 :func:`feeder_profiles` turns them into absolute power per element with
-``simbench.get_absolute_values`` and samples them at the study's times.
+``simbench.get_absolute_values``, keeps them on disk (seconds to build, a
+memory-mapped read afterwards) and samples them at the study's times.
 
 The profile year is 2016: 366 days, 35,136 quarter hours, a regular grid
 in central European standard time (row 0 = 1 January 00:00-00:15). Its
@@ -26,19 +27,26 @@ removed first (13:10 CEST is 12:10 standard time, the row labelled
 import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from importlib.metadata import version
+from pathlib import Path
 
 import numpy as np
 import pandapower
 import simbench
 
+from gridledger.grids.disk_cache import cache_root, cached_arrays
 from gridledger.grids.feeders import is_simbench_code, load_feeder
 
-__all__ = ["PROFILE_YEAR", "PROFILE_STEP_S", "FeederProfiles", "feeder_profiles"]
+__all__ = ["PROFILE_YEAR", "PROFILE_STEP_S", "FeederProfiles", "absolute_year", "feeder_profiles", "year_entry"]
 
 PROFILE_YEAR = 2016
 """Calendar year of the SimBench profiles."""
 PROFILE_STEP_S = 900
 """Resolution of the SimBench profiles. [s]"""
+SIMBENCH_VERSION = version("simbench")
+"""Installed SimBench release, part of the cache key: a new release may ship new profiles."""
+CACHE_LAYOUT = 1
+"""Version of the cached arrays' names and shapes; raise it when :func:`absolute_year` changes."""
 
 
 @dataclass(frozen=True)
@@ -82,8 +90,10 @@ def feeder_profiles(net: pandapower.pandapowerNet, start: datetime, times_s) -> 
 
     The net is recognized by the SimBench code in ``net.name``, which
     :func:`~gridledger.grids.feeders.load_feeder` sets. The profiles are
-    computed once per process and code from the grid as published, so set
-    points the net holds now (e.g. written by a power flow) do not matter.
+    computed from the grid as published (:func:`absolute_year`), so set
+    points the net holds now (e.g. written by a power flow) do not matter,
+    once per machine, SimBench code and release: later runs read them from
+    the disk cache (:mod:`gridledger.grids.disk_cache`).
 
     Parameters
     ----------
@@ -132,7 +142,26 @@ def feeder_profiles(net: pandapower.pandapowerNet, start: datetime, times_s) -> 
 
 @functools.cache
 def _absolute_year(code: str) -> dict[str, np.ndarray]:
-    """Absolute yearly profiles of a SimBench grid; minutes for the largest grids."""
+    """Absolute yearly profiles of a SimBench grid, from the disk cache (:func:`year_entry`) or built."""
+    return cached_arrays(year_entry(code, SIMBENCH_VERSION, cache_root()), lambda: absolute_year(code))
+
+
+def year_entry(code: str, simbench_version: str, root: Path) -> Path:
+    """Cache entry of a grid's yearly profiles, keyed by the SimBench code and release and our layout."""
+    return root / "simbench-profiles" / f"v{CACHE_LAYOUT}" / f"simbench-{simbench_version}" / code
+
+
+def absolute_year(code: str) -> dict[str, np.ndarray]:
+    """Absolute yearly profiles of a SimBench grid, built from the published grid; seconds to minutes.
+
+    Returns
+    -------
+    year : dict of str to ndarray
+        ``<element>_index`` (the ``net.<element>`` indices, int) and
+        ``<element>_<quantity>`` of shape (35,136 or 35,040, n_element) for
+        load ``p_mw``/``q_mvar``, sgen ``p_mw`` and storage ``p_mw``;
+        read-only. [MW], [Mvar]
+    """
     net = load_feeder(code)
     absolute = simbench.get_absolute_values(net, profiles_instead_of_study_cases=True)
     n_steps = len(absolute[("load", "p_mw")])

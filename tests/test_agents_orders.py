@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from gridledger.agents.market_operator import prosumer_limits
+from gridledger.agents.prosumer_limits import prosumer_limits
 from gridledger.agents.orders import (
     OrderRecord,
     buyers,

@@ -79,3 +79,24 @@ def test_batching_gas_section_spreads_each_relayed_transaction_over_what_it_carr
     assert one.batched_order_gas > one.order_gas and one.batched_reading_gas > one.reading_gas
     assert eight.batched_order_gas < eight.order_gas and eight.batched_reading_gas < eight.reading_gas
     assert len(batching_gas_section([one, eight])) == 4
+
+
+def test_startup_section_compares_each_federate_with_the_baseline_process():
+    from bench.startup import BASELINE_MODULE, startup_costs, startup_section
+    from bench.study import StudyResult
+
+    result = startup_costs(names=("operator",), repeats=1)
+    assert result.baseline.module == BASELINE_MODULE and list(result.federates) == ["operator"]
+    for cost in (result.baseline, *result.federates.values()):
+        assert cost.repeats == 1 and _positive(cost.wall_s, cost.peak_rss_mib)
+    # A federate imports pandapower and more, so it cannot need less memory than the bare import.
+    assert result.federates["operator"].peak_rss_mib >= result.baseline.peak_rss_mib
+    study = StudyResult(study="toy", simulated_s=900.0, run_dir="runs/toy", total_s=3.0, launch_s=2.5, startup_s=1.5,
+                        compute_s={"grid": 0.2, "der": 0.1}, rest_s=0.7, collect_s=0.5,
+                        peak_rss_mib={"grid": 300.0, "der": 250.0}, federate_startup_s={"grid": 1.5, "der": 1.0})
+    lines = startup_section(result, study)
+    assert BASELINE_MODULE in lines[1]
+    assert sum("gridledger.federates." in line for line in lines) == 1
+    assert any(line.split()[:1] == ["grid"] and "300" in line for line in lines)
+    assert "summed peak RSS 550 MiB" in lines[-2] and "meets aim" in lines[-2]
+    assert "slowest start-up 1.50 s" in lines[-1] and "meets aim" in lines[-1]

@@ -1,0 +1,83 @@
+"""Arrays computed once per machine and kept on disk between runs.
+
+The root is ``$GRIDLEDGER_CACHE`` or, unset, ``~/.cache/gridledger``. An
+entry is a directory of ``.npy`` files, one per array, whose path is its key:
+a changed key (a new SimBench release, a new layout) names another directory,
+so a stale entry is never read, only left behind. Arrays are read
+memory-mapped and read-only: a process keeps in memory only the pages it
+touches (a study reads a few days of a yearly profile), and several
+federates reading the same entry share them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["CACHE_ENV", "cache_root", "cached_arrays"]
+
+CACHE_ENV = "GRIDLEDGER_CACHE"
+"""Environment variable naming the cache root."""
+
+
+def cache_root() -> Path:
+    """Directory under which cached arrays are kept: ``$GRIDLEDGER_CACHE`` or ``~/.cache/gridledger``."""
+    configured = os.environ.get(CACHE_ENV)
+    return Path(configured) if configured else Path.home() / ".cache" / "gridledger"
+
+
+def cached_arrays(entry: Path, build: Callable[[], Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The arrays stored at ``entry``, built and stored first if the entry is missing.
+
+    Parameters
+    ----------
+    entry : Path
+        Directory of the entry; its path is the key.
+    build : callable
+        Returns the arrays by name; called only when ``entry`` does not exist.
+
+    Returns
+    -------
+    arrays : dict of str to ndarray
+        Read-only, memory-mapped (an empty array is read into memory, as
+        numpy cannot map zero bytes).
+
+    Notes
+    -----
+    The entry is written into a sibling temporary directory and renamed
+    into place, so a reader never sees a half-written entry; when two
+    processes build the same entry at once, the first rename wins and the
+    other's copy is discarded.
+    """
+    if not entry.is_dir():
+        _store(entry, build())
+    return {path.stem: _read(path) for path in sorted(entry.glob("*.npy"))}
+
+
+def _store(entry: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
+    try:
+        for name, values in arrays.items():
+            np.save(staging / f"{name}.npy", np.ascontiguousarray(values), allow_pickle=False)
+        try:
+            staging.rename(entry)
+        except OSError:
+            if not entry.is_dir():
+                raise
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+
+
+def _read(path: Path) -> np.ndarray:
+    values = np.load(path, mmap_mode="r", allow_pickle=False)
+    if values.size == 0:
+        values = np.array(values)
+        values.setflags(write=False)
+    return values
