@@ -59,6 +59,7 @@ def test_security_gas_section_runs_against_a_baseline_that_names_its_commit():
     lines = security_gas_section(rows, baseline["commit"])
     assert PRE_HARDENING_COMMIT in lines[0] and len(lines) == 2 + len(rows)
 
+
 def test_relayed_orders_record_the_same_orders_as_one_transaction_each():
     from bench.ledger import SECRET, run_batched, run_ours
     from gridledger.contracts.keys import derive_account
