@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -25,13 +26,13 @@ from gridledger import compare, regress, sweep
 from gridledger.compare import RunDirError, load_run
 from gridledger.execute import execute
 from gridledger.grids.feeders import catalog
-from gridledger.interfaces import federate_names
-from gridledger.launcher import Prepared, prepare, runner_json
+from gridledger.interfaces import core_init_string, federate_names
+from gridledger.launcher import Prepared, federate_command, prepare, runner_json
 from gridledger.process import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
 from gridledger.results import KPIS_FILE
-from gridledger.run_secret import RUN_SECRET_ENV, SecretError, choose_secret
+from gridledger.run_secret import RUN_SECRET_ENV, RUN_SECRET_FILE_ENV, SecretError, choose_secret
 from gridledger.schedule import stop_time_s
-from gridledger.study import StudyError, load_study
+from gridledger.study import HOST_PATTERN, STUDY_FILE, Study, StudyError, load_study
 from gridledger.units import SECONDS_PER_HOUR, SECONDS_PER_MINUTE
 
 
@@ -40,6 +41,7 @@ EPILOG = """examples:
   gridledger run studies/baran-wu-p2p.yaml
   openssl rand -hex 32 > ~/run.secret && gridledger run studies/baran-wu-p2p.yaml --secret-file ~/run.secret
   gridledger runner studies/baran-wu-p2p.yaml --secret-file ~/run.secret > runner.json && helics run --path runner.json
+  gridledger federate der runs/baran-wu-p2p/20240621T100000 --broker 10.0.0.5 --interface 10.0.0.6 --secret-file ~/run.secret
   gridledger validate studies/my-study.yaml
   gridledger compare runs/baran-wu-p2p/20240621T100000 runs/baran-wu-p2p/20240622T100000
   gridledger sweep studies/baran-wu-p2p.yaml --param market.grid_fee_per_kwh=0.01,0.02 --param prosumers.pv.share=0.2,0.5,0.8
@@ -124,10 +126,48 @@ def cmd_runner(args: argparse.Namespace, console: Console) -> int:
     if args.secret_file is None and RUN_SECRET_ENV not in os.environ:
         raise SecretError(f"runner: the federates need a run secret: give --secret-file PATH, or set {RUN_SECRET_ENV} "
                           "(64 hex digits) here and for `helics run`")
-    prepared = prepare(args.study, args.runs, choose_secret(args.secret_file))
+    prepared = prepare(args.study, args.runs, choose_secret(args.secret_file), all_here=False)
     print(json.dumps(runner_json(prepared, args.secret_file), indent=2))
     print(f"run directory: {prepared.run_dir}", file=sys.stderr)
     return EXIT_OK
+
+
+def cmd_federate(args: argparse.Namespace, console: Console) -> int:
+    """Become one federate of a prepared run (exec), connected to the broker `--broker` names."""
+    run_dir = args.run_dir.resolve()
+    study = load_study(run_dir / STUDY_FILE)
+    if args.name not in federate_names(study):
+        raise StudyError(f"federate {args.name!r} does not run in {run_dir}; allowed: {', '.join(federate_names(study))}")
+    env = dict(os.environ)
+    if args.secret_file is not None:
+        env[RUN_SECRET_FILE_ENV] = str(args.secret_file.resolve())
+    elif RUN_SECRET_ENV not in env:
+        raise SecretError(f"federate: give --secret-file PATH or set {RUN_SECRET_ENV}: the run's secret, "
+                          "the same for every federate of the run")
+    config_path = run_dir / "helics" / f"{args.name}.json"
+    config = json.loads(config_path.read_text())
+    if args.broker or args.interface:
+        if args.interface and not re.fullmatch(HOST_PATTERN, args.interface):
+            raise StudyError(f"--interface {args.interface!r}: expected an IPv4 address or host name")
+        address, port = _broker_option(args.broker, study, config["core_init_string"])
+        config["core_init_string"] = core_init_string(study.helics.core_type, address, port,
+                                                      args.interface or study.helics.host_of(args.name))
+        config_path.write_text(json.dumps(config, indent=2))
+    command = federate_command(args.name, run_dir)
+    sys.stdout.flush()
+    os.execve(command[0], command, env)
+
+
+def _broker_option(text: str | None, study: Study, current: str) -> tuple[str, int]:
+    """(address, port) from ``--broker ADDRESS[:PORT]``; the port the run was prepared with if none is given."""
+    prepared_port = int(re.search(r"--broker_address=tcp://[^:]+:(\d+)", current).group(1))
+    if text is None:
+        return study.helics.broker_address, prepared_port
+    address, _, port = text.partition(":")
+    if not re.fullmatch(HOST_PATTERN, address) or (port and not (port.isdigit() and 1024 <= int(port) <= 65535)):
+        raise StudyError(f"--broker {text!r}: expected ADDRESS or ADDRESS:PORT, an IPv4 address or host name "
+                         "and a port in 1024-65535")
+    return address, int(port) if port else prepared_port
 
 
 def cmd_validate(args: argparse.Namespace, console: Console) -> int:
@@ -170,7 +210,7 @@ def cmd_sweep(args: argparse.Namespace, console: Console) -> int:
     scenarios = sweep.plan(args.study, [sweep.parse_param(text) for text in args.param or []])
     directory = sweep.sweep_dir(scenarios[0].study, args.runs)
     console.print(f"sweep directory: {directory}", soft_wrap=True)
-    where = args.scheduler or f"a local Dask cluster of {args.workers} workers"
+    where = f"the Dask cluster at {args.scheduler}" if args.scheduler else f"a local Dask cluster of {args.workers} workers"
     console.print(f"{len(scenarios)} scenarios on {where}")
     bar = Progress(TextColumn("scenarios"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    console=console, disable=not console.is_terminal)
@@ -281,6 +321,18 @@ def build_parser() -> argparse.ArgumentParser:
             cmd.add_argument("--runs", type=Path, default=Path("runs"), help="where run directories go (default: runs)")
             _add_secret_file(cmd)
         cmd.set_defaults(func=func)
+    cmd = sub.add_parser("federate", help="start one federate of a prepared run (on its own host)",
+                         description="start one federate of a prepared run (`gridledger runner`), e.g. on "
+                                     "another host that shares the run directory", epilog=EPILOG,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    cmd.add_argument("name", metavar="NAME", help="federate: grid, ledger, der or operator")
+    cmd.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="the prepared run directory")
+    cmd.add_argument("--broker", metavar="ADDRESS[:PORT]",
+                     help="the broker to join (default: helics.broker_address and the run's port)")
+    cmd.add_argument("--interface", metavar="ADDRESS",
+                     help="this host's address the broker reaches it at (default: helics.hosts.NAME)")
+    _add_secret_file(cmd)
+    cmd.set_defaults(func=cmd_federate)
     _add_planner_commands(sub)
     grids = sub.add_parser("grids", help="feeder catalog", description="feeder catalog")
     grids_sub = grids.add_subparsers(dest="grids_command", required=True)

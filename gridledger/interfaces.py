@@ -43,7 +43,7 @@ from gridledger.study import Study
 # Shells and the core import these from here; they are declared in `gridledger.federation`.
 __all__ = [
     "DER_ENDPOINT", "DER_SETPOINTS", "FEDERATES", "GRID_ENDPOINT", "LEDGER_ENDPOINT", "OPERATOR_ENDPOINT",
-    "Topology", "WiringError", "check_wiring", "federate_configs", "federate_names", "setpoint_key",
+    "Topology", "WiringError", "check_wiring", "core_init_string", "federate_configs", "federate_names", "setpoint_key",
 ]
 
 
@@ -73,20 +73,19 @@ def federate_configs(study: Study, topology: Topology, broker_port: int) -> dict
     """HELICS JSON configs for every federate of the study, keyed by federate name."""
     common = {
         "core_type": study.helics.core_type,
-        "core_init_string": f"--federates=1 --broker_address=tcp://127.0.0.1:{broker_port}",
         "uninterruptible": True,
         "terminate_on_error": True,
         "log_level": "warning",
     }
-    if study.helics.core_type == "inproc":
-        common["core_init_string"] = "--federates=1"
     configs = {}
     for federate in FEDERATION:
         if not federate.runs.holds(study):
             continue
         published = _keys([v for v in VALUES if v.publisher == federate.name], topology)
         subscribed = _keys([v for v in VALUES if federate.name in v.subscribers], topology)
-        config = {**common, "name": federate.name}
+        core = core_init_string(study.helics.core_type, study.helics.broker_address, broker_port,
+                                study.helics.host_of(federate.name))
+        config = {**common, "core_init_string": core, "name": federate.name}
         if published:
             config["publications"] = [{"key": key, "type": v.type, "unit": v.unit, "global": True}
                                       for v, key in published]
@@ -96,6 +95,14 @@ def federate_configs(study: Study, topology: Topology, broker_port: int) -> dict
         config["endpoints"] = [{"name": federate.endpoint, "global": True}]
         configs[federate.name] = config
     return configs
+
+
+def core_init_string(core_type: str, broker_address: str, broker_port: int, local_address: str) -> str:
+    """A federate core's HELICS init string: connect to the broker there, receive on `local_address`."""
+    if core_type == "inproc":
+        return "--federates=1"
+    return (f"--federates=1 --broker_address=tcp://{broker_address}:{broker_port} "
+            f"--local_interface=tcp://{local_address}")
 
 
 class WiringError(ValueError):

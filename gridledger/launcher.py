@@ -27,6 +27,7 @@ environment; neither the run directory nor the runner JSON holds it.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
@@ -35,6 +36,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -55,6 +57,9 @@ POLL_S = 0.2
 STOP_GRACE_S = 10.0
 """How long stopped federates get to write their parts before they are killed. [s]"""
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+BROKER_READY_S = 30.0
+"""How long the broker may take to listen before the run fails. [s]"""
+BROKER_POLL_S = 0.01
 
 
 @dataclass(frozen=True)
@@ -73,30 +78,77 @@ hands each federate's ZMQ core two more from broker port + 10 on (``NetworkComms
 PORT_RANGE = (10240, 32768)
 """Where broker ports are drawn from: below Linux's ephemeral range (32768-60999), so the
 ports the kernel gives outgoing connections (the federates' own, among others) never land in a block."""
+PORT_LOCKS = Path(tempfile.gettempdir()) / "gridledger-ports"
+"""One lock file per port block: a run holds its block's lock (``flock``) from `free_port` to the end
+of `launch`, so runs started at the same moment on this host, by any process, never share a block."""
+_HELD: dict[int, int] = {}
+"""Blocks this process holds: broker port -> file descriptor of its lock."""
 
 
-def free_port() -> int:
-    """The first port of a `PORT_BLOCK`-aligned block of loopback ports that are all free now.
+def free_port(addresses: tuple[str, ...] = ("127.0.0.1",)) -> int:
+    """Reserve a `PORT_BLOCK`-aligned block of ports, all free on `addresses`; its first port.
 
-    Blocks are drawn at random so that runs started at once (a sweep's
-    workers) rarely pick the same one, and aligned so that two blocks are
-    either the same or disjoint.
+    Blocks are drawn at random, aligned so that two blocks are either the
+    same or disjoint, and reserved host-wide by a lock in `PORT_LOCKS` that
+    this process holds until `release_port` (or its exit): a block another
+    run holds is passed over even before its broker has bound it.
     """
     first, end = PORT_RANGE
     blocks = list(range(first, end, PORT_BLOCK))
     for base in secrets.SystemRandom().sample(blocks, len(blocks)):
-        if all(_bindable(port) for port in range(base, base + PORT_BLOCK)):
+        if base in _HELD or not all(_bindable(a, port) for a in addresses for port in range(base, base + PORT_BLOCK)):
+            continue
+        if _lock(base):
             return base
-    raise OSError(f"no block of {PORT_BLOCK} free loopback ports in {first}-{end - 1}")
+    raise OSError(f"no block of {PORT_BLOCK} free ports on {', '.join(addresses) or 'this host'} in {first}-{end - 1}")
 
 
-def _bindable(port: int) -> bool:
+def release_port(base: int) -> None:
+    """Give back the block `free_port` reserved at `base` (nothing if this process does not hold it)."""
+    fd = _HELD.pop(base, None)
+    if fd is not None:
+        os.close(fd)
+
+
+def _lock(base: int) -> bool:
+    PORT_LOCKS.mkdir(mode=0o1777, exist_ok=True)
+    fd = os.open(PORT_LOCKS / f"{base}.lock", os.O_RDONLY | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return False
+    _HELD[base] = fd
+    return True
+
+
+def _bindable(address: str, port: int) -> bool:
     with socket.socket() as s:
         try:
-            s.bind(("127.0.0.1", port))
+            s.bind((address, port))
         except OSError:
             return False
     return True
+
+
+def placements(study: Study) -> dict[str, str]:
+    """Where each part of the study runs: ``broker`` and every federate -> the address of its host."""
+    return {"broker": study.helics.broker_address} | {name: study.helics.host_of(name) for name in federate_names(study)}
+
+
+def is_local(address: str) -> bool:
+    """Whether `address` is one of this machine's (it can be bound here)."""
+    return _bindable(address, 0)
+
+
+def require_local(study: Study, source: str | Path) -> None:
+    """Raise `StudyError` naming the field of a part that would run on another host."""
+    for name, address in placements(study).items():
+        if not is_local(address):
+            field = "helics.broker_address" if name == "broker" else f"helics.hosts.{name}"
+            raise StudyError(f"{source}: {field} = {address!r} is not an address of this machine; "
+                             "`gridledger run` starts every part here: start a federate on its own host with "
+                             "`gridledger federate NAME RUN_DIR` (see `gridledger runner`)")
 
 
 def preflight(study: Study, source: str | Path) -> Scenario:
@@ -109,21 +161,27 @@ def preflight(study: Study, source: str | Path) -> Scenario:
         raise StudyError(f"{source}: {exc}") from None
 
 
-def prepare(study_path: str | Path, runs_root: str | Path = "runs", secret: bytes | None = None) -> Prepared:
+def prepare(study_path: str | Path, runs_root: str | Path = "runs", secret: bytes | None = None,
+            all_here: bool = True) -> Prepared:
     """Validate a study and write its run directory; raise `StudyError` on bad input.
 
     `secret` is the run secret; None takes ``GRIDLEDGER_RUN_SECRET`` or a
-    fresh random one (`gridledger.run_secret.choose_secret`).
+    fresh random one (`gridledger.run_secret.choose_secret`). `all_here`
+    requires every part to run on this machine (`launch` starts them all);
+    the broker port is then free on every address the run binds.
     """
     secret = choose_secret() if secret is None else secret
     study = load_study(study_path)
+    if all_here:
+        require_local(study, study_path)
     sc = preflight(study, study_path)
     topology = Topology(
         prosumers=tuple(p.name for p in sc.prosumers),
         buses=tuple(int(b) for b in sc.net.bus.index),
         lines=tuple(int(line) for line in sc.net.line.index),
     )
-    port = study.helics.port or free_port()
+    here = tuple(sorted({a for a in placements(study).values() if is_local(a)}))
+    port = study.helics.port or free_port(here)
     configs = federate_configs(study, topology, port)
     check_wiring(configs, study)
     run_dir = Path(runs_root) / study.name / run_timestamp()
@@ -156,9 +214,29 @@ def helics_program(name: str) -> str:
 
 def broker_command(prepared: Prepared) -> list[str]:
     """The `helics_broker` command line for a prepared run."""
-    return [helics_program("helics_broker"), f"-f{len(federate_names(prepared.study))}", f"--coretype={prepared.study.helics.core_type}",
-            f"--port={prepared.broker_port}", f"--tick={BROKER_TICK}", "--loglevel=warning",
-            f"--name=gridledger-{prepared.broker_port}"]
+    helics = prepared.study.helics
+    return [helics_program("helics_broker"), f"-f{len(federate_names(prepared.study))}", f"--coretype={helics.core_type}",
+            f"--local_interface=tcp://{helics.broker_address}", f"--port={prepared.broker_port}",
+            f"--tick={BROKER_TICK}", "--loglevel=warning", f"--name=gridledger-{prepared.broker_port}"]
+
+
+def wait_for_broker(address: str, port: int, broker: subprocess.Popen, timeout_s: float = BROKER_READY_S) -> None:
+    """Return once the broker accepts connections at `address`:`port`, so federates start against a ready broker.
+
+    Raises
+    ------
+    RuntimeError
+        If the broker exits first or is not listening within `timeout_s`.
+    """
+    deadline = time.monotonic() + timeout_s
+    while broker.poll() is None:
+        with socket.socket() as s:
+            if s.connect_ex((address, port)) == 0:
+                return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"helics_broker is not listening on {address}:{port} after {timeout_s:g} s")
+        time.sleep(BROKER_POLL_S)
+    raise RuntimeError(f"helics_broker exited with code {broker.returncode} before listening on {address}:{port}")
 
 
 def federate_command(name: str, run_dir: Path) -> list[str]:
@@ -178,10 +256,11 @@ def runner_json(prepared: Prepared, secret_file: Path | None = None) -> dict:
     return {
         "name": prepared.study.name,
         "logging_path": str(prepared.run_dir / "logs"),
-        "federates": [{"name": "broker", "directory": ".", "host": "localhost",
-                       "exec": quote(broker_command(prepared))}]
-        + [{"name": name, "directory": ".", "host": "localhost",
-            "exec": quote(federate_command(name, prepared.run_dir)), **env} for name in federate_names(prepared.study)],
+        "federates": [{"name": name, "directory": ".", "host": host,
+                       "exec": quote(broker_command(prepared) if name == "broker" else
+                                     federate_command(name, prepared.run_dir)),
+                       **({} if name == "broker" else env)}
+                      for name, host in placements(prepared.study).items()],
     }
 
 
@@ -279,13 +358,17 @@ def _launch(prepared: Prepared, stops: StopRequests, on_progress) -> Outcome:
     env.update({"PYTHONUNBUFFERED": "1", LAUNCHED_AT_ENV: repr(time.time())})
     procs = {"broker": subprocess.Popen(broker_command(prepared), stdout=logs["broker"],
                                         stderr=subprocess.STDOUT, env=env, start_new_session=True)}
-    for name in federates:
-        procs[name] = subprocess.Popen(federate_command(name, run_dir), stdout=logs[name],
-                                       stderr=subprocess.STDOUT, env={**env, **secret_env(prepared.secret)},
-                                       start_new_session=True)
     failed = reason = interrupted = None
     last_change, last_times = time.monotonic(), None
     try:
+        try:
+            wait_for_broker(study.helics.broker_address, prepared.broker_port, procs["broker"])
+        except RuntimeError as exc:
+            return Outcome(1, "broker", f"{exc}:\n{_last_error(run_dir / 'logs' / 'broker.log')}")
+        for name in federates:
+            procs[name] = subprocess.Popen(federate_command(name, run_dir), stdout=logs[name],
+                                           stderr=subprocess.STDOUT, env={**env, **secret_env(prepared.secret)},
+                                           start_new_session=True)
         while any(procs[n].poll() is None for n in federates):
             time.sleep(POLL_S)
             records = read_progress(run_dir)
@@ -323,6 +406,7 @@ def _launch(prepared: Prepared, stops: StopRequests, on_progress) -> Outcome:
         _wait_or_kill(procs, tuple(procs), grace_s=0.0)
         for handle in logs.values():
             handle.close()
+        release_port(prepared.broker_port)
     if interrupted:
         return Outcome(1, None, reason, interrupted)
     if failed is None:

@@ -29,6 +29,7 @@ from gridledger.contracts.mechanisms import (
     MECHANISMS,
     SUBMISSION_MODES,
 )
+from gridledger.federation import federate_names
 
 
 def _not_a_bool(value: object) -> object:
@@ -354,12 +355,39 @@ class Market(_Strict):
         return self
 
 
+HOST_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$"
+"""An IPv4 address or a host name."""
+HostAddress = Annotated[str, Field(pattern=HOST_PATTERN)]
+
+
 class Helics(_Strict):
-    """Co-simulation transport and watchdog."""
+    """Co-simulation transport, where each part runs, and the watchdog.
+
+    ``broker_address`` is where `helics_broker` listens and every federate
+    connects; ``hosts`` names, per federate, the address of the host it runs
+    on (its core receives there); a federate not listed runs on the broker's
+    host. ``gridledger run`` starts every part on this machine, so it needs
+    addresses of this machine (loopback 127.0.0.0/8 included); on other
+    hosts, start each federate with ``gridledger federate``.
+    """
 
     core_type: Literal[CORE_TYPES] = "zmq"
     port: Annotated[int, Field(ge=1024, le=65535)] | None = None
+    broker_address: HostAddress = "127.0.0.1"
+    hosts: dict[str, HostAddress] = {}
     stall_timeout_s: Positive = 60.0
+
+    @model_validator(mode="after")
+    def _network_core(self) -> "Helics":
+        placed = self.hosts or self.broker_address != Helics.model_fields["broker_address"].default
+        if placed and self.core_type == "inproc":
+            raise ValueError("helics.core_type inproc runs in one process; broker_address and hosts "
+                             f"need a network core: one of {', '.join(t for t in CORE_TYPES if t != 'inproc')}")
+        return self
+
+    def host_of(self, federate: str) -> str:
+        """The address of the host `federate` runs on."""
+        return self.hosts.get(federate, self.broker_address)
 
 
 class Study(_Strict):
@@ -394,7 +422,16 @@ class Study(_Strict):
                 f"market_interval_s - 1 ({self.market_interval_s - 1})"
             )
         self._lot_auction_windows()
+        self._placed_federates()
         return self
+
+    def _placed_federates(self) -> None:
+        """Every federate `helics.hosts` places is one this study runs."""
+        running = federate_names(self)
+        for name in self.helics.hosts:
+            if name not in running:
+                raise ValueError(f"helics.hosts names {name!r}, which does not run in this study; "
+                                 f"allowed: {', '.join(running)}")
 
     def _lot_auction_windows(self) -> None:
         """A lot auction needs one bidding round before the gate; Vickrey a reveal window inside it."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -153,7 +154,7 @@ def _chain_is_consistent(chain: Path, killed: bool = False) -> list[dict]:
 def _processes_of(run_dir: Path) -> list[str]:
     """Command lines of live processes that belong to the run: its federates and its broker."""
     config = json.loads((run_dir / "helics" / "ledger.json").read_text())
-    port = config["core_init_string"].rsplit(":", 1)[1]
+    port = re.search(r"--broker_address=tcp://[^:]+:(\d+)", config["core_init_string"]).group(1)
     marks = (str(run_dir), f"--name=gridledger-{port}")
     found = []
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):

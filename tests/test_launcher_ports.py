@@ -1,8 +1,10 @@
-"""Broker ports: a whole block free, outside the kernel's ephemeral range, never one already taken."""
+"""Broker ports: a whole block free on every address the run binds, outside the kernel's ephemeral range, reserved host-wide until the run ends; federates start once the broker listens."""
 
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_block_is_aligned_free_and_below_the_ephemeral_range():
-    base = launcher.free_port()
+    base = _picked()
     first, end = launcher.PORT_RANGE
     assert first <= base and base + launcher.PORT_BLOCK <= end
     assert (base - first) % launcher.PORT_BLOCK == 0
@@ -32,19 +34,97 @@ def test_block_holds_the_broker_and_every_federate_core():
     assert 10 + 2 * len(federate_names(study)) <= launcher.PORT_BLOCK
 
 
+def _picked(**kwargs) -> int:
+    base = launcher.free_port(**kwargs)
+    launcher.release_port(base)
+    return base
+
+
 def test_a_block_with_one_taken_port_is_passed_over(monkeypatch):
-    first = launcher.free_port()
+    first = _picked()
     monkeypatch.setattr(launcher, "PORT_RANGE", (first, first + 2 * launcher.PORT_BLOCK))
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", first + 13))
-        picks = {launcher.free_port() for _ in range(20)}
-    assert picks <= {first + launcher.PORT_BLOCK}
+        picks = {_picked() for _ in range(20)}
+    assert picks == {first + launcher.PORT_BLOCK}
+
+
+def test_a_port_taken_on_another_address_of_the_run_is_seen(monkeypatch):
+    first = _picked()
+    monkeypatch.setattr(launcher, "PORT_RANGE", (first, first + 2 * launcher.PORT_BLOCK))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.2", first + 20))
+        assert {_picked() for _ in range(20)} == {first, first + launcher.PORT_BLOCK}
+        assert {_picked(addresses=("127.0.0.1", "127.0.0.2")) for _ in range(20)} == {first + launcher.PORT_BLOCK}
 
 
 def test_no_free_block_is_a_clear_error(monkeypatch):
-    first = launcher.free_port()
+    first = _picked()
     monkeypatch.setattr(launcher, "PORT_RANGE", (first, first + launcher.PORT_BLOCK))
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", first + launcher.PORT_BLOCK - 1))
-        with pytest.raises(OSError, match=f"no block of {launcher.PORT_BLOCK} free loopback ports"):
+        with pytest.raises(OSError, match=f"no block of {launcher.PORT_BLOCK} free ports on 127.0.0.1"):
             launcher.free_port()
+
+
+HOLDER = """
+import sys, time
+from gridledger import launcher
+launcher.PORT_RANGE = ({first}, {first} + launcher.PORT_BLOCK)
+print(launcher.free_port(), flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_a_block_another_process_reserved_is_not_handed_out_until_it_lets_go(monkeypatch):
+    """Two runs started at the same moment: the second cannot take the first's block before its broker binds it."""
+    first = _picked()
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER.format(first=first)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert int(holder.stdout.readline()) == first
+        monkeypatch.setattr(launcher, "PORT_RANGE", (first, first + launcher.PORT_BLOCK))
+        with pytest.raises(OSError, match="no block of"):
+            launcher.free_port()
+    finally:
+        holder.communicate("\n", timeout=30)
+    assert launcher.free_port() == first
+    launcher.release_port(first)
+
+
+def test_a_process_does_not_hand_out_its_own_block_twice(monkeypatch):
+    first = _picked()
+    monkeypatch.setattr(launcher, "PORT_RANGE", (first, first + 2 * launcher.PORT_BLOCK))
+    held = {launcher.free_port(), launcher.free_port()}
+    assert held == {first, first + launcher.PORT_BLOCK}
+    for base in held:
+        launcher.release_port(base)
+
+
+def test_federates_start_once_the_broker_listens(tmp_path):
+    port = launcher.free_port()
+    broker = subprocess.Popen([launcher.helics_program("helics_broker"), "-f1", "--coretype=zmq",
+                               "--local_interface=tcp://127.0.0.2", f"--port={port}", "--loglevel=warning"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        launcher.wait_for_broker("127.0.0.2", port, broker)
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.2", port)) == 0
+    finally:
+        broker.kill()
+        broker.wait()
+        launcher.release_port(port)
+
+
+def test_a_broker_that_exits_or_never_listens_fails_the_run_with_the_reason():
+    port = _picked()
+    gone = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    with pytest.raises(RuntimeError, match=f"helics_broker exited with code 3 before listening on 127.0.0.1:{port}"):
+        launcher.wait_for_broker("127.0.0.1", port, gone)
+    mute = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        with pytest.raises(RuntimeError, match=f"helics_broker is not listening on 127.0.0.1:{port} after 0.3 s"):
+            launcher.wait_for_broker("127.0.0.1", port, mute, timeout_s=0.3)
+    finally:
+        mute.kill()
+        mute.wait()

@@ -78,6 +78,14 @@ BAD = [
     ("name: x\nmarket: {credit_line: true}\n",
      "market.credit_line = True: Value error, a number is required, not true/false"),
     ("name: x\nmarket: {credit_line: .inf}\n", "market.credit_line = inf: Input should be a finite number"),
+    # Where parts run: addresses and host names only, federates of this study only, a network core.
+    ("name: x\nhelics: {broker_address: 'tcp://10.0.0.5'}\n", "helics.broker_address = 'tcp://10.0.0.5'"),
+    ("name: x\nhelics: {hosts: {der: '10.0.0.6 '}}\n", "helics.hosts.der = '10.0.0.6 '"),
+    ("name: x\nhelics: {hosts: {operator: 10.0.0.6}}\n",
+     "helics.hosts names 'operator', which does not run in this study; allowed: grid, ledger, der"),
+    ("name: x\nhelics: {hosts: {meter: 10.0.0.6}}\n", "helics.hosts names 'meter', which does not run"),
+    ("name: x\nhelics: {core_type: inproc, broker_address: 10.0.0.5}\n",
+     "helics.core_type inproc runs in one process; broker_address and hosts need a network core: one of zmq, tcp"),
 ]
 
 
@@ -139,3 +147,9 @@ def test_a_control_the_feeder_cannot_run_exits_2_before_launch(tmp_path, capsys,
     assert main(["run", str(study), "--runs", str(tmp_path / "runs")]) == EXIT_BAD_INPUT
     assert expected in capsys.readouterr().err
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("results.nc"))
+
+
+def test_federates_run_on_the_broker_host_unless_placed():
+    helics = parse_study({**MINIMAL, "helics": {"broker_address": "10.0.0.5", "hosts": {"der": "edge-1"}}}).helics
+    assert [helics.host_of(name) for name in ("grid", "ledger", "der")] == ["10.0.0.5", "10.0.0.5", "edge-1"]
+    assert parse_study(MINIMAL).helics.host_of("der") == "127.0.0.1"

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import xarray as xr
 import yaml
-from distributed import LocalCluster
+from distributed import Client, LocalCluster
 
 from gridledger import sweep
 from gridledger.cli import EXIT_BAD_INPUT, main
@@ -150,6 +153,42 @@ def test_existing_scheduler_is_used_instead_of_a_new_cluster():
             sweep.dask_client(cluster.scheduler_address, workers=4) as client:
         assert client.scheduler.address == cluster.scheduler_address
         assert len(client.scheduler_info()["workers"]) == 1
+
+
+@pytest.fixture(scope="module")
+def external_cluster(tmp_path_factory):
+    """A real `dask scheduler` and two `dask worker` processes, as on a cluster; its scheduler address."""
+    directory = tmp_path_factory.mktemp("cluster")
+    address_file = directory / "scheduler.json"
+    dask = str(Path(sys.executable).parent / "dask")
+    scheduler = subprocess.Popen([dask, "scheduler", "--scheduler-file", str(address_file), "--port", "0",
+                                  "--no-dashboard"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    workers = [subprocess.Popen([dask, "worker", "--scheduler-file", str(address_file), "--nthreads", "1",
+                                 "--no-dashboard", "--local-directory", str(directory / f"w{i}")],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT) for i in range(2)]
+    try:
+        with Client(scheduler_file=str(address_file), timeout=60) as client:
+            client.wait_for_workers(2, timeout=120)
+            yield client.scheduler.address
+    finally:
+        for proc in (*workers, scheduler):
+            proc.terminate()
+        for proc in (*workers, scheduler):
+            proc.wait(timeout=60)
+
+
+@pytest.mark.e2e
+def test_sweep_on_an_external_scheduler_equals_the_local_cluster_sweep(external_cluster, study_file, swept, tmp_path):
+    proc = gridledger("sweep", str(study_file), "--param", "market.grid_fee_per_kwh=0.01",
+                      "--param", "prosumers.pv.share=0.2,0.8", "--scheduler", external_cluster, "--runs", str(tmp_path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"2 scenarios on the Dask cluster at {external_cluster}" in proc.stdout
+    (directory,) = (tmp_path / "micro-sweep").iterdir()
+    summary = json.loads((directory / sweep.SWEEP_FILE).read_text())
+    assert {Path(s["run_dir"]).parent.parent.parent for s in summary["scenarios"]} == {directory}
+    _, local, _, _ = swept
+    with xr.open_dataset(directory / sweep.DATASET_FILE) as remote:
+        xr.testing.assert_equal(remote.load(), local.sel(scenario=["s000", "s001"]))
 
 
 def test_scenarios_of_different_sizes_are_padded_with_nan(study_file, tmp_path):
