@@ -23,7 +23,7 @@ from gridledger.contracts.chain import Chain
 from gridledger.contracts.client import Wallet, encode_call
 from gridledger.contracts.market import MarketAddresses
 from gridledger.results import Part
-from gridledger.scenario import Scenario
+from gridledger.roster import Roster
 
 CONTRACT = charging.CONTRACT
 ROLE_OPERATOR = 1  # Registry.vy's ROLE_OPERATOR bit
@@ -34,13 +34,13 @@ class ChargingDesk:
 
     Parameters
     ----------
-    sc : Scenario
+    sc : Roster
         The study's scenario (number of intervals).
     address : str
         Address of the ``ChargingCoordination`` contract.
     """
 
-    def __init__(self, sc: Scenario, address: str):
+    def __init__(self, sc: Roster, address: str):
         self.sc, self.address = sc, address
         n = sc.study.n_intervals
         self.requests = np.zeros(n, dtype=np.int64)
@@ -49,11 +49,11 @@ class ChargingDesk:
         self.headroom_w = np.zeros(n, dtype=np.int64)
 
     @classmethod
-    def deploy(cls, sc: Scenario, chain: Chain, operator: Wallet, addresses: MarketAddresses, dso: str,
+    def deploy(cls, sc: Roster, chain: Chain, operator: Wallet, addresses: MarketAddresses, dso: str,
                prosumers: list[str]) -> ChargingDesk:
         """Deploy the contract on the market's registry, register the study's EVs and give the DSO the operator role.
 
-        `prosumers` are the prosumers' accounts, indexed like `Scenario.prosumers`.
+        `prosumers` are the prosumers' accounts, indexed like `Roster.prosumers`.
         """
         study = sc.study
         address = charging.deploy_charging(chain, operator, registry=addresses.registry,

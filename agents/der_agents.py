@@ -37,7 +37,7 @@ from gridledger.contracts.market import SIGNED_ORDER_CONTRACTS, LotState, Market
 from gridledger.contracts.mechanisms import BATCHED, MECHANISMS
 from gridledger.contracts.typed_data import SignedOrder, sign_order
 from gridledger.messages import decode
-from gridledger.scenario import Scenario
+from gridledger.roster import Roster
 from gridledger.schedule import DerAction
 from gridledger.units import price_wei_per_wh
 
@@ -53,9 +53,9 @@ class Outbox:
 
 
 class DerAgents:
-    """Every prosumer agent of a scenario, indexed like `Scenario.prosumers`; keys and salts from the run `secret`."""
+    """Every prosumer agent of a scenario, indexed like `Roster.prosumers`; keys and salts from the run `secret`."""
 
-    def __init__(self, sc: Scenario, secret: bytes):
+    def __init__(self, sc: Roster, secret: bytes):
         study = sc.study
         self.sc = sc
         self.secret = secret

@@ -8,11 +8,11 @@ from gridledger.agents.devices import Devices
 from gridledger.agents.flex_offers import Flexibility
 from gridledger.agents.orders import OrderRecord
 from gridledger.results import Part
-from gridledger.scenario import Scenario
+from gridledger.roster import Roster
 from gridledger.units import KW_PER_MW, MW
 
 
-def _add_evs(part: Part, sc: Scenario, devices: Devices) -> None:
+def _add_evs(part: Part, sc: Roster, devices: Devices) -> None:
     evs = devices.evs
     part.coords["ev"] = np.arange(len(evs.owners))
     part.add("ev_p_mw", ("time", "prosumer"), devices.ev_kw / KW_PER_MW, MW, "EV charging power (part of load_p_mw)")
@@ -28,7 +28,7 @@ def _add_evs(part: Part, sc: Scenario, devices: Devices) -> None:
              "steps the EV charged beyond its admission to still finish by departure")
 
 
-def der_part(sc: Scenario, devices: Devices, orders: OrderRecord, rejected: np.ndarray,
+def der_part(sc: Roster, devices: Devices, orders: OrderRecord, rejected: np.ndarray,
              flexibility: Flexibility | None) -> Part:
     """The part ``der`` writes; `flexibility` None without the voltage-regulation market."""
     part = Part(sc, "der", steps_completed=devices.steps_done)

@@ -18,13 +18,13 @@ from gridledger.agents.prosumer import contract_following_kw, flexload_schedule_
 from gridledger.grids.battery import battery_step
 from gridledger.grids.ev import ev_sessions
 from gridledger.grids.flexload import ShiftableLoad
-from gridledger.scenario import Scenario
+from gridledger.roster import Roster
 from gridledger.units import KW_PER_MW, SECONDS_PER_HOUR, seconds_of_day
 
 _FLEXLOAD_OWNER_STREAM = 5_000
 
 
-def inverter_settings(sc: Scenario) -> dict | None:
+def inverter_settings(sc: Roster) -> dict | None:
     """Each PV inverter's rating and the curve points it runs, None for a curve that is off (None if none is on).
 
     Sent once to the grid federate, which runs the curves inside its power
@@ -41,7 +41,7 @@ def inverter_settings(sc: Scenario) -> dict | None:
             "volt_watt": inverter.volt_watt_curve.model_dump() if inverter.volt_watt else None}
 
 
-def flexload_profiles_kw(sc: Scenario) -> np.ndarray:
+def flexload_profiles_kw(sc: Roster) -> np.ndarray:
     """Every prosumer's shiftable-cycle power per step, zero without one or if its window misses the study. [kW]"""
     study = sc.study
     settings = study.prosumers.flexload
@@ -62,7 +62,7 @@ def flexload_profiles_kw(sc: Scenario) -> np.ndarray:
     return out
 
 
-def ev_fleet(sc: Scenario) -> EVFleet:
+def ev_fleet(sc: Roster) -> EVFleet:
     """The study's EVs, their sessions timed from the study start's local midnight."""
     study = sc.study
     owners = ev_owners(len(sc.prosumers), study.prosumers.ev.share, study.seed)
@@ -72,9 +72,9 @@ def ev_fleet(sc: Scenario) -> EVFleet:
 
 
 class Devices:
-    """Every agent's devices and their traces per step, indexed like `Scenario.prosumers`. [kW], [kWh]"""
+    """Every agent's devices and their traces per step, indexed like `Roster.prosumers`. [kW], [kWh]"""
 
-    def __init__(self, sc: Scenario):
+    def __init__(self, sc: Roster):
         study = sc.study
         self.study = study
         load_p_mw, load_q_mvar = sc.prosumer_load_mw()

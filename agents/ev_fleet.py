@@ -39,7 +39,7 @@ class EVChargeRequest:
     Attributes
     ----------
     owner : int
-        Index of the prosumer owning the EV, as in ``Scenario.prosumers``.
+        Index of the prosumer owning the EV, as in ``Roster.prosumers``.
     power_w : int
         Charging power wanted: the charger rating, to the nearest W. [W]
     energy_needed_wh : int

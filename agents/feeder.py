@@ -18,7 +18,8 @@ from dataclasses import replace
 import numpy as np
 
 from gridledger.agents.feeder_record import FeederRecord
-from gridledger.grids.inverter import Inverter, InverterController, VoltVarCurve, VoltWattCurve
+from gridledger.grids.inverter import Inverter, VoltVarCurve, VoltWattCurve
+from gridledger.grids.inverter_control import InverterController
 from gridledger.grids.powerflow import Injections, PowerFlow, StepResult
 from gridledger.scenario import Loads, Scenario
 

@@ -23,13 +23,13 @@ from gridledger.contracts.chain import Chain
 from gridledger.contracts.client import Wallet, encode_call
 from gridledger.contracts.market import MarketAddresses, read
 from gridledger.results import Part
-from gridledger.scenario import Scenario
+from gridledger.roster import Roster
 from gridledger.units import SECONDS_PER_HOUR, tokens, wei
 
 CONTRACT = flex.CONTRACT
 
 
-def der_facts(sc: Scenario, prosumers: list[str]) -> list[flex.DerFacts]:
+def der_facts(sc: Roster, prosumers: list[str]) -> list[flex.DerFacts]:
     """What the registrar registers of each PV owner (address in `prosumers`): its feeder bus and its PV
     inverter rating, kWp to the nearest W. [W]"""
     rating_w = OfferRules.of(sc).rating_w
@@ -42,13 +42,13 @@ class FlexDesk:
 
     Parameters
     ----------
-    sc : Scenario
+    sc : Roster
         The study's scenario (start, market interval, gate closure).
     address, token : str
         Addresses of the ``VoltageRegulation`` contract and of the token it holds.
     """
 
-    def __init__(self, sc: Scenario, address: str, token: str):
+    def __init__(self, sc: Roster, address: str, token: str):
         study = sc.study
         self.sc, self.address, self.token = sc, address, token
         self.requests: dict[int, dict] = {}
@@ -63,7 +63,7 @@ class FlexDesk:
         self.offers_per_interval = np.zeros(n, dtype=np.int64)
 
     @classmethod
-    def deploy(cls, sc: Scenario, chain: Chain, operator: Wallet, addresses: MarketAddresses, prosumers: list[str],
+    def deploy(cls, sc: Roster, chain: Chain, operator: Wallet, addresses: MarketAddresses, prosumers: list[str],
                dso: str) -> FlexDesk:
         """Deploy the contract with the DSO as its operator, register the PV owners (`der_facts`) and mint the
         DSO's budget and the bond tokens."""

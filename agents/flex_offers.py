@@ -20,7 +20,7 @@ import numpy as np
 from gridledger.contracts import flexibility as flex
 from gridledger.contracts.client import Wallet
 from gridledger.contracts.flex_reference import bond_wei
-from gridledger.scenario import Scenario
+from gridledger.roster import Roster
 from gridledger.units import PERMILLE, W_PER_KW, energy_wh, wei
 
 MIN_OFFER_WH = 1
@@ -50,14 +50,14 @@ class OfferRules:
     penalty_permille: int
 
     @classmethod
-    def of(cls, sc: Scenario) -> OfferRules:
+    def of(cls, sc: Roster) -> OfferRules:
         """The rules of the study's voltage-regulation market (`gridledger.study.Flexibility`)."""
         settings = sc.study.market.flexibility
         return cls(pv_rating_w(sc), round(settings.min_offer_kw * W_PER_KW), wei(settings.min_bond),
                    round(settings.penalty_factor * PERMILLE))
 
 
-def pv_rating_w(sc: Scenario) -> np.ndarray:
+def pv_rating_w(sc: Roster) -> np.ndarray:
     """Every prosumer's PV inverter rating as registered on the contract: its kWp, to the nearest W. [W]"""
     return np.array([round(p.pv_kwp * W_PER_KW) for p in sc.prosumers], dtype=np.int64)
 
@@ -116,7 +116,7 @@ def bond_approvals(wallets: list[Wallet], owners: np.ndarray, token: str, spende
     return [flex.approve(wallets[i], token, spender, wei(bond_token)) for i in owners]
 
 
-def expected_pv_w(sc: Scenario, interval: int) -> np.ndarray:
+def expected_pv_w(sc: Roster, interval: int) -> np.ndarray:
     """Every agent's expected mean PV power over `interval`, from the noise-free forecast. [W]"""
     spi = sc.study.steps_per_interval
     window = slice(interval * spi, (interval + 1) * spi)

@@ -18,7 +18,7 @@ import numpy as np
 from gridledger.agents.blocks import MinedBlock
 from gridledger.contracts.reference import SourceMix, consumed_mix
 from gridledger.results import Part
-from gridledger.scenario import Scenario
+from gridledger.roster import Roster
 from gridledger.units import price_per_kwh, tokens
 
 SETTLEMENT = "Settlement"
@@ -29,7 +29,7 @@ class LedgerRecord:
 
     Parameters
     ----------
-    sc : Scenario
+    sc : Roster
         The study's scenario (intervals, prosumers).
     prosumer_addresses : list of str
         Each prosumer's account, in the scenario's prosumer order.
@@ -43,7 +43,7 @@ class LedgerRecord:
     SOURCES = ("pv", "battery", "grid")
     SOURCE_NAMES = {"pv": "PV", "battery": "battery discharge", "grid": "the grid"}
 
-    def __init__(self, sc: Scenario, prosumer_addresses: list[str], auction_contract: str):
+    def __init__(self, sc: Roster, prosumer_addresses: list[str], auction_contract: str):
         n_int, n_pro = sc.study.n_intervals, len(sc.prosumers)
         self.sc = sc
         self.addresses = prosumer_addresses

@@ -53,7 +53,7 @@ from gridledger.contracts.market import (
 from gridledger.contracts.mechanisms import MECHANISMS
 from gridledger.federation import DER_ENDPOINT, GRID_ENDPOINT, OPERATOR_ENDPOINT
 from gridledger.messages import encode
-from gridledger.scenario import Scenario
+from gridledger.roster import Roster
 from gridledger.schedule import LedgerAction
 from gridledger.units import price_wei_per_wh, wei
 
@@ -101,7 +101,7 @@ def in_block_order(batches: dict[str, list[bytes]], relayed: dict[str, list[byte
     return ordered
 
 
-def deploy_study_market(sc: Scenario, chain: Chain, operator: Wallet, prosumers: list[str],
+def deploy_study_market(sc: Roster, chain: Chain, operator: Wallet, prosumers: list[str],
                         meters: list[str]) -> MarketAddresses:
     """Deploy the study's market: its mechanism, tariffs and cap as chain prices, endowments in wei.
 
@@ -145,7 +145,7 @@ def close_auction(chain: Chain, operator: Wallet, addresses: MarketAddresses, in
     return [clear(operator, addresses, interval, book(chain, addresses, interval), mode=mode)]
 
 
-def operator_duties(sc: Scenario, operator: Wallet, addresses: MarketAddresses, interval: int) -> list[bytes]:
+def operator_duties(sc: Roster, operator: Wallet, addresses: MarketAddresses, interval: int) -> list[bytes]:
     """The operator's own transactions at the start of `interval`, where the mechanism has it post demand.
 
     It posts the demand of the next interval (the prosumers' expected
@@ -202,19 +202,19 @@ class MarketOperator:
     Build it with `MarketOperator.deploy`.
     """
 
-    def __init__(self, sc: Scenario, chain: Chain, wallet: Wallet, addresses: MarketAddresses,
+    def __init__(self, sc: Roster, chain: Chain, wallet: Wallet, addresses: MarketAddresses,
                  prosumers: list[str], dso: str | None, flex: FlexDesk | None, charging: ChargingDesk | None):
         self.sc, self.chain, self.wallet, self.addresses = sc, chain, wallet, addresses
         self.prosumers, self.dso, self.flex, self.charging = prosumers, dso, flex, charging
         self.supply_wei = read(chain, addresses.token, "GridToken", "totalSupply")
         self.record = LedgerRecord(sc, prosumers, addresses.auction_contract)
-        self.lanes: dict[str, Lane] = ledger_lanes(len(sc.net.bus))
+        self.lanes: dict[str, Lane] = ledger_lanes(len(sc.buses))
         # Interval 0 has no gate action: its auction ends in the first block.
         self.pending = close_auction(chain, wallet, addresses, 0, sc.study.market.clearing)
         self.export: ChainExport | None = None
 
     @classmethod
-    def deploy(cls, sc: Scenario, secret: bytes) -> MarketOperator:
+    def deploy(cls, sc: Roster, secret: bytes) -> MarketOperator:
         """Start the study's chain (accounts and chain id from the run `secret`) and deploy the market and its desks."""
         study, market = sc.study, sc.study.market
         operator = derive_account(secret, "operator")

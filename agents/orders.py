@@ -23,11 +23,11 @@ from gridledger.contracts.client import Wallet
 from gridledger.contracts.market import MarketAddresses, ProsumerLimits, post_lot, submit_order
 from gridledger.contracts.reference import order_limit_wh
 from gridledger.contracts.mechanisms import MECHANISMS, Mechanism
-from gridledger.scenario import Scenario
+from gridledger.roster import Roster
 from gridledger.units import price_per_kwh
 
 
-def zic_orders(sc: Scenario, interval: int) -> list[Order | None]:
+def zic_orders(sc: Roster, interval: int) -> list[Order | None]:
     """Every agent's ZI-C order for `interval` from its forecast, in prosumer order (None: nothing to trade).
 
     Each order is cut to its agent's registered limits and dropped below the

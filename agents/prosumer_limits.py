@@ -11,12 +11,12 @@ import math
 
 from gridledger.contracts.market import ProsumerLimits
 from gridledger.grids.ev import CHARGER_POWERS_KW
-from gridledger.scenario import Scenario
+from gridledger.roster import Roster
 from gridledger.study import METER_RATING_MARGIN
 from gridledger.units import KW_PER_MW, W_PER_KW
 
 
-def prosumer_limits(sc: Scenario) -> list[ProsumerLimits]:
+def prosumer_limits(sc: Roster) -> list[ProsumerLimits]:
     """Each prosumer's registered reading limits, in prosumer order: meter rating, PV peak and battery power. [W]
 
     The meter rating is ``prosumers.meter_rating_kw`` or, unset,

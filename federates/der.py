@@ -23,13 +23,13 @@ from gridledger.agents.der_agents import DerAgents
 from gridledger.federates.shell import joined, run_federate
 from gridledger.federation import GRID_ENDPOINT, LEDGER_ENDPOINT, setpoint_key
 from gridledger.messages import deployment, encode
+from gridledger.roster import load_roster
 from gridledger.run_secret import federate_secret
-from gridledger.scenario import load_scenario
 from gridledger.schedule import der_actions, stop_time_s
 
 
 def run(run_dir: Path) -> None:
-    sc = load_scenario(run_dir)
+    sc = load_roster(run_dir)
     agents = DerAgents(sc, federate_secret())
     names = [p.name for p in sc.prosumers]
     with joined(run_dir, "der", stop_time_s(sc.study)) as fed:

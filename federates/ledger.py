@@ -30,8 +30,8 @@ from pathlib import Path
 
 from gridledger.agents.market_operator import Message, MarketOperator
 from gridledger.federates.shell import Shell, joined, run_federate, stop_deferred
+from gridledger.roster import load_roster
 from gridledger.run_secret import federate_secret
-from gridledger.scenario import load_scenario
 from gridledger.schedule import ledger_actions, stop_time_s
 
 
@@ -42,7 +42,7 @@ def send(fed: Shell, outbox: list[Message]) -> None:
 
 
 def run(run_dir: Path) -> None:
-    sc = load_scenario(run_dir)
+    sc = load_roster(run_dir)
     market = MarketOperator.deploy(sc, federate_secret())                  # setup blocks before time 0
     chain = market.open_export(run_dir)                                    # chain/ so far
     with joined(run_dir, "ledger", stop_time_s(sc.study)) as fed:

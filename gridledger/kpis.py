@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from gridledger.grids.stability import ansi_c84_1_band
+from gridledger.grids.voltage_band import ansi_c84_1_band
 from gridledger.units import SECONDS_PER_HOUR, WH_PER_KWH
 
 

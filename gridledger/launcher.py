@@ -48,6 +48,7 @@ from gridledger.grids.feeders import FeederError
 from gridledger.interfaces import Topology, check_wiring, federate_configs, federate_names
 from gridledger.process import EXIT_STOPPED_BY_PEER, LAUNCHED_AT_ENV, PROGRESS_DIR
 from gridledger.results import run_timestamp
+from gridledger.roster import roster_of, write_roster
 from gridledger.run_secret import RUN_SECRET_ENV, RUN_SECRET_FILE_ENV, choose_secret, secret_env
 from gridledger.scenario import Scenario, ScenarioError, build_scenario
 from gridledger.study import STUDY_FILE, Study, StudyError, dump_study, load_study
@@ -192,6 +193,7 @@ def prepare(study_path: str | Path, runs_root: str | Path = "runs", secret: byte
     (run_dir / "helics").mkdir(parents=True)
     (run_dir / "logs").mkdir()
     (run_dir / STUDY_FILE).write_text(dump_study(study))
+    write_roster(run_dir, roster_of(sc))
     for name, config in configs.items():
         (run_dir / "helics" / f"{name}.json").write_text(json.dumps(config, indent=2))
     return Prepared(study, run_dir.resolve(), port, secret)

@@ -34,9 +34,9 @@ def _coords(sc) -> dict[str, object]:
     return {
         "time": start + step * np.arange(study.n_steps),
         "interval": start + interval * np.arange(study.n_intervals),
-        "bus": sc.net.bus.index.to_numpy(),
-        "line": sc.net.line.index.to_numpy(),
-        "trafo": sc.net.trafo.index.to_numpy(),
+        "bus": sc.buses,
+        "line": sc.lines,
+        "trafo": sc.trafos,
         "phase": np.array(["a", "b", "c"], dtype=object),
         "prosumer": np.array([p.name for p in sc.prosumers], dtype=object),
     }

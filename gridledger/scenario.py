@@ -93,6 +93,21 @@ class Scenario:
     pv_pu: np.ndarray
     pv_pu_expected: np.ndarray
 
+    @property
+    def buses(self) -> np.ndarray:
+        """``net.bus`` indices."""
+        return self.net.bus.index.to_numpy()
+
+    @property
+    def lines(self) -> np.ndarray:
+        """``net.line`` indices."""
+        return self.net.line.index.to_numpy()
+
+    @property
+    def trafos(self) -> np.ndarray:
+        """``net.trafo`` indices."""
+        return self.net.trafo.index.to_numpy()
+
     def prosumer_load_mw(self, expected: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Every prosumer's load, (p, q) each of shape (step, prosumer). [MW], [Mvar]"""
         loads = self.loads_expected if expected else self.loads

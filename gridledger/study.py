@@ -18,9 +18,8 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from gridledger.grids.feeders import FEEDERS, SIMBENCH_EXAMPLES, is_simbench_code
 from gridledger.grids.inverter import VOLT_VAR_CAT_B, VOLT_WATT_CAT_B, VoltVarCurve, VoltWattCurve
-from gridledger.grids.powerflow import BACKENDS
+from gridledger.grids.names import BACKENDS, CATALOG_FEEDERS, SIMBENCH_EXAMPLES
 from gridledger.contracts.mechanisms import (
     CLEARING_MODES,
     DEFAULT_CLEARING_MODE,
@@ -113,9 +112,13 @@ class Grid(_Strict):
     @field_validator("feeder")
     @classmethod
     def _known_feeder(cls, feeder: str) -> str:
-        if feeder not in FEEDERS and not feeder.endswith(".json") and not is_simbench_code(feeder):
+        if feeder in CATALOG_FEEDERS or feeder.endswith(".json"):
+            return feeder
+        from gridledger.grids.feeders import is_simbench_code  # simbench and pandapower, for SimBench codes only
+
+        if not is_simbench_code(feeder):
             raise ValueError(
-                f"unknown feeder; allowed: {', '.join(sorted(FEEDERS))}, a SimBench LV/MV code "
+                f"unknown feeder; allowed: {', '.join(sorted(CATALOG_FEEDERS))}, a SimBench LV/MV code "
                 f"(e.g. {', '.join(SIMBENCH_EXAMPLES)}) or a path to a pandapower JSON file (*.json)"
             )
         return feeder

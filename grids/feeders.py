@@ -22,6 +22,8 @@ import pandapower
 import pandapower.networks
 import simbench
 
+from gridledger.grids.names import SIMBENCH_EXAMPLES
+
 __all__ = [
     "FEEDERS",
     "SIMBENCH_EXAMPLES",
@@ -46,10 +48,6 @@ FEEDERS: Mapping[str, Callable[[], pandapower.pandapowerNet]] = MappingProxyType
     "ieee-eu-lv": functools.partial(pandapower.networks.ieee_european_lv_asymmetric, "on_peak_566"),
 })
 """Catalog of reference feeders: name -> function returning a fresh net."""
-
-SIMBENCH_EXAMPLES = ("1-LV-rural1--0-sw", "1-LV-semiurb4--0-sw", "1-MV-urban--0-sw")
-"""SimBench codes listed by :func:`catalog`; any low- or medium-voltage
-code of ``simbench.collect_all_simbench_codes()`` is accepted."""
 
 _DESCRIPTIONS = MappingProxyType({
     "case33bw": "Baran & Wu 33-bus 12.66 kV radial feeder (balanced)",

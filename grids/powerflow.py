@@ -30,11 +30,11 @@ import pandapower.auxiliary
 from pandapower.auxiliary import LoadflowNotConverged, NetCalculationNotConverged
 
 from gridledger.grids.feeders import is_unbalanced
+from gridledger.grids.names import BACKENDS
 from gridledger.grids.stability import voltage_unbalance_factor_percent
 
 __all__ = ["BACKENDS", "Injections", "StepResult", "PowerFlow"]
 
-BACKENDS = ("auto", "pandapower", "lightsim2grid")
 """Newton-Raphson solvers of :class:`PowerFlow` for balanced feeders."""
 
 # Only loads, sgens and storage change between steps; topology, tap positions

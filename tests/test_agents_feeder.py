@@ -14,7 +14,8 @@ import pandapower as pp
 import pytest
 
 from gridledger.agents.feeder import Feeder, actual_output, bus_net_load, injections, install_inverters
-from gridledger.grids.inverter import VOLT_VAR_CAT_B, Inverter, InverterController
+from gridledger.grids.inverter import VOLT_VAR_CAT_B, Inverter
+from gridledger.grids.inverter_control import InverterController
 from gridledger.grids.powerflow import Injections
 from gridledger.scenario import build_scenario
 from gridledger.study import load_study, parse_study

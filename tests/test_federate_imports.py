@@ -1,9 +1,10 @@
 """Each federate module, imported alone in a fresh interpreter, leaves out the heavy packages it does not use.
 
 py-evm (top-level package ``eth``) runs only in the ledger; Vyper compiles
-only when a stored artifact is stale; web3 is a test baseline. Every
-federate still imports pandapower, because each builds the study's
-`Scenario` from the feeder.
+only when a stored artifact is stale; web3 is a test baseline. pandapower
+(with scipy, matplotlib and simbench) is imported only by the federates that
+run power flows, grid and operator; the DER agents and the ledger read the
+prosumers and their profiles from the run directory (`gridledger.roster`).
 """
 
 import json
@@ -12,11 +13,12 @@ import sys
 
 import pytest
 
+POWER_FLOW = ("pandapower", "scipy", "matplotlib", "simbench")
 NOT_IMPORTED = {
-    "der": ("eth", "vyper", "web3"),
+    "der": ("eth", "vyper", "web3", *POWER_FLOW),
     "grid": ("eth", "vyper", "web3"),
     "operator": ("eth", "vyper", "web3"),
-    "ledger": ("vyper", "web3"),
+    "ledger": ("vyper", "web3", *POWER_FLOW),
 }
 
 
@@ -35,3 +37,7 @@ def test_federate_module_leaves_out_heavy_packages(federate):
 
 def test_the_ledger_still_loads_the_chain():
     assert "eth" in _top_level_modules("gridledger.federates.ledger")
+
+
+def test_the_grid_still_loads_pandapower():
+    assert "pandapower" in _top_level_modules("gridledger.federates.grid")

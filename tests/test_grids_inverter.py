@@ -12,9 +12,10 @@ from hypothesis import strategies as st
 
 from gridledger.grids.feeders import load_feeder
 from gridledger.grids.inverter import (
-    VOLT_VAR_CAT_B, VOLT_WATT_CAT_B, Inverter, InverterController, VoltVarCurve, VoltWattCurve,
-    add_inverter_control, inverter_output, volt_var_q_pu, volt_watt_p_limit_pu,
+    VOLT_VAR_CAT_B, VOLT_WATT_CAT_B, Inverter, VoltVarCurve, VoltWattCurve, inverter_output, volt_var_q_pu,
+    volt_watt_p_limit_pu,
 )
+from gridledger.grids.inverter_control import InverterController, add_inverter_control
 from gridledger.grids.powerflow import Injections, PowerFlow
 
 FAR_END_BUSES = (15, 16, 17, 31, 32)
