@@ -33,8 +33,8 @@ from gridledger.agents.relay import signed_orders_message
 from gridledger.contracts import charging
 from gridledger.contracts.client import Wallet
 from gridledger.contracts.keys import derive_account
-from gridledger.contracts.market import SIGNED_ORDER_CONTRACTS, LotState, MarketAddresses, bid
-from gridledger.contracts.mechanisms import BATCHED, MECHANISMS
+from gridledger.contracts.market import LotState, MarketAddresses, bid
+from gridledger.contracts.mechanisms import BATCHED, MECHANISMS, SIGNED_ORDER_CONTRACTS
 from gridledger.contracts.typed_data import SignedOrder, sign_order
 from gridledger.messages import decode
 from gridledger.roster import Roster

@@ -30,7 +30,7 @@
         (`access:`, `gate:`, `escrow:`, `book:`).
         Functions:
         - `bind_settlement`, `post_demand` (`external` functions),
-        - `submit_offer` (`external` function),
+        - `submit_offer`, `submit_signed_orders` (`external` functions),
         - `clear`, `clear_onchain` (`external` functions),
         - `demand_wh`, `buyer`, `order_count`, `order`, `orders`
           (`external` `view` functions),
@@ -186,6 +186,21 @@ def submit_offer(interval: uint256, energy_wh: uint256, price_wei_per_wh: uint25
     """
     access._check_prosumer(msg.sender)
     book._submit_order(interval, msg.sender, _OFFERS, energy_wh, price_wei_per_wh)
+
+
+@external
+def submit_signed_orders(interval: uint256, orders: DynArray[book.SignedOrder, book.MAX_ORDERS]):
+    """
+    @dev Places offers for `interval` that their prosumers signed as
+         EIP-712 typed data, relayed by the caller, as
+         `book.submit_signed_orders` does for the double auctions; a
+         signed bid is skipped with "book: offers only" (the operator's
+         demand is the only buyer).
+    @param interval Index of the market interval of every offer.
+    @param orders The signed offers: side (ask), energy [Wh], limit
+           price [wei/Wh] and the signature (v, r, s).
+    """
+    book._submit_signed_orders(interval, orders, True)
 
 
 @external

@@ -31,7 +31,8 @@
           (`external` `view` functions),
         - `submit_order`, `submit_signed_orders` (`external` functions,
           for the double auctions),
-        - `_submit_order`, `_order_problem`, `_place_order`, `_check_clearable`, `_ranked`, `_sorted`,
+        - `_submit_order`, `_submit_signed_orders` (the merit order's
+          offers), `_order_problem`, `_place_order`, `_check_clearable`, `_ranked`, `_sorted`,
           `_record_fill`, `_order`, `_position_wh` (`internal` functions).
 """
 
@@ -48,6 +49,10 @@ uses: gate
 
 # @dev Most orders on one side of one interval's book.
 MAX_ORDERS: public(constant(uint256)) = 256
+
+
+# @dev Reason a book of asks alone (the merit order's offers) skips a signed bid.
+ASKS_ONLY: constant(String[64]) = "book: offers only"
 
 
 # @dev Largest energy of one order: 1 TWh keeps every payment product
@@ -226,6 +231,19 @@ def submit_signed_orders(interval: uint256, orders: DynArray[SignedOrder, MAX_OR
     @param orders The signed orders: side, energy [Wh], limit price
            [wei/Wh] and the signature (v, r, s).
     """
+    self._submit_signed_orders(interval, orders, False)
+
+
+@internal
+def _submit_signed_orders(interval: uint256, orders: DynArray[SignedOrder, MAX_ORDERS], asks_only: bool):
+    """
+    @dev Places the signed `orders` as `submit_signed_orders` describes;
+         with `asks_only` (the merit order's offers) a signed bid is
+         skipped with `ASKS_ONLY`.
+    @param interval Index of the market interval of every order.
+    @param orders The signed orders.
+    @param asks_only True if the book takes asks alone.
+    """
     for i: uint256 in range(len(orders), bound=MAX_ORDERS):
         o: SignedOrder = orders[i]
         signer: address = eip712._signer(
@@ -236,7 +254,8 @@ def submit_signed_orders(interval: uint256, orders: DynArray[SignedOrder, MAX_OR
         if signer != empty(address):
             reason = access.NOT_PROSUMER
             if access._is_prosumer(signer):
-                reason = self._order_problem(interval, signer, o.is_ask, o.energy_wh, o.price_wei_per_wh)
+                reason = ASKS_ONLY if asks_only and not o.is_ask else self._order_problem(
+                    interval, signer, o.is_ask, o.energy_wh, o.price_wei_per_wh)
         if len(reason) == 0:
             self._place_order(interval, signer, o.is_ask, o.energy_wh, o.price_wei_per_wh)
         else:

@@ -37,6 +37,7 @@ from gridledger.contracts.mechanisms import (
     DEFAULT_MECHANISM,
     LOT_AUCTION_CONTRACTS,
     MECHANISMS,
+    SIGNED_ORDER_CONTRACTS,
     mechanism as lookup_mechanism,
 )
 from gridledger.contracts.reference import Order, clear_merit_order, clear_pay_as_bid, clear_uniform, priority
@@ -67,8 +68,6 @@ GAS_BID = 300_000
 _GAS_RELAY_BASE = 60_000
 GAS_SIGNED_ORDER = 200_000
 GAS_SIGNED_READING = 250_000
-SIGNED_ORDER_CONTRACTS = ("DoubleAuction", "PayAsBid")
-"""Mechanisms that take orders signed as EIP-712 typed data in batches (``submit_signed_orders``)."""
 _GAS_FINALISE_BASE = 60_000
 _GAS_FINALISE_PER_LOT = 130_000
 _GAS_CLEAR_BASE = 300_000

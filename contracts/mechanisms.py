@@ -95,6 +95,9 @@ MECHANISMS: dict[str, Mechanism] = {
 """Every mechanism by its study name."""
 DEFAULT_MECHANISM = "uniform-double-auction"
 LOT_AUCTION_CONTRACTS = tuple(m.contract for m in MECHANISMS.values() if m.is_lot_auction)
+SIGNED_ORDER_CONTRACTS = tuple(m.contract for m in MECHANISMS.values() if not m.is_lot_auction)
+"""Book mechanisms: they take orders (the merit order: offers) signed as EIP-712 typed data in batches
+(``submit_signed_orders``); a lot auction's commits, reveals and raises stay transactions of their own."""
 
 
 def mechanism(name: str) -> Mechanism:

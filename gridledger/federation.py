@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from gridledger.contracts.mechanisms import BATCHED, MECHANISMS
+from gridledger.contracts.mechanisms import BATCHED, MECHANISMS, SIGNED_ORDER_CONTRACTS
 from gridledger.units import MVAR, MW, PERCENT, PU
 
 if TYPE_CHECKING:
@@ -51,9 +51,9 @@ OPERATOR_RUNS = When(
 LOT_AUCTION = When("`market.mechanism` is a lot auction",
                    lambda study: MECHANISMS[study.market.mechanism].is_lot_auction)
 SIGNED_BATCHES = When("`market.submission` is batched", lambda study: study.market.submission == BATCHED)
-SIGNED_ORDERS = When("`market.submission` is batched and `market.mechanism` a double auction",
+SIGNED_ORDERS = When("`market.submission` is batched and `market.mechanism` not a lot auction",
                      lambda study: study.market.submission == BATCHED
-                     and MECHANISMS[study.market.mechanism].contract in ("DoubleAuction", "PayAsBid"))
+                     and MECHANISMS[study.market.mechanism].contract in SIGNED_ORDER_CONTRACTS)
 INVERTER_CURVES = When(
     "`prosumers.pv.inverter.volt_var` or `volt_watt`",
     lambda study: study.prosumers.pv.inverter.volt_var or study.prosumers.pv.inverter.volt_watt,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 import xarray as xr
+import yaml
 
-from tests.e2e_helpers import SHORT_STUDY, events, run_with
+from tests.e2e_helpers import SHORT_STUDY, events, run_variants, run_with
 
 pytestmark = pytest.mark.e2e
 
@@ -41,3 +42,21 @@ def test_relaying_needs_fewer_transactions(short_run, batched):
     _, ds = batched
     assert int(ds.transactions.sum()) < int(short_run.ds.transactions.sum())
     assert int(ds.transactions_reverted.sum()) <= int(short_run.ds.transactions_reverted.sum())
+
+
+def test_merit_order_offers_relayed_in_batches_dispatch_as_one_transaction_each(tmp_path):
+    """The first hour of the short study under the merit order, both ways at once."""
+    study = tmp_path / "merit.yaml"
+    config = yaml.safe_load(SHORT_STUDY.read_text())
+    study.write_text(yaml.safe_dump({**config, "duration_s": 3600, "market": {**config["market"],
+                                                                            "mechanism": "merit-order"}}))
+    variants = {tmp_path / "direct": {}, tmp_path / "batched": {"submission": "batched"}}
+    for runs in variants:
+        runs.mkdir()
+    (direct_dir, direct), (batched_dir, batched) = run_variants(study, variants).values()
+    assert int(direct.cleared_volume_wh.sum()) > 0
+    for name in SAME:
+        xr.testing.assert_identical(direct[name], batched[name])
+    assert events(batched_dir, "OrderRejected") == []
+    assert len(events(batched_dir, "OrderSubmitted")) == len(events(direct_dir, "OrderSubmitted")) > 0
+    assert int(batched.transactions.sum()) < int(direct.transactions.sum())

@@ -229,3 +229,28 @@ def test_a_reading_signed_for_another_interval_is_not_a_reading_of_this_one():
     (index, signer, reason), = _relay_readings(m, 1, [moved])
     assert (index, reason) == (0, "settlement: caller is not a bound meter")
     assert signer != m.meters[0].address
+
+
+def test_the_merit_order_takes_relayed_offers_as_direct_ones_and_skips_a_signed_bid():
+    """Offers relayed in a batch dispatch as offers sent one by one; a bid, which only the operator's demand is, is refused."""
+    direct, relayed = new_market(4, mechanism="merit-order"), new_market(4, mechanism="merit-order")
+    offers = [(700, 12), (300, 8), (900, 15)]
+    for m in (direct, relayed):
+        (posted,) = m.mine([mk.post_demand(m.operator, m.addresses, 1, demand_wh=1200)])
+        assert posted.ok, posted.revert_reason
+    raw = [mk.submit_order(direct.prosumers[i], direct.addresses, 1, is_ask=True, energy_wh=q, price_wei_per_wh=p * CENT)
+           for i, (q, p) in enumerate(offers)]
+    assert all(r.ok for r in direct.mine(raw))
+    before = _credits(relayed)
+    signed = [_signed(relayed, i, 1, True, q, p * CENT) for i, (q, p) in enumerate(offers)]
+    bid = _signed(relayed, 3, 1, False, 500, 20 * CENT)
+    assert _relay(relayed, 1, [*signed, bid]) == [(3, relayed.prosumers[3].address, "book: offers only")]
+    assert _credits(relayed) == before
+    book = mk.book(direct.chain, direct.addresses, 1)
+    assert mk.book(relayed.chain, relayed.addresses, 1) == book and not book.bids
+    for m in (direct, relayed):
+        assert m.clear(1, book).ok
+    positions = [[m.read("MeritOrder", "position_wh", 1, w.address) for w in m.prosumers] for m in (direct, relayed)]
+    assert positions[0] == positions[1] == [700, 300, 200, 0]   # 300 at 8, 700 at 12, 200 of 900 at 15
+    assert (relayed.read("MeritOrder", "clearing_price_wei_per_wh", 1)
+            == direct.read("MeritOrder", "clearing_price_wei_per_wh", 1) == 15 * CENT)
