@@ -107,7 +107,8 @@ def zones_from_buses(net: pandapower.pandapowerNet, lists: Sequence[Sequence[int
             if bus not in net.bus.index:
                 raise ValueError(f"bus {bus} of zone {name} (list {i}) is not in the feeder")
             if bus in owner:
-                where = f"twice in zone {name}" if owner[bus] == name else f"in zone {owner[bus]} and again in zone {name}"
+                where = (f"twice in zone {name}" if owner[bus] == name
+                         else f"in zone {owner[bus]} and again in zone {name}")
                 raise ValueError(f"bus {bus} is listed {where}; a bus belongs to one zone")
             owner[bus] = name
         zones[name] = tuple(sorted(int(bus) for bus in buses))

@@ -60,6 +60,17 @@ def test_no_order_is_filled_beyond_its_energy_or_against_its_limit_price(books):
             assert sign * order.price_wei_per_wh >= sign * result.coordinator_price_wei_per_wh
 
 
+@settings(max_examples=200, deadline=None)
+@given(books=zoned_books())
+def test_each_zone_clears_its_own_book_as_the_reference(books):
+    result = clear_zoned(books)
+    for zone, book in books.items():
+        reference = clear_uniform(book.bids, book.asks)
+        assert result.zone_prices_wei_per_wh[zone] == reference.price_wei_per_wh
+        assert {a: f.zone_wh for a, f in result.fills.items() if f.zone == zone and f.zone_wh} == {
+            a: abs(p) for a, p in reference.positions_wh.items()}
+
+
 @settings(max_examples=300, deadline=None)
 @given(rows=st.lists(ORDER, max_size=12))
 def test_a_single_zone_equals_the_one_book_reference(rows):
