@@ -25,9 +25,12 @@ def zones_by_transformer(net: pandapower.pandapowerNet) -> dict[str, tuple[int, 
     """One zone per MV/LV transformer's low-voltage network, plus the upstream buses.
 
     A transformer is MV/LV when its LV bus has a nominal voltage of at most
-    :data:`LV_MAX_KV`. Its zone is the connected component of its LV bus in
-    the feeder without transformers (lines, closed switches and other
-    branches connect; open switches separate), named ``"trafo<index>"``
+    :data:`LV_MAX_KV`, whether or not its HV bus is the external grid's
+    (on a SimBench LV grid or CIGRE LV the substation itself is MV/LV);
+    HV/MV transformers never bound a zone. Its zone is the connected
+    component of its LV bus in the feeder without its two- and
+    three-winding transformers (lines, closed switches and other branches
+    connect; open switches separate), named ``"trafo<index>"``
     after the lowest ``net.trafo`` index that feeds the component, so
     parallel transformers share one zone. Every other bus (the MV feeder,
     the HV/MV substation) forms the zone :data:`MV_ZONE` if there is one.
