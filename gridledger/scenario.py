@@ -33,6 +33,7 @@ from gridledger.grids.feeder_profiles import feeder_profiles
 from gridledger.grids.feeders import is_unbalanced, load_feeder
 from gridledger.grids.profiles import load_profile_pu, pv_profile_pu
 from gridledger.grids.prosumers import DeviceIndex, Prosumer, add_prosumer_devices, place_prosumers
+from gridledger.grids.zones import zone_of_prosumers, zones_by_transformer, zones_from_buses
 from gridledger.study import STUDY_FILE, Study, load_study
 
 
@@ -43,6 +44,10 @@ class ScenarioError(ValueError):
     def __init__(self, field: str, message: str):
         super().__init__(f"{field}: {message}")
         self.field = field
+
+
+SINGLE_ZONE = "z0"
+"""Name of the one zone of a study without ``grid.zones``."""
 PHASE_COLUMNS = (("p_a_mw", "p_b_mw", "p_c_mw"), ("q_a_mvar", "q_b_mvar", "q_c_mvar"))
 
 
@@ -80,6 +85,12 @@ class Scenario:
         The feeder's own generators (before prosumer PV is added). [MW]
     pv_pu, pv_pu_expected : ndarray (step, prosumer)
         Prosumer PV output per kWp, actual and forecast. [kW/kWp]
+    zones : dict of str to tuple of int
+        The study's market zones that hold a prosumer, name to ``net.bus``
+        indices (`resolve_zones`); one zone ``SINGLE_ZONE`` of every bus
+        when ``grid.zones`` is unset.
+    zone_of : dict of str to str
+        Zone of every prosumer, by prosumer name.
     """
 
     study: Study
@@ -92,6 +103,8 @@ class Scenario:
     sgen_p_mw: np.ndarray
     pv_pu: np.ndarray
     pv_pu_expected: np.ndarray
+    zones: dict[str, tuple[int, ...]]
+    zone_of: dict[str, str]
 
     @property
     def buses(self) -> np.ndarray:
@@ -159,6 +172,24 @@ def add_controls(net: pandapower.pandapowerNet, study: Study) -> None:
         add_switched_capacitor(net, cap.bus, cap.q_mvar, cap.v_on_pu, cap.v_off_pu)
 
 
+def resolve_zones(net: pandapower.pandapowerNet, study: Study,
+                  prosumers: list[Prosumer]) -> tuple[dict[str, tuple[int, ...]], dict[str, str]]:
+    """The study's zones that hold a prosumer, and each prosumer's zone (`gridledger.grids.zones`)."""
+    spec = study.grid.zones
+    try:
+        if spec is None:
+            zones = {SINGLE_ZONE: tuple(int(bus) for bus in net.bus.index)}
+        elif spec.by == "transformer":
+            zones = zones_by_transformer(net)
+        else:
+            zones = zones_from_buses(net, spec.buses)
+        zone_of = zone_of_prosumers({p.name: p.bus for p in prosumers}, zones)
+    except ValueError as exc:
+        raise ScenarioError("grid.zones", str(exc)) from None
+    occupied = set(zone_of.values())
+    return {name: buses for name, buses in zones.items() if name in occupied}, zone_of
+
+
 def build_scenario(study: Study, with_devices: bool = False) -> Scenario:
     """Place prosumers and compute profiles; add PV/battery elements and controls if `with_devices`."""
     net = load_feeder(study.grid.feeder)
@@ -170,6 +201,7 @@ def build_scenario(study: Study, with_devices: bool = False) -> Scenario:
         )
     except ValueError as exc:
         raise ScenarioError("prosumers", str(exc)) from None
+    zones, zone_of = resolve_zones(net, study, prosumers)
     times_s = np.arange(study.n_steps, dtype=float) * study.power_flow_step_s
     profiles = feeder_profiles(net, study.start, times_s)
     if profiles is None:
@@ -210,6 +242,8 @@ def build_scenario(study: Study, with_devices: bool = False) -> Scenario:
         pv_pu=pv_profile_pu(study.start, times_s, max(n_pro, 1), study.seed, latitude_deg=lat)[:, :n_pro],
         pv_pu_expected=pv_profile_pu(study.start, times_s, max(n_pro, 1), study.seed, noise=False,
                                      latitude_deg=lat)[:, :n_pro],
+        zones=zones,
+        zone_of=zone_of,
     )
 
 

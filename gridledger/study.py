@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -99,8 +99,37 @@ class Capacitor(_Strict):
         return self
 
 
+class Zones(_Strict):
+    """How the feeder is split into market zones (`gridledger.grids.zones`); unset: one zone.
+
+    ``by: transformer`` makes one zone per MV/LV transformer's LV network
+    (named ``trafo<index>``) and one zone ``mv`` of the buses upstream;
+    ``buses`` lists each zone's buses (zones ``z0``, ``z1``, ...). Every
+    prosumer's bus must lie in exactly one zone; that, and that listed buses
+    exist, is checked against the feeder before a run starts.
+    """
+
+    by: Literal["transformer"] | None = None
+    buses: list[Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]] | None = None
+
+    @model_validator(mode="after")
+    def _one_way(self) -> "Zones":
+        if (self.by is None) == (self.buses is None):
+            raise ValueError("give exactly one of by (transformer) and buses (a list of bus lists)")
+        if self.buses is not None and not self.buses:
+            raise ValueError("buses lists no zone; give at least one list of buses")
+        seen: dict[int, int] = {}
+        for i, zone in enumerate(self.buses or []):
+            for bus in zone:
+                if bus in seen:
+                    where = f"twice in zone z{i}" if seen[bus] == i else f"in zone z{seen[bus]} and again in zone z{i}"
+                    raise ValueError(f"bus {bus} is listed {where}; a bus belongs to one zone")
+                seen[bus] = i
+        return self
+
+
 class Grid(_Strict):
-    """The feeder (catalog name, SimBench code or pandapower JSON file), limits and local controls."""
+    """The feeder (catalog name, SimBench code or pandapower JSON file), limits, local controls and zones."""
 
     feeder: str = "case33bw"
     limits: Limits = Limits()
@@ -108,6 +137,7 @@ class Grid(_Strict):
     backend: Literal[BACKENDS] = "auto"
     oltc: OLTC | None = None
     capacitors: list[Capacitor] = []
+    zones: Zones | None = None
 
     @field_validator("feeder")
     @classmethod
@@ -482,13 +512,21 @@ def _field_path(loc: tuple) -> str:
     return ".".join(str(part) for part in loc) or "(top level)"
 
 
+def _model_in(annotation: object) -> type[BaseModel] | None:
+    """The model a field holds, through ``X | None`` and ``list[X]``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return next((model for arg in get_args(annotation) if (model := _model_in(arg)) is not None), None)
+
+
 def _describe(error: dict, model: type[BaseModel]) -> str:
     """One line for one pydantic error: field path, bad value, what is allowed."""
     path = _field_path(error["loc"])
     if error["type"] == "extra_forbidden":
         parent = model
         for part in error["loc"][:-1]:
-            parent = parent.model_fields[part].annotation
+            if not isinstance(part, int):
+                parent = _model_in(parent.model_fields[part].annotation)
         return f"{path}: unknown field; allowed here: {', '.join(parent.model_fields)}"
     value = error.get("input")
     shown = "(missing)" if error["type"] == "missing" else repr(value)

@@ -86,6 +86,26 @@ BAD = [
     ("name: x\nhelics: {hosts: {meter: 10.0.0.6}}\n", "helics.hosts names 'meter', which does not run"),
     ("name: x\nhelics: {core_type: inproc, broker_address: 10.0.0.5}\n",
      "helics.core_type inproc runs in one process; broker_address and hosts need a network core: one of zmq, tcp"),
+    # Zones: by transformer or lists of buses, not both; each bus in one zone.
+    ("name: x\ngrid: {zones: {by: feeder}}\n", "grid.zones.by = 'feeder': Input should be 'transformer'"),
+    ("name: x\ngrid: {zones: {}}\n",
+     "grid.zones = {}: Value error, give exactly one of by (transformer) and buses (a list of bus lists)"),
+    ("name: x\ngrid: {zones: {by: transformer, buses: [[1]]}}\n", "give exactly one of by (transformer) and buses"),
+    ("name: x\ngrid: {zones: {buses: []}}\n", "grid.zones = {'buses': []}: Value error, buses lists no zone"),
+    ("name: x\ngrid: {zones: {buses: [[1, 2], []]}}\n",
+     "grid.zones.buses.1 = []: List should have at least 1 item after validation, not 0"),
+    ("name: x\ngrid: {zones: {buses: [1, 2]}}\n", "grid.zones.buses.0 = 1: Input should be a valid list"),
+    ("name: x\ngrid: {zones: {buses: [[1, -2]]}}\n",
+     "grid.zones.buses.0.1 = -2: Input should be greater than or equal to 0"),
+    ("name: x\ngrid: {zones: {buses: [[1, 2], [3, 2]]}}\n",
+     "bus 2 is listed in zone z0 and again in zone z1; a bus belongs to one zone"),
+    ("name: x\ngrid: {zones: {buses: [[1, 1]]}}\n", "bus 1 is listed twice in zone z0"),
+    ("name: x\ngrid: {zones: transformer}\n", "grid.zones = 'transformer': Input should be a valid dictionary"),
+    ("name: x\ngrid: {zones: {by: transformer, colour: red}}\n",
+     "grid.zones.colour: unknown field; allowed here: by, buses"),
+    ("name: x\ngrid: {oltc: {colour: red}}\n", "grid.oltc.colour: unknown field; allowed here: vm_set_pu"),
+    ("name: x\ngrid: {capacitors: [{bus: 3, q_mvar: 0.1, colour: red}]}\n",
+     "grid.capacitors.0.colour: unknown field; allowed here: bus, q_mvar"),
 ]
 
 
@@ -140,6 +160,9 @@ def test_missing_study_file_exits_2(tmp_path, capsys):
      "prosumers.pv.inverter: inverter curves run as pandapower controllers"),
     ("name: x\nprosumers: {count: 4, ev: {share: 1.0}}\nmarket: {charging_coordination: true}\n",
      "market.charging_coordination: the feeder has no transformer at its external grid"),
+    ("name: x\ngrid: {zones: {by: transformer}}\n", "grid.zones: the feeder has no in-service MV/LV transformer"),
+    ("name: x\nprosumers: {count: 4}\ngrid: {zones: {buses: [[1, 2, 3]]}}\n",
+     "grid.zones: prosumer p04 on bus 4 is in no zone"),
 ])
 def test_a_control_the_feeder_cannot_run_exits_2_before_launch(tmp_path, capsys, body, expected):
     study = tmp_path / "s.yaml"
