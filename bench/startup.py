@@ -3,7 +3,9 @@
 Every federate module is imported alone in a fresh interpreter
 (``python -c "import gridledger.federates.<name>"``), as the launcher
 starts it, and timed from process start to exit; its peak resident memory
-comes from the kernel's accounting of that child (``os.wait4``). The
+is the child's own ``VmHWM`` (`gridledger.process.peak_rss_mib`, printed
+as it exits: the kernel's ``ru_maxrss`` of a child counts the resident set
+of the benchmark process it was forked from). The
 baseline is the same measurement of ``python -c "import pandapower"`` in the
 same run: a process that does nothing but load the feeder library every
 federate needs. Medians of a few repeats; ratios against the baseline are
@@ -12,7 +14,6 @@ what carries over between machines.
 
 from __future__ import annotations
 
-import os
 import statistics
 import subprocess
 import sys
@@ -26,7 +27,6 @@ BASELINE_MODULE = "pandapower"
 FEDERATE_MODULES = ("der", "grid", "ledger", "operator")
 MEMORY_AIM_MIB = 600.0
 STARTUP_AIM_S = 2.0
-KIB_PER_MIB = 1024
 
 
 @dataclass(frozen=True)
@@ -70,15 +70,14 @@ class StartupResult:
 def import_cost(module: str, repeats: int) -> ProcessCost:
     """Median wall time and peak RSS of `repeats` fresh interpreters that import `module` and exit."""
     walls, peaks = [], []
+    code = f"import {module}; from gridledger.process import peak_rss_mib; print(peak_rss_mib())"
     for _ in range(repeats):
         started = time.perf_counter()
-        child = subprocess.Popen([sys.executable, "-c", f"import {module}"])
-        _, status, usage = os.wait4(child.pid, 0)
+        child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         walls.append(time.perf_counter() - started)
-        child.returncode = os.waitstatus_to_exitcode(status)
         if child.returncode:
-            raise RuntimeError(f"python -c 'import {module}' exited with {child.returncode}")
-        peaks.append(usage.ru_maxrss / KIB_PER_MIB)
+            raise RuntimeError(f"python -c 'import {module}' exited with {child.returncode}: {child.stderr[-500:]}")
+        peaks.append(float(child.stdout))
     return ProcessCost(module, statistics.median(walls), statistics.median(peaks), repeats)
 
 
