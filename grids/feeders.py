@@ -33,6 +33,7 @@ __all__ = [
     "is_unbalanced",
     "load_feeder",
     "load_buses",
+    "VOLTAGE_LEVELS",
 ]
 
 FEEDERS: Mapping[str, Callable[[], pandapower.pandapowerNet]] = MappingProxyType({
@@ -50,6 +51,16 @@ FEEDERS: Mapping[str, Callable[[], pandapower.pandapowerNet]] = MappingProxyType
 SIMBENCH_EXAMPLES = ("1-LV-rural1--0-sw", "1-LV-semiurb4--0-sw", "1-MV-urban--0-sw")
 """SimBench codes listed by :func:`catalog`; any low- or medium-voltage
 code of ``simbench.collect_all_simbench_codes()`` is accepted."""
+
+VOLTAGE_LEVELS: Mapping[str, tuple[float, float]] = MappingProxyType({
+    "any": (0.0, float("inf")),
+    "lv": (0.0, 1.0),
+    "mv": (1.0, 36.0),
+})
+"""Voltage levels of load buses: name -> [lowest, highest) nominal voltage [kV].
+
+Low voltage is up to 1 kV and medium voltage from 1 kV up to 35 kV, the
+ranges of IEC 60038 (the 35 kV series is the highest MV one)."""
 
 _DESCRIPTIONS = MappingProxyType({
     "case33bw": "Baran & Wu 33-bus 12.66 kV radial feeder (balanced)",
@@ -169,25 +180,32 @@ def load_feeder(spec: str | PathLike) -> pandapower.pandapowerNet:
     return net
 
 
-def load_buses(net: pandapower.pandapowerNet) -> list[int]:
+def load_buses(net: pandapower.pandapowerNet, voltage_level: str = "any") -> list[int]:
     """Buses that carry at least one in-service load or asymmetric load.
 
     Parameters
     ----------
     net : pandapowerNet
         The feeder.
+    voltage_level : {"any", "lv", "mv"}
+        Keep only buses whose nominal voltage ``net.bus.vn_kv`` lies in
+        that level's range of :data:`VOLTAGE_LEVELS`.
 
     Returns
     -------
     buses : list of int
         ``net.bus`` indices, ascending, each once.
     """
+    if voltage_level not in VOLTAGE_LEVELS:
+        raise ValueError(f"voltage_level must be one of {', '.join(VOLTAGE_LEVELS)}, got {voltage_level!r}")
+    low_kv, high_kv = VOLTAGE_LEVELS[voltage_level]
     buses = set()
     for table in ("load", "asymmetric_load"):
         if table in net:
             rows = net[table][net[table]["in_service"].astype(bool)]
             buses.update(int(bus) for bus in rows["bus"])
-    return sorted(buses)
+    vn_kv = net.bus["vn_kv"]
+    return sorted(bus for bus in buses if low_kv <= vn_kv.at[bus] < high_kv)
 
 
 def is_unbalanced(net: pandapower.pandapowerNet) -> bool:
