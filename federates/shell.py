@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import resource
 import signal
 import sys
 import time
@@ -31,7 +30,7 @@ from typing import Callable, Iterator
 
 import helics as h
 
-from gridledger.process import EXIT_FAILED, EXIT_STOPPED_BY_PEER, LAUNCHED_AT_ENV, progress_path
+from gridledger.process import EXIT_FAILED, EXIT_STOPPED_BY_PEER, LAUNCHED_AT_ENV, peak_rss_mib, progress_path
 from gridledger.results import collect_if_complete
 
 
@@ -135,7 +134,7 @@ class Shell:
             "startup_s": entered - launched,
             "waiting_s": wall["waiting_s"],
             "compute_s": now - entered - wall["waiting_s"],
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "peak_rss_mib": peak_rss_mib(),
         }
 
     def report(self, state: str, **extra: object) -> None:

@@ -10,6 +10,7 @@ that stopped because of it.
 
 from __future__ import annotations
 
+import resource
 from pathlib import Path
 
 EXIT_OK = 0
@@ -19,8 +20,27 @@ EXIT_STOPPED_BY_PEER = 3
 LAUNCHED_AT_ENV = "GRIDLEDGER_LAUNCHED_AT"
 """Environment variable holding the launch time (Unix seconds), for the start-up figure."""
 PROGRESS_DIR = "progress"
+STATUS_FILE = Path("/proc/self/status")
+"""Linux's per-process status, whose ``VmHWM`` line is the process's own peak resident set."""
 
 
 def progress_path(run_dir: Path, federate: str) -> Path:
     """Where `federate` writes its progress record."""
     return Path(run_dir) / PROGRESS_DIR / f"{federate}.json"
+
+
+def peak_rss_mib(status_file: Path = STATUS_FILE) -> float:
+    """Peak resident set size of this process since it was started (exec). [MiB]
+
+    Read from ``VmHWM`` of `status_file`. ``getrusage(RUSAGE_SELF).ru_maxrss``
+    is not used where ``VmHWM`` exists: Linux carries the spawning process's
+    resident set across ``fork``/``exec`` into it, so every federate started
+    by a launcher holding a large feeder would report at least the
+    launcher's size. Without the file (not Linux), ``ru_maxrss`` in KiB.
+    """
+    try:
+        lines = status_file.read_text().splitlines()
+    except FileNotFoundError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    kib = next(int(line.split()[1]) for line in lines if line.startswith("VmHWM:"))
+    return kib / 1024
