@@ -14,6 +14,7 @@ import functools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from importlib.metadata import version
 from os import PathLike
 from pathlib import Path
 from types import MappingProxyType
@@ -21,6 +22,8 @@ from types import MappingProxyType
 import pandapower
 import pandapower.networks
 import simbench
+
+from gridledger.grids.disk_cache import cache_root, cached_object
 
 __all__ = [
     "FEEDERS",
@@ -325,9 +328,20 @@ def _distribution_codes() -> frozenset[str]:
     )
 
 
+def simbench_net_entry(code: str, root: Path) -> Path:
+    """Disk-cache entry of a SimBench net as published, keyed by the code and the releases that read and pickle it."""
+    releases = "-".join(f"{package}-{version(package)}" for package in ("simbench", "pandapower", "pandas"))
+    return root / "simbench-nets" / releases / f"{code}.pickle"
+
+
 @functools.cache
 def _simbench_net(code: str) -> pandapower.pandapowerNet:
-    """The SimBench net of a code, read once per process (it takes seconds)."""
+    """The SimBench net of a code, read once per process and from the disk cache after the first build.
+
+    Reading SimBench's CSV files takes seconds to tens of seconds for a
+    combined MV/LV grid, in every federate; the pickled net loads in
+    a fraction of a second.
+    """
     if not is_simbench_code(code):
         what = ("a SimBench grid with a (extra-)high-voltage level, not a distribution feeder"
                 if code in simbench.collect_all_simbench_codes()
@@ -337,7 +351,7 @@ def _simbench_net(code: str) -> pandapower.pandapowerNet:
             f"{_simbench_examples()}; simbench.collect_all_simbench_codes() lists every code, "
             f"of which levels {', '.join(_DISTRIBUTION_LEVELS)} are feeders"
         )
-    net = simbench.get_simbench_net(code)
+    net = cached_object(simbench_net_entry(code, cache_root()), lambda: simbench.get_simbench_net(code))
     net.name = code
     # simbench 1.6 leaves tap_changer_type empty, which pandapower 3 reads as
     # "no tap changer" and so ignores the grids' tap positions.
