@@ -233,7 +233,7 @@ class Prosumers(_Strict):
     """Prosumer agents: one per load bus, in bus order unless `buses` lists them.
 
     ``voltage_level`` restricts them to load buses of one nominal voltage
-    range (``lv`` below 1 kV, ``mv`` from 1 kV to below 36 kV; ``any``
+    range (``lv`` up to 1 kV, ``mv`` above 1 kV up to 35 kV; ``any``
     takes every load bus): on a combined MV/LV grid, ``lv`` puts the
     prosumers on households rather than on MV-connected loads.
 

@@ -58,12 +58,12 @@ code of ``simbench.collect_all_simbench_codes()`` is accepted."""
 VOLTAGE_LEVELS: Mapping[str, tuple[float, float]] = MappingProxyType({
     "any": (0.0, float("inf")),
     "lv": (0.0, 1.0),
-    "mv": (1.0, 36.0),
+    "mv": (1.0, 35.0),
 })
-"""Voltage levels of load buses: name -> [lowest, highest) nominal voltage [kV].
+"""Voltage levels of load buses: name -> (above, up to) nominal voltage [kV].
 
-Low voltage is up to 1 kV and medium voltage from 1 kV up to 35 kV, the
-ranges of IEC 60038 (the 35 kV series is the highest MV one)."""
+Low voltage is up to 1 kV and medium voltage above 1 kV up to 35 kV, the
+ranges of IEC 60038 (35 kV is its highest medium-voltage series)."""
 
 _DESCRIPTIONS = MappingProxyType({
     "case33bw": "Baran & Wu 33-bus 12.66 kV radial feeder (balanced)",
@@ -208,7 +208,7 @@ def load_buses(net: pandapower.pandapowerNet, voltage_level: str = "any") -> lis
             rows = net[table][net[table]["in_service"].astype(bool)]
             buses.update(int(bus) for bus in rows["bus"])
     vn_kv = net.bus["vn_kv"]
-    return sorted(bus for bus in buses if low_kv <= vn_kv.at[bus] < high_kv)
+    return sorted(bus for bus in buses if low_kv < vn_kv.at[bus] <= high_kv)
 
 
 def is_unbalanced(net: pandapower.pandapowerNet) -> bool:
