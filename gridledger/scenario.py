@@ -198,6 +198,7 @@ def build_scenario(study: Study, with_devices: bool = False) -> Scenario:
         prosumers = place_prosumers(
             net, pros.count, study.seed, pros.pv.share, pros.pv.kwp_per_kw_load,
             pros.battery.share, pros.battery.kwh_per_kw_load, pros.battery.kw_per_kwh, pros.buses,
+            pros.voltage_level,
         )
     except ValueError as exc:
         raise ScenarioError("prosumers", str(exc)) from None

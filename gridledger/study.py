@@ -19,7 +19,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from gridledger.grids.inverter import VOLT_VAR_CAT_B, VOLT_WATT_CAT_B, VoltVarCurve, VoltWattCurve
-from gridledger.grids.names import BACKENDS, CATALOG_FEEDERS, SIMBENCH_EXAMPLES
+from gridledger.grids.names import BACKENDS, CATALOG_FEEDERS, SIMBENCH_EXAMPLES, VOLTAGE_LEVELS
 from gridledger.contracts.mechanisms import (
     CLEARING_MODES,
     DEFAULT_CLEARING_MODE,
@@ -266,6 +266,11 @@ class FlexLoad(_Strict):
 class Prosumers(_Strict):
     """Prosumer agents: one per load bus, in bus order unless `buses` lists them.
 
+    ``voltage_level`` restricts them to load buses of one nominal voltage
+    range (``lv`` up to 1 kV, ``mv`` above 1 kV up to 35 kV; ``any``
+    takes every load bus): on a combined MV/LV grid, ``lv`` puts the
+    prosumers on households rather than on MV-connected loads.
+
     ``meter_rating_kw`` is the rating of every prosumer's meter, registered
     in the settlement with its PV peak and battery power: a reading above
     rating x interval reverts. Unset, each meter is rated
@@ -276,6 +281,7 @@ class Prosumers(_Strict):
 
     count: Annotated[int, Field(ge=0)] = 32
     buses: list[int] | None = None
+    voltage_level: Literal[tuple(VOLTAGE_LEVELS)] = "any"
     meter_rating_kw: Annotated[Finite, Field(gt=0.0, le=1e6)] | None = None
     pv: PV = PV()
     battery: Battery = Battery()

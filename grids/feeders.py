@@ -14,6 +14,7 @@ import functools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from importlib.metadata import version
 from os import PathLike
 from pathlib import Path
 from types import MappingProxyType
@@ -22,7 +23,8 @@ import pandapower
 import pandapower.networks
 import simbench
 
-from gridledger.grids.names import SIMBENCH_EXAMPLES
+from gridledger.grids.disk_cache import cache_root, cached_object
+from gridledger.grids.names import SIMBENCH_EXAMPLES, VOLTAGE_LEVELS
 
 __all__ = [
     "FEEDERS",
@@ -35,6 +37,7 @@ __all__ = [
     "is_unbalanced",
     "load_feeder",
     "load_buses",
+    "VOLTAGE_LEVELS",
 ]
 
 FEEDERS: Mapping[str, Callable[[], pandapower.pandapowerNet]] = MappingProxyType({
@@ -167,25 +170,32 @@ def load_feeder(spec: str | PathLike) -> pandapower.pandapowerNet:
     return net
 
 
-def load_buses(net: pandapower.pandapowerNet) -> list[int]:
+def load_buses(net: pandapower.pandapowerNet, voltage_level: str = "any") -> list[int]:
     """Buses that carry at least one in-service load or asymmetric load.
 
     Parameters
     ----------
     net : pandapowerNet
         The feeder.
+    voltage_level : {"any", "lv", "mv"}
+        Keep only buses whose nominal voltage ``net.bus.vn_kv`` lies in
+        that level's range of :data:`VOLTAGE_LEVELS`.
 
     Returns
     -------
     buses : list of int
         ``net.bus`` indices, ascending, each once.
     """
+    if voltage_level not in VOLTAGE_LEVELS:
+        raise ValueError(f"voltage_level must be one of {', '.join(VOLTAGE_LEVELS)}, got {voltage_level!r}")
+    low_kv, high_kv = VOLTAGE_LEVELS[voltage_level]
     buses = set()
     for table in ("load", "asymmetric_load"):
         if table in net:
             rows = net[table][net[table]["in_service"].astype(bool)]
             buses.update(int(bus) for bus in rows["bus"])
-    return sorted(buses)
+    vn_kv = net.bus["vn_kv"]
+    return sorted(bus for bus in buses if low_kv < vn_kv.at[bus] <= high_kv)
 
 
 def is_unbalanced(net: pandapower.pandapowerNet) -> bool:
@@ -305,9 +315,20 @@ def _distribution_codes() -> frozenset[str]:
     )
 
 
+def simbench_net_entry(code: str, root: Path) -> Path:
+    """Disk-cache entry of a SimBench net as published, keyed by the code and the releases that read and pickle it."""
+    releases = "-".join(f"{package}-{version(package)}" for package in ("simbench", "pandapower", "pandas"))
+    return root / "simbench-nets" / releases / f"{code}.pickle"
+
+
 @functools.cache
 def _simbench_net(code: str) -> pandapower.pandapowerNet:
-    """The SimBench net of a code, read once per process (it takes seconds)."""
+    """The SimBench net of a code, read once per process and from the disk cache after the first build.
+
+    Reading SimBench's CSV files takes seconds to tens of seconds for a
+    combined MV/LV grid, in every federate; the pickled net loads in
+    a fraction of a second.
+    """
     if not is_simbench_code(code):
         what = ("a SimBench grid with a (extra-)high-voltage level, not a distribution feeder"
                 if code in simbench.collect_all_simbench_codes()
@@ -317,7 +338,7 @@ def _simbench_net(code: str) -> pandapower.pandapowerNet:
             f"{_simbench_examples()}; simbench.collect_all_simbench_codes() lists every code, "
             f"of which levels {', '.join(_DISTRIBUTION_LEVELS)} are feeders"
         )
-    net = simbench.get_simbench_net(code)
+    net = cached_object(simbench_net_entry(code, cache_root()), lambda: simbench.get_simbench_net(code))
     net.name = code
     # simbench 1.6 leaves tap_changer_type empty, which pandapower 3 reads as
     # "no tap changer" and so ignores the grids' tap positions.

@@ -46,13 +46,15 @@ def place_prosumers(
     battery_kwh_per_kw_load: float,
     battery_kw_per_kwh: float,
     buses: Sequence[int] | None = None,
+    voltage_level: str = "any",
 ) -> list[Prosumer]:
     """Put ``count`` prosumers on the feeder's load buses.
 
     Prosumer ``i`` takes over the first in-service load (lowest
     ``net.load`` index, or lowest ``net.asymmetric_load`` index on a bus
     without a ``load``) on the ``i``-th bus of ``buses``, or of
-    :func:`~gridledger.grids.feeders.load_buses` when ``buses`` is None.
+    :func:`~gridledger.grids.feeders.load_buses` at ``voltage_level`` when
+    ``buses`` is None.
     ``round(pv_share * count)`` prosumers, chosen with
     ``numpy.random.default_rng(seed)``, get PV of
     ``pv_kwp_per_kw_load * peak load``; then ``round(battery_share * count)``
@@ -79,7 +81,12 @@ def place_prosumers(
     battery_kw_per_kwh : float
         Battery power per kWh of capacity (C-rate). [1/h]
     buses : sequence of int, optional
-        Buses to use, in prosumer order; each must carry an in-service load.
+        Buses to use, in prosumer order; each must carry an in-service load
+        and lie in ``voltage_level``.
+    voltage_level : {"any", "lv", "mv"}
+        Nominal voltage range of the load buses, a key of
+        :data:`~gridledger.grids.names.VOLTAGE_LEVELS`; "lv" keeps the
+        prosumers off the medium-voltage loads of a combined MV/LV grid.
 
     Returns
     -------
@@ -90,8 +97,8 @@ def place_prosumers(
     ------
     ValueError
         If ``count`` exceeds the available buses, a listed bus has no
-        in-service load or is listed twice, or a share or size is out of
-        range.
+        in-service load at ``voltage_level`` or is listed twice, or a
+        share, size or voltage level is out of range.
     """
     if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
         raise ValueError(f"count must be a non-negative integer, got {count!r}")
@@ -106,12 +113,13 @@ def place_prosumers(
         if not size >= 0.0:
             raise ValueError(f"{label} must be non-negative, got {size!r}")
 
-    available = load_buses(net)
+    available = load_buses(net, voltage_level)
+    level = "" if voltage_level == "any" else f" at voltage level {voltage_level!r}"
     if buses is None:
         chosen = available
         if count > len(chosen):
             raise ValueError(
-                f"count={count} prosumers but the feeder has only {len(chosen)} load buses"
+                f"count={count} prosumers but the feeder has only {len(chosen)} load buses{level}"
             )
     else:
         chosen = [int(bus) for bus in buses]
@@ -120,7 +128,8 @@ def place_prosumers(
         missing = sorted(set(chosen) - set(available))
         if missing:
             raise ValueError(
-                f"listed buses {missing} carry no in-service load; buses with a load: {available}"
+                f"listed buses {missing} carry no in-service load{level}; buses with a load{level}: "
+                f"{_shortened(available)}"
             )
         if len(set(chosen)) != len(chosen):
             raise ValueError(f"buses must be listed once each, got {chosen}")
@@ -224,6 +233,13 @@ def _first_load(net: pandapower.pandapowerNet, bus: int) -> tuple[str, int, floa
     row = asymmetric.loc[index]
     return ("asymmetric_load", index, float(row[["p_a_mw", "p_b_mw", "p_c_mw"]].sum()),
             float(row[["q_a_mvar", "q_b_mvar", "q_c_mvar"]].sum()))
+
+
+def _shortened(buses: Sequence[int], shown: int = 20) -> str:
+    """A bus list for an error message: the first `shown` and how many more."""
+    head = ", ".join(str(bus) for bus in buses[:shown])
+    more = f", ... ({len(buses) - shown} more)" if len(buses) > shown else ""
+    return f"[{head}{more}]"
 
 
 def _round_half_up(x: float) -> int:

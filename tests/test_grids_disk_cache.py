@@ -1,12 +1,15 @@
-"""SimBench yearly profiles kept on disk: the cached read equals a fresh build, and a changed key builds anew."""
+"""SimBench nets and yearly profiles kept on disk: the cached read equals a fresh build, and a changed key builds anew."""
 
 from datetime import datetime
 
 import numpy as np
+import pandas as pd
 import pytest
+import simbench
 
 from gridledger.grids import feeder_profiles as fp
-from gridledger.grids.disk_cache import CACHE_ENV, cache_root, cached_arrays
+from gridledger.grids import feeders
+from gridledger.grids.disk_cache import CACHE_ENV, cache_root, cached_arrays, cached_object
 from gridledger.grids.feeders import load_feeder
 
 CODE = "1-LV-rural1--0-sw"
@@ -61,3 +64,49 @@ def test_feeder_profiles_fill_the_cache_named_by_the_environment(tmp_path, monke
 def test_the_default_root_is_under_the_home_cache(monkeypatch):
     monkeypatch.delenv(CACHE_ENV, raising=False)
     assert cache_root().parts[-2:] == (".cache", "gridledger")
+
+
+def test_cached_object_is_built_once_then_read(tmp_path):
+    entry = tmp_path / "a" / "value.pickle"
+    builds = []
+    first = cached_object(entry, lambda: builds.append(1) or {"p_mw": [1.5, 2.0]})
+    again = cached_object(entry, _never_built)
+    assert builds == [1] and first == again == {"p_mw": [1.5, 2.0]}
+    assert again is not first
+    assert [path.name for path in entry.parent.iterdir()] == ["value.pickle"]
+
+
+@pytest.mark.parametrize("target, mode", [("entry", 0o666), ("entry", 0o620), ("directory", 0o777)])
+def test_a_pickle_others_could_have_written_is_not_loaded(tmp_path, target, mode):
+    """A pickle runs code on load: an entry another user could have replaced is refused, not read."""
+    entry = tmp_path / "a" / "value.pickle"
+    cached_object(entry, lambda: {"p_mw": 1.0})
+    assert entry.stat().st_mode & 0o777 == 0o600
+    (entry if target == "entry" else entry.parent).chmod(mode)
+    with pytest.raises(PermissionError, match=f"refusing to load the cached object {entry}"):
+        cached_object(entry, _never_built)
+
+
+def test_a_failed_pickle_leaves_no_entry(tmp_path):
+    entry = tmp_path / "value.pickle"
+    with pytest.raises(AttributeError):
+        cached_object(entry, lambda: lambda: None)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_simbench_net_read_from_the_cache_equals_the_published_one(tmp_path, monkeypatch):
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
+    feeders._simbench_net.cache_clear()
+    try:
+        built = load_feeder(CODE)
+        entry = feeders.simbench_net_entry(CODE, tmp_path)
+        assert entry.is_file() and "simbench-" in entry.parent.name and "pandapower-" in entry.parent.name
+        feeders._simbench_net.cache_clear()
+        monkeypatch.setattr(simbench, "get_simbench_net", _never_built)
+        cached = load_feeder(CODE)
+    finally:
+        feeders._simbench_net.cache_clear()
+    assert cached.name == built.name == CODE
+    for table in ("bus", "line", "trafo", "load", "sgen", "ext_grid"):
+        pd.testing.assert_frame_equal(cached[table], built[table], obj=table)
+    pd.testing.assert_frame_equal(cached.profiles["load"], built.profiles["load"])

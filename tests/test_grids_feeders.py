@@ -260,3 +260,15 @@ def test_unbalanced_file_with_zero_sequence_data_loads(tmp_path):
     path = tmp_path / "eu.json"
     pandapower.to_json(net, str(path))
     assert is_unbalanced(load_feeder(path))
+
+
+def test_voltage_levels_follow_iec_60038_bounds():
+    net = load_feeder("case33bw")
+    extra = {vn_kv: int(pandapower.create_bus(net, vn_kv=vn_kv)) for vn_kv in (0.4, 1.0, 1.1, 35.0, 36.0)}
+    for bus in extra.values():
+        pandapower.create_load(net, bus, p_mw=0.01)
+    assert load_buses(net, "lv") == [extra[0.4], extra[1.0]]
+    assert load_buses(net, "mv") == list(range(1, 33)) + [extra[1.1], extra[35.0]]
+    assert load_buses(net, "any") == list(range(1, 33)) + list(extra.values())
+    with pytest.raises(ValueError, match="voltage_level must be one of any, lv, mv, got 'LV'"):
+        load_buses(net, "LV")

@@ -108,6 +108,42 @@ def test_bus_listed_twice_is_rejected(net):
         place(net, count=2, buses=[5, 5])
 
 
+def with_lv_loads(net, count):
+    """`net` (12.66 kV) with `count` 0.4 kV load buses behind a transformer at bus 5, listed last."""
+    lv_buses = [int(pandapower.create_bus(net, vn_kv=0.4)) for _ in range(count)]
+    pandapower.create_transformer(net, 5, lv_buses[0], "0.4 MVA 20/0.4 kV")
+    for bus in lv_buses:
+        pandapower.create_load(net, bus, p_mw=0.004, q_mvar=0.001)
+    return lv_buses
+
+
+def test_lv_level_places_prosumers_on_lv_load_buses_only(net):
+    lv_buses = with_lv_loads(net, 3)
+    prosumers = place(net, count=3, voltage_level="lv")
+    assert [p.bus for p in prosumers] == lv_buses
+    assert all(net.bus.at[p.bus, "vn_kv"] < 1.0 for p in prosumers)
+    assert [p.bus for p in place(net, count=3, voltage_level="mv")] == [1, 2, 3]
+    assert [p.bus for p in place(net, count=35, voltage_level="any")][-3:] == lv_buses
+
+
+def test_too_few_load_buses_at_the_voltage_level_are_named(net):
+    with_lv_loads(net, 2)
+    with pytest.raises(ValueError, match="count=3 .* only 2 load buses at voltage level 'lv'"):
+        place(net, count=3, voltage_level="lv")
+    with pytest.raises(ValueError, match=r"listed buses \[4\] carry no in-service load at voltage level 'lv'"):
+        place(net, count=1, buses=[4], voltage_level="lv")
+
+
+def test_unknown_voltage_level_is_named(net):
+    with pytest.raises(ValueError, match="voltage_level must be one of any, lv, mv, got 'hv'"):
+        place(net, voltage_level="hv")
+
+
+def test_a_long_bus_list_in_an_error_is_shortened(net):
+    with pytest.raises(ValueError, match=r"buses with a load: \[1, 2, .*, 20, \.\.\. \(12 more\)\]$"):
+        place(net, count=1, buses=[0])
+
+
 @pytest.mark.parametrize("kwargs, name", [
     (dict(pv_share=1.5), "pv_share"),
     (dict(battery_share=-0.1), "battery_share"),

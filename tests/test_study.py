@@ -47,6 +47,7 @@ BAD = [
     ("name: x\nmarket_interval_s: 700\n", "market_interval_s (700) must be a multiple of power_flow_step_s (300)"),
     ("name: x\ngrid: {feeder: ieee9999}\n", "grid.feeder = 'ieee9999': Value error, unknown feeder; allowed: case33bw"),
     ("name: x\nprosumers: {count: 2, pv: {share: 1.5}}\n", "prosumers.pv.share = 1.5"),
+    ("name: x\nprosumers: {voltage_level: hv}\n", "prosumers.voltage_level = 'hv': Input should be 'any', 'lv' or 'mv'"),
     ("name: x\nmarket: {grid_buy_price_per_kwh: 0.05}\n", "grid_sell_price_per_kwh (0.08) must be below grid_buy_price_per_kwh (0.05)"),
     ("name: x\nmarket: {mechanism: barter}\n", "market.mechanism = 'barter'"),
     ("name: x\nmarket: {mechanism: english, round_s: 900}\n",
@@ -163,6 +164,8 @@ def test_missing_study_file_exits_2(tmp_path, capsys):
     ("name: x\ngrid: {zones: {by: transformer}}\n", "grid.zones: the feeder has no in-service MV/LV transformer"),
     ("name: x\nprosumers: {count: 4}\ngrid: {zones: {buses: [[1, 2, 3]]}}\n",
      "grid.zones: prosumer p04 on bus 4 is in no zone"),
+    ("name: x\nprosumers: {count: 4, voltage_level: lv}\n",
+     "prosumers: count=4 prosumers but the feeder has only 0 load buses at voltage level 'lv'"),
 ])
 def test_a_control_the_feeder_cannot_run_exits_2_before_launch(tmp_path, capsys, body, expected):
     study = tmp_path / "s.yaml"
