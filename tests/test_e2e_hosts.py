@@ -131,6 +131,7 @@ def test_federates_started_one_by_one_against_a_remote_broker_equal_the_single_h
     _same_run(single_host, run_dir)
 
 
+@pytest.mark.slow
 def test_several_studies_launched_at_the_same_moment_all_finish_on_ports_of_their_own(tmp_path):
     short = {**HALF_HOUR, "duration_s": 900, "prosumers": {**HALF_HOUR["prosumers"], "count": 8}}
     procs = {}

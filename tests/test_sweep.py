@@ -178,6 +178,7 @@ def external_cluster(tmp_path_factory):
 
 
 @pytest.mark.e2e
+@pytest.mark.slow
 def test_sweep_on_an_external_scheduler_equals_the_local_cluster_sweep(external_cluster, study_file, swept, tmp_path):
     proc = gridledger("sweep", str(study_file), "--param", "market.grid_fee_per_kwh=0.01",
                       "--param", "prosumers.pv.share=0.2,0.8", "--scheduler", external_cluster, "--runs", str(tmp_path))
