@@ -79,7 +79,7 @@ def test_the_attack_opens_what_the_old_seed_derived_salts_sealed():
 
 @pytest.fixture(scope="module")
 def vickrey_runs(tmp_path_factory) -> dict[str, Path]:
-    """The short study as a Vickrey auction: twice with secret A, once with secret B, run side by side."""
+    """The short study's first hour as a Vickrey auction: twice with secret A, once with B, side by side."""
     root = tmp_path_factory.mktemp("secret-runs")
     config = yaml.safe_load(SHORT_STUDY.read_text())
     variants = {"a1": SECRET_A, "a2": SECRET_A, "b": SECRET_B}
@@ -88,7 +88,8 @@ def vickrey_runs(tmp_path_factory) -> dict[str, Path]:
         runs = root / name
         runs.mkdir()
         study = runs / "study.yaml"
-        study.write_text(yaml.safe_dump({**config, "market": {**config["market"], "mechanism": "vickrey"}}))
+        study.write_text(yaml.safe_dump({**config, "duration_s": 3600,
+                                                   "market": {**config["market"], "mechanism": "vickrey"}}))
         env = {key: value for key, value in os.environ.items() if key != RUN_SECRET_FILE_ENV}
         procs[name] = subprocess.Popen([sys.executable, "-m", "gridledger.cli", "run", str(study), "--runs", str(runs)],
                                        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

@@ -294,9 +294,9 @@ class BookMachine(MarketMachine):
     # --- invariants --------------------------------------------------------------------------
 
 def _machine_tests(mechanism: str, contract: str):
-    """The machine of ``mechanism`` as a quick (100 examples) and a slow (1000 examples) TestCase."""
+    """The machine of ``mechanism`` as a quick (25 examples) and a slow (1000 examples) TestCase."""
     machine = type(f"{contract}Machine", (BookMachine,), {"MECHANISM": mechanism})
-    quick = type(f"Test{contract}Machine", (machine.TestCase,), {"settings": machine_settings(100, steps=10)})
+    quick = type(f"Test{contract}Machine", (machine.TestCase,), {"settings": machine_settings(25, steps=10)})
     slow = type(f"Test{contract}MachineSlow", (machine.TestCase,), {"settings": machine_settings(1000, steps=20)})
     return quick, pytest.mark.slow(slow)
 

@@ -428,10 +428,10 @@ class VickreyMachine(LotMachine):
 
 
 TestEnglishMachine = type("TestEnglishMachine", (EnglishMachine.TestCase,),
-                          {"settings": machine_settings(100, steps=10)})
+                          {"settings": machine_settings(25, steps=10)})
 TestEnglishMachineSlow = pytest.mark.slow(
     type("TestEnglishMachineSlow", (EnglishMachine.TestCase,), {"settings": machine_settings(1000, steps=20)}))
 TestVickreyMachine = type("TestVickreyMachine", (VickreyMachine.TestCase,),
-                          {"settings": machine_settings(100, steps=10)})
+                          {"settings": machine_settings(25, steps=10)})
 TestVickreyMachineSlow = pytest.mark.slow(
     type("TestVickreyMachineSlow", (VickreyMachine.TestCase,), {"settings": machine_settings(1000, steps=20)}))

@@ -154,6 +154,6 @@ class RegistryMachine(RuleBasedStateMachine):
 
 
 TestRegistryMachine = type("TestRegistryMachine", (RegistryMachine.TestCase,),
-                           {"settings": machine_settings(100, steps=10)})
+                           {"settings": machine_settings(25, steps=10)})
 TestRegistryMachineSlow = pytest.mark.slow(
     type("TestRegistryMachineSlow", (RegistryMachine.TestCase,), {"settings": machine_settings(1000, steps=20)}))
