@@ -1,8 +1,10 @@
 """Start-up and memory of each federate process against a bare ``import pandapower`` process.
 
-Every federate module is imported alone in a fresh interpreter
-(``python -c "import gridledger.federates.<name>"``), as the launcher
-starts it, and timed from process start to exit; its peak resident memory
+Every federate module is run alone in a fresh interpreter as the launcher
+starts it (``python -m gridledger.federates.<name>``, through `runpy`
+without a run directory, so it stops at its usage message after its
+imports; run as ``__main__`` it keeps matplotlib and dask out,
+`gridledger.lean`), and timed from process start to exit; its peak resident memory
 is the child's own ``VmHWM`` (`gridledger.process.peak_rss_mib`, printed
 as it exits: the kernel's ``ru_maxrss`` of a child counts the resident set
 of the benchmark process it was forked from). The
@@ -67,17 +69,23 @@ class StartupResult:
     federates: dict[str, ProcessCost]
 
 
-def import_cost(module: str, repeats: int) -> ProcessCost:
-    """Median wall time and peak RSS of `repeats` fresh interpreters that import `module` and exit."""
+def import_cost(module: str, repeats: int, as_main: bool = False) -> ProcessCost:
+    """Median wall time and peak RSS of `repeats` fresh interpreters that import `module` and exit.
+
+    With `as_main`, the module runs as ``__main__`` (``python -m``) with no
+    arguments instead of being imported.
+    """
     walls, peaks = [], []
-    code = f"import {module}; from gridledger.process import peak_rss_mib; print(peak_rss_mib())"
+    load = (f"import runpy\ntry:\n    runpy.run_module({module!r}, run_name='__main__', alter_sys=True)\n"
+            "except SystemExit:\n    pass\n") if as_main else f"import {module}\n"
+    code = load + "from gridledger.process import peak_rss_mib; print(peak_rss_mib())"
     for _ in range(repeats):
         started = time.perf_counter()
         child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         walls.append(time.perf_counter() - started)
         if child.returncode:
             raise RuntimeError(f"python -c 'import {module}' exited with {child.returncode}: {child.stderr[-500:]}")
-        peaks.append(float(child.stdout))
+        peaks.append(float(child.stdout.splitlines()[-1]))
     return ProcessCost(module, statistics.median(walls), statistics.median(peaks), repeats)
 
 
@@ -85,18 +93,18 @@ def startup_costs(names: Sequence[str] = FEDERATE_MODULES, repeats: int = 3) -> 
     """Import cost of the baseline and of each federate module in `names`."""
     return StartupResult(
         baseline=import_cost(BASELINE_MODULE, repeats),
-        federates={name: import_cost(f"gridledger.federates.{name}", repeats) for name in names},
+        federates={name: import_cost(f"gridledger.federates.{name}", repeats, as_main=True) for name in names},
     )
 
 
 def startup_section(result: StartupResult, study: StudyResult, number: int = 7) -> list[str]:
-    """Rows of the start-up and memory section: imports against the baseline, then the study's processes."""
+    """Rows of the start-up and memory section: federate processes' imports against the baseline, then the study's."""
     base = result.baseline
     lines = [
         f"{number}. Start-up and memory per federate process, median of {base.repeats} fresh interpreters"
         f"   (aim: summed peak memory <= {MEMORY_AIM_MIB:g} MiB, start-up <= {STARTUP_AIM_S:g} s)",
         f"   baseline: python -c 'import {base.module}': {base.wall_s:.2f} s, {base.peak_rss_mib:.0f} MiB",
-        f"   {'import of':<28}{'wall [s]':>10}{'/baseline':>11}{'peak RSS [MiB]':>16}{'/baseline':>11}",
+        f"   {'python -m (imports only)':<28}{'wall [s]':>10}{'/baseline':>11}{'peak RSS [MiB]':>16}{'/baseline':>11}",
     ]
     for name, cost in result.federates.items():
         lines.append(f"   {'gridledger.federates.' + name:<28}{cost.wall_s:>10.2f}{cost.wall_s / base.wall_s:>10.2f}x"

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import gridledger.federates.lean  # noqa: F401  (first: keeps dask out of this process)
+import gridledger.lean  # noqa: F401  (first: keeps dask out of this process)
 from gridledger.agents.der_agents import DerAgents
 from gridledger.federates.shell import joined, run_federate
 from gridledger.federation import GRID_ENDPOINT, LEDGER_ENDPOINT, setpoint_key

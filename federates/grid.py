@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import gridledger.federates.lean  # noqa: F401  (first: keeps matplotlib and dask out of this process)
+import gridledger.lean  # noqa: F401  (first: keeps matplotlib and dask out of this process)
 import numpy as np
 
 from gridledger.agents.feeder import Feeder

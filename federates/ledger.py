@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import gridledger.federates.lean  # noqa: F401  (first: keeps dask out of this process)
+import gridledger.lean  # noqa: F401  (first: keeps dask out of this process)
 from gridledger.agents.market_operator import Message, MarketOperator
 from gridledger.federates.shell import Shell, joined, run_federate, stop_deferred
 from gridledger.roster import load_roster

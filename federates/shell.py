@@ -30,7 +30,7 @@ from typing import Callable, Iterator
 
 import helics as h
 
-import gridledger.federates.lean  # noqa: F401  (keeps dask out of every federate; see its docstring)
+import gridledger.lean  # noqa: F401  (keeps dask out of every federate; see its docstring)
 from gridledger.process import EXIT_FAILED, EXIT_STOPPED_BY_PEER, LAUNCHED_AT_ENV, peak_rss_mib, progress_path
 from gridledger.results import collect_if_complete
 

@@ -7,7 +7,7 @@ run power flows, grid and operator; the DER agents and the ledger read the
 prosumers and their profiles from the run directory (`gridledger.roster`).
 Run as a federate process (``python -m gridledger.federates.<name>``, here
 through `runpy` without a run directory, so it stops at its usage message),
-no federate loads matplotlib or dask (`gridledger.federates.lean`); imported
+no federate loads matplotlib or dask (`gridledger.lean`); imported
 as a library, a federate module leaves them alone.
 """
 
