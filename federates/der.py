@@ -19,9 +19,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import gridledger.lean  # noqa: F401  (first: keeps dask out of this process)
+from gridledger.federates.shell import joined, run_federate  # first: see gridledger.lean
 from gridledger.agents.der_agents import DerAgents
-from gridledger.federates.shell import joined, run_federate
 from gridledger.federation import GRID_ENDPOINT, LEDGER_ENDPOINT, setpoint_key
 from gridledger.messages import deployment, encode
 from gridledger.roster import load_roster

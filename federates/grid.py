@@ -25,12 +25,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import gridledger.lean  # noqa: F401  (first: keeps matplotlib and dask out of this process)
+from gridledger.federates.shell import joined, run_federate  # first: see gridledger.lean
 import numpy as np
 
 from gridledger.agents.feeder import Feeder
 from gridledger.agents.meters import Meters
-from gridledger.federates.shell import joined, run_federate
 from gridledger.grids.powerflow import StepResult
 from gridledger.federation import (DER_SETPOINTS, LEDGER_ENDPOINT, SUBSTATION_P_KEY, SUBSTATION_PL_KEY,
                                    SUBSTATION_Q_KEY, bus_vm_key, line_loading_key, setpoint_key)

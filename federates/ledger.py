@@ -28,9 +28,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import gridledger.lean  # noqa: F401  (first: keeps dask out of this process)
+from gridledger.federates.shell import Shell, joined, run_federate, stop_deferred  # first: see gridledger.lean
 from gridledger.agents.market_operator import Message, MarketOperator
-from gridledger.federates.shell import Shell, joined, run_federate, stop_deferred
 from gridledger.roster import load_roster
 from gridledger.run_secret import federate_secret
 from gridledger.schedule import ledger_actions, stop_time_s

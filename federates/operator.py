@@ -24,9 +24,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import gridledger.lean  # noqa: F401  (first: keeps matplotlib and dask out of this process)
+from gridledger.federates.shell import joined, run_federate  # first: see gridledger.lean
 from gridledger.agents.dso import Dso
-from gridledger.federates.shell import joined, run_federate
 from gridledger.federation import LEDGER_ENDPOINT, SUBSTATION_P_KEY, bus_vm_key
 from gridledger.messages import decode, deployment
 from gridledger.run_secret import federate_secret

@@ -30,7 +30,7 @@ from typing import Callable, Iterator
 
 import helics as h
 
-import gridledger.lean  # noqa: F401  (keeps dask out of every federate; see its docstring)
+from gridledger.lean import REFUSED  # first: keeps matplotlib and dask out of federate processes
 from gridledger.process import EXIT_FAILED, EXIT_STOPPED_BY_PEER, LAUNCHED_AT_ENV, peak_rss_mib, progress_path
 from gridledger.results import collect_if_complete
 
@@ -64,7 +64,7 @@ class Shell:
                         for i in range(h.helicsFederateGetInputCount(self._fed)))
         }
         self._endpoint = h.helicsFederateGetEndpointByIndex(self._fed, 0) if h.helicsFederateGetEndpointCount(self._fed) else None
-        self.report("starting")
+        self.report("starting", refused_imports=list(REFUSED))
 
     def initialize(self) -> None:
         """Enter initializing mode: messages sent now arrive at time 0."""

@@ -3,7 +3,9 @@
 Acts only in a federate process, that is when the running ``__main__`` is a
 module of `gridledger.federates` (the launcher starts each federate as
 ``python -m gridledger.federates.<name> RUN_DIR``); importing a federate
-module anywhere else (tests, the launcher) changes nothing.
+module anywhere else (tests, the launcher) changes nothing. The shell
+(`gridledger.federates.shell`) imports it before anything else of
+gridledger, and every federate module imports the shell first.
 
 Two optional imports inflate every federate's peak memory without changing
 anything it computes (measured with ``VmHWM``, reference study, `make bench`
@@ -40,6 +42,7 @@ def is_federate_process() -> bool:
     return spec is not None and spec.name.startswith("gridledger.federates.")
 
 
-if is_federate_process():
-    for _name in UNUSED_BY_FEDERATES:
-        sys.modules.setdefault(_name, None)
+REFUSED = tuple(name for name in UNUSED_BY_FEDERATES if is_federate_process() and name not in sys.modules)
+"""The packages this process refuses (none outside a federate process, or if already imported)."""
+for _name in REFUSED:
+    sys.modules[_name] = None
