@@ -9,7 +9,7 @@ grid and operator federates, which run power flows, build the scenario.
 
 A `Scenario` has the same attributes (``study``, ``prosumers``,
 ``times_s``, ``pv_pu``, ``pv_pu_expected``, ``buses``, ``lines``,
-``trafos``, ``prosumer_load_mw``), so agents run on either: the unit tests hand them
+``trafos``, ``zones``, ``zone_of``, ``prosumer_load_mw``), so agents run on either: the unit tests hand them
 scenarios, the federates rosters.
 """
 
@@ -50,6 +50,12 @@ class Roster:
         The agents' forecast of it. [MW], [Mvar]
     pv_pu, pv_pu_expected : ndarray (step, prosumer)
         PV output per kWp, actual and forecast. [kW/kWp]
+    zones : dict of str to tuple of int
+        The market zones that hold a prosumer, name to ``net.bus`` indices
+        (`gridledger.scenario.resolve_zones`; one zone of every bus without
+        ``grid.zones``).
+    zone_of : dict of str to str
+        Each prosumer's zone, prosumer name to zone name.
     """
 
     study: Study
@@ -64,6 +70,8 @@ class Roster:
     load_q_mvar_expected: np.ndarray
     pv_pu: np.ndarray
     pv_pu_expected: np.ndarray
+    zones: dict[str, tuple[int, ...]]
+    zone_of: dict[str, str]
 
     def prosumer_load_mw(self, expected: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Every prosumer's load, (p, q) each of shape (step, prosumer). [MW], [Mvar]"""
@@ -76,14 +84,20 @@ def roster_of(sc: Scenario) -> Roster:
     """The roster of a built scenario."""
     (p, q), (p_expected, q_expected) = sc.prosumer_load_mw(), sc.prosumer_load_mw(expected=True)
     return Roster(sc.study, list(sc.prosumers), sc.buses, sc.lines, sc.trafos, sc.times_s, p, q, p_expected,
-                  q_expected, sc.pv_pu, sc.pv_pu_expected)
+                  q_expected, sc.pv_pu, sc.pv_pu_expected, dict(sc.zones), dict(sc.zone_of))
 
 
 def write_roster(run_dir: Path, roster: Roster) -> Path:
-    """Write ``roster.npz`` (the study stays in ``study.yaml``); its path."""
+    """Write ``roster.npz`` (the study stays in ``study.yaml``); its path.
+
+    Prosumers and zones are stored as JSON strings (no pickle); zones keep
+    their order, which names them (``z0``, ``z1``, ... or by transformer).
+    """
     path = Path(run_dir) / ROSTER_FILE
     prosumers = json.dumps([dataclasses.asdict(p) for p in roster.prosumers])
-    np.savez(path, prosumers=np.array(prosumers), **{name: getattr(roster, name) for name in _ARRAYS})
+    zones = json.dumps({"zones": list(roster.zones.items()), "zone_of": roster.zone_of})
+    np.savez(path, prosumers=np.array(prosumers), zones=np.array(zones),
+             **{name: getattr(roster, name) for name in _ARRAYS})
     return path
 
 
@@ -92,4 +106,7 @@ def load_roster(run_dir: Path) -> Roster:
     run_dir = Path(run_dir)
     with np.load(run_dir / ROSTER_FILE, allow_pickle=False) as data:
         prosumers = [Prosumer(**fields) for fields in json.loads(str(data["prosumers"]))]
-        return Roster(load_study(run_dir / STUDY_FILE), prosumers, **{name: data[name] for name in _ARRAYS})
+        zoning = json.loads(str(data["zones"]))
+        zones = {name: tuple(buses) for name, buses in zoning["zones"]}
+        return Roster(load_study(run_dir / STUDY_FILE), prosumers, **{name: data[name] for name in _ARRAYS},
+                      zones=zones, zone_of=zoning["zone_of"])
