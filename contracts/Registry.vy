@@ -24,7 +24,7 @@
         Functions:
         - `grant_role` (`external` function),
         - `revoke_role` (`external` function),
-        - `has_role` (`external` `view` function),
+        - `has_role`, `roles_of` (`external` `view` functions),
         - `bind_meter` (`external` function),
         - `roles` (`external` `view` function),
         - `prosumer_of_meter`, `meter_of_prosumer` (`external` `view`
@@ -51,6 +51,11 @@ ROLE_METER: public(constant(uint256)) = 4
 
 # @dev Union of all defined role bits.
 _ALL_ROLES: constant(uint256) = 7
+
+
+# @dev Most accounts one `roles_of` call looks up: a relayed batch of
+# orders (`book.MAX_ORDERS`).
+MAX_BATCH: public(constant(uint256)) = 256
 
 
 # @dev Role bitmask of each account.
@@ -160,6 +165,21 @@ def has_role(account: address, role: uint256) -> bool:
             not empty.
     """
     return role != 0 and self.roles[account] & role == role
+
+
+@external
+@view
+def roles_of(accounts: DynArray[address, MAX_BATCH]) -> DynArray[uint256, MAX_BATCH]:
+    """
+    @dev Role bitmasks of many accounts in one call, for a mechanism
+         checking the signers of a relayed batch (`book.vy`).
+    @param accounts The accounts to look up; the zero address reads 0.
+    @return DynArray The role bitmask of each account, in order.
+    """
+    masks: DynArray[uint256, MAX_BATCH] = []
+    for account: address in accounts:
+        masks.append(self.roles[account])
+    return masks
 
 
 @external

@@ -19,7 +19,8 @@
         - `register_prosumer` (`external` function, the operator only),
         - `deposit_for` (`external` function),
         - `withdraw` (`external` function),
-        - `lock`, `unlock` (`external` functions, the mechanism only),
+        - `lock`, `lock_bids`, `unlock` (`external` functions, the
+          mechanism only),
         - `release` (`external` function),
         - `post_reading`, `post_signed_readings` (`external` functions),
         - `settle_operator` (`external` function),
@@ -28,6 +29,7 @@
         - `locked_wei`, `lock_wei`, `free_credit_wei`, `escrow_wei`
           (`external` `view` functions),
         - `sold_mix`, `consumed_mix` (`external` `view` functions),
+        - `order_problems` (`external` `view` function),
         - `limits`, `is_debtor`, `order_limit_wh`, `can_lock` (`external` `view`
           functions).
         Limits: before the market starts the operator registers each
@@ -256,6 +258,31 @@ struct SignedReading:
     v: uint8
     r: bytes32
     s: bytes32
+
+
+# @dev Packed order word in which a mechanism hands a relayed batch to
+# `order_problems` and its bids to `lock_bids`, `book.vy`'s layout:
+# bits [0, 40) energy [Wh], [40, 120) limit price [wei/Wh], bit 160 set
+# for an ask.
+_ORDER_ENERGY_MASK: constant(uint256) = 2**40 - 1
+_ORDER_PRICE_SHIFT: constant(uint256) = 40
+_ORDER_PRICE_MASK: constant(uint256) = 2**80 - 1
+_ORDER_ASK_SHIFT: constant(uint256) = 160
+
+
+# @dev Codes of `order_problems`, one per order, in the order of the
+# checks; `escrow.vy` turns each into its reason string.
+ORDER_OK: constant(uint256) = 0
+ORDER_IN_DEBT: constant(uint256) = 1
+ORDER_BELOW_MINIMUM: constant(uint256) = 2
+ORDER_ASK_ABOVE_CAPACITY: constant(uint256) = 3
+ORDER_BID_ABOVE_RATING: constant(uint256) = 4
+ORDER_CREDIT_BELOW_ESCROW: constant(uint256) = 5
+
+
+# @dev Most orders one `order_problems` or `lock_bids` call carries:
+# one side of a book (`book.MAX_ORDERS`).
+MAX_ORDERS: public(constant(uint256)) = 256
 
 
 # @dev Most readings one `post_signed_readings` relays.
@@ -622,6 +649,33 @@ def lock(account: address, interval: uint256, energy_wh: uint256, price_wei_per_
 
 
 @external
+def lock_bids(interval: uint256, accounts: DynArray[address, MAX_ORDERS], words: DynArray[uint256, MAX_ORDERS]):
+    """
+    @dev Locks the escrow of every bid of a relayed batch as `lock`
+         does, in one call, once the mechanism has checked them with
+         `order_problems`; reverts as a whole if one bid's escrow
+         exceeds its bidder's free credit.
+    @param interval Index of the market interval bid in.
+    @param accounts The bidders, one bid each.
+    @param words Each bid's packed order word (`_ORDER_*`: energy [Wh]
+           and limit price [wei/Wh] within the mechanism's bounds).
+    """
+    assert msg.sender == auction.address, "settlement: caller is not the mechanism"
+    assert len(accounts) == len(words), "settlement: bid length mismatch"
+    for i: uint256 in range(len(accounts), bound=MAX_ORDERS):
+        account: address = accounts[i]
+        word: uint256 = words[i]
+        assert word >> _ORDER_ASK_SHIFT == 0, "settlement: ask carries no escrow"
+        energy_wh: uint256 = word & _ORDER_ENERGY_MASK
+        price_wei_per_wh: uint256 = (word >> _ORDER_PRICE_SHIFT) & _ORDER_PRICE_MASK
+        assert self._can_lock(account, energy_wh, price_wei_per_wh), "settlement: credit below escrow"
+        amount_wei: uint256 = self._escrow_wei(account, energy_wh, price_wei_per_wh)
+        self.locked_wei[account] += amount_wei
+        self.lock_wei[interval][account] += amount_wei
+        log Locked(interval=interval, account=account, amount_wei=amount_wei)
+
+
+@external
 def unlock(account: address, interval: uint256, amount_wei: uint256):
     """
     @dev Returns `amount_wei` of the escrow of `account` in `interval` to
@@ -905,6 +959,43 @@ def limits(prosumer: address) -> Limits:
 
 @external
 @view
+def order_problems(accounts: DynArray[address, MAX_ORDERS], words: DynArray[uint256, MAX_ORDERS]) -> DynArray[uint256, MAX_ORDERS]:
+    """
+    @dev The settlement's verdict on each order of a relayed batch, in
+         one call: `ORDER_OK`, or the first check it fails of those the
+         mechanism makes one by one (`escrow._order_problem`): its
+         account in debt (`is_debtor`), energy below `min_order_wh` or
+         above `order_limit_wh`, a bid's escrow above its free credit
+         (`can_lock`). Each order is judged alone: a batch holds at
+         most one order per account, and no lock of one account
+         changes another's credit.
+    @param accounts The account of each order.
+    @param words Each order's packed word (`_ORDER_*`: side, energy
+           [Wh], limit price [wei/Wh]).
+    @return DynArray One `ORDER_*` code per order, in order.
+    """
+    assert len(accounts) == len(words), "settlement: order length mismatch"
+    codes: DynArray[uint256, MAX_ORDERS] = []
+    for i: uint256 in range(len(accounts), bound=MAX_ORDERS):
+        account: address = accounts[i]
+        word: uint256 = words[i]
+        is_ask: bool = word >> _ORDER_ASK_SHIFT != 0
+        energy_wh: uint256 = word & _ORDER_ENERGY_MASK
+        code: uint256 = ORDER_OK
+        if self._free_credit_wei(account) < 0:
+            code = ORDER_IN_DEBT
+        elif energy_wh < min_order_wh:
+            code = ORDER_BELOW_MINIMUM
+        elif energy_wh > self._order_limit_wh(account, is_ask):
+            code = ORDER_ASK_ABOVE_CAPACITY if is_ask else ORDER_BID_ABOVE_RATING
+        elif not is_ask and not self._can_lock(account, energy_wh, (word >> _ORDER_PRICE_SHIFT) & _ORDER_PRICE_MASK):
+            code = ORDER_CREDIT_BELOW_ESCROW
+        codes.append(code)
+    return codes
+
+
+@external
+@view
 def order_limit_wh(account: address, is_ask: bool) -> uint256:
     """
     @dev Largest order `account` may place in one interval: a bid up
@@ -913,6 +1004,18 @@ def order_limit_wh(account: address, is_ask: bool) -> uint256:
          unregistered account.
     @param account The account placing the order.
     @param is_ask True for an ask (offer, lot), False for a bid.
+    @return uint256 The most energy of the order. [Wh]
+    """
+    return self._order_limit_wh(account, is_ask)
+
+
+@internal
+@view
+def _order_limit_wh(account: address, is_ask: bool) -> uint256:
+    """
+    @dev Largest order of `account` in one interval (`order_limit_wh`).
+    @param account The account placing the order.
+    @param is_ask True for an ask, False for a bid.
     @return uint256 The most energy of the order. [Wh]
     """
     word: uint256 = self._limits_word[account]

@@ -52,7 +52,7 @@ ROLE_METER = 4
 
 # Gas limits of the market transactions, measured with margin (see the
 # contract gas tests): a limit is what a sender must afford, not what it pays.
-GAS_DEPLOY = 3_000_000
+GAS_DEPLOY = 4_000_000
 GAS_SETUP = 150_000
 GAS_SUBMIT_ORDER = 250_000
 GAS_POST_READING = 250_000
