@@ -24,7 +24,8 @@
         Functions:
         - `grant_role` (`external` function),
         - `revoke_role` (`external` function),
-        - `has_role`, `roles_of` (`external` `view` functions),
+        - `has_role`, `roles_of`, `prosumers_of_meters` (`external` `view`
+          functions),
         - `bind_meter` (`external` function),
         - `roles` (`external` `view` function),
         - `prosumer_of_meter`, `meter_of_prosumer` (`external` `view`
@@ -53,8 +54,9 @@ ROLE_METER: public(constant(uint256)) = 4
 _ALL_ROLES: constant(uint256) = 7
 
 
-# @dev Most accounts one `roles_of` call looks up: a relayed batch of
-# orders (`book.MAX_ORDERS`).
+# @dev Most accounts one `roles_of` or `prosumers_of_meters` call looks
+# up: a relayed batch of orders or readings (`book.MAX_ORDERS`,
+# `Settlement.MAX_READINGS`).
 MAX_BATCH: public(constant(uint256)) = 256
 
 
@@ -180,6 +182,22 @@ def roles_of(accounts: DynArray[address, MAX_BATCH]) -> DynArray[uint256, MAX_BA
     for account: address in accounts:
         masks.append(self.roles[account])
     return masks
+
+
+@external
+@view
+def prosumers_of_meters(meters: DynArray[address, MAX_BATCH]) -> DynArray[address, MAX_BATCH]:
+    """
+    @dev Prosumers of many meters in one call, for the settlement
+         checking the signers of a relayed batch of readings.
+    @param meters The meters to look up; the zero address reads empty.
+    @return DynArray The prosumer each meter is bound to, the zero
+            address for an unbound one, in order.
+    """
+    prosumers: DynArray[address, MAX_BATCH] = []
+    for meter: address in meters:
+        prosumers.append(self.prosumer_of_meter[meter])
+    return prosumers
 
 
 @external

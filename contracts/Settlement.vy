@@ -152,6 +152,7 @@ from . import eip712
 # @dev Meter bindings of the market's registry.
 interface Registry:
     def prosumer_of_meter(meter: address) -> address: view
+    def prosumers_of_meters(meters: DynArray[address, MAX_READINGS]) -> DynArray[address, MAX_READINGS]: view
 
 
 # @dev Cleared results of the market mechanism (any of the auctions).
@@ -728,10 +729,10 @@ def post_reading(interval: uint256, import_wh: uint256, export_wh: uint256, pv_w
     @param battery_wh Energy the prosumer's battery discharged in the
            interval. [Wh]
     """
-    prosumer: address = empty(address)
+    prosumer: address = staticcall registry.prosumer_of_meter(msg.sender)
     terms: SettlementTerms = empty(SettlementTerms)
     reason: String[64] = ""
-    prosumer, terms, reason = self._reading_problem(msg.sender, interval, import_wh, export_wh, pv_wh, battery_wh)
+    terms, reason = self._reading_problem(prosumer, interval, import_wh, export_wh, pv_wh, battery_wh)
     assert len(reason) == 0, reason
     self._settle(interval, prosumer, terms, import_wh, export_wh, pv_wh, battery_wh)
 
@@ -751,19 +752,21 @@ def post_signed_readings(interval: uint256, readings: DynArray[SignedReading, MA
     @param readings The signed readings: import, export, PV and battery
            discharge [Wh] and the signature (v, r, s).
     """
-    for i: uint256 in range(len(readings), bound=MAX_READINGS):
-        r: SignedReading = readings[i]
-        meter: address = eip712._signer(
+    meters: DynArray[address, MAX_READINGS] = []
+    for r: SignedReading in readings:
+        meters.append(eip712._signer(
             keccak256(abi_encode(eip712.READING_TYPEHASH, interval, r.import_wh, r.export_wh, r.pv_wh, r.battery_wh)),
             r.v, r.r, r.s,
-        )
-        prosumer: address = empty(address)
+        ))
+    prosumers: DynArray[address, MAX_READINGS] = staticcall registry.prosumers_of_meters(meters)
+    for i: uint256 in range(len(readings), bound=MAX_READINGS):
+        r: SignedReading = readings[i]
+        meter: address = meters[i]
+        prosumer: address = prosumers[i]
         terms: SettlementTerms = empty(SettlementTerms)
         reason: String[64] = "settlement: bad signature"
         if meter != empty(address):
-            prosumer, terms, reason = self._reading_problem(
-                meter, interval, r.import_wh, r.export_wh, r.pv_wh, r.battery_wh
-            )
+            terms, reason = self._reading_problem(prosumer, interval, r.import_wh, r.export_wh, r.pv_wh, r.battery_wh)
         if len(reason) == 0:
             self._settle(interval, prosumer, terms, r.import_wh, r.export_wh, r.pv_wh, r.battery_wh)
         else:
@@ -773,35 +776,36 @@ def post_signed_readings(interval: uint256, readings: DynArray[SignedReading, MA
 @internal
 @view
 def _reading_problem(
-    meter: address, interval: uint256, import_wh: uint256, export_wh: uint256, pv_wh: uint256, battery_wh: uint256
-) -> (address, SettlementTerms, String[64]):
+    prosumer: address, interval: uint256, import_wh: uint256, export_wh: uint256, pv_wh: uint256, battery_wh: uint256
+) -> (SettlementTerms, String[64]):
     """
-    @dev The prosumer of `meter`, its terms of `interval` and why the
-         meter's reading may not settle (empty if it may): not a bound
-         meter, the interval not cleared or not ended, a reading
-         already posted, an energy above `MAX_ENERGY_WH`, or outside the
-         prosumer's registered limits (`_limits_problem`).
-    @param meter The meter posting the reading.
+    @dev The terms of `interval` of the prosumer a meter is bound to
+         and why the meter's reading may not settle (empty if it may):
+         no prosumer (not a bound meter), the interval not cleared or
+         not ended, a reading already posted, an energy above
+         `MAX_ENERGY_WH`, or outside the prosumer's registered limits
+         (`_limits_problem`).
+    @param prosumer The prosumer of the meter posting the reading
+           (`Registry.prosumer_of_meter`), the zero address if unbound.
     @param interval Index of the market interval.
     @param import_wh Energy drawn from the grid. [Wh]
     @param export_wh Energy fed into the grid. [Wh]
     @param pv_wh PV energy. [Wh]
     @param battery_wh Battery discharge. [Wh]
-    @return (address, SettlementTerms, String[64]) Prosumer, terms, reason.
+    @return (SettlementTerms, String[64]) Terms, reason.
     """
-    prosumer: address = staticcall registry.prosumer_of_meter(meter)
     if prosumer == empty(address):
-        return prosumer, empty(SettlementTerms), "settlement: caller is not a bound meter"
+        return empty(SettlementTerms), "settlement: caller is not a bound meter"
     terms: SettlementTerms = staticcall auction.settlement_terms(interval, prosumer)
     if not terms.cleared:
-        return prosumer, terms, "settlement: interval not cleared"
+        return terms, "settlement: interval not cleared"
     if block.timestamp < terms.end_timestamp:
-        return prosumer, terms, "settlement: interval not ended"
+        return terms, "settlement: interval not ended"
     if self._reading_word[interval][prosumer] != 0:
-        return prosumer, terms, "settlement: reading exists"
+        return terms, "settlement: reading exists"
     if import_wh > MAX_ENERGY_WH or export_wh > MAX_ENERGY_WH or pv_wh > MAX_ENERGY_WH or battery_wh > MAX_ENERGY_WH:
-        return prosumer, terms, "settlement: energy above limit"
-    return prosumer, terms, self._limits_problem(prosumer, import_wh, export_wh, pv_wh, battery_wh)
+        return terms, "settlement: energy above limit"
+    return terms, self._limits_problem(prosumer, import_wh, export_wh, pv_wh, battery_wh)
 
 
 @internal
