@@ -752,9 +752,11 @@ def post_signed_readings(interval: uint256, readings: DynArray[SignedReading, MA
     @param readings The signed readings: import, export, PV and battery
            discharge [Wh] and the signature (v, r, s).
     """
+    domain_separator: bytes32 = eip712._domain_separator()
     meters: DynArray[address, MAX_READINGS] = []
     for r: SignedReading in readings:
         meters.append(eip712._signer(
+            domain_separator,
             keccak256(abi_encode(eip712.READING_TYPEHASH, interval, r.import_wh, r.export_wh, r.pv_wh, r.battery_wh)),
             r.v, r.r, r.s,
         ))

@@ -254,9 +254,11 @@ def _submit_signed_orders(interval: uint256, orders: DynArray[SignedOrder, MAX_O
     @param orders The signed orders.
     @param asks_only True if the book takes asks alone.
     """
+    domain_separator: bytes32 = eip712._domain_separator()
     signers: DynArray[address, MAX_ORDERS] = []
     for o: SignedOrder in orders:
         signers.append(eip712._signer(
+            domain_separator,
             keccak256(abi_encode(eip712.ORDER_TYPEHASH, interval, o.is_ask, o.energy_wh, o.price_wei_per_wh)),
             o.v, o.r, o.s,
         ))

@@ -63,9 +63,11 @@ GAS_POST_LOT = 250_000
 GAS_COMMIT_BID = 180_000
 GAS_REVEAL_BID = 150_000
 GAS_BID = 300_000
-# A relayed batch: its base plus each signed order or reading (signature
-# recovery, the same checks and effects as a direct transaction).
-_GAS_RELAY_BASE = 60_000
+# A relayed batch: its base (with the memory of the batch-wide arrays,
+# sized for 256 items, and the calls that check a whole batch at once)
+# plus each signed order or reading (signature recovery, the same checks
+# and effects as a direct transaction).
+_GAS_RELAY_BASE = 150_000
 GAS_SIGNED_ORDER = 200_000
 GAS_SIGNED_READING = 250_000
 _GAS_FINALISE_BASE = 60_000
