@@ -225,8 +225,10 @@ def submit_signed_orders(interval: uint256, orders: DynArray[SignedOrder, MAX_OR
          signer had sent `submit_order` itself, in the given order; one
          that would revert there is skipped with `OrderRejected` and the
          same reason ("book: bad signature" if no account signed it),
-         and the rest are placed. A prosumer whose order a relay leaves
-         out can still send it with `submit_order`.
+         and the rest are placed; one exception: a second order of the
+         same signer in the batch is skipped as "book: order exists"
+         even if the settlement refuses its first. A prosumer whose
+         order a relay leaves out can still send it with `submit_order`.
     @param interval Index of the market interval of every order.
     @param orders The signed orders: side, energy [Wh], limit price
            [wei/Wh] and the signature (v, r, s).
