@@ -24,7 +24,8 @@
         Functions:
         - `grant_role` (`external` function),
         - `revoke_role` (`external` function),
-        - `has_role` (`external` `view` function),
+        - `has_role`, `roles_of`, `prosumers_of_meters` (`external` `view`
+          functions),
         - `bind_meter` (`external` function),
         - `roles` (`external` `view` function),
         - `prosumer_of_meter`, `meter_of_prosumer` (`external` `view`
@@ -51,6 +52,12 @@ ROLE_METER: public(constant(uint256)) = 4
 
 # @dev Union of all defined role bits.
 _ALL_ROLES: constant(uint256) = 7
+
+
+# @dev Most accounts one `roles_of` or `prosumers_of_meters` call looks
+# up: a relayed batch of orders or readings (`book.MAX_ORDERS`,
+# `Settlement.MAX_READINGS`).
+MAX_BATCH: public(constant(uint256)) = 256
 
 
 # @dev Role bitmask of each account.
@@ -160,6 +167,37 @@ def has_role(account: address, role: uint256) -> bool:
             not empty.
     """
     return role != 0 and self.roles[account] & role == role
+
+
+@external
+@view
+def roles_of(accounts: DynArray[address, MAX_BATCH]) -> DynArray[uint256, MAX_BATCH]:
+    """
+    @dev Role bitmasks of many accounts in one call, for a mechanism
+         checking the signers of a relayed batch (`book.vy`).
+    @param accounts The accounts to look up; the zero address reads 0.
+    @return DynArray The role bitmask of each account, in order.
+    """
+    masks: DynArray[uint256, MAX_BATCH] = []
+    for account: address in accounts:
+        masks.append(self.roles[account])
+    return masks
+
+
+@external
+@view
+def prosumers_of_meters(meters: DynArray[address, MAX_BATCH]) -> DynArray[address, MAX_BATCH]:
+    """
+    @dev Prosumers of many meters in one call, for the settlement
+         checking the signers of a relayed batch of readings.
+    @param meters The meters to look up; the zero address reads empty.
+    @return DynArray The prosumer each meter is bound to, the zero
+            address for an unbound one, in order.
+    """
+    prosumers: DynArray[address, MAX_BATCH] = []
+    for meter: address in meters:
+        prosumers.append(self.prosumer_of_meter[meter])
+    return prosumers
 
 
 @external

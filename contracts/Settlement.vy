@@ -19,7 +19,8 @@
         - `register_prosumer` (`external` function, the operator only),
         - `deposit_for` (`external` function),
         - `withdraw` (`external` function),
-        - `lock`, `unlock` (`external` functions, the mechanism only),
+        - `lock`, `lock_bids`, `unlock` (`external` functions, the
+          mechanism only),
         - `release` (`external` function),
         - `post_reading`, `post_signed_readings` (`external` functions),
         - `settle_operator` (`external` function),
@@ -28,6 +29,7 @@
         - `locked_wei`, `lock_wei`, `free_credit_wei`, `escrow_wei`
           (`external` `view` functions),
         - `sold_mix`, `consumed_mix` (`external` `view` functions),
+        - `order_problems` (`external` `view` function),
         - `limits`, `is_debtor`, `order_limit_wh`, `can_lock` (`external` `view`
           functions).
         Limits: before the market starts the operator registers each
@@ -150,6 +152,7 @@ from . import eip712
 # @dev Meter bindings of the market's registry.
 interface Registry:
     def prosumer_of_meter(meter: address) -> address: view
+    def prosumers_of_meters(meters: DynArray[address, MAX_READINGS]) -> DynArray[address, MAX_READINGS]: view
 
 
 # @dev Cleared results of the market mechanism (any of the auctions).
@@ -256,6 +259,31 @@ struct SignedReading:
     v: uint8
     r: bytes32
     s: bytes32
+
+
+# @dev Packed order word in which a mechanism hands a relayed batch to
+# `order_problems` and its bids to `lock_bids`, `book.vy`'s layout:
+# bits [0, 40) energy [Wh], [40, 120) limit price [wei/Wh], bit 160 set
+# for an ask.
+_ORDER_ENERGY_MASK: constant(uint256) = 2**40 - 1
+_ORDER_PRICE_SHIFT: constant(uint256) = 40
+_ORDER_PRICE_MASK: constant(uint256) = 2**80 - 1
+_ORDER_ASK_SHIFT: constant(uint256) = 160
+
+
+# @dev Codes of `order_problems`, one per order, in the order of the
+# checks; `escrow.vy` turns each into its reason string.
+ORDER_OK: constant(uint256) = 0
+ORDER_IN_DEBT: constant(uint256) = 1
+ORDER_BELOW_MINIMUM: constant(uint256) = 2
+ORDER_ASK_ABOVE_CAPACITY: constant(uint256) = 3
+ORDER_BID_ABOVE_RATING: constant(uint256) = 4
+ORDER_CREDIT_BELOW_ESCROW: constant(uint256) = 5
+
+
+# @dev Most orders one `order_problems` or `lock_bids` call carries:
+# one side of a book (`book.MAX_ORDERS`).
+MAX_ORDERS: public(constant(uint256)) = 256
 
 
 # @dev Most readings one `post_signed_readings` relays.
@@ -622,6 +650,33 @@ def lock(account: address, interval: uint256, energy_wh: uint256, price_wei_per_
 
 
 @external
+def lock_bids(interval: uint256, accounts: DynArray[address, MAX_ORDERS], words: DynArray[uint256, MAX_ORDERS]):
+    """
+    @dev Locks the escrow of every bid of a relayed batch as `lock`
+         does, in one call, once the mechanism has checked them with
+         `order_problems`; reverts as a whole if one bid's escrow
+         exceeds its bidder's free credit.
+    @param interval Index of the market interval bid in.
+    @param accounts The bidders, one bid each.
+    @param words Each bid's packed order word (`_ORDER_*`: energy [Wh]
+           and limit price [wei/Wh] within the mechanism's bounds).
+    """
+    assert msg.sender == auction.address, "settlement: caller is not the mechanism"
+    assert len(accounts) == len(words), "settlement: bid length mismatch"
+    for i: uint256 in range(len(accounts), bound=MAX_ORDERS):
+        account: address = accounts[i]
+        word: uint256 = words[i]
+        assert word >> _ORDER_ASK_SHIFT == 0, "settlement: ask carries no escrow"
+        energy_wh: uint256 = word & _ORDER_ENERGY_MASK
+        price_wei_per_wh: uint256 = (word >> _ORDER_PRICE_SHIFT) & _ORDER_PRICE_MASK
+        assert self._can_lock(account, energy_wh, price_wei_per_wh), "settlement: credit below escrow"
+        amount_wei: uint256 = self._escrow_wei(account, energy_wh, price_wei_per_wh)
+        self.locked_wei[account] += amount_wei
+        self.lock_wei[interval][account] += amount_wei
+        log Locked(interval=interval, account=account, amount_wei=amount_wei)
+
+
+@external
 def unlock(account: address, interval: uint256, amount_wei: uint256):
     """
     @dev Returns `amount_wei` of the escrow of `account` in `interval` to
@@ -674,10 +729,10 @@ def post_reading(interval: uint256, import_wh: uint256, export_wh: uint256, pv_w
     @param battery_wh Energy the prosumer's battery discharged in the
            interval. [Wh]
     """
-    prosumer: address = empty(address)
+    prosumer: address = staticcall registry.prosumer_of_meter(msg.sender)
     terms: SettlementTerms = empty(SettlementTerms)
     reason: String[64] = ""
-    prosumer, terms, reason = self._reading_problem(msg.sender, interval, import_wh, export_wh, pv_wh, battery_wh)
+    terms, reason = self._reading_problem(prosumer, interval, import_wh, export_wh, pv_wh, battery_wh)
     assert len(reason) == 0, reason
     self._settle(interval, prosumer, terms, import_wh, export_wh, pv_wh, battery_wh)
 
@@ -697,19 +752,23 @@ def post_signed_readings(interval: uint256, readings: DynArray[SignedReading, MA
     @param readings The signed readings: import, export, PV and battery
            discharge [Wh] and the signature (v, r, s).
     """
-    for i: uint256 in range(len(readings), bound=MAX_READINGS):
-        r: SignedReading = readings[i]
-        meter: address = eip712._signer(
+    domain_separator: bytes32 = eip712._domain_separator()
+    meters: DynArray[address, MAX_READINGS] = []
+    for r: SignedReading in readings:
+        meters.append(eip712._signer(
+            domain_separator,
             keccak256(abi_encode(eip712.READING_TYPEHASH, interval, r.import_wh, r.export_wh, r.pv_wh, r.battery_wh)),
             r.v, r.r, r.s,
-        )
-        prosumer: address = empty(address)
+        ))
+    prosumers: DynArray[address, MAX_READINGS] = staticcall registry.prosumers_of_meters(meters)
+    for i: uint256 in range(len(readings), bound=MAX_READINGS):
+        r: SignedReading = readings[i]
+        meter: address = meters[i]
+        prosumer: address = prosumers[i]
         terms: SettlementTerms = empty(SettlementTerms)
         reason: String[64] = "settlement: bad signature"
         if meter != empty(address):
-            prosumer, terms, reason = self._reading_problem(
-                meter, interval, r.import_wh, r.export_wh, r.pv_wh, r.battery_wh
-            )
+            terms, reason = self._reading_problem(prosumer, interval, r.import_wh, r.export_wh, r.pv_wh, r.battery_wh)
         if len(reason) == 0:
             self._settle(interval, prosumer, terms, r.import_wh, r.export_wh, r.pv_wh, r.battery_wh)
         else:
@@ -719,35 +778,36 @@ def post_signed_readings(interval: uint256, readings: DynArray[SignedReading, MA
 @internal
 @view
 def _reading_problem(
-    meter: address, interval: uint256, import_wh: uint256, export_wh: uint256, pv_wh: uint256, battery_wh: uint256
-) -> (address, SettlementTerms, String[64]):
+    prosumer: address, interval: uint256, import_wh: uint256, export_wh: uint256, pv_wh: uint256, battery_wh: uint256
+) -> (SettlementTerms, String[64]):
     """
-    @dev The prosumer of `meter`, its terms of `interval` and why the
-         meter's reading may not settle (empty if it may): not a bound
-         meter, the interval not cleared or not ended, a reading
-         already posted, an energy above `MAX_ENERGY_WH`, or outside the
-         prosumer's registered limits (`_limits_problem`).
-    @param meter The meter posting the reading.
+    @dev The terms of `interval` of the prosumer a meter is bound to
+         and why the meter's reading may not settle (empty if it may):
+         no prosumer (not a bound meter), the interval not cleared or
+         not ended, a reading already posted, an energy above
+         `MAX_ENERGY_WH`, or outside the prosumer's registered limits
+         (`_limits_problem`).
+    @param prosumer The prosumer of the meter posting the reading
+           (`Registry.prosumer_of_meter`), the zero address if unbound.
     @param interval Index of the market interval.
     @param import_wh Energy drawn from the grid. [Wh]
     @param export_wh Energy fed into the grid. [Wh]
     @param pv_wh PV energy. [Wh]
     @param battery_wh Battery discharge. [Wh]
-    @return (address, SettlementTerms, String[64]) Prosumer, terms, reason.
+    @return (SettlementTerms, String[64]) Terms, reason.
     """
-    prosumer: address = staticcall registry.prosumer_of_meter(meter)
     if prosumer == empty(address):
-        return prosumer, empty(SettlementTerms), "settlement: caller is not a bound meter"
+        return empty(SettlementTerms), "settlement: caller is not a bound meter"
     terms: SettlementTerms = staticcall auction.settlement_terms(interval, prosumer)
     if not terms.cleared:
-        return prosumer, terms, "settlement: interval not cleared"
+        return terms, "settlement: interval not cleared"
     if block.timestamp < terms.end_timestamp:
-        return prosumer, terms, "settlement: interval not ended"
+        return terms, "settlement: interval not ended"
     if self._reading_word[interval][prosumer] != 0:
-        return prosumer, terms, "settlement: reading exists"
+        return terms, "settlement: reading exists"
     if import_wh > MAX_ENERGY_WH or export_wh > MAX_ENERGY_WH or pv_wh > MAX_ENERGY_WH or battery_wh > MAX_ENERGY_WH:
-        return prosumer, terms, "settlement: energy above limit"
-    return prosumer, terms, self._limits_problem(prosumer, import_wh, export_wh, pv_wh, battery_wh)
+        return terms, "settlement: energy above limit"
+    return terms, self._limits_problem(prosumer, import_wh, export_wh, pv_wh, battery_wh)
 
 
 @internal
@@ -905,6 +965,43 @@ def limits(prosumer: address) -> Limits:
 
 @external
 @view
+def order_problems(accounts: DynArray[address, MAX_ORDERS], words: DynArray[uint256, MAX_ORDERS]) -> DynArray[uint256, MAX_ORDERS]:
+    """
+    @dev The settlement's verdict on each order of a relayed batch, in
+         one call: `ORDER_OK`, or the first check it fails of those the
+         mechanism makes one by one (`escrow._order_problem`): its
+         account in debt (`is_debtor`), energy below `min_order_wh` or
+         above `order_limit_wh`, a bid's escrow above its free credit
+         (`can_lock`). Each order is judged alone: a batch holds at
+         most one order per account, and no lock of one account
+         changes another's credit.
+    @param accounts The account of each order.
+    @param words Each order's packed word (`_ORDER_*`: side, energy
+           [Wh], limit price [wei/Wh]).
+    @return DynArray One `ORDER_*` code per order, in order.
+    """
+    assert len(accounts) == len(words), "settlement: order length mismatch"
+    codes: DynArray[uint256, MAX_ORDERS] = []
+    for i: uint256 in range(len(accounts), bound=MAX_ORDERS):
+        account: address = accounts[i]
+        word: uint256 = words[i]
+        is_ask: bool = word >> _ORDER_ASK_SHIFT != 0
+        energy_wh: uint256 = word & _ORDER_ENERGY_MASK
+        code: uint256 = ORDER_OK
+        if self._free_credit_wei(account) < 0:
+            code = ORDER_IN_DEBT
+        elif energy_wh < min_order_wh:
+            code = ORDER_BELOW_MINIMUM
+        elif energy_wh > self._order_limit_wh(account, is_ask):
+            code = ORDER_ASK_ABOVE_CAPACITY if is_ask else ORDER_BID_ABOVE_RATING
+        elif not is_ask and not self._can_lock(account, energy_wh, (word >> _ORDER_PRICE_SHIFT) & _ORDER_PRICE_MASK):
+            code = ORDER_CREDIT_BELOW_ESCROW
+        codes.append(code)
+    return codes
+
+
+@external
+@view
 def order_limit_wh(account: address, is_ask: bool) -> uint256:
     """
     @dev Largest order `account` may place in one interval: a bid up
@@ -913,6 +1010,18 @@ def order_limit_wh(account: address, is_ask: bool) -> uint256:
          unregistered account.
     @param account The account placing the order.
     @param is_ask True for an ask (offer, lot), False for a bid.
+    @return uint256 The most energy of the order. [Wh]
+    """
+    return self._order_limit_wh(account, is_ask)
+
+
+@internal
+@view
+def _order_limit_wh(account: address, is_ask: bool) -> uint256:
+    """
+    @dev Largest order of `account` in one interval (`order_limit_wh`).
+    @param account The account placing the order.
+    @param is_ask True for an ask, False for a bid.
     @return uint256 The most energy of the order. [Wh]
     """
     word: uint256 = self._limits_word[account]

@@ -13,14 +13,19 @@
         Functions:
         - `registry`, `price_cap_wei_per_wh` (`external` `view`
           functions),
-        - `_check_prosumer`, `_check_operator`, `_check_participant`, `_is_prosumer`
-          (`internal` functions).
+        - `_check_prosumer`, `_check_operator`, `_check_participant`, `_is_prosumer`,
+          `_roles_of` (`internal` functions).
 """
 
 
 # @dev Role queries against the market's registry.
 interface Registry:
     def has_role(account: address, role: uint256) -> bool: view
+    def roles_of(accounts: DynArray[address, MAX_BATCH]) -> DynArray[uint256, MAX_BATCH]: view
+
+
+# @dev Most accounts of one `Registry.roles_of` call (`book.MAX_ORDERS`).
+MAX_BATCH: constant(uint256) = 256
 
 
 # @dev Registry role bit of the operator (see `Registry.vy`).
@@ -80,6 +85,18 @@ def _is_prosumer(account: address) -> bool:
     @return bool True for a prosumer.
     """
     return staticcall registry.has_role(account, ROLE_PROSUMER)
+
+
+@internal
+@view
+def _roles_of(accounts: DynArray[address, MAX_BATCH]) -> DynArray[uint256, MAX_BATCH]:
+    """
+    @dev Role bitmasks of the signers of a relayed batch, in one call
+         of the registry (`Registry.roles_of`).
+    @param accounts The accounts.
+    @return DynArray The role bitmask of each (`ROLE_*` bits), in order.
+    """
+    return staticcall registry.roles_of(accounts)
 
 
 @internal

@@ -32,7 +32,7 @@
         - `submit_order`, `submit_signed_orders` (`external` functions,
           for the double auctions),
         - `_submit_order`, `_submit_signed_orders` (the merit order's
-          offers), `_order_problem`, `_place_order`, `_check_clearable`, `_ranked`, `_sorted`,
+          offers), `_order_problem`, `_book_problem`, `_order_word_of`, `_place_order`, `_check_clearable`, `_ranked`, `_sorted`,
           `_record_fill`, `_order`, `_position_wh` (`internal` functions).
 """
 
@@ -225,8 +225,10 @@ def submit_signed_orders(interval: uint256, orders: DynArray[SignedOrder, MAX_OR
          signer had sent `submit_order` itself, in the given order; one
          that would revert there is skipped with `OrderRejected` and the
          same reason ("book: bad signature" if no account signed it),
-         and the rest are placed. A prosumer whose order a relay leaves
-         out can still send it with `submit_order`.
+         and the rest are placed; one exception: a second order of the
+         same signer in the batch is skipped as "book: order exists"
+         even if the settlement refuses its first. A prosumer whose
+         order a relay leaves out can still send it with `submit_order`.
     @param interval Index of the market interval of every order.
     @param orders The signed orders: side, energy [Wh], limit price
            [wei/Wh] and the signature (v, r, s).
@@ -239,27 +241,85 @@ def _submit_signed_orders(interval: uint256, orders: DynArray[SignedOrder, MAX_O
     """
     @dev Places the signed `orders` as `submit_signed_orders` describes;
          with `asks_only` (the merit order's offers) a signed bid is
-         skipped with `ASKS_ONLY`.
+         skipped with `ASKS_ONLY`. The batch costs one call of the
+         registry (`access._roles_of`: the signers' roles), one of the
+         settlement (`escrow._order_codes`: debt, size and credit of
+         every order the book's own checks passed) and one to lock the
+         accepted bids (`Settlement.lock_bids`), whatever its size. An
+         order passing the book's own checks (`_book_problem`) has its
+         word stored at once, so a second order of its signer in the
+         batch is refused as "book: order exists"; the word is cleared
+         again if the side is full or the settlement refuses it.
+         `OrderRejected` of orders the book's own checks refuse come
+         first, then the others' events in batch order.
     @param interval Index of the market interval of every order.
     @param orders The signed orders.
     @param asks_only True if the book takes asks alone.
     """
-    for i: uint256 in range(len(orders), bound=MAX_ORDERS):
-        o: SignedOrder = orders[i]
-        signer: address = eip712._signer(
+    domain_separator: bytes32 = eip712._domain_separator()
+    signers: DynArray[address, MAX_ORDERS] = []
+    for o: SignedOrder in orders:
+        signers.append(eip712._signer(
+            domain_separator,
             keccak256(abi_encode(eip712.ORDER_TYPEHASH, interval, o.is_ask, o.energy_wh, o.price_wei_per_wh)),
             o.v, o.r, o.s,
-        )
+        ))
+    roles: DynArray[uint256, MAX_ORDERS] = access._roles_of(signers)
+
+    accounts: DynArray[address, MAX_ORDERS] = []
+    words: DynArray[uint256, MAX_ORDERS] = []
+    places: DynArray[uint256, MAX_ORDERS] = []
+    for i: uint256 in range(len(orders), bound=MAX_ORDERS):
+        o: SignedOrder = orders[i]
+        signer: address = signers[i]
         reason: String[64] = "book: bad signature"
         if signer != empty(address):
             reason = access.NOT_PROSUMER
-            if access._is_prosumer(signer):
-                reason = ASKS_ONLY if asks_only and not o.is_ask else self._order_problem(
+            if roles[i] & access.ROLE_PROSUMER != 0:
+                reason = ASKS_ONLY if asks_only and not o.is_ask else self._book_problem(
                     interval, signer, o.is_ask, o.energy_wh, o.price_wei_per_wh)
-        if len(reason) == 0:
-            self._place_order(interval, signer, o.is_ask, o.energy_wh, o.price_wei_per_wh)
-        else:
+        if len(reason) != 0:
             log OrderRejected(interval=interval, index=i, signer=signer, reason=reason)
+            continue
+        word: uint256 = self._order_word_of(o.is_ask, o.energy_wh, o.price_wei_per_wh)
+        self._order_word[interval][signer] = word
+        accounts.append(signer)
+        words.append(word)
+        places.append(i)
+
+    codes: DynArray[uint256, MAX_ORDERS] = escrow._order_codes(accounts, words)
+    bidders: DynArray[address, MAX_ORDERS] = []
+    bids: DynArray[uint256, MAX_ORDERS] = []
+    for j: uint256 in range(len(accounts), bound=MAX_ORDERS):
+        account: address = accounts[j]
+        word: uint256 = words[j]
+        is_ask: bool = word >> ORDER_ASK_SHIFT != 0
+        index: uint256 = len(self._accounts[interval][is_ask])
+        reason: String[64] = ""
+        if index >= MAX_ORDERS:
+            reason = "book: book full"
+        elif codes[j] != 0:
+            reason = escrow._code_reason(codes[j])
+        if len(reason) != 0:
+            self._order_word[interval][account] = 0
+            log OrderRejected(interval=interval, index=places[j], signer=account, reason=reason)
+            continue
+        self._accounts[interval][is_ask].append(account)
+        log OrderSubmitted(
+            interval=interval,
+            account=account,
+            is_ask=is_ask,
+            energy_wh=word & ORDER_ENERGY_MASK,
+            price_wei_per_wh=(word >> ORDER_PRICE_SHIFT) & ORDER_PRICE_MASK,
+            index=index,
+        )
+        if not is_ask:
+            bidders.append(account)
+            bids.append(word)
+
+    # interactions
+    if len(bids) != 0:
+        extcall escrow.settlement.lock_bids(interval, bidders, bids)
 
 
 @internal
@@ -299,6 +359,31 @@ def _order_problem(
     @param price_wei_per_wh Limit price. [wei/Wh]
     @return String[64] The reason, empty if the order may be placed.
     """
+    reason: String[64] = self._book_problem(interval, account, is_ask, energy_wh, price_wei_per_wh)
+    if len(reason) != 0:
+        return reason
+    if len(self._accounts[interval][is_ask]) >= MAX_ORDERS:
+        return "book: book full"
+    return escrow._order_problem(account, is_ask, energy_wh, price_wei_per_wh)
+
+
+@internal
+@view
+def _book_problem(
+    interval: uint256, account: address, is_ask: bool, energy_wh: uint256, price_wei_per_wh: uint256
+) -> String[64]:
+    """
+    @dev The book's own checks of `_order_problem` that come before the
+         side's room: energy zero or above `MAX_ENERGY_WH`, price zero
+         or above the cap, the gate closed, an order of the account in
+         the interval already; the empty string if it passes them.
+    @param interval Index of the market interval.
+    @param account The account placing the order.
+    @param is_ask True to sell, False to buy.
+    @param energy_wh Energy offered or wanted. [Wh]
+    @param price_wei_per_wh Limit price. [wei/Wh]
+    @return String[64] The reason, empty if the order passes.
+    """
     if energy_wh == 0:
         return "book: zero energy"
     if energy_wh > MAX_ENERGY_WH:
@@ -311,9 +396,20 @@ def _order_problem(
         return gate.GATE_CLOSED
     if self._order_word[interval][account] != 0:
         return "book: order exists"
-    if len(self._accounts[interval][is_ask]) >= MAX_ORDERS:
-        return "book: book full"
-    return escrow._order_problem(account, is_ask, energy_wh, price_wei_per_wh)
+    return ""
+
+
+@internal
+@pure
+def _order_word_of(is_ask: bool, energy_wh: uint256, price_wei_per_wh: uint256) -> uint256:
+    """
+    @dev Packed word of a new, unfilled order (`ORDER_*`).
+    @param is_ask True for an ask.
+    @param energy_wh Energy of the order. [Wh]
+    @param price_wei_per_wh Limit price. [wei/Wh]
+    @return uint256 The order word.
+    """
+    return energy_wh | price_wei_per_wh << ORDER_PRICE_SHIFT | convert(is_ask, uint256) << ORDER_ASK_SHIFT
 
 
 @internal
@@ -330,9 +426,7 @@ def _place_order(interval: uint256, account: address, is_ask: bool, energy_wh: u
     index: uint256 = len(self._accounts[interval][is_ask])
 
     # effects
-    self._order_word[interval][account] = (
-        energy_wh | price_wei_per_wh << ORDER_PRICE_SHIFT | convert(is_ask, uint256) << ORDER_ASK_SHIFT
-    )
+    self._order_word[interval][account] = self._order_word_of(is_ask, energy_wh, price_wei_per_wh)
     self._accounts[interval][is_ask].append(account)
     log OrderSubmitted(
         interval=interval,

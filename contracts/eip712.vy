@@ -16,7 +16,8 @@
         are `ORDER_TYPEHASH` and `READING_TYPEHASH`; the Python side
         signing them is `contracts/typed_data.py`.
         Functions:
-        - `_signer` (`internal` `view` function).
+        - `_domain_separator` (`internal` `view` function),
+        - `_signer` (`internal` `pure` function).
 """
 
 
@@ -40,11 +41,24 @@ _S_MAX: constant(uint256) = 5789604461865809771178549250434395392641878213953745
 
 @internal
 @view
-def _signer(struct_hash: bytes32, v: uint8, r: bytes32, s: bytes32) -> address:
+def _domain_separator() -> bytes32:
     """
-    @dev The account that signed the message of `struct_hash` for this
-         contract on this chain; the empty address if the signature is
-         invalid or malleable (`s` above `_S_MAX`, `v` not 27 or 28).
+    @dev `domainSeparator` (EIP-712) of this contract on this chain; a
+         batch computes it once for all its signatures.
+    @return bytes32 The hash of the domain.
+    """
+    return keccak256(abi_encode(DOMAIN_TYPEHASH, NAME_HASH, VERSION_HASH, chain.id, self))
+
+
+@internal
+@pure
+def _signer(domain_separator: bytes32, struct_hash: bytes32, v: uint8, r: bytes32, s: bytes32) -> address:
+    """
+    @dev The account that signed the message of `struct_hash` in the
+         domain of `domain_separator` (`_domain_separator`: this
+         contract on this chain); the empty address if the signature
+         is invalid or malleable (`s` above `_S_MAX`, `v` not 27 or 28).
+    @param domain_separator `_domain_separator()`.
     @param struct_hash `hashStruct` of the message (EIP-712).
     @param v Recovery id, 27 or 28.
     @param r First half of the signature.
@@ -53,8 +67,4 @@ def _signer(struct_hash: bytes32, v: uint8, r: bytes32, s: bytes32) -> address:
     """
     if convert(s, uint256) > _S_MAX or (v != 27 and v != 28):
         return empty(address)
-    domain_separator: bytes32 = keccak256(
-        abi_encode(DOMAIN_TYPEHASH, NAME_HASH, VERSION_HASH, chain.id, self)
-    )
-    digest: bytes32 = keccak256(concat(b"\x19\x01", domain_separator, struct_hash))
-    return ecrecover(digest, v, r, s)
+    return ecrecover(keccak256(concat(b"\x19\x01", domain_separator, struct_hash)), v, r, s)

@@ -18,7 +18,8 @@
         - `bind_settlement` (`external` function),
         - `deployer`, `settlement` (`external` `view` functions),
         - `_check_bound`, `_check_not_debtor`, `_check_order_size`,
-          `_order_problem`, `_order_size_problem` (`internal` functions).
+          `_order_problem`, `_order_size_problem`, `_order_codes`,
+          `_code_reason` (`internal` functions).
 """
 
 
@@ -33,6 +34,23 @@ interface Settlement:
     def min_order_wh() -> uint256: view
     def order_limit_wh(account: address, is_ask: bool) -> uint256: view
     def can_lock(account: address, energy_wh: uint256, price_wei_per_wh: uint256) -> bool: view
+    def order_problems(accounts: DynArray[address, MAX_ORDERS], words: DynArray[uint256, MAX_ORDERS]) -> DynArray[uint256, MAX_ORDERS]: view
+    def lock_bids(interval: uint256, accounts: DynArray[address, MAX_ORDERS], words: DynArray[uint256, MAX_ORDERS]): nonpayable
+
+
+# @dev Most orders of a relayed batch (`book.MAX_ORDERS`,
+# `Settlement.MAX_ORDERS`).
+MAX_ORDERS: constant(uint256) = 256
+
+
+# @dev Codes of `_order_codes`: 1 to 5 are `Settlement.vy`'s `ORDER_*`
+# codes (0 for an order that passes), 6 an unbound settlement.
+CODE_IN_DEBT: constant(uint256) = 1
+CODE_BELOW_MINIMUM: constant(uint256) = 2
+CODE_ASK_ABOVE_CAPACITY: constant(uint256) = 3
+CODE_BID_ABOVE_RATING: constant(uint256) = 4
+CODE_CREDIT_BELOW_ESCROW: constant(uint256) = 5
+CODE_NOT_BOUND: constant(uint256) = 6
 
 
 # @dev What settling one account's reading needs from one interval;
@@ -48,6 +66,9 @@ struct SettlementTerms:
 NOT_BOUND: constant(String[64]) = "escrow: settlement not bound"
 IN_DEBT: constant(String[64]) = "escrow: account in debt"
 CREDIT_BELOW_ESCROW: constant(String[64]) = "settlement: credit below escrow"
+BELOW_MINIMUM: constant(String[64]) = "escrow: energy below minimum"
+ASK_ABOVE_CAPACITY: constant(String[64]) = "escrow: ask above registered capacity"
+BID_ABOVE_RATING: constant(String[64]) = "escrow: bid above meter rating"
 
 
 # @dev Account that deployed the mechanism and binds its settlement.
@@ -162,7 +183,50 @@ def _order_size_problem(account: address, is_ask: bool, energy_wh: uint256) -> S
     @return String[64] The reason, empty if the size is within bounds.
     """
     if energy_wh < staticcall self.settlement.min_order_wh():
-        return "escrow: energy below minimum"
+        return BELOW_MINIMUM
     if energy_wh > staticcall self.settlement.order_limit_wh(account, is_ask):
-        return "escrow: ask above registered capacity" if is_ask else "escrow: bid above meter rating"
+        return ASK_ABOVE_CAPACITY if is_ask else BID_ABOVE_RATING
+    return ""
+
+
+@internal
+@view
+def _order_codes(accounts: DynArray[address, MAX_ORDERS], words: DynArray[uint256, MAX_ORDERS]) -> DynArray[uint256, MAX_ORDERS]:
+    """
+    @dev The checks of `_order_problem` for every order of a relayed
+         batch in one call of the settlement (`Settlement.order_problems`),
+         as codes: `CODE_NOT_BOUND` for each while no settlement is bound.
+    @param accounts The account of each order.
+    @param words Each order's packed word (`book.vy`'s `ORDER_*` layout).
+    @return DynArray One code per order (`_code_reason`), 0 if it passes.
+    """
+    if self.settlement.address == empty(address):
+        codes: DynArray[uint256, MAX_ORDERS] = []
+        for _: address in accounts:
+            codes.append(CODE_NOT_BOUND)
+        return codes
+    return staticcall self.settlement.order_problems(accounts, words)
+
+
+@internal
+@pure
+def _code_reason(code: uint256) -> String[64]:
+    """
+    @dev Reason of a code of `_order_codes`, the string `_order_problem`
+         gives for the same check.
+    @param code A code of `_order_codes`.
+    @return String[64] The reason, empty for 0.
+    """
+    if code == CODE_IN_DEBT:
+        return IN_DEBT
+    if code == CODE_BELOW_MINIMUM:
+        return BELOW_MINIMUM
+    if code == CODE_ASK_ABOVE_CAPACITY:
+        return ASK_ABOVE_CAPACITY
+    if code == CODE_BID_ABOVE_RATING:
+        return BID_ABOVE_RATING
+    if code == CODE_CREDIT_BELOW_ESCROW:
+        return CREDIT_BELOW_ESCROW
+    if code == CODE_NOT_BOUND:
+        return NOT_BOUND
     return ""

@@ -52,7 +52,7 @@ ROLE_METER = 4
 
 # Gas limits of the market transactions, measured with margin (see the
 # contract gas tests): a limit is what a sender must afford, not what it pays.
-GAS_DEPLOY = 3_000_000
+GAS_DEPLOY = 4_000_000
 GAS_SETUP = 150_000
 GAS_SUBMIT_ORDER = 250_000
 GAS_POST_READING = 250_000
@@ -63,9 +63,11 @@ GAS_POST_LOT = 250_000
 GAS_COMMIT_BID = 180_000
 GAS_REVEAL_BID = 150_000
 GAS_BID = 300_000
-# A relayed batch: its base plus each signed order or reading (signature
-# recovery, the same checks and effects as a direct transaction).
-_GAS_RELAY_BASE = 60_000
+# A relayed batch: its base (with the memory of the batch-wide arrays,
+# sized for 256 items, and the calls that check a whole batch at once)
+# plus each signed order or reading (signature recovery, the same checks
+# and effects as a direct transaction).
+_GAS_RELAY_BASE = 150_000
 GAS_SIGNED_ORDER = 200_000
 GAS_SIGNED_READING = 250_000
 _GAS_FINALISE_BASE = 60_000
