@@ -21,11 +21,16 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/gridledger run studies/baran-wu-p2p.yaml
 
+# Two pytest workers (pytest-xdist), one test file each at a time, so a file's
+# module-scoped study runs stay in one process; WORKERS=0 runs in one process.
+WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -n $(WORKERS) --dist loadfile
+
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -m "not slow"
+	$(PYTEST) -m "not slow"
 
 test-all: $(STAMP) browser
-	$(BIN)/python -m pytest
+	$(PYTEST)
 
 # Line coverage of agents/ by the tests that start no federate (no broker, no processes).
 coverage: $(STAMP)
