@@ -26,7 +26,7 @@ from gridledger import compare, regress, sweep
 from gridledger.compare import RunDirError, load_run
 from gridledger.execute import execute
 from gridledger.grids.feeders import catalog
-from gridledger.interfaces import core_init_string, federate_names
+from gridledger.interfaces import broker_port_of, core_init_string, federate_names
 from gridledger.launcher import Prepared, federate_command, prepare, runner_json
 from gridledger.process import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
 from gridledger.results import KPIS_FILE
@@ -160,7 +160,7 @@ def cmd_federate(args: argparse.Namespace, console: Console) -> int:
 
 def _broker_option(text: str | None, study: Study, current: str) -> tuple[str, int]:
     """(address, port) from ``--broker ADDRESS[:PORT]``; the port the run was prepared with if none is given."""
-    prepared_port = int(re.search(r"--broker_address=tcp://[^:]+:(\d+)", current).group(1))
+    prepared_port = broker_port_of(current)
     if text is None:
         return study.helics.broker_address, prepared_port
     address, _, port = text.partition(":")

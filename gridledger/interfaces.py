@@ -21,6 +21,7 @@ those times, so the order of events is the same on every run.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from gridledger.federation import (
@@ -103,6 +104,11 @@ def core_init_string(core_type: str, broker_address: str, broker_port: int, loca
         return "--federates=1"
     return (f"--federates=1 --broker_address=tcp://{broker_address}:{broker_port} "
             f"--local_interface=tcp://{local_address}")
+
+
+def broker_port_of(init_string: str) -> int:
+    """The broker port a `core_init_string` connects to (TCP cores only)."""
+    return int(re.search(r"--broker_address=tcp://[^:\s]+:(\d+)", init_string).group(1))
 
 
 class WiringError(ValueError):

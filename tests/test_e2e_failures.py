@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -20,6 +19,7 @@ import pytest
 import xarray as xr
 import yaml
 
+from gridledger.interfaces import broker_port_of
 from gridledger.launcher import read_progress
 from gridledger.run_secret import RUN_SECRET_ENV
 from gridledger.study import load_study
@@ -154,7 +154,7 @@ def _chain_is_consistent(chain: Path, killed: bool = False) -> list[dict]:
 def _processes_of(run_dir: Path) -> list[str]:
     """Command lines of live processes that belong to the run: its federates and its broker."""
     config = json.loads((run_dir / "helics" / "ledger.json").read_text())
-    port = re.search(r"--broker_address=tcp://[^:]+:(\d+)", config["core_init_string"]).group(1)
+    port = broker_port_of(config["core_init_string"])
     marks = (str(run_dir), f"--name=gridledger-{port}")
     found = []
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):

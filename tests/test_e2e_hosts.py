@@ -22,6 +22,7 @@ import xarray as xr
 import yaml
 
 from gridledger.cli import EXIT_BAD_INPUT, main
+from gridledger.interfaces import broker_port_of
 from gridledger.launcher import read_progress
 from gridledger.run_secret import RUN_SECRET_ENV
 from tests.e2e_helpers import ROOT, SHORT_STUDY, TEST_SECRET_FILE, gridledger, only_run_dir, with_secret
@@ -63,8 +64,7 @@ def _watch(procs: list[subprocess.Popen], timeout_s: float = 300) -> set[tuple[s
 
 
 def _broker_port(run_dir: Path) -> int:
-    init = json.loads((run_dir / "helics" / "ledger.json").read_text())["core_init_string"]
-    return int(init.split("--broker_address=tcp://")[1].split()[0].rsplit(":", 1)[1])
+    return broker_port_of(json.loads((run_dir / "helics" / "ledger.json").read_text())["core_init_string"])
 
 
 def _in_block(seen: set[tuple[str, int]], port: int) -> set[str]:

@@ -23,7 +23,9 @@ from gridledger.interfaces import (
     DER_SETPOINTS,
     Topology,
     WiringError,
+    broker_port_of,
     check_wiring,
+    core_init_string,
     federate_configs,
     federate_names,
     setpoint_key,
@@ -277,3 +279,9 @@ def test_readme_what_runs_names_every_federate_endpoint_and_message():
     for quantity, _ in DER_SETPOINTS:
         assert quantity in section, quantity
 
+
+
+@pytest.mark.parametrize("address", ["127.0.0.2", "broker.example", "10.1.2.3"])
+@pytest.mark.parametrize("port", [1024, 23500, 65535])
+def test_broker_port_is_read_back_from_the_init_string_it_was_written_into(address, port):
+    assert broker_port_of(core_init_string("zmq", address, port, "127.0.0.9")) == port
