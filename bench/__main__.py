@@ -7,7 +7,12 @@ day (median of 3). Gas figures are deterministic and need no repeats; the
 gas of issue 11's checks is compared with figures recorded once before the
 hardening (`bench.security_gas`). Each federate module's start-up and
 peak memory is compared with a bare ``import pandapower`` process measured
-in the same run (`bench.startup`).
+in the same run (`bench.startup`). The reference study's wall time is set
+against a plain loop of default pandapower ``runpp`` over its steps, in its
+own process (`bench.plain_loop`). The scaling sweep (`bench.scaling`: the
+1000-prosumer MV/LV study at 32, 128, 512 and 1000 prosumers, 2 h each
+unless ``GRIDLEDGER_SCALING_HOURS`` says otherwise) comes last and takes
+about as long as the rest; ``python -m bench scaling`` runs only it.
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ from pathlib import Path
 from bench.feeders import FeederStepTime, feeder_step_times
 from bench.batching_gas import BatchingGas, batching_gas
 from bench.ledger import LedgerResult, ledger_throughput
+from bench.plain_loop import AIM_RATIO as PLAIN_LOOP_AIM_RATIO, plain_loop, plain_loop_section
 from bench.powerflow import REFERENCE_STUDY, PowerFlowResult, powerflow_step_time
+from bench.scaling import Sweep, plot_scaling, scaling_section, scaling_sweep
 from bench.security_gas import BASELINE_FILE, TxGas, pre_hardening_baseline, security_gas_rows
 from bench.startup import startup_costs, startup_section
 from bench.study import StudyResult, run_study
@@ -181,10 +188,30 @@ def batching_gas_section(rows: list[BatchingGas]) -> list[str]:
     return lines
 
 
-def main() -> int:
+def _progress(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def scaling(stamp: str) -> dict:
+    """Run the scaling sweep, print its section, plot it next to the JSON copy; its machine-readable part."""
+    sweep = Sweep(scaling_sweep(RUNS_ROOT / "scaling", progress=_progress))
+    plot = plot_scaling(sweep, RUNS_ROOT / f"{stamp}-scaling.png")
+    print("\n".join(scaling_section(sweep)) + "\n")
+    print(f"scaling plot: {plot}")
+    return {"points": [dataclasses.asdict(p) for p in sweep.points],
+            "curves": {v: dataclasses.asdict(c) for v, c in sweep.curves.items()}}
+
+
+def main(sections: list[str]) -> int:
     stamp = run_timestamp()
     print(f"gridledger bench {stamp}: Python {platform.python_version()}, {os.cpu_count()} CPUs, {platform.node()}")
     print("Each ratio compares with a baseline measured in this same run; absolute figures drift between machines.")
+    if sections == ["scaling"]:
+        _write(stamp, {"scaling": scaling(stamp)})
+        return 0
+    if sections:
+        print(f"unknown section {' '.join(sections)!r}; allowed: scaling, or none for every section", file=sys.stderr)
+        return 2
     print("running the reference study ...", file=sys.stderr, flush=True)
     study = run_study(REFERENCE_STUDY, RUNS_ROOT)
     print("running the ledger benchmark ...", file=sys.stderr, flush=True)
@@ -203,22 +230,19 @@ def main() -> int:
     baseline_commit = pre_hardening_baseline()["commit"]
     print("running the federate start-up benchmark ...", file=sys.stderr, flush=True)
     startup = startup_costs(repeats=REPEATS)
+    print("running the plain pandapower loop ...", file=sys.stderr, flush=True)
+    loop = plain_loop(REFERENCE_STUDY)
     print()
     for rows in (study_table(study), ledger_table(ledger), powerflow_table(powerflow), gas_section(gas, gas_crossovers),
                  feeders_section(feeders), security_gas_section(security_gas, baseline_commit),
-                 startup_section(startup, study), batching_gas_section(batching)):
+                 startup_section(startup, study), batching_gas_section(batching), plain_loop_section(loop, study)):
         print("\n".join(rows) + "\n")
-    path = RUNS_ROOT / f"{stamp}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({
-        "timestamp": stamp,
-        "python": platform.python_version(),
-        "cpus": os.cpu_count(),
-        "host": platform.node(),
+    _write(stamp, {
         "aims": {"study_wall_s": STUDY_AIM_S, "peak_rss_sum_mib": MEMORY_AIM_MIB,
                  "ledger_ours_over_baseline_min": LEDGER_AIM_RATIO,
                  "ledger_batched_over_baseline_min": BATCHED_AIM_RATIO,
-                 "powerflow_ours_over_baseline_max": POWERFLOW_AIM_RATIO},
+                 "powerflow_ours_over_baseline_max": POWERFLOW_AIM_RATIO,
+                 "study_over_plain_loop_max": PLAIN_LOOP_AIM_RATIO},
         "study": {**dataclasses.asdict(study), "peak_rss_sum_mib": study.peak_rss_sum_mib},
         "ledger": [dataclasses.asdict(r) for r in ledger],
         "powerflow": dataclasses.asdict(powerflow),
@@ -230,10 +254,19 @@ def main() -> int:
                          "rows": [{**dataclasses.asdict(r), "ratio": r.ratio, "difference": r.difference}
                                   for r in security_gas]},
         "startup": dataclasses.asdict(startup),
-    }, indent=2))
-    print(f"machine-readable copy: {path}")
+        "plain_loop": dataclasses.asdict(loop),
+        "scaling": scaling(stamp),
+    })
     return 0
 
 
+def _write(stamp: str, figures: dict) -> None:
+    path = RUNS_ROOT / f"{stamp}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"timestamp": stamp, "python": platform.python_version(), "cpus": os.cpu_count(),
+                                "host": platform.node(), **figures}, indent=2))
+    print(f"machine-readable copy: {path}")
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
