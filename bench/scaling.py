@@ -124,6 +124,29 @@ def fit_power_law(n: np.ndarray, y: np.ndarray) -> PowerLaw:
 
 
 @dataclass(frozen=True)
+class Affine:
+    """``y = fixed + per_prosumer * n`` fitted by least squares: a fixed cost and a cost per prosumer.
+
+    Over 32-1000 prosumers the fixed part (the MV/LV grid, imports, start-up)
+    still weighs on every figure, so the power law's exponent is below the
+    marginal one; the affine fit extrapolates the marginal cost instead.
+    """
+
+    fixed: float
+    per_prosumer: float
+
+    def at(self, n: float) -> float:
+        """The fitted value at ``n``."""
+        return self.fixed + self.per_prosumer * n
+
+
+def fit_affine(n: np.ndarray, y: np.ndarray) -> Affine:
+    """Least-squares line through (n, y)."""
+    fit = linregress(np.asarray(n, dtype=float), np.asarray(y, dtype=float))
+    return Affine(fixed=float(fit.intercept), per_prosumer=float(fit.slope))
+
+
+@dataclass(frozen=True)
 class Curves:
     """The fitted curves of one variant of the sweep."""
 
@@ -137,6 +160,10 @@ class Curves:
         n = np.array([p.prosumers for p in points])
         return cls(*(fit_power_law(n, np.array([getattr(p, name) for p in points]))
                      for name in ("wall_s", "startup_s", "peak_rss_sum_mib", "gas_per_interval")))
+
+    def affine(self, points: list[ScalePoint], name: str) -> Affine:
+        """The affine fit of one figure of ``points``."""
+        return fit_affine(np.array([p.prosumers for p in points]), np.array([getattr(p, name) for p in points]))
 
     def day_wall_s(self, n: float, horizon_s: float) -> float:
         """Estimated wall time of a 24 h run of ``n`` prosumers: start-up, then the rest stretched to a day. [s]"""
@@ -243,6 +270,11 @@ def scaling_section(sweep: Sweep, number: int = 10) -> list[str]:
                      f" {hours:g} h, about {curves.day_wall_s(EXTRAPOLATE_TO, first.simulated_s) / SECONDS_PER_HOUR:.1f} h"
                      f" for the day, {curves.peak_rss_sum_mib.at(EXTRAPOLATE_TO) / 1024:.1f} GiB summed peak,"
                      f" {curves.gas_per_interval.at(EXTRAPOLATE_TO):,.0f} gas per interval")
+        wall, memory = curves.affine(points, "wall_s"), curves.affine(points, "peak_rss_sum_mib")
+        lines.append(f"   affine fit (fixed + per prosumer): wall {wall.fixed:.1f} s + {1e3 * wall.per_prosumer:.1f} ms"
+                     f" x n, peak RSS {memory.fixed:.0f} MiB + {1024 * memory.per_prosumer:.0f} KiB x n;"
+                     f" at {EXTRAPOLATE_TO:,}: {wall.at(EXTRAPOLATE_TO):,.0f} s for {hours:g} h,"
+                     f" {memory.at(EXTRAPOLATE_TO) / 1024:.1f} GiB")
     lines.append("   (10,000 prosumers need SimBench's urban MV/LV grid, 11,542 loads; not run here: the day would take"
                  " the hours estimated above on this machine, and the book holds 256 orders per side and interval,"
                  " so most orders would settle at the tariff)")

@@ -20,6 +20,7 @@ from bench.scaling import (
     PowerLaw,
     ScalePoint,
     Sweep,
+    fit_affine,
     fit_power_law,
     horizon_s,
     plot_scaling,
@@ -55,6 +56,15 @@ def test_scattered_points_give_a_standard_error_and_a_slope_between_theirs():
 def test_a_power_law_needs_two_sizes_and_positive_values(n, y):
     with pytest.raises(ValueError, match="two distinct sizes and positive values"):
         fit_power_law(np.array(n), np.array(y))
+
+
+def test_a_fixed_cost_plus_a_cost_per_prosumer_is_recovered_by_the_affine_fit():
+    n = np.array([32, 128, 512, 1000])
+    line = fit_affine(n, 800.0 + 0.125 * n)
+    assert line.fixed == pytest.approx(800.0) and line.per_prosumer == pytest.approx(0.125)
+    assert line.at(10_000) == pytest.approx(2050.0)
+    # The same points seen as a power law bend below 1: the fixed part hides the marginal cost.
+    assert fit_power_law(n, 800.0 + 0.125 * n).b < 0.2
 
 
 def test_the_day_estimate_keeps_start_up_once_and_stretches_the_rest():
@@ -105,6 +115,8 @@ def test_the_section_lists_every_run_and_judges_the_aims_per_variant(tmp_path):
                for line in lines)
     assert any("b (y = a n^b): wall 1.00 +- 0.00" in line for line in lines)
     assert any("extrapolated to 10,000 prosumers: 20,000 s for 2 h" in line for line in lines)
+    assert any("wall 0.0 s + 2000.0 ms x n, peak RSS 500 MiB + 1024 KiB x n; at 10,000: 20,000 s for 2 h, 10.3 GiB"
+               in line for line in lines)
     plot = plot_scaling(sweep, tmp_path / "scaling.png")
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
