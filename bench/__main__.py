@@ -24,6 +24,7 @@ import platform
 import sys
 from pathlib import Path
 
+from bench import verdict
 from bench.feeders import FeederStepTime, feeder_step_times
 from bench.batching_gas import BatchingGas, batching_gas
 from bench.ledger import LedgerResult, ledger_throughput
@@ -50,9 +51,6 @@ LEDGER_BLOCK_SIZES = (32, 256)
 REPEATS = 3
 
 
-def _meets(ok: bool) -> str:
-    return "meets aim" if ok else "MISSES aim"
-
 
 def study_table(r: StudyResult) -> list[str]:
     """Rows of the reference-study section."""
@@ -74,11 +72,11 @@ def study_table(r: StudyResult) -> list[str]:
     rows += [f"   {label:<44}{seconds:>10.2f}{100 * seconds / r.total_s:>15.1f}%" for label, seconds in parts]
     rows += [
         f"   {'total (launch + collection)':<44}{r.total_s:>10.2f}{100.0:>15.1f}%",
-        f"   total / aim {STUDY_AIM_S:g} s = {r.total_s / STUDY_AIM_S:.2f}  ({_meets(r.total_s < STUDY_AIM_S)}); "
+        f"   total / aim {STUDY_AIM_S:g} s = {r.total_s / STUDY_AIM_S:.2f}  ({verdict(r.total_s < STUDY_AIM_S)}); "
         f"simulated / wall = {r.simulated_s / r.total_s:.0f}x real time",
         f"   peak RSS summed over federate processes: {r.peak_rss_sum_mib:.0f} MiB ({rss}; broker not counted)",
         f"   peak RSS / aim {MEMORY_AIM_MIB:g} MiB = {r.peak_rss_sum_mib / MEMORY_AIM_MIB:.2f}"
-        f"  ({_meets(r.peak_rss_sum_mib < MEMORY_AIM_MIB)})",
+        f"  ({verdict(r.peak_rss_sum_mib < MEMORY_AIM_MIB)})",
         f"   run directory: {r.run_dir}",
     ]
     return rows
@@ -96,7 +94,7 @@ def ledger_table(results: list[LedgerResult]) -> list[str]:
     rows += [
         f"   {r.block_size:>10}{r.ours_tx_per_s:>26.1f}{r.baseline_tx_per_s:>28.1f}{r.ratio:>15.2f}x"
         f"{r.batched_orders_per_s:>20.1f}{r.batched_ratio:>17.2f}x"
-        f"  {_meets(r.ratio >= LEDGER_AIM_RATIO)} / {_meets(r.batched_ratio >= BATCHED_AIM_RATIO)}"
+        f"  {verdict(r.ratio >= LEDGER_AIM_RATIO)} / {verdict(r.batched_ratio >= BATCHED_AIM_RATIO)}"
         for r in results
     ]
     rows.append("   (baseline: eth-tester PyEVM backend, automine on, one block per transaction, explicit gas;"
@@ -112,7 +110,7 @@ def powerflow_table(r: PowerFlowResult) -> list[str]:
         f"   {'ours PowerFlow.step [ms/step]':>31}{'default runpp [ms/step]':>26}{'ours/baseline':>16}"
         f"{'max |dvm| [pu]':>16}",
         f"   {r.ours_ms_per_step:>31.2f}{r.baseline_ms_per_step:>26.2f}{r.ratio:>15.2f}x{r.max_abs_dvm_pu:>16.1e}"
-        f"  {_meets(r.ratio <= POWERFLOW_AIM_RATIO)}",
+        f"  {verdict(r.ratio <= POWERFLOW_AIM_RATIO)}",
     ]
 
 

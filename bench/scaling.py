@@ -29,6 +29,7 @@ import numpy as np
 import yaml
 from scipy.stats import linregress
 
+from bench import verdict
 from bench.study import run_study
 from gridledger.results import KPIS_FILE
 from gridledger.units import SECONDS_PER_DAY, SECONDS_PER_HOUR
@@ -264,8 +265,8 @@ def scaling_section(sweep: Sweep, number: int = 10) -> list[str]:
             day = [curves.day_wall_s(n, first.simulated_s) for n in (32, 1000)]
             memory = by_n[1000].peak_rss_sum_mib
             lines.append(f"   1000/32 wall at {hours:g} h: {by_n[1000].wall_s / by_n[32].wall_s:.2f}x; day estimated from"
-                         f" the fit: {day[1] / day[0]:.2f}x ({_meets(day[1] / day[0] <= DAY_AIM_RATIO)});"
-                         f" 1000-prosumer peak RSS {memory:.0f} MiB ({_meets(memory <= MEMORY_AIM_MIB)})")
+                         f" the fit: {day[1] / day[0]:.2f}x ({verdict(day[1] / day[0] <= DAY_AIM_RATIO)});"
+                         f" 1000-prosumer peak RSS {memory:.0f} MiB ({verdict(memory <= MEMORY_AIM_MIB)})")
         lines.append(f"   extrapolated to {EXTRAPOLATE_TO:,} prosumers: {curves.wall_s.at(EXTRAPOLATE_TO):,.0f} s for"
                      f" {hours:g} h, about {curves.day_wall_s(EXTRAPOLATE_TO, first.simulated_s) / SECONDS_PER_HOUR:.1f} h"
                      f" for the day, {curves.peak_rss_sum_mib.at(EXTRAPOLATE_TO) / 1024:.1f} GiB summed peak,"
@@ -284,9 +285,6 @@ def scaling_section(sweep: Sweep, number: int = 10) -> list[str]:
 def _b(law: PowerLaw) -> str:
     return f"{law.b:.2f} +- {law.b_stderr:.2f}"
 
-
-def _meets(ok: bool) -> str:
-    return "meets aim" if ok else "MISSES aim"
 
 
 def plot_scaling(sweep: Sweep, path: Path) -> Path:
