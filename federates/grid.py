@@ -7,6 +7,7 @@ Subscribes
     der/<prosumer>/load_p_mw, load_q_mvar, pv_p_mw, battery_p_mw, pv_curtailed_p_mw
 Endpoint ``grid/meters``
     sends each meter's signed ``post_reading`` transaction to ``ledger/tx``
+    (``market.sharding: per-zone``: to its zone's ``ledger-<zone>/tx``)
     after every market interval (batched submission: one ``signed_readings``
     message, as an AMI head-end); receives the ledger's deployment notice and
     the receipts of its readings (batched: ``rejected``). With the voltage-regulation market on it
@@ -31,7 +32,8 @@ import numpy as np
 from gridledger.agents.feeder import Feeder
 from gridledger.agents.meters import Meters
 from gridledger.grids.powerflow import StepResult
-from gridledger.federation import (DER_SETPOINTS, LEDGER_ENDPOINT, SUBSTATION_P_KEY, SUBSTATION_PL_KEY,
+from gridledger.agents.routing import TxRouter
+from gridledger.federation import (DER_SETPOINTS, SUBSTATION_P_KEY, SUBSTATION_PL_KEY,
                                    SUBSTATION_Q_KEY, bus_vm_key, line_loading_key, setpoint_key)
 from gridledger.messages import deployment
 from gridledger.run_secret import federate_secret
@@ -47,6 +49,7 @@ def run(run_dir: Path) -> None:
     names = [p.name for p in sc.prosumers]
     feeder = Feeder(sc)
     secret = federate_secret()
+    router = TxRouter.of(sc, secret)                                          # sharded: to the meter's zone ledger
     with joined(run_dir, "grid", stop_time_s(study)) as fed:
         finished = False
         try:
@@ -56,7 +59,7 @@ def run(run_dir: Path) -> None:
                 fed.advance(time_s)                                           # advance
                 meters.handle(fed.receive())                                  # receive
                 for tx in meters.close_interval(step, feeder.record):         # meter the interval that ended
-                    fed.send(LEDGER_ENDPOINT, tx)
+                    fed.send(router.endpoint(tx), tx)
                 if step == study.n_steps:
                     break
                 setpoints = {q: np.array([fed.value(setpoint_key(n, q)) for n in names])
