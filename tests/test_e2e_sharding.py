@@ -125,3 +125,16 @@ def test_the_same_orders_clear_as_one_book_unsharded(runs):
     assert [c["price_wei_per_wh"] for c in cleared] == [reference.price_wei_per_wh]
     assert "zone" not in one.cleared_volume_wh.dims
     assert json.loads((one_dir / "kpis.json").read_text())["token_supply_conserved"] is True
+
+
+@pytest.mark.slow
+def test_a_sharded_run_repeats_exactly(runs, tmp_path):
+    """Same study, seed and run secret: the same results and the same chain in every zone."""
+    run_dir, ds = runs["sharded"]
+    study = run_dir / "study.yaml"
+    (again_dir, again), = run_variants(study, {tmp_path: {}}).values()
+    assert again.equals(ds) and again.attrs == ds.attrs
+    assert (again_dir / "kpis.json").read_text() == (run_dir / "kpis.json").read_text()
+    for zone in ds.zone.values:
+        for name in ("blocks.jsonl", "receipts.jsonl", "events.jsonl"):
+            assert (again_dir / "chain" / zone / name).read_bytes() == (run_dir / "chain" / zone / name).read_bytes()
