@@ -194,6 +194,13 @@ def over_zones(per_interval: xr.DataArray) -> xr.DataArray:
     return per_interval.sum("zone") if "zone" in per_interval.dims else per_interval
 
 
+def by_zone(per_interval: xr.DataArray) -> list[tuple[str | None, xr.DataArray]]:
+    """(zone, series) of each zone ledger of a sharded run (``zone`` dimension); else [(None, the series)]."""
+    if "zone" not in per_interval.dims:
+        return [(None, per_interval)]
+    return [(str(zone), per_interval.sel(zone=zone)) for zone in per_interval.zone.values]
+
+
 def compute_kpis(ds: xr.Dataset, study) -> dict:
     """The run's KPIs as a JSON-ready dict (floats rounded to 1e-6 so output is stable)."""
     step_h = study.power_flow_step_s / SECONDS_PER_HOUR

@@ -28,6 +28,7 @@ from gridledger.kpis import (
     FLEX_REQUESTED,
     WH_PER_KWH,
     baseline_cost,
+    by_zone,
     market_cost,
     over_zones,
     worst_voltage,
@@ -151,11 +152,10 @@ def market(ds: xr.Dataset, study: Study, layout: FeederLayout | None) -> Figure:
     ax.set_ylabel("cleared volume [kWh]")
     price_ax = ax.twinx()
     price = ds.clearing_price_per_kwh.where(ds.cleared_volume_wh > 0)
-    zones = [(f"clearing price, zone {z}", price.sel(zone=z)) for z in price.zone.values] if "zone" in price.dims \
-        else [("clearing price", price)]
-    for label, zone_price in zones:
+    for zone, zone_price in by_zone(price):
         price_ax.step(*held(ds.interval.values, zone_price.values, study.market_interval_s), where="post",
-                      color=None if "zone" in price.dims else "tab:purple", label=label)
+                      color="tab:purple" if zone is None else None,
+                      label="clearing price" if zone is None else f"clearing price, zone {zone}")
     price_ax.axhline(study.market.grid_buy_price_per_kwh, color="0.4", ls="--", lw=1, label="grid buy tariff")
     price_ax.axhline(study.market.grid_sell_price_per_kwh, color="0.4", ls=":", lw=1, label="grid feed-in tariff")
     price_ax.set_ylabel("clearing price [token/kWh]")
