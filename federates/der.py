@@ -34,13 +34,14 @@ def run(run_dir: Path) -> None:
     sc = load_roster(run_dir)
     secret = federate_secret()
     agents = DerAgents(sc, secret)
-    router = TxRouter.of(sc, secret)                            # sharded: each tx to its signer's zone ledger
     names = [p.name for p in sc.prosumers]
     with joined(run_dir, "der", stop_time_s(sc.study)) as fed:
         finished = False
         try:
             fed.enter()
-            agents.connect(deployment(fed.receive()))
+            notice = deployment(fed.receive())
+            agents.connect(notice)
+            router = TxRouter.of(sc, secret, notice)            # sharded: to each signer's zone ledger
             for tx in agents.approvals():
                 fed.send(router.endpoint(tx), tx)
             if (settings := agents.inverter_settings()) is not None:
@@ -50,7 +51,8 @@ def run(run_dir: Path) -> None:
                 agents.handle(fed.receive())                    # receive
                 outbox = agents.act(action)                     # act
                 for tx in outbox.txs:                           # publish
-                    fed.send(router.endpoint(tx), tx)
+                    for endpoint, payload in router.route(tx):
+                        fed.send(endpoint, payload)
                 for quantity, values in outbox.setpoints.items():
                     for name, value in zip(names, values):
                         fed.publish(setpoint_key(name, quantity), float(value))

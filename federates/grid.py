@@ -49,17 +49,19 @@ def run(run_dir: Path) -> None:
     names = [p.name for p in sc.prosumers]
     feeder = Feeder(sc)
     secret = federate_secret()
-    router = TxRouter.of(sc, secret)                                          # sharded: to the meter's zone ledger
     with joined(run_dir, "grid", stop_time_s(study)) as fed:
         finished = False
         try:
             fed.enter()
-            meters = Meters(sc, deployment(fed.receive()), secret)
+            notice = deployment(fed.receive())
+            meters = Meters(sc, notice, secret)
+            router = TxRouter.of(sc, secret, notice)                          # sharded: to each meter's zone ledger
             for step, time_s in enumerate(grid_times(study)):
                 fed.advance(time_s)                                           # advance
                 meters.handle(fed.receive())                                  # receive
                 for tx in meters.close_interval(step, feeder.record):         # meter the interval that ended
-                    fed.send(router.endpoint(tx), tx)
+                    for endpoint, payload in router.route(tx):
+                        fed.send(endpoint, payload)
                 if step == study.n_steps:
                     break
                 setpoints = {q: np.array([fed.value(setpoint_key(n, q)) for n in names])

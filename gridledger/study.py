@@ -25,7 +25,6 @@ from gridledger.contracts.mechanisms import (
     DEFAULT_CLEARING_MODE,
     DEFAULT_MECHANISM,
     DEFAULT_SUBMISSION_MODE,
-    BATCHED,
     MECHANISMS,
     SUBMISSION_MODES,
 )
@@ -376,18 +375,17 @@ class Market(_Strict):
 
     @model_validator(mode="after")
     def _shardable(self) -> "Market":
-        """A per-zone ledger runs the uniform double auction, one transaction per order, nothing else yet."""
+        """A per-zone ledger runs the uniform double auction, no voltage regulation or charging coordination yet."""
         if self.sharding == "none":
             return self
         refused = [(self.mechanism != DEFAULT_MECHANISM, f"market.mechanism = {self.mechanism!r}"),
-                   (self.submission == BATCHED, f"market.submission = {self.submission!r}"),
                    (self.voltage_regulation, "market.voltage_regulation = true"),
                    (self.charging_coordination, "market.charging_coordination = true")]
         for refuses, what in refused:
             if refuses:
                 raise ValueError(f"market.sharding = {self.sharding!r} runs one ledger per zone with the "
-                                 f"{DEFAULT_MECHANISM!r} mechanism, per-transaction submission and neither voltage "
-                                 f"regulation nor charging coordination; {what} is not sharded: "
+                                 f"{DEFAULT_MECHANISM!r} mechanism and neither voltage regulation nor charging "
+                                 f"coordination; {what} is not sharded: "
                                  "set market.sharding: none or drop it")
         return self
 

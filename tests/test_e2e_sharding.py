@@ -138,3 +138,23 @@ def test_a_sharded_run_repeats_exactly(runs, tmp_path):
     for zone in ds.zone.values:
         for name in ("blocks.jsonl", "receipts.jsonl", "events.jsonl"):
             assert (again_dir / "chain" / zone / name).read_bytes() == (run_dir / "chain" / zone / name).read_bytes()
+
+
+BATCH_SAME = ("position_wh", "clearing_price_per_kwh", "cleared_volume_wh", "p2p_token", "fee_token",
+              "imbalance_token", "settled", "meter_import_wh", "meter_export_wh", "order_energy_wh", "vm_pu")
+
+
+@pytest.mark.slow
+def test_batches_split_by_zone_settle_like_one_transaction_each(runs, tmp_path):
+    """``market.submission: batched``: each zone's operator relays its zone's share of the orders and readings."""
+    run_dir, ds = runs["sharded"]
+    (batched_dir, batched), = run_variants(run_dir / "study.yaml", {tmp_path: {"submission": "batched"}}).values()
+    assert int(batched.cleared_volume_wh.sum()) > 0
+    for name in BATCH_SAME:
+        np.testing.assert_array_equal(batched[name].values, ds[name].values, err_msg=name)
+    assert int(batched.transactions.sum()) < int(ds.transactions.sum())
+    for zone in ds.zone.values:
+        relayed = [e["args"]["account"] for e in _events(batched_dir / "chain" / zone, "OrderSubmitted")]
+        direct = [e["args"]["account"] for e in _events(run_dir / "chain" / zone, "OrderSubmitted")]
+        assert relayed == direct
+        assert _events(batched_dir / "chain" / zone, "ReadingRejected") == []

@@ -10,7 +10,10 @@ import xarray as xr
 import yaml
 from eth_account import Account
 
+from gridledger.agents.relay import signed_orders_message, signed_readings_message
 from gridledger.agents.routing import TxRouter, UnknownSigner, tx_signer
+from gridledger.contracts.typed_data import sign_order, sign_reading
+from gridledger.messages import decode
 from gridledger.cli import EXIT_BAD_INPUT, main
 from gridledger.contracts.keys import derive_account
 from gridledger.federation import LEDGER_ENDPOINT, federate_names, ledger_endpoint
@@ -44,8 +47,6 @@ BAD = [
      "market.mechanism = 'english' is not sharded"),
     ("name: x\ngrid: {zones: {by: transformer}}\nmarket: {sharding: per-zone, mechanism: merit-order}\n",
      "market.mechanism = 'merit-order' is not sharded"),
-    ("name: x\ngrid: {zones: {by: transformer}}\nmarket: {sharding: per-zone, submission: batched}\n",
-     "market.submission = 'batched' is not sharded"),
     ("name: x\ngrid: {zones: {by: transformer}}\nmarket: {sharding: per-zone, voltage_regulation: true}\n",
      "market.voltage_regulation = true is not sharded"),
     ("name: x\ngrid: {zones: {by: transformer}}\nmarket: {sharding: per-zone, charging_coordination: true}\n",
@@ -204,3 +205,54 @@ def test_one_zone_failing_fails_the_joined_part(attr):
 def test_unsharded_parts_are_left_alone():
     parts = {"ledger": _part("ledger", ["p1"], [1])}
     assert zone_ledgers(parts) is parts
+
+
+NOTICE = {"type": "deployed", "chain_id": 77, "addresses": {"auction": "0x" + "aa" * 20, "settlement": "0x" + "bb" * 20}}
+
+
+def _orders(names: list[str], secret: bytes = TEST_SECRET) -> bytes:
+    return signed_orders_message(3, [
+        sign_order(derive_account(secret, f"prosumer/{name}"), NOTICE["chain_id"], NOTICE["addresses"]["auction"],
+                   interval=3, is_ask=i % 2 == 0, energy_wh=100 + i, price_wei_per_wh=10**13) for i, name in enumerate(names)])
+
+
+def test_a_batch_of_signed_orders_is_split_by_zone_keeping_each_items_order(prepared):
+    router = TxRouter.of(load_roster(prepared.run_dir), TEST_SECRET, NOTICE)
+    # p01, p02 in z0; p03, p04 in z1; p05, p06 in z2.
+    routed = router.route(_orders(["p03", "p01", "p04", "p06", "p02"]))
+    assert [endpoint for endpoint, _ in routed] == ["ledger-z1/tx", "ledger-z0/tx", "ledger-z2/tx"]
+    bodies = {endpoint: decode(payload) for endpoint, payload in routed}
+    assert [o["energy_wh"] for o in bodies["ledger-z1/tx"]["orders"]] == [100, 102]
+    assert [o["energy_wh"] for o in bodies["ledger-z0/tx"]["orders"]] == [101, 104]
+    assert [o["energy_wh"] for o in bodies["ledger-z2/tx"]["orders"]] == [103]
+    assert {body["interval"] for body in bodies.values()} == {3}
+    original = decode(_orders(["p03", "p01", "p04", "p06", "p02"]))["orders"]
+    assert sorted(map(str, original)) == sorted(str(o) for b in bodies.values() for o in b["orders"])
+
+
+def test_a_batch_of_signed_readings_is_split_by_the_meters_zones(prepared):
+    router = TxRouter.of(load_roster(prepared.run_dir), TEST_SECRET, NOTICE)
+    batch = signed_readings_message(2, [
+        sign_reading(derive_account(TEST_SECRET, f"meter/{name}"), NOTICE["chain_id"], NOTICE["addresses"]["settlement"],
+                     interval=2, import_wh=i, export_wh=0, pv_wh=0, battery_wh=0) for i, name in enumerate(["p05", "p01"])])
+    routed = router.route(batch)
+    assert [(endpoint, [r["import_wh"] for r in decode(payload)["readings"]]) for endpoint, payload in routed] == \
+        [("ledger-z2/tx", [0]), ("ledger-z0/tx", [1])]
+
+
+def test_a_batch_item_signed_by_an_outsider_or_for_another_contract_is_refused(prepared):
+    router = TxRouter.of(load_roster(prepared.run_dir), TEST_SECRET, NOTICE)
+    with pytest.raises(UnknownSigner, match="item signed by"):
+        router.route(_orders(["p01"], secret=b"\x01" * len(TEST_SECRET)))
+    # Signed for another contract: the recovered address is nobody's.
+    other = TxRouter.of(load_roster(prepared.run_dir), TEST_SECRET,
+                        {**NOTICE, "addresses": {**NOTICE["addresses"], "auction": "0x" + "cc" * 20}})
+    with pytest.raises(UnknownSigner):
+        other.route(_orders(["p01"]))
+
+
+def test_an_unsharded_router_sends_batches_whole():
+    study = parse_study({**ZONED, "market": {}})
+    router = TxRouter.of(type("R", (), {"study": study})(), TEST_SECRET)
+    batch = _orders(["p01", "p03"])
+    assert router.route(batch) == [(LEDGER_ENDPOINT, batch)]
