@@ -161,9 +161,10 @@ class LedgerRecord:
                     consumed[source][k, i] = getattr(mix, f"{source}_wh")
         return consumed
 
-    def part(self, **attrs: object) -> Part:
-        """The ledger's results part: market outcome per interval, settlement per interval and prosumer."""
-        part = Part(self.sc, "ledger", token_supply_conserved=int(self.supply_conserved), **attrs)
+    def part(self, federate: str = "ledger", **attrs: object) -> Part:
+        """The ledger's results part (`federate`: its name, a zone ledger's ``ledger-<zone>``): market outcome per
+        interval, settlement per interval and prosumer."""
+        part = Part(self.sc, federate, token_supply_conserved=int(self.supply_conserved), **attrs)
         part.add("address", ("prosumer",), np.array(self.addresses, dtype=object), "1", "prosumer's account on chain")
         part.add("clearing_price_per_kwh", ("interval",), self.price, "token/kWh", "uniform clearing price")
         part.add("cleared_volume_wh", ("interval",), self.volume_wh, "Wh", "energy matched peer to peer")

@@ -190,6 +190,11 @@ def tokens_conserved(chain: Chain, addresses: MarketAddresses, supply_wei: int, 
     return read(chain, addresses.token, "GridToken", "totalSupply") == supply_wei and owed == held
 
 
+def chain_dir(run_dir: Path, zone: str | None = None) -> Path:
+    """Where a ledger exports its chain: ``chain/``, or ``chain/<zone>/`` for a zone's ledger."""
+    return run_dir / "chain" if zone is None else run_dir / "chain" / zone
+
+
 def require_ok(receipts: list[Receipt], what: str) -> None:
     """Raise RuntimeError naming `what` and the revert reasons if any receipt failed."""
     if not all(r.ok for r in receipts):
@@ -317,20 +322,21 @@ class MarketOperator:
         self.record.supply_conserved = conserved
         return conserved
 
-    def open_export(self, run_dir: Path) -> ChainExport:
-        """Export the chain to ``chain/``: the blocks mined so far now, each later one at `ChainExport.append`.
+    def open_export(self, run_dir: Path, zone: str | None = None) -> ChainExport:
+        """Export the chain to ``chain/`` (a zone's to ``chain/<zone>/``): the blocks mined so far now, each later
+        one at `ChainExport.append`.
 
         Open it once the market is deployed (every contract labelled, so
         its events are decoded); the ledger appends after every block.
         """
-        self.export = ChainExport(self.chain, run_dir / "chain")
+        self.export = ChainExport(self.chain, chain_dir(run_dir, zone))
         return self.export
 
-    def write(self, run_dir: Path, complete: bool) -> None:
-        """Finish the chain export (all of it now if none was opened) and write the ledger's results part."""
+    def write(self, run_dir: Path, complete: bool, name: str = "ledger") -> None:
+        """Finish the chain export (all of it now if none was opened) and write the results part `name`."""
         (self.export or ChainExport(self.chain, run_dir / "chain")).close()
         log.info("chain exported up to block %d", self.chain.block_number)
-        part = self.record.part(**dataclasses.asdict(self.addresses))
+        part = self.record.part(federate=name, **dataclasses.asdict(self.addresses))
         for desk in (self.flex, self.charging):
             if desk:
                 desk.write(part)

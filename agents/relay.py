@@ -71,18 +71,28 @@ def _chunks(items: list) -> list[list]:
     return [items[i:i + BATCH_SIZE] for i in range(0, len(items), BATCH_SIZE)]
 
 
+def signed_order(interval: int, item: dict) -> SignedOrder:
+    """One order of a ``signed_orders`` message of `interval`."""
+    return SignedOrder(interval=interval, is_ask=item["is_ask"], energy_wh=item["energy_wh"],
+                       price_wei_per_wh=item["price_wei_per_wh"], **_signature(item))
+
+
+def signed_reading(interval: int, item: dict) -> SignedReading:
+    """One reading of a ``signed_readings`` message of `interval`."""
+    return SignedReading(interval=interval, import_wh=item["import_wh"], export_wh=item["export_wh"],
+                         pv_wh=item["pv_wh"], battery_wh=item["battery_wh"], **_signature(item))
+
+
 def relayed_orders(relay: Wallet, addresses: MarketAddresses, messages: Iterable[dict]) -> list[bytes]:
     """``submit_signed_orders`` transactions of the `relay` carrying the ``signed_orders`` messages, in order."""
-    return [submit_signed_orders(relay, addresses, m["interval"], chunk) for m in messages for chunk in _chunks([
-        SignedOrder(interval=m["interval"], is_ask=o["is_ask"], energy_wh=o["energy_wh"],
-                    price_wei_per_wh=o["price_wei_per_wh"], **_signature(o)) for o in m["orders"]])]
+    return [submit_signed_orders(relay, addresses, m["interval"], chunk) for m in messages
+            for chunk in _chunks([signed_order(m["interval"], o) for o in m["orders"]])]
 
 
 def relayed_readings(relay: Wallet, addresses: MarketAddresses, messages: Iterable[dict]) -> list[bytes]:
     """``post_signed_readings`` transactions of the `relay` carrying the ``signed_readings`` messages, in order."""
-    return [post_signed_readings(relay, addresses, m["interval"], chunk) for m in messages for chunk in _chunks([
-        SignedReading(interval=m["interval"], import_wh=r["import_wh"], export_wh=r["export_wh"], pv_wh=r["pv_wh"],
-                      battery_wh=r["battery_wh"], **_signature(r)) for r in m["readings"]])]
+    return [post_signed_readings(relay, addresses, m["interval"], chunk) for m in messages
+            for chunk in _chunks([signed_reading(m["interval"], r) for r in m["readings"]])]
 
 
 def rejections(events: Iterable[tuple[str, dict]], event_name: str) -> list[bytes]:

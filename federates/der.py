@@ -9,7 +9,8 @@ Endpoint ``der/agents``
     approvals at the start, then orders (batched submission: one
     ``signed_orders`` message per interval) or lots, bids and reveals in the
     rounds of `gridledger.schedule`, curtailment offers and EV charging
-    requests; receives ``receipts``, ``rejected``, ``cleared``, ``lots``,
+    requests (``market.sharding: per-zone``: each to ``ledger-<zone>/tx`` of
+    its signer's zone, `gridledger.agents.routing`); receives ``receipts``, ``rejected``, ``cleared``, ``lots``,
     ``flex_requests``, ``flex_awards`` and ``charging`` from the ledger.
 
 What the agents decide is `gridledger.agents.der_agents` and the modules it names.
@@ -21,7 +22,8 @@ from pathlib import Path
 
 from gridledger.federates.shell import joined, run_federate  # first: see gridledger.lean
 from gridledger.agents.der_agents import DerAgents
-from gridledger.federation import GRID_ENDPOINT, LEDGER_ENDPOINT, setpoint_key
+from gridledger.agents.routing import TxRouter
+from gridledger.federation import GRID_ENDPOINT, setpoint_key
 from gridledger.messages import deployment, encode
 from gridledger.roster import load_roster
 from gridledger.run_secret import federate_secret
@@ -30,15 +32,18 @@ from gridledger.schedule import der_actions, stop_time_s
 
 def run(run_dir: Path) -> None:
     sc = load_roster(run_dir)
-    agents = DerAgents(sc, federate_secret())
+    secret = federate_secret()
+    agents = DerAgents(sc, secret)
     names = [p.name for p in sc.prosumers]
     with joined(run_dir, "der", stop_time_s(sc.study)) as fed:
         finished = False
         try:
             fed.enter()
-            agents.connect(deployment(fed.receive()))
+            notice = deployment(fed.receive())
+            agents.connect(notice)
+            router = TxRouter.of(sc, secret, notice)            # sharded: to each signer's zone ledger
             for tx in agents.approvals():
-                fed.send(LEDGER_ENDPOINT, tx)
+                fed.send(router.endpoint(tx), tx)
             if (settings := agents.inverter_settings()) is not None:
                 fed.send(GRID_ENDPOINT, encode("inverters", **settings))
             for action in der_actions(sc.study):
@@ -46,7 +51,8 @@ def run(run_dir: Path) -> None:
                 agents.handle(fed.receive())                    # receive
                 outbox = agents.act(action)                     # act
                 for tx in outbox.txs:                           # publish
-                    fed.send(LEDGER_ENDPOINT, tx)
+                    for endpoint, payload in router.route(tx):
+                        fed.send(endpoint, payload)
                 for quantity, values in outbox.setpoints.items():
                     for name, value in zip(names, values):
                         fed.publish(setpoint_key(name, quantity), float(value))

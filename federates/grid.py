@@ -7,6 +7,7 @@ Subscribes
     der/<prosumer>/load_p_mw, load_q_mvar, pv_p_mw, battery_p_mw, pv_curtailed_p_mw
 Endpoint ``grid/meters``
     sends each meter's signed ``post_reading`` transaction to ``ledger/tx``
+    (``market.sharding: per-zone``: to its zone's ``ledger-<zone>/tx``)
     after every market interval (batched submission: one ``signed_readings``
     message, as an AMI head-end); receives the ledger's deployment notice and
     the receipts of its readings (batched: ``rejected``). With the voltage-regulation market on it
@@ -31,7 +32,8 @@ import numpy as np
 from gridledger.agents.feeder import Feeder
 from gridledger.agents.meters import Meters
 from gridledger.grids.powerflow import StepResult
-from gridledger.federation import (DER_SETPOINTS, LEDGER_ENDPOINT, SUBSTATION_P_KEY, SUBSTATION_PL_KEY,
+from gridledger.agents.routing import TxRouter
+from gridledger.federation import (DER_SETPOINTS, SUBSTATION_P_KEY, SUBSTATION_PL_KEY,
                                    SUBSTATION_Q_KEY, bus_vm_key, line_loading_key, setpoint_key)
 from gridledger.messages import deployment
 from gridledger.run_secret import federate_secret
@@ -51,12 +53,15 @@ def run(run_dir: Path) -> None:
         finished = False
         try:
             fed.enter()
-            meters = Meters(sc, deployment(fed.receive()), secret)
+            notice = deployment(fed.receive())
+            meters = Meters(sc, notice, secret)
+            router = TxRouter.of(sc, secret, notice)                          # sharded: to each meter's zone ledger
             for step, time_s in enumerate(grid_times(study)):
                 fed.advance(time_s)                                           # advance
                 meters.handle(fed.receive())                                  # receive
                 for tx in meters.close_interval(step, feeder.record):         # meter the interval that ended
-                    fed.send(LEDGER_ENDPOINT, tx)
+                    for endpoint, payload in router.route(tx):
+                        fed.send(endpoint, payload)
                 if step == study.n_steps:
                     break
                 setpoints = {q: np.array([fed.value(setpoint_key(n, q)) for n in names])

@@ -17,7 +17,11 @@ Messages sent
 Every decision (what to mine, how to close an auction, what the agents
 are told, what is recorded) is the market operator's
 (`gridledger.agents.market_operator`); this module only moves time and
-messages. The chain is exported to ``chain/`` as it grows: the setup
+messages. With ``market.sharding: per-zone`` the federate runs once per
+zone (``python -m gridledger.federates.ledger RUN_DIR ZONE``, named
+``ledger-<zone>``, endpoint ``ledger-<zone>/tx``) over its zone's
+prosumers only, with its own chain exported to ``chain/<zone>/`` and its
+own results part. The chain is exported to ``chain/`` as it grows: the setup
 blocks once deployed, then each block as soon as it is mined, so a
 killed ledger leaves every block it mined; a SIGTERM (a stop) waits
 until the block being mined is exported. After the run the ledger's
@@ -26,11 +30,13 @@ results part is written, also after a failure or a stop.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from gridledger.federates.shell import Shell, joined, run_federate, stop_deferred  # first: see gridledger.lean
 from gridledger.agents.market_operator import Message, MarketOperator
-from gridledger.roster import load_roster
+from gridledger.federation import zone_ledger
+from gridledger.roster import load_roster, zone_roster
 from gridledger.run_secret import federate_secret
 from gridledger.schedule import ledger_actions, stop_time_s
 
@@ -41,11 +47,13 @@ def send(fed: Shell, outbox: list[Message]) -> None:
         fed.send(destination, payload)
 
 
-def run(run_dir: Path) -> None:
-    sc = load_roster(run_dir)
+def run(run_dir: Path, zone: str | None = None) -> None:
+    """Run the ledger of the whole feeder, or (sharded) of one `zone`."""
+    sc = load_roster(run_dir) if zone is None else zone_roster(load_roster(run_dir), zone)
+    name = "ledger" if zone is None else zone_ledger(zone)
     market = MarketOperator.deploy(sc, federate_secret())                  # setup blocks before time 0
-    chain = market.open_export(run_dir)                                    # chain/ so far
-    with joined(run_dir, "ledger", stop_time_s(sc.study)) as fed:
+    chain = market.open_export(run_dir, zone)                              # chain/ (or chain/<zone>/) so far
+    with joined(run_dir, name, stop_time_s(sc.study)) as fed:
         finished = False
         try:
             fed.initialize()
@@ -63,11 +71,14 @@ def run(run_dir: Path) -> None:
             finished = True
         finally:
             with stop_deferred():
-                market.write(run_dir, complete=finished)
+                market.write(run_dir, complete=finished, name=name)
 
 
 def main() -> None:
-    run_federate("ledger", run)
+    """``RUN_DIR`` for the feeder's ledger, ``RUN_DIR ZONE`` for a zone's."""
+    argv = sys.argv[1:]
+    zone = argv[1] if len(argv) == 2 else None
+    run_federate("ledger" if zone is None else zone_ledger(zone), lambda run_dir: run(run_dir, zone), argv[:1])
 
 
 if __name__ == "__main__":

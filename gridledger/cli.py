@@ -26,6 +26,8 @@ from gridledger import compare, regress, sweep
 from gridledger.compare import RunDirError, load_run
 from gridledger.execute import execute
 from gridledger.grids.feeders import catalog
+from gridledger.federation import federate_kind
+from gridledger.roster import run_zones
 from gridledger.interfaces import broker_port_of, core_init_string, federate_names
 from gridledger.launcher import Prepared, federate_command, prepare, runner_json
 from gridledger.process import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
@@ -69,7 +71,7 @@ class _ProgressView:
                              TextColumn("{task.fields[clock]} {task.fields[state]}"),
                              console=console, disable=not console.is_terminal)
         self.tasks = {n: self.bars.add_task(n, total=self.stop_s, name=n, clock="00:00", state="starting")
-                      for n in federate_names(prepared.study)}
+                      for n in prepared.federates}
         self.reported_decile = -1
 
     def __call__(self, records: dict[str, dict]) -> None:
@@ -136,8 +138,9 @@ def cmd_federate(args: argparse.Namespace, console: Console) -> int:
     """Become one federate of a prepared run (exec), connected to the broker `--broker` names."""
     run_dir = args.run_dir.resolve()
     study = load_study(run_dir / STUDY_FILE)
-    if args.name not in federate_names(study):
-        raise StudyError(f"federate {args.name!r} does not run in {run_dir}; allowed: {', '.join(federate_names(study))}")
+    running = federate_names(study, run_zones(run_dir))
+    if args.name not in running:
+        raise StudyError(f"federate {args.name!r} does not run in {run_dir}; allowed: {', '.join(running)}")
     env = dict(os.environ)
     if args.secret_file is not None:
         env[RUN_SECRET_FILE_ENV] = str(args.secret_file.resolve())
@@ -151,7 +154,7 @@ def cmd_federate(args: argparse.Namespace, console: Console) -> int:
             raise StudyError(f"--interface {args.interface!r}: expected an IPv4 address or host name")
         address, port = _broker_option(args.broker, study, config["core_init_string"])
         config["core_init_string"] = core_init_string(study.helics.core_type, address, port,
-                                                      args.interface or study.helics.host_of(args.name))
+                                                      args.interface or study.helics.host_of(federate_kind(args.name)))
         config_path.write_text(json.dumps(config, indent=2))
     command = federate_command(args.name, run_dir)
     sys.stdout.flush()

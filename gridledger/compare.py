@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from rich.table import Table
 
 from gridledger.execute import RUN_FILE
-from gridledger.kpis import DESCRIPTIONS, market_cost
+from gridledger.kpis import DESCRIPTIONS, by_zone, market_cost, over_zones
 from gridledger.plots import held, new_figure, png_bytes, time_axis
 from gridledger.report import figure, ordered, page, table, text_of
 from gridledger.results import KPIS_FILE, RESULTS_FILE
@@ -155,22 +155,23 @@ def substation_import(runs: list[Run]) -> Figure:
 
 
 def clearing_price(runs: list[Run]) -> Figure:
-    """Clearing price per interval, per run (intervals without trade left blank)."""
+    """Clearing price per interval, per run (intervals without trade left blank; a sharded run's per zone)."""
     fig, ax = _overlay("Clearing price", "clearing price [token/kWh]")
     for run in runs:
         price = run.ds.clearing_price_per_kwh.where(run.ds.cleared_volume_wh > 0)
-        ax.step(*held(run.ds.interval.values, price.values, run.study.market_interval_s), where="post",
-                label=run.label)
+        for zone, zone_price in by_zone(price):
+            ax.step(*held(run.ds.interval.values, zone_price.values, run.study.market_interval_s), where="post",
+                    label=run.label if zone is None else f"{run.label}, zone {zone}")
     ax.legend(fontsize="small")
     time_axis(ax)
     return fig
 
 
 def cleared_volume(runs: list[Run]) -> Figure:
-    """Energy matched peer to peer per interval, per run."""
+    """Energy matched peer to peer per interval, per run (a sharded run's summed over its zones)."""
     fig, ax = _overlay("Cleared volume", "cleared volume [kWh]")
     for run in runs:
-        ax.step(*held(run.ds.interval.values, run.ds.cleared_volume_wh.values / WH_PER_KWH,
+        ax.step(*held(run.ds.interval.values, over_zones(run.ds.cleared_volume_wh).values / WH_PER_KWH,
                       run.study.market_interval_s), where="post", label=run.label)
     ax.legend(fontsize="small")
     time_axis(ax)

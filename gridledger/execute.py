@@ -17,7 +17,6 @@ from dataclasses import asdict, dataclass
 from importlib.metadata import version
 from pathlib import Path
 
-from gridledger.interfaces import federate_names
 from gridledger.launcher import Outcome, Prepared, launch
 from gridledger.report import write_report
 from gridledger.results import collect
@@ -77,6 +76,6 @@ def execute(prepared: Prepared, on_progress=None) -> Executed:
     """Launch, collect, write ``run.json`` and ``report.html``; `on_progress` as in `launch`."""
     started, t0 = dt.datetime.now(), time.monotonic()
     outcome = launch(prepared, on_progress=on_progress)
-    kpis = collect(prepared.run_dir, prepared.study, federate_names(prepared.study))
+    kpis = collect(prepared.run_dir, prepared.study, prepared.federates)
     record = record_run(prepared.run_dir, outcome, started, time.monotonic() - t0)
     return Executed(prepared.run_dir, outcome, kpis, record, write_report(prepared.run_dir, asdict(record)))

@@ -79,13 +79,65 @@ FEDERATES = tuple(f.name for f in FEDERATION if f.runs is ALWAYS)
 """Federates of every study; `federate_names` adds the operator when a study needs it."""
 
 
-def federate_names(study: Study) -> tuple[str, ...]:
-    """The federates a study runs: the operator (DSO) joins for voltage regulation or charging coordination."""
-    return tuple(f.name for f in FEDERATION if f.runs.holds(study))
+SHARDING_MODES = ("none", "per-zone")
+"""`market.sharding`: one ledger for the feeder, or one ledger federate and chain per zone."""
+PER_ZONE = "per-zone"
+ZONE_LEDGER_PREFIX = "ledger-"
+
+
+def is_sharded(study: Study) -> bool:
+    """Whether the study runs one ledger per zone (`market.sharding: per-zone`)."""
+    return study.market.sharding == PER_ZONE
+
+
+def zone_ledger(zone: str) -> str:
+    """The name of a zone's ledger federate: ``ledger-<zone>``."""
+    return f"{ZONE_LEDGER_PREFIX}{zone}"
+
+
+def zone_ledger_endpoint(zone: str) -> str:
+    """The transaction endpoint of a zone's ledger: ``ledger-<zone>/tx``."""
+    return f"{zone_ledger(zone)}/tx"
+
+
+def ledger_endpoint(zone_of: dict[str, str] | None, prosumer: str) -> str:
+    """Where a prosumer's transactions (its agent's and its meter's) go: its zone's ledger, or the one ledger.
+
+    `zone_of` maps prosumer name to zone name (`gridledger.roster.Roster.zone_of`)
+    in a sharded run, None otherwise.
+    """
+    return LEDGER_ENDPOINT if zone_of is None else zone_ledger_endpoint(zone_of[prosumer])
+
+
+def federate_names(study: Study, zones: tuple[str, ...] | None = None) -> tuple[str, ...]:
+    """The federates a study runs: the operator (DSO) joins for voltage regulation or charging coordination.
+
+    A sharded study (`market.sharding: per-zone`) runs ``ledger-<zone>``
+    for each of the `zones` (the run's zone names, `gridledger.roster.Roster.zones`)
+    in place of ``ledger``; without `zones` its ledger is listed as ``ledger``.
+    """
+    names = []
+    for f in FEDERATION:
+        if f.runs.holds(study):
+            sharded = f.name == "ledger" and is_sharded(study) and zones is not None
+            names += [zone_ledger(zone) for zone in zones] if sharded else [f.name]
+    return tuple(names)
+
+
+def federate_kind(name: str) -> str:
+    """The federate module a federate name runs: ``ledger`` for ``ledger-<zone>``, else the name itself."""
+    return "ledger" if name.startswith(ZONE_LEDGER_PREFIX) else name
+
+
+def zone_of_federate(name: str) -> str | None:
+    """The zone a zone ledger's name holds, None for any other federate."""
+    return name[len(ZONE_LEDGER_PREFIX):] if name.startswith(ZONE_LEDGER_PREFIX) else None
 
 
 def endpoint_owner(endpoint: str) -> str:
-    """The federate whose endpoint this is."""
+    """The federate whose endpoint this is (``ledger-<zone>/tx`` is its zone ledger's)."""
+    if endpoint.startswith(ZONE_LEDGER_PREFIX):
+        return endpoint.split("/", 1)[0]
     return next(f.name for f in FEDERATION if f.endpoint == endpoint)
 
 

@@ -37,7 +37,10 @@ from gridledger.federation import (
     Value,
     endpoint_owner,
     federate_names,
+    is_sharded,
     setpoint_key,
+    zone_ledger,
+    zone_ledger_endpoint,
 )
 from gridledger.study import Study
 
@@ -50,11 +53,12 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Topology:
-    """Names the interfaces depend on: prosumers, buses and lines of the feeder."""
+    """Names the interfaces depend on: prosumers, buses and lines of the feeder, and its zones with prosumers."""
 
     prosumers: tuple[str, ...]
     buses: tuple[int, ...]
     lines: tuple[int, ...]
+    zones: tuple[str, ...] = ()
 
     def elements(self, over: str | None) -> tuple:
         """What a key placeholder (``"prosumer"``, ``"bus"``, ``"line"``) ranges over; (None,) for a single key."""
@@ -81,6 +85,13 @@ def federate_configs(study: Study, topology: Topology, broker_port: int) -> dict
     configs = {}
     for federate in FEDERATION:
         if not federate.runs.holds(study):
+            continue
+        if federate.name == "ledger" and is_sharded(study):
+            for zone in topology.zones:
+                core = core_init_string(study.helics.core_type, study.helics.broker_address, broker_port,
+                                        study.helics.host_of("ledger"))
+                configs[zone_ledger(zone)] = {**common, "core_init_string": core, "name": zone_ledger(zone),
+                                              "endpoints": [{"name": zone_ledger_endpoint(zone), "global": True}]}
             continue
         published = _keys([v for v in VALUES if v.publisher == federate.name], topology)
         subscribed = _keys([v for v in VALUES if federate.name in v.subscribers], topology)
@@ -115,7 +126,7 @@ class WiringError(ValueError):
     """Federate configs whose interfaces do not connect."""
 
 
-def check_wiring(configs: dict[str, dict], study: Study) -> None:
+def check_wiring(configs: dict[str, dict], study: Study, zones: tuple[str, ...] = ()) -> None:
     """Values and messages connect: each subscription has one publisher of its unit, each message its endpoints.
 
     Raises
@@ -127,7 +138,7 @@ def check_wiring(configs: dict[str, dict], study: Study) -> None:
     endpoints = [ep["name"] for cfg in configs.values() for ep in cfg.get("endpoints", [])]
     if len(set(endpoints)) != len(endpoints):
         raise WiringError(f"duplicate endpoint names: {sorted(endpoints)}")
-    _check_messages(configs, study)
+    _check_messages(configs, study, zones)
 
 
 def _check_values(configs: dict[str, dict]) -> None:
@@ -149,20 +160,26 @@ def _check_values(configs: dict[str, dict]) -> None:
                 )
 
 
-def _check_messages(configs: dict[str, dict], study: Study) -> None:
+def _check_messages(configs: dict[str, dict], study: Study, zones: tuple[str, ...]) -> None:
     """Every message the study uses leaves from its sender's endpoint and reaches each receiving endpoint.
 
     A federate the study does not run neither sends nor receives; one it
     runs must have its endpoint in its config whatever the configs hold.
+    In a sharded study every zone ledger's endpoint stands for ``ledger/tx``.
     """
-    running = set(federate_names(study))
+    running = set(federate_names(study, zones))
+
+    def endpoints(endpoint: str) -> list[str]:
+        sharded = endpoint == LEDGER_ENDPOINT and is_sharded(study)
+        return [zone_ledger_endpoint(zone) for zone in zones] if sharded else [endpoint]
+
     for message in MESSAGES:
         if not message.when.holds(study):
             continue
-        for sender in message.senders:
+        for sender in (e for declared in message.senders for e in endpoints(declared)):
             if endpoint_owner(sender) not in running:
                 continue
-            for receiver in message.receivers:
+            for receiver in (e for declared in message.receivers for e in endpoints(declared)):
                 for role, endpoint in (("send", sender), ("receive", receiver)):
                     owner = endpoint_owner(endpoint)
                     if owner in running and not _has_endpoint(configs.get(owner, {}), endpoint):

@@ -45,6 +45,7 @@ from pathlib import Path
 from helics.bin import BIN_DIR as HELICS_BIN_DIR
 
 from gridledger.grids.feeders import FeederError
+from gridledger.federation import federate_kind, zone_of_federate
 from gridledger.interfaces import Topology, check_wiring, federate_configs, federate_names
 from gridledger.process import EXIT_STOPPED_BY_PEER, LAUNCHED_AT_ENV, PROGRESS_DIR
 from gridledger.results import run_timestamp
@@ -71,6 +72,13 @@ class Prepared:
     run_dir: Path
     broker_port: int
     secret: bytes = field(repr=False)
+    zones: tuple[str, ...] = ()
+    """The run's zones that hold a prosumer (`gridledger.roster.Roster.zones`): a sharded run's zone ledgers."""
+
+    @property
+    def federates(self) -> tuple[str, ...]:
+        """The federates this run starts (a zone ledger per zone when sharded)."""
+        return federate_names(self.study, self.zones)
 
 
 PORT_BLOCK = 64
@@ -132,9 +140,13 @@ def _bindable(address: str, port: int) -> bool:
     return True
 
 
-def placements(study: Study) -> dict[str, str]:
-    """Where each part of the study runs: ``broker`` and every federate -> the address of its host."""
-    return {"broker": study.helics.broker_address} | {name: study.helics.host_of(name) for name in federate_names(study)}
+def placements(study: Study, zones: tuple[str, ...] | None = None) -> dict[str, str]:
+    """Where each part of the study runs: ``broker`` and every federate -> the address of its host.
+
+    A zone ledger runs where ``helics.hosts`` places ``ledger``.
+    """
+    return {"broker": study.helics.broker_address} | {name: study.helics.host_of(federate_kind(name))
+                                                      for name in federate_names(study, zones)}
 
 
 def is_local(address: str) -> bool:
@@ -176,15 +188,17 @@ def prepare(study_path: str | Path, runs_root: str | Path = "runs", secret: byte
     if all_here:
         require_local(study, study_path)
     sc = preflight(study, study_path)
+    roster = roster_of(sc)
     topology = Topology(
         prosumers=tuple(p.name for p in sc.prosumers),
         buses=tuple(int(b) for b in sc.net.bus.index),
         lines=tuple(int(line) for line in sc.net.line.index),
+        zones=tuple(roster.zones),
     )
     here = tuple(sorted({a for a in placements(study).values() if is_local(a)}))
     port = study.helics.port or free_port(here)
     configs = federate_configs(study, topology, port)
-    check_wiring(configs, study)
+    check_wiring(configs, study, topology.zones)
     run_dir = Path(runs_root) / study.name / run_timestamp()
     suffix = 1
     while run_dir.exists():
@@ -193,10 +207,10 @@ def prepare(study_path: str | Path, runs_root: str | Path = "runs", secret: byte
     (run_dir / "helics").mkdir(parents=True)
     (run_dir / "logs").mkdir()
     (run_dir / STUDY_FILE).write_text(dump_study(study))
-    write_roster(run_dir, roster_of(sc))
+    write_roster(run_dir, roster)
     for name, config in configs.items():
         (run_dir / "helics" / f"{name}.json").write_text(json.dumps(config, indent=2))
-    return Prepared(study, run_dir.resolve(), port, secret)
+    return Prepared(study, run_dir.resolve(), port, secret, topology.zones)
 
 
 def helics_program(name: str) -> str:
@@ -217,7 +231,7 @@ def helics_program(name: str) -> str:
 def broker_command(prepared: Prepared) -> list[str]:
     """The `helics_broker` command line for a prepared run."""
     helics = prepared.study.helics
-    return [helics_program("helics_broker"), f"-f{len(federate_names(prepared.study))}", f"--coretype={helics.core_type}",
+    return [helics_program("helics_broker"), f"-f{len(prepared.federates)}", f"--coretype={helics.core_type}",
             f"--local_interface=tcp://{helics.broker_address}", f"--port={prepared.broker_port}",
             f"--tick={BROKER_TICK}", "--loglevel=warning", f"--name=gridledger-{prepared.broker_port}"]
 
@@ -242,8 +256,10 @@ def wait_for_broker(address: str, port: int, broker: subprocess.Popen, timeout_s
 
 
 def federate_command(name: str, run_dir: Path) -> list[str]:
-    """The command line of one federate process."""
-    return [sys.executable, "-m", f"gridledger.federates.{name}", str(run_dir)]
+    """The command line of one federate process; a zone ledger (``ledger-<zone>``) gets its zone after the run directory."""
+    zone = zone_of_federate(name)
+    return [sys.executable, "-m", f"gridledger.federates.{federate_kind(name)}", str(run_dir),
+            *([zone] if zone is not None else [])]
 
 
 def runner_json(prepared: Prepared, secret_file: Path | None = None) -> dict:
@@ -262,7 +278,7 @@ def runner_json(prepared: Prepared, secret_file: Path | None = None) -> dict:
                        "exec": quote(broker_command(prepared) if name == "broker" else
                                      federate_command(name, prepared.run_dir)),
                        **({} if name == "broker" else env)}
-                      for name, host in placements(prepared.study).items()],
+                      for name, host in placements(prepared.study, prepared.zones).items()],
     }
 
 
@@ -354,7 +370,7 @@ def launch(prepared: Prepared, on_progress=None) -> Outcome:
 
 def _launch(prepared: Prepared, stops: StopRequests, on_progress) -> Outcome:
     run_dir, study = prepared.run_dir, prepared.study
-    federates = federate_names(study)
+    federates = prepared.federates
     logs = {name: open(run_dir / "logs" / f"{name}.log", "w") for name in ("broker", *federates)}
     env = {key: value for key, value in os.environ.items() if key not in (RUN_SECRET_ENV, RUN_SECRET_FILE_ENV)}
     env.update({"PYTHONUNBUFFERED": "1", LAUNCHED_AT_ENV: repr(time.time())})

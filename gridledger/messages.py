@@ -72,9 +72,21 @@ def decode(payload: bytes) -> dict:
 
 
 def deployment(messages: list[tuple[str, bytes]]) -> dict:
-    """The ``deployed`` notice among messages received at time 0."""
-    for _, payload in messages:
-        body = decode(payload)
-        if body["type"] == "deployed":
-            return body
-    raise RuntimeError("no deployment notice from the ledger at time 0")
+    """The ``deployed`` notice among messages received at time 0.
+
+    A sharded run's zone ledgers each send one; they deploy the same
+    contracts in the same order from the same operator account, so every
+    notice names the same addresses and chain id, and one serves every
+    prosumer (each chain still holds only its zone's accounts).
+
+    Raises
+    ------
+    RuntimeError
+        If no notice arrived, or two notices differ.
+    """
+    notices = [body for body in (decode(payload) for _, payload in messages) if body["type"] == "deployed"]
+    if not notices:
+        raise RuntimeError("no deployment notice from the ledger at time 0")
+    if any(notice != notices[0] for notice in notices):
+        raise RuntimeError(f"the zone ledgers' deployment notices differ: {notices}")
+    return notices[0]

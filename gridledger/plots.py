@@ -28,7 +28,9 @@ from gridledger.kpis import (
     FLEX_REQUESTED,
     WH_PER_KWH,
     baseline_cost,
+    by_zone,
     market_cost,
+    over_zones,
     worst_voltage,
 )
 from gridledger.study import Study
@@ -139,16 +141,21 @@ def voltage_profile(ds: xr.Dataset, study: Study, layout: FeederLayout | None) -
 
 
 def market(ds: xr.Dataset, study: Study, layout: FeederLayout | None) -> Figure:
-    """Cleared volume (bars) and clearing price (steps, intervals without trade left blank) per interval."""
+    """Cleared volume (bars) and clearing price (steps, intervals without trade left blank) per interval.
+
+    A sharded run's volume is summed over its zones, its price drawn per zone.
+    """
     fig, ax = new_figure()
     width_days = study.market_interval_s / 86400.0
-    ax.bar(ds.interval.values, ds.cleared_volume_wh.values / WH_PER_KWH, width=width_days, align="edge",
+    ax.bar(ds.interval.values, over_zones(ds.cleared_volume_wh).values / WH_PER_KWH, width=width_days, align="edge",
            color="tab:green", alpha=0.5, label="cleared volume")
     ax.set_ylabel("cleared volume [kWh]")
     price_ax = ax.twinx()
     price = ds.clearing_price_per_kwh.where(ds.cleared_volume_wh > 0)
-    price_ax.step(*held(ds.interval.values, price.values, study.market_interval_s), where="post",
-                  color="tab:purple", label="clearing price")
+    for zone, zone_price in by_zone(price):
+        price_ax.step(*held(ds.interval.values, zone_price.values, study.market_interval_s), where="post",
+                      color="tab:purple" if zone is None else None,
+                      label="clearing price" if zone is None else f"clearing price, zone {zone}")
     price_ax.axhline(study.market.grid_buy_price_per_kwh, color="0.4", ls="--", lw=1, label="grid buy tariff")
     price_ax.axhline(study.market.grid_sell_price_per_kwh, color="0.4", ls=":", lw=1, label="grid feed-in tariff")
     price_ax.set_ylabel("clearing price [token/kWh]")

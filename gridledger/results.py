@@ -5,6 +5,12 @@ Each federate writes ``parts/<federate>.nc`` when it stops, finished or not.
 dims, coordinates, ``units`` and ``long_name`` on every variable, global
 attrs naming study, seed and software version) and writes ``kpis.json``.
 It reads results; it never re-simulates.
+
+A sharded run (``market.sharding: per-zone``) has one part per zone
+ledger, ``parts/ledger-<zone>.nc``, each over its zone's prosumers:
+`zone_ledgers` joins them into one ledger part, per-prosumer variables
+along ``prosumer`` (in the roster's order), per-interval ones (clearing
+price, volume, gas, transactions) along a new ``zone`` dimension.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from gridledger.federation import zone_of_federate
 from gridledger.kpis import compute_kpis
 
 PARTS_DIR = "parts"
@@ -89,13 +96,14 @@ def collect_if_complete(run_dir: Path) -> bool:
     A directory without a study file (a toy federation) is never collected.
     """
     from gridledger.interfaces import federate_names
+    from gridledger.roster import run_zones
     from gridledger.study import STUDY_FILE, load_study
 
     run_dir = Path(run_dir)
     if not (run_dir / STUDY_FILE).exists():
         return False
     study = load_study(run_dir / STUDY_FILE)
-    federates = federate_names(study)
+    federates = federate_names(study, run_zones(run_dir))
     with _locked(run_dir):
         if not all(_part_complete(run_dir, name) for name in federates):
             return False
@@ -124,8 +132,10 @@ def _merge(run_dir: Path, study, federates: tuple[str, ...]) -> dict:
         if path.exists():
             with xr.open_dataset(path, engine="h5netcdf") as part:
                 parts[name] = part.load()
+    parts = zone_ledgers(parts)
     merged = xr.merge([p.drop_attrs(deep=False) for p in parts.values()], compat="no_conflicts", join="outer") if parts else xr.Dataset()
-    complete = set(parts) == set(federates) and all(p.attrs["complete"] for p in parts.values())
+    expected = {"ledger" if zone_of_federate(name) else name for name in federates}
+    complete = set(parts) == expected and all(p.attrs["complete"] for p in parts.values())
     merged.attrs = {
         "title": f"gridledger results: {study.name}",
         "study": study.name,
@@ -144,6 +154,35 @@ def _merge(run_dir: Path, study, federates: tuple[str, ...]) -> dict:
     kpis = compute_kpis(merged, study) if complete else {"complete": False}
     (run_dir / KPIS_FILE).write_text(json.dumps(kpis, indent=2, sort_keys=True) + "\n")
     return kpis
+
+
+def zone_ledgers(parts: dict[str, xr.Dataset]) -> dict[str, xr.Dataset]:
+    """`parts` with the zone ledgers' parts (``ledger-<zone>``) joined into one ``ledger`` part; others unchanged.
+
+    Per-prosumer variables are concatenated along ``prosumer`` (then put
+    in the order of the other parts' ``prosumer``, the roster's), the rest
+    (per interval) along a new ``zone`` dimension, zones in part order.
+    The joined part is complete if every zone's is; its
+    ``token_supply_conserved`` holds if it held on every chain; the other
+    attributes are kept per zone as ``<zone>_<name>``.
+    """
+    zoned = {zone_of_federate(name): part for name, part in parts.items() if zone_of_federate(name)}
+    if not zoned:
+        return parts
+    per_prosumer = [p[[v for v in p.data_vars if "prosumer" in p[v].dims]] for p in zoned.values()]
+    per_interval = [p[[v for v in p.data_vars if "prosumer" not in p[v].dims]].expand_dims(zone=[z])
+                    for z, p in zoned.items()]
+    ledger = xr.merge([xr.concat(per_prosumer, "prosumer"), xr.concat(per_interval, "zone")])
+    order = next((p.prosumer for name, p in parts.items() if not zone_of_federate(name) and "prosumer" in p.coords),
+                 None)
+    if order is not None and set(order.values) == set(ledger.prosumer.values):
+        ledger = ledger.reindex(prosumer=order.values)
+    ledger["zone"].attrs.update(units="1", long_name="market zone of a per-zone ledger (market.sharding)")
+    ledger.attrs = {f"{z}_{key}": value for z, p in zoned.items() for key, value in p.attrs.items()
+                    if key not in ("federate", "complete", "token_supply_conserved")}
+    ledger.attrs.update(federate="ledger", complete=int(all(p.attrs["complete"] for p in zoned.values())),
+                        token_supply_conserved=int(all(p.attrs["token_supply_conserved"] for p in zoned.values())))
+    return {**{name: p for name, p in parts.items() if not zone_of_federate(name)}, "ledger": ledger}
 
 
 def run_timestamp(now: dt.datetime | None = None) -> str:

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 ROSTER_FILE = "roster.npz"
 _ARRAYS = ("buses", "lines", "trafos", "times_s", "load_p_mw", "load_q_mvar", "load_p_mw_expected", "load_q_mvar_expected", "pv_pu",
            "pv_pu_expected")
+_PER_PROSUMER = ("load_p_mw", "load_q_mvar", "load_p_mw_expected", "load_q_mvar_expected", "pv_pu", "pv_pu_expected")
+"""Arrays of shape (step, prosumer)."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,29 @@ def write_roster(run_dir: Path, roster: Roster) -> Path:
     np.savez(path, prosumers=np.array(prosumers), zones=np.array(zones),
              **{name: getattr(roster, name) for name in _ARRAYS})
     return path
+
+
+def run_zones(run_dir: Path) -> tuple[str, ...]:
+    """The names of a prepared run's zones that hold a prosumer, in roster order (a sharded run's zone ledgers)."""
+    with np.load(Path(run_dir) / ROSTER_FILE, allow_pickle=False) as data:
+        return tuple(name for name, _ in json.loads(str(data["zones"]))["zones"])
+
+
+def zone_roster(roster: Roster, zone: str) -> Roster:
+    """The roster of one zone: its prosumers only, their profile columns, the feeder's indices unchanged.
+
+    Raises
+    ------
+    KeyError
+        If no prosumer of `roster` lies in `zone`.
+    """
+    keep = [i for i, p in enumerate(roster.prosumers) if roster.zone_of[p.name] == zone]
+    if not keep:
+        raise KeyError(f"zone {zone!r} holds no prosumer; zones: {', '.join(roster.zones)}")
+    columns = {name: getattr(roster, name)[:, keep] for name in _PER_PROSUMER}
+    return dataclasses.replace(roster, prosumers=[roster.prosumers[i] for i in keep], **columns,
+                               zones={zone: roster.zones[zone]},
+                               zone_of={roster.prosumers[i].name: zone for i in keep})
 
 
 def load_roster(run_dir: Path) -> Roster:

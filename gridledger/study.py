@@ -28,7 +28,7 @@ from gridledger.contracts.mechanisms import (
     MECHANISMS,
     SUBMISSION_MODES,
 )
-from gridledger.federation import federate_names
+from gridledger.federation import SHARDING_MODES, federate_names
 
 
 def _not_a_bool(value: object) -> object:
@@ -346,6 +346,9 @@ class Market(_Strict):
     and relayed in one transaction per interval (``batched``: the operator
     relays the book's orders, the meters' head-end their readings; lots and
     bids of the lot auctions stay one transaction each).
+    ``sharding`` is how many ledgers run: one for the whole feeder
+    (``none``) or one ledger federate and chain per zone of ``grid.zones``
+    (``per-zone``), each clearing its zone's uniform double auction.
     """
 
     mechanism: Literal[MECHANISM_NAMES] = DEFAULT_MECHANISM
@@ -368,6 +371,23 @@ class Market(_Strict):
     charging_coordination: bool = False
     charging_max_loading_percent: Annotated[float, Field(gt=0.0, le=200.0)] = 80.0
     charging_min_request_w: Annotated[int, Field(ge=1, le=10**9)] = 1000
+    sharding: Literal[SHARDING_MODES] = "none"
+
+    @model_validator(mode="after")
+    def _shardable(self) -> "Market":
+        """A per-zone ledger runs the uniform double auction, no voltage regulation or charging coordination yet."""
+        if self.sharding == "none":
+            return self
+        refused = [(self.mechanism != DEFAULT_MECHANISM, f"market.mechanism = {self.mechanism!r}"),
+                   (self.voltage_regulation, "market.voltage_regulation = true"),
+                   (self.charging_coordination, "market.charging_coordination = true")]
+        for refuses, what in refused:
+            if refuses:
+                raise ValueError(f"market.sharding = {self.sharding!r} runs one ledger per zone with the "
+                                 f"{DEFAULT_MECHANISM!r} mechanism and neither voltage regulation nor charging "
+                                 f"coordination; {what} is not sharded: "
+                                 "set market.sharding: none or drop it")
+        return self
 
     @property
     def min_order_wh(self) -> int:
@@ -461,6 +481,9 @@ class Study(_Strict):
                 f"market_interval_s - 1 ({self.market_interval_s - 1})"
             )
         self._lot_auction_windows()
+        if self.market.sharding != "none" and self.grid.zones is None:
+            raise ValueError(f"market.sharding = {self.market.sharding!r} needs grid.zones (by: transformer, or "
+                             "buses: a list of bus lists) to say which prosumers each ledger holds")
         self._placed_federates()
         return self
 
