@@ -21,12 +21,15 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from gridledger.grids.inverter import VOLT_VAR_CAT_B, VOLT_WATT_CAT_B, VoltVarCurve, VoltWattCurve
 from gridledger.grids.names import BACKENDS, CATALOG_FEEDERS, SIMBENCH_EXAMPLES, VOLTAGE_LEVELS
 from gridledger.contracts.mechanisms import (
-    CLEARING_MODES,
+    BATCHED,
     DEFAULT_CLEARING_MODE,
     DEFAULT_MECHANISM,
     DEFAULT_SUBMISSION_MODE,
     MECHANISMS,
+    STUDY_CLEARING_MODES,
     SUBMISSION_MODES,
+    VERIFIED_BATCH,
+    VERIFIED_BATCH_CONTRACTS,
 )
 from gridledger.federation import federate_names
 
@@ -345,11 +348,15 @@ class Market(_Strict):
     transaction each (``per-transaction``), or signed as EIP-712 typed data
     and relayed in one transaction per interval (``batched``: the operator
     relays the book's orders, the meters' head-end their readings; lots and
-    bids of the lot auctions stay one transaction each).
+    bids of the lot auctions stay one transaction each). ``clearing:
+    verified-batch`` (with ``submission: batched`` and the uniform double
+    auction) has the operator hold the interval's signed orders and send
+    them after the gate with the clearing it computed, in one transaction
+    that stores only the fills.
     """
 
     mechanism: Literal[MECHANISM_NAMES] = DEFAULT_MECHANISM
-    clearing: Literal[CLEARING_MODES] = DEFAULT_CLEARING_MODE
+    clearing: Literal[STUDY_CLEARING_MODES] = DEFAULT_CLEARING_MODE
     submission: Literal[SUBMISSION_MODES] = DEFAULT_SUBMISSION_MODE
     grid_buy_price_per_kwh: Positive = 0.30
     grid_sell_price_per_kwh: Positive = 0.08
@@ -391,7 +398,22 @@ class Market(_Strict):
                 f"price_cap_per_kwh ({self.price_cap_per_kwh}) must be at least "
                 f"grid_buy_price_per_kwh ({self.grid_buy_price_per_kwh})"
             )
+        self._verified_batch()
         return self
+
+    def _verified_batch(self) -> None:
+        """``clearing: verified-batch`` needs signed orders and a mechanism that takes them with its clearing."""
+        if self.clearing != VERIFIED_BATCH:
+            return
+        if self.submission != BATCHED:
+            raise ValueError(f"market.clearing {VERIFIED_BATCH!r} needs market.submission {BATCHED!r} (signed orders "
+                             "to relay), "
+                             f"got {self.submission!r}")
+        contract = MECHANISMS[self.mechanism].contract
+        if contract not in VERIFIED_BATCH_CONTRACTS:
+            allowed = sorted(m.name for m in MECHANISMS.values() if m.contract in VERIFIED_BATCH_CONTRACTS)
+            raise ValueError(f"market.clearing {VERIFIED_BATCH!r} is not offered by market.mechanism {self.mechanism!r}; "
+                             f"allowed: {', '.join(allowed)}")
 
 
 HOST_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$"
