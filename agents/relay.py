@@ -37,6 +37,7 @@ from gridledger.contracts.market import (
     signed_order_problems,
     submit_signed_orders,
 )
+from gridledger.contracts.mechanisms import VERIFIED_BATCH_MAX_ORDERS
 from gridledger.contracts.typed_data import SignedOrder, SignedReading, order_signer
 from gridledger.messages import decode, encode, is_json
 
@@ -110,10 +111,11 @@ def verified_batch(chain: Chain, relay: Wallet, addresses: MarketAddresses, inte
     Raises
     ------
     ValueError
-        If more than `BATCH_SIZE` orders are held: a verified batch is one transaction.
+        If more than `VERIFIED_BATCH_MAX_ORDERS` are held: a verified batch is one transaction.
     """
-    if len(held) > BATCH_SIZE:
-        raise ValueError(f"a verified batch carries at most {BATCH_SIZE} orders, {len(held)} held for {interval}")
+    if len(held) > VERIFIED_BATCH_MAX_ORDERS:
+        raise ValueError(f"a verified batch carries at most {VERIFIED_BATCH_MAX_ORDERS} orders, {len(held)} held for "
+                         f"interval {interval}")
     problems = signed_order_problems(chain, addresses, interval, held)
     accepted = [(order_signer(chain.chain_id, addresses.auction, o), o) for o, problem in zip(held, problems)
                 if not problem]

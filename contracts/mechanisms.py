@@ -31,6 +31,8 @@ chain, in one transaction (``DoubleAuction.clear_signed``); orders live in calld
 storage. Same outcome as the other two."""
 VERIFIED_BATCH_CONTRACTS = ("DoubleAuction",)
 """The mechanisms' contracts that take a verified batch (``clear_signed``)."""
+VERIFIED_BATCH_MAX_ORDERS = 256
+"""Most signed orders of one verified batch (``book.MAX_ORDERS``): an interval's orders travel in one transaction."""
 STUDY_CLEARING_MODES = (*CLEARING_MODES, VERIFIED_BATCH)
 """Every ``market.clearing`` a study may name."""
 

@@ -30,6 +30,7 @@ from gridledger.contracts.mechanisms import (
     SUBMISSION_MODES,
     VERIFIED_BATCH,
     VERIFIED_BATCH_CONTRACTS,
+    VERIFIED_BATCH_MAX_ORDERS,
 )
 from gridledger.federation import federate_names
 
@@ -483,6 +484,7 @@ class Study(_Strict):
                 f"market_interval_s - 1 ({self.market_interval_s - 1})"
             )
         self._lot_auction_windows()
+        self._verified_batch_fits()
         self._placed_federates()
         return self
 
@@ -493,6 +495,13 @@ class Study(_Strict):
             if name not in running:
                 raise ValueError(f"helics.hosts names {name!r}, which does not run in this study; "
                                  f"allowed: {', '.join(running)}")
+
+    def _verified_batch_fits(self) -> None:
+        """A verified batch is one transaction of at most `VERIFIED_BATCH_MAX_ORDERS` orders, one per prosumer."""
+        if self.market.clearing == VERIFIED_BATCH and self.prosumers.count > VERIFIED_BATCH_MAX_ORDERS:
+            raise ValueError(f"market.clearing {VERIFIED_BATCH!r} carries at most {VERIFIED_BATCH_MAX_ORDERS} orders "
+                             f"per interval, one per prosumer: prosumers.count ({self.prosumers.count}) must be at "
+                             f"most {VERIFIED_BATCH_MAX_ORDERS}")
 
     def _lot_auction_windows(self) -> None:
         """A lot auction needs one bidding round before the gate; Vickrey a reveal window inside it."""
