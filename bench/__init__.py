@@ -14,3 +14,8 @@ printed too. One module per benchmark:
 ``python -m bench`` prints a table and writes a machine-readable copy to
 ``runs/bench/<timestamp>.json``.
 """
+
+
+def verdict(ok: bool) -> str:
+    """How a bench row reads against its aim."""
+    return "meets aim" if ok else "MISSES aim"

@@ -7,7 +7,12 @@ day (median of 3). Gas figures are deterministic and need no repeats; the
 gas of issue 11's checks is compared with figures recorded once before the
 hardening (`bench.security_gas`). Each federate module's start-up and
 peak memory is compared with a bare ``import pandapower`` process measured
-in the same run (`bench.startup`).
+in the same run (`bench.startup`). The reference study's wall time is set
+against a plain loop of default pandapower ``runpp`` over its steps, in its
+own process (`bench.plain_loop`). The scaling sweep (`bench.scaling`: the
+1000-prosumer MV/LV study at 32, 128, 512 and 1000 prosumers, 2 h each
+unless ``GRIDLEDGER_SCALING_HOURS`` says otherwise) comes last and takes
+about as long as the rest; ``python -m bench scaling`` runs only it.
 """
 
 from __future__ import annotations
@@ -19,10 +24,13 @@ import platform
 import sys
 from pathlib import Path
 
+from bench import verdict
 from bench.feeders import FeederStepTime, feeder_step_times
 from bench.batching_gas import BatchingGas, batching_gas
 from bench.ledger import LedgerResult, ledger_throughput
+from bench.plain_loop import AIM_RATIO as PLAIN_LOOP_AIM_RATIO, plain_loop, plain_loop_section
 from bench.powerflow import REFERENCE_STUDY, PowerFlowResult, powerflow_step_time
+from bench.scaling import Sweep, plot_scaling, scaling_section, scaling_sweep
 from bench.security_gas import BASELINE_FILE, TxGas, pre_hardening_baseline, security_gas_rows
 from bench.startup import startup_costs, startup_section
 from bench.study import StudyResult, run_study
@@ -42,9 +50,6 @@ LEDGER_TRANSACTIONS = 512
 LEDGER_BLOCK_SIZES = (32, 256)
 REPEATS = 3
 
-
-def _meets(ok: bool) -> str:
-    return "meets aim" if ok else "MISSES aim"
 
 
 def study_table(r: StudyResult) -> list[str]:
@@ -67,11 +72,11 @@ def study_table(r: StudyResult) -> list[str]:
     rows += [f"   {label:<44}{seconds:>10.2f}{100 * seconds / r.total_s:>15.1f}%" for label, seconds in parts]
     rows += [
         f"   {'total (launch + collection)':<44}{r.total_s:>10.2f}{100.0:>15.1f}%",
-        f"   total / aim {STUDY_AIM_S:g} s = {r.total_s / STUDY_AIM_S:.2f}  ({_meets(r.total_s < STUDY_AIM_S)}); "
+        f"   total / aim {STUDY_AIM_S:g} s = {r.total_s / STUDY_AIM_S:.2f}  ({verdict(r.total_s < STUDY_AIM_S)}); "
         f"simulated / wall = {r.simulated_s / r.total_s:.0f}x real time",
         f"   peak RSS summed over federate processes: {r.peak_rss_sum_mib:.0f} MiB ({rss}; broker not counted)",
         f"   peak RSS / aim {MEMORY_AIM_MIB:g} MiB = {r.peak_rss_sum_mib / MEMORY_AIM_MIB:.2f}"
-        f"  ({_meets(r.peak_rss_sum_mib < MEMORY_AIM_MIB)})",
+        f"  ({verdict(r.peak_rss_sum_mib < MEMORY_AIM_MIB)})",
         f"   run directory: {r.run_dir}",
     ]
     return rows
@@ -91,8 +96,8 @@ def ledger_table(results: list[LedgerResult]) -> list[str]:
         f"   {r.block_size:>10}{r.ours_tx_per_s:>26.1f}{r.baseline_tx_per_s:>28.1f}{r.ratio:>15.2f}x"
         f"{r.batched_orders_per_s:>20.1f}{r.batched_ratio:>17.2f}x{r.verified_orders_per_s:>21.1f}"
         f"{r.verified_ratio:>18.2f}x"
-        f"  {_meets(r.ratio >= LEDGER_AIM_RATIO)} / {_meets(r.batched_ratio >= BATCHED_AIM_RATIO)}"
-        f" / {_meets(r.verified_ratio >= BATCHED_AIM_RATIO)}"
+        f"  {verdict(r.ratio >= LEDGER_AIM_RATIO)} / {verdict(r.batched_ratio >= BATCHED_AIM_RATIO)}"
+        f" / {verdict(r.verified_ratio >= BATCHED_AIM_RATIO)}"
         for r in results
     ]
     rows.append("   (baseline: eth-tester PyEVM backend, automine on, one block per transaction, explicit gas;"
@@ -109,7 +114,7 @@ def powerflow_table(r: PowerFlowResult) -> list[str]:
         f"   {'ours PowerFlow.step [ms/step]':>31}{'default runpp [ms/step]':>26}{'ours/baseline':>16}"
         f"{'max |dvm| [pu]':>16}",
         f"   {r.ours_ms_per_step:>31.2f}{r.baseline_ms_per_step:>26.2f}{r.ratio:>15.2f}x{r.max_abs_dvm_pu:>16.1e}"
-        f"  {_meets(r.ratio <= POWERFLOW_AIM_RATIO)}",
+        f"  {verdict(r.ratio <= POWERFLOW_AIM_RATIO)}",
     ]
 
 
@@ -189,10 +194,30 @@ def batching_gas_section(rows: list[BatchingGas]) -> list[str]:
     return lines
 
 
-def main() -> int:
+def _progress(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def scaling(stamp: str) -> dict:
+    """Run the scaling sweep, print its section, plot it next to the JSON copy; its machine-readable part."""
+    sweep = Sweep(scaling_sweep(RUNS_ROOT / "scaling", progress=_progress))
+    plot = plot_scaling(sweep, RUNS_ROOT / f"{stamp}-scaling.png")
+    print("\n".join(scaling_section(sweep)) + "\n")
+    print(f"scaling plot: {plot}")
+    return {"points": [dataclasses.asdict(p) for p in sweep.points],
+            "curves": {v: dataclasses.asdict(c) for v, c in sweep.curves.items()}}
+
+
+def main(sections: list[str]) -> int:
     stamp = run_timestamp()
     print(f"gridledger bench {stamp}: Python {platform.python_version()}, {os.cpu_count()} CPUs, {platform.node()}")
     print("Each ratio compares with a baseline measured in this same run; absolute figures drift between machines.")
+    if sections == ["scaling"]:
+        _write(stamp, {"scaling": scaling(stamp)})
+        return 0
+    if sections:
+        print(f"unknown section {' '.join(sections)!r}; allowed: scaling, or none for every section", file=sys.stderr)
+        return 2
     print("running the reference study ...", file=sys.stderr, flush=True)
     study = run_study(REFERENCE_STUDY, RUNS_ROOT)
     print("running the ledger benchmark ...", file=sys.stderr, flush=True)
@@ -211,22 +236,19 @@ def main() -> int:
     baseline_commit = pre_hardening_baseline()["commit"]
     print("running the federate start-up benchmark ...", file=sys.stderr, flush=True)
     startup = startup_costs(repeats=REPEATS)
+    print("running the plain pandapower loop ...", file=sys.stderr, flush=True)
+    loop = plain_loop(REFERENCE_STUDY)
     print()
     for rows in (study_table(study), ledger_table(ledger), powerflow_table(powerflow), gas_section(gas, gas_crossovers),
                  feeders_section(feeders), security_gas_section(security_gas, baseline_commit),
-                 startup_section(startup, study), batching_gas_section(batching)):
+                 startup_section(startup, study), batching_gas_section(batching), plain_loop_section(loop, study)):
         print("\n".join(rows) + "\n")
-    path = RUNS_ROOT / f"{stamp}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({
-        "timestamp": stamp,
-        "python": platform.python_version(),
-        "cpus": os.cpu_count(),
-        "host": platform.node(),
+    _write(stamp, {
         "aims": {"study_wall_s": STUDY_AIM_S, "peak_rss_sum_mib": MEMORY_AIM_MIB,
                  "ledger_ours_over_baseline_min": LEDGER_AIM_RATIO,
                  "ledger_batched_over_baseline_min": BATCHED_AIM_RATIO,
-                 "powerflow_ours_over_baseline_max": POWERFLOW_AIM_RATIO},
+                 "powerflow_ours_over_baseline_max": POWERFLOW_AIM_RATIO,
+                 "study_over_plain_loop_max": PLAIN_LOOP_AIM_RATIO},
         "study": {**dataclasses.asdict(study), "peak_rss_sum_mib": study.peak_rss_sum_mib},
         "ledger": [dataclasses.asdict(r) for r in ledger],
         "powerflow": dataclasses.asdict(powerflow),
@@ -238,10 +260,19 @@ def main() -> int:
                          "rows": [{**dataclasses.asdict(r), "ratio": r.ratio, "difference": r.difference}
                                   for r in security_gas]},
         "startup": dataclasses.asdict(startup),
-    }, indent=2))
-    print(f"machine-readable copy: {path}")
+        "plain_loop": dataclasses.asdict(loop),
+        "scaling": scaling(stamp),
+    })
     return 0
 
 
+def _write(stamp: str, figures: dict) -> None:
+    path = RUNS_ROOT / f"{stamp}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"timestamp": stamp, "python": platform.python_version(), "cpus": os.cpu_count(),
+                                "host": platform.node(), **figures}, indent=2))
+    print(f"machine-readable copy: {path}")
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -94,13 +94,18 @@ def run_baseline(net: pandapower.pandapowerNet, sequence: list[Injections]) -> t
     vm = np.empty((len(sequence), len(net.bus)))
     started = time.perf_counter()
     for step, inj in enumerate(sequence):
-        net.load["p_mw"] = inj.load_p_mw
-        net.load["q_mvar"] = inj.load_q_mvar
-        net.sgen["p_mw"] = inj.sgen_p_mw
-        net.storage["p_mw"] = inj.storage_p_mw
-        pandapower.runpp(net)
+        runpp_with(net, inj)
         vm[step] = net.res_bus["vm_pu"].to_numpy()
     return time.perf_counter() - started, vm
+
+
+def runpp_with(net: pandapower.pandapowerNet, inj: Injections) -> None:
+    """Write ``inj`` into the load, sgen and storage tables of ``net`` and run a default ``pandapower.runpp``."""
+    net.load["p_mw"] = inj.load_p_mw
+    net.load["q_mvar"] = inj.load_q_mvar
+    net.sgen["p_mw"] = inj.sgen_p_mw
+    net.storage["p_mw"] = inj.storage_p_mw
+    pandapower.runpp(net)
 
 
 def powerflow_step_time(n_steps: int | None = None, repeats: int = 3,

@@ -23,6 +23,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from bench import verdict
 from bench.study import StudyResult
 
 BASELINE_MODULE = "pandapower"
@@ -119,12 +120,9 @@ def startup_section(result: StartupResult, study: StudyResult, number: int = 7) 
     slowest = max(study.federate_startup_s.values())
     lines += [
         f"   summed peak RSS {total:.0f} MiB = {total / base.peak_rss_mib:.2f}x baseline;"
-        f" / aim {MEMORY_AIM_MIB:g} MiB = {total / MEMORY_AIM_MIB:.2f}  ({_meets(total <= MEMORY_AIM_MIB)})",
+        f" / aim {MEMORY_AIM_MIB:g} MiB = {total / MEMORY_AIM_MIB:.2f}  ({verdict(total <= MEMORY_AIM_MIB)})",
         f"   slowest start-up {slowest:.2f} s = {slowest / base.wall_s:.2f}x baseline;"
-        f" / aim {STARTUP_AIM_S:g} s = {slowest / STARTUP_AIM_S:.2f}  ({_meets(slowest <= STARTUP_AIM_S)})",
+        f" / aim {STARTUP_AIM_S:g} s = {slowest / STARTUP_AIM_S:.2f}  ({verdict(slowest <= STARTUP_AIM_S)})",
     ]
     return lines
 
-
-def _meets(ok: bool) -> str:
-    return "meets aim" if ok else "MISSES aim"

@@ -104,3 +104,23 @@ def test_startup_section_compares_each_federate_with_the_baseline_process():
     assert any(line.split()[:1] == ["grid"] and "300" in line for line in lines)
     assert "summed peak RSS 550 MiB" in lines[-2] and "meets aim" in lines[-2]
     assert "slowest start-up 1.50 s" in lines[-1] and "meets aim" in lines[-1]
+
+
+
+def test_plain_loop_runs_every_step_of_the_study_and_the_section_names_the_largest_part():
+    from pathlib import Path
+
+    from bench.plain_loop import PlainLoopResult, plain_loop, plain_loop_section
+    from bench.study import StudyResult
+    from gridledger.study import load_study
+
+    short = Path(__file__).resolve().parent.parent / "studies" / "baran-wu-short.yaml"
+    loop = plain_loop(short)
+    assert loop.steps == load_study(short).n_steps and _positive(loop.wall_s)
+    study = StudyResult(study="toy", simulated_s=900.0, run_dir="runs/toy", total_s=9.0, launch_s=8.0, startup_s=1.5,
+                        compute_s={"grid": 0.5, "ledger": 4.0, "der": 0.5}, rest_s=1.5, collect_s=1.0,
+                        peak_rss_mib={}, federate_startup_s={})
+    slow = plain_loop_section(PlainLoopResult(steps=4, wall_s=3.0), study)
+    assert slow[2].endswith("3.00x  MISSES aim")
+    assert slow[3] == "   largest part of the study: ledger compute, 4.00 s (44.4 % of its wall time)"
+    assert plain_loop_section(PlainLoopResult(steps=4, wall_s=6.0), study)[2].endswith("1.50x  meets aim")
