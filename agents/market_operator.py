@@ -13,7 +13,8 @@ one block:
   endpoint that sent the transaction, the state of the lots (lot
   auctions) and new flexibility requests go to the agents;
 - "clear": the end of an interval's auction (book: cleared in
-  ``market.clearing`` mode; Vickrey: finalised; English: nothing, it
+  ``market.clearing`` mode, with ``verified-batch`` the signed orders held
+  since they arrived sent with the clearing; Vickrey: finalised; English: nothing, it
   closes at the gate), the flexibility awards and closings, and the
   charging allocation; the agents get the cleared positions, the awards
   and the admitted charging power, the meters the awards.
@@ -33,7 +34,14 @@ from gridledger.agents.flex_desk import FlexDesk
 from gridledger.agents.ledger_record import LedgerRecord
 from gridledger.agents.prosumer import expected_exports_wh
 from gridledger.agents.prosumer_limits import prosumer_limits
-from gridledger.agents.relay import rejections, relayed_orders, relayed_readings, split_received
+from gridledger.agents.relay import (
+    rejections,
+    relayed_orders,
+    relayed_readings,
+    signed_orders,
+    split_received,
+    verified_batch,
+)
 from gridledger.contracts import charging as charging_contract
 from gridledger.contracts import flexibility as flex_contract
 from gridledger.contracts.chain import Chain, ChainExport, Receipt
@@ -50,7 +58,8 @@ from gridledger.contracts.market import (
     read,
     settle_operator,
 )
-from gridledger.contracts.mechanisms import MECHANISMS
+from gridledger.contracts.mechanisms import MECHANISMS, VERIFIED_BATCH
+from gridledger.contracts.typed_data import SignedOrder
 from gridledger.federation import DER_ENDPOINT, GRID_ENDPOINT, OPERATOR_ENDPOINT
 from gridledger.messages import encode
 from gridledger.roster import Roster
@@ -129,11 +138,12 @@ def deploy_study_market(sc: Roster, chain: Chain, operator: Wallet, prosumers: l
 
 
 def close_auction(chain: Chain, operator: Wallet, addresses: MarketAddresses, interval: int,
-                  mode: str) -> list[bytes]:
+                  mode: str, held: list[SignedOrder] | None = None) -> list[bytes]:
     """The operator's transactions that end `interval`'s auction.
 
     An order book is cleared in `mode` (``market.clearing``: sorted
-    off-chain and verified, or sorted by the contract); sealed bids
+    off-chain and verified, sorted by the contract, or verified with the
+    `held` signed orders of the interval in the same transaction); sealed bids
     revealed after the gate are finalised; an auction that closes at the
     gate needs nothing.
     """
@@ -142,6 +152,8 @@ def close_auction(chain: Chain, operator: Wallet, addresses: MarketAddresses, in
         return []
     if mechanism.reveal_after_gate:
         return [finalise(operator, addresses, interval, n_lots=len(lot_states(chain, addresses, interval)))]
+    if mode == VERIFIED_BATCH:
+        return [verified_batch(chain, operator, addresses, interval, held or [])]
     return [clear(operator, addresses, interval, book(chain, addresses, interval), mode=mode)]
 
 
@@ -214,6 +226,8 @@ class MarketOperator:
         self.supply_wei = read(chain, addresses.token, "GridToken", "totalSupply")
         self.record = LedgerRecord(sc, prosumers, addresses.auction_contract)
         self.lanes: dict[str, Lane] = ledger_lanes(len(sc.buses))
+        # Signed orders held for their interval's verified batch (``market.clearing: verified-batch``).
+        self.held: dict[int, list[SignedOrder]] = {}
         # Interval 0 has no gate action: its auction ends in the first block.
         self.pending = close_auction(chain, wallet, addresses, 0, sc.study.market.clearing)
         self.export: ChainExport | None = None
@@ -255,10 +269,14 @@ class MarketOperator:
     def _mine(self, interval: int, timestamp: int, received: list[Message], lots_of: int | None) -> list[Message]:
         duties = self.pending + operator_duties(self.sc, self.wallet, self.addresses, interval)
         self.pending = []
-        txs, signed_orders, signed_readings = split_received(received)
+        txs, order_messages, signed_readings = split_received(received)
+        if self.sc.study.market.clearing == VERIFIED_BATCH:
+            for message in order_messages:
+                self.held.setdefault(message["interval"], []).extend(signed_orders(message))
+            order_messages = []
         lanes = by_lane(txs)
         batches = {"operator": duties, **{lane: [tx for _, tx in messages] for lane, messages in lanes.items()}}
-        relayed = {RELAYED_ORDERS: relayed_orders(self.wallet, self.addresses, signed_orders),
+        relayed = {RELAYED_ORDERS: relayed_orders(self.wallet, self.addresses, order_messages),
                    RELAYED_READINGS: relayed_readings(self.wallet, self.addresses, signed_readings)}
         block = mine_batches(self.chain, in_block_order(batches, relayed), timestamp, self.lanes)
         require_ok(block.receipts["operator"] + block.receipts[RELAYED_ORDERS] + block.receipts[RELAYED_READINGS],
@@ -289,7 +307,8 @@ class MarketOperator:
 
     def _clear(self, interval: int, timestamp: int, cleared: int) -> list[Message]:
         batches = {
-            "closing": close_auction(self.chain, self.wallet, self.addresses, cleared, self.sc.study.market.clearing),
+            "closing": close_auction(self.chain, self.wallet, self.addresses, cleared, self.sc.study.market.clearing,
+                                     self.held.pop(cleared, [])),
             "flex": self.flex.gate(self.wallet, cleared, timestamp) if self.flex else [],
             "charging": self.charging.gate(self.wallet, cleared) if self.charging else [],
         }
@@ -306,6 +325,8 @@ class MarketOperator:
             outbox += [(DER_ENDPOINT, notice), (GRID_ENDPOINT, notice)]
         require_ok(block.all_receipts(), f"clearing interval {cleared}")
         self.record.block(interval, block)
+        outbox += [(DER_ENDPOINT, m) for m in rejections(
+            block.events_of(self.addresses.auction_contract, "closing"), "OrderRejected")]
         if MECHANISMS[self.addresses.mechanism].is_lot_auction:
             positions_wh, received_wei = lot_positions(self.chain, self.addresses, self.prosumers, cleared)
             self.record.lot_auction_cleared(cleared, positions_wh, received_wei)

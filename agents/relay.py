@@ -15,7 +15,10 @@ every signer from its signature and applies the same checks as to a direct
 transaction, skipping (with an ``OrderRejected`` / ``ReadingRejected``
 event and the reason) what fails. A relay that leaves an order out cannot
 stop it either: its prosumer can still send it directly
-(``submit_order``), which every mechanism keeps. :func:`rejections` turns
+(``submit_order``), which every mechanism keeps. With ``market.clearing:
+verified-batch`` the operator holds the interval's signed orders and sends
+them after the gate with the clearing it computed (:func:`verified_batch`),
+whose book holds every order sent directly. :func:`rejections` turns
 the skip events of a block back into the ``rejected`` message each sender
 reads.
 """
@@ -23,11 +26,24 @@ reads.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from gridledger.contracts.client import Wallet
-from gridledger.contracts.market import MarketAddresses, post_signed_readings, submit_signed_orders
-from gridledger.contracts.typed_data import SignedOrder, SignedReading
+from gridledger.contracts.market import (
+    MarketAddresses,
+    book,
+    clear_signed,
+    post_signed_readings,
+    signed_order_problems,
+    submit_signed_orders,
+)
+from gridledger.contracts.mechanisms import VERIFIED_BATCH_MAX_ORDERS
+from gridledger.contracts.typed_data import SignedOrder, SignedReading, order_signer
 from gridledger.messages import decode, encode, is_json
+
+if TYPE_CHECKING:
+    # The chain (py-evm) is the ledger's; the DER and grid federates only build messages here.
+    from gridledger.contracts.chain import Chain
 
 BATCH_SIZE = 256
 """Most orders or readings one relayed transaction carries (``book.MAX_ORDERS``, ``Settlement.MAX_READINGS``)."""
@@ -83,10 +99,38 @@ def signed_reading(interval: int, item: dict) -> SignedReading:
                          pv_wh=item["pv_wh"], battery_wh=item["battery_wh"], **_signature(item))
 
 
+def signed_orders(message: dict) -> list[SignedOrder]:
+    """The signed orders a ``signed_orders`` message carries, in order."""
+    return [signed_order(message["interval"], o) for o in message["orders"]]
+
+
 def relayed_orders(relay: Wallet, addresses: MarketAddresses, messages: Iterable[dict]) -> list[bytes]:
     """``submit_signed_orders`` transactions of the `relay` carrying the ``signed_orders`` messages, in order."""
-    return [submit_signed_orders(relay, addresses, m["interval"], chunk) for m in messages
-            for chunk in _chunks([signed_order(m["interval"], o) for o in m["orders"]])]
+    return [submit_signed_orders(relay, addresses, m["interval"], chunk)
+            for m in messages for chunk in _chunks(signed_orders(m))]
+
+
+def verified_batch(chain: Chain, relay: Wallet, addresses: MarketAddresses, interval: int,
+                   held: list[SignedOrder]) -> bytes:
+    """The `relay`'s ``clear_signed`` of `interval`: the `held` signed orders with the clearing of its book.
+
+    The relay asks the contract which orders it would skip
+    (``signed_order_problems``, in the state the transaction will meet),
+    recovers the others' signers and clears the stored orders and those
+    (`gridledger.contracts.market.clear_signed`).
+
+    Raises
+    ------
+    ValueError
+        If more than `VERIFIED_BATCH_MAX_ORDERS` are held: a verified batch is one transaction.
+    """
+    if len(held) > VERIFIED_BATCH_MAX_ORDERS:
+        raise ValueError(f"a verified batch carries at most {VERIFIED_BATCH_MAX_ORDERS} orders, {len(held)} held for "
+                         f"interval {interval}")
+    problems = signed_order_problems(chain, addresses, interval, held)
+    accepted = [(order_signer(chain.chain_id, addresses.auction, o), o) for o, problem in zip(held, problems)
+                if not problem]
+    return clear_signed(relay, addresses, interval, book(chain, addresses, interval), held, accepted)
 
 
 def relayed_readings(relay: Wallet, addresses: MarketAddresses, messages: Iterable[dict]) -> list[bytes]:

@@ -9,6 +9,10 @@ prosumer and block, a new interval every block:
 * ours, batched: the same orders signed as EIP-712 typed data
   (`gridledger.contracts.typed_data`) and relayed by the operator in one
   ``submit_signed_orders`` transaction per block (issue 12);
+* ours, verified batch: the same signed orders sent by the operator after
+  their interval's gate with the clearing it computed, one
+  ``clear_signed`` per block (issue 12; the transaction clears the
+  interval too, which the other two leave undone);
 * baseline: web3.py with `EthereumTesterProvider` (eth-tester's PyEVM
   backend, automine on: one block per transaction), each transaction sent
   with ``w3.eth.send_raw_transaction`` (explicit ``gas``, so nothing is
@@ -39,6 +43,9 @@ from gridledger.contracts.market import (
     MarketAddresses,
     ProsumerLimits,
     deploy_market,
+    Book,
+    clear_signed,
+    read,
     submit_order,
     submit_signed_orders,
 )
@@ -152,6 +159,12 @@ class LedgerResult:
         ``batched_orders_per_s / baseline_tx_per_s``. [-]
     batched_s : list of float
         Wall time of the batched orders, per repeat. [s]
+    verified_orders_per_s : float
+        Median throughput of the same orders sent with their clearing, one verified batch per block. [orders/s]
+    verified_ratio : float
+        ``verified_orders_per_s / baseline_tx_per_s``. [-]
+    verified_s : list of float
+        Wall time of the verified batches, per repeat. [s]
     """
 
     block_size: int
@@ -165,6 +178,9 @@ class LedgerResult:
     batched_orders_per_s: float
     batched_ratio: float
     batched_s: list[float]
+    verified_orders_per_s: float
+    verified_ratio: float
+    verified_s: list[float]
 
 
 def _market(chain: Chain | TesterNode, operator: Wallet, prosumers: Sequence[str]) -> MarketAddresses:
@@ -195,6 +211,17 @@ def _relayed(relay: Wallet, wallets: Sequence[Wallet], addresses: MarketAddresse
     return [submit_signed_orders(relay, addresses, k, [
         sign_order(w.account, w.chain_id, addresses.auction, interval=k, **_order(i, k)) for i, w in enumerate(wallets)])
         for k in range(n_blocks)]
+
+
+def _verified(relay: Wallet, wallets: Sequence[Wallet], addresses: MarketAddresses, n_blocks: int) -> list[bytes]:
+    """Block ``k``'s one transaction: the same signed orders of interval ``k`` with their clearing."""
+    txs = []
+    for k in range(n_blocks):
+        signed = [sign_order(w.account, w.chain_id, addresses.auction, interval=k, **_order(i, k))
+                  for i, w in enumerate(wallets)]
+        txs.append(clear_signed(relay, addresses, k, Book((), ()), signed,
+                                [(w.address, o) for w, o in zip(wallets, signed)]))
+    return txs
 
 
 def _events(chain: Chain | TesterNode, receipts: Sequence) -> list[DecodedLog]:
@@ -241,6 +268,23 @@ def run_batched(operator: LocalAccount, prosumers: Sequence[LocalAccount], n_blo
     return elapsed, [e for e in events if e.event == "OrderSubmitted"]
 
 
+def run_verified(operator: LocalAccount, prosumers: Sequence[LocalAccount], n_blocks: int
+                 ) -> tuple[float, list[DecodedLog]]:
+    """Mine the same orders as verified batches, block ``k`` at interval ``k``'s gate, on a fresh `Chain`."""
+    chain = Chain([operator.address, *(p.address for p in prosumers)], genesis_timestamp=GENESIS_TIMESTAMP)
+    relay = chain.wallet(operator)
+    addresses = _market(chain, relay, [p.address for p in prosumers])
+    blocks = _verified(relay, [chain.wallet(p) for p in prosumers], addresses, n_blocks)
+    timestamps = [read(chain, addresses.auction, "DoubleAuction", "gate_timestamp", k) for k in range(n_blocks)]
+    started = time.perf_counter()
+    receipts = [receipt for raw, timestamp in zip(blocks, timestamps) for receipt in chain.mine([raw], timestamp)]
+    elapsed = time.perf_counter() - started
+    events = [e for r in receipts for e in map(chain.decode, r.logs) if e is not None]
+    if not all(r.ok for r in receipts) or any(e.event == "OrderRejected" for e in events):
+        raise RuntimeError(f"a verified batch did not go through: {[r.revert_reason for r in receipts]}")
+    return elapsed, [e for e in events if e.event == "OrderSubmitted"]
+
+
 def run_baseline(operator: LocalAccount, prosumers: Sequence[LocalAccount], n_blocks: int) -> tuple[float, list[DecodedLog]]:
     """Send the same orders through web3 + eth-tester on a fresh node; (wall time [s], events)."""
     node = TesterNode([operator.address, *(p.address for p in prosumers)])
@@ -265,17 +309,20 @@ def ledger_throughput(block_size: int, n_blocks: int, repeats: int = 3) -> Ledge
     """
     operator = derive_account(SECRET, "operator")
     prosumers = [derive_account(SECRET, f"prosumer/{i}") for i in range(block_size)]
-    ours_s, baseline_s, batched_s = [], [], []
+    ours_s, baseline_s, batched_s, verified_s = [], [], [], []
     for _ in range(repeats):
         seconds, ours_events = run_ours(operator, prosumers, n_blocks)
         ours_s.append(seconds)
         seconds, batched_events = run_batched(operator, prosumers, n_blocks)
         batched_s.append(seconds)
+        seconds, verified_events = run_verified(operator, prosumers, n_blocks)
+        verified_s.append(seconds)
         seconds, baseline_events = run_baseline(operator, prosumers, n_blocks)
         baseline_s.append(seconds)
-        if not [e.args for e in ours_events] == [e.args for e in batched_events] == [e.args for e in baseline_events]:
+        if not ([e.args for e in ours_events] == [e.args for e in batched_events] == [e.args for e in verified_events]
+                == [e.args for e in baseline_events]):
             raise RuntimeError("the chains recorded different orders")
     n = block_size * n_blocks
-    ours, baseline, batched = (n / statistics.median(t) for t in (ours_s, baseline_s, batched_s))
+    ours, baseline, batched, verified = (n / statistics.median(t) for t in (ours_s, baseline_s, batched_s, verified_s))
     return LedgerResult(block_size, n, repeats, ours, baseline, ours / baseline, ours_s, baseline_s,
-                        batched, batched / baseline, batched_s)
+                        batched, batched / baseline, batched_s, verified, verified / baseline, verified_s)

@@ -13,6 +13,17 @@
         unless the claim is the outcome (cheaper for large books);
         `clear_onchain` sorts the book itself by insertion sort in
         O(n^2) (cheaper for small books: no order in the calldata).
+        A third, `clear_signed` (verified batch, issue 12), brings the
+        interval's orders signed as EIP-712 typed data in its calldata
+        with the clearing: it judges each as `submit_order` would but
+        for the gate (`book._batch_codes`; `signed_order_problems`
+        gives the verdicts beforehand), skips a refused one with
+        `OrderRejected` and its reason, checks the claimed clearing of
+        the stored orders and the accepted signed ones in O(n) like
+        `clear`, and stores only the fills; a filled signed bid locks
+        fill * (clearing price + fee), its exact obligation. Orders
+        placed directly before the gate are always part of the book it
+        checks, so a relay cannot leave them out.
         Interval k starts at `start_timestamp + k * interval_s`; its gate
         closes `gate_closure_s` seconds earlier.
         Shared modules: `access.vy` (registry roles, price cap),
@@ -21,7 +32,8 @@
         (`access:`, `gate:`, `escrow:`, `book:`).
         Functions:
         - `bind_settlement`, `submit_order` (`external` functions),
-        - `clear`, `clear_onchain` (`external` functions),
+        - `clear`, `clear_onchain`, `clear_signed` (`external` functions),
+        - `signed_order_problems` (`external` `view` function),
         - `order_count`, `order`, `orders` (`external` `view` functions),
         - `gate_timestamp`, `interval_end_timestamp` (`external` `view` functions),
         - `cleared`, `clearing_price_wei_per_wh`, `cleared_volume_wh`,
@@ -169,6 +181,120 @@ def clear_onchain(interval: uint256):
 
     # effects
     self._record_clearing(interval, bid_accounts, bids, ask_accounts, asks, matching)
+
+
+@external
+def clear_signed(
+    interval: uint256,
+    orders: DynArray[book.SignedOrder, book.MAX_ORDERS],
+    bid_order: DynArray[uint256, book.MAX_ORDERS],
+    ask_order: DynArray[uint256, book.MAX_ORDERS],
+    price_wei_per_wh: uint256,
+    volume_wh: uint256,
+):
+    """
+    @dev Clears `interval` once its gate has closed with the signed
+         orders of a verified batch and the outcome computed off-chain;
+         the first valid clearing wins. Each signed order is judged as
+         `submit_order` by its signer would be, but for the gate
+         (`book._batch_codes`); a refused one is skipped with
+         `OrderRejected` and its reason. The book is each side's stored
+         orders in submission order, then that side's accepted signed
+         ones in batch order (`OrderSubmitted` gives each its index).
+         Reverts unless the priority order of that book is sorted and
+         the claimed price and volume are those of its matching, as
+         `clear`. Only the fills are stored; a filled signed bid locks
+         fill * (clearing price + fee) (`Settlement.lock_bids`), within
+         the free credit its whole order was checked against.
+         The contract cannot tell when an order was signed: agents sign
+         before the gate, and a prosumer who signs later may be let in.
+    @param interval Index of the market interval of every order.
+    @param orders The signed orders: side, energy [Wh], limit price
+           [wei/Wh] and the signature (v, r, s).
+    @param bid_order Indices of all bids of the book, highest price
+           first, equal prices by index.
+    @param ask_order Indices of all asks of the book, lowest price
+           first, equal prices by index.
+    @param price_wei_per_wh Claimed clearing price. [wei/Wh]
+    @param volume_wh Claimed traded energy. [Wh]
+    """
+    # checks
+    self._check_clearable(interval)
+    signers: DynArray[address, book.MAX_ORDERS] = []
+    codes: DynArray[uint256, book.MAX_ORDERS] = []
+    signers, codes = book._batch_codes(interval, orders)
+    bid_accounts: DynArray[address, book.MAX_ORDERS] = book._accounts[interval][False]
+    ask_accounts: DynArray[address, book.MAX_ORDERS] = book._accounts[interval][True]
+    stored_bids: uint256 = len(bid_accounts)
+    bid_words: DynArray[uint256, book.MAX_ORDERS] = book._words(interval, bid_accounts)
+    ask_words: DynArray[uint256, book.MAX_ORDERS] = book._words(interval, ask_accounts)
+    for i: uint256 in range(len(orders), bound=book.MAX_ORDERS):
+        signer: address = signers[i]
+        if codes[i] != 0:
+            log book.OrderRejected(interval=interval, index=i, signer=signer, reason=book._code_reason(codes[i]))
+            continue
+        o: book.SignedOrder = orders[i]
+        index: uint256 = len(bid_accounts)
+        if o.is_ask:
+            index = len(ask_accounts)
+            ask_accounts.append(signer)
+            ask_words.append(book._order_word_of(True, o.energy_wh, o.price_wei_per_wh))
+        else:
+            bid_accounts.append(signer)
+            bid_words.append(book._order_word_of(False, o.energy_wh, o.price_wei_per_wh))
+        log book.OrderSubmitted(
+            interval=interval,
+            account=signer,
+            is_ask=o.is_ask,
+            energy_wh=o.energy_wh,
+            price_wei_per_wh=o.price_wei_per_wh,
+            index=index,
+        )
+    bids: uint256[book.MAX_ORDERS] = book._ranked_words(bid_words, bid_order, True)
+    asks: uint256[book.MAX_ORDERS] = book._ranked_words(ask_words, ask_order, False)
+    matching: Matching = self._match(bids, len(bid_accounts), asks, len(ask_accounts))
+    assert matching.price_wei_per_wh == price_wei_per_wh, "auction: wrong clearing price"
+    assert matching.volume_wh == volume_wh, "auction: wrong cleared volume"
+
+    # effects
+    self._record_clearing(interval, bid_accounts, bids, ask_accounts, asks, matching)
+
+    # interactions
+    bidders: DynArray[address, book.MAX_ORDERS] = []
+    locks: DynArray[uint256, book.MAX_ORDERS] = []
+    for rank: uint256 in range(len(bid_accounts), bound=book.MAX_ORDERS):
+        fill_wh: uint256 = matching.bid_fill_wh[rank]
+        if fill_wh == 0:
+            break
+        index: uint256 = (bids[rank] >> book.RANKED_INDEX_SHIFT) & book.RANKED_INDEX_MASK
+        if index >= stored_bids:
+            bidders.append(bid_accounts[index])
+            locks.append(book._order_word_of(False, fill_wh, matching.price_wei_per_wh))
+    if len(bidders) != 0:
+        extcall escrow.settlement.lock_bids(interval, bidders, locks)
+
+
+@external
+@view
+def signed_order_problems(
+    interval: uint256, orders: DynArray[book.SignedOrder, book.MAX_ORDERS]
+) -> DynArray[String[64], book.MAX_ORDERS]:
+    """
+    @dev The verdict `clear_signed` would give each signed order of a
+         verified batch in the current state: the empty string if it
+         would be accepted, else the reason of its `OrderRejected`. A
+         relay computes the clearing of the accepted ones.
+    @param interval Index of the market interval of every order.
+    @param orders The signed orders.
+    @return DynArray One reason per order, in order.
+    """
+    signers: DynArray[address, book.MAX_ORDERS] = []
+    codes: DynArray[uint256, book.MAX_ORDERS] = []
+    signers, codes = book._batch_codes(interval, orders)
+    reasons: DynArray[String[64], book.MAX_ORDERS] = []
+    for code: uint256 in codes:
+        reasons.append(book._code_reason(code))
+    return reasons
 
 
 @external

@@ -32,8 +32,15 @@
         - `submit_order`, `submit_signed_orders` (`external` functions,
           for the double auctions),
         - `_submit_order`, `_submit_signed_orders` (the merit order's
-          offers), `_order_problem`, `_book_problem`, `_order_word_of`, `_place_order`, `_check_clearable`, `_ranked`, `_sorted`,
-          `_record_fill`, `_order`, `_position_wh` (`internal` functions).
+          offers), `_order_problem`, `_book_problem`, `_batch_codes`,
+          `_bounds_code`, `_code_reason`, `_order_word_of`,
+          `_place_order`, `_check_clearable`, `_ranked`, `_words`,
+          `_ranked_words`, `_sorted`, `_record_fill`, `_order`,
+          `_position_wh` (`internal` functions).
+        A verified batch (`DoubleAuction.clear_signed`) brings the
+        interval's signed orders with its clearing after the gate:
+        `_batch_codes` judges them as `submit_order` would, and only
+        the filled ones are ever stored (`_record_fill`).
 """
 
 
@@ -53,6 +60,24 @@ MAX_ORDERS: public(constant(uint256)) = 256
 
 # @dev Reason a book of asks alone (the merit order's offers) skips a signed bid.
 ASKS_ONLY: constant(String[64]) = "book: offers only"
+
+
+# @dev Verdicts of `_batch_codes` on the orders of a verified batch:
+# 0 accepted, the settlement's checks `escrow.CODE_*` (1 to 6), the
+# book's own below (`_code_reason` gives each its reason string).
+CODE_BAD_SIGNATURE: constant(uint256) = 16
+CODE_NOT_PROSUMER: constant(uint256) = 17
+CODE_ZERO_ENERGY: constant(uint256) = 18
+CODE_ENERGY_ABOVE_LIMIT: constant(uint256) = 19
+CODE_ZERO_PRICE: constant(uint256) = 20
+CODE_PRICE_ABOVE_CAP: constant(uint256) = 21
+CODE_ORDER_EXISTS: constant(uint256) = 22
+CODE_BOOK_FULL: constant(uint256) = 23
+
+
+# @dev Slots of the in-memory set of a verified batch's signers
+# (`_batch_codes`), twice the batch's size so probes stay short.
+_SEEN_SLOTS: constant(uint256) = 2 * MAX_ORDERS
 
 
 # @dev Largest energy of one order: 1 TWh keeps every payment product
@@ -384,19 +409,144 @@ def _book_problem(
     @param price_wei_per_wh Limit price. [wei/Wh]
     @return String[64] The reason, empty if the order passes.
     """
-    if energy_wh == 0:
-        return "book: zero energy"
-    if energy_wh > MAX_ENERGY_WH:
-        return "book: energy above limit"
-    if price_wei_per_wh == 0:
-        return "book: zero price"
-    if price_wei_per_wh > access.price_cap_wei_per_wh:
-        return "book: price above cap"
+    code: uint256 = self._bounds_code(energy_wh, price_wei_per_wh)
+    if code != 0:
+        return self._code_reason(code)
     if not gate._is_open(interval):
         return gate.GATE_CLOSED
     if self._order_word[interval][account] != 0:
         return "book: order exists"
     return ""
+
+
+@internal
+@view
+def _batch_codes(
+    interval: uint256, orders: DynArray[SignedOrder, MAX_ORDERS]
+) -> (DynArray[address, MAX_ORDERS], DynArray[uint256, MAX_ORDERS]):
+    """
+    @dev The signer of each order of a verified batch (the empty
+         address if none) and the verdict on it (`CODE_*`, 0 accepted):
+         the checks `submit_order` by the signer would make, but the
+         gate's (a verified batch comes after it), in its order: a
+         signature, the prosumer role, bounds, one order per account
+         and interval (an order stored or an earlier one of the batch
+         whose signer passed the bounds), the side's room (stored
+         orders and the batch's accepted ones before it), then the
+         settlement's checks (`escrow._order_codes`: debt, size,
+         collateral for the whole order). Costs one call of the
+         registry and one of the settlement, whatever the batch's size.
+    @param interval Index of the market interval of every order.
+    @param orders The signed orders.
+    @return DynArray The signers, in order.
+    @return DynArray The verdicts, in order.
+    """
+    domain_separator: bytes32 = eip712._domain_separator()
+    signers: DynArray[address, MAX_ORDERS] = []
+    for o: SignedOrder in orders:
+        signers.append(eip712._signer(
+            domain_separator,
+            keccak256(abi_encode(eip712.ORDER_TYPEHASH, interval, o.is_ask, o.energy_wh, o.price_wei_per_wh)),
+            o.v, o.r, o.s,
+        ))
+    roles: DynArray[uint256, MAX_ORDERS] = access._roles_of(signers)
+
+    # Open-addressing set of the signers that passed the bounds.
+    seen: address[_SEEN_SLOTS] = empty(address[_SEEN_SLOTS])
+    codes: DynArray[uint256, MAX_ORDERS] = []
+    accounts: DynArray[address, MAX_ORDERS] = []
+    words: DynArray[uint256, MAX_ORDERS] = []
+    places: DynArray[uint256, MAX_ORDERS] = []
+    for i: uint256 in range(len(orders), bound=MAX_ORDERS):
+        o: SignedOrder = orders[i]
+        signer: address = signers[i]
+        code: uint256 = CODE_BAD_SIGNATURE
+        if signer != empty(address):
+            code = CODE_NOT_PROSUMER
+            if roles[i] & access.ROLE_PROSUMER != 0:
+                code = self._bounds_code(o.energy_wh, o.price_wei_per_wh)
+        if code == 0:
+            if self._order_word[interval][signer] != 0:
+                code = CODE_ORDER_EXISTS
+            slot: uint256 = convert(signer, uint256) % _SEEN_SLOTS
+            for _: uint256 in range(_SEEN_SLOTS):
+                if seen[slot] == empty(address):
+                    seen[slot] = signer
+                    break
+                if seen[slot] == signer:
+                    code = CODE_ORDER_EXISTS
+                    break
+                slot = (slot + 1) % _SEEN_SLOTS
+        codes.append(code)
+        if code == 0:
+            accounts.append(signer)
+            words.append(self._order_word_of(o.is_ask, o.energy_wh, o.price_wei_per_wh))
+            places.append(i)
+
+    settlement_codes: DynArray[uint256, MAX_ORDERS] = escrow._order_codes(accounts, words)
+    bid_count: uint256 = len(self._accounts[interval][False])
+    ask_count: uint256 = len(self._accounts[interval][True])
+    for j: uint256 in range(len(accounts), bound=MAX_ORDERS):
+        is_ask: bool = words[j] >> ORDER_ASK_SHIFT != 0
+        count: uint256 = ask_count if is_ask else bid_count
+        code: uint256 = settlement_codes[j]
+        if count >= MAX_ORDERS:
+            code = CODE_BOOK_FULL
+        elif code == 0 and is_ask:
+            ask_count += 1
+        elif code == 0:
+            bid_count += 1
+        codes[places[j]] = code
+    return signers, codes
+
+
+@internal
+@view
+def _bounds_code(energy_wh: uint256, price_wei_per_wh: uint256) -> uint256:
+    """
+    @dev The first bound an order breaks (`CODE_*`), 0 if none: energy
+         zero or above `MAX_ENERGY_WH`, price zero or above the cap.
+    @param energy_wh Energy of the order. [Wh]
+    @param price_wei_per_wh Limit price. [wei/Wh]
+    @return uint256 The code.
+    """
+    if energy_wh == 0:
+        return CODE_ZERO_ENERGY
+    if energy_wh > MAX_ENERGY_WH:
+        return CODE_ENERGY_ABOVE_LIMIT
+    if price_wei_per_wh == 0:
+        return CODE_ZERO_PRICE
+    if price_wei_per_wh > access.price_cap_wei_per_wh:
+        return CODE_PRICE_ABOVE_CAP
+    return 0
+
+
+@internal
+@pure
+def _code_reason(code: uint256) -> String[64]:
+    """
+    @dev Reason of a verdict of `_batch_codes`, the string
+         `submit_order` reverts with for the same check.
+    @param code A verdict (`CODE_*` or `escrow.CODE_*`).
+    @return String[64] The reason, empty for 0.
+    """
+    if code == CODE_BAD_SIGNATURE:
+        return "book: bad signature"
+    if code == CODE_NOT_PROSUMER:
+        return access.NOT_PROSUMER
+    if code == CODE_ZERO_ENERGY:
+        return "book: zero energy"
+    if code == CODE_ENERGY_ABOVE_LIMIT:
+        return "book: energy above limit"
+    if code == CODE_ZERO_PRICE:
+        return "book: zero price"
+    if code == CODE_PRICE_ABOVE_CAP:
+        return "book: price above cap"
+    if code == CODE_ORDER_EXISTS:
+        return "book: order exists"
+    if code == CODE_BOOK_FULL:
+        return "book: book full"
+    return escrow._code_reason(code)
 
 
 @internal
@@ -523,11 +673,7 @@ def _ranked(
     descending: bool,
 ) -> uint256[MAX_ORDERS]:
     """
-    @dev Reverts unless `priority` lists every index of `accounts`
-         once, sorted by price (descending for bids, ascending for
-         asks) and by index among equal prices. The sort is strict,
-         so an index can only repeat where the order breaks: repeats
-         are looked for there only.
+    @dev `_ranked_words` of the stored order words of `accounts`.
     @param interval Index of the market interval.
     @param accounts One side's accounts, in submission order.
     @param priority The claimed priority order of `accounts`' indices.
@@ -535,14 +681,49 @@ def _ranked(
     @return uint256[MAX_ORDERS] The side's entries (`RANKED_*`) by
             priority rank.
     """
-    assert len(priority) == len(accounts), "book: order length mismatch"
+    return self._ranked_words(self._words(interval, accounts), priority, descending)
+
+
+@internal
+@view
+def _words(interval: uint256, accounts: DynArray[address, MAX_ORDERS]) -> DynArray[uint256, MAX_ORDERS]:
+    """
+    @dev The stored order words (`ORDER_*`) of `accounts` in `interval`.
+    @param interval Index of the market interval.
+    @param accounts Accounts with an order in `interval`.
+    @return DynArray Their order words, in order.
+    """
+    words: DynArray[uint256, MAX_ORDERS] = []
+    for account: address in accounts:
+        words.append(self._order_word[interval][account])
+    return words
+
+
+@internal
+@pure
+def _ranked_words(
+    words: DynArray[uint256, MAX_ORDERS], priority: DynArray[uint256, MAX_ORDERS], descending: bool
+) -> uint256[MAX_ORDERS]:
+    """
+    @dev Reverts unless `priority` lists every index of `words` once,
+         sorted by price (descending for bids, ascending for asks) and
+         by index among equal prices. The sort is strict, so an index
+         can only repeat where the order breaks: repeats are looked for
+         there only.
+    @param words One side's order words (`ORDER_*`), in submission order.
+    @param priority The claimed priority order of `words`' indices.
+    @param descending True for bids, False for asks.
+    @return uint256[MAX_ORDERS] The side's entries (`RANKED_*`) by
+            priority rank.
+    """
+    assert len(priority) == len(words), "book: order length mismatch"
     ranked: uint256[MAX_ORDERS] = empty(uint256[MAX_ORDERS])
     previous: uint256 = 0
     previous_price: uint256 = 0
     for rank: uint256 in range(len(priority), bound=MAX_ORDERS):
         index: uint256 = priority[rank]
-        assert index < len(accounts), "book: order index out of range"
-        word: uint256 = self._order_word[interval][accounts[index]]
+        assert index < len(words), "book: order index out of range"
+        word: uint256 = words[index]
         price: uint256 = (word >> ORDER_PRICE_SHIFT) & ORDER_PRICE_MASK
         if rank != 0:
             in_priority: bool = previous < index

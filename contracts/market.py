@@ -34,13 +34,21 @@ from gridledger.contracts.compiler import load_artifact
 from gridledger.contracts.mechanisms import (
     CLEARING_MODES,
     DEFAULT_CLEARING_MODE,
+    VERIFIED_BATCH_CONTRACTS,
     DEFAULT_MECHANISM,
     LOT_AUCTION_CONTRACTS,
     MECHANISMS,
     SIGNED_ORDER_CONTRACTS,
     mechanism as lookup_mechanism,
 )
-from gridledger.contracts.reference import Order, clear_merit_order, clear_pay_as_bid, clear_uniform, priority
+from gridledger.contracts.reference import (
+    Order,
+    batch_book,
+    clear_merit_order,
+    clear_pay_as_bid,
+    clear_uniform,
+    priority,
+)
 from gridledger.contracts.typed_data import SignedOrder, SignedReading
 
 if TYPE_CHECKING:
@@ -52,7 +60,7 @@ ROLE_METER = 4
 
 # Gas limits of the market transactions, measured with margin (see the
 # contract gas tests): a limit is what a sender must afford, not what it pays.
-GAS_DEPLOY = 4_000_000
+GAS_DEPLOY = 5_000_000
 GAS_SETUP = 150_000
 GAS_SUBMIT_ORDER = 250_000
 GAS_POST_READING = 250_000
@@ -70,6 +78,11 @@ GAS_BID = 300_000
 _GAS_RELAY_BASE = 150_000
 GAS_SIGNED_ORDER = 200_000
 GAS_SIGNED_READING = 250_000
+# A verified batch (``clear_signed``): the clearing of its book, the memory
+# of the batch-wide arrays and calls, and each signed order (signature
+# recovery, checks, its event; a filled one's word and a filled bid's lock).
+_GAS_VERIFIED_BASE = 200_000
+GAS_VERIFIED_ORDER = 100_000
 _GAS_FINALISE_BASE = 60_000
 _GAS_FINALISE_PER_LOT = 130_000
 _GAS_CLEAR_BASE = 300_000
@@ -411,6 +424,47 @@ def clear(
     orders = (ask_order,) if contract == "MeritOrder" else (bid_order, ask_order)
     claim = claimed_outcome(contract, interval_book)
     return _signed(wallet, addresses.auction, contract, "clear", interval, *orders, *claim, gas=gas)
+
+
+def signed_order_problems(chain: Chain, addresses: MarketAddresses, interval: int,
+                          signed: Sequence[SignedOrder]) -> list[str]:
+    """Why ``clear_signed`` would skip each of the `signed` orders of ``interval`` now, "" where it would accept it."""
+    return list(read(chain, addresses.auction, _verified_batch_contract(addresses), "signed_order_problems", interval,
+                     [o.as_struct() for o in signed]))
+
+
+def clear_signed(wallet: Wallet, addresses: MarketAddresses, interval: int, interval_book: Book,
+                 signed: Sequence[SignedOrder], accepted: Sequence[tuple[str, SignedOrder]]) -> bytes:
+    """Signed verified batch of ``wallet``: ``interval``'s `signed` orders with the clearing of its book.
+
+    The book is ``interval_book`` (the orders stored on chain) and the
+    `accepted` orders, (signer, order) in batch order, those
+    :func:`signed_order_problems` finds nothing against
+    (`reference.batch_book`); the claim is the reference's priority order
+    and uniform clearing of it.
+
+    Raises
+    ------
+    ValueError
+        For a mechanism without verified batches or an order of another interval.
+    """
+    contract = _verified_batch_contract(addresses)
+    if any(o.interval != interval for o in signed):
+        raise ValueError(f"every order of the batch must be of interval {interval}")
+    bids, asks = batch_book(interval_book.bids, interval_book.asks, [
+        (o.is_ask, Order(signer, o.energy_wh, o.price_wei_per_wh)) for signer, o in accepted])
+    full = Book(tuple(bids), tuple(asks))
+    uniform = clear_uniform(bids, asks)
+    gas = clear_gas(len(bids), len(asks), contract) + _GAS_VERIFIED_BASE + GAS_VERIFIED_ORDER * len(signed)
+    return _signed(wallet, addresses.auction, contract, "clear_signed", interval, [o.as_struct() for o in signed],
+                   *sorted_order(full), uniform.price_wei_per_wh, uniform.volume_wh, gas=gas)
+
+
+def _verified_batch_contract(addresses: MarketAddresses) -> str:
+    contract = addresses.auction_contract
+    if contract not in VERIFIED_BATCH_CONTRACTS:
+        raise ValueError(f"{contract} takes no verified batch; those that do: {', '.join(VERIFIED_BATCH_CONTRACTS)}")
+    return contract
 
 
 def _book_contract(addresses: MarketAddresses) -> str:

@@ -24,6 +24,17 @@ ON_CHAIN = "on-chain"
 CLEARING_MODES = (VERIFIED_OFFCHAIN, ON_CHAIN)
 """How a book is cleared (``market.clearing``); both give the same outcome."""
 DEFAULT_CLEARING_MODE = VERIFIED_OFFCHAIN
+VERIFIED_BATCH = "verified-batch"
+"""A third clearing mode of a study (``market.clearing``, with ``market.submission: batched``; issue 12): the
+relay holds the interval's signed orders and sends them after the gate with the clearing it computed off
+chain, in one transaction (``DoubleAuction.clear_signed``); orders live in calldata, only the fills in
+storage. Same outcome as the other two."""
+VERIFIED_BATCH_CONTRACTS = ("DoubleAuction",)
+"""The mechanisms' contracts that take a verified batch (``clear_signed``)."""
+VERIFIED_BATCH_MAX_ORDERS = 256
+"""Most signed orders of one verified batch (``book.MAX_ORDERS``): an interval's orders travel in one transaction."""
+STUDY_CLEARING_MODES = (*CLEARING_MODES, VERIFIED_BATCH)
+"""Every ``market.clearing`` a study may name."""
 
 PER_TRANSACTION = "per-transaction"
 BATCHED = "batched"

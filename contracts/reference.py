@@ -261,6 +261,19 @@ def priority(orders: Sequence[Order], *, is_ask: bool) -> list[int]:
     return sorted(range(len(orders)), key=lambda index: (sign * orders[index].price_wei_per_wh, index))
 
 
+def batch_book(bids: Sequence[Order], asks: Sequence[Order],
+               batch: Sequence[tuple[bool, Order]]) -> tuple[list[Order], list[Order]]:
+    """The book a verified batch is cleared on (``DoubleAuction.clear_signed``): each side's stored orders in
+    submission order, then that side's accepted signed orders, given as (is_ask, order), in batch order.
+
+    Returns
+    -------
+    bids, asks : list of Order
+        Each side in the index order ``clear_signed``'s priority order refers to.
+    """
+    return ([*bids, *(o for is_ask, o in batch if not is_ask)], [*asks, *(o for is_ask, o in batch if is_ask)])
+
+
 def match_orders(bids: Sequence[Order], asks: Sequence[Order]) -> list[Match]:
     """Pairs of a double auction book in matching order.
 

@@ -21,12 +21,16 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from gridledger.grids.inverter import VOLT_VAR_CAT_B, VOLT_WATT_CAT_B, VoltVarCurve, VoltWattCurve
 from gridledger.grids.names import BACKENDS, CATALOG_FEEDERS, SIMBENCH_EXAMPLES, VOLTAGE_LEVELS
 from gridledger.contracts.mechanisms import (
-    CLEARING_MODES,
+    BATCHED,
     DEFAULT_CLEARING_MODE,
     DEFAULT_MECHANISM,
     DEFAULT_SUBMISSION_MODE,
     MECHANISMS,
+    STUDY_CLEARING_MODES,
     SUBMISSION_MODES,
+    VERIFIED_BATCH,
+    VERIFIED_BATCH_CONTRACTS,
+    VERIFIED_BATCH_MAX_ORDERS,
 )
 from gridledger.federation import SHARDING_MODES, federate_names
 
@@ -345,14 +349,18 @@ class Market(_Strict):
     transaction each (``per-transaction``), or signed as EIP-712 typed data
     and relayed in one transaction per interval (``batched``: the operator
     relays the book's orders, the meters' head-end their readings; lots and
-    bids of the lot auctions stay one transaction each).
+    bids of the lot auctions stay one transaction each). ``clearing:
+    verified-batch`` (with ``submission: batched`` and the uniform double
+    auction) has the operator hold the interval's signed orders and send
+    them after the gate with the clearing it computed, in one transaction
+    that stores only the fills.
     ``sharding`` is how many ledgers run: one for the whole feeder
     (``none``) or one ledger federate and chain per zone of ``grid.zones``
     (``per-zone``), each clearing its zone's uniform double auction.
     """
 
     mechanism: Literal[MECHANISM_NAMES] = DEFAULT_MECHANISM
-    clearing: Literal[CLEARING_MODES] = DEFAULT_CLEARING_MODE
+    clearing: Literal[STUDY_CLEARING_MODES] = DEFAULT_CLEARING_MODE
     submission: Literal[SUBMISSION_MODES] = DEFAULT_SUBMISSION_MODE
     grid_buy_price_per_kwh: Positive = 0.30
     grid_sell_price_per_kwh: Positive = 0.08
@@ -375,17 +383,19 @@ class Market(_Strict):
 
     @model_validator(mode="after")
     def _shardable(self) -> "Market":
-        """A per-zone ledger runs the uniform double auction, no voltage regulation or charging coordination yet."""
+        """A per-zone ledger runs the uniform double auction, no voltage regulation, charging coordination or
+        verified batches yet."""
         if self.sharding == "none":
             return self
         refused = [(self.mechanism != DEFAULT_MECHANISM, f"market.mechanism = {self.mechanism!r}"),
+                   (self.clearing == VERIFIED_BATCH, f"market.clearing = {VERIFIED_BATCH!r}"),
                    (self.voltage_regulation, "market.voltage_regulation = true"),
                    (self.charging_coordination, "market.charging_coordination = true")]
         for refuses, what in refused:
             if refuses:
                 raise ValueError(f"market.sharding = {self.sharding!r} runs one ledger per zone with the "
-                                 f"{DEFAULT_MECHANISM!r} mechanism and neither voltage regulation nor charging "
-                                 f"coordination; {what} is not sharded: "
+                                 f"{DEFAULT_MECHANISM!r} mechanism, neither voltage regulation nor charging "
+                                 f"coordination, and on-chain or verified clearing; {what} is not sharded: "
                                  "set market.sharding: none or drop it")
         return self
 
@@ -411,7 +421,22 @@ class Market(_Strict):
                 f"price_cap_per_kwh ({self.price_cap_per_kwh}) must be at least "
                 f"grid_buy_price_per_kwh ({self.grid_buy_price_per_kwh})"
             )
+        self._verified_batch()
         return self
+
+    def _verified_batch(self) -> None:
+        """``clearing: verified-batch`` needs signed orders and a mechanism that takes them with its clearing."""
+        if self.clearing != VERIFIED_BATCH:
+            return
+        if self.submission != BATCHED:
+            raise ValueError(f"market.clearing {VERIFIED_BATCH!r} needs market.submission {BATCHED!r} (signed orders "
+                             "to relay), "
+                             f"got {self.submission!r}")
+        contract = MECHANISMS[self.mechanism].contract
+        if contract not in VERIFIED_BATCH_CONTRACTS:
+            allowed = sorted(m.name for m in MECHANISMS.values() if m.contract in VERIFIED_BATCH_CONTRACTS)
+            raise ValueError(f"market.clearing {VERIFIED_BATCH!r} is not offered by market.mechanism {self.mechanism!r}; "
+                             f"allowed: {', '.join(allowed)}")
 
 
 HOST_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$"
@@ -484,6 +509,7 @@ class Study(_Strict):
         if self.market.sharding != "none" and self.grid.zones is None:
             raise ValueError(f"market.sharding = {self.market.sharding!r} needs grid.zones (by: transformer, or "
                              "buses: a list of bus lists) to say which prosumers each ledger holds")
+        self._verified_batch_fits()
         self._placed_federates()
         return self
 
@@ -494,6 +520,13 @@ class Study(_Strict):
             if name not in running:
                 raise ValueError(f"helics.hosts names {name!r}, which does not run in this study; "
                                  f"allowed: {', '.join(running)}")
+
+    def _verified_batch_fits(self) -> None:
+        """A verified batch is one transaction of at most `VERIFIED_BATCH_MAX_ORDERS` orders, one per prosumer."""
+        if self.market.clearing == VERIFIED_BATCH and self.prosumers.count > VERIFIED_BATCH_MAX_ORDERS:
+            raise ValueError(f"market.clearing {VERIFIED_BATCH!r} carries at most {VERIFIED_BATCH_MAX_ORDERS} orders "
+                             f"per interval, one per prosumer: prosumers.count ({self.prosumers.count}) must be at "
+                             f"most {VERIFIED_BATCH_MAX_ORDERS}")
 
     def _lot_auction_windows(self) -> None:
         """A lot auction needs one bidding round before the gate; Vickrey a reveal window inside it."""

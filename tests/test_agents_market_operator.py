@@ -21,9 +21,11 @@ from gridledger.agents.market_operator import (
     tokens_conserved,
 )
 from gridledger.agents.prosumer import expected_exports_wh
+from gridledger.agents.relay import signed_orders_message
 from gridledger.contracts import market as mk
 from gridledger.contracts.client import Wallet, encode_call
 from gridledger.contracts.mechanisms import VERIFIED_OFFCHAIN
+from gridledger.contracts.typed_data import sign_order
 from gridledger.interfaces import DER_ENDPOINT, GRID_ENDPOINT, OPERATOR_ENDPOINT
 from gridledger.messages import decode
 from gridledger.schedule import LedgerAction
@@ -135,6 +137,27 @@ def test_book_closes_with_clear_in_the_study_s_clearing_mode():
     op = MarketOperator.deploy(small_scenario(clearing="on-chain"), SECRET)
     expected = mk.clear(twin(op), op.addresses, 2, mk.book(op.chain, op.addresses, 2), mode="on-chain")
     assert close_auction(op.chain, op.wallet, op.addresses, 2, "on-chain") == [expected]
+
+
+def test_verified_batch_holds_the_signed_orders_until_the_gate_and_sends_them_with_the_clearing():
+    op = MarketOperator.deploy(small_scenario(submission="batched", clearing="verified-batch"), SECRET)
+    seller, buyer, *_ = prosumer_wallets(op)
+
+    def signed(wallet, is_ask, energy_wh, cents):
+        return sign_order(wallet.account, op.chain.chain_id, op.addresses.auction, interval=1, is_ask=is_ask,
+                          energy_wh=energy_wh, price_wei_per_wh=cents * CENT_PER_KWH)
+
+    batch = [signed(seller, True, 500, 10), signed(buyer, False, 300, 20), signed(seller, True, 100, 5)]
+    mined = op.act(LedgerAction(1.0, "mine"), [(DER_ENDPOINT, signed_orders_message(1, batch))])
+    assert messages(mined, "rejected") == []
+    assert not mk.read(op.chain, op.addresses.auction, "DoubleAuction", "has_order", 1, seller.address)   # held
+    gate = op.act(LedgerAction(840.0, "clear", 1), [])
+    assert messages(gate, "cleared") == [(DER_ENDPOINT, {"type": "cleared", "interval": 1,
+                                                         "positions_wh": {seller.address: 300, buyer.address: -300}})]
+    assert messages(gate, "rejected") == [(DER_ENDPOINT, {"type": "rejected", "interval": 1, "rejections": [
+        {"signer": seller.address, "reason": "book: order exists"}]})]
+    assert op.record.price[1] == pytest.approx(0.15)
+    assert op.held == {}
 
 
 @pytest.fixture(scope="module")

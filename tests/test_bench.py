@@ -60,15 +60,16 @@ def test_security_gas_section_runs_against_a_baseline_that_names_its_commit():
     assert PRE_HARDENING_COMMIT in lines[0] and len(lines) == 2 + len(rows)
 
 
-def test_relayed_orders_record_the_same_orders_as_one_transaction_each():
-    from bench.ledger import SECRET, run_batched, run_ours
+def test_relayed_orders_and_verified_batches_record_the_same_orders_as_one_transaction_each():
+    from bench.ledger import SECRET, run_batched, run_ours, run_verified
     from gridledger.contracts.keys import derive_account
 
     operator = derive_account(SECRET, "operator")
     prosumers = [derive_account(SECRET, f"prosumer/{i}") for i in range(4)]
     _, direct = run_ours(operator, prosumers, 2)
     _, relayed = run_batched(operator, prosumers, 2)
-    assert [e.args for e in relayed] == [e.args for e in direct] and len(direct) == 8
+    _, verified = run_verified(operator, prosumers, 2)
+    assert [e.args for e in relayed] == [e.args for e in direct] == [e.args for e in verified] and len(direct) == 8
 
 
 def test_batching_gas_section_spreads_each_relayed_transaction_over_what_it_carries():
@@ -79,6 +80,8 @@ def test_batching_gas_section_spreads_each_relayed_transaction_over_what_it_carr
     # A batch of one pays the relay's overhead; from eight on, each order and reading costs less than alone.
     assert one.batched_order_gas > one.order_gas and one.batched_reading_gas > one.reading_gas
     assert eight.batched_order_gas < eight.order_gas and eight.batched_reading_gas < eight.reading_gas
+    # Orders and clearing in one verified batch of eight cost less per order than relayed and then cleared.
+    assert eight.verified_order_and_clearing_gas < eight.batched_order_and_clearing_gas < eight.order_and_clearing_gas
     assert len(batching_gas_section([one, eight])) == 4
 
 

@@ -1,4 +1,5 @@
-"""End to end: the short study with signed orders and readings relayed in batches settles like one transaction each."""
+"""End to end: the short study with signed orders and readings relayed in batches, and with verified batches
+(orders sent with their clearing), settles like one transaction each."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import pytest
 import xarray as xr
 import yaml
 
-from tests.e2e_helpers import SHORT_STUDY, events, run_variants, run_with
+from tests.e2e_helpers import SHORT_STUDY, events, run_variants
 
 pytestmark = pytest.mark.e2e
 
@@ -15,8 +16,21 @@ SAME = ("position_wh", "clearing_price_per_kwh", "cleared_volume_wh", "p2p_token
 
 
 @pytest.fixture(scope="module")
-def batched(tmp_path_factory):
-    return run_with(SHORT_STUDY, tmp_path_factory.mktemp("batched"), submission="batched")
+def both(tmp_path_factory):
+    """The short study batched, and batched with verified batches (``clearing: verified-batch``), run at once."""
+    runs = {tmp_path_factory.mktemp("batched"): {"submission": "batched"},
+            tmp_path_factory.mktemp("verified"): {"submission": "batched", "clearing": "verified-batch"}}
+    return list(run_variants(SHORT_STUDY, runs).values())
+
+
+@pytest.fixture(scope="module")
+def batched(both):
+    return both[0]
+
+
+@pytest.fixture(scope="module")
+def verified(both):
+    return both[1]
 
 
 def test_batched_submission_gives_the_same_book_prices_payments_and_physics(short_run, batched):
@@ -42,6 +56,27 @@ def test_relaying_needs_fewer_transactions(short_run, batched):
     _, ds = batched
     assert int(ds.transactions.sum()) < int(short_run.ds.transactions.sum())
     assert int(ds.transactions_reverted.sum()) <= int(short_run.ds.transactions_reverted.sum())
+
+
+def test_verified_batches_give_the_same_book_prices_payments_and_physics(short_run, verified):
+    run_dir, ds = verified
+    assert int(ds.cleared_volume_wh.sum()) > 0
+    for name in SAME:
+        xr.testing.assert_identical(short_run.ds[name], ds[name])
+    direct = events(short_run.run_dir, "OrderSubmitted")
+    relayed = events(run_dir, "OrderSubmitted")
+    assert [(e["args"]["account"], e["args"]["energy_wh"]) for e in relayed] == \
+        [(e["args"]["account"], e["args"]["energy_wh"]) for e in direct]
+    assert len(events(run_dir, "OrderRejected")) == int(short_run.ds.orders_rejected.sum())
+    assert len(events(run_dir, "Settled")) == len(events(short_run.run_dir, "Settled")) > 0
+
+
+def test_verified_batches_need_no_order_transaction_and_lock_only_what_is_filled(short_run, batched, verified):
+    """The orders ride in the clearing: fewer transactions than relayed batches, one escrow lock per filled bid."""
+    (run_dir, ds), (batched_dir, batched_ds) = verified, batched
+    assert int(ds.transactions.sum()) < int(batched_ds.transactions.sum())
+    filled_bids = sum(1 for e in events(run_dir, "Trade") if e["args"]["position_wh"] < 0)
+    assert len(events(run_dir, "Locked")) == filled_bids < len(events(batched_dir, "Locked"))
 
 
 def test_merit_order_offers_relayed_in_batches_dispatch_as_one_transaction_each(tmp_path):

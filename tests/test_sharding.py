@@ -51,6 +51,9 @@ BAD = [
      "market.voltage_regulation = true is not sharded"),
     ("name: x\ngrid: {zones: {by: transformer}}\nmarket: {sharding: per-zone, charging_coordination: true}\n",
      "market.charging_coordination = true is not sharded"),
+    ("name: x\ngrid: {zones: {by: transformer}}\n"
+     "market: {sharding: per-zone, submission: batched, clearing: verified-batch}\n",
+     "market.clearing = 'verified-batch' is not sharded"),
     ("name: x\ngrid: {zones: {by: transformer}}\nmarket: {sharding: per-zone}\nhelics: {hosts: {ledger-z0: 10.0.0.6}}\n",
      "helics.hosts names 'ledger-z0', which does not run in this study; allowed: grid, ledger, der"),
 ]

@@ -50,6 +50,13 @@ BAD = [
     ("name: x\nprosumers: {voltage_level: hv}\n", "prosumers.voltage_level = 'hv': Input should be 'any', 'lv' or 'mv'"),
     ("name: x\nmarket: {grid_buy_price_per_kwh: 0.05}\n", "grid_sell_price_per_kwh (0.08) must be below grid_buy_price_per_kwh (0.05)"),
     ("name: x\nmarket: {mechanism: barter}\n", "market.mechanism = 'barter'"),
+    # Verified batches: signed orders (batched), the uniform double auction, one transaction of <= 256 orders.
+    ("name: x\nmarket: {clearing: verified-batch}\n",
+     "market.clearing 'verified-batch' needs market.submission 'batched' (signed orders to relay), got 'per-transaction'"),
+    ("name: x\nmarket: {clearing: verified-batch, submission: batched, mechanism: pay-as-bid}\n",
+     "market.clearing 'verified-batch' is not offered by market.mechanism 'pay-as-bid'; allowed: uniform-double-auction"),
+    ("name: x\nprosumers: {count: 300}\nmarket: {clearing: verified-batch, submission: batched}\n",
+     "prosumers.count (300) must be at most 256"),
     ("name: x\nmarket: {mechanism: english, round_s: 900}\n",
      "market.round_s (900) must be below market_interval_s - market.gate_closure_s - 1 (839)"),
     ("name: x\nmarket: {mechanism: vickrey, gate_closure_s: 60, reveal_s: 60}\n",
