@@ -239,10 +239,16 @@ def _events(chain: Chain | TesterNode, receipts: Sequence) -> list[DecodedLog]:
     return events
 
 
+def _fresh_market(operator: LocalAccount, prosumers: Sequence[LocalAccount]) -> tuple[Chain, Wallet, MarketAddresses]:
+    """A fresh `Chain` funding the operator and prosumers, the operator's wallet, and the market it deployed."""
+    chain = Chain([operator.address, *(p.address for p in prosumers)], genesis_timestamp=GENESIS_TIMESTAMP)
+    relay = chain.wallet(operator)
+    return chain, relay, _market(chain, relay, [p.address for p in prosumers])
+
+
 def run_ours(operator: LocalAccount, prosumers: Sequence[LocalAccount], n_blocks: int) -> tuple[float, list[DecodedLog]]:
     """Mine ``n_blocks`` blocks of orders on a fresh `Chain`; (wall time [s], events)."""
-    chain = Chain([operator.address, *(p.address for p in prosumers)], genesis_timestamp=GENESIS_TIMESTAMP)
-    addresses = _market(chain, chain.wallet(operator), [p.address for p in prosumers])
+    chain, _, addresses = _fresh_market(operator, prosumers)
     blocks = _orders([chain.wallet(p) for p in prosumers], addresses, n_blocks)
     timestamps = [chain.timestamp + 1 + k for k in range(n_blocks)]
     started = time.perf_counter()
@@ -251,38 +257,40 @@ def run_ours(operator: LocalAccount, prosumers: Sequence[LocalAccount], n_blocks
     return elapsed, _events(chain, receipts)
 
 
-def run_batched(operator: LocalAccount, prosumers: Sequence[LocalAccount], n_blocks: int
-                ) -> tuple[float, list[DecodedLog]]:
-    """Mine the same orders relayed in one batch per block on a fresh `Chain`; (wall time [s], events)."""
-    chain = Chain([operator.address, *(p.address for p in prosumers)], genesis_timestamp=GENESIS_TIMESTAMP)
-    relay = chain.wallet(operator)
-    addresses = _market(chain, relay, [p.address for p in prosumers])
-    blocks = _relayed(relay, [chain.wallet(p) for p in prosumers], addresses, n_blocks)
-    timestamps = [chain.timestamp + 1 + k for k in range(n_blocks)]
+def _mine_one_each(chain: Chain, blocks: Sequence[bytes], timestamps: Sequence[int], what: str
+                   ) -> tuple[float, list[DecodedLog]]:
+    """Mine each transaction of `blocks` alone at its timestamp; (wall time [s], ``OrderSubmitted`` events).
+
+    Raises
+    ------
+    RuntimeError
+        Naming `what` if a transaction reverted or skipped an order.
+    """
     started = time.perf_counter()
     receipts = [receipt for raw, timestamp in zip(blocks, timestamps) for receipt in chain.mine([raw], timestamp)]
     elapsed = time.perf_counter() - started
     events = [e for r in receipts for e in map(chain.decode, r.logs) if e is not None]
     if not all(r.ok for r in receipts) or any(e.event == "OrderRejected" for e in events):
-        raise RuntimeError(f"a relayed order did not go through: {[e.args for e in events if e.event != 'Locked']}")
+        raise RuntimeError(f"{what} did not go through: {[r.revert_reason for r in receipts]}, "
+                           f"{[e.args for e in events if e.event == 'OrderRejected']}")
     return elapsed, [e for e in events if e.event == "OrderSubmitted"]
+
+
+def run_batched(operator: LocalAccount, prosumers: Sequence[LocalAccount], n_blocks: int
+                ) -> tuple[float, list[DecodedLog]]:
+    """Mine the same orders relayed in one batch per block on a fresh `Chain`; (wall time [s], events)."""
+    chain, relay, addresses = _fresh_market(operator, prosumers)
+    blocks = _relayed(relay, [chain.wallet(p) for p in prosumers], addresses, n_blocks)
+    return _mine_one_each(chain, blocks, [chain.timestamp + 1 + k for k in range(n_blocks)], "a relayed batch")
 
 
 def run_verified(operator: LocalAccount, prosumers: Sequence[LocalAccount], n_blocks: int
                  ) -> tuple[float, list[DecodedLog]]:
     """Mine the same orders as verified batches, block ``k`` at interval ``k``'s gate, on a fresh `Chain`."""
-    chain = Chain([operator.address, *(p.address for p in prosumers)], genesis_timestamp=GENESIS_TIMESTAMP)
-    relay = chain.wallet(operator)
-    addresses = _market(chain, relay, [p.address for p in prosumers])
+    chain, relay, addresses = _fresh_market(operator, prosumers)
     blocks = _verified(relay, [chain.wallet(p) for p in prosumers], addresses, n_blocks)
     timestamps = [read(chain, addresses.auction, "DoubleAuction", "gate_timestamp", k) for k in range(n_blocks)]
-    started = time.perf_counter()
-    receipts = [receipt for raw, timestamp in zip(blocks, timestamps) for receipt in chain.mine([raw], timestamp)]
-    elapsed = time.perf_counter() - started
-    events = [e for r in receipts for e in map(chain.decode, r.logs) if e is not None]
-    if not all(r.ok for r in receipts) or any(e.event == "OrderRejected" for e in events):
-        raise RuntimeError(f"a verified batch did not go through: {[r.revert_reason for r in receipts]}")
-    return elapsed, [e for e in events if e.event == "OrderSubmitted"]
+    return _mine_one_each(chain, blocks, timestamps, "a verified batch")
 
 
 def run_baseline(operator: LocalAccount, prosumers: Sequence[LocalAccount], n_blocks: int) -> tuple[float, list[DecodedLog]]:
