@@ -191,8 +191,8 @@ def prepare(study_path: str | Path, runs_root: str | Path = "runs", secret: byte
     roster = roster_of(sc)
     topology = Topology(
         prosumers=tuple(p.name for p in sc.prosumers),
-        buses=tuple(int(b) for b in sc.net.bus.index),
-        lines=tuple(int(line) for line in sc.net.line.index),
+        buses=tuple(int(b) for b in sc.buses),
+        lines=tuple(int(line) for line in sc.lines),
         zones=tuple(roster.zones),
     )
     here = tuple(sorted({a for a in placements(study).values() if is_local(a)}))
