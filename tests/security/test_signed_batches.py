@@ -254,3 +254,35 @@ def test_the_merit_order_takes_relayed_offers_as_direct_ones_and_skips_a_signed_
     assert positions[0] == positions[1] == [700, 300, 200, 0]   # 300 at 8, 700 at 12, 200 of 900 at 15
     assert (relayed.read("MeritOrder", "clearing_price_wei_per_wh", 1)
             == direct.read("MeritOrder", "clearing_price_wei_per_wh", 1) == 15 * CENT)
+
+
+def test_the_merit_order_skips_forged_altered_foreign_and_replayed_offers_with_their_reasons():
+    """The attacks of the double-auction case, on the merit order's offers: each skipped, the honest ones placed."""
+    m = new_market(6, mechanism="merit-order")
+    (posted,) = m.mine([mk.post_demand(m.operator, m.addresses, 1, demand_wh=1500)])
+    assert posted.ok, posted.revert_reason
+    before = _credits(m)
+    honest = _signed(m, 0, 1, True, 1000, 12 * CENT)
+    forged = sign_order(m.outsider.account, m.chain.chain_id, m.addresses.auction, interval=1, is_ask=True,
+                        energy_wh=1000, price_wei_per_wh=CENT)
+    altered = replace(_signed(m, 1, 1, True, 100, 10 * CENT), price_wei_per_wh=CENT)
+    other_chain = _signed(m, 2, 1, True, 100, 10 * CENT, chain_id=m.chain.chain_id + 1)
+    other_contract = _signed(m, 3, 1, True, 100, 10 * CENT, contract=m.addresses.settlement)
+    last = _signed(m, 4, 1, True, 800, 15 * CENT)
+    rejected = _relay(m, 1, [honest, forged, altered, other_chain, other_contract, honest, last])
+    assert [(i, reason) for i, _, reason in rejected] == [
+        (1, "access: caller is not a prosumer"),
+        (2, "access: caller is not a prosumer"),
+        (3, "access: caller is not a prosumer"),
+        (4, "access: caller is not a prosumer"),
+        (5, "book: order exists"),
+    ]
+    assert rejected[0][1] == m.outsider.address
+    book = mk.book(m.chain, m.addresses, 1)
+    assert not book.bids
+    assert [(o.account, o.energy_wh) for o in book.asks] == [(m.prosumers[0].address, 1000),
+                                                             (m.prosumers[4].address, 800)]
+    assert _credits(m) == before
+    assert m.clear(1, book).ok
+    positions = [m.read("MeritOrder", "position_wh", 1, w.address) for w in m.prosumers]
+    assert positions == [1000, 0, 0, 0, 500, 0]   # 1000 at 12, then 500 of 800 at 15; the others placed nothing
