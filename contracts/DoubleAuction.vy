@@ -24,6 +24,14 @@
         fill * (clearing price + fee), its exact obligation. Orders
         placed directly before the gate are always part of the book it
         checks, so a relay cannot leave them out.
+        A zone's book of a sharded ledger (issue 12) trades a second time
+        with the other zones: after its own clearing, the operator, acting
+        for the zones' coordinator, records the cross-zone fills of the
+        interval once with `settle_across` before the interval starts. Each
+        fill is bounded by what its order left unmatched and by its limit
+        price; the operator's account takes the other side of the zone's
+        net flow (it buys the zone's net export, sells its net import at
+        the coordinator's price) and settles it with `Settlement.settle_operator`.
         Interval k starts at `start_timestamp + k * interval_s`; its gate
         closes `gate_closure_s` seconds earlier.
         Shared modules: `access.vy` (registry roles, price cap),
@@ -33,6 +41,7 @@
         Functions:
         - `bind_settlement`, `submit_order` (`external` functions),
         - `clear`, `clear_onchain`, `clear_signed` (`external` functions),
+        - `settle_across`, `cross_fill_wh`, `cross_clearing` (`external` functions),
         - `signed_order_problems` (`external` `view` function),
         - `order_count`, `order`, `orders` (`external` `view` functions),
         - `gate_timestamp`, `interval_end_timestamp` (`external` `view` functions),
@@ -78,14 +87,23 @@ exports: (
 )
 
 
+# @dev What `settle_across` reads of the bound settlement beyond
+# `escrow.Settlement`: the account `settle_operator` settles, and locks.
+interface SettlementBooks:
+    def operator() -> address: view
+    def lock_wei(interval: uint256, account: address) -> uint256: view
+
+
 # @dev Packed outcome word of one interval (`book._outcome_word`), zero
 # until it clears: bits [0, 80) clearing price [wei/Wh], [80, 144)
 # volume [Wh] (at most MAX_ORDERS * MAX_ENERGY_WH < 2**48), bit 144 set
-# once cleared.
+# once cleared, bit 145 once settled across zones (`_cross_word` holds
+# that outcome; the flag spares unsharded books its look-up).
 _OUTCOME_PRICE_MASK: constant(uint256) = 2**80 - 1
 _OUTCOME_VOLUME_SHIFT: constant(uint256) = 80
 _OUTCOME_VOLUME_MASK: constant(uint256) = 2**64 - 1
 _OUTCOME_CLEARED: constant(uint256) = 2**144
+_OUTCOME_CROSSED: constant(uint256) = 2**145
 
 
 # @dev Outcome of matching a book ranked by priority: price [wei/Wh],
@@ -109,6 +127,53 @@ event Cleared:
     interval: indexed(uint256)
     price_wei_per_wh: uint256
     volume_wh: uint256
+
+
+# @dev Most cross-zone fills of one interval: every order of both sides.
+MAX_CROSS_FILLS: constant(uint256) = 2 * book.MAX_ORDERS
+
+
+# @dev One order's fill against other zones, on the order's own side. [Wh]
+struct CrossFill:
+    account: address
+    energy_wh: uint256
+
+
+# @dev What a zone traded with the other zones in one interval.
+struct CrossClearing:
+    settled: bool
+    price_wei_per_wh: uint256
+    sold_wh: uint256
+    bought_wh: uint256
+
+
+# @dev Packed cross-zone outcome of one interval, zero until
+# `settle_across`: bits [0, 80) the coordinator's price [wei/Wh],
+# [80, 144) energy the zone's asks sold to other zones [Wh], [144, 208)
+# energy its bids bought from them [Wh].
+_cross_word: HashMap[uint256, uint256]
+_CROSS_SOLD_SHIFT: constant(uint256) = 80
+_CROSS_BOUGHT_SHIFT: constant(uint256) = 144
+
+
+# @dev Each account's cross-zone fill per interval, on its order's side. [Wh]
+_cross_fill_wh: HashMap[uint256, HashMap[address, uint256]]
+
+
+# @dev Emitted for a cross-zone fill `settle_across` skips.
+event CrossFillRejected:
+    interval: indexed(uint256)
+    account: indexed(address)
+    reason: String[64]
+
+
+# @dev Emitted once per interval by `settle_across`, after the `Trade`
+# events of the fills it recorded (each with the account's whole position).
+event CrossCleared:
+    interval: indexed(uint256)
+    price_wei_per_wh: uint256
+    sold_wh: uint256
+    bought_wh: uint256
 
 
 @deploy
@@ -275,6 +340,106 @@ def clear_signed(
 
 
 @external
+def settle_across(interval: uint256, fills: DynArray[CrossFill, MAX_CROSS_FILLS], price_wei_per_wh: uint256):
+    """
+    @dev Records the fills of `interval` against other zones at the
+         coordinator's uniform price, once, after the zone's own
+         clearing and before the interval starts; only the operator, who
+         relays the coordinator's clearing, may call it. Each fill is
+         judged alone (`_cross_problem`) and a refused one is skipped
+         with `CrossFillRejected` and its reason: the account has no
+         order, is filled across zones already, the fill is zero or
+         above what the zone's clearing left of the order, the price is
+         above a bid's or below an ask's limit, or a bid's escrow cannot
+         cover it. The operator takes the other side of the net flow:
+         it buys what the zone exports (locking that at the price from
+         its free credit, or the call reverts) and sells what it
+         imports. A bid whose escrow was released down to its zone
+         obligation locks fill * (price + fee) more.
+    @param interval Index of a cleared market interval.
+    @param fills The cross-zone fills: account and energy [Wh] on its
+           order's side, one per account.
+    @param price_wei_per_wh The coordinator's clearing price; positive,
+           at most the price cap. [wei/Wh]
+    """
+    # checks
+    assert msg.sender == self._exchange(), "auction: caller is not the settlement's operator"
+    outcome: uint256 = book._outcome_word[interval]
+    assert outcome != 0, "auction: interval not cleared"
+    assert outcome & _OUTCOME_CROSSED == 0, "auction: already settled across zones"
+    assert block.timestamp < gate._interval_end_timestamp(interval) - gate.interval_s, "auction: interval started"
+    assert price_wei_per_wh != 0, "auction: zero price"
+    assert price_wei_per_wh <= access.price_cap_wei_per_wh, "auction: price above cap"
+
+    # effects
+    sold_wh: uint256 = 0
+    bought_wh: uint256 = 0
+    top_ups: DynArray[CrossFill, MAX_CROSS_FILLS] = []
+    for fill: CrossFill in fills:
+        reason: String[64] = ""
+        top_up: bool = False
+        reason, top_up = self._cross_problem(interval, fill, price_wei_per_wh)
+        if len(reason) != 0:
+            log CrossFillRejected(interval=interval, account=fill.account, reason=reason)
+            continue
+        word: uint256 = book._order_word[interval][fill.account]
+        self._cross_fill_wh[interval][fill.account] = fill.energy_wh
+        position_wh: int256 = book._position_wh(word)
+        if word >> book.ORDER_ASK_SHIFT == 0:
+            bought_wh += fill.energy_wh
+            position_wh -= convert(fill.energy_wh, int256)
+            if top_up:
+                top_ups.append(fill)
+        else:
+            sold_wh += fill.energy_wh
+            position_wh += convert(fill.energy_wh, int256)
+        log Trade(interval=interval, account=fill.account, position_wh=position_wh)
+    book._outcome_word[interval] = outcome | _OUTCOME_CROSSED
+    self._cross_word[interval] = price_wei_per_wh | sold_wh << _CROSS_SOLD_SHIFT | bought_wh << _CROSS_BOUGHT_SHIFT
+    log CrossCleared(interval=interval, price_wei_per_wh=price_wei_per_wh, sold_wh=sold_wh, bought_wh=bought_wh)
+
+    # interactions
+    for fill: CrossFill in top_ups:
+        extcall escrow.settlement.lock(fill.account, interval, fill.energy_wh, price_wei_per_wh)
+    if sold_wh > bought_wh:
+        assert staticcall escrow.settlement.can_lock(msg.sender, sold_wh - bought_wh, price_wei_per_wh), (
+            "auction: exchange credit below escrow"
+        )
+        extcall escrow.settlement.lock(msg.sender, interval, sold_wh - bought_wh, price_wei_per_wh)
+
+
+@external
+@view
+def cross_fill_wh(interval: uint256, account: address) -> uint256:
+    """
+    @dev Energy `account`'s order of `interval` traded with other zones,
+         on its own side; 0 without a cross-zone fill.
+    @param interval Index of the market interval.
+    @param account The account to look up.
+    @return uint256 The cross-zone fill. [Wh]
+    """
+    return self._cross_fill_wh[interval][account]
+
+
+@external
+@view
+def cross_clearing(interval: uint256) -> CrossClearing:
+    """
+    @dev What the zone traded with the other zones in `interval`.
+    @param interval Index of the market interval.
+    @return CrossClearing Whether `settle_across` ran, the coordinator's
+            price [wei/Wh], the energy sold and bought across zones [Wh].
+    """
+    word: uint256 = self._cross_word[interval]
+    return CrossClearing(
+        settled=book._outcome_word[interval] & _OUTCOME_CROSSED != 0,
+        price_wei_per_wh=word & _OUTCOME_PRICE_MASK,
+        sold_wh=(word >> _CROSS_SOLD_SHIFT) & _OUTCOME_VOLUME_MASK,
+        bought_wh=(word >> _CROSS_BOUGHT_SHIFT) & _OUTCOME_VOLUME_MASK,
+    )
+
+
+@external
 @view
 def signed_order_problems(
     interval: uint256, orders: DynArray[book.SignedOrder, book.MAX_ORDERS]
@@ -328,7 +493,7 @@ def position_wh(interval: uint256, account: address) -> int256:
     @param account The account to look up.
     @return int256 Positive = sold (export), negative = bought (import). [Wh]
     """
-    return book._position_wh(book._order_word[interval][account])
+    return self._terms(interval, account).position_wh
 
 
 @external
@@ -345,18 +510,105 @@ def settlement_terms(interval: uint256, account: address) -> escrow.SettlementTe
             at the clearing price [wei] (positive = received) and the
             interval's end [s since the Unix epoch].
     """
+    return self._terms(interval, account)
+
+
+@internal
+@view
+def _terms(interval: uint256, account: address) -> escrow.SettlementTerms:
+    """
+    @dev `settlement_terms`: the zone fill at the clearing price plus the
+         cross-zone fill at the coordinator's price, and for the operator
+         the other side of the zone's net cross-zone flow.
+    @param interval Index of the market interval.
+    @param account The account to look up.
+    @return SettlementTerms See `settlement_terms`.
+    """
     outcome: uint256 = book._outcome_word[interval]
     if outcome == 0:
         return empty(escrow.SettlementTerms)
-    position_wh: int256 = book._position_wh(book._order_word[interval][account])
+    word: uint256 = book._order_word[interval][account]
+    position_wh: int256 = book._position_wh(word)
     # |position| <= MAX_ENERGY_WH and price <= MAX_PRICE_WEI_PER_WH: the
     # product stays under 10**36.
+    value_wei: int256 = unsafe_mul(convert(outcome & _OUTCOME_PRICE_MASK, int256), position_wh)
+    if outcome & _OUTCOME_CROSSED != 0:
+        cross: uint256 = self._cross_word[interval]
+        # Cross fills are bounded by the orders and the flows by the
+        # book (MAX_ORDERS * MAX_ENERGY_WH): every product stays under 10**40.
+        price: int256 = convert(cross & _OUTCOME_PRICE_MASK, int256)
+        cross_wh: int256 = convert(self._cross_fill_wh[interval][account], int256)
+        if word >> book.ORDER_ASK_SHIFT == 0:
+            cross_wh = -cross_wh
+        if account == self._exchange():
+            cross_wh += convert((cross >> _CROSS_BOUGHT_SHIFT) & _OUTCOME_VOLUME_MASK, int256)
+            cross_wh -= convert((cross >> _CROSS_SOLD_SHIFT) & _OUTCOME_VOLUME_MASK, int256)
+        position_wh += cross_wh
+        value_wei += unsafe_mul(price, cross_wh)
     return escrow.SettlementTerms(
         cleared=True,
         position_wh=position_wh,
-        value_wei=unsafe_mul(convert(outcome & _OUTCOME_PRICE_MASK, int256), position_wh),
+        value_wei=value_wei,
         end_timestamp=gate._interval_end_timestamp(interval),
     )
+
+
+@internal
+@view
+def _cross_problem(interval: uint256, fill: CrossFill, price_wei_per_wh: uint256) -> (String[64], bool):
+    """
+    @dev Why `settle_across` skips one cross-zone fill, or the empty
+         string; and whether an accepted bid must lock more escrow (its
+         lock no longer covers its zone fill and this one).
+    @param interval Index of the cleared market interval.
+    @param fill The account and its cross-zone fill. [Wh]
+    @param price_wei_per_wh The coordinator's price. [wei/Wh]
+    @return String[64] The reason, empty if the fill is accepted.
+    @return bool True if an accepted bid must lock fill * (price + fee).
+    """
+    word: uint256 = book._order_word[interval][fill.account]
+    if word == 0:
+        return "auction: no order", False
+    if self._cross_fill_wh[interval][fill.account] != 0:
+        return "auction: already filled across zones", False
+    energy_wh: uint256 = word & book.ORDER_ENERGY_MASK
+    zone_fill_wh: uint256 = (word >> book.ORDER_FILL_SHIFT) & book.ORDER_ENERGY_MASK
+    if fill.energy_wh == 0:
+        return "auction: zero fill", False
+    if fill.energy_wh > energy_wh - zone_fill_wh:
+        return "auction: fill above unmatched energy", False
+    limit_wei_per_wh: uint256 = (word >> book.ORDER_PRICE_SHIFT) & book.ORDER_PRICE_MASK
+    if word >> book.ORDER_ASK_SHIFT != 0:
+        if price_wei_per_wh < limit_wei_per_wh:
+            return "auction: price below ask limit", False
+        return "", False
+    if price_wei_per_wh > limit_wei_per_wh:
+        return "auction: price above bid limit", False
+    zone_price_wei_per_wh: uint256 = book._outcome_word[interval] & _OUTCOME_PRICE_MASK
+    owed_wei: uint256 = (
+        staticcall escrow.settlement.escrow_wei(fill.account, zone_fill_wh, zone_price_wei_per_wh)
+        + staticcall escrow.settlement.escrow_wei(fill.account, fill.energy_wh, price_wei_per_wh)
+    )
+    if staticcall SettlementBooks(escrow.settlement.address).lock_wei(interval, fill.account) >= owed_wei:
+        return "", False
+    if not staticcall escrow.settlement.can_lock(fill.account, fill.energy_wh, price_wei_per_wh):
+        return escrow.CREDIT_BELOW_ESCROW, False
+    return "", True
+
+
+@internal
+@view
+def _exchange() -> address:
+    """
+    @dev The account that takes the other side of a zone's cross-zone
+         flow: the operator of the bound settlement, who alone may
+         record the cross-zone fills and whose position
+         `Settlement.settle_operator` settles.
+    @return address The settlement's operator; empty while unbound.
+    """
+    if escrow.settlement.address == empty(address):
+        return empty(address)
+    return staticcall SettlementBooks(escrow.settlement.address).operator()
 
 
 @internal

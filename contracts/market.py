@@ -83,6 +83,11 @@ GAS_SIGNED_READING = 250_000
 # recovery, checks, its event; a filled one's word and a filled bid's lock).
 _GAS_VERIFIED_BASE = 200_000
 GAS_VERIFIED_ORDER = 100_000
+# ``DoubleAuction.settle_across``: its checks and outcome word, the
+# exchange's lock, and per fill its checks (two escrow quotes and a lock
+# look-up for a bid), its stored fill, its Trade event and a bid's top-up lock.
+_GAS_CROSS_BASE = 150_000
+GAS_CROSS_FILL = 90_000
 _GAS_FINALISE_BASE = 60_000
 _GAS_FINALISE_PER_LOT = 130_000
 _GAS_CLEAR_BASE = 300_000
@@ -366,6 +371,22 @@ def post_demand(operator: Wallet, addresses: MarketAddresses, interval: int, *, 
 def settle_operator(sender: Wallet, addresses: MarketAddresses, interval: int) -> bytes:
     """Signed ``Settlement.settle_operator``: settles the operator's own position in ``interval``."""
     return _signed(sender, addresses.settlement, "Settlement", "settle_operator", interval, gas=GAS_SETTLE_OPERATOR)
+
+
+def settle_across(operator: Wallet, addresses: MarketAddresses, interval: int,
+                  fills_wh: Sequence[tuple[str, int]], price_wei_per_wh: int) -> bytes:
+    """Signed ``DoubleAuction.settle_across``: the zone's fills of ``interval`` against other zones.
+
+    Parameters
+    ----------
+    fills_wh : sequence of (str, int)
+        Each account's cross-zone fill on its own order's side. [Wh]
+    price_wei_per_wh : int
+        The coordinator's uniform price. [wei/Wh]
+    """
+    gas = _GAS_CROSS_BASE + GAS_CROSS_FILL * len(fills_wh)
+    return _signed(operator, addresses.auction, "DoubleAuction", "settle_across", interval,
+                   [list(fill) for fill in fills_wh], price_wei_per_wh, gas=gas)
 
 
 def sorted_order(interval_book: Book) -> tuple[list[int], list[int]]:
