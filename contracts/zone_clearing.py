@@ -97,6 +97,57 @@ class ZonedClearing:
     net_export_wh: dict[str, int]
 
 
+@dataclass(frozen=True)
+class CoordinatorClearing:
+    """The coordinator's clearing of the zones' residual orders.
+
+    Attributes
+    ----------
+    price_wei_per_wh : int
+        Uniform price, 0 if nothing traded. [wei/Wh]
+    fills_wh : dict of str to dict of str to int
+        Each zone's filled orders: account -> fill on the order's own side,
+        in the zone's residual order (bids, then asks); zones without a fill map to {}. [Wh]
+    net_export_wh : dict of str to int
+        Energy each zone's asks sold minus what its bids bought. [Wh]
+    """
+
+    price_wei_per_wh: int
+    fills_wh: dict[str, dict[str, int]]
+    net_export_wh: dict[str, int]
+
+
+def clear_residuals(residuals: Mapping[str, ZoneBook]) -> CoordinatorClearing:
+    """Clear the zones' residual orders in one book (the coordinator's step).
+
+    The book lists residuals zone by zone in sorted zone-name order, each
+    zone's in its own order, so equal prices rank by zone name first
+    (deterministic, independent of the mapping's order); it clears with
+    :func:`~gridledger.contracts.reference.clear_uniform`.
+
+    Parameters
+    ----------
+    residuals : mapping of str to ZoneBook
+        Each zone's unmatched orders (:func:`residual_orders`).
+
+    Returns
+    -------
+    CoordinatorClearing
+        Price [wei/Wh], each zone's fills [Wh] and net export [Wh].
+    """
+    zones = sorted(residuals)
+    cleared = clear_uniform([o for zone in zones for o in residuals[zone].bids],
+                            [o for zone in zones for o in residuals[zone].asks])
+    fills_wh: dict[str, dict[str, int]] = {}
+    for zone in zones:
+        orders = (*residuals[zone].bids, *residuals[zone].asks)
+        fills_wh[zone] = {o.account: abs(cleared.positions_wh[o.account]) for o in orders
+                          if cleared.positions_wh.get(o.account, 0)}
+    net_export_wh = {zone: sum(cleared.positions_wh.get(o.account, 0)
+                               for o in (*residuals[zone].bids, *residuals[zone].asks)) for zone in zones}
+    return CoordinatorClearing(cleared.price_wei_per_wh, fills_wh, net_export_wh)
+
+
 def residual_orders(orders: Sequence[Order], positions_wh: Mapping[str, int]) -> list[Order]:
     """Unmatched energy of each order at its limit price, in submission order; fully filled orders left out."""
     left = [Order(o.account, o.energy_wh - abs(positions_wh.get(o.account, 0)), o.price_wei_per_wh)
@@ -133,24 +184,20 @@ def clear_zoned(books: Mapping[str, ZoneBook]) -> ZonedClearing:
         raise ValueError("an account may place only one order per interval, in one zone")
     zones = sorted(books)
     zone_clearings = {zone: clear_uniform(books[zone].bids, books[zone].asks) for zone in zones}
-    residual_bids = [o for zone in zones
-                     for o in residual_orders(books[zone].bids, zone_clearings[zone].positions_wh)]
-    residual_asks = [o for zone in zones
-                     for o in residual_orders(books[zone].asks, zone_clearings[zone].positions_wh)]
-    coordinator = clear_uniform(residual_bids, residual_asks)
+    coordinator = clear_residuals({
+        zone: ZoneBook(tuple(residual_orders(books[zone].bids, zone_clearings[zone].positions_wh)),
+                       tuple(residual_orders(books[zone].asks, zone_clearings[zone].positions_wh)))
+        for zone in zones})
     fills = {
         o.account: Fill(zone, is_ask, abs(zone_clearings[zone].positions_wh.get(o.account, 0)),
-                        abs(coordinator.positions_wh.get(o.account, 0)))
+                        coordinator.fills_wh[zone].get(o.account, 0))
         for zone in zones
         for is_ask, side in ((False, books[zone].bids), (True, books[zone].asks))
         for o in side
     }
-    net_export_wh = {zone: 0 for zone in zones}
-    for fill in fills.values():
-        net_export_wh[fill.zone] += fill.coordinator_wh if fill.is_ask else -fill.coordinator_wh
     return ZonedClearing(
         fills=fills,
         zone_prices_wei_per_wh={zone: zone_clearings[zone].price_wei_per_wh for zone in zones},
         coordinator_price_wei_per_wh=coordinator.price_wei_per_wh,
-        net_export_wh=net_export_wh,
+        net_export_wh=coordinator.net_export_wh,
     )
