@@ -56,12 +56,14 @@ from gridledger.contracts.market import (
     lot_states,
     post_demand,
     read,
+    settle_across,
     settle_operator,
 )
 from gridledger.contracts.mechanisms import MECHANISMS, VERIFIED_BATCH
 from gridledger.contracts.typed_data import SignedOrder
-from gridledger.federation import DER_ENDPOINT, GRID_ENDPOINT, OPERATOR_ENDPOINT
-from gridledger.messages import encode
+from gridledger.contracts.zone_clearing import residual_orders
+from gridledger.federation import COORDINATOR_ENDPOINT, DER_ENDPOINT, GRID_ENDPOINT, OPERATOR_ENDPOINT, is_sharded
+from gridledger.messages import decode, encode, is_json
 from gridledger.roster import Roster
 from gridledger.schedule import LedgerAction
 from gridledger.units import price_wei_per_wh, wei
@@ -231,6 +233,11 @@ class MarketOperator:
         # Interval 0 has no gate action: its auction ends in the first block.
         self.pending = close_auction(chain, wallet, addresses, 0, sc.study.market.clearing)
         self.export: ChainExport | None = None
+        # A zone's ledger: its zone, the intervals whose cross-zone position the operator still has to
+        # settle, and what arrived at a "cross" action besides the coordinator's fills (mined next).
+        self.zone = next(iter(sc.zones)) if is_sharded(sc.study) else None
+        self.exchange_due: list[int] = []
+        self.deferred: list[Message] = []
 
     @classmethod
     def deploy(cls, sc: Roster, secret: bytes) -> MarketOperator:
@@ -263,11 +270,17 @@ class MarketOperator:
         timestamp = study.start_timestamp + int(action.time_s)
         interval = int(action.time_s // study.market_interval_s)
         if action.kind == "mine":
+            received, self.deferred = self.deferred + received, []
             return self._mine(interval, timestamp, received, lots_of=action.interval)
+        if action.kind == "cross":
+            return self._cross(interval, timestamp, action.interval, received)
         return self._clear(interval, timestamp, action.interval)
 
     def _mine(self, interval: int, timestamp: int, received: list[Message], lots_of: int | None) -> list[Message]:
-        duties = self.pending + operator_duties(self.sc, self.wallet, self.addresses, interval)
+        ended = [k for k in self.exchange_due if k < interval]
+        self.exchange_due = [k for k in self.exchange_due if k >= interval]
+        duties = (self.pending + operator_duties(self.sc, self.wallet, self.addresses, interval)
+                  + [settle_operator(self.wallet, self.addresses, k) for k in ended])
         self.pending = []
         txs, order_messages, signed_readings = split_received(received)
         if self.sc.study.market.clearing == VERIFIED_BATCH:
@@ -331,8 +344,42 @@ class MarketOperator:
             positions_wh, received_wei = lot_positions(self.chain, self.addresses, self.prosumers, cleared)
             self.record.lot_auction_cleared(cleared, positions_wh, received_wei)
         positions = self.record.cleared_positions(cleared)
+        if self.zone is not None:
+            interval_book = book(self.chain, self.addresses, cleared)
+            residuals = {side: [dataclasses.asdict(o) for o in residual_orders(orders, positions)]
+                         for side, orders in (("bids", interval_book.bids), ("asks", interval_book.asks))}
+            outbox.append((COORDINATOR_ENDPOINT, encode("residuals", interval=cleared, zone=self.zone, **residuals)))
+            return outbox
         outbox.append((DER_ENDPOINT, encode("cleared", interval=cleared, positions_wh=positions)))
         return outbox
+
+    def _cross(self, interval: int, timestamp: int, cleared: int, received: list[Message]) -> list[Message]:
+        """Settle the coordinator's fills of `cleared` on this zone's chain; tell the agents their positions.
+
+        Anything else that arrived (no agent or meter sends at this time)
+        is kept for the next "mine".
+        """
+        fills_wh: dict[str, int] = {}
+        price_wei_per_wh = 0
+        for source, payload in received:
+            body = decode(payload) if source == COORDINATOR_ENDPOINT and is_json(payload) else {}
+            if body.get("type") == "cross_fills" and body["interval"] == cleared:
+                fills_wh, price_wei_per_wh = body["fills_wh"], body["price_wei_per_wh"]
+            else:
+                self.deferred.append((source, payload))
+        if fills_wh:
+            tx = settle_across(self.wallet, self.addresses, cleared, list(fills_wh.items()), price_wei_per_wh)
+            block = mine_batches(self.chain, {"cross": [tx]}, timestamp)
+            require_ok(block.all_receipts(), f"cross-zone settlement of interval {cleared}")
+            self.record.block(interval, block)
+            for name, args in block.events_of(self.addresses.auction_contract):
+                if name == "CrossFillRejected":
+                    log.warning("cross-zone fill of %s in interval %d refused: %s",
+                                args["account"], cleared, args["reason"])
+                elif name == "CrossCleared" and args["sold_wh"] != args["bought_wh"]:
+                    self.exchange_due.append(cleared)
+        positions = self.record.cleared_positions(cleared)
+        return [(DER_ENDPOINT, encode("cleared", interval=cleared, positions_wh=positions))]
 
     def audit(self) -> bool:
         """Record and return whether tokens were conserved: supply, settlement holdings, flexibility holdings."""

@@ -12,7 +12,9 @@ Endpoint ``ledger/tx``
 Messages sent
     ``deployed`` (before time 0, to agents, meters and the DSO),
     ``receipts``, ``lots``, ``flex_requests``, ``flex_awards`` (agents and
-    meters), ``charging`` and ``cleared`` (agents).
+    meters), ``charging`` and ``cleared`` (agents); a zone's ledger sends
+    ``residuals`` to ``coordinator/zones`` at each gate and receives its
+    ``cross_fills`` from there.
 
 Every decision (what to mine, how to close an auction, what the agents
 are told, what is recorded) is the market operator's
@@ -61,8 +63,8 @@ def run(run_dir: Path, zone: str | None = None) -> None:
             fed.enter()
             for action in ledger_actions(sc.study):
                 fed.advance(action.time_s)                                 # advance
-                # Only a "mine" takes what arrived: a gate's block holds the operator's closing alone.
-                received = fed.receive() if action.kind == "mine" else []         # receive
+                # A gate's block holds the operator's closing alone; a zone's "cross" takes the coordinator's fills.
+                received = fed.receive() if action.kind in ("mine", "cross") else []   # receive
                 with stop_deferred():                                      # a stop waits for the block
                     outbox = market.act(action, received)                  # act: mine one block
                     chain.append()                                         # append it to chain/

@@ -30,6 +30,7 @@ LEDGER_ENDPOINT = "ledger/tx"
 DER_ENDPOINT = "der/agents"
 GRID_ENDPOINT = "grid/meters"
 OPERATOR_ENDPOINT = "operator/dso"
+COORDINATOR_ENDPOINT = "coordinator/zones"
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ SIGNED_BATCHES = When("`market.submission` is batched", lambda study: study.mark
 SIGNED_ORDERS = When("`market.submission` is batched and `market.mechanism` not a lot auction",
                      lambda study: study.market.submission == BATCHED
                      and MECHANISMS[study.market.mechanism].contract in SIGNED_ORDER_CONTRACTS)
+SHARDED = When("`market.sharding: per-zone`", lambda study: study.market.sharding == "per-zone")
 INVERTER_CURVES = When(
     "`prosumers.pv.inverter.volt_var` or `volt_watt`",
     lambda study: study.prosumers.pv.inverter.volt_var or study.prosumers.pv.inverter.volt_watt,
@@ -74,9 +76,10 @@ FEDERATION = (
     Federate("ledger", LEDGER_ENDPOINT, ALWAYS),
     Federate("der", DER_ENDPOINT, ALWAYS),
     Federate("operator", OPERATOR_ENDPOINT, OPERATOR_RUNS),
+    Federate("coordinator", COORDINATOR_ENDPOINT, SHARDED),
 )
 FEDERATES = tuple(f.name for f in FEDERATION if f.runs is ALWAYS)
-"""Federates of every study; `federate_names` adds the operator when a study needs it."""
+"""Federates of every study; `federate_names` adds the operator and the zones' coordinator when a study needs them."""
 
 
 SHARDING_MODES = ("none", "per-zone")
@@ -114,7 +117,8 @@ def federate_names(study: Study, zones: tuple[str, ...] | None = None) -> tuple[
 
     A sharded study (`market.sharding: per-zone`) runs ``ledger-<zone>``
     for each of the `zones` (the run's zone names, `gridledger.roster.Roster.zones`)
-    in place of ``ledger``; without `zones` its ledger is listed as ``ledger``.
+    in place of ``ledger``, and the zones' ``coordinator``; without `zones`
+    its ledger is listed as ``ledger``.
     """
     names = []
     for f in FEDERATION:
@@ -297,6 +301,11 @@ _REJECTION = (
     Field("signer", "address", "", "account that signed the order or reading (zero: the signature is bad)"),
     Field("reason", "str", "", "the contract's reason, as a direct transaction would have reverted"),
 )
+_RESIDUAL = (
+    Field("account", "address", "", "the order's account"),
+    Field("energy_wh", "int", "Wh", "energy the zone's own clearing left unmatched"),
+    Field("price_wei_per_wh", "int", "wei/Wh", "the order's limit price"),
+)
 _AWARD = (
     Field("request_id", "int", "", "the contract's request number"),
     _INTERVAL,
@@ -359,6 +368,19 @@ MESSAGES = (
             "the relayed orders or readings the contract skipped, after their block", (
                 _INTERVAL,
                 Field("rejections", "[object]", "", "one per skipped order or reading", _REJECTION),
+            )),
+    Message("residuals", (LEDGER_ENDPOINT,), (COORDINATOR_ENDPOINT,), SHARDED,
+            "what a zone's clearing left of its orders, at the gate (from each `ledger-<zone>/tx`)", (
+                _INTERVAL,
+                Field("zone", "str", "", "the zone whose ledger sends it"),
+                Field("bids", "[object]", "", "unmatched bids in book order", _RESIDUAL),
+                Field("asks", "[object]", "", "unmatched asks in book order", _RESIDUAL),
+            )),
+    Message("cross_fills", (COORDINATOR_ENDPOINT,), (LEDGER_ENDPOINT,), SHARDED,
+            "a zone's fills against the other zones, half a second after the gate (to each `ledger-<zone>/tx`)", (
+                _INTERVAL,
+                Field("price_wei_per_wh", "int", "wei/Wh", "the coordinator's uniform price; 0 if nothing traded"),
+                Field("fills_wh", "{address: int}", "Wh", "each filled order's energy, on its own side"),
             )),
     Message("inverters", (DER_ENDPOINT,), (GRID_ENDPOINT,), INVERTER_CURVES,
             "the PV inverters' ratings and curves, sent once at the start", (

@@ -34,7 +34,8 @@ DESCRIPTIONS = {
     "steps": "power-flow steps",
     "intervals": "market intervals",
     "prosumers": "prosumer agents",
-    "energy_traded_kwh": "energy matched peer to peer [kWh]",
+    "energy_traded_kwh": "energy matched peer to peer, within zones and across them [kWh]",
+    "energy_traded_across_zones_kwh": "energy the coordinator matched between zones (market.sharding: per-zone) [kWh]",
     "mean_clearing_price_per_kwh": "mean clearing price over intervals that traded [token/kWh]",
     "cost_total_token": "net cost of all prosumers with the market, positive = paid [token]",
     "baseline_cost_total_token": "net cost of all prosumers at grid tariffs only [token]",
@@ -201,6 +202,11 @@ def by_zone(per_interval: xr.DataArray) -> list[tuple[str | None, xr.DataArray]]
     return [(str(zone), per_interval.sel(zone=zone)) for zone in per_interval.zone.values]
 
 
+def across_zones_wh(ds: xr.Dataset) -> float:
+    """Energy the zones' coordinator matched between zones over the run; 0 without one. [Wh]"""
+    return float(ds.cross_zone_volume_wh.sum()) if "cross_zone_volume_wh" in ds else 0.0
+
+
 def compute_kpis(ds: xr.Dataset, study) -> dict:
     """The run's KPIs as a JSON-ready dict (floats rounded to 1e-6 so output is stable)."""
     step_h = study.power_flow_step_s / SECONDS_PER_HOUR
@@ -220,7 +226,9 @@ def compute_kpis(ds: xr.Dataset, study) -> dict:
         "steps": int(ds.sizes["time"]),
         "intervals": int(ds.sizes["interval"]),
         "prosumers": int(ds.sizes["prosumer"]),
-        "energy_traded_kwh": _round(ds.cleared_volume_wh.sum() / WH_PER_KWH),
+        "energy_traded_kwh": _round((ds.cleared_volume_wh.sum() + across_zones_wh(ds)) / WH_PER_KWH),
+        **({"energy_traded_across_zones_kwh": _round(across_zones_wh(ds) / WH_PER_KWH)}
+           if "cross_zone_volume_wh" in ds else {}),
         "mean_clearing_price_per_kwh": _round(
             ds.clearing_price_per_kwh.where(traded).mean()) if bool(traded.any()) else None,
         "cost_total_token": _round(cost.sum()),

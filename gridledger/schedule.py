@@ -8,6 +8,12 @@ g = s_{k+1} - market.gate_closure_s of interval k+1:
     s_k + 1      ledger: mine pending transactions (orders k+1, readings k-1)
     g            ledger: gate closure of k+1 -> clear k+1, send results to agents
 
+and with a ledger per zone (`market.sharding: per-zone`):
+
+    g            zone ledgers: clear k+1, send what is left of the orders to the coordinator
+    g + 0.5      coordinator: clear the residuals across zones, send each zone its fills
+    g + 1        zone ledgers: settle the fills across zones, send results to agents
+
 with the lot auctions ("vickrey", "english") bidding in rounds of
 R = market.round_s between the posted lots and the gate:
 
@@ -51,6 +57,8 @@ from gridledger.study import Study
 GRID_OFFSET_S = 0.5
 OPERATOR_OFFSET_S = 0.75
 LEDGER_OFFSET_S = 1.0
+COORDINATOR_OFFSET_S = 0.5
+"""After a zone ledger's gate: the coordinator clears; the zone ledgers settle its fills at the gate + 1 s."""
 
 
 @dataclass(frozen=True)
@@ -72,14 +80,15 @@ class DerAction:
 
 @dataclass(frozen=True)
 class LedgerAction:
-    """One thing the ledger does at one time: mine what is pending, or clear an interval.
+    """One thing the ledger does at one time: mine what is pending, clear an interval, or (a zone's ledger)
+    settle an interval's fills across zones.
 
     A "mine" with an ``interval`` also tells the agents the state of that
     interval's lots (lot auctions only).
     """
 
     time_s: float
-    kind: Literal["mine", "clear"]
+    kind: Literal["mine", "clear", "cross"]
     interval: int | None = None
 
 
@@ -103,6 +112,11 @@ def flex_offer_time(study: Study, interval: int) -> int | None:
     if not (market.voltage_regulation or market.charging_coordination) or interval < 1:
         return None
     return (interval - 1) * study.market_interval_s + study.market.round_s
+
+
+def coordinator_times(study: Study) -> list[tuple[float, int]]:
+    """(time [s], interval) of each cross-zone clearing: half a second after every gate."""
+    return [(_gate_s(study, k) + COORDINATOR_OFFSET_S, k) for k in range(1, study.n_intervals)]
 
 
 def operator_times(study: Study) -> list[float]:
@@ -160,6 +174,8 @@ def ledger_actions(study: Study) -> list[LedgerAction]:
             actions.append(LedgerAction(float(gate + study.market.reveal_window_s), "clear", following))
         else:
             actions.append(LedgerAction(float(gate), "clear", following))
+        if study.market.sharding == "per-zone":
+            actions.append(LedgerAction(gate + LEDGER_OFFSET_S, "cross", following))
     actions.append(LedgerAction(study.duration_s + LEDGER_OFFSET_S, "mine"))
     return actions
 

@@ -356,7 +356,9 @@ class Market(_Strict):
     that stores only the fills.
     ``sharding`` is how many ledgers run: one for the whole feeder
     (``none``) or one ledger federate and chain per zone of ``grid.zones``
-    (``per-zone``), each clearing its zone's uniform double auction.
+    (``per-zone``), each clearing its zone's uniform double auction, what
+    is left of every zone's orders then cleared across zones by the
+    coordinator (a second after the gate, so ``gate_closure_s`` >= 2).
     """
 
     mechanism: Literal[MECHANISM_NAMES] = DEFAULT_MECHANISM
@@ -397,6 +399,10 @@ class Market(_Strict):
                                  f"{DEFAULT_MECHANISM!r} mechanism, neither voltage regulation nor charging "
                                  f"coordination, and on-chain or verified clearing; {what} is not sharded: "
                                  "set market.sharding: none or drop it")
+        if self.gate_closure_s < 2:
+            raise ValueError(f"market.gate_closure_s = {self.gate_closure_s} leaves no second between a zone's "
+                             "clearing at the gate and the interval start for the cross-zone settlement "
+                             f"(market.sharding = {self.sharding!r}): use at least 2")
         return self
 
     @property

@@ -1,9 +1,11 @@
 """End to end: one hour of the short study on case33bw split in three zones, one ledger (unsharded) and one per zone.
 
-Real broker, a process per federate (five when sharded), real py-evm and
-contracts. Both runs' books are read back from their chain exports and
-cleared by the Python reference: the unsharded ledger as one feeder-wide
-book, every zone ledger as its zone's book (`clear_zoned`'s zone step).
+Real broker, a process per federate (six when sharded: three zone ledgers
+and the coordinator), real py-evm and contracts. Both runs' books are
+read back from their chain exports and cleared by the Python reference:
+the unsharded ledger as one feeder-wide book, the zone ledgers together
+as `clear_zoned` clears them (each zone's book, then the residuals across
+zones at the coordinator).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import yaml
 from gridledger.contracts.reference import Order, clear_uniform
 from gridledger.contracts.zone_clearing import ZoneBook, clear_zoned
 from gridledger.roster import load_roster
+from gridledger.units import price_per_kwh
 from tests.e2e_helpers import SHORT_STUDY, run_variants
 
 pytestmark = pytest.mark.e2e
@@ -57,8 +60,8 @@ def test_a_sharded_run_has_a_chain_and_a_part_per_zone_and_every_prosumer_once(r
     run_dir, ds = runs["sharded"]
     roster = load_roster(run_dir)
     assert sorted(p.name for p in (run_dir / "chain").iterdir()) == ["z0", "z1", "z2"]
-    assert sorted(p.stem for p in (run_dir / "parts").glob("*.nc")) == ["der", "grid", "ledger-z0", "ledger-z1",
-                                                                        "ledger-z2"]
+    assert sorted(p.stem for p in (run_dir / "parts").glob("*.nc")) == ["coordinator", "der", "grid", "ledger-z0",
+                                                                        "ledger-z1", "ledger-z2"]
     assert list(ds.prosumer.values) == [p.name for p in roster.prosumers]
     assert list(ds.zone.values) == ["z0", "z1", "z2"]
     for name in PER_INTERVAL:
@@ -88,27 +91,65 @@ def test_tokens_and_energy_are_conserved_in_every_zone(runs):
     assert kpis["token_supply_conserved"] is True
     assert kpis["gas_used"] == int(ds.gas_used.sum()) and kpis["transactions"] == int(ds.transactions.sum())
     assert int(ds.cleared_volume_wh.sum()) > 0
+    assert int(ds.cross_zone_volume_wh.sum()) > 0
+    np.testing.assert_array_equal(ds.net_export_wh.sum("zone"), 0)             # what one zone exports others import
+    np.testing.assert_array_equal(ds.net_export_wh.clip(min=0).sum("zone"), ds.cross_zone_volume_wh)
+    assert kpis["energy_traded_kwh"] == pytest.approx(
+        (int(ds.cleared_volume_wh.sum()) + int(ds.cross_zone_volume_wh.sum())) / 1000)
+    assert kpis["energy_traded_across_zones_kwh"] == pytest.approx(int(ds.cross_zone_volume_wh.sum()) / 1000)
+    price = ds.coordinator_price_per_kwh.fillna(0.0)
     for zone in roster.zones:
         members = [p for p, z in roster.zone_of.items() if z == zone]
         position = ds.position_wh.sel(prosumer=members)
-        volume = ds.cleared_volume_wh.sel(zone=zone)
-        np.testing.assert_array_equal(position.where(position > 0, 0).sum("prosumer"), volume)   # sold = volume
-        np.testing.assert_array_equal(-position.where(position < 0, 0).sum("prosumer"), volume)  # bought = volume
-        # What the zone's buyers pay its sellers receive: no token leaves a zone's market.
-        np.testing.assert_allclose(ds.p2p_token.sel(prosumer=members).sum("prosumer"), 0.0, atol=1e-9)
+        sold = position.where(position > 0, 0).sum("prosumer")
+        bought = -position.where(position < 0, 0).sum("prosumer")
+        net = ds.net_export_wh.sel(zone=zone)
+        np.testing.assert_array_equal(sold - bought, net)
+        assert bool((sold >= ds.cleared_volume_wh.sel(zone=zone)).all())
+        assert bool((bought >= ds.cleared_volume_wh.sel(zone=zone)).all())
+        # Within the zone what buyers pay sellers receive; across zones the zone is paid its net export.
+        np.testing.assert_allclose(ds.p2p_token.sel(prosumer=members).sum("prosumer"), price * net / 1000, atol=1e-9)
 
 
-def test_every_zone_clears_its_own_book_as_the_reference_does(runs):
+def test_each_zones_operator_takes_the_other_side_of_its_net_flow_and_they_balance(runs):
+    """The zones' operators settle minus each zone's net export at the coordinator's price; over zones, zero."""
+    run_dir, ds = runs["sharded"]
+    settled: dict[int, dict[str, dict]] = {}
+    for zone in ds.zone.values:
+        for event in _events(run_dir / "chain" / zone, "OperatorSettled"):
+            settled.setdefault(event["args"]["interval"], {})[zone] = event["args"]
+    traded = [k for k in range(ds.sizes["interval"]) if int(ds.cross_zone_volume_wh[k]) > 0]
+    assert traded and sorted(settled) == traded
+    for k in traded:
+        net = ds.net_export_wh.isel(interval=k)
+        for zone in ds.zone.values:
+            position = settled[k].get(zone, {"position_wh": 0})["position_wh"]
+            assert position == -int(net.sel(zone=zone))
+        assert sum(args["value_wei"] for args in settled[k].values()) == 0
+
+
+def test_zones_and_coordinator_clear_as_the_reference_does(runs):
+    """Every zone's price, the coordinator's price, each order's fill and each zone's flow: as `clear_zoned`."""
     run_dir, ds = runs["sharded"]
     address = dict(zip(ds.address.values, ds.prosumer.values))
+    crossed = 0
     for k in range(1, ds.sizes["interval"]):
         books = {zone: _book(run_dir / "chain" / zone, k) for zone in ds.zone.values}
         reference = clear_zoned(books)
         for zone in books:
             cleared = [e["args"] for e in _events(run_dir / "chain" / zone, "Cleared") if e["args"]["interval"] == k]
             assert [c["price_wei_per_wh"] for c in cleared] == [reference.zone_prices_wei_per_wh[zone]]
+            assert int(ds.net_export_wh.isel(interval=k).sel(zone=zone)) == reference.net_export_wh[zone]
         for account, fill in reference.fills.items():
-            assert abs(int(ds.position_wh.sel(interval=ds.interval[k], prosumer=address[account]))) == fill.zone_wh
+            position = int(ds.position_wh.sel(interval=ds.interval[k], prosumer=address[account]))
+            assert position == (fill.total_wh if fill.is_ask else -fill.total_wh)
+            crossed += fill.coordinator_wh
+        if any(fill.coordinator_wh for fill in reference.fills.values()):
+            assert float(ds.coordinator_price_per_kwh[k]) == pytest.approx(
+                price_per_kwh(reference.coordinator_price_wei_per_wh), rel=1e-12)
+        else:
+            assert np.isnan(float(ds.coordinator_price_per_kwh[k]))
+    assert crossed > 0
 
 
 def test_the_same_orders_clear_as_one_book_unsharded(runs):

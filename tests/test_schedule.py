@@ -2,7 +2,7 @@
 
 import pytest
 
-from gridledger.schedule import bid_round_times, der_actions, ledger_actions
+from gridledger.schedule import bid_round_times, coordinator_times, der_actions, ledger_actions
 from gridledger.study import load_study, parse_study
 
 SHORT = "studies/baran-wu-short.yaml"
@@ -25,6 +25,22 @@ def test_double_auction_schedule_is_one_mine_per_interval_start_and_one_clear_pe
             expected.append((900 * (k + 1) - 60.0, "clear", k + 1))
     assert actions == expected + [(7201.0, "mine", None)]
     assert [a.time_s for a in der_actions(study)] == [300.0 * j for j in range(24)]
+
+
+def test_a_zone_ledger_settles_across_zones_a_second_after_the_gate_the_coordinator_between():
+    data = load_study(SHORT).model_dump(mode="json")
+    data["grid"]["zones"] = {"buses": [list(range(18)), list(range(18, 33))]}
+    data["market"]["sharding"] = "per-zone"
+    study = parse_study(data)
+    actions = [(a.time_s, a.kind, a.interval) for a in ledger_actions(study)]
+    gates = [(900 * k - 60.0, k) for k in range(1, 8)]
+    assert [(t, k) for t, kind, k in actions if kind == "clear"] == gates
+    assert [(t, k) for t, kind, k in actions if kind == "cross"] == [(t + 1, k) for t, k in gates]
+    assert coordinator_times(study) == [(t + 0.5, k) for t, k in gates]
+    times = [t for t, _, _ in actions]
+    assert times == sorted(times) and len(set(map(int, times))) == len(times)   # one block per whole second
+    assert "cross" not in {kind for _, kind, _ in (
+        (a.time_s, a.kind, a.interval) for a in ledger_actions(short("uniform-double-auction")))}
 
 
 def test_vickrey_commit_after_lots_reveal_at_gate_finalise_before_interval_start():

@@ -56,6 +56,9 @@ BAD = [
      "market.clearing = 'verified-batch' is not sharded"),
     ("name: x\ngrid: {zones: {by: transformer}}\nmarket: {sharding: per-zone}\nhelics: {hosts: {ledger-z0: 10.0.0.6}}\n",
      "helics.hosts names 'ledger-z0', which does not run in this study; allowed: grid, ledger, der"),
+    ("name: x\ngrid: {zones: {by: transformer}}\nmarket: {sharding: per-zone, gate_closure_s: 1}\n",
+     "market.gate_closure_s = 1 leaves no second between a zone's clearing at the gate and the interval start "
+     "for the cross-zone settlement (market.sharding = 'per-zone'): use at least 2"),
 ]
 
 
@@ -71,7 +74,7 @@ def test_bad_sharding_exits_2_naming_file_field_and_value(tmp_path, capsys, body
 
 
 def test_every_refusal_names_what_sharding_runs():
-    for body, _ in BAD[2:-1]:
+    for body, _ in BAD[2:-2]:
         with pytest.raises(StudyError, match=SHARDING_REFUSED.replace("(", r"\(").replace(")", r"\)")):
             parse_study(yaml.safe_load(body))
 
@@ -84,8 +87,9 @@ def test_sharding_defaults_to_none_and_a_zoned_unsharded_study_runs_one_ledger()
 
 def test_a_sharded_study_runs_a_ledger_per_zone_in_zone_order():
     study = parse_study(ZONED)
-    assert federate_names(study, ("z0", "z1", "z2")) == ("grid", "ledger-z0", "ledger-z1", "ledger-z2", "der")
-    assert federate_names(study) == ("grid", "ledger", "der")
+    assert federate_names(study, ("z0", "z1", "z2")) == ("grid", "ledger-z0", "ledger-z1", "ledger-z2", "der",
+                                                         "coordinator")
+    assert federate_names(study) == ("grid", "ledger", "der", "coordinator")
 
 
 def test_ledger_endpoint_routes_a_prosumer_to_its_zone_ledger():
@@ -107,11 +111,13 @@ def prepared(tmp_path_factory):
 
 def test_prepare_writes_a_ledger_config_per_zone_and_the_zone_names(prepared):
     assert prepared.zones == ("z0", "z1", "z2") == run_zones(prepared.run_dir)
-    assert prepared.federates == ("grid", "ledger-z0", "ledger-z1", "ledger-z2", "der")
+    assert prepared.federates == ("grid", "ledger-z0", "ledger-z1", "ledger-z2", "der", "coordinator")
     configs = sorted(p.stem for p in (prepared.run_dir / "helics").glob("*.json"))
-    assert configs == ["der", "grid", "ledger-z0", "ledger-z1", "ledger-z2"]
+    assert configs == ["coordinator", "der", "grid", "ledger-z0", "ledger-z1", "ledger-z2"]
     config = json.loads((prepared.run_dir / "helics" / "ledger-z1.json").read_text())
     assert config["name"] == "ledger-z1" and config["endpoints"] == [{"name": "ledger-z1/tx", "global": True}]
+    config = json.loads((prepared.run_dir / "helics" / "coordinator.json").read_text())
+    assert config["endpoints"] == [{"name": "coordinator/zones", "global": True}]
 
 
 def test_a_zone_ledger_process_is_the_ledger_module_given_its_zone(prepared):
@@ -121,7 +127,9 @@ def test_a_zone_ledger_process_is_the_ledger_module_given_its_zone(prepared):
                                                                 str(prepared.run_dir)]
     runner = runner_json(prepared)
     assert [f["name"] for f in runner["federates"]] == ["broker", *prepared.federates]
-    assert "-f5" in runner["federates"][0]["exec"]
+    assert "-f6" in runner["federates"][0]["exec"]
+    assert federate_command("coordinator", prepared.run_dir)[1:] == ["-m", "gridledger.federates.coordinator",
+                                                                     str(prepared.run_dir)]
 
 
 def test_the_federate_command_refuses_a_zone_the_run_lacks(prepared, capsys):
