@@ -22,6 +22,7 @@ profiles and, for SimBench profiles, the same time one day earlier
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +34,7 @@ from gridledger.grids.feeder_profiles import feeder_profiles
 from gridledger.grids.feeders import is_unbalanced, load_feeder
 from gridledger.grids.profiles import load_profile_pu, pv_profile_pu
 from gridledger.grids.prosumers import DeviceIndex, Prosumer, add_prosumer_devices, place_prosumers
-from gridledger.grids.zones import zone_of_prosumers, zones_by_transformer, zones_from_buses
+from gridledger.grids.zones import group_zones, zone_of_prosumers, zones_by_transformer, zones_from_buses
 from gridledger.study import STUDY_FILE, Study, load_study
 
 
@@ -183,7 +184,11 @@ def resolve_zones(net: pandapower.pandapowerNet, study: Study,
             zones = zones_by_transformer(net)
         else:
             zones = zones_from_buses(net, spec.buses)
-        zone_of = zone_of_prosumers({p.name: p.bus for p in prosumers}, zones)
+        buses = {p.name: p.bus for p in prosumers}
+        zone_of = zone_of_prosumers(buses, zones)
+        if spec is not None and spec.count is not None:
+            zones = group_zones(zones, Counter(zone_of.values()), spec.count)
+            zone_of = zone_of_prosumers(buses, zones)
     except ValueError as exc:
         raise ScenarioError("grid.zones", str(exc)) from None
     occupied = set(zone_of.values())

@@ -108,18 +108,24 @@ class Zones(_Strict):
 
     ``by: transformer`` makes one zone per MV/LV transformer's LV network
     (named ``trafo<index>``) and one zone ``mv`` of the buses upstream;
+    with ``count: n`` neighbouring ones are merged into at most n zones of
+    about equal prosumer numbers (``g0``, ``g1``, ...; a SimBench MV/LV grid
+    has about a hundred transformers, too many ledgers for one machine).
     ``buses`` lists each zone's buses (zones ``z0``, ``z1``, ...). Every
     prosumer's bus must lie in exactly one zone; that, and that listed buses
     exist, is checked against the feeder before a run starts.
     """
 
     by: Literal["transformer"] | None = None
+    count: Annotated[int, Field(ge=1, le=1000)] | None = None
     buses: list[Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]] | None = None
 
     @model_validator(mode="after")
     def _one_way(self) -> "Zones":
         if (self.by is None) == (self.buses is None):
             raise ValueError("give exactly one of by (transformer) and buses (a list of bus lists)")
+        if self.count is not None and self.by is None:
+            raise ValueError(f"count = {self.count} groups transformer zones; it needs by: transformer")
         if self.buses is not None and not self.buses:
             raise ValueError("buses lists no zone; give at least one list of buses")
         seen: dict[int, int] = {}

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 import pandapower
 import pandapower.topology
 
-__all__ = ["LV_MAX_KV", "MV_ZONE", "zone_of_prosumers", "zones_by_transformer", "zones_from_buses"]
+__all__ = ["LV_MAX_KV", "MV_ZONE", "group_zones", "zone_of_prosumers", "zones_by_transformer", "zones_from_buses"]
 
 LV_MAX_KV = 1.0
 """Highest nominal voltage of a low-voltage bus (IEC 60038: LV up to 1000 V AC). [kV]"""
@@ -77,6 +77,43 @@ def zones_by_transformer(net: pandapower.pandapowerNet) -> dict[str, tuple[int, 
     if upstream:
         zones[MV_ZONE] = upstream
     return zones
+
+
+def group_zones(zones: Mapping[str, Sequence[int]], prosumers_in: Mapping[str, int],
+                count: int) -> dict[str, tuple[int, ...]]:
+    """Merge neighbouring zones, in their order, into at most `count` zones of about equal prosumer numbers.
+
+    Zones are taken in the given order (by transformer index for
+    :func:`zones_by_transformer`, whose numbering follows the feeders in
+    SimBench's grids) and a group is closed as soon as it reaches its share
+    of the prosumers, the i-th once the running total reaches
+    i * total / `count`. A zone that alone holds more than a share makes
+    fewer groups; zones without a prosumer join the group they fall in,
+    those after the last prosumer the last group.
+
+    Parameters
+    ----------
+    zones : mapping of str to sequence of int
+        Disjoint zones in order, name to buses.
+    prosumers_in : mapping of str to int
+        Number of prosumers in each zone (missing: none).
+    count : int
+        Most groups; at least 1.
+
+    Returns
+    -------
+    groups : dict of str to tuple of int
+        ``"g0"``, ``"g1"``, ... to their buses, ascending.
+    """
+    total = sum(prosumers_in.get(name, 0) for name in zones)
+    groups: list[list[int]] = [[]]
+    running = 0
+    for name, buses in zones.items():
+        if running * count >= len(groups) * total and running < total and groups[-1] and len(groups) < count:
+            groups.append([])
+        groups[-1] += [int(bus) for bus in buses]
+        running += prosumers_in.get(name, 0)
+    return {f"g{i}": tuple(sorted(buses)) for i, buses in enumerate(groups)}
 
 
 def zones_from_buses(net: pandapower.pandapowerNet, lists: Sequence[Sequence[int]]) -> dict[str, tuple[int, ...]]:

@@ -4,11 +4,14 @@ import copy
 
 import pandapower
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from gridledger.cli import EXIT_BAD_INPUT, main
 from gridledger.grids.feeders import load_feeder
-from gridledger.grids.zones import MV_ZONE, zone_of_prosumers, zones_by_transformer, zones_from_buses
+from gridledger.grids.zones import MV_ZONE, group_zones, zone_of_prosumers, zones_by_transformer, zones_from_buses
 from gridledger.scenario import SINGLE_ZONE, ScenarioError, build_scenario
-from gridledger.study import parse_study
+from gridledger.study import StudyError, load_study, parse_study
 
 
 def two_transformer_net():
@@ -96,6 +99,39 @@ def test_simbench_mvlv_rural_has_one_zone_per_lv_grid():
     assert zones_by_transformer(copy.deepcopy(net)) == zones
 
 
+def test_zones_are_grouped_in_order_by_prosumer_share():
+    zones = {"a": (0,), "b": (1, 2), "c": (3,), "d": (4,), "mv": (5,)}
+    # 4 prosumers, 2 groups: a and b hold the first 2 (half), c and d the rest; the empty mv joins the last.
+    assert group_zones(zones, {"a": 1, "b": 1, "c": 1, "d": 1}, 2) == {"g0": (0, 1, 2), "g1": (3, 4, 5)}
+    # A zone that alone holds more than a share makes fewer groups.
+    assert group_zones(zones, {"a": 1, "b": 6, "c": 1}, 3) == {"g0": (0, 1, 2), "g1": (3, 4, 5)}
+    # Zones after the last prosumer join the last group rather than make empty ones.
+    assert group_zones(zones, {"a": 2, "b": 2}, 4) == {"g0": (0,), "g1": (1, 2, 3, 4, 5)}
+    assert group_zones(zones, {"a": 1}, 1) == {"g0": (0, 1, 2, 3, 4, 5)}
+
+
+@given(st.lists(st.integers(0, 9), min_size=1, max_size=30), st.integers(1, 8))
+def test_groups_are_contiguous_cover_every_bus_and_are_at_most_count(counts, count):
+    zones = {f"t{i}": (2 * i, 2 * i + 1) for i in range(len(counts))}
+    prosumers = {f"t{i}": n for i, n in enumerate(counts)}
+    groups = group_zones(zones, prosumers, count)
+    assert 1 <= len(groups) <= count and list(groups) == [f"g{i}" for i in range(len(groups))]
+    assert [bus for buses in groups.values() for bus in buses] == list(range(2 * len(counts)))
+    total, share = sum(counts), sum(counts) / count
+    for i, buses in enumerate(groups.values()):   # every group but the last closes as soon as it reaches its share
+        held = sum(counts[b // 2] for b in buses[::2])
+        largest = max(counts[b // 2] for b in buses[::2])
+        if i < len(groups) - 1:
+            assert held <= share + largest or total == 0
+
+
+def test_a_study_zoned_by_transformer_in_two_groups_splits_the_lv_grids():
+    # CIGRE LV: residential LV grid trafo0 (buses 2-19), industrial trafo1 (21-22), commercial trafo2 (24-43).
+    built = scenario("cigre-lv", 6, {"by": "transformer", "count": 2}, buses=[12, 16, 22, 35, 40, 43])
+    assert built.zones == {"g0": tuple(range(2, 20)) + (21, 22), "g1": (0, 1, 20, 23, *range(24, 44))}
+    assert built.zone_of == {"p01": "g0", "p02": "g0", "p03": "g0", "p04": "g1", "p05": "g1", "p06": "g1"}
+
+
 def test_listed_zones_are_named_in_order_with_sorted_buses():
     assert zones_from_buses(two_transformer_net(), [[5, 3], [7]]) == {"z0": (3, 5), "z1": (7,)}
 
@@ -161,3 +197,14 @@ def test_zones_that_do_not_fit_the_feeder_name_the_field(feeder, zones, prosumer
         scenario(feeder, len(prosumers.get("buses", [])) or 4, zones, **prosumers)
     assert err.value.field == "grid.zones"
     assert message in str(err.value)
+
+
+def test_a_count_without_by_transformer_exits_2_naming_the_field(tmp_path, capsys):
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: x\ngrid: {zones: {buses: [[1, 2]], count: 2}}\n")
+    with pytest.raises(StudyError) as err:
+        load_study(path)
+    assert str(path) in str(err.value) and "grid.zones" in str(err.value)
+    assert "count = 2 groups transformer zones; it needs by: transformer" in str(err.value)
+    assert main(["validate", str(path)]) == EXIT_BAD_INPUT
+    assert "count = 2 groups transformer zones" in capsys.readouterr().err
