@@ -30,7 +30,7 @@ from bench.batching_gas import BatchingGas, batching_gas
 from bench.ledger import LedgerResult, ledger_throughput
 from bench.plain_loop import AIM_RATIO as PLAIN_LOOP_AIM_RATIO, plain_loop, plain_loop_section
 from bench.powerflow import REFERENCE_STUDY, PowerFlowResult, powerflow_step_time
-from bench.scaling import Sweep, plot_scaling, scaling_section, scaling_sweep
+from bench.scaling import VARIANTS, Sweep, plot_scaling, scaling_section, scaling_sweep
 from bench.security_gas import BASELINE_FILE, TxGas, pre_hardening_baseline, security_gas_rows
 from bench.startup import startup_costs, startup_section
 from bench.study import StudyResult, run_study
@@ -200,7 +200,7 @@ def _progress(text: str) -> None:
 
 def scaling(stamp: str) -> dict:
     """Run the scaling sweep, print its section, plot it next to the JSON copy; its machine-readable part."""
-    sweep = Sweep(scaling_sweep(RUNS_ROOT / "scaling", progress=_progress))
+    sweep = Sweep(scaling_sweep(RUNS_ROOT / "scaling", variants=VARIANTS, progress=_progress))
     plot = plot_scaling(sweep, RUNS_ROOT / f"{stamp}-scaling.png")
     print("\n".join(scaling_section(sweep)) + "\n")
     print(f"scaling plot: {plot}")

@@ -16,6 +16,9 @@ from hypothesis import strategies as st
 from bench.scaling import (
     COUNTS,
     HORIZON_ENV,
+    SCALE_STUDY,
+    VARIANTS,
+    ZONE_LEDGERS,
     Curves,
     PowerLaw,
     ScalePoint,
@@ -23,12 +26,13 @@ from bench.scaling import (
     fit_affine,
     fit_power_law,
     horizon_s,
+    ledger_compute_s,
     plot_scaling,
     scaling_section,
     scaling_sweep,
     sized_study,
 )
-from gridledger.study import load_study
+from gridledger.study import load_study, parse_study
 
 ROOT = Path(__file__).resolve().parent.parent
 SHORT = ROOT / "studies" / "baran-wu-short.yaml"
@@ -132,3 +136,17 @@ def test_a_tiny_real_sweep_runs_each_size_once_with_more_transactions_for_more_p
     assert points[1].gas_per_interval > points[0].gas_per_interval
     rows = [line.split()[0] for line in scaling_section(Sweep(points)) if line.split()[:1] in (["4"], ["8"])]
     assert rows == ["4", "8"]
+
+
+def test_the_ledger_time_of_a_sharded_run_is_its_busiest_zone_ledgers():
+    assert ledger_compute_s({"grid": 9.0, "ledger": 4.0, "der": 1.0}) == 4.0
+    assert ledger_compute_s({"grid": 9.0, "ledger-g0": 4.0, "ledger-g1": 6.5, "coordinator": 0.1}) == 6.5
+
+
+def test_the_sweep_compares_one_ledger_with_zone_ledgers_and_the_coordinator(tmp_path):
+    sharded = VARIANTS[f"{ZONE_LEDGERS} zone ledgers"]
+    study = yaml.safe_load(sized_study(SCALE_STUDY, 128, 7200, sharded, tmp_path).read_text())
+    assert study["grid"]["zones"] == {"by": "transformer", "count": ZONE_LEDGERS}
+    assert study["market"] == {**yaml.safe_load(SCALE_STUDY.read_text())["market"], "sharding": "per-zone"}
+    assert VARIANTS["one ledger"] == {}
+    parse_study(study)
