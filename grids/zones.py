@@ -85,11 +85,12 @@ def group_zones(zones: Mapping[str, Sequence[int]], prosumers_in: Mapping[str, i
 
     Zones are taken in the given order (by transformer index for
     :func:`zones_by_transformer`, whose numbering follows the feeders in
-    SimBench's grids) and a group is closed as soon as it reaches its share
-    of the prosumers, the i-th once the running total reaches
-    i * total / `count`. A zone that alone holds more than a share makes
-    fewer groups; zones without a prosumer join the group they fall in,
-    those after the last prosumer the last group.
+    SimBench's grids). The i-th group aims at i * total / `count`
+    prosumers counted so far: it is closed before the next zone when it
+    has reached that, or when adding the zone would overshoot the aim by
+    more than stopping falls short of it. A zone that alone holds more than
+    a share makes fewer groups; zones without a prosumer join the group
+    they fall in, those after the last prosumer the last group.
 
     Parameters
     ----------
@@ -107,12 +108,16 @@ def group_zones(zones: Mapping[str, Sequence[int]], prosumers_in: Mapping[str, i
     """
     total = sum(prosumers_in.get(name, 0) for name in zones)
     groups: list[list[int]] = [[]]
-    running = 0
+    running = held = 0
     for name, buses in zones.items():
-        if running * count >= len(groups) * total and running < total and groups[-1] and len(groups) < count:
+        n = prosumers_in.get(name, 0)
+        aim = len(groups) * total / count
+        if held and len(groups) < count and running < total and (running >= aim or running + n - aim > aim - running):
             groups.append([])
+            held = 0
         groups[-1] += [int(bus) for bus in buses]
-        running += prosumers_in.get(name, 0)
+        running += n
+        held += n
     return {f"g{i}": tuple(sorted(buses)) for i, buses in enumerate(groups)}
 
 

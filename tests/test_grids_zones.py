@@ -103,8 +103,10 @@ def test_zones_are_grouped_in_order_by_prosumer_share():
     zones = {"a": (0,), "b": (1, 2), "c": (3,), "d": (4,), "mv": (5,)}
     # 4 prosumers, 2 groups: a and b hold the first 2 (half), c and d the rest; the empty mv joins the last.
     assert group_zones(zones, {"a": 1, "b": 1, "c": 1, "d": 1}, 2) == {"g0": (0, 1, 2), "g1": (3, 4, 5)}
+    # b alone overshoots the first aim (8/3) by more than stopping after a falls short: a closes g0.
+    assert group_zones(zones, {"a": 1, "b": 6, "c": 1}, 3) == {"g0": (0,), "g1": (1, 2), "g2": (3, 4, 5)}
     # A zone that alone holds more than a share makes fewer groups.
-    assert group_zones(zones, {"a": 1, "b": 6, "c": 1}, 3) == {"g0": (0, 1, 2), "g1": (3, 4, 5)}
+    assert group_zones(zones, {"b": 6, "c": 1}, 3) == {"g0": (0, 1, 2), "g1": (3, 4, 5)}
     # Zones after the last prosumer join the last group rather than make empty ones.
     assert group_zones(zones, {"a": 2, "b": 2}, 4) == {"g0": (0,), "g1": (1, 2, 3, 4, 5)}
     assert group_zones(zones, {"a": 1}, 1) == {"g0": (0, 1, 2, 3, 4, 5)}
