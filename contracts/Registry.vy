@@ -22,11 +22,11 @@
         revoking either role of a bound pair unbinds it.
         Every role change and binding is an event.
         Functions:
-        - `grant_role` (`external` function),
+        - `grant_role`, `grant_roles` (`external` functions),
         - `revoke_role` (`external` function),
         - `has_role`, `roles_of`, `prosumers_of_meters` (`external` `view`
           functions),
-        - `bind_meter` (`external` function),
+        - `bind_meter`, `bind_meters` (`external` functions),
         - `roles` (`external` `view` function),
         - `prosumer_of_meter`, `meter_of_prosumer` (`external` `view`
           functions),
@@ -127,12 +127,22 @@ def grant_role(account: address, role: uint256):
     """
     self._check_operator()
     self._check_role(role)
-    assert account != empty(address), "registry: account is the zero address"
-    roles_: uint256 = self.roles[account] | role
-    assert roles_ & ROLE_OPERATOR == 0 or roles_ & (ROLE_METER | ROLE_PROSUMER) == 0, "registry: operator cannot be meter or prosumer"
-    assert roles_ & (ROLE_METER | ROLE_PROSUMER) != ROLE_METER | ROLE_PROSUMER, "registry: meter cannot be prosumer"
-    self.roles[account] = roles_
-    log RoleGranted(account=account, role=role, sender=msg.sender)
+    self._grant(account, role)
+
+
+@external
+def grant_roles(accounts: DynArray[address, MAX_BATCH], role: uint256):
+    """
+    @dev `grant_role` of the same `role` to each of `accounts`, in one
+         call (the setup of a large market); reverts as a whole if one
+         grant would.
+    @param accounts The accounts that gain the role.
+    @param role As for `grant_role`.
+    """
+    self._check_operator()
+    self._check_role(role)
+    for account: address in accounts:
+        self._grant(account, role)
 
 
 @external
@@ -209,6 +219,48 @@ def bind_meter(meter: address, prosumer: address):
     @param prosumer An account holding the prosumer role.
     """
     self._check_operator()
+    self._bind(meter, prosumer)
+
+
+@external
+def bind_meters(meters: DynArray[address, MAX_BATCH], prosumers: DynArray[address, MAX_BATCH]):
+    """
+    @dev `bind_meter` of each meter to the prosumer at the same place, in
+         one call (the setup of a large market); reverts as a whole if
+         one binding would.
+    @param meters Accounts holding the meter role.
+    @param prosumers Accounts holding the prosumer role, one per meter.
+    """
+    self._check_operator()
+    assert len(meters) == len(prosumers), "registry: length mismatch"
+    for i: uint256 in range(len(meters), bound=MAX_BATCH):
+        self._bind(meters[i], prosumers[i])
+
+
+@internal
+def _grant(account: address, role: uint256):
+    """
+    @dev Adds the bits of a checked `role` to the roles of `account`.
+    @param account The account that gains the role; not the zero address.
+    @param role A valid role bitmask; the account's roles after the grant
+           must not conflict.
+    """
+    assert account != empty(address), "registry: account is the zero address"
+    roles_: uint256 = self.roles[account] | role
+    assert roles_ & ROLE_OPERATOR == 0 or roles_ & (ROLE_METER | ROLE_PROSUMER) == 0, "registry: operator cannot be meter or prosumer"
+    assert roles_ & (ROLE_METER | ROLE_PROSUMER) != ROLE_METER | ROLE_PROSUMER, "registry: meter cannot be prosumer"
+    self.roles[account] = roles_
+    log RoleGranted(account=account, role=role, sender=msg.sender)
+
+
+@internal
+def _bind(meter: address, prosumer: address):
+    """
+    @dev Makes `meter` the only meter of `prosumer`, replacing any
+         previous binding of either; only before the start.
+    @param meter An account holding the meter role.
+    @param prosumer An account holding the prosumer role.
+    """
     assert self.roles[meter] & ROLE_METER != 0, "registry: meter lacks meter role"
     assert self.roles[prosumer] & ROLE_PROSUMER != 0, "registry: prosumer lacks prosumer role"
     assert block.timestamp < start_timestamp, "registry: bindings frozen"

@@ -16,8 +16,8 @@
         `settlement_terms` (uniform or discriminatory prices alike) can
         be settled.
         Functions:
-        - `register_prosumer` (`external` function, the operator only),
-        - `deposit_for` (`external` function),
+        - `register_prosumer`, `register_prosumers` (`external` functions, the operator only),
+        - `deposit_for`, `deposit_for_each` (`external` functions),
         - `withdraw` (`external` function),
         - `lock`, `lock_bids`, `unlock` (`external` functions, the
           mechanism only),
@@ -215,6 +215,14 @@ _SOLD_GRID_SHIFT: constant(uint256) = 128
 
 
 # @dev One posted meter reading.
+# @dev One prosumer's registered limits (`register_prosumers`). [W]
+struct ProsumerRegistration:
+    prosumer: address
+    meter_rating_w: uint256
+    pv_w: uint256
+    battery_w: uint256
+
+
 struct Reading:
     import_wh: uint256
     export_wh: uint256
@@ -569,9 +577,45 @@ def register_prosumer(prosumer: address, meter_rating_w: uint256, pv_w: uint256,
     @param battery_w Discharge power of its battery, 0 without; at most
            `MAX_POWER_W`. [W]
     """
-    # checks
+    self._check_registrar()
+    self._register(ProsumerRegistration(prosumer=prosumer, meter_rating_w=meter_rating_w, pv_w=pv_w,
+                                        battery_w=battery_w))
+
+
+@external
+def register_prosumers(registrations: DynArray[ProsumerRegistration, MAX_READINGS]):
+    """
+    @dev `register_prosumer` of each registration, in one call (the setup
+         of a large market); reverts as a whole if one would.
+    @param registrations Each prosumer with its meter rating, PV peak and
+           battery power, as for `register_prosumer`. [W]
+    """
+    self._check_registrar()
+    for registration: ProsumerRegistration in registrations:
+        self._register(registration)
+
+
+@internal
+@view
+def _check_registrar():
+    """
+    @dev Reverts unless the operator calls before the market starts.
+    """
     assert msg.sender == operator, "settlement: caller is not the operator"
     assert block.timestamp < market_start_timestamp, "settlement: market started"
+
+
+@internal
+def _register(r: ProsumerRegistration):
+    """
+    @dev Registers the limits of one prosumer, once.
+    @param r The prosumer and its limits, as for `register_prosumer`. [W]
+    """
+    # checks
+    prosumer: address = r.prosumer
+    meter_rating_w: uint256 = r.meter_rating_w
+    pv_w: uint256 = r.pv_w
+    battery_w: uint256 = r.battery_w
     assert prosumer != empty(address), "settlement: prosumer is the zero address"
     assert self._limits_word[prosumer] == 0, "settlement: prosumer registered"
     assert meter_rating_w != 0, "settlement: zero meter rating"
@@ -603,6 +647,27 @@ def deposit_for(beneficiary: address, amount_wei: uint256):
 
     # interactions
     assert extcall token.transferFrom(msg.sender, self, amount_wei), "settlement: token transfer failed"
+
+
+@external
+def deposit_for_each(beneficiaries: DynArray[address, MAX_READINGS], amount_wei: uint256):
+    """
+    @dev `deposit_for` of the same amount for each beneficiary, with one
+         token transfer of the sum (the endowments of a large market).
+    @param beneficiaries The accounts credited.
+    @param amount_wei Tokens deposited for each; positive. [wei]
+    """
+    # checks
+    assert amount_wei != 0, "settlement: zero amount"
+
+    # effects
+    for beneficiary: address in beneficiaries:
+        self._add_credit(beneficiary, convert(amount_wei, int256))
+        log Deposited(beneficiary=beneficiary, payer=msg.sender, amount_wei=amount_wei)
+
+    # interactions
+    total_wei: uint256 = amount_wei * len(beneficiaries)
+    assert extcall token.transferFrom(msg.sender, self, total_wei), "settlement: token transfer failed"
 
 
 @external

@@ -62,6 +62,12 @@ ROLE_METER = 4
 # contract gas tests): a limit is what a sender must afford, not what it pays.
 GAS_DEPLOY = 5_000_000
 GAS_SETUP = 150_000
+# The setup's batch calls (roles, meter bindings, limits, deposits) take up
+# to SETUP_BATCH accounts each (the Registry's MAX_BATCH and the
+# Settlement's MAX_READINGS); per account at most two fresh storage words
+# and an event.
+SETUP_BATCH = 256
+GAS_SETUP_PER_ACCOUNT = 80_000
 GAS_SUBMIT_ORDER = 250_000
 GAS_POST_READING = 250_000
 GAS_POST_DEMAND = 180_000
@@ -211,7 +217,10 @@ def deploy_market(
     roles, binds each meter, registers each prosumer's reading limits,
     approves the settlement once and deposits
     ``endowment_wei`` for every prosumer and ``operator_deposit_wei`` for
-    the operator (a zero amount is skipped).
+    the operator (a zero amount is skipped); each of these but the
+    operator's deposit is one batch call per `SETUP_BATCH` accounts
+    (``grant_roles``, ``bind_meters``, ``register_prosumers``,
+    ``deposit_for_each``), which emit the same events as a call per account.
 
     Parameters
     ----------
@@ -297,23 +306,39 @@ def deploy_market(
     for address, name in contract_of.items():
         chain.label(address, name)
 
-    calls: list[tuple[str, str, str, tuple]] = [(f"bind settlement to {auction_contract}", auction,
-                                                  "bind_settlement", (settlement,))]
-    calls += [(f"grant prosumer role to {p}", registry, "grant_role", (p, ROLE_PROSUMER)) for p in prosumers]
-    calls += [(f"grant meter role to {m}", registry, "grant_role", (m, ROLE_METER)) for m in meters.values()]
-    calls += [(f"bind meter {m} to {p}", registry, "bind_meter", (m, p)) for p, m in meters.items()]
-    calls += [(f"register limits of {p}", settlement, "register_prosumer",
-               (p, limits[p].meter_rating_w, limits[p].pv_w, limits[p].battery_w)) for p in prosumers if limits]
-    calls.append(("approve settlement", token, "approve", (settlement, supply_wei)))
+    calls: list[tuple[str, str, str, tuple, int]] = [(f"bind settlement to {auction_contract}", auction,
+                                                       "bind_settlement", (settlement,), GAS_SETUP)]
+    pairs = list(meters.items())
+    calls += [(f"grant prosumer role to {group[0]}..", registry, "grant_roles", (group, ROLE_PROSUMER), _setup_gas(group))
+              for group in _batches(list(prosumers))]
+    calls += [(f"grant meter role to {group[0][1]}..", registry, "grant_roles", ([m for _, m in group], ROLE_METER),
+               _setup_gas(group)) for group in _batches(pairs)]
+    calls += [(f"bind meters {group[0][1]}..", registry, "bind_meters",
+               ([m for _, m in group], [p for p, _ in group]), _setup_gas(group)) for group in _batches(pairs)]
+    if limits:
+        calls += [(f"register limits of {group[0]}..", settlement, "register_prosumers",
+                   ([(p, limits[p].meter_rating_w, limits[p].pv_w, limits[p].battery_w) for p in group],),
+                   _setup_gas(group)) for group in _batches(list(prosumers))]
+    calls.append(("approve settlement", token, "approve", (settlement, supply_wei), GAS_SETUP))
     if endowment_wei:
-        calls += [(f"deposit for {p}", settlement, "deposit_for", (p, endowment_wei)) for p in prosumers]
+        calls += [(f"deposit for {group[0]}..", settlement, "deposit_for_each", (group, endowment_wei),
+                   _setup_gas(group)) for group in _batches(list(prosumers))]
     if operator_deposit_wei:
-        calls.append(("deposit for operator", settlement, "deposit_for", (operator.address, operator_deposit_wei)))
-    raw_txs = [
-        _signed(operator, to, contract_of[to], function, *args, gas=GAS_SETUP) for _, to, function, args in calls
-    ]
+        calls.append(("deposit for operator", settlement, "deposit_for", (operator.address, operator_deposit_wei),
+                      GAS_SETUP))
+    raw_txs = [_signed(operator, to, contract_of[to], function, *args, gas=gas) for _, to, function, args, gas in calls]
     _check(chain.mine(raw_txs, chain.timestamp + 1), [label for label, *_ in calls])
     return addresses
+
+
+def _batches(items: list) -> list[list]:
+    """`items` in consecutive batches of at most `SETUP_BATCH`."""
+    return [items[first:first + SETUP_BATCH] for first in range(0, len(items), SETUP_BATCH)]
+
+
+def _setup_gas(batch: list) -> int:
+    """Gas limit of a setup call over `batch`."""
+    return GAS_SETUP + GAS_SETUP_PER_ACCOUNT * len(batch)
 
 
 def _signed(wallet: Wallet, address: str, contract: str, function: str, *args, gas: int) -> bytes:

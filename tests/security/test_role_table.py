@@ -141,6 +141,17 @@ ROLE_TABLE += [
     ("interval 0 and window ended", "Settlement.post_signed_readings", (ALLOWED,) * 5),
     ("offers open", "Settlement.register_prosumer",
      ("settlement: market started", *("settlement: caller is not the operator",) * 4)),
+    # The setup's batch calls: each refuses whom its single-account call refuses.
+    ("setup", "Registry.grant_roles", (ALLOWED, _CALLER, _CALLER, ALLOWED, _CALLER)),
+    ("setup", "Registry.bind_meters", (ALLOWED, _CALLER, _CALLER, ALLOWED, _CALLER)),
+    ("offers open", "Registry.bind_meters", (_FROZEN, _CALLER, _CALLER, _FROZEN, _CALLER)),
+    ("setup", "Settlement.register_prosumers", _only(("operator",), "settlement: caller is not the operator")),
+    ("offers open", "Settlement.register_prosumers",
+     ("settlement: market started", *("settlement: caller is not the operator",) * 4)),
+    ("setup", "Settlement.deposit_for_each", (ALLOWED,) * 5),
+    # A zone's cross-zone fills: the settlement's operator alone (not the DSO), once its interval is cleared.
+    ("gate of interval 0", "DoubleAuction.settle_across",
+     ("auction: interval not cleared", *("auction: caller is not the settlement's operator",) * 4)),
 ]
 
 
@@ -173,6 +184,11 @@ def _args(scene: Scene, role: str) -> dict[str, tuple]:
         "Registry.revoke_role": (p2, ROLE_PROSUMER) if m.chain.timestamp < START_TIMESTAMP
         else (m.meters[0].address, ROLE_METER),
         "Registry.bind_meter": (m.meters[1].address, p1),
+        "Registry.grant_roles": ([FRESH], ROLE_PROSUMER),
+        "Registry.bind_meters": ([m.meters[1].address], [p1]),
+        "Settlement.register_prosumers": ([(FRESH, 5000, 0, 0)],),
+        "Settlement.deposit_for_each": ([me], 1),
+        "DoubleAuction.settle_across": (0, [], 1),
         "GridToken.transfer": (FRESH, 0),
         "GridToken.approve": (FRESH, 1),
         "GridToken.transferFrom": (m.operator.address, FRESH, 0),
