@@ -143,12 +143,17 @@ def voltage_profile(ds: xr.Dataset, study: Study, layout: FeederLayout | None) -
 def market(ds: xr.Dataset, study: Study, layout: FeederLayout | None) -> Figure:
     """Cleared volume (bars) and clearing price (steps, intervals without trade left blank) per interval.
 
-    A sharded run's volume is summed over its zones, its price drawn per zone.
+    A sharded run's volume is summed over its zones, with what the zones' coordinator matched between
+    them stacked on top; its price is drawn per zone.
     """
     fig, ax = new_figure()
     width_days = study.market_interval_s / 86400.0
-    ax.bar(ds.interval.values, over_zones(ds.cleared_volume_wh).values / WH_PER_KWH, width=width_days, align="edge",
-           color="tab:green", alpha=0.5, label="cleared volume")
+    volume_kwh = over_zones(ds.cleared_volume_wh).values / WH_PER_KWH
+    ax.bar(ds.interval.values, volume_kwh, width=width_days, align="edge",
+           color="tab:green", alpha=0.5, label="cleared volume" if "zone" not in ds.dims else "cleared within zones")
+    if "cross_zone_volume_wh" in ds:
+        ax.bar(ds.interval.values, ds.cross_zone_volume_wh.values / WH_PER_KWH, bottom=volume_kwh, width=width_days,
+               align="edge", color="tab:olive", alpha=0.6, label="cleared across zones")
     ax.set_ylabel("cleared volume [kWh]")
     price_ax = ax.twinx()
     price = ds.clearing_price_per_kwh.where(ds.cleared_volume_wh > 0)
@@ -163,6 +168,31 @@ def market(ds: xr.Dataset, study: Study, layout: FeederLayout | None) -> Figure:
     handles = ax.get_legend_handles_labels()[0] + price_ax.get_legend_handles_labels()[0]
     price_ax.legend(handles=handles, loc="upper left", fontsize="small")
     ax.set_title("Peer-to-peer market per interval")
+    time_axis(ax)
+    return fig
+
+
+def zone_trades(ds: xr.Dataset, study: Study, layout: FeederLayout | None) -> Figure:
+    """Each zone's net export to the other zones per interval (stacked bars) and the coordinator's price (steps)."""
+    fig, ax = new_figure()
+    width_days = study.market_interval_s / 86400.0
+    above = np.zeros(ds.sizes["interval"])
+    below = np.zeros(ds.sizes["interval"])
+    for zone in ds.zone.values:
+        flow_kwh = ds.net_export_wh.sel(zone=zone).values / WH_PER_KWH
+        base = np.where(flow_kwh >= 0, above, below)
+        ax.bar(ds.interval.values, flow_kwh, bottom=base, width=width_days, align="edge", label=f"zone {zone}")
+        above, below = above + np.clip(flow_kwh, 0, None), below + np.clip(flow_kwh, None, 0)
+    ax.axhline(0.0, color="0.3", lw=0.8)
+    ax.set_ylabel("net export to other zones [kWh]")
+    price_ax = ax.twinx()
+    price_ax.step(*held(ds.interval.values, ds.coordinator_price_per_kwh.values, study.market_interval_s),
+                  where="post", color="black", label="coordinator price")
+    price_ax.set_ylabel("coordinator price [token/kWh]")
+    price_ax.set_ylim(bottom=0)
+    handles = ax.get_legend_handles_labels()[0] + price_ax.get_legend_handles_labels()[0]
+    price_ax.legend(handles=handles, loc="upper left", fontsize="small")
+    ax.set_title("Trades between zones per interval (market.sharding: per-zone)")
     time_axis(ax)
     return fig
 
@@ -272,6 +302,7 @@ PLOTS = (
     Plot("voltage_heatmap", ("vm_pu",), voltage_heatmap),
     Plot("voltage_profile", ("vm_pu",), voltage_profile),
     Plot("market", ("clearing_price_per_kwh", "cleared_volume_wh"), market),
+    Plot("zone_trades", ("net_export_wh", "coordinator_price_per_kwh"), zone_trades),
     Plot("prosumer_cost", ("meter_import_wh", "meter_export_wh", "fee_token", "p2p_token", "imbalance_token"),
          prosumer_cost),
     Plot("substation_import", ("substation_p_mw", "p_mw", "pv_p_mw", "battery_p_mw"), substation_import),

@@ -139,7 +139,10 @@ def test_every_plot_labels_its_axes_with_units(run):
                       "flex_vm_forecast_pu": ("interval", np.full(n_int, 1.06)),
                       "flex_zone": (("interval", "bus"), np.ones((n_int, n_bus), dtype=np.int8)),
                       "ev_p_mw": ds.pv_p_mw * 0.1,
-                      "trafo_loading_percent": (("time", "trafo"), np.full((ds.sizes["time"], 1), 40.0))})
+                      "trafo_loading_percent": (("time", "trafo"), np.full((ds.sizes["time"], 1), 40.0)),
+                      "net_export_wh": (("interval", "zone"), np.tile([300, -100, -200], (n_int, 1))),
+                      "coordinator_price_per_kwh": ("interval", np.full(n_int, 0.2)),
+                      "cross_zone_volume_wh": ("interval", np.full(n_int, 300))})
     layout = feeder_layout(study)
     for plot in PLOTS:
         fig = plot.draw(flex, study, layout)
