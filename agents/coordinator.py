@@ -43,22 +43,24 @@ Message = tuple[str, bytes]
 """A message to send: (destination endpoint, payload)."""
 
 
-def zone_books(zones: list[str], interval: int, messages: list[dict]) -> dict[str, ZoneBook]:
-    """Each zone's residual book of `interval` from the ``residuals`` messages; a zone that sent none is empty.
+def zone_books(zones: list[str], interval: int, messages: list[tuple[str, dict]]) -> dict[str, ZoneBook]:
+    """Each zone's residual book of `interval` from the (source endpoint, ``residuals``) messages; a zone that sent
+    none is empty.
 
-    A message for another interval or an unknown zone, a second message of
-    a zone, and an account already listed by another zone are dropped and
-    logged: each account orders in one zone only.
+    Only a zone's own ledger (``ledger-<zone>/tx``) speaks for the zone: a
+    message from any other endpoint, for another interval or an unknown
+    zone, a second message of a zone, and an account already listed by
+    another zone are dropped and logged (each account orders in one zone only).
     """
     books = {zone: ZoneBook((), ()) for zone in zones}
     seen: set[str] = set()
     sent: set[str] = set()
-    for message in sorted(messages, key=lambda m: str(m.get("zone"))):
+    for source, message in sorted(messages, key=lambda m: str(m[1].get("zone"))):
         zone = message.get("zone")
         if (message.get("type") != "residuals" or message.get("interval") != interval or zone not in books
-                or zone in sent):
-            log.warning("residuals of zone %r for interval %r dropped at interval %d",
-                        zone, message.get("interval"), interval)
+                or source != zone_ledger_endpoint(zone) or zone in sent):
+            log.warning("residuals of zone %r for interval %r from %s dropped at interval %d",
+                        zone, message.get("interval"), source, interval)
             continue
         sent.add(zone)
         sides = []
@@ -93,8 +95,9 @@ class Coordinator:
         self.net_export_wh = np.zeros((n, len(self.zones)), dtype=np.int64)
         self.volume_wh = np.zeros(n, dtype=np.int64)
 
-    def clear(self, interval: int, messages: list[dict]) -> list[Message]:
-        """Clear `interval`'s residuals across zones; one ``cross_fills`` message per zone ledger."""
+    def clear(self, interval: int, messages: list[tuple[str, dict]]) -> list[Message]:
+        """Clear `interval`'s residuals, (source endpoint, message) pairs, across zones; one ``cross_fills`` message
+        per zone ledger."""
         result = clear_residuals(zone_books(self.zones, interval, messages))
         traded = any(result.fills_wh.values())
         if traded:

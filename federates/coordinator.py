@@ -33,7 +33,7 @@ def run(run_dir: Path) -> None:
             fed.enter()
             for time_s, interval in coordinator_times(roster.study):
                 fed.advance(time_s)                                               # advance
-                residuals = [decode(payload) for _, payload in fed.receive()]     # receive
+                residuals = [(source, decode(payload)) for source, payload in fed.receive()]   # receive
                 for destination, payload in coordinator.clear(interval, residuals):   # act
                     fed.send(destination, payload)                                # send
             finished = True

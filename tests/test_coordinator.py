@@ -17,9 +17,11 @@ CENT_PER_KWH = 10**13  # wei/Wh
 A, B, C, D = (f"0x{i:040x}" for i in (0xA, 0xB, 0xC, 0xD))
 
 
-def _residuals(interval: int, zone: str, bids=(), asks=()) -> dict:
-    return {"type": "residuals", "interval": interval, "zone": zone,
-            "bids": [dataclasses.asdict(o) for o in bids], "asks": [dataclasses.asdict(o) for o in asks]}
+def _residuals(interval: int, zone: str, bids=(), asks=(), source: str | None = None) -> tuple[str, dict]:
+    """A zone ledger's message as the coordinator receives it: (source endpoint, body)."""
+    return (source or f"ledger-{zone}/tx", {"type": "residuals", "interval": interval, "zone": zone,
+                                            "bids": [dataclasses.asdict(o) for o in bids],
+                                            "asks": [dataclasses.asdict(o) for o in asks]})
 
 
 @dataclasses.dataclass
@@ -78,12 +80,21 @@ def test_a_zone_that_sent_nothing_is_an_empty_book():
 @pytest.mark.parametrize("stray", [
     _residuals(2, "z0", bids=[Order(D, 999, 99)]),         # another interval's
     _residuals(3, "z9", bids=[Order(D, 999, 99)]),         # a zone the run does not have
-    {**_residuals(3, "z0", bids=[Order(D, 999, 99)]), "type": "cross_fills"},
+    ("ledger-z0/tx", {**_residuals(3, "z0", bids=[Order(D, 999, 99)])[1], "type": "cross_fills"}),
     _residuals(3, "z0", bids=[Order(D, 999, 99)]),         # a second message of z0 (sorted after the first)
-], ids=["other interval", "unknown zone", "other type", "repeated zone"])
+    _residuals(3, "z1", bids=[Order(D, 999, 99)], source="der/agents"),       # not from z1's ledger
+    _residuals(3, "z1", bids=[Order(D, 999, 99)], source="ledger-z0/tx"),     # z0's ledger speaking for z1
+], ids=["other interval", "unknown zone", "other type", "repeated zone", "forged by an agent", "another zone's"])
 def test_stray_messages_are_dropped(stray):
     first = _residuals(3, "z0", bids=[Order(A, 500, 40)])
-    assert zone_books(["z0", "z1"], 3, [first, stray])["z0"] == ZoneBook((Order(A, 500, 40),), ())
+    assert zone_books(["z0", "z1"], 3, [first, stray]) == {"z0": ZoneBook((Order(A, 500, 40),), ()),
+                                                           "z1": ZoneBook((), ())}
+
+
+def test_a_forged_message_sent_first_does_not_displace_the_zones_own():
+    forged = _residuals(3, "z0", asks=[Order(D, 999, 1)], source="der/agents")
+    own = _residuals(3, "z0", bids=[Order(A, 500, 40)])
+    assert zone_books(["z0"], 3, [forged, own]) == {"z0": ZoneBook((Order(A, 500, 40),), ())}
 
 
 def test_an_account_a_second_zone_lists_is_dropped_there():
