@@ -14,7 +14,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from gridledger.interfaces import FEDERATES
 from gridledger.launcher import launch, prepare, read_progress
 from gridledger.results import collect
 
@@ -81,15 +80,15 @@ def run_study(study_path: Path, runs_root: Path) -> StudyResult:
     started = time.perf_counter()
     outcome = launch(prepared)
     launched = time.perf_counter()
-    collect(prepared.run_dir, prepared.study, FEDERATES)
+    collect(prepared.run_dir, prepared.study, prepared.federates)
     collected = time.perf_counter()
     if outcome.exit_code:
         raise RuntimeError(f"{study_path}: federate {outcome.failed} failed: {outcome.reason}")
     records = read_progress(prepared.run_dir)
-    missing = [name for name in FEDERATES if "timing" not in records.get(name, {})]
+    missing = [name for name in prepared.federates if "timing" not in records.get(name, {})]
     if missing:
         raise RuntimeError(f"{prepared.run_dir}: no timing record from {', '.join(missing)}")
-    timing = {name: records[name]["timing"] for name in FEDERATES}
+    timing = {name: records[name]["timing"] for name in prepared.federates}
     launch_s = launched - started
     startup_s = max(t["startup_s"] for t in timing.values())
     compute_s = {name: t["compute_s"] for name, t in timing.items()}

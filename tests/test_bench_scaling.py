@@ -32,6 +32,7 @@ from bench.scaling import (
     scaling_sweep,
     sized_study,
 )
+from bench.study import run_study
 from gridledger.study import load_study, parse_study
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -150,3 +151,14 @@ def test_the_sweep_compares_one_ledger_with_zone_ledgers_and_the_coordinator(tmp
     assert study["market"] == {**yaml.safe_load(SCALE_STUDY.read_text())["market"], "sharding": "per-zone"}
     assert VARIANTS["one ledger"] == {}
     parse_study(study)
+
+
+@pytest.mark.e2e
+def test_a_sharded_run_is_timed_per_zone_ledger_and_coordinator(tmp_path):
+    """`bench.study.run_study` times every federate a sharded run starts; the ledger time is the busiest zone's."""
+    zoned = {"grid": {"zones": {"buses": [list(range(18)), list(range(18, 33))]}}, "market": {"sharding": "per-zone"},
+             "prosumers": {"count": 4, "buses": [3, 5, 20, 22]}}
+    run = run_study(sized_study(SHORT, 4, 900, zoned, tmp_path), tmp_path)
+    assert set(run.compute_s) == {"grid", "der", "ledger-z0", "ledger-z1", "coordinator"}
+    assert ledger_compute_s(run.compute_s) == max(run.compute_s["ledger-z0"], run.compute_s["ledger-z1"]) > 0
+    assert set(run.peak_rss_mib) == set(run.compute_s) and run.peak_rss_sum_mib > 0
