@@ -110,7 +110,7 @@ BAD = [
     ("name: x\ngrid: {zones: {buses: [[1, 1]]}}\n", "bus 1 is listed twice in zone z0"),
     ("name: x\ngrid: {zones: transformer}\n", "grid.zones = 'transformer': Input should be a valid dictionary"),
     ("name: x\ngrid: {zones: {by: transformer, colour: red}}\n",
-     "grid.zones.colour: unknown field; allowed here: by, buses"),
+     "grid.zones.colour: unknown field; allowed here: by, count, buses"),
     ("name: x\ngrid: {oltc: {colour: red}}\n", "grid.oltc.colour: unknown field; allowed here: vm_set_pu"),
     ("name: x\ngrid: {capacitors: [{bus: 3, q_mvar: 0.1, colour: red}]}\n",
      "grid.capacitors.0.colour: unknown field; allowed here: bus, q_mvar"),
