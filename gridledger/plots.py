@@ -163,12 +163,7 @@ def market(ds: xr.Dataset, study: Study, layout: FeederLayout | None) -> Figure:
                       label="clearing price" if zone is None else f"clearing price, zone {zone}")
     price_ax.axhline(study.market.grid_buy_price_per_kwh, color="0.4", ls="--", lw=1, label="grid buy tariff")
     price_ax.axhline(study.market.grid_sell_price_per_kwh, color="0.4", ls=":", lw=1, label="grid feed-in tariff")
-    price_ax.set_ylabel("clearing price [token/kWh]")
-    price_ax.set_ylim(bottom=0)
-    handles = ax.get_legend_handles_labels()[0] + price_ax.get_legend_handles_labels()[0]
-    price_ax.legend(handles=handles, loc="upper left", fontsize="small")
-    ax.set_title("Peer-to-peer market per interval")
-    time_axis(ax)
+    _finish_price_axis(ax, price_ax, "clearing price [token/kWh]", "Peer-to-peer market per interval")
     return fig
 
 
@@ -188,13 +183,19 @@ def zone_trades(ds: xr.Dataset, study: Study, layout: FeederLayout | None) -> Fi
     price_ax = ax.twinx()
     price_ax.step(*held(ds.interval.values, ds.coordinator_price_per_kwh.values, study.market_interval_s),
                   where="post", color="black", label="coordinator price")
-    price_ax.set_ylabel("coordinator price [token/kWh]")
+    _finish_price_axis(ax, price_ax, "coordinator price [token/kWh]",
+                       "Trades between zones per interval (market.sharding: per-zone)")
+    return fig
+
+
+def _finish_price_axis(ax, price_ax, ylabel: str, title: str) -> None:
+    """A price axis from 0 beside the energy axis `ax`, one legend for both, the title and the time axis."""
+    price_ax.set_ylabel(ylabel)
     price_ax.set_ylim(bottom=0)
     handles = ax.get_legend_handles_labels()[0] + price_ax.get_legend_handles_labels()[0]
     price_ax.legend(handles=handles, loc="upper left", fontsize="small")
-    ax.set_title("Trades between zones per interval (market.sharding: per-zone)")
+    ax.set_title(title)
     time_axis(ax)
-    return fig
 
 
 def prosumer_cost(ds: xr.Dataset, study: Study, layout: FeederLayout | None) -> Figure:
