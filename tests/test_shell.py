@@ -9,6 +9,7 @@ import pytest
 
 from gridledger.process import EXIT_FAILED, EXIT_STOPPED_BY_PEER
 from gridledger.launcher import free_port, helics_program
+from tests.shell_toys import OFFSET, STEPS
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.e2e
@@ -50,7 +51,7 @@ def _progress(tmp_path: Path, name: str) -> dict:
 def test_clean_federation_exits_zero(tmp_path):
     done = _federation(tmp_path, crash=None)
     assert [done[n].returncode for n in ("a", "b")] == [0, 0]
-    assert _progress(tmp_path, "a")["state"] == "done" and _progress(tmp_path, "b")["time_s"] == 9.5
+    assert _progress(tmp_path, "a")["state"] == "done" and _progress(tmp_path, "b")["time_s"] == STEPS - 1 + OFFSET["b"]
 
 
 def test_raising_federate_fails_and_its_peer_is_stopped_by_helics(tmp_path):
@@ -61,5 +62,5 @@ def test_raising_federate_fails_and_its_peer_is_stopped_by_helics(tmp_path):
     assert "toy failure at t=5" in done["b"].stdout
     a, b = _progress(tmp_path, "a"), _progress(tmp_path, "b")
     assert a["state"] == "failed" and "toy failure" in a["error"]
-    assert b["state"] == "stopped" and b["time_s"] < 9.5
+    assert b["state"] == "stopped" and b["time_s"] < STEPS - 1 + OFFSET["b"]
     assert b["timing"]["waiting_s"] >= 0
