@@ -36,6 +36,8 @@ class FeederRecord:
         self.range_b_violation = np.zeros((steps, n_bus), dtype=np.int8)
         self.va_degree = np.full((steps, n_bus), np.nan)
         self.loading_percent = np.full((steps, n_line), np.nan)
+        self.line_p_from_mw = np.full((steps, n_line), np.nan)
+        self.line_q_from_mvar = np.full((steps, n_line), np.nan)
         self.bus_p_mw = np.full((steps, n_bus), np.nan)
         self.bus_q_mvar = np.full((steps, n_bus), np.nan)
         self.substation = {k: np.full(steps, np.nan) for k in ("p_mw", "q_mvar", "pl_mw")}
@@ -75,6 +77,8 @@ class FeederRecord:
         self.range_b_violation[step] = ansi_c84_1_band(result.vm_phase_pu, range="B").violation.any(axis=1)
         self.va_degree[step] = result.va_degree
         self.loading_percent[step] = result.loading_percent
+        self.line_p_from_mw[step] = result.line_p_from_mw
+        self.line_q_from_mvar[step] = result.line_q_from_mvar
         for key in self.substation:
             self.substation[key][step] = getattr(result, key)
         self.converged[step] = result.converged
@@ -101,6 +105,9 @@ class FeederRecord:
         part.add("vm_pu", ("time", "bus"), self.vm_pu, PU, "bus voltage magnitude")
         part.add("va_degree", ("time", "bus"), self.va_degree, "degree", "bus voltage angle")
         part.add("loading_percent", ("time", "line"), self.loading_percent, PERCENT, "line loading")
+        part.add("line_p_from_mw", ("time", "line"), self.line_p_from_mw, MW, "active power into the line at its from bus")
+        part.add("line_q_from_mvar", ("time", "line"), self.line_q_from_mvar, MVAR,
+                 "reactive power into the line at its from bus")
         if len(sc.net.trafo):
             part.add("trafo_loading_percent", ("time", "trafo"), self.trafo_loading_percent, PERCENT,
                      "transformer loading")

@@ -33,6 +33,7 @@ from gridledger.contracts.mechanisms import (
     VERIFIED_BATCH_MAX_ORDERS,
 )
 from gridledger.federation import SHARDING_MODES, federate_names
+from gridledger.study_audit import Attack, Audit
 
 
 def _not_a_bool(value: object) -> object:
@@ -499,6 +500,8 @@ class Study(_Strict):
     prosumers: Prosumers = Prosumers()
     market: Market = Market()
     helics: Helics = Helics()
+    audit: Audit | None = None
+    attacks: list[Attack] = []
 
     @model_validator(mode="after")
     def _time_grid(self) -> "Study":
@@ -523,7 +526,26 @@ class Study(_Strict):
                              "buses: a list of bus lists) to say which prosumers each ledger holds")
         self._verified_batch_fits()
         self._placed_federates()
+        self._attacks_fit()
         return self
+
+    def _attacks_fit(self) -> None:
+        """Attacks name existing prosumers, end within the study, and fake deliveries need the flexibility market."""
+        width = max(2, len(str(self.prosumers.count)))
+        names = {f"p{i + 1:0{width}d}" for i in range(self.prosumers.count)}
+        for i, attack in enumerate(self.attacks):
+            where = f"attacks.{i}"
+            unknown = sorted(set(attack.prosumers or ()) - names)
+            if unknown:
+                shown = f"p{1:0{width}d} to p{self.prosumers.count:0{width}d}" if names else "none (prosumers.count is 0)"
+                raise ValueError(f"{where}.prosumers names {', '.join(unknown)}; prosumers here: {shown}")
+            if attack.end_s is not None and attack.end_s > self.duration_s:
+                raise ValueError(f"{where}.end_s ({attack.end_s}) must be at most duration_s ({self.duration_s})")
+            if attack.start_s >= self.duration_s:
+                raise ValueError(f"{where}.start_s ({attack.start_s}) must be below duration_s ({self.duration_s})")
+            if attack.kind == "fake-flexibility" and not self.market.voltage_regulation:
+                raise ValueError(f"{where}.kind 'fake-flexibility' fakes voltage-regulation deliveries; "
+                                 "it needs market.voltage_regulation: true")
 
     def _placed_federates(self) -> None:
         """Every federate `helics.hosts` places is one this study runs."""

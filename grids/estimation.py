@@ -21,8 +21,8 @@ passing ``calculate_voltage_angles`` where ``zero_injection`` belongs, and
 neither returns the figures an auditor must post as evidence, so the two
 formulas above are evaluated here on the matrices pandapower's solver
 leaves behind (``r``, ``R_inv``, ``H``, ``Gm``, ``pp_meas_indices``).
-`identify_bad_data` repeats the test after removing the worst measurement,
-as `perform_rn_max_test` does.
+`identify_bad_data` repeats the rᴺ test after removing the worst
+measurement, as `perform_rn_max_test` does.
 
 Measurements follow pandapower's conventions: ``p``/``q`` in MW/Mvar,
 ``v`` in pu; a bus injection is positive for load (consumption); a line
@@ -140,15 +140,18 @@ def normalized_residuals(r: np.ndarray, r_inv: np.ndarray, h: np.ndarray, gain: 
 
 def identify_bad_data(net: pandapower.pandapowerNet, threshold: float = RN_THRESHOLD, alpha: float = CHI2_ALPHA,
                       max_removals: int = 10) -> tuple[Estimate, list[tuple[int, float]]]:
-    """Remove measurements one by one while the chi-squared test fails and the largest rᴺ exceeds `threshold`.
+    """Remove measurements one by one while the largest rᴺ exceeds `threshold` (the rᴺ test detects as well).
 
+    The chi-squared test is not a gate here: where pseudo-measurements carry
+    generous σ, J stays far below its threshold and the test loses power,
+    while each rᴺ is still standard normal at most (Abur & Expósito §5.7).
     Returns the final estimate and the removed ``(measurement index, rᴺ)``
     in removal order. `net.measurement` keeps only the measurements that
     passed.
     """
     removed: list[tuple[int, float]] = []
     estimate = estimate_state(net, alpha)
-    while estimate.bad_data and len(removed) < max_removals:
+    while len(removed) < max_removals:
         index, rn = estimate.largest()
         if rn <= threshold or estimate.dof <= 1:
             break

@@ -133,6 +133,9 @@ class StepResult:
         Voltage unbalance factor |V2|/|V1|
         (:func:`~gridledger.grids.stability.voltage_unbalance_factor_percent`);
         0 on balanced feeders, which are solved in the positive sequence. [%]
+    line_p_from_mw, line_q_from_mvar : ndarray, shape (n_line,)
+        Active and reactive power entering each line at its from bus, all
+        phases; what a flow sensor there measures. [MW], [Mvar]
     """
 
     converged: bool
@@ -145,6 +148,8 @@ class StepResult:
     pl_mw: float
     vm_phase_pu: np.ndarray
     vuf_percent: np.ndarray
+    line_p_from_mw: np.ndarray
+    line_q_from_mvar: np.ndarray
 
 
 class PowerFlow:
@@ -291,6 +296,8 @@ class PowerFlow:
             pl_mw=float(net.res_line["pl_mw"].sum() + net.res_trafo["pl_mw"].sum()),
             vm_phase_pu=np.repeat(vm[:, np.newaxis], 3, axis=1),
             vuf_percent=np.where(np.isnan(vm), np.nan, 0.0),
+            line_p_from_mw=net.res_line["p_from_mw"].to_numpy(dtype=float, copy=True),
+            line_q_from_mvar=net.res_line["q_from_mvar"].to_numpy(dtype=float, copy=True),
         )
 
     def _three_phase_result(self) -> StepResult:
@@ -311,6 +318,8 @@ class PowerFlow:
             pl_mw=float(sum(_phase_columns(table, "pl", "mw").sum() for table in branches)),
             vm_phase_pu=vm,
             vuf_percent=voltage_unbalance_factor_percent(phasors[:, 0], phasors[:, 1], phasors[:, 2]),
+            line_p_from_mw=_phase_columns(net.res_line_3ph, "p", "from_mw").sum(axis=1),
+            line_q_from_mvar=_phase_columns(net.res_line_3ph, "q", "from_mvar").sum(axis=1),
         )
 
     def _not_converged(self) -> StepResult:
@@ -327,6 +336,8 @@ class PowerFlow:
             pl_mw=np.nan,
             vm_phase_pu=np.full((n_bus, 3), np.nan),
             vuf_percent=np.full(n_bus, np.nan),
+            line_p_from_mw=np.full(len(net.line), np.nan),
+            line_q_from_mvar=np.full(len(net.line), np.nan),
         )
 
 

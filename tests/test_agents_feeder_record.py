@@ -25,7 +25,8 @@ def result_with(vm_pu: np.ndarray, loading_percent: np.ndarray, converged: bool 
     """A power-flow result of a balanced feeder with these voltages and loadings (not converged: no SI computed)."""
     return StepResult(converged=converged, vm_pu=vm_pu, va_degree=np.zeros_like(vm_pu),
                       loading_percent=loading_percent, trafo_loading_percent=np.zeros(0), p_mw=0.5, q_mvar=0.2,
-                      pl_mw=0.01, vm_phase_pu=np.repeat(vm_pu[:, None], 3, axis=1), vuf_percent=np.zeros_like(vm_pu))
+                      pl_mw=0.01, vm_phase_pu=np.repeat(vm_pu[:, None], 3, axis=1), vuf_percent=np.zeros_like(vm_pu),
+                      line_p_from_mw=np.zeros_like(loading_percent), line_q_from_mvar=np.zeros_like(loading_percent))
 
 
 def prosumer_setpoints(n: int, pv_mw: float, load_mw: float, battery_mw: float) -> dict[str, np.ndarray]:

@@ -195,7 +195,8 @@ def test_index_needs_a_converged_balanced_result(case33bw_solved):
     net, result = case33bw_solved
     failed = StepResult(False, *(np.full_like(a, np.nan) for a in (result.vm_pu, result.va_degree,
                         result.loading_percent, result.trafo_loading_percent)),
-                        np.nan, np.nan, np.nan, np.full((33, 3), np.nan), np.full(33, np.nan))
+                        np.nan, np.nan, np.nan, np.full((33, 3), np.nan), np.full(33, np.nan),
+                        np.full(32, np.nan), np.full(32, np.nan))
     assert np.isnan(voltage_stability_index(net, failed)).all()
     unbalanced = copy.deepcopy(net)
     pandapower.create_asymmetric_load(unbalanced, 5, p_a_mw=0.01)
