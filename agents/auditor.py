@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandapower
-import pandas as pd
 
 from gridledger.agents.prosumer_limits import prosumer_limits
 from gridledger.grids.estimation import EstimationFailed, estimate_state, identify_bad_data
