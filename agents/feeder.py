@@ -124,9 +124,15 @@ class Feeder:
         self.pf = PowerFlow(sc.net, backend=sc.study.grid.backend)
         self.record = FeederRecord(sc)
 
-    def step(self, step: int, setpoints: dict[str, np.ndarray]) -> StepResult:
-        """Solve power-flow step `step` with the prosumers' setpoints and record it (NaN if not converged)."""
-        inj = injections(self.sc, step, setpoints)
+    def step(self, step: int, setpoints: dict[str, np.ndarray], bypass_mw: np.ndarray | None = None) -> StepResult:
+        """Solve power-flow step `step` with the prosumers' setpoints and record it (NaN if not converged).
+
+        `bypass_mw` is load each prosumer draws around its meter (the
+        ``bypass`` attack) [MW]: it flows in the power flow and in the
+        bus loads recorded, not in what the meters see.
+        """
+        physical = setpoints if bypass_mw is None else {**setpoints, "load_p_mw": setpoints["load_p_mw"] + bypass_mw}
+        inj = injections(self.sc, step, physical)
         result = self.pf.step(inj)
         inj, setpoints = actual_output(self.sc, inj, setpoints, result.converged)
         self.record.step(step, result, bus_net_load(self.sc.net, inj), setpoints)

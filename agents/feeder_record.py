@@ -12,8 +12,10 @@ from gridledger.grids.feeders import is_unbalanced
 from gridledger.grids.limits import overload, voltage_violation
 from gridledger.grids.powerflow import StepResult
 from gridledger.grids.stability import ansi_c84_1_band, voltage_stability_index
+from gridledger.agents.prosumer_limits import prosumer_limits
 from gridledger.results import Part
 from gridledger.scenario import Scenario
+from gridledger.study_audit import ATTACK_KINDS
 from gridledger.units import MVAR, MW, PERCENT, PU
 
 METER_REGISTERS = ("import_wh", "export_wh", "pv_wh", "battery_wh")
@@ -49,6 +51,8 @@ class FeederRecord:
         self.pv_curtailed_p_mw = np.full((steps, n_pro), np.nan)
         self.battery_p_mw = np.full((steps, n_pro), np.nan)
         self.meter_wh = {name: np.full((study.n_intervals, n_pro), -1, dtype=np.int64) for name in METER_REGISTERS}
+        self.attack_kind = np.full((study.n_intervals, n_pro), -1, dtype=np.int16)
+        self.attack_error_wh = np.zeros((study.n_intervals, n_pro), dtype=np.int64)
         self.steps_done = 0
 
     def step(self, step: int, result: StepResult, bus_load: tuple[np.ndarray, np.ndarray],
@@ -98,6 +102,11 @@ class FeederRecord:
         for name in METER_REGISTERS:
             self.meter_wh[name][interval] = registers[name]
 
+    def attacked(self, interval: int, kind_code: np.ndarray, error_wh: np.ndarray) -> None:
+        """Keep one interval's ground truth: each meter's attack kind code (-1 none) and its energy error. [Wh]"""
+        self.attack_kind[interval] = kind_code
+        self.attack_error_wh[interval] = error_wh
+
     def part(self) -> Part:
         """The grid's results part."""
         sc = self.sc
@@ -134,4 +143,13 @@ class FeederRecord:
         for name, what in zip(METER_REGISTERS, ("import", "export", "PV generation", "battery discharge")):
             part.add(f"meter_{name}", ("interval", "prosumer"), self.meter_wh[name], "Wh",
                      f"metered {what} per interval (-1: not metered)")
+        if sc.study.attacks or sc.study.audit is not None:
+            part.add("attack_kind", ("interval", "prosumer"), self.attack_kind, "1",
+                     "attack on the meter-interval, ground truth (-1: none)")
+            part.ds["attack_kind"].attrs.update(flag_values=np.arange(-1, len(ATTACK_KINDS), dtype=np.int16),
+                                                flag_meanings=" ".join(("none",) + ATTACK_KINDS))
+            part.add("attack_energy_error_wh", ("interval", "prosumer"), self.attack_error_wh, "Wh",
+                     "ground truth: reported minus true net export of the meter-interval")
+            part.add("meter_rating_w", ("prosumer",), [lim.meter_rating_w for lim in prosumer_limits(sc)], "W",
+                     "registered meter rating")
         return part

@@ -62,7 +62,8 @@ from gridledger.contracts.market import (
 from gridledger.contracts.mechanisms import MECHANISMS, VERIFIED_BATCH
 from gridledger.contracts.typed_data import SignedOrder
 from gridledger.contracts.zone_clearing import residual_orders
-from gridledger.federation import COORDINATOR_ENDPOINT, DER_ENDPOINT, GRID_ENDPOINT, OPERATOR_ENDPOINT, is_sharded
+from gridledger.federation import (AUDITOR_ENDPOINT, COORDINATOR_ENDPOINT, DER_ENDPOINT, GRID_ENDPOINT, OPERATOR_ENDPOINT,
+                                   is_sharded)
 from gridledger.messages import decode, encode, is_json
 from gridledger.roster import Roster
 from gridledger.schedule import LedgerAction
@@ -110,6 +111,13 @@ def in_block_order(batches: dict[str, list[bytes]], relayed: dict[str, list[byte
         if name in after:
             ordered[after[name]] = relayed[after[name]]
     return ordered
+
+
+def settled_readings(events) -> list[dict]:
+    """The readings a block settled, from its Settlement ``Settled`` events, for the auditor."""
+    return [{"interval": args["interval"], "prosumer": args["prosumer"], "import_wh": args["import_wh"],
+             "export_wh": args["export_wh"], "pv_wh": args["pv_wh"]}
+            for name, args in events if name == "Settled"]
 
 
 def deploy_study_market(sc: Roster, chain: Chain, operator: Wallet, prosumers: list[str],
@@ -308,6 +316,8 @@ class MarketOperator:
             outbox.append((DER_ENDPOINT, encode("flex_requests", requests=posted)))
         if self.charging:
             self.charging.requested(block.events_of(charging_contract.CONTRACT))
+        if self.sc.study.audit is not None and (settled := settled_readings(block.events_of("Settlement"))):
+            outbox.append((AUDITOR_ENDPOINT, encode("readings", readings=settled)))
         return outbox
 
     @staticmethod

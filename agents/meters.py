@@ -25,8 +25,10 @@ import logging
 
 import numpy as np
 
+from gridledger.agents.attacks import AttackPlan, bypass_mw, energy_error_wh, plan_attacks, tamper
 from gridledger.agents.feeder import install_inverters
 from gridledger.agents.feeder_record import FeederRecord
+from gridledger.agents.prosumer_limits import prosumer_limits
 from gridledger.agents.relay import signed_readings_message
 from gridledger.contracts import flexibility as flex
 from gridledger.contracts.client import Wallet
@@ -38,7 +40,7 @@ from gridledger.contracts.typed_data import sign_reading
 from gridledger.grids.metering import interval_energy_wh, source_energy_wh
 from gridledger.messages import decode
 from gridledger.scenario import Scenario
-from gridledger.units import SECONDS_PER_HOUR, W_PER_KW, W_PER_MW
+from gridledger.units import SECONDS_PER_HOUR, W_PER_KW, W_PER_MW, WH_PER_MWH
 
 log = logging.getLogger("gridledger.grid")
 
@@ -93,20 +95,24 @@ def measured_curtailment_wh(available_kw: np.ndarray, injected_mw: np.ndarray, s
 
 def deliveries(meters: list[Wallet], address: str, awarded: list[tuple[int, str, int]], steps: slice,
                record: FeederRecord, available_kw: np.ndarray, step_s: float,
-               prosumer_of: dict[str, int]) -> list[bytes]:
+               prosumer_of: dict[str, int], faked: dict[int, float] | None = None) -> list[bytes]:
     """Signed ``post_delivery`` of each awarded DER's meter: its measured curtailment over `steps`. [Wh]
 
     `awarded` lists (request id, DER address, awarded power [W]) in award
     order; `available_kw` is every prosumer's available PV per step
     (step, prosumer) [kW]; `prosumer_of` maps a DER address to its
-    prosumer's position.
+    prosumer's position. A tampered meter in `faked` (position -> fraction,
+    the ``fake-flexibility`` attack) adds that fraction of its award to
+    what it measured, up to the award.
     """
     window_s = int((steps.stop - steps.start) * step_s)
+    faked = faked or {}
     txs = []
     for request_id, der, p_w in awarded:
         i = prosumer_of[der]
-        delivered = measured_curtailment_wh(available_kw[steps, i], record.pv_p_mw[steps, i], step_s,
-                                            energy_wh(p_w, window_s))
+        awarded_wh = energy_wh(p_w, window_s)
+        delivered = measured_curtailment_wh(available_kw[steps, i], record.pv_p_mw[steps, i], step_s, awarded_wh)
+        delivered = min(awarded_wh, delivered + round(faked.get(i, 0.0) * awarded_wh))
         txs.append(flex.post_delivery(meters[i], address, request_id, delivered_wh=delivered))
     return txs
 
@@ -124,6 +130,19 @@ class Meters:
         self.available_kw = sc.pv_pu * np.array([p.pv_kwp for p in sc.prosumers])
         self.awards: dict[int, list[tuple[int, str, int]]] = {}
         self.sign = signed_readings if sc.study.market.submission == BATCHED else readings
+        study = sc.study
+        self.plan: AttackPlan | None = (plan_attacks(study.attacks, names, study.n_intervals, study.market_interval_s,
+                                                     study.seed) if study.attacks else None)
+        self.rating_w = np.array([lim.meter_rating_w for lim in prosumer_limits(sc)])
+        self.foreign = [Wallet(derive_account(secret, f"foreign/meter/{name}"), notice["chain_id"]) for name in names]
+        self.history: list[dict[str, np.ndarray]] = []
+        self.delayed: dict[int, list[bytes]] = {}
+
+    def bypass_mw(self, step: int) -> np.ndarray:
+        """Load each prosumer draws around its meter at power-flow `step` (``bypass`` attacks). [MW]"""
+        if self.plan is None:
+            return np.zeros(len(self.wallets))
+        return bypass_mw(self.plan, step // self.sc.study.steps_per_interval, self.rating_w)
 
     def handle(self, messages: list[tuple[str, bytes]]) -> None:
         """Install the inverters the DER federate describes, keep flexibility awards, log rejected meter transactions.
@@ -157,7 +176,42 @@ class Meters:
         interval = step // per_interval - 1
         window = slice(step - per_interval, step)
         registers = interval_registers(record, window, study.power_flow_step_s)
-        txs = self.sign(self.wallets, self.addresses, interval, registers)
-        record.meter(interval, registers)
+        if self.plan is None:
+            txs = self.sign(self.wallets, self.addresses, interval, registers)
+            record.meter(interval, registers)
+            faked = {}
+        else:
+            txs, faked = self._tampered(interval, window, registers, record)
         return txs + deliveries(self.wallets, self.flexibility, self.awards.pop(interval, []), window, record,
-                                self.available_kw, study.power_flow_step_s, self.prosumer_of)
+                                self.available_kw, study.power_flow_step_s, self.prosumer_of, faked)
+
+    def _tampered(self, interval: int, window: slice, true_wh: dict[str, np.ndarray],
+                  record: FeederRecord) -> tuple[list[bytes], dict[int, float]]:
+        """Readings under the study's attacks: tampered registers, foreign keys, delays; the ground truth recorded."""
+        study, plan = self.sc.study, self.plan
+        hours = study.market_interval_s / SECONDS_PER_HOUR
+        possible_wh = self.available_kw[window].mean(axis=0) * W_PER_KW * hours
+        reported = tamper(plan, interval, true_wh, self.history, self.rating_w, possible_wh)
+        self.history.append(true_wh)
+        bypass_wh = np.rint(bypass_mw(plan, interval, self.rating_w) * WH_PER_MWH * hours)
+        record.meter(interval, reported)
+        record.attacked(interval, plan.kind_code()[interval], energy_error_wh(plan, interval, true_wh, reported,
+                                                                                bypass_wh))
+        attacks = [plan.on(interval, i) for i in range(len(self.wallets))]
+        wallets = [self.foreign[i] if a is not None and a.kind == "foreign-key" else w
+                   for i, (a, w) in enumerate(zip(attacks, self.wallets))]
+        now = [i for i, a in enumerate(attacks) if a is None or a.kind != "delay"]
+        txs = self._signed(now, wallets, interval, reported) + self.delayed.pop(interval, [])
+        for i, a in enumerate(attacks):
+            if a is not None and a.kind == "delay":
+                self.delayed.setdefault(interval + a.intervals, []).extend(self._signed([i], wallets, interval, reported))
+        faked = {i: a.fraction for i, a in enumerate(attacks) if a is not None and a.kind == "fake-flexibility"}
+        return txs, faked
+
+    def _signed(self, which: list[int], wallets: list[Wallet], interval: int,
+                registers: dict[str, np.ndarray]) -> list[bytes]:
+        """The readings of the meters at positions `which`, signed by `wallets`."""
+        if not which:
+            return []
+        return self.sign([wallets[i] for i in which], self.addresses, interval,
+                         {name: values[which] for name, values in registers.items()})

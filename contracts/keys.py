@@ -60,6 +60,14 @@ def derive_salt(secret: bytes, agent: int, interval: int) -> bytes:
     return _hmac(secret, f"salt/{agent}/{interval}")
 
 
+def derive_seed(secret: bytes, label: str) -> int:
+    """A 64-bit seed for the random generator of `label` (e.g. sensor noise): HMAC-SHA256(secret, label).
+
+    Nobody without the secret can predict the numbers it seeds.
+    """
+    return int.from_bytes(_hmac(secret, f"seed/{label}")[:8], "big")
+
+
 def derive_chain_id(secret: bytes) -> int:
     """EIP-155 chain id of the run: ``2**31 + HMAC-SHA256(secret, label) mod 2**30``.
 

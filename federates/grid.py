@@ -14,7 +14,10 @@ Endpoint ``grid/meters``
     receives the flexibility awards and, after each window, every awarded
     DER's meter posts the curtailment measured from the power flow against
     the DER's available PV (``post_delivery``), not what the DER reports.
-    Receives the DER federate's inverter settings.
+    Receives the DER federate's inverter settings. With ``audit`` on it
+    sends the operator's grid sensors (``sensors``) to ``auditor/checks``
+    after every interval; with ``attacks`` the meters tamper as told and
+    bypassed load flows in the power flow (`gridledger.agents.attacks`).
 
 What the feeder does each step is `gridledger.agents.feeder`, what it
 records `gridledger.agents.feeder_record`, what the meters sign
@@ -30,6 +33,7 @@ from gridledger.federates.shell import joined, run_federate  # first: see gridle
 import numpy as np
 
 from gridledger.agents.feeder import Feeder
+from gridledger.agents.grid_sensors import GridSensors
 from gridledger.agents.meters import Meters
 from gridledger.grids.powerflow import StepResult
 from gridledger.agents.routing import TxRouter
@@ -56,17 +60,20 @@ def run(run_dir: Path) -> None:
             notice = deployment(fed.receive())
             meters = Meters(sc, notice, secret)
             router = TxRouter.of(sc, secret, notice)                          # sharded: to each meter's zone ledger
+            sensors = GridSensors(sc, secret) if study.audit is not None else None
             for step, time_s in enumerate(grid_times(study)):
                 fed.advance(time_s)                                           # advance
                 meters.handle(fed.receive())                                  # receive
                 for tx in meters.close_interval(step, feeder.record):         # meter the interval that ended
                     for endpoint, payload in router.route(tx):
                         fed.send(endpoint, payload)
+                for endpoint, payload in sensors.close_interval(step, feeder.record) if sensors else []:
+                    fed.send(endpoint, payload)                               # the operator's sensors, to the auditor
                 if step == study.n_steps:
                     break
                 setpoints = {q: np.array([fed.value(setpoint_key(n, q)) for n in names])
                              for q, _ in DER_SETPOINTS}                       # read inputs
-                result = feeder.step(step, setpoints)                         # solve and record
+                result = feeder.step(step, setpoints, meters.bypass_mw(step))  # solve and record
                 if not result.converged:
                     log.warning("t=%.0f s: power flow did not converge; step recorded as NaN", time_s - 0.5)
                 _publish(fed, sc, result)                                     # publish

@@ -31,6 +31,7 @@ DER_ENDPOINT = "der/agents"
 GRID_ENDPOINT = "grid/meters"
 OPERATOR_ENDPOINT = "operator/dso"
 COORDINATOR_ENDPOINT = "coordinator/zones"
+AUDITOR_ENDPOINT = "auditor/checks"
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ SIGNED_ORDERS = When("`market.submission` is batched and `market.mechanism` not 
                      lambda study: study.market.submission == BATCHED
                      and MECHANISMS[study.market.mechanism].contract in SIGNED_ORDER_CONTRACTS)
 SHARDED = When("`market.sharding: per-zone`", lambda study: study.market.sharding == "per-zone")
+AUDITED = When("`audit`", lambda study: study.audit is not None)
 INVERTER_CURVES = When(
     "`prosumers.pv.inverter.volt_var` or `volt_watt`",
     lambda study: study.prosumers.pv.inverter.volt_var or study.prosumers.pv.inverter.volt_watt,
@@ -77,9 +79,11 @@ FEDERATION = (
     Federate("der", DER_ENDPOINT, ALWAYS),
     Federate("operator", OPERATOR_ENDPOINT, OPERATOR_RUNS),
     Federate("coordinator", COORDINATOR_ENDPOINT, SHARDED),
+    Federate("auditor", AUDITOR_ENDPOINT, AUDITED),
 )
 FEDERATES = tuple(f.name for f in FEDERATION if f.runs is ALWAYS)
-"""Federates of every study; `federate_names` adds the operator and the zones' coordinator when a study needs them."""
+"""Federates of every study; `federate_names` adds the operator, the zones' coordinator and the auditor when a study
+needs them."""
 
 
 SHARDING_MODES = ("none", "per-zone")
@@ -306,6 +310,13 @@ _RESIDUAL = (
     Field("energy_wh", "int", "Wh", "energy the zone's own clearing left unmatched"),
     Field("price_wei_per_wh", "int", "wei/Wh", "the order's limit price"),
 )
+_SETTLED_READING = (
+    _INTERVAL,
+    Field("prosumer", "address", "", "the prosumer whose meter's reading was settled"),
+    Field("import_wh", "int", "Wh", "import register as settled"),
+    Field("export_wh", "int", "Wh", "export register as settled"),
+    Field("pv_wh", "int", "Wh", "PV register as settled"),
+)
 _AWARD = (
     Field("request_id", "int", "", "the contract's request number"),
     _INTERVAL,
@@ -381,6 +392,16 @@ MESSAGES = (
                 _INTERVAL,
                 Field("price_wei_per_wh", "int", "wei/Wh", "the coordinator's uniform price; 0 if nothing traded"),
                 Field("fills_wh", "{address: int}", "Wh", "each filled order's energy, on its own side"),
+            )),
+    Message("sensors", (GRID_ENDPOINT,), (AUDITOR_ENDPOINT,), AUDITED,
+            "the operator's grid sensors over an interval, at its end (`gridledger.grids.sensors`)", (
+                _INTERVAL,
+                Field("values", "[float]", "", "each sensor's interval mean plus its noise, in its unit (MW, Mvar "
+                      "or pu), in the order of `sensor_set`"),
+            )),
+    Message("readings", (LEDGER_ENDPOINT,), (AUDITOR_ENDPOINT,), AUDITED,
+            "the meter readings a block settled, after it (from each `ledger-<zone>/tx` in a sharded run)", (
+                Field("readings", "[object]", "", "one per ``Settled`` event, in block order", _SETTLED_READING),
             )),
     Message("inverters", (DER_ENDPOINT,), (GRID_ENDPOINT,), INVERTER_CURVES,
             "the PV inverters' ratings and curves, sent once at the start", (

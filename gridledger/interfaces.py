@@ -14,6 +14,7 @@ in use can leave its sender and reach each receiver. Keys follow one scheme:
     der/agents, grid/meters        endpoints: transactions out, receipts and market results in
     operator/dso                   endpoint of the optional DSO federate
     coordinator/zones              endpoint of the zones' coordinator (a ledger per zone)
+    auditor/checks                 endpoint of the auditor (`audit`): sensors and settled readings in
 
 Times (seconds since study start) at which each federate acts are fixed by
 `gridledger.schedule`; all federates are uninterruptible and request only

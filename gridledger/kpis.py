@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from gridledger.audit_kpis import audit_kpis
 from gridledger.grids.voltage_band import ansi_c84_1_band
 from gridledger.units import SECONDS_PER_HOUR, WH_PER_KWH
 
@@ -269,4 +270,5 @@ def compute_kpis(ds: xr.Dataset, study) -> dict:
         "transactions_per_interval_max": int(over_zones(ds.transactions).max()),
         "transactions_reverted": int(ds.transactions_reverted.sum()),
         "token_supply_conserved": bool(ds.attrs.get("ledger_token_supply_conserved", 0)),
+        **audit_kpis(ds, study.market_interval_s),
     }

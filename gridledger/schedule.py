@@ -59,6 +59,8 @@ OPERATOR_OFFSET_S = 0.75
 LEDGER_OFFSET_S = 1.0
 COORDINATOR_OFFSET_S = 0.5
 """After a zone ledger's gate: the coordinator clears; the zone ledgers settle its fills at the gate + 1 s."""
+AUDITOR_OFFSET_S = 1.25
+"""After an interval's end: its readings were mined at + 1 s (`LEDGER_OFFSET_S`); the auditor checks them."""
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,16 @@ def operator_times(study: Study) -> list[float]:
     return [k * study.market_interval_s + OPERATOR_OFFSET_S for k in range(study.n_intervals - 1)]
 
 
+def auditor_times(study: Study) -> list[float]:
+    """When the auditor checks the intervals whose readings have been settled: after each interval's readings block. [s]
+
+    Interval k's readings are posted at its end and mined a second later;
+    the auditor looks a quarter second after that, also after the study's
+    last interval.
+    """
+    return [k * study.market_interval_s + AUDITOR_OFFSET_S for k in range(1, study.n_intervals + 1)]
+
+
 def der_actions(study: Study) -> list[DerAction]:
     """The DER federate's actions in time order: every power-flow step, plus the market's rounds."""
     market: dict[float, tuple[str, int]] = {}
@@ -181,5 +193,5 @@ def ledger_actions(study: Study) -> list[LedgerAction]:
 
 
 def stop_time_s(study: Study) -> float:
-    """The last time any federate acts. [s]"""
-    return study.duration_s + LEDGER_OFFSET_S
+    """The last time any federate acts: the ledger's last block, or the auditor's check of it. [s]"""
+    return study.duration_s + (AUDITOR_OFFSET_S if study.audit is not None else LEDGER_OFFSET_S)

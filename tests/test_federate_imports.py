@@ -6,7 +6,8 @@ only when a stored artifact is stale; web3 is a test baseline. pandapower
 run power flows, grid and operator; the DER agents and the ledger read the
 prosumers and their profiles from the run directory (`gridledger.roster`).
 The zones' coordinator holds no key and runs no chain: it signs nothing
-and loads neither py-evm nor pandapower.
+and loads neither py-evm nor pandapower; the auditor estimates with
+pandapower and runs no chain.
 Run as a federate process (``python -m gridledger.federates.<name>``, here
 through `runpy` without a run directory, so it stops at its usage message),
 no federate loads matplotlib or dask (`gridledger.lean`); imported
@@ -28,6 +29,7 @@ NOT_IMPORTED = {
     "operator": ("eth", "vyper", "web3"),
     "ledger": ("vyper", "web3", *POWER_FLOW),
     "coordinator": ("eth", "vyper", "web3", *POWER_FLOW),
+    "auditor": ("eth", "vyper", "web3"),
 }
 
 
@@ -55,7 +57,7 @@ def _federate_process_modules(federate: str) -> set[str]:
 def test_federate_process_leaves_out_plotting_and_dask_even_when_writing_netcdf(federate):
     loaded = _federate_process_modules(federate)
     if federate != "coordinator":
-        assert "pandapower" in loaded if federate in ("grid", "operator") else "eth_account" in loaded
+        assert "pandapower" in loaded if federate in ("grid", "operator", "auditor") else "eth_account" in loaded
     assert loaded.isdisjoint(NOT_IN_PROCESS + NOT_IMPORTED[federate]), sorted(loaded & set(NOT_IN_PROCESS))
 
 

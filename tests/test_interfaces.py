@@ -198,7 +198,7 @@ def test_encode_refuses_an_undeclared_kind(kind):
         encode(kind, interval=1)
     assert str(err.value) == (f"message {kind!r} is not a declared JSON message; declared: deployed, receipts, "
                               "cleared, lots, flex_requests, flex_awards, charging, signed_orders, signed_readings, "
-                              "rejected, residuals, cross_fills, inverters")
+                              "rejected, residuals, cross_fills, sensors, readings, inverters")
 
 
 def test_encode_refuses_a_missing_field():
