@@ -31,10 +31,10 @@ import copy
 from dataclasses import dataclass, field
 
 import numpy as np
-import pandapower
+import pandas as pd
 
 from gridledger.agents.prosumer_limits import prosumer_limits
-from gridledger.grids.estimation import EstimationFailed, estimate_state, identify_bad_data
+from gridledger.grids.estimation import EstimationFailed, identify_bad_data
 from gridledger.grids.sensors import Sensor, sensor_set
 from gridledger.scenario import Scenario
 from gridledger.study_audit import Audit
@@ -45,6 +45,8 @@ PSEUDO_P_SHARE = 0.1
 PSEUDO_FLOOR_MW = 1.0 / KW_PER_MW
 ZERO_INJECTION_SIGMA_MW = 1e-6
 LATE_FORECAST_SHARE = 0.25
+MEASUREMENT_COLUMNS = ["name", "measurement_type", "element_type", "element", "value", "std_dev", "side"]
+"""pandapower's ``net.measurement`` columns."""
 
 
 @dataclass
@@ -89,22 +91,38 @@ class Auditor:
         self.steps = sc.study.steps_per_interval
         self.interval_h = sc.study.market_interval_s / SECONDS_PER_HOUR
         self.last_reading: dict[int, tuple[int, int]] = {}
+        self.slack = {int(b) for b in net.ext_grid.bus}
+        self._pseudo_p = np.zeros(len(net.bus))
 
     def check(self, interval: int, sensor_values: np.ndarray, readings_wh: dict[int, tuple[int, int]]) -> IntervalAudit:
         """Audit `interval` from the sensors' readings and the meters' (import_wh, export_wh) by prosumer position."""
-        rows = self._steps(interval)
-        net = self.net
-        net.measurement = net.measurement.iloc[0:0]
-        for sensor, value in zip(self.sensors, sensor_values):
-            pandapower.create_measurement(net, sensor.meas_type, sensor.element_type, float(value), sensor.sigma,
-                                          sensor.element, side=sensor.side, name=sensor.name)
         metered_mw, missing = self._meter_mw(readings_wh)
-        pseudo_p, sigma_p, pseudo_q, sigma_q = self._forecasts(rows)
+        rows, meter_row = self._measurements(interval, sensor_values, metered_mw, missing)
+        net = self.net
+        net.measurement = rows
+        try:
+            first, final, removed = identify_bad_data(net, self.spec.rn_threshold, self.spec.chi2_alpha,
+                                                      max_removals=len(meter_row))
+        except EstimationFailed as exc:
+            return IntervalAudit(interval, float("nan"), float("nan"), missing=tuple(sorted(missing)), failed=str(exc))
+        flagged = {i: rn for row, rn in removed if row in meter_row for i in self.prosumers_at[meter_row[row]]}
+        return IntervalAudit(
+            interval=interval, objective=first.objective, chi2_threshold=first.chi2_threshold, flagged=flagged,
+            missing=tuple(sorted(missing)), vm_pu=final.vm_pu.to_numpy(copy=True),
+            energy_balance_wh=self._energy_balance_wh(sensor_values, metered_mw, self._pseudo_p),
+        )
+
+    def _measurements(self, interval: int, sensor_values: np.ndarray, metered_mw: np.ndarray,
+                      missing: set[int]) -> tuple[pd.DataFrame, dict[int, int]]:
+        """``net.measurement`` rows of the interval, and the row of each bus's meter measurement -> its bus."""
+        pseudo_p, sigma_p, pseudo_q, sigma_q = self._forecasts(self._steps(interval))
+        self._pseudo_p = pseudo_p
+        rows = [(s.name, s.meas_type, s.element_type, s.element, float(v), s.sigma, s.side)
+                for s, v in zip(self.sensors, sensor_values)]
         meter_row: dict[int, int] = {}
-        slack = {int(b) for b in net.ext_grid.bus}
-        for position, bus in enumerate(net.bus.index):
+        for position, bus in enumerate(self.net.bus.index):
             bus = int(bus)
-            if bus in slack:
+            if bus in self.slack:
                 continue
             on_bus = self.prosumers_at.get(bus, [])
             p = pseudo_p[position] + sum(metered_mw[i] for i in on_bus)
@@ -112,26 +130,13 @@ class Auditor:
             sq = sigma_q[position]
             if sp == 0.0:
                 sp = sq = ZERO_INJECTION_SIGMA_MW
-            row = pandapower.create_measurement(net, "p", "bus", float(p), float(sp), bus, name=f"bus{bus}/p")
-            pandapower.create_measurement(net, "q", "bus", float(pseudo_q[position]), float(max(sq, ZERO_INJECTION_SIGMA_MW)),
-                                          bus, name=f"bus{bus}/q")
             if on_bus:
-                meter_row[row] = bus
-        try:
-            first, removed, final = self._estimate(net)
-        except EstimationFailed as exc:
-            return IntervalAudit(interval, float("nan"), float("nan"), missing=tuple(sorted(missing)), failed=str(exc))
-        flagged = {i: rn for row, rn in removed if row in meter_row for i in self.prosumers_at[meter_row[row]]}
-        return IntervalAudit(
-            interval=interval, objective=first[0], chi2_threshold=first[1], flagged=flagged,
-            missing=tuple(sorted(missing)), vm_pu=final.vm_pu.to_numpy(copy=True),
-            energy_balance_wh=self._energy_balance_wh(sensor_values, metered_mw, pseudo_p),
-        )
-
-    def _estimate(self, net):
-        first = estimate_state(net, self.spec.chi2_alpha)
-        final, removed = identify_bad_data(net, self.spec.rn_threshold, self.spec.chi2_alpha)
-        return (first.objective, first.chi2_threshold), removed, final
+                meter_row[len(rows)] = bus
+            rows.append((f"bus{bus}/p", "p", "bus", bus, float(p), float(sp), None))
+            rows.append((f"bus{bus}/q", "q", "bus", bus, float(pseudo_q[position]),
+                         float(max(sq, ZERO_INJECTION_SIGMA_MW)), None))
+        table = pd.DataFrame(rows, columns=MEASUREMENT_COLUMNS).astype({"element": np.uint32})
+        return table, meter_row
 
     def _steps(self, interval: int) -> slice:
         return slice(interval * self.steps, (interval + 1) * self.steps)

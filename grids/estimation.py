@@ -93,6 +93,9 @@ class Estimate:
 def estimate_state(net: pandapower.pandapowerNet, alpha: float = CHI2_ALPHA) -> Estimate:
     """WLS estimate of `net` from ``net.measurement`` (flat start), with the chi-squared and rᴺ statistics.
 
+    A fresh estimator every time: pandapower's ``recycle`` keeps the
+    measurement layout and (as measured) stale weights when a σ changes.
+
     Raises
     ------
     EstimationFailed
@@ -139,18 +142,18 @@ def normalized_residuals(r: np.ndarray, r_inv: np.ndarray, h: np.ndarray, gain: 
 
 
 def identify_bad_data(net: pandapower.pandapowerNet, threshold: float = RN_THRESHOLD, alpha: float = CHI2_ALPHA,
-                      max_removals: int = 10) -> tuple[Estimate, list[tuple[int, float]]]:
+                      max_removals: int = 10) -> tuple[Estimate, Estimate, list[tuple[int, float]]]:
     """Remove measurements one by one while the largest rᴺ exceeds `threshold` (the rᴺ test detects as well).
 
     The chi-squared test is not a gate here: where pseudo-measurements carry
     generous σ, J stays far below its threshold and the test loses power,
     while each rᴺ is still standard normal at most (Abur & Expósito §5.7).
-    Returns the final estimate and the removed ``(measurement index, rᴺ)``
-    in removal order. `net.measurement` keeps only the measurements that
-    passed.
+    Returns the first estimate, the final one and the removed ``(measurement
+    index, rᴺ)`` in removal order. `net.measurement` keeps only the
+    measurements that passed.
     """
     removed: list[tuple[int, float]] = []
-    estimate = estimate_state(net, alpha)
+    first = estimate = estimate_state(net, alpha)
     while len(removed) < max_removals:
         index, rn = estimate.largest()
         if rn <= threshold or estimate.dof <= 1:
@@ -158,4 +161,4 @@ def identify_bad_data(net: pandapower.pandapowerNet, threshold: float = RN_THRES
         net.measurement.drop(index, inplace=True)
         removed.append((index, rn))
         estimate = estimate_state(net, alpha)
-    return estimate, removed
+    return first, estimate, removed

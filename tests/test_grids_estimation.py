@@ -145,7 +145,7 @@ def test_with_redundancy_the_largest_normalized_residual_names_the_corrupted_mea
     _, objective, rn = _reference(measurements)
     assert est.bad_data and est.objective == pytest.approx(objective, rel=1e-4)
     assert est.largest()[0] == corrupt == int(np.argmax(rn))
-    final, removed = identify_bad_data(_with(measurements))
+    _, final, removed = identify_bad_data(_with(measurements))
     assert [index for index, _ in removed] == [corrupt] and not final.bad_data
 
 
@@ -156,7 +156,7 @@ def test_one_gross_error_among_small_noise_is_the_one_removed(seed, corrupt, sig
     rng = np.random.default_rng(seed)
     measurements = [(k, e, el, v + s * (sign * sigmas if i == corrupt else rng.uniform(-0.5, 0.5)), s, side)
                     for i, (k, e, el, v, s, side) in enumerate(_redundant())]
-    final, removed = identify_bad_data(_with(measurements))
+    _, final, removed = identify_bad_data(_with(measurements))
     assert [index for index, _ in removed] == [corrupt] and not final.bad_data
 
 
