@@ -20,7 +20,9 @@ rating, after Asefi et al.: estimate with what has arrived, forecasts for
 the rest); `Auditor.check` is called again when it arrives, and the new
 result replaces the old. Then the chi-squared test and the largest
 normalized residual identification; a removed meter measurement flags the
-prosumers on its bus. Beside it the utility's simplest check, the feeder
+prosumers on its bus (only meter measurements are suspects: the operator
+trusts its own sensors, so a sensor fault would be blamed on a meter near
+it). Beside it the utility's simplest check, the feeder
 energy balance: substation energy minus the estimated losses minus what the
 meters and forecasts account for.
 """
@@ -102,7 +104,7 @@ class Auditor:
         net.measurement = rows
         try:
             first, final, removed = identify_bad_data(net, self.spec.rn_threshold, self.spec.chi2_alpha,
-                                                      max_removals=len(meter_row))
+                                                      max_removals=len(meter_row), suspects=meter_row.keys())
         except EstimationFailed as exc:
             return IntervalAudit(interval, float("nan"), float("nan"), missing=tuple(sorted(missing)), failed=str(exc))
         flagged = {i: rn for row, rn in removed if row in meter_row for i in self.prosumers_at[meter_row[row]]}

@@ -188,6 +188,32 @@ def zone_trades(ds: xr.Dataset, study: Study, layout: FeederLayout | None) -> Fi
     return fig
 
 
+def audit(ds: xr.Dataset, study: Study, layout: FeederLayout | None) -> Figure:
+    """Normalized residuals of the meter-intervals the auditor flagged (attacked or not) and the feeder's energy balance."""
+    fig, ax = new_figure()
+    width_days = study.market_interval_s / 86400.0
+    balance_ax = ax.twinx()
+    balance_ax.bar(ds.interval.values, ds.energy_balance_wh.values / WH_PER_KWH, width=width_days, align="edge",
+                   color="0.85", label="energy balance (substation - losses - meters)")
+    balance_ax.set_ylabel("energy balance [kWh]")
+    flagged = ds.audit_flagged.values.astype(bool)
+    attacked = ds.attack_kind.values >= 0 if "attack_kind" in ds else np.zeros_like(flagged)
+    times = np.broadcast_to(ds.interval.values[:, np.newaxis], flagged.shape)
+    for mask, colour, label in ((flagged & attacked, "tab:red", "flagged, attacked"),
+                                (flagged & ~attacked, "tab:blue", "flagged, not attacked")):
+        ax.scatter(times[mask], ds.audit_rn.values[mask], s=12, color=colour, label=label, zorder=3)
+    ax.axhline(study.audit.rn_threshold, color="0.3", ls="--", lw=1, label="rN threshold")
+    ax.set_ylabel("normalized residual rN [1]")
+    ax.set_ylim(bottom=0)
+    ax.set_zorder(balance_ax.get_zorder() + 1)
+    ax.patch.set_visible(False)
+    handles = ax.get_legend_handles_labels()[0] + balance_ax.get_legend_handles_labels()[0]
+    ax.legend(handles=handles, loc="upper left", fontsize="small")
+    ax.set_title("Meter audit per interval (WLS state estimation, largest normalized residual)")
+    time_axis(ax)
+    return fig
+
+
 def _finish_price_axis(ax, price_ax, ylabel: str, title: str) -> None:
     """A price axis from 0 beside the energy axis `ax`, one legend for both, the title and the time axis."""
     price_ax.set_ylabel(ylabel)
@@ -310,6 +336,7 @@ PLOTS = (
     Plot("flexibility", (FLEX_REQUESTED, FLEX_DELIVERED), flexibility),
     Plot("flex_voltage", ("flex_vm_forecast_pu", "flex_zone", "vm_pu"), flex_voltage),
     Plot("ev_charging", ("ev_p_mw", "trafo_loading_percent"), ev_charging),
+    Plot("audit", ("audit_flagged", "audit_rn", "energy_balance_wh"), audit),
 )
 """Every plot of a run report, in report order."""
 

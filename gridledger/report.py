@@ -107,7 +107,23 @@ def kpi_section(kpis: dict) -> str:
         parts += ["<h2>Cost per prosumer</h2>",
                   table(["prosumer", "grid only [token]", "with market [token]", "saving [token]"],
                         prosumer_rows, "prosumers")]
+    if "audit" in kpis:
+        parts += audit_section(kpis["audit"])
     return "\n".join(parts)
+
+
+AUDIT_COLUMNS = ("meter_intervals", "visible", "detected", "refused_by_chain", "detection_rate", "visible_detection_rate",
+                 "false_energy_settled_kwh", "false_energy_flagged_kwh")
+
+
+def audit_section(audit: dict) -> list[str]:
+    """The auditor's detection table by attack kind (`gridledger.audit_kpis`) and its false positives."""
+    rows = [({"data-attack": kind}, [kind, *(text_of(scores[c]) for c in AUDIT_COLUMNS)])
+            for kind, scores in audit["by_kind"].items()]
+    summary = (f"<p>Attacked meter-intervals: {audit['attacked_meter_intervals']}; visible energy attacks detected: "
+               f"{text_of(audit['visible_detection_rate'])}; false positives: {audit['false_positives']} "
+               f"(rate {text_of(audit['false_positive_rate'])}).</p>")
+    return ["<h2>Meter audit</h2>", summary, table(["attack", *AUDIT_COLUMNS], rows, "audit")]
 
 
 def _plot_captions() -> dict[str, str]:

@@ -32,6 +32,7 @@ flow is measured at its ``"from"`` or ``"to"`` side.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -83,9 +84,11 @@ class Estimate:
         """Whether the chi-squared test detects bad data."""
         return self.objective > self.chi2_threshold
 
-    def largest(self) -> tuple[int, float]:
-        """The ``net.measurement`` index with the largest normalized residual, and that residual."""
+    def largest(self, among: Collection[int] | None = None) -> tuple[int, float]:
+        """The ``net.measurement`` index with the largest normalized residual (of those `among`), and that residual."""
         rn = self.normalized_residuals.dropna()
+        if among is not None:
+            rn = rn[rn.index.isin(list(among))]
         index = rn.idxmax()
         return int(index), float(rn[index])
 
@@ -142,20 +145,25 @@ def normalized_residuals(r: np.ndarray, r_inv: np.ndarray, h: np.ndarray, gain: 
 
 
 def identify_bad_data(net: pandapower.pandapowerNet, threshold: float = RN_THRESHOLD, alpha: float = CHI2_ALPHA,
-                      max_removals: int = 10) -> tuple[Estimate, Estimate, list[tuple[int, float]]]:
+                      max_removals: int = 10,
+                      suspects: Collection[int] | None = None) -> tuple[Estimate, Estimate, list[tuple[int, float]]]:
     """Remove measurements one by one while the largest rᴺ exceeds `threshold` (the rᴺ test detects as well).
 
     The chi-squared test is not a gate here: where pseudo-measurements carry
     generous σ, J stays far below its threshold and the test loses power,
     while each rᴺ is still standard normal at most (Abur & Expósito §5.7).
-    Returns the first estimate, the final one and the removed ``(measurement
-    index, rᴺ)`` in removal order. `net.measurement` keeps only the
-    measurements that passed.
+    `suspects` limits removal to those ``net.measurement`` indices, the rest
+    being trusted: where a bus's injection and the flows around it carry the
+    only redundancy their rᴺ nearly tie, and the test cannot tell a false
+    meter from a false flow sensor; an operator that trusts its own sensors
+    blames the meter. Returns the first estimate, the final one and the
+    removed ``(measurement index, rᴺ)`` in removal order. `net.measurement`
+    keeps only the measurements that passed.
     """
     removed: list[tuple[int, float]] = []
     first = estimate = estimate_state(net, alpha)
     while len(removed) < max_removals:
-        index, rn = estimate.largest()
+        index, rn = estimate.largest(suspects)
         if rn <= threshold or estimate.dof <= 1:
             break
         net.measurement.drop(index, inplace=True)

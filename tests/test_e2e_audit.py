@@ -88,3 +88,12 @@ def test_the_honest_day_flags_nothing_and_its_estimate_is_the_power_flow_within_
     assert np.abs(ds.vm_est_pu.values - mean_vm).max() <= 3 * 0.002 + 0.001      # substation V sensor sigma 0.002 pu
     kpis = json.loads((run_dir / "kpis.json").read_text())
     assert kpis["audit"]["false_positives"] == 0 and kpis["audit"]["attacked_meter_intervals"] == 0
+
+
+def test_the_report_has_the_audit_plot_and_the_detection_table_by_attack_kind(runs):
+    run_dir, _ = runs["attacked"]
+    report = (run_dir / "report.html").read_text()
+    assert 'id="plot-audit"' in report and (run_dir / "plots" / "audit.png").exists()
+    assert "<h2>Meter audit</h2>" in report
+    for kind in ("over-report-export", "bypass", "under-report-import", "foreign-key", "delay"):
+        assert f'data-attack="{kind}"' in report

@@ -22,6 +22,7 @@ from gridledger.plots import BUS_LABEL, PLOTS, TIME_LABEL, available, feeder_lay
 from gridledger.report import REPORT_FILE, write_report
 from gridledger.results import collect
 from gridledger.study import load_study
+from gridledger.study_audit import Audit
 
 pytestmark = pytest.mark.e2e
 
@@ -142,7 +143,11 @@ def test_every_plot_labels_its_axes_with_units(run):
                       "trafo_loading_percent": (("time", "trafo"), np.full((ds.sizes["time"], 1), 40.0)),
                       "net_export_wh": (("interval", "zone"), np.tile([300, -100, -200], (n_int, 1))),
                       "coordinator_price_per_kwh": ("interval", np.full(n_int, 0.2)),
-                      "cross_zone_volume_wh": ("interval", np.full(n_int, 300))})
+                      "cross_zone_volume_wh": ("interval", np.full(n_int, 300)),
+                      "audit_flagged": (("interval", "prosumer"), np.eye(n_int, ds.sizes["prosumer"], dtype=np.int8)),
+                      "audit_rn": (("interval", "prosumer"), 6.0 * np.eye(n_int, ds.sizes["prosumer"])),
+                      "energy_balance_wh": ("interval", np.full(n_int, 120.0))})
+    study = study.model_copy(update={"audit": Audit()})
     layout = feeder_layout(study)
     for plot in PLOTS:
         fig = plot.draw(flex, study, layout)
