@@ -9,7 +9,9 @@ hardening (`bench.security_gas`). Each federate module's start-up and
 peak memory is compared with a bare ``import pandapower`` process measured
 in the same run (`bench.startup`). The reference study's wall time is set
 against a plain loop of default pandapower ``runpp`` over its steps, in its
-own process (`bench.plain_loop`). The scaling sweep (`bench.scaling`: the
+own process (`bench.plain_loop`). The auditor's cost is its compute per
+interval and share of the meter-fraud day's wall time, and that day's wall
+over the reference day's (`bench.audit`). The scaling sweep (`bench.scaling`: the
 1000-prosumer MV/LV study at 32, 128, 512 and 1000 prosumers, 2 h each
 unless ``GRIDLEDGER_SCALING_HOURS`` says otherwise) comes last and takes
 about as long as the rest; ``python -m bench scaling`` runs only it.
@@ -25,6 +27,7 @@ import sys
 from pathlib import Path
 
 from bench import verdict
+from bench.audit import audit_cost, audit_section
 from bench.feeders import FeederStepTime, feeder_step_times
 from bench.batching_gas import BatchingGas, batching_gas
 from bench.ledger import LedgerResult, ledger_throughput
@@ -238,10 +241,13 @@ def main(sections: list[str]) -> int:
     startup = startup_costs(repeats=REPEATS)
     print("running the plain pandapower loop ...", file=sys.stderr, flush=True)
     loop = plain_loop(REFERENCE_STUDY)
+    print("running the meter-fraud day (the auditor) ...", file=sys.stderr, flush=True)
+    audit = audit_cost(study, RUNS_ROOT)
     print()
     for rows in (study_table(study), ledger_table(ledger), powerflow_table(powerflow), gas_section(gas, gas_crossovers),
                  feeders_section(feeders), security_gas_section(security_gas, baseline_commit),
-                 startup_section(startup, study), batching_gas_section(batching), plain_loop_section(loop, study)):
+                 startup_section(startup, study), batching_gas_section(batching), plain_loop_section(loop, study),
+                 audit_section(audit)):
         print("\n".join(rows) + "\n")
     _write(stamp, {
         "aims": {"study_wall_s": STUDY_AIM_S, "peak_rss_sum_mib": MEMORY_AIM_MIB,
@@ -261,6 +267,8 @@ def main(sections: list[str]) -> int:
                                   for r in security_gas]},
         "startup": dataclasses.asdict(startup),
         "plain_loop": dataclasses.asdict(loop),
+        "audit": {**dataclasses.asdict(audit), "per_interval_s": audit.per_interval_s,
+                  "share_of_wall": audit.share_of_wall, "over_reference": audit.over_reference},
         "scaling": scaling(stamp),
     })
     return 0

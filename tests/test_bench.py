@@ -124,3 +124,12 @@ def test_plain_loop_runs_every_step_of_the_study_and_the_section_names_the_large
     assert slow[2].endswith("3.00x  MISSES aim")
     assert slow[3] == "   largest part of the study: ledger compute, 4.00 s (44.4 % of its wall time)"
     assert plain_loop_section(PlainLoopResult(steps=4, wall_s=6.0), study)[2].endswith("1.50x  meets aim")
+
+
+def test_audit_section_gives_the_auditors_cost_per_interval_and_as_shares():
+    from bench.audit import AuditCost, audit_section
+
+    cost = AuditCost(intervals=96, auditor_compute_s=48.0, wall_s=160.0, reference_wall_s=80.0)
+    assert (cost.per_interval_s, cost.share_of_wall, cost.over_reference) == (0.5, 0.3, 2.0)
+    rows = "\n".join(audit_section(cost))
+    assert "0.500 s per interval" in rows and "30.0%" in rows and "2.00x" in rows
