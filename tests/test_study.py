@@ -186,3 +186,12 @@ def test_federates_run_on_the_broker_host_unless_placed():
     helics = parse_study({**MINIMAL, "helics": {"broker_address": "10.0.0.5", "hosts": {"der": "edge-1"}}}).helics
     assert [helics.host_of(name) for name in ("grid", "ledger", "der")] == ["10.0.0.5", "10.0.0.5", "edge-1"]
     assert parse_study(MINIMAL).helics.host_of("der") == "127.0.0.1"
+
+
+def test_the_readmes_example_study_file_is_valid():
+    import yaml
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = readme.split("### Writing a study file")[1].split("```yaml")[1].split("```")[0]
+    study = parse_study(yaml.safe_load(block), "README.md")
+    assert study.audit is not None and study.attacks == [] and study.name == "my-study"
