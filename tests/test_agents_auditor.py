@@ -23,7 +23,7 @@ STUDY = {"name": "audit", "start": "2024-06-21T10:00:00", "duration_s": 3600, "s
 BYPASSED = 9                                          # p10 draws 10 % of its meter rating around its meter
 
 
-def _run(bypass_share: float = 0.0):
+def _run(bypass_share: float = 0.0, noise: bool = True):
     study = parse_study(STUDY)
     sc = build_scenario(study, with_devices=True)
     feeder, n = Feeder(sc), len(sc.prosumers)
@@ -48,7 +48,8 @@ def _run(bypass_share: float = 0.0):
                               substation_q_mvar=rec.substation["q_mvar"][rows], line_p_from_mw=rec.line_p_from_mw[rows],
                               line_q_from_mvar=rec.line_q_from_mvar[rows])
         readings = {i: (int(registers["import_wh"][i]), int(registers["export_wh"][i])) for i in range(n)}
-        intervals.append((gs.read(auditor.sensors, true, rng), readings, rec.vm_pu[rows].mean(axis=0)))
+        sensors = gs.read(auditor.sensors, true, rng) if noise else true
+        intervals.append((sensors, readings, rec.vm_pu[rows].mean(axis=0)))
     return study, auditor, intervals
 
 
@@ -74,6 +75,18 @@ def test_an_over_reporting_meter_is_the_one_flagged_and_the_energy_balance_moves
     tampered = auditor.check(1, sensors, {**readings, 5: (readings[5][0], readings[5][1] + lie_wh)})
     assert list(tampered.flagged) == [5] and tampered.flagged[5] > study.audit.rn_threshold
     assert tampered.energy_balance_wh - base.energy_balance_wh == pytest.approx(lie_wh, rel=0.02)
+
+
+def test_with_exact_sensors_the_energy_balance_closes_and_a_lie_opens_it_by_its_size():
+    """Every case33bw load is a prosumer's, so substation energy - losses = metered net load, up to the
+    difference between losses of the interval's mean flows and the mean of its steps' losses (a few Wh)."""
+    study, auditor, intervals = _run(noise=False)
+    for k, (sensors, readings, _) in enumerate(intervals):
+        assert abs(auditor.check(k, sensors, readings).energy_balance_wh) < 25.0
+    sensors, readings, _ = intervals[0]
+    lie_wh = 5000
+    lied = auditor.check(0, sensors, {**readings, 3: (readings[3][0] - lie_wh, readings[3][1])})
+    assert lied.energy_balance_wh == pytest.approx(lie_wh, abs=50.0)
 
 
 def test_a_late_reading_is_forecast_first_and_the_interval_redone_when_it_comes(honest):
