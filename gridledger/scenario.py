@@ -34,6 +34,7 @@ from gridledger.grids.feeder_profiles import feeder_profiles
 from gridledger.grids.feeders import is_unbalanced, load_feeder
 from gridledger.grids.profiles import load_profile_pu, pv_profile_pu
 from gridledger.grids.prosumers import DeviceIndex, Prosumer, add_prosumer_devices, place_prosumers
+from gridledger.grids.sensors import sensor_set
 from gridledger.grids.zones import group_zones, zone_of_prosumers, zones_by_transformer, zones_from_buses
 from gridledger.study import STUDY_FILE, Study, load_study
 
@@ -195,6 +196,17 @@ def resolve_zones(net: pandapower.pandapowerNet, study: Study,
     return {name: buses for name, buses in zones.items() if name in occupied}, zone_of
 
 
+def _check_audit(net: pandapower.pandapowerNet, study: Study) -> None:
+    """The auditor's estimate is balanced and its sensors must sit on the feeder's lines and buses."""
+    if is_unbalanced(net):
+        raise ScenarioError("audit", "the auditor's state estimation is single-phase (balanced), and this feeder is "
+                            "unbalanced; drop audit or choose a balanced feeder")
+    try:
+        sensor_set(net, study.audit.sensors)
+    except ValueError as exc:
+        raise ScenarioError("audit.sensors", str(exc)) from None
+
+
 def build_scenario(study: Study, with_devices: bool = False) -> Scenario:
     """Place prosumers and compute profiles; add PV/battery elements and controls if `with_devices`."""
     net = load_feeder(study.grid.feeder)
@@ -224,6 +236,8 @@ def build_scenario(study: Study, with_devices: bool = False) -> Scenario:
         raise ScenarioError("prosumers.pv.inverter",
                             "inverter curves run as pandapower controllers, which the three-phase power flow "
                             "of this unbalanced feeder does not run; set volt_var and volt_watt to false")
+    if study.audit is not None:
+        _check_audit(net, study)
     if study.market.charging_coordination and not net.trafo.hv_bus.isin(net.ext_grid.bus).any():
         raise ScenarioError("market.charging_coordination",
                             "the feeder has no transformer at its external grid whose headroom could be shared")

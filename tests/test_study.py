@@ -173,6 +173,11 @@ def test_missing_study_file_exits_2(tmp_path, capsys):
      "grid.zones: prosumer p04 on bus 4 is in no zone"),
     ("name: x\nprosumers: {count: 4, voltage_level: lv}\n",
      "prosumers: count=4 prosumers but the feeder has only 0 load buses at voltage level 'lv'"),
+    ("name: x\naudit: {sensors: {lines: [3, 99]}}\n",
+     "audit.sensors: audit.sensors.lines = [3, 99]: no line [99] in the feeder; its lines are 0 to 36"),
+    ("name: x\naudit: {sensors: {buses: [40]}}\n", "audit.sensors.buses = [40]: no bus [40] in the feeder"),
+    ("name: x\ngrid: {feeder: ieee-eu-lv}\nprosumers: {count: 4}\naudit: {}\n",
+     "audit: the auditor's state estimation is single-phase (balanced), and this feeder is unbalanced"),
 ])
 def test_a_control_the_feeder_cannot_run_exits_2_before_launch(tmp_path, capsys, body, expected):
     study = tmp_path / "s.yaml"
