@@ -22,6 +22,7 @@ from gridledger.contracts.market import MarketAddresses
 from gridledger.messages import encode
 from gridledger.scenario import build_scenario
 from gridledger.study import load_study
+from gridledger.study_audit import Attack
 from tests.secret_helpers import fixed_secret
 from tests.signed_tx import SignedTx, taken_apart
 
@@ -150,3 +151,38 @@ def test_inbox_installs_inverters_and_logs_rejected_meter_transactions(sc, caplo
     assert len(sc.net.controller) == 1
     assert [r.getMessage() for r in caplog.records] == [
         "meter transaction 0xbb rejected: Settlement: reading already posted"]
+
+
+def test_a_meter_faking_flexibility_adds_its_fraction_of_the_award_up_to_the_award(sc):
+    record = filled_record(sc)
+    meters = [Wallet(derive_account(SECRET, f"meter/{p.name}"), CHAIN_ID) for p in sc.prosumers]
+    der = derive_account(SECRET, "prosumer/p01").address
+    # 1000 Wh measured; a 8000 W award over 900 s is 2000 Wh: +0.25 x 2000 = 1500; +0.75 x 2000 caps at 2000.
+    txs = deliveries(meters, FLEXIBILITY, [(3, der, 8000)], slice(0, 3), record, available(sc), STEP_S, {der: 0},
+                     faked={0: 0.25})
+    capped = deliveries(meters, FLEXIBILITY, [(3, der, 8000)], slice(0, 3), record, available(sc), STEP_S, {der: 0},
+                        faked={0: 0.75})
+    assert taken_apart(txs[0]).data == encode_call("VoltageRegulation", "post_delivery", 3, 1500)
+    assert taken_apart(capped[0]).data == encode_call("VoltageRegulation", "post_delivery", 3, 2000)
+
+
+def test_tampering_meters_sign_with_a_foreign_key_hold_delayed_readings_and_record_the_truth(sc):
+    study = sc.study.model_copy(update={"attacks": [
+        Attack(kind="foreign-key", prosumers=["p02"]),
+        Attack(kind="delay", prosumers=["p03"], intervals=1),
+        Attack(kind="over-report-export", prosumers=["p04"], fraction_of_rating=0.1)]})
+    sc.study = study
+    meters = Meters(sc, NOTICE, SECRET)
+    record = filled_record(sc)
+    first = meters.close_interval(3, record)
+    senders = [taken_apart(tx).signer for tx in first]
+    assert derive_account(SECRET, "foreign/meter/p02").address in senders
+    assert derive_account(SECRET, "meter/p02").address not in senders
+    assert derive_account(SECRET, "meter/p03").address not in senders and len(first) == 31
+    assert record.attack_error_wh[0, 3] == round(0.1 * meters.rating_w[3] * 0.25) and record.attack_kind[0, 1] == 4
+    record.export_mw[3:6] = 0.0
+    record.pv_p_mw[3:6] = record.battery_p_mw[3:6] = 0.0
+    second = meters.close_interval(6, record)
+    p03 = derive_account(SECRET, "meter/p03").address
+    late = [taken_apart(tx).data for tx in second if taken_apart(tx).signer == p03]
+    assert late == [encode_call("Settlement", "post_reading", 0, 0, 0, 0, 0)]   # interval 0's, held one interval
