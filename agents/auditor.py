@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from eth_utils import keccak
 
 from gridledger.agents.prosumer_limits import prosumer_limits
 from gridledger.grids.estimation import EstimationFailed, identify_bad_data
@@ -56,9 +57,13 @@ class IntervalAudit:
     """What the auditor found for one interval.
 
     ``flagged`` maps a prosumer's position to the normalized residual of its
-    bus's meter measurement; ``missing`` lists prosumers whose reading had
-    not arrived (forecast used); ``energy_balance_wh`` is substation energy -
-    estimated losses - metered and forecast consumption [Wh].
+    bus's meter measurement; ``estimate_wh`` maps it to the net import its
+    bus's estimated injection gives it without its meter (negative = export)
+    [Wh], shared evenly among the prosumers flagged on one bus; ``missing``
+    lists prosumers whose reading had not arrived (forecast used);
+    ``energy_balance_wh`` is substation energy - estimated losses - metered
+    and forecast consumption [Wh]; ``evidence`` is the Keccak-256 hash of the
+    measurement set the estimate used (`evidence_hash`).
     """
 
     interval: int
@@ -68,12 +73,24 @@ class IntervalAudit:
     missing: tuple[int, ...] = ()
     vm_pu: np.ndarray | None = None
     energy_balance_wh: float = float("nan")
+    estimate_wh: dict[int, int] = field(default_factory=dict)
+    evidence: bytes = b""
     failed: str | None = None
 
     @property
     def bad_data(self) -> bool:
         """Whether the chi-squared test fired on the first estimate."""
         return self.objective > self.chi2_threshold
+
+
+def evidence_hash(measurements: pd.DataFrame) -> bytes:
+    """Keccak-256 of the measurement set, one ``name,value,std_dev`` line per row with values to 1e-9. [32 bytes]
+
+    What the auditor posts with a flag, so that anyone holding the same
+    sensor and meter data can check which measurements it judged by.
+    """
+    lines = "\n".join(f"{r.name},{r.value:.9f},{r.std_dev:.9f}" for r in measurements.itertuples(index=False))
+    return keccak(lines.encode())
 
 
 class Auditor:
@@ -100,6 +117,7 @@ class Auditor:
         """Audit `interval` from the sensors' readings and the meters' (import_wh, export_wh) by prosumer position."""
         metered_mw, missing = self._meter_mw(readings_wh)
         rows, meter_row = self._measurements(interval, sensor_values, metered_mw, missing)
+        evidence = evidence_hash(rows)
         net = self.net
         net.measurement = rows
         try:
@@ -112,7 +130,19 @@ class Auditor:
             interval=interval, objective=first.objective, chi2_threshold=first.chi2_threshold, flagged=flagged,
             missing=tuple(sorted(missing)), vm_pu=final.vm_pu.to_numpy(copy=True),
             energy_balance_wh=self._energy_balance_wh(sensor_values, metered_mw, self._pseudo_p),
+            estimate_wh=self._estimates_wh(flagged), evidence=evidence,
         )
+
+    def _estimates_wh(self, flagged: dict[int, float]) -> dict[int, int]:
+        """Net import of each flagged prosumer from its bus's estimated injection less the forecast rest. [Wh]"""
+        out = {}
+        position = self.net.bus.index.get_indexer
+        for i in flagged:
+            bus = int(self.sc.prosumers[i].bus)
+            on_bus = [j for j in self.prosumers_at[bus] if j in flagged]
+            p_mw = float(self.net.res_bus_est.p_mw.at[bus]) - self._pseudo_p[position([bus])[0]]
+            out[i] = round(p_mw / len(on_bus) * self.interval_h * WH_PER_MWH)
+        return out
 
     def _measurements(self, interval: int, sensor_values: np.ndarray, metered_mw: np.ndarray,
                       missing: set[int]) -> tuple[pd.DataFrame, dict[int, int]]:

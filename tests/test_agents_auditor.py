@@ -74,6 +74,9 @@ def test_an_over_reporting_meter_is_the_one_flagged_and_the_energy_balance_moves
     base = auditor.check(1, sensors, readings)
     tampered = auditor.check(1, sensors, {**readings, 5: (readings[5][0], readings[5][1] + lie_wh)})
     assert list(tampered.flagged) == [5] and tampered.flagged[5] > study.audit.rn_threshold
+    true_import_wh = readings[5][0] - readings[5][1]
+    assert abs(tampered.estimate_wh[5] - true_import_wh) < 0.1 * lie_wh      # the physics' figure, not the meter's
+    assert len(tampered.evidence) == 32 and tampered.evidence != base.evidence
     assert tampered.energy_balance_wh - base.energy_balance_wh == pytest.approx(lie_wh, rel=0.02)
 
 
@@ -107,7 +110,7 @@ def test_a_bypass_flows_in_the_power_flow_and_the_meter_that_misses_it_is_flagge
 
 
 def test_a_sensor_on_a_line_the_feeder_lacks_is_refused():
-    study = parse_study({**STUDY, "audit": {"sensors": {"lines": [3, 99]}}})
-    sc = build_scenario(study)
+    study = parse_study(STUDY)
+    spec = study.audit.sensors.model_copy(update={"lines": [3, 99]})
     with pytest.raises(ValueError, match=r"audit.sensors.lines = \[3, 99\]: no line \[99\] in the feeder; its lines are 0 to 36"):
-        Auditor(sc, study.audit)
+        gs.sensor_set(build_scenario(study).net, spec)
