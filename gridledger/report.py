@@ -113,7 +113,7 @@ def kpi_section(kpis: dict) -> str:
 
 
 AUDIT_COLUMNS = ("meter_intervals", "visible", "detected", "refused_by_chain", "detection_rate", "visible_detection_rate",
-                 "false_energy_settled_kwh", "false_energy_flagged_kwh")
+                 "false_energy_settled_kwh", "false_energy_flagged_kwh", "time_to_detection_s", "late_rechecked")
 
 
 def audit_section(audit: dict) -> list[str]:

@@ -21,9 +21,12 @@ def _results() -> xr.Dataset:
     flagged[0, 2] = 1                                    # a false positive
     settled = np.ones((4, 3), dtype=int)
     settled[2:, 1] = 0                                   # the foreign key's readings refused
+    flagged_at_s = np.where(flagged == 1, (np.arange(4)[:, np.newaxis] + 1) * 900 + 1.25, np.nan)
+    flagged_at_s[1, 0] += 900                            # caught one interval late
     dims = ("interval", "prosumer")
     return xr.Dataset({"attack_kind": (dims, kind), "attack_energy_error_wh": (dims, error),
                        "audit_flagged": (dims, flagged), "settled": (dims, settled),
+                       "audit_flagged_at_s": (dims, flagged_at_s),
                        "meter_rating_w": (("prosumer",), [4000, 4000, 4000])})
 
 
@@ -33,6 +36,7 @@ def test_detection_counts_flags_and_refusals_and_scores_visible_attacks_apart():
     assert (over["meter_intervals"], over["detected"], over["visible"]) == (4, 2, 3)
     assert over["visible_detection_rate"] == round(2 / 3, 6) and over["detection_rate"] == 0.5
     assert over["false_energy_settled_kwh"] == 0.5 and over["false_energy_flagged_kwh"] == 0.3
+    assert over["time_to_detection_s"] == (1.25 + 901.25) / 2
     key = audit["by_kind"]["foreign-key"]
     assert (key["meter_intervals"], key["detected"], key["refused_by_chain"]) == (2, 2, 2)
     assert audit["false_positives"] == 1 and audit["false_positive_rate"] == round(1 / 6, 6)   # 6 honest settled
