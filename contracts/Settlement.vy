@@ -23,12 +23,17 @@
           mechanism only),
         - `release` (`external` function),
         - `post_reading`, `post_signed_readings` (`external` functions),
+        - `set_audit` (`external` function, the operator only),
+        - `hold`, `release_held`, `post_estimate` (`external` functions,
+          the audit only),
         - `settle_operator` (`external` function),
         - `credit_wei`, `pool_wei`, `penalty_pool_wei`, `reading`
           (`external` `view` functions),
         - `locked_wei`, `lock_wei`, `free_credit_wei`, `escrow_wei`
           (`external` `view` functions),
         - `sold_mix`, `consumed_mix` (`external` `view` functions),
+        - `held_wei`, `fresh_wei`, `fresh_until_timestamp`,
+          `posted_timestamp` (`external` `view` functions),
         - `order_problems` (`external` `view` function),
         - `limits`, `is_debtor`, `order_limit_wh`, `can_lock` (`external` `view`
           functions).
@@ -85,7 +90,7 @@
         Escrow: a bid locks part of the bidder's credit, never tokens;
         the locks of an account (`lock_wei` per interval, `locked_wei`
         in total) are a part of its credit, and free credit = credit -
-        locked. The mechanism calls `lock(account, interval, q, p)`
+        locked - held (audit, below). The mechanism calls `lock(account, interval, q, p)`
         when it accepts a bid for q Wh at up to p wei/Wh, which locks
         `escrow_wei` = q * (p + fee) of free credit or reverts; the
         operator's locks carry no fee, since a fee it paid would be
@@ -123,6 +128,23 @@
         The operator's own market position (the buyer of a merit-order
         dispatch) has no meter: `settle_operator` settles it with
         operator += v, pool -= v, without fee or imbalance.
+        Audit: before the start the operator may set, once, an audit
+        contract (`set_audit`) that judges meter fraud. It may `hold`
+        free credit of an account (`held_wei`, a part of its credit
+        that is not free, so neither withdrawn, locked nor paid with),
+        release a hold (`release_held`) back to the account, to the
+        penalty pool or to another account, and settle an interval of
+        a meter it isolated from an estimate (`post_estimate`, a
+        reading with no PV or battery energy); a reading of a meter
+        the audit reports isolated is refused. Fresh credit rule: with
+        an audit set, the credit a reading adds (its net positive
+        change of the prosumer's credit, `fresh_wei`) cannot be
+        withdrawn until the audit's flag window for it has closed,
+        `flag_window_s` after the reading was posted
+        (`fresh_until_timestamp`); a reading posted while an earlier
+        one is still fresh adds to the fresh credit and extends the
+        window to its own, so no credit leaves before the audit could
+        flag the reading that made it.
         Invariant: the sum of all credits plus `pool_wei` plus
         `penalty_pool_wei` equals this contract's token balance; an
         interval's pool share returns to zero once every participant
@@ -139,6 +161,10 @@
                  the lock; an interval that is never cleared keeps its
                  locks. Meters are trusted within the registered limits:
                  a reading that is physically possible is paid as read.
+                 The audit contract the operator sets can move held
+                 credit: participants check its code before the start;
+                 fresh credit may still be spent in the market (a bid's
+                 escrow) while its flag window is open.
 """
 
 
@@ -153,6 +179,12 @@ from . import eip712
 interface Registry:
     def prosumer_of_meter(meter: address) -> address: view
     def prosumers_of_meters(meters: DynArray[address, MAX_READINGS]) -> DynArray[address, MAX_READINGS]: view
+
+
+# @dev The audit contract's isolation verdicts and flag window.
+interface Audit:
+    def is_isolated(prosumer: address) -> bool: view
+    def flag_window_s() -> uint256: view
 
 
 # @dev Cleared results of the market mechanism (any of the auctions).
@@ -198,12 +230,14 @@ MAX_PRICE_WEI_PER_WH: public(constant(uint256)) = 10**24
 # @dev Packed reading word of one prosumer in one interval, zero until
 # posted: bits [0, 40) import [Wh], [40, 80) export [Wh], [80, 120) PV
 # energy [Wh], [120, 160) battery discharge [Wh] (each at most
-# MAX_ENERGY_WH < 2**40), bit 160 set once posted.
+# MAX_ENERGY_WH < 2**40), bit 160 set once posted, bits [168, 232)
+# the posting block's timestamp.
 _READING_ENERGY_MASK: constant(uint256) = 2**40 - 1
 _READING_EXPORT_SHIFT: constant(uint256) = 40
 _READING_PV_SHIFT: constant(uint256) = 80
 _READING_BATTERY_SHIFT: constant(uint256) = 120
 _READING_POSTED: constant(uint256) = 2**160
+_READING_TIMESTAMP_SHIFT: constant(uint256) = 168
 
 
 # @dev Packed sold-energy word of one interval: bits [0, 64) PV [Wh],
@@ -392,6 +426,29 @@ locked_wei: public(HashMap[address, uint256])
 lock_wei: public(HashMap[uint256, HashMap[address, uint256]])
 
 
+# @dev Audit contract set by the operator (`set_audit`); empty until set.
+audit: public(Audit)
+
+
+# @dev The audit's flag window, read when it is set. [s]
+_audit_flag_window_s: uint256
+
+
+# @dev Credit of each account held by the audit, a part of its
+# `credit_wei` that is not free. [wei]
+held_wei: public(HashMap[address, uint256])
+
+
+# @dev Credit readings added to each account that the audit may still
+# flag (fresh credit rule in the header). [wei]
+fresh_wei: public(HashMap[address, uint256])
+
+
+# @dev End of the flag window of each account's fresh credit.
+# [s since the Unix epoch]
+fresh_until_timestamp: public(HashMap[address, uint256])
+
+
 # @dev Whether the operator's own market position in each interval
 # is settled.
 operator_settled: public(HashMap[uint256, bool])
@@ -495,6 +552,33 @@ event Undelivered:
     seller: indexed(address)
     energy_wh: uint256
     charge_wei: uint256
+
+
+# @dev Emitted when the operator sets the audit contract.
+event AuditSet:
+    audit: indexed(address)
+
+
+# @dev Emitted when the audit holds `amount_wei` of the credit of `account`.
+event Held:
+    account: indexed(address)
+    amount_wei: uint256
+
+
+# @dev Emitted when the audit releases `amount_wei` held of `account` to
+# `payee`: the account itself (the hold ends), the empty address (the
+# penalty pool) or another account.
+event HeldReleased:
+    account: indexed(address)
+    payee: indexed(address)
+    amount_wei: uint256
+
+
+# @dev Emitted when the audit settles an isolated prosumer's interval
+# from an estimate (the `Settled` event before it has the registers).
+event Estimated:
+    interval: indexed(uint256)
+    prosumer: indexed(address)
 
 
 # @dev Emitted when the operator's own market position is settled;
@@ -683,6 +767,11 @@ def withdraw(amount_wei: uint256):
     credit: int256 = self.credit_wei[msg.sender]
     assert self._free_credit_wei(msg.sender) >= convert(amount_wei, int256), "settlement: withdraw above free credit"
     assert self._payable_wei(msg.sender) >= convert(amount_wei, int256), "settlement: withdraw above solvent credit"
+    if block.timestamp < self.fresh_until_timestamp[msg.sender]:
+        assert (
+            self._free_credit_wei(msg.sender) - convert(amount_wei, int256)
+            >= convert(self.fresh_wei[msg.sender], int256)
+        ), "settlement: credit under audit"
 
     # effects
     self.credit_wei[msg.sender] = credit - convert(amount_wei, int256)
@@ -797,7 +886,7 @@ def post_reading(interval: uint256, import_wh: uint256, export_wh: uint256, pv_w
     prosumer: address = staticcall registry.prosumer_of_meter(msg.sender)
     terms: SettlementTerms = empty(SettlementTerms)
     reason: String[64] = ""
-    terms, reason = self._reading_problem(prosumer, interval, import_wh, export_wh, pv_wh, battery_wh)
+    terms, reason = self._reading_problem(prosumer, interval, import_wh, export_wh, pv_wh, battery_wh, True)
     assert len(reason) == 0, reason
     self._settle(interval, prosumer, terms, import_wh, export_wh, pv_wh, battery_wh)
 
@@ -833,7 +922,9 @@ def post_signed_readings(interval: uint256, readings: DynArray[SignedReading, MA
         terms: SettlementTerms = empty(SettlementTerms)
         reason: String[64] = "settlement: bad signature"
         if meter != empty(address):
-            terms, reason = self._reading_problem(prosumer, interval, r.import_wh, r.export_wh, r.pv_wh, r.battery_wh)
+            terms, reason = self._reading_problem(
+                prosumer, interval, r.import_wh, r.export_wh, r.pv_wh, r.battery_wh, True
+            )
         if len(reason) == 0:
             self._settle(interval, prosumer, terms, r.import_wh, r.export_wh, r.pv_wh, r.battery_wh)
         else:
@@ -843,12 +934,19 @@ def post_signed_readings(interval: uint256, readings: DynArray[SignedReading, MA
 @internal
 @view
 def _reading_problem(
-    prosumer: address, interval: uint256, import_wh: uint256, export_wh: uint256, pv_wh: uint256, battery_wh: uint256
+    prosumer: address,
+    interval: uint256,
+    import_wh: uint256,
+    export_wh: uint256,
+    pv_wh: uint256,
+    battery_wh: uint256,
+    metered: bool,
 ) -> (SettlementTerms, String[64]):
     """
     @dev The terms of `interval` of the prosumer a meter is bound to
          and why the meter's reading may not settle (empty if it may):
-         no prosumer (not a bound meter), the interval not cleared or
+         no prosumer (not a bound meter), a meter the audit isolated,
+         the interval not cleared or
          not ended, a reading already posted, an energy above
          `MAX_ENERGY_WH`, or outside the prosumer's registered limits
          (`_limits_problem`).
@@ -859,10 +957,15 @@ def _reading_problem(
     @param export_wh Energy fed into the grid. [Wh]
     @param pv_wh PV energy. [Wh]
     @param battery_wh Battery discharge. [Wh]
+    @param metered True for a meter's reading, False for the audit's
+           estimate, which the isolation does not refuse.
     @return (SettlementTerms, String[64]) Terms, reason.
     """
     if prosumer == empty(address):
         return empty(SettlementTerms), "settlement: caller is not a bound meter"
+    if metered and self.audit.address != empty(address):
+        if staticcall self.audit.is_isolated(prosumer):
+            return empty(SettlementTerms), "settlement: meter isolated"
     terms: SettlementTerms = staticcall auction.settlement_terms(interval, prosumer)
     if not terms.cleared:
         return terms, "settlement: interval not cleared"
@@ -904,7 +1007,9 @@ def _settle(
         | pv_wh << _READING_PV_SHIFT
         | battery_wh << _READING_BATTERY_SHIFT
         | _READING_POSTED
+        | block.timestamp << _READING_TIMESTAMP_SHIFT
     )
+    credit_before_wei: int256 = self.credit_wei[prosumer]
     lock_wei: uint256 = self.lock_wei[interval][prosumer]
     if lock_wei != 0:
         self._release(interval, prosumer, lock_wei)
@@ -963,6 +1068,12 @@ def _settle(
         )
     if position_wh > 0:
         self._record_sources(interval, prosumer, convert(position_wh, uint256), export_wh, pv_wh, battery_wh)
+    gained_wei: int256 = self.credit_wei[prosumer] - credit_before_wei
+    if self.audit.address != empty(address) and gained_wei > 0:
+        if block.timestamp >= self.fresh_until_timestamp[prosumer]:
+            self.fresh_wei[prosumer] = 0
+        self.fresh_wei[prosumer] += convert(gained_wei, uint256)
+        self.fresh_until_timestamp[prosumer] = block.timestamp + self._audit_flag_window_s
 
 
 @external
@@ -988,6 +1099,109 @@ def settle_operator(interval: uint256):
     self.pool_wei -= terms.value_wei
     self._add_credit(operator, terms.value_wei)
     log OperatorSettled(interval=interval, position_wh=terms.position_wh, value_wei=terms.value_wei)
+
+
+@external
+def set_audit(audit_: Audit):
+    """
+    @dev Sets the audit contract, once and before the market starts,
+         so that every participant can check its code before it holds
+         any of their credit.
+    @param audit_ The audit contract; it must offer `flag_window_s`
+           and `is_isolated`.
+    """
+    # checks
+    self._check_registrar()
+    assert self.audit.address == empty(address), "settlement: audit already set"
+    assert audit_.address != empty(address), "settlement: audit is the zero address"
+
+    # effects
+    self.audit = audit_
+    self._audit_flag_window_s = staticcall audit_.flag_window_s()
+    log AuditSet(audit=audit_.address)
+
+
+@external
+def hold(account: address, amount_wei: uint256) -> uint256:
+    """
+    @dev Holds up to `amount_wei` of the free credit of `account`; the
+         audit only. Holds what exists: min(amount, max(0, payable
+         credit)), so a hold never puts an account in debt.
+    @param account The account whose credit is held.
+    @param amount_wei The amount the audit asks to hold. [wei]
+    @return uint256 The amount held. [wei]
+    """
+    # checks
+    assert msg.sender == self.audit.address, "settlement: caller is not audit"
+    held_wei: uint256 = min(amount_wei, convert(max(self._payable_wei(account), 0), uint256))
+
+    # effects
+    self.held_wei[account] += held_wei
+    log Held(account=account, amount_wei=held_wei)
+    return held_wei
+
+
+@external
+def release_held(account: address, amount_wei: uint256, payee: address):
+    """
+    @dev Ends a hold of `amount_wei` of the credit of `account`; the
+         audit only. The credit stays with `account` if `payee` is the
+         account, moves to the penalty pool if `payee` is the empty
+         address and to `payee` otherwise; the free credit of `account`
+         is unchanged, and tokens stay conserved.
+    @param account The account whose credit is held.
+    @param amount_wei The amount released; at most `held_wei`. [wei]
+    @param payee Who receives the credit (above).
+    """
+    # checks
+    assert msg.sender == self.audit.address, "settlement: caller is not audit"
+    assert amount_wei <= self.held_wei[account], "settlement: release above held"
+
+    # effects
+    self.held_wei[account] -= amount_wei
+    if payee != account:
+        self._add_credit(account, -convert(amount_wei, int256))
+        if payee == empty(address):
+            self.penalty_pool_wei += amount_wei
+        else:
+            self._add_credit(payee, convert(amount_wei, int256))
+    log HeldReleased(account=account, payee=payee, amount_wei=amount_wei)
+
+
+@external
+def post_estimate(interval: uint256, prosumer: address, import_wh: uint256, export_wh: uint256):
+    """
+    @dev Settles `interval` of a prosumer whose meter the audit isolated
+         from the audit's estimate, the audit only: exactly as a reading
+         of those registers with no PV energy and no battery discharge
+         (same checks and reasons as `post_reading`, once per interval).
+    @param interval Index of a cleared and ended market interval.
+    @param prosumer The isolated prosumer.
+    @param import_wh Estimated energy drawn from the grid. [Wh]
+    @param export_wh Estimated energy fed into the grid; within the
+           tolerance, since the estimate has no PV or battery. [Wh]
+    """
+    assert msg.sender == self.audit.address, "settlement: caller is not audit"
+    terms: SettlementTerms = empty(SettlementTerms)
+    reason: String[64] = ""
+    terms, reason = self._reading_problem(prosumer, interval, import_wh, export_wh, 0, 0, False)
+    assert len(reason) == 0, reason
+    self._settle(interval, prosumer, terms, import_wh, export_wh, 0, 0)
+    log Estimated(interval=interval, prosumer=prosumer)
+
+
+@external
+@view
+def posted_timestamp(interval: uint256, prosumer: address) -> uint256:
+    """
+    @dev When the reading (or estimate) of `prosumer` for `interval` was
+         posted; the audit's flag window runs from it.
+    @param interval Index of the market interval.
+    @param prosumer The prosumer.
+    @return uint256 The posting block's timestamp, 0 until posted.
+           [s since the Unix epoch]
+    """
+    return self._reading_word[interval][prosumer] >> _READING_TIMESTAMP_SHIFT
 
 
 @external
@@ -1116,10 +1330,11 @@ def is_debtor(account: address) -> bool:
 @view
 def free_credit_wei(account: address) -> int256:
     """
-    @dev Credit of `account` not held in escrow; what it may withdraw
-         or lock for a new bid.
+    @dev Credit of `account` neither in escrow nor held by the audit;
+         what it may withdraw or lock for a new bid.
     @param account The account to look up.
-    @return int256 Credit minus escrow, negative for a debtor. [wei]
+    @return int256 Credit minus escrow and hold, negative for a
+            debtor. [wei]
     """
     return self._free_credit_wei(account)
 
@@ -1196,11 +1411,11 @@ def consumed_mix(interval: uint256, buyer: address) -> SourceMix:
 @view
 def _free_credit_wei(account: address) -> int256:
     """
-    @dev Credit of `account` minus its escrow.
+    @dev Credit of `account` minus its escrow and what the audit holds.
     @param account The account to look up.
     @return int256 The free credit. [wei]
     """
-    return self.credit_wei[account] - convert(self.locked_wei[account], int256)
+    return self.credit_wei[account] - convert(self.locked_wei[account] + self.held_wei[account], int256)
 
 
 @internal

@@ -40,6 +40,7 @@ CONTRACT_NAMES = (
     "Settlement",
     "VoltageRegulation",
     "ChargingCoordination",
+    "Audit",
 )
 
 

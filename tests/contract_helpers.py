@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from hypothesis import strategies as st
 
+from gridledger.contracts import audit as au
 from gridledger.contracts import flexibility as fx
 from gridledger.contracts import market as mk
 from gridledger.contracts.chain import Chain, Receipt
@@ -379,3 +380,80 @@ def new_flex_market(n_prosumers: int, bus: int = 5) -> tuple[Market, str]:
     receipts = market.mine(raw)
     assert all(r.ok for r in receipts), [r.revert_reason for r in receipts]
     return market, address
+
+
+# Audit contract of `new_audit_market`: readings flaggable for 30 min after posting, flags disputable
+# for 10 min, 2 flags among 3 intervals isolate a meter, 0.1 token/kWh penalty. [s], [intervals], [wei/Wh]
+AUDIT_FLAG_WINDOW_S = 1800
+AUDIT_DISPUTE_WINDOW_S = 600
+AUDIT_ISOLATE_K = 2
+AUDIT_ISOLATE_N = 3
+AUDIT_PENALTY_WEI_PER_WH = 10 * CENT_PER_KWH
+
+
+@dataclass
+class AuditMarket:
+    """A :class:`Market` whose Settlement has an ``Audit`` contract; the auditor is the market's funded
+    ``dso`` account, which holds no registry role."""
+
+    market: Market
+    audit: str
+    auditor: Wallet
+
+    def accounts(self) -> list[str]:
+        """The operator and every prosumer."""
+        return [self.market.operator.address, *(w.address for w in self.market.prosumers)]
+
+    def settlement(self, function: str, *args):
+        """View ``Settlement.function(*args)`` at the head."""
+        return self.market.read("Settlement", function, *args)
+
+    def credits(self) -> dict[str, int]:
+        """Credit of the operator and every prosumer. [wei]"""
+        return {a: self.settlement("credit_wei", a) for a in self.accounts()}
+
+    def tokens_conserved(self) -> bool:
+        """Supply unchanged, and the credits plus both pools equal the Settlement's token balance."""
+        m = self.market
+        supply = m.read("GridToken", "totalSupply")
+        held = m.read("GridToken", "balanceOf", m.addresses.settlement)
+        pools = self.settlement("pool_wei") + self.settlement("penalty_pool_wei")
+        return supply == ENDOWMENT_WEI * len(m.prosumers) + OPERATOR_DEPOSIT_WEI and \
+            sum(self.credits().values()) + pools == held
+
+    def clear_empty(self, intervals: int) -> None:
+        """Clear intervals 0 .. ``intervals`` - 1 with an empty book, each at its gate."""
+        for interval in range(intervals):
+            assert self.market.clear(interval, mk.Book((), ())).ok
+
+    def one(self, raw: bytes, timestamp: int | None = None) -> Receipt:
+        """Receipt of mining ``raw`` alone at ``timestamp`` (default: one second after the head)."""
+        (receipt,) = self.market.mine([raw], timestamp)
+        return receipt
+
+    def post(self, interval: int, prosumer: int, import_wh: int, export_wh: int, timestamp: int | None = None,
+             ) -> Receipt:
+        """Reading of prosumer ``prosumer``'s meter (PV = export, no battery) at ``timestamp``, at the earliest
+        the interval's end."""
+        m = self.market
+        at = max(m.end(interval), m.chain.timestamp + 1) if timestamp is None else timestamp
+        return self.one(mk.post_reading(m.meters[prosumer], m.addresses, interval, import_wh=import_wh,
+                                        export_wh=export_wh, pv_wh=export_wh, battery_wh=0), at)
+
+
+def new_audit_market(
+    n_prosumers: int,
+    *,
+    flag_window_s: int = AUDIT_FLAG_WINDOW_S,
+    dispute_window_s: int = AUDIT_DISPUTE_WINDOW_S,
+    isolate_k: int = AUDIT_ISOLATE_K,
+    isolate_n: int = AUDIT_ISOLATE_N,
+    penalty_wei_per_wh: int = AUDIT_PENALTY_WEI_PER_WH,
+) -> AuditMarket:
+    """A :func:`new_market` with an ``Audit`` contract set as its Settlement's audit before the start,
+    the market's ``dso`` account as auditor."""
+    market = new_market(n_prosumers)
+    parameters = au.AuditParameters(market.dso.address, flag_window_s, dispute_window_s, isolate_k, isolate_n,
+                                    penalty_wei_per_wh)
+    address = au.deploy_audit(market.chain, market.operator, market.addresses.settlement, parameters)
+    return AuditMarket(market, address, market.dso)
