@@ -114,7 +114,7 @@ def test_an_undisputed_flag_is_confirmed_restitution_to_the_operator_penalty_to_
     p0 = m.prosumers[0].address
     assert am.post(0, 0, 0, 4000).ok
     before = am.credits()
-    flagged = _flag(am, 0, 0, 1000, 0)
+    assert _flag(am, 0, 0, 1000, 0).ok
     assert reverted(am.one(au.finalize(m.outsider, am.audit, 0, p0)), "audit: dispute window open")
     receipt = am.one(au.finalize(m.outsider, am.audit, 0, p0), flagged_at(am, 0, 0) + AUDIT_DISPUTE_WINDOW_S)
     assert receipt.ok, receipt.revert_reason
