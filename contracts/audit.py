@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from gridledger.contracts.audit_reference import Status
+from gridledger.contracts.audit_reference import FlagRecord, Status
 from gridledger.contracts.client import Wallet, decode_return, encode_call
 from gridledger.contracts.compiler import load_artifact
 from gridledger.contracts.market import SetupFailed
@@ -58,31 +58,6 @@ class AuditParameters:
     def args(self) -> tuple:
         return (self.auditor, self.flag_window_s, self.dispute_window_s, self.isolate_k, self.isolate_n,
                 self.penalty_wei_per_wh)
-
-
-@dataclass(frozen=True)
-class FlagState:
-    """A flag as stored on chain (``Audit.flag_of``).
-
-    Times [s since the Unix epoch], estimates [Wh], residual and chi-square
-    [1/1000], amounts [wei].
-    """
-
-    status: Status
-    flagged_timestamp: int
-    estimate_import_wh: int
-    estimate_export_wh: int
-    residual_milli: int
-    chi2_milli: int
-    evidence: bytes
-    overpaid_wei: int
-    penalty_wei: int
-    held_wei: int
-
-    def as_tuple(self) -> tuple:
-        return (int(self.status), self.flagged_timestamp, self.estimate_import_wh, self.estimate_export_wh,
-                self.residual_milli, self.chi2_milli, self.evidence, self.overpaid_wei, self.penalty_wei,
-                self.held_wei)
 
 
 @dataclass(frozen=True)
@@ -174,10 +149,10 @@ def read(chain: Chain, address: str, function: str, *args):
     return decode_return(CONTRACT, function, chain.call(address, encode_call(CONTRACT, function, *args)))
 
 
-def flag_of(chain: Chain, address: str, interval: int, prosumer: str) -> FlagState:
+def flag_of(chain: Chain, address: str, interval: int, prosumer: str) -> FlagRecord:
     """The flag of ``prosumer`` for ``interval`` as stored."""
     row = read(chain, address, "flag_of", interval, prosumer)
-    return FlagState(Status(row[0]), *row[1:])
+    return FlagRecord(Status(row[0]), *row[1:])
 
 
 def status(chain: Chain, address: str, interval: int, prosumer: str) -> Status:
