@@ -55,9 +55,7 @@
                  operator resolves the dispute, which has no deadline.
                  A flag the prosumer does not dispute is confirmed. The
                  auditor's estimates of an isolated prosumer are
-                 settled as given, within the registered limits and
-                 with no PV or battery (so with no export beyond the
-                 reading tolerance). The operator judges disputes and
+                 settled as given, within the registered limits. The operator judges disputes and
                  gains the overpaid part of a confirmed flag, never its
                  penalty.
 """
@@ -80,7 +78,9 @@ interface Settlement:
     def limits(prosumer: address) -> Limits: view
     def hold(account: address, amount_wei: uint256) -> uint256: nonpayable
     def release_held(account: address, amount_wei: uint256, payee: address): nonpayable
-    def post_estimate(interval: uint256, prosumer: address, import_wh: uint256, export_wh: uint256): nonpayable
+    def post_estimate(
+        interval: uint256, prosumer: address, import_wh: uint256, export_wh: uint256, pv_wh: uint256, battery_wh: uint256
+    ): nonpayable
 
 
 # @dev A posted reading, as `Settlement.reading` returns it. [Wh]
@@ -466,18 +466,25 @@ def settle_estimate(interval: uint256, prosumer: address, import_wh: uint256, ex
     """
     @dev Settles `interval` of an isolated prosumer from the auditor's
          estimate (`Settlement.post_estimate`: the Settlement's checks
-         and reasons of a reading, with no PV or battery); the auditor
-         only (while it holds no registry role).
+         and reasons of a reading); the auditor only (while it holds no
+         registry role). The estimate's export is booked as PV up to the
+         registered PV peak over the interval, the rest as battery
+         discharge.
     @param interval Index of a cleared and ended interval without a
            reading.
     @param prosumer The isolated prosumer.
-    @param import_wh Estimated import. [Wh]
-    @param export_wh Estimated export; at most the reading
+    @param import_wh Estimated import; within the meter rating * interval
+           + tolerance. [Wh]
+    @param export_wh Estimated export; within the smaller of the meter
+           rating and PV peak + battery power, times the interval, +
            tolerance. [Wh]
     """
     self._check_auditor()
     assert self.is_isolated[prosumer], "audit: not isolated"
-    extcall settlement.post_estimate(interval, prosumer, import_wh, export_wh)
+    assert self._estimate_within_limits(prosumer, import_wh, export_wh), "audit: estimate above limits"
+    limits: Limits = staticcall settlement.limits(prosumer)
+    pv_wh: uint256 = min(export_wh, limits.pv_w * interval_s // _SECONDS_PER_HOUR)
+    extcall settlement.post_estimate(interval, prosumer, import_wh, export_wh, pv_wh, export_wh - pv_wh)
 
 
 @external

@@ -135,7 +135,8 @@
         release a hold (`release_held`) back to the account, to the
         penalty pool or to another account, and settle an interval of
         a meter it isolated from an estimate (`post_estimate`, a
-        reading with no PV or battery energy); a reading of a meter
+        reading whose export the audit books as PV, then battery);
+        a reading of a meter
         the audit reports isolated is refused. Fresh credit rule: with
         an audit set, the credit a reading adds (its net positive
         change of the prosumer's credit, `fresh_wei`) cannot be
@@ -1169,24 +1170,27 @@ def release_held(account: address, amount_wei: uint256, payee: address):
 
 
 @external
-def post_estimate(interval: uint256, prosumer: address, import_wh: uint256, export_wh: uint256):
+def post_estimate(
+    interval: uint256, prosumer: address, import_wh: uint256, export_wh: uint256, pv_wh: uint256, battery_wh: uint256
+):
     """
     @dev Settles `interval` of a prosumer whose meter the audit isolated
          from the audit's estimate, the audit only: exactly as a reading
-         of those registers with no PV energy and no battery discharge
-         (same checks and reasons as `post_reading`, once per interval).
+         of those registers (same checks and reasons as `post_reading`,
+         once per interval).
     @param interval Index of a cleared and ended market interval.
     @param prosumer The isolated prosumer.
     @param import_wh Estimated energy drawn from the grid. [Wh]
-    @param export_wh Estimated energy fed into the grid; within the
-           tolerance, since the estimate has no PV or battery. [Wh]
+    @param export_wh Estimated energy fed into the grid. [Wh]
+    @param pv_wh The part of the export the audit books as PV. [Wh]
+    @param battery_wh The rest, booked as battery discharge. [Wh]
     """
     assert msg.sender == self.audit.address, "settlement: caller is not audit"
     terms: SettlementTerms = empty(SettlementTerms)
     reason: String[64] = ""
-    terms, reason = self._reading_problem(prosumer, interval, import_wh, export_wh, 0, 0, False)
+    terms, reason = self._reading_problem(prosumer, interval, import_wh, export_wh, pv_wh, battery_wh, False)
     assert len(reason) == 0, reason
-    self._settle(interval, prosumer, terms, import_wh, export_wh, 0, 0)
+    self._settle(interval, prosumer, terms, import_wh, export_wh, pv_wh, battery_wh)
     log Estimated(interval=interval, prosumer=prosumer)
 
 

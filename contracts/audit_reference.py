@@ -346,12 +346,17 @@ class AuditModel:
 
     def settle_estimate(self, now: int, sender: str, interval: int, prosumer: str, import_wh: int,
                         export_wh: int) -> str | None:
-        """``Audit.settle_estimate`` and the Settlement's ``post_estimate`` it calls."""
+        """``Audit.settle_estimate`` and the Settlement's ``post_estimate`` it calls: the export booked as PV up to
+        the PV peak over the interval, the rest as battery discharge."""
         if sender != self.auditor:
             return "audit: caller is not auditor"
         if not self.isolated.get(prosumer, False):
             return "audit: not isolated"
-        reason = self._reading_problem(interval, prosumer, import_wh, export_wh, 0, 0)
+        lim = self.limits[prosumer]
+        if not estimate_within_limits(lim, self.terms.interval_s, import_wh, export_wh):
+            return "audit: estimate above limits"
+        pv_wh = min(export_wh, lim.pv_w * self.terms.interval_s // SECONDS_PER_HOUR)
+        reason = self._reading_problem(interval, prosumer, import_wh, export_wh, pv_wh, export_wh - pv_wh)
         if reason is None:
             self._settle(now, interval, prosumer, import_wh, export_wh)
         return reason

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from gridledger.contracts import audit as au
 from gridledger.contracts import market as mk
 from gridledger.contracts.audit_reference import (
+    READING_TOLERANCE_WH,
     AuditModel,
     AuditTerms,
     Limits,
@@ -41,6 +42,7 @@ from tests.contract_helpers import (
     INTERVAL_S,
     NON_DELIVERY_PENALTY_WEI_PER_WH,
     OPERATOR_DEPOSIT_WEI,
+    PV_PEAK_WH,
     RATING_WH,
     TEST_LIMITS,
     AuditMarket,
@@ -219,14 +221,19 @@ def test_an_isolated_prosumer_is_settled_from_the_auditors_estimate(am):
     credit = am.settlement("credit_wei", p0)
     assert reverted(am.one(au.settle_estimate(m.outsider, am.audit, 2, p0, import_wh=2000, export_wh=0)),
                     "audit: caller is not auditor")
-    # An estimate has no PV or battery: an export beyond the tolerance is refused as from a meter.
-    assert reverted(am.one(au.settle_estimate(am.auditor, am.audit, 2, p0, import_wh=0, export_wh=3)),
-                    "settlement: export above PV and battery")
+    # An estimate is bounded as a flag's is: export up to the smaller of the rating and PV + battery.
+    assert reverted(am.one(au.settle_estimate(am.auditor, am.audit, 2, p0, import_wh=0,
+                                              export_wh=RATING_WH + READING_TOLERANCE_WH + 1)),
+                    "audit: estimate above limits")
     receipt = am.one(au.settle_estimate(am.auditor, am.audit, 2, p0, import_wh=2000, export_wh=0))
     assert receipt.ok, receipt.revert_reason
     assert _events(am, receipt) == [("Settlement", "Estimated", {"interval": 2, "prosumer": p0})]
     assert am.settlement("credit_wei", p0) == credit - 2000 * GRID_BUY_PRICE_WEI_PER_WH
     assert am.settlement("reading", 2, p0) == (2000, 0, 0, 0, True)
+    # An exporting estimate is booked as PV (up to the PV peak): it passes the reading's source checks.
+    assert am.one(au.settle_estimate(am.auditor, am.audit, 3, p0, import_wh=0, export_wh=PV_PEAK_WH),
+                  m.end(3)).ok
+    assert am.settlement("reading", 3, p0) == (0, PV_PEAK_WH, PV_PEAK_WH, 0, True)
     assert reverted(am.one(au.settle_estimate(am.auditor, am.audit, 2, p0, import_wh=2000, export_wh=0)),
                     "settlement: reading exists")
     p1 = m.prosumers[1].address

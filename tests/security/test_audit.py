@@ -315,7 +315,7 @@ def test_the_hold_hook_is_the_audits_only(am, who):
         ("hold", (m.prosumers[1].address, 10**18)),
         ("release_held", (p0, held, sender.address)),
         ("release_held", (p0, held, p0)),
-        ("post_estimate", (1, p0, 0, 0)),
+        ("post_estimate", (1, p0, 0, 0, 0, 0)),
     ]
     for function, args in calls:
         assert reverted(am.one(m.call_tx(sender, "Settlement", function, *args)), "settlement: caller is not audit")
