@@ -33,9 +33,12 @@
         after it was made and finalized from then on.
         Amounts of a flag, with m = export - import of the reading
         (read) and of the estimate (est) [Wh] and d = m_read - m_est:
-        overpaid = max(0, d) * grid buy price, what the false reading
-        may have gained at most; penalty = |d| *
-        `penalty_wei_per_wh`. The flag asks the Settlement to hold
+        overpaid = max(0, o_read - o_est), what the false reading gained
+        over the estimate, where o is the imbalance payment the
+        Settlement computes for those registers against the cleared
+        position (`Settlement.imbalance_owed_wei`: grid sell price for a
+        surplus, buy price for a shortfall, non-delivery charge);
+        penalty = |d| * `penalty_wei_per_wh`. The flag asks the Settlement to hold
         overpaid + penalty; it holds what the prosumer's free credit
         covers (`held_wei` of the flag).
         Confirmation (by the operator or `finalize`): the held credit
@@ -71,7 +74,7 @@ interface Settlement:
     def operator() -> address: view
     def registry() -> Registry: view
     def interval_s() -> uint256: view
-    def grid_buy_price_wei_per_wh() -> uint256: view
+    def imbalance_owed_wei(interval: uint256, prosumer: address, import_wh: uint256, export_wh: uint256) -> int256: view
     def READING_TOLERANCE_WH() -> uint256: view
     def reading(interval: uint256, prosumer: address) -> Reading: view
     def posted_timestamp(interval: uint256, prosumer: address) -> uint256: view
@@ -177,10 +180,6 @@ isolate_n: public(immutable(uint256))
 penalty_wei_per_wh: public(immutable(uint256))
 
 
-# @dev The Settlement's grid buy price. [wei/Wh]
-grid_buy_price_wei_per_wh: public(immutable(uint256))
-
-
 # @dev The Settlement's interval length. [s]
 interval_s: public(immutable(uint256))
 
@@ -255,8 +254,8 @@ def __init__(
     penalty_wei_per_wh_: uint256,
 ):
     """
-    @dev Reads the operator, registry, interval length, reading
-         tolerance and grid buy price from the Settlement.
+    @dev Reads the operator, registry, interval length and reading
+         tolerance from the Settlement.
     @param settlement_ The audited Settlement, which must then name
            this contract its audit (`Settlement.set_audit`).
     @param auditor_ The auditor; holds no role in the registry and is
@@ -289,7 +288,6 @@ def __init__(
     isolate_k = isolate_k_
     isolate_n = isolate_n_
     penalty_wei_per_wh = penalty_wei_per_wh_
-    grid_buy_price_wei_per_wh = staticcall settlement_.grid_buy_price_wei_per_wh()
     interval_s = staticcall settlement_.interval_s()
     reading_tolerance_wh = staticcall settlement_.READING_TOLERANCE_WH()
 
@@ -340,7 +338,11 @@ def flag(
         convert(r.export_wh, int256) - convert(r.import_wh, int256)
         - convert(estimate_export_wh, int256) + convert(estimate_import_wh, int256)
     )
-    overpaid_wei: uint256 = convert(max(excess_wh, 0), uint256) * grid_buy_price_wei_per_wh
+    read_owed_wei: int256 = staticcall settlement.imbalance_owed_wei(interval, prosumer, r.import_wh, r.export_wh)
+    estimate_owed_wei: int256 = staticcall settlement.imbalance_owed_wei(
+        interval, prosumer, estimate_import_wh, estimate_export_wh
+    )
+    overpaid_wei: uint256 = convert(max(read_owed_wei - estimate_owed_wei, 0), uint256)
     penalty_wei: uint256 = convert(abs(excess_wh), uint256) * penalty_wei_per_wh
 
     # effects

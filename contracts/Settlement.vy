@@ -33,7 +33,8 @@
           (`external` `view` functions),
         - `sold_mix`, `consumed_mix` (`external` `view` functions),
         - `held_wei`, `fresh_wei`, `fresh_until_timestamp`,
-          `posted_timestamp` (`external` `view` functions),
+          `posted_timestamp`, `imbalance_owed_wei` (`external` `view`
+          functions),
         - `order_problems` (`external` `view` function),
         - `limits`, `is_debtor`, `order_limit_wh`, `can_lock` (`external` `view`
           functions).
@@ -1026,21 +1027,12 @@ def _settle(
     fee_wei: uint256 = 0
     if position_wh < 0:
         fee_wei = unsafe_mul(grid_fee_wei_per_wh, convert(unsafe_sub(0, position_wh), uint256))
+    imbalance_wei: int256 = 0
     undelivered_wh: int256 = 0
-    if position_wh > convert(export_wh, int256):
-        undelivered_wh = unsafe_sub(position_wh, convert(export_wh, int256))
-    imbalance_wh: int256 = unsafe_add(
-        unsafe_sub(unsafe_sub(convert(export_wh, int256), convert(import_wh, int256)), position_wh), undelivered_wh
-    )
-    imbalance_wei: int256 = unsafe_mul(convert(grid_sell_price_wei_per_wh, int256), imbalance_wh)
-    if imbalance_wh < 0:
-        imbalance_wei = unsafe_mul(convert(grid_buy_price_wei_per_wh, int256), imbalance_wh)
-    non_delivery_wei: int256 = 0
+    imbalance_wei, undelivered_wh = self._owed_wei(position_wh, p2p_wei, import_wh, export_wh)
     penalty_wei: int256 = 0
     if undelivered_wh > 0:
-        non_delivery_wei = self._non_delivery_wei(position_wh, p2p_wei, undelivered_wh)
         penalty_wei = unsafe_mul(convert(non_delivery_penalty_wei_per_wh, int256), undelivered_wh)
-    imbalance_wei = unsafe_sub(imbalance_wei, non_delivery_wei)
     self.pool_wei -= p2p_wei
     self._add_credit(operator, convert(fee_wei, int256))
     self._add_credit(prosumer, unsafe_sub(p2p_wei, convert(fee_wei, int256)))
@@ -1065,7 +1057,7 @@ def _settle(
             interval=interval,
             seller=prosumer,
             energy_wh=convert(undelivered_wh, uint256),
-            charge_wei=convert(non_delivery_wei, uint256),
+            charge_wei=convert(self._non_delivery_wei(position_wh, p2p_wei, undelivered_wh), uint256),
         )
     if position_wh > 0:
         self._record_sources(interval, prosumer, convert(position_wh, uint256), export_wh, pv_wh, battery_wh)
@@ -1148,8 +1140,9 @@ def release_held(account: address, amount_wei: uint256, payee: address):
     @dev Ends a hold of `amount_wei` of the credit of `account`; the
          audit only. The credit stays with `account` if `payee` is the
          account, moves to the penalty pool if `payee` is the empty
-         address and to `payee` otherwise; the free credit of `account`
-         is unchanged, and tokens stay conserved.
+         address and to `payee` otherwise: the free credit of `account`
+         grows by `amount_wei` if it is the payee and is unchanged
+         otherwise, and tokens stay conserved.
     @param account The account whose credit is held.
     @param amount_wei The amount released; at most `held_wei`. [wei]
     @param payee Who receives the credit (above).
@@ -1192,6 +1185,24 @@ def post_estimate(
     assert len(reason) == 0, reason
     self._settle(interval, prosumer, terms, import_wh, export_wh, pv_wh, battery_wh)
     log Estimated(interval=interval, prosumer=prosumer)
+
+
+@external
+@view
+def imbalance_owed_wei(interval: uint256, prosumer: address, import_wh: uint256, export_wh: uint256) -> int256:
+    """
+    @dev The imbalance payment registers of `prosumer` for `interval`
+         would settle, before credit limits (`_owed_wei`); what the audit
+         compares a reading and its estimate by.
+    @param interval Index of the market interval.
+    @param prosumer The prosumer.
+    @param import_wh Energy drawn from the grid; at most `MAX_ENERGY_WH`. [Wh]
+    @param export_wh Energy fed into the grid; at most `MAX_ENERGY_WH`. [Wh]
+    @return int256 The payment, + = to the prosumer. [wei]
+    """
+    assert import_wh <= MAX_ENERGY_WH and export_wh <= MAX_ENERGY_WH, "settlement: energy above limit"
+    terms: SettlementTerms = staticcall auction.settlement_terms(interval, prosumer)
+    return self._owed_wei(terms.position_wh, terms.value_wei, import_wh, export_wh)[0]
 
 
 @external
@@ -1490,6 +1501,37 @@ def _pay_imbalance(
             self._add_credit(payee, convert(covered_wei, int256))
             log Covered(interval=interval, payee=payee, amount_wei=covered_wei)
     return paid_wei
+
+
+@internal
+@view
+def _owed_wei(position_wh: int256, value_wei: int256, import_wh: uint256, export_wh: uint256) -> (int256, int256):
+    """
+    @dev The imbalance payment of registers against a position, before
+         credit limits: the imbalance (export - import - position + u)
+         at the grid sell price if positive, else the buy price, less the
+         non-delivery charge of the sold energy not exported, u =
+         max(0, position - export) (`_non_delivery_wei`).
+    @param position_wh The cleared position, + = sold. [Wh]
+    @param value_wei Its money value, + = received. [wei]
+    @param import_wh Energy drawn from the grid; at most `MAX_ENERGY_WH`. [Wh]
+    @param export_wh Energy fed into the grid; at most `MAX_ENERGY_WH`. [Wh]
+    @return (int256, int256) The payment, + = to the prosumer [wei], and u [Wh].
+    """
+    # |position| and both registers are at most MAX_ENERGY_WH and every
+    # price at most MAX_PRICE_WEI_PER_WH: the products stay under 10**37.
+    undelivered_wh: int256 = 0
+    if position_wh > convert(export_wh, int256):
+        undelivered_wh = unsafe_sub(position_wh, convert(export_wh, int256))
+    imbalance_wh: int256 = unsafe_add(
+        unsafe_sub(unsafe_sub(convert(export_wh, int256), convert(import_wh, int256)), position_wh), undelivered_wh
+    )
+    owed_wei: int256 = unsafe_mul(convert(grid_sell_price_wei_per_wh, int256), imbalance_wh)
+    if imbalance_wh < 0:
+        owed_wei = unsafe_mul(convert(grid_buy_price_wei_per_wh, int256), imbalance_wh)
+    if undelivered_wh > 0:
+        owed_wei = unsafe_sub(owed_wei, self._non_delivery_wei(position_wh, value_wei, undelivered_wh))
+    return owed_wei, undelivered_wh
 
 
 @internal

@@ -119,19 +119,30 @@ def constructor_problem(terms: AuditTerms, auditor_roles: int, auditor_is_operat
     return None
 
 
-def flag_amounts(read_import_wh: int, read_export_wh: int, estimate_import_wh: int, estimate_export_wh: int,
-                 grid_buy_price_wei_per_wh: int, penalty_wei_per_wh: int) -> tuple[int, int]:
-    """Overpaid and penalty amounts of a flag.
+def imbalance_owed_wei(terms: AuditTerms, position_wh: int, value_wei: int, import_wh: int, export_wh: int) -> int:
+    """The imbalance payment of registers against a position before credit limits, + = to the prosumer
+    (``Settlement.imbalance_owed_wei``). [wei]"""
+    return settle(position_wh, value_wei, import_wh, export_wh, terms.grid_buy_price_wei_per_wh,
+                  terms.grid_sell_price_wei_per_wh, terms.grid_fee_wei_per_wh,
+                  non_delivery_penalty_wei_per_wh=terms.non_delivery_penalty_wei_per_wh).imbalance_wei
 
-    With d = m_read - m_est: overpaid = max(0, d) * buy price, penalty =
-    |d| * penalty rate.
+
+def flag_amounts(terms: AuditTerms, read_wh: tuple[int, int], estimate_wh: tuple[int, int], position_wh: int = 0,
+                 value_wei: int = 0) -> tuple[int, int]:
+    """Overpaid and penalty amounts of a flag of a reading and an estimate, each (import_wh, export_wh).
+
+    overpaid = max(0, o_read - o_est) with o the :func:`imbalance_owed_wei`
+    of the registers against the cleared position and its value; penalty
+    = |m_read - m_est| * penalty rate with m = export - import.
 
     Returns
     -------
     (overpaid_wei, penalty_wei) : tuple of int
     """
-    excess_wh = (read_export_wh - read_import_wh) - (estimate_export_wh - estimate_import_wh)
-    return max(excess_wh, 0) * grid_buy_price_wei_per_wh, abs(excess_wh) * penalty_wei_per_wh
+    owed_read = imbalance_owed_wei(terms, position_wh, value_wei, *read_wh)
+    owed_estimate = imbalance_owed_wei(terms, position_wh, value_wei, *estimate_wh)
+    excess_wh = (read_wh[1] - read_wh[0]) - (estimate_wh[1] - estimate_wh[0])
+    return max(owed_read - owed_estimate, 0), abs(excess_wh) * terms.penalty_wei_per_wh
 
 
 def estimate_within_limits(limits: Limits, interval_s: int, import_wh: int, export_wh: int) -> bool:
@@ -277,9 +288,8 @@ class AuditModel:
                                       estimate_export_wh):
             return "audit: estimate above limits"
         read_import_wh, read_export_wh = self.readings[(interval, prosumer)]
-        overpaid_wei, penalty_wei = flag_amounts(read_import_wh, read_export_wh, estimate_import_wh,
-                                                 estimate_export_wh, self.terms.grid_buy_price_wei_per_wh,
-                                                 self.terms.penalty_wei_per_wh)
+        overpaid_wei, penalty_wei = flag_amounts(self.terms, (read_import_wh, read_export_wh),
+                                                 (estimate_import_wh, estimate_export_wh))
         held_wei = self._hold(prosumer, overpaid_wei + penalty_wei)
         self.flags[(interval, prosumer)] = FlagRecord(Status.FLAGGED, now, estimate_import_wh, estimate_export_wh,
                                                       residual_milli, chi2_milli, evidence, overpaid_wei,

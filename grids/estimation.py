@@ -45,6 +45,8 @@ CHI2_ALPHA = 0.01
 """False-alarm probability of the chi-squared test per estimate."""
 RN_THRESHOLD = 3.0
 """Largest normalized residual above which a measurement is called bad (Abur & Expósito §5.7)."""
+RN_TIE_TOLERANCE = 1e-3
+"""Relative margin within which two normalized residuals tie: the test cannot tell which measurement is bad."""
 
 
 class EstimationFailed(RuntimeError):
@@ -84,13 +86,23 @@ class Estimate:
         """Whether the chi-squared test detects bad data."""
         return self.objective > self.chi2_threshold
 
-    def largest(self, among: Collection[int] | None = None) -> tuple[int, float]:
-        """The ``net.measurement`` index with the largest normalized residual (of those `among`), and that residual."""
+    def largest(self, among: Collection[int] | None = None) -> tuple[int, float, bool] | None:
+        """The ``net.measurement`` index with the largest normalized residual (of those `among`), that residual,
+        and whether another one of them ties it (within `RN_TIE_TOLERANCE`); None if none is left but critical ones.
+
+        Measurements whose errors only one redundancy loop observes (for
+        instance every bus injection when the substation is the only
+        sensor) share their rᴺ: the test then cannot tell which is wrong.
+        """
         rn = self.normalized_residuals.dropna()
         if among is not None:
             rn = rn[rn.index.isin(list(among))]
+        if rn.empty:
+            return None
         index = rn.idxmax()
-        return int(index), float(rn[index])
+        top = float(rn[index])
+        tied = bool((rn.drop(index) >= top * (1.0 - RN_TIE_TOLERANCE)).any())
+        return int(index), top, tied
 
 
 def estimate_state(net: pandapower.pandapowerNet, alpha: float = CHI2_ALPHA) -> Estimate:
@@ -147,7 +159,9 @@ def normalized_residuals(r: np.ndarray, r_inv: np.ndarray, h: np.ndarray, gain: 
 def identify_bad_data(net: pandapower.pandapowerNet, threshold: float = RN_THRESHOLD, alpha: float = CHI2_ALPHA,
                       max_removals: int = 10,
                       suspects: Collection[int] | None = None) -> tuple[Estimate, Estimate, list[tuple[int, float]]]:
-    """Remove measurements one by one while the largest rᴺ exceeds `threshold` (the rᴺ test detects as well).
+    """Remove measurements one by one while the largest rᴺ exceeds `threshold` (the rᴺ test detects as well),
+    stops at a tie (`Estimate.largest`: no single measurement to blame) or where removing the next would leave the
+    state unobservable (it is kept).
 
     The chi-squared test is not a gate here: where pseudo-measurements carry
     generous σ, J stays far below its threshold and the test loses power,
@@ -163,10 +177,17 @@ def identify_bad_data(net: pandapower.pandapowerNet, threshold: float = RN_THRES
     removed: list[tuple[int, float]] = []
     first = estimate = estimate_state(net, alpha)
     while len(removed) < max_removals:
-        index, rn = estimate.largest(suspects)
-        if rn <= threshold or estimate.dof <= 1:
+        top = estimate.largest(suspects)
+        if top is None or top[1] <= threshold or top[2] or estimate.dof <= 1:
             break
+        index, rn, _ = top
+        row = net.measurement.loc[[index]]
         net.measurement.drop(index, inplace=True)
+        try:
+            estimate = estimate_state(net, alpha)
+        except EstimationFailed:
+            net.measurement = pd.concat([net.measurement, row]).sort_index()
+            estimate = estimate_state(net, alpha)
+            break
         removed.append((index, rn))
-        estimate = estimate_state(net, alpha)
     return first, estimate, removed

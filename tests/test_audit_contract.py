@@ -84,19 +84,19 @@ def am() -> AuditMarket:
     return scene
 
 
-def test_a_flag_holds_the_overpaid_energy_at_the_buy_price_plus_the_penalty(am):
+def test_a_flag_holds_what_the_reading_gained_over_the_estimate_plus_the_penalty(am):
     p0 = am.market.prosumers[0].address
     assert am.post(0, 0, 0, 4000).ok
-    # The reading claims 4 kWh exported (+0.2 token at the sell price); the estimate says 1 kWh imported:
-    # d = 4000 - (-1000) = 5000 Wh, overpaid 5000 * 0.3 token/kWh = 1.5 token, penalty 5000 * 0.1 = 0.5 token.
-    assert flag_amounts(0, 4000, 1000, 0, GRID_BUY_PRICE_WEI_PER_WH, AUDIT_PENALTY_WEI_PER_WH) == (15 * 10**17,
-                                                                                                  5 * 10**17)
+    # No position. The reading claims 4 kWh exported (+0.2 token at the sell price); the estimate says 1 kWh
+    # imported (-0.3 token at the buy price): overpaid 0.2 + 0.3 = 0.5 token; d = 4000 - (-1000) = 5000 Wh,
+    # penalty 5000 * 0.1 token/kWh = 0.5 token.
+    assert flag_amounts(TERMS, (0, 4000), (1000, 0)) == (5 * 10**17, 5 * 10**17)
     credit = am.settlement("credit_wei", p0)
     assert credit == ENDOWMENT_WEI + 4000 * GRID_SELL_PRICE_WEI_PER_WH
     receipt = _flag(am, 0, 0, 1000, 0)
     assert receipt.ok, receipt.revert_reason
     assert receipt.gas_used < au.GAS_FLAG
-    held = 2 * 10**18
+    held = 10**18
     assert _events(am, receipt) == [
         ("Settlement", "Held", {"account": p0, "amount_wei": held}),
         ("Audit", "Flagged", {"interval": 0, "prosumer": p0, "residual_milli": 4200, "chi2_milli": 31_000,
@@ -104,7 +104,7 @@ def test_a_flag_holds_the_overpaid_energy_at_the_buy_price_plus_the_penalty(am):
     ]
     state = au.flag_of(am.market.chain, am.audit, 0, p0)
     assert state.as_tuple() == (Status.FLAGGED, am.market.chain.timestamp, 1000, 0, 4200, 31_000, EVIDENCE,
-                                15 * 10**17, 5 * 10**17, held)
+                                5 * 10**17, 5 * 10**17, held)
     assert am.settlement("held_wei", p0) == held
     assert am.settlement("credit_wei", p0) == credit
     assert am.settlement("free_credit_wei", p0) == credit - held
@@ -121,14 +121,14 @@ def test_an_undisputed_flag_is_confirmed_restitution_to_the_operator_penalty_to_
     receipt = am.one(au.finalize(m.outsider, am.audit, 0, p0), flagged_at(am, 0, 0) + AUDIT_DISPUTE_WINDOW_S)
     assert receipt.ok, receipt.revert_reason
     assert _events(am, receipt) == [
-        ("Settlement", "HeldReleased", {"account": p0, "payee": m.operator.address, "amount_wei": 15 * 10**17}),
+        ("Settlement", "HeldReleased", {"account": p0, "payee": m.operator.address, "amount_wei": 5 * 10**17}),
         ("Settlement", "HeldReleased", {"account": p0, "payee": "0x" + "00" * 20, "amount_wei": 5 * 10**17}),
         ("Audit", "Resolved", {"interval": 0, "prosumer": p0, "confirmed": True,
                                "reason": "audit: not disputed in time"}),
     ]
     after = am.credits()
-    assert after[p0] == before[p0] - 2 * 10**18
-    assert after[m.operator.address] == before[m.operator.address] + 15 * 10**17
+    assert after[p0] == before[p0] - 10**18
+    assert after[m.operator.address] == before[m.operator.address] + 5 * 10**17
     assert am.settlement("penalty_pool_wei") == 5 * 10**17
     assert am.settlement("held_wei", p0) == 0
     assert au.status(m.chain, am.audit, 0, p0) == Status.CONFIRMED
@@ -159,7 +159,7 @@ def test_a_disputed_flag_is_judged_by_the_operator(am, confirm):
     assert _events(am, receipt)[-1] == ("Audit", "Resolved", {"interval": 0, "prosumer": p0, "confirmed": confirm,
                                                               "reason": reason})
     after = am.credits()
-    assert after[p0] == before[p0] - (2 * 10**18 if confirm else 0)
+    assert after[p0] == before[p0] - (10**18 if confirm else 0)
     assert am.settlement("held_wei", p0) == 0
     assert au.status(m.chain, am.audit, 0, p0) == (Status.CONFIRMED if confirm else Status.REJECTED)
     assert am.tokens_conserved()

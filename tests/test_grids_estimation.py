@@ -135,7 +135,17 @@ def test_a_bad_measurement_with_redundancy_one_is_detected_but_not_identified():
     measurements = [(k, e, el, v + (0.1 if i == 0 else 0.0), s, side) for i, (k, e, el, v, s, side) in enumerate(BOOK)]
     est = estimate_state(_with(measurements))
     assert est.bad_data
-    assert est.largest()[0] != 0
+    index, _, tied = est.largest()
+    assert index != 0 and tied
+    first, _, removed = identify_bad_data(_with(measurements), threshold=1.0)
+    assert first.largest()[1] > 1.0 and removed == []                   # detected, nobody blamed
+
+
+def test_removal_stops_when_no_suspect_is_left():
+    assert estimate_state(_with(_redundant())).largest(among=[]) is None
+    measurements = _redundant(0, by=20 * _redundant()[0][4])
+    _, final, removed = identify_bad_data(_with(measurements), threshold=0.0, suspects=[0])
+    assert [index for index, _ in removed] == [0] and not final.bad_data
 
 
 @pytest.mark.parametrize("corrupt", range(len(BOOK) + len(EXTRA)))

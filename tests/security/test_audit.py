@@ -199,7 +199,7 @@ def test_a_flagged_prosumer_cannot_withdraw_held_credit(am):
     p0 = m.prosumers[0]
     honest = _flagged(am)
     held = am.settlement("held_wei", p0.address)
-    assert held == 2 * 10**18
+    assert held == 10**18
     deadline = am.settlement("fresh_until_timestamp", p0.address)
     credit = am.settlement("credit_wei", p0.address)
     # Even once the fresh credit is free, the hold is not.
