@@ -1,12 +1,15 @@
 """The auditor federate's bookkeeping: what arrived for which interval, when to (re)check, what it found.
 
 Sensors come from the grid (``sensors``, only from ``grid/meters``), the
-settled readings from the ledger(s) (``readings``, only from a ledger
-endpoint); anything else is dropped with a warning. At each check time
+settled readings, the audit's flags and isolations from the ledger
+(``readings``) and the receipts of the auditor's own transactions
+(``receipts``), both only from ``ledger/tx`` (an audited study has one
+chain); anything else is dropped with a warning. At each check time
 every interval whose sensors have arrived and that is unchecked, or got
 readings since its last check, is checked (`gridledger.agents.auditor`):
 an interval whose readings are late is checked with forecasts first and
-again when they come, the later result replacing the earlier.
+again when they come, the later result replacing the earlier. Then the
+auditor signs what is due on chain (`gridledger.agents.audit_poster`).
 """
 
 from __future__ import annotations
@@ -15,19 +18,16 @@ import logging
 
 import numpy as np
 
+from gridledger.agents.audit_poster import AuditPoster
 from gridledger.agents.auditor import Auditor, IntervalAudit
 from gridledger.contracts.keys import derive_account
-from gridledger.federation import GRID_ENDPOINT, LEDGER_ENDPOINT, ZONE_LEDGER_PREFIX
+from gridledger.federation import GRID_ENDPOINT, LEDGER_ENDPOINT
 from gridledger.messages import decode
 from gridledger.results import Part
 from gridledger.scenario import Scenario
 from gridledger.units import PU
 
 log = logging.getLogger("gridledger.auditor")
-
-
-def _from_ledger(source: str) -> bool:
-    return source == LEDGER_ENDPOINT or (source.startswith(ZONE_LEDGER_PREFIX) and source.endswith("/tx"))
 
 
 class AuditDesk:
@@ -51,6 +51,12 @@ class AuditDesk:
         self.energy_balance_wh = np.full(n_int, np.nan)
         self.vm_pu = np.full((n_int, len(sc.net.bus)), np.nan)
         self.checks = np.zeros(n_int, dtype=np.int16)
+        self.latest: dict[int, IntervalAudit] = {}
+        self.poster = AuditPoster(sc, secret)
+
+    def join(self, notice: dict) -> None:
+        """Take the ledger's deployment `notice` (`AuditPoster.join`)."""
+        self.poster.join(notice)
 
     def receive(self, messages: list[tuple[str, bytes]]) -> None:
         """Keep sensor values and settled readings; drop what comes from the wrong endpoint."""
@@ -58,11 +64,16 @@ class AuditDesk:
             body = decode(payload)
             if body.get("type") == "sensors" and source == GRID_ENDPOINT:
                 self.sensors[int(body["interval"])] = np.array(body["values"], dtype=float)
-            elif body.get("type") == "readings" and _from_ledger(source):
+            elif body.get("type") == "readings" and source == LEDGER_ENDPOINT:
                 for r in body["readings"]:
                     i = self.position.get(r["prosumer"])
                     if i is not None:
                         self.readings.setdefault(int(r["interval"]), {})[i] = (int(r["import_wh"]), int(r["export_wh"]))
+                self.poster.learn(body)
+            elif body.get("type") == "receipts" and source == LEDGER_ENDPOINT:
+                for receipt in body["receipts"]:
+                    if not receipt["status"]:
+                        log.error("auditor transaction %s failed: %s", receipt["tx_hash"], receipt["revert_reason"])
             else:
                 log.warning("%s message from %s dropped", body.get("type"), source)
 
@@ -73,11 +84,25 @@ class AuditDesk:
             arrived = len(self.readings.get(k, {}))
             if self.checked_with.get(k) == arrived:
                 continue
-            result = self.auditor.check(k, self.sensors[k], self.readings.get(k, {}))
+            result = self.auditor.check(k, self.sensors[k], self.readings.get(k, {}),
+                                        estimate_for=frozenset(self.poster.isolated))
             self._keep(result, time_s, first=k not in self.checked_with)
+            self.latest[k] = result
             self.checked_with[k] = arrived
             done.append(result)
         return done
+
+    def transactions(self, time_s: float) -> list[bytes]:
+        """The flags, finalizations and estimates due after the check at `time_s`, signed (`AuditPoster`).
+
+        An interval waits while the reading of a meter that is not
+        isolated is missing.
+        """
+        n = len(self.sc.prosumers)
+        on_chain = {k: set(self.readings.get(k, {})) for k in self.latest}
+        waiting = {k: any(i not in on_chain[k] and i not in self.poster.isolated for i in range(n))
+                   for k in self.latest}
+        return self.poster.transactions(self.latest, on_chain, waiting, time_s)
 
     def _keep(self, result: IntervalAudit, time_s: float, first: bool) -> None:
         k = result.interval

@@ -57,9 +57,10 @@ class IntervalAudit:
     """What the auditor found for one interval.
 
     ``flagged`` maps a prosumer's position to the normalized residual of its
-    bus's meter measurement; ``estimate_wh`` maps it to the net import its
-    bus's estimated injection gives it without its meter (negative = export)
-    [Wh], shared evenly among the prosumers flagged on one bus; ``missing``
+    bus's meter measurement; ``estimate_wh`` maps it (and each prosumer
+    whose estimate was asked for) to the net import its bus's estimated
+    injection gives it without its meter (negative = export) [Wh], shared
+    evenly among such prosumers on one bus; ``missing``
     lists prosumers whose reading had not arrived (forecast used);
     ``energy_balance_wh`` is substation energy - estimated losses - metered
     and forecast consumption [Wh]; ``evidence`` is the Keccak-256 hash of the
@@ -113,8 +114,13 @@ class Auditor:
         self.slack = {int(b) for b in net.ext_grid.bus}
         self._pseudo_p = np.zeros(len(net.bus))
 
-    def check(self, interval: int, sensor_values: np.ndarray, readings_wh: dict[int, tuple[int, int]]) -> IntervalAudit:
-        """Audit `interval` from the sensors' readings and the meters' (import_wh, export_wh) by prosumer position."""
+    def check(self, interval: int, sensor_values: np.ndarray, readings_wh: dict[int, tuple[int, int]],
+              estimate_for: frozenset[int] = frozenset()) -> IntervalAudit:
+        """Audit `interval` from the sensors' readings and the meters' (import_wh, export_wh) by prosumer position.
+
+        `estimate_for` names prosumers (isolated meters) whose estimate is
+        wanted besides the flagged ones'.
+        """
         metered_mw, missing = self._meter_mw(readings_wh)
         rows, meter_row = self._measurements(interval, sensor_values, metered_mw, missing)
         evidence = evidence_hash(rows)
@@ -130,17 +136,23 @@ class Auditor:
             interval=interval, objective=first.objective, chi2_threshold=first.chi2_threshold, flagged=flagged,
             missing=tuple(sorted(missing)), vm_pu=final.vm_pu.to_numpy(copy=True),
             energy_balance_wh=self._energy_balance_wh(sensor_values, metered_mw, self._pseudo_p),
-            estimate_wh=self._estimates_wh(flagged), evidence=evidence,
+            estimate_wh=self._estimates_wh(set(flagged) | set(estimate_for), metered_mw), evidence=evidence,
         )
 
-    def _estimates_wh(self, flagged: dict[int, float]) -> dict[int, int]:
-        """Net import of each flagged prosumer from its bus's estimated injection less the forecast rest. [Wh]"""
+    def _estimates_wh(self, targets: set[int], metered_mw: np.ndarray) -> dict[int, int]:
+        """Net import of each target prosumer from its bus's estimated injection. [Wh]
+
+        The bus's estimated net load less the forecast of its other elements
+        and the readings (or, if late, forecasts) of its other prosumers,
+        shared evenly among its targets.
+        """
         out = {}
         position = self.net.bus.index.get_indexer
-        for i in flagged:
+        for i in sorted(targets):
             bus = int(self.sc.prosumers[i].bus)
-            on_bus = [j for j in self.prosumers_at[bus] if j in flagged]
-            p_mw = float(self.net.res_bus_est.p_mw.at[bus]) - self._pseudo_p[position([bus])[0]]
+            on_bus = [j for j in self.prosumers_at[bus] if j in targets]
+            others_mw = sum(metered_mw[j] for j in self.prosumers_at[bus] if j not in targets)
+            p_mw = float(self.net.res_bus_est.p_mw.at[bus]) - self._pseudo_p[position([bus])[0]] - others_mw
             out[i] = round(p_mw / len(on_bus) * self.interval_h * WH_PER_MWH)
         return out
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
+from gridledger.contracts import audit as audit_contract
 from gridledger.contracts import charging as charging_contract
 from gridledger.contracts import flexibility as flex_contract
 from gridledger.contracts import market as market_contract
@@ -35,6 +36,9 @@ AGENT_TX_GAS_CAP = max(market_contract.GAS_SUBMIT_ORDER, market_contract.GAS_POS
 
 METER_TX_GAS_CAP = max(market_contract.GAS_POST_READING, flex_contract.GAS_POST_DELIVERY)
 """Largest gas limit a meter signs: readings and flexibility deliveries. [gas]"""
+
+AUDITOR_TX_GAS_CAP = max(audit_contract.GAS_FLAG, audit_contract.GAS_FINALIZE, audit_contract.GAS_SETTLE_ESTIMATE)
+"""Largest gas limit the auditor signs: flags, finalizations, estimates of isolated meters. [gas]"""
 
 AGENTS_LANE_GAS = BLOCK_GAS_LIMIT // 2
 """Most gas the agents' transactions may use together in one block; the rest is kept for the others. [gas]"""
@@ -71,14 +75,16 @@ class Lane:
 
 
 def ledger_lanes(n_buses: int) -> dict[str, Lane]:
-    """The lanes of the transactions the ledger receives, by batch name: agents, meters, DSO.
+    """The lanes of the transactions the ledger receives, by batch name: agents, meters, DSO, auditor.
 
-    Meters and the DSO may use the whole block, the agents half of it;
-    every sender may use `SENDER_TXS_PER_BLOCK` transactions at its lane's
-    cap, so one key (an agent's or a meter's) cannot fill its lane alone.
+    Meters, the DSO and the auditor may use the whole block, the agents
+    half of it; every sender may use `SENDER_TXS_PER_BLOCK` transactions
+    at its lane's cap, so one key (an agent's or a meter's) cannot fill
+    its lane alone.
     """
-    caps = {"agents": AGENT_TX_GAS_CAP, "meters": METER_TX_GAS_CAP, "dso": dso_tx_gas_cap(n_buses)}
-    gas = {"agents": AGENTS_LANE_GAS, "meters": BLOCK_GAS_LIMIT, "dso": BLOCK_GAS_LIMIT}
+    caps = {"agents": AGENT_TX_GAS_CAP, "meters": METER_TX_GAS_CAP, "dso": dso_tx_gas_cap(n_buses),
+            "auditor": AUDITOR_TX_GAS_CAP}
+    gas = {"agents": AGENTS_LANE_GAS, "meters": BLOCK_GAS_LIMIT, "dso": BLOCK_GAS_LIMIT, "auditor": BLOCK_GAS_LIMIT}
     return {name: Lane(name, gas[name], cap, SENDER_TXS_PER_BLOCK * cap) for name, cap in caps.items()}
 
 

@@ -53,6 +53,7 @@ class FeederRecord:
         self.meter_wh = {name: np.full((study.n_intervals, n_pro), -1, dtype=np.int64) for name in METER_REGISTERS}
         self.attack_kind = np.full((study.n_intervals, n_pro), -1, dtype=np.int16)
         self.attack_error_wh = np.zeros((study.n_intervals, n_pro), dtype=np.int64)
+        self.true_wh = {name: np.zeros((study.n_intervals, n_pro), dtype=np.int64) for name in ("import", "export")}
         self.steps_done = 0
 
     def step(self, step: int, result: StepResult, bus_load: tuple[np.ndarray, np.ndarray],
@@ -98,14 +99,21 @@ class FeederRecord:
         self.steps_done = step + 1
 
     def meter(self, interval: int, registers: dict[str, np.ndarray]) -> None:
-        """Keep one interval's meter registers (keys `METER_REGISTERS`). [Wh]"""
+        """Keep one interval's meter registers (keys `METER_REGISTERS`), until `attacked` says otherwise the true
+        ones too. [Wh]"""
         for name in METER_REGISTERS:
             self.meter_wh[name][interval] = registers[name]
+        for name in self.true_wh:
+            self.true_wh[name][interval] = registers[f"{name}_wh"]
 
-    def attacked(self, interval: int, kind_code: np.ndarray, error_wh: np.ndarray) -> None:
-        """Keep one interval's ground truth: each meter's attack kind code (-1 none) and its energy error. [Wh]"""
+    def attacked(self, interval: int, kind_code: np.ndarray, error_wh: np.ndarray, true_import_wh: np.ndarray,
+                 true_export_wh: np.ndarray) -> None:
+        """Keep one interval's ground truth: each meter's attack kind code (-1 none), its energy error and the
+        registers an honest meter would have read (import including bypassed load). [Wh]"""
         self.attack_kind[interval] = kind_code
         self.attack_error_wh[interval] = error_wh
+        self.true_wh["import"][interval] = true_import_wh
+        self.true_wh["export"][interval] = true_export_wh
 
     def part(self) -> Part:
         """The grid's results part."""
@@ -150,6 +158,9 @@ class FeederRecord:
                                                 flag_meanings=" ".join(("none",) + ATTACK_KINDS))
             part.add("attack_energy_error_wh", ("interval", "prosumer"), self.attack_error_wh, "Wh",
                      "ground truth: reported minus true net export of the meter-interval")
+            for name in ("import", "export"):
+                part.add(f"true_{name}_wh", ("interval", "prosumer"), self.true_wh[name], "Wh",
+                         f"ground truth: the {name} an honest meter would have read (bypassed load included)")
             part.add("meter_rating_w", ("prosumer",), [lim.meter_rating_w for lim in prosumer_limits(sc)], "W",
                      "registered meter rating")
         return part

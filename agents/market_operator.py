@@ -1,17 +1,19 @@
 """The ledger's market operator: deploys the study's market, does its duties in each block, tells the agents.
 
 Before time 0 it deploys the contracts (`gridledger.contracts.market`) in
-setup blocks, with the voltage-regulation desk (`FlexDesk`) and the EV
-charging desk (`ChargingDesk`) when the study turns them on. Then, at each
+setup blocks, with the voltage-regulation desk (`FlexDesk`), the EV
+charging desk (`ChargingDesk`) and the meter-fraud ``Audit``
+(`gridledger.contracts.audit`) when the study turns them on. Then, at each
 of the ledger's actions (`gridledger.schedule.ledger_actions`), it mines
 one block:
 
 - "mine": its own duties (a merit-order market's demand and settlement)
   and the transactions received since the last block, each in the lane of
-  the endpoint that sent it (agents, then meters, then the DSO:
-  `gridledger.agents.blocks.ledger_lanes`); every receipt goes back to the
-  endpoint that sent the transaction, the state of the lots (lot
-  auctions) and new flexibility requests go to the agents;
+  the endpoint that sent it (agents, then meters, then the DSO, then the
+  auditor: `gridledger.agents.blocks.ledger_lanes`); every receipt goes
+  back to the endpoint that sent the transaction, the state of the lots
+  (lot auctions) and new flexibility requests go to the agents, what the
+  block settled, flagged and isolated to the auditor;
 - "clear": the end of an interval's auction (book: cleared in
   ``market.clearing`` mode, with ``verified-batch`` the signed orders held
   since they arrived sent with the clearing; Vickrey: finalised; English: nothing, it
@@ -28,7 +30,8 @@ import dataclasses
 import logging
 from pathlib import Path
 
-from gridledger.agents.blocks import Lane, ledger_lanes, mine_batches, receipts_by_source
+from gridledger.agents.audit_record import AuditRecord
+from gridledger.agents.blocks import Lane, MinedBlock, ledger_lanes, mine_batches, receipts_by_source
 from gridledger.agents.charging_desk import ChargingDesk
 from gridledger.agents.flex_desk import FlexDesk
 from gridledger.agents.ledger_record import LedgerRecord
@@ -42,6 +45,7 @@ from gridledger.agents.relay import (
     split_received,
     verified_batch,
 )
+from gridledger.contracts import audit as audit_contract
 from gridledger.contracts import charging as charging_contract
 from gridledger.contracts import flexibility as flex_contract
 from gridledger.contracts.chain import Chain, ChainExport, Receipt
@@ -77,7 +81,8 @@ SETUP_LEAD_S = 60
 Message = tuple[str, bytes]
 """A message to send: (destination endpoint, payload)."""
 
-LANE_OF_ENDPOINT = {DER_ENDPOINT: "agents", GRID_ENDPOINT: "meters", OPERATOR_ENDPOINT: "dso"}
+LANE_OF_ENDPOINT = {DER_ENDPOINT: "agents", GRID_ENDPOINT: "meters", OPERATOR_ENDPOINT: "dso",
+                    AUDITOR_ENDPOINT: "auditor"}
 """The lane of the transactions each endpoint sends, in mining order; any other sender's go with the agents'."""
 
 
@@ -113,11 +118,32 @@ def in_block_order(batches: dict[str, list[bytes]], relayed: dict[str, list[byte
     return ordered
 
 
-def settled_readings(events) -> list[dict]:
-    """The readings a block settled, from its Settlement ``Settled`` events, for the auditor."""
-    return [{"interval": args["interval"], "prosumer": args["prosumer"], "import_wh": args["import_wh"],
-             "export_wh": args["export_wh"], "pv_wh": args["pv_wh"]}
-            for name, args in events if name == "Settled"]
+def audit_feed(block: MinedBlock, flagged_s: int) -> dict | None:
+    """What the auditor learns from a block (the ``readings`` message's body), or None if nothing.
+
+    The readings the Settlement settled (``Settled``), the flags the audit
+    mined (``Flagged``, at simulation time `flagged_s`) and the meters it
+    isolated (``Isolated``).
+    """
+    readings = [{"interval": args["interval"], "prosumer": args["prosumer"], "import_wh": args["import_wh"],
+                 "export_wh": args["export_wh"], "pv_wh": args["pv_wh"]}
+                for name, args in block.events_of("Settlement") if name == "Settled"]
+    audit_events = list(block.events_of(audit_contract.CONTRACT))
+    flags = [{"interval": args["interval"], "prosumer": args["prosumer"], "flagged_s": flagged_s}
+             for name, args in audit_events if name == "Flagged"]
+    isolated = [args["prosumer"] for name, args in audit_events if name == "Isolated"]
+    if not (readings or flags or isolated):
+        return None
+    return {"readings": readings, "flags": flags, "isolated": isolated}
+
+
+def deploy_study_audit(sc: Roster, chain: Chain, operator: Wallet, settlement: str, auditor: str) -> str:
+    """Deploy the study's ``Audit`` for `settlement` with `auditor` (``audit``: windows, isolation, penalty)."""
+    spec = sc.study.audit
+    return audit_contract.deploy_audit(chain, operator, settlement, audit_contract.AuditParameters(
+        auditor=auditor, flag_window_s=spec.flag_window_s, dispute_window_s=spec.dispute_window_s,
+        isolate_k=spec.isolate_k, isolate_n=spec.isolate_n,
+        penalty_wei_per_wh=price_wei_per_wh(spec.penalty_per_kwh)))
 
 
 def deploy_study_market(sc: Roster, chain: Chain, operator: Wallet, prosumers: list[str],
@@ -230,11 +256,13 @@ class MarketOperator:
     """
 
     def __init__(self, sc: Roster, chain: Chain, wallet: Wallet, addresses: MarketAddresses,
-                 prosumers: list[str], dso: str | None, flex: FlexDesk | None, charging: ChargingDesk | None):
+                 prosumers: list[str], dso: str | None, flex: FlexDesk | None, charging: ChargingDesk | None,
+                 audit: str | None = None):
         self.sc, self.chain, self.wallet, self.addresses = sc, chain, wallet, addresses
-        self.prosumers, self.dso, self.flex, self.charging = prosumers, dso, flex, charging
+        self.prosumers, self.dso, self.flex, self.charging, self.audit_address = prosumers, dso, flex, charging, audit
         self.supply_wei = read(chain, addresses.token, "GridToken", "totalSupply")
         self.record = LedgerRecord(sc, prosumers, addresses.auction_contract)
+        self.audit_record = AuditRecord(sc, prosumers, audit) if audit else None
         self.lanes: dict[str, Lane] = ledger_lanes(len(sc.buses))
         # Signed orders held for their interval's verified batch (``market.clearing: verified-batch``).
         self.held: dict[int, list[SignedOrder]] = {}
@@ -256,21 +284,24 @@ class MarketOperator:
         meters = [derive_account(secret, f"meter/{p.name}").address for p in sc.prosumers]
         has_dso = market.voltage_regulation or market.charging_coordination
         dso = derive_account(secret, "dso").address if has_dso else None
-        chain = Chain([operator.address, *prosumers, *meters, *([dso] if dso else [])],
+        auditor = derive_account(secret, "auditor").address if study.audit is not None else None
+        chain = Chain([operator.address, *prosumers, *meters, *(a for a in (dso, auditor) if a)],
                       genesis_timestamp=study.start_timestamp - SETUP_LEAD_S, chain_id=derive_chain_id(secret))
         wallet = chain.wallet(operator)
         addresses = deploy_study_market(sc, chain, wallet, prosumers, meters)
         flex = FlexDesk.deploy(sc, chain, wallet, addresses, prosumers, dso) if market.voltage_regulation else None
         charging = (ChargingDesk.deploy(sc, chain, wallet, addresses, dso, prosumers)
                     if market.charging_coordination else None)
-        return cls(sc, chain, wallet, addresses, prosumers, dso, flex, charging)
+        audit = deploy_study_audit(sc, chain, wallet, addresses.settlement, auditor) if auditor else None
+        return cls(sc, chain, wallet, addresses, prosumers, dso, flex, charging, audit)
 
     def deployment(self) -> list[Message]:
         """The ``deployed`` notice for the agents, the meters and (if there is one) the DSO."""
         notice = encode("deployed", addresses=dataclasses.asdict(self.addresses), chain_id=self.chain.chain_id,
                         flexibility=self.flex.address if self.flex else None,
-                        charging=self.charging.address if self.charging else None)
-        return [(DER_ENDPOINT, notice), (GRID_ENDPOINT, notice)] + ([(OPERATOR_ENDPOINT, notice)] if self.dso else [])
+                        charging=self.charging.address if self.charging else None, audit=self.audit_address)
+        return [(DER_ENDPOINT, notice), (GRID_ENDPOINT, notice)] + ([(OPERATOR_ENDPOINT, notice)] if self.dso else []) \
+            + ([(AUDITOR_ENDPOINT, notice)] if self.audit_address else [])
 
     def act(self, action: LedgerAction, received: list[Message]) -> list[Message]:
         """Mine the block of `action` with the signed transactions `received` (source, raw); return the messages."""
@@ -303,6 +334,8 @@ class MarketOperator:
         require_ok(block.receipts["operator"] + block.receipts[RELAYED_ORDERS] + block.receipts[RELAYED_READINGS],
                    "operator transaction")
         self.record.block(interval, block)
+        if self.audit_record:
+            self.audit_record.block(block, timestamp - self.sc.study.start_timestamp)
         outbox = self._receipts([source for messages in lanes.values() for source, _ in messages],
                                 [receipt for lane in lanes for receipt in block.receipts[lane]])
         outbox += [(DER_ENDPOINT, m) for m in rejections(
@@ -316,8 +349,8 @@ class MarketOperator:
             outbox.append((DER_ENDPOINT, encode("flex_requests", requests=posted)))
         if self.charging:
             self.charging.requested(block.events_of(charging_contract.CONTRACT))
-        if self.sc.study.audit is not None and (settled := settled_readings(block.events_of("Settlement"))):
-            outbox.append((AUDITOR_ENDPOINT, encode("readings", readings=settled)))
+        if self.audit_address and (feed := audit_feed(block, timestamp - self.sc.study.start_timestamp)):
+            outbox.append((AUDITOR_ENDPOINT, encode("readings", **feed)))
         return outbox
 
     @staticmethod
@@ -418,4 +451,7 @@ class MarketOperator:
         for desk in (self.flex, self.charging):
             if desk:
                 desk.write(part)
+        if self.audit_record:
+            self.audit_record.close(self.chain)
+            self.audit_record.write(part)
         part.write(run_dir, complete)

@@ -3,16 +3,18 @@
 Endpoint ``ledger/tx``
     receives signed raw transactions (orders from ``der/agents``, meter
     readings from ``grid/meters``, requests and headrooms from
-    ``operator/dso``), and with ``market.submission: batched`` the signed
+    ``operator/dso``, flags and estimates from ``auditor/checks``), and with ``market.submission: batched`` the signed
     orders (``signed_orders``) and readings (``signed_readings``) the
     operator relays in one transaction each; mines them into one block per action with block
     timestamp = study start + simulation time; returns every receipt
     (status, revert reason, gas) to the endpoint that sent the
     transaction, and what a relayed batch skipped (``rejected``).
 Messages sent
-    ``deployed`` (before time 0, to agents, meters and the DSO),
-    ``receipts``, ``lots``, ``flex_requests``, ``flex_awards`` (agents and
-    meters), ``charging`` and ``cleared`` (agents); a zone's ledger sends
+    ``deployed`` (before time 0, to agents, meters, the DSO and the
+    auditor), ``receipts``, ``lots``, ``flex_requests``, ``flex_awards``
+    (agents and meters), ``charging`` and ``cleared`` (agents),
+    ``readings`` (the auditor: what each block settled, flagged and
+    isolated); a zone's ledger sends
     ``residuals`` to ``coordinator/zones`` at each gate and receives its
     ``cross_fills`` from there.
 

@@ -254,7 +254,7 @@ class Message:
     encoding: str = "json"
 
 
-TX_SENDERS = (DER_ENDPOINT, GRID_ENDPOINT, OPERATOR_ENDPOINT)
+TX_SENDERS = (DER_ENDPOINT, GRID_ENDPOINT, OPERATOR_ENDPOINT, AUDITOR_ENDPOINT)
 """Endpoints that send signed transactions, and so get receipts back."""
 _INTERVAL = Field("interval", "int", "", "market interval index k")
 _RECEIPT = (
@@ -317,6 +317,11 @@ _SETTLED_READING = (
     Field("export_wh", "int", "Wh", "export register as settled"),
     Field("pv_wh", "int", "Wh", "PV register as settled"),
 )
+_FLAG = (
+    _INTERVAL,
+    Field("prosumer", "address", "", "the prosumer whose reading was flagged"),
+    Field("flagged_s", "int", "s", "simulation time of the block that mined the flag"),
+)
 _AWARD = (
     Field("request_id", "int", "", "the contract's request number"),
     _INTERVAL,
@@ -325,7 +330,7 @@ _AWARD = (
 MESSAGES = (
     Message("transaction", TX_SENDERS, (LEDGER_ENDPOINT,), ALWAYS,
             "a signed raw Ethereum transaction (orders, bids, readings, offers, requests)", encoding="raw"),
-    Message("deployed", (LEDGER_ENDPOINT,), (DER_ENDPOINT, GRID_ENDPOINT, OPERATOR_ENDPOINT), ALWAYS,
+    Message("deployed", (LEDGER_ENDPOINT,), (DER_ENDPOINT, GRID_ENDPOINT, OPERATOR_ENDPOINT, AUDITOR_ENDPOINT), ALWAYS,
             "where the contracts are, sent before time 0", (
                 Field("addresses", "object", "", "the market's contracts and mechanism", (
                     Field("registry", "address", "", "Registry contract"),
@@ -337,6 +342,7 @@ MESSAGES = (
                 Field("chain_id", "int", "", "chain id to sign transactions for"),
                 Field("flexibility", "address or null", "", "VoltageRegulation contract, null when off"),
                 Field("charging", "address or null", "", "ChargingCoordination contract, null when off"),
+                Field("audit", "address or null", "", "Audit contract, null without `audit`"),
             )),
     Message("receipts", (LEDGER_ENDPOINT,), TX_SENDERS, ALWAYS,
             "the receipts of the transactions an endpoint sent, after each block", (
@@ -400,8 +406,10 @@ MESSAGES = (
                       "or pu), in the order of `sensor_set`"),
             )),
     Message("readings", (LEDGER_ENDPOINT,), (AUDITOR_ENDPOINT,), AUDITED,
-            "the meter readings a block settled, after it (from each `ledger-<zone>/tx` in a sharded run)", (
+            "what a block settled and flagged, after it: its readings and the audit's flags and isolations", (
                 Field("readings", "[object]", "", "one per ``Settled`` event, in block order", _SETTLED_READING),
+                Field("flags", "[object]", "", "one per ``Flagged`` event, in block order", _FLAG),
+                Field("isolated", "[address]", "", "prosumers whose meters the block isolated (``Isolated``)"),
             )),
     Message("inverters", (DER_ENDPOINT,), (GRID_ENDPOINT,), INVERTER_CURVES,
             "the PV inverters' ratings and curves, sent once at the start", (

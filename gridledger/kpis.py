@@ -270,5 +270,5 @@ def compute_kpis(ds: xr.Dataset, study) -> dict:
         "transactions_per_interval_max": int(over_zones(ds.transactions).max()),
         "transactions_reverted": int(ds.transactions_reverted.sum()),
         "token_supply_conserved": bool(ds.attrs.get("ledger_token_supply_conserved", 0)),
-        **audit_kpis(ds, study.market_interval_s),
+        **audit_kpis(ds, study),
     }

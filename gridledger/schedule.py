@@ -42,7 +42,13 @@ Power-flow
 steps between interval starts follow the same half-second offset: DER at
 j * step, grid at j * step + 0.5. The grid runs one extra time at the end
 of the study to send the readings of the last interval, and the ledger one
-more to mine them. Fixed offsets make the order of events explicit and the
+more to mine them. With an auditor (``audit``):
+
+    s_k + 1.25       auditor: check the intervals with new readings; send
+                     flags, finalizations and estimates (mined at the
+                     ledger's next block)
+    end + 2          ledger:  mine what the auditor's last check sent
+ Fixed offsets make the order of events explicit and the
 same on every run (no iteration).
 """
 
@@ -61,6 +67,9 @@ COORDINATOR_OFFSET_S = 0.5
 """After a zone ledger's gate: the coordinator clears; the zone ledgers settle its fills at the gate + 1 s."""
 AUDITOR_OFFSET_S = 1.25
 """After an interval's end: its readings were mined at + 1 s (`LEDGER_OFFSET_S`); the auditor checks them."""
+AUDIT_TAIL_OFFSET_S = 2.0
+"""After the study's end, with an auditor: the ledger mines what the auditor's last check sent (a whole second after
+its block at + 1 s, as block timestamps are whole seconds)."""
 
 
 @dataclass(frozen=True)
@@ -189,9 +198,11 @@ def ledger_actions(study: Study) -> list[LedgerAction]:
         if study.market.sharding == "per-zone":
             actions.append(LedgerAction(gate + LEDGER_OFFSET_S, "cross", following))
     actions.append(LedgerAction(study.duration_s + LEDGER_OFFSET_S, "mine"))
+    if study.audit is not None:
+        actions.append(LedgerAction(study.duration_s + AUDIT_TAIL_OFFSET_S, "mine"))
     return actions
 
 
 def stop_time_s(study: Study) -> float:
-    """The last time any federate acts: the ledger's last block, or the auditor's check of it. [s]"""
-    return study.duration_s + (AUDITOR_OFFSET_S if study.audit is not None else LEDGER_OFFSET_S)
+    """The last time any federate acts: the ledger's last block (with an auditor, the one after its last check). [s]"""
+    return study.duration_s + (AUDIT_TAIL_OFFSET_S if study.audit is not None else LEDGER_OFFSET_S)

@@ -527,6 +527,7 @@ class Study(_Strict):
         self._verified_batch_fits()
         self._placed_federates()
         self._attacks_fit()
+        self._audit_fits()
         return self
 
     def _attacks_fit(self) -> None:
@@ -546,6 +547,18 @@ class Study(_Strict):
             if attack.kind == "fake-flexibility" and not self.market.voltage_regulation:
                 raise ValueError(f"{where}.kind 'fake-flexibility' fakes voltage-regulation deliveries; "
                                  "it needs market.voltage_regulation: true")
+
+    def _audit_fits(self) -> None:
+        """The auditor's flags reach the chain within the flag window; one audit contract watches one chain."""
+        if self.audit is None:
+            return
+        if self.audit.flag_window_s < 2 * self.market_interval_s:
+            raise ValueError(f"audit.flag_window_s ({self.audit.flag_window_s}) must be at least two market intervals "
+                             f"({2 * self.market_interval_s} s): a reading is checked after it is mined and the "
+                             "auditor's flag is mined in a later block")
+        if self.market.sharding == "per-zone":
+            raise ValueError("audit needs one chain: market.sharding 'per-zone' runs a chain per zone; "
+                             "use market.sharding 'none' with audit")
 
     def _placed_federates(self) -> None:
         """Every federate `helics.hosts` places is one this study runs."""

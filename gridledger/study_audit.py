@@ -112,10 +112,36 @@ class Sensors(_Strict):
     bus_sigma_vm_pu: Annotated[float, Field(gt=0.0, le=0.1)] = 0.001
 
 
+MAX_WINDOW_S = 30 * 86400
+"""Longest flag or dispute window: ``Audit.MAX_WINDOW_S``. [s]"""
+MAX_ISOLATE_N = 32
+"""Longest isolation look-back: ``Audit.MAX_ISOLATE_N``. [intervals]"""
+
+
 class Audit(_Strict):
-    """The auditor: sensors, the meters' accuracy, and the bad-data tests' thresholds (`gridledger.grids.estimation`)."""
+    """The auditor and its contract: sensors, the meters' accuracy, the bad-data tests' thresholds
+    (`gridledger.grids.estimation`), and the ``Audit`` contract's windows, isolation rule and penalty.
+
+    A flagged reading's credit is held; a flag not disputed within
+    ``dispute_window_s`` is confirmed (the overpaid part goes back to the
+    operator, the penalty to the penalty pool). A meter flagged in
+    ``isolate_k`` of the last ``isolate_n`` intervals is isolated: its
+    readings are refused and the auditor settles its intervals from its
+    estimates.
+    """
 
     sensors: Sensors = Sensors()
     meter_sigma_percent: Annotated[float, Field(gt=0.0, le=20.0)] = 1.0
     chi2_alpha: Annotated[float, Field(gt=0.0, lt=0.5)] = 0.01
     rn_threshold: Annotated[float, Field(ge=2.0, le=20.0)] = 4.0
+    flag_window_s: Annotated[int, Field(ge=1, le=MAX_WINDOW_S)] = 3600
+    dispute_window_s: Annotated[int, Field(ge=1, le=MAX_WINDOW_S)] = 1800
+    isolate_k: Annotated[int, Field(ge=1, le=MAX_ISOLATE_N)] = 3
+    isolate_n: Annotated[int, Field(ge=1, le=MAX_ISOLATE_N)] = 4
+    penalty_per_kwh: Annotated[float, Field(ge=0.0, le=10.0)] = 0.10
+
+    @model_validator(mode="after")
+    def _isolation(self) -> "Audit":
+        if self.isolate_k > self.isolate_n:
+            raise ValueError(f"isolate_k ({self.isolate_k}) must be at most isolate_n ({self.isolate_n})")
+        return self

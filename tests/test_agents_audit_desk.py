@@ -23,7 +23,7 @@ def desk_parts():
 def _readings(sc, interval: int, which: list[int]) -> bytes:
     rows = [{"interval": interval, "prosumer": derive_account(SECRET, f"prosumer/{sc.prosumers[i].name}").address,
              "import_wh": 1000, "export_wh": 0, "pv_wh": 0} for i in which]
-    return encode("readings", readings=rows)
+    return encode("readings", readings=rows, flags=[], isolated=[])
 
 
 def test_inputs_from_the_wrong_endpoint_are_dropped_and_a_reading_of_an_unknown_account_ignored(desk_parts):
@@ -32,9 +32,10 @@ def test_inputs_from_the_wrong_endpoint_are_dropped_and_a_reading_of_an_unknown_
     desk.receive([("der/agents", encode("sensors", interval=0, values=[0.0] * n)),
                   ("grid/meters", _readings(desk_parts, 0, [0])),
                   ("ledger/tx", encode("readings", readings=[{"interval": 0, "prosumer": "0x" + "11" * 20,
-                                                              "import_wh": 5, "export_wh": 0, "pv_wh": 0}]))])
+                                                              "import_wh": 5, "export_wh": 0, "pv_wh": 0}],
+                                       flags=[], isolated=[]))])
     assert desk.sensors == {} and desk.readings == {}
-    desk.receive([("ledger-z1/tx", _readings(desk_parts, 0, [1]))])
+    desk.receive([("ledger-z1/tx", _readings(desk_parts, 0, [2])), ("ledger/tx", _readings(desk_parts, 0, [1]))])
     assert desk.readings == {0: {1: (1000, 0)}}
 
 

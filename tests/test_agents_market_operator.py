@@ -26,6 +26,7 @@ from gridledger.contracts import market as mk
 from gridledger.contracts.client import Wallet, encode_call
 from gridledger.contracts.mechanisms import VERIFIED_OFFCHAIN
 from gridledger.contracts.typed_data import sign_order
+from gridledger.federation import AUDITOR_ENDPOINT
 from gridledger.interfaces import DER_ENDPOINT, GRID_ENDPOINT, OPERATOR_ENDPOINT
 from gridledger.messages import decode
 from gridledger.schedule import LedgerAction
@@ -252,17 +253,20 @@ def test_write_exports_the_chain_and_the_ledger_part(double_auction, tmp_path):
         assert part["position_wh"].values[1].tolist() == [300, -300, 0, 0]
 
 
-def test_received_transactions_are_mined_agents_then_meters_then_dso_each_endpoint_s_in_arrival_order():
-    received = [(OPERATOR_ENDPOINT, b"d"), (GRID_ENDPOINT, b"m1"), ("somebody/else", b"x"), (DER_ENDPOINT, b"a1"),
-                (GRID_ENDPOINT, b"m2"), (DER_ENDPOINT, b"a2")]
-    assert by_lane(received) == {
+def test_received_transactions_are_mined_agents_then_meters_then_dso_then_auditor_each_endpoint_in_arrival_order():
+    received = [(AUDITOR_ENDPOINT, b"f"), (OPERATOR_ENDPOINT, b"d"), (GRID_ENDPOINT, b"m1"), ("somebody/else", b"x"),
+                (DER_ENDPOINT, b"a1"), (GRID_ENDPOINT, b"m2"), (DER_ENDPOINT, b"a2")]
+    lanes = by_lane(received)
+    assert lanes == {
         "agents": [(DER_ENDPOINT, b"a1"), (DER_ENDPOINT, b"a2"), ("somebody/else", b"x")],
         "meters": [(GRID_ENDPOINT, b"m1"), (GRID_ENDPOINT, b"m2")],
         "dso": [(OPERATOR_ENDPOINT, b"d")],
+        "auditor": [(AUDITOR_ENDPOINT, b"f")],
     }
+    assert list(lanes) == ["agents", "meters", "dso", "auditor"]
 
 
-ENDPOINTS = (DER_ENDPOINT, GRID_ENDPOINT, OPERATOR_ENDPOINT, "somebody/else")
+ENDPOINTS = (DER_ENDPOINT, GRID_ENDPOINT, OPERATOR_ENDPOINT, AUDITOR_ENDPOINT, "somebody/else")
 
 
 @given(st.lists(st.sampled_from(ENDPOINTS), max_size=12), st.randoms(use_true_random=False))

@@ -1,7 +1,10 @@
 """The auditor in a real federation: attacked meters caught, honest ones not, ground truth recorded, late data redone.
 
 One hour of the short study with the auditor on (a flow sensor on every
-line) and five attacks on named meters; a twin run without attacks.
+line) and five attacks on named meters; a twin run without attacks. The
+Audit contract's windows are short enough for every state to happen
+within the hour: flags mined one interval after the reading, finalized
+ten minutes later, a meter isolated at its second flag in a row.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import pytest
 import yaml
 
 from gridledger.agents.attacks import KIND_CODE
+from gridledger.contracts.audit_reference import Status
 from tests.e2e_helpers import SHORT_STUDY, run_variants
 
 pytestmark = pytest.mark.e2e
@@ -26,6 +30,9 @@ ATTACKS = [
 ]
 
 
+AUDIT = {"sensors": {"lines": "all"}, "flag_window_s": 1800, "dispute_window_s": 600, "isolate_k": 2, "isolate_n": 2}
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("audit")
@@ -34,7 +41,7 @@ def runs(tmp_path_factory):
     for name, attacks in (("attacked", ATTACKS), ("honest", [])):
         study = root / f"{name}.yaml"
         study.write_text(yaml.safe_dump({**config, "name": "audit", "duration_s": 3600,
-                                         "audit": {"sensors": {"lines": "all"}}, "attacks": attacks}))
+                                         "audit": AUDIT, "attacks": attacks}))
         (root / name).mkdir()
         out[name] = run_variants(study, {root / name: {}})[root / name]
     return out
@@ -60,11 +67,35 @@ def test_the_ground_truth_is_recorded_as_hand_computed(runs):
 
 def test_every_attack_that_moves_energy_is_flagged_or_refused_and_no_honest_meter_is_flagged(runs):
     _, ds = runs["attacked"]
-    detected = ds.audit_flagged.values.astype(bool) | ~ds.settled.values.astype(bool)
+    estimated = ds.settled_from_estimate.values.astype(bool)
+    detected = ds.audit_flagged.values.astype(bool) | ~ds.settled.values.astype(bool) | estimated
     moved = ds.attack_energy_error_wh.values != 0
     assert moved.sum() == 4 + 3 + 4 and detected[moved].all()
     honest = (ds.attack_kind.values == -1)
-    assert not ds.audit_flagged.values[honest].any()
+    assert not ds.audit_flagged.values[honest].any() and not (ds.audit_status.values[honest] > 0).any()
+
+
+def test_flags_reach_the_chain_hold_the_gain_are_confirmed_undisputed_and_isolate_repeat_offenders(runs):
+    run_dir, ds = runs["attacked"]
+    status, mined_s = ds.audit_status.values, ds.audit_flag_mined_s.values
+    p03, p20 = _at(ds, "p03"), _at(ds, "p20")
+    # Each reading is checked after its block and the flag mined at the ledger's next block, one interval later.
+    assert (mined_s[:3, p03] == [1801, 2701, 3601]).all() and mined_s[3, p03] != mined_s[3, p03]   # NaN: isolated
+    # Finalized by the auditor once the 600 s dispute window passed: the first two; the last still held.
+    assert status[:3, p03].tolist() == [Status.CONFIRMED, Status.CONFIRMED, Status.FLAGGED]
+    assert (ds.audit_held_token.values[:3, p03] > 0).all()
+    restituted = ds.audit_restituted_token.values[:2, p03]
+    # The over-reported export (10 % of rating x 15 min) was paid at the sell price; the restitution is that gain.
+    gain = ds.attack_energy_error_wh.values[0, p03] * 0.08 / 1000
+    assert restituted == pytest.approx([gain, gain], rel=0.05)
+    # Two flags in a row isolate: p03 at interval 1's flag, so its interval 3 reading is refused and estimated.
+    assert int(ds.audit_isolated_interval.values[p03]) == 1 and int(ds.audit_isolated_interval.values[p20]) == 1
+    assert ds.settled_from_estimate.values[3, p03] and ds.settled_from_estimate.values[3, p20]
+    assert ds.settled_from_estimate.values.sum() == 2
+    kpis = json.loads((run_dir / "kpis.json").read_text())
+    assert kpis["token_supply_conserved"]
+    tokens = kpis["audit"]["false_reading_tokens"]
+    assert tokens["audit_on_token"] < tokens["audit_off_token"]
 
 
 def test_a_reading_signed_by_a_foreign_key_is_never_settled(runs):
@@ -83,6 +114,7 @@ def test_a_delayed_reading_is_forecast_then_checked_again_when_it_is_settled(run
 def test_the_honest_day_flags_nothing_and_its_estimate_is_the_power_flow_within_the_sensors_noise(runs):
     run_dir, ds = runs["honest"]
     assert not ds.audit_flagged.values.any() and not ds.audit_late.values.any()
+    assert not ds.audit_status.values.any() and not ds.audit_held_token.values.any()
     steps = ds.sizes["time"] // ds.sizes["interval"]
     mean_vm = ds.vm_pu.values.reshape(ds.sizes["interval"], steps, -1).mean(axis=1)
     assert np.abs(ds.vm_est_pu.values - mean_vm).max() <= 3 * 0.002 + 0.001      # substation V sensor sigma 0.002 pu

@@ -2,7 +2,14 @@
 
 import pytest
 
-from gridledger.schedule import bid_round_times, coordinator_times, der_actions, ledger_actions
+from gridledger.schedule import (
+    auditor_times,
+    bid_round_times,
+    coordinator_times,
+    der_actions,
+    ledger_actions,
+    stop_time_s,
+)
 from gridledger.study import load_study, parse_study
 
 SHORT = "studies/baran-wu-short.yaml"
@@ -97,3 +104,19 @@ def test_every_market_action_is_mined_before_its_gate_for_5_15_and_60_minute_int
             assert action.time_s + 1.0 < gate
     for k, t in clears.items():
         assert k * interval_s - study.market.gate_closure_s <= t < k * interval_s
+
+
+@pytest.mark.parametrize("mechanism", ["uniform-double-auction", "vickrey", "english"])
+def test_with_an_auditor_each_check_follows_its_readings_block_and_the_ledger_mines_the_last_in_its_own_second(
+        mechanism):
+    data = short(mechanism).model_dump(mode="json")
+    data["audit"] = {}
+    study = parse_study(data)
+    actions = ledger_actions(study)
+    assert auditor_times(study) == [900 * k + 1.25 for k in range(1, 9)]
+    assert (actions[-1].time_s, actions[-1].kind) == (7202.0, "mine") and stop_time_s(study) == 7202.0
+    # Block timestamps are whole seconds and must grow: no two ledger actions share one.
+    seconds = [int(a.time_s) for a in actions]
+    assert seconds == sorted(set(seconds))
+    for check in auditor_times(study):
+        assert any(a.kind == "mine" and a.time_s > check for a in actions)    # what a check sends gets mined
