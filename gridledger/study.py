@@ -544,6 +544,9 @@ class Study(_Strict):
                 raise ValueError(f"{where}.end_s ({attack.end_s}) must be at most duration_s ({self.duration_s})")
             if attack.start_s >= self.duration_s:
                 raise ValueError(f"{where}.start_s ({attack.start_s}) must be below duration_s ({self.duration_s})")
+            if attack.kind == "foreign-key" and self.market.sharding == "per-zone":
+                raise ValueError(f"{where}.kind 'foreign-key' signs readings with a key bound to no meter, which no "
+                                 "zone's ledger takes; it needs market.sharding 'none'")
             if attack.kind == "fake-flexibility" and not self.market.voltage_regulation:
                 raise ValueError(f"{where}.kind 'fake-flexibility' fakes voltage-regulation deliveries; "
                                  "it needs market.voltage_regulation: true")

@@ -114,6 +114,16 @@ BAD = [
     ("name: x\ngrid: {oltc: {colour: red}}\n", "grid.oltc.colour: unknown field; allowed here: vm_set_pu"),
     ("name: x\ngrid: {capacitors: [{bus: 3, q_mvar: 0.1, colour: red}]}\n",
      "grid.capacitors.0.colour: unknown field; allowed here: bus, q_mvar"),
+    ("name: x\naudit: {flag_window_s: 900}\n",
+     "audit.flag_window_s (900) must be at least two market intervals (1800 s)"),
+    ("name: x\naudit: {isolate_k: 5, isolate_n: 4}\n", "isolate_k (5) must be at most isolate_n (4)"),
+    ("name: x\naudit: {isolate_n: 40}\n", "audit.isolate_n = 40: Input should be less than or equal to 32"),
+    ("name: x\naudit: {penalty_per_kwh: -1}\n", "audit.penalty_per_kwh = -1"),
+    ("name: x\ngrid: {zones: {buses: [[1, 2], [3, 4]]}}\nmarket: {sharding: per-zone}\naudit: {}\n",
+     "audit needs one chain: market.sharding 'per-zone' runs a chain per zone"),
+    ("name: x\ngrid: {zones: {buses: [[1, 2], [3, 4]]}}\nmarket: {sharding: per-zone}\n"
+     "attacks: [{kind: foreign-key, prosumers: [p01]}]\n",
+     "attacks.0.kind 'foreign-key' signs readings with a key bound to no meter"),
 ]
 
 
