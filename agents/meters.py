@@ -136,7 +136,8 @@ class Meters:
         self.rating_w = np.array([lim.meter_rating_w for lim in prosumer_limits(sc)])
         self.foreign = [Wallet(derive_account(secret, f"foreign/meter/{name}"), notice["chain_id"]) for name in names]
         self.history: list[dict[str, np.ndarray]] = []
-        self.delayed: dict[int, list[bytes]] = {}
+        # Delayed readings by the interval they go out at: signed then, so the meter's nonces stay in sending order.
+        self.delayed: dict[int, list[tuple[list[int], list[Wallet], int, dict[str, np.ndarray]]]] = {}
 
     def bypass_mw(self, step: int) -> np.ndarray:
         """Load each prosumer draws around its meter at power-flow `step` (``bypass`` attacks). [MW]"""
@@ -201,10 +202,11 @@ class Meters:
         wallets = [self.foreign[i] if a is not None and a.kind == "foreign-key" else w
                    for i, (a, w) in enumerate(zip(attacks, self.wallets))]
         now = [i for i, a in enumerate(attacks) if a is None or a.kind != "delay"]
-        txs = self._signed(now, wallets, interval, reported) + self.delayed.pop(interval, [])
+        txs = self._signed(now, wallets, interval, reported)
+        txs += [tx for held in self.delayed.pop(interval, []) for tx in self._signed(*held)]
         for i, a in enumerate(attacks):
             if a is not None and a.kind == "delay":
-                self.delayed.setdefault(interval + a.intervals, []).extend(self._signed([i], wallets, interval, reported))
+                self.delayed.setdefault(interval + a.intervals, []).append(([i], wallets, interval, reported))
         faked = {i: a.fraction for i, a in enumerate(attacks) if a is not None and a.kind == "fake-flexibility"}
         return txs, faked
 

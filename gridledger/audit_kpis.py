@@ -57,21 +57,27 @@ def _credit_wei(study: Study, position_wh: int, value_wei: int, import_wh: int, 
                   ).credit_delta_wei
 
 
-def false_reading_tokens(ds: xr.Dataset, study: Study) -> dict:
-    """Tokens the attacked meter-intervals gained with the audit off and on (module docstring). [token]"""
-    off_wei = on_wei = 0
+def false_reading_gains_wei(ds: xr.Dataset, study: Study) -> tuple[np.ndarray, np.ndarray]:
+    """What each attacked meter-interval gained with the audit off and kept with it on, positive parts only
+    (module docstring); zero elsewhere. [wei]"""
+    off_wei = np.zeros(ds.attack_kind.shape, dtype=object)
+    on_wei = np.zeros(ds.attack_kind.shape, dtype=object)
     for k, i in zip(*np.nonzero(ds.attack_kind.values >= 0)):
         position_wh, value_wei = int(ds.position_wh.values[k, i]), wei(float(ds.p2p_token.values[k, i]))
         true_wei = _credit_wei(study, position_wh, value_wei, int(ds.true_import_wh.values[k, i]),
                                int(ds.true_export_wh.values[k, i]))
         reported = (max(0, int(ds[f"meter_{r}_wh"].values[k, i])) for r in ("import", "export"))
-        off_wei += max(0, _credit_wei(study, position_wh, value_wei, *reported) - true_wei)
+        off_wei[k, i] = max(0, _credit_wei(study, position_wh, value_wei, *reported) - true_wei)
         if ds.settled.values[k, i]:
             settled_wei = _credit_wei(study, position_wh, value_wei, int(ds.settled_import_wh.values[k, i]),
                                       int(ds.settled_export_wh.values[k, i]))
-            on_wei += max(0, settled_wei - true_wei - wei(float(ds.audit_restituted_token.values[k, i])))
-    return {"audit_off_token": round(tokens(off_wei), 6), "audit_on_token": round(tokens(on_wei), 6),
-            "share_paid": _rate(on_wei, off_wei)}
+            on_wei[k, i] = max(0, settled_wei - true_wei - wei(float(ds.audit_restituted_token.values[k, i])))
+    return off_wei, on_wei
+
+
+def _tokens(off_wei: np.ndarray, on_wei: np.ndarray, where: np.ndarray) -> dict:
+    off, on = int(off_wei[where].sum()), int(on_wei[where].sum())
+    return {"audit_off_token": round(tokens(off), 6), "audit_on_token": round(tokens(on), 6), "share_paid": _rate(on, off)}
 
 
 def audit_kpis(ds: xr.Dataset, study: Study) -> dict:
@@ -91,6 +97,7 @@ def audit_kpis(ds: xr.Dataset, study: Study) -> dict:
     delay_s = ds.audit_flagged_at_s.values - ends_s if "audit_flagged_at_s" in ds else np.full(kind.shape, np.nan)
     late = ds.audit_late.values.astype(bool) if "audit_late" in ds else np.zeros(kind.shape, dtype=bool)
     checks = ds.audit_checks.values[:, np.newaxis] if "audit_checks" in ds else np.zeros((kind.shape[0], 1))
+    gains = false_reading_gains_wei(ds, study) if on_chain else None
     by_kind = {}
     for code, name in enumerate(ATTACK_KINDS):
         hit = kind == code
@@ -108,6 +115,7 @@ def audit_kpis(ds: xr.Dataset, study: Study) -> dict:
             "false_energy_flagged_kwh": round(float(error_wh[paid & flagged].sum()) / WH_PER_KWH, 6),
             "time_to_detection_s": _mean(delay_s[hit & flagged]),
             "late_rechecked": int((hit & late & (checks > 1)).sum()),
+            **({"false_reading_tokens": _tokens(*gains, hit)} if gains else {}),
         }
     attacked = kind >= 0
     honest = ~attacked & settled
@@ -123,6 +131,6 @@ def audit_kpis(ds: xr.Dataset, study: Study) -> dict:
             "held_from_honest_token": round(float(ds.audit_held_token.values[honest].sum()), 6) if on_chain else 0.0,
             "isolated_meters": int((ds.audit_isolated_interval.values >= 0).sum()) if on_chain else 0,
             "settled_from_estimate": int(estimated.sum()),
-            **({"false_reading_tokens": false_reading_tokens(ds, study)} if on_chain else {}),
+            **({"false_reading_tokens": _tokens(*gains, attacked)} if gains else {}),
         },
     }

@@ -23,8 +23,8 @@ STUDY = {"name": "audit", "start": "2024-06-21T10:00:00", "duration_s": 3600, "s
 BYPASSED = 9                                          # p10 draws 10 % of its meter rating around its meter
 
 
-def _run(bypass_share: float = 0.0, noise: bool = True):
-    study = parse_study(STUDY)
+def _run(bypass_share: float = 0.0, noise: bool = True, audit: dict = STUDY["audit"]):
+    study = parse_study({**STUDY, "audit": audit})
     sc = build_scenario(study, with_devices=True)
     feeder, n = Feeder(sc), len(sc.prosumers)
     auditor = Auditor(sc, study.audit)
@@ -114,3 +114,15 @@ def test_a_sensor_on_a_line_the_feeder_lacks_is_refused():
     spec = study.audit.sensors.model_copy(update={"lines": [3, 99]})
     with pytest.raises(ValueError, match=r"audit.sensors.lines = \[3, 99\]: no line \[99\] in the feeder; its lines are 0 to 36"):
         gs.sensor_set(build_scenario(study).net, spec)
+
+
+def test_with_the_substation_alone_a_lie_is_detected_but_nobody_is_blamed():
+    """Every meter's injection shares the substation's one redundancy: their rᴺ tie, so flagging any would be a
+    guess; the chi-squared test and the energy balance still see the lie."""
+    study, auditor, intervals = _run(audit={})
+    sensors, readings, _ = intervals[1]
+    lie_wh = round(0.3 * auditor.rating_mw[5] * W_PER_MW * study.market_interval_s / 3600)
+    base = auditor.check(1, sensors, readings)
+    tampered = auditor.check(1, sensors, {**readings, 5: (readings[5][0], readings[5][1] + lie_wh)})
+    assert not base.bad_data and tampered.bad_data and tampered.flagged == {}
+    assert tampered.energy_balance_wh - base.energy_balance_wh == pytest.approx(lie_wh, rel=0.02)

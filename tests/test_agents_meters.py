@@ -186,3 +186,18 @@ def test_tampering_meters_sign_with_a_foreign_key_hold_delayed_readings_and_reco
     p03 = derive_account(SECRET, "meter/p03").address
     late = [taken_apart(tx).data for tx in second if taken_apart(tx).signer == p03]
     assert late == [encode_call("Settlement", "post_reading", 0, 0, 0, 0, 0)]   # interval 0's, held one interval
+
+
+def test_a_delayed_reading_is_signed_when_it_goes_out_so_the_meter_s_nonces_follow_the_sending_order(sc):
+    """The window ends after interval 0: its held reading goes out with interval 1's on-time one, after it; signed
+    at closing, the held one would carry the lower nonce and the chain would refuse the on-time one."""
+    sc.study = sc.study.model_copy(update={"attacks": [Attack(kind="delay", prosumers=["p03"], intervals=1,
+                                                              end_s=900)]})
+    meters = Meters(sc, NOTICE, SECRET)
+    record = filled_record(sc)
+    p03 = derive_account(SECRET, "meter/p03").address
+    assert [t for t in map(taken_apart, meters.close_interval(3, record)) if t.signer == p03] == []
+    for name in ("export_mw", "pv_p_mw", "battery_p_mw"):
+        getattr(record, name)[3:6] = 0.0
+    sent = [t for t in map(taken_apart, meters.close_interval(6, record)) if t.signer == p03]
+    assert [(t.nonce, t.data[4:36]) for t in sent] == [(0, (1).to_bytes(32, "big")), (1, (0).to_bytes(32, "big"))]

@@ -111,6 +111,29 @@ def test_a_flag_holds_what_the_reading_gained_over_the_estimate_plus_the_penalty
     assert am.tokens_conserved()
 
 
+def test_a_sellers_flag_is_priced_against_its_position_non_delivery_charge_included():
+    """p1 sold 1 kWh; its meter claims the 1 kWh exported, the estimate says 400 Wh. As read it owes nothing; as
+    estimated 600 Wh went undelivered, charged at the buy price (above the clearing price) plus the non-delivery
+    penalty: 600 Wh x (0.30 + 0.05) token/kWh = 0.21 token gained by the lie."""
+    am = new_audit_market(3)
+    m = am.market
+    book = m.submit_book(0, bids=[(1000, 20 * CENT_PER_KWH)], asks=[(1000, 10 * CENT_PER_KWH)])
+    assert m.clear(0, book).ok
+    p1 = m.prosumers[1].address
+    assert am.post(0, 1, 0, 1000).ok
+    overpaid = 600 * (GRID_BUY_PRICE_WEI_PER_WH + NON_DELIVERY_PENALTY_WEI_PER_WH)
+    assert overpaid == 21 * 10**16
+    assert am.settlement("imbalance_owed_wei", 0, p1, 0, 1000) == 0
+    assert am.settlement("imbalance_owed_wei", 0, p1, 0, 400) == -overpaid
+    assert _flag(am, 0, 1, 0, 400).ok
+    flag = au.flag_of(m.chain, am.audit, 0, p1)
+    assert (flag.overpaid_wei, flag.penalty_wei) == (overpaid, 600 * AUDIT_PENALTY_WEI_PER_WH)
+    terms = m.read(m.addresses.auction_contract, "settlement_terms", 0, p1)
+    assert flag_amounts(TERMS, (0, 1000), (0, 400), terms[1], terms[2]) == (flag.overpaid_wei, flag.penalty_wei)
+    assert reverted(am.one(m.call_tx(m.outsider, "Settlement", "imbalance_owed_wei", 0, p1, 2**40 + 1, 0)),
+                    "settlement: energy above limit")
+
+
 def test_an_undisputed_flag_is_confirmed_restitution_to_the_operator_penalty_to_the_pool(am):
     m = am.market
     p0 = m.prosumers[0].address
