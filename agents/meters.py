@@ -196,8 +196,9 @@ class Meters:
         self.history.append(true_wh)
         bypass_wh = np.rint(bypass_mw(plan, interval, self.rating_w) * WH_PER_MWH * hours)
         record.meter(interval, reported)
-        record.attacked(interval, plan.kind_code()[interval], energy_error_wh(plan, interval, true_wh, reported, bypass_wh),
-                        true_wh["import_wh"] + bypass_wh.astype(np.int64), true_wh["export_wh"])
+        error_wh = energy_error_wh(plan, interval, true_wh, reported, bypass_wh)
+        record.attacked(interval, plan.kind_code()[interval], error_wh, true_wh["import_wh"] + bypass_wh.astype(np.int64),
+                        true_wh["export_wh"])
         attacks = [plan.on(interval, i) for i in range(len(self.wallets))]
         wallets = [self.foreign[i] if a is not None and a.kind == "foreign-key" else w
                    for i, (a, w) in enumerate(zip(attacks, self.wallets))]

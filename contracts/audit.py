@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from gridledger.contracts.audit_reference import FlagRecord, Status
-from gridledger.contracts.client import Wallet, decode_return, encode_call
+from gridledger.contracts.client import Wallet, decode_return, encode_call, signed_call
 from gridledger.contracts.compiler import load_artifact
 from gridledger.contracts.market import SetupFailed
 
@@ -105,42 +105,38 @@ def deploy_audit(chain: Chain, operator: Wallet, settlement: str, parameters: Au
     return address
 
 
-def _signed(wallet: Wallet, address: str, function: str, *args, gas: int) -> bytes:
-    """Raw transaction of ``wallet`` calling ``Audit.function(*args)`` at ``address``."""
-    return wallet.transact(address, encode_call(CONTRACT, function, *args), gas=gas)
-
 
 def flag(auditor: Wallet, address: str, interval: int, prosumer: str, *, estimate_import_wh: int,
          estimate_export_wh: int, residual_milli: int, chi2_milli: int, evidence: bytes) -> bytes:
     """Signed ``flag`` of the auditor: its estimate [Wh], residual and chi-square [1/1000], evidence hash (32 bytes)."""
-    return _signed(auditor, address, "flag", interval, prosumer, estimate_import_wh, estimate_export_wh,
+    return signed_call(auditor, address, CONTRACT, "flag", interval, prosumer, estimate_import_wh, estimate_export_wh,
                    residual_milli, chi2_milli, evidence, gas=GAS_FLAG)
 
 
 def dispute(prosumer: Wallet, address: str, interval: int) -> bytes:
     """Signed ``dispute`` of the prosumer's own flag of ``interval``."""
-    return _signed(prosumer, address, "dispute", interval, gas=GAS_DISPUTE)
+    return signed_call(prosumer, address, CONTRACT, "dispute", interval, gas=GAS_DISPUTE)
 
 
 def resolve(operator: Wallet, address: str, interval: int, prosumer: str, *, confirm: bool) -> bytes:
     """Signed ``resolve`` of the operator: confirm or reject a disputed flag."""
-    return _signed(operator, address, "resolve", interval, prosumer, confirm, gas=GAS_RESOLVE)
+    return signed_call(operator, address, CONTRACT, "resolve", interval, prosumer, confirm, gas=GAS_RESOLVE)
 
 
 def finalize(sender: Wallet, address: str, interval: int, prosumer: str) -> bytes:
     """Signed ``finalize`` of anyone: confirms an undisputed flag after its dispute window."""
-    return _signed(sender, address, "finalize", interval, prosumer, gas=GAS_FINALIZE)
+    return signed_call(sender, address, CONTRACT, "finalize", interval, prosumer, gas=GAS_FINALIZE)
 
 
 def recertify(operator: Wallet, address: str, prosumer: str) -> bytes:
     """Signed ``recertify`` of the operator: ends an isolation and clears the flag history."""
-    return _signed(operator, address, "recertify", prosumer, gas=GAS_RECERTIFY)
+    return signed_call(operator, address, CONTRACT, "recertify", prosumer, gas=GAS_RECERTIFY)
 
 
 def settle_estimate(auditor: Wallet, address: str, interval: int, prosumer: str, *, import_wh: int,
                     export_wh: int) -> bytes:
     """Signed ``settle_estimate`` of the auditor for an isolated prosumer: estimated registers. [Wh]"""
-    return _signed(auditor, address, "settle_estimate", interval, prosumer, import_wh, export_wh,
+    return signed_call(auditor, address, CONTRACT, "settle_estimate", interval, prosumer, import_wh, export_wh,
                    gas=GAS_SETTLE_ESTIMATE)
 
 

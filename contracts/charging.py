@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from gridledger.contracts.charging_reference import ChargeRequest, EVRegistration
-from gridledger.contracts.client import Wallet, decode_return, encode_call
+from gridledger.contracts.client import Wallet, decode_return, encode_call, signed_call
 from gridledger.contracts.compiler import load_artifact
 from gridledger.contracts.market import SetupFailed
 
@@ -132,19 +132,15 @@ def deploy_charging(
     return address
 
 
-def _signed(wallet: Wallet, address: str, function: str, *args, gas: int) -> bytes:
-    return wallet.transact(address, encode_call(CONTRACT, function, *args), gas=gas)
-
-
 def register_ev(operator: Wallet, address: str, registration: EVRegistration) -> bytes:
     """Signed ``register_ev``: the EV of ``registration.account``, before window 0 starts."""
-    return _signed(operator, address, "register_ev", registration.account, registration.capacity_wh,
+    return signed_call(operator, address, CONTRACT, "register_ev", registration.account, registration.capacity_wh,
                    registration.max_charge_w, gas=GAS_REGISTER_EV)
 
 
 def post_headroom(operator: Wallet, address: str, window: int, *, headroom_w: int) -> bytes:
     """Signed ``post_headroom``: charging power the feeder can give in ``window``. [W]"""
-    return _signed(operator, address, "post_headroom", window, headroom_w, gas=GAS_POST_HEADROOM)
+    return signed_call(operator, address, CONTRACT, "post_headroom", window, headroom_w, gas=GAS_POST_HEADROOM)
 
 
 def request_charge(wallet: Wallet, address: str, window: int, request: ChargeRequest) -> bytes:
@@ -157,9 +153,10 @@ def request_charge(wallet: Wallet, address: str, window: int, request: ChargeReq
     """
     if request.account != wallet.address:
         raise ValueError(f"request of {request.account} cannot be signed by {wallet.address}")
-    return _signed(
+    return signed_call(
         wallet,
         address,
+        CONTRACT,
         "request_charge",
         window,
         request.power_w,
@@ -172,7 +169,7 @@ def request_charge(wallet: Wallet, address: str, window: int, request: ChargeReq
 
 def allocate(sender: Wallet, address: str, window: int, *, n_requests: int) -> bytes:
     """Signed ``allocate`` of ``window`` holding ``n_requests`` requests."""
-    return _signed(sender, address, "allocate", window, gas=allocate_gas(n_requests))
+    return signed_call(sender, address, CONTRACT, "allocate", window, gas=allocate_gas(n_requests))
 
 
 def read(chain: Chain, address: str, function: str, *args):

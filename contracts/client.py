@@ -194,3 +194,8 @@ class Wallet:
         )
         self.nonce += 1
         return bytes(signed.raw_transaction)
+
+
+def signed_call(wallet: Wallet, address: str, contract: str, function: str, *args: Any, gas: int) -> bytes:
+    """Raw transaction of ``wallet`` calling ``contract.function(*args)`` at ``address`` with gas limit ``gas``."""
+    return wallet.transact(address, encode_call(contract, function, *args), gas=gas)

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from gridledger.contracts.client import Wallet, decode_return, encode_call
+from gridledger.contracts.client import Wallet, decode_return, encode_call, signed_call
 from gridledger.contracts.compiler import load_artifact
 from gridledger.contracts.flex_reference import Award
 from gridledger.contracts.market import SetupFailed
@@ -175,14 +175,11 @@ def deploy_voltage_regulation(
     return address
 
 
-def _signed(wallet: Wallet, address: str, function: str, *args, gas: int) -> bytes:
-    """Raw transaction of ``wallet`` calling ``VoltageRegulation.function(*args)`` at ``address``."""
-    return wallet.transact(address, encode_call(CONTRACT, function, *args), gas=gas)
-
 
 def register_der(registrar: Wallet, address: str, facts: DerFacts) -> bytes:
     """Signed ``register_der`` of the registrar: the DER's bus and rating [W]."""
-    return _signed(registrar, address, "register_der", facts.der, facts.bus, facts.rating_w, gas=GAS_REGISTER_DER)
+    return signed_call(registrar, address, CONTRACT, "register_der", facts.der, facts.bus, facts.rating_w,
+                       gas=GAS_REGISTER_DER)
 
 
 def approve(wallet: Wallet, token: str, spender: str, amount_wei: int) -> bytes:
@@ -207,9 +204,10 @@ def post_request(
     Power [W], timestamps [s since the Unix epoch], cap [wei/Wh]; the
     operator must have approved the budget (``flex_reference.budget_wei``).
     """
-    return _signed(
+    return signed_call(
         operator,
         address,
+        CONTRACT,
         "post_request",
         list(sensitivities_upu_per_kw),
         list(sensitivities_upu_per_kw.values()),
@@ -225,22 +223,22 @@ def post_request(
 
 def offer(wallet: Wallet, address: str, request_id: int, *, p_w: int, price_wei_per_wh: int) -> bytes:
     """Signed ``offer`` of ``wallet``'s registered DER: ``p_w`` [W] at ``price_wei_per_wh`` [wei/Wh], at its bus."""
-    return _signed(wallet, address, "offer", request_id, p_w, price_wei_per_wh, gas=GAS_OFFER)
+    return signed_call(wallet, address, CONTRACT, "offer", request_id, p_w, price_wei_per_wh, gas=GAS_OFFER)
 
 
 def award(sender: Wallet, address: str, request_id: int, *, n_offers: int) -> bytes:
     """Signed ``award`` of a request with ``n_offers`` offers."""
-    return _signed(sender, address, "award", request_id, gas=award_gas(n_offers))
+    return signed_call(sender, address, CONTRACT, "award", request_id, gas=award_gas(n_offers))
 
 
 def post_delivery(meter: Wallet, address: str, request_id: int, *, delivered_wh: int) -> bytes:
     """Signed ``post_delivery`` of ``meter``: its DER's delivered flexibility energy. [Wh]"""
-    return _signed(meter, address, "post_delivery", request_id, delivered_wh, gas=GAS_POST_DELIVERY)
+    return signed_call(meter, address, CONTRACT, "post_delivery", request_id, delivered_wh, gas=GAS_POST_DELIVERY)
 
 
 def close(sender: Wallet, address: str, request_id: int, *, n_offers: int) -> bytes:
     """Signed ``close`` of a request with ``n_offers`` offers."""
-    return _signed(sender, address, "close", request_id, gas=close_gas(n_offers))
+    return signed_call(sender, address, CONTRACT, "close", request_id, gas=close_gas(n_offers))
 
 
 def read(chain: Chain, address: str, function: str, *args):

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 import eth_abi
 from eth_utils import keccak
-from gridledger.contracts.client import Wallet, decode_return, encode_call
+from gridledger.contracts.client import Wallet, decode_return, encode_call, signed_call
 from gridledger.contracts.compiler import load_artifact
 from gridledger.contracts.mechanisms import (
     CLEARING_MODES,
@@ -326,7 +326,8 @@ def deploy_market(
     if operator_deposit_wei:
         calls.append(("deposit for operator", settlement, "deposit_for", (operator.address, operator_deposit_wei),
                       GAS_SETUP))
-    raw_txs = [_signed(operator, to, contract_of[to], function, *args, gas=gas) for _, to, function, args, gas in calls]
+    raw_txs = [signed_call(operator, to, contract_of[to], function, *args, gas=gas)
+               for _, to, function, args, gas in calls]
     _check(chain.mine(raw_txs, chain.timestamp + 1), [label for label, *_ in calls])
     return addresses
 
@@ -340,10 +341,6 @@ def _setup_gas(batch: list) -> int:
     """Gas limit of a setup call over `batch`."""
     return GAS_SETUP + GAS_SETUP_PER_ACCOUNT * len(batch)
 
-
-def _signed(wallet: Wallet, address: str, contract: str, function: str, *args, gas: int) -> bytes:
-    """Raw transaction of ``wallet`` calling ``contract.function(*args)`` at ``address``."""
-    return wallet.transact(address, encode_call(contract, function, *args), gas=gas)
 
 
 def submit_order(
@@ -364,9 +361,9 @@ def submit_order(
     if contract == "MeritOrder":
         if not is_ask:
             raise ValueError("a merit-order market takes only asks; the operator posts the demand (post_demand)")
-        return _signed(wallet, addresses.auction, contract, "submit_offer", interval, energy_wh, price_wei_per_wh,
+        return signed_call(wallet, addresses.auction, contract, "submit_offer", interval, energy_wh, price_wei_per_wh,
                        gas=GAS_SUBMIT_ORDER)
-    return _signed(wallet, addresses.auction, contract, "submit_order", interval, is_ask, energy_wh,
+    return signed_call(wallet, addresses.auction, contract, "submit_order", interval, is_ask, energy_wh,
                    price_wei_per_wh, gas=GAS_SUBMIT_ORDER)
 
 
@@ -384,18 +381,19 @@ def submit_signed_orders(relay: Wallet, addresses: MarketAddresses, interval: in
         raise ValueError(f"{contract} takes no signed orders; those that do: {', '.join(SIGNED_ORDER_CONTRACTS)}")
     if any(o.interval != interval for o in signed):
         raise ValueError(f"every relayed order must be of interval {interval}")
-    return _signed(relay, addresses.auction, contract, "submit_signed_orders", interval,
+    return signed_call(relay, addresses.auction, contract, "submit_signed_orders", interval,
                    [o.as_struct() for o in signed], gas=_GAS_RELAY_BASE + GAS_SIGNED_ORDER * len(signed))
 
 
 def post_demand(operator: Wallet, addresses: MarketAddresses, interval: int, *, demand_wh: int) -> bytes:
     """Signed ``MeritOrder.post_demand``: the energy the operator buys in ``interval``. [Wh]"""
-    return _signed(operator, addresses.auction, "MeritOrder", "post_demand", interval, demand_wh, gas=GAS_POST_DEMAND)
+    return signed_call(operator, addresses.auction, "MeritOrder", "post_demand", interval, demand_wh,
+                       gas=GAS_POST_DEMAND)
 
 
 def settle_operator(sender: Wallet, addresses: MarketAddresses, interval: int) -> bytes:
     """Signed ``Settlement.settle_operator``: settles the operator's own position in ``interval``."""
-    return _signed(sender, addresses.settlement, "Settlement", "settle_operator", interval, gas=GAS_SETTLE_OPERATOR)
+    return signed_call(sender, addresses.settlement, "Settlement", "settle_operator", interval, gas=GAS_SETTLE_OPERATOR)
 
 
 def settle_across(operator: Wallet, addresses: MarketAddresses, interval: int,
@@ -410,7 +408,7 @@ def settle_across(operator: Wallet, addresses: MarketAddresses, interval: int,
         The coordinator's uniform price. [wei/Wh]
     """
     gas = _GAS_CROSS_BASE + GAS_CROSS_FILL * len(fills_wh)
-    return _signed(operator, addresses.auction, "DoubleAuction", "settle_across", interval,
+    return signed_call(operator, addresses.auction, "DoubleAuction", "settle_across", interval,
                    [list(fill) for fill in fills_wh], price_wei_per_wh, gas=gas)
 
 
@@ -465,11 +463,11 @@ def clear(
     contract = _book_contract(addresses)
     gas = clear_gas(len(interval_book.bids), len(interval_book.asks), contract, mode)
     if mode == "on-chain":
-        return _signed(wallet, addresses.auction, contract, "clear_onchain", interval, gas=gas)
+        return signed_call(wallet, addresses.auction, contract, "clear_onchain", interval, gas=gas)
     bid_order, ask_order = sorted_order(interval_book)
     orders = (ask_order,) if contract == "MeritOrder" else (bid_order, ask_order)
     claim = claimed_outcome(contract, interval_book)
-    return _signed(wallet, addresses.auction, contract, "clear", interval, *orders, *claim, gas=gas)
+    return signed_call(wallet, addresses.auction, contract, "clear", interval, *orders, *claim, gas=gas)
 
 
 def signed_order_problems(chain: Chain, addresses: MarketAddresses, interval: int,
@@ -502,7 +500,7 @@ def clear_signed(wallet: Wallet, addresses: MarketAddresses, interval: int, inte
     full = Book(tuple(bids), tuple(asks))
     uniform = clear_uniform(bids, asks)
     gas = clear_gas(len(bids), len(asks), contract) + _GAS_VERIFIED_BASE + GAS_VERIFIED_ORDER * len(signed)
-    return _signed(wallet, addresses.auction, contract, "clear_signed", interval, [o.as_struct() for o in signed],
+    return signed_call(wallet, addresses.auction, contract, "clear_signed", interval, [o.as_struct() for o in signed],
                    *sorted_order(full), uniform.price_wei_per_wh, uniform.volume_wh, gas=gas)
 
 
@@ -535,29 +533,29 @@ def post_lot(
     wallet: Wallet, addresses: MarketAddresses, interval: int, *, energy_wh: int, reserve_price_wei_per_wh: int
 ) -> bytes:
     """Signed ``post_lot``: ``wallet``'s lot of ``interval`` in a lot auction (before the gate)."""
-    return _signed(wallet, addresses.auction, addresses.auction_contract, "post_lot", interval, energy_wh,
+    return signed_call(wallet, addresses.auction, addresses.auction_contract, "post_lot", interval, energy_wh,
                    reserve_price_wei_per_wh, gas=GAS_POST_LOT)
 
 
 def commit_bid(wallet: Wallet, addresses: MarketAddresses, lot_id: int, *, sealed: bytes) -> bytes:
     """Signed ``VickreyAuction.commit_bid`` of a :func:`commitment` (before the gate)."""
-    return _signed(wallet, addresses.auction, "VickreyAuction", "commit_bid", lot_id, sealed, gas=GAS_COMMIT_BID)
+    return signed_call(wallet, addresses.auction, "VickreyAuction", "commit_bid", lot_id, sealed, gas=GAS_COMMIT_BID)
 
 
 def reveal_bid(wallet: Wallet, addresses: MarketAddresses, lot_id: int, *, price_wei_per_wh: int, salt: bytes) -> bytes:
     """Signed ``VickreyAuction.reveal_bid`` (in [gate, gate + reveal_s))."""
-    return _signed(wallet, addresses.auction, "VickreyAuction", "reveal_bid", lot_id, price_wei_per_wh, salt,
+    return signed_call(wallet, addresses.auction, "VickreyAuction", "reveal_bid", lot_id, price_wei_per_wh, salt,
                    gas=GAS_REVEAL_BID)
 
 
 def finalise(sender: Wallet, addresses: MarketAddresses, interval: int, *, n_lots: int) -> bytes:
     """Signed ``VickreyAuction.finalise`` of ``interval`` with ``n_lots`` lots (from gate + reveal_s on)."""
-    return _signed(sender, addresses.auction, "VickreyAuction", "finalise", interval, gas=finalise_gas(n_lots))
+    return signed_call(sender, addresses.auction, "VickreyAuction", "finalise", interval, gas=finalise_gas(n_lots))
 
 
 def bid(wallet: Wallet, addresses: MarketAddresses, lot_id: int, *, price_wei_per_wh: int) -> bytes:
     """Signed ``EnglishAuction.bid`` (before the gate)."""
-    return _signed(wallet, addresses.auction, "EnglishAuction", "bid", lot_id, price_wei_per_wh, gas=GAS_BID)
+    return signed_call(wallet, addresses.auction, "EnglishAuction", "bid", lot_id, price_wei_per_wh, gas=GAS_BID)
 
 
 def post_reading(
@@ -575,7 +573,7 @@ def post_reading(
     battery_wh : int
         Energy its battery discharged; 0 without a battery. [Wh]
     """
-    return _signed(meter, addresses.settlement, "Settlement", "post_reading", interval, import_wh, export_wh, pv_wh,
+    return signed_call(meter, addresses.settlement, "Settlement", "post_reading", interval, import_wh, export_wh, pv_wh,
                    battery_wh, gas=GAS_POST_READING)
 
 
@@ -590,13 +588,13 @@ def post_signed_readings(relay: Wallet, addresses: MarketAddresses, interval: in
     """
     if any(r.interval != interval for r in signed):
         raise ValueError(f"every relayed reading must be of interval {interval}")
-    return _signed(relay, addresses.settlement, "Settlement", "post_signed_readings", interval,
+    return signed_call(relay, addresses.settlement, "Settlement", "post_signed_readings", interval,
                    [r.as_struct() for r in signed], gas=_GAS_RELAY_BASE + GAS_SIGNED_READING * len(signed))
 
 
 def release(sender: Wallet, addresses: MarketAddresses, interval: int, account: str) -> bytes:
     """Signed ``Settlement.release``: lowers ``account``'s escrow of a cleared ``interval`` to its obligation."""
-    return _signed(sender, addresses.settlement, "Settlement", "release", interval, account, gas=GAS_RELEASE)
+    return signed_call(sender, addresses.settlement, "Settlement", "release", interval, account, gas=GAS_RELEASE)
 
 
 def read(chain: Chain, address: str, contract: str, function: str, *args):
