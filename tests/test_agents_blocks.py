@@ -11,6 +11,7 @@ from gridledger.agents.blocks import (
     mine_batches,
     receipts_by_source,
 )
+from gridledger.contracts import audit as au
 from gridledger.contracts import flexibility as flex
 from gridledger.contracts import market as mk
 from gridledger.contracts.chain import BLOCK_GAS_LIMIT, Chain
@@ -93,5 +94,6 @@ def test_honest_builders_fit_their_lanes_and_the_agents_get_half_the_block():
     assert lanes["meters"].tx_gas_cap == mk.GAS_POST_READING
     assert lanes["dso"].tx_gas_cap == flex.post_request_gas(33)          # a request naming every bus of the feeder
     assert lanes["agents"].gas == BLOCK_GAS_LIMIT // 2
-    assert lanes["meters"].gas == lanes["dso"].gas == BLOCK_GAS_LIMIT
+    assert lanes["auditor"].tx_gas_cap == au.GAS_FLAG                      # a flag looks back 32 intervals
+    assert lanes["meters"].gas == lanes["dso"].gas == lanes["auditor"].gas == BLOCK_GAS_LIMIT
     assert all(lane.sender_gas == 32 * lane.tx_gas_cap for lane in lanes.values())
