@@ -47,7 +47,8 @@
         Settlement's penalty pool up to penalty (a penalty is never
         paid to the party that judges it), the rest back to the
         prosumer. Rejection: all of it back to the prosumer, and the
-        flag no longer counts towards isolation.
+        flag no longer counts towards isolation (an isolation it
+        completed stands until the operator recertifies the meter).
         Isolation: after each flag of interval k, if the prosumer has
         counting flags (not rejected, made since its last
         recertification) in at least `isolate_k` of the `isolate_n`
@@ -364,7 +365,8 @@ def flag(
     if isolate:
         self.is_isolated[prosumer] = True
 
-    # interactions
+    # interactions: the Settlement is fixed at deployment and calls
+    # nothing back, so recording what it held after the call is safe.
     held_wei: uint256 = 0
     if overpaid_wei + penalty_wei != 0:
         held_wei = extcall settlement.hold(prosumer, overpaid_wei + penalty_wei)
