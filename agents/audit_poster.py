@@ -90,7 +90,8 @@ class AuditPoster:
         self.position = {a: i for i, a in enumerate(self.addresses)}
         self.limits = prosumer_limits(sc)
         self.interval_s, self.dispute_window_s = study.market_interval_s, spec.dispute_window_s
-        self.timing = FlagTiming.of(study.market_interval_s, spec.flag_window_s, study.duration_s)
+        self.timing = FlagTiming.of(study.market_interval_s, spec.flag_window_for(study.market_interval_s),
+                                     study.duration_s)
         self.wallet: Wallet | None = None
         self.audit: str | None = None
         self.sent: set[tuple[int, int]] = set()

@@ -141,7 +141,8 @@ def deploy_study_audit(sc: Roster, chain: Chain, operator: Wallet, settlement: s
     """Deploy the study's ``Audit`` for `settlement` with `auditor` (``audit``: windows, isolation, penalty)."""
     spec = sc.study.audit
     return audit_contract.deploy_audit(chain, operator, settlement, audit_contract.AuditParameters(
-        auditor=auditor, flag_window_s=spec.flag_window_s, dispute_window_s=spec.dispute_window_s,
+        auditor=auditor, flag_window_s=spec.flag_window_for(sc.study.market_interval_s),
+        dispute_window_s=spec.dispute_window_s,
         isolate_k=spec.isolate_k, isolate_n=spec.isolate_n,
         penalty_wei_per_wh=price_wei_per_wh(spec.penalty_per_kwh)))
 

@@ -555,7 +555,7 @@ class Study(_Strict):
         """The auditor's flags reach the chain within the flag window; one audit contract watches one chain."""
         if self.audit is None:
             return
-        if self.audit.flag_window_s < 2 * self.market_interval_s:
+        if self.audit.flag_window_for(self.market_interval_s) < 2 * self.market_interval_s:
             raise ValueError(f"audit.flag_window_s ({self.audit.flag_window_s}) must be at least two market intervals "
                              f"({2 * self.market_interval_s} s): a reading is checked after it is mined and the "
                              "auditor's flag is mined in a later block")

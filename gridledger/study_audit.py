@@ -122,7 +122,11 @@ class Audit(_Strict):
     """The auditor and its contract: sensors, the meters' accuracy, the bad-data tests' thresholds
     (`gridledger.grids.estimation`), and the ``Audit`` contract's windows, isolation rule and penalty.
 
-    A flagged reading's credit is held; a flag not disputed within
+    A reading can be flagged for ``flag_window_s`` after its posting (by
+    default two market intervals: the auditor checks a reading after its
+    block and its flag is mined at the next, so late readings are waited
+    for only as long as a longer window leaves room). A flagged reading's
+    credit is held; a flag not disputed within
     ``dispute_window_s`` is confirmed (the overpaid part goes back to the
     operator, the penalty to the penalty pool). A meter flagged in
     ``isolate_k`` of the last ``isolate_n`` intervals is isolated: its
@@ -134,11 +138,15 @@ class Audit(_Strict):
     meter_sigma_percent: Annotated[float, Field(gt=0.0, le=20.0)] = 1.0
     chi2_alpha: Annotated[float, Field(gt=0.0, lt=0.5)] = 0.01
     rn_threshold: Annotated[float, Field(ge=2.0, le=20.0)] = 4.0
-    flag_window_s: Annotated[int, Field(ge=1, le=MAX_WINDOW_S)] = 3600
+    flag_window_s: Annotated[int, Field(ge=1, le=MAX_WINDOW_S)] | None = None
     dispute_window_s: Annotated[int, Field(ge=1, le=MAX_WINDOW_S)] = 1800
     isolate_k: Annotated[int, Field(ge=1, le=MAX_ISOLATE_N)] = 3
     isolate_n: Annotated[int, Field(ge=1, le=MAX_ISOLATE_N)] = 4
     penalty_per_kwh: Annotated[float, Field(ge=0.0, le=10.0)] = 0.10
+
+    def flag_window_for(self, interval_s: int) -> int:
+        """The flag window: ``flag_window_s``, by default two market intervals of `interval_s`. [s]"""
+        return self.flag_window_s if self.flag_window_s is not None else 2 * interval_s
 
     @model_validator(mode="after")
     def _isolation(self) -> "Audit":

@@ -210,3 +210,9 @@ def test_the_readmes_example_study_file_is_valid():
     block = readme.split("### Writing a study file")[1].split("```yaml")[1].split("```")[0]
     study = parse_study(yaml.safe_load(block), "README.md")
     assert study.audit is not None and study.attacks == [] and study.name == "my-study"
+
+
+@pytest.mark.parametrize("interval_s", [300, 900, 3600])
+def test_the_audit_flag_window_defaults_to_two_market_intervals(interval_s):
+    study = parse_study({**MINIMAL, "market_interval_s": interval_s, "audit": {}})
+    assert study.audit.flag_window_s is None and study.audit.flag_window_for(interval_s) == 2 * interval_s
