@@ -116,14 +116,29 @@ AUDIT_COLUMNS = ("meter_intervals", "visible", "detected", "refused_by_chain", "
                  "false_energy_settled_kwh", "false_energy_flagged_kwh", "time_to_detection_s", "late_rechecked")
 
 
+TOKEN_COLUMNS = ("audit_off_token", "audit_on_token", "share_paid")
+
+
 def audit_section(audit: dict) -> list[str]:
-    """The auditor's detection table by attack kind (`gridledger.audit_kpis`) and its false positives."""
-    rows = [({"data-attack": kind}, [kind, *(text_of(scores[c]) for c in AUDIT_COLUMNS)])
+    """The auditor's detection table by attack kind (`gridledger.audit_kpis`), what the false readings earned with
+    the audit off and kept with it on, and its false positives."""
+    def tokens(scores: dict) -> list[str]:
+        paid = scores.get("false_reading_tokens")
+        return [text_of(paid[c]) if paid else "" for c in TOKEN_COLUMNS]
+
+    rows = [({"data-attack": kind}, [kind, *(text_of(scores[c]) for c in AUDIT_COLUMNS), *tokens(scores)])
             for kind, scores in audit["by_kind"].items()]
     summary = (f"<p>Attacked meter-intervals: {audit['attacked_meter_intervals']}; visible energy attacks detected: "
                f"{text_of(audit['visible_detection_rate'])}; false positives: {audit['false_positives']} "
                f"(rate {text_of(audit['false_positive_rate'])}).</p>")
-    return ["<h2>Meter audit</h2>", summary, table(["attack", *AUDIT_COLUMNS], rows, "audit")]
+    if "false_reading_tokens" in audit:
+        paid = audit["false_reading_tokens"]
+        summary += (f"<p>Tokens the false readings earned with the audit off: {text_of(paid['audit_off_token'])}; "
+                    f"kept with it on: {text_of(paid['audit_on_token'])} (share {text_of(paid['share_paid'])}). "
+                    f"Meters isolated: {audit['isolated_meters']}; intervals settled from estimates: "
+                    f"{audit['settled_from_estimate']}; credit held from honest prosumers: "
+                    f"{text_of(audit['held_from_honest_token'])} token.</p>")
+    return ["<h2>Meter audit</h2>", summary, table(["attack", *AUDIT_COLUMNS, *TOKEN_COLUMNS], rows, "audit")]
 
 
 def _plot_captions() -> dict[str, str]:

@@ -126,6 +126,6 @@ def test_the_report_has_the_audit_plot_and_the_detection_table_by_attack_kind(ru
     run_dir, _ = runs["attacked"]
     report = (run_dir / "report.html").read_text()
     assert 'id="plot-audit"' in report and (run_dir / "plots" / "audit.png").exists()
-    assert "<h2>Meter audit</h2>" in report
+    assert "<h2>Meter audit</h2>" in report and "Tokens the false readings earned with the audit off" in report
     for kind in ("over-report-export", "bypass", "under-report-import", "foreign-key", "delay"):
         assert f'data-attack="{kind}"' in report
