@@ -41,6 +41,7 @@ CONTRACT_NAMES = (
     "VoltageRegulation",
     "ChargingCoordination",
     "Audit",
+    "SourceChoice",
 )
 
 

@@ -816,3 +816,47 @@ def consumed_mix(position_wh: int, import_wh: int, sold: SourceMix) -> SourceMix
     pv = p2p_wh * sold.pv_wh // total_wh if total_wh else 0
     battery = p2p_wh * sold.battery_wh // total_wh if total_wh else 0
     return SourceMix(pv, battery, import_wh - pv - battery)
+
+
+def chosen_mix(p2p_wh: int, import_wh: int, chose_pv: bool, sold: SourceMix, chosen_wh: int) -> SourceMix:
+    """Sources of a buyer's imported energy with PV allocated to the buyers who chose it first
+    (``SourceChoice.consumed_mix``).
+
+    With A = min(sold PV, P) for P the peer-to-peer energy of all
+    choosers: a chooser gets PV p * A // P and the rest of its p from
+    battery and grid pro rata to the sold non-PV part; anyone else gets
+    the PV and battery the choosers left, pro rata to p over T - P.
+    PV and battery round down; the rest of the import is grid. With P = 0
+    this is :func:`consumed_mix`.
+
+    Parameters
+    ----------
+    p2p_wh : int
+        The buyer's peer-to-peer energy, min(-position, import); 0 for a seller. [Wh]
+    import_wh : int
+        Its metered import. [Wh]
+    chose_pv : bool
+        Whether its choice of PV holds for the interval.
+    sold : SourceMix
+        The interval's sold mix (:func:`sold_mix`). [Wh]
+    chosen_wh : int
+        P, the choosers' peer-to-peer energy. [Wh]
+
+    Returns
+    -------
+    SourceMix
+        Sums to ``import_wh``. [Wh]
+    """
+    to_choosers_wh = min(sold.pv_wh, chosen_wh)
+    rest_wh = sold.battery_wh + sold.grid_wh
+    pv = battery = 0
+    if chose_pv:
+        pv = p2p_wh * to_choosers_wh // chosen_wh if chosen_wh else 0
+        battery = (p2p_wh - pv) * sold.battery_wh // rest_wh if rest_wh else 0
+    else:
+        taken_wh = (chosen_wh - to_choosers_wh) * sold.battery_wh // rest_wh if rest_wh else 0
+        left_wh = sold.total_wh - chosen_wh
+        if left_wh > 0:
+            pv = p2p_wh * (sold.pv_wh - to_choosers_wh) // left_wh
+            battery = p2p_wh * (sold.battery_wh - taken_wh) // left_wh
+    return SourceMix(pv, battery, import_wh - pv - battery)
