@@ -30,10 +30,12 @@ from gridledger.agents.lot_bidding import SealedBids, commit_tx, open_bids, reve
 from gridledger.agents.orders import OrderRecord, buyers, opening_orders, order_tx, zic_orders
 from gridledger.agents.prosumer import Order
 from gridledger.agents.relay import signed_orders_message
+from gridledger.agents.source_choosers import pv_choosers
 from gridledger.contracts import charging
 from gridledger.contracts.client import Wallet
 from gridledger.contracts.keys import derive_account
 from gridledger.contracts.market import LotState, MarketAddresses, bid
+from gridledger.contracts.source_choice import choose_pv
 from gridledger.contracts.mechanisms import BATCHED, MECHANISMS, SIGNED_ORDER_CONTRACTS
 from gridledger.contracts.typed_data import SignedOrder, sign_order
 from gridledger.messages import decode
@@ -65,6 +67,7 @@ class DerAgents:
         self.addresses: MarketAddresses | None = None
         self.flex_address: str | None = None
         self.charging_address: str | None = None
+        self.source_choice_address: str | None = None
         self.sent_for: dict[tuple[int, int], int] = {}
         n, intervals = len(sc.prosumers), study.n_intervals
         self.position_wh = np.zeros((intervals, n), dtype=np.int64)
@@ -83,20 +86,30 @@ class DerAgents:
         self.addresses = MarketAddresses(**notice["addresses"])
         self.flex_address = notice.get("flexibility")
         self.charging_address = notice.get("charging")
+        self.source_choice_address = notice.get("source_choice")
 
     def inverter_settings(self) -> dict | None:
         """The PV inverters' ratings and curves for the grid federate (`gridledger.agents.devices`)."""
         return inverter_settings(self.sc)
 
-    def approvals(self) -> list[bytes]:
-        """Each PV owner's approval of its bond to the voltage-regulation contract (none without it)."""
-        if self.flex_address is None:
-            return []
-        owners = pv_owners(self.devices.pv_kw)
-        # Sent before the first interval: a rejection counts against interval 0.
-        self.sent_for.update({(int(i), self.wallets[i].nonce): 0 for i in owners})
-        return bond_approvals(self.wallets, owners, self.addresses.token, self.flex_address,
-                              self.sc.study.market.flexibility.bond_endowment)
+    def opening(self) -> list[bytes]:
+        """What the agents sign before the first interval: each PV owner's approval of its bond to the
+        voltage-regulation contract, and each chooser's choice of PV-sourced energy (none without either).
+
+        A rejection of either counts against interval 0.
+        """
+        txs = []
+        if self.flex_address is not None:
+            owners = pv_owners(self.devices.pv_kw)
+            self.sent_for.update({(int(i), self.wallets[i].nonce): 0 for i in owners})
+            txs += bond_approvals(self.wallets, owners, self.addresses.token, self.flex_address,
+                                  self.sc.study.market.flexibility.bond_endowment)
+        if self.source_choice_address is not None:
+            study = self.sc.study
+            for i in pv_choosers(study.market.source_choice, [p.name for p in self.sc.prosumers], study.seed):
+                self.sent_for[(i, self.wallets[i].nonce)] = 0
+                txs.append(choose_pv(self.wallets[i], self.source_choice_address))
+        return txs
 
     def handle(self, messages: list[tuple[str, bytes]]) -> None:
         """Read the ledger's messages: receipts, cleared positions, lots, flex requests and awards, EV admissions."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from gridledger.agents.blocks import MinedBlock
-from gridledger.contracts.reference import SourceMix, consumed_mix
+from gridledger.contracts.reference import SourceMix, chosen_mix
 from gridledger.results import Part
 from gridledger.roster import Roster
 from gridledger.units import price_per_kwh, tokens
@@ -146,24 +146,31 @@ class LedgerRecord:
         if volume_wh:
             self.price[interval] = price_per_kwh(received_wei / volume_wh)
 
-    def consumed_wh(self) -> dict[str, np.ndarray]:
-        """Each prosumer's imported energy per interval by source, as ``Settlement.consumed_mix`` splits it. [Wh]
+    def consumed_wh(self, chose_pv: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Each prosumer's imported energy per interval by source, as ``Settlement.consumed_mix`` splits it, or with
+        buyers that chose PV (`chose_pv`, by interval and prosumer) as ``SourceChoice.consumed_mix`` does. [Wh]
 
         Its peer-to-peer part takes the interval's sold mix (the sum of the
-        ``Sourced`` events) pro rata; the rest of the import is grid.
+        ``Sourced`` events) pro rata, choosers' first from its PV; the rest
+        of the import is grid.
         """
         consumed = {source: np.zeros_like(self.settled_import_wh) for source in self.SOURCES}
+        p2p_wh = np.minimum(np.maximum(-self.settled_position_wh, 0), self.settled_import_wh)
+        chose = np.zeros(p2p_wh.shape, dtype=bool) if chose_pv is None else chose_pv.astype(bool)
         for k in range(self.settled_import_wh.shape[0]):
             sold = SourceMix(*(int(self.sold_wh[source][k].sum()) for source in self.SOURCES))
+            chosen_wh = int(p2p_wh[k][chose[k]].sum())
             for i in range(self.settled_import_wh.shape[1]):
-                mix = consumed_mix(int(self.settled_position_wh[k, i]), int(self.settled_import_wh[k, i]), sold)
+                mix = chosen_mix(int(p2p_wh[k, i]), int(self.settled_import_wh[k, i]), bool(chose[k, i]), sold,
+                                 chosen_wh)
                 for source in self.SOURCES:
                     consumed[source][k, i] = getattr(mix, f"{source}_wh")
         return consumed
 
-    def part(self, federate: str = "ledger", **attrs: object) -> Part:
+    def part(self, federate: str = "ledger", chose_pv: np.ndarray | None = None, **attrs: object) -> Part:
         """The ledger's results part (`federate`: its name, a zone ledger's ``ledger-<zone>``): market outcome per
-        interval, settlement per interval and prosumer."""
+        interval, settlement per interval and prosumer; with source choice, whose choice of PV held when
+        (`chose_pv`, by interval and prosumer)."""
         part = Part(self.sc, federate, token_supply_conserved=int(self.supply_conserved), **attrs)
         part.add("address", ("prosumer",), np.array(self.addresses, dtype=object), "1", "prosumer's account on chain")
         part.add("clearing_price_per_kwh", ("interval",), self.price, "token/kWh", "uniform clearing price")
@@ -182,9 +189,16 @@ class LedgerRecord:
                  "imbalance payment left unpaid beyond the credit line (Settlement Unpaid event), "
                  "positive = the prosumer did not pay it, negative = the operator did not pay the prosumer")
         part.add("settled", ("interval", "prosumer"), self.settled, "1", "meter reading settled on chain")
-        for source, consumed in self.consumed_wh().items():
+        split_by = "Settlement.consumed_mix" if chose_pv is None else "SourceChoice.consumed_mix"
+        for source, consumed in self.consumed_wh(chose_pv).items():
             part.add(f"sold_{source}_wh", ("interval", "prosumer"), self.sold_wh[source], "Wh",
                      f"sold position attributed to {self.SOURCE_NAMES[source]} (Settlement Sourced event)")
             part.add(f"consumed_{source}_wh", ("interval", "prosumer"), consumed, "Wh",
-                     f"imported energy attributed to {self.SOURCE_NAMES[source]} (Settlement.consumed_mix)")
+                     f"imported energy attributed to {self.SOURCE_NAMES[source]} ({split_by})")
+        if chose_pv is not None:
+            part.add("chose_pv", ("interval", "prosumer"), chose_pv.astype(np.int8), "1",
+                     "the buyer's choice of PV-sourced energy held for the interval (SourceChoice)")
+            part.add("p2p_bought_wh", ("interval", "prosumer"), np.minimum(np.maximum(-self.settled_position_wh, 0),
+                                                                           self.settled_import_wh), "Wh",
+                     "energy bought peer to peer and imported, min(-position, import)")
         return part

@@ -2,8 +2,9 @@
 
 Before time 0 it deploys the contracts (`gridledger.contracts.market`) in
 setup blocks, with the voltage-regulation desk (`FlexDesk`), the EV
-charging desk (`ChargingDesk`) and the meter-fraud ``Audit``
-(`gridledger.contracts.audit`) when the study turns them on. Then, at each
+charging desk (`ChargingDesk`), the meter-fraud ``Audit``
+(`gridledger.contracts.audit`) and the buyers' ``SourceChoice``
+(`gridledger.contracts.source_choice`) when the study turns them on. Then, at each
 of the ledger's actions (`gridledger.schedule.ledger_actions`), it mines
 one block:
 
@@ -30,6 +31,8 @@ import dataclasses
 import logging
 from pathlib import Path
 
+import numpy as np
+
 from gridledger.agents.audit_record import AuditRecord
 from gridledger.agents.blocks import Lane, MinedBlock, ledger_lanes, mine_batches, receipts_by_source
 from gridledger.agents.charging_desk import ChargingDesk
@@ -48,6 +51,7 @@ from gridledger.agents.relay import (
 from gridledger.contracts import audit as audit_contract
 from gridledger.contracts import charging as charging_contract
 from gridledger.contracts import flexibility as flex_contract
+from gridledger.contracts import source_choice as source_choice_contract
 from gridledger.contracts.chain import Chain, ChainExport, Receipt
 from gridledger.contracts.client import Wallet
 from gridledger.contracts.keys import derive_account, derive_chain_id
@@ -258,9 +262,10 @@ class MarketOperator:
 
     def __init__(self, sc: Roster, chain: Chain, wallet: Wallet, addresses: MarketAddresses,
                  prosumers: list[str], dso: str | None, flex: FlexDesk | None, charging: ChargingDesk | None,
-                 audit: str | None = None):
+                 audit: str | None = None, source_choice: str | None = None):
         self.sc, self.chain, self.wallet, self.addresses = sc, chain, wallet, addresses
         self.prosumers, self.dso, self.flex, self.charging, self.audit_address = prosumers, dso, flex, charging, audit
+        self.source_choice_address = source_choice
         self.supply_wei = read(chain, addresses.token, "GridToken", "totalSupply")
         self.record = LedgerRecord(sc, prosumers, addresses.auction_contract)
         self.audit_record = AuditRecord(sc, prosumers, audit) if audit else None
@@ -294,13 +299,16 @@ class MarketOperator:
         charging = (ChargingDesk.deploy(sc, chain, wallet, addresses, dso, prosumers)
                     if market.charging_coordination else None)
         audit = deploy_study_audit(sc, chain, wallet, addresses.settlement, auditor) if auditor else None
-        return cls(sc, chain, wallet, addresses, prosumers, dso, flex, charging, audit)
+        choice = (source_choice_contract.deploy_source_choice(chain, wallet, addresses.settlement)
+                  if market.source_choice is not None else None)
+        return cls(sc, chain, wallet, addresses, prosumers, dso, flex, charging, audit, choice)
 
     def deployment(self) -> list[Message]:
         """The ``deployed`` notice for the agents, the meters and (if there is one) the DSO."""
         notice = encode("deployed", addresses=dataclasses.asdict(self.addresses), chain_id=self.chain.chain_id,
                         flexibility=self.flex.address if self.flex else None,
-                        charging=self.charging.address if self.charging else None, audit=self.audit_address)
+                        charging=self.charging.address if self.charging else None, audit=self.audit_address,
+                        source_choice=self.source_choice_address)
         return [(DER_ENDPOINT, notice), (GRID_ENDPOINT, notice)] + ([(OPERATOR_ENDPOINT, notice)] if self.dso else []) \
             + ([(AUDITOR_ENDPOINT, notice)] if self.audit_address else [])
 
@@ -444,11 +452,23 @@ class MarketOperator:
         self.export = ChainExport(self.chain, chain_dir(run_dir, zone))
         return self.export
 
+    def _chose_pv(self) -> np.ndarray | None:
+        """Whose choice of PV held for which interval, read from ``SourceChoice`` (None without it)."""
+        if self.source_choice_address is None:
+            return None
+        chose = np.zeros((self.sc.study.n_intervals, len(self.prosumers)), dtype=bool)
+        for buyer in source_choice_contract.read(self.chain, self.source_choice_address, "choosers"):
+            i = self.prosumers.index(buyer)
+            for k in range(len(chose)):
+                chose[k, i] = source_choice_contract.read(self.chain, self.source_choice_address, "chose_pv", k,
+                                                          buyer)
+        return chose
+
     def write(self, run_dir: Path, complete: bool, name: str = "ledger") -> None:
         """Finish the chain export (all of it now if none was opened) and write the results part `name`."""
         (self.export or ChainExport(self.chain, run_dir / "chain")).close()
         log.info("chain exported up to block %d", self.chain.block_number)
-        part = self.record.part(federate=name, **dataclasses.asdict(self.addresses))
+        part = self.record.part(federate=name, chose_pv=self._chose_pv(), **dataclasses.asdict(self.addresses))
         for desk in (self.flex, self.charging):
             if desk:
                 desk.write(part)

@@ -6,7 +6,7 @@ Publishes
 Endpoint ``der/agents``
     sends the PV inverters' settings (``inverters``) to ``grid/meters`` once
     at the start, and to ``ledger/tx`` each agent's signed transactions: bond
-    approvals at the start, then orders (batched submission: one
+    approvals and choices of PV-sourced energy at the start, then orders (batched submission: one
     ``signed_orders`` message per interval) or lots, bids and reveals in the
     rounds of `gridledger.schedule`, curtailment offers and EV charging
     requests (``market.sharding: per-zone``: each to ``ledger-<zone>/tx`` of
@@ -42,7 +42,7 @@ def run(run_dir: Path) -> None:
             notice = deployment(fed.receive())
             agents.connect(notice)
             router = TxRouter.of(sc, secret, notice)            # sharded: to each signer's zone ledger
-            for tx in agents.approvals():
+            for tx in agents.opening():
                 fed.send(router.endpoint(tx), tx)
             if (settings := agents.inverter_settings()) is not None:
                 fed.send(GRID_ENDPOINT, encode("inverters", **settings))

@@ -343,6 +343,8 @@ MESSAGES = (
                 Field("flexibility", "address or null", "", "VoltageRegulation contract, null when off"),
                 Field("charging", "address or null", "", "ChargingCoordination contract, null when off"),
                 Field("audit", "address or null", "", "Audit contract, null without `audit`"),
+                Field("source_choice", "address or null", "", "SourceChoice contract, null without "
+                      "`market.source_choice`"),
             )),
     Message("receipts", (LEDGER_ENDPOINT,), TX_SENDERS, ALWAYS,
             "the receipts of the transactions an endpoint sent, after each block", (

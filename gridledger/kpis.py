@@ -186,6 +186,32 @@ def ev_kpis(ds: xr.Dataset) -> dict:
     return out
 
 
+def source_choice_kpis(ds: xr.Dataset) -> dict:
+    """``source_choice``: what buyers that chose PV asked for and got, against everybody else's purchases.
+
+    Per group (``choosers``: prosumer-intervals whose choice held; ``others``):
+    the energy bought peer to peer and imported, its PV part and the PV
+    share; per chooser the same over the run. [kWh], [1]
+    """
+    if "chose_pv" not in ds:
+        return {}
+    chose = ds.chose_pv.values.astype(bool)
+    bought_wh, pv_wh = ds.p2p_bought_wh.values, ds.consumed_pv_wh.values
+
+    def got(mask: np.ndarray) -> dict:
+        bought = float(bought_wh[mask].sum())
+        return {"bought_kwh": _round(bought / WH_PER_KWH), "pv_kwh": _round(float(pv_wh[mask].sum()) / WH_PER_KWH),
+                "pv_share": _round(float(pv_wh[mask].sum()) / bought) if bought else None}
+
+    by_buyer = {}
+    for i in np.flatnonzero(chose.any(axis=0)):
+        mine = np.zeros_like(chose)
+        mine[:, i] = chose[:, i]
+        by_buyer[str(ds.prosumer.values[i])] = {"asked": "pv", **got(mine)}
+    return {"source_choice": {"choosers": got(chose), "others": got(~chose), "by_buyer": by_buyer,
+                              "pv_sold_kwh": _round(float(ds.sold_pv_wh.values.sum()) / WH_PER_KWH)}}
+
+
 def share_gaining(saving_token: xr.DataArray) -> float:
     """Share of prosumers whose saving exceeds `GAIN_TOLERANCE_TOKEN` (0 without prosumers). [1]"""
     return _round(float((saving_token > GAIN_TOLERANCE_TOKEN).mean())) if saving_token.size else 0.0
@@ -262,6 +288,7 @@ def compute_kpis(ds: xr.Dataset, study) -> dict:
         "nonconverged_steps": int((ds.converged == 0).sum()),
         **flexibility(ds),
         **ev_kpis(ds),
+        **source_choice_kpis(ds),
         "gas_used": int(ds.gas_used.sum()),
         "gas_used_per_interval_mean": _round(over_zones(ds.gas_used).mean()),
         "gas_used_per_interval_max": int(over_zones(ds.gas_used).max()),

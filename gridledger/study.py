@@ -336,6 +336,20 @@ class Flexibility(_Strict):
         return self
 
 
+class SourceChoice(_Strict):
+    """Buyers that choose PV-sourced energy (`contracts/SourceChoice.vy`, after Li et al.): the PV an interval's
+    sellers metered goes to their purchases first. Give ``prosumers`` by name or a seeded ``share`` of them."""
+
+    prosumers: list[Annotated[str, Field(pattern=r"^p[0-9]+$")]] | None = None
+    share: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
+
+    @model_validator(mode="after")
+    def _one_way(self) -> "SourceChoice":
+        if (self.prosumers is None) == (self.share is None):
+            raise ValueError("give exactly one of prosumers (a list of names such as p01) and share (0 to 1]")
+        return self
+
+
 class Market(_Strict):
     """Market design and grid tariffs, prices in token units per kWh.
 
@@ -389,6 +403,7 @@ class Market(_Strict):
     charging_max_loading_percent: Annotated[float, Field(gt=0.0, le=200.0)] = 80.0
     charging_min_request_w: Annotated[int, Field(ge=1, le=10**9)] = 1000
     sharding: Literal[SHARDING_MODES] = "none"
+    source_choice: SourceChoice | None = None
 
     @model_validator(mode="after")
     def _shardable(self) -> "Market":
@@ -399,7 +414,8 @@ class Market(_Strict):
         refused = [(self.mechanism != DEFAULT_MECHANISM, f"market.mechanism = {self.mechanism!r}"),
                    (self.clearing == VERIFIED_BATCH, f"market.clearing = {VERIFIED_BATCH!r}"),
                    (self.voltage_regulation, "market.voltage_regulation = true"),
-                   (self.charging_coordination, "market.charging_coordination = true")]
+                   (self.charging_coordination, "market.charging_coordination = true"),
+                   (self.source_choice is not None, "market.source_choice")]
         for refuses, what in refused:
             if refuses:
                 raise ValueError(f"market.sharding = {self.sharding!r} runs one ledger per zone with the "
@@ -528,18 +544,24 @@ class Study(_Strict):
         self._placed_federates()
         self._attacks_fit()
         self._audit_fits()
+        if self.market.source_choice is not None:
+            self._names_exist("market.source_choice", self.market.source_choice.prosumers)
         return self
+
+    def _names_exist(self, where: str, named: list[str] | None) -> None:
+        """Every name in `named` is one of the study's prosumers (p01, p02, ...)."""
+        width = max(2, len(str(self.prosumers.count)))
+        names = {f"p{i + 1:0{width}d}" for i in range(self.prosumers.count)}
+        unknown = sorted(set(named or ()) - names)
+        if unknown:
+            shown = f"p{1:0{width}d} to p{self.prosumers.count:0{width}d}" if names else "none (prosumers.count is 0)"
+            raise ValueError(f"{where}.prosumers names {', '.join(unknown)}; prosumers here: {shown}")
 
     def _attacks_fit(self) -> None:
         """Attacks name existing prosumers, end within the study, and fake deliveries need the flexibility market."""
-        width = max(2, len(str(self.prosumers.count)))
-        names = {f"p{i + 1:0{width}d}" for i in range(self.prosumers.count)}
         for i, attack in enumerate(self.attacks):
             where = f"attacks.{i}"
-            unknown = sorted(set(attack.prosumers or ()) - names)
-            if unknown:
-                shown = f"p{1:0{width}d} to p{self.prosumers.count:0{width}d}" if names else "none (prosumers.count is 0)"
-                raise ValueError(f"{where}.prosumers names {', '.join(unknown)}; prosumers here: {shown}")
+            self._names_exist(where, attack.prosumers)
             if attack.end_s is not None and attack.end_s > self.duration_s:
                 raise ValueError(f"{where}.end_s ({attack.end_s}) must be at most duration_s ({self.duration_s})")
             if attack.start_s >= self.duration_s:

@@ -8,16 +8,19 @@ import xarray as xr
 
 from gridledger.agents.der_agents import DerAgents
 from gridledger.agents.orders import opening_orders, zic_orders
+from gridledger.agents.source_choosers import pv_choosers
 from gridledger.contracts.client import encode_call
 from gridledger.contracts.market import LotState
 from gridledger.contracts.mechanisms import MECHANISMS
 from gridledger.messages import encode
 from gridledger.results import PARTS_DIR
 from gridledger.schedule import DerAction
+from gridledger.study import SourceChoice
 from gridledger.units import price_wei_per_wh
 from tests.agents_der_helpers import AUCTION, CHARGING, FLEX, SECRET, decoded, notice, small_scenario
 
 NOBODY = "0x" + "00" * 20
+SOURCE_CHOICE = "0x" + "12" * 20
 K = 1  # the interval traded; in small_scenario p01 and p04 (PV) sell, p02 and p03 buy
 
 
@@ -108,7 +111,7 @@ def test_cleared_positions_drive_the_battery_setpoint():
 
 def test_pv_owners_approve_bonds_offer_to_requests_in_their_zone_and_curtail_what_is_awarded():
     agents = agents_for("uniform-double-auction", flexibility=True)
-    assert [decoded(tx).sender for tx in agents.approvals()] == [agents.accounts[0].address,
+    assert [decoded(tx).sender for tx in agents.opening()] == [agents.accounts[0].address,
                                                                  agents.accounts[3].address]
     zone = {str(agents.sc.prosumers[0].bus): 0.01}       # p01's bus only
     request = {"request_id": 5, "interval": 0, "zone": zone, "p_w": 2000, "price_cap_wei_per_wh": 3 * 10**14,
@@ -176,7 +179,7 @@ def test_results_part_holds_orders_rejections_and_flexibility_only_with_its_mark
 
 def test_without_the_services_nothing_is_approved_or_requested_and_no_inverter_settings_are_sent():
     agents = agents_for("uniform-double-auction")
-    assert agents.approvals() == [] and agents.flex_txs(0) == [] and agents.inverter_settings() is None
+    assert agents.opening() == [] and agents.flex_txs(0) == [] and agents.inverter_settings() is None
 
 
 def test_results_part_holds_the_ev_sessions_and_shiftable_loads_when_the_study_has_them(tmp_path):
@@ -200,9 +203,28 @@ def test_results_part_holds_the_ev_sessions_and_shiftable_loads_when_the_study_h
 
 def test_a_rejected_bond_approval_is_counted_against_interval_0_and_its_nonce_repaired():
     agents = agents_for("uniform-double-auction", flexibility=True)
-    agents.approvals()
+    agents.opening()
     assert agents.wallets[3].nonce == 1
     bad = dict(receipt(agents, 3, 0, included=False), revert_reason="GridToken: approve to the zero address")
     agents.handle([("ledger/tx", encode("receipts", receipts=[bad]))])
     assert agents.rejected[0].tolist() == [0, 0, 0, 1]
     assert agents.wallets[3].nonce == 0
+
+
+def test_the_named_buyers_choose_pv_at_the_start_signed_by_themselves():
+    sc = small_scenario(market={"source_choice": {"prosumers": ["p02", "p04"]}})
+    agents = DerAgents(sc, SECRET)
+    agents.connect({**notice("uniform-double-auction"), "source_choice": SOURCE_CHOICE})
+    txs = [decoded(tx) for tx in agents.opening()]
+    assert [(tx.sender, tx.to, tx.nonce) for tx in txs] == [(agents.accounts[1].address, SOURCE_CHOICE, 0),
+                                                            (agents.accounts[3].address, SOURCE_CHOICE, 0)]
+    assert all(tx.data == encode_call("SourceChoice", "choose_pv") for tx in txs)
+
+
+def test_a_share_of_choosers_is_the_same_seeded_pick_everywhere():
+    names = [f"p{i:02d}" for i in range(1, 33)]
+    picked = pv_choosers(SourceChoice(share=0.25), names, seed=42)
+    assert len(picked) == 8 and picked == pv_choosers(SourceChoice(share=0.25), names, seed=42)
+    assert picked != pv_choosers(SourceChoice(share=0.25), names, seed=43)
+    assert pv_choosers(SourceChoice(prosumers=["p03", "p01"]), names, seed=42) == (0, 2)
+    assert pv_choosers(None, names, seed=42) == ()

@@ -89,6 +89,14 @@ def test_sourced_events_give_the_sold_mix_and_buyers_consume_it_pro_rata(record)
     assert consumed["pv"][1].tolist() == [0, 300, 0, 45]
     assert consumed["battery"][1].tolist() == [0, 100, 0, 15]
     assert consumed["grid"][1].tolist() == [0, 100, 0, 0]
+    # D chose PV: P = 60 <= 300 PV sold, so D's 60 Wh are all PV. B gets the 240 Wh PV left and the 100 Wh battery,
+    # pro rata over the 400 - 60 = 340 Wh the choosers did not take: PV 400*240//340 = 282, battery 400*100//340 = 117.
+    chose = np.zeros((4, 4), dtype=bool)
+    chose[1, 3] = True
+    chosen = record.consumed_wh(chose)
+    assert chosen["pv"][1].tolist() == [0, 282, 0, 60]
+    assert chosen["battery"][1].tolist() == [0, 117, 0, 0]
+    assert chosen["grid"][1].tolist() == [0, 101, 0, 0]
 
 
 def test_lot_auction_price_is_the_volume_weighted_mean_of_the_lots_sold(record):

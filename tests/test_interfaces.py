@@ -187,7 +187,7 @@ def test_encode_decode_round_trip_of_a_nested_message():
 def test_deployment_finds_the_notice_among_other_messages():
     notice = encode("deployed", addresses={"registry": "0x1", "token": "0x2", "auction": "0x3", "settlement": "0x4",
                                            "mechanism": "vickrey"}, chain_id=131277322940537,
-                    flexibility=None, charging=None, audit=None)
+                    flexibility=None, charging=None, audit=None, source_choice=None)
     messages = [("ledger/tx", encode("charging", window=2, admitted_w={})), ("ledger/tx", notice)]
     assert deployment(messages)["chain_id"] == 131277322940537
 
