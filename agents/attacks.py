@@ -55,10 +55,6 @@ class AttackPlan:
         codes = np.array([KIND_CODE[a.kind] for a in self.attacks] + [NO_ATTACK], dtype=np.int16)
         return codes[self.index]
 
-    def hits(self, kind: str) -> np.ndarray:
-        """Boolean (n_intervals, n_prosumers): where an attack of `kind` applies."""
-        return self.kind_code() == KIND_CODE[kind]
-
 
 def plan_attacks(attacks: Sequence[Attack], names: Sequence[str], n_intervals: int, interval_s: int,
                  seed: int) -> AttackPlan:

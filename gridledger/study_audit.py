@@ -86,12 +86,6 @@ class Attack(_Strict):
                 raise ValueError(f"kind {self.kind!r} {uses}, not {name}")
         return self
 
-    @property
-    def size(self) -> float | None:
-        """The value of the kind's size field."""
-        needed = SIZE_FIELD[self.kind]
-        return None if needed is None else getattr(self, needed)
-
 
 class Sensors(_Strict):
     """The operator's own measurements, independent of customer meters, each with a Gaussian noise σ.
