@@ -15,6 +15,7 @@ from gridledger.kpis import (
     NO_FLEXIBILITY_MARKET,
     compute_kpis,
     share_gaining,
+    source_choice_kpis,
 )
 from gridledger.study import load_study
 
@@ -181,3 +182,20 @@ def test_share_gaining_ignores_floating_point_noise():
     saving = xr.DataArray([1e-12, -1e-12, 0.5, 0.0], dims="prosumer")
     assert share_gaining(saving) == 0.25
     assert share_gaining(xr.DataArray(np.zeros(0), dims="prosumer")) == 0.0
+
+
+def test_source_choice_kpis_say_what_choosers_asked_and_got_against_the_others():
+    """Two intervals, three buyers; p1 chose PV from interval 1 on. Interval 1: p1 bought 400 Wh, all PV; p2 bought
+    600 Wh, 200 PV; interval 0: p1 (no choice yet) and p3 bought 500 Wh each, 250 PV each."""
+    dims = ("interval", "prosumer")
+    ds = xr.Dataset({"chose_pv": (dims, [[0, 0, 0], [1, 0, 0]]),
+                     "p2p_bought_wh": (dims, [[500, 0, 500], [400, 600, 0]]),
+                     "consumed_pv_wh": (dims, [[250, 0, 250], [400, 200, 0]]),
+                     "sold_pv_wh": (dims, [[0, 0, 600], [0, 0, 700]])},
+                    coords={"prosumer": ["p1", "p2", "p3"]})
+    got = source_choice_kpis(ds)["source_choice"]
+    assert got["choosers"] == {"bought_kwh": 0.4, "pv_kwh": 0.4, "pv_share": 1.0}
+    assert got["others"] == {"bought_kwh": 1.6, "pv_kwh": 0.7, "pv_share": 0.4375}
+    assert got["by_buyer"] == {"p1": {"asked": "pv", "bought_kwh": 0.4, "pv_kwh": 0.4, "pv_share": 1.0}}
+    assert got["pv_sold_kwh"] == 1.3
+    assert source_choice_kpis(ds.drop_vars("chose_pv")) == {}
