@@ -42,6 +42,7 @@ CONTRACT_NAMES = (
     "ChargingCoordination",
     "Audit",
     "SourceChoice",
+    "EmergencyAccess",
 )
 
 
