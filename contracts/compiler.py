@@ -43,6 +43,7 @@ CONTRACT_NAMES = (
     "Audit",
     "SourceChoice",
     "EmergencyAccess",
+    "TwoPhaseTrade",
 )
 
 
