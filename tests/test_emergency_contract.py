@@ -3,7 +3,7 @@ Python reference, by hand and under hypothesis."""
 
 from __future__ import annotations
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from gridledger.contracts import emergency as em
@@ -77,6 +77,10 @@ ACTIONS = st.one_of(
 
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(ACTIONS, min_size=1, max_size=14))
+@example([("declare", "operator", HOUR_S), ("grant", "operator", "tech", 1, "p0", 300), ("revoke", "operator", "tech"),
+          ("wait", 600), ("use", "tech", 1, "p0")])
+@example([("declare", "operator", 600), ("grant", "operator", "tech", 3, "all", 2 * HOUR_S), ("use", "tech", 2, "p1"),
+          ("end", "operator"), ("use", "tech", 2, "p1"), ("declare", "operator", 600), ("use", "tech", 1, "p0")])
 def test_the_contract_is_its_reference_on_any_sequence_of_calls(actions):
     market, address = _scene()
     who = {"operator": market.operator, "tech": market.outsider, "helper": market.dso, "p0": market.prosumers[0]}
