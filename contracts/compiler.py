@@ -44,6 +44,7 @@ CONTRACT_NAMES = (
     "SourceChoice",
     "EmergencyAccess",
     "TwoPhaseTrade",
+    "DataAccess",
 )
 
 
