@@ -14,8 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from gridledger.contracts.client import Wallet, decode_return, encode_call, signed_call
-from gridledger.contracts.compiler import load_artifact
-from gridledger.contracts.market import SetupFailed
+from gridledger.contracts.market import deploy_alone
 
 if TYPE_CHECKING:
     # The chain (py-evm) is the ledger's; signers and readers only name its types.
@@ -41,12 +40,8 @@ def deploy_data_access(chain: Chain, operator: Wallet, registry: str, token: str
     SetupFailed
         If the deployment reverts, with its reason.
     """
-    raw, address = operator.deploy(load_artifact(CONTRACT), registry, token, worker, accept_window_s, gas=GAS_DEPLOY)
-    (receipt,) = chain.mine([raw], chain.timestamp + 1)
-    if not receipt.ok:
-        raise SetupFailed(f"data access setup: deploy {CONTRACT} failed: {receipt.revert_reason}")
-    chain.label(address, CONTRACT)
-    return address
+    return deploy_alone(chain, operator, CONTRACT, registry, token, worker, accept_window_s, gas=GAS_DEPLOY,
+                        setup="data access")
 
 
 def propose(requestor: Wallet, address: str, request_id: bytes, *, code: int, epsilon_milli: int,

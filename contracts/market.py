@@ -128,6 +128,22 @@ class SetupFailed(RuntimeError):
     """A market setup transaction failed; the message names it and its reason."""
 
 
+def deploy_alone(chain: Chain, operator: Wallet, contract: str, *args, gas: int, setup: str) -> str:
+    """Deploy ``contract(*args)`` alone in a block one second after the head and label it on ``chain``; its address.
+
+    Raises
+    ------
+    SetupFailed
+        If the deployment reverts: "<setup> setup: deploy <contract> failed: <reason>".
+    """
+    raw, address = operator.deploy(load_artifact(contract), *args, gas=gas)
+    (receipt,) = chain.mine([raw], chain.timestamp + 1)
+    if not receipt.ok:
+        raise SetupFailed(f"{setup} setup: deploy {contract} failed: {receipt.revert_reason}")
+    chain.label(address, contract)
+    return address
+
+
 @dataclass(frozen=True)
 class MarketAddresses:
     """Checksummed addresses of one market's contracts and its mechanism.

@@ -11,8 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from gridledger.contracts.client import Wallet, decode_return, encode_call, signed_call
-from gridledger.contracts.compiler import load_artifact
-from gridledger.contracts.market import SetupFailed
+from gridledger.contracts.market import deploy_alone
 from gridledger.contracts.reference import SourceMix
 
 if TYPE_CHECKING:
@@ -39,12 +38,7 @@ def deploy_source_choice(chain: Chain, operator: Wallet, settlement: str) -> str
     SetupFailed
         If the deployment reverts, with its reason.
     """
-    raw, address = operator.deploy(load_artifact(CONTRACT), settlement, gas=GAS_DEPLOY)
-    (receipt,) = chain.mine([raw], chain.timestamp + 1)
-    if not receipt.ok:
-        raise SetupFailed(f"source choice setup: deploy {CONTRACT} failed: {receipt.revert_reason}")
-    chain.label(address, CONTRACT)
-    return address
+    return deploy_alone(chain, operator, CONTRACT, settlement, gas=GAS_DEPLOY, setup="source choice")
 
 
 def choose_pv(prosumer: Wallet, address: str) -> bytes:

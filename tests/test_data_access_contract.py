@@ -14,6 +14,7 @@ from gridledger.agents.data_worker import Owner, approving_owners, run_query
 from gridledger.contracts import data_access as da
 from gridledger.contracts import flexibility as flex
 from gridledger.contracts.data_access_reference import DataAccessModel, Status
+from gridledger.contracts.market import SetupFailed
 from tests.contract_helpers import Market, new_market, reverted
 
 TOKEN = 10**18
@@ -102,7 +103,7 @@ def test_a_request_without_a_result_or_approvals_is_cancelled_and_refunded_in_fu
 
 def test_a_worker_holding_a_role_is_refused_at_deployment():
     market = new_market(2)
-    with pytest.raises(da.SetupFailed, match="data: worker holds a role"):
+    with pytest.raises(SetupFailed, match="data access setup: deploy DataAccess failed: data: worker holds a role"):
         da.deploy_data_access(market.chain, market.operator, market.addresses.registry, market.addresses.token,
                               market.prosumers[0].address, WINDOW_S)
 
