@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from gridledger.contracts.audit_reference import FlagRecord, Status
-from gridledger.contracts.client import Wallet, decode_return, encode_call, signed_call
+from gridledger.contracts.client import Wallet, encode_call, signed_call
 from gridledger.contracts.compiler import load_artifact
-from gridledger.contracts.market import SetupFailed
+from gridledger.contracts.market import SetupFailed, read as market_read
 
 if TYPE_CHECKING:
     # The chain (py-evm) is the ledger's; signers and readers only name its types.
@@ -142,7 +142,7 @@ def settle_estimate(auditor: Wallet, address: str, interval: int, prosumer: str,
 
 def read(chain: Chain, address: str, function: str, *args):
     """Value of the view ``Audit.function(*args)`` at ``address``, at the head."""
-    return decode_return(CONTRACT, function, chain.call(address, encode_call(CONTRACT, function, *args)))
+    return market_read(chain, address, CONTRACT, function, *args)
 
 
 def flag_of(chain: Chain, address: str, interval: int, prosumer: str) -> FlagRecord:

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from gridledger.contracts.charging_reference import ChargeRequest, EVRegistration
-from gridledger.contracts.client import Wallet, decode_return, encode_call, signed_call
+from gridledger.contracts.client import Wallet, signed_call
 from gridledger.contracts.compiler import load_artifact
-from gridledger.contracts.market import SetupFailed
+from gridledger.contracts.market import SetupFailed, read as market_read
 
 if TYPE_CHECKING:
     # The chain (py-evm) is the ledger's; signers and readers only name its types.
@@ -174,7 +174,7 @@ def allocate(sender: Wallet, address: str, window: int, *, n_requests: int) -> b
 
 def read(chain: Chain, address: str, function: str, *args):
     """Value of the view ``ChargingCoordination.function(*args)`` at ``address``, at the head."""
-    return decode_return(CONTRACT, function, chain.call(address, encode_call(CONTRACT, function, *args)))
+    return market_read(chain, address, CONTRACT, function, *args)
 
 
 def requests(chain: Chain, address: str, window: int) -> tuple[ChargeRequest, ...]:

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from gridledger.contracts.client import Wallet, decode_return, encode_call, signed_call
-from gridledger.contracts.market import deploy_alone
+from gridledger.contracts.client import Wallet, signed_call
+from gridledger.contracts.market import deploy_alone, read as market_read
 
 if TYPE_CHECKING:
     # The chain (py-evm) is the ledger's; signers and readers only name its types.
@@ -81,4 +81,4 @@ def cancel(sender: Wallet, address: str, request_id: bytes) -> bytes:
 
 def read(chain: Chain, address: str, function: str, *args):
     """Value of the view ``DataAccess.function(*args)`` at ``address``, at the head."""
-    return decode_return(CONTRACT, function, chain.call(address, encode_call(CONTRACT, function, *args)))
+    return market_read(chain, address, CONTRACT, function, *args)

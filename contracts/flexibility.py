@@ -16,10 +16,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from gridledger.contracts.client import Wallet, decode_return, encode_call, signed_call
+from gridledger.contracts.client import Wallet, encode_call, signed_call
 from gridledger.contracts.compiler import load_artifact
 from gridledger.contracts.flex_reference import Award
-from gridledger.contracts.market import SetupFailed
+from gridledger.contracts.market import SetupFailed, read as market_read
 
 if TYPE_CHECKING:
     # The chain (py-evm) is the ledger's; signers and readers only name its types.
@@ -243,7 +243,7 @@ def close(sender: Wallet, address: str, request_id: int, *, n_offers: int) -> by
 
 def read(chain: Chain, address: str, function: str, *args):
     """Value of the view ``VoltageRegulation.function(*args)`` at ``address``, at the head."""
-    return decode_return(CONTRACT, function, chain.call(address, encode_call(CONTRACT, function, *args)))
+    return market_read(chain, address, CONTRACT, function, *args)
 
 
 def request(chain: Chain, address: str, request_id: int) -> RequestState:

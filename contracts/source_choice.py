@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from gridledger.contracts.client import Wallet, decode_return, encode_call, signed_call
-from gridledger.contracts.market import deploy_alone
+from gridledger.contracts.client import Wallet, signed_call
+from gridledger.contracts.market import deploy_alone, read as market_read
 from gridledger.contracts.reference import SourceMix
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ def choose_pv(prosumer: Wallet, address: str) -> bytes:
 
 def read(chain: Chain, address: str, function: str, *args):
     """Value of the view ``SourceChoice.function(*args)`` at ``address``, at the head."""
-    return decode_return(CONTRACT, function, chain.call(address, encode_call(CONTRACT, function, *args)))
+    return market_read(chain, address, CONTRACT, function, *args)
 
 
 def consumed_mix(chain: Chain, address: str, interval: int, buyer: str) -> SourceMix:

@@ -13,6 +13,7 @@ from gridledger.agents.data_store import COLUMNS, store_path, write_store
 from gridledger.agents.data_worker import Owner, approving_owners, run_query
 from gridledger.contracts import data_access as da
 from gridledger.contracts import flexibility as flex
+from gridledger.contracts.client import encode_call
 from gridledger.contracts.data_access_reference import DataAccessModel, Status
 from gridledger.contracts.market import SetupFailed
 from tests.contract_helpers import Market, new_market, reverted
@@ -30,8 +31,8 @@ def _scene() -> tuple[Market, str]:
                                     market.addresses.token, market.dso.address, WINDOW_S)
     p3 = market.prosumers[3]
     txs = [market.call_tx(p3, "Settlement", "withdraw", FUNDS_WEI),
-           p3.transact(market.addresses.token, flex.encode_call("GridToken", "transfer", market.outsider.address,
-                                                                 FUNDS_WEI), gas=100_000),
+           p3.transact(market.addresses.token, encode_call("GridToken", "transfer", market.outsider.address,
+                                                            FUNDS_WEI), gas=100_000),
            flex.approve(market.outsider, market.addresses.token, address, FUNDS_WEI)]
     assert all(r.ok for r in market.mine(txs))
     return market, address
