@@ -146,6 +146,11 @@ class LedgerRecord:
         if volume_wh:
             self.price[interval] = price_per_kwh(received_wei / volume_wh)
 
+    def bought_wh(self) -> np.ndarray:
+        """Each buyer's energy bought peer to peer and imported per interval, min(-position, import); 0 for a
+        seller. [Wh]"""
+        return np.minimum(np.maximum(-self.settled_position_wh, 0), self.settled_import_wh)
+
     def consumed_wh(self, chose_pv: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Each prosumer's imported energy per interval by source, as ``Settlement.consumed_mix`` splits it, or with
         buyers that chose PV (`chose_pv`, by interval and prosumer) as ``SourceChoice.consumed_mix`` does. [Wh]
@@ -155,7 +160,7 @@ class LedgerRecord:
         of the import is grid.
         """
         consumed = {source: np.zeros_like(self.settled_import_wh) for source in self.SOURCES}
-        p2p_wh = np.minimum(np.maximum(-self.settled_position_wh, 0), self.settled_import_wh)
+        p2p_wh = self.bought_wh()
         chose = np.zeros(p2p_wh.shape, dtype=bool) if chose_pv is None else chose_pv.astype(bool)
         for k in range(self.settled_import_wh.shape[0]):
             sold = SourceMix(*(int(self.sold_wh[source][k].sum()) for source in self.SOURCES))
@@ -198,7 +203,6 @@ class LedgerRecord:
         if chose_pv is not None:
             part.add("chose_pv", ("interval", "prosumer"), chose_pv.astype(np.int8), "1",
                      "the buyer's choice of PV-sourced energy held for the interval (SourceChoice)")
-            part.add("p2p_bought_wh", ("interval", "prosumer"), np.minimum(np.maximum(-self.settled_position_wh, 0),
-                                                                           self.settled_import_wh), "Wh",
+            part.add("p2p_bought_wh", ("interval", "prosumer"), self.bought_wh(), "Wh",
                      "energy bought peer to peer and imported, min(-position, import)")
         return part
