@@ -36,12 +36,14 @@ def write_store(path: Path, time_s: np.ndarray, values_kw: dict[str, np.ndarray]
         db.executemany(f"INSERT INTO steps VALUES ({', '.join('?' * (2 + len(COLUMNS)))})", rows)
 
 
-def read_column_kw(path: Path, column: str) -> np.ndarray:
-    """One quantity of every step, in step order. [kW]"""
-    if column not in COLUMNS:
-        raise ValueError(f"unknown column {column!r}; the store keeps {', '.join(COLUMNS)}")
+def read_columns_kw(path: Path, *columns: str) -> np.ndarray:
+    """The named quantities of every step in one read, a column each, in step order: (steps, len(columns)). [kW]"""
+    unknown = [c for c in columns if c not in COLUMNS]
+    if unknown or not columns:
+        raise ValueError(f"unknown columns {unknown!r}; the store keeps {', '.join(COLUMNS)}")
     with closing(_read_only(path)) as db:
-        return np.array([row[0] for row in db.execute(f"SELECT {column} FROM steps ORDER BY step")])
+        rows = db.execute(f"SELECT {', '.join(columns)} FROM steps ORDER BY step").fetchall()
+    return np.array(rows, dtype=float).reshape(len(rows), len(columns))
 
 
 def digest(path: Path) -> bytes:

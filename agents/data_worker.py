@@ -25,7 +25,7 @@ import numpy as np
 from eth_utils import keccak
 
 from gridledger.agents.data_catalogue import QUERIES, release
-from gridledger.agents.data_store import digest, read_column_kw
+from gridledger.agents.data_store import digest, read_columns_kw
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def run_query(code: int, epsilon: float | None, approving: list[Owner], rng: np.
         raise ValueError(f"query code {code} is not in the catalogue (0 to {len(QUERIES) - 1})")
     if not approving:
         raise ValueError("no owner approved the query")
-    columns = [read_column_kw(owner.store, "load_kw") + read_column_kw(owner.store, "ev_kw") for owner in approving]
+    columns = [read_columns_kw(owner.store, "load_kw", "ev_kw").sum(axis=1) for owner in approving]
     if len({len(c) for c in columns}) != 1:
         raise ValueError("the approving owners' stores hold different numbers of steps")
     load_kw = np.column_stack(columns)

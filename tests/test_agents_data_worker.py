@@ -8,7 +8,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from gridledger.agents.data_store import COLUMNS, digest, read_column_kw, store_path, write_store
+from gridledger.agents.data_store import COLUMNS, digest, read_columns_kw, store_path, write_store
 from gridledger.agents.data_worker import (
     Owner,
     QueryResult,
@@ -41,14 +41,14 @@ def test_a_store_keeps_its_steps_and_its_digest_follows_every_row(tmp_path):
     owners = _owners(tmp_path)
     store = owners["0x" + "0" * 39 + "3"].store
     assert store == tmp_path / "data" / "p03.sqlite"
-    assert read_column_kw(store, "ev_kw").tolist() == [0.0] * 12 + [3.0] * 12
+    assert read_columns_kw(store, "ev_kw")[:, 0].tolist() == [0.0] * 12 + [3.0] * 12
     before = digest(store)
-    values = {c: read_column_kw(store, c) for c in COLUMNS}
+    values = dict(zip(COLUMNS, read_columns_kw(store, *COLUMNS).T))
     values["load_kw"][5] += 1e-6
     write_store(store, np.arange(STEPS) * 300.0, values)
     assert digest(store) != before
-    with pytest.raises(ValueError, match="unknown column"):
-        read_column_kw(store, "name")
+    with pytest.raises(ValueError, match="unknown columns"):
+        read_columns_kw(store, "name")
 
 
 def test_only_the_approving_owners_data_is_read_and_committed_to(tmp_path):
