@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import IntEnum
 
+from gridledger.contracts.reference import TokenEscrow
+
 CATALOGUE_SIZE = 3
 MAX_OWNERS = 64
 MAX_PRICE_WEI = 10**24
@@ -41,19 +43,13 @@ class Request:
 
 @dataclass
 class DataAccessModel:
-    """The contract's requests and the token balances (the contract's own under ``contract``)."""
+    """The contract's requests and the token balances it moves (``tokens``)."""
 
     worker: str
     prosumers: set[str]
     accept_window_s: int
-    balance: dict[str, int]
-    allowance: dict[str, int]
-    contract: str = "contract"
+    tokens: TokenEscrow
     requests: dict[bytes, Request] = field(default_factory=dict)
-
-    def _move(self, source: str, target: str, amount: int) -> None:
-        self.balance[source] = self.balance.get(source, 0) - amount
-        self.balance[target] = self.balance.get(target, 0) + amount
 
     def propose(self, now: int, sender: str, request_id: bytes, code: int, price_wei: int, owners: list[str],
                 approval_deadline: int, result_deadline: int) -> str | None:
@@ -77,13 +73,8 @@ class DataAccessModel:
             if owner in seen:
                 return "data: owner listed twice"
             seen.add(owner)
-        lock = price_wei * len(owners)
-        if self.allowance.get(sender, 0) < lock:
-            return "token: insufficient allowance"
-        if self.balance.get(sender, 0) < lock:
-            return "token: transfer amount exceeds balance"
-        self.allowance[sender] -= lock
-        self._move(sender, self.contract, lock)
+        if (reason := self.tokens.pull(sender, price_wei * len(owners))) is not None:
+            return reason
         self.requests[request_id] = Request(Status.PROPOSED, sender, price_wei, approval_deadline, result_deadline,
                                             list(owners))
         return None
@@ -143,15 +134,15 @@ class DataAccessModel:
         if now < r.result_deadline_timestamp and (now < r.approval_deadline_timestamp or r.approved):
             return "data: request still open"
         r.status = Status.CANCELLED
-        self._move(self.contract, r.requestor, r.price_per_owner_wei * len(r.owners))
+        self.tokens.pay(r.requestor, r.price_per_owner_wei * len(r.owners))
         return None
 
     def _pay(self, r: Request) -> None:
         r.status = Status.PAID
         for owner in r.owners:
             if owner in r.approved:
-                self._move(self.contract, owner, r.price_per_owner_wei)
-        self._move(self.contract, r.requestor, r.price_per_owner_wei * (len(r.owners) - len(r.approved)))
+                self.tokens.pay(owner, r.price_per_owner_wei)
+        self.tokens.pay(r.requestor, r.price_per_owner_wei * (len(r.owners) - len(r.approved)))
 
     def locked_wei(self) -> int:
         """What the open requests lock. [wei]"""

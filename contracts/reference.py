@@ -860,3 +860,32 @@ def chosen_mix(p2p_wh: int, import_wh: int, chose_pv: bool, sold: SourceMix, cho
             pv = p2p_wh * (sold.pv_wh - to_choosers_wh) // left_wh
             battery = p2p_wh * (sold.battery_wh - taken_wh) // left_wh
     return SourceMix(pv, battery, import_wh - pv - battery)
+
+
+@dataclass
+class TokenEscrow:
+    """Token balances as ``GridToken`` moves them for a contract that locks approved tokens and pays them out.
+
+    ``balance`` holds every account's tokens (the contract's under
+    ``contract``), ``allowance`` what each account approved to the contract. [wei]
+    """
+
+    balance: dict[str, int]
+    allowance: dict[str, int]
+    contract: str = "contract"
+
+    def pull(self, account: str, amount: int) -> str | None:
+        """``GridToken.transferFrom(account, contract, amount)`` by the contract; its reason if it reverts."""
+        if self.allowance.get(account, 0) < amount:
+            return "token: insufficient allowance"
+        if self.balance.get(account, 0) < amount:
+            return "token: transfer amount exceeds balance"
+        self.allowance[account] -= amount
+        self.balance[account] -= amount
+        self.balance[self.contract] = self.balance.get(self.contract, 0) + amount
+        return None
+
+    def pay(self, account: str, amount: int) -> None:
+        """``GridToken.transfer(account, amount)`` by the contract."""
+        self.balance[self.contract] -= amount
+        self.balance[account] = self.balance.get(account, 0) + amount

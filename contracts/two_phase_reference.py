@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import IntEnum
 
+from gridledger.contracts.reference import TokenEscrow
+
 MAX_ENERGY_WH = 2**40
 MAX_PRICE_WEI_PER_WH = 10**24
 MAX_DEADLINE_S = 7 * 86400
@@ -44,33 +46,16 @@ class Trade:
 
 @dataclass
 class TwoPhaseModel:
-    """The contract's trades and the token balances (``balance``, including the contract's own under ``contract``).
+    """The contract's trades and the token balances it moves (``tokens``).
 
     ``prosumers`` are the registered prosumers, ``meter_of`` maps each bound
-    meter to its prosumer, ``allowance`` what each account approved to the contract.
+    meter to its prosumer.
     """
 
     prosumers: set[str]
     meter_of: dict[str, str]
-    balance: dict[str, int]
-    allowance: dict[str, int]
-    contract: str = "contract"
+    tokens: TokenEscrow
     trades: dict[bytes, Trade] = field(default_factory=dict)
-
-    def _lock(self, account: str, amount: int) -> str | None:
-        """``GridToken.transferFrom`` of ``amount`` into the contract: its reasons when it reverts."""
-        if self.allowance.get(account, 0) < amount:
-            return "token: insufficient allowance"
-        if self.balance.get(account, 0) < amount:
-            return "token: transfer amount exceeds balance"
-        self.allowance[account] -= amount
-        self.balance[account] -= amount
-        self.balance[self.contract] = self.balance.get(self.contract, 0) + amount
-        return None
-
-    def _pay(self, account: str, amount: int) -> None:
-        self.balance[self.contract] -= amount
-        self.balance[account] = self.balance.get(account, 0) + amount
 
     def propose(self, now: int, sender: str, trade_id: bytes, seller: str, energy_wh: int, price_wei_per_wh: int,
                 deadline_timestamp: int) -> str | None:
@@ -87,7 +72,7 @@ class TwoPhaseModel:
         if not now < deadline_timestamp <= now + MAX_DEADLINE_S:
             return "trade: deadline out of range"
         trade = Trade(Status.PROPOSED, sender, seller, energy_wh, price_wei_per_wh, deadline_timestamp)
-        if (reason := self._lock(sender, trade.value_wei)) is not None:
+        if (reason := self.tokens.pull(sender, trade.value_wei)) is not None:
             return reason
         self.trades[trade_id] = trade
         return None
@@ -109,7 +94,7 @@ class TwoPhaseModel:
             return "trade: caller is not the seller"
         if now >= t.deadline_timestamp:
             return "trade: deadline passed"
-        if (reason := self._lock(sender, t.value_wei)) is not None:
+        if (reason := self.tokens.pull(sender, t.value_wei)) is not None:
             return reason
         t.status = Status.PREPARED
         return None
@@ -131,7 +116,7 @@ class TwoPhaseModel:
         setattr(t, side, True)
         if t.buyer_confirmed and t.seller_confirmed:
             t.status = Status.COMMITTED
-            self._pay(t.seller, 2 * t.value_wei)
+            self.tokens.pay(t.seller, 2 * t.value_wei)
         return None
 
     def roll_back(self, now: int, trade_id: bytes) -> str | None:
@@ -145,8 +130,8 @@ class TwoPhaseModel:
 
     def _roll_back(self, t: Trade) -> None:
         if t.status == Status.PREPARED:
-            self._pay(t.seller, t.value_wei)
-        self._pay(t.buyer, t.value_wei)
+            self.tokens.pay(t.seller, t.value_wei)
+        self.tokens.pay(t.buyer, t.value_wei)
         t.status = Status.ROLLED_BACK
 
     def locked_wei(self) -> int:

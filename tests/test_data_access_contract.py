@@ -16,6 +16,7 @@ from gridledger.contracts import flexibility as flex
 from gridledger.contracts.client import encode_call
 from gridledger.contracts.data_access_reference import DataAccessModel, Status
 from gridledger.contracts.market import SetupFailed
+from gridledger.contracts.reference import TokenEscrow
 from tests.contract_helpers import Market, new_market, reverted
 
 TOKEN = 10**18
@@ -137,8 +138,8 @@ def test_the_contract_is_its_reference_and_holds_exactly_the_open_locks(actions)
     who = {"requestor": market.outsider, "worker": market.dso, "p0": market.prosumers[0]}
     tracked = [market.outsider.address, *(p.address for p in market.prosumers[:3])]
     model = DataAccessModel(market.dso.address, {p.address for p in market.prosumers}, WINDOW_S,
-                            balance={a: _balance(market, a) for a in tracked},
-                            allowance={market.outsider.address: FUNDS_WEI})
+                            TokenEscrow(balance={a: _balance(market, a) for a in tracked},
+                                        allowance={market.outsider.address: FUNDS_WEI}))
     now = market.chain.timestamp
     for action in actions:
         now += 1
@@ -171,7 +172,7 @@ def test_the_contract_is_its_reference_and_holds_exactly_the_open_locks(actions)
             raw, expected = da.cancel(market.prosumers[3], address, rid), model.cancel(now, rid)
         receipt = _one(market, raw, now)
         assert (None if receipt.ok else receipt.revert_reason) == expected, action
-        assert [_balance(market, a) for a in tracked] == [model.balance[a] for a in tracked]
+        assert [_balance(market, a) for a in tracked] == [model.tokens.balance[a] for a in tracked]
         assert _balance(market, address) == model.locked_wei()
 
 

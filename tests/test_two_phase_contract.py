@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from gridledger.contracts import flexibility as flex
 from gridledger.contracts import two_phase as tp
+from gridledger.contracts.reference import TokenEscrow
 from gridledger.contracts.two_phase_reference import Status, TwoPhaseModel
 from tests.contract_helpers import CENT_PER_KWH, Market, new_market
 
@@ -113,8 +114,8 @@ def test_the_contract_is_its_reference_tokens_are_conserved_and_open_trades_roll
     model = TwoPhaseModel(
         prosumers={p.address for p in market.prosumers},
         meter_of={m.address: p.address for m, p in zip(market.meters, market.prosumers)},
-        balance={p.address: TOKENS_WEI for p in market.prosumers}, allowance={p.address: TOKENS_WEI
-                                                                                 for p in market.prosumers})
+        tokens=TokenEscrow(balance={p.address: TOKENS_WEI for p in market.prosumers},
+                           allowance={p.address: TOKENS_WEI for p in market.prosumers}))
     by_address = {a.address: a for a in accounts}
 
     def party(trade: int, role: str):
@@ -149,7 +150,7 @@ def test_the_contract_is_its_reference_tokens_are_conserved_and_open_trades_roll
             raw, expected = tp.roll_back(market.outsider, address, _id(args[0])), model.roll_back(now, _id(args[0]))
         receipt = _one(market, raw, now)
         assert (None if receipt.ok else receipt.revert_reason) == expected, action
-        assert _balances(market, address) == [*(model.balance[p.address] for p in market.prosumers),
+        assert _balances(market, address) == [*(model.tokens.balance[p.address] for p in market.prosumers),
                                               model.locked_wei()]
     late = now + 8 * 86400
     for trade_id in list(model.trades):
@@ -157,7 +158,7 @@ def test_the_contract_is_its_reference_tokens_are_conserved_and_open_trades_roll
             assert _one(market, tp.roll_back(market.outsider, address, trade_id), late).ok
             assert model.roll_back(late, trade_id) is None
             late += 1
-    assert _balances(market, address) == [*(model.balance[p.address] for p in market.prosumers), 0]
+    assert _balances(market, address) == [*(model.tokens.balance[p.address] for p in market.prosumers), 0]
     paid = {p.address: 0 for p in market.prosumers}
     for t in model.trades.values():
         if t.status == Status.COMMITTED:
