@@ -5,6 +5,7 @@ test module states its own fixture scope.
 """
 
 import dataclasses
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from hypothesis import strategies as st
@@ -457,3 +458,15 @@ def new_audit_market(
                                     penalty_wei_per_wh)
     address = au.deploy_audit(market.chain, market.operator, market.addresses.settlement, parameters)
     return AuditMarket(market, address, market.dso)
+
+
+def timeline(actions: Iterable[tuple], start_timestamp: int) -> Iterator[tuple[int, str, list]]:
+    """(timestamp, kind, arguments) of each action of a hypothesis sequence, one second after the one before;
+    a ``("wait", s)`` action only moves the clock on by `s`. [s since the Unix epoch]"""
+    now = start_timestamp
+    for kind, *args in actions:
+        now += 1
+        if kind == "wait":
+            now += args[0]
+            continue
+        yield now, kind, args

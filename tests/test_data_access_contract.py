@@ -17,7 +17,7 @@ from gridledger.contracts.client import encode_call
 from gridledger.contracts.data_access_reference import DataAccessModel, Status
 from gridledger.contracts.market import SetupFailed
 from gridledger.contracts.reference import TokenEscrow
-from tests.contract_helpers import Market, new_market, reverted
+from tests.contract_helpers import Market, new_market, reverted, timeline
 
 TOKEN = 10**18
 FUNDS_WEI = 20 * TOKEN
@@ -140,13 +140,8 @@ def test_the_contract_is_its_reference_and_holds_exactly_the_open_locks(actions)
     model = DataAccessModel(market.dso.address, {p.address for p in market.prosumers}, WINDOW_S,
                             TokenEscrow(balance={a: _balance(market, a) for a in tracked},
                                         allowance={market.outsider.address: FUNDS_WEI}))
-    now = market.chain.timestamp
-    for action in actions:
-        now += 1
-        kind, request, *args = action
-        if kind == "wait":
-            now += request
-            continue
+    for now, kind, (request, *args) in timeline(actions, market.chain.timestamp):
+        action = (kind, request, *args)
         rid = _id(request)
         if kind == "propose":
             sender, code, owners, price = args

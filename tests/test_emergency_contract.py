@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from gridledger.contracts import emergency as em
 from gridledger.contracts.emergency_reference import EmergencyModel
-from tests.contract_helpers import Market, new_market
+from tests.contract_helpers import Market, new_market, timeline
 
 HOUR_S = 3600
 
@@ -87,13 +87,8 @@ def test_the_contract_is_its_reference_on_any_sequence_of_calls(actions):
     subject = {"p0": market.prosumers[0].address, "p1": market.prosumers[1].address, "all": em.NOBODY}
     model = EmergencyModel(market.operator.address, {market.operator.address: 1, market.prosumers[0].address: 2,
                                                      market.prosumers[1].address: 2})
-    now = market.chain.timestamp
-    for action in actions:
-        now += 1
-        kind, *args = action
-        if kind == "wait":
-            now += args[0]
-            continue
+    for now, kind, args in timeline(actions, market.chain.timestamp):
+        action = (kind, *args)
         if kind == "declare":
             sender, duration = args
             raw, expected = (em.declare(who[sender], address, "test", duration),

@@ -10,7 +10,7 @@ from gridledger.contracts import flexibility as flex
 from gridledger.contracts import two_phase as tp
 from gridledger.contracts.reference import TokenEscrow
 from gridledger.contracts.two_phase_reference import Status, TwoPhaseModel
-from tests.contract_helpers import CENT_PER_KWH, Market, new_market
+from tests.contract_helpers import CENT_PER_KWH, Market, new_market, timeline
 
 TOKENS_WEI = 10 * 10**18
 """What each prosumer withdraws from the Settlement into its wallet and approves to the contract."""
@@ -122,13 +122,8 @@ def test_the_contract_is_its_reference_tokens_are_conserved_and_open_trades_roll
         t = model.trades.get(_id(trade))
         return market.outsider if t is None or role == "outsider" else by_address[getattr(t, role)]
 
-    now = market.chain.timestamp
-    for action in actions:
-        now += 1
-        kind, *args = action
-        if kind == "wait":
-            now += args[0]
-            continue
+    for now, kind, args in timeline(actions, market.chain.timestamp):
+        action = (kind, *args)
         if kind == "propose":
             who, seller, energy, price, ahead = args
             raw = tp.propose(accounts[who], address, _id(who), seller=accounts[seller].address, energy_wh=energy,
@@ -152,7 +147,7 @@ def test_the_contract_is_its_reference_tokens_are_conserved_and_open_trades_roll
         assert (None if receipt.ok else receipt.revert_reason) == expected, action
         assert _balances(market, address) == [*(model.tokens.balance[p.address] for p in market.prosumers),
                                               model.locked_wei()]
-    late = now + 8 * 86400
+    late = market.chain.timestamp + 8 * 86400                      # past every deadline (at most 7 days ahead)
     for trade_id in list(model.trades):
         if model.trades[trade_id].status in (Status.PROPOSED, Status.PREPARED):
             assert _one(market, tp.roll_back(market.outsider, address, trade_id), late).ok
