@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from gridledger.agents.auditor import IntervalAudit
 from gridledger.agents.prosumer_limits import prosumer_limits
 from gridledger.contracts import audit as audit_contract
+from gridledger.contracts.audit_reference import Limits, estimate_bounds_wh
 from gridledger.contracts.client import Wallet
 from gridledger.contracts.keys import derive_account
 from gridledger.scenario import Scenario
-from gridledger.units import SECONDS_PER_HOUR
 
 log = logging.getLogger("gridledger.auditor")
 
@@ -69,15 +69,10 @@ class FlagTiming:
 
 def bounded_estimate(estimate_wh: int, meter_rating_w: int, pv_w: int, battery_w: int,
                      interval_s: int) -> tuple[int, int]:
-    """(import_wh, export_wh) of a net-import estimate, within the limits ``Audit`` accepts. [Wh]
-
-    Import up to the meter rating, export up to the smaller of the rating
-    and PV peak + battery power, each over the interval
-    (``Audit._estimate_within_limits``, without the reading tolerance).
-    """
-    rating_wh = meter_rating_w * interval_s // SECONDS_PER_HOUR
-    sources_wh = pv_w * interval_s // SECONDS_PER_HOUR + battery_w * interval_s // SECONDS_PER_HOUR
-    return min(max(estimate_wh, 0), rating_wh), min(max(-estimate_wh, 0), rating_wh, sources_wh)
+    """(import_wh, export_wh) of a net-import estimate, within the limits ``Audit`` accepts
+    (`gridledger.contracts.audit_reference.estimate_bounds_wh`, without the reading tolerance). [Wh]"""
+    import_max_wh, export_max_wh = estimate_bounds_wh(Limits(meter_rating_w, pv_w, battery_w), interval_s)
+    return min(max(estimate_wh, 0), import_max_wh), min(max(-estimate_wh, 0), export_max_wh)
 
 
 class AuditPoster:

@@ -145,16 +145,21 @@ def flag_amounts(terms: AuditTerms, read_wh: tuple[int, int], estimate_wh: tuple
     return max(owed_read - owed_estimate, 0), abs(excess_wh) * terms.penalty_wei_per_wh
 
 
-def estimate_within_limits(limits: Limits, interval_s: int, import_wh: int, export_wh: int) -> bool:
-    """Whether an estimate fits the registered limits over one interval plus the tolerance.
+def estimate_bounds_wh(limits: Limits, interval_s: int) -> tuple[int, int]:
+    """The largest estimate ``Audit._estimate_within_limits`` takes, before the tolerance: (import, export). [Wh]
 
     Import up to the meter rating, export up to the smaller of the meter
     rating and PV peak + battery power, each times the interval.
     """
     rating_wh = limits.meter_rating_w * interval_s // SECONDS_PER_HOUR
     sources_wh = limits.pv_w * interval_s // SECONDS_PER_HOUR + limits.battery_w * interval_s // SECONDS_PER_HOUR
-    return import_wh <= rating_wh + READING_TOLERANCE_WH and export_wh <= min(rating_wh, sources_wh) + \
-        READING_TOLERANCE_WH
+    return rating_wh, min(rating_wh, sources_wh)
+
+
+def estimate_within_limits(limits: Limits, interval_s: int, import_wh: int, export_wh: int) -> bool:
+    """Whether an estimate fits the registered limits over one interval plus the tolerance (`estimate_bounds_wh`)."""
+    import_max_wh, export_max_wh = estimate_bounds_wh(limits, interval_s)
+    return import_wh <= import_max_wh + READING_TOLERANCE_WH and export_wh <= export_max_wh + READING_TOLERANCE_WH
 
 
 def confirmation_split(held_wei: int, overpaid_wei: int, penalty_wei: int) -> tuple[int, int, int]:
