@@ -323,3 +323,33 @@ def test_the_hold_hook_is_the_audits_only(am, who):
     assert am.settlement("held_wei", m.prosumers[1].address) == 0
     assert am.settlement("reading", 1, p0)[-1] is False
     _assert_nothing_lost(am, honest)
+
+
+@pytest.mark.parametrize("attack,reason", [
+    ("a prosumer settles its own estimate", "audit: caller is not auditor"),
+    ("the auditor claims more export than PV and battery allow", "audit: estimate above limits"),
+    ("the auditor claims more import than the meter rating", "audit: estimate above limits"),
+    ("the auditor estimates a meter that is not isolated", "audit: not isolated"),
+    ("the auditor estimates an interval that has a reading", "settlement: reading exists"),
+])
+def test_an_estimate_outside_the_rules_is_refused_and_settles_nothing(am, attack, reason):
+    m = am.market
+    honest = _isolate_p0(am)
+    credit = am.settlement("credit_wei", _p0(am))
+    end = max(m.end(2), m.chain.timestamp + 1)
+    sender, prosumer, interval, import_wh, export_wh = am.auditor, _p0(am), 2, 0, 0
+    if attack == "a prosumer settles its own estimate":
+        sender = m.prosumers[0]
+    elif attack == "the auditor claims more export than PV and battery allow":
+        export_wh = RATING_WH + 3                                   # the rating binds first under TEST_LIMITS
+    elif attack == "the auditor claims more import than the meter rating":
+        import_wh = RATING_WH + 3
+    elif attack == "the auditor estimates a meter that is not isolated":
+        prosumer = m.prosumers[1].address
+    else:
+        interval = 0                                                # p0's reading of interval 0 was settled
+    receipt = am.one(au.settle_estimate(sender, am.audit, interval, prosumer, import_wh=import_wh,
+                                        export_wh=export_wh), end)
+    assert reverted(receipt, reason)
+    assert am.settlement("reading", 2, _p0(am))[-1] is False and am.settlement("credit_wei", _p0(am)) == credit
+    _assert_nothing_lost(am, honest)
