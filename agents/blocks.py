@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from gridledger.contracts import audit as audit_contract
+from gridledger.contracts import data_access as data_contract
 from gridledger.contracts import charging as charging_contract
 from gridledger.contracts import flexibility as flex_contract
 from gridledger.contracts import market as market_contract
@@ -39,6 +40,8 @@ METER_TX_GAS_CAP = max(market_contract.GAS_POST_READING, flex_contract.GAS_POST_
 
 AUDITOR_TX_GAS_CAP = max(audit_contract.GAS_FLAG, audit_contract.GAS_FINALIZE, audit_contract.GAS_SETTLE_ESTIMATE)
 """Largest gas limit the auditor signs: flags, finalizations, estimates of isolated meters. [gas]"""
+DATA_TX_GAS_CAP = max(data_contract.GAS_PROPOSE, data_contract.GAS_POST_RESULT, data_contract.GAS_PAY)
+"""Largest gas limit the data requestor and worker sign: a proposal to 64 owners, a result, a payment. [gas]"""
 
 AGENTS_LANE_GAS = BLOCK_GAS_LIMIT // 2
 """Most gas the agents' transactions may use together in one block; the rest is kept for the others. [gas]"""
@@ -75,16 +78,18 @@ class Lane:
 
 
 def ledger_lanes(n_buses: int) -> dict[str, Lane]:
-    """The lanes of the transactions the ledger receives, by batch name: agents, meters, DSO, auditor.
+    """The lanes of the transactions the ledger receives, by batch name: agents, meters, DSO, auditor, data (the
+    data requestor and its worker).
 
-    Meters, the DSO and the auditor may use the whole block, the agents
+    Meters, the DSO, the auditor and the data lane may use the whole block, the agents
     half of it; every sender may use `SENDER_TXS_PER_BLOCK` transactions
     at its lane's cap, so one key (an agent's or a meter's) cannot fill
     its lane alone.
     """
     caps = {"agents": AGENT_TX_GAS_CAP, "meters": METER_TX_GAS_CAP, "dso": dso_tx_gas_cap(n_buses),
-            "auditor": AUDITOR_TX_GAS_CAP}
-    gas = {"agents": AGENTS_LANE_GAS, "meters": BLOCK_GAS_LIMIT, "dso": BLOCK_GAS_LIMIT, "auditor": BLOCK_GAS_LIMIT}
+            "auditor": AUDITOR_TX_GAS_CAP, "data": DATA_TX_GAS_CAP}
+    gas = {"agents": AGENTS_LANE_GAS, "meters": BLOCK_GAS_LIMIT, "dso": BLOCK_GAS_LIMIT, "auditor": BLOCK_GAS_LIMIT,
+           "data": BLOCK_GAS_LIMIT}
     return {name: Lane(name, gas[name], cap, SENDER_TXS_PER_BLOCK * cap) for name, cap in caps.items()}
 
 

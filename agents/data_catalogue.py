@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gridledger.contracts.catalogue import CATALOGUE
+
 
 @dataclass(frozen=True)
 class Query:
@@ -37,10 +39,12 @@ class Query:
     unit : str
         Unit of the answer.
     answer : callable
-        (load_kw, rating_kw, has_ev) -> answer, a float or a vector.
+        (load_kw, rating_kw, has_ev, step_s) -> answer, a float or a
+        vector; `step_s` is the stores' step [s], 300 unless given.
     sensitivity : callable
-        (load_kw, rating_kw, has_ev) -> its L1 global sensitivity, from
-        public facts only (the ratings, the number of owners and steps).
+        (load_kw, rating_kw, has_ev, step_s) -> its L1 global
+        sensitivity, from public facts only (the ratings, the number of
+        owners and steps, the step).
     """
 
     name: str
@@ -55,27 +59,34 @@ def _mean_profile_kw(load_kw: np.ndarray, steps_per_bin: int) -> np.ndarray:
     return np.array([total[i:i + steps_per_bin].mean() for i in range(0, len(total), steps_per_bin)])
 
 
-HOURLY_STEPS = 12
-"""Steps per bin of the aggregate profile: an hour of 5-minute steps."""
+DEFAULT_STEP_S = 300
+"""The stores' step unless a caller says otherwise: the studies' default power-flow step. [s]"""
+
+
+def steps_per_hour(step_s: int) -> int:
+    """Steps per bin of the aggregate profile: an hour of `step_s` steps (at least one)."""
+    return max(1, 3600 // step_s)
+
 
 QUERIES = (
-    Query("aggregate-load-profile", "kW",
-          lambda load, rating, ev: _mean_profile_kw(load, HOURLY_STEPS),
+    Query(CATALOGUE[0], "kW",
+          lambda load, rating, ev, step_s=DEFAULT_STEP_S: _mean_profile_kw(load, steps_per_hour(step_s)),
           # One owner moves each bin's mean by at most its rating: L1 over the bins.
-          lambda load, rating, ev: float(rating.max()) * -(-load.shape[0] // HOURLY_STEPS)),
-    Query("group-peak-kw", "kW",
-          lambda load, rating, ev: float(load.sum(axis=1).max()),
+          lambda load, rating, ev, step_s=DEFAULT_STEP_S: float(rating.max()) * -(-load.shape[0]
+                                                                                 // steps_per_hour(step_s))),
+    Query(CATALOGUE[1], "kW",
+          lambda load, rating, ev, step_s=DEFAULT_STEP_S: float(load.sum(axis=1).max()),
           # A maximum of sums moves by at most what one summand moves.
-          lambda load, rating, ev: float(rating.max())),
-    Query("ev-share", "1",
-          lambda load, rating, ev: float(np.mean(ev)),
-          lambda load, rating, ev: 1.0 / len(ev)),
+          lambda load, rating, ev, step_s=DEFAULT_STEP_S: float(rating.max())),
+    Query(CATALOGUE[2], "1",
+          lambda load, rating, ev, step_s=DEFAULT_STEP_S: float(np.mean(ev)),
+          lambda load, rating, ev, step_s=DEFAULT_STEP_S: 1.0 / len(ev)),
 )
 """The catalogue, by code (position)."""
 
 
 def release(query: Query, load_kw: np.ndarray, rating_kw: np.ndarray, has_ev: np.ndarray, epsilon: float,
-            rng: np.random.Generator) -> tuple[np.ndarray | float, float]:
+            rng: np.random.Generator, step_s: int = DEFAULT_STEP_S) -> tuple[np.ndarray | float, float]:
     """The answer with Laplace noise of scale sensitivity / `epsilon` on each entry, and that scale.
 
     Raises
@@ -87,8 +98,8 @@ def release(query: Query, load_kw: np.ndarray, rating_kw: np.ndarray, has_ev: np
         raise ValueError(f"epsilon must be positive, got {epsilon!r}")
     if load_kw.shape[1] == 0:
         raise ValueError("no owner's data to answer from")
-    exact = query.answer(load_kw, rating_kw, has_ev)
-    scale = query.sensitivity(load_kw, rating_kw, has_ev) / epsilon
+    exact = query.answer(load_kw, rating_kw, has_ev, step_s)
+    scale = query.sensitivity(load_kw, rating_kw, has_ev, step_s) / epsilon
     noisy = exact + rng.laplace(0.0, scale, size=np.shape(exact))
     return (float(noisy) if np.ndim(exact) == 0 else noisy), scale
 

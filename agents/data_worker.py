@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from eth_utils import keccak
 
-from gridledger.agents.data_catalogue import QUERIES, release
+from gridledger.agents.data_catalogue import DEFAULT_STEP_S, QUERIES, release
 from gridledger.agents.data_store import digest, read_columns_kw
 
 
@@ -78,8 +78,13 @@ def result_hash(answer: list[float]) -> bytes:
     return keccak(json.dumps([round(v, 9) for v in answer]).encode())
 
 
-def run_query(code: int, epsilon: float | None, approving: list[Owner], rng: np.random.Generator) -> QueryResult:
+def run_query(code: int, epsilon: float | None, approving: list[Owner], rng: np.random.Generator,
+              clip_kw: float | None = None, step_s: int = DEFAULT_STEP_S) -> QueryResult:
     """Answer catalogue query `code` over the `approving` owners' stores only, with noise for `epsilon` (None: exact).
+
+    Each owner's per-step load is clipped to its bound, its meter rating or
+    `clip_kw` [kW] if smaller (`bounded_load_kw`), so the noise's
+    sensitivity holds whatever a store holds; `step_s` is the stores' step. [s]
 
     Raises
     ------
@@ -93,16 +98,21 @@ def run_query(code: int, epsilon: float | None, approving: list[Owner], rng: np.
     columns = [read_columns_kw(owner.store, "load_kw", "ev_kw").sum(axis=1) for owner in approving]
     if len({len(c) for c in columns}) != 1:
         raise ValueError("the approving owners' stores hold different numbers of steps")
-    load_kw = np.column_stack(columns)
-    rating_kw = np.array([owner.rating_kw for owner in approving])
+    load_kw, rating_kw = bounded_load_kw(np.column_stack(columns), np.array([o.rating_kw for o in approving]), clip_kw)
     has_ev = np.array([owner.has_ev for owner in approving])
     query = QUERIES[code]
     if epsilon is None:
-        answer, scale = query.answer(load_kw, rating_kw, has_ev), 0.0
+        answer, scale = query.answer(load_kw, rating_kw, has_ev, step_s), 0.0
     else:
-        answer, scale = release(query, load_kw, rating_kw, has_ev, epsilon, rng)
+        answer, scale = release(query, load_kw, rating_kw, has_ev, epsilon, rng, step_s)
     values = [float(v) for v in np.atleast_1d(answer)]
     return QueryResult(code, values, float(scale), len(approving), inputs_commitment(approving), result_hash(values))
+
+
+def bounded_load_kw(load_kw: np.ndarray, rating_kw: np.ndarray, clip_kw: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """Each owner's load (steps x owners) clipped to [0, bound] and the bounds: the rating, or `clip_kw` if smaller. [kW]"""
+    bound_kw = rating_kw if clip_kw is None else np.minimum(rating_kw, clip_kw)
+    return np.clip(load_kw, 0.0, bound_kw), bound_kw
 
 
 def approving_owners(owners: Mapping[str, Owner], approvals: Mapping[str, bool]) -> list[Owner]:

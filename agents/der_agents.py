@@ -2,7 +2,8 @@
 
 What the agents decide is in `gridledger.agents.orders` (orders and lots),
 `gridledger.agents.lot_bidding` (bids on lots), `gridledger.agents.flex_offers`
-(voltage-regulation offers) and `gridledger.agents.devices` (setpoints);
+(voltage-regulation offers), `gridledger.agents.devices` (setpoints) and
+`gridledger.agents.data_owners` (data stores and approvals);
 :class:`DerAgents` signs those decisions with each agent's key and reads what
 the ledger sends back. The DER federate (`gridledger.federates.der`) calls
 :meth:`~DerAgents.connect` once, then for every action of the schedule
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gridledger.agents.data_owners import approvals_due, consenting, write_stores
 from gridledger.agents.der_record import der_part
 from gridledger.agents.devices import Devices, inverter_settings
 from gridledger.agents.flex_offers import (Flexibility, OfferRules, bond_approvals, curtailment_offers, expected_pv_w,
@@ -32,6 +34,7 @@ from gridledger.agents.prosumer import Order
 from gridledger.agents.relay import signed_orders_message
 from gridledger.agents.source_choosers import pv_choosers
 from gridledger.contracts import charging
+from gridledger.contracts import data_access
 from gridledger.contracts.client import Wallet
 from gridledger.contracts.keys import derive_account
 from gridledger.contracts.market import LotState, MarketAddresses, bid
@@ -55,9 +58,12 @@ class Outbox:
 
 
 class DerAgents:
-    """Every prosumer agent of a scenario, indexed like `Roster.prosumers`; keys and salts from the run `secret`."""
+    """Every prosumer agent of a scenario, indexed like `Roster.prosumers`; keys and salts from the run `secret`.
 
-    def __init__(self, sc: Roster, secret: bytes):
+    With ``data_access`` the owners keep their stores under `run_dir`.
+    """
+
+    def __init__(self, sc: Roster, secret: bytes, run_dir: Path | None = None):
         study = sc.study
         self.sc = sc
         self.secret = secret
@@ -68,6 +74,9 @@ class DerAgents:
         self.flex_address: str | None = None
         self.charging_address: str | None = None
         self.source_choice_address: str | None = None
+        self.data_access_address: str | None = None
+        self.run_dir = run_dir
+        self.data_requests: list[dict] = []
         self.sent_for: dict[tuple[int, int], int] = {}
         n, intervals = len(sc.prosumers), study.n_intervals
         self.position_wh = np.zeros((intervals, n), dtype=np.int64)
@@ -87,6 +96,7 @@ class DerAgents:
         self.flex_address = notice.get("flexibility")
         self.charging_address = notice.get("charging")
         self.source_choice_address = notice.get("source_choice")
+        self.data_access_address = notice.get("data_access")
 
     def inverter_settings(self) -> dict | None:
         """The PV inverters' ratings and curves for the grid federate (`gridledger.agents.devices`)."""
@@ -112,7 +122,8 @@ class DerAgents:
         return txs
 
     def handle(self, messages: list[tuple[str, bytes]]) -> None:
-        """Read the ledger's messages: receipts, cleared positions, lots, flex requests and awards, EV admissions."""
+        """Read the ledger's messages: receipts, cleared positions, lots, flex requests and awards, EV admissions,
+        data requests."""
         for _, payload in messages:
             body = decode(payload)
             if body["type"] == "flex_requests":
@@ -130,6 +141,8 @@ class DerAgents:
             elif body["type"] == "rejected":
                 for rejection in body["rejections"]:
                     self._rejected_order(body["interval"], rejection)
+            elif body["type"] == "data_events":
+                self.data_requests += body["requests"]
             elif body["type"] == "receipts":
                 for receipt in body["receipts"]:
                     if not receipt["status"]:
@@ -153,10 +166,13 @@ class DerAgents:
             self.wallets[i].nonce = nonce
 
     def act(self, action: DerAction) -> Outbox:
-        """One action of the schedule: market transactions, then flexibility and charging ones, then setpoints."""
+        """One action of the schedule: market transactions, then flexibility and charging ones, then data approvals,
+        then setpoints."""
         txs = self.market_txs(action) if action.market is not None else []
         if action.flex_interval is not None:
             txs += self.flex_txs(action.flex_interval)
+        if action.data:
+            txs += self.data_txs()
         return Outbox(txs, self.setpoints(action.step) if action.step is not None else {})
 
     def _sender(self, i: int, interval: int) -> Wallet:
@@ -219,6 +235,15 @@ class DerAgents:
         return txs + [charging.request_charge(self._sender(r.owner, interval), self.charging_address, interval,
                                               r.on_chain(self.accounts[r.owner].address, study.start_timestamp))
                       for r in self.devices.evs.requests(interval)]
+
+    def data_txs(self) -> list[bytes]:
+        """Every owner's store written; the consenting owners' approvals of the requests that list them."""
+        study = self.sc.study
+        write_stores(self.run_dir, self.sc, self.devices)
+        consent = consenting(len(self.accounts), study.data_access.approve_share, study.seed)
+        last = study.n_intervals - 1
+        return [data_access.approve(self._sender(i, last), self.data_access_address, bytes.fromhex(rid[2:]))
+                for i, rid in approvals_due(self.data_requests, [a.address for a in self.accounts], consent)]
 
     def setpoints(self, step: int) -> dict[str, np.ndarray]:
         """Every agent's device setpoints for `step`, the battery following the cleared position. [MW], [Mvar]"""

@@ -3,18 +3,20 @@
 Before time 0 it deploys the contracts (`gridledger.contracts.market`) in
 setup blocks, with the voltage-regulation desk (`FlexDesk`), the EV
 charging desk (`ChargingDesk`), the meter-fraud ``Audit``
-(`gridledger.contracts.audit`) and the buyers' ``SourceChoice``
-(`gridledger.contracts.source_choice`) when the study turns them on. Then, at each
+(`gridledger.contracts.audit`), the buyers' ``SourceChoice``
+(`gridledger.contracts.source_choice`) and ``DataAccess``
+(`gridledger.agents.data_market`) when the study turns them on. Then, at each
 of the ledger's actions (`gridledger.schedule.ledger_actions`), it mines
 one block:
 
 - "mine": its own duties (a merit-order market's demand and settlement)
   and the transactions received since the last block, each in the lane of
   the endpoint that sent it (agents, then meters, then the DSO, then the
-  auditor: `gridledger.agents.blocks.ledger_lanes`); every receipt goes
+  auditor, then the data requestor and worker: `gridledger.agents.blocks.ledger_lanes`); every receipt goes
   back to the endpoint that sent the transaction, the state of the lots
   (lot auctions) and new flexibility requests go to the agents, what the
-  block settled, flagged and isolated to the auditor;
+  block settled, flagged and isolated to the auditor, what it did to the
+  data requests to the agents, the worker and the requestor;
 - "clear": the end of an interval's auction (book: cleared in
   ``market.clearing`` mode, with ``verified-batch`` the signed orders held
   since they arrived sent with the clearing; Vickrey: finalised; English: nothing, it
@@ -36,6 +38,7 @@ import numpy as np
 from gridledger.agents.audit_record import AuditRecord
 from gridledger.agents.blocks import Lane, MinedBlock, ledger_lanes, mine_batches, receipts_by_source
 from gridledger.agents.charging_desk import ChargingDesk
+from gridledger.agents.data_market import DataMarket, deploy_study_data_access
 from gridledger.agents.flex_desk import FlexDesk
 from gridledger.agents.ledger_record import LedgerRecord
 from gridledger.agents.prosumer import expected_exports_wh
@@ -71,10 +74,10 @@ from gridledger.contracts.mechanisms import MECHANISMS, VERIFIED_BATCH
 from gridledger.contracts.typed_data import SignedOrder
 from gridledger.contracts.zone_clearing import residual_orders
 from gridledger.federation import (AUDITOR_ENDPOINT, COORDINATOR_ENDPOINT, DER_ENDPOINT, GRID_ENDPOINT, OPERATOR_ENDPOINT,
-                                   is_sharded)
+                                   REQUESTOR_ENDPOINT, WORKER_ENDPOINT, is_sharded)
 from gridledger.messages import decode, encode, is_json
 from gridledger.roster import Roster
-from gridledger.schedule import LedgerAction
+from gridledger.schedule import LedgerAction, data_access_phase
 from gridledger.units import price_wei_per_wh, wei
 
 log = logging.getLogger("gridledger.ledger")
@@ -86,7 +89,7 @@ Message = tuple[str, bytes]
 """A message to send: (destination endpoint, payload)."""
 
 LANE_OF_ENDPOINT = {DER_ENDPOINT: "agents", GRID_ENDPOINT: "meters", OPERATOR_ENDPOINT: "dso",
-                    AUDITOR_ENDPOINT: "auditor"}
+                    AUDITOR_ENDPOINT: "auditor", REQUESTOR_ENDPOINT: "data", WORKER_ENDPOINT: "data"}
 """The lane of the transactions each endpoint sends, in mining order; any other sender's go with the agents'."""
 
 
@@ -262,10 +265,11 @@ class MarketOperator:
 
     def __init__(self, sc: Roster, chain: Chain, wallet: Wallet, addresses: MarketAddresses,
                  prosumers: list[str], dso: str | None, flex: FlexDesk | None, charging: ChargingDesk | None,
-                 audit: str | None = None, source_choice: str | None = None):
+                 audit: str | None = None, source_choice: str | None = None, data: DataMarket | None = None):
         self.sc, self.chain, self.wallet, self.addresses = sc, chain, wallet, addresses
         self.prosumers, self.dso, self.flex, self.charging, self.audit_address = prosumers, dso, flex, charging, audit
         self.source_choice_address = source_choice
+        self.data = data
         self.supply_wei = read(chain, addresses.token, "GridToken", "totalSupply")
         self.record = LedgerRecord(sc, prosumers, addresses.auction_contract)
         self.audit_record = AuditRecord(sc, prosumers, audit) if audit else None
@@ -291,7 +295,9 @@ class MarketOperator:
         has_dso = market.voltage_regulation or market.charging_coordination
         dso = derive_account(secret, "dso").address if has_dso else None
         auditor = derive_account(secret, "auditor").address if study.audit is not None else None
-        chain = Chain([operator.address, *prosumers, *meters, *(a for a in (dso, auditor) if a)],
+        requestor, worker = ((derive_account(secret, "requestor").address, derive_account(secret, "worker").address)
+                             if study.data_access is not None else (None, None))
+        chain = Chain([operator.address, *prosumers, *meters, *(a for a in (dso, auditor, requestor, worker) if a)],
                       genesis_timestamp=study.start_timestamp - SETUP_LEAD_S, chain_id=derive_chain_id(secret))
         wallet = chain.wallet(operator)
         addresses = deploy_study_market(sc, chain, wallet, prosumers, meters)
@@ -301,16 +307,21 @@ class MarketOperator:
         audit = deploy_study_audit(sc, chain, wallet, addresses.settlement, auditor) if auditor else None
         choice = (source_choice_contract.deploy_source_choice(chain, wallet, addresses.settlement)
                   if market.source_choice is not None else None)
-        return cls(sc, chain, wallet, addresses, prosumers, dso, flex, charging, audit, choice)
+        data = (DataMarket(chain, deploy_study_data_access(sc, chain, wallet, addresses, requestor, worker),
+                           addresses.token) if requestor else None)
+        return cls(sc, chain, wallet, addresses, prosumers, dso, flex, charging, audit, choice, data)
 
     def deployment(self) -> list[Message]:
-        """The ``deployed`` notice for the agents, the meters and (if there is one) the DSO."""
+        """The ``deployed`` notice for the agents, the meters and those of the DSO, auditor, requestor and worker
+        the study runs."""
         notice = encode("deployed", addresses=dataclasses.asdict(self.addresses), chain_id=self.chain.chain_id,
                         flexibility=self.flex.address if self.flex else None,
                         charging=self.charging.address if self.charging else None, audit=self.audit_address,
-                        source_choice=self.source_choice_address)
+                        source_choice=self.source_choice_address,
+                        data_access=self.data.address if self.data else None)
         return [(DER_ENDPOINT, notice), (GRID_ENDPOINT, notice)] + ([(OPERATOR_ENDPOINT, notice)] if self.dso else []) \
-            + ([(AUDITOR_ENDPOINT, notice)] if self.audit_address else [])
+            + ([(AUDITOR_ENDPOINT, notice)] if self.audit_address else []) \
+            + ([(REQUESTOR_ENDPOINT, notice), (WORKER_ENDPOINT, notice)] if self.data else [])
 
     def act(self, action: LedgerAction, received: list[Message]) -> list[Message]:
         """Mine the block of `action` with the signed transactions `received` (source, raw); return the messages."""
@@ -342,7 +353,11 @@ class MarketOperator:
         block = mine_batches(self.chain, in_block_order(batches, relayed), timestamp, self.lanes)
         require_ok(block.receipts["operator"] + block.receipts[RELAYED_ORDERS] + block.receipts[RELAYED_READINGS],
                    "operator transaction")
-        self.record.block(interval, block)
+        if self.data:
+            self.data.count_gas(block)
+        phase = data_access_phase(self.sc.study)
+        if phase is None or timestamp - self.sc.study.start_timestamp not in phase.blocks_s:
+            self.record.block(interval, block)         # the data-access protocol's blocks are not the market's
         if self.audit_record:
             self.audit_record.block(block, timestamp - self.sc.study.start_timestamp)
         outbox = self._receipts([source for messages in lanes.values() for source, _ in messages],
@@ -360,6 +375,10 @@ class MarketOperator:
             self.charging.requested(block.events_of(charging_contract.CONTRACT))
         if self.audit_address and (feed := audit_feed(block, timestamp - self.sc.study.start_timestamp)):
             outbox.append((AUDITOR_ENDPOINT, encode("readings", **feed)))
+        if self.data and (events := self.data.feed(block)):
+            message = encode("data_events", **events)
+            owners = [(DER_ENDPOINT, message)] if events["requests"] else []     # the owners act on requests only
+            outbox += owners + [(WORKER_ENDPOINT, message), (REQUESTOR_ENDPOINT, message)]
         return outbox
 
     @staticmethod
@@ -434,11 +453,13 @@ class MarketOperator:
         return [(DER_ENDPOINT, encode("cleared", interval=cleared, positions_wh=positions))]
 
     def audit(self) -> bool:
-        """Record and return whether tokens were conserved: supply, settlement holdings, flexibility holdings."""
+        """Record and return whether tokens were conserved: supply, settlement, flexibility and data-access holdings."""
         accounts = [*self.prosumers, self.wallet.address]
         conserved = tokens_conserved(self.chain, self.addresses, self.supply_wei, accounts)
         if self.flex:
             conserved &= self.flex.tokens_held_match(self.chain)
+        if self.data:
+            conserved &= self.data.tokens_held_match()
         self.record.supply_conserved = conserved
         return conserved
 
@@ -472,6 +493,8 @@ class MarketOperator:
         for desk in (self.flex, self.charging):
             if desk:
                 desk.write(part)
+        if self.data:
+            self.data.write(part)
         if self.audit_record:
             self.audit_record.close(self.chain)
             self.audit_record.write(part)

@@ -10,8 +10,11 @@ Endpoint ``der/agents``
     ``signed_orders`` message per interval) or lots, bids and reveals in the
     rounds of `gridledger.schedule`, curtailment offers and EV charging
     requests (``market.sharding: per-zone``: each to ``ledger-<zone>/tx`` of
-    its signer's zone, `gridledger.agents.routing`); receives ``receipts``, ``rejected``, ``cleared``, ``lots``,
-    ``flex_requests``, ``flex_awards`` and ``charging`` from the ledger.
+    its signer's zone, `gridledger.agents.routing`), and after the study the owners' approvals of data requests;
+    receives ``receipts``, ``rejected``, ``cleared``, ``lots``, ``flex_requests``, ``flex_awards``, ``charging``
+    and ``data_events`` from the ledger.
+Files
+    ``data/<prosumer>.sqlite``: each owner's store, written when the data requests arrive (``data_access``).
 
 What the agents decide is `gridledger.agents.der_agents` and the modules it names.
 """
@@ -33,7 +36,7 @@ from gridledger.schedule import der_actions, stop_time_s
 def run(run_dir: Path) -> None:
     sc = load_roster(run_dir)
     secret = federate_secret()
-    agents = DerAgents(sc, secret)
+    agents = DerAgents(sc, secret, run_dir)
     names = [p.name for p in sc.prosumers]
     with joined(run_dir, "der", stop_time_s(sc.study)) as fed:
         finished = False

@@ -32,6 +32,8 @@ GRID_ENDPOINT = "grid/meters"
 OPERATOR_ENDPOINT = "operator/dso"
 COORDINATOR_ENDPOINT = "coordinator/zones"
 AUDITOR_ENDPOINT = "auditor/checks"
+REQUESTOR_ENDPOINT = "requestor/queries"
+WORKER_ENDPOINT = "worker/compute"
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ SIGNED_ORDERS = When("`market.submission` is batched and `market.mechanism` not 
                      and MECHANISMS[study.market.mechanism].contract in SIGNED_ORDER_CONTRACTS)
 SHARDED = When("`market.sharding: per-zone`", lambda study: study.market.sharding == "per-zone")
 AUDITED = When("`audit`", lambda study: study.audit is not None)
+DATA_ACCESS = When("`data_access`", lambda study: study.data_access is not None)
 INVERTER_CURVES = When(
     "`prosumers.pv.inverter.volt_var` or `volt_watt`",
     lambda study: study.prosumers.pv.inverter.volt_var or study.prosumers.pv.inverter.volt_watt,
@@ -80,10 +83,12 @@ FEDERATION = (
     Federate("operator", OPERATOR_ENDPOINT, OPERATOR_RUNS),
     Federate("coordinator", COORDINATOR_ENDPOINT, SHARDED),
     Federate("auditor", AUDITOR_ENDPOINT, AUDITED),
+    Federate("requestor", REQUESTOR_ENDPOINT, DATA_ACCESS),
+    Federate("worker", WORKER_ENDPOINT, DATA_ACCESS),
 )
 FEDERATES = tuple(f.name for f in FEDERATION if f.runs is ALWAYS)
-"""Federates of every study; `federate_names` adds the operator, the zones' coordinator and the auditor when a study
-needs them."""
+"""Federates of every study; `federate_names` adds the operator, the zones' coordinator, the auditor, the data
+requestor and its compute worker when a study needs them."""
 
 
 SHARDING_MODES = ("none", "per-zone")
@@ -254,7 +259,7 @@ class Message:
     encoding: str = "json"
 
 
-TX_SENDERS = (DER_ENDPOINT, GRID_ENDPOINT, OPERATOR_ENDPOINT, AUDITOR_ENDPOINT)
+TX_SENDERS = (DER_ENDPOINT, GRID_ENDPOINT, OPERATOR_ENDPOINT, AUDITOR_ENDPOINT, REQUESTOR_ENDPOINT, WORKER_ENDPOINT)
 """Endpoints that send signed transactions, and so get receipts back."""
 _INTERVAL = Field("interval", "int", "", "market interval index k")
 _RECEIPT = (
@@ -327,10 +332,27 @@ _AWARD = (
     _INTERVAL,
     Field("p_w", "{address: int}", "W", "curtailment awarded per DER"),
 )
+_DATA_REQUEST = (
+    Field("request_id", "str", "", "the request's id, 0x-prefixed hex of 32 bytes"),
+    Field("requestor", "address", "", "who proposed it"),
+    Field("code", "int", "", "catalogue code (`gridledger.contracts.catalogue`)"),
+    Field("epsilon_milli", "int", "10⁻³", "ε of the noise; 0 for an exact answer"),
+    Field("price_per_owner_wei", "int", "wei", "what each approving owner is paid"),
+    Field("owners", "[address]", "", "the owners listed"),
+    Field("approval_deadline_timestamp", "int", "s", "owners approve before it (Unix time)"),
+    Field("result_deadline_timestamp", "int", "s", "the worker posts before it (Unix time)"),
+)
+_DATA_RESULT = (
+    Field("request_id", "str", "", "the request's id, 0x-prefixed hex of 32 bytes"),
+    Field("result_hash", "str", "", "Keccak-256 of the answer, hex"),
+    Field("inputs_commitment", "str", "", "Keccak-256 over the owners used and their stores' digests, hex"),
+    Field("owners_used", "int", "", "how many owners' data the answer used"),
+)
 MESSAGES = (
     Message("transaction", TX_SENDERS, (LEDGER_ENDPOINT,), ALWAYS,
             "a signed raw Ethereum transaction (orders, bids, readings, offers, requests)", encoding="raw"),
-    Message("deployed", (LEDGER_ENDPOINT,), (DER_ENDPOINT, GRID_ENDPOINT, OPERATOR_ENDPOINT, AUDITOR_ENDPOINT), ALWAYS,
+    Message("deployed", (LEDGER_ENDPOINT,), (DER_ENDPOINT, GRID_ENDPOINT, OPERATOR_ENDPOINT, AUDITOR_ENDPOINT,
+                                             REQUESTOR_ENDPOINT, WORKER_ENDPOINT), ALWAYS,
             "where the contracts are, sent before time 0", (
                 Field("addresses", "object", "", "the market's contracts and mechanism", (
                     Field("registry", "address", "", "Registry contract"),
@@ -345,6 +367,7 @@ MESSAGES = (
                 Field("audit", "address or null", "", "Audit contract, null without `audit`"),
                 Field("source_choice", "address or null", "", "SourceChoice contract, null without "
                       "`market.source_choice`"),
+                Field("data_access", "address or null", "", "DataAccess contract, null without `data_access`"),
             )),
     Message("receipts", (LEDGER_ENDPOINT,), TX_SENDERS, ALWAYS,
             "the receipts of the transactions an endpoint sent, after each block", (
@@ -412,6 +435,31 @@ MESSAGES = (
                 Field("readings", "[object]", "", "one per ``Settled`` event, in block order", _SETTLED_READING),
                 Field("flags", "[object]", "", "one per ``Flagged`` event, in block order", _FLAG),
                 Field("isolated", "[address]", "", "prosumers whose meters the block isolated (``Isolated``)"),
+            )),
+    Message("data_events", (LEDGER_ENDPOINT,), (DER_ENDPOINT, WORKER_ENDPOINT, REQUESTOR_ENDPOINT), DATA_ACCESS,
+            "what a block did to the data requests (``DataAccess`` events), after it", (
+                Field("requests", "[object]", "", "one per new request", _DATA_REQUEST),
+                Field("approvals", "[object]", "", "one per ``Approved``", (
+                    Field("request_id", "str", "", "the request's id, hex"),
+                    Field("owner", "address", "", "the owner who approved"),
+                )),
+                Field("results", "[object]", "", "one per ``ResultPosted``", _DATA_RESULT),
+                Field("payments", "[object]", "", "one per ``Paid``", (
+                    Field("request_id", "str", "", "the request's id, hex"),
+                    Field("owner", "address", "", "the owner paid"),
+                    Field("amount_wei", "int", "wei", "tokens paid"),
+                )),
+                Field("refunds", "[object]", "", "one per ``Refunded``", (
+                    Field("request_id", "str", "", "the request's id, hex"),
+                    Field("amount_wei", "int", "wei", "tokens returned to the requestor"),
+                )),
+            )),
+    Message("data_result", (WORKER_ENDPOINT,), (REQUESTOR_ENDPOINT,), DATA_ACCESS,
+            "the answer to a data request, off chain: all the requestor ever receives of the owners' data", (
+                Field("request_id", "str", "", "the request's id, hex"),
+                Field("answer", "[float]", "the query's unit", "the (noisy) answer; one entry for a scalar query"),
+                Field("scale", "float", "the query's unit", "Laplace scale of the noise on each entry; 0: exact"),
+                Field("owners", "int", "", "how many owners' data it used"),
             )),
     Message("inverters", (DER_ENDPOINT,), (GRID_ENDPOINT,), INVERTER_CURVES,
             "the PV inverters' ratings and curves, sent once at the start", (

@@ -13,6 +13,7 @@ import numpy as np
 import xarray as xr
 
 from gridledger.audit_kpis import audit_kpis
+from gridledger.data_kpis import data_kpis
 from gridledger.grids.voltage_band import ansi_c84_1_band
 from gridledger.units import SECONDS_PER_HOUR, WH_PER_KWH
 
@@ -298,4 +299,5 @@ def compute_kpis(ds: xr.Dataset, study) -> dict:
         "transactions_reverted": int(ds.transactions_reverted.sum()),
         "token_supply_conserved": bool(ds.attrs.get("ledger_token_supply_conserved", 0)),
         **audit_kpis(ds, study),
+        **data_kpis(ds, study),
     }

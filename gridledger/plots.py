@@ -21,6 +21,7 @@ from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 from pandapower.topology import calc_distance_to_bus
 
+from gridledger.data_kpis import exact_magnitude, expected_relative_error
 from gridledger.grids.feeders import FeederError, load_feeder
 from gridledger.grids.stability import ANSI_C84_1_SERVICE_VOLTAGE_PU
 from gridledger.kpis import (
@@ -316,6 +317,27 @@ def ev_charging(ds: xr.Dataset, study: Study, layout: FeederLayout | None) -> Fi
     return fig
 
 
+def data_accuracy(ds: xr.Dataset, study: Study, layout: FeederLayout | None) -> Figure:
+    """Accuracy of the released data aggregates against epsilon: expected relative error (lines) and this run's (dots)."""
+    fig, ax = new_figure()
+    epsilons = np.logspace(-2, 3, 61)
+    magnitude = exact_magnitude(ds)
+    for i, query in enumerate(study.data_access.queries):
+        if query.epsilon is None:
+            continue
+        line, = ax.loglog(epsilons, expected_relative_error(ds.data_sensitivity.values[i], magnitude[i], epsilons),
+                          label=f"{query.query}" + (f" (clip {query.clip_kw:g} kW)" if query.clip_kw else ""))
+        error = np.nanmean(np.abs(ds.data_released_answer.values[i] - ds.data_exact_answer.values[i])) / magnitude[i]
+        ax.scatter([query.epsilon], [error], color=line.get_color(), zorder=3,
+                   label="this run's release" if i == 0 else None)
+    ax.axhline(0.1, color="0.5", ls=":", lw=1, label="10 % error")
+    ax.set_xlabel("epsilon, the privacy loss [1]")
+    ax.set_ylabel("relative error [1]")
+    ax.set_title("Laplace mechanism: accuracy against epsilon")
+    ax.legend(fontsize="small")
+    return fig
+
+
 @dataclass(frozen=True)
 class Plot:
     """A plot, the results variables it needs and the function that draws it."""
@@ -337,6 +359,7 @@ PLOTS = (
     Plot("flex_voltage", ("flex_vm_forecast_pu", "flex_zone", "vm_pu"), flex_voltage),
     Plot("ev_charging", ("ev_p_mw", "trafo_loading_percent"), ev_charging),
     Plot("audit", ("audit_flagged", "audit_rn", "energy_balance_wh"), audit),
+    Plot("data_accuracy", ("data_sensitivity", "data_exact_answer", "data_released_answer"), data_accuracy),
 )
 """Every plot of a run report, in report order."""
 

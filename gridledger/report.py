@@ -109,7 +109,23 @@ def kpi_section(kpis: dict) -> str:
                         prosumer_rows, "prosumers")]
     if "audit" in kpis:
         parts += audit_section(kpis["audit"])
+    if "data_access" in kpis:
+        parts += data_section(kpis["data_access"])
     return "\n".join(parts)
+
+
+DATA_COLUMNS = ("query", "epsilon", "clip_kw", "owners_listed", "approved", "used", "accepted", "paid_token",
+                "refunded_token", "relative_error", "expected_relative_error")
+
+
+def data_section(data: dict) -> list[str]:
+    """What each data request asked, who approved, what the worker used, what was paid, and the answer's accuracy
+    (`gridledger.data_kpis`); the gas of each ``DataAccess`` action."""
+    rows = [({"data-request": str(i)}, [text_of(r[c]) for c in DATA_COLUMNS]) for i, r in enumerate(data["requests"])]
+    gas = ", ".join(f"{action} {text_of(g)}" for action, g in data["gas_per_action"].items())
+    summary = (f"<p>Paid to owners: {text_of(data['paid_token'])} token; every lock paid out or refunded: "
+               f"{text_of(data['tokens_balanced'])}. Gas per transaction: {gas}.</p>")
+    return ["<h2>Data access</h2>", summary, table(list(DATA_COLUMNS), rows, "data-access")]
 
 
 AUDIT_COLUMNS = ("meter_intervals", "visible", "detected", "refused_by_chain", "detection_rate", "visible_detection_rate",

@@ -25,8 +25,10 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from gridledger.contracts.catalogue import ACTIONS
 from gridledger.federation import zone_of_federate
 from gridledger.kpis import compute_kpis
+from gridledger.units import SECONDS_PER_HOUR
 
 PARTS_DIR = "parts"
 RESULTS_FILE = "results.nc"
@@ -38,7 +40,13 @@ def _coords(sc) -> dict[str, object]:
     start = np.datetime64(study.start.replace(tzinfo=None), "s")
     step = np.timedelta64(study.power_flow_step_s, "s")
     interval = np.timedelta64(study.market_interval_s, "s")
-    return {
+    data = {} if study.data_access is None else {
+        "request": np.arange(len(study.data_access.queries)),
+        # No catalogue answer has more entries than the hours of the study (the hourly profile).
+        "answer_entry": np.arange(max(1, -(-study.duration_s // SECONDS_PER_HOUR))),
+        "data_action": np.array(ACTIONS, dtype=object),
+    }
+    return data | {
         "time": start + step * np.arange(study.n_steps),
         "interval": start + interval * np.arange(study.n_intervals),
         "bus": sc.buses,

@@ -48,6 +48,23 @@ more to mine them. With an auditor (``audit``):
                      flags, finalizations and estimates (mined at the
                      ledger's next block)
     end + 2          ledger:  mine what the auditor's last check sent
+
+With data access (``data_access``), its protocol runs after the study's
+end E over the whole study's data (`DataPhase`):
+
+    E + 3            requestor: propose each query (locks its price)
+    E + 4            ledger:  mine the proposals, tell owners, worker, requestor
+    E + 5            DER:     each owner writes its store; consenting owners approve
+    E + 6            ledger:  mine the approvals
+    E + 7            worker:  (approval deadline) answer each query over the
+                              approving owners' stores; post its hash, send the
+                              answer to the requestor
+    E + 8            ledger:  mine the results
+    E + 9            requestor: (result deadline) check each answer against its
+                              hash and accept (pays the owners), or cancel a
+                              request no owner approved
+    E + 10           ledger:  mine the acceptances
+    E + 10.25        requestor, worker: read what the last block paid, and stop
  Fixed offsets make the order of events explicit and the
 same on every run (no iteration).
 """
@@ -67,9 +84,37 @@ COORDINATOR_OFFSET_S = 0.5
 """After a zone ledger's gate: the coordinator clears; the zone ledgers settle its fills at the gate + 1 s."""
 AUDITOR_OFFSET_S = 1.25
 """After an interval's end: its readings were mined at + 1 s (`LEDGER_OFFSET_S`); the auditor checks them."""
+DATA_READ_OFFSET_S = 0.25
+"""After the data-access protocol's last block: the requestor and the worker read what it paid."""
 AUDIT_TAIL_OFFSET_S = 2.0
 """After the study's end, with an auditor: the ledger mines what the auditor's last check sent (a whole second after
 its block at + 1 s, as block timestamps are whole seconds)."""
+
+
+@dataclass(frozen=True)
+class DataPhase:
+    """The data-access protocol's times, after the study's end (module docstring). [s]"""
+
+    propose_s: float
+    approve_s: float
+    approval_deadline_s: float
+    compute_s: float
+    result_deadline_s: float
+    accept_s: float
+    blocks_s: tuple[float, ...]
+    """The ledger's blocks of the protocol."""
+    paid_s: float
+    """The requestor and the worker read what the last block paid; the run's last action."""
+
+
+def data_access_phase(study: Study) -> DataPhase | None:
+    """When each step of the data-access protocol happens (None without ``data_access``). [s]"""
+    if study.data_access is None:
+        return None
+    end = float(study.duration_s)
+    return DataPhase(propose_s=end + 3, approve_s=end + 5, approval_deadline_s=end + 7, compute_s=end + 7,
+                     result_deadline_s=end + 9, accept_s=end + 9, blocks_s=(end + 4, end + 6, end + 8, end + 10),
+                     paid_s=end + 10 + DATA_READ_OFFSET_S)
 
 
 @dataclass(frozen=True)
@@ -79,7 +124,8 @@ class DerAction:
     ``market`` is "orders" (orders or lots of ``interval``), "bid" (a
     bidding round on ``interval``'s lots) or "reveal" (vickrey reveals);
     ``flex_interval`` names the interval whose flexibility requests the
-    agents answer with offers now.
+    agents answer with offers now; ``data`` says the owners write their
+    stores and approve the data requests now (`DataPhase.approve_s`).
     """
 
     time_s: float
@@ -87,6 +133,7 @@ class DerAction:
     market: Literal["orders", "bid", "reveal"] | None = None
     interval: int | None = None
     flex_interval: int | None = None
+    data: bool = False
 
 
 @dataclass(frozen=True)
@@ -161,6 +208,8 @@ def der_actions(study: Study) -> list[DerAction]:
     for time_s in sorted(steps.keys() | market.keys() | flex.keys()):
         kind, interval = market.get(time_s, (None, None))
         actions.append(DerAction(time_s, steps.get(time_s), kind, interval, flex.get(time_s)))
+    if (phase := data_access_phase(study)) is not None:
+        actions.append(DerAction(phase.approve_s, data=True))
     return actions
 
 
@@ -200,9 +249,14 @@ def ledger_actions(study: Study) -> list[LedgerAction]:
     actions.append(LedgerAction(study.duration_s + LEDGER_OFFSET_S, "mine"))
     if study.audit is not None:
         actions.append(LedgerAction(study.duration_s + AUDIT_TAIL_OFFSET_S, "mine"))
+    if (phase := data_access_phase(study)) is not None:
+        actions += [LedgerAction(t, "mine") for t in phase.blocks_s]
     return actions
 
 
 def stop_time_s(study: Study) -> float:
-    """The last time any federate acts: the ledger's last block (with an auditor, the one after its last check). [s]"""
+    """The last time any federate acts: the ledger's last block (with an auditor, the one after its last check), or
+    with data access the requestor's reading of the last block's payments. [s]"""
+    if (phase := data_access_phase(study)) is not None:
+        return phase.paid_s
     return study.duration_s + (AUDIT_TAIL_OFFSET_S if study.audit is not None else LEDGER_OFFSET_S)

@@ -34,6 +34,7 @@ from gridledger.contracts.mechanisms import (
 )
 from gridledger.federation import SHARDING_MODES, federate_names
 from gridledger.study_audit import Attack, Audit
+from gridledger.study_privacy import MAX_OWNERS, DataAccess
 
 
 def _not_a_bool(value: object) -> object:
@@ -518,6 +519,7 @@ class Study(_Strict):
     helics: Helics = Helics()
     audit: Audit | None = None
     attacks: list[Attack] = []
+    data_access: DataAccess | None = None
 
     @model_validator(mode="after")
     def _time_grid(self) -> "Study":
@@ -544,6 +546,7 @@ class Study(_Strict):
         self._placed_federates()
         self._attacks_fit()
         self._audit_fits()
+        self._data_access_fits()
         if self.market.source_choice is not None:
             self._names_exist("market.source_choice", self.market.source_choice.prosumers)
         return self
@@ -584,6 +587,17 @@ class Study(_Strict):
         if self.market.sharding == "per-zone":
             raise ValueError("audit needs one chain: market.sharding 'per-zone' runs a chain per zone; "
                              "use market.sharding 'none' with audit")
+
+    def _data_access_fits(self) -> None:
+        """Every prosumer is listed in one request on one chain."""
+        if self.data_access is None:
+            return
+        if self.market.sharding == "per-zone":
+            raise ValueError("data_access needs one chain: market.sharding 'per-zone' runs a chain per zone; "
+                             "use market.sharding 'none' with data_access")
+        if not 1 <= self.prosumers.count <= MAX_OWNERS:
+            raise ValueError(f"data_access lists every prosumer in each request, 1 to {MAX_OWNERS} "
+                             f"(DataAccess.MAX_OWNERS): prosumers.count is {self.prosumers.count}")
 
     def _placed_federates(self) -> None:
         """Every federate `helics.hosts` places is one this study runs."""

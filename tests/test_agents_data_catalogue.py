@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from gridledger.agents.data_catalogue import HOURLY_STEPS, QUERIES, relative_error, release
+from gridledger.agents.data_catalogue import QUERIES, relative_error, release, steps_per_hour
 
 PROFILE, PEAK, EV_SHARE = QUERIES
 
@@ -56,7 +56,7 @@ def test_the_noise_has_the_laplace_scale_and_shrinks_with_epsilon():
     assert errors[0] > errors[1] > errors[2]
     assert errors[1] == pytest.approx(1.0, rel=0.1)                        # b = 0.5 / 1 over an answer of 0.5
     profile, scale = release(PROFILE, load, rating, ev, 2.0, rng)
-    assert profile.shape == (2,) and scale == 5.0 and HOURLY_STEPS == 12
+    assert profile.shape == (2,) and scale == 5.0 and steps_per_hour(300) == 12
 
 
 @pytest.mark.parametrize("epsilon", [0.0, -1.0, float("nan")])

@@ -26,7 +26,7 @@ from gridledger.contracts import market as mk
 from gridledger.contracts.client import Wallet, encode_call
 from gridledger.contracts.mechanisms import VERIFIED_OFFCHAIN
 from gridledger.contracts.typed_data import sign_order
-from gridledger.federation import AUDITOR_ENDPOINT
+from gridledger.federation import AUDITOR_ENDPOINT, REQUESTOR_ENDPOINT, WORKER_ENDPOINT
 from gridledger.interfaces import DER_ENDPOINT, GRID_ENDPOINT, OPERATOR_ENDPOINT
 from gridledger.messages import decode
 from gridledger.schedule import LedgerAction
@@ -253,20 +253,23 @@ def test_write_exports_the_chain_and_the_ledger_part(double_auction, tmp_path):
         assert part["position_wh"].values[1].tolist() == [300, -300, 0, 0]
 
 
-def test_received_transactions_are_mined_agents_then_meters_then_dso_then_auditor_each_endpoint_in_arrival_order():
-    received = [(AUDITOR_ENDPOINT, b"f"), (OPERATOR_ENDPOINT, b"d"), (GRID_ENDPOINT, b"m1"), ("somebody/else", b"x"),
-                (DER_ENDPOINT, b"a1"), (GRID_ENDPOINT, b"m2"), (DER_ENDPOINT, b"a2")]
+def test_received_transactions_are_mined_agents_then_meters_then_dso_then_auditor_then_data_each_endpoint_in_arrival_order():
+    received = [(WORKER_ENDPOINT, b"w"), (AUDITOR_ENDPOINT, b"f"), (OPERATOR_ENDPOINT, b"d"), (GRID_ENDPOINT, b"m1"),
+                ("somebody/else", b"x"), (REQUESTOR_ENDPOINT, b"r"), (DER_ENDPOINT, b"a1"), (GRID_ENDPOINT, b"m2"),
+                (DER_ENDPOINT, b"a2")]
     lanes = by_lane(received)
     assert lanes == {
         "agents": [(DER_ENDPOINT, b"a1"), (DER_ENDPOINT, b"a2"), ("somebody/else", b"x")],
         "meters": [(GRID_ENDPOINT, b"m1"), (GRID_ENDPOINT, b"m2")],
         "dso": [(OPERATOR_ENDPOINT, b"d")],
         "auditor": [(AUDITOR_ENDPOINT, b"f")],
+        "data": [(REQUESTOR_ENDPOINT, b"r"), (WORKER_ENDPOINT, b"w")],
     }
-    assert list(lanes) == ["agents", "meters", "dso", "auditor"]
+    assert list(lanes) == ["agents", "meters", "dso", "auditor", "data"]
 
 
-ENDPOINTS = (DER_ENDPOINT, GRID_ENDPOINT, OPERATOR_ENDPOINT, AUDITOR_ENDPOINT, "somebody/else")
+ENDPOINTS = (DER_ENDPOINT, GRID_ENDPOINT, OPERATOR_ENDPOINT, AUDITOR_ENDPOINT, REQUESTOR_ENDPOINT, WORKER_ENDPOINT,
+             "somebody/else")
 
 
 @given(st.lists(st.sampled_from(ENDPOINTS), max_size=12), st.randoms(use_true_random=False))

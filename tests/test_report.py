@@ -23,6 +23,7 @@ from gridledger.report import REPORT_FILE, write_report
 from gridledger.results import collect
 from gridledger.study import load_study
 from gridledger.study_audit import Audit
+from gridledger.study_privacy import DataAccess, DataQuery
 
 pytestmark = pytest.mark.e2e
 
@@ -146,8 +147,12 @@ def test_every_plot_labels_its_axes_with_units(run):
                       "cross_zone_volume_wh": ("interval", np.full(n_int, 300)),
                       "audit_flagged": (("interval", "prosumer"), np.eye(n_int, ds.sizes["prosumer"], dtype=np.int8)),
                       "audit_rn": (("interval", "prosumer"), 6.0 * np.eye(n_int, ds.sizes["prosumer"])),
-                      "energy_balance_wh": ("interval", np.full(n_int, 120.0))})
-    study = study.model_copy(update={"audit": Audit()})
+                      "energy_balance_wh": ("interval", np.full(n_int, 120.0)),
+                      "data_sensitivity": ("request", [24.0]),
+                      "data_exact_answer": (("request", "answer_entry"), [[100.0, 120.0]]),
+                      "data_released_answer": (("request", "answer_entry"), [[90.0, 125.0]])})
+    data = DataAccess(queries=[DataQuery(query="aggregate-load-profile", epsilon=1.0)])
+    study = study.model_copy(update={"audit": Audit(), "data_access": data})
     layout = feeder_layout(study)
     for plot in PLOTS:
         fig = plot.draw(flex, study, layout)

@@ -6,6 +6,7 @@ from gridledger.schedule import (
     auditor_times,
     bid_round_times,
     coordinator_times,
+    data_access_phase,
     der_actions,
     ledger_actions,
     stop_time_s,
@@ -120,3 +121,40 @@ def test_with_an_auditor_each_check_follows_its_readings_block_and_the_ledger_mi
     assert seconds == sorted(set(seconds))
     for check in auditor_times(study):
         assert any(a.kind == "mine" and a.time_s > check for a in actions)    # what a check sends gets mined
+
+
+@pytest.mark.parametrize("audit", [False, True])
+@pytest.mark.parametrize("mechanism", ["uniform-double-auction", "vickrey"])
+def test_the_data_access_protocol_runs_after_the_market_each_step_after_the_block_it_needs(mechanism, audit):
+    data = short(mechanism).model_dump(mode="json")
+    data["data_access"] = {"queries": [{"query": "ev-share"}]}
+    if audit:
+        data["audit"] = {}
+    study = parse_study(data)
+    phase = data_access_phase(study)
+    actions = ledger_actions(study)
+    blocks = [a.time_s for a in actions if a.kind == "mine"]
+    seconds = [int(a.time_s) for a in actions]
+    assert seconds == sorted(set(seconds))                                   # whole, growing block timestamps
+    market_end = 7202.0 if audit else 7201.0
+    assert max(a.time_s for a in actions if a.time_s not in phase.blocks_s) == market_end < phase.propose_s
+
+    def next_block(t: float) -> float:
+        return min(b for b in blocks if b > t)
+
+    requests_mined = next_block(phase.propose_s)
+    assert requests_mined < phase.approve_s                                  # owners hear of the requests first
+    approvals_mined = next_block(phase.approve_s)
+    assert approvals_mined < phase.approval_deadline_s == phase.compute_s    # approvals count; the worker sees them
+    results_mined = next_block(phase.compute_s)
+    assert phase.approval_deadline_s <= results_mined < phase.result_deadline_s
+    assert results_mined < phase.accept_s
+    assert next_block(phase.accept_s) == blocks[-1] < phase.paid_s == stop_time_s(study)
+    data_actions = [a for a in der_actions(study) if a.data]
+    assert [(a.time_s, a.step, a.market) for a in data_actions] == [(phase.approve_s, None, None)]
+
+
+def test_without_data_access_there_is_no_protocol():
+    study = short("uniform-double-auction")
+    assert data_access_phase(study) is None
+    assert not any(a.data for a in der_actions(study)) and stop_time_s(study) == 7201.0

@@ -129,6 +129,22 @@ BAD = [
     ("name: x\ngrid: {zones: {buses: [[1, 2], [3, 4]]}}\nmarket: {sharding: per-zone}\n"
      "attacks: [{kind: foreign-key, prosumers: [p01]}]\n",
      "attacks.0.kind 'foreign-key' signs readings with a key bound to no meter"),
+    ("name: x\ndata_access: {queries: [{query: household-names}]}\n",
+     "data_access.queries.0.query = 'household-names': Input should be 'aggregate-load-profile', 'group-peak-kw' or "
+     "'ev-share'"),
+    ("name: x\ndata_access: {queries: []}\n", "data_access.queries = []: List should have at least 1 item"),
+    ("name: x\ndata_access: {queries: [{query: ev-share, epsilon: 0}]}\n",
+     "data_access.queries.0.epsilon = 0: Input should be greater than or equal to 0.001"),
+    ("name: x\ndata_access: {queries: [{query: ev-share, price_per_owner: 0}]}\n",
+     "data_access.queries.0.price_per_owner = 0: Input should be greater than 0"),
+    ("name: x\ndata_access: {approve_share: 1.5, queries: [{query: ev-share}]}\n",
+     "data_access.approve_share = 1.5: Input should be less than or equal to 1"),
+    ("name: x\ndata_access: {queries: [{query: ev-share, clip: 5}]}\n",
+     "data_access.queries.0.clip: unknown field; allowed here: query, epsilon, price_per_owner, clip_kw"),
+    ("name: x\nprosumers: {count: 65}\ndata_access: {queries: [{query: ev-share}]}\n",
+     "data_access lists every prosumer in each request, 1 to 64 (DataAccess.MAX_OWNERS): prosumers.count is 65"),
+    ("name: x\ngrid: {zones: {buses: [[1, 2], [3, 4]]}}\nmarket: {sharding: per-zone}\n"
+     "data_access: {queries: [{query: ev-share}]}\n", "data_access needs one chain"),
 ]
 
 

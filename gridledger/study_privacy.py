@@ -1,0 +1,66 @@
+"""Study schema of data access by contract (``data_access:``), after Wang et al.'s SPDS.
+
+After the study's last interval, a requestor (the account ``requestor``,
+a DSO or a researcher) proposes each listed query of the catalogue
+(`gridledger.agents.data_catalogue`) to every prosumer at a price per
+owner; the owners who consent approve; the compute worker answers each
+query over the approving owners' stores only, with Laplace noise for the
+query's ε, and posts the answer's hash on chain; the requestor checks the
+answer against that hash and accepts, which pays the owners
+(`gridledger.contracts.data_access`). The protocol's timeline is
+`gridledger.schedule.data_access_phase`.
+
+==================  ===================================================================================
+field               meaning
+==================  ===================================================================================
+``approve_share``   share of the prosumers who consent to every request, drawn with the study's seed
+                    (1: all); the others never approve and their data is never read
+``accept_window_s`` the requestor's time to accept a posted result before anyone may finalize it [s]
+``queries``         one to eight requests, each a catalogue ``query``, its ``epsilon`` (null: an exact
+                    answer), ``price_per_owner`` [token] and optional ``clip_kw``: each owner's per-step
+                    load is clipped to at most this before the answer, and the noise is scaled to it
+                    instead of the meter rating (smaller noise, a bias on larger loads) [kW]
+==================  ===================================================================================
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gridledger.contracts.catalogue import CATALOGUE
+
+QUERY_NAMES = CATALOGUE
+MAX_OWNERS = 64
+"""Owners one request may list: ``DataAccess.MAX_OWNERS``; every prosumer is listed."""
+MAX_PRICE_PER_OWNER = 1e6
+"""Highest price per owner: ``DataAccess.MAX_PRICE_WEI`` in tokens. [token]"""
+MAX_ACCEPT_WINDOW_S = 30 * 86400
+"""Longest accept window: ``DataAccess.MAX_HORIZON_S``. [s]"""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataQuery(_Strict):
+    """One request: a catalogue query, its ε (None: exact), the price per approving owner and an optional clip."""
+
+    query: Literal[QUERY_NAMES]
+    epsilon: Annotated[float, Field(ge=0.001, le=1000.0)] | None = 1.0
+    price_per_owner: Annotated[float, Field(gt=0.0, le=MAX_PRICE_PER_OWNER)] = 0.05
+    clip_kw: Annotated[float, Field(gt=0.0, le=1e4)] | None = None
+
+    @property
+    def code(self) -> int:
+        """The query's catalogue code (its position in the catalogue)."""
+        return QUERY_NAMES.index(self.query)
+
+
+class DataAccess(_Strict):
+    """The requests a requestor makes after the study, and who consents (module docstring)."""
+
+    approve_share: Annotated[float, Field(ge=0.0, le=1.0)] = 1.0
+    accept_window_s: Annotated[int, Field(ge=1, le=MAX_ACCEPT_WINDOW_S)] = 3600
+    queries: Annotated[list[DataQuery], Field(min_length=1, max_length=8)]
