@@ -45,6 +45,7 @@ CONTRACT_NAMES = (
     "EmergencyAccess",
     "TwoPhaseTrade",
     "DataAccess",
+    "Pseudonyms",
 )
 
 
