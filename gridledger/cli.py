@@ -24,14 +24,14 @@ from rich.table import Table
 
 from gridledger import compare, regress, sweep
 from gridledger.compare import RunDirError, load_run
-from gridledger.execute import execute
+from gridledger.execute import RUN_FILE, execute
 from gridledger.grids.feeders import catalog
 from gridledger.federation import federate_kind
 from gridledger.roster import run_zones
 from gridledger.interfaces import broker_port_of, core_init_string, federate_names
 from gridledger.launcher import Prepared, federate_command, prepare, runner_json
 from gridledger.process import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
-from gridledger.results import KPIS_FILE
+from gridledger.results import KPIS_FILE, RESULTS_FILE
 from gridledger.run_secret import RUN_SECRET_ENV, RUN_SECRET_FILE_ENV, SecretError, choose_secret
 from gridledger.schedule import stop_time_s
 from gridledger.study import HOST_PATTERN, STUDY_FILE, Study, StudyError, load_study
@@ -187,6 +187,22 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
     runs = [load_run(path, path.name if same_study else None) for path in args.run_dirs]
     console.print(compare.rich_table(runs))
     console.print(f"comparison: {compare.write_compare(runs, args.out)}", soft_wrap=True)
+    return EXIT_OK
+
+
+def cmd_linkage(args: argparse.Namespace, console: Console) -> int:
+    from gridledger.agents.linkage_study import measure
+    from gridledger.report import LINKAGE_FILE, write_report
+
+    run_dir = args.run_dir
+    for needed in (run_dir / "chain" / "events.jsonl", run_dir / RESULTS_FILE):
+        if not needed.exists():
+            raise RunDirError(f"{run_dir}: no {needed.relative_to(run_dir)}; linkage needs a finished run directory")
+    figures = measure(run_dir, args.seed)
+    (run_dir / LINKAGE_FILE).write_text(json.dumps({"caption": figures.caption(), "rows": figures.rows()}, indent=1))
+    console.print(figures.table(), soft_wrap=True, highlight=False, markup=False)
+    record = json.loads((run_dir / RUN_FILE).read_text()) if (run_dir / RUN_FILE).exists() else None
+    console.print(f"report: {write_report(run_dir, record)}", soft_wrap=True)
     return EXIT_OK
 
 
@@ -370,6 +386,11 @@ def _add_planner_commands(sub) -> None:
     cmd.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                      help="workers of the LocalCluster (default: one per CPU)")
     _add_secret_file(cmd)
+
+    cmd = add("linkage", cmd_linkage, "measure what a run's chain reveals: an observer links households with fixed "
+                                       "addresses and with per-interval pseudonyms (docs/linkage.md)")
+    cmd.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a finished run directory")
+    cmd.add_argument("--seed", type=int, default=0, help="seed of the pseudonyms (default: 0)")
 
     cmd = add("regress", cmd_regress, "rerun reference studies and compare them with their golden results")
     cmd.add_argument("studies", type=Path, nargs="*", metavar="STUDY",

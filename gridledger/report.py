@@ -157,6 +157,22 @@ def audit_section(audit: dict) -> list[str]:
     return ["<h2>Meter audit</h2>", summary, table(["attack", *AUDIT_COLUMNS, *TOKEN_COLUMNS], rows, "audit")]
 
 
+LINKAGE_FILE = "linkage.json"
+"""What ``gridledger linkage`` measured on a run (`gridledger.agents.linkage_study`), for the report."""
+
+
+def linkage_section(run_dir: Path) -> list[str]:
+    """The linkage experiment's table, if ``gridledger linkage`` measured the run."""
+    path = run_dir / LINKAGE_FILE
+    if not path.exists():
+        return []
+    linkage = json.loads(path.read_text())
+    rows = [({"data-metric": metric}, [metric, fixed, pseudonyms]) for metric, fixed, pseudonyms in linkage["rows"]]
+    return ["<h2>What the chain reveals</h2>",
+            f"<p>An observer of the chain export ({html.escape(linkage['caption'])}; docs/linkage.md).</p>",
+            table(["metric", "fixed addresses", "per-interval pseudonyms"], rows, "linkage")]
+
+
 def _plot_captions() -> dict[str, str]:
     return {plot.name: plot.draw.__doc__.strip().splitlines()[0] for plot in PLOTS}
 
@@ -181,6 +197,7 @@ def write_report(run_dir: Path, record: dict | None = None) -> Path:
                         f'</strong>\n{html.escape(str(record["reason"]))}\n'
                         "Partial report: KPIs need complete results; plots show what was recorded.</div>")
     sections.append(kpi_section(kpis))
+    sections += linkage_section(run_dir)
     captions = _plot_captions()
     sections.append("<h2>Plots</h2>" + "".join(figure(n, png, captions[n]) for n, png in pngs.items()))
     settings = [({"data-field": path}, [path, text_of(value)]) for path, value in

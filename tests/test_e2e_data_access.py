@@ -22,7 +22,10 @@ from gridledger.agents.data_store import COLUMNS, read_columns_kw, store_path
 from gridledger.agents.data_worker import Owner, bounded_load_kw, inputs_commitment, result_hash
 from gridledger.agents.prosumer_limits import prosumer_limits
 from gridledger.agents.requestor import INBOX
+from gridledger.cli import main
 from gridledger.contracts.keys import derive_account
+from gridledger.process import EXIT_BAD_INPUT, EXIT_OK
+from gridledger.report import LINKAGE_FILE
 from gridledger.roster import load_roster
 from gridledger.units import W_PER_KW, WEI_PER_TOKEN
 from tests.e2e_helpers import ROOT, TEST_SECRET, events, run_variants
@@ -132,3 +135,14 @@ def test_the_report_shows_the_data_access_table_and_the_accuracy_plot(run):
     html = (run_dir / "report.html").read_text()
     assert "<h2>Data access</h2>" in html and 'data-request="2"' in html
     assert (run_dir / "plots" / "data_accuracy.png").exists()
+
+
+def test_the_linkage_command_measures_the_run_and_adds_its_table_to_the_report(run, tmp_path):
+    run_dir, _ = run
+    assert main(["linkage", str(run_dir)]) == EXIT_OK
+    linkage = json.loads((run_dir / LINKAGE_FILE).read_text())
+    rows = {metric: (fixed, pseudonyms) for metric, fixed, pseudonyms in linkage["rows"]}
+    fixed, pseudonyms = rows["tracking accuracy (links)"]
+    assert fixed.startswith("1.000") and float(pseudonyms.split()[0]) < 1.0   # pseudonyms break some links
+    assert "What the chain reveals" in (run_dir / "report.html").read_text()
+    assert main(["linkage", str(tmp_path)]) == EXIT_BAD_INPUT
