@@ -332,8 +332,9 @@ _AWARD = (
     _INTERVAL,
     Field("p_w", "{address: int}", "W", "curtailment awarded per DER"),
 )
+_DATA_REQUEST_ID = Field("request_id", "str", "", "the data request's id, 0x-prefixed hex of 32 bytes")
 _DATA_REQUEST = (
-    Field("request_id", "str", "", "the request's id, 0x-prefixed hex of 32 bytes"),
+    _DATA_REQUEST_ID,
     Field("requestor", "address", "", "who proposed it"),
     Field("code", "int", "", "catalogue code (`gridledger.contracts.catalogue`)"),
     Field("epsilon_milli", "int", "10⁻³", "ε of the noise; 0 for an exact answer"),
@@ -343,7 +344,7 @@ _DATA_REQUEST = (
     Field("result_deadline_timestamp", "int", "s", "the worker posts before it (Unix time)"),
 )
 _DATA_RESULT = (
-    Field("request_id", "str", "", "the request's id, 0x-prefixed hex of 32 bytes"),
+    _DATA_REQUEST_ID,
     Field("result_hash", "str", "", "Keccak-256 of the answer, hex"),
     Field("inputs_commitment", "str", "", "Keccak-256 over the owners used and their stores' digests, hex"),
     Field("owners_used", "int", "", "how many owners' data the answer used"),
@@ -440,23 +441,23 @@ MESSAGES = (
             "what a block did to the data requests (``DataAccess`` events), after it", (
                 Field("requests", "[object]", "", "one per new request", _DATA_REQUEST),
                 Field("approvals", "[object]", "", "one per ``Approved``", (
-                    Field("request_id", "str", "", "the request's id, hex"),
+                    _DATA_REQUEST_ID,
                     Field("owner", "address", "", "the owner who approved"),
                 )),
                 Field("results", "[object]", "", "one per ``ResultPosted``", _DATA_RESULT),
                 Field("payments", "[object]", "", "one per ``Paid``", (
-                    Field("request_id", "str", "", "the request's id, hex"),
+                    _DATA_REQUEST_ID,
                     Field("owner", "address", "", "the owner paid"),
                     Field("amount_wei", "int", "wei", "tokens paid"),
                 )),
                 Field("refunds", "[object]", "", "one per ``Refunded``", (
-                    Field("request_id", "str", "", "the request's id, hex"),
+                    _DATA_REQUEST_ID,
                     Field("amount_wei", "int", "wei", "tokens returned to the requestor"),
                 )),
             )),
     Message("data_result", (WORKER_ENDPOINT,), (REQUESTOR_ENDPOINT,), DATA_ACCESS,
             "the answer to a data request, off chain: all the requestor ever receives of the owners' data", (
-                Field("request_id", "str", "", "the request's id, hex"),
+                _DATA_REQUEST_ID,
                 Field("answer", "[float]", "the query's unit", "the (noisy) answer; one entry for a scalar query"),
                 Field("scale", "float", "the query's unit", "Laplace scale of the noise on each entry; 0: exact"),
                 Field("owners", "int", "", "how many owners' data it used"),
