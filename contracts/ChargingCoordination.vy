@@ -15,12 +15,17 @@
         - before its deadline: the operator calls `post_headroom`
           (again to replace it) and each prosumer `request_charge` once;
         - from the deadline until the window starts: anyone calls
-          `allocate` once.
+          `allocate` once;
+        - from its allocation until the window ends: a service account
+          the emergency access grants `SCOPE_OVERRIDE_CHARGING` over a
+          household (or every household) may `override` (cut) that
+          household's admission, any number of times.
         Functions:
-        - `register_ev`, `post_headroom`, `request_charge`, `allocate`
-          (`external` functions),
+        - `register_ev`, `post_headroom`, `request_charge`, `allocate`,
+          `override` (`external` functions),
         - `ev`, `session`, `headroom_w`, `requests`, `admitted`,
-          `allocation` (`external` `view` functions),
+          `allocation`, `emergency_access` (`external` `view`
+          functions),
         - `request_deadline_timestamp`, `window_start_timestamp`,
           `window_end_timestamp` (`external` `view` functions).
         Priority rule (as Baza et al. rank ESUs by state of charge and
@@ -39,6 +44,16 @@
         still fit. So the admitted power never exceeds the headroom,
         and every skipped request needs more power than was left when
         its turn came, hence more than is left at the end.
+        Overrides only cut: an emergency override sets an admission to
+        at most its current power (so never above what `allocate`
+        admitted, which is at most the EV's registered charger), never
+        raises it and never admits an EV that was not admitted. A cut
+        only lowers the feeder's load, so the window stays within its
+        headroom; and the power it frees goes to no one, so a service
+        account cannot hand priority to anybody (raising an admission
+        would bypass both the headroom and the priority rule). The cut
+        power is what `admitted` and `allocation` report from then on,
+        and what the session checks count as charged.
         Each account requests windows in increasing order, once each.
         Sessions: an account's requests belong to one charging session
         while the departure it declared is after the requested window's
@@ -79,6 +94,14 @@
                  without a posted headroom cannot be allocated. A window
                  so far in the future that its timestamps overflow
                  uint256 reverts without a reason string.
+                 Emergency overrides are as trusted as the operator's
+                 grant (`EmergencyAccess.vy`: declared, scoped, ending
+                 on its own, revocable); the contract takes the grant's
+                 refusal reason as its own, and every override is
+                 logged (`ChargingOverridden`). An override made during
+                 its window may come after the EV drew power at the
+                 admitted rate: the session checks then count the cut
+                 power, in the prosumer's favour.
 """
 
 
@@ -87,12 +110,22 @@ interface Registry:
     def has_role(account: address, role: uint256) -> bool: view
 
 
+# @dev The grants of service personnel in an emergency (`EmergencyAccess.vy`).
+interface EmergencyAccess:
+    def refusal(account: address, scope: uint256, subject: address) -> String[64]: view
+    def registry() -> address: view
+
+
 # @dev Registry role bit of the operator (see `Registry.vy`).
 _ROLE_OPERATOR: constant(uint256) = 1
 
 
 # @dev Registry role bit of prosumers (see `Registry.vy`).
 _ROLE_PROSUMER: constant(uint256) = 2
+
+
+# @dev Scope bit of overriding a charging admission (see `EmergencyAccess.vy`).
+_SCOPE_OVERRIDE_CHARGING: constant(uint256) = 2
 
 
 # @dev Most charging requests one window holds.
@@ -199,6 +232,11 @@ request_lead_s: public(immutable(uint256))
 min_request_w: public(immutable(uint256))
 
 
+# @dev Emergency access whose grantees may override admissions; the
+# empty address if none (every override is refused).
+emergency_access: public(immutable(EmergencyAccess))
+
+
 # @dev Registered EV of each account.
 _ev: HashMap[address, EV]
 
@@ -266,6 +304,17 @@ event WindowAllocated:
     admitted: uint256
 
 
+# @dev Emitted when service account `by` cuts the admission of `account`
+# in `window` from `old_w` to `new_w` [W] in an emergency.
+event ChargingOverridden:
+    window: indexed(uint256)
+    account: indexed(address)
+    by: indexed(address)
+    old_w: uint256
+    new_w: uint256
+    note: String[64]
+
+
 @deploy
 def __init__(
     registry_: Registry,
@@ -273,6 +322,7 @@ def __init__(
     window_s_: uint256,
     request_lead_s_: uint256,
     min_request_w_: uint256,
+    emergency_access_: EmergencyAccess,
 ):
     """
     @param registry_ The market's role registry.
@@ -283,15 +333,24 @@ def __init__(
            start) and at most `start_timestamp_`. [s]
     @param min_request_w_ Least power of a request; 1 to
            `MAX_POWER_W`. [W]
+    @param emergency_access_ Emergency access over the same registry
+           whose grantees may override admissions; the empty address
+           for none.
     """
     assert window_s_ != 0, "charging: zero window"
     assert request_lead_s_ != 0 and request_lead_s_ <= start_timestamp_, "charging: request lead out of range"
     assert min_request_w_ != 0 and min_request_w_ <= MAX_POWER_W, "charging: minimum request out of range"
+    # Another registry's operator would grant overrides of this market's EVs.
+    if emergency_access_.address != empty(address):
+        assert staticcall emergency_access_.registry() == registry_.address, (
+            "charging: emergency access of another registry"
+        )
     registry = registry_
     start_timestamp = start_timestamp_
     window_s = window_s_
     request_lead_s = request_lead_s_
     min_request_w = min_request_w_
+    emergency_access = emergency_access_
 
 
 @external
@@ -479,6 +538,42 @@ def allocate(window: uint256):
 
 
 @external
+def override(window: uint256, account: address, admitted_w: uint256, note: String[64]):
+    """
+    @dev Cuts the charging power admitted to `account` in `window` to
+         `admitted_w`; a service account the emergency access grants
+         `SCOPE_OVERRIDE_CHARGING` over `account`, from the window's
+         allocation until it ends. Reasons, in the order checked:
+         "charging: no emergency access", the emergency access's own
+         refusal ("emergency: not granted", "... revoked", "... expired",
+         "... out of scope"), "charging: EV not registered", "charging:
+         window over", "charging: window not allocated", "charging: EV
+         not admitted", "charging: override above admitted".
+    @param window Index of the window.
+    @param account The prosumer whose EV is cut.
+    @param admitted_w New admitted power; 0 to its current admission. [W]
+    @param note Why, logged.
+    """
+    # checks
+    assert emergency_access.address != empty(address), "charging: no emergency access"
+    refused: String[64] = staticcall emergency_access.refusal(msg.sender, _SCOPE_OVERRIDE_CHARGING, account)
+    assert len(refused) == 0, refused
+    assert self._ev[account].capacity_wh != 0, "charging: EV not registered"
+    assert block.timestamp < start_timestamp + (window + 1) * window_s, "charging: window over"
+    assert self._allocation[window].allocated, "charging: window not allocated"
+    old_w: uint256 = self._admitted_power_w[window][account]
+    assert old_w != 0, "charging: EV not admitted"
+    assert admitted_w <= old_w, "charging: override above admitted"
+
+    # effects
+    self._admitted_power_w[window][account] = admitted_w
+    self._allocation[window].admitted_power_w -= old_w - admitted_w
+    if admitted_w == 0:
+        self._allocation[window].admitted -= 1
+    log ChargingOverridden(window=window, account=account, by=msg.sender, old_w=old_w, new_w=admitted_w, note=note)
+
+
+@external
 @view
 def ev(account: address) -> EV:
     """
@@ -527,10 +622,12 @@ def requests(window: uint256) -> DynArray[Request, MAX_REQUESTS]:
 @view
 def admitted(window: uint256, account: address) -> uint256:
     """
-    @dev Charging power admitted to `account` in `window`.
+    @dev Charging power admitted to `account` in `window`, after any
+         emergency override.
     @param window Index of the window.
     @param account The account to look up.
-    @return uint256 The requested power if admitted, else 0. [W]
+    @return uint256 The requested power if admitted, as cut by an
+            override, else 0. [W]
     """
     return self._admitted_power_w[window][account]
 
@@ -540,6 +637,8 @@ def admitted(window: uint256, account: address) -> uint256:
 def allocation(window: uint256) -> Allocation:
     """
     @dev Outcome of `window`; all fields zero until it is allocated.
+         Overrides lower its admitted power, and a cut to 0 its number
+         of admitted requests.
     @param window Index of the window.
     @return Allocation Whether it is allocated, the headroom used [W],
             the admitted power [W] and the numbers of requests and of

@@ -10,9 +10,14 @@ which starts at ``window_start_timestamp(w)`` and takes requests until
   prosumer :func:`request_charge` once;
 - from the deadline until the window starts: anyone :func:`allocate` once;
 - then each admitted prosumer may charge at its admitted power for the
-  window (:func:`admitted_power_w`).
+  window (:func:`admitted_power_w`);
+- from the allocation until the window ends, a service account granted
+  ``SCOPE_OVERRIDE_CHARGING`` by the contract's emergency access (see
+  :mod:`gridledger.contracts.emergency`) may :func:`override` an
+  admission, only downwards.
 
-The rule is :func:`gridledger.contracts.charging_reference.allocate`.
+The rules are :func:`gridledger.contracts.charging_reference.allocate` and
+:func:`~gridledger.contracts.charging_reference.check_override`.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import TYPE_CHECKING
 from gridledger.contracts.charging_reference import ChargeRequest, EVRegistration
 from gridledger.contracts.client import Wallet, signed_call
 from gridledger.contracts.compiler import load_artifact
+from gridledger.contracts.emergency import NOBODY
 from gridledger.contracts.market import SetupFailed, read as market_read
 
 if TYPE_CHECKING:
@@ -34,7 +40,12 @@ CONTRACT = "ChargingCoordination"
 
 # Gas limits, measured with margin (see tests/test_contracts_charging.py):
 # a limit is what a sender must afford, not what it pays.
-GAS_DEPLOY = 2_500_000
+# The wired emergency access is checked at deployment: about 2 230 000 gas.
+GAS_DEPLOY = 2_700_000
+# A first cut to 0 with a 64-byte note needs a limit of about 66 000 gas
+# (it also lowers the window's count of admissions; the refund of the
+# cleared admission comes after, so the gas used is about 53 000).
+GAS_OVERRIDE = 80_000
 GAS_POST_HEADROOM = 100_000
 GAS_REGISTER_EV = 120_000
 # A session's first request stores the session: about 250 000 gas.
@@ -92,6 +103,7 @@ def deploy_charging(
     window_s: int,
     request_lead_s: int,
     min_request_w: int = DEFAULT_MIN_REQUEST_W,
+    emergency_access: str = NOBODY,
 ) -> str:
     """Deploy a charging coordination contract in one block one second after the head.
 
@@ -111,6 +123,10 @@ def deploy_charging(
         Request deadline before each window's start. [s]
     min_request_w : int, default DEFAULT_MIN_REQUEST_W
         Least power of a request. [W]
+    emergency_access : str, default NOBODY
+        Address of an ``EmergencyAccess`` over ``registry`` whose grantees
+        may :func:`override` admissions; ``NOBODY`` (the empty address):
+        every override is refused with "charging: no emergency access".
 
     Returns
     -------
@@ -123,7 +139,8 @@ def deploy_charging(
         If the deployment fails, with its revert reason.
     """
     raw, address = operator.deploy(
-        load_artifact(CONTRACT), registry, start_timestamp, window_s, request_lead_s, min_request_w, gas=GAS_DEPLOY
+        load_artifact(CONTRACT), registry, start_timestamp, window_s, request_lead_s, min_request_w, emergency_access,
+        gas=GAS_DEPLOY,
     )
     (receipt,) = chain.mine([raw], chain.timestamp + 1)
     if not receipt.ok:
@@ -170,6 +187,14 @@ def request_charge(wallet: Wallet, address: str, window: int, request: ChargeReq
 def allocate(sender: Wallet, address: str, window: int, *, n_requests: int) -> bytes:
     """Signed ``allocate`` of ``window`` holding ``n_requests`` requests."""
     return signed_call(sender, address, CONTRACT, "allocate", window, gas=allocate_gas(n_requests))
+
+
+def override(grantee: Wallet, address: str, window: int, account: str, admitted_w: int, note: str) -> bytes:
+    """Signed ``override`` by an emergency grantee: cut ``account``'s admission in ``window`` to ``admitted_w``. [W]
+
+    ``note`` (at most 64 bytes) says why; it is logged with the cut.
+    """
+    return signed_call(grantee, address, CONTRACT, "override", window, account, admitted_w, note, gas=GAS_OVERRIDE)
 
 
 def read(chain: Chain, address: str, function: str, *args):

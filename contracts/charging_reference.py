@@ -1,8 +1,9 @@
 """Reference implementation of the charging coordination rule in plain Python.
 
-:func:`allocate` follows ``ChargingCoordination.allocate`` and
+:func:`allocate` follows ``ChargingCoordination.allocate``,
 :func:`check_request` the checks of ``request_charge`` against the EV's
-registration and its session, with the same integer arithmetic and revert
+registration and its session, and :func:`check_override` the checks of an
+emergency ``override``, with the same integer arithmetic and revert
 reasons; the contract tests check the chain against them.
 Power is positive when charging (the storage convention of
 ``docs/nomenclature.md``).
@@ -25,6 +26,10 @@ rounds each need up to the next Wh. [Wh]"""
 
 class RequestRefused(ValueError):
     """A request ``request_charge`` reverts; the message is its exact revert reason."""
+
+
+class OverrideRefused(ValueError):
+    """An ``override`` the contract reverts; the message is its exact revert reason."""
 
 
 @dataclass(frozen=True)
@@ -339,3 +344,62 @@ def check_request(ev: EVRegistration | None, session: Session | None, request: C
     if any(b is not None and request.energy_needed_wh > b for b in bounds):
         raise RequestRefused("charging: energy need above earlier claim less admitted")
     return Session(session.departure_timestamp, session.first_window, request.soc_permille, mark, session.last)
+
+
+def check_override(emergency_refusal: str | None, ev: EVRegistration | None, window: int, new_w: int, *,
+                   timestamp: int, start_timestamp: int, window_s: int, allocated: bool, admitted_w: int) -> int:
+    """The account's admitted power in ``window`` after an emergency override to ``new_w``, or the contract's reason.
+
+    An override only cuts: ``new_w`` is at most the power admitted now
+    (``admitted_w``, itself at most what ``allocate`` admitted and so at
+    most the registered charger), and an EV not admitted stays so. A cut
+    lowers the feeder's load, so the window stays within its headroom,
+    and the power it frees goes to no one, so the service account cannot
+    favour anybody; raising an admission would bypass both the headroom
+    and the priority rule of :func:`allocate`.
+
+    Parameters
+    ----------
+    emergency_refusal : str or None
+        ``EmergencyAccess.refusal(sender, SCOPE_OVERRIDE_CHARGING, account)``
+        at ``timestamp`` ("" if the grant covers the call); None if the
+        contract has no emergency access.
+    ev : EVRegistration or None
+        The account's registered EV; None if not registered.
+    window : int
+        The window.
+    new_w : int
+        The admitted power asked for. [W]
+    timestamp : int
+        Block timestamp of the override. [s since the Unix epoch]
+    start_timestamp, window_s : int
+        Start of window 0 [s since the Unix epoch] and window length [s].
+    allocated : bool
+        Whether ``window`` is allocated.
+    admitted_w : int
+        The account's admitted power in ``window`` now. [W]
+
+    Returns
+    -------
+    int
+        ``new_w``, the account's admitted power from then on. [W]
+
+    Raises
+    ------
+    OverrideRefused
+        With the contract's exact revert reason, the emergency access's
+        own reason when the grant does not cover the call.
+    """
+    checks = (
+        (emergency_refusal is not None, "charging: no emergency access"),
+        (not emergency_refusal, emergency_refusal),
+        (ev is not None, "charging: EV not registered"),
+        (timestamp < start_timestamp + (window + 1) * window_s, "charging: window over"),
+        (allocated, "charging: window not allocated"),
+        (admitted_w != 0, "charging: EV not admitted"),
+        (new_w <= admitted_w, "charging: override above admitted"),
+    )
+    for ok, reason in checks:
+        if not ok:
+            raise OverrideRefused(reason)
+    return new_w

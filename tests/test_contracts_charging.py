@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gridledger.contracts import charging as ch
+from gridledger.contracts import emergency as em
 from gridledger.contracts.chain import Chain, Receipt
 from gridledger.contracts.charging_reference import (
     Admission,
@@ -45,6 +46,7 @@ class Coordination:
     outsider: Wallet
     registry: str
     address: str
+    emergency: str = em.NOBODY
 
     def deadline(self, window: int) -> int:
         """Request deadline of ``window``. [s since the Unix epoch]"""
@@ -78,9 +80,11 @@ class Coordination:
         return ch.read(self.chain, self.address, function, *args)
 
 
-def new_coordination(n_prosumers: int, *, n_registered: int | None = None, min_request_w: int = 1) -> Coordination:
-    """Deploy a registry with ``n_prosumers`` prosumers and a charging coordination contract on it, and
-    register an EV of the largest capacity and charger power for the first ``n_registered`` (default all)."""
+def new_coordination(n_prosumers: int, *, n_registered: int | None = None, min_request_w: int = 1,
+                     emergency_access: bool = False) -> Coordination:
+    """Deploy a registry with ``n_prosumers`` prosumers and a charging coordination contract on it (wired to an
+    emergency access on the registry if ``emergency_access``), and register an EV of the largest capacity and
+    charger power for the first ``n_registered`` (default all)."""
     operator = derive_account(fixed_secret(SEED), "operator")
     prosumers = [derive_account(fixed_secret(SEED), f"prosumer/{i}") for i in range(n_prosumers)]
     outsider = derive_account(fixed_secret(SEED), "outsider")
@@ -93,6 +97,7 @@ def new_coordination(n_prosumers: int, *, n_registered: int | None = None, min_r
     ]
     receipts = chain.mine([raw, *grants], GENESIS_TIMESTAMP + 1)
     assert all(r.ok for r in receipts), [r.revert_reason for r in receipts]
+    emergency = em.deploy_emergency_access(chain, operator_wallet, registry) if emergency_access else em.NOBODY
     address = ch.deploy_charging(
         chain,
         operator_wallet,
@@ -101,6 +106,7 @@ def new_coordination(n_prosumers: int, *, n_registered: int | None = None, min_r
         window_s=WINDOW_S,
         request_lead_s=REQUEST_LEAD_S,
         min_request_w=min_request_w,
+        emergency_access=emergency,
     )
     registrations = [
         ch.register_ev(operator_wallet, address, EVRegistration(p.address, MAX_ENERGY_WH, MAX_POWER_W))
@@ -115,6 +121,7 @@ def new_coordination(n_prosumers: int, *, n_registered: int | None = None, min_r
         outsider=chain.wallet(outsider),
         registry=registry,
         address=address,
+        emergency=emergency,
     )
 
 
@@ -247,6 +254,33 @@ def test_hand_computed_windows_admit_as_written(coordination, headroom_w, drawn,
     expected_admissions = tuple(Admission(names[n], p) for n, p in expected)
     assert allocate(headroom_w, requests, coordination.end(window)) == expected_admissions
     assert _run(coordination, headroom_w, requests)[2] == expected_admissions
+
+
+def test_a_granted_service_account_cuts_an_admission_and_the_cut_is_what_the_contract_reports():
+    """Hand case: r0 (SoC 200) is admitted at 4000 W and r1 (SoC 300) at 6000 W in a 10 kW window. During an
+    emergency the operator grants the outsider the charging override over every household for an hour; it cuts
+    r1 to 2500 W. The event names both powers and the note, `admitted` reads 2500 W, r0 keeps 4000 W, and the
+    window's allocation now admits 6500 W (two EVs) of its 10 kW."""
+    coordination = new_coordination(2, emergency_access=True)
+    tech = coordination.outsider
+    window = coordination.next_window()
+    requests = _requests(coordination, window, [(4000, 8000, 200, 10 * H), (6000, 6000, 300, 10 * H)])
+    r0, r1 = (r.account for r in requests)
+    assert _run(coordination, 10_000, requests)[2] == (Admission(r0, 4000), Admission(r1, 6000))
+    declared, granted = coordination.mine([
+        em.declare(coordination.operator, coordination.emergency, "transformer T2 hot", HOUR_S),
+        em.grant(coordination.operator, coordination.emergency, tech.address, em.SCOPE_OVERRIDE_CHARGING, em.NOBODY,
+                 HOUR_S),
+    ])
+    assert declared.ok and granted.ok
+    (receipt,) = coordination.mine([ch.override(tech, coordination.address, window, r1, 2500, "T2 at 104 %")])
+    assert receipt.ok, receipt.revert_reason
+    assert receipt.gas_used <= ch.GAS_OVERRIDE
+    (event,) = [coordination.chain.decode(log) for log in receipt.logs]
+    assert (event.event, event.args) == ("ChargingOverridden", {"window": window, "account": r1, "by": tech.address,
+                                                                "old_w": 6000, "new_w": 2500, "note": "T2 at 104 %"})
+    assert ch.admitted_power_w(coordination.chain, coordination.address, window, [r0, r1]) == {r0: 4000, r1: 2500}
+    assert ch.allocation(coordination.chain, coordination.address, window) == ch.Allocation(True, 10_000, 6500, 2, 2)
 
 
 def test_stop_at_first_misfit_would_differ_on_the_oversized_case():
@@ -513,11 +547,14 @@ def test_transaction_reverts_with_exact_reason(scene, reason, who, function, arg
 @pytest.mark.parametrize(
     "reason, args",
     [
-        ("charging: zero window", (START_TIMESTAMP, 0, REQUEST_LEAD_S, 1)),
-        ("charging: request lead out of range", (START_TIMESTAMP, WINDOW_S, 0, 1)),
-        ("charging: request lead out of range", (10, WINDOW_S, 11, 1)),
-        ("charging: minimum request out of range", (START_TIMESTAMP, WINDOW_S, REQUEST_LEAD_S, 0)),
-        ("charging: minimum request out of range", (START_TIMESTAMP, WINDOW_S, REQUEST_LEAD_S, MAX_POWER_W + 1)),
+        ("charging: zero window", (START_TIMESTAMP, 0, REQUEST_LEAD_S, 1, em.NOBODY)),
+        ("charging: request lead out of range", (START_TIMESTAMP, WINDOW_S, 0, 1, em.NOBODY)),
+        ("charging: request lead out of range", (10, WINDOW_S, 11, 1, em.NOBODY)),
+        ("charging: minimum request out of range", (START_TIMESTAMP, WINDOW_S, REQUEST_LEAD_S, 0, em.NOBODY)),
+        (
+            "charging: minimum request out of range",
+            (START_TIMESTAMP, WINDOW_S, REQUEST_LEAD_S, MAX_POWER_W + 1, em.NOBODY),
+        ),
     ],
 )
 def test_constructor_reverts_with_exact_reason(scene, reason, args):
