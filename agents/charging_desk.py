@@ -7,7 +7,9 @@ battery capacity and charger rating the fleet charges with. The DSO
 posts each window's headroom and the EVs request charging before the
 window's gate; at the gate the ledger's operator calls ``allocate`` (anyone
 may), if the headroom was posted, and the admitted power goes to the
-agents.
+agents. With emergency access (``emergency``) the contract checks a
+service crew's overrides against its grant; each override the desk sees
+(``ChargingOverridden``) goes to the agents as a cut of that admission.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from gridledger.contracts import charging
 from gridledger.contracts import flexibility as flex
 from gridledger.contracts.chain import Chain
 from gridledger.contracts.client import Wallet, encode_call
+from gridledger.contracts.emergency import NOBODY
 from gridledger.contracts.market import MarketAddresses
 from gridledger.results import Part
 from gridledger.roster import Roster
@@ -47,19 +50,22 @@ class ChargingDesk:
         self.requested_w = np.zeros(n, dtype=np.int64)
         self.admitted_w = np.zeros(n, dtype=np.int64)
         self.headroom_w = np.zeros(n, dtype=np.int64)
+        self.overridden_w = np.zeros(n, dtype=np.int64)
 
     @classmethod
     def deploy(cls, sc: Roster, chain: Chain, operator: Wallet, addresses: MarketAddresses, dso: str,
-               prosumers: list[str]) -> ChargingDesk:
+               prosumers: list[str], emergency_access: str = NOBODY) -> ChargingDesk:
         """Deploy the contract on the market's registry, register the study's EVs and give the DSO the operator role.
 
-        `prosumers` are the prosumers' accounts, indexed like `Roster.prosumers`.
+        `prosumers` are the prosumers' accounts, indexed like `Roster.prosumers`;
+        `emergency_access` the ``EmergencyAccess`` whose grantees may cut admissions (none by default).
         """
         study = sc.study
         address = charging.deploy_charging(chain, operator, registry=addresses.registry,
                                            start_timestamp=study.start_timestamp, window_s=study.market_interval_s,
                                            request_lead_s=study.market.gate_closure_s,
-                                           min_request_w=study.market.charging_min_request_w)
+                                           min_request_w=study.market.charging_min_request_w,
+                                           emergency_access=emergency_access)
         registrations = [charging.register_ev(operator, address, r) for r in ev_fleet(sc).registrations(prosumers)]
         grant = operator.transact(addresses.registry, encode_call("Registry", "grant_role", dso, ROLE_OPERATOR),
                                   gas=flex.GAS_APPROVE)
@@ -93,8 +99,20 @@ class ChargingDesk:
         self.admitted_w[interval] = sum(admitted.values())
         return admitted
 
+    def overridden(self, events: Iterable[tuple[str, dict]]) -> list[dict]:
+        """Record the cuts among the contract's events; each as the ``charging_cut`` fields (window, account, W)."""
+        cuts = []
+        for name, args in events:
+            if name == "ChargingOverridden":
+                if args["window"] < len(self.overridden_w):
+                    self.overridden_w[args["window"]] += args["old_w"] - args["new_w"]
+                cuts.append({"window": args["window"], "account": args["account"], "admitted_w": args["new_w"]})
+        return cuts
+
     def write(self, part: Part) -> None:
         """Add the desk's per-interval record to the ledger's results part."""
         part.add("charging_requests", ("interval",), self.requests, "1", "EV charging requests of the window")
         part.add("charging_requested_w", ("interval",), self.requested_w, "W", "charging power requested")
         part.add("charging_admitted_w", ("interval",), self.admitted_w, "W", "charging power admitted")
+        part.add("charging_overridden_w", ("interval",), self.overridden_w, "W",
+                 "charging power cut by emergency overrides")

@@ -122,8 +122,8 @@ class DerAgents:
         return txs
 
     def handle(self, messages: list[tuple[str, bytes]]) -> None:
-        """Read the ledger's messages: receipts, cleared positions, lots, flex requests and awards, EV admissions,
-        data requests."""
+        """Read the ledger's messages: receipts, cleared positions, lots, flex requests and awards, EV admissions and
+        emergency cuts of them, data requests."""
         for _, payload in messages:
             body = decode(payload)
             if body["type"] == "flex_requests":
@@ -133,6 +133,8 @@ class DerAgents:
             elif body["type"] == "charging":
                 admitted = {self.index_of[a]: p_w for a, p_w in body["admitted_w"].items()}
                 self.devices.evs.admit(body["window"], admitted)
+            elif body["type"] == "charging_cut":
+                self.devices.evs.cut(body["window"], self.index_of[body["account"]], body["admitted_w"])
             elif body["type"] == "lots":
                 self.lots[body["interval"]] = [LotState(**lot) for lot in body["lots"]]
             elif body["type"] == "cleared":

@@ -279,6 +279,23 @@ class EVFleet:
             admitted_kw[self._ev_of_owner[owner]] = power_w / W_PER_KW
         self._admitted_kw[window] = admitted_kw
 
+    def cut(self, window: int, owner: int, power_w: int) -> None:
+        """Lower owner `owner`'s admitted power in an admitted `window` to `power_w` [W], from the next step on (an
+        emergency override, ``ChargingCoordination.override``); the safety net still holds.
+
+        Raises
+        ------
+        ValueError
+            If the window was not admitted, the owner has no EV, or `power_w` is negative or above its admission.
+        """
+        if window not in self._admitted_kw or owner not in self._ev_of_owner:
+            raise ValueError(f"no admission of prosumer {owner!r} in window {window} to cut")
+        ev = self._ev_of_owner[owner]
+        if not 0 <= power_w / W_PER_KW <= self._admitted_kw[window][ev]:
+            raise ValueError(f"a cut of prosumer {owner}'s admission must be between 0 and "
+                             f"{self._admitted_kw[window][ev] * W_PER_KW:g} W, got {power_w!r}")
+        self._admitted_kw[window][ev] = power_w / W_PER_KW
+
     def step(self, step: int, coordinated: bool) -> np.ndarray:
         """Charge every EV over step ``step``, ``[step * step_s, (step + 1) * step_s)``.
 

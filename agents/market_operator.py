@@ -5,7 +5,8 @@ setup blocks, with the voltage-regulation desk (`FlexDesk`), the EV
 charging desk (`ChargingDesk`), the meter-fraud ``Audit``
 (`gridledger.contracts.audit`), the buyers' ``SourceChoice``
 (`gridledger.contracts.source_choice`) and ``DataAccess``
-(`gridledger.agents.data_market`) when the study turns them on. Then, at each
+(`gridledger.agents.data_market`) and ``EmergencyAccess``
+(`gridledger.agents.emergency_desk`) when the study turns them on. Then, at each
 of the ledger's actions (`gridledger.schedule.ledger_actions`), it mines
 one block:
 
@@ -39,6 +40,7 @@ from gridledger.agents.audit_record import AuditRecord
 from gridledger.agents.blocks import Lane, MinedBlock, ledger_lanes, mine_batches, receipts_by_source
 from gridledger.agents.charging_desk import ChargingDesk
 from gridledger.agents.data_market import DataMarket, deploy_study_data_access
+from gridledger.agents.emergency_desk import EmergencyDesk
 from gridledger.agents.flex_desk import FlexDesk
 from gridledger.agents.ledger_record import LedgerRecord
 from gridledger.agents.prosumer import expected_exports_wh
@@ -57,6 +59,7 @@ from gridledger.contracts import flexibility as flex_contract
 from gridledger.contracts import source_choice as source_choice_contract
 from gridledger.contracts.chain import Chain, ChainExport, Receipt
 from gridledger.contracts.client import Wallet
+from gridledger.contracts.emergency import NOBODY
 from gridledger.contracts.keys import derive_account, derive_chain_id
 from gridledger.contracts.market import (
     MarketAddresses,
@@ -74,7 +77,7 @@ from gridledger.contracts.mechanisms import MECHANISMS, VERIFIED_BATCH
 from gridledger.contracts.typed_data import SignedOrder
 from gridledger.contracts.zone_clearing import residual_orders
 from gridledger.federation import (AUDITOR_ENDPOINT, COORDINATOR_ENDPOINT, DER_ENDPOINT, GRID_ENDPOINT, OPERATOR_ENDPOINT,
-                                   REQUESTOR_ENDPOINT, WORKER_ENDPOINT, is_sharded)
+                                   REQUESTOR_ENDPOINT, SERVICE_ENDPOINT, WORKER_ENDPOINT, is_sharded)
 from gridledger.messages import decode, encode, is_json
 from gridledger.roster import Roster
 from gridledger.schedule import LedgerAction, data_access_phase
@@ -265,11 +268,12 @@ class MarketOperator:
 
     def __init__(self, sc: Roster, chain: Chain, wallet: Wallet, addresses: MarketAddresses,
                  prosumers: list[str], dso: str | None, flex: FlexDesk | None, charging: ChargingDesk | None,
-                 audit: str | None = None, source_choice: str | None = None, data: DataMarket | None = None):
+                 audit: str | None = None, source_choice: str | None = None, data: DataMarket | None = None,
+                 emergency: EmergencyDesk | None = None):
         self.sc, self.chain, self.wallet, self.addresses = sc, chain, wallet, addresses
         self.prosumers, self.dso, self.flex, self.charging, self.audit_address = prosumers, dso, flex, charging, audit
         self.source_choice_address = source_choice
-        self.data = data
+        self.data, self.emergency = data, emergency
         self.supply_wei = read(chain, addresses.token, "GridToken", "totalSupply")
         self.record = LedgerRecord(sc, prosumers, addresses.auction_contract)
         self.audit_record = AuditRecord(sc, prosumers, audit) if audit else None
@@ -297,19 +301,23 @@ class MarketOperator:
         auditor = derive_account(secret, "auditor").address if study.audit is not None else None
         requestor, worker = ((derive_account(secret, "requestor").address, derive_account(secret, "worker").address)
                              if study.data_access is not None else (None, None))
-        chain = Chain([operator.address, *prosumers, *meters, *(a for a in (dso, auditor, requestor, worker) if a)],
+        crew = derive_account(secret, "service").address if study.emergency is not None else None
+        chain = Chain([operator.address, *prosumers, *meters,
+                       *(a for a in (dso, auditor, requestor, worker, crew) if a)],
                       genesis_timestamp=study.start_timestamp - SETUP_LEAD_S, chain_id=derive_chain_id(secret))
         wallet = chain.wallet(operator)
         addresses = deploy_study_market(sc, chain, wallet, prosumers, meters)
         flex = FlexDesk.deploy(sc, chain, wallet, addresses, prosumers, dso) if market.voltage_regulation else None
-        charging = (ChargingDesk.deploy(sc, chain, wallet, addresses, dso, prosumers)
+        emergency = EmergencyDesk.deploy(sc, chain, wallet, addresses, crew, prosumers) if crew else None
+        charging = (ChargingDesk.deploy(sc, chain, wallet, addresses, dso, prosumers,
+                                        emergency.address if emergency else NOBODY)
                     if market.charging_coordination else None)
         audit = deploy_study_audit(sc, chain, wallet, addresses.settlement, auditor) if auditor else None
         choice = (source_choice_contract.deploy_source_choice(chain, wallet, addresses.settlement)
                   if market.source_choice is not None else None)
         data = (DataMarket(chain, deploy_study_data_access(sc, chain, wallet, addresses, requestor, worker),
                            addresses.token) if requestor else None)
-        return cls(sc, chain, wallet, addresses, prosumers, dso, flex, charging, audit, choice, data)
+        return cls(sc, chain, wallet, addresses, prosumers, dso, flex, charging, audit, choice, data, emergency)
 
     def deployment(self) -> list[Message]:
         """The ``deployed`` notice for the agents, the meters and those of the DSO, auditor, requestor and worker
@@ -318,10 +326,12 @@ class MarketOperator:
                         flexibility=self.flex.address if self.flex else None,
                         charging=self.charging.address if self.charging else None, audit=self.audit_address,
                         source_choice=self.source_choice_address,
-                        data_access=self.data.address if self.data else None)
+                        data_access=self.data.address if self.data else None,
+                        emergency_access=self.emergency.address if self.emergency else None)
         return [(DER_ENDPOINT, notice), (GRID_ENDPOINT, notice)] + ([(OPERATOR_ENDPOINT, notice)] if self.dso else []) \
             + ([(AUDITOR_ENDPOINT, notice)] if self.audit_address else []) \
-            + ([(REQUESTOR_ENDPOINT, notice), (WORKER_ENDPOINT, notice)] if self.data else [])
+            + ([(REQUESTOR_ENDPOINT, notice), (WORKER_ENDPOINT, notice)] if self.data else []) \
+            + ([(SERVICE_ENDPOINT, notice)] if self.emergency else [])
 
     def act(self, action: LedgerAction, received: list[Message]) -> list[Message]:
         """Mine the block of `action` with the signed transactions `received` (source, raw); return the messages."""
@@ -339,7 +349,9 @@ class MarketOperator:
         ended = [k for k in self.exchange_due if k < interval]
         self.exchange_due = [k for k in self.exchange_due if k >= interval]
         duties = (self.pending + operator_duties(self.sc, self.wallet, self.addresses, interval)
-                  + [settle_operator(self.wallet, self.addresses, k) for k in ended])
+                  + [settle_operator(self.wallet, self.addresses, k) for k in ended]
+                  + (self.emergency.duties(self.wallet, timestamp - self.sc.study.start_timestamp)
+                     if self.emergency else []))
         self.pending = []
         txs, order_messages, signed_readings = split_received(received)
         if self.sc.study.market.clearing == VERIFIED_BATCH:
@@ -373,6 +385,8 @@ class MarketOperator:
             outbox.append((DER_ENDPOINT, encode("flex_requests", requests=posted)))
         if self.charging:
             self.charging.requested(block.events_of(charging_contract.CONTRACT))
+            outbox += [(DER_ENDPOINT, encode("charging_cut", **cut))
+                       for cut in self.charging.overridden(block.events_of(charging_contract.CONTRACT))]
         if self.audit_address and (feed := audit_feed(block, timestamp - self.sc.study.start_timestamp)):
             outbox.append((AUDITOR_ENDPOINT, encode("readings", **feed)))
         if self.data and (events := self.data.feed(block)):

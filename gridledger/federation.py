@@ -34,6 +34,7 @@ COORDINATOR_ENDPOINT = "coordinator/zones"
 AUDITOR_ENDPOINT = "auditor/checks"
 REQUESTOR_ENDPOINT = "requestor/queries"
 WORKER_ENDPOINT = "worker/compute"
+SERVICE_ENDPOINT = "service/crew"
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ SIGNED_ORDERS = When("`market.submission` is batched and `market.mechanism` not 
 SHARDED = When("`market.sharding: per-zone`", lambda study: study.market.sharding == "per-zone")
 AUDITED = When("`audit`", lambda study: study.audit is not None)
 DATA_ACCESS = When("`data_access`", lambda study: study.data_access is not None)
+EMERGENCY = When("`emergency`", lambda study: study.emergency is not None)
 INVERTER_CURVES = When(
     "`prosumers.pv.inverter.volt_var` or `volt_watt`",
     lambda study: study.prosumers.pv.inverter.volt_var or study.prosumers.pv.inverter.volt_watt,
@@ -85,10 +87,11 @@ FEDERATION = (
     Federate("auditor", AUDITOR_ENDPOINT, AUDITED),
     Federate("requestor", REQUESTOR_ENDPOINT, DATA_ACCESS),
     Federate("worker", WORKER_ENDPOINT, DATA_ACCESS),
+    Federate("service", SERVICE_ENDPOINT, EMERGENCY),
 )
 FEDERATES = tuple(f.name for f in FEDERATION if f.runs is ALWAYS)
 """Federates of every study; `federate_names` adds the operator, the zones' coordinator, the auditor, the data
-requestor and its compute worker when a study needs them."""
+requestor and its compute worker, and the service crew when a study needs them."""
 
 
 SHARDING_MODES = ("none", "per-zone")
@@ -259,7 +262,8 @@ class Message:
     encoding: str = "json"
 
 
-TX_SENDERS = (DER_ENDPOINT, GRID_ENDPOINT, OPERATOR_ENDPOINT, AUDITOR_ENDPOINT, REQUESTOR_ENDPOINT, WORKER_ENDPOINT)
+TX_SENDERS = (DER_ENDPOINT, GRID_ENDPOINT, OPERATOR_ENDPOINT, AUDITOR_ENDPOINT, REQUESTOR_ENDPOINT, WORKER_ENDPOINT,
+              SERVICE_ENDPOINT)
 """Endpoints that send signed transactions, and so get receipts back."""
 _INTERVAL = Field("interval", "int", "", "market interval index k")
 _RECEIPT = (
@@ -353,7 +357,7 @@ MESSAGES = (
     Message("transaction", TX_SENDERS, (LEDGER_ENDPOINT,), ALWAYS,
             "a signed raw Ethereum transaction (orders, bids, readings, offers, requests)", encoding="raw"),
     Message("deployed", (LEDGER_ENDPOINT,), (DER_ENDPOINT, GRID_ENDPOINT, OPERATOR_ENDPOINT, AUDITOR_ENDPOINT,
-                                             REQUESTOR_ENDPOINT, WORKER_ENDPOINT), ALWAYS,
+                                             REQUESTOR_ENDPOINT, WORKER_ENDPOINT, SERVICE_ENDPOINT), ALWAYS,
             "where the contracts are, sent before time 0", (
                 Field("addresses", "object", "", "the market's contracts and mechanism", (
                     Field("registry", "address", "", "Registry contract"),
@@ -369,6 +373,8 @@ MESSAGES = (
                 Field("source_choice", "address or null", "", "SourceChoice contract, null without "
                       "`market.source_choice`"),
                 Field("data_access", "address or null", "", "DataAccess contract, null without `data_access`"),
+                Field("emergency_access", "address or null", "", "EmergencyAccess contract, null without "
+                      "`emergency`"),
             )),
     Message("receipts", (LEDGER_ENDPOINT,), TX_SENDERS, ALWAYS,
             "the receipts of the transactions an endpoint sent, after each block", (
@@ -396,6 +402,12 @@ MESSAGES = (
             "an interval's admitted EV charging, at its gate", (
                 Field("window", "int", "", "market interval index of the charging window"),
                 Field("admitted_w", "{address: int}", "W", "charging power admitted per account"),
+            )),
+    Message("charging_cut", (LEDGER_ENDPOINT,), (DER_ENDPOINT,), EMERGENCY,
+            "an emergency override of one EV's admitted charging, after the block that mined it", (
+                Field("window", "int", "", "market interval index of the charging window"),
+                Field("account", "address", "", "the EV owner's account"),
+                Field("admitted_w", "int", "W", "the charging power admitted from now on"),
             )),
     Message("signed_orders", (DER_ENDPOINT,), (LEDGER_ENDPOINT,), SIGNED_ORDERS,
             "an interval's orders, each signed by its prosumer as EIP-712 typed data, for the operator to relay", (

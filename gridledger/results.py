@@ -46,6 +46,8 @@ def _coords(sc) -> dict[str, object]:
         "answer_entry": np.arange(max(1, -(-study.duration_s // SECONDS_PER_HOUR))),
         "data_action": np.array(ACTIONS, dtype=object),
     }
+    if study.emergency is not None:
+        data["override"] = np.arange(len(study.emergency.overrides))
     return data | {
         "time": start + step * np.arange(study.n_steps),
         "interval": start + interval * np.arange(study.n_intervals),

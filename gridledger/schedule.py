@@ -37,6 +37,10 @@ voltage-regulation market on (`market.voltage_regulation`):
 and with charging coordination (`market.charging_coordination`) the same
 slots carry the operator's headroom for k+1 (s_k + 0.75), the EVs'
 charging requests (s_k + R, deadline = the gate) and the allocation (g).
+With an emergency (``emergency``) the operator declares it and grants the
+service crew in its first block at or after ``declare_s``; the crew signs
+each override at its ``at_s`` + 0.3 s, mined at the ledger's next block,
+and the agents cut that admission from their next step.
 
 Power-flow
 steps between interval starts follow the same half-second offset: DER at
@@ -84,6 +88,8 @@ COORDINATOR_OFFSET_S = 0.5
 """After a zone ledger's gate: the coordinator clears; the zone ledgers settle its fills at the gate + 1 s."""
 AUDITOR_OFFSET_S = 1.25
 """After an interval's end: its readings were mined at + 1 s (`LEDGER_OFFSET_S`); the auditor checks them."""
+SERVICE_OFFSET_S = 0.3
+"""After an override's ``at_s``: the service crew signs it (mined at the ledger's next block)."""
 DATA_READ_OFFSET_S = 0.25
 """After the data-access protocol's last block: the requestor and the worker read what it paid."""
 AUDIT_TAIL_OFFSET_S = 2.0
@@ -190,6 +196,16 @@ def auditor_times(study: Study) -> list[float]:
     last interval.
     """
     return [k * study.market_interval_s + AUDITOR_OFFSET_S for k in range(1, study.n_intervals + 1)]
+
+
+def service_times(study: Study) -> list[float]:
+    """When the service crew signs its emergency overrides (``emergency.overrides``). [s]"""
+    return sorted({o.at_s + SERVICE_OFFSET_S for o in study.emergency.overrides}) if study.emergency else []
+
+
+def next_block_s(study: Study, time_s: float) -> float:
+    """The ledger's first "mine" action after `time_s`: where what a federate sends at `time_s` is mined. [s]"""
+    return min(a.time_s for a in ledger_actions(study) if a.kind == "mine" and a.time_s > time_s)
 
 
 def der_actions(study: Study) -> list[DerAction]:

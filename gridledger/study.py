@@ -34,7 +34,7 @@ from gridledger.contracts.mechanisms import (
 )
 from gridledger.federation import SHARDING_MODES, federate_names
 from gridledger.study_audit import Attack, Audit
-from gridledger.study_privacy import MAX_OWNERS, DataAccess
+from gridledger.study_privacy import MAX_OWNERS, DataAccess, Emergency
 
 
 def _not_a_bool(value: object) -> object:
@@ -520,6 +520,7 @@ class Study(_Strict):
     audit: Audit | None = None
     attacks: list[Attack] = []
     data_access: DataAccess | None = None
+    emergency: Emergency | None = None
 
     @model_validator(mode="after")
     def _time_grid(self) -> "Study":
@@ -547,18 +548,19 @@ class Study(_Strict):
         self._attacks_fit()
         self._audit_fits()
         self._data_access_fits()
+        self._emergency_fits()
         if self.market.source_choice is not None:
             self._names_exist("market.source_choice", self.market.source_choice.prosumers)
         return self
 
-    def _names_exist(self, where: str, named: list[str] | None) -> None:
-        """Every name in `named` is one of the study's prosumers (p01, p02, ...)."""
+    def _names_exist(self, where: str, named: list[str] | None, field: str = "prosumers") -> None:
+        """Every name in `named` (the list `field` of `where`) is one of the study's prosumers (p01, p02, ...)."""
         width = max(2, len(str(self.prosumers.count)))
         names = {f"p{i + 1:0{width}d}" for i in range(self.prosumers.count)}
         unknown = sorted(set(named or ()) - names)
         if unknown:
             shown = f"p{1:0{width}d} to p{self.prosumers.count:0{width}d}" if names else "none (prosumers.count is 0)"
-            raise ValueError(f"{where}.prosumers names {', '.join(unknown)}; prosumers here: {shown}")
+            raise ValueError(f"{where}.{field} names {', '.join(unknown)}; prosumers here: {shown}")
 
     def _attacks_fit(self) -> None:
         """Attacks name existing prosumers, end within the study, and fake deliveries need the flexibility market."""
@@ -598,6 +600,25 @@ class Study(_Strict):
         if not 1 <= self.prosumers.count <= MAX_OWNERS:
             raise ValueError(f"data_access lists every prosumer in each request, 1 to {MAX_OWNERS} "
                              f"(DataAccess.MAX_OWNERS): prosumers.count is {self.prosumers.count}")
+
+    def _emergency_fits(self) -> None:
+        """Overrides cut charging admissions on one chain, inside the study, of households that exist."""
+        spec = self.emergency
+        if spec is None:
+            return
+        if not self.market.charging_coordination:
+            raise ValueError("emergency overrides charging admissions: it needs market.charging_coordination: on")
+        if self.market.sharding == "per-zone":
+            raise ValueError("emergency needs one chain: use market.sharding 'none' with emergency")
+        if spec.declare_s >= self.duration_s:
+            raise ValueError(f"emergency.declare_s ({spec.declare_s}) must be below duration_s ({self.duration_s})")
+        self._names_exist("emergency", [spec.household] if spec.household else None, "household")
+        for i, override in enumerate(spec.overrides):
+            self._names_exist(f"emergency.overrides.{i}", [override.household], "household")
+            if not spec.declare_s < override.at_s < self.duration_s - self.market_interval_s:
+                raise ValueError(f"emergency.overrides.{i}.at_s ({override.at_s}) must be after declare_s "
+                                 f"({spec.declare_s}) and before the last interval "
+                                 f"({self.duration_s - self.market_interval_s})")
 
     def _placed_federates(self) -> None:
         """Every federate `helics.hosts` places is one this study runs."""

@@ -1,4 +1,5 @@
-"""Study schema of data access by contract (``data_access:``), after Wang et al.'s SPDS.
+"""Study schema of privacy and secure transactions: data access by contract (``data_access:``), after Wang et al.'s
+SPDS, and emergency access (``emergency:``), after Aung et al.
 
 After the study's last interval, a requestor (the account ``requestor``,
 a DSO or a researcher) proposes each listed query of the catalogue
@@ -64,3 +65,37 @@ class DataAccess(_Strict):
     approve_share: Annotated[float, Field(ge=0.0, le=1.0)] = 1.0
     accept_window_s: Annotated[int, Field(ge=1, le=MAX_ACCEPT_WINDOW_S)] = 3600
     queries: Annotated[list[DataQuery], Field(min_length=1, max_length=8)]
+
+
+MAX_EMERGENCY_S = 7 * 86400
+"""Longest emergency and grant: ``EmergencyAccess.MAX_EMERGENCY_S``. [s]"""
+PROSUMER_NAME = r"^p[0-9]+$"
+
+
+class Override(_Strict):
+    """What the service crew does at ``at_s``: cut ``household``'s charging admission of that window to
+    ``admitted_kw`` [kW] (``ChargingCoordination.override``)."""
+
+    at_s: Annotated[int, Field(ge=0)]
+    household: Annotated[str, Field(pattern=PROSUMER_NAME)]
+    admitted_kw: Annotated[float, Field(ge=0.0, le=1e3)] = 0.0
+
+
+class Emergency(_Strict):
+    """A declared emergency and the service crew's access during it (``emergency:``).
+
+    At ``declare_s`` the market operator declares an emergency of
+    ``duration_s`` for ``reason`` on ``EmergencyAccess`` and grants the
+    service crew (its own key, no market role) the scope of overriding
+    charging admissions over ``household`` (every household if null) for
+    ``grant_s``; the crew then cuts the admissions listed in
+    ``overrides``. An override outside the grant (too late, another
+    household) is refused on chain with the grant's reason and recorded.
+    """
+
+    declare_s: Annotated[int, Field(ge=0)]
+    duration_s: Annotated[int, Field(ge=1, le=MAX_EMERGENCY_S)] = 7200
+    reason: Annotated[str, Field(min_length=1, max_length=64)] = "transformer overload"
+    household: Annotated[str, Field(pattern=PROSUMER_NAME)] | None = None
+    grant_s: Annotated[int, Field(ge=1, le=MAX_EMERGENCY_S)] = 3600
+    overrides: Annotated[list[Override], Field(min_length=1, max_length=64)]

@@ -113,6 +113,24 @@ def test_coordinated_ev_charges_only_when_admitted_until_its_laxity_runs_out():
     assert fleet.shortfall_kwh() == pytest.approx(0.0, abs=1e-9)
 
 
+def test_an_emergency_cut_stops_the_ev_from_the_next_step_of_its_window_and_never_raises_an_admission():
+    fleet = small_fleet()
+    for k in range(216):
+        fleet.step(k, True)
+    fleet.admit(72, {3: 7400})
+    assert fleet.step(216, True)[0] == 7.4
+    with pytest.raises(ValueError, match="between 0 and 7400 W, got 8000"):
+        fleet.cut(72, 3, 8000)
+    with pytest.raises(ValueError, match="no admission of prosumer 3 in window 73"):
+        fleet.cut(73, 3, 0)
+    with pytest.raises(ValueError, match="no admission of prosumer 2 in window 72"):
+        fleet.cut(72, 2, 0)                                             # prosumer 2 owns no EV
+    fleet.cut(72, 3, 3000)
+    assert fleet.step(217, True)[0] == 3.0
+    fleet.cut(72, 3, 0)
+    assert fleet.step(218, True)[0] == 0.0                              # A has 12.7 h of slack: no safety net
+
+
 # 20 seeded sessions, study from noon to noon (step 288 is the next noon).
 FLEET_SESSIONS = ev_sessions(20, seed=7, midnight_s=-12 * HOUR_S)
 N_STEPS = 24 * HOUR_S // STEP_S
