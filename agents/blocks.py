@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from gridledger.contracts import audit as audit_contract
 from gridledger.contracts import data_access as data_contract
+from gridledger.contracts import two_phase as two_phase_contract
 from gridledger.contracts import charging as charging_contract
 from gridledger.contracts import flexibility as flex_contract
 from gridledger.contracts import market as market_contract
@@ -32,11 +33,14 @@ from gridledger.contracts.client import DecodedLog
 
 AGENT_TX_GAS_CAP = max(market_contract.GAS_SUBMIT_ORDER, market_contract.GAS_POST_LOT, market_contract.GAS_BID,
                        market_contract.GAS_COMMIT_BID, market_contract.GAS_REVEAL_BID, flex_contract.GAS_APPROVE,
-                       flex_contract.GAS_OFFER, charging_contract.GAS_REQUEST_CHARGE)
-"""Largest gas limit a prosumer agent signs: orders, lots, bids, bond approval, offers, charging requests. [gas]"""
+                       flex_contract.GAS_OFFER, charging_contract.GAS_REQUEST_CHARGE, market_contract.GAS_WITHDRAW,
+                       two_phase_contract.GAS_PROPOSE, two_phase_contract.GAS_ACCEPT)
+"""Largest gas limit a prosumer agent signs: orders, lots, bids, bond approval, offers, charging requests,
+withdrawals, two-phase proposals and acceptances. [gas]"""
 
-METER_TX_GAS_CAP = max(market_contract.GAS_POST_READING, flex_contract.GAS_POST_DELIVERY)
-"""Largest gas limit a meter signs: readings and flexibility deliveries. [gas]"""
+METER_TX_GAS_CAP = max(market_contract.GAS_POST_READING, flex_contract.GAS_POST_DELIVERY,
+                       two_phase_contract.GAS_CONFIRM)
+"""Largest gas limit a meter signs: readings, flexibility deliveries and two-phase confirmations. [gas]"""
 
 AUDITOR_TX_GAS_CAP = max(audit_contract.GAS_FLAG, audit_contract.GAS_FINALIZE, audit_contract.GAS_SETTLE_ESTIMATE)
 """Largest gas limit the auditor signs: flags, finalizations, estimates of isolated meters. [gas]"""

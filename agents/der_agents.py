@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gridledger.agents.bilateral import pairs, participants, trade_id, trade_interval
 from gridledger.agents.data_owners import approvals_due, consenting, write_stores
 from gridledger.agents.der_record import der_part
 from gridledger.agents.devices import Devices, inverter_settings
@@ -30,21 +31,22 @@ from gridledger.agents.flex_offers import (Flexibility, OfferRules, bond_approva
                                            offer_tx, pv_owners)
 from gridledger.agents.lot_bidding import SealedBids, commit_tx, open_bids, reveal_tx, sealed_bids
 from gridledger.agents.orders import OrderRecord, buyers, opening_orders, order_tx, zic_orders
-from gridledger.agents.prosumer import Order
+from gridledger.agents.prosumer import Order, expected_exports_wh
 from gridledger.agents.relay import signed_orders_message
 from gridledger.agents.source_choosers import pv_choosers
 from gridledger.contracts import charging
-from gridledger.contracts import data_access
+from gridledger.contracts import data_access, two_phase
+from gridledger.contracts import flexibility
 from gridledger.contracts.client import Wallet
 from gridledger.contracts.keys import derive_account
-from gridledger.contracts.market import LotState, MarketAddresses, bid
+from gridledger.contracts.market import LotState, MarketAddresses, bid, withdraw
 from gridledger.contracts.source_choice import choose_pv
 from gridledger.contracts.mechanisms import BATCHED, MECHANISMS, SIGNED_ORDER_CONTRACTS
 from gridledger.contracts.typed_data import SignedOrder, sign_order
 from gridledger.messages import decode
 from gridledger.roster import Roster
 from gridledger.schedule import DerAction
-from gridledger.units import price_wei_per_wh
+from gridledger.units import price_wei_per_wh, wei
 
 log = logging.getLogger("gridledger.der")
 
@@ -77,9 +79,15 @@ class DerAgents:
         self.data_access_address: str | None = None
         self.run_dir = run_dir
         self.data_requests: list[dict] = []
+        self.two_phase_address: str | None = None
+        self.to_accept: list[tuple[int, str]] = []
+        self.bilateral = (participants(len(sc.prosumers), study.two_phase.share, study.seed)
+                          if study.two_phase is not None else np.zeros(len(sc.prosumers), dtype=bool))
         self.sent_for: dict[tuple[int, int], int] = {}
         n, intervals = len(sc.prosumers), study.n_intervals
         self.position_wh = np.zeros((intervals, n), dtype=np.int64)
+        # Prepared two-phase trades by delivery interval: sold positive, bought negative (a delivery obligation).
+        self.bilateral_wh = np.zeros((intervals, n), dtype=np.int64)
         self.rejected = np.zeros((intervals, n), dtype=np.int64)
         self.lots: dict[int, list[LotState]] = {}
         self.orders = OrderRecord(intervals, n)
@@ -97,6 +105,7 @@ class DerAgents:
         self.charging_address = notice.get("charging")
         self.source_choice_address = notice.get("source_choice")
         self.data_access_address = notice.get("data_access")
+        self.two_phase_address = notice.get("two_phase")
 
     def inverter_settings(self) -> dict | None:
         """The PV inverters' ratings and curves for the grid federate (`gridledger.agents.devices`)."""
@@ -104,7 +113,8 @@ class DerAgents:
 
     def opening(self) -> list[bytes]:
         """What the agents sign before the first interval: each PV owner's approval of its bond to the
-        voltage-regulation contract, and each chooser's choice of PV-sourced energy (none without either).
+        voltage-regulation contract, each two-phase participant's budget moved to its wallet and approved to the
+        trade contract, and each chooser's choice of PV-sourced energy (none without any of them).
 
         A rejection of either counts against interval 0.
         """
@@ -114,6 +124,12 @@ class DerAgents:
             self.sent_for.update({(int(i), self.wallets[i].nonce): 0 for i in owners})
             txs += bond_approvals(self.wallets, owners, self.addresses.token, self.flex_address,
                                   self.sc.study.market.flexibility.bond_endowment)
+        if self.two_phase_address is not None:
+            budget_wei = wei(self.sc.study.two_phase.budget)
+            for i in np.flatnonzero(self.bilateral):
+                self.sent_for.update({(int(i), self.wallets[i].nonce + n): 0 for n in range(2)})
+                txs += [withdraw(self.wallets[i], self.addresses, budget_wei),
+                        flexibility.approve(self.wallets[i], self.addresses.token, self.two_phase_address, budget_wei)]
         if self.source_choice_address is not None:
             study = self.sc.study
             for i in pv_choosers(study.market.source_choice, [p.name for p in self.sc.prosumers], study.seed):
@@ -143,6 +159,13 @@ class DerAgents:
             elif body["type"] == "rejected":
                 for rejection in body["rejections"]:
                     self._rejected_order(body["interval"], rejection)
+            elif body["type"] == "two_phase_events":
+                self.to_accept += [(self.index_of[t["seller"]], t["trade_id"])
+                                   for t in body["proposed"] if t["seller"] in self.index_of]
+                for t in body["prepared"]:
+                    k = trade_interval(t["trade_id"])
+                    self.bilateral_wh[k, self.index_of[t["seller"]]] += t["energy_wh"]
+                    self.bilateral_wh[k, self.index_of[t["buyer"]]] -= t["energy_wh"]
             elif body["type"] == "data_events":
                 self.data_requests += body["requests"]
             elif body["type"] == "receipts":
@@ -171,6 +194,8 @@ class DerAgents:
         """One action of the schedule: market transactions, then flexibility and charging ones, then data approvals,
         then setpoints."""
         txs = self.market_txs(action) if action.market is not None else []
+        if self.two_phase_address is not None:
+            txs += self.two_phase_txs(action)
         if action.flex_interval is not None:
             txs += self.flex_txs(action.flex_interval)
         if action.data:
@@ -238,6 +263,25 @@ class DerAgents:
                                               r.on_chain(self.accounts[r.owner].address, study.start_timestamp))
                       for r in self.devices.evs.requests(interval)]
 
+    def two_phase_txs(self, action: DerAction) -> list[bytes]:
+        """The sellers' acceptances of the proposals made to them, then (with an interval's orders) the buyers'
+        proposals of bilateral trades for that interval (`gridledger.agents.bilateral`)."""
+        study = self.sc.study
+        txs = [two_phase.accept(self._sender(i, trade_interval(tid)), self.two_phase_address, bytes.fromhex(tid[2:]))
+               for i, tid in self.to_accept]
+        self.to_accept = []
+        if action.market != "orders":
+            return txs
+        k = action.interval
+        deadline = study.start_timestamp + (k + 1 + study.two_phase.deadline_intervals) * study.market_interval_s
+        price = price_wei_per_wh(study.two_phase.premium_per_kwh)
+        for buyer, seller, energy_wh in pairs(expected_exports_wh(self.sc, k), self.bilateral, study.two_phase.firm_share):
+            txs.append(two_phase.propose(self._sender(buyer, k), self.two_phase_address,
+                                         trade_id(k, self.accounts[buyer].address),
+                                         seller=self.accounts[seller].address, energy_wh=energy_wh,
+                                         price_wei_per_wh=price, deadline_timestamp=deadline))
+        return txs
+
     def data_txs(self) -> list[bytes]:
         """Every owner's store written; the consenting owners' approvals of the requests that list them."""
         study = self.sc.study
@@ -248,9 +292,11 @@ class DerAgents:
                 for i, rid in approvals_due(self.data_requests, [a.address for a in self.accounts], consent)]
 
     def setpoints(self, step: int) -> dict[str, np.ndarray]:
-        """Every agent's device setpoints for `step`, the battery following the cleared position. [MW], [Mvar]"""
+        """Every agent's device setpoints for `step`, the battery following the cleared position and the prepared
+        two-phase trades. [MW], [Mvar]"""
         k = step // self.sc.study.steps_per_interval
-        return self.devices.step(step, self.position_wh[k], self.flex.curtail_kw[k], self.charging_address is not None)
+        return self.devices.step(step, self.position_wh[k] + self.bilateral_wh[k], self.flex.curtail_kw[k],
+                                 self.charging_address is not None)
 
     def write(self, run_dir: Path, complete: bool) -> None:
         """Write the ``der`` results part; `complete` says whether the run reached its end."""

@@ -6,7 +6,8 @@ charging desk (`ChargingDesk`), the meter-fraud ``Audit``
 (`gridledger.contracts.audit`), the buyers' ``SourceChoice``
 (`gridledger.contracts.source_choice`) and ``DataAccess``
 (`gridledger.agents.data_market`) and ``EmergencyAccess``
-(`gridledger.agents.emergency_desk`) when the study turns them on. Then, at each
+(`gridledger.agents.emergency_desk`) and ``TwoPhaseTrade``
+(`gridledger.agents.two_phase_desk`) when the study turns them on. Then, at each
 of the ledger's actions (`gridledger.schedule.ledger_actions`), it mines
 one block:
 
@@ -41,6 +42,7 @@ from gridledger.agents.blocks import Lane, MinedBlock, ledger_lanes, mine_batche
 from gridledger.agents.charging_desk import ChargingDesk
 from gridledger.agents.data_market import DataMarket, deploy_study_data_access
 from gridledger.agents.emergency_desk import EmergencyDesk
+from gridledger.agents.two_phase_desk import TwoPhaseDesk
 from gridledger.agents.flex_desk import FlexDesk
 from gridledger.agents.ledger_record import LedgerRecord
 from gridledger.agents.prosumer import expected_exports_wh
@@ -269,11 +271,11 @@ class MarketOperator:
     def __init__(self, sc: Roster, chain: Chain, wallet: Wallet, addresses: MarketAddresses,
                  prosumers: list[str], dso: str | None, flex: FlexDesk | None, charging: ChargingDesk | None,
                  audit: str | None = None, source_choice: str | None = None, data: DataMarket | None = None,
-                 emergency: EmergencyDesk | None = None):
+                 emergency: EmergencyDesk | None = None, bilateral: TwoPhaseDesk | None = None):
         self.sc, self.chain, self.wallet, self.addresses = sc, chain, wallet, addresses
         self.prosumers, self.dso, self.flex, self.charging, self.audit_address = prosumers, dso, flex, charging, audit
         self.source_choice_address = source_choice
-        self.data, self.emergency = data, emergency
+        self.data, self.emergency, self.bilateral = data, emergency, bilateral
         self.supply_wei = read(chain, addresses.token, "GridToken", "totalSupply")
         self.record = LedgerRecord(sc, prosumers, addresses.auction_contract)
         self.audit_record = AuditRecord(sc, prosumers, audit) if audit else None
@@ -317,7 +319,9 @@ class MarketOperator:
                   if market.source_choice is not None else None)
         data = (DataMarket(chain, deploy_study_data_access(sc, chain, wallet, addresses, requestor, worker),
                            addresses.token) if requestor else None)
-        return cls(sc, chain, wallet, addresses, prosumers, dso, flex, charging, audit, choice, data, emergency)
+        bilateral = TwoPhaseDesk.deploy(sc, chain, wallet, addresses) if study.two_phase is not None else None
+        return cls(sc, chain, wallet, addresses, prosumers, dso, flex, charging, audit, choice, data, emergency,
+                   bilateral)
 
     def deployment(self) -> list[Message]:
         """The ``deployed`` notice for the agents, the meters and those of the DSO, auditor, requestor and worker
@@ -327,7 +331,8 @@ class MarketOperator:
                         charging=self.charging.address if self.charging else None, audit=self.audit_address,
                         source_choice=self.source_choice_address,
                         data_access=self.data.address if self.data else None,
-                        emergency_access=self.emergency.address if self.emergency else None)
+                        emergency_access=self.emergency.address if self.emergency else None,
+                        two_phase=self.bilateral.address if self.bilateral else None)
         return [(DER_ENDPOINT, notice), (GRID_ENDPOINT, notice)] + ([(OPERATOR_ENDPOINT, notice)] if self.dso else []) \
             + ([(AUDITOR_ENDPOINT, notice)] if self.audit_address else []) \
             + ([(REQUESTOR_ENDPOINT, notice), (WORKER_ENDPOINT, notice)] if self.data else []) \
@@ -351,7 +356,8 @@ class MarketOperator:
         duties = (self.pending + operator_duties(self.sc, self.wallet, self.addresses, interval)
                   + [settle_operator(self.wallet, self.addresses, k) for k in ended]
                   + (self.emergency.duties(self.wallet, timestamp - self.sc.study.start_timestamp)
-                     if self.emergency else []))
+                     if self.emergency else [])
+                  + (self.bilateral.duties(self.wallet, timestamp) if self.bilateral else []))
         self.pending = []
         txs, order_messages, signed_readings = split_received(received)
         if self.sc.study.market.clearing == VERIFIED_BATCH:
@@ -389,6 +395,9 @@ class MarketOperator:
                        for cut in self.charging.overridden(block.events_of(charging_contract.CONTRACT))]
         if self.audit_address and (feed := audit_feed(block, timestamp - self.sc.study.start_timestamp)):
             outbox.append((AUDITOR_ENDPOINT, encode("readings", **feed)))
+        if self.bilateral and (trades := self.bilateral.feed(block)):
+            message = encode("two_phase_events", **trades)
+            outbox += [(DER_ENDPOINT, message), (GRID_ENDPOINT, message)]
         if self.data and (events := self.data.feed(block)):
             message = encode("data_events", **events)
             owners = [(DER_ENDPOINT, message)] if events["requests"] else []     # the owners act on requests only
@@ -467,13 +476,16 @@ class MarketOperator:
         return [(DER_ENDPOINT, encode("cleared", interval=cleared, positions_wh=positions))]
 
     def audit(self) -> bool:
-        """Record and return whether tokens were conserved: supply, settlement, flexibility and data-access holdings."""
+        """Record and return whether tokens were conserved: supply, settlement, flexibility, data-access and two-phase
+        holdings."""
         accounts = [*self.prosumers, self.wallet.address]
         conserved = tokens_conserved(self.chain, self.addresses, self.supply_wei, accounts)
         if self.flex:
             conserved &= self.flex.tokens_held_match(self.chain)
         if self.data:
             conserved &= self.data.tokens_held_match()
+        if self.bilateral:
+            conserved &= self.bilateral.tokens_held_match()
         self.record.supply_conserved = conserved
         return conserved
 
@@ -509,6 +521,8 @@ class MarketOperator:
                 desk.write(part)
         if self.data:
             self.data.write(part)
+        if self.bilateral:
+            self.bilateral.write(part)
         if self.audit_record:
             self.audit_record.close(self.chain)
             self.audit_record.write(part)

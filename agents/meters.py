@@ -12,9 +12,12 @@ curtailed. Each meter holds its own key (``meter/<prosumer>``), apart
 from its prosumer's. With ``market.submission: batched`` the meters sign
 their readings as EIP-712 typed data instead and the grid federate, as an
 AMI head-end, sends them in one ``signed_readings`` message for the ledger
-to relay (`gridledger.agents.relay`).
+to relay (`gridledger.agents.relay`). With ``two_phase`` each side's meter
+confirms, after an interval, the prepared bilateral trades of its
+prosumer that delivered in it, if it metered at least the traded energy
+(`gridledger.agents.bilateral`).
 
-`Meters` is also the grid's inbox: it keeps the flexibility awards, installs
+`Meters` is also the grid's inbox: it keeps the flexibility awards and the prepared trades, installs
 the inverters the DER federate describes and logs rejected meter
 transactions.
 """
@@ -26,11 +29,13 @@ import logging
 import numpy as np
 
 from gridledger.agents.attacks import AttackPlan, bypass_mw, energy_error_wh, plan_attacks, tamper
+from gridledger.agents.bilateral import silent, trade_interval
 from gridledger.agents.feeder import install_inverters
 from gridledger.agents.feeder_record import FeederRecord
 from gridledger.agents.prosumer_limits import prosumer_limits
 from gridledger.agents.relay import signed_readings_message
 from gridledger.contracts import flexibility as flex
+from gridledger.contracts import two_phase
 from gridledger.contracts.client import Wallet
 from gridledger.contracts.flex_reference import energy_wh
 from gridledger.contracts.keys import derive_account
@@ -122,11 +127,13 @@ class Meters:
 
     def __init__(self, sc: Scenario, notice: dict, secret: bytes):
         names = [p.name for p in sc.prosumers]
-        self.sc = sc
+        self.sc, self.names = sc, names
         self.wallets = [Wallet(derive_account(secret, f"meter/{name}"), notice["chain_id"]) for name in names]
         self.prosumer_of = {derive_account(secret, f"prosumer/{name}").address: i for i, name in enumerate(names)}
         self.addresses = MarketAddresses(**notice["addresses"])
         self.flexibility = notice.get("flexibility")
+        self.two_phase = notice.get("two_phase")
+        self.prepared: dict[int, list[dict]] = {}
         self.available_kw = sc.pv_pu * np.array([p.pv_kwp for p in sc.prosumers])
         self.awards: dict[int, list[tuple[int, str, int]]] = {}
         self.sign = signed_readings if sc.study.market.submission == BATCHED else readings
@@ -154,6 +161,9 @@ class Meters:
             body = decode(payload)
             if body["type"] == "inverters":
                 install_inverters(self.sc, body)
+            elif body["type"] == "two_phase_events":
+                for trade in body["prepared"]:
+                    self.prepared.setdefault(trade_interval(trade["trade_id"]), []).append(trade)
             elif body["type"] == "flex_awards":
                 for award in body["awards"]:
                     self.awards.setdefault(award["interval"], []).extend(
@@ -183,8 +193,23 @@ class Meters:
             faked = {}
         else:
             txs, faked = self._tampered(interval, window, registers, record)
-        return txs + deliveries(self.wallets, self.flexibility, self.awards.pop(interval, []), window, record,
-                                self.available_kw, study.power_flow_step_s, self.prosumer_of, faked)
+        return (txs + deliveries(self.wallets, self.flexibility, self.awards.pop(interval, []), window, record,
+                                 self.available_kw, study.power_flow_step_s, self.prosumer_of, faked)
+                + self._confirmations(interval, registers))
+
+    def _confirmations(self, interval: int, registers: dict[str, np.ndarray]) -> list[bytes]:
+        """Each side's confirmation of `interval`'s prepared two-phase trades: the buyer's meter if it metered at
+        least the traded energy as import, the seller's as export; none from a silent meter (``two_phase``)."""
+        study = self.sc.study
+        txs = []
+        for trade in self.prepared.pop(interval, []):
+            tid = bytes.fromhex(trade["trade_id"][2:])
+            for side, register in (("buyer", "import_wh"), ("seller", "export_wh")):
+                i = self.prosumer_of[trade[side]]
+                metered_wh = int(registers[register][i])
+                if metered_wh >= trade["energy_wh"] and not silent(study, self.names[i], interval):
+                    txs.append(two_phase.confirm(self.wallets[i], self.two_phase, tid, metered_wh))
+        return txs
 
     def _tampered(self, interval: int, window: slice, true_wh: dict[str, np.ndarray],
                   record: FeederRecord) -> tuple[list[bytes], dict[int, float]]:

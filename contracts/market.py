@@ -73,6 +73,7 @@ GAS_POST_READING = 250_000
 GAS_POST_DEMAND = 180_000
 GAS_SETTLE_OPERATOR = 150_000
 GAS_RELEASE = 100_000
+GAS_WITHDRAW = 100_000
 GAS_POST_LOT = 250_000
 GAS_COMMIT_BID = 180_000
 GAS_REVEAL_BID = 150_000
@@ -572,6 +573,11 @@ def finalise(sender: Wallet, addresses: MarketAddresses, interval: int, *, n_lot
 def bid(wallet: Wallet, addresses: MarketAddresses, lot_id: int, *, price_wei_per_wh: int) -> bytes:
     """Signed ``EnglishAuction.bid`` (before the gate)."""
     return signed_call(wallet, addresses.auction, "EnglishAuction", "bid", lot_id, price_wei_per_wh, gas=GAS_BID)
+
+
+def withdraw(wallet: Wallet, addresses: MarketAddresses, amount_wei: int) -> bytes:
+    """Signed ``Settlement.withdraw``: `amount_wei` of ``wallet``'s free credit to its wallet. [wei]"""
+    return signed_call(wallet, addresses.settlement, "Settlement", "withdraw", amount_wei, gas=GAS_WITHDRAW)
 
 
 def post_reading(

@@ -63,6 +63,7 @@ SHARDED = When("`market.sharding: per-zone`", lambda study: study.market.shardin
 AUDITED = When("`audit`", lambda study: study.audit is not None)
 DATA_ACCESS = When("`data_access`", lambda study: study.data_access is not None)
 EMERGENCY = When("`emergency`", lambda study: study.emergency is not None)
+TWO_PHASE = When("`two_phase`", lambda study: study.two_phase is not None)
 INVERTER_CURVES = When(
     "`prosumers.pv.inverter.volt_var` or `volt_watt`",
     lambda study: study.prosumers.pv.inverter.volt_var or study.prosumers.pv.inverter.volt_watt,
@@ -353,6 +354,12 @@ _DATA_RESULT = (
     Field("inputs_commitment", "str", "", "Keccak-256 over the owners used and their stores' digests, hex"),
     Field("owners_used", "int", "", "how many owners' data the answer used"),
 )
+_TWO_PHASE_TRADE = (
+    Field("trade_id", "str", "", "the trade's id, 0x-prefixed hex of 32 bytes (`gridledger.agents.bilateral`)"),
+    Field("buyer", "address", "", "the buying prosumer"),
+    Field("seller", "address", "", "the selling prosumer"),
+    Field("energy_wh", "int", "Wh", "the traded energy both meters must confirm"),
+)
 MESSAGES = (
     Message("transaction", TX_SENDERS, (LEDGER_ENDPOINT,), ALWAYS,
             "a signed raw Ethereum transaction (orders, bids, readings, offers, requests)", encoding="raw"),
@@ -375,6 +382,7 @@ MESSAGES = (
                 Field("data_access", "address or null", "", "DataAccess contract, null without `data_access`"),
                 Field("emergency_access", "address or null", "", "EmergencyAccess contract, null without "
                       "`emergency`"),
+                Field("two_phase", "address or null", "", "TwoPhaseTrade contract, null without `two_phase`"),
             )),
     Message("receipts", (LEDGER_ENDPOINT,), TX_SENDERS, ALWAYS,
             "the receipts of the transactions an endpoint sent, after each block", (
@@ -408,6 +416,12 @@ MESSAGES = (
                 Field("window", "int", "", "market interval index of the charging window"),
                 Field("account", "address", "", "the EV owner's account"),
                 Field("admitted_w", "int", "W", "the charging power admitted from now on"),
+            )),
+    Message("two_phase_events", (LEDGER_ENDPOINT,), (DER_ENDPOINT, GRID_ENDPOINT), TWO_PHASE,
+            "the two-phase trades a block proposed and prepared, after it", (
+                Field("proposed", "[object]", "", "one per ``Proposed``: its seller accepts", _TWO_PHASE_TRADE),
+                Field("prepared", "[object]", "", "one per ``Prepared``: both meters confirm after its interval",
+                      _TWO_PHASE_TRADE),
             )),
     Message("signed_orders", (DER_ENDPOINT,), (LEDGER_ENDPOINT,), SIGNED_ORDERS,
             "an interval's orders, each signed by its prosumer as EIP-712 typed data, for the operator to relay", (

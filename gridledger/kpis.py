@@ -187,6 +187,16 @@ def ev_kpis(ds: xr.Dataset) -> dict:
     return out
 
 
+def two_phase_kpis(ds: xr.Dataset) -> dict:
+    """``two_phase``: bilateral trades proposed, prepared, committed and rolled back over the run, and what the
+    committed ones paid their sellers [token]; trades still open at the end are neither."""
+    if "two_phase_proposed" not in ds:
+        return {}
+    counts = {kind: int(ds[f"two_phase_{kind}"].sum()) for kind in ("proposed", "prepared", "committed", "rolled_back")}
+    return {"two_phase": {**counts, "open_at_end": counts["proposed"] - counts["committed"] - counts["rolled_back"],
+                          "paid_token": _round(ds.two_phase_paid_token.sum())}}
+
+
 def source_choice_kpis(ds: xr.Dataset) -> dict:
     """``source_choice``: what buyers that chose PV asked for and got, against everybody else's purchases.
 
@@ -290,6 +300,7 @@ def compute_kpis(ds: xr.Dataset, study) -> dict:
         **flexibility(ds),
         **ev_kpis(ds),
         **source_choice_kpis(ds),
+        **two_phase_kpis(ds),
         "gas_used": int(ds.gas_used.sum()),
         "gas_used_per_interval_mean": _round(over_zones(ds.gas_used).mean()),
         "gas_used_per_interval_max": int(over_zones(ds.gas_used).max()),

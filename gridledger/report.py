@@ -111,6 +111,12 @@ def kpi_section(kpis: dict) -> str:
         parts += audit_section(kpis["audit"])
     if "data_access" in kpis:
         parts += data_section(kpis["data_access"])
+    if "two_phase" in kpis:
+        t = kpis["two_phase"]
+        parts += ["<h2>Two-phase trades</h2>",
+                  f"<p>Proposed {t['proposed']}, prepared {t['prepared']}, committed {t['committed']} (paid "
+                  f"{text_of(t['paid_token'])} token), rolled back with every lock returned {t['rolled_back']}, "
+                  f"open at the end {t['open_at_end']}.</p>"]
     return "\n".join(parts)
 
 

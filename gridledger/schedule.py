@@ -37,6 +37,10 @@ voltage-regulation market on (`market.voltage_regulation`):
 and with charging coordination (`market.charging_coordination`) the same
 slots carry the operator's headroom for k+1 (s_k + 0.75), the EVs'
 charging requests (s_k + R, deadline = the gate) and the allocation (g).
+With two-phase trades (``two_phase``) the buyers propose with their orders
+(s_k), the sellers accept in the same slot as flexibility offers
+(s_k + R, mined at s_k + R + 1, so the trades are prepared before they
+deliver in k+1), and both meters confirm with their readings of k+1.
 With an emergency (``emergency``) the operator declares it and grants the
 service crew in its first block at or after ``declare_s``; the crew signs
 each override at its ``at_s`` + 0.3 s, mined at the ledger's next block,
@@ -171,9 +175,10 @@ def bid_round_times(study: Study, interval: int) -> list[int]:
 
 
 def flex_offer_time(study: Study, interval: int) -> int | None:
-    """When agents offer flexibility for, and EVs request charging in, ``interval`` (None if neither runs). [s]"""
+    """When agents offer flexibility for, EVs request charging in, and sellers accept the two-phase trades of
+    ``interval`` (None if none of them runs). [s]"""
     market = study.market
-    if not (market.voltage_regulation or market.charging_coordination) or interval < 1:
+    if not (market.voltage_regulation or market.charging_coordination or study.two_phase) or interval < 1:
         return None
     return (interval - 1) * study.market_interval_s + study.market.round_s
 

@@ -34,7 +34,7 @@ from gridledger.contracts.mechanisms import (
 )
 from gridledger.federation import SHARDING_MODES, federate_names
 from gridledger.study_audit import Attack, Audit
-from gridledger.study_privacy import MAX_OWNERS, DataAccess, Emergency
+from gridledger.study_privacy import MAX_OWNERS, DataAccess, Emergency, TwoPhase
 
 
 def _not_a_bool(value: object) -> object:
@@ -521,6 +521,7 @@ class Study(_Strict):
     attacks: list[Attack] = []
     data_access: DataAccess | None = None
     emergency: Emergency | None = None
+    two_phase: TwoPhase | None = None
 
     @model_validator(mode="after")
     def _time_grid(self) -> "Study":
@@ -549,6 +550,7 @@ class Study(_Strict):
         self._audit_fits()
         self._data_access_fits()
         self._emergency_fits()
+        self._two_phase_fits()
         if self.market.source_choice is not None:
             self._names_exist("market.source_choice", self.market.source_choice.prosumers)
         return self
@@ -619,6 +621,23 @@ class Study(_Strict):
                 raise ValueError(f"emergency.overrides.{i}.at_s ({override.at_s}) must be after declare_s "
                                  f"({spec.declare_s}) and before the last interval "
                                  f"({self.duration_s - self.market_interval_s})")
+
+    def _two_phase_fits(self) -> None:
+        """Bilateral trades on one chain; silent meters exist and fall silent inside the study."""
+        spec = self.two_phase
+        if spec is None:
+            return
+        if self.market.sharding == "per-zone":
+            raise ValueError("two_phase needs one chain: use market.sharding 'none' with two_phase")
+        if spec.deadline_intervals * self.market_interval_s > 7 * 86400:
+            raise ValueError(f"two_phase.deadline_intervals ({spec.deadline_intervals}) x market_interval_s must be "
+                             "at most 7 days (TwoPhaseTrade.MAX_DEADLINE_S)")
+        silent = spec.silent_meters
+        if silent is not None:
+            self._names_exist("two_phase.silent_meters", silent.prosumers)
+            if silent.start_s >= self.duration_s or (silent.end_s is not None and silent.end_s <= silent.start_s):
+                raise ValueError(f"two_phase.silent_meters: start_s ({silent.start_s}) must be below duration_s "
+                                 f"({self.duration_s}) and below end_s ({silent.end_s})")
 
     def _placed_federates(self) -> None:
         """Every federate `helics.hosts` places is one this study runs."""

@@ -99,3 +99,40 @@ class Emergency(_Strict):
     household: Annotated[str, Field(pattern=PROSUMER_NAME)] | None = None
     grant_s: Annotated[int, Field(ge=1, le=MAX_EMERGENCY_S)] = 3600
     overrides: Annotated[list[Override], Field(min_length=1, max_length=64)]
+
+
+class SilentMeters(_Strict):
+    """Meters whose confirmations of two-phase trades are lost (their link to the contract crashed between the
+    phases) for the trades of the intervals that start in [``start_s``, ``end_s``)."""
+
+    prosumers: Annotated[list[Annotated[str, Field(pattern=PROSUMER_NAME)]], Field(min_length=1)]
+    start_s: Annotated[int, Field(ge=0)] = 0
+    end_s: Annotated[int, Field(gt=0)] | None = None
+
+
+class TwoPhase(_Strict):
+    """Bilateral trades of local PV settled in two phases (``two_phase:``), after Dorri et al.
+
+    A ``share`` of the prosumers (drawn with the seed) takes part. Before
+    each interval, every taking part whose forecast is a deficit proposes
+    to buy the local-PV attribute of the energy it will import from one
+    whose forecast is a surplus, at ``premium_per_kwh`` [token/kWh], for
+    ``firm_share`` of the smaller forecast (what both meters will likely
+    meter despite forecast errors), and locks the payment; the seller accepts and locks an equal collateral
+    (phase one: prepared). After the interval both sides' meters confirm
+    what they metered; the second confirmation pays the seller and returns
+    its collateral (phase two: committed). A trade not committed within
+    ``deadline_intervals`` after its interval is rolled back by the
+    operator and every lock returns. The energy itself is settled by the
+    Settlement as always: the trade pays for its origin. Each taking part
+    moves ``budget`` [token] of its Settlement credit to its wallet for
+    the locks. ``silent_meters`` loses some meters' confirmations, as a
+    crash between the phases would.
+    """
+
+    share: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5
+    firm_share: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5
+    premium_per_kwh: Annotated[float, Field(gt=0.0, le=10.0)] = 0.02
+    deadline_intervals: Annotated[int, Field(ge=1, le=96)] = 2
+    budget: Annotated[float, Field(gt=0.0, le=1e6)] = 5.0
+    silent_meters: SilentMeters | None = None

@@ -10,11 +10,13 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import xarray as xr
 import yaml
 
+from gridledger.launcher import read_progress
 from gridledger.run_secret import RUN_SECRET_ENV, read_secret_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,3 +76,23 @@ def events(run_dir: Path, name: str) -> list[dict]:
     """Decoded events named `name` from the chain export."""
     rows = [json.loads(line) for line in (run_dir / "chain" / "events.jsonl").read_text().splitlines()]
     return [row for row in rows if row["event"] == name]
+
+
+def start_run(study: Path, runs: Path) -> subprocess.Popen:
+    """`gridledger run` in a process group of its own, as a shell starts a foreground job."""
+    return subprocess.Popen([sys.executable, "-m", "gridledger.cli", "run", str(study), "--runs", str(runs)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+
+
+def wait_for_progress(runs: Path, study: str, federate: str, time_s: float, deadline_s: float = 120) -> dict:
+    """Progress record of `federate` once it has reached `time_s` of simulated time."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        dirs = list((runs / study).glob("*")) if (runs / study).exists() else []
+        if dirs:
+            record = read_progress(dirs[0]).get(federate)
+            if record and record["time_s"] >= time_s and record["state"] != "starting":
+                return record
+        time.sleep(0.1)
+    raise AssertionError(f"{federate} never reached t={time_s}")

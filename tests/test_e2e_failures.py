@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -23,35 +22,16 @@ from gridledger.interfaces import broker_port_of
 from gridledger.launcher import read_progress
 from gridledger.run_secret import RUN_SECRET_ENV
 from gridledger.study import load_study
-from tests.e2e_helpers import ROOT, SHORT_STUDY, TEST_SECRET, TEST_SECRET_FILE, gridledger, only_run_dir
+from tests.e2e_helpers import (SHORT_STUDY, TEST_SECRET, TEST_SECRET_FILE, gridledger, only_run_dir, start_run,
+                               wait_for_progress)
 
 pytestmark = pytest.mark.e2e
 
 
-def _start(study: Path, runs: Path) -> subprocess.Popen:
-    """`gridledger run` in a process group of its own, as a shell starts a foreground job."""
-    return subprocess.Popen([sys.executable, "-m", "gridledger.cli", "run", str(study), "--runs", str(runs)],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
-
-
-def _wait_for(runs: Path, study: str, federate: str, time_s: float, deadline_s: float = 120) -> dict:
-    """Progress record of `federate` once it has reached `time_s` of simulated time."""
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        dirs = list((runs / study).glob("*")) if (runs / study).exists() else []
-        if dirs:
-            record = read_progress(dirs[0]).get(federate)
-            if record and record["time_s"] >= time_s and record["state"] != "starting":
-                return record
-        time.sleep(0.1)
-    raise AssertionError(f"{federate} never reached t={time_s}")
-
-
 def _harm(runs: Path, federate: str, at_s: float, sig: int, study: Path = SHORT_STUDY) -> tuple[int, str, Path]:
     """Run a study, send `sig` to one federate once it reaches `at_s`; (exit code, output, run dir)."""
-    proc = _start(study, runs)
-    record = _wait_for(runs, "baran-wu-short", federate, at_s)
+    proc = start_run(study, runs)
+    record = wait_for_progress(runs, "baran-wu-short", federate, at_s)
     os.kill(record["pid"], sig)
     try:
         out, _ = proc.communicate(timeout=120)
@@ -171,8 +151,8 @@ def _processes_of(run_dir: Path) -> list[str]:
 def test_stop_signal_to_the_run_keeps_every_part_and_the_chain_and_leaves_no_process(tmp_path, sig, to_group):
     """SIGTERM to `gridledger run`, or Ctrl-C (SIGINT to its process group), halfway through the short study."""
     runs = tmp_path / "runs"
-    proc = _start(SHORT_STUDY, runs)
-    _wait_for(runs, "baran-wu-short", "ledger", 3600)
+    proc = start_run(SHORT_STUDY, runs)
+    wait_for_progress(runs, "baran-wu-short", "ledger", 3600)
     if to_group:
         os.killpg(proc.pid, sig)
     else:
@@ -205,8 +185,8 @@ def test_stop_signal_to_the_run_keeps_every_part_and_the_chain_and_leaves_no_pro
 
 def test_killed_ledger_keeps_the_blocks_it_mined(tmp_path):
     runs = tmp_path / "runs"
-    proc = _start(SHORT_STUDY, runs)
-    record = _wait_for(runs, "baran-wu-short", "ledger", 3600)
+    proc = start_run(SHORT_STUDY, runs)
+    record = wait_for_progress(runs, "baran-wu-short", "ledger", 3600)
     os.kill(record["pid"], signal.SIGKILL)
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 1 and "run failed: federate ledger: exited with code -9" in out, out

@@ -188,7 +188,7 @@ def test_deployment_finds_the_notice_among_other_messages():
     notice = encode("deployed", addresses={"registry": "0x1", "token": "0x2", "auction": "0x3", "settlement": "0x4",
                                            "mechanism": "vickrey"}, chain_id=131277322940537,
                     flexibility=None, charging=None, audit=None, source_choice=None, data_access=None,
-                    emergency_access=None)
+                    emergency_access=None, two_phase=None)
     messages = [("ledger/tx", encode("charging", window=2, admitted_w={})), ("ledger/tx", notice)]
     assert deployment(messages)["chain_id"] == 131277322940537
 
@@ -198,9 +198,9 @@ def test_encode_refuses_an_undeclared_kind(kind):
     with pytest.raises(MessageError) as err:
         encode(kind, interval=1)
     assert str(err.value) == (f"message {kind!r} is not a declared JSON message; declared: deployed, receipts, "
-                              "cleared, lots, flex_requests, flex_awards, charging, charging_cut, signed_orders, "
-                              "signed_readings, rejected, residuals, cross_fills, sensors, readings, data_events, "
-                              "data_result, inverters")
+                              "cleared, lots, flex_requests, flex_awards, charging, charging_cut, two_phase_events, "
+                              "signed_orders, signed_readings, rejected, residuals, cross_fills, sensors, readings, "
+                              "data_events, data_result, inverters")
 
 
 def test_encode_refuses_a_missing_field():

@@ -161,6 +161,16 @@ BAD = [
     ("name: x\nmarket: {charging_coordination: on}\n"
      "emergency: {declare_s: 3600, duration_s: 700000, overrides: [{at_s: 4000, household: p01}]}\n",
      "emergency.duration_s = 700000: Input should be less than or equal to 604800"),
+    ("name: x\ntwo_phase: {share: 0}\n", "two_phase.share = 0: Input should be greater than 0"),
+    ("name: x\ntwo_phase: {deadline_intervals: 0}\n", "two_phase.deadline_intervals = 0"),
+    ("name: x\nmarket_interval_s: 7200\ntwo_phase: {deadline_intervals: 96}\n",
+     "two_phase.deadline_intervals (96) x market_interval_s must be at most 7 days"),
+    ("name: x\ntwo_phase: {silent_meters: {prosumers: [p40]}}\n",
+     "two_phase.silent_meters.prosumers names p40; prosumers here: p01 to p32"),
+    ("name: x\ntwo_phase: {silent_meters: {prosumers: [p01], start_s: 3600, end_s: 1800}}\n",
+     "two_phase.silent_meters: start_s (3600) must be below duration_s (86400) and below end_s (1800)"),
+    ("name: x\ngrid: {zones: {buses: [[1, 2], [3, 4]]}}\nmarket: {sharding: per-zone}\ntwo_phase: {}\n",
+     "two_phase needs one chain"),
 ]
 
 
