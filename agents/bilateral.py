@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from gridledger.agents.draws import picked
 from gridledger.study import Study
 
 PARTICIPANT_STREAM = 0x2FC
@@ -23,10 +24,7 @@ TRADE_ID_PREFIX = b"2pc/"
 
 def participants(n: int, share: float, seed: int) -> np.ndarray:
     """Which of `n` prosumers take part: max(1, round(`share` x n)) of them, drawn with `seed`. (n,) bool"""
-    chosen = np.random.default_rng([seed, PARTICIPANT_STREAM]).permutation(n)[:max(1, round(share * n))]
-    taking_part = np.zeros(n, dtype=bool)
-    taking_part[chosen] = True
-    return taking_part
+    return picked(n, max(1, round(share * n)), seed, PARTICIPANT_STREAM)
 
 
 def pairs(exports_wh: np.ndarray, taking_part: np.ndarray, firm_share: float = 1.0) -> list[tuple[int, int, int]]:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from gridledger.agents.data_store import store_path, write_store
+from gridledger.agents.draws import picked
 from gridledger.agents.devices import Devices
 from gridledger.roster import Roster
 
@@ -26,10 +27,7 @@ CONSENT_STREAM = 0xDA7A
 
 def consenting(n: int, share: float, seed: int) -> np.ndarray:
     """Which of `n` owners consent: round(`share` x n) of them, drawn without replacement with `seed`. (n,) bool"""
-    chosen = np.random.default_rng([seed, CONSENT_STREAM]).permutation(n)[:round(share * n)]
-    consent = np.zeros(n, dtype=bool)
-    consent[chosen] = True
-    return consent
+    return picked(n, round(share * n), seed, CONSENT_STREAM)
 
 
 def device_columns_kw(devices: Devices, i: int) -> dict[str, np.ndarray]:

@@ -30,15 +30,9 @@ from gridledger.contracts.compiler import load_artifact
 from gridledger.contracts.keys import derive_account
 from tests.contract_helpers import GENESIS_TIMESTAMP, SEED, START_TIMESTAMP, reverted
 from tests.secret_helpers import fixed_secret
+from tests.security.charging_scene import (CAPACITY_WH, CHARGER_W, MIN_REQUEST_W, REQUEST_LEAD_S, ROLE_PROSUMER, ROUND_S,
+                                          WINDOW_S)
 
-WINDOW_S = 900
-REQUEST_LEAD_S = 300
-ROUND_S = 60
-MIN_REQUEST_W = 1000
-ROLE_PROSUMER = 2
-# A 50 kWh battery behind a 90 % efficient 7.4 kW charger. [Wh], [W]
-CAPACITY_WH = 55_556
-CHARGER_W = 7400
 N_SYBILS = 128
 HOUR_S = 3600
 
