@@ -39,11 +39,12 @@ def device_columns_kw(devices: Devices, i: int) -> dict[str, np.ndarray]:
             "battery_kw": devices.battery_p_kw[:done, i], "ev_kw": devices.ev_kw[:done, i]}
 
 
-def write_stores(run_dir: Path, sc: Roster, devices: Devices) -> None:
-    """Every owner's store: the steps its devices ran so far (`device_columns_kw`)."""
+def write_stores(run_dir: Path, sc: Roster, devices: Devices, only: int | None = None) -> None:
+    """Every owner's store (or owner `only`'s): the steps its devices ran so far (`device_columns_kw`)."""
     time_s = np.arange(devices.steps_done) * sc.study.power_flow_step_s
     for i, prosumer in enumerate(sc.prosumers):
-        write_store(store_path(run_dir, prosumer.name), time_s, device_columns_kw(devices, i))
+        if only is None or i == only:
+            write_store(store_path(run_dir, prosumer.name), time_s, device_columns_kw(devices, i))
 
 
 def approvals_due(requests: list[dict], addresses: list[str], consent: np.ndarray) -> list[tuple[int, str]]:

@@ -18,14 +18,16 @@ made it into a block, the agent's nonce is set back to it.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from gridledger.agents.bilateral import pairs, participants, trade_id, trade_interval
 from gridledger.agents.data_owners import approvals_due, consenting, write_stores
+from gridledger.agents.data_store import store_path
 from gridledger.agents.der_record import der_part
+from gridledger.agents.emergency_reader import AccessRefused, hours_asked, serve_recent
 from gridledger.agents.devices import Devices, inverter_settings
 from gridledger.agents.flex_offers import (Flexibility, OfferRules, bond_approvals, curtailment_offers, expected_pv_w,
                                            offer_tx, pv_owners)
@@ -43,7 +45,8 @@ from gridledger.contracts.market import LotState, MarketAddresses, bid, withdraw
 from gridledger.contracts.source_choice import choose_pv
 from gridledger.contracts.mechanisms import BATCHED, MECHANISMS, SIGNED_ORDER_CONTRACTS
 from gridledger.contracts.typed_data import SignedOrder, sign_order
-from gridledger.messages import decode
+from gridledger.federation import SERVICE_ENDPOINT
+from gridledger.messages import decode, encode
 from gridledger.roster import Roster
 from gridledger.schedule import DerAction
 from gridledger.units import price_wei_per_wh, wei
@@ -53,10 +56,12 @@ log = logging.getLogger("gridledger.der")
 
 @dataclass(frozen=True)
 class Outbox:
-    """What the agents send at one action: signed transactions in sending order, and the step's setpoints (if any)."""
+    """What the agents send at one action: signed transactions in sending order, the step's setpoints (if any), and
+    messages to other endpoints (the households' gateways serving emergency reads)."""
 
     txs: list[bytes]
     setpoints: dict[str, np.ndarray]
+    messages: list[tuple[str, bytes]] = field(default_factory=list)
 
 
 class DerAgents:
@@ -81,6 +86,7 @@ class DerAgents:
         self.data_requests: list[dict] = []
         self.two_phase_address: str | None = None
         self.to_accept: list[tuple[int, str]] = []
+        self.reads: list[dict] = []
         self.bilateral = (participants(len(sc.prosumers), study.two_phase.share, study.seed)
                           if study.two_phase is not None else np.zeros(len(sc.prosumers), dtype=bool))
         self.sent_for: dict[tuple[int, int], int] = {}
@@ -166,6 +172,8 @@ class DerAgents:
                     k = trade_interval(t["trade_id"])
                     self.bilateral_wh[k, self.index_of[t["seller"]]] += t["energy_wh"]
                     self.bilateral_wh[k, self.index_of[t["buyer"]]] -= t["energy_wh"]
+            elif body["type"] == "emergency_reads":
+                self.reads += [r for r in body["reads"] if r["household"] in self.index_of]
             elif body["type"] == "data_events":
                 self.data_requests += body["requests"]
             elif body["type"] == "receipts":
@@ -200,7 +208,7 @@ class DerAgents:
             txs += self.flex_txs(action.flex_interval)
         if action.data:
             txs += self.data_txs()
-        return Outbox(txs, self.setpoints(action.step) if action.step is not None else {})
+        return Outbox(txs, self.setpoints(action.step) if action.step is not None else {}, self.served())
 
     def _sender(self, i: int, interval: int) -> Wallet:
         """Agent `i`'s wallet, its next transaction noted as serving `interval`."""
@@ -281,6 +289,29 @@ class DerAgents:
                                          seller=self.accounts[seller].address, energy_wh=energy_wh,
                                          price_wei_per_wh=price, deadline_timestamp=deadline))
         return txs
+
+    def served(self) -> list[tuple[str, bytes]]:
+        """Each household gateway's answer to the reads logged on chain for it: its store written up to now, then
+        its recent data if the chain's refusal is empty (`gridledger.agents.emergency_reader`); nothing otherwise."""
+        messages = []
+        for read in self.reads:
+            i = self.index_of[read["household"]]
+            name, hours = self.sc.prosumers[i].name, hours_asked(read["note"])
+            if hours is None:
+                continue
+            write_stores(self.run_dir, self.sc, self.devices, only=i)
+            try:
+                served = serve_recent(lambda *_: read["refusal"], read["account"], read["household"],
+                                      store_path(self.run_dir, name), hours=hours,
+                                      step_s=self.sc.study.power_flow_step_s)
+            except AccessRefused as refused:
+                log.warning("%s: emergency read by %s refused: %s", name, read["account"], refused.reason)
+                continue
+            messages.append((SERVICE_ENDPOINT, encode("emergency_data", account=read["account"], household=name,
+                                                      columns=list(served.columns),
+                                                      values_kw=served.values_kw.tolist())))
+        self.reads = []
+        return messages
 
     def data_txs(self) -> list[bytes]:
         """Every owner's store written; the consenting owners' approvals of the requests that list them."""

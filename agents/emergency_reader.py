@@ -92,6 +92,22 @@ def recent_steps(hours: int, step_s: int) -> int:
     return max(1, hours * SECONDS_PER_HOUR // step_s)
 
 
+READ_NOTE = "read last {hours} h"
+"""The note a grantee logs with ``use`` before a read; the gateway serves the span it names."""
+
+
+def read_note(hours: int) -> str:
+    """The ``use`` note that asks for the last `hours` of a household's data."""
+    return READ_NOTE.format(hours=hours)
+
+
+def hours_asked(note: str) -> int | None:
+    """The span a logged ``use`` note asks for (`read_note`), None if the note asks for no read. [h]"""
+    prefix, suffix = READ_NOTE.split("{hours}")
+    middle = note[len(prefix):len(note) - len(suffix)] if note.startswith(prefix) and note.endswith(suffix) else ""
+    return int(middle) if middle.isdigit() else None
+
+
 def serve_recent(refusal: Refusal, account: str, household: str, store: Path | None, *, hours: int, step_s: int,
                  columns: Sequence[str] = COLUMNS) -> Served:
     """The last `hours` of `household`'s `store` for service `account`, if the emergency access allows it.

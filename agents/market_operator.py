@@ -395,6 +395,8 @@ class MarketOperator:
                        for cut in self.charging.overridden(block.events_of(charging_contract.CONTRACT))]
         if self.audit_address and (feed := audit_feed(block, timestamp - self.sc.study.start_timestamp)):
             outbox.append((AUDITOR_ENDPOINT, encode("readings", **feed)))
+        if self.emergency and (reads := self.emergency.reads(block)):
+            outbox.append((DER_ENDPOINT, encode("emergency_reads", reads=reads)))
         if self.bilateral and (trades := self.bilateral.feed(block)):
             message = encode("two_phase_events", **trades)
             outbox += [(DER_ENDPOINT, message), (GRID_ENDPOINT, message)]

@@ -11,8 +11,10 @@ Endpoint ``der/agents``
     rounds of `gridledger.schedule`, curtailment offers and EV charging
     requests (``market.sharding: per-zone``: each to ``ledger-<zone>/tx`` of
     its signer's zone, `gridledger.agents.routing`), and after the study the owners' approvals of data requests;
-    receives ``receipts``, ``rejected``, ``cleared``, ``lots``, ``flex_requests``, ``flex_awards``, ``charging``
-    and ``data_events`` from the ledger.
+    receives ``receipts``, ``rejected``, ``cleared``, ``lots``, ``flex_requests``, ``flex_awards``, ``charging``,
+    ``charging_cut``, ``two_phase_events``, ``emergency_reads`` and ``data_events`` from the ledger; as the
+    households' gateways, sends ``service/crew`` the data of each emergency read the chain allows
+    (``emergency_data``).
 Files
     ``data/<prosumer>.sqlite``: each owner's store, written when the data requests arrive (``data_access``).
 
@@ -56,6 +58,8 @@ def run(run_dir: Path) -> None:
                 for tx in outbox.txs:                           # publish
                     for endpoint, payload in router.route(tx):
                         fed.send(endpoint, payload)
+                for endpoint, payload in outbox.messages:
+                    fed.send(endpoint, payload)
                 for quantity, values in outbox.setpoints.items():
                     for name, value in zip(names, values):
                         fed.publish(setpoint_key(name, quantity), float(value))

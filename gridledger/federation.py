@@ -417,6 +417,23 @@ MESSAGES = (
                 Field("account", "address", "", "the EV owner's account"),
                 Field("admitted_w", "int", "W", "the charging power admitted from now on"),
             )),
+    Message("emergency_reads", (LEDGER_ENDPOINT,), (DER_ENDPOINT,), EMERGENCY,
+            "the reads of households' data a block logged (``Used``), for their gateways", (
+                Field("reads", "[object]", "", "one per logged read", (
+                    Field("account", "address", "", "the service account that logged it"),
+                    Field("household", "address", "", "the household whose data it reads"),
+                    Field("note", "str", "", "what it reads, as logged"),
+                    Field("refusal", "str", "", "the chain's `refusal` for it after the block; empty: allowed"),
+                )),
+            )),
+    Message("emergency_data", (DER_ENDPOINT,), (SERVICE_ENDPOINT,), EMERGENCY,
+            "a household's recent data its gateway serves a logged, allowed read (`gridledger.agents.emergency_reader`)",
+            (
+                Field("account", "address", "", "the service account served"),
+                Field("household", "str", "", "the household, by name"),
+                Field("columns", "[str]", "", "the store's quantities served"),
+                Field("values_kw", "[[float]]", "kW", "one row per step, oldest first, a value per column"),
+            )),
     Message("two_phase_events", (LEDGER_ENDPOINT,), (DER_ENDPOINT, GRID_ENDPOINT), TWO_PHASE,
             "the two-phase trades a block proposed and prepared, after it", (
                 Field("proposed", "[object]", "", "one per ``Proposed``: its seller accepts", _TWO_PHASE_TRADE),

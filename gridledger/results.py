@@ -48,6 +48,7 @@ def _coords(sc) -> dict[str, object]:
     }
     if study.emergency is not None:
         data["override"] = np.arange(len(study.emergency.overrides))
+        data["read"] = np.arange(len(study.emergency.reads))
     return data | {
         "time": start + step * np.arange(study.n_steps),
         "interval": start + interval * np.arange(study.n_intervals),

@@ -44,7 +44,9 @@ deliver in k+1), and both meters confirm with their readings of k+1.
 With an emergency (``emergency``) the operator declares it and grants the
 service crew in its first block at or after ``declare_s``; the crew signs
 each override at its ``at_s`` + 0.3 s, mined at the ledger's next block,
-and the agents cut that admission from their next step.
+and the agents cut that admission from their next step; it logs each read
+the same way, and after the block the household's gateway (the DER
+federate, at its next step) serves the read if the chain allows it.
 
 Power-flow
 steps between interval starts follow the same half-second offset: DER at
@@ -204,8 +206,10 @@ def auditor_times(study: Study) -> list[float]:
 
 
 def service_times(study: Study) -> list[float]:
-    """When the service crew signs its emergency overrides (``emergency.overrides``). [s]"""
-    return sorted({o.at_s + SERVICE_OFFSET_S for o in study.emergency.overrides}) if study.emergency else []
+    """When the service crew signs its emergency overrides and reads (``emergency.overrides``, ``reads``). [s]"""
+    if study.emergency is None:
+        return []
+    return sorted({a.at_s + SERVICE_OFFSET_S for a in (*study.emergency.overrides, *study.emergency.reads)})
 
 
 def next_block_s(study: Study, time_s: float) -> float:

@@ -608,19 +608,20 @@ class Study(_Strict):
         spec = self.emergency
         if spec is None:
             return
-        if not self.market.charging_coordination:
-            raise ValueError("emergency overrides charging admissions: it needs market.charging_coordination: on")
+        if spec.overrides and not self.market.charging_coordination:
+            raise ValueError("emergency.overrides cut charging admissions: they need market.charging_coordination: on")
         if self.market.sharding == "per-zone":
             raise ValueError("emergency needs one chain: use market.sharding 'none' with emergency")
         if spec.declare_s >= self.duration_s:
             raise ValueError(f"emergency.declare_s ({spec.declare_s}) must be below duration_s ({self.duration_s})")
         self._names_exist("emergency", [spec.household] if spec.household else None, "household")
-        for i, override in enumerate(spec.overrides):
-            self._names_exist(f"emergency.overrides.{i}", [override.household], "household")
-            if not spec.declare_s < override.at_s < self.duration_s - self.market_interval_s:
-                raise ValueError(f"emergency.overrides.{i}.at_s ({override.at_s}) must be after declare_s "
-                                 f"({spec.declare_s}) and before the last interval "
-                                 f"({self.duration_s - self.market_interval_s})")
+        for kind, actions in (("overrides", spec.overrides), ("reads", spec.reads)):
+            for i, action in enumerate(actions):
+                self._names_exist(f"emergency.{kind}.{i}", [action.household], "household")
+                if not spec.declare_s < action.at_s < self.duration_s - self.market_interval_s:
+                    raise ValueError(f"emergency.{kind}.{i}.at_s ({action.at_s}) must be after declare_s "
+                                     f"({spec.declare_s}) and before the last interval "
+                                     f"({self.duration_s - self.market_interval_s})")
 
     def _two_phase_fits(self) -> None:
         """Bilateral trades on one chain; silent meters exist and fall silent inside the study."""

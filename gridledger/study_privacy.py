@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gridledger.contracts.catalogue import CATALOGUE
 
@@ -81,16 +81,28 @@ class Override(_Strict):
     admitted_kw: Annotated[float, Field(ge=0.0, le=1e3)] = 0.0
 
 
+class Read(_Strict):
+    """What the service crew reads at ``at_s``: ``household``'s last ``hours`` of meter data from its store, after
+    logging the use on chain (``EmergencyAccess.use``)."""
+
+    at_s: Annotated[int, Field(ge=0)]
+    household: Annotated[str, Field(pattern=PROSUMER_NAME)]
+    hours: Annotated[int, Field(ge=1, le=24)] = 6
+
+
 class Emergency(_Strict):
     """A declared emergency and the service crew's access during it (``emergency:``).
 
     At ``declare_s`` the market operator declares an emergency of
     ``duration_s`` for ``reason`` on ``EmergencyAccess`` and grants the
-    service crew (its own key, no market role) the scope of overriding
-    charging admissions over ``household`` (every household if null) for
-    ``grant_s``; the crew then cuts the admissions listed in
-    ``overrides``. An override outside the grant (too late, another
-    household) is refused on chain with the grant's reason and recorded.
+    service crew (its own key, no market role) the scopes it needs over
+    ``household`` (every household if null) for ``grant_s``: overriding
+    charging admissions for ``overrides``, reading data for ``reads``. The
+    crew then cuts the admissions listed in ``overrides`` and reads the
+    stores listed in ``reads``: it logs each read on chain, and the
+    household's gateway serves it only when the chain says the grant
+    covers it. An action outside the grant (too late, another household)
+    is refused on chain with the grant's reason and recorded.
     """
 
     declare_s: Annotated[int, Field(ge=0)]
@@ -98,7 +110,14 @@ class Emergency(_Strict):
     reason: Annotated[str, Field(min_length=1, max_length=64)] = "transformer overload"
     household: Annotated[str, Field(pattern=PROSUMER_NAME)] | None = None
     grant_s: Annotated[int, Field(ge=1, le=MAX_EMERGENCY_S)] = 3600
-    overrides: Annotated[list[Override], Field(min_length=1, max_length=64)]
+    overrides: Annotated[list[Override], Field(max_length=64)] = []
+    reads: Annotated[list[Read], Field(max_length=64)] = []
+
+    @model_validator(mode="after")
+    def _acts(self) -> "Emergency":
+        if not self.overrides and not self.reads:
+            raise ValueError("an emergency needs overrides or reads for the service crew to do")
+        return self
 
 
 class SilentMeters(_Strict):

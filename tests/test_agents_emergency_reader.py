@@ -158,3 +158,16 @@ def test_recent_steps_counts_whole_steps_of_the_span():
     assert er.recent_steps(1, 7200) == 1                                  # a step longer than the span: its last one
     with pytest.raises(ValueError, match="step_s must be a positive"):
         er.recent_steps(1, 0)
+
+
+@pytest.mark.parametrize("hours", [1, 6, 24])
+def test_a_read_note_names_the_span_the_gateway_serves(hours):
+    from gridledger.agents.emergency_reader import hours_asked, read_note
+    assert hours_asked(read_note(hours)) == hours
+    assert len(read_note(hours).encode()) <= 64
+
+
+@pytest.mark.parametrize("note", ["", "read last h", "read last six h", "override p17", "read last 6 hours"])
+def test_a_note_that_asks_for_no_read_names_no_span(note):
+    from gridledger.agents.emergency_reader import hours_asked
+    assert hours_asked(note) is None

@@ -2,8 +2,9 @@
 
 ``studies/emergency.yaml``: an EV evening on a SimBench LV feeder with a
 two-hour emergency declared at 18:00 and an hour's grant to the service
-crew over p17. The crew cuts p17's admission of the 18:30 window (done),
-tries p14 (out of scope) and, after the hour, p17 again (expired).
+crew over p17. The crew cuts p17's admission of the 18:30 window (done) and reads p17's
+data (served by p17's gateway), tries both on p14 (out of scope) and,
+after the hour, the cut on p17 again (expired).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def test_the_operator_declares_and_grants_the_crew_only_the_override_of_one_hous
     assert declared["args"]["reason"] == "transformer overload"
     (granted,) = events(run_dir, "Granted")
     assert granted["args"]["account"] == _account("service")
-    assert (granted["args"]["scope"], granted["args"]["subject"]) == (2, _account("prosumer/p17"))
+    assert (granted["args"]["scope"], granted["args"]["subject"]) == (3, _account("prosumer/p17"))   # cut and read
     assert _account("service") not in {e["args"]["account"] for e in events(run_dir, "RoleGranted")}
 
 
@@ -54,3 +55,14 @@ def test_the_granted_cut_is_done_logged_and_followed_and_the_others_refused_with
     i = list(ds.prosumer.values).index("p17")
     assert ds.ev_p_mw.values[STEP_AFTER_CUT, i] == 0.0                  # the EV stopped at its next step
     assert ds.ev_p_mw.values[STEP_AFTER_CUT + 1, i] > 0.0               # and charges again in the next window
+
+
+def test_the_granted_read_is_logged_on_chain_then_served_by_the_households_gateway_and_the_other_refused(run):
+    run_dir, ds = run
+    assert ds.read_outcome.values.tolist() == ["served", "emergency: out of scope"]
+    (used,) = events(run_dir, "Used")
+    assert used["args"] == {"account": _account("service"), "subject": _account("prosumer/p17"), "scope": 1,
+                            "note": "read last 6 h"}
+    # Logged at 18:10 (mined 18:30:01) and served at the gateway's next step: 14:00-18:45, 19 steps of 15 min.
+    assert ds.read_steps.values.tolist() == [19, 0]
+    assert (run_dir / "data" / "p17.sqlite").exists() and not (run_dir / "data" / "p14.sqlite").exists()

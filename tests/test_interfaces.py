@@ -198,9 +198,9 @@ def test_encode_refuses_an_undeclared_kind(kind):
     with pytest.raises(MessageError) as err:
         encode(kind, interval=1)
     assert str(err.value) == (f"message {kind!r} is not a declared JSON message; declared: deployed, receipts, "
-                              "cleared, lots, flex_requests, flex_awards, charging, charging_cut, two_phase_events, "
-                              "signed_orders, signed_readings, rejected, residuals, cross_fills, sensors, readings, "
-                              "data_events, data_result, inverters")
+                              "cleared, lots, flex_requests, flex_awards, charging, charging_cut, emergency_reads, "
+                              "emergency_data, two_phase_events, signed_orders, signed_readings, rejected, residuals, "
+                              "cross_fills, sensors, readings, data_events, data_result, inverters")
 
 
 def test_encode_refuses_a_missing_field():

@@ -146,7 +146,12 @@ BAD = [
     ("name: x\ngrid: {zones: {buses: [[1, 2], [3, 4]]}}\nmarket: {sharding: per-zone}\n"
      "data_access: {queries: [{query: ev-share}]}\n", "data_access needs one chain"),
     ("name: x\nemergency: {declare_s: 3600, overrides: [{at_s: 4000, household: p01}]}\n",
-     "emergency overrides charging admissions: it needs market.charging_coordination: on"),
+     "emergency.overrides cut charging admissions: they need market.charging_coordination: on"),
+    ("name: x\nemergency: {declare_s: 3600}\n", "an emergency needs overrides or reads for the service crew to do"),
+    ("name: x\nemergency: {declare_s: 3600, reads: [{at_s: 4000, household: p01, hours: 48}]}\n",
+     "emergency.reads.0.hours = 48: Input should be less than or equal to 24"),
+    ("name: x\nemergency: {declare_s: 3600, reads: [{at_s: 100, household: p01}]}\n",
+     "emergency.reads.0.at_s (100) must be after declare_s (3600)"),
     ("name: x\nmarket: {charging_coordination: on}\n"
      "emergency: {declare_s: 3600, household: p99, overrides: [{at_s: 4000, household: p01}]}\n",
      "emergency.household names p99; prosumers here: p01 to p32"),
@@ -156,8 +161,6 @@ BAD = [
     ("name: x\nmarket: {charging_coordination: on}\n"
      "emergency: {declare_s: 3600, overrides: [{at_s: 4000, household: p01, admitted_kw: -1}]}\n",
      "emergency.overrides.0.admitted_kw = -1: Input should be greater than or equal to 0"),
-    ("name: x\nmarket: {charging_coordination: on}\nemergency: {declare_s: 3600, overrides: []}\n",
-     "emergency.overrides = []: List should have at least 1 item"),
     ("name: x\nmarket: {charging_coordination: on}\n"
      "emergency: {declare_s: 3600, duration_s: 700000, overrides: [{at_s: 4000, household: p01}]}\n",
      "emergency.duration_s = 700000: Input should be less than or equal to 604800"),
