@@ -11,7 +11,9 @@ in the same run (`bench.startup`). The reference study's wall time is set
 against a plain loop of default pandapower ``runpp`` over its steps, in its
 own process (`bench.plain_loop`). The auditor's cost is its compute per
 interval and share of the meter-fraud day's wall time, and that day's wall
-over the reference day's (`bench.audit`). The scaling sweep (`bench.scaling`: the
+over the reference day's (`bench.audit`). The gas of the privacy features
+(issue 14) is given per action, per use and per market interval of a
+32-prosumer feeder (`bench.privacy_gas`). The scaling sweep (`bench.scaling`: the
 1000-prosumer MV/LV study at 32, 128, 512 and 1000 prosumers, 2 h each
 unless ``GRIDLEDGER_SCALING_HOURS`` says otherwise) comes last and takes
 about as long as the rest; ``python -m bench scaling`` runs only it.
@@ -33,6 +35,7 @@ from bench.batching_gas import BatchingGas, batching_gas
 from bench.ledger import LedgerResult, ledger_throughput
 from bench.plain_loop import AIM_RATIO as PLAIN_LOOP_AIM_RATIO, plain_loop, plain_loop_section
 from bench.powerflow import REFERENCE_STUDY, PowerFlowResult, powerflow_step_time
+from bench.privacy_gas import N_PROSUMERS as PRIVACY_PROSUMERS, feature_costs, privacy_gas, privacy_gas_section
 from bench.scaling import VARIANTS, Sweep, plot_scaling, scaling_section, scaling_sweep
 from bench.security_gas import BASELINE_FILE, TxGas, pre_hardening_baseline, security_gas_rows
 from bench.startup import startup_costs, startup_section
@@ -236,6 +239,8 @@ def main(sections: list[str]) -> int:
     security_gas = security_gas_rows()
     print("running the batching gas scenario ...", file=sys.stderr, flush=True)
     batching = batching_gas()
+    print("running the privacy gas scenarios ...", file=sys.stderr, flush=True)
+    privacy = privacy_gas(PRIVACY_PROSUMERS)
     baseline_commit = pre_hardening_baseline()["commit"]
     print("running the federate start-up benchmark ...", file=sys.stderr, flush=True)
     startup = startup_costs(repeats=REPEATS)
@@ -247,7 +252,7 @@ def main(sections: list[str]) -> int:
     for rows in (study_table(study), ledger_table(ledger), powerflow_table(powerflow), gas_section(gas, gas_crossovers),
                  feeders_section(feeders), security_gas_section(security_gas, baseline_commit),
                  startup_section(startup, study), batching_gas_section(batching), plain_loop_section(loop, study),
-                 audit_section(audit)):
+                 audit_section(audit), privacy_gas_section(privacy, PRIVACY_PROSUMERS)):
         print("\n".join(rows) + "\n")
     _write(stamp, {
         "aims": {"study_wall_s": STUDY_AIM_S, "peak_rss_sum_mib": MEMORY_AIM_MIB,
@@ -262,6 +267,9 @@ def main(sections: list[str]) -> int:
         "gas_crossover": [dataclasses.asdict(c) for c in gas_crossovers],
         "feeders": [dataclasses.asdict(r) for r in feeders],
         "batching_gas": [dataclasses.asdict(r) for r in batching],
+        "privacy_gas": {"n_prosumers": PRIVACY_PROSUMERS, "rows": [dataclasses.asdict(r) for r in privacy],
+                        "features": [{**dataclasses.asdict(c), "gas_per_interval": c.gas_per_interval}
+                                     for c in feature_costs(privacy, PRIVACY_PROSUMERS)]},
         "security_gas": {"pre_hardening_commit": baseline_commit,
                          "rows": [{**dataclasses.asdict(r), "ratio": r.ratio, "difference": r.difference}
                                   for r in security_gas]},

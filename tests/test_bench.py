@@ -133,3 +133,65 @@ def test_audit_section_gives_the_auditors_cost_per_interval_and_as_shares():
     assert (cost.per_interval_s, cost.share_of_wall, cost.over_reference) == (0.5, 0.3, 2.0)
     rows = "\n".join(audit_section(cost))
     assert "0.500 s per interval" in rows and "30.0%" in rows and "2.00x" in rows
+
+
+def test_privacy_gas_section_lists_each_action_and_each_features_cost_per_use_and_interval():
+    from bench.privacy_gas import DATA_ACCESS, EMERGENCY, PSEUDONYMS, TWO_PHASE, ActionGas, privacy_gas_section
+
+    actions = {DATA_ACCESS: ("deploy", "propose", "approve (first)", "approve (later)", "post result", "accept",
+                             "cancel"),
+               PSEUDONYMS: ("register (first)", "register (later)"),
+               TWO_PHASE: ("propose", "accept", "confirm (first)", "confirm (commit)", "roll back"),
+               EMERGENCY: ("declare", "grant", "use", "override")}
+    rows = [ActionGas(feature, action, 1000, "note") for feature, names in actions.items() for action in names]
+    lines = privacy_gas_section(rows, n_prosumers=32)
+    assert "32 prosumers" in lines[0] and len(lines) == 2 + len(rows) + len(actions)
+    assert all("1,000   note" in line for line in lines[2:2 + len(rows)])
+    data, pseudonyms, trades, emergency = lines[-4:]
+    # 27 transactions a request (23 later approvals), one request a day of 96 intervals.
+    assert "23 x approve (later)" in data and "= 27,000 gas;" in data and "1/96 per interval = 281 gas" in data
+    assert "31 x register (later) = 32,000 gas per interval" in pseudonyms
+    assert "= 4,000 gas;" in trades and "8 per interval = 32,000 gas per interval" in trades
+    assert "= 4,000 gas; an exception, not a per-interval cost" in emergency
+
+
+def test_privacy_gas_fits_each_clients_gas_limit_and_adds_up_per_interval():
+    from bench.privacy_gas import (DATA_ACCESS, EMERGENCY, INTERVALS_PER_DAY, PSEUDONYMS, TWO_PHASE, feature_costs,
+                                   privacy_gas)
+    from gridledger.contracts import charging as ch
+    from gridledger.contracts import data_access as da
+    from gridledger.contracts import emergency as em
+    from gridledger.contracts import pseudonyms as pn
+    from gridledger.contracts import two_phase as tp
+
+    limits = {
+        (DATA_ACCESS, "deploy"): da.GAS_DEPLOY, (DATA_ACCESS, "propose"): da.GAS_PROPOSE,
+        (DATA_ACCESS, "approve (first)"): da.GAS_APPROVE, (DATA_ACCESS, "approve (later)"): da.GAS_APPROVE,
+        (DATA_ACCESS, "post result"): da.GAS_POST_RESULT, (DATA_ACCESS, "accept"): da.GAS_PAY,
+        (DATA_ACCESS, "cancel"): da.GAS_CANCEL,
+        (PSEUDONYMS, "register (first)"): pn.GAS_REGISTER, (PSEUDONYMS, "register (later)"): pn.GAS_REGISTER,
+        (TWO_PHASE, "propose"): tp.GAS_PROPOSE, (TWO_PHASE, "accept"): tp.GAS_ACCEPT,
+        (TWO_PHASE, "confirm (first)"): tp.GAS_CONFIRM, (TWO_PHASE, "confirm (commit)"): tp.GAS_CONFIRM,
+        (TWO_PHASE, "roll back"): tp.GAS_ROLL_BACK,
+        (EMERGENCY, "declare"): em.GAS_DECLARE, (EMERGENCY, "grant"): em.GAS_GRANT, (EMERGENCY, "use"): em.GAS_USE,
+        (EMERGENCY, "override"): ch.GAS_OVERRIDE,
+    }
+    rows = privacy_gas(32)
+    assert [(r.feature, r.action) for r in rows] == list(limits)
+    for r in rows:
+        assert 0 < r.gas < limits[r.feature, r.action], r
+    g = {(r.feature, r.action): r.gas for r in rows}
+    # The first approval and the first registration of an interval also write a fresh counter word.
+    assert g[DATA_ACCESS, "approve (first)"] > g[DATA_ACCESS, "approve (later)"]
+    assert g[PSEUDONYMS, "register (first)"] > g[PSEUDONYMS, "register (later)"]
+    costs = {c.feature: c for c in feature_costs(rows, 32)}
+    request = (g[DATA_ACCESS, "propose"] + g[DATA_ACCESS, "approve (first)"] + 23 * g[DATA_ACCESS, "approve (later)"]
+               + g[DATA_ACCESS, "post result"] + g[DATA_ACCESS, "accept"])
+    assert costs[DATA_ACCESS].gas_per_use == request
+    assert math.isclose(costs[DATA_ACCESS].gas_per_interval, request / INTERVALS_PER_DAY)
+    registrations = g[PSEUDONYMS, "register (first)"] + 31 * g[PSEUDONYMS, "register (later)"]
+    assert costs[PSEUDONYMS].gas_per_use == costs[PSEUDONYMS].gas_per_interval == registrations
+    trade = sum(g[TWO_PHASE, a] for a in ("propose", "accept", "confirm (first)", "confirm (commit)"))
+    assert costs[TWO_PHASE].gas_per_use == trade and costs[TWO_PHASE].gas_per_interval == 8 * trade
+    assert costs[EMERGENCY].gas_per_use == sum(g[EMERGENCY, a] for a in ("declare", "grant", "use", "override"))
+    assert costs[EMERGENCY].gas_per_interval is None
