@@ -23,7 +23,7 @@ from gridledger.contracts.data_access_reference import Status
 from gridledger.contracts.market import MarketAddresses, SetupFailed, read
 from gridledger.results import Part
 from gridledger.roster import Roster
-from gridledger.units import wei
+from gridledger.units import PERMILLE, wei
 
 GAS_MINT = 100_000
 
@@ -134,3 +134,15 @@ def request_index(rid: str) -> int | None:
     raw = bytes.fromhex(rid[2:]).rstrip(b"\0")
     suffix = raw[len(REQUEST_ID_PREFIX):]
     return int(suffix) if raw.startswith(REQUEST_ID_PREFIX) and suffix.isdigit() else None
+
+
+def is_study_request(sc: Roster, requestor: str, request: dict) -> bool:
+    """Whether a ``data_events`` request is one the study's requestor made with the study's terms for its query: the
+    owners approve, and the worker answers, nothing else (anyone may propose to them on chain)."""
+    index = request_index(request["request_id"])
+    if request["requestor"] != requestor or index is None or index >= len(sc.study.data_access.queries):
+        return False
+    query = sc.study.data_access.queries[index]
+    epsilon_milli = round(query.epsilon * PERMILLE) if query.epsilon is not None else 0
+    return (request["code"], request["epsilon_milli"], request["price_per_owner_wei"]) == (
+        query.code, epsilon_milli, wei(query.price_per_owner))

@@ -24,10 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from gridledger.agents.bilateral import pairs, participants, trade_id, trade_interval
+from gridledger.agents.data_market import is_study_request
 from gridledger.agents.data_owners import approvals_due, consenting, write_stores
 from gridledger.agents.data_store import store_path
 from gridledger.agents.der_record import der_part
-from gridledger.agents.emergency_reader import AccessRefused, hours_asked, serve_recent
+from gridledger.agents.emergency_reader import MAX_RECENT_H, AccessRefused, hours_asked, serve_recent
 from gridledger.agents.devices import Devices, inverter_settings
 from gridledger.agents.flex_offers import (Flexibility, OfferRules, bond_approvals, curtailment_offers, expected_pv_w,
                                            offer_tx, pv_owners)
@@ -52,6 +53,13 @@ from gridledger.schedule import DerAction
 from gridledger.units import price_wei_per_wh, wei
 
 log = logging.getLogger("gridledger.der")
+
+
+def delivery_target_wh(position_wh: np.ndarray, bilateral_wh: np.ndarray) -> np.ndarray:
+    """What each battery aims to deliver in an interval: the cleared position, at least the two-phase trades' sale
+    and at most their purchase (the trades' energy is already in the orders that cleared). [Wh]"""
+    return np.where(bilateral_wh > 0, np.maximum(position_wh, bilateral_wh),
+                    np.where(bilateral_wh < 0, np.minimum(position_wh, bilateral_wh), position_wh))
 
 
 @dataclass(frozen=True)
@@ -85,7 +93,7 @@ class DerAgents:
         self.run_dir = run_dir
         self.data_requests: list[dict] = []
         self.two_phase_address: str | None = None
-        self.to_accept: list[tuple[int, str]] = []
+        self.to_accept: list[tuple[int, dict]] = []
         self.reads: list[dict] = []
         self.bilateral = (participants(len(sc.prosumers), study.two_phase.share, study.seed)
                           if study.two_phase is not None else np.zeros(len(sc.prosumers), dtype=bool))
@@ -166,8 +174,8 @@ class DerAgents:
                 for rejection in body["rejections"]:
                     self._rejected_order(body["interval"], rejection)
             elif body["type"] == "two_phase_events":
-                self.to_accept += [(self.index_of[t["seller"]], t["trade_id"])
-                                   for t in body["proposed"] if t["seller"] in self.index_of]
+                self.to_accept += [(self.index_of[t["seller"]], t) for t in body["proposed"]
+                                   if t["seller"] in self.index_of]
                 for t in body["prepared"]:
                     k = trade_interval(t["trade_id"])
                     self.bilateral_wh[k, self.index_of[t["seller"]]] += t["energy_wh"]
@@ -275,8 +283,9 @@ class DerAgents:
         """The sellers' acceptances of the proposals made to them, then (with an interval's orders) the buyers'
         proposals of bilateral trades for that interval (`gridledger.agents.bilateral`)."""
         study = self.sc.study
-        txs = [two_phase.accept(self._sender(i, trade_interval(tid)), self.two_phase_address, bytes.fromhex(tid[2:]))
-               for i, tid in self.to_accept]
+        txs = [two_phase.accept(self._sender(i, trade_interval(t["trade_id"])), self.two_phase_address,
+                                bytes.fromhex(t["trade_id"][2:]))
+               for i, t in self.to_accept if self._agreed(t)]
         self.to_accept = []
         if action.market != "orders":
             return txs
@@ -297,7 +306,9 @@ class DerAgents:
         for read in self.reads:
             i = self.index_of[read["household"]]
             name, hours = self.sc.prosumers[i].name, hours_asked(read["note"])
-            if hours is None:
+            if hours is None or not 1 <= hours <= MAX_RECENT_H:
+                log.warning("%s: emergency read %r asks for no span the gateway serves (1 to %d h)", name,
+                            read["note"], MAX_RECENT_H)
                 continue
             write_stores(self.run_dir, self.sc, self.devices, only=i)
             try:
@@ -313,21 +324,37 @@ class DerAgents:
         self.reads = []
         return messages
 
+    def _agreed(self, proposal: dict) -> bool:
+        """Whether a proposal is the trade the seller's own pairing expects: same interval, buyer and energy (the
+        contract then holds the price the buyer locked, which the seller does not see here)."""
+        k = trade_interval(proposal["trade_id"])
+        if k is None or not 0 <= k < self.sc.study.n_intervals:
+            return False
+        expected = {(self.accounts[b].address, self.accounts[s].address, e)
+                    for b, s, e in pairs(expected_exports_wh(self.sc, k), self.bilateral,
+                                         self.sc.study.two_phase.firm_share)}
+        agreed = (proposal["buyer"], proposal["seller"], proposal["energy_wh"]) in expected
+        if not agreed:
+            log.warning("two-phase proposal %s is not the agreed trade; not accepted", proposal["trade_id"])
+        return agreed
+
     def data_txs(self) -> list[bytes]:
         """Every owner's store written; the consenting owners' approvals of the requests that list them."""
         study = self.sc.study
         write_stores(self.run_dir, self.sc, self.devices)
         consent = consenting(len(self.accounts), study.data_access.approve_share, study.seed)
+        requestor = derive_account(self.secret, "requestor").address
+        requests = [r for r in self.data_requests if is_study_request(self.sc, requestor, r)]
         last = study.n_intervals - 1
         return [data_access.approve(self._sender(i, last), self.data_access_address, bytes.fromhex(rid[2:]))
-                for i, rid in approvals_due(self.data_requests, [a.address for a in self.accounts], consent)]
+                for i, rid in approvals_due(requests, [a.address for a in self.accounts], consent)]
 
     def setpoints(self, step: int) -> dict[str, np.ndarray]:
         """Every agent's device setpoints for `step`, the battery following the cleared position and the prepared
         two-phase trades. [MW], [Mvar]"""
         k = step // self.sc.study.steps_per_interval
-        return self.devices.step(step, self.position_wh[k] + self.bilateral_wh[k], self.flex.curtail_kw[k],
-                                 self.charging_address is not None)
+        return self.devices.step(step, delivery_target_wh(self.position_wh[k], self.bilateral_wh[k]),
+                                 self.flex.curtail_kw[k], self.charging_address is not None)
 
     def write(self, run_dir: Path, complete: bool) -> None:
         """Write the ``der`` results part; `complete` says whether the run reached its end."""

@@ -276,6 +276,7 @@ class MarketOperator:
         self.prosumers, self.dso, self.flex, self.charging, self.audit_address = prosumers, dso, flex, charging, audit
         self.source_choice_address = source_choice
         self.data, self.emergency, self.bilateral = data, emergency, bilateral
+        self.duties_done: set[int] = set()
         self.supply_wei = read(chain, addresses.token, "GridToken", "totalSupply")
         self.record = LedgerRecord(sc, prosumers, addresses.auction_contract)
         self.audit_record = AuditRecord(sc, prosumers, audit) if audit else None
@@ -353,7 +354,10 @@ class MarketOperator:
     def _mine(self, interval: int, timestamp: int, received: list[Message], lots_of: int | None) -> list[Message]:
         ended = [k for k in self.exchange_due if k < interval]
         self.exchange_due = [k for k in self.exchange_due if k >= interval]
-        duties = (self.pending + operator_duties(self.sc, self.wallet, self.addresses, interval)
+        # The start-of-interval duties once per interval: other blocks (offers, two-phase, data access) follow it.
+        first = interval not in self.duties_done
+        self.duties_done.add(interval)
+        duties = (self.pending + (operator_duties(self.sc, self.wallet, self.addresses, interval) if first else [])
                   + [settle_operator(self.wallet, self.addresses, k) for k in ended]
                   + (self.emergency.duties(self.wallet, timestamp - self.sc.study.start_timestamp)
                      if self.emergency else [])

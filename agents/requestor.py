@@ -78,7 +78,7 @@ class Requestor:
             if body["type"] == "data_events" and source == LEDGER_ENDPOINT:
                 self._events(body)
             elif body["type"] == "data_result" and source == WORKER_ENDPOINT:
-                if (i := request_index(body["request_id"])) is not None:
+                if (i := self._index(body["request_id"])) is not None:
                     self.answers[i] = body
             elif body["type"] == "deployed" and source == LEDGER_ENDPOINT:
                 continue
@@ -89,19 +89,24 @@ class Requestor:
             else:
                 log.warning("%s message from %s dropped", body["type"], source)
 
+    def _index(self, rid: str) -> int | None:
+        """The position of one of the study's requests, None for anybody else's id."""
+        index = request_index(rid)
+        return index if index is not None and index < len(self.sc.study.data_access.queries) else None
+
     def _events(self, body: dict) -> None:
         position = {a: j for j, a in enumerate(self.prosumers)}
         for approval in body["approvals"]:
-            if (i := request_index(approval["request_id"])) is not None:
+            if (i := self._index(approval["request_id"])) is not None:
                 self.approved[i, position[approval["owner"]]] = 1
         for result in body["results"]:
-            if (i := request_index(result["request_id"])) is not None:
+            if (i := self._index(result["request_id"])) is not None:
                 self.posted_hash[i] = result["result_hash"]
         for payment in body["payments"]:
-            if (i := request_index(payment["request_id"])) is not None:
+            if (i := self._index(payment["request_id"])) is not None:
                 self.paid_wei[i, position[payment["owner"]]] += payment["amount_wei"]
         for refund in body["refunds"]:
-            if (i := request_index(refund["request_id"])) is not None:
+            if (i := self._index(refund["request_id"])) is not None:
                 self.refunded_wei[i] += refund["amount_wei"]
 
     def proposals(self) -> list[bytes]:

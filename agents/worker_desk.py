@@ -24,7 +24,7 @@ import numpy as np
 from eth_utils import keccak
 
 from gridledger.agents.data_catalogue import QUERIES
-from gridledger.agents.data_market import request_index
+from gridledger.agents.data_market import is_study_request, request_index
 from gridledger.agents.data_store import store_path
 from gridledger.agents.data_worker import Owner, QueryResult, approving_owners, run_query
 from gridledger.agents.devices import ev_fleet
@@ -56,6 +56,7 @@ class WorkerDesk:
     def __init__(self, sc: Roster, secret: bytes, run_dir: Path):
         self.sc, self.secret = sc, secret
         self.account = derive_account(secret, "worker")
+        self.requestor = derive_account(secret, "requestor").address
         self.owners = owners_of(sc, secret, run_dir)
         self.wallet: Wallet | None = None
         self.address: str | None = None
@@ -77,7 +78,8 @@ class WorkerDesk:
             if source != LEDGER_ENDPOINT:
                 log.warning("%s message from %s dropped", body.get("type"), source)
             elif body["type"] == "data_events":
-                self.requests.update({r["request_id"]: r for r in body["requests"]})
+                self.requests.update({r["request_id"]: r for r in body["requests"]
+                                      if is_study_request(self.sc, self.requestor, r)})
                 for approval in body["approvals"]:
                     self.approvals.setdefault(approval["request_id"], {})[approval["owner"]] = True
             elif body["type"] == "receipts":

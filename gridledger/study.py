@@ -630,9 +630,11 @@ class Study(_Strict):
             return
         if self.market.sharding == "per-zone":
             raise ValueError("two_phase needs one chain: use market.sharding 'none' with two_phase")
-        if spec.deadline_intervals * self.market_interval_s > 7 * 86400:
-            raise ValueError(f"two_phase.deadline_intervals ({spec.deadline_intervals}) x market_interval_s must be "
-                             "at most 7 days (TwoPhaseTrade.MAX_DEADLINE_S)")
+        # A proposal mined at (k-1) T + 1 has its deadline at (k + 1 + D) T.
+        if (spec.deadline_intervals + 2) * self.market_interval_s - 1 > 7 * 86400:
+            raise ValueError(f"two_phase.deadline_intervals ({spec.deadline_intervals}) + 2, x market_interval_s, "
+                             "must be at most 7 days (TwoPhaseTrade.MAX_DEADLINE_S): a trade's deadline comes that "
+                             "long after its proposal")
         silent = spec.silent_meters
         if silent is not None:
             self._names_exist("two_phase.silent_meters", silent.prosumers)

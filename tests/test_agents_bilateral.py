@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gridledger.agents.bilateral import pairs, participants, silent, trade_id, trade_interval
+from gridledger.agents.der_agents import delivery_target_wh
 from gridledger.study import parse_study
 
 ADDRESS = "0x" + "ab" * 20
@@ -51,3 +52,11 @@ def test_a_meter_is_silent_for_the_intervals_that_start_in_its_window():
     assert [silent(study, "p02", k) for k in range(5)] == [False, False, True, True, False]
     assert not silent(study, "p01", 2)
     assert not silent(parse_study({"name": "x"}), "p02", 2)
+
+
+def test_a_battery_aims_at_its_position_or_at_least_its_traded_sale_and_at_most_its_traded_purchase():
+    # The trades' energy is already in the orders: a seller who cleared 2000 Wh and sold 1000 bilaterally delivers
+    # 2000, not 3000; one who cleared nothing delivers its 1000; a buyer likewise.
+    position_wh = np.array([2000, 0, -3000, 0, 500])
+    bilateral_wh = np.array([1000, 1000, -1000, -1000, 0])
+    assert delivery_target_wh(position_wh, bilateral_wh).tolist() == [2000, 1000, -3000, -1000, 500]

@@ -70,7 +70,8 @@ def _events(requests=(), approvals=(), results=(), payments=(), refunds=()) -> b
 
 
 def _request(sc, index: int, epsilon_milli: int) -> dict:
-    return {"request_id": "0x" + request_id(index).hex(), "requestor": "0x" + "e" * 40, "code": 1,
+    return {"request_id": "0x" + request_id(index).hex(), "requestor": derive_account(SECRET, "requestor").address,
+            "code": 1,
             "epsilon_milli": epsilon_milli, "price_per_owner_wei": 10**18, "owners": _addresses(sc),
             "approval_deadline_timestamp": 1, "result_deadline_timestamp": 2}
 
@@ -156,3 +157,16 @@ def test_an_answer_from_anyone_but_the_worker_is_ignored(requestor):
     requestor.receive([("der/agents", encode("data_result", request_id=rid0, answer=[1.0], scale=0.0, owners=1))])
     assert requestor.answers == {}
     assert requestor.inbox.read_text().count("\n") == 1                # logged all the same
+
+
+def test_the_worker_answers_no_request_but_the_study_requestors_with_the_studys_terms(tmp_path):
+    """Anyone may propose on chain, even under the study's id: a request from another account, or with an exact
+    answer where the study asks for none, is neither answered nor a crash (an id past the queries neither)."""
+    sc = _scenario()
+    desk = WorkerDesk(sc, SECRET, tmp_path)
+    desk.join({**notice("uniform-double-auction"), "data_access": DATA_ACCESS})
+    forged = [{**_request(sc, 0, 0), "requestor": "0x" + "e" * 40}, {**_request(sc, 1, 0), "code": 0},
+              {**_request(sc, 9, 0), "request_id": "0x" + request_id(9).hex()}]
+    approvals = [{"request_id": r["request_id"], "owner": _addresses(sc)[0]} for r in forged]
+    desk.receive([("ledger/tx", _events(forged, approvals))])
+    assert desk.requests == {} and desk.compute() == ([], [])

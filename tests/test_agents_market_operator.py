@@ -7,6 +7,8 @@ the study start; the gate of interval 1 is at 900 - 60 = 840 s.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import xarray as xr
 from hypothesis import given
@@ -29,7 +31,8 @@ from gridledger.contracts.typed_data import sign_order
 from gridledger.federation import AUDITOR_ENDPOINT, REQUESTOR_ENDPOINT, WORKER_ENDPOINT
 from gridledger.interfaces import DER_ENDPOINT, GRID_ENDPOINT, OPERATOR_ENDPOINT
 from gridledger.messages import decode
-from gridledger.schedule import LedgerAction
+from gridledger.schedule import LedgerAction, ledger_actions
+from gridledger.study import parse_study
 from tests.ledger_agents_helpers import (
     CENT_PER_KWH,
     LV_FEEDER,
@@ -296,3 +299,18 @@ def test_a_transaction_above_its_lane_s_cap_comes_back_refused_to_its_sender_wit
     assert (refused["included"], refused["nonce"]) == (False, 0)
     assert refused["revert_reason"] == "ledger: gas limit 250001 above cap 250000 of the meters lane"
     assert op.chain.nonce(m_seller.address) == 0
+
+
+@pytest.mark.parametrize("extra", [{"two_phase": {"share": 1.0}},
+                                   {"data_access": {"queries": [{"query": "ev-share"}]}}],
+                         ids=["two-phase", "data-access"])
+def test_a_merit_order_operator_posts_demand_and_settles_once_per_interval_among_extra_blocks(extra):
+    """Two-phase acceptances and the data-access protocol add blocks inside and after the intervals; the operator's
+    start-of-interval duties (demand, settling its position) still go once each, so none reverts."""
+    base = small_scenario(mechanism="merit-order")
+    study = parse_study({**base.study.model_dump(mode="json"), **extra})
+    sc = dataclasses.replace(base, study=study)
+    op = MarketOperator.deploy(sc, SECRET)
+    for action in ledger_actions(study):
+        op.act(action, [])                                  # require_ok raises on a reverted duty
+    assert len(op.duties_done) == study.n_intervals + 1     # every interval, and the block after the last
