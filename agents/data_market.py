@@ -22,16 +22,10 @@ from gridledger.contracts.client import Wallet, signed_call
 from gridledger.contracts.data_access_reference import Status
 from gridledger.contracts.market import MarketAddresses, SetupFailed, read
 from gridledger.results import Part
+from gridledger.agents.data_requests import budget_wei
 from gridledger.roster import Roster
-from gridledger.units import PERMILLE, wei
 
 GAS_MINT = 100_000
-
-
-def budget_wei(sc: Roster) -> int:
-    """What the requestor needs: each request's price for every prosumer. [wei]"""
-    spec = sc.study.data_access
-    return sum(wei(q.price_per_owner) for q in spec.queries) * len(sc.prosumers)
 
 
 def deploy_study_data_access(sc: Roster, chain: Chain, operator: Wallet, addresses: MarketAddresses,
@@ -120,29 +114,3 @@ class DataMarket:
                 locked += terms[4] * len(contract.read(self.chain, self.address, "owners_of", rid))
         return held == locked
 
-
-REQUEST_ID_PREFIX = b"gridledger/data-request/"
-
-
-def request_id(index: int) -> bytes:
-    """The id of the study's request `index` (its position in ``data_access.queries``): public, one per query. [32 B]"""
-    return (REQUEST_ID_PREFIX + str(index).encode()).ljust(32, b"\0")
-
-
-def request_index(rid: str) -> int | None:
-    """The position in ``data_access.queries`` of the request with hex id `rid`, None if it is not one of the study's."""
-    raw = bytes.fromhex(rid[2:]).rstrip(b"\0")
-    suffix = raw[len(REQUEST_ID_PREFIX):]
-    return int(suffix) if raw.startswith(REQUEST_ID_PREFIX) and suffix.isdigit() else None
-
-
-def is_study_request(sc: Roster, requestor: str, request: dict) -> bool:
-    """Whether a ``data_events`` request is one the study's requestor made with the study's terms for its query: the
-    owners approve, and the worker answers, nothing else (anyone may propose to them on chain)."""
-    index = request_index(request["request_id"])
-    if request["requestor"] != requestor or index is None or index >= len(sc.study.data_access.queries):
-        return False
-    query = sc.study.data_access.queries[index]
-    epsilon_milli = round(query.epsilon * PERMILLE) if query.epsilon is not None else 0
-    return (request["code"], request["epsilon_milli"], request["price_per_owner_wei"]) == (
-        query.code, epsilon_milli, wei(query.price_per_owner))

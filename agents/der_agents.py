@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from gridledger.agents.bilateral import pairs, participants, trade_id, trade_interval
-from gridledger.agents.data_market import is_study_request
+from gridledger.agents.data_requests import is_study_request
 from gridledger.agents.data_owners import approvals_due, consenting, write_stores
 from gridledger.agents.data_store import store_path
 from gridledger.agents.der_record import der_part

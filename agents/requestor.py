@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gridledger.agents.data_market import budget_wei, request_id, request_index
+from gridledger.agents.data_requests import budget_wei, request_id, request_index
 from gridledger.agents.data_worker import result_hash
 from gridledger.contracts import data_access
 from gridledger.contracts import flexibility

@@ -24,7 +24,7 @@ import numpy as np
 from eth_utils import keccak
 
 from gridledger.agents.data_catalogue import QUERIES
-from gridledger.agents.data_market import is_study_request, request_index
+from gridledger.agents.data_requests import is_study_request, request_index
 from gridledger.agents.data_store import store_path
 from gridledger.agents.data_worker import Owner, QueryResult, approving_owners, run_query
 from gridledger.agents.devices import ev_fleet

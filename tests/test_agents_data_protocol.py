@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gridledger.agents.data_market import request_id, request_index
+from gridledger.agents.data_requests import request_id, request_index
 from gridledger.agents.data_owners import approvals_due, consenting
 from gridledger.agents.data_store import COLUMNS, store_path, write_store
 from gridledger.agents.data_worker import result_hash
