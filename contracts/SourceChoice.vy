@@ -20,8 +20,11 @@
         buyer's peer-to-peer energy min(-position, import) [Wh] and P
         the sum of p over the buyers whose choice holds for k (stated
         before k's gate): the choosers share A = min(S.pv, P) pro rata
-        to p (pv = p * A // P); the rest of their p comes from battery
-        and grid pro rata to S's non-PV part. Everybody else shares
+        to p (pv = p * A // P); the rest of their p, p * (P - A) / P
+        unrounded, comes from battery and grid pro rata to S's non-PV
+        part, so that the choosers' battery never exceeds
+        (P - A) * S.battery // (S.battery + S.grid) (a sum of floors is
+        at most the floor of the sum). Everybody else shares
         what is left, pro rata to p over T - P: PV S.pv - A and
         battery S.battery - (P - A) * S.battery // (S.battery +
         S.grid). PV and battery round down, the rest of the import is
@@ -195,8 +198,8 @@ def consumed_mix(interval: uint256, buyer: address) -> SourceMix:
     if self._chose(interval, buyer):
         if chosen_wh != 0:
             pv_wh = p2p_wh * to_choosers_wh // chosen_wh
-        if rest_wh != 0:
-            battery_wh = (p2p_wh - pv_wh) * sold.battery_wh // rest_wh
+            if rest_wh != 0:
+                battery_wh = p2p_wh * (chosen_wh - to_choosers_wh) * sold.battery_wh // (chosen_wh * rest_wh)
     else:
         battery_taken_wh: uint256 = 0
         if rest_wh != 0:

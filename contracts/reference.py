@@ -823,8 +823,11 @@ def chosen_mix(p2p_wh: int, import_wh: int, chose_pv: bool, sold: SourceMix, cho
     (``SourceChoice.consumed_mix``).
 
     With A = min(sold PV, P) for P the peer-to-peer energy of all
-    choosers: a chooser gets PV p * A // P and the rest of its p from
-    battery and grid pro rata to the sold non-PV part; anyone else gets
+    choosers: a chooser gets PV p * A // P and the rest of its p,
+    p * (P - A) / P unrounded, from battery and grid pro rata to the sold
+    non-PV part, so that the choosers' battery sums to at most the
+    (P - A) * battery // (battery + grid) the others are told they took
+    (a sum of floors is at most the floor of the sum); anyone else gets
     the PV and battery the choosers left, pro rata to p over T - P.
     PV and battery round down; the rest of the import is grid. With P = 0
     this is :func:`consumed_mix`.
@@ -852,7 +855,8 @@ def chosen_mix(p2p_wh: int, import_wh: int, chose_pv: bool, sold: SourceMix, cho
     pv = battery = 0
     if chose_pv:
         pv = p2p_wh * to_choosers_wh // chosen_wh if chosen_wh else 0
-        battery = (p2p_wh - pv) * sold.battery_wh // rest_wh if rest_wh else 0
+        if chosen_wh and rest_wh:
+            battery = p2p_wh * (chosen_wh - to_choosers_wh) * sold.battery_wh // (chosen_wh * rest_wh)
     else:
         taken_wh = (chosen_wh - to_choosers_wh) * sold.battery_wh // rest_wh if rest_wh else 0
         left_wh = sold.total_wh - chosen_wh

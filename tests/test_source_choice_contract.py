@@ -4,7 +4,7 @@ reference (`contracts.reference.chosen_mix`) on chain, and its invariants under 
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from gridledger.contracts import market as mk
@@ -89,6 +89,7 @@ ENERGY = st.integers(0, 10_000)
 
 @given(pv=ENERGY, battery=ENERGY, grid=ENERGY, buyers=st.lists(st.tuples(st.booleans(), st.integers(0, 100)),
                                                                   min_size=1, max_size=8))
+@example(pv=295, battery=716, grid=1309, buyers=[(False, 72), (True, 84), (True, 84)])   # rounded chooser PV
 def test_chosen_pv_is_never_more_than_sold_and_a_chooser_never_gets_a_smaller_pv_share(pv, battery, grid, buyers):
     """Buyers' bought energy splits the sold total by weight (a uniform clearing balances); each imports what it
     bought plus a little."""
