@@ -28,15 +28,16 @@ from gridledger.contracts import two_phase as two_phase_contract
 from gridledger.contracts import charging as charging_contract
 from gridledger.contracts import flexibility as flex_contract
 from gridledger.contracts import market as market_contract
+from gridledger.contracts import pseudonyms as pseudonyms_contract
 from gridledger.contracts.chain import BLOCK_GAS_LIMIT, Chain, Receipt
 from gridledger.contracts.client import DecodedLog
 
 AGENT_TX_GAS_CAP = max(market_contract.GAS_SUBMIT_ORDER, market_contract.GAS_POST_LOT, market_contract.GAS_BID,
                        market_contract.GAS_COMMIT_BID, market_contract.GAS_REVEAL_BID, flex_contract.GAS_APPROVE,
                        flex_contract.GAS_OFFER, charging_contract.GAS_REQUEST_CHARGE, market_contract.GAS_WITHDRAW,
-                       two_phase_contract.GAS_PROPOSE, two_phase_contract.GAS_ACCEPT)
+                       two_phase_contract.GAS_PROPOSE, two_phase_contract.GAS_ACCEPT, pseudonyms_contract.GAS_TICKET)
 """Largest gas limit a prosumer agent signs: orders, lots, bids, bond approval, offers, charging requests,
-withdrawals, two-phase proposals and acceptances. [gas]"""
+withdrawals, two-phase proposals and acceptances, pseudonym tickets. [gas]"""
 
 METER_TX_GAS_CAP = max(market_contract.GAS_POST_READING, flex_contract.GAS_POST_DELIVERY,
                        two_phase_contract.GAS_CONFIRM)

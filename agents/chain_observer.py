@@ -34,7 +34,7 @@ _HEX = re.compile(r"0x[0-9a-fA-F]*")
 _PAD = "0" * 24
 """An address in a 32-byte ABI word (an indexed topic, a data word) is left-padded with 12 zero bytes."""
 
-_checksum = lru_cache(maxsize=1 << 16)(to_checksum_address)
+checksum = lru_cache(maxsize=1 << 16)(to_checksum_address)
 """EIP-55 spelling of an address, cached: an export names the same few addresses many times."""
 
 
@@ -67,7 +67,14 @@ def household_addresses(events: Iterable[Mapping]) -> frozenset[str]:
             found.add(args["prosumer"])
         elif event.get("event") == "MeterBound" and "meter" in args:
             found.update((args["meter"], args["prosumer"]))
-    return frozenset(_checksum(a) for a in found)
+    return frozenset(checksum(a) for a in found)
+
+
+def registered_classes(events: Iterable[Mapping]) -> dict[str, int]:
+    """The class of limits each pseudonym's registration published (``PseudonymRegistered.class_index``), by
+    checksummed address: what an observer of a run under ``pseudonyms`` reads besides the energies."""
+    return {checksum(e["args"]["pseudonym"]): int(e["args"]["class_index"]) for e in events
+            if e.get("event") == "PseudonymRegistered"}
 
 
 # ---------------------------------------------------------------- the pseudonymous world
@@ -118,7 +125,7 @@ def pseudonymise(events: Sequence[Mapping], households: Iterable[str], seed: int
         Seed of the labels: the same seed gives the same labels.
     """
     rng = np.random.default_rng(seed)
-    owner_by_hex = {a[2:].lower(): _checksum(a) for a in households}
+    owner_by_hex = {a[2:].lower(): checksum(a) for a in households}
     label_of: dict[tuple[str, int | None], str] = {}
     used: set[str] = set()
     owner_of: dict[str, str] = {}
@@ -133,8 +140,8 @@ def pseudonymise(events: Sequence[Mapping], households: Iterable[str], seed: int
                 fresh = rng.bytes(20).hex()
             used.add(fresh)
             label_of[key] = fresh
-            owner_of[_checksum(fresh)] = owner_by_hex[hex40]
-            epoch_of[_checksum(fresh)] = epoch
+            owner_of[checksum(fresh)] = owner_by_hex[hex40]
+            epoch_of[checksum(fresh)] = epoch
         return label_of[key]
 
     def relabel_hex(text: str, epoch: int | None) -> str:
@@ -142,7 +149,7 @@ def pseudonymise(events: Sequence[Mapping], households: Iterable[str], seed: int
         body = text[2:]
         if len(body) == 40 and body.lower() in owner_by_hex:
             fresh = label(body.lower(), epoch)
-            return "0x" + (fresh if body == body.lower() else _checksum(fresh)[2:])
+            return "0x" + (fresh if body == body.lower() else checksum(fresh)[2:])
         if body and len(body) % 64 == 0:
             words = [body[i:i + 64] for i in range(0, len(body), 64)]
             return "0x" + "".join(w[:24] + label(w[24:].lower(), epoch)
@@ -205,10 +212,10 @@ def observations(events: Iterable[Mapping]) -> Observations:
     for event in events:
         args = event.get("args", {})
         if event.get("event") == SETTLED:
-            key = (int(args["interval"]), _checksum(args["prosumer"]))
+            key = (int(args["interval"]), checksum(args["prosumer"]))
             settled[key] = settled.get(key, 0) + int(args["import_wh"]) - int(args["export_wh"])
         elif event.get("event") == ORDER:
-            key = (int(args["interval"]), _checksum(args["account"]))
+            key = (int(args["interval"]), checksum(args["account"]))
             sign = -1 if args["is_ask"] else 1
             ordered[key] = ordered.get(key, 0) + sign * int(args["energy_wh"])
     keys = sorted(settled)
@@ -225,7 +232,7 @@ def household_index(addresses: Sequence[str], households: Sequence[str],
     `owner_of` maps a one-time label to the address it replaced
     (`Pseudonymised.owner_of`); without it each address is its own owner.
     """
-    position = {_checksum(a): i for i, a in enumerate(households)}
+    position = {checksum(a): i for i, a in enumerate(households)}
     owner_of = owner_of or {}
     owners = (owner_of.get(a, a) for a in addresses)
-    return np.array([position.get(_checksum(o), NO_HOUSEHOLD) for o in owners], dtype=np.int64)
+    return np.array([position.get(checksum(o), NO_HOUSEHOLD) for o in owners], dtype=np.int64)

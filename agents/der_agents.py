@@ -9,6 +9,11 @@ the ledger sends back. The DER federate (`gridledger.federates.der`) calls
 :meth:`~DerAgents.connect` once, then for every action of the schedule
 :meth:`~DerAgents.handle` on the messages received and :meth:`~DerAgents.act`.
 
+A two-phase participant approves its budget to ``TwoPhaseTrade`` at the
+start and again whenever the allowance it has left, tracked off chain from
+the locks it signed, falls short of its next proposal's or acceptance's
+lock: every lock uses allowance up, also the ones that return.
+
 A receipt names a transaction by sender and nonce only, so every signed
 transaction is remembered as (agent, nonce) -> the interval it served: a
 rejection is counted against that interval and, if the transaction never
@@ -35,6 +40,8 @@ from gridledger.agents.flex_offers import (Flexibility, OfferRules, bond_approva
 from gridledger.agents.lot_bidding import SealedBids, commit_tx, open_bids, reveal_tx, sealed_bids
 from gridledger.agents.orders import OrderRecord, buyers, opening_orders, order_tx, zic_orders
 from gridledger.agents.prosumer import Order, expected_exports_wh
+from gridledger.agents.pseudonym_plan import traded
+from gridledger.agents.pseudonym_sides import HouseholdPseudonyms
 from gridledger.agents.relay import signed_orders_message
 from gridledger.agents.source_choosers import pv_choosers
 from gridledger.contracts import charging
@@ -83,7 +90,9 @@ class DerAgents:
         self.sc = sc
         self.secret = secret
         self.accounts = [derive_account(secret, f"prosumer/{p.name}") for p in sc.prosumers]
-        self.index_of = {a.address: i for i, a in enumerate(self.accounts)}
+        self.pseudonyms = HouseholdPseudonyms(sc, secret, self.accounts) if study.pseudonyms is not None else None
+        self.index_of = {a.address: i for i, a in enumerate(self.accounts)} | (
+            self.pseudonyms.household_of if self.pseudonyms else {})
         self.wallets: list[Wallet] = []
         self.addresses: MarketAddresses | None = None
         self.flex_address: str | None = None
@@ -94,6 +103,8 @@ class DerAgents:
         self.data_requests: list[dict] = []
         self.two_phase_address: str | None = None
         self.to_accept: list[tuple[int, dict]] = []
+        # What each agent has left approved to the two-phase contract, less the locks it signed since. [wei]
+        self.allowance_wei = [0] * len(sc.prosumers)
         self.reads: list[dict] = []
         self.bilateral = (participants(len(sc.prosumers), study.two_phase.share, study.seed)
                           if study.two_phase is not None else np.zeros(len(sc.prosumers), dtype=bool))
@@ -120,6 +131,8 @@ class DerAgents:
         self.source_choice_address = notice.get("source_choice")
         self.data_access_address = notice.get("data_access")
         self.two_phase_address = notice.get("two_phase")
+        if self.pseudonyms:
+            self.pseudonyms.connect(notice)
 
     def inverter_settings(self) -> dict | None:
         """The PV inverters' ratings and curves for the grid federate (`gridledger.agents.devices`)."""
@@ -141,9 +154,9 @@ class DerAgents:
         if self.two_phase_address is not None:
             budget_wei = wei(self.sc.study.two_phase.budget)
             for i in np.flatnonzero(self.bilateral):
-                self.sent_for.update({(int(i), self.wallets[i].nonce + n): 0 for n in range(2)})
-                txs += [withdraw(self.wallets[i], self.addresses, budget_wei),
-                        flexibility.approve(self.wallets[i], self.addresses.token, self.two_phase_address, budget_wei)]
+                txs += [withdraw(self._sender(int(i), 0), self.addresses, budget_wei), self._approve_budget(int(i), 0)]
+        if self.pseudonyms:
+            txs += self.pseudonyms.opening(self.addresses, self._sender)
         if self.source_choice_address is not None:
             study = self.sc.study
             for i in pv_choosers(study.market.source_choice, [p.name for p in self.sc.prosumers], study.seed):
@@ -182,6 +195,8 @@ class DerAgents:
                     self.bilateral_wh[k, self.index_of[t["buyer"]]] -= t["energy_wh"]
             elif body["type"] == "emergency_reads":
                 self.reads += [r for r in body["reads"] if r["household"] in self.index_of]
+            elif body["type"] == "blind_signatures":
+                self.pseudonyms.requests.answered(body)
             elif body["type"] == "data_events":
                 self.data_requests += body["requests"]
             elif body["type"] == "receipts":
@@ -228,19 +243,33 @@ class DerAgents:
         """Orders or lots at an interval's start, bids in a bidding round, or reveals after the gate."""
         k = action.interval
         if action.market == "orders":
-            placed = opening_orders(zic_orders(self.sc, k), MECHANISMS[self.addresses.mechanism])
-            for i, order in placed:
-                self.orders.record(i, order)
+            if self.pseudonyms:
+                return self.pseudonyms.before_orders(k, self._sender) + (
+                    self._signed_orders(k) if traded(k, self.sc.study.n_intervals) else [])
             if self.signs_orders:
-                return [signed_orders_message(k, [self._signed(i, order) for i, order in placed])] if placed else []
-            return [order_tx(self._sender(i, k), self.addresses, order) for i, order in placed]
+                return self._signed_orders(k)
+            return [order_tx(self._sender(i, k), self.addresses, order) for i, order in self._placed(k)]
         if action.market == "bid":
             return self._bids(k, action.time_s)
         return [reveal_tx(self._sender(b.agent, k), self.addresses, b) for b in self.sealed.to_reveal(k)]
 
+    def _placed(self, interval: int) -> list[tuple[int, Order]]:
+        """The agents' orders of `interval` as the mechanism takes them, recorded."""
+        placed = opening_orders(zic_orders(self.sc, interval), MECHANISMS[self.addresses.mechanism])
+        for i, order in placed:
+            self.orders.record(i, order)
+        return placed
+
+    def _signed_orders(self, interval: int) -> list[bytes]:
+        """The ``signed_orders`` message of `interval`'s orders; none if nobody orders."""
+        placed = self._placed(interval)
+        return [signed_orders_message(interval, [self._signed(i, order) for i, order in placed])] if placed else []
+
     def _signed(self, i: int, order: Order) -> SignedOrder:
-        """Agent `i`'s `order` signed as EIP-712 typed data for the market's book, to be relayed."""
-        return sign_order(self.accounts[i], self.wallets[i].chain_id, self.addresses.auction, interval=order.interval,
+        """Agent `i`'s `order` signed as EIP-712 typed data for the market's book, to be relayed: by its pseudonym of
+        the order's interval with ``pseudonyms``."""
+        signer = self.pseudonyms.account(i, order.interval) if self.pseudonyms else self.accounts[i]
+        return sign_order(signer, self.wallets[i].chain_id, self.addresses.auction, interval=order.interval,
                           is_ask=order.is_ask, energy_wh=order.energy_wh, price_wei_per_wh=order.price_wei_per_wh)
 
     def _bids(self, interval: int, round_s: float) -> list[bytes]:
@@ -281,22 +310,43 @@ class DerAgents:
 
     def two_phase_txs(self, action: DerAction) -> list[bytes]:
         """The sellers' acceptances of the proposals made to them, then (with an interval's orders) the buyers'
-        proposals of bilateral trades for that interval (`gridledger.agents.bilateral`)."""
+        proposals of bilateral trades for that interval (`gridledger.agents.bilateral`); each after its agent's
+        approval of its budget again if its allowance left is short of the lock (`_lock`)."""
         study = self.sc.study
-        txs = [two_phase.accept(self._sender(i, trade_interval(t["trade_id"])), self.two_phase_address,
-                                bytes.fromhex(t["trade_id"][2:]))
-               for i, t in self.to_accept if self._agreed(t)]
+        price = price_wei_per_wh(study.two_phase.premium_per_kwh)
+        txs = []
+        for i, t in self.to_accept:
+            if self._agreed(t):
+                k = trade_interval(t["trade_id"])
+                txs += self._lock(i, k, t["energy_wh"] * price)
+                txs.append(two_phase.accept(self._sender(i, k), self.two_phase_address,
+                                            bytes.fromhex(t["trade_id"][2:])))
         self.to_accept = []
         if action.market != "orders":
             return txs
         k = action.interval
         deadline = study.start_timestamp + (k + 1 + study.two_phase.deadline_intervals) * study.market_interval_s
-        price = price_wei_per_wh(study.two_phase.premium_per_kwh)
         for buyer, seller, energy_wh in pairs(expected_exports_wh(self.sc, k), self.bilateral, study.two_phase.firm_share):
+            txs += self._lock(buyer, k, energy_wh * price)
             txs.append(two_phase.propose(self._sender(buyer, k), self.two_phase_address,
                                          trade_id(k, self.accounts[buyer].address),
                                          seller=self.accounts[seller].address, energy_wh=energy_wh,
                                          price_wei_per_wh=price, deadline_timestamp=deadline))
+        return txs
+
+    def _approve_budget(self, i: int, interval: int) -> bytes:
+        """Agent `i`'s approval of its two-phase budget to the trade contract, serving `interval`; its allowance is
+        then the budget (an approval replaces the one before)."""
+        budget_wei = wei(self.sc.study.two_phase.budget)
+        self.allowance_wei[i] = budget_wei
+        return flexibility.approve(self._sender(i, interval), self.addresses.token, self.two_phase_address, budget_wei)
+
+    def _lock(self, i: int, interval: int, lock_wei: int) -> list[bytes]:
+        """Agent `i`'s approval of its budget again if its allowance left is below `lock_wei`, the value its next
+        proposal or acceptance locks (every proposal is at the study's premium); the lock then counts against the
+        allowance. [wei]"""
+        txs = [self._approve_budget(i, interval)] if self.allowance_wei[i] < lock_wei else []
+        self.allowance_wei[i] -= lock_wei
         return txs
 
     def served(self) -> list[tuple[str, bytes]]:

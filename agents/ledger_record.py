@@ -37,18 +37,23 @@ class LedgerRecord:
         The contract that runs the market mechanism; its ``Cleared`` and
         ``Trade`` events and the Settlement's ``Settled``, ``Sourced`` and
         ``Unpaid`` events are recorded, every other contract's are not.
+    aliases : dict of str to int, optional
+        Other accounts of a prosumer, by address, to its position: with
+        ``pseudonyms``, every pseudonym it trades under. Its events count
+        to the prosumer.
     """
 
     # Energy sources Settlement tracks, as the prefixes of its SourceMix fields.
     SOURCES = ("pv", "battery", "grid")
     SOURCE_NAMES = {"pv": "PV", "battery": "battery discharge", "grid": "the grid"}
 
-    def __init__(self, sc: Roster, prosumer_addresses: list[str], auction_contract: str):
+    def __init__(self, sc: Roster, prosumer_addresses: list[str], auction_contract: str,
+                 aliases: dict[str, int] | None = None):
         n_int, n_pro = sc.study.n_intervals, len(sc.prosumers)
         self.sc = sc
         self.addresses = prosumer_addresses
         self.contracts = (auction_contract, SETTLEMENT)
-        self.index_of = {a: i for i, a in enumerate(prosumer_addresses)}
+        self.index_of = {a: i for i, a in enumerate(prosumer_addresses)} | (aliases or {})
         self.positions: dict[int, dict[str, int]] = {}
         self.price = np.full(n_int, np.nan)
         self.volume_wh = np.zeros(n_int, dtype=np.int64)

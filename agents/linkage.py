@@ -57,7 +57,7 @@ def link_by_address(obs: Observations) -> np.ndarray:
     return np.array(pairs, dtype=np.int64).reshape(-1, 2)
 
 
-def link_by_assignment(obs: Observations) -> np.ndarray:
+def link_by_assignment(obs: Observations, group: np.ndarray | None = None) -> np.ndarray:
     """Links of the pseudonymous world: each interval's pseudonyms joined to the next observed interval's.
 
     Between consecutive observed intervals a and b the observer solves
@@ -67,7 +67,11 @@ def link_by_assignment(obs: Observations) -> np.ndarray:
 
     where e is the settled net import [Wh] and o the ordered net import
     [Wh] of pseudonym i in a and j in b. With unequal counts the surplus
-    pseudonyms stay unlinked (their tracks end or start there).
+    pseudonyms stay unlinked (their tracks end or start there). With
+    `group` (each row's class of limits as its registration published it,
+    -1 if unknown) a link across two known, different classes costs more
+    than any link within one, so the observer crosses classes only when
+    their sizes force it.
 
     Returns
     -------
@@ -80,6 +84,9 @@ def link_by_assignment(obs: Observations) -> np.ndarray:
         rows_a, rows_b = np.flatnonzero(obs.interval == a), np.flatnonzero(obs.interval == b)
         cost = (np.abs(obs.net_import_wh[rows_a, None] - obs.net_import_wh[None, rows_b])
                 + np.abs(obs.order_import_wh[rows_a, None] - obs.order_import_wh[None, rows_b]))
+        if group is not None:
+            g_a, g_b = group[rows_a, None], group[None, rows_b]
+            cost = cost + ((g_a != g_b) & (g_a >= 0) & (g_b >= 0)) * (int(cost.max(initial=0)) + 1) * len(rows_a)
         i, j = linear_sum_assignment(cost)
         pairs.extend(zip(rows_a[i], rows_b[j]))
     return np.array(pairs, dtype=np.int64).reshape(-1, 2)

@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 
 
-from gridledger.agents.chain_observer import (NO_HOUSEHOLD, Observations, household_addresses, household_index,
-                                              load_events, observations, pseudonymise)
+from gridledger.agents.chain_observer import (NO_HOUSEHOLD, Observations, checksum, household_addresses,
+                                              household_index, load_events, observations, pseudonymise,
+                                              registered_classes)
 from gridledger.agents.linkage import (PatternFigures, ReidFigures, TrackingFigures, day_profiles_wh,
                                        inferred_series_wh, link_by_address, link_by_assignment, pattern_chance_r,
                                        pattern_correlation, reidentify_along_tracks, reidentify_by_profile,
@@ -75,6 +76,9 @@ class Truth:
     day_of_interval : ndarray of int, shape (intervals,)
     source : str
         Which variables the truth came from.
+    owner_of : dict of str to str
+        A run under ``pseudonyms``: each pseudonym (checksummed) to its
+        household's account (``pseudonym_address``); empty otherwise.
     """
 
     study: str
@@ -82,6 +86,7 @@ class Truth:
     net_import_wh: np.ndarray
     day_of_interval: np.ndarray
     source: str
+    owner_of: dict[str, str]
 
 
 def read_truth(results_nc: Path) -> Truth:
@@ -95,6 +100,10 @@ def read_truth(results_nc: Path) -> Truth:
 
     with xr.open_dataset(results_nc) as ds:
         households = tuple(str(a) for a in ds["address"].values)
+        owner_of = ({checksum(str(a)): households[i]
+                     for row in ds["pseudonym_address"].transpose("interval", "prosumer").values
+                     for i, a in enumerate(row) if str(a)}
+                    if "pseudonym_address" in ds else {})
         days = interval_days(ds["interval"].values)
         if "true_import_wh" in ds and "true_export_wh" in ds:
             net = (ds["true_import_wh"] - ds["true_export_wh"]).transpose("prosumer", "interval").values
@@ -107,7 +116,14 @@ def read_truth(results_nc: Path) -> Truth:
             net = interval_net_import_wh(ds["export_mw"].transpose("time", "prosumer").values, step_start_s,
                                          step_s, interval_start_s)
             source = "-export_mw integrated per interval"
-        return Truth(str(ds.attrs.get("study", "")), households, np.asarray(net, float), days, source)
+        return Truth(str(ds.attrs.get("study", "")), households, np.asarray(net, float), days, source, owner_of)
+
+
+def owned(obs: Observations, owner_of: dict[str, str]) -> Observations:
+    """The observations with each pseudonym named by its household's account: what the same run publishes under
+    fixed addresses (a household has one pseudonym per interval, so rows stay one per address and interval)."""
+    return Observations(obs.interval, tuple(owner_of.get(a, a) for a in obs.address), obs.net_import_wh,
+                        obs.order_import_wh)
 
 
 # ---------------------------------------------------------------- one world, and the comparison
@@ -185,7 +201,10 @@ class LinkageFigures:
     ----------
     study, run_dir : str
     seed : int
-        Seed of the pseudonyms.
+        Seed of the pseudonyms (a relabelled export).
+    pseudonyms_source : str
+        Where the pseudonymous world comes from: the run's own pseudonyms
+        (a run under ``pseudonyms``) or the export relabelled.
     n_households, n_intervals, n_days : int
     chance : float
         1 / n_households.
@@ -199,6 +218,7 @@ class LinkageFigures:
     study: str
     run_dir: str
     seed: int
+    pseudonyms_source: str
     n_households: int
     n_intervals: int
     n_days: int
@@ -210,8 +230,8 @@ class LinkageFigures:
 
     def caption(self) -> str:
         """What was measured: the run, its households, intervals and days, the seed of the pseudonyms."""
-        return (f"{self.study}: {self.n_households} households, {self.n_intervals} intervals, {self.n_days} day(s),"
-                f" seed {self.seed}")
+        return (f"{self.study}: {self.n_households} households, {self.n_intervals} intervals, {self.n_days} day(s);"
+                f" pseudonyms: {self.pseudonyms_source}")
 
     def table(self) -> str:
         """The figures as a Markdown table, fixed vs pseudonyms."""
@@ -250,10 +270,14 @@ class LinkageFigures:
 def measure(run_dir: Path, seed: int) -> LinkageFigures:
     """Run the linkage experiment on a finished run (``chain/events.jsonl`` and ``results.nc``).
 
-    The fixed world reads the export as it is and links each address to
-    itself; the pseudonymous world relabels it (`pseudonymise`, `seed`)
-    and links by assignment. Both are scored against the true net import
-    of ``results.nc``; the labelled day-1 profiles are each household's
+    A run under fixed addresses: the fixed world reads the export as it
+    is and links each address to itself; the pseudonymous world relabels
+    it (`pseudonymise`, `seed`). A run under ``pseudonyms``: the
+    pseudonymous world is the export as it is, and the fixed world the
+    same observations with each pseudonym named by its household's
+    account (`owned`). The observer links the pseudonymous world by
+    assignment. Both are scored against the true net import of
+    ``results.nc``; the labelled day-1 profiles are each household's
     settled series on day 1.
     """
     run_dir = Path(run_dir)
@@ -261,7 +285,20 @@ def measure(run_dir: Path, seed: int) -> LinkageFigures:
     truth = read_truth(run_dir / "results.nc")
     n_households, n_intervals = truth.net_import_wh.shape
 
-    fixed_obs = observations(events)
+    if truth.owner_of:
+        pseudo_obs = observations(events)
+        pseudo_household = household_index(pseudo_obs.address, truth.households, truth.owner_of)
+        classes = registered_classes(events)
+        pseudo_pairs = link_by_assignment(pseudo_obs, np.array([classes.get(a, -1) for a in pseudo_obs.address]))
+        fixed_obs = owned(pseudo_obs, truth.owner_of)
+        source = "the run's own (real export; links within the registered classes)"
+    else:
+        fixed_obs = observations(events)
+        relabelled = pseudonymise(events, household_addresses(events), seed)
+        pseudo_obs = observations(relabelled.events)
+        pseudo_household = household_index(pseudo_obs.address, truth.households, relabelled.owner_of)
+        pseudo_pairs = link_by_assignment(pseudo_obs)
+        source = f"export relabelled, seed {seed}"
     fixed_household = household_index(fixed_obs.address, truth.households)
     if (fixed_household == NO_HOUSEHOLD).any() or (fixed_obs.interval >= n_intervals).any():
         raise ValueError(f"{run_dir}: settled addresses or intervals not among results.nc's prosumers and intervals")
@@ -272,18 +309,14 @@ def measure(run_dir: Path, seed: int) -> LinkageFigures:
     day1 = day_profiles_wh(fixed_series, truth.day_of_interval, 0)
     profiles[:len(day1)] = day1
 
-    relabelled = pseudonymise(events, household_addresses(events), seed)
-    pseudo_obs = observations(relabelled.events)
-    pseudo_household = household_index(pseudo_obs.address, truth.households, relabelled.owner_of)
-
     return LinkageFigures(
-        study=truth.study, run_dir=str(run_dir), seed=seed, n_households=n_households, n_intervals=n_intervals,
+        study=truth.study, run_dir=str(run_dir), seed=seed, pseudonyms_source=source, n_households=n_households, n_intervals=n_intervals,
         n_days=int(truth.day_of_interval.max(initial=0)) + 1, chance=1 / n_households,
         pattern_chance_r=pattern_chance_r(fixed_series, truth.net_import_wh[:len(fixed_series)]),
         truth_source=truth.source,
         fixed=world_figures("fixed addresses", fixed_obs, fixed_household, fixed_pairs, truth.net_import_wh,
                             truth.day_of_interval, profiles),
         pseudonyms=world_figures("per-interval pseudonyms", pseudo_obs, pseudo_household,
-                                 link_by_assignment(pseudo_obs), truth.net_import_wh, truth.day_of_interval,
+                                 pseudo_pairs, truth.net_import_wh, truth.day_of_interval,
                                  profiles),
     )

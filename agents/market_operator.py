@@ -47,6 +47,7 @@ from gridledger.agents.flex_desk import FlexDesk
 from gridledger.agents.ledger_record import LedgerRecord
 from gridledger.agents.prosumer import expected_exports_wh
 from gridledger.agents.prosumer_limits import prosumer_limits
+from gridledger.agents.pseudonym_desk import RELAYED_REGISTRATIONS, PseudonymDesk
 from gridledger.agents.relay import (
     rejections,
     relayed_orders,
@@ -271,14 +272,16 @@ class MarketOperator:
     def __init__(self, sc: Roster, chain: Chain, wallet: Wallet, addresses: MarketAddresses,
                  prosumers: list[str], dso: str | None, flex: FlexDesk | None, charging: ChargingDesk | None,
                  audit: str | None = None, source_choice: str | None = None, data: DataMarket | None = None,
-                 emergency: EmergencyDesk | None = None, bilateral: TwoPhaseDesk | None = None):
+                 emergency: EmergencyDesk | None = None, bilateral: TwoPhaseDesk | None = None,
+                 pseudonyms: PseudonymDesk | None = None):
         self.sc, self.chain, self.wallet, self.addresses = sc, chain, wallet, addresses
         self.prosumers, self.dso, self.flex, self.charging, self.audit_address = prosumers, dso, flex, charging, audit
         self.source_choice_address = source_choice
-        self.data, self.emergency, self.bilateral = data, emergency, bilateral
+        self.data, self.emergency, self.bilateral, self.pseudonyms = data, emergency, bilateral, pseudonyms
         self.duties_done: set[int] = set()
         self.supply_wei = read(chain, addresses.token, "GridToken", "totalSupply")
-        self.record = LedgerRecord(sc, prosumers, addresses.auction_contract)
+        self.record = LedgerRecord(sc, prosumers, addresses.auction_contract,
+                                   pseudonyms.household_of if pseudonyms else None)
         self.audit_record = AuditRecord(sc, prosumers, audit) if audit else None
         self.lanes: dict[str, Lane] = ledger_lanes(len(sc.buses))
         # Signed orders held for their interval's verified batch (``market.clearing: verified-batch``).
@@ -321,8 +324,10 @@ class MarketOperator:
         data = (DataMarket(chain, deploy_study_data_access(sc, chain, wallet, addresses, requestor, worker),
                            addresses.token) if requestor else None)
         bilateral = TwoPhaseDesk.deploy(sc, chain, wallet, addresses) if study.two_phase is not None else None
+        pseudonyms = (PseudonymDesk.deploy(sc, chain, wallet, addresses, secret, prosumers, meters)
+                      if study.pseudonyms is not None else None)
         return cls(sc, chain, wallet, addresses, prosumers, dso, flex, charging, audit, choice, data, emergency,
-                   bilateral)
+                   bilateral, pseudonyms)
 
     def deployment(self) -> list[Message]:
         """The ``deployed`` notice for the agents, the meters and those of the DSO, auditor, requestor and worker
@@ -333,7 +338,8 @@ class MarketOperator:
                         source_choice=self.source_choice_address,
                         data_access=self.data.address if self.data else None,
                         emergency_access=self.emergency.address if self.emergency else None,
-                        two_phase=self.bilateral.address if self.bilateral else None)
+                        two_phase=self.bilateral.address if self.bilateral else None,
+                        pseudonyms=self.pseudonyms.notice() if self.pseudonyms else None)
         return [(DER_ENDPOINT, notice), (GRID_ENDPOINT, notice)] + ([(OPERATOR_ENDPOINT, notice)] if self.dso else []) \
             + ([(AUDITOR_ENDPOINT, notice)] if self.audit_address else []) \
             + ([(REQUESTOR_ENDPOINT, notice), (WORKER_ENDPOINT, notice)] if self.data else []) \
@@ -363,13 +369,16 @@ class MarketOperator:
                      if self.emergency else [])
                   + (self.bilateral.duties(self.wallet, timestamp) if self.bilateral else []))
         self.pending = []
-        txs, order_messages, signed_readings = split_received(received)
+        txs, order_messages, signed_readings, others = split_received(received)
         if self.sc.study.market.clearing == VERIFIED_BATCH:
             for message in order_messages:
                 self.held.setdefault(message["interval"], []).extend(signed_orders(message))
             order_messages = []
         lanes = by_lane(txs)
-        batches = {"operator": duties, **{lane: [tx for _, tx in messages] for lane, messages in lanes.items()}}
+        halves = [body for _, body in others if body["type"] == "registration_halves"]
+        registrations = self.pseudonyms.relayed(self.wallet, halves) if self.pseudonyms else []
+        batches = {"operator": duties, RELAYED_REGISTRATIONS: registrations,
+                   **{lane: [tx for _, tx in messages] for lane, messages in lanes.items()}}
         relayed = {RELAYED_ORDERS: relayed_orders(self.wallet, self.addresses, order_messages),
                    RELAYED_READINGS: relayed_readings(self.wallet, self.addresses, signed_readings)}
         block = mine_batches(self.chain, in_block_order(batches, relayed), timestamp, self.lanes)
@@ -377,6 +386,8 @@ class MarketOperator:
                    "operator transaction")
         if self.data:
             self.data.count_gas(block)
+        if self.pseudonyms:
+            self.pseudonyms.feed(interval, block)
         phase = data_access_phase(self.sc.study)
         if phase is None or timestamp - self.sc.study.start_timestamp not in phase.blocks_s:
             self.record.block(interval, block)         # the data-access protocol's blocks are not the market's
@@ -404,6 +415,9 @@ class MarketOperator:
         if self.bilateral and (trades := self.bilateral.feed(block)):
             message = encode("two_phase_events", **trades)
             outbox += [(DER_ENDPOINT, message), (GRID_ENDPOINT, message)]
+        if self.pseudonyms:
+            outbox += self.pseudonyms.answers([(source, body) for source, body in others
+                                               if body["type"] == "blind_requests"])
         if self.data and (events := self.data.feed(block)):
             message = encode("data_events", **events)
             owners = [(DER_ENDPOINT, message)] if events["requests"] else []     # the owners act on requests only
@@ -482,10 +496,12 @@ class MarketOperator:
         return [(DER_ENDPOINT, encode("cleared", interval=cleared, positions_wh=positions))]
 
     def audit(self) -> bool:
-        """Record and return whether tokens were conserved: supply, settlement, flexibility, data-access and two-phase
-        holdings."""
-        accounts = [*self.prosumers, self.wallet.address]
+        """Record and return whether tokens were conserved: supply, settlement (pseudonyms' credit too), flexibility,
+        data-access, two-phase and pseudonym holdings."""
+        accounts = [*self.prosumers, self.wallet.address, *(self.pseudonyms.registered if self.pseudonyms else ())]
         conserved = tokens_conserved(self.chain, self.addresses, self.supply_wei, accounts)
+        if self.pseudonyms:
+            conserved &= self.pseudonyms.tokens_held_match()
         if self.flex:
             conserved &= self.flex.tokens_held_match(self.chain)
         if self.data:
@@ -529,6 +545,8 @@ class MarketOperator:
             self.data.write(part)
         if self.bilateral:
             self.bilateral.write(part)
+        if self.pseudonyms:
+            self.pseudonyms.write(part)
         if self.audit_record:
             self.audit_record.close(self.chain)
             self.audit_record.write(part)

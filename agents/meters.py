@@ -15,7 +15,8 @@ AMI head-end, sends them in one ``signed_readings`` message for the ledger
 to relay (`gridledger.agents.relay`). With ``two_phase`` each side's meter
 confirms, after an interval, the prepared bilateral trades of its
 prosumer that delivered in it, if it metered at least the traded energy
-(`gridledger.agents.bilateral`).
+(`gridledger.agents.bilateral`): the buyer's import, the seller's export
+of its own PV (`confirmable_wh`).
 
 `Meters` is also the grid's inbox: it keeps the flexibility awards and the prepared trades, installs
 the inverters the DER federate describes and logs rejected meter
@@ -33,6 +34,7 @@ from gridledger.agents.bilateral import silent, trade_interval
 from gridledger.agents.feeder import install_inverters
 from gridledger.agents.feeder_record import FeederRecord
 from gridledger.agents.prosumer_limits import prosumer_limits
+from gridledger.agents.pseudonym_sides import MeterPseudonyms
 from gridledger.agents.relay import signed_readings_message
 from gridledger.contracts import flexibility as flex
 from gridledger.contracts import two_phase
@@ -72,6 +74,16 @@ def signed_readings(meters: list[Wallet], addresses: MarketAddresses, interval: 
         sign_reading(meter.account, meter.chain_id, addresses.settlement, interval=interval,
                      **{name: int(wh[i]) for name, wh in registers.items()})
         for i, meter in enumerate(meters)])]
+
+
+def confirmable_wh(registers: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """What each meter may confirm of an interval's two-phase trades, by side: as ``buyer`` its import, as ``seller``
+    the local PV it exported, min(export, PV). [Wh]
+
+    A trade sells local PV; export beyond the interval's PV came from the
+    battery, which may have charged from the grid.
+    """
+    return {"buyer": registers["import_wh"], "seller": np.minimum(registers["export_wh"], registers["pv_wh"])}
 
 
 def measured_curtailment_wh(available_kw: np.ndarray, injected_mw: np.ndarray, step_s: float, awarded_wh: int) -> int:
@@ -143,6 +155,8 @@ class Meters:
         self.rating_w = np.array([lim.meter_rating_w for lim in prosumer_limits(sc)])
         self.foreign = [Wallet(derive_account(secret, f"foreign/meter/{name}"), notice["chain_id"]) for name in names]
         self.history: list[dict[str, np.ndarray]] = []
+        self.pseudonyms = (MeterPseudonyms(sc, secret, notice, [w.account for w in self.wallets])
+                           if study.pseudonyms is not None else None)
         # Delayed readings by the interval they go out at: signed then, so the meter's nonces stay in sending order.
         self.delayed: dict[int, list[tuple[list[int], list[Wallet], int, dict[str, np.ndarray]]]] = {}
 
@@ -161,6 +175,8 @@ class Meters:
             body = decode(payload)
             if body["type"] == "inverters":
                 install_inverters(self.sc, body)
+            elif body["type"] == "blind_signatures":
+                self.pseudonyms.requests.answered(body)
             elif body["type"] == "two_phase_events":
                 for trade in body["prepared"]:
                     self.prepared.setdefault(trade_interval(trade["trade_id"]), []).append(trade)
@@ -176,19 +192,24 @@ class Meters:
                     log.error("meter transaction %s rejected: %s", receipt["tx_hash"], receipt["revert_reason"])
 
     def close_interval(self, step: int, record: FeederRecord) -> list[bytes]:
-        """At the first step of an interval, the previous interval's readings and deliveries, signed.
+        """At the first step of an interval, the previous interval's readings and deliveries, signed; with
+        ``pseudonyms`` also the meters' requests and halves (`MeterPseudonyms.at_interval_start`).
 
         The registers go into `record`; at other steps nothing is signed.
         """
         study = self.sc.study
         per_interval = study.steps_per_interval
-        if not step or step % per_interval:
+        if step % per_interval:
             return []
+        pseudonymous = self.pseudonyms.at_interval_start(step // per_interval) if self.pseudonyms else []
+        if not step:
+            return pseudonymous
         interval = step // per_interval - 1
         window = slice(step - per_interval, step)
         registers = interval_registers(record, window, study.power_flow_step_s)
         if self.plan is None:
-            txs = self.sign(self.wallets, self.addresses, interval, registers)
+            wallets = self.pseudonyms.reading_wallets(interval, self.wallets) if self.pseudonyms else self.wallets
+            txs = pseudonymous + self.sign(wallets, self.addresses, interval, registers)
             record.meter(interval, registers)
             faked = {}
         else:
@@ -198,15 +219,16 @@ class Meters:
                 + self._confirmations(interval, registers))
 
     def _confirmations(self, interval: int, registers: dict[str, np.ndarray]) -> list[bytes]:
-        """Each side's confirmation of `interval`'s prepared two-phase trades: the buyer's meter if it metered at
-        least the traded energy as import, the seller's as export; none from a silent meter (``two_phase``)."""
+        """Each side's confirmation of `interval`'s prepared two-phase trades: its meter's if it metered at least the
+        traded energy (`confirmable_wh`); none from a silent meter (``two_phase``)."""
         study = self.sc.study
+        confirmable = confirmable_wh(registers)
         txs = []
         for trade in self.prepared.pop(interval, []):
             tid = bytes.fromhex(trade["trade_id"][2:])
-            for side, register in (("buyer", "import_wh"), ("seller", "export_wh")):
+            for side in ("buyer", "seller"):
                 i = self.prosumer_of[trade[side]]
-                metered_wh = int(registers[register][i])
+                metered_wh = int(confirmable[side][i])
                 if metered_wh >= trade["energy_wh"] and not silent(study, self.names[i], interval):
                     txs.append(two_phase.confirm(self.wallets[i], self.two_phase, tid, metered_wh))
         return txs

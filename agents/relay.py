@@ -49,16 +49,23 @@ BATCH_SIZE = 256
 """Most orders or readings one relayed transaction carries (``book.MAX_ORDERS``, ``Settlement.MAX_READINGS``)."""
 
 
-def split_received(received: list[tuple[str, bytes]]) -> tuple[list[tuple[str, bytes]], list[dict], list[dict]]:
-    """The received messages as (raw transactions with their source, ``signed_orders``, ``signed_readings``)."""
-    txs, orders, readings = [], [], []
+def split_received(received: list[tuple[str, bytes]],
+                   ) -> tuple[list[tuple[str, bytes]], list[dict], list[dict], list[tuple[str, dict]]]:
+    """The received messages as (raw transactions with their source, ``signed_orders``, ``signed_readings``, every
+    other message with its source: the pseudonyms' requests and halves)."""
+    txs, orders, readings, others = [], [], [], []
     for source, payload in received:
         if not is_json(payload):
             txs.append((source, payload))
             continue
         body = decode(payload)
-        (orders if body["type"] == "signed_orders" else readings).append(body)
-    return txs, orders, readings
+        if body["type"] == "signed_orders":
+            orders.append(body)
+        elif body["type"] == "signed_readings":
+            readings.append(body)
+        else:
+            others.append((source, body))
+    return txs, orders, readings, others
 
 
 def _signature_json(signed: SignedOrder | SignedReading) -> dict:

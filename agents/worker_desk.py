@@ -6,9 +6,11 @@ answers each request that has approvals over the approving owners'
 stores only (`gridledger.agents.data_worker.run_query`), with the
 query's noise for its ε and the study's ``clip_kw``, signs
 ``post_result`` (the answer's hash and the commitment to its inputs) and
-hands the answer to the requestor, off chain. The noise is drawn from the
-worker's own key material (the run secret), never from anything
-published, so the requestor cannot subtract it.
+hands the answer to the requestor, off chain. In the simulation the noise
+is drawn from the run secret: deterministic, as reproducible runs need,
+but every federate holds that secret, so the requestor's process could in
+principle recompute the noise and subtract it. In a deployment the worker
+draws it from a key of its own.
 
 What it records (part ``worker``): the exact answer (unclipped, so a
 clip's bias counts against the release) beside the released one, the

@@ -11,9 +11,10 @@ each labelled action:
   worker's result and the requestor's accept, which pays the approving
   owners into wallets that held no token; a second request no owner
   approved, cancelled after its approval deadline;
-* pseudonyms (``Pseudonyms``): every prosumer's one-time address of the
-  next interval, blindly signed by the registrar
-  (`gridledger.contracts.pseudonyms`) and registered in one block;
+* pseudonyms (``Pseudonyms``): every prosumer's ticket for the next
+  interval, then its one-time address and its meter's one-time key,
+  both blindly signed by the registrar (`gridledger.contracts.pseudonyms`)
+  and registered by a relay, in one block each;
 * two-phase trade (``TwoPhaseTrade``): one trade of 1 kWh at 0.02
   token/kWh proposed, accepted, confirmed by the seller's meter and then
   the buyer's (the commit, which pays the seller); a second one
@@ -68,6 +69,10 @@ _INTERVAL_S = 900
 _GATE_CLOSURE_S = 60
 _CENT_PER_KWH = 10**13  # [wei/Wh]
 _TOKEN_WEI = 10**18
+PSEUDONYM_BOND_WEI = _TOKEN_WEI
+"""A ticket's bond, the pseudonym's credit: 1 token."""
+PSEUDONYM_CLASS_W = (10_000, 5_000, 0)
+"""The one class of the scenario: 10 kW meter rating, 5 kW PV, no battery. [W]"""
 _HOUR_S = 3600
 _ACCEPT_WINDOW_S = 600  # the requestor's time to check a result before anyone may finalise it
 _PRICE_PER_OWNER_WEI = 5 * _TOKEN_WEI // 100  # 0.05 token, the study's first query
@@ -248,24 +253,39 @@ def data_access_gas(n_prosumers: int = N_PROSUMERS) -> list[ActionGas]:
 
 
 def pseudonyms_gas(n_prosumers: int = N_PROSUMERS) -> list[ActionGas]:
-    """Gas of registering every one of `n_prosumers` prosumers' pseudonyms of the next interval in one block."""
+    """Gas of every one of `n_prosumers` owners' ticket and of the registration of its pseudonym and one-time meter
+    key for the next interval, each action of all owners in one block (the registrations sent by a relay)."""
     interval = 1
-    owners = [derive_account(SECRET, f"prosumer/{i}") for i in range(n_prosumers)]
-    # Each pseudonym pays its registration: funded at genesis, where a run's faucet would send it ether.
-    pseudonyms = [pn.pseudonym_account(o.key, interval) for o in owners]
-    s = _scene(n_prosumers, funded=tuple(a.address for a in pseudonyms))
+    s = _scene(n_prosumers)
     key = pn.registrar_key(SECRET)
-    address = pn.deploy_pseudonyms(s.chain, s.operator, s.market.registry, key.modulus, _START_TIMESTAMP,
-                                   _INTERVAL_S)
-    registrar = pn.Registrar(key, s.chain.chain_id, address, [o.address for o in owners])
+    address = pn.deploy_pseudonyms(s.chain, s.operator, s.market.registry, s.market.settlement, s.market.token,
+                                   key.modulus, _START_TIMESTAMP, _INTERVAL_S, PSEUDONYM_BOND_WEI,
+                                   [pn.ClassLimits(*PSEUDONYM_CLASS_W)])
+    s.mint(s.prosumers, PSEUDONYM_BOND_WEI, address)
+    tickets = s.mine([("ticket", pn.buy_ticket(w, address, interval)) for w in s.prosumers])["ticket"]
+    registrar = pn.Registrar(key, s.chain.chain_id, address, {w.address: 0 for w in s.prosumers},
+                             [m.address for m in s.meters],
+                             lambda owner, k: pn.read(s.chain, address, "has_ticket", owner, k))
     registrations = []
-    for owner in owners:
-        request, pending = pn.request_pseudonym(owner, key.n, s.chain.chain_id, address, interval)
-        signature = pn.finish_pseudonym(pending, key.n, registrar.serve(request))
-        registrations.append(("register", pn.register(s.chain.wallet(pending.account), address, interval, signature)))
+    for owner, meter in zip(s.prosumers, s.meters, strict=True):
+        pseudonym = pn.pseudonym_account(owner.account.key, interval).address
+        one_time_meter = pn.meter_account(meter.account.key, interval).address
+        signatures = []
+        for requester, class_index, pair in ((owner, 0, (pseudonym, one_time_meter)),
+                                             (meter, pn.METER_CLASS, (one_time_meter, pseudonym))):
+            h = pn.full_domain_hash(s.chain.chain_id, address, *pair, interval)
+            request, pending = pn.request_signature(requester.account, key.n, s.chain.chain_id, address, interval,
+                                                    class_index, h)
+            signatures.append(pn.finish_signature(pending, key.n, registrar.serve(request)))
+        registration = pn.Registration(pseudonym, one_time_meter, interval, 0, *signatures)
+        registrations.append(("register", pn.register(s.outsider, address, registration)))
     gas = s.mine(registrations)["register"]
     return [
-        ActionGas(PSEUDONYMS, "register (first)", gas[0], "the interval's first, which starts its count"),
+        ActionGas(PSEUDONYMS, "ticket (first)", tickets[0], "an owner's ticket, the interval's first: its count"),
+        ActionGas(PSEUDONYMS, "ticket (later)", round(median(tickets[1:])),
+                  f"median of the {n_prosumers - 1} later ones of the same block"),
+        ActionGas(PSEUDONYMS, "register (first)", gas[0],
+                  "the interval's first pair, sent by a relay: both signatures checked, roles, binding, limits, bond"),
         ActionGas(PSEUDONYMS, "register (later)", round(median(gas[1:])),
                   f"median of the {n_prosumers - 1} later ones of the same block"),
     ]
@@ -347,7 +367,8 @@ def feature_costs(rows: list[ActionGas], n_prosumers: int = N_PROSUMERS) -> list
         (DATA_ACCESS, "request", (("propose", 1), ("approve (first)", 1), ("approve (later)", approving - 1),
                                   ("post result", 1), ("accept", 1)),
          1 / INTERVALS_PER_DAY, "one request a day at 15-min intervals"),
-        (PSEUDONYMS, "interval", (("register (first)", 1), ("register (later)", n_prosumers - 1)),
+        (PSEUDONYMS, "interval", (("ticket (first)", 1), ("ticket (later)", n_prosumers - 1),
+                                  ("register (first)", 1), ("register (later)", n_prosumers - 1)),
          1.0, f"each of {n_prosumers} prosumers trades under a fresh pseudonym"),
         (TWO_PHASE, "committed trade", (("propose", 1), ("accept", 1), ("confirm (first)", 1),
                                         ("confirm (commit)", 1)),

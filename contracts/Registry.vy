@@ -21,7 +21,14 @@
         a meter or of a prosumer replaces its previous one, and
         revoking either role of a bound pair unbinds it.
         Every role change and binding is an event.
+        Pseudonyms: before the start the operator may name, once, the
+        contract that registers pseudonyms (`set_pseudonyms`); that
+        contract alone may `enrol` a pair of fresh accounts (no role
+        yet) as a prosumer and its meter, at any time: a new binding,
+        frozen like every other from the start on.
         Functions:
+        - `set_pseudonyms` (`external` function, the operator only),
+        - `enrol` (`external` function, the pseudonym contract only),
         - `grant_role`, `grant_roles` (`external` functions),
         - `revoke_role` (`external` function),
         - `has_role`, `roles_of`, `prosumers_of_meters` (`external` `view`
@@ -78,6 +85,10 @@ meter_of_prosumer: public(HashMap[address, address])
 start_timestamp: public(immutable(uint256))
 
 
+# @dev The contract that enrols pseudonyms; the zero address if none.
+pseudonyms: public(address)
+
+
 # @dev Emitted when `role` bits are added to `account`.
 event RoleGranted:
     account: indexed(address)
@@ -96,6 +107,11 @@ event RoleRevoked:
 event MeterBound:
     meter: indexed(address)
     prosumer: indexed(address)
+
+
+# @dev Emitted when the operator names the contract that enrols pseudonyms.
+event PseudonymsSet:
+    pseudonyms: indexed(address)
 
 
 # @dev Emitted when `meter` stops measuring `prosumer` (a rebinding or a
@@ -235,6 +251,40 @@ def bind_meters(meters: DynArray[address, MAX_BATCH], prosumers: DynArray[addres
     assert len(meters) == len(prosumers), "registry: length mismatch"
     for i: uint256 in range(len(meters), bound=MAX_BATCH):
         self._bind(meters[i], prosumers[i])
+
+
+@external
+def set_pseudonyms(contract: address):
+    """
+    @dev Names the contract that may `enrol` pseudonyms; once, before
+         the start.
+    @param contract The pseudonym contract; not the zero address.
+    """
+    self._check_operator()
+    assert block.timestamp < start_timestamp, "registry: bindings frozen"
+    assert self.pseudonyms == empty(address), "registry: pseudonyms already set"
+    assert contract != empty(address), "registry: pseudonyms is the zero address"
+    self.pseudonyms = contract
+    log PseudonymsSet(pseudonyms=contract)
+
+
+@external
+def enrol(prosumer: address, meter: address):
+    """
+    @dev Grants `prosumer` the prosumer role and `meter` the meter role
+         and binds them, at any time; both must hold no role yet, so an
+         enrolment never changes an existing binding.
+    @param prosumer The pseudonym.
+    @param meter The pseudonym's one-time meter key; another account.
+    """
+    assert msg.sender == self.pseudonyms and msg.sender != empty(address), "registry: caller is not pseudonyms"
+    assert prosumer != meter, "registry: prosumer is its meter"
+    assert self.roles[prosumer] == 0 and self.roles[meter] == 0, "registry: account holds a role"
+    self._grant(prosumer, ROLE_PROSUMER)
+    self._grant(meter, ROLE_METER)
+    self.prosumer_of_meter[meter] = prosumer
+    self.meter_of_prosumer[prosumer] = meter
+    log MeterBound(meter=meter, prosumer=prosumer)
 
 
 @internal

@@ -17,6 +17,7 @@
         be settled.
         Functions:
         - `register_prosumer`, `register_prosumers` (`external` functions, the operator only),
+        - `register_pseudonym` (`external` function, the registry's pseudonym contract only),
         - `deposit_for`, `deposit_for_each` (`external` functions),
         - `withdraw` (`external` function),
         - `lock`, `lock_bids`, `unlock` (`external` functions, the
@@ -46,6 +47,12 @@
         interval, or its export PV + battery discharge, each plus
         `READING_TOLERANCE_WH` (the registers are rounded separately);
         an unregistered prosumer may post only an empty reading.
+        Pseudonyms: the registry's pseudonym contract registers a
+        one-time prosumer of one interval (`register_pseudonym`) at any
+        time, with the limits of its class; its meter may post a
+        non-empty reading for that interval only, so a pseudonym that
+        orders in another interval can settle there only as a prosumer
+        that metered nothing.
         Orders: the mechanisms accept an order only from `min_order_wh`
         up to `order_limit_wh`: a bid up to the meter rating * interval,
         an ask (book ask, merit-order offer, lot) up to the smaller of
@@ -180,6 +187,7 @@ from . import eip712
 # @dev Meter bindings of the market's registry.
 interface Registry:
     def prosumer_of_meter(meter: address) -> address: view
+    def pseudonyms() -> address: view
     def prosumers_of_meters(meters: DynArray[address, MAX_READINGS]) -> DynArray[address, MAX_READINGS]: view
 
 
@@ -218,11 +226,14 @@ _SECONDS_PER_HOUR: constant(uint256) = 3600
 
 # @dev Packed limits word of one prosumer, zero until registered: bits
 # [0, 64) meter rating [W], [64, 128) PV peak [W], [128, 192) battery
-# power [W], bit 192 set once registered.
+# power [W], bit 192 set once registered, bits [200, 256) a
+# pseudonym's interval + 1 (0 for any other prosumer).
 _LIMIT_MASK: constant(uint256) = 2**64 - 1
 _LIMIT_PV_SHIFT: constant(uint256) = 64
 _LIMIT_BATTERY_SHIFT: constant(uint256) = 128
 _LIMIT_REGISTERED: constant(uint256) = 2**192
+_LIMIT_INTERVAL_SHIFT: constant(uint256) = 200
+_MAX_PSEUDONYM_INTERVAL: constant(uint256) = 2**55
 
 
 # @dev Largest grid price or fee the constructor accepts. [wei/Wh]
@@ -669,6 +680,25 @@ def register_prosumer(prosumer: address, meter_rating_w: uint256, pv_w: uint256,
 
 
 @external
+def register_pseudonym(pseudonym: address, interval: uint256, meter_rating_w: uint256, pv_w: uint256,
+                       battery_w: uint256):
+    """
+    @dev Registers the limits of a pseudonym of `interval`, once, at any
+         time; only the registry's pseudonym contract may.
+    @param pseudonym The pseudonym.
+    @param interval The one interval its meter may post a non-empty reading for.
+    @param meter_rating_w As for `register_prosumer`, its class's. [W]
+    @param pv_w As for `register_prosumer`, its class's. [W]
+    @param battery_w As for `register_prosumer`, its class's. [W]
+    """
+    assert msg.sender == staticcall registry.pseudonyms(), "settlement: caller is not pseudonyms"
+    assert interval < _MAX_PSEUDONYM_INTERVAL, "settlement: interval above limit"
+    self._register(ProsumerRegistration(prosumer=pseudonym, meter_rating_w=meter_rating_w, pv_w=pv_w,
+                                        battery_w=battery_w))
+    self._limits_word[pseudonym] |= (interval + 1) << _LIMIT_INTERVAL_SHIFT
+
+
+@external
 def register_prosumers(registrations: DynArray[ProsumerRegistration, MAX_READINGS]):
     """
     @dev `register_prosumer` of each registration, in one call (the setup
@@ -977,7 +1007,7 @@ def _reading_problem(
         return terms, "settlement: reading exists"
     if import_wh > MAX_ENERGY_WH or export_wh > MAX_ENERGY_WH or pv_wh > MAX_ENERGY_WH or battery_wh > MAX_ENERGY_WH:
         return terms, "settlement: energy above limit"
-    return terms, self._limits_problem(prosumer, import_wh, export_wh, pv_wh, battery_wh)
+    return terms, self._limits_problem(prosumer, interval, import_wh, export_wh, pv_wh, battery_wh)
 
 
 @internal
@@ -1560,13 +1590,15 @@ def _non_delivery_wei(position_wh: int256, value_wei: int256, undelivered_wh: in
 @internal
 @view
 def _limits_problem(
-    prosumer: address, import_wh: uint256, export_wh: uint256, pv_wh: uint256, battery_wh: uint256
+    prosumer: address, interval: uint256, import_wh: uint256, export_wh: uint256, pv_wh: uint256, battery_wh: uint256
 ) -> String[64]:
     """
     @dev Why a reading of `prosumer` lies outside its registered limits
          over one interval, plus `READING_TOLERANCE_WH`, or the empty
-         string.
+         string; a pseudonym's non-empty reading outside its interval
+         is refused first.
     @param prosumer The prosumer whose meter posts.
+    @param interval Index of the market interval.
     @param import_wh Energy drawn from the grid. [Wh]
     @param export_wh Energy fed into the grid. [Wh]
     @param pv_wh PV energy. [Wh]
@@ -1574,6 +1606,9 @@ def _limits_problem(
     @return String[64] The reason, empty if the reading is within limits.
     """
     word: uint256 = self._limits_word[prosumer]
+    pseudonym_of: uint256 = word >> _LIMIT_INTERVAL_SHIFT
+    if pseudonym_of != 0 and pseudonym_of != interval + 1 and import_wh | export_wh | pv_wh | battery_wh != 0:
+        return "settlement: pseudonym outside its interval"
     # Each power is at most MAX_POWER_W and the interval at most
     # _MAX_INTERVAL_S: every bound stays far below MAX_ENERGY_WH.
     rating_wh: uint256 = (word & _LIMIT_MASK) * interval_s // _SECONDS_PER_HOUR + READING_TOLERANCE_WH

@@ -64,6 +64,7 @@ AUDITED = When("`audit`", lambda study: study.audit is not None)
 DATA_ACCESS = When("`data_access`", lambda study: study.data_access is not None)
 EMERGENCY = When("`emergency`", lambda study: study.emergency is not None)
 TWO_PHASE = When("`two_phase`", lambda study: study.two_phase is not None)
+PSEUDONYMS = When("`pseudonyms`", lambda study: study.pseudonyms is not None)
 INVERTER_CURVES = When(
     "`prosumers.pv.inverter.volt_var` or `volt_watt`",
     lambda study: study.prosumers.pv.inverter.volt_var or study.prosumers.pv.inverter.volt_watt,
@@ -383,6 +384,10 @@ MESSAGES = (
                 Field("emergency_access", "address or null", "", "EmergencyAccess contract, null without "
                       "`emergency`"),
                 Field("two_phase", "address or null", "", "TwoPhaseTrade contract, null without `two_phase`"),
+                Field("pseudonyms", "object or null", "", "null without `pseudonyms`", (
+                    Field("address", "address", "", "Pseudonyms contract"),
+                    Field("modulus", "str", "", "the registrar's RSA modulus N, hex"),
+                )),
             )),
     Message("receipts", (LEDGER_ENDPOINT,), TX_SENDERS, ALWAYS,
             "the receipts of the transactions an endpoint sent, after each block", (
@@ -439,6 +444,37 @@ MESSAGES = (
                 Field("proposed", "[object]", "", "one per ``Proposed``: its seller accepts", _TWO_PHASE_TRADE),
                 Field("prepared", "[object]", "", "one per ``Prepared``: both meters confirm after its interval",
                       _TWO_PHASE_TRADE),
+            )),
+    Message("blind_requests", (DER_ENDPOINT, GRID_ENDPOINT), (LEDGER_ENDPOINT,), PSEUDONYMS,
+            "the owners' (with their orders) or the meters' (at an interval's start) blinded requests for a "
+            "pseudonym's registration", (
+                Field("requests", "[object]", "", "one per household", (
+                    _INTERVAL,
+                    Field("class_index", "int", "", "the owner's class; 8 (`MAX_CLASSES`) for a meter"),
+                    Field("blinded", "str", "", "m' = H r^e mod N, hex"),
+                    Field("authorisation", "str", "", "the requester's EIP-191 signature of the request, hex"),
+                )),
+            )),
+    Message("blind_signatures", (LEDGER_ENDPOINT,), (DER_ENDPOINT, GRID_ENDPOINT), PSEUDONYMS,
+            "the registrar's answers to a ``blind_requests``, after the block, to its sender", (
+                Field("signatures", "[object]", "", "one per request signed", (
+                    Field("blinded", "str", "", "the request's m', hex"),
+                    Field("signature", "str", "", "m'^d mod N, hex"),
+                )),
+                Field("refusals", "[object]", "", "one per request refused", (
+                    Field("blinded", "str", "", "the request's m', hex"),
+                    Field("reason", "str", "", "the registrar's reason"),
+                )),
+            )),
+    Message("registration_halves", (DER_ENDPOINT, GRID_ENDPOINT), (LEDGER_ENDPOINT,), PSEUDONYMS,
+            "the owners' or the meters' unblinded signatures of an interval's pseudonyms, for the relay", (
+                Field("halves", "[object]", "", "one per household", (
+                    Field("pseudonym", "address", "", "the household's pseudonym of the interval"),
+                    Field("meter", "address", "", "its meter's one-time key of the interval"),
+                    _INTERVAL,
+                    Field("class_index", "int", "", "the owner's class; 8 (`MAX_CLASSES`) for a meter's half"),
+                    Field("signature", "str", "", "H^d mod N, 256 bytes, hex"),
+                )),
             )),
     Message("signed_orders", (DER_ENDPOINT,), (LEDGER_ENDPOINT,), SIGNED_ORDERS,
             "an interval's orders, each signed by its prosumer as EIP-712 typed data, for the operator to relay", (

@@ -197,6 +197,17 @@ def two_phase_kpis(ds: xr.Dataset) -> dict:
                           "paid_token": _round(ds.two_phase_paid_token.sum())}}
 
 
+def pseudonyms_kpis(ds: xr.Dataset) -> dict:
+    """``pseudonyms``: tickets bought, pseudonyms registered and relayed registrations refused over the run, and the
+    intervals traded (registered for)."""
+    if "pseudonyms_registered" not in ds:
+        return {}
+    registered = ds.pseudonyms_registered.values
+    return {"pseudonyms": {"tickets": int(ds.pseudonym_tickets.sum()), "registered": int(registered.sum()),
+                           "refused": int(ds.pseudonym_registrations_refused.sum()),
+                           "intervals_traded": int((registered > 0).sum())}}
+
+
 def source_choice_kpis(ds: xr.Dataset) -> dict:
     """``source_choice``: what buyers that chose PV asked for and got, against everybody else's purchases.
 
@@ -301,6 +312,7 @@ def compute_kpis(ds: xr.Dataset, study) -> dict:
         **ev_kpis(ds),
         **source_choice_kpis(ds),
         **two_phase_kpis(ds),
+        **pseudonyms_kpis(ds),
         "gas_used": int(ds.gas_used.sum()),
         "gas_used_per_interval_mean": _round(over_zones(ds.gas_used).mean()),
         "gas_used_per_interval_max": int(over_zones(ds.gas_used).max()),

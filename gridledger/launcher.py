@@ -51,6 +51,7 @@ from gridledger.process import EXIT_STOPPED_BY_PEER, LAUNCHED_AT_ENV, PROGRESS_D
 from gridledger.results import run_timestamp
 from gridledger.roster import roster_of, write_roster
 from gridledger.run_secret import RUN_SECRET_ENV, RUN_SECRET_FILE_ENV, choose_secret, secret_env
+from gridledger.agents.pseudonym_plan import funding_problem
 from gridledger.scenario import Scenario, ScenarioError, build_scenario
 from gridledger.study import STUDY_FILE, Study, StudyError, dump_study, load_study
 
@@ -167,11 +168,14 @@ def require_local(study: Study, source: str | Path) -> None:
 def preflight(study: Study, source: str | Path) -> Scenario:
     """Build the study's scenario as the federates will; raise `StudyError` naming `source` and the field."""
     try:
-        return build_scenario(study, with_devices=True)
+        sc = build_scenario(study, with_devices=True)
     except FeederError as exc:
         raise StudyError(f"{source}: grid.feeder = {study.grid.feeder!r}: {exc}") from None
     except ScenarioError as exc:
         raise StudyError(f"{source}: {exc}") from None
+    if study.pseudonyms is not None and (problem := funding_problem(sc)):
+        raise StudyError(f"{source}: {problem}")
+    return sc
 
 
 def prepare(study_path: str | Path, runs_root: str | Path = "runs", secret: bytes | None = None,

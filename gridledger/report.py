@@ -117,6 +117,12 @@ def kpi_section(kpis: dict) -> str:
                   f"<p>Proposed {t['proposed']}, prepared {t['prepared']}, committed {t['committed']} (paid "
                   f"{text_of(t['paid_token'])} token), rolled back with every lock returned {t['rolled_back']}, "
                   f"open at the end {t['open_at_end']}.</p>"]
+    if "pseudonyms" in kpis:
+        t = kpis["pseudonyms"]
+        parts += ["<h2>Pseudonyms</h2>",
+                  f"<p>{t['intervals_traded']} intervals traded under pseudonyms: {t['tickets']} tickets bought, "
+                  f"{t['registered']} pseudonyms registered, {t['refused']} relayed registrations refused. "
+                  "Measure what the chain export reveals with <code>gridledger linkage</code>.</p>"]
     return "\n".join(parts)
 
 

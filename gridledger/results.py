@@ -25,14 +25,26 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from gridledger.agents.data_catalogue import QUERIES
 from gridledger.contracts.catalogue import ACTIONS
 from gridledger.federation import zone_of_federate
 from gridledger.kpis import compute_kpis
-from gridledger.units import SECONDS_PER_HOUR
 
 PARTS_DIR = "parts"
 RESULTS_FILE = "results.nc"
 KPIS_FILE = "kpis.json"
+
+
+def answer_entries(n_steps: int, step_s: int) -> int:
+    """The most entries a catalogue answer has over `n_steps` stored steps of `step_s` [s]: the longest of the
+    catalogue's own answers (`gridledger.agents.data_catalogue.QUERIES`) to one owner's zero load.
+
+    The hourly profile has one entry per bin of max(1, 3600 // step_s)
+    steps, the last bin possibly shorter: more than the study's hours when
+    the step does not divide an hour.
+    """
+    load_kw = np.zeros((n_steps, 1))
+    return max(np.size(query.answer(load_kw, np.ones(1), np.zeros(1, dtype=bool), step_s)) for query in QUERIES)
 
 
 def _coords(sc) -> dict[str, object]:
@@ -42,8 +54,7 @@ def _coords(sc) -> dict[str, object]:
     interval = np.timedelta64(study.market_interval_s, "s")
     data = {} if study.data_access is None else {
         "request": np.arange(len(study.data_access.queries)),
-        # No catalogue answer has more entries than the hours of the study (the hourly profile).
-        "answer_entry": np.arange(max(1, -(-study.duration_s // SECONDS_PER_HOUR))),
+        "answer_entry": np.arange(answer_entries(study.n_steps, study.power_flow_step_s)),
         "data_action": np.array(ACTIONS, dtype=object),
     }
     if study.emergency is not None:

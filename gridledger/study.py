@@ -27,6 +27,7 @@ from gridledger.contracts.mechanisms import (
     DEFAULT_SUBMISSION_MODE,
     MECHANISMS,
     STUDY_CLEARING_MODES,
+    SIGNED_ORDER_CONTRACTS,
     SUBMISSION_MODES,
     VERIFIED_BATCH,
     VERIFIED_BATCH_CONTRACTS,
@@ -35,6 +36,7 @@ from gridledger.contracts.mechanisms import (
 from gridledger.federation import SHARDING_MODES, federate_names
 from gridledger.study_audit import Attack, Audit
 from gridledger.study_privacy import MAX_OWNERS, DataAccess, Emergency, TwoPhase
+from gridledger.study_pseudonyms import FIRST_INTERVAL, Pseudonyms
 
 
 def _not_a_bool(value: object) -> object:
@@ -522,6 +524,7 @@ class Study(_Strict):
     data_access: DataAccess | None = None
     emergency: Emergency | None = None
     two_phase: TwoPhase | None = None
+    pseudonyms: Pseudonyms | None = None
 
     @model_validator(mode="after")
     def _time_grid(self) -> "Study":
@@ -551,6 +554,7 @@ class Study(_Strict):
         self._data_access_fits()
         self._emergency_fits()
         self._two_phase_fits()
+        self._pseudonyms_fit()
         if self.market.source_choice is not None:
             self._names_exist("market.source_choice", self.market.source_choice.prosumers)
         return self
@@ -641,6 +645,39 @@ class Study(_Strict):
             if silent.start_s >= self.duration_s or (silent.end_s is not None and silent.end_s <= silent.start_s):
                 raise ValueError(f"two_phase.silent_meters: start_s ({silent.start_s}) must be below duration_s "
                                  f"({self.duration_s}) and below end_s ({silent.end_s})")
+
+    def _pseudonyms_fit(self) -> None:
+        """Pseudonyms trade by signed orders and readings the operator relays, on one chain, in a market of orders and
+        readings alone; the owners' endowments pay every ticket."""
+        spec = self.pseudonyms
+        if spec is None:
+            return
+        market = self.market
+        if market.submission != BATCHED or MECHANISMS[market.mechanism].contract not in SIGNED_ORDER_CONTRACTS:
+            raise ValueError(f"pseudonyms trade by signed orders the operator relays (a fresh pseudonym has no ether): "
+                             f"they need market.submission {BATCHED!r} and a mechanism of orders (not a lot "
+                             f"auction); got submission {market.submission!r}, mechanism {market.mechanism!r}")
+        if market.sharding != "none" or market.clearing == VERIFIED_BATCH:
+            raise ValueError(f"pseudonyms need one chain and the contract's own clearing: use market.sharding 'none' "
+                             f"and a market.clearing other than {VERIFIED_BATCH!r} with pseudonyms")
+        fixed = [name for name, on in (("market.voltage_regulation", market.voltage_regulation),
+                                       ("market.charging_coordination", market.charging_coordination),
+                                       ("market.source_choice", market.source_choice is not None),
+                                       ("audit", self.audit is not None), ("attacks", bool(self.attacks)),
+                                       ("data_access", self.data_access is not None),
+                                       ("emergency", self.emergency is not None),
+                                       ("two_phase", self.two_phase is not None)) if on]
+        if fixed:
+            raise ValueError(f"pseudonyms cannot run with {', '.join(fixed)}: each of them names households by "
+                             "their fixed accounts, which would link every pseudonym to its household")
+        if self.n_intervals <= FIRST_INTERVAL:
+            raise ValueError(f"pseudonyms trade from interval {FIRST_INTERVAL} on (the registration pipeline fills "
+                             f"before): the study needs more than {FIRST_INTERVAL} market intervals, it has "
+                             f"{self.n_intervals}")
+        tickets = (spec.bond or 0.0) * (self.n_intervals - FIRST_INTERVAL)
+        if market.endowment < tickets:
+            raise ValueError(f"market.endowment ({market.endowment}) must pay every household's tickets: pseudonyms.bond "
+                             f"({spec.bond}) x {self.n_intervals - FIRST_INTERVAL} traded intervals = {tickets} token")
 
     def _placed_federates(self) -> None:
         """Every federate `helics.hosts` places is one this study runs."""

@@ -139,13 +139,15 @@ class TwoPhase(_Strict):
     ``firm_share`` of the smaller forecast (what both meters will likely
     meter despite forecast errors), and locks the payment; the seller accepts and locks an equal collateral
     (phase one: prepared). After the interval both sides' meters confirm
-    what they metered; the second confirmation pays the seller and returns
-    its collateral (phase two: committed). A trade not committed within
+    what they metered, the buyer's import and the seller's export of its
+    own PV (at most the interval's PV); the second confirmation pays the
+    seller and returns its collateral (phase two: committed). A trade not committed within
     ``deadline_intervals`` after its interval is rolled back by the
     operator and every lock returns. The energy itself is settled by the
     Settlement as always: the trade pays for its origin. Each taking part
     moves ``budget`` [token] of its Settlement credit to its wallet for
-    the locks. ``silent_meters`` loses some meters' confirmations, as a
+    the locks and approves it to the contract, again whenever what it has
+    left approved falls short of its next lock. ``silent_meters`` loses some meters' confirmations, as a
     crash between the phases would.
     """
 

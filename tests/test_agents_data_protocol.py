@@ -17,6 +17,7 @@ from gridledger.agents.worker_desk import WorkerDesk
 from gridledger.contracts.client import encode_call
 from gridledger.contracts.keys import derive_account
 from gridledger.messages import encode
+from gridledger.results import answer_entries
 from gridledger.scenario import build_scenario
 from gridledger.schedule import data_access_phase
 from gridledger.study import parse_study
@@ -104,6 +105,36 @@ def test_the_worker_drops_events_that_do_not_come_from_the_ledger(tmp_path):
     rid = "0x" + request_id(0).hex()
     desk.receive([("der/agents", _events([_request(sc, 0, 0)], [{"request_id": rid, "owner": _addresses(sc)[0]}]))])
     assert desk.compute() == ([], [])
+
+
+def test_answer_entries_are_the_hourly_profile_s_bins_started_and_at_least_one():
+    """24 steps of 5 min: 2 hours; 3 of 40 min: 3 bins of one step; 2 of 2 h: 2 bins; 1 step: the scalar answers' 1."""
+    assert [answer_entries(24, 300), answer_entries(3, 2400), answer_entries(2, 7200), answer_entries(1, 300)] == [
+        2, 3, 2, 1]
+
+
+def test_an_hourly_profile_of_steps_that_do_not_divide_the_hour_fits_the_worker_and_requestor_parts(tmp_path):
+    """2400-s steps over two hours: three bins of one step each (3600 // 2400 = 1), one more than the study's hours.
+    p01 loads 2 kW and p02 3 kW throughout: the exact profile is 5 kW in each bin, and both parts hold all three."""
+    sc = build_scenario(parse_study({
+        "name": "data", "start": "2024-06-21T10:00:00", "duration_s": 7200, "power_flow_step_s": 2400,
+        "market_interval_s": 2400, "seed": 42, "grid": {"feeder": "case33bw"}, "prosumers": {"count": 4},
+        "data_access": {"queries": [{"query": "aggregate-load-profile", "epsilon": None, "price_per_owner": 1.0}]}}))
+    for i, p in enumerate(sc.prosumers[:2]):
+        write_store(store_path(tmp_path, p.name), np.arange(3) * 2400.0,
+                    {c: np.full(3, 2.0 + i) if c == "load_kw" else np.zeros(3) for c in COLUMNS})
+    rid = "0x" + request_id(0).hex()
+    events = _events([{**_request(sc, 0, 0), "code": 0}], [{"request_id": rid, "owner": a} for a in _addresses(sc)[:2]])
+    desk = WorkerDesk(sc, SECRET, tmp_path)
+    desk.join({**notice("uniform-double-auction"), "data_access": DATA_ACCESS})
+    desk.receive([("ledger/tx", events)])
+    _, answers = desk.compute()
+    requestor = Requestor(sc, SECRET, tmp_path, data_access_phase(sc.study))
+    requestor.receive([("worker/compute", answers[0])])
+    worker, received = desk.part().ds, requestor.part().ds
+    assert worker.sizes["answer_entry"] == 3
+    assert worker.data_exact_answer.values.tolist() == worker.data_released_answer.values.tolist() == [[5.0] * 3]
+    assert received.data_answer.values.tolist() == [[5.0] * 3]
 
 
 @pytest.fixture

@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from gridledger.agents.bilateral import pairs, trade_id
 from gridledger.agents.der_agents import DerAgents
 from gridledger.agents.orders import opening_orders, zic_orders
+from gridledger.agents.prosumer import expected_exports_wh
 from gridledger.agents.source_choosers import pv_choosers
 from gridledger.contracts.client import encode_call
 from gridledger.contracts.market import LotState
@@ -16,11 +18,13 @@ from gridledger.messages import encode
 from gridledger.results import PARTS_DIR
 from gridledger.schedule import DerAction
 from gridledger.study import SourceChoice
+from gridledger.study_privacy import TwoPhase
 from gridledger.units import price_wei_per_wh
-from tests.agents_der_helpers import AUCTION, CHARGING, FLEX, SECRET, decoded, notice, small_scenario
+from tests.agents_der_helpers import AUCTION, CHARGING, FLEX, SECRET, SETTLEMENT, TOKEN, decoded, notice, small_scenario
 
 NOBODY = "0x" + "00" * 20
 SOURCE_CHOICE = "0x" + "12" * 20
+TWO_PHASE = "0x" + "21" * 20
 K = 1  # the interval traded; in small_scenario p01 and p04 (PV) sell, p02 and p03 buy
 
 
@@ -228,3 +232,41 @@ def test_a_share_of_choosers_is_the_same_seeded_pick_everywhere():
     assert picked != pv_choosers(SourceChoice(share=0.25), names, seed=43)
     assert pv_choosers(SourceChoice(prosumers=["p03", "p01"]), names, seed=42) == (0, 2)
     assert pv_choosers(None, names, seed=42) == ()
+
+
+def test_a_two_phase_participant_approves_its_budget_again_before_the_lock_its_allowance_left_falls_short_of():
+    """Budget 0.3 token (3e17 wei) at 0.02 token/kWh (2e13 wei/Wh). p03 buys 8314 Wh of p01 in interval 0 (1.6628e17
+    wei locked) and 7965 Wh in interval 1 (1.593e17 wei, more than the 1.3372e17 left): each approves its budget
+    again before its second lock, the buyer's proposal and the seller's acceptance. p02 buys 4602 and 4956 Wh of
+    p04, 1.9116e17 wei in all: neither approves again."""
+    sc = small_scenario()
+    sc.study = sc.study.model_copy(update={"two_phase": TwoPhase(share=1.0, budget=0.3)})
+    agents = DerAgents(sc, SECRET)
+    agents.connect({**notice("uniform-double-auction"), "two_phase": TWO_PHASE})
+    assert [(decoded(tx).to, decoded(tx).nonce) for tx in agents.opening()] == [(SETTLEMENT, 0), (TOKEN, 1)] * 4
+    approve = encode_call("GridToken", "approve", TWO_PHASE, 3 * 10**17)
+    p01, p02, p03, p04 = (a.address for a in agents.accounts)
+
+    def signed(action: DerAction) -> list[tuple[str, str, int]]:
+        """(sender, what, nonce) of each transaction the action signs."""
+        txs = [decoded(tx) for tx in agents.two_phase_txs(action)]
+        assert all(tx.data == approve for tx in txs if tx.to == TOKEN)
+        names = {encode_call("TwoPhaseTrade", f, *args)[:4]: f for f, args in
+                 (("propose", (b"", NOBODY, 0, 0, 0)), ("accept", (b"",)))}
+        return [(tx.sender, "approve" if tx.to == TOKEN else names[tx.data[:4]], tx.nonce) for tx in txs]
+
+    def proposed(k: int) -> None:
+        """The ledger tells the sellers of interval `k`'s proposals."""
+        address = [a.address for a in agents.accounts]
+        trades = [{"trade_id": "0x" + trade_id(k, address[b]).hex(), "buyer": address[b], "seller": address[s],
+                   "energy_wh": e} for b, s, e in pairs(expected_exports_wh(sc, k), agents.bilateral, 0.5)]
+        assert [t["energy_wh"] for t in trades] == [[8314, 4602], [7965, 4956]][k]
+        agents.handle([("ledger/tx", encode("two_phase_events", proposed=trades, prepared=[]))])
+
+    assert signed(DerAction(0.0, None, "orders", 0)) == [(p03, "propose", 2), (p02, "propose", 2)]
+    proposed(0)
+    assert signed(DerAction(900.0, None, "orders", 1)) == [
+        (p01, "accept", 2), (p04, "accept", 2), (p03, "approve", 3), (p03, "propose", 4), (p02, "propose", 3)]
+    proposed(1)
+    assert signed(DerAction(1200.0)) == [(p01, "approve", 3), (p01, "accept", 4), (p04, "accept", 3)]
+    assert agents.sent_for[(0, 3)] == agents.sent_for[(2, 3)] == 1

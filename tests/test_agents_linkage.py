@@ -246,6 +246,18 @@ def test_orders_break_a_tie_in_settled_energy():
         assert tracking_accuracy(link_by_assignment(obs), household).accuracy == 1.0, seed
 
 
+def test_published_classes_keep_the_swapping_households_apart():
+    # the swap above confuses an observer of energies alone; one that reads each pseudonym's registered class
+    # (A in class 0, B in class 1) links within a class and follows both
+    net = np.array([[100, 200, 100, 200], [200, 100, 200, 100]])
+    out = pseudonymise(run_events(net), HOUSEHOLDS[:2], seed=1)
+    obs = observations(out.events)
+    household = household_index(obs.address, HOUSEHOLDS[:2], out.owner_of)
+    assert tracking_accuracy(link_by_assignment(obs, household.copy()), household).accuracy == 1.0
+    unknown = np.full(len(obs), -1)
+    assert tracking_accuracy(link_by_assignment(obs, unknown), household).accuracy == 0.0
+
+
 def test_link_by_address_joins_each_address_to_its_next_observation():
     obs = observations(run_events(np.array([[1, 2, 3], [4, 5, 6]])))
     assert link_by_address(obs).tolist() == [[0, 2], [1, 3], [2, 4], [3, 5]]

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from eth_utils import to_checksum_address
 
+from gridledger.agents.bilateral import trade_id
 from gridledger.agents.feeder_record import FeederRecord
 from gridledger.agents.meters import Meters, deliveries, interval_registers, measured_curtailment_wh, readings
 from gridledger.contracts.client import Wallet, encode_call
@@ -34,6 +35,7 @@ NOTICE = {"type": "deployed", "chain_id": CHAIN_ID, "flexibility": FLEXIBILITY, 
           "addresses": {"registry": to_checksum_address("0x" + "11" * 20), "settlement": SETTLEMENT,
                         "token": to_checksum_address("0x" + "33" * 20),
                         "auction": to_checksum_address("0x" + "44" * 20)}}
+TWO_PHASE = to_checksum_address("0x" + "66" * 20)
 STEP_S = 300
 
 
@@ -136,6 +138,30 @@ def test_first_step_of_an_interval_signs_the_previous_intervals_readings_then_de
     assert [int(record.meter_wh[name][0, 0]) for name in ("import_wh", "export_wh", "pv_wh", "battery_wh")] == [
         250, 600, 1500, 300]
     assert meters.awards == {}
+
+
+def test_a_seller_exporting_more_than_its_pv_confirms_only_its_pv(sc):
+    """Interval 0: p02 exports 6 kW from 2.4 kW of PV and 3.6 kW of battery, 1500 Wh of which 600 Wh PV; p03 and
+    p04 import 4 kW, 1000 Wh. p02 sold 800 Wh to p03 and 500 Wh to p04: the 800 Wh trade is more than its PV and
+    only the buyer confirms it; the 500 Wh one both sides confirm, the seller with its 600 Wh of PV."""
+    meters = Meters(sc, {**NOTICE, "two_phase": TWO_PHASE}, SECRET)
+    record = filled_record(sc)
+    record.export_mw[:3, 1:4] = [0.006, -0.004, -0.004]
+    record.pv_p_mw[:3, 1] = 0.0024
+    record.battery_p_mw[:3, 1] = -0.0036
+    p02, p03, p04 = (derive_account(SECRET, f"prosumer/{name}").address for name in ("p02", "p03", "p04"))
+    trades = [{"trade_id": "0x" + trade_id(0, buyer).hex(), "buyer": buyer, "seller": p02, "energy_wh": energy_wh}
+              for buyer, energy_wh in ((p03, 800), (p04, 500))]
+    meters.handle([("ledger/tx", encode("two_phase_events", proposed=[], prepared=trades))])
+    confirmations = [taken_apart(tx) for tx in meters.close_interval(3, record) if taken_apart(tx).to == TWO_PHASE]
+    # confirm(trade_id, metered_wh), each meter after its reading (nonce 1)
+    assert confirmations == [
+        SignedTx(derive_account(SECRET, "meter/p03").address, CHAIN_ID, 1, TWO_PHASE,
+                 encode_call("TwoPhaseTrade", "confirm", trade_id(0, p03), 1000)),
+        SignedTx(derive_account(SECRET, "meter/p04").address, CHAIN_ID, 1, TWO_PHASE,
+                 encode_call("TwoPhaseTrade", "confirm", trade_id(0, p04), 1000)),
+        SignedTx(derive_account(SECRET, "meter/p02").address, CHAIN_ID, 1, TWO_PHASE,
+                 encode_call("TwoPhaseTrade", "confirm", trade_id(0, p04), 600))]
 
 
 def test_inbox_installs_inverters_and_logs_rejected_meter_transactions(sc, caplog):

@@ -140,7 +140,7 @@ def test_privacy_gas_section_lists_each_action_and_each_features_cost_per_use_an
 
     actions = {DATA_ACCESS: ("deploy", "propose", "approve (first)", "approve (later)", "post result", "accept",
                              "cancel"),
-               PSEUDONYMS: ("register (first)", "register (later)"),
+               PSEUDONYMS: ("ticket (first)", "ticket (later)", "register (first)", "register (later)"),
                TWO_PHASE: ("propose", "accept", "confirm (first)", "confirm (commit)", "roll back"),
                EMERGENCY: ("declare", "grant", "use", "override")}
     rows = [ActionGas(feature, action, 1000, "note") for feature, names in actions.items() for action in names]
@@ -150,7 +150,10 @@ def test_privacy_gas_section_lists_each_action_and_each_features_cost_per_use_an
     data, pseudonyms, trades, emergency = lines[-4:]
     # 27 transactions a request (23 later approvals), one request a day of 96 intervals.
     assert "23 x approve (later)" in data and "= 27,000 gas;" in data and "1/96 per interval = 281 gas" in data
-    assert "31 x register (later) = 32,000 gas per interval" in pseudonyms
+    # Every prosumer's ticket and pair each interval: 64 transactions, none spread over the day.
+    assert pseudonyms == ("   pseudonyms: one interval = ticket (first) + 31 x ticket (later) + register (first)"
+                          " + 31 x register (later) = 64,000 gas per interval"
+                          " (each of 32 prosumers trades under a fresh pseudonym)")
     assert "= 4,000 gas;" in trades and "8 per interval = 32,000 gas per interval" in trades
     assert "= 4,000 gas; an exception, not a per-interval cost" in emergency
 
@@ -169,6 +172,7 @@ def test_privacy_gas_fits_each_clients_gas_limit_and_adds_up_per_interval():
         (DATA_ACCESS, "approve (first)"): da.GAS_APPROVE, (DATA_ACCESS, "approve (later)"): da.GAS_APPROVE,
         (DATA_ACCESS, "post result"): da.GAS_POST_RESULT, (DATA_ACCESS, "accept"): da.GAS_PAY,
         (DATA_ACCESS, "cancel"): da.GAS_CANCEL,
+        (PSEUDONYMS, "ticket (first)"): pn.GAS_TICKET, (PSEUDONYMS, "ticket (later)"): pn.GAS_TICKET,
         (PSEUDONYMS, "register (first)"): pn.GAS_REGISTER, (PSEUDONYMS, "register (later)"): pn.GAS_REGISTER,
         (TWO_PHASE, "propose"): tp.GAS_PROPOSE, (TWO_PHASE, "accept"): tp.GAS_ACCEPT,
         (TWO_PHASE, "confirm (first)"): tp.GAS_CONFIRM, (TWO_PHASE, "confirm (commit)"): tp.GAS_CONFIRM,
@@ -181,16 +185,21 @@ def test_privacy_gas_fits_each_clients_gas_limit_and_adds_up_per_interval():
     for r in rows:
         assert 0 < r.gas < limits[r.feature, r.action], r
     g = {(r.feature, r.action): r.gas for r in rows}
-    # The first approval and the first registration of an interval also write a fresh counter word.
+    # The first approval, ticket and registration of an interval also write a fresh counter word.
     assert g[DATA_ACCESS, "approve (first)"] > g[DATA_ACCESS, "approve (later)"]
+    assert g[PSEUDONYMS, "ticket (first)"] > g[PSEUDONYMS, "ticket (later)"]
     assert g[PSEUDONYMS, "register (first)"] > g[PSEUDONYMS, "register (later)"]
     costs = {c.feature: c for c in feature_costs(rows, 32)}
     request = (g[DATA_ACCESS, "propose"] + g[DATA_ACCESS, "approve (first)"] + 23 * g[DATA_ACCESS, "approve (later)"]
                + g[DATA_ACCESS, "post result"] + g[DATA_ACCESS, "accept"])
     assert costs[DATA_ACCESS].gas_per_use == request
     assert math.isclose(costs[DATA_ACCESS].gas_per_interval, request / INTERVALS_PER_DAY)
-    registrations = g[PSEUDONYMS, "register (first)"] + 31 * g[PSEUDONYMS, "register (later)"]
-    assert costs[PSEUDONYMS].gas_per_use == costs[PSEUDONYMS].gas_per_interval == registrations
+    interval = (g[PSEUDONYMS, "ticket (first)"] + 31 * g[PSEUDONYMS, "ticket (later)"]
+                + g[PSEUDONYMS, "register (first)"] + 31 * g[PSEUDONYMS, "register (later)"])
+    assert costs[PSEUDONYMS].use == "interval" and costs[PSEUDONYMS].uses_per_interval == 1.0
+    assert costs[PSEUDONYMS].counts == (("ticket (first)", 1), ("ticket (later)", 31), ("register (first)", 1),
+                                        ("register (later)", 31))
+    assert costs[PSEUDONYMS].gas_per_use == costs[PSEUDONYMS].gas_per_interval == interval
     trade = sum(g[TWO_PHASE, a] for a in ("propose", "accept", "confirm (first)", "confirm (commit)"))
     assert costs[TWO_PHASE].gas_per_use == trade and costs[TWO_PHASE].gas_per_interval == 8 * trade
     assert costs[EMERGENCY].gas_per_use == sum(g[EMERGENCY, a] for a in ("declare", "grant", "use", "override"))

@@ -1,6 +1,11 @@
-"""Pseudonyms: one-time addresses registered with the registrar's RSA blind signature; the blind-signature
-protocol by hand, its unlinkability, the contract against its Python reference under hypothesis, and the gas of
-a whole interval's registrations."""
+"""Pseudonyms: tickets, one-time pairs of a pseudonym and its meter key registered with two RSA blind signatures
+under the exponents of their interval and class; the blind-signature protocol and the registrar by hand, their
+unlinkability, the contract against its Python reference under hypothesis, and the gas of a feeder's interval.
+
+Cast: p0, p1, p2 are prosumers of classes 0, 1, 0 (``owner_class``), each
+with a bound meter, holding ``TOKENS_WEI`` withdrawn from the Settlement
+and approved to the contract; the outsider relays registrations.
+"""
 
 from __future__ import annotations
 
@@ -9,247 +14,500 @@ from itertools import permutations
 from math import gcd
 
 import pytest
-from eth_account.signers.local import LocalAccount
+from Crypto.Util.number import isPrime
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from gridledger.contracts import flexibility as fx
 from gridledger.contracts import pseudonyms as pn
-from gridledger.contracts.client import MAX_FEE_PER_GAS_WEI, Wallet
+from gridledger.contracts.chain import CallReverted, Receipt
+from gridledger.contracts.client import Wallet, encode_call
 from gridledger.contracts.compiler import load_artifact
-from gridledger.contracts.keys import derive_account
-from gridledger.contracts.pseudonyms_reference import PseudonymsModel
-from tests.contract_helpers import INTERVAL_S, SEED, START_TIMESTAMP, Market, new_market, timeline
+from gridledger.contracts.pseudonyms_reference import ROLE_METER, ROLE_PROSUMER, PseudonymsModel, exponent_window
+from gridledger.contracts.reference import TokenEscrow
+from tests.contract_helpers import ENDOWMENT_WEI, INTERVAL_S, SEED, START_TIMESTAMP, Market, new_market, timeline
 from tests.secret_helpers import fixed_secret
 
 KEY = pn.registrar_key(fixed_secret(SEED + 14))
 """The registrar's key of every test (test-only secret)."""
 HORIZON_INTERVALS = 4
-FUNDS_WEI = 3 * pn.GAS_REGISTER * MAX_FEE_PER_GAS_WEI
-"""What the faucet sends a pseudonym: the fee cap of its registration, with room."""
+BOND_WEI = 10**18
+CLASSES = [pn.ClassLimits(10_000, 5_000, 0), pn.ClassLimits(20_000, 10_000, 5_000)]
+"""Limits of the two classes. [W]"""
+TOKENS_WEI = 4 * BOND_WEI
+"""What each prosumer withdraws from the Settlement and approves to the contract: four tickets."""
 PROSUMERS_PER_FEEDER = 33
 
 
-def _scene(horizon_intervals: int = HORIZON_INTERVALS) -> tuple[Market, str]:
-    market = new_market(2)
-    return market, pn.deploy_pseudonyms(market.chain, market.operator, market.addresses.registry, KEY.modulus,
-                                        START_TIMESTAMP, INTERVAL_S, horizon_intervals)
+def owner_class(owner: int) -> int:
+    """Class of prosumer ``owner`` as the registrar reads it from its registered limits: 0, 1, 0, 1, ..."""
+    return owner % len(CLASSES)
 
 
-def _one(market: Market, raw: bytes, timestamp: int | None = None):
+def _scene(n_prosumers: int = 3, horizon_intervals: int = HORIZON_INTERVALS) -> tuple[Market, str]:
+    market = new_market(n_prosumers)
+    a = market.addresses
+    address = pn.deploy_pseudonyms(market.chain, market.operator, a.registry, a.settlement, a.token, KEY.modulus,
+                                   START_TIMESTAMP, INTERVAL_S, BOND_WEI, CLASSES, horizon_intervals)
+    txs = [market.call_tx(p, "Settlement", "withdraw", TOKENS_WEI) for p in market.prosumers]
+    txs += [fx.approve(p, a.token, address, TOKENS_WEI) for p in market.prosumers]
+    assert all(r.ok for r in market.mine(txs))
+    return market, address
+
+
+def _one(market: Market, raw: bytes, timestamp: int | None = None) -> Receipt:
     (receipt,) = market.mine([raw], timestamp)
     return receipt
 
 
-def _events(market: Market, receipt) -> list[tuple[str, dict]]:
+def _events(market: Market, receipt: Receipt) -> list[tuple[str, dict]]:
     return [(e.event, dict(e.args)) for e in map(market.chain.decode, receipt.logs) if e is not None]
 
 
 def _fund(market: Market, account: str) -> bytes:
-    """The faucet's (the role-less outsider's) transfer of a registration's gas money to ``account``."""
-    return market.outsider.transact(account, b"", gas=21_000, value_wei=FUNDS_WEI)
+    """The faucet's (the role-less outsider's) transfer of a transaction's gas money to ``account``."""
+    return market.outsider.transact(account, b"", gas=21_000, value_wei=10**18)
 
 
-def _funded(market: Market, account: LocalAccount) -> Wallet:
-    assert _one(market, _fund(market, account.address)).ok
-    return market.chain.wallet(account)
+def _pair(market: Market, owner: int, interval: int) -> tuple[str, str]:
+    """Prosumer ``owner``'s pseudonym of ``interval`` and its meter's one-time key."""
+    return (pn.pseudonym_account(market.prosumers[owner].account.key, interval).address,
+            pn.meter_account(market.meters[owner].account.key, interval).address)
 
 
 @functools.cache
-def _signature(chain_id: int, contract: str, account: str, interval: int) -> bytes:
-    """The registrar's signature H(account, interval)^d mod N: what an honest unblinding yields."""
-    return pn.signature_bytes(pn.sign_blinded(KEY, pn.full_domain_hash(chain_id, contract, account, interval)))
+def _signature(chain_id: int, contract: str, first: str, second: str, interval: int, exponent: int) -> bytes:
+    """H(first, second, interval)^(1/exponent) mod N, made with the registrar's key: what an honest unblinding
+    yields, or what a registrar signing for itself has."""
+    h = pn.full_domain_hash(chain_id, contract, first, second, interval)
+    return pn.signature_bytes(pn.sign_blinded(KEY, h, exponent))
 
 
-def _issued(market: Market, address: str, registrar: pn.Registrar, owner: LocalAccount, interval: int,
-            ) -> tuple[LocalAccount, bytes]:
-    """The owner's pseudonym of ``interval`` and its unblinded signature, through the whole blind protocol."""
-    request, pending = pn.request_pseudonym(owner, KEY.n, market.chain.chain_id, address, interval)
-    return pending.account, pn.finish_pseudonym(pending, KEY.n, registrar.serve(request))
+def _signed(market: Market, address: str, pseudonym: str, meter: str, interval: int, class_index: int,
+            ) -> pn.Registration:
+    """The registration of a pair of ``interval`` in ``class_index`` with both signatures made under the key."""
+    chain_id = market.chain.chain_id
+    return pn.Registration(
+        pseudonym, meter, interval, class_index,
+        _signature(chain_id, address, pseudonym, meter, interval, pn.window_exponent(interval, class_index)),
+        _signature(chain_id, address, meter, pseudonym, interval, pn.window_exponent(interval, pn.METER_CLASS)))
 
 
 def _registrar(market: Market, address: str) -> pn.Registrar:
-    return pn.Registrar(KEY, market.chain.chain_id, address, [w.address for w in market.prosumers])
+    return pn.Registrar(KEY, market.chain.chain_id, address,
+                        {w.address: owner_class(i) for i, w in enumerate(market.prosumers)},
+                        [m.address for m in market.meters],
+                        lambda owner, k: pn.read(market.chain, address, "has_ticket", owner, k))
 
 
-def test_a_blindly_signed_one_time_address_registers_for_its_interval_and_no_other():
+def _request(market: Market, address: str, requester: Wallet, interval: int, class_index: int, h: int,
+             ) -> tuple[pn.BlindRequest, pn.PendingSignature]:
+    return pn.request_signature(requester.account, KEY.n, market.chain.chain_id, address, interval, class_index, h)
+
+
+def _blindly_signed(market: Market, address: str, registrar: pn.Registrar, owner: int, interval: int,
+                    ) -> pn.Registration:
+    """Prosumer ``owner``'s pair of ``interval`` with both signatures through the whole blind protocol: the owner
+    asks in its class, its meter in the meters'."""
+    pseudonym, meter = _pair(market, owner, interval)
+    chain_id = market.chain.chain_id
+    signatures = []
+    for requester, class_index, pair in ((market.prosumers[owner], owner_class(owner), (pseudonym, meter)),
+                                         (market.meters[owner], pn.METER_CLASS, (meter, pseudonym))):
+        h = pn.full_domain_hash(chain_id, address, *pair, interval)
+        request, pending = _request(market, address, requester, interval, class_index, h)
+        signatures.append(pn.finish_signature(pending, KEY.n, registrar.serve(request)))
+    return pn.Registration(pseudonym, meter, interval, owner_class(owner), *signatures)
+
+
+def _registry(market: Market, function: str, *args):
+    return market.read("Registry", function, *args)
+
+
+def test_a_ticket_and_two_blind_signatures_register_a_pseudonym_and_its_meter_for_one_interval():
     market, address = _scene()
-    owner = market.prosumers[0]
-    account, signature = _issued(market, address, _registrar(market, address), owner.account, 1)
-    pseudonym = _funded(market, account)
-    registered = _one(market, pn.register(pseudonym, address, 1, signature))
+    owner, settlement, token = market.prosumers[1], market.addresses.settlement, market.addresses.token
+    held = market.read("GridToken", "balanceOf", settlement)
+    bought = _one(market, pn.buy_ticket(owner, address, 1))
+    assert bought.ok and bought.gas_used < pn.GAS_TICKET
+    assert _events(market, bought) == [
+        ("TicketBought", {"buyer": owner.address, "interval": 1}),
+        ("Approval", {"owner": owner.address, "spender": address, "value": TOKENS_WEI - BOND_WEI}),
+        ("Transfer", {"sender": owner.address, "receiver": address, "value": BOND_WEI}),
+    ]
+    assert pn.read(market.chain, address, "has_ticket", owner.address, 1)
+    assert not pn.read(market.chain, address, "has_ticket", owner.address, 2)
+    registration = _blindly_signed(market, address, _registrar(market, address), 1, 1)
+    pseudonym, meter = registration.pseudonym, registration.meter
+    registered = _one(market, pn.register(market.outsider, address, registration))
     assert registered.ok and registered.gas_used < pn.GAS_REGISTER
-    assert _events(market, registered) == [("PseudonymRegistered", {"pseudonym": account.address, "interval": 1})]
-    assert pn.is_pseudonym(market.chain, address, account.address, 1)
-    assert not pn.is_pseudonym(market.chain, address, account.address, 2)
+    assert _events(market, registered) == [
+        ("PseudonymRegistered", {"pseudonym": pseudonym, "interval": 1, "meter": meter, "class_index": 1}),
+        ("RoleGranted", {"account": pseudonym, "role": ROLE_PROSUMER, "sender": address}),
+        ("RoleGranted", {"account": meter, "role": ROLE_METER, "sender": address}),
+        ("MeterBound", {"meter": meter, "prosumer": pseudonym}),
+        ("ProsumerRegistered", {"prosumer": pseudonym, "meter_rating_w": 20_000, "pv_w": 10_000, "battery_w": 5_000}),
+        ("Deposited", {"beneficiary": pseudonym, "payer": address, "amount_wei": BOND_WEI}),
+        ("Approval", {"owner": address, "spender": settlement, "value": 2**256 - 1 - BOND_WEI}),
+        ("Transfer", {"sender": address, "receiver": settlement, "value": BOND_WEI}),
+    ]
+    assert pn.is_pseudonym(market.chain, address, pseudonym, 1)
+    assert not pn.is_pseudonym(market.chain, address, pseudonym, 2)
     assert not pn.is_pseudonym(market.chain, address, owner.address, 1)
-    assert pn.read(market.chain, address, "registered_count", 1) == 1
+    assert (_registry(market, "roles", pseudonym), _registry(market, "roles", meter)) == (ROLE_PROSUMER, ROLE_METER)
+    assert _registry(market, "prosumer_of_meter", meter) == pseudonym
+    assert _registry(market, "meter_of_prosumer", pseudonym) == meter
+    assert tuple(market.read("Settlement", "limits", pseudonym)) == (20_000, 10_000, 5_000, True)
+    assert market.read("Settlement", "credit_wei", pseudonym) == BOND_WEI
+    # The owner paid the bond, the contract passed it on, the Settlement holds it for the pseudonym.
+    assert market.read("GridToken", "balanceOf", owner.address) == TOKENS_WEI - BOND_WEI
+    assert market.read("GridToken", "balanceOf", address) == 0
+    assert market.read("GridToken", "balanceOf", settlement) == held + BOND_WEI
+    assert market.read("GridToken", "allowance", address, settlement) == 2**256 - 1 - BOND_WEI
+    assert pn.read(market.chain, address, "tickets", 1) == pn.read(market.chain, address, "registered_count", 1) == 1
+    assert token == pn.read(market.chain, address, "token")
+    # Nothing registers twice: the pair's accounts now hold their roles.
+    assert _one(market, pn.register(market.outsider, address, registration)).revert_reason == \
+        "pseudonyms: account holds a role"
+
+
+def test_each_interval_and_class_has_its_own_prime_exponent_inside_the_contracts_window():
+    market, address = _scene()
+    exponents = {}
+    for interval in (0, 1, 2, 95, 96 * 366):
+        for class_index in (*range(pn.MAX_CLASSES), pn.METER_CLASS):
+            e = pn.window_exponent(interval, class_index)
+            low, high = exponent_window(interval, class_index)
+            assert low <= e < high and isPrime(e) and pn.EXPONENT_BASE <= e < 2 * pn.EXPONENT_BASE
+            exponents[interval, class_index] = e
+    assert len(set(exponents.values())) == len(exponents)
+    for interval, class_index in ((0, 0), (1, pn.METER_CLASS), (96 * 366, 7)):
+        assert tuple(pn.read(market.chain, address, "exponent_window", interval, class_index)) == \
+            exponent_window(interval, class_index)
+    # The last interval whose windows stay below 2B, and the first beyond them.
+    last = pn.EXPONENT_BASE // pn.EXPONENT_WINDOW // (pn.MAX_CLASSES + 1) - 1
+    assert pn.read(market.chain, address, "exponent_window", last, pn.METER_CLASS)[1] <= 2 * pn.EXPONENT_BASE
+    for interval, class_index in ((last + 1, 0), (0, pn.MAX_CLASSES + 1)):
+        with pytest.raises(CallReverted, match="pseudonyms: no window"):
+            pn.read(market.chain, address, "exponent_window", interval, class_index)
+    with pytest.raises(ValueError, match="class 9 is not in 0..8"):
+        pn.window_exponent(0, pn.MAX_CLASSES + 1)
+    assert (pn.read(market.chain, address, "class_count"), pn.read(market.chain, address, "bond_wei")) == (2, BOND_WEI)
+    assert [tuple(pn.read(market.chain, address, "class_limits", i)) for i in range(2)] == \
+        [(c.meter_rating_w, c.pv_w, c.battery_w) for c in CLASSES]
     assert pn.read(market.chain, address, "modulus") == KEY.modulus
-    # The same signature does not register the pseudonym for the next interval.
-    assert _one(market, pn.register(pseudonym, address, 2, signature)).revert_reason == "pseudonyms: bad signature"
 
 
-def test_the_registrar_signs_once_per_prosumer_and_interval_and_only_for_a_prosumer():
+def test_the_registrar_signs_one_request_per_requester_and_interval_in_its_own_class_and_only_with_a_ticket():
     market, address = _scene()
     registrar, chain_id = _registrar(market, address), market.chain.chain_id
-    p0, p1 = market.prosumers[0].account, market.prosumers[1].account
-    request, _ = pn.request_pseudonym(p0, KEY.n, chain_id, address, 3)
+    p0, p1, meter0 = market.prosumers[0], market.prosumers[1], market.meters[0]
+    assert all(r.ok for r in market.mine([pn.buy_ticket(w, address, 1) for w in (p0, p1)]))
+    pseudonym, meter = _pair(market, 0, 1)
+    h = pn.full_domain_hash(chain_id, address, pseudonym, meter, 1)
+    request, pending = _request(market, address, p0, 1, 0, h)
     answer = registrar.serve(request)
     assert registrar.serve(request) == answer                  # a lost answer is asked for again, same signature
-    # A greedy p0 blinds the hash of a second address of its own for interval 3.
-    second = pn.full_domain_hash(chain_id, address, market.outsider.address, 3)
-    again = pn.authorised_request(p0, chain_id, address, 3, pn.blind(second, 12345, KEY.n))
+    signature = int.from_bytes(pn.finish_signature(pending, KEY.n, answer), "big")
+    assert pn.verifies(KEY.n, h, signature, pn.window_exponent(1, 0))
+    assert not pn.verifies(KEY.n, h, signature, pn.window_exponent(2, 0))
+    # A greedy p0 blinds a second pair for interval 1: the registrar does not see which, only that p0 asks again.
+    second = pn.full_domain_hash(chain_id, address, *_pair(market, 0, 2), 1)
+    e = pn.window_exponent(1, 0)
+    refused = {
+        "registrar: already served": [pn.authorised_request(p0.account, chain_id, address, 1, 0,
+                                                            pn.blind(second, 12345, KEY.n, e))],
+        "registrar: not its class": [_request(market, address, p0, 1, 1, second)[0],
+                                     _request(market, address, p0, 1, pn.METER_CLASS, second)[0],
+                                     _request(market, address, meter0, 1, 0, second)[0]],
+        "registrar: no ticket": [_request(market, address, p0, 2, 0, second)[0],
+                                 _request(market, address, market.prosumers[2], 1, 0, second)[0]],
+        "registrar: unknown requester": [
+            _request(market, address, market.outsider, 1, 0, second)[0],
+            _request(market, address, market.operator, 1, 0, second)[0],
+            pn.authorised_request(p1.account, chain_id, market.addresses.registry, 1, 1,   # signed for another contract
+                                  request.blinded),
+            *(pn.BlindRequest(1, 1, request.blinded, sig) for sig in (b"", b"\x01" * 10, b"\x01" * 65, b"\0" * 65)),
+        ],
+        "registrar: blinded message out of range": [pn.BlindRequest(1, 0, blinded, request.authorisation)
+                                                    for blinded in (0, 1, KEY.n)],
+    }
+    for reason, requests in refused.items():
+        for bad in requests:
+            with pytest.raises(pn.RegistrarRefusal, match=reason):
+                registrar.serve(bad)
+    # The meter asks without a ticket, once per interval, in the meters' class only.
+    meter_request, _ = _request(market, address, meter0, 1, pn.METER_CLASS, h)
+    registrar.serve(meter_request)
     with pytest.raises(pn.RegistrarRefusal, match="registrar: already served"):
-        registrar.serve(again)                                 # a second pseudonym for interval 3
-    assert registrar.served_count(3) == 1
-    registrar.serve(pn.request_pseudonym(p0, KEY.n, chain_id, address, 4)[0])      # the next interval is served
-    registrar.serve(pn.request_pseudonym(p1, KEY.n, chain_id, address, 3)[0])      # another prosumer is served
-    assert registrar.served_count(3) == 2
-    outsider, _ = pn.request_pseudonym(market.outsider.account, KEY.n, chain_id, address, 3)
-    other_zone, _ = pn.request_pseudonym(p0, KEY.n, chain_id, market.addresses.registry, 5)
-    forged = [pn.BlindRequest(5, outsider.blinded, sig) for sig in (b"", b"\x01" * 10, b"\x01" * 65, b"\0" * 65)]
-    for refused in (outsider, other_zone, *forged):
-        with pytest.raises(pn.RegistrarRefusal, match="registrar: not a prosumer"):
-            registrar.serve(refused)
-    for blinded in (0, 1, KEY.n):
-        with pytest.raises(pn.RegistrarRefusal, match="registrar: blinded message out of range"):
-            registrar.serve(pn.BlindRequest(6, blinded, request.authorisation))
-    assert registrar.served_count(5) == registrar.served_count(6) == 0
+        registrar.serve(_request(market, address, meter0, 1, pn.METER_CLASS, second)[0])
+    registrar.serve(_request(market, address, meter0, 2, pn.METER_CLASS, second)[0])
+    registrar.serve(_request(market, address, p1, 1, 1, second)[0])          # another owner with a ticket
+    assert registrar.served_count(1) == 2 and registrar.served_count(2) == 0   # meters are not counted
 
 
-def test_an_answer_under_another_key_or_garbage_is_caught_by_the_prosumer():
+def test_an_answer_under_another_key_or_exponent_or_garbage_is_caught_by_the_requester():
     market, address = _scene()
-    request, pending = pn.request_pseudonym(market.prosumers[0].account, KEY.n, market.chain.chain_id, address, 1)
-    for answer in (request.blinded, pn.sign_blinded(KEY, request.blinded) + 1):
+    h = pn.full_domain_hash(market.chain.chain_id, address, *_pair(market, 0, 1), 1)
+    request, pending = _request(market, address, market.prosumers[0], 1, 0, h)
+    for answer in (request.blinded, pn.sign_blinded(KEY, request.blinded, pending.exponent) + 1,
+                   pn.sign_blinded(KEY, request.blinded, pn.window_exponent(2, 0)),
+                   pn.sign_blinded(KEY, request.blinded, pn.window_exponent(1, 1))):
         with pytest.raises(ValueError, match="no signature under its key"):
-            pn.finish_pseudonym(pending, KEY.n, answer)
+            pn.finish_signature(pending, KEY.n, answer)
 
 
-def test_a_pseudonym_derives_from_its_owner_key_and_interval_only():
-    owners = [derive_account(fixed_secret(SEED), f"prosumer/{i}") for i in range(2)]
-    accounts = {(i, k): pn.pseudonym_account(o.key, k).address for i, o in enumerate(owners) for k in range(3)}
+def test_one_time_accounts_derive_from_their_owners_key_and_interval_only():
+    market = new_market(2)
+    owners, meters = [w.account for w in market.prosumers], [w.account for w in market.meters]
+    accounts = {("pseudonym", i, k): pn.pseudonym_account(o.key, k).address for i, o in enumerate(owners)
+                for k in range(3)}
+    accounts |= {("meter", i, k): pn.meter_account(m.key, k).address for i, m in enumerate(meters) for k in range(3)}
+    # The owner's key gives its pseudonyms, not its meter's keys.
+    accounts |= {("owner's meter", i, k): pn.meter_account(o.key, k).address for i, o in enumerate(owners)
+                 for k in range(3)}
     assert len(set(accounts.values())) == len(accounts)
-    assert not set(accounts.values()) & {o.address for o in owners}
-    assert pn.pseudonym_account(owners[0].key, 2).address == accounts[0, 2]      # the owner can always recompute it
+    assert not set(accounts.values()) & {w.address for w in (*market.prosumers, *market.meters)}
+    assert pn.pseudonym_account(owners[0].key, 2).address == accounts["pseudonym", 0, 2]    # recomputed any time
 
 
 def test_the_registrar_key_is_a_2048_bit_rsa_key_repeated_from_its_secret():
-    assert KEY.n.bit_length() == pn.MODULUS_BITS and KEY.e == pn.PUBLIC_EXPONENT
-    assert pow(pow(123456789, KEY.e, KEY.n), KEY.d, KEY.n) == 123456789
+    assert KEY.n.bit_length() == pn.MODULUS_BITS and KEY.p * KEY.q == KEY.n
+    for e in (pn.window_exponent(0, 0), pn.window_exponent(5, pn.METER_CLASS)):
+        assert pow(pow(123456789, e, KEY.n), KEY.private_exponent(e), KEY.n) == 123456789
+    with pytest.raises(ValueError, match="not invertible under this key"):
+        KEY.private_exponent(2)                                # p - 1 is even
     assert pn.registrar_key(fixed_secret(SEED + 14)) == KEY
     assert pn.registrar_key(fixed_secret(SEED + 15)).n != KEY.n
-    assert str(KEY.d) not in repr(KEY)
+    assert str(KEY.p) not in repr(KEY) and str(KEY.q) not in repr(KEY)
     with pytest.raises(ValueError, match="32 bytes"):
         pn.registrar_key(b"short")
 
 
-# A toy RSA key (N = 61 x 53, e = 65537 coprime to (61 - 1)(53 - 1)): small enough to enumerate every r.
+# A toy RSA key (N = 61 x 53, the exponent coprime to (61 - 1)(53 - 1)): small enough to enumerate every r.
 TOY_N = 61 * 53
 TOY_UNITS = [x for x in range(1, TOY_N) if gcd(x, TOY_N) == 1]
+TOY_E = pn.window_exponent(1, 0)
 
 
 @given(st.sampled_from(TOY_UNITS), st.sampled_from(TOY_UNITS))
-def test_blinding_gives_any_two_addresses_the_same_distribution_of_blinded_messages(h1, h2):
+def test_blinding_gives_any_two_hashes_the_same_distribution_of_blinded_messages(h1, h2):
     # r -> h r^e is a bijection of Z_N*: over a uniform r, m' is uniform whatever h is, so the
-    # registrar's view is independent of which hash (address) was blinded.
+    # registrar's view is independent of which pair was blinded.
+    assert gcd(TOY_E, 60 * 52) == 1
     for h in (h1, h2):
-        assert sorted(pn.blind(h, r, TOY_N) for r in TOY_UNITS) == TOY_UNITS
+        assert sorted(pn.blind(h, r, TOY_N, TOY_E) for r in TOY_UNITS) == TOY_UNITS
 
 
-def test_the_registrars_transcript_fits_every_matching_of_requests_to_pseudonyms():
+def test_the_registrars_transcript_fits_every_matching_of_requests_to_registered_pairs():
     market, address = _scene()
-    owners = [derive_account(fixed_secret(SEED), f"household/{i}") for i in range(3)]
-    registrar = pn.Registrar(KEY, market.chain.chain_id, address, [o.address for o in owners])
+    registrar = _registrar(market, address)
+    owners = [0, 2]                                            # both of class 0: the class does not tell them apart
+    assert all(r.ok for r in market.mine([pn.buy_ticket(market.prosumers[i], address, 1) for i in owners]))
     seen, registered = [], []                                  # the registrar's view; the chain's view
     for owner in owners:
-        request, pending = pn.request_pseudonym(owner, KEY.n, market.chain.chain_id, address, 2)
+        pseudonym, meter = _pair(market, owner, 1)
+        h = pn.full_domain_hash(market.chain.chain_id, address, pseudonym, meter, 1)
+        request, pending = _request(market, address, market.prosumers[owner], 1, 0, h)
         answer = registrar.serve(request)
         seen.append((request.blinded, answer))
-        registered.append((pending.hash, int.from_bytes(pn.finish_pseudonym(pending, KEY.n, answer), "big")))
-    # Recomputing H of the pseudonyms on chain does not find the messages it signed.
+        registered.append((h, int.from_bytes(pn.finish_signature(pending, KEY.n, answer), "big")))
+    # Recomputing H of the pairs on chain does not find the messages it signed.
     assert not {m for m, _ in seen} & {h for h, _ in registered}
-    # Every request fits every pseudonym, with the blinding factor r = s' / s: each matching of the
-    # three households to the three pseudonyms explains the transcript equally well.
-    for matching in permutations(range(3)):
+    # Every request fits every pair, with the blinding factor r = s' / s: each matching of the households to
+    # the pairs explains the transcript equally well.
+    e = pn.window_exponent(1, 0)
+    for matching in permutations(range(len(owners))):
         for (blinded, answer), j in zip(seen, matching, strict=True):
             h, signature = registered[j]
             r = answer * pow(signature, -1, KEY.n) % KEY.n
-            assert pn.blind(h, r, KEY.n) == blinded and pn.unblind(answer, r, KEY.n) == signature
+            assert pn.blind(h, r, KEY.n, e) == blinded and pn.unblind(answer, r, KEY.n) == signature
 
 
-def test_a_feeders_33_pseudonyms_register_in_one_interval_within_the_gas_limit():
-    market, address = _scene()
-    owners = [derive_account(fixed_secret(SEED), f"household/{i}") for i in range(PROSUMERS_PER_FEEDER)]
-    registrar = pn.Registrar(KEY, market.chain.chain_id, address, [o.address for o in owners])
-    issued = [_issued(market, address, registrar, owner, 1) for owner in owners]
-    assert all(r.ok for r in market.mine([_fund(market, account.address) for account, _ in issued]))
-    receipts = market.mine([pn.register(market.chain.wallet(account), address, 1, signature)
-                            for account, signature in issued])
+def test_a_feeders_33_tickets_and_pairs_of_one_interval_fit_their_gas_limits():
+    market, address = _scene(PROSUMERS_PER_FEEDER)
+    tickets = market.mine([pn.buy_ticket(w, address, 1) for w in market.prosumers])
+    assert all(r.ok for r in tickets), [r.revert_reason for r in tickets]
+    registrar = _registrar(market, address)
+    registrations = [_blindly_signed(market, address, registrar, i, 1) for i in range(PROSUMERS_PER_FEEDER)]
+    receipts = market.mine([pn.register(market.outsider, address, r) for r in registrations])
     assert all(r.ok for r in receipts), [r.revert_reason for r in receipts]
-    gas = [r.gas_used for r in receipts]
-    assert max(gas) < pn.GAS_REGISTER
-    # The first registration of an interval also writes its count's fresh word.
-    assert gas[0] - gas[1] == pytest.approx(17_100, abs=100)
-    assert sum(gas) < PROSUMERS_PER_FEEDER * 75_000
-    assert pn.read(market.chain, address, "registered_count", 1) == registrar.served_count(1) == PROSUMERS_PER_FEEDER
+    for receipts_, limit in ((tickets, pn.GAS_TICKET), (receipts, pn.GAS_REGISTER)):
+        gas = [r.gas_used for r in receipts_]
+        assert max(gas) < limit
+        # The interval's first also writes its count's fresh word; the later ones cost alike (calldata aside).
+        assert gas[0] > max(gas[1:]) and max(gas[1:]) - min(gas[1:]) < 10_000
+    assert pn.read(market.chain, address, "tickets", 1) == pn.read(market.chain, address, "registered_count", 1) == \
+        registrar.served_count(1) == PROSUMERS_PER_FEEDER
 
 
-def test_the_deployment_fits_its_gas_limit():
+def test_the_deployment_and_the_registry_naming_fit_their_gas_limits():
     market = new_market(1)
-    raw, _ = market.operator.deploy(load_artifact(pn.CONTRACT), market.addresses.registry, KEY.modulus,
-                                    START_TIMESTAMP, INTERVAL_S, HORIZON_INTERVALS, gas=pn.GAS_DEPLOY)
+    a = market.addresses
+    raw, address = market.operator.deploy(
+        load_artifact(pn.CONTRACT), a.registry, a.settlement, a.token, KEY.modulus, START_TIMESTAMP, INTERVAL_S,
+        HORIZON_INTERVALS, BOND_WEI, [(c.meter_rating_w, c.pv_w, c.battery_w) for c in CLASSES], gas=pn.GAS_DEPLOY)
     deployed = _one(market, raw)
     assert deployed.ok and deployed.gas_used < pn.GAS_DEPLOY
+    named = _one(market, market.operator.transact(a.registry, encode_call("Registry", "set_pseudonyms", address),
+                                                  gas=pn.GAS_SET))
+    assert named.ok and named.gas_used < pn.GAS_SET
+    assert _registry(market, "pseudonyms") == address
 
 
-# Senders of the differential test: owner o's pseudonym of interval k as (o, k), prosumer p0's own address
-# (holding a role), the role-less outsider. Signatures: the registrar's for the sender and interval (most
-# often), for the next interval, for someone else's pseudonym, one byte short, or 256 bytes of garbage.
-SENDERS = st.sampled_from([*((o, k) for o in range(2) for k in range(3)), "p0", "outsider"])
-KINDS = st.sampled_from(["valid"] * 4 + ["next interval", "another address", "short", "garbage"])
+# The differential test. Tickets: buyer p0..p2, a meter, the operator, the outsider or a registered pseudonym (funded
+# by the outsider), for interval 0..5. Registrations, relayed by the outsider: owner o's pair of interval k, as made
+# by an honest registrar (most often) or altered. Time moves on by waits; the horizon is 4 intervals.
+INTERVALS = range(6)
+AN_INTERVAL = st.sampled_from([1, 1, 1, 2, 2, 0, 3, 4, 5])       # most often the next ones, so tickets meet pairs
+BUYERS = st.sampled_from([*["p0", "p1", "p2"] * 3, "meter0", "operator", "outsider", "pseudonym"])
+VARIANTS = st.sampled_from([
+    *["valid"] * 6,
+    "next interval's exponent",          # the owner had its pair signed under the next interval's label
+    "next interval's signature",         # ... and claims this interval's exponent
+    "another class",                     # the owner claims the other class with its own class's signature
+    "another class's exponent",          # ... signed under the other class (a registrar not checking classes)
+    "unknown class",
+    "meter's exponent off",              # the meter signature under the owner's window
+    "swapped signatures",
+    "another pair's meter signature",    # the pending meter signature of the next owner's pair
+    "another owner's meter key",         # a valid pair of o's pseudonym and the next owner's one-time meter
+    "owner's own address",               # the owner registers its registry address
+    "a bound meter",                     # ... with its real meter as the one-time key
+    "pseudonym is its meter",
+    "zero meter",
+    "short signature",
+    "long signature",
+])
 ACTIONS = st.one_of(
-    st.tuples(st.just("register"), SENDERS, st.integers(0, 5), KINDS),
+    st.tuples(st.just("ticket"), BUYERS, AN_INTERVAL),
+    st.tuples(st.just("register"), st.integers(0, 2), AN_INTERVAL, VARIANTS),
     st.tuples(st.just("wait"), st.sampled_from([1, 300, 900, 3600])),
 )
+ZERO = "0x" + "00" * 20
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def _variant(market: Market, address: str, owner: int, interval: int, variant: str) -> tuple:
+    """The arguments of ``register`` for owner ``owner``'s pair of ``interval`` made as ``variant`` says."""
+    chain_id, c = market.chain.chain_id, owner_class(owner)
+    pseudonym, meter = _pair(market, owner, interval)
+    other_owner = (owner + 1) % 3
+    if variant == "another owner's meter key":
+        meter = _pair(market, other_owner, interval)[1]
+    elif variant == "owner's own address":
+        pseudonym = market.prosumers[owner].address
+    elif variant == "a bound meter":
+        meter = market.meters[owner].address
+    elif variant == "pseudonym is its meter":
+        meter = pseudonym
+    elif variant == "zero meter":
+        meter = ZERO
+    args = list(_signed(market, address, pseudonym, meter, interval, c).args())
+    # pseudonym, meter, interval, class_index, pseudonym_exponent, pseudonym_signature, meter_exponent,
+    # meter_signature
+    if variant in ("next interval's exponent", "next interval's signature", "another class's exponent"):
+        e = pn.window_exponent(interval + 1, c) if variant.startswith("next") else pn.window_exponent(interval, 1 - c)
+        args[5] = _signature(chain_id, address, pseudonym, meter, interval, e)
+        if variant != "next interval's signature":
+            args[4] = e
+    elif variant == "another class":
+        args[3], args[4] = 1 - c, pn.window_exponent(interval, 1 - c)
+    elif variant == "unknown class":
+        args[3] = len(CLASSES)
+    elif variant == "meter's exponent off":
+        args[6] = pn.window_exponent(interval, c)
+    elif variant == "swapped signatures":
+        args[5], args[7] = args[7], args[5]
+    elif variant == "another pair's meter signature":
+        args[7] = _signed(market, address, *_pair(market, other_owner, interval), interval, c).meter_signature
+    elif variant == "short signature":
+        args[5] = args[5][:-1]
+    elif variant == "long signature":
+        args[7] = args[7] + b"\0"
+    return tuple(args)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(ACTIONS, min_size=1, max_size=14))
-@example([("register", (0, 1), 1, "valid"), ("register", (0, 1), 1, "valid"), ("register", (1, 1), 1, "valid"),
-          ("wait", 3600), ("register", (1, 0), 0, "valid"), ("register", (0, 2), 1, "valid"),
-          ("register", (0, 2), 2, "valid"), ("register", (0, 2), 5, "valid")])
-@example([("register", "p0", 0, "valid"), ("register", "outsider", 0, "garbage"), ("register", (1, 0), 0, "short"),
-          ("register", (1, 0), 0, "next interval"), ("register", (1, 0), 0, "another address"),
-          ("register", (1, 0), 4, "valid")])
-def test_the_contract_is_its_reference_on_any_sequence_of_registrations(actions):
+@example([("ticket", "p0", 1), ("register", 0, 1, "next interval's exponent"),
+          ("register", 0, 1, "next interval's signature"), ("register", 0, 1, "valid"), ("register", 0, 1, "valid"),
+          ("ticket", "pseudonym", 2), ("register", 1, 1, "valid"), ("ticket", "p1", 1), ("register", 1, 1, "valid")])
+@example([("ticket", "outsider", 0), ("ticket", "meter0", 0), ("ticket", "operator", 0), ("ticket", "p1", 0),
+          ("ticket", "p1", 0), ("register", 1, 0, "swapped signatures"), ("register", 1, 0, "another class"),
+          ("register", 1, 0, "another class's exponent"), ("register", 1, 0, "unknown class"),
+          ("register", 1, 0, "meter's exponent off"), ("register", 1, 0, "another pair's meter signature"),
+          ("register", 1, 0, "short signature"), ("register", 1, 0, "long signature"), ("wait", 3600),
+          ("register", 1, 0, "valid"), ("ticket", "p1", 4), ("ticket", "p1", 5)])
+@example([("ticket", "p2", 0), ("ticket", "p2", 1), ("ticket", "p2", 2), ("ticket", "p2", 3),
+          ("ticket", "p0", 0), ("ticket", "p1", 0), ("register", 2, 0, "owner's own address"),
+          ("register", 2, 0, "a bound meter"), ("register", 2, 0, "pseudonym is its meter"),
+          ("register", 2, 0, "zero meter"), ("register", 2, 0, "another owner's meter key"),
+          ("register", 0, 0, "valid"), ("wait", 3600), ("ticket", "p2", 4), ("ticket", "p2", 5)])
+def test_the_contract_is_its_reference_on_any_sequence_of_tickets_and_registrations(actions):
     market, address = _scene()
-    chain_id = market.chain.chain_id
-    owners = [w.account for w in market.prosumers]
-    roles = {market.operator.address: 1, **{w.address: 2 for w in market.prosumers},
-             **{w.address: 4 for w in market.meters}}
-    model = PseudonymsModel(KEY.n, chain_id, address, START_TIMESTAMP, INTERVAL_S, HORIZON_INTERVALS, roles)
-    wallets: dict[object, Wallet] = {"p0": market.prosumers[0], "outsider": market.outsider}
-    someone_else = pn.pseudonym_account(owners[0].key, 9).address
-    for now, kind, (sender, interval, signed) in timeline(actions, market.chain.timestamp):
+    settlement = market.addresses.settlement
+    prosumers = [w.address for w in market.prosumers]
+    model = PseudonymsModel(
+        KEY.n, market.chain.chain_id, address, settlement, START_TIMESTAMP, INTERVAL_S, HORIZON_INTERVALS, BOND_WEI,
+        CLASSES,
+        roles={market.operator.address: 1, **{p: ROLE_PROSUMER for p in prosumers},
+               **{m.address: ROLE_METER for m in market.meters}},
+        tokens=TokenEscrow(balance={**{p: TOKENS_WEI for p in prosumers}, address: 0,
+                                    settlement: market.read("GridToken", "balanceOf", settlement)},
+                           allowance={p: TOKENS_WEI for p in prosumers}, contract=address),
+        limits_registered=set(prosumers))
+    wallets = {"p0": market.prosumers[0], "p1": market.prosumers[1], "p2": market.prosumers[2],
+               "meter0": market.meters[0], "operator": market.operator, "outsider": market.outsider}
+    accounts = set()                                           # every account a registration named
+    for now, kind, args in timeline(actions, market.chain.timestamp):
         raw = []
-        if sender not in wallets:
-            owner, k = sender
-            raw.append(_fund(market, pn.pseudonym_account(owners[owner].key, k).address))
-            wallets[sender] = market.chain.wallet(pn.pseudonym_account(owners[owner].key, k))
-        account = wallets[sender].address
-        signature = {
-            "valid": lambda: _signature(chain_id, address, account, interval),
-            "next interval": lambda: _signature(chain_id, address, account, interval + 1),
-            "another address": lambda: _signature(chain_id, address, someone_else, interval),
-            "short": lambda: _signature(chain_id, address, account, interval)[:-1],
-            "garbage": lambda: b"\xff" * pn.MODULUS_BYTES,
-        }[signed]()
-        *_, receipt = market.mine([*raw, pn.register(wallets[sender], address, interval, signature)], now)
-        expected = model.register(now, account, interval, signature)
-        assert (None if receipt.ok else receipt.revert_reason) == expected, (kind, sender, interval, signed)
-    head = market.chain.timestamp
-    assert pn.read(market.chain, address, "first_open_interval") == model.first_open_interval(head)
-    for interval in range(6):
-        assert pn.read(market.chain, address, "registered_count", interval) == model.registered_count[interval]
-        for wallet in wallets.values():
-            assert pn.is_pseudonym(market.chain, address, wallet.address, interval) == \
-                model.is_pseudonym(wallet.address, interval)
+        if kind == "ticket":
+            buyer, interval = args
+            if buyer == "pseudonym":                           # the first registered one, or a fresh account
+                owner, k = next(((o, j) for o in range(3) for j in INTERVALS
+                                 if _pair(market, o, j)[0] in model.interval_of), (0, 0))
+                account = pn.pseudonym_account(market.prosumers[owner].account.key, k)
+                raw.append(_fund(market, account.address))
+                wallets["pseudonym"] = market.chain.wallet(account)
+            raw.append(pn.buy_ticket(wallets[buyer], address, interval))
+            expected = model.buy_ticket(now, wallets[buyer].address, interval)
+            limit = pn.GAS_TICKET
+        else:
+            owner, interval, variant = args
+            call = _variant(market, address, owner, interval, variant)
+            accounts |= {call[0], call[1]} - {ZERO}
+            raw.append(market.outsider.transact(address, encode_call(pn.CONTRACT, "register", *call),
+                                                gas=pn.GAS_REGISTER))
+            expected = model.register(now, *call)
+            limit = pn.GAS_REGISTER
+        *funded, receipt = market.mine(raw, now)
+        assert all(r.ok for r in funded)
+        assert (None if receipt.ok else receipt.revert_reason) == expected, (kind, args)
+        assert receipt.gas_used < limit
+        interval = args[1]
+        assert (pn.read(market.chain, address, "tickets", interval),
+                pn.read(market.chain, address, "registered_count", interval)) == \
+            (model.tickets[interval], model.registered_count[interval])
+    assert pn.read(market.chain, address, "first_open_interval") == model.first_open_interval(market.chain.timestamp)
+    for k in INTERVALS:
+        assert (pn.read(market.chain, address, "tickets", k), pn.read(market.chain, address, "registered_count", k)) \
+            == (model.tickets[k], model.registered_count[k])
+        for p in prosumers:
+            assert pn.read(market.chain, address, "has_ticket", p, k) == model.has_ticket(p, k)
+    for a in accounts:
+        assert _registry(market, "roles", a) == model.roles.get(a, 0)
+        assert [pn.is_pseudonym(market.chain, address, a, k) for k in INTERVALS] == \
+            [model.is_pseudonym(a, k) for k in INTERVALS]
+        endowment = ENDOWMENT_WEI - TOKENS_WEI if a in prosumers else 0
+        assert market.read("Settlement", "credit_wei", a) == endowment + model.credit_wei[a]
+        if a in model.meter_of:
+            assert _registry(market, "prosumer_of_meter", model.meter_of[a]) == a
+            limits = CLASSES[model.class_of[a]]
+            assert tuple(market.read("Settlement", "limits", a)) == (limits.meter_rating_w, limits.pv_w,
+                                                                     limits.battery_w, True)
+    for holder in (*prosumers, address, settlement):
+        assert market.read("GridToken", "balanceOf", holder) == model.tokens.balance[holder]
+    assert model.held_wei() == BOND_WEI * sum(model.tickets[k] - model.registered_count[k] for k in INTERVALS)
+    assert market.read("GridToken", "totalSupply") == sum(market.read("GridToken", "balanceOf", h)
+                                                          for h in (*prosumers, address, settlement,
+                                                                    market.operator.address))
