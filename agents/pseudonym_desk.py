@@ -58,14 +58,16 @@ class PseudonymDesk:
     @classmethod
     def deploy(cls, sc: Roster, chain: Chain, operator: Wallet, addresses: MarketAddresses, secret: bytes,
                prosumers: list[str], meters: list[str]) -> PseudonymDesk:
-        """Deploy ``Pseudonyms`` for the study's households and their classes; the registrar's key from `secret`, and
+        """Deploy ``Pseudonyms`` for the study's households and their classes, with a reserve of one bond per
+        household (an interval's worth of pairs the registrar might displace); the registrar's key from `secret`, and
         (for the results) each household's pseudonyms from its owner's key."""
         study = sc.study
         key = pn.registrar_key(secret)
         classes, index = study_classes(sc)
+        bond = bond_wei(sc)
         address = pn.deploy_pseudonyms(chain, operator, addresses.registry, addresses.settlement, addresses.token,
-                                       key.modulus, study.start_timestamp, study.market_interval_s,
-                                       bond_wei(sc), classes)
+                                       key.modulus, study.start_timestamp, study.market_interval_s, bond, classes,
+                                       reserve_wei=bond * len(sc.prosumers))
         registrar = pn.Registrar(key, chain.chain_id, address, dict(zip(prosumers, index, strict=True)), meters,
                                  lambda owner, k: pn.read(chain, address, "has_ticket", owner, k))
         owner_keys = [derive_account(secret, f"prosumer/{p.name}").key for p in sc.prosumers]
@@ -140,10 +142,12 @@ class PseudonymDesk:
                 self.counts["refused"][min(interval, len(self.counts["refused"]) - 1)] += 1
 
     def tokens_held_match(self) -> bool:
-        """The contract holds exactly the bonds of the tickets not yet used by a registration."""
+        """The contract holds exactly its reserve and the bonds of the tickets not yet used by a registration (a
+        registration beyond the tickets took its bond from the reserve)."""
         unused = int(self.counts["tickets"].sum() - self.counts["registered"].sum())
         held = read(self.chain, self.token, "GridToken", "balanceOf", self.address)
-        return held == unused * pn.read(self.chain, self.address, "bond_wei")
+        return held == unused * pn.read(self.chain, self.address, "bond_wei") + pn.read(self.chain, self.address,
+                                                                                          "reserve_wei")
 
     def write(self, part: Part) -> None:
         """Add the desk's per-interval counts and each household's pseudonyms to the ledger's results part."""

@@ -11,8 +11,12 @@
         one ticket (`buy_ticket`), paying the bond, from its own
         address; every household buys one each interval, so a ticket
         shows only that its buyer trades. The registrar signs at most
-        one pseudonym per ticket holder and interval, and on chain no
-        interval has more pseudonyms than tickets.
+        one pseudonym per ticket holder and interval, so a valid pair
+        beyond an interval's tickets proves that it signed more: the
+        pair still registers, its bond paid from the reserve the
+        operator funded (`fund_reserve`), and the over-issue is logged
+        (`OverIssued`); an honest owner whose ticket the registrar took
+        by registering first loses nothing while the reserve lasts.
         Two blind signatures make a registration, each on a full-domain
         hash H(a, b, k) (eight Keccak-256 words of a seed binding the
         chain, this contract, a, b and k; `contracts/pseudonyms.py`
@@ -45,10 +49,11 @@
         - `buy_ticket` (`external` function, a registered prosumer that
           is no pseudonym, once per interval),
         - `register` (`external` function, anyone, with the signatures),
+        - `fund_reserve` (`external` function, anyone),
         - `is_pseudonym`, `registered_count`, `tickets`, `has_ticket`,
           `first_open_interval`, `exponent_window`, `class_limits`,
-          `class_count`, `modulus`, `bond_wei` (`external` `view`
-          functions).
+          `class_count`, `modulus`, `bond_wei`, `reserve_wei` (`external`
+          `view` functions).
         Reasons of a refused ticket, in the order they are checked:
         "pseudonyms: caller is not a prosumer", "pseudonyms: caller is a
         pseudonym", "pseudonyms: interval in the past", "pseudonyms:
@@ -63,8 +68,9 @@
         exponent outside its window), "pseudonyms: zero address",
         "pseudonyms: pseudonym is its meter", "pseudonyms: account holds
         a role" (either account already has a registry role: a
-        pseudonym registers once), "pseudonyms: no ticket left",
-        "pseudonyms: bad signature", "pseudonyms: bad meter signature".
+        pseudonym registers once), "pseudonyms: bad signature",
+        "pseudonyms: bad meter signature", "pseudonyms: no ticket left"
+        (beyond the interval's tickets with the reserve below a bond).
 @custom:security Chaum, D. (1983). Blind signatures for untraceable
                  payments. Advances in Cryptology, Proc. Crypto 82,
                  199-203. Bellare, M. and Rogaway, P. (1996). The exact
@@ -74,9 +80,11 @@
                  in a pending transaction cannot be paired with another
                  pseudonym, so front-running a registration can only
                  register the same pair. A registrar that signs for
-                 itself gets at most the pseudonyms of unused tickets; a
-                 ticket's bond is not refunded (a refund would name the
-                 buyer). Signatures are not canonical (s and s + N
+                 itself takes tickets' bonds, but every honest pair it
+                 displaces is then paid from the reserve, each time
+                 publicly (`OverIssued`), and once the reserve is spent
+                 such pairs are refused; an unused ticket's bond is not
+                 refunded (a refund would name the buyer). Signatures are not canonical (s and s + N
                  verify alike); harmless, as an account registers once.
                  The registrar's key must sign nothing else.
 """
@@ -106,6 +114,10 @@ struct ClassLimits:
 
 # @dev Length of the registrar's RSA modulus and of a signature. [bytes]
 MODULUS_BYTES: public(constant(uint256)) = 256
+
+
+# @dev Largest power of a class's limit: `Settlement.MAX_POWER_W`. [W]
+MAX_POWER_W: public(constant(uint256)) = 10**9
 
 
 # @dev Most classes of households.
@@ -192,6 +204,10 @@ has_ticket: public(HashMap[address, HashMap[uint256, bool]])
 registered_count: public(HashMap[uint256, uint256])
 
 
+# @dev What pays the bonds of pairs beyond an interval's tickets. [wei]
+reserve_wei: public(uint256)
+
+
 # @dev A pseudonym's interval + 1; 0 for any other account.
 _interval_of: HashMap[address, uint256]
 
@@ -199,6 +215,18 @@ _interval_of: HashMap[address, uint256]
 # @dev Emitted for every ticket.
 event TicketBought:
     buyer: indexed(address)
+    interval: indexed(uint256)
+
+
+# @dev Emitted when the reserve is funded. [wei]
+event ReserveFunded:
+    payer: indexed(address)
+    amount_wei: uint256
+
+
+# @dev Emitted for a registration beyond its interval's tickets: proof that the registrar signed more.
+event OverIssued:
+    pseudonym: indexed(address)
     interval: indexed(uint256)
 
 
@@ -223,7 +251,8 @@ def __init__(registry_: Registry, settlement_: Settlement, token_: IERC20, modul
     @param interval_s_ Length of an interval; positive. [s]
     @param horizon_intervals_ Intervals open for tickets and registrations; positive.
     @param bond_wei_ Price of a ticket; positive. [wei]
-    @param classes_ Limits of each class, at least one; each meter rating positive. [W]
+    @param classes_ Limits of each class, at least one; each meter rating positive, each limit at most
+           `MAX_POWER_W`. [W]
     """
     assert len(modulus_) == MODULUS_BYTES and extract32(modulus_, 0, output_type=uint256) >= 2**255, \
         "pseudonyms: modulus not 2048 bits"
@@ -233,6 +262,8 @@ def __init__(registry_: Registry, settlement_: Settlement, token_: IERC20, modul
     assert len(classes_) != 0, "pseudonyms: no class"
     for limits: ClassLimits in classes_:
         assert limits.meter_rating_w != 0, "pseudonyms: zero meter rating"
+        assert (limits.meter_rating_w <= MAX_POWER_W and limits.pv_w <= MAX_POWER_W
+                and limits.battery_w <= MAX_POWER_W), "pseudonyms: power above limit"
     registry = registry_
     settlement = settlement_
     token = token_
@@ -294,12 +325,16 @@ def register(pseudonym: address, meter: address, interval: uint256, class_index:
     assert pseudonym != meter, "pseudonyms: pseudonym is its meter"
     assert staticcall registry.roles(pseudonym) == 0 and staticcall registry.roles(meter) == 0, \
         "pseudonyms: account holds a role"
-    assert self.registered_count[interval] < self.tickets[interval], "pseudonyms: no ticket left"
     assert self._recovered(pseudonym_signature, pseudonym_exponent) == self._full_domain_hash(
         pseudonym, meter, interval), "pseudonyms: bad signature"
     assert self._recovered(meter_signature, meter_exponent) == self._full_domain_hash(
         meter, pseudonym, interval), "pseudonyms: bad meter signature"
+    over_issued: bool = self.registered_count[interval] >= self.tickets[interval]
+    assert not over_issued or self.reserve_wei >= bond_wei, "pseudonyms: no ticket left"
     # effects
+    if over_issued:
+        self.reserve_wei -= bond_wei
+        log OverIssued(pseudonym=pseudonym, interval=interval)
     self.registered_count[interval] += 1
     self._interval_of[pseudonym] = interval + 1
     log PseudonymRegistered(pseudonym=pseudonym, interval=interval, meter=meter, class_index=class_index)
@@ -308,6 +343,20 @@ def register(pseudonym: address, meter: address, interval: uint256, class_index:
     extcall registry.enrol(pseudonym, meter)
     extcall settlement.register_pseudonym(pseudonym, interval, limits.meter_rating_w, limits.pv_w, limits.battery_w)
     extcall settlement.deposit_for(pseudonym, bond_wei)
+
+
+@external
+def fund_reserve(amount_wei: uint256):
+    """
+    @dev Adds `amount_wei` tokens, which the caller must have approved,
+         to the reserve that pays the bonds of pairs beyond an
+         interval's tickets (the operator funds it at deployment).
+    @param amount_wei Tokens added; positive. [wei]
+    """
+    assert amount_wei != 0, "pseudonyms: zero amount"
+    self.reserve_wei += amount_wei
+    log ReserveFunded(payer=msg.sender, amount_wei=amount_wei)
+    assert extcall token.transferFrom(msg.sender, self, amount_wei), "pseudonyms: token transfer failed"
 
 
 @external

@@ -85,11 +85,15 @@ DOMAIN = keccak(b"gridledger/pseudonym")
 _REQUEST_DOMAIN = keccak(b"gridledger/pseudonym-request")
 _SECRET_BYTES = 32
 
-# Gas limits, measured with margin in tests/test_pseudonyms_contract.py.
+# Gas limits, measured with margin in tests/test_pseudonyms_contract.py (fund_reserve, 80 k: tests/security/
+# test_pseudonyms.py, the reserve pays a displaced pair).
 GAS_DEPLOY = 2_000_000
 GAS_SET = 80_000
 GAS_TICKET = 120_000
 GAS_REGISTER = 400_000
+GAS_MINT = 100_000
+GAS_APPROVE = 60_000
+GAS_FUND = 120_000
 
 
 @dataclass(frozen=True)
@@ -445,23 +449,28 @@ class Registration:
 
 def deploy_pseudonyms(chain: Chain, operator: Wallet, registry: str, settlement: str, token: str, modulus: bytes,
                       start_timestamp: int, interval_s: int, bond_wei: int, classes: list[ClassLimits],
-                      horizon_intervals: int = DEFAULT_HORIZON_INTERVALS) -> str:
+                      horizon_intervals: int = DEFAULT_HORIZON_INTERVALS, reserve_wei: int = 0) -> str:
     """Deploy ``Pseudonyms`` with the registrar's ``modulus`` (:attr:`RegistrarKey.modulus`) over the market's
-    registry, Settlement, token and intervals, and name it in the registry (before the start); its address.
+    registry, Settlement, token and intervals, name it in the registry (before the start) and, with ``reserve_wei``,
+    mint the operator that much and fund the reserve with it; its address.
 
     Raises
     ------
     SetupFailed
-        If the deployment or the naming reverts, with its reason.
+        If the deployment, the naming or the funding reverts, with its reason.
     """
     address = deploy_alone(chain, operator, CONTRACT, registry, settlement, token, modulus, start_timestamp,
                            interval_s, horizon_intervals, bond_wei,
                            [(c.meter_rating_w, c.pv_w, c.battery_w) for c in classes],
                            gas=GAS_DEPLOY, setup="pseudonyms")
-    (receipt,) = chain.mine([signed_call(operator, registry, "Registry", "set_pseudonyms", address, gas=GAS_SET)],
-                            chain.timestamp + 1)
-    if not receipt.ok:
-        raise SetupFailed(f"pseudonyms setup: set_pseudonyms failed: {receipt.revert_reason}")
+    txs = [signed_call(operator, registry, "Registry", "set_pseudonyms", address, gas=GAS_SET)]
+    if reserve_wei:
+        txs += [signed_call(operator, token, "GridToken", "mint", operator.address, reserve_wei, gas=GAS_MINT),
+                signed_call(operator, token, "GridToken", "approve", address, reserve_wei, gas=GAS_APPROVE),
+                signed_call(operator, address, CONTRACT, "fund_reserve", reserve_wei, gas=GAS_FUND)]
+    for receipt in chain.mine(txs, chain.timestamp + 1):
+        if not receipt.ok:
+            raise SetupFailed(f"pseudonyms setup: {receipt.revert_reason}")
     return address
 
 

@@ -33,7 +33,7 @@ ROLE_PROSUMER = 2
 ROLE_METER = 4
 """``Registry.ROLE_METER``."""
 MAX_POWER_W = 10**9
-"""``Settlement.MAX_POWER_W``: the largest limit the Settlement registers. [W]"""
+"""``Pseudonyms.MAX_POWER_W`` = ``Settlement.MAX_POWER_W``: the largest limit of a class. [W]"""
 MAX_INTERVAL = EXPONENT_BASE // EXPONENT_WINDOW // (MAX_CLASSES + 1)
 """``Pseudonyms._MAX_INTERVAL``: the first interval whose windows would leave [B, 2B)."""
 ABI_REFUSAL = "reverted without reason"
@@ -59,7 +59,8 @@ class PseudonymsModel:
     the pseudonym's prosumer role, its meter's role and binding
     (``meter_of``), its class's limits for its interval
     (``interval_of``, ``class_of``) and the bond to its Settlement
-    credit (``credit_wei``).
+    credit (``credit_wei``). ``reserve_wei`` pays the bond of a pair
+    beyond its interval's tickets (``over_issued`` lists them).
     """
 
     n: int
@@ -81,6 +82,8 @@ class PseudonymsModel:
     class_of: dict[str, int] = field(default_factory=dict)
     meter_of: dict[str, str] = field(default_factory=dict)
     credit_wei: Counter[str] = field(default_factory=Counter)
+    reserve_wei: int = 0
+    over_issued: list[tuple[str, int]] = field(default_factory=list)
 
     def first_open_interval(self, now: int) -> int:
         """The first interval that has not begun at ``now``."""
@@ -134,20 +137,21 @@ class PseudonymsModel:
             return "pseudonyms: pseudonym is its meter"
         if self.roles.get(pseudonym, 0) != 0 or self.roles.get(meter, 0) != 0:
             return "pseudonyms: account holds a role"
-        if self.registered_count[interval] >= self.tickets[interval]:
-            return "pseudonyms: no ticket left"
         owner_hash = full_domain_hash(self.chain_id, self.contract, pseudonym, meter, interval)
         if not verifies(self.n, owner_hash, int.from_bytes(pseudonym_signature, "big"), pseudonym_exponent):
             return "pseudonyms: bad signature"
         meter_hash = full_domain_hash(self.chain_id, self.contract, meter, pseudonym, interval)
         if not verifies(self.n, meter_hash, int.from_bytes(meter_signature, "big"), meter_exponent):
             return "pseudonyms: bad meter signature"
-        limits = self.classes[class_index]
-        # The Settlement's own checks: the contract's constructor bounds neither.
+        over_issued = self.registered_count[interval] >= self.tickets[interval]
+        if over_issued and self.reserve_wei < self.bond_wei:
+            return "pseudonyms: no ticket left"
+        # The Settlement's own check: an account whose limits it holds already.
         if pseudonym in self.limits_registered:
             return "settlement: prosumer registered"
-        if max(limits.meter_rating_w, limits.pv_w, limits.battery_w) > MAX_POWER_W:
-            return "settlement: power above limit"
+        if over_issued:
+            self.reserve_wei -= self.bond_wei
+            self.over_issued.append((pseudonym, interval))
         self.registered_count[interval] += 1
         self.interval_of[pseudonym] = interval
         self.class_of[pseudonym] = class_index
@@ -159,6 +163,15 @@ class PseudonymsModel:
         self.credit_wei[pseudonym] += self.bond_wei
         return None
 
+    def fund_reserve(self, payer: str, amount_wei: int) -> str | None:
+        """``fund_reserve(amount_wei)`` sent by ``payer``."""
+        if amount_wei == 0:
+            return "pseudonyms: zero amount"
+        if (reason := self.tokens.pull(payer, amount_wei)) is not None:
+            return reason
+        self.reserve_wei += amount_wei
+        return None
+
     def has_ticket(self, buyer: str, interval: int) -> bool:
         """Whether ``buyer`` bought its ticket for ``interval``."""
         return (buyer, interval) in self.ticket_holders
@@ -168,7 +181,7 @@ class PseudonymsModel:
         return self.interval_of.get(account) == interval
 
     def held_wei(self) -> int:
-        """What the contract holds: the bonds of the tickets no pseudonym used. [wei]"""
+        """What the contract holds: its reserve and the bonds of the tickets no pseudonym used. [wei]"""
         return self.tokens.balance.get(self.contract, 0)
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from gridledger.contracts import flexibility as fx
 from gridledger.contracts import pseudonyms as pn
-from gridledger.contracts.client import encode_call
+from gridledger.contracts.client import encode_call, signed_call
 from gridledger.contracts.compiler import load_artifact
 from gridledger.contracts.keys import derive_account
 from gridledger.contracts.market import SetupFailed
@@ -298,18 +298,38 @@ def test_a_registrar_signing_for_itself_gets_no_more_pairs_than_the_unused_ticke
     assert_tokens_conserved(market, address, pseudonyms)
 
 
-@pytest.mark.xfail(strict=True, reason="finding: a registrar that registers its own pairs first uses up honest "
-                                       "owners' tickets; the honest pair gets 'pseudonyms: no ticket left' and its "
-                                       "owner's bond is credited to the registrar's pseudonym")
-def test_a_registrar_registering_first_cannot_take_an_honest_owners_ticket():
+def test_an_honest_pair_a_registrar_displaced_by_registering_first_is_paid_from_the_reserve_publicly():
+    """The registrar signs a pair for itself and registers it before the owners: the last honest pair is beyond
+    the interval's tickets, which proves the over-issue; it registers with its bond from the operator's reserve,
+    logged as ``OverIssued``, and the honest owner loses nothing."""
     market, address, _, honest = _ticketed()
+    assert _one(market, market.call_tx(market.operator, "GridToken", "mint", market.operator.address, BOND_WEI)).ok
+    assert _one(market, fx.approve(market.operator, market.addresses.token, address, BOND_WEI)).ok
+    funded = _one(market, signed_call(market.operator, address, pn.CONTRACT, "fund_reserve", BOND_WEI,
+                                      gas=pn.GAS_FUND))
+    assert funded.ok and funded.gas_used < 0.8 * pn.GAS_FUND
     (own,) = _registrars_own_pairs(market, address, 1)
     assert _one(market, pn.register(market.outsider, address, own)).ok          # before the owners register
     other = _blindly_signed(market, address, _registrar(market, address), 1, 1)
     assert _one(market, pn.register(market.outsider, address, other)).ok
     late = _one(market, pn.register(market.outsider, address, honest))
-    assert late.ok, late.revert_reason                                          # "pseudonyms: no ticket left"
+    assert late.ok, late.revert_reason
+    assert [e.event for e in map(market.chain.decode, late.logs) if e is not None and e.contract == pn.CONTRACT][:1] \
+        == ["OverIssued"]
     assert market.read("Settlement", "credit_wei", honest.pseudonym) == BOND_WEI
+    assert pn.read(market.chain, address, "reserve_wei") == 0
+    assert pn.read(market.chain, address, "registered_count", 1) == pn.read(market.chain, address, "tickets", 1) + 1
+    assert_tokens_conserved(market, address, [own.pseudonym, other.pseudonym, honest.pseudonym])
+
+
+def test_without_a_reserve_an_honest_pair_beyond_the_tickets_is_refused_and_changes_nothing():
+    market, address, _, honest = _ticketed()
+    (own,) = _registrars_own_pairs(market, address, 1)
+    assert _one(market, pn.register(market.outsider, address, own)).ok
+    other = _blindly_signed(market, address, _registrar(market, address), 1, 1)
+    assert _one(market, pn.register(market.outsider, address, other)).ok
+    assert _refused(market, address, pn.register(market.outsider, address, honest),
+                    (honest.pseudonym, honest.meter)) == "pseudonyms: no ticket left"
 
 
 def test_front_running_with_a_copied_meter_signature_is_refused_and_a_copied_registration_registers_the_same_pair():
@@ -399,6 +419,9 @@ def _constructor(market: Market, **changes) -> tuple:
     ({"bond": 0}, "pseudonyms: zero bond"),
     ({"classes": []}, "pseudonyms: no class"),
     ({"classes": [(10_000, 0, 0), (0, 5_000, 0)]}, "pseudonyms: zero meter rating"),
+    ({"classes": [(10_000, MAX_POWER_W + 1, 0)]}, "pseudonyms: power above limit"),
+    ({"classes": [(MAX_POWER_W + 1, 0, 0)]}, "pseudonyms: power above limit"),
+    ({"classes": [(10_000, 0, MAX_POWER_W + 1)]}, "pseudonyms: power above limit"),
     ({"classes": [(10_000, 0, 0)] * (pn.MAX_CLASSES + 1)}, "reverted without reason"),   # the ABI's DynArray bound
 ])
 def test_a_deployment_with_a_bad_modulus_clock_bond_or_class_is_refused(changes, reason):
@@ -416,28 +439,16 @@ def test_a_second_pseudonyms_contract_cannot_be_named_in_the_registry():
     assert market.read("Registry", "pseudonyms") == address
 
 
-@pytest.mark.xfail(strict=True, reason="finding: the constructor accepts class limits above Settlement.MAX_POWER_W; "
-                                       "every registration of such a class then reverts with 'settlement: power "
-                                       "above limit' after its owner paid the bond")
-def test_a_class_the_settlement_would_refuse_is_refused_at_deployment():
-    market = new_market(1)
-    raw, _ = market.operator.deploy(load_artifact(pn.CONTRACT),
-                                    *_constructor(market, classes=[(10_000, MAX_POWER_W + 1, 0)]), gas=pn.GAS_DEPLOY)
-    assert not _one(market, raw).ok
-
-
-def test_a_registration_in_a_class_the_settlement_refuses_reverts_with_its_reason_and_keeps_the_bond():
-    """What the finding above leads to today: the owner's ticket is paid, the registration reverts with the
-    Settlement's reason and changes nothing; the bond stays in the contract (tickets are not refunded)."""
-    market = new_market(2)
-    a = market.addresses
-    address = pn.deploy_pseudonyms(market.chain, market.operator, a.registry, a.settlement, a.token, KEY.modulus,
-                                   START_TIMESTAMP, INTERVAL_S, BOND_WEI, [pn.ClassLimits(10_000, MAX_POWER_W + 1, 0)])
-    p0 = market.prosumers[0]
-    assert all(r.ok for r in market.mine([market.call_tx(p0, "Settlement", "withdraw", BOND_WEI),
-                                          fx.approve(p0, a.token, address, BOND_WEI),
-                                          pn.buy_ticket(p0, address, 1)]))
-    registration = _signed(market, address, *_pair(market, 0, 1), 1, 0)
-    assert _refused(market, address, pn.register(market.outsider, address, registration),
-                    (registration.pseudonym, registration.meter)) == "settlement: power above limit"
-    assert market.read("GridToken", "balanceOf", address) == BOND_WEI
+@pytest.mark.parametrize("amount_wei, approved_wei, reason", [
+    (0, 0, "pseudonyms: zero amount"),
+    (BOND_WEI, BOND_WEI - 1, "token: insufficient allowance"),
+])
+def test_a_reserve_that_cannot_be_paid_is_refused_and_changes_nothing(amount_wei, approved_wei, reason):
+    market, address = _scene()
+    assert _one(market, market.call_tx(market.operator, "GridToken", "mint", market.operator.address, BOND_WEI)).ok
+    assert _one(market, fx.approve(market.operator, market.addresses.token, address, approved_wei)).ok
+    funded = _one(market, signed_call(market.operator, address, pn.CONTRACT, "fund_reserve", amount_wei,
+                                      gas=pn.GAS_FUND))
+    assert funded.revert_reason == reason and not funded.logs
+    assert pn.read(market.chain, address, "reserve_wei") == 0
+    assert market.read("GridToken", "balanceOf", market.operator.address) == BOND_WEI
