@@ -13,11 +13,13 @@ storage positive when charging.
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import numpy as np
 
 from gridledger.agents.feeder_record import FeederRecord
+from gridledger.agents.load_shedding import Rotation
 from gridledger.grids.inverter import Inverter, VoltVarCurve, VoltWattCurve
 from gridledger.grids.inverter_control import InverterController
 from gridledger.grids.powerflow import Injections, PowerFlow, StepResult
@@ -116,6 +118,45 @@ def actual_output(sc: Scenario, inj: Injections, setpoints: dict[str, np.ndarray
     return replace(inj, sgen_p_mw=sgen_p_mw), {**setpoints, "pv_p_mw": pv}
 
 
+def load_buses(net) -> list[int]:
+    """The buses with a load (``load`` or ``asymmetric_load``), in index order: what a rotation cuts."""
+    return sorted(set(net.load.bus.tolist()) | set(net.asymmetric_load.bus.tolist()))
+
+
+def cut_buses(sc: Scenario, inj: Injections, setpoints: dict[str, np.ndarray],
+              buses: frozenset[int]) -> tuple[Injections, dict[str, np.ndarray], np.ndarray]:
+    """The step with whole `buses` disconnected: their loads, PV and batteries at 0 in the injections and in the
+    prosumers' setpoints (their meters see nothing), and what their loads would have drawn. [MW]
+
+    Returns
+    -------
+    inj, setpoints
+        As given, with the cut buses' rows at 0.
+    unserved_mw : ndarray, shape (n_bus,)
+        Each cut bus's active load (``load`` and ``asymmetric_load`` rows), in ``net.bus`` order; 0 elsewhere. [MW]
+    """
+    net = sc.net
+    unserved_mw = np.zeros(len(net.bus))
+    if not buses:
+        return inj, setpoints, unserved_mw
+    cut = sorted(buses)
+
+    def off(table, values: np.ndarray) -> np.ndarray:
+        return np.where(table.bus.isin(cut).to_numpy(), 0.0, values)
+
+    pos = net.bus.index.get_indexer
+    on_load, on_asym = net.load.bus.isin(cut).to_numpy(), net.asymmetric_load.bus.isin(cut).to_numpy()
+    np.add.at(unserved_mw, pos(net.load.bus[on_load]), inj.load_p_mw[on_load])
+    np.add.at(unserved_mw, pos(net.asymmetric_load.bus[on_asym]), inj.asymmetric_load_p_mw[on_asym])
+    inj = replace(inj, load_p_mw=off(net.load, inj.load_p_mw), load_q_mvar=off(net.load, inj.load_q_mvar),
+                  sgen_p_mw=off(net.sgen, inj.sgen_p_mw), storage_p_mw=off(net.storage, inj.storage_p_mw),
+                  asymmetric_load_p_mw=off(net.asymmetric_load, inj.asymmetric_load_p_mw),
+                  asymmetric_load_q_mvar=off(net.asymmetric_load, inj.asymmetric_load_q_mvar))
+    on_cut = np.array([p.bus in buses for p in sc.prosumers])
+    setpoints = {key: np.where(on_cut, 0.0, values) for key, values in setpoints.items()}
+    return inj, setpoints, unserved_mw
+
+
 class Feeder:
     """The grid's power flow and record: each step maps setpoints to injections, solves, records what happened."""
 
@@ -123,17 +164,34 @@ class Feeder:
         self.sc = sc
         self.pf = PowerFlow(sc.net, backend=sc.study.grid.backend)
         self.record = FeederRecord(sc)
+        self.rotation = Rotation(load_buses(sc.net))
 
     def step(self, step: int, setpoints: dict[str, np.ndarray], bypass_mw: np.ndarray | None = None) -> StepResult:
         """Solve power-flow step `step` with the prosumers' setpoints and record it (NaN if not converged).
 
         `bypass_mw` is load each prosumer draws around its meter (the
         ``bypass`` attack) [MW]: it flows in the power flow and in the
-        bus loads recorded, not in what the meters see.
+        bus loads recorded, not in what the meters see. Under an import
+        cap (``events.import_caps``) the rotation cuts whole load buses
+        until the import is within it (`gridledger.agents.load_shedding`).
         """
         physical = setpoints if bypass_mw is None else {**setpoints, "load_p_mw": setpoints["load_p_mw"] + bypass_mw}
         inj = injections(self.sc, step, physical)
-        result = self.pf.step(inj)
+        cap_mw = self.sc.study.events.cap_mw_at(step * self.sc.study.power_flow_step_s)
+        cut: frozenset[int] = frozenset()
+        if cap_mw is None:
+            result = self.pf.step(inj)
+        else:
+            solved = {}
+
+            def import_mw(buses: frozenset[int]) -> float:
+                solved[buses] = self.pf.step(cut_buses(self.sc, inj, setpoints, buses)[0])
+                return solved[buses].p_mw if solved[buses].converged else math.nan
+
+            cut = frozenset(self.rotation.shed(import_mw, cap_mw))
+            result = solved[cut]                                 # the last power flow solved
+        inj, setpoints, unserved_mw = cut_buses(self.sc, inj, setpoints, cut)
         inj, setpoints = actual_output(self.sc, inj, setpoints, result.converged)
         self.record.step(step, result, bus_net_load(self.sc.net, inj), setpoints)
+        self.record.shed(step, cap_mw, unserved_mw, cut)
         return result

@@ -54,6 +54,9 @@ class FeederRecord:
         self.attack_kind = np.full((study.n_intervals, n_pro), -1, dtype=np.int16)
         self.attack_error_wh = np.zeros((study.n_intervals, n_pro), dtype=np.int64)
         self.true_wh = {name: np.zeros((study.n_intervals, n_pro), dtype=np.int64) for name in ("import", "export")}
+        self.cut = np.zeros((steps, n_bus), dtype=np.int8)
+        self.unserved_p_mw = np.full((steps, n_bus), np.nan)
+        self.import_cap_mw = np.full(steps, np.nan)
         self.steps_done = 0
 
     def step(self, step: int, result: StepResult, bus_load: tuple[np.ndarray, np.ndarray],
@@ -97,6 +100,13 @@ class FeederRecord:
         self.pv_curtailed_p_mw[step] = setpoints["pv_curtailed_p_mw"]
         self.battery_p_mw[step] = setpoints["battery_p_mw"]
         self.steps_done = step + 1
+
+    def shed(self, step: int, cap_mw: float | None, unserved_mw: np.ndarray, cut: frozenset[int]) -> None:
+        """Keep a step's import cap (None: none), the load buses the rotation cut and what their loads would have
+        drawn (`gridledger.agents.feeder.cut_buses`). [MW]"""
+        self.import_cap_mw[step] = np.nan if cap_mw is None else cap_mw
+        self.cut[step] = self.sc.net.bus.index.isin(sorted(cut))
+        self.unserved_p_mw[step] = unserved_mw
 
     def meter(self, interval: int, registers: dict[str, np.ndarray]) -> None:
         """Keep one interval's meter registers (keys `METER_REGISTERS`), until `attacked` says otherwise the true
@@ -148,6 +158,13 @@ class FeederRecord:
                  "voltage outside the study's limits on any phase")
         part.add("overload", ("time", "line"), self.overload, "1", "line loading above limit")
         part.add("export_mw", ("time", "prosumer"), self.export_mw, MW, "prosumer net export at the meter")
+        if sc.study.events.import_caps:
+            part.add("import_cap_mw", ("time",), self.import_cap_mw, MW,
+                     "the substation's import cap of the step (events.import_caps; NaN: none)")
+            part.add("bus_cut", ("time", "bus"), self.cut, "1",
+                     "whole load bus cut by the operator's last-resort rotation")
+            part.add("unserved_p_mw", ("time", "bus"), self.unserved_p_mw, MW,
+                     "active load the rotation left unserved at the bus")
         for name, what in zip(METER_REGISTERS, ("import", "export", "PV generation", "battery discharge")):
             part.add(f"meter_{name}", ("interval", "prosumer"), self.meter_wh[name], "Wh",
                      f"metered {what} per interval (-1: not metered)")

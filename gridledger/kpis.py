@@ -12,10 +12,11 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from gridledger.agents.load_shedding import TOLERANCE_MW
 from gridledger.audit_kpis import audit_kpis
 from gridledger.data_kpis import data_kpis
 from gridledger.grids.voltage_band import ansi_c84_1_band
-from gridledger.units import SECONDS_PER_HOUR, WH_PER_KWH
+from gridledger.units import KW_PER_MW, SECONDS_PER_HOUR, WH_PER_KWH
 
 
 FLEX_REQUESTED = "flex_requested_wh"
@@ -69,6 +70,9 @@ DESCRIPTIONS = {
     "range_b_violation_hours": "time with any bus outside ANSI C84.1 Range B [h]",
     "overload_line_steps": "line-steps above the loading limit",
     "nonconverged_steps": "power-flow steps that did not converge",
+    "unserved_energy_kwh": "load the last-resort rotation cut under the import cap (events.import_caps) [kWh]",
+    "bus_cut_steps": "load buses cut by the rotation, summed over steps [bus-steps]",
+    "import_cap_exceeded_steps": "capped steps whose import stayed above the cap after the rotation (all cut)",
     "flexibility_procured_kwh": "flexibility energy delivered to the operator [kWh]",
     "flexibility_cost_token": "what the operator paid for flexibility [token]",
     "flexibility_note": "why the flexibility KPIs are zero",
@@ -197,6 +201,17 @@ def two_phase_kpis(ds: xr.Dataset) -> dict:
                           "paid_token": _round(ds.two_phase_paid_token.sum())}}
 
 
+def shedding_kpis(ds: xr.Dataset, step_h: float) -> dict:
+    """Under an import cap: the energy the rotation left unserved [kWh], the bus-steps it cut, and the capped steps
+    still above the cap (every bus cut, or a power flow that did not converge)."""
+    if "import_cap_mw" not in ds:
+        return {}
+    above = (ds.substation_p_mw > ds.import_cap_mw + TOLERANCE_MW) | (ds.import_cap_mw.notnull()
+                                                                      & ds.substation_p_mw.isnull())
+    return {"unserved_energy_kwh": _round(float(ds.unserved_p_mw.sum()) * step_h * KW_PER_MW),
+            "bus_cut_steps": int(ds.bus_cut.sum()), "import_cap_exceeded_steps": int(above.sum())}
+
+
 def pseudonyms_kpis(ds: xr.Dataset) -> dict:
     """``pseudonyms``: tickets bought, pseudonyms registered and relayed registrations refused over the run, and the
     intervals traded (registered for)."""
@@ -308,6 +323,7 @@ def compute_kpis(ds: xr.Dataset, study) -> dict:
         "range_b_violation_hours": _round(violation_hours(range_b, step_h)),
         "overload_line_steps": int(ds.overload.sum()),
         "nonconverged_steps": int((ds.converged == 0).sum()),
+        **shedding_kpis(ds, step_h),
         **flexibility(ds),
         **ev_kpis(ds),
         **source_choice_kpis(ds),

@@ -36,6 +36,7 @@ from gridledger.contracts.mechanisms import (
 from gridledger.federation import SHARDING_MODES, federate_names
 from gridledger.study_audit import Attack, Audit
 from gridledger.study_privacy import MAX_OWNERS, DataAccess, Emergency, TwoPhase
+from gridledger.study_events import Events
 from gridledger.study_pseudonyms import FIRST_INTERVAL, Pseudonyms
 
 
@@ -525,6 +526,7 @@ class Study(_Strict):
     emergency: Emergency | None = None
     two_phase: TwoPhase | None = None
     pseudonyms: Pseudonyms | None = None
+    events: Events = Events()
 
     @model_validator(mode="after")
     def _time_grid(self) -> "Study":
@@ -555,6 +557,10 @@ class Study(_Strict):
         self._emergency_fits()
         self._two_phase_fits()
         self._pseudonyms_fit()
+        for i, cap in enumerate(self.events.import_caps):
+            if cap.end_s > self.duration_s:
+                raise ValueError(f"events.import_caps.{i}.end_s ({cap.end_s}) must be at most duration_s "
+                                 f"({self.duration_s})")
         if self.market.source_choice is not None:
             self._names_exist("market.source_choice", self.market.source_choice.prosumers)
         return self

@@ -104,6 +104,7 @@ def test_a_committed_trade_pays_its_seller_once_and_a_rolled_back_one_returns_ev
     assert kpis["two_phase"]["rolled_back"] == len(events(run_dir, "RolledBack"))
 
 
+@pytest.mark.slow                     # a second federation of its own: `make test-all` (make test's budget)
 def test_a_federate_killed_between_the_phases_leaves_every_lock_held_and_nothing_paid(tmp_path):
     proc = start_run(STUDY, tmp_path)
     record = wait_for_progress(tmp_path, "two-phase", "grid", 1200)     # trades of 10:15 prepared, none confirmed
