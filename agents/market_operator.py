@@ -54,6 +54,7 @@ from gridledger.agents.relay import (
     relayed_readings,
     signed_orders,
     split_received,
+    unordered,
     verified_batch,
 )
 from gridledger.contracts import audit as audit_contract
@@ -370,6 +371,9 @@ class MarketOperator:
                   + (self.bilateral.duties(self.wallet, timestamp) if self.bilateral else []))
         self.pending = []
         txs, order_messages, signed_readings, others = split_received(received)
+        if self.pseudonyms:
+            order_messages = [unordered(m) for m in order_messages]
+            signed_readings = [unordered(m) for m in signed_readings]
         if self.sc.study.market.clearing == VERIFIED_BATCH:
             for message in order_messages:
                 self.held.setdefault(message["interval"], []).extend(signed_orders(message))

@@ -90,10 +90,10 @@ class PseudonymDesk:
                                                                                             half["class_index"]))
 
     def relayed(self, operator: Wallet, bodies: list[dict]) -> list[bytes]:
-        """The ``register`` transactions of every pair whose two halves are now held, the relay's, in arrival
-        order; keeps the halves still waiting for their other half and drops (logged) a half whose signature does
-        not verify."""
-        txs = []
+        """The ``register`` transactions of every pair whose two halves are now held, the relay's, in the order of
+        the pseudonyms' addresses (as good as random: the arrival order is the households'); keeps the halves still
+        waiting for their other half and drops (logged) a half whose signature does not verify."""
+        complete = []
         for body in bodies:
             for half in body["halves"]:
                 if not self._verifies(half):
@@ -106,10 +106,10 @@ class PseudonymDesk:
                 if len(held) == 2:
                     owner, meter = held[False], held[True]
                     del self.halves[key]
-                    txs.append(pn.register(operator, self.address, pn.Registration(
+                    complete.append(pn.Registration(
                         owner["pseudonym"], owner["meter"], owner["interval"], owner["class_index"],
-                        bytes.fromhex(owner["signature"][2:]), bytes.fromhex(meter["signature"][2:]))))
-        return txs
+                        bytes.fromhex(owner["signature"][2:]), bytes.fromhex(meter["signature"][2:])))
+        return [pn.register(operator, self.address, r) for r in sorted(complete, key=lambda r: r.pseudonym.lower())]
 
     def answers(self, requests: list[tuple[str, dict]]) -> list[tuple[str, bytes]]:
         """A ``blind_signatures`` message to the sender of each ``blind_requests`` (source, body)."""
@@ -142,9 +142,10 @@ class PseudonymDesk:
                 self.counts["refused"][min(interval, len(self.counts["refused"]) - 1)] += 1
 
     def tokens_held_match(self) -> bool:
-        """The contract holds exactly its reserve and the bonds of the tickets not yet used by a registration (a
-        registration beyond the tickets took its bond from the reserve)."""
-        unused = int(self.counts["tickets"].sum() - self.counts["registered"].sum())
+        """The contract holds exactly its reserve and the bonds of each interval's tickets not yet used by a
+        registration (a registration beyond its interval's tickets took its bond from the reserve, and a ticket
+        bought after it paid the reserve back)."""
+        unused = int(np.maximum(self.counts["tickets"] - self.counts["registered"], 0).sum())
         held = read(self.chain, self.token, "GridToken", "balanceOf", self.address)
         return held == unused * pn.read(self.chain, self.address, "bond_wei") + pn.read(self.chain, self.address,
                                                                                           "reserve_wei")

@@ -153,12 +153,13 @@ def bond_wei(sc: Roster) -> int:
 
 
 def funding_problem(sc: Roster) -> str | None:
-    """Why the households' endowment cannot pay a bond per traded interval, or None if it can."""
+    """Why a household's endowment cannot pay a bond for every interval, or None if it can: the tickets of the traded
+    intervals and, at most a bond each, the bills its own account pays for the intervals before them."""
     study = sc.study
-    traded_intervals = study.n_intervals - FIRST_INTERVAL
-    needed = tokens(bond_wei(sc) * traded_intervals)
+    needed = tokens(bond_wei(sc) * study.n_intervals)
     if study.market.endowment < needed:
-        return (f"market.endowment: {study.market.endowment} token cannot pay the tickets of {traded_intervals} traded "
-                f"intervals at a bond of {tokens(bond_wei(sc)):g} token each (pseudonyms.bond); allowed: at least "
-                f"{needed:g}")
+        return (f"market.endowment: {study.market.endowment} token cannot pay a bond of {tokens(bond_wei(sc)):g} token "
+                f"(pseudonyms.bond) for each of the {study.n_intervals} intervals (the tickets of the "
+                f"{study.n_intervals - FIRST_INTERVAL} traded ones, the bills of the {FIRST_INTERVAL} before); "
+                f"allowed: at least {needed:g}")
     return None

@@ -146,6 +146,14 @@ def relayed_readings(relay: Wallet, addresses: MarketAddresses, messages: Iterab
             for chunk in _chunks([signed_reading(m["interval"], r) for r in m["readings"]])]
 
 
+def unordered(body: dict) -> dict:
+    """A ``signed_orders`` or ``signed_readings`` body with its items sorted by their signatures' r: an order as
+    good as random and the same on every run, so that where an item sits in the relayed batch (and in the events
+    it logs) says nothing of whose it is, as the households' own sending order would (with ``pseudonyms``)."""
+    key = "orders" if body["type"] == "signed_orders" else "readings"
+    return {**body, key: sorted(body[key], key=lambda item: item["r"])}
+
+
 def rejections(events: Iterable[tuple[str, dict]], event_name: str) -> list[bytes]:
     """A ``rejected`` message per interval for the `event_name` events (``OrderRejected``, ``ReadingRejected``)."""
     by_interval: dict[int, list[dict]] = {}

@@ -290,6 +290,9 @@ def buy_ticket(interval: uint256):
     self._check_open(interval)
     assert not self.has_ticket[msg.sender][interval], "pseudonyms: ticket bought"
     # effects
+    if self.registered_count[interval] > self.tickets[interval]:
+        # A pair registered beyond the tickets took its bond from the reserve: this ticket's bond repays it.
+        self.reserve_wei += bond_wei
     self.has_ticket[msg.sender][interval] = True
     self.tickets[interval] += 1
     log TicketBought(buyer=msg.sender, interval=interval)

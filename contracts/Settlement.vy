@@ -49,10 +49,13 @@
         an unregistered prosumer may post only an empty reading.
         Pseudonyms: the registry's pseudonym contract registers a
         one-time prosumer of one interval (`register_pseudonym`) at any
-        time, with the limits of its class; its meter may post a
-        non-empty reading for that interval only, so a pseudonym that
-        orders in another interval can settle there only as a prosumer
-        that metered nothing.
+        time, with the limits of its class. It trades in that interval
+        only: its orders elsewhere are refused ("settlement: pseudonym
+        outside its interval": `trades_in`, `order_problems`, `lock`,
+        `lock_bids`), its meter may post a non-empty reading for that
+        interval only, and it may withdraw only once that interval's
+        reading is settled ("settlement: pseudonym not settled"), so its
+        bond pays its bill before it can leave.
         Orders: the mechanisms accept an order only from `min_order_wh`
         up to `order_limit_wh`: a bid up to the meter rating * interval,
         an ask (book ask, merit-order offer, lot) up to the smaller of
@@ -236,6 +239,10 @@ _LIMIT_INTERVAL_SHIFT: constant(uint256) = 200
 _MAX_PSEUDONYM_INTERVAL: constant(uint256) = 2**55
 
 
+# @dev Reason of an order, lock or non-empty reading of a pseudonym outside its interval.
+OUTSIDE_INTERVAL: constant(String[64]) = "settlement: pseudonym outside its interval"
+
+
 # @dev Largest grid price or fee the constructor accepts. [wei/Wh]
 MAX_PRICE_WEI_PER_WH: public(constant(uint256)) = 10**24
 
@@ -334,6 +341,7 @@ ORDER_BELOW_MINIMUM: constant(uint256) = 2
 ORDER_ASK_ABOVE_CAPACITY: constant(uint256) = 3
 ORDER_BID_ABOVE_RATING: constant(uint256) = 4
 ORDER_CREDIT_BELOW_ESCROW: constant(uint256) = 5
+ORDER_OUTSIDE_INTERVAL: constant(uint256) = 7
 
 
 # @dev Most orders one `order_problems` or `lock_bids` call carries:
@@ -699,6 +707,29 @@ def register_pseudonym(pseudonym: address, interval: uint256, meter_rating_w: ui
 
 
 @external
+@view
+def trades_in(account: address, interval: uint256) -> bool:
+    """
+    @dev Whether `account` may order in `interval`: every account but a
+         pseudonym of another interval.
+    @param account The account.
+    @param interval Index of the market interval.
+    @return bool False only for a pseudonym outside its interval.
+    """
+    return not self._outside(account, interval)
+
+
+@internal
+@view
+def _outside(account: address, interval: uint256) -> bool:
+    """
+    @dev Whether `account` is a pseudonym of an interval other than `interval`.
+    """
+    pseudonym_of: uint256 = self._limits_word[account] >> _LIMIT_INTERVAL_SHIFT
+    return pseudonym_of != 0 and pseudonym_of != interval + 1
+
+
+@external
 def register_prosumers(registrations: DynArray[ProsumerRegistration, MAX_READINGS]):
     """
     @dev `register_prosumer` of each registration, in one call (the setup
@@ -796,6 +827,9 @@ def withdraw(amount_wei: uint256):
     """
     # checks
     assert amount_wei != 0, "settlement: zero amount"
+    pseudonym_of: uint256 = self._limits_word[msg.sender] >> _LIMIT_INTERVAL_SHIFT
+    assert pseudonym_of == 0 or self._reading_word[pseudonym_of - 1][msg.sender] != 0, \
+        "settlement: pseudonym not settled"
     credit: int256 = self.credit_wei[msg.sender]
     assert self._free_credit_wei(msg.sender) >= convert(amount_wei, int256), "settlement: withdraw above free credit"
     assert self._payable_wei(msg.sender) >= convert(amount_wei, int256), "settlement: withdraw above solvent credit"
@@ -826,6 +860,7 @@ def lock(account: address, interval: uint256, energy_wh: uint256, price_wei_per_
     """
     # checks
     assert msg.sender == auction.address, "settlement: caller is not the mechanism"
+    assert not self._outside(account, interval), OUTSIDE_INTERVAL
     assert self._can_lock(account, energy_wh, price_wei_per_wh), "settlement: credit below escrow"
     amount_wei: uint256 = self._escrow_wei(account, energy_wh, price_wei_per_wh)
 
@@ -853,6 +888,7 @@ def lock_bids(interval: uint256, accounts: DynArray[address, MAX_ORDERS], words:
         account: address = accounts[i]
         word: uint256 = words[i]
         assert word >> _ORDER_ASK_SHIFT == 0, "settlement: ask carries no escrow"
+        assert not self._outside(account, interval), OUTSIDE_INTERVAL
         energy_wh: uint256 = word & _ORDER_ENERGY_MASK
         price_wei_per_wh: uint256 = (word >> _ORDER_PRICE_SHIFT) & _ORDER_PRICE_MASK
         assert self._can_lock(account, energy_wh, price_wei_per_wh), "settlement: credit below escrow"
@@ -1289,16 +1325,18 @@ def limits(prosumer: address) -> Limits:
 
 @external
 @view
-def order_problems(accounts: DynArray[address, MAX_ORDERS], words: DynArray[uint256, MAX_ORDERS]) -> DynArray[uint256, MAX_ORDERS]:
+def order_problems(interval: uint256, accounts: DynArray[address, MAX_ORDERS], words: DynArray[uint256, MAX_ORDERS]) -> DynArray[uint256, MAX_ORDERS]:
     """
     @dev The settlement's verdict on each order of a relayed batch, in
          one call: `ORDER_OK`, or the first check it fails of those the
-         mechanism makes one by one (`escrow._order_problem`): its
-         account in debt (`is_debtor`), energy below `min_order_wh` or
+         mechanism makes one by one (`escrow._order_problem`): a
+         pseudonym outside its interval (`trades_in`), its account in
+         debt (`is_debtor`), energy below `min_order_wh` or
          above `order_limit_wh`, a bid's escrow above its free credit
          (`can_lock`). Each order is judged alone: a batch holds at
          most one order per account, and no lock of one account
          changes another's credit.
+    @param interval Index of the market interval of the batch.
     @param accounts The account of each order.
     @param words Each order's packed word (`_ORDER_*`: side, energy
            [Wh], limit price [wei/Wh]).
@@ -1312,7 +1350,9 @@ def order_problems(accounts: DynArray[address, MAX_ORDERS], words: DynArray[uint
         is_ask: bool = word >> _ORDER_ASK_SHIFT != 0
         energy_wh: uint256 = word & _ORDER_ENERGY_MASK
         code: uint256 = ORDER_OK
-        if self._free_credit_wei(account) < 0:
+        if self._outside(account, interval):
+            code = ORDER_OUTSIDE_INTERVAL
+        elif self._free_credit_wei(account) < 0:
             code = ORDER_IN_DEBT
         elif energy_wh < min_order_wh:
             code = ORDER_BELOW_MINIMUM
@@ -1606,9 +1646,8 @@ def _limits_problem(
     @return String[64] The reason, empty if the reading is within limits.
     """
     word: uint256 = self._limits_word[prosumer]
-    pseudonym_of: uint256 = word >> _LIMIT_INTERVAL_SHIFT
-    if pseudonym_of != 0 and pseudonym_of != interval + 1 and import_wh | export_wh | pv_wh | battery_wh != 0:
-        return "settlement: pseudonym outside its interval"
+    if self._outside(prosumer, interval) and import_wh | export_wh | pv_wh | battery_wh != 0:
+        return OUTSIDE_INTERVAL
     # Each power is at most MAX_POWER_W and the interval at most
     # _MAX_INTERVAL_S: every bound stays far below MAX_ENERGY_WH.
     rating_wh: uint256 = (word & _LIMIT_MASK) * interval_s // _SECONDS_PER_HOUR + READING_TOLERANCE_WH

@@ -312,7 +312,7 @@ def _submit_signed_orders(interval: uint256, orders: DynArray[SignedOrder, MAX_O
         words.append(word)
         places.append(i)
 
-    codes: DynArray[uint256, MAX_ORDERS] = escrow._order_codes(accounts, words)
+    codes: DynArray[uint256, MAX_ORDERS] = escrow._order_codes(interval, accounts, words)
     bidders: DynArray[address, MAX_ORDERS] = []
     bids: DynArray[uint256, MAX_ORDERS] = []
     for j: uint256 in range(len(accounts), bound=MAX_ORDERS):
@@ -389,7 +389,7 @@ def _order_problem(
         return reason
     if len(self._accounts[interval][is_ask]) >= MAX_ORDERS:
         return "book: book full"
-    return escrow._order_problem(account, is_ask, energy_wh, price_wei_per_wh)
+    return escrow._order_problem(account, interval, is_ask, energy_wh, price_wei_per_wh)
 
 
 @internal
@@ -483,7 +483,7 @@ def _batch_codes(
             words.append(self._order_word_of(o.is_ask, o.energy_wh, o.price_wei_per_wh))
             places.append(i)
 
-    settlement_codes: DynArray[uint256, MAX_ORDERS] = escrow._order_codes(accounts, words)
+    settlement_codes: DynArray[uint256, MAX_ORDERS] = escrow._order_codes(interval, accounts, words)
     bid_count: uint256 = len(self._accounts[interval][False])
     ask_count: uint256 = len(self._accounts[interval][True])
     for j: uint256 in range(len(accounts), bound=MAX_ORDERS):

@@ -173,7 +173,7 @@ class Wallet:
         """Sign a call of ``to`` with calldata ``data``; returns the raw transaction."""
         return self._sign(to_canonical_address(to), data, gas, value_wei)
 
-    def deploy(self, artifact: dict, *ctor_args: Any, gas: int = 5_000_000) -> tuple[bytes, str]:
+    def deploy(self, artifact: dict, *ctor_args: Any, gas: int = 6_000_000) -> tuple[bytes, str]:
         """Sign the creation of ``artifact``; returns (raw transaction, future address)."""
         address = contract_address(self.address, self.nonce)
         return self._sign(b"", encode_deploy(artifact, *ctor_args), gas, 0), address

@@ -34,7 +34,8 @@ interface Settlement:
     def min_order_wh() -> uint256: view
     def order_limit_wh(account: address, is_ask: bool) -> uint256: view
     def can_lock(account: address, energy_wh: uint256, price_wei_per_wh: uint256) -> bool: view
-    def order_problems(accounts: DynArray[address, MAX_ORDERS], words: DynArray[uint256, MAX_ORDERS]) -> DynArray[uint256, MAX_ORDERS]: view
+    def order_problems(interval: uint256, accounts: DynArray[address, MAX_ORDERS], words: DynArray[uint256, MAX_ORDERS]) -> DynArray[uint256, MAX_ORDERS]: view
+    def trades_in(account: address, interval: uint256) -> bool: view
     def lock_bids(interval: uint256, accounts: DynArray[address, MAX_ORDERS], words: DynArray[uint256, MAX_ORDERS]): nonpayable
 
 
@@ -43,14 +44,15 @@ interface Settlement:
 MAX_ORDERS: constant(uint256) = 256
 
 
-# @dev Codes of `_order_codes`: 1 to 5 are `Settlement.vy`'s `ORDER_*`
-# codes (0 for an order that passes), 6 an unbound settlement.
+# @dev Codes of `_order_codes`: 1 to 5 and 7 are `Settlement.vy`'s
+# `ORDER_*` codes (0 for an order that passes), 6 an unbound settlement.
 CODE_IN_DEBT: constant(uint256) = 1
 CODE_BELOW_MINIMUM: constant(uint256) = 2
 CODE_ASK_ABOVE_CAPACITY: constant(uint256) = 3
 CODE_BID_ABOVE_RATING: constant(uint256) = 4
 CODE_CREDIT_BELOW_ESCROW: constant(uint256) = 5
 CODE_NOT_BOUND: constant(uint256) = 6
+CODE_OUTSIDE_INTERVAL: constant(uint256) = 7
 
 
 # @dev What settling one account's reading needs from one interval;
@@ -69,6 +71,7 @@ CREDIT_BELOW_ESCROW: constant(String[64]) = "settlement: credit below escrow"
 BELOW_MINIMUM: constant(String[64]) = "escrow: energy below minimum"
 ASK_ABOVE_CAPACITY: constant(String[64]) = "escrow: ask above registered capacity"
 BID_ABOVE_RATING: constant(String[64]) = "escrow: bid above meter rating"
+OUTSIDE_INTERVAL: constant(String[64]) = "settlement: pseudonym outside its interval"
 
 
 # @dev Account that deployed the mechanism and binds its settlement.
@@ -128,6 +131,18 @@ def _check_not_debtor(account: address):
 
 @internal
 @view
+def _check_trades_in(account: address, interval: uint256):
+    """
+    @dev Reverts if `account` is a pseudonym of another interval than
+         `interval` (`Settlement.trades_in`).
+    @param account The account placing an order.
+    @param interval Index of the market interval of the order.
+    """
+    assert staticcall self.settlement.trades_in(account, interval), OUTSIDE_INTERVAL
+
+
+@internal
+@view
 def _check_order_size(account: address, is_ask: bool, energy_wh: uint256):
     """
     @dev Reverts with `_order_size_problem`'s reason unless an order of
@@ -142,16 +157,19 @@ def _check_order_size(account: address, is_ask: bool, energy_wh: uint256):
 
 @internal
 @view
-def _order_problem(account: address, is_ask: bool, energy_wh: uint256, price_wei_per_wh: uint256) -> String[64]:
+def _order_problem(account: address, interval: uint256, is_ask: bool, energy_wh: uint256,
+                   price_wei_per_wh: uint256) -> String[64]:
     """
     @dev Why the settlement refuses an order of `account`, or the empty
-         string: not bound, the account in debt, the size out of bounds
+         string: not bound, a pseudonym outside its interval, the account in debt, the size out of bounds
          (`_order_size_problem`), or a bid whose escrow exceeds the
          account's free credit (`Settlement.can_lock`). The checks of
-         `_check_bound`, `_check_not_debtor`, `_check_order_size` and
-         `Settlement.lock`, in that order, with their reasons, for a
-         relayed order that must be skipped rather than revert.
+         `_check_bound`, `_check_trades_in`, `_check_not_debtor`,
+         `_check_order_size` and `Settlement.lock`, in that order, with
+         their reasons, for a relayed order that must be skipped rather
+         than revert.
     @param account The account placing the order.
+    @param interval Index of the market interval of the order.
     @param is_ask True for an ask (offer, lot), False for a bid.
     @param energy_wh Energy of the order. [Wh]
     @param price_wei_per_wh Limit price of the order. [wei/Wh]
@@ -159,6 +177,8 @@ def _order_problem(account: address, is_ask: bool, energy_wh: uint256, price_wei
     """
     if self.settlement.address == empty(address):
         return NOT_BOUND
+    if not staticcall self.settlement.trades_in(account, interval):
+        return OUTSIDE_INTERVAL
     if staticcall self.settlement.is_debtor(account):
         return IN_DEBT
     reason: String[64] = self._order_size_problem(account, is_ask, energy_wh)
@@ -191,11 +211,12 @@ def _order_size_problem(account: address, is_ask: bool, energy_wh: uint256) -> S
 
 @internal
 @view
-def _order_codes(accounts: DynArray[address, MAX_ORDERS], words: DynArray[uint256, MAX_ORDERS]) -> DynArray[uint256, MAX_ORDERS]:
+def _order_codes(interval: uint256, accounts: DynArray[address, MAX_ORDERS], words: DynArray[uint256, MAX_ORDERS]) -> DynArray[uint256, MAX_ORDERS]:
     """
     @dev The checks of `_order_problem` for every order of a relayed
          batch in one call of the settlement (`Settlement.order_problems`),
          as codes: `CODE_NOT_BOUND` for each while no settlement is bound.
+    @param interval Index of the market interval of the batch.
     @param accounts The account of each order.
     @param words Each order's packed word (`book.vy`'s `ORDER_*` layout).
     @return DynArray One code per order (`_code_reason`), 0 if it passes.
@@ -205,7 +226,7 @@ def _order_codes(accounts: DynArray[address, MAX_ORDERS], words: DynArray[uint25
         for _: address in accounts:
             codes.append(CODE_NOT_BOUND)
         return codes
-    return staticcall self.settlement.order_problems(accounts, words)
+    return staticcall self.settlement.order_problems(interval, accounts, words)
 
 
 @internal
@@ -229,4 +250,6 @@ def _code_reason(code: uint256) -> String[64]:
         return CREDIT_BELOW_ESCROW
     if code == CODE_NOT_BOUND:
         return NOT_BOUND
+    if code == CODE_OUTSIDE_INTERVAL:
+        return OUTSIDE_INTERVAL
     return ""

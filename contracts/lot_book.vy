@@ -116,6 +116,7 @@ def post_lot(interval: uint256, energy_wh: uint256, reserve_price_wei_per_wh: ui
     assert not self._has_lot[interval][msg.sender], "lot_book: lot exists"
     assert len(self._interval_lots[interval]) < MAX_LOTS, "lot_book: interval full"
     escrow._check_bound()
+    escrow._check_trades_in(msg.sender, interval)
     escrow._check_not_debtor(msg.sender)
     escrow._check_order_size(msg.sender, True, energy_wh)
 

@@ -60,7 +60,7 @@ ROLE_METER = 4
 
 # Gas limits of the market transactions, measured with margin (see the
 # contract gas tests): a limit is what a sender must afford, not what it pays.
-GAS_DEPLOY = 5_000_000
+GAS_DEPLOY = 6_000_000
 GAS_SETUP = 150_000
 # The setup's batch calls (roles, meter bindings, limits, deposits) take up
 # to SETUP_BATCH accounts each (the Registry's MAX_BATCH and the

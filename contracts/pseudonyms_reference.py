@@ -109,6 +109,8 @@ class PseudonymsModel:
             return "pseudonyms: ticket bought"
         if (reason := self.tokens.pull(buyer, self.bond_wei)) is not None:
             return reason
+        if self.registered_count[interval] > self.tickets[interval]:
+            self.reserve_wei += self.bond_wei
         self.ticket_holders.add((buyer, interval))
         self.tickets[interval] += 1
         return None

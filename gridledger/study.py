@@ -654,7 +654,7 @@ class Study(_Strict):
 
     def _pseudonyms_fit(self) -> None:
         """Pseudonyms trade by signed orders and readings the operator relays, on one chain, in a market of orders and
-        readings alone; the owners' endowments pay every ticket."""
+        readings alone, without a credit line (the endowment's check needs the feeder: `funding_problem`)."""
         spec = self.pseudonyms
         if spec is None:
             return
@@ -680,10 +680,9 @@ class Study(_Strict):
             raise ValueError(f"pseudonyms trade from interval {FIRST_INTERVAL} on (the registration pipeline fills "
                              f"before): the study needs more than {FIRST_INTERVAL} market intervals, it has "
                              f"{self.n_intervals}")
-        tickets = (spec.bond or 0.0) * (self.n_intervals - FIRST_INTERVAL)
-        if market.endowment < tickets:
-            raise ValueError(f"market.endowment ({market.endowment}) must pay every household's tickets: pseudonyms.bond "
-                             f"({spec.bond}) x {self.n_intervals - FIRST_INTERVAL} traded intervals = {tickets} token")
+        if market.credit_line > 0:
+            raise ValueError(f"pseudonyms need market.credit_line 0 (got {market.credit_line}): a pseudonym's debt "
+                             "could be charged to nobody; its bond pays its bill")
 
     def _placed_federates(self) -> None:
         """Every federate `helics.hosts` places is one this study runs."""

@@ -98,7 +98,8 @@ def test_the_default_bond_pays_the_largest_class_bill_of_a_whole_interval():
 def test_an_endowment_below_the_tickets_is_named_with_what_is_allowed():
     sc = build_scenario(parse_study(_study(market={"submission": "batched", "endowment": 1.0})))
     problem = funding_problem(sc)
-    assert problem.startswith("market.endowment: 1.0 token cannot pay the tickets of 4 traded intervals")
+    assert problem.startswith("market.endowment: 1.0 token cannot pay a bond of ")
+    assert "for each of the 6 intervals (the tickets of the 4 traded ones, the bills of the 2 before)" in problem
     assert "allowed: at least" in problem
     assert funding_problem(build_scenario(parse_study(_study()))) is None
 
@@ -110,7 +111,7 @@ def test_an_endowment_below_the_tickets_is_named_with_what_is_allowed():
     ({"market": {"submission": "batched", "voltage_regulation": True}},
      "pseudonyms cannot run with market.voltage_regulation"),
     ({"duration_s": 1800}, "the study needs more than 2 market intervals, it has 2"),
-    ({"pseudonyms": {"bond": 2000.0}}, "must pay every household's tickets"),
+    ({"market": {"submission": "batched", "credit_line": 10.0}}, "pseudonyms need market.credit_line 0"),
 ])
 def test_the_study_refuses_what_would_link_or_cannot_run_pseudonyms(fields, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):

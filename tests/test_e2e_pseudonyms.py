@@ -113,3 +113,23 @@ def test_the_linkage_experiment_reads_the_real_pseudonymous_export(run):
     assert figures.fixed.tracking.accuracy == 1.0
     assert figures.pseudonyms.tracking.accuracy < figures.fixed.tracking.accuracy
     assert figures.pseudonyms.n_tracks >= N_HOUSEHOLDS
+
+
+def test_where_a_pseudonym_sits_in_its_block_says_nothing_of_its_household(run):
+    """An observer who pairs the r-th registration, order or reading of an interval with the r-th ticket of that
+    interval (tickets come from the households' fixed accounts, in the households' sending order) names the owner
+    no better than chance: the relay orders what it carries as good as randomly."""
+    run_dir, _ = run
+    household = {a: i for row in _pseudonyms() for i, a in enumerate(row) if a}
+    owner_rank = {a: i for i, a in enumerate(_owners())}
+    tickets: dict[int, list[int]] = defaultdict(list)
+    for e in events(run_dir, "TicketBought"):
+        tickets[e["args"]["interval"]].append(owner_rank[e["args"]["buyer"]])
+    for name, field in (("PseudonymRegistered", "pseudonym"), ("OrderSubmitted", "account"), ("Settled", "prosumer")):
+        seen: dict[int, list[int]] = defaultdict(list)
+        for e in events(run_dir, name):
+            if e["args"]["interval"] in TRADED:
+                seen[e["args"]["interval"]].append(household[e["args"][field]])
+        hits = sum(h == t for k, order in seen.items() for h, t in zip(order, tickets[k]))
+        total = sum(len(order) for order in seen.values())
+        assert total and hits / total < 0.2, (name, hits, total)      # chance: 1/32; in sending order it is 1

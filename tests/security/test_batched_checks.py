@@ -135,7 +135,7 @@ def test_order_problems_judges_each_order_as_the_one_by_one_checks_do():
     orders = [(p[0], False, 1000, 20 * CENT), (p[0], True, 5, 10 * CENT), (p[1], True, 10**6, 10 * CENT),
               (p[1], False, 10**6, 10 * CENT), (p[2], False, 24_000, 100 * CENT), (p[2], True, 24_000, 100 * CENT)]
     words = [q | price << 40 | int(is_ask) << 160 for _, is_ask, q, price in orders]
-    codes = m.read("Settlement", "order_problems", [a for a, *_ in orders], words)
+    codes = m.read("Settlement", "order_problems", 1, [a for a, *_ in orders], words)
     expected = []
     for account, is_ask, q, price in orders:
         if m.read("Settlement", "is_debtor", account):

@@ -14,7 +14,10 @@ import pytest
 from eth_utils import to_checksum_address
 
 from gridledger.contracts import market as mk
+from gridledger.contracts import flexibility as fx
 from gridledger.contracts import pseudonyms as pn
+from gridledger.contracts.client import signed_call
+from gridledger.contracts.typed_data import sign_order
 from gridledger.contracts.chain import Receipt
 from gridledger.contracts.pseudonyms_reference import MAX_POWER_W, ROLE_METER, ROLE_PROSUMER
 from gridledger.contracts.reference import reading_limit_reason, settle
@@ -28,7 +31,7 @@ from tests.contract_helpers import (
     Market,
     new_market,
 )
-from tests.security.test_pseudonyms import assert_tokens_conserved
+from tests.security.test_pseudonyms import _registrars_own_pairs, assert_tokens_conserved
 from tests.test_pseudonyms_contract import BOND_WEI, CLASSES, ZERO, _blindly_signed, _fund, _registrar, _scene
 
 MAX_PSEUDONYM_INTERVAL = 2**55
@@ -258,3 +261,78 @@ def test_a_pseudonyms_meter_settles_a_non_empty_reading_only_in_its_interval():
     assert market.read("Settlement", "credit_wei", p1.address) == honest[p1.address]
     assert market.read("Settlement", "credit_wei", market.prosumers[2].address) == honest[market.prosumers[2].address]
     assert_tokens_conserved(market, address, [pseudonym])
+
+
+def _registered_pseudonym(market: Market, address: str, interval: int = 1):
+    """p0's pair of `interval` registered (ticket bought): the pseudonym's and its meter's wallets, both funded with
+    gas money."""
+    assert _one(market, pn.buy_ticket(market.prosumers[0], address, interval)).ok
+    registration = _blindly_signed(market, address, _registrar(market, address), 0, interval)
+    pseudonym = market.chain.wallet(pn.pseudonym_account(market.prosumers[0].account.key, interval))
+    *funded, registered = market.mine([_fund(market, pseudonym.address), _fund(market, registration.meter),
+                                       pn.register(market.outsider, address, registration)])
+    assert all(r.ok for r in funded) and registered.ok and pseudonym.address == registration.pseudonym
+    return pseudonym, market.chain.wallet(pn.meter_account(market.meters[0].account.key, interval))
+
+
+@pytest.mark.parametrize("is_ask", [True, False])
+def test_a_pseudonym_orders_only_in_its_own_interval_directly_or_relayed(is_ask):
+    """An old pseudonym could otherwise flood later books with phantom supply no reading would ever settle."""
+    market, address = _scene()
+    pseudonym, _ = _registered_pseudonym(market, address, 1)
+    order = dict(is_ask=is_ask, energy_wh=1000, price_wei_per_wh=10**13)
+    for interval in (2, 3):
+        before = _accounts_state(market, (pseudonym.address,))
+        refused = _one(market, mk.submit_order(pseudonym, market.addresses, interval, **order))
+        assert refused.revert_reason == "settlement: pseudonym outside its interval" and not refused.logs
+        assert _accounts_state(market, (pseudonym.address,)) == before
+        signed = sign_order(pseudonym.account, market.chain.chain_id, market.addresses.auction, interval=interval,
+                            **order)
+        relayed = _one(market, mk.submit_signed_orders(market.operator, market.addresses, interval, [signed]))
+        rejected = [e for e in map(market.chain.decode, relayed.logs) if e is not None and e.event == "OrderRejected"]
+        assert relayed.ok and [e.args["reason"] for e in rejected] == ["settlement: pseudonym outside its interval"]
+        assert market.read("Settlement", "lock_wei", interval, pseudonym.address) == 0
+    assert market.read("Settlement", "trades_in", pseudonym.address, 1)
+    assert not market.read("Settlement", "trades_in", pseudonym.address, 0)
+    assert market.read("Settlement", "trades_in", market.prosumers[1].address, 7)      # anyone else: every interval
+    assert _one(market, mk.submit_order(pseudonym, market.addresses, 1, **order)).ok        # its own interval
+
+
+def test_a_pseudonym_withdraws_its_bond_only_once_its_interval_is_settled():
+    """Its bond pays its bill first: a pseudonym that left before could not be charged (it names no one)."""
+    market, address = _scene()
+    pseudonym, meter = _registered_pseudonym(market, address, 1)
+    refused = _one(market, mk.withdraw(pseudonym, market.addresses, BOND_WEI))
+    assert refused.revert_reason == "settlement: pseudonym not settled" and not refused.logs
+    assert market.read("Settlement", "credit_wei", pseudonym.address) == BOND_WEI
+    for interval in range(2):
+        assert market.clear(interval, mk.Book((), ())).ok
+    assert _post(market, meter, 1, (1000, 0, 0, 0)).ok                       # its bill of interval 1, from the bond
+    left_wei = market.read("Settlement", "credit_wei", pseudonym.address)
+    assert 0 < left_wei < BOND_WEI
+    assert _one(market, mk.withdraw(pseudonym, market.addresses, left_wei)).ok
+    assert market.read("GridToken", "balanceOf", pseudonym.address) == left_wei
+    assert_tokens_conserved(market, address, [pseudonym.address])
+
+
+def test_a_ticket_bought_after_a_pair_beyond_the_tickets_repays_the_reserve():
+    """The registrar registers a pair before anyone bought a ticket (the reserve pays its bond); the tickets bought
+    afterwards repay it, so the reserve pays once per pair beyond the tickets and no bond is stranded."""
+    market, address = _scene()
+    a = market.addresses
+    assert all(r.ok for r in market.mine([market.call_tx(market.operator, "GridToken", "mint",
+                                                          market.operator.address, 3 * BOND_WEI)]))
+    assert _one(market, fx.approve(market.operator, a.token, address, 3 * BOND_WEI)).ok
+    assert _one(market, signed_call(market.operator, address, pn.CONTRACT, "fund_reserve", 3 * BOND_WEI,
+                                    gas=pn.GAS_FUND)).ok
+    (own,) = _registrars_own_pairs(market, address, 1)
+    assert _one(market, pn.register(market.outsider, address, own)).ok
+    assert pn.read(market.chain, address, "reserve_wei") == 2 * BOND_WEI
+    assert all(r.ok for r in market.mine([pn.buy_ticket(market.prosumers[i], address, 1) for i in (0, 1)]))
+    assert pn.read(market.chain, address, "reserve_wei") == 3 * BOND_WEI           # the first ticket repaid it
+    registrar = _registrar(market, address)
+    pairs = [_blindly_signed(market, address, registrar, i, 1) for i in (0, 1)]
+    assert all(r.ok for r in market.mine([pn.register(market.outsider, address, p) for p in pairs]))
+    assert pn.read(market.chain, address, "reserve_wei") == 2 * BOND_WEI           # one pair beyond two tickets
+    assert market.read("GridToken", "balanceOf", address) == 2 * BOND_WEI          # the reserve, nothing stranded
+    assert_tokens_conserved(market, address, [own.pseudonym, *(p.pseudonym for p in pairs)])
