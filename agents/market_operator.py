@@ -390,8 +390,7 @@ class MarketOperator:
                    "operator transaction")
         if self.data:
             self.data.count_gas(block)
-        if self.pseudonyms:
-            self.pseudonyms.feed(interval, block)
+        registered = self.pseudonyms.feed(interval, block) if self.pseudonyms else None
         phase = data_access_phase(self.sc.study)
         if phase is None or timestamp - self.sc.study.start_timestamp not in phase.blocks_s:
             self.record.block(interval, block)         # the data-access protocol's blocks are not the market's
@@ -422,6 +421,7 @@ class MarketOperator:
         if self.pseudonyms:
             outbox += self.pseudonyms.answers([(source, body) for source, body in others
                                                if body["type"] == "blind_requests"])
+            outbox += [(GRID_ENDPOINT, registered)] if registered else []
         if self.data and (events := self.data.feed(block)):
             message = encode("data_events", **events)
             owners = [(DER_ENDPOINT, message)] if events["requests"] else []     # the owners act on requests only

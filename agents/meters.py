@@ -177,6 +177,8 @@ class Meters:
                 install_inverters(self.sc, body)
             elif body["type"] == "blind_signatures":
                 self.pseudonyms.requests.answered(body)
+            elif body["type"] == "pseudonyms_registered":
+                self.pseudonyms.registered.update(body["meters"])
             elif body["type"] == "two_phase_events":
                 for trade in body["prepared"]:
                     self.prepared.setdefault(trade_interval(trade["trade_id"]), []).append(trade)
@@ -209,12 +211,12 @@ class Meters:
         registers = interval_registers(record, window, study.power_flow_step_s)
         if self.plan is None:
             wallets = self.pseudonyms.reading_wallets(interval, self.wallets) if self.pseudonyms else self.wallets
-            txs = pseudonymous + self.sign(wallets, self.addresses, interval, registers)
+            txs = self.sign(wallets, self.addresses, interval, registers)
             record.meter(interval, registers)
             faked = {}
         else:
             txs, faked = self._tampered(interval, window, registers, record)
-        return (txs + deliveries(self.wallets, self.flexibility, self.awards.pop(interval, []), window, record,
+        return (pseudonymous + txs + deliveries(self.wallets, self.flexibility, self.awards.pop(interval, []), window, record,
                                  self.available_kw, study.power_flow_step_s, self.prosumer_of, faked)
                 + self._confirmations(interval, registers))
 

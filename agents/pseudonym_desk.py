@@ -127,19 +127,23 @@ class PseudonymDesk:
             outbox.append((source, encode("blind_signatures", signatures=signatures, refusals=refusals)))
         return outbox
 
-    def feed(self, interval: int, block: MinedBlock) -> None:
+    def feed(self, interval: int, block: MinedBlock) -> bytes | None:
         """Count the block's tickets and registrations by the interval they are for, its refused registrations by
-        the `interval` it was mined in."""
+        the `interval` it was mined in; the ``pseudonyms_registered`` message for the meters, None if the block
+        registered nothing (a meter whose pair did not register reads with its bound key)."""
+        meters = []
         for name, args in block.events_of(pn.CONTRACT):
             if name == "TicketBought":
                 self.counts["tickets"][args["interval"]] += 1
             elif name == "PseudonymRegistered":
                 self.counts["registered"][args["interval"]] += 1
                 self.registered.append(args["pseudonym"])
+                meters.append(args["meter"])
         for receipt in block.receipts.get(RELAYED_REGISTRATIONS, []):
             if not receipt.ok:
                 log.warning("registration refused: %s", receipt.revert_reason)
                 self.counts["refused"][min(interval, len(self.counts["refused"]) - 1)] += 1
+        return encode("pseudonyms_registered", meters=meters) if meters else None
 
     def tokens_held_match(self) -> bool:
         """The contract holds exactly its reserve and the bonds of each interval's tickets not yet used by a

@@ -10,10 +10,12 @@ registered key), the answers it unblinds (``blind_signatures``) and its
 ``registration_halves``, which the ledger pairs and relays.
 
 Both sides know both one-time addresses of their household
-(:func:`one_time_pair`): a gateway and its meter, paired at installation,
-derive each other's one-time addresses as a watch-only wallet does
-(public derivation); the simulation derives them from the run secret.
-Neither side ever holds the other's one-time key.
+(:func:`one_time_pair`). In the simulation each side derives the other's
+addresses from the run secret, which every federate holds, so the grid
+federate could in principle compute an owner's keys; in a deployment a
+gateway and its meter would exchange the addresses over their local link,
+or derive them publicly (BIP32 non-hardened keys). Each side signs only
+with its own keys.
 """
 
 from __future__ import annotations

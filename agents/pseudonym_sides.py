@@ -100,6 +100,7 @@ class MeterPseudonyms:
         self.requests = BlindRequests(list(meters), [pn.METER_CLASS] * len(self.keys),
                                       lambda i, k: one_time_pair(*self.keys[i], k))
         self.requests.connect(Deployment.of(notice))
+        self.registered: set[str] = set()
 
     def at_interval_start(self, interval: int) -> list[bytes]:
         """At the start of `interval`: the requests of two intervals on, the halves of the next one."""
@@ -111,7 +112,10 @@ class MeterPseudonyms:
         return out
 
     def reading_wallets(self, interval: int, fixed: list[Wallet]) -> list[Wallet]:
-        """The keys that sign `interval`'s readings: its one-time meter keys if traded, else the bound ones."""
+        """The keys that sign `interval`'s readings: each meter's one-time key of a traded interval if the ledger
+        said its pair registered (``pseudonyms_registered``), else its bound key, so a household whose pair did not
+        register (refused, or its half never sent) still pays that interval's bill from its own account."""
         if not traded(interval, self.n_intervals):
             return fixed
-        return [Wallet(pn.meter_account(meter_key, interval), self.chain_id) for _, meter_key in self.keys]
+        one_time = [Wallet(pn.meter_account(meter_key, interval), self.chain_id) for _, meter_key in self.keys]
+        return [w if w.address in self.registered else bound for w, bound in zip(one_time, fixed, strict=True)]

@@ -5,8 +5,8 @@
 @license BSD-3-Clause
 @notice One-time prosumers that a household trades and is metered under
         for one market interval, registered with RSA blind signatures of
-        the registrar (the operator), so that nothing on chain links a
-        pseudonym to its owner (Chaum 1983).
+        the registrar (the operator), so that neither the registration
+        nor the registry links a pseudonym to its owner (Chaum 1983).
         Tickets: for each interval k a registered prosumer buys at most
         one ticket (`buy_ticket`), paying the bond, from its own
         address; every household buys one each interval, so a ticket
@@ -86,7 +86,17 @@
                  such pairs are refused; an unused ticket's bond is not
                  refunded (a refund would name the buyer). Signatures are not canonical (s and s + N
                  verify alike); harmless, as an account registers once.
-                 The registrar's key must sign nothing else.
+                 The relay (the operator) can hold back an honest
+                 registration until its interval begins and register a
+                 pair of its own on that ticket instead: tickets and
+                 registrations then match and nothing on chain shows it;
+                 only a second way to the chain (any sender may relay)
+                 protects the owner. The registrar can sign pairs whose
+                 one-time meter key it holds itself, enrolling a meter
+                 after the start that measures nothing real: each costs it
+                 a ticket's bond or the reserve, publicly, and its
+                 readings stay within the class's limits. The registrar's
+                 key must sign nothing else.
 """
 
 from ethereum.ercs import IERC20

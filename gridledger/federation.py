@@ -476,6 +476,10 @@ MESSAGES = (
                     Field("signature", "str", "", "H^d mod N, 256 bytes, hex"),
                 )),
             )),
+    Message("pseudonyms_registered", (LEDGER_ENDPOINT,), (GRID_ENDPOINT,), PSEUDONYMS,
+            "the one-time meter keys a block registered, after it: a meter reads with its one-time key only then", (
+                Field("meters", "[address]", "", "one per pair registered"),
+            )),
     Message("signed_orders", (DER_ENDPOINT,), (LEDGER_ENDPOINT,), SIGNED_ORDERS,
             "an interval's orders, each signed by its prosumer as EIP-712 typed data, for the operator to relay", (
                 _INTERVAL,

@@ -3,8 +3,9 @@ al.'s anonymous authentication.
 
 Every household trades and is metered in each market interval under a
 one-time prosumer account and a one-time meter key, registered with blind
-signatures of the operator (`gridledger.contracts.pseudonyms`), so that
-nothing on chain links two intervals of a household. For each interval
+signatures of the operator (`gridledger.contracts.pseudonyms`), so that no
+account on chain serves two intervals of a household (what the values and
+the published classes still reveal is measured: ``docs/linkage.md``). For each interval
 the household buys a ticket from its own account (the same for every
 household: it reveals only that the household trades), which pays the
 ``bond`` its pseudonym holds in the Settlement to bid with; what a
@@ -16,8 +17,9 @@ field               meaning
 ==================  ===================================================================================
 ``bond``            what each ticket costs and each pseudonym holds in the Settlement: its bids' escrow
                     and what pays its grid bill; null (the default): the largest class's bill for a whole
-                    interval at its meter rating, grid buy price plus fee, so no pseudonym leaves a bill
-                    unpaid. Each household's ``market.endowment`` must pay a bond per traded interval [token]
+                    interval at its meter rating, grid buy price plus fee, which pays any honest pseudonym's
+                    bill (a seller that does not deliver owes a penalty on top, unpaid beyond the bond).
+                    Each household's ``market.endowment`` must pay a bond per interval [token]
 ``class_step_kw``   households fall into classes of limits (meter rating, PV peak, battery power)
                     rounded up to multiples of this, so a pseudonym's registered limits do not single out
                     its household; the step doubles until there are at most eight classes [kW]

@@ -13,6 +13,7 @@ from gridledger.agents.prosumer_limits import prosumer_limits
 from gridledger.agents.pseudonym_desk import PseudonymDesk
 from gridledger.agents.pseudonym_plan import bond_wei, funding_problem, household_classes, ticket_intervals, traded
 from gridledger.agents.pseudonym_requests import BlindRequests, Deployment, one_time_pair
+from gridledger.agents.pseudonym_sides import MeterPseudonyms
 from gridledger.contracts import pseudonyms as pn
 from gridledger.contracts.client import Wallet
 from gridledger.contracts.keys import derive_account
@@ -213,3 +214,17 @@ def test_the_relay_drops_a_forged_half_so_the_real_pair_still_registers(key):
     relay = Wallet(derive_account(SECRET, "operator"), CHAIN_ID)
     assert desk.relayed(relay, [forged, real_meter]) == []              # the forgery never takes the owner's place
     assert len(desk.relayed(relay, [real_owner])) == N
+
+
+def test_a_meter_reads_with_its_one_time_key_only_once_its_pair_registered():
+    """A household whose pair did not register (its half never sent, or refused) is metered by its bound key, so its
+    own account pays that interval's bill; intervals before the first traded one always are."""
+    sc = build_scenario(parse_study(_study()))
+    meters = [derive_account(SECRET, f"meter/{p.name}") for p in sc.prosumers]
+    notice = {"chain_id": CHAIN_ID, "pseudonyms": {"address": CONTRACT, "modulus": hex(2**2047 + 1)}}
+    side = MeterPseudonyms(sc, SECRET, notice, meters)
+    bound = [Wallet(m, CHAIN_ID) for m in meters]
+    one_time = [pn.meter_account(m.key, 3).address for m in meters]
+    side.registered.update(one_time[:2])
+    assert [w.address for w in side.reading_wallets(3, bound)] == one_time[:2] + [m.address for m in meters[2:]]
+    assert [w.address for w in side.reading_wallets(1, bound)] == [m.address for m in meters]

@@ -200,7 +200,8 @@ def test_encode_refuses_an_undeclared_kind(kind):
     assert str(err.value) == (f"message {kind!r} is not a declared JSON message; declared: deployed, receipts, "
                               "cleared, lots, flex_requests, flex_awards, charging, charging_cut, emergency_reads, "
                               "emergency_data, two_phase_events, blind_requests, blind_signatures, "
-                              "registration_halves, signed_orders, signed_readings, rejected, residuals, "
+                              "registration_halves, pseudonyms_registered, signed_orders, signed_readings, "
+                              "rejected, residuals, "
                               "cross_fills, sensors, readings, data_events, data_result, inverters")
 
 

@@ -10,7 +10,6 @@ and approved to the contract; the outsider relays registrations.
 from __future__ import annotations
 
 import functools
-from itertools import permutations
 from math import gcd
 
 import pytest
@@ -299,7 +298,9 @@ def test_blinding_gives_any_two_hashes_the_same_distribution_of_blinded_messages
         assert sorted(pn.blind(h, r, TOY_N, TOY_E) for r in TOY_UNITS) == TOY_UNITS
 
 
-def test_the_registrars_transcript_fits_every_matching_of_requests_to_registered_pairs():
+def test_the_registrar_never_sees_the_messages_it_signs_nor_the_signatures_registered():
+    """Unlinkability itself is algebra (any registered pair fits any request, with r = s' / s); what can fail is
+    the blinding: the registrar must see neither H of a pair nor its final signature."""
     market, address = _scene()
     registrar = _registrar(market, address)
     owners = [0, 2]                                            # both of class 0: the class does not tell them apart
@@ -312,16 +313,8 @@ def test_the_registrars_transcript_fits_every_matching_of_requests_to_registered
         answer = registrar.serve(request)
         seen.append((request.blinded, answer))
         registered.append((h, int.from_bytes(pn.finish_signature(pending, KEY.n, answer), "big")))
-    # Recomputing H of the pairs on chain does not find the messages it signed.
     assert not {m for m, _ in seen} & {h for h, _ in registered}
-    # Every request fits every pair, with the blinding factor r = s' / s: each matching of the households to
-    # the pairs explains the transcript equally well.
-    e = pn.window_exponent(1, 0)
-    for matching in permutations(range(len(owners))):
-        for (blinded, answer), j in zip(seen, matching, strict=True):
-            h, signature = registered[j]
-            r = answer * pow(signature, -1, KEY.n) % KEY.n
-            assert pn.blind(h, r, KEY.n, e) == blinded and pn.unblind(answer, r, KEY.n) == signature
+    assert not {a for _, a in seen} & {s for _, s in registered}
 
 
 def test_a_feeders_33_tickets_and_pairs_of_one_interval_fit_their_gas_limits():
