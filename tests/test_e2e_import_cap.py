@@ -18,7 +18,8 @@ from gridledger.agents.load_shedding import TOLERANCE_MW
 from gridledger.roster import load_roster
 from tests.e2e_helpers import ROOT, run_variants
 
-pytestmark = pytest.mark.e2e
+# `make test-all`: make test's budget is tight; tests/test_agents_load_shedding.py runs the same Feeder on case33bw.
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 STUDY = ROOT / "studies" / "baran-wu-short.yaml"
 CAP_MW, CAP_END_S, DURATION_S = 0.1, 1800, 3600
