@@ -26,7 +26,7 @@ import logging
 import numpy as np
 
 from gridledger.agents.blocks import MinedBlock
-from gridledger.agents.pseudonym_plan import bond_wei, pseudonym_addresses, study_classes
+from gridledger.agents.pseudonym_plan import bond_wei, household_of_pseudonyms, pseudonym_addresses, study_classes
 from gridledger.contracts import pseudonyms as pn
 from gridledger.contracts.chain import Chain
 from gridledger.contracts.client import Wallet
@@ -49,7 +49,7 @@ class PseudonymDesk:
         self.sc, self.chain, self.chain_id, self.address, self.token = sc, chain, chain_id, address, token
         self.registrar, self.modulus = registrar, modulus
         self.pseudonyms = pseudonyms
-        self.household_of = {a: i for row in pseudonyms for i, a in enumerate(row) if a}
+        self.household_of = household_of_pseudonyms(pseudonyms)
         self.halves: dict[tuple[str, str, int], dict[bool, dict]] = {}
         self.registered: list[str] = []
         n = sc.study.n_intervals

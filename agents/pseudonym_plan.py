@@ -134,10 +134,10 @@ def pseudonym_addresses(owner_keys: Sequence[bytes], n_intervals: int) -> list[l
             for k in range(n_intervals)]
 
 
-def household_of_pseudonyms(owner_keys: Sequence[bytes], n_intervals: int) -> dict[str, int]:
-    """Every pseudonym a household trades under, by address, to its household's position (ground truth)."""
-    return {address: i for row in pseudonym_addresses(owner_keys, n_intervals) for i, address in enumerate(row)
-            if address}
+def household_of_pseudonyms(addresses: Sequence[Sequence[str]]) -> dict[str, int]:
+    """Every pseudonym of `addresses` (`pseudonym_addresses`), by address, to its household's position (ground
+    truth)."""
+    return {address: i for row in addresses for i, address in enumerate(row) if address}
 
 
 def bond_wei(sc: Roster) -> int:

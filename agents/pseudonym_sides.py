@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 
 from eth_account.signers.local import LocalAccount
 
-from gridledger.agents.pseudonym_plan import (bond_wei, household_of_pseudonyms, study_classes, ticket_intervals,
-                                              traded)
+from gridledger.agents.pseudonym_plan import (bond_wei, household_of_pseudonyms, pseudonym_addresses, study_classes,
+                                              ticket_intervals, traded)
 from gridledger.agents.pseudonym_requests import BlindRequests, Deployment, one_time_pair
 from gridledger.contracts import flexibility
 from gridledger.contracts import pseudonyms as pn
@@ -46,7 +46,8 @@ class HouseholdPseudonyms:
         self.requests = BlindRequests(list(owners), class_index, self.pair)
         self.bond_wei = bond_wei(sc)
         self.bought_until = FIRST_INTERVAL
-        self.household_of = household_of_pseudonyms([owner.key for owner in owners], self.n_intervals)
+        self.household_of = household_of_pseudonyms(pseudonym_addresses([owner.key for owner in owners],
+                                                                         self.n_intervals))
         self.address: str | None = None
 
     def pair(self, i: int, interval: int) -> tuple[str, str]:
