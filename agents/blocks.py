@@ -27,21 +27,26 @@ from gridledger.contracts import data_access as data_contract
 from gridledger.contracts import two_phase as two_phase_contract
 from gridledger.contracts import charging as charging_contract
 from gridledger.contracts import flexibility as flex_contract
+from gridledger.contracts import load_shed as load_shed_contract
 from gridledger.contracts import market as market_contract
 from gridledger.contracts import pseudonyms as pseudonyms_contract
+from gridledger.contracts import reserve as reserve_contract
 from gridledger.contracts.chain import BLOCK_GAS_LIMIT, Chain, Receipt
 from gridledger.contracts.client import DecodedLog
 
 AGENT_TX_GAS_CAP = max(market_contract.GAS_SUBMIT_ORDER, market_contract.GAS_POST_LOT, market_contract.GAS_BID,
                        market_contract.GAS_COMMIT_BID, market_contract.GAS_REVEAL_BID, flex_contract.GAS_APPROVE,
                        flex_contract.GAS_OFFER, charging_contract.GAS_REQUEST_CHARGE, market_contract.GAS_WITHDRAW,
-                       two_phase_contract.GAS_PROPOSE, two_phase_contract.GAS_ACCEPT, pseudonyms_contract.GAS_TICKET)
+                       two_phase_contract.GAS_PROPOSE, two_phase_contract.GAS_ACCEPT, pseudonyms_contract.GAS_TICKET,
+                       reserve_contract.GAS_OFFER, load_shed_contract.GAS_ENROL)
 """Largest gas limit a prosumer agent signs: orders, lots, bids, bond approval, offers, charging requests,
-withdrawals, two-phase proposals and acceptances, pseudonym tickets. [gas]"""
+withdrawals, two-phase proposals and acceptances, pseudonym tickets, reserve offers, load shed enrolments. [gas]"""
 
 METER_TX_GAS_CAP = max(market_contract.GAS_POST_READING, flex_contract.GAS_POST_DELIVERY,
-                       two_phase_contract.GAS_CONFIRM)
-"""Largest gas limit a meter signs: readings, flexibility deliveries and two-phase confirmations. [gas]"""
+                       two_phase_contract.GAS_CONFIRM, reserve_contract.GAS_POST_DELIVERY,
+                       load_shed_contract.GAS_POST_DELIVERY)
+"""Largest gas limit a meter signs: readings, flexibility, reserve and load shed deliveries and two-phase
+confirmations. [gas]"""
 
 AUDITOR_TX_GAS_CAP = max(audit_contract.GAS_FLAG, audit_contract.GAS_FINALIZE, audit_contract.GAS_SETTLE_ESTIMATE)
 """Largest gas limit the auditor signs: flags, finalizations, estimates of isolated meters. [gas]"""
@@ -56,8 +61,11 @@ SENDER_TXS_PER_BLOCK = 32
 
 
 def dso_tx_gas_cap(n_buses: int) -> int:
-    """Largest gas limit the DSO signs on a feeder of `n_buses` buses: budget approval, headroom, requests. [gas]"""
-    return max(flex_contract.GAS_APPROVE, charging_contract.GAS_POST_HEADROOM, flex_contract.post_request_gas(n_buses))
+    """Largest gas limit the DSO signs on a feeder of `n_buses` buses: budget approval, headroom, requests, reserve
+    windows and activations, the load shed programme and calls. [gas]"""
+    return max(flex_contract.GAS_APPROVE, charging_contract.GAS_POST_HEADROOM, flex_contract.post_request_gas(n_buses),
+               reserve_contract.GAS_POST_WINDOW, reserve_contract.activate_gas(reserve_contract.MAX_OFFERS),
+               load_shed_contract.GAS_POST_PROGRAMME, load_shed_contract.call_gas(load_shed_contract.MAX_ENROLMENTS))
 
 
 @dataclass(frozen=True)

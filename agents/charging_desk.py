@@ -25,11 +25,11 @@ from gridledger.contracts.chain import Chain
 from gridledger.contracts.client import Wallet, encode_call
 from gridledger.contracts.emergency import NOBODY
 from gridledger.contracts.market import MarketAddresses
+from gridledger.contracts.operated import ROLE_OPERATOR
 from gridledger.results import Part
 from gridledger.roster import Roster
 
 CONTRACT = charging.CONTRACT
-ROLE_OPERATOR = 1  # Registry.vy's ROLE_OPERATOR bit
 
 
 class ChargingDesk:

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gridledger.agents.ancillary_agents import MESSAGES as ANCILLARY_MESSAGES, AncillaryAgents
 from gridledger.agents.bilateral import pairs, participants, trade_id, trade_interval
 from gridledger.agents.data_requests import is_study_request
 from gridledger.agents.data_owners import approvals_due, consenting, write_stores
@@ -119,6 +120,8 @@ class DerAgents:
         self.sealed = SealedBids()
         self.flex = Flexibility(intervals, n)
         self.devices = Devices(sc)
+        self.ancillary = (AncillaryAgents(sc, self.devices.duties, self.index_of)
+                          if self.devices.duties is not None else None)
         self.signs_orders = (study.market.submission == BATCHED
                              and MECHANISMS[study.market.mechanism].contract in SIGNED_ORDER_CONTRACTS)
 
@@ -133,6 +136,8 @@ class DerAgents:
         self.two_phase_address = notice.get("two_phase")
         if self.pseudonyms:
             self.pseudonyms.connect(notice)
+        if self.ancillary:
+            self.ancillary.connect(notice)
 
     def inverter_settings(self) -> dict | None:
         """The PV inverters' ratings and curves for the grid federate (`gridledger.agents.devices`)."""
@@ -157,6 +162,8 @@ class DerAgents:
                 txs += [withdraw(self._sender(int(i), 0), self.addresses, budget_wei), self._approve_budget(int(i), 0)]
         if self.pseudonyms:
             txs += self.pseudonyms.opening(self.addresses, self._sender)
+        if self.ancillary:
+            txs += self.ancillary.opening(self.addresses.token, self._sender)
         if self.source_choice_address is not None:
             study = self.sc.study
             for i in pv_choosers(study.market.source_choice, [p.name for p in self.sc.prosumers], study.seed):
@@ -199,6 +206,8 @@ class DerAgents:
                 self.pseudonyms.requests.answered(body)
             elif body["type"] == "data_events":
                 self.data_requests += body["requests"]
+            elif body["type"] in ANCILLARY_MESSAGES:
+                self.ancillary.handle(body)
             elif body["type"] == "receipts":
                 for receipt in body["receipts"]:
                     if not receipt["status"]:
@@ -302,6 +311,8 @@ class DerAgents:
         for offer in offers:
             self.flex.offered(interval, offer)
             txs.append(offer_tx(self._sender(offer.agent, interval), self.flex_address, offer))
+        if self.ancillary:
+            txs += self.ancillary.offers(interval, self.devices.soc_kwh, self._sender)
         if self.charging_address is None:
             return txs
         return txs + [charging.request_charge(self._sender(r.owner, interval), self.charging_address, interval,

@@ -32,8 +32,9 @@ def der_part(sc: Roster, devices: Devices, orders: OrderRecord, rejected: np.nda
              flexibility: Flexibility | None) -> Part:
     """The part ``der`` writes; `flexibility` None without the voltage-regulation market."""
     part = Part(sc, "der", steps_completed=devices.steps_done)
-    part.add("load_p_mw", ("time", "prosumer"), (devices.load_kw + devices.ev_kw + devices.flexload_kw) / KW_PER_MW,
-             MW, "prosumer load, EV charging and shiftable appliances included")
+    part.add("load_p_mw", ("time", "prosumer"),
+             (devices.load_kw + devices.ev_kw + devices.flexload_kw - devices.shed_kw) / KW_PER_MW,
+             MW, "prosumer load, EV charging and shiftable appliances included, interruptible load shed excluded")
     part.add("pv_p_mw", ("time", "prosumer"),
              devices.pv_kw / KW_PER_MW - np.nan_to_num(devices.pv_curtailed_kw) / KW_PER_MW,
              MW, "prosumer PV output (after any curtailment)")
@@ -53,5 +54,10 @@ def der_part(sc: Roster, devices: Devices, orders: OrderRecord, rejected: np.nda
     if flexibility is not None:
         part.add("flex_offer_w", ("interval", "prosumer"), flexibility.offer_w, "W", "flexibility offered")
         part.add("flex_awarded_w", ("interval", "prosumer"), flexibility.awarded_w, "W", "flexibility awarded")
+    if sc.study.ancillary is not None and sc.study.ancillary.load_shed is not None:
+        part.add("shed_p_mw", ("time", "prosumer"), devices.shed_kw / KW_PER_MW, MW,
+                 "interruptible load switched off on the operator's call")
+        part.add("prosumer_bus", ("prosumer",), np.array([p.bus for p in sc.prosumers]), "1",
+                 "feeder bus of the household (pandapower index)")
     part.add("orders_rejected", ("interval", "prosumer"), rejected, "1", "orders rejected by the chain")
     return part

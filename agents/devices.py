@@ -5,7 +5,11 @@ Per power-flow step the battery follows the agent's cleared position
 state-of-charge limits (`gridledger.grids.battery`), PV is curtailed by the
 flexibility the agent was awarded, the EV fleet charges
 (`gridledger.agents.ev_fleet`) and shiftable appliances run where their
-owners scheduled them (:func:`flexload_profiles_kw`). Signs follow
+owners scheduled them (:func:`flexload_profiles_kw`). With ``ancillary``
+(`gridledger.agents.ancillary_duties`) a battery keeps the energy its
+reserve awards need, holds the household's net export at its baseline plus
+the activated power while activated, and a called interruptible load
+switches off. Signs follow
 pandapower: load consuming +, PV generating +, battery charging +.
 """
 
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from gridledger.agents.ancillary_duties import AncillaryDuties
 from gridledger.agents.ev_fleet import EVFleet, ev_owners
 from gridledger.agents.prosumer import contract_following_kw, flexload_schedule_kw
 from gridledger.grids.battery import battery_step
@@ -91,6 +96,10 @@ class Devices:
         self.evs = ev_fleet(sc)
         self.ev_kw = np.full((steps, n), np.nan)
         self.flexload_kw = flexload_profiles_kw(sc)
+        self.shed_kw = np.zeros((steps, n))
+        self.net_export_kw = np.full((steps, n), np.nan)
+        self.duties = (AncillaryDuties(n, study.power_flow_step_s, float(np.sqrt(study.prosumers.battery.efficiency)))
+                       if study.ancillary is not None else None)
         self.steps_done = 0
 
     def step(self, step: int, position_wh: np.ndarray, curtail_kw: np.ndarray,
@@ -112,20 +121,30 @@ class Devices:
         battery = study.prosumers.battery
         has = self.capacity_kwh > 0
         curtailed_kw = np.minimum(curtail_kw, self.pv_kw[step])
+        self.ev_kw[step] = self.evs.p_kw_by_prosumer(self.evs.step(step, ev_coordinated), len(has))
         request = np.array([contract_following_kw(self.pv_kw[step, i], self.load_kw[step, i], int(position_wh[i]),
                                                   study.market_interval_s)
                             for i in np.flatnonzero(has)])
+        soc_min = np.full(int(has.sum()), battery.soc_min)
+        load_kw = self.load_kw[step] + self.ev_kw[step] + self.flexload_kw[step]
+        if self.duties is not None:
+            self.shed_kw[step] = np.minimum(self.duties.shed_kw(step), self.load_kw[step])
+            load_kw = load_kw - self.shed_kw[step]
+            soc_min = np.minimum(battery.soc_max, battery.soc_min + self.duties.held_kwh(step)[has] / self.capacity_kwh[has])
+            target_kw = self.duties.export_target_kw(step, self.net_export_kw)[has]
+            activated = np.isfinite(target_kw)
+            request[activated] = (self.pv_kw[step, has] - curtailed_kw[has] - load_kw[has] - target_kw)[activated]
         p_batt_kw = np.zeros(len(has))
         p_batt_kw[has], self.soc_kwh[has] = battery_step(
             self.soc_kwh[has], request, study.power_flow_step_s, self.capacity_kwh[has], self.battery_kw[has],
-            battery.efficiency, battery.soc_min, battery.soc_max)
+            battery.efficiency, soc_min, battery.soc_max)
         self.battery_p_kw[step] = p_batt_kw
         self.pv_curtailed_kw[step] = curtailed_kw
-        self.ev_kw[step] = self.evs.p_kw_by_prosumer(self.evs.step(step, ev_coordinated), len(has))
         self.soc_trace_kwh[step] = self.soc_kwh
+        self.net_export_kw[step] = self.pv_kw[step] - curtailed_kw - load_kw - p_batt_kw
         self.steps_done = step + 1
         return {
-            "load_p_mw": (self.load_kw[step] + self.ev_kw[step] + self.flexload_kw[step]) / KW_PER_MW,
+            "load_p_mw": load_kw / KW_PER_MW,
             "load_q_mvar": self.load_kvar[step] / KW_PER_MW,
             "pv_p_mw": (self.pv_kw[step] - curtailed_kw) / KW_PER_MW,
             "battery_p_mw": p_batt_kw / KW_PER_MW,

@@ -10,7 +10,9 @@ for the next interval:
   mean expected net load (loads minus PV) without EVs;
 * with the voltage-regulation market, it forecasts the feeder's voltages
   and, when the forecast puts the highest voltage above the limit, signs a
-  flexibility request sized by `gridledger.grids.voltage_planning`.
+  flexibility request sized by `gridledger.grids.voltage_planning`;
+* with ``ancillary``, it buys, activates and calls reserve and load shed
+  for the announced import caps (`gridledger.agents.dso_shortage`).
 
 The forecast is the study's expected (noise-free) load and PV of the
 prosumers and the feeder's expected profiles of its other loads, solved at
@@ -23,6 +25,7 @@ import logging
 
 import numpy as np
 
+from gridledger.agents.dso_shortage import ShortageDesk
 from gridledger.agents.ev_fleet import headroom_w
 from gridledger.agents.feeder import injections
 from gridledger.contracts import charging
@@ -73,6 +76,7 @@ class Dso:
         self.intervals_done = 0
         self.wallet: Wallet | None = None
         self.flexibility = self.charging = None
+        self.shortage = ShortageDesk(sc, self.forecast_import_mw) if study.ancillary is not None else None
 
     def join(self, notice: dict) -> list[bytes]:
         """Take the ledger's deployment `notice`; with the voltage-regulation market, approve the budget, signed.
@@ -83,10 +87,20 @@ class Dso:
         study = self.sc.study
         self.wallet = Wallet(self.account, notice["chain_id"])
         self.flexibility, self.charging = notice["flexibility"], notice["charging"]
+        txs = self.shortage.join(self.wallet, notice) if self.shortage else []
         if not self.flexibility:
-            return []
+            return txs
         budget_wei = wei(study.market.flexibility.operator_budget)
-        return [flex.approve(self.wallet, notice["addresses"]["token"], self.flexibility, budget_wei)]
+        return txs + [flex.approve(self.wallet, notice["addresses"]["token"], self.flexibility, budget_wei)]
+
+    def handle(self, messages: list[dict]) -> None:
+        """Read the ledger's messages: log rejected transactions, take the reserve awards."""
+        for body in messages:
+            for receipt in body.get("receipts", []):
+                if not receipt["status"]:
+                    log.error("operator transaction %s rejected: %s", receipt["tx_hash"], receipt["revert_reason"])
+            if body["type"] == "reserve_awards" and self.shortage:
+                self.shortage.handle(body)
 
     def act(self, interval: int, time_s: float, vm_pu: list[float], import_mw: float) -> list[bytes]:
         """Record what was measured at the start of `interval`; the next interval's headroom and request, signed.
@@ -107,7 +121,7 @@ class Dso:
         if self.vm_measured_pu[interval] > self.sc.study.grid.limits.vm_max_pu:
             log.warning("t=%.0f s: measured %.4f pu, above vm_max_pu", time_s, self.vm_measured_pu[interval])
         following = interval + 1
-        txs = []
+        txs = self.shortage.act(interval, import_mw) if self.shortage else []
         if self.charging:
             txs.append(charging.post_headroom(self.wallet, self.charging, following,
                                               headroom_w=self.headroom(following)))
@@ -120,15 +134,22 @@ class Dso:
             txs.append(self.request_tx(self.wallet, self.flexibility, following, plan))
         return txs
 
+    def forecast_injections(self, step: int):
+        """The injections of power-flow `step` by the forecast: expected loads and PV, batteries idle."""
+        n = len(self.sc.prosumers)
+        return injections(self.sc, step, {**{q: v[step] for q, v in self.expected.items()},
+                                          "battery_p_mw": np.zeros(n)}, loads=self.sc.loads_expected)
+
+    def forecast_import_mw(self, step: int) -> float:
+        """The substation import of power-flow `step` by the forecast. [MW]"""
+        return float(self.pf.step(self.forecast_injections(step)).p_mw)
+
     def plan(self, interval: int) -> FlexPlan | None:
         """Forecast `interval` and size its request (None if its voltages stay within the limit)."""
         study = self.sc.study
         per_interval = study.steps_per_interval
         steps = range(interval * per_interval, (interval + 1) * per_interval)
-        n = len(self.sc.prosumers)
-        forecasts = [injections(self.sc, j, {**{q: v[j] for q, v in self.expected.items()},
-                                             "battery_p_mw": np.zeros(n)}, loads=self.sc.loads_expected)
-                     for j in steps]
+        forecasts = [self.forecast_injections(j) for j in steps]
         vm_pu, bus_pos, worst = forecast_peak(self.pf, forecasts)
         self.vm_forecast_pu[interval] = vm_pu
         self.intervals_done = interval + 1
@@ -185,6 +206,9 @@ class Dso:
                  "highest bus voltage the operator measured at the interval start")
         part.add("operator_import_measured_mw", ("interval",), self.import_measured_mw, MW,
                  "substation import the operator measured at the interval start")
+        if self.shortage:
+            part.add("ancillary_need_kw", ("interval",), self.shortage.need_w / W_PER_KW, "kW",
+                     "reserve and load shed the operator forecast the interval to need, at its activation")
         if self.sc.study.market.charging_coordination:
             part.add("charging_headroom_w", ("interval",), self.headroom_w, "W",
                      "substation headroom the operator published for EV charging")

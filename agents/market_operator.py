@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gridledger.agents.ancillary_desk import AncillaryDesk
 from gridledger.agents.audit_record import AuditRecord
 from gridledger.agents.blocks import Lane, MinedBlock, ledger_lanes, mine_batches, receipts_by_source
 from gridledger.agents.charging_desk import ChargingDesk
@@ -60,6 +61,8 @@ from gridledger.agents.relay import (
 from gridledger.contracts import audit as audit_contract
 from gridledger.contracts import charging as charging_contract
 from gridledger.contracts import flexibility as flex_contract
+from gridledger.contracts import load_shed as load_shed_contract
+from gridledger.contracts import reserve as reserve_contract
 from gridledger.contracts import source_choice as source_choice_contract
 from gridledger.contracts.chain import Chain, ChainExport, Receipt
 from gridledger.contracts.client import Wallet
@@ -274,11 +277,12 @@ class MarketOperator:
                  prosumers: list[str], dso: str | None, flex: FlexDesk | None, charging: ChargingDesk | None,
                  audit: str | None = None, source_choice: str | None = None, data: DataMarket | None = None,
                  emergency: EmergencyDesk | None = None, bilateral: TwoPhaseDesk | None = None,
-                 pseudonyms: PseudonymDesk | None = None):
+                 pseudonyms: PseudonymDesk | None = None, ancillary: AncillaryDesk | None = None):
         self.sc, self.chain, self.wallet, self.addresses = sc, chain, wallet, addresses
         self.prosumers, self.dso, self.flex, self.charging, self.audit_address = prosumers, dso, flex, charging, audit
         self.source_choice_address = source_choice
         self.data, self.emergency, self.bilateral, self.pseudonyms = data, emergency, bilateral, pseudonyms
+        self.ancillary = ancillary
         self.duties_done: set[int] = set()
         self.supply_wei = read(chain, addresses.token, "GridToken", "totalSupply")
         self.record = LedgerRecord(sc, prosumers, addresses.auction_contract,
@@ -303,7 +307,7 @@ class MarketOperator:
         operator = derive_account(secret, "operator")
         prosumers = [derive_account(secret, f"prosumer/{p.name}").address for p in sc.prosumers]
         meters = [derive_account(secret, f"meter/{p.name}").address for p in sc.prosumers]
-        has_dso = market.voltage_regulation or market.charging_coordination
+        has_dso = market.voltage_regulation or market.charging_coordination or study.ancillary is not None
         dso = derive_account(secret, "dso").address if has_dso else None
         auditor = derive_account(secret, "auditor").address if study.audit is not None else None
         requestor, worker = ((derive_account(secret, "requestor").address, derive_account(secret, "worker").address)
@@ -327,8 +331,10 @@ class MarketOperator:
         bilateral = TwoPhaseDesk.deploy(sc, chain, wallet, addresses) if study.two_phase is not None else None
         pseudonyms = (PseudonymDesk.deploy(sc, chain, wallet, addresses, secret, prosumers, meters)
                       if study.pseudonyms is not None else None)
+        ancillary = (AncillaryDesk.deploy(sc, chain, wallet, addresses, prosumers, dso)
+                     if study.ancillary is not None else None)
         return cls(sc, chain, wallet, addresses, prosumers, dso, flex, charging, audit, choice, data, emergency,
-                   bilateral, pseudonyms)
+                   bilateral, pseudonyms, ancillary)
 
     def deployment(self) -> list[Message]:
         """The ``deployed`` notice for the agents, the meters and those of the DSO, auditor, requestor and worker
@@ -340,7 +346,9 @@ class MarketOperator:
                         data_access=self.data.address if self.data else None,
                         emergency_access=self.emergency.address if self.emergency else None,
                         two_phase=self.bilateral.address if self.bilateral else None,
-                        pseudonyms=self.pseudonyms.notice() if self.pseudonyms else None)
+                        pseudonyms=self.pseudonyms.notice() if self.pseudonyms else None,
+                        reserve=self.ancillary.reserve if self.ancillary else None,
+                        load_shed=self.ancillary.shed if self.ancillary else None)
         return [(DER_ENDPOINT, notice), (GRID_ENDPOINT, notice)] + ([(OPERATOR_ENDPOINT, notice)] if self.dso else []) \
             + ([(AUDITOR_ENDPOINT, notice)] if self.audit_address else []) \
             + ([(REQUESTOR_ENDPOINT, notice), (WORKER_ENDPOINT, notice)] if self.data else []) \
@@ -413,6 +421,7 @@ class MarketOperator:
                        for cut in self.charging.overridden(block.events_of(charging_contract.CONTRACT))]
         if self.audit_address and (feed := audit_feed(block, timestamp - self.sc.study.start_timestamp)):
             outbox.append((AUDITOR_ENDPOINT, encode("readings", **feed)))
+        outbox += self._ancillary_news(block)
         if self.emergency and (reads := self.emergency.reads(block)):
             outbox.append((DER_ENDPOINT, encode("emergency_reads", reads=reads)))
         if self.bilateral and (trades := self.bilateral.feed(block)):
@@ -442,6 +451,7 @@ class MarketOperator:
                                      self.held.pop(cleared, [])),
             "flex": self.flex.gate(self.wallet, cleared, timestamp) if self.flex else [],
             "charging": self.charging.gate(self.wallet, cleared) if self.charging else [],
+            "ancillary": self.ancillary.gate(self.wallet, timestamp) if self.ancillary else [],
         }
         block = mine_batches(self.chain, batches, timestamp)
         outbox = []
@@ -456,6 +466,7 @@ class MarketOperator:
             outbox += [(DER_ENDPOINT, notice), (GRID_ENDPOINT, notice)]
         require_ok(block.all_receipts(), f"clearing interval {cleared}")
         self.record.block(interval, block)
+        outbox += self._ancillary_news(block)
         outbox += [(DER_ENDPOINT, m) for m in rejections(
             block.events_of(self.addresses.auction_contract, "closing"), "OrderRejected")]
         if MECHANISMS[self.addresses.mechanism].is_lot_auction:
@@ -470,6 +481,17 @@ class MarketOperator:
             return outbox
         outbox.append((DER_ENDPOINT, encode("cleared", interval=cleared, positions_wh=positions)))
         return outbox
+
+    def _ancillary_news(self, block: MinedBlock) -> list[Message]:
+        """The ancillary desk's messages about a block: posted windows and programmes to the households, awards to
+        them and to the DSO, activations and calls to the households and the meters."""
+        if not self.ancillary:
+            return []
+        news = self.ancillary.feed(block.events_of(reserve_contract.CONTRACT), block.events_of(load_shed_contract.CONTRACT))
+        readers = {"reserve_windows": (DER_ENDPOINT,), "shed_programme": (DER_ENDPOINT,),
+                   "reserve_awards": (DER_ENDPOINT, OPERATOR_ENDPOINT),
+                   "reserve_activations": (DER_ENDPOINT, GRID_ENDPOINT), "shed_calls": (DER_ENDPOINT, GRID_ENDPOINT)}
+        return [(endpoint, encode(kind, **body)) for kind, body in news.items() for endpoint in readers[kind]]
 
     def _cross(self, interval: int, timestamp: int, cleared: int, received: list[Message]) -> list[Message]:
         """Settle the coordinator's fills of `cleared` on this zone's chain; tell the agents their positions.
@@ -512,6 +534,8 @@ class MarketOperator:
             conserved &= self.data.tokens_held_match()
         if self.bilateral:
             conserved &= self.bilateral.tokens_held_match()
+        if self.ancillary:
+            conserved &= self.ancillary.tokens_held_match(self.chain)
         self.record.supply_conserved = conserved
         return conserved
 
@@ -542,7 +566,7 @@ class MarketOperator:
         (self.export or ChainExport(self.chain, run_dir / "chain")).close()
         log.info("chain exported up to block %d", self.chain.block_number)
         part = self.record.part(federate=name, chose_pv=self._chose_pv(), **dataclasses.asdict(self.addresses))
-        for desk in (self.flex, self.charging):
+        for desk in (self.flex, self.charging, self.ancillary):
             if desk:
                 desk.write(part)
         if self.data:

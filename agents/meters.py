@@ -16,7 +16,10 @@ to relay (`gridledger.agents.relay`). With ``two_phase`` each side's meter
 confirms, after an interval, the prepared bilateral trades of its
 prosumer that delivered in it, if it metered at least the traded energy
 (`gridledger.agents.bilateral`): the buyer's import, the seller's export
-of its own PV (`confirmable_wh`).
+of its own PV (`confirmable_wh`). With ``ancillary`` the meter of every
+activated reserve provider and called interruptible load signs, after the
+response ended, a ``post_delivery`` of what it measured against its
+meter-before baseline (`gridledger.agents.reserve_metering`).
 
 `Meters` is also the grid's inbox: it keeps the flexibility awards and the prepared trades, installs
 the inverters the DER federate describes and logs rejected meter
@@ -36,6 +39,7 @@ from gridledger.agents.feeder_record import FeederRecord
 from gridledger.agents.prosumer_limits import prosumer_limits
 from gridledger.agents.pseudonym_sides import MeterPseudonyms
 from gridledger.agents.relay import signed_readings_message
+from gridledger.agents.reserve_metering import ResponseMeters
 from gridledger.contracts import flexibility as flex
 from gridledger.contracts import two_phase
 from gridledger.contracts.client import Wallet
@@ -157,6 +161,8 @@ class Meters:
         self.history: list[dict[str, np.ndarray]] = []
         self.pseudonyms = (MeterPseudonyms(sc, secret, notice, [w.account for w in self.wallets])
                            if study.pseudonyms is not None else None)
+        self.responses = ResponseMeters(notice.get("reserve"), notice.get("load_shed"), self.prosumer_of,
+                                        study.power_flow_step_s)
         # Delayed readings by the interval they go out at: signed then, so the meter's nonces stay in sending order.
         self.delayed: dict[int, list[tuple[list[int], list[Wallet], int, dict[str, np.ndarray]]]] = {}
 
@@ -182,6 +188,8 @@ class Meters:
             elif body["type"] == "two_phase_events":
                 for trade in body["prepared"]:
                     self.prepared.setdefault(trade_interval(trade["trade_id"]), []).append(trade)
+            elif body["type"] in ("reserve_activations", "shed_calls"):
+                self.responses.handle(body)
             elif body["type"] == "flex_awards":
                 for award in body["awards"]:
                     self.awards.setdefault(award["interval"], []).extend(
@@ -218,7 +226,8 @@ class Meters:
             txs, faked = self._tampered(interval, window, registers, record)
         return (pseudonymous + txs + deliveries(self.wallets, self.flexibility, self.awards.pop(interval, []), window, record,
                                  self.available_kw, study.power_flow_step_s, self.prosumer_of, faked)
-                + self._confirmations(interval, registers))
+                + self._confirmations(interval, registers)
+                + self.responses.deliveries(step * study.power_flow_step_s, record.export_mw, self.wallets))
 
     def _confirmations(self, interval: int, registers: dict[str, np.ndarray]) -> list[bytes]:
         """Each side's confirmation of `interval`'s prepared two-phase trades: its meter's if it metered at least the

@@ -13,7 +13,9 @@ own process (`bench.plain_loop`). The auditor's cost is its compute per
 interval and share of the meter-fraud day's wall time, and that day's wall
 over the reference day's (`bench.audit`). The gas of the privacy features
 (issue 14) is given per action, per use and per market interval of a
-32-prosumer feeder (`bench.privacy_gas`). The scaling sweep (`bench.scaling`: the
+32-prosumer feeder (`bench.privacy_gas`), that of the ancillary services
+(issue 15) per action of one scripted reserve window and one load shed
+programme (`bench.reserve_gas`, `bench.load_shed_gas`). The scaling sweep (`bench.scaling`: the
 1000-prosumer MV/LV study at 32, 128, 512 and 1000 prosumers, 2 h each
 unless ``GRIDLEDGER_SCALING_HOURS`` says otherwise) comes last and takes
 about as long as the rest; ``python -m bench scaling`` runs only it.
@@ -35,6 +37,8 @@ from bench.batching_gas import BatchingGas, batching_gas
 from bench.ledger import LedgerResult, ledger_throughput
 from bench.plain_loop import AIM_RATIO as PLAIN_LOOP_AIM_RATIO, plain_loop, plain_loop_section
 from bench.powerflow import REFERENCE_STUDY, PowerFlowResult, powerflow_step_time
+from bench.load_shed_gas import load_shed_gas
+from bench.reserve_gas import reserve_gas
 from bench.privacy_gas import N_PROSUMERS as PRIVACY_PROSUMERS, feature_costs, privacy_gas, privacy_gas_section
 from bench.scaling import VARIANTS, Sweep, plot_scaling, scaling_section, scaling_sweep
 from bench.security_gas import BASELINE_FILE, TxGas, pre_hardening_baseline, security_gas_rows
@@ -200,6 +204,15 @@ def batching_gas_section(rows: list[BatchingGas]) -> list[str]:
     return lines
 
 
+def ancillary_gas_section(gas: dict[str, dict[str, int]], number: int = 12) -> list[str]:
+    """Rows of the section on the gas of each action of the reserve and load shed contracts."""
+    lines = [f"{number}. Gas of the ancillary-services contracts (issue 15) per action, one scripted window or "
+             "programme on a fresh chain", f"   {'contract':<20}{'action':<20}{'gas':>11}"]
+    lines += [f"   {contract:<20}{action:<20}{used:>11,}" for contract, rows in gas.items()
+              for action, used in rows.items()]
+    return lines
+
+
 def _progress(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
@@ -241,6 +254,8 @@ def main(sections: list[str]) -> int:
     batching = batching_gas()
     print("running the privacy gas scenarios ...", file=sys.stderr, flush=True)
     privacy = privacy_gas(PRIVACY_PROSUMERS)
+    print("running the ancillary-services gas scenarios ...", file=sys.stderr, flush=True)
+    ancillary = {"operating reserve": reserve_gas(), "load shed": load_shed_gas()}
     baseline_commit = pre_hardening_baseline()["commit"]
     print("running the federate start-up benchmark ...", file=sys.stderr, flush=True)
     startup = startup_costs(repeats=REPEATS)
@@ -252,7 +267,8 @@ def main(sections: list[str]) -> int:
     for rows in (study_table(study), ledger_table(ledger), powerflow_table(powerflow), gas_section(gas, gas_crossovers),
                  feeders_section(feeders), security_gas_section(security_gas, baseline_commit),
                  startup_section(startup, study), batching_gas_section(batching), plain_loop_section(loop, study),
-                 audit_section(audit), privacy_gas_section(privacy, PRIVACY_PROSUMERS)):
+                 audit_section(audit), privacy_gas_section(privacy, PRIVACY_PROSUMERS),
+                 ancillary_gas_section(ancillary)):
         print("\n".join(rows) + "\n")
     _write(stamp, {
         "aims": {"study_wall_s": STUDY_AIM_S, "peak_rss_sum_mib": MEMORY_AIM_MIB,
@@ -270,6 +286,7 @@ def main(sections: list[str]) -> int:
         "privacy_gas": {"n_prosumers": PRIVACY_PROSUMERS, "rows": [dataclasses.asdict(r) for r in privacy],
                         "features": [{**dataclasses.asdict(c), "gas_per_interval": c.gas_per_interval}
                                      for c in feature_costs(privacy, PRIVACY_PROSUMERS)]},
+        "ancillary_gas": ancillary,
         "security_gas": {"pre_hardening_commit": baseline_commit,
                          "rows": [{**dataclasses.asdict(r), "ratio": r.ratio, "difference": r.difference}
                                   for r in security_gas]},

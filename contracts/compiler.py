@@ -46,6 +46,8 @@ CONTRACT_NAMES = (
     "TwoPhaseTrade",
     "DataAccess",
     "Pseudonyms",
+    "OperatingReserve",
+    "LoadShed",
 )
 
 

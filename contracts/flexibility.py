@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from gridledger.contracts.client import Wallet, encode_call, signed_call
-from gridledger.contracts.compiler import load_artifact
 from gridledger.contracts.flex_reference import Award
-from gridledger.contracts.market import SetupFailed, read as market_read
+from gridledger.contracts.market import read as market_read
+from gridledger.contracts.operated import deploy_operated
 
 if TYPE_CHECKING:
     # The chain (py-evm) is the ledger's; signers and readers only name its types.
@@ -31,7 +31,6 @@ CONTRACT = "VoltageRegulation"
 # at the contract's maxima (64 offers, 32 zone buses): a limit is what a
 # sender must afford, not what it pays.
 GAS_DEPLOY = 4_000_000
-GAS_GRANT_ROLE = 80_000
 GAS_APPROVE = 60_000
 GAS_OFFER = 250_000
 GAS_REGISTER_DER = 100_000
@@ -42,7 +41,6 @@ _GAS_AWARD_BASE = 100_000
 _GAS_AWARD_PER_OFFER = 65_000
 _GAS_CLOSE_BASE = 150_000
 _GAS_CLOSE_PER_OFFER = 80_000
-ROLE_OPERATOR = 1  # Registry.vy's ROLE_OPERATOR bit
 
 
 @dataclass(frozen=True)
@@ -158,21 +156,10 @@ def deploy_voltage_regulation(
     SetupFailed
         If the deployment reverts, with its reason.
     """
-    contract_operator = operator_address or operator.address
-    raw_txs = []
-    if contract_operator != operator.address:
-        grant = encode_call("Registry", "grant_role", contract_operator, ROLE_OPERATOR)
-        raw_txs.append(operator.transact(registry, grant, gas=GAS_GRANT_ROLE))
-    raw, address = operator.deploy(
-        load_artifact(CONTRACT), registry, token, contract_operator, penalty_permille, delivery_period_s, min_offer_w,
-        min_bond_wei, gas=GAS_DEPLOY
-    )
-    registrations = [register_der(operator, address, facts) for facts in ders]
-    failed = [r.revert_reason for r in chain.mine([*raw_txs, raw, *registrations], chain.timestamp + 1) if not r.ok]
-    if failed:
-        raise SetupFailed(f"flexibility setup: deploy {CONTRACT} failed: {failed}")
-    chain.label(address, CONTRACT)
-    return address
+    return deploy_operated(chain, operator, CONTRACT, registry, token, penalty_permille=penalty_permille,
+                           delivery_period_s=delivery_period_s, min_size_w=min_offer_w, min_bond_wei=min_bond_wei,
+                           registrations=lambda address: [register_der(operator, address, facts) for facts in ders],
+                           operator_address=operator_address, gas_deploy=GAS_DEPLOY, what="flexibility")
 
 
 

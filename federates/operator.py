@@ -1,7 +1,8 @@
 """Operator federate (DSO): watches the feeder, posts flexibility requests and charging headroom.
 
-Runs with the voltage-regulation market (`market.voltage_regulation`)
-or EV charging coordination (`market.charging_coordination`) on.
+Runs with the voltage-regulation market (`market.voltage_regulation`),
+EV charging coordination (`market.charging_coordination`) or ancillary
+services for import caps (`ancillary`) on.
 
 Subscribes
     grid/bus/<bus>/vm_pu, grid/substation/p_mw: what it watches; the
@@ -13,7 +14,10 @@ Endpoint ``operator/dso``
     ``approve`` of its budget at the start, then at s_k + 0.75 (after the
     grid has solved the step at s_k) a ``post_request`` for interval k+1
     when its forecast puts the highest voltage above the limit, and the
-    substation headroom of interval k+1 for charging (``post_headroom``).
+    substation headroom of interval k+1 for charging (``post_headroom``);
+    with ``ancillary`` the reserve windows and load shed programme at s_0,
+    and the activation and call for interval k+1 at s_k, having received
+    the awards (``reserve_awards``).
 
 What the DSO decides is `gridledger.agents.dso`; this module only wires
 it to HELICS.
@@ -21,7 +25,6 @@ it to HELICS.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from gridledger.federates.shell import joined, run_federate  # first: see gridledger.lean
@@ -31,8 +34,6 @@ from gridledger.messages import decode, deployment
 from gridledger.run_secret import federate_secret
 from gridledger.scenario import load_scenario
 from gridledger.schedule import operator_times, stop_time_s
-
-log = logging.getLogger("gridledger.operator")
 
 
 def run(run_dir: Path) -> None:
@@ -48,20 +49,13 @@ def run(run_dir: Path) -> None:
                 fed.send(LEDGER_ENDPOINT, tx)
             for k, time_s in enumerate(operator_times(study)):
                 fed.advance(time_s)                                           # advance
-                _log_rejected(fed.receive())                                  # receive
+                dso.handle([decode(payload) for _, payload in fed.receive()])  # receive
                 vm_pu = [fed.value(key) for key in buses]                     # read inputs
                 for tx in dso.act(k, time_s, vm_pu, fed.value(SUBSTATION_P_KEY)):   # act
                     fed.send(LEDGER_ENDPOINT, tx)                             # send
             finished = True
         finally:
             dso.part().write(run_dir, complete=finished)
-
-
-def _log_rejected(messages: list[tuple[str, bytes]]) -> None:
-    for _, payload in messages:
-        for receipt in decode(payload).get("receipts", []):
-            if not receipt["status"]:
-                log.error("operator transaction %s rejected: %s", receipt["tx_hash"], receipt["revert_reason"])
 
 
 def main() -> None:

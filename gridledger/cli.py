@@ -1,15 +1,22 @@
 """The `gridledger` command: run, describe, validate, compare, sweep and regress studies.
 
 Exit codes follow git/pytest: 0 success, 1 the run failed, 2 bad input.
+Output is for people on a terminal; elsewhere (a pipe, a CI log) it is plain
+text that never wraps, and ``--format json`` on the commands that print
+tables (run, compare, regress) prints one JSON document on stdout instead,
+the messages for people going to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import html
 import json
 import os
 import re
 import sys
+from dataclasses import replace
+from importlib.metadata import version
 from pathlib import Path
 
 from rich.console import Console
@@ -29,31 +36,78 @@ from gridledger.grids.feeders import catalog
 from gridledger.federation import federate_kind
 from gridledger.roster import run_zones
 from gridledger.interfaces import broker_port_of, core_init_string, federate_names
-from gridledger.launcher import Prepared, federate_command, prepare, runner_json
+from gridledger.launcher import Prepared, check, federate_command, prepare, require_local, runner_json
 from gridledger.process import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
-from gridledger.results import KPIS_FILE, RESULTS_FILE
+from gridledger.report import PLOTS_DIR, write_report
+from gridledger.results import KPIS_FILE, RESULTS_FILE, collect_if_complete
 from gridledger.run_secret import RUN_SECRET_ENV, RUN_SECRET_FILE_ENV, SecretError, choose_secret
 from gridledger.schedule import stop_time_s
 from gridledger.study import HOST_PATTERN, STUDY_FILE, Study, StudyError, load_study
-from gridledger.units import SECONDS_PER_HOUR, SECONDS_PER_MINUTE
+from gridledger.units import SECONDS_PER_DAY, SECONDS_PER_HOUR, SECONDS_PER_MINUTE
 
-
-EPILOG = """examples:
-  gridledger grids list
-  gridledger run studies/baran-wu-p2p.yaml
-  openssl rand -hex 32 > ~/run.secret && gridledger run studies/baran-wu-p2p.yaml --secret-file ~/run.secret
-  gridledger runner studies/baran-wu-p2p.yaml --secret-file ~/run.secret > runner.json && helics run --path runner.json
-  gridledger federate der runs/baran-wu-p2p/20240621T100000 --broker 10.0.0.5 --interface 10.0.0.6 --secret-file ~/run.secret
-  gridledger validate studies/my-study.yaml
-  gridledger compare runs/baran-wu-p2p/20240621T100000 runs/baran-wu-p2p/20240622T100000
-  gridledger sweep studies/baran-wu-p2p.yaml --param market.grid_fee_per_kwh=0.01,0.02 --param prosumers.pv.share=0.2,0.5,0.8
-  gridledger regress            # rerun studies/*.yaml that have studies/golden/<name>/
-  gridledger regress --update studies/baran-wu-short.yaml
-
-exit codes: 0 done; 1 a run failed, stalled or was stopped by Ctrl-C/SIGTERM
+RUN_DIR_EXAMPLE = "runs/baran-wu-p2p/20240621T100000"
+EXAMPLES = {
+    "run": ["gridledger run studies/baran-wu-p2p.yaml",
+            "openssl rand -hex 32 > ~/run.secret && gridledger run studies/baran-wu-p2p.yaml --secret-file ~/run.secret",
+            "gridledger run studies/baran-wu-short.yaml --format json > run.json   # KPIs for programs"],
+    "runner": ["gridledger runner studies/baran-wu-p2p.yaml --secret-file ~/run.secret > runner.json "
+               "&& helics run --path runner.json",
+               f"gridledger report {RUN_DIR_EXAMPLE}   # then report.html and plots/"],
+    "validate": ["gridledger validate studies/my-study.yaml"],
+    "federate": [f"gridledger federate der {RUN_DIR_EXAMPLE} --broker 10.0.0.5 --interface 10.0.0.6 "
+                 "--secret-file ~/run.secret"],
+    "report": [f"gridledger report {RUN_DIR_EXAMPLE}"],
+    "compare": [f"gridledger compare {RUN_DIR_EXAMPLE} runs/baran-wu-p2p/20240622T100000",
+                "gridledger compare runs/baran-wu-p2p-sweep/20240621T100000/s*/baran-wu-p2p/* --format json   # sweep scenarios"],
+    "sweep": ["gridledger sweep studies/baran-wu-p2p.yaml --param market.grid_fee_per_kwh=0.01,0.02 "
+              "--param prosumers.pv.share=0.2,0.5,0.8"],
+    "linkage": ["gridledger linkage runs/pseudonyms/20240621T100000"],
+    "regress": ["gridledger regress            # rerun studies/*.yaml that have studies/golden/<name>/",
+                "gridledger regress --update studies/baran-wu-short.yaml",
+                "gridledger regress studies/baran-wu-short.yaml --format json"],
+    "grids": ["gridledger grids list"],
+}
+"""Examples shown by each command's --help."""
+EXIT_CODES = "exit codes: 0 done; 2 bad input."
+EXIT_CODES_RUN = """exit codes: 0 done; 1 a run failed, stalled or was stopped by Ctrl-C/SIGTERM
 (the federates are stopped and write their parts; results, chain/ and run.json
-are kept) or regressed; 2 bad input.
+are kept) or regressed; 2 bad input."""
+EPILOG = f"""examples:
+  gridledger grids list
+  gridledger validate studies/my-study.yaml
+  gridledger run studies/baran-wu-p2p.yaml
+  gridledger COMMAND --help     # what COMMAND does, with examples
+
+{EXIT_CODES_RUN}
 """
+PLAIN_WIDTH = 10_000
+"""Console width off a terminal: wide enough that no table or line is ever wrapped. [characters]"""
+
+
+def _epilog(command: str) -> str:
+    examples = "\n".join(f"  {line}" for line in EXAMPLES[command])
+    codes = EXIT_CODES_RUN if command in ("run", "regress", "sweep") else EXIT_CODES
+    return f"examples:\n{examples}\n\n{codes}\n"
+
+
+def make_console(stderr: bool = False) -> Console:
+    """A console on stdout or stderr: rich on a terminal; plain and never wrapped elsewhere (pipes, CI logs)."""
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr, width=None if stream.isatty() else PLAIN_WIDTH)
+
+
+def _print_json(document: dict) -> None:
+    print(json.dumps(document, indent=2, default=str))
+
+
+def _span(seconds: int) -> str:
+    """A duration for people: ``90 s``, ``15 min``, ``24 h``, ``3 d``."""
+    if seconds % SECONDS_PER_DAY == 0 and seconds > SECONDS_PER_DAY:
+        return f"{seconds // SECONDS_PER_DAY} d"
+    for unit, size in (("h", SECONDS_PER_HOUR), ("min", SECONDS_PER_MINUTE)):
+        if seconds % size == 0:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
 
 
 def _clock(seconds: float) -> str:
@@ -113,11 +167,16 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         console.print(f"[red]run {outcome.reason}[/red]", highlight=False)
     if outcome.exit_code and not outcome.interrupted:
         console.print(f"[red]run failed:[/red] federate {outcome.failed}: {outcome.reason}", highlight=False)
+    if args.format == "json":
+        _print_json({"run_dir": prepared.run_dir, "exit_code": outcome.exit_code, "ended": outcome.ended,
+                     "failed": outcome.failed, "reason": outcome.reason, "wall_time_s": done.record.wall_time_s,
+                     "kpis": done.kpis, "results": prepared.run_dir / RESULTS_FILE, "report": done.report})
     if outcome.exit_code:
         console.print(f"partial results and logs kept in {prepared.run_dir}", soft_wrap=True)
         console.print(f"partial report: {done.report}", soft_wrap=True)
         return EXIT_FAILED
-    console.print(kpi_table(done.kpis))
+    if args.format != "json":
+        console.print(kpi_table(done.kpis))
     console.print(f"wall time: {done.record.wall_time_s:.1f} s (run.json)")
     console.print(f"results: {prepared.run_dir / 'results.nc'}", soft_wrap=True)
     console.print(f"report: {done.report}", soft_wrap=True)
@@ -174,19 +233,51 @@ def _broker_option(text: str | None, study: Study, current: str) -> tuple[str, i
 
 
 def cmd_validate(args: argparse.Namespace, console: Console) -> int:
-    study = load_study(args.study)
-    console.print(f"{args.study}: valid study {study.name!r} "
-                  f"({study.n_steps} power-flow steps, {study.n_intervals} market intervals)")
+    """The checks `run` makes before it starts anything (`gridledger.launcher.check`), and nothing more."""
+    checked = check(args.study, all_here=False)
+    study = checked.study
+    try:
+        require_local(study, args.study)
+    except StudyError as exc:
+        console.print(f"note: `gridledger run` would refuse this study on this machine: {exc}", soft_wrap=True,
+                      highlight=False, markup=False)
+    console.print(f"{args.study}: valid study {study.name!r}: feeder {study.grid.feeder}, "
+                  f"{len(checked.scenario.prosumers)} prosumers, {study.n_intervals} market intervals of "
+                  f"{_span(study.market_interval_s)} ({_span(study.duration_s)}), {study.market.mechanism}",
+                  soft_wrap=True, highlight=False, markup=False)
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace, console: Console) -> int:
+    """report.html and plots/ of a run directory again, e.g. one a `helics run` left without them."""
+    run_dir = args.run_dir
+    if not (run_dir / STUDY_FILE).exists():
+        raise RunDirError(f"{run_dir}: not a run directory ({STUDY_FILE} missing)")
+    if not (run_dir / RESULTS_FILE).exists() and not collect_if_complete(run_dir):
+        console.print(f"note: {run_dir} has no {RESULTS_FILE} and not every federate has written its part "
+                      "(still running, or failed): the report shows no results", soft_wrap=True, highlight=False)
+    record = json.loads((run_dir / RUN_FILE).read_text()) if (run_dir / RUN_FILE).exists() else None
+    console.print(f"report: {write_report(run_dir, record)}", soft_wrap=True, highlight=False)
+    console.print(f"plots: {run_dir / PLOTS_DIR}", soft_wrap=True, highlight=False)
     return EXIT_OK
 
 
 def cmd_compare(args: argparse.Namespace, console: Console) -> int:
     if len(args.run_dirs) < 2:
         raise RunDirError(f"compare needs at least two run directories, got {len(args.run_dirs)}")
-    same_study = len({path.resolve().parent for path in args.run_dirs}) == 1
-    runs = [load_run(path, path.name if same_study else None) for path in args.run_dirs]
+    runs = [load_run(path) for path in args.run_dirs]
+    labels = compare.run_labels(runs, [sweep.scenario_of(run.run_dir) for run in runs])
+    runs = [replace(run, label=label) for run, label in zip(runs, labels)]
+    warnings = [w for w in (compare.horizon_warning(runs),) if w]
+    preamble = "".join(f'<p class="failed">Warning: {html.escape(w)}</p>' for w in warnings)
+    out = compare.write_compare(runs, args.out, preamble=preamble)
+    for warning in warnings:
+        make_console(stderr=True).print(f"warning: {warning}", soft_wrap=True, highlight=False, markup=False)
+    if args.format == "json":
+        _print_json(compare.as_json(runs, warnings, out))
+        return EXIT_OK
     console.print(compare.rich_table(runs))
-    console.print(f"comparison: {compare.write_compare(runs, args.out)}", soft_wrap=True)
+    console.print(f"comparison: {out}", soft_wrap=True)
     return EXIT_OK
 
 
@@ -275,15 +366,21 @@ def cmd_regress(args: argparse.Namespace, console: Console) -> int:
                                       f"`gridledger regress --update {path}`")
         targets.append((path, study, golden))
     regressed = False
+    document = {"studies": [], "regression": False}
     for path, study, golden in targets:
         prepared = prepare(path, args.runs, regress.golden_secret(path))
         console.print(f"{path}: running in {prepared.run_dir}", soft_wrap=True, highlight=False)
         view = _ProgressView(prepared, console)
         with view.bars:
             done = execute(prepared, on_progress=view)
+        entry = {"study": path, "name": study.name, "run_dir": done.run_dir, "exit_code": done.outcome.exit_code,
+                 "ended": done.outcome.ended}
+        document["studies"].append(entry)
         if done.outcome.interrupted:
             console.print(f"[red]{path}: run {done.outcome.reason}[/red]; the remaining studies are not run",
                           highlight=False)
+            if args.format == "json":
+                _print_json(document | {"regression": True})
             return EXIT_FAILED
         if done.outcome.exit_code:
             console.print(f"[red]{path}: run failed:[/red] federate {done.outcome.failed}: {done.outcome.reason}",
@@ -291,18 +388,23 @@ def cmd_regress(args: argparse.Namespace, console: Console) -> int:
             regressed = True
         elif args.update:
             regress.write_golden(done.run_dir, golden)
+            entry["golden_updated"] = golden
             console.print(f"{path}: golden results updated in {golden}", soft_wrap=True, highlight=False)
         else:
             findings = regress.check(done.run_dir, golden)
             failing = sum(f.fails for f in findings)
             regressed = regressed or failing > 0
             moved = [f for f in findings if f.status != "ok"]
-            if moved:
+            entry |= {"compared": len(findings), "unchanged": len(findings) - len(moved), "moved": len(moved),
+                      "regressed": failing, "findings": [regress.as_dict(f) for f in moved]}
+            if moved and args.format != "json":
                 console.print(_regress_table(study.name, moved))
-            console.print(f"{path}: {len(findings)} values compared, {len(moved)} moved, {failing} regressed",
-                          highlight=False)
+            console.print(f"{path}: {len(findings)} values compared: {len(findings) - len(moved)} unchanged, "
+                          f"{len(moved)} moved, {failing} regressed", highlight=False)
     if not args.update:
         console.print("[red]regression[/red]" if regressed else "no regression", highlight=False)
+    if args.format == "json":
+        _print_json(document | {"regression": regressed})
     return EXIT_FAILED if regressed else EXIT_OK
 
 
@@ -327,23 +429,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gridledger", description="Co-simulate a feeder, a ledger and DER agents over HELICS.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"gridledger {version('gridledger')}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, func, text in (
         ("run", cmd_run, "run a study: broker + one process per federate"),
         ("runner", cmd_runner, "prepare a run and print a helics-cli runner JSON"),
-        ("validate", cmd_validate, "check a study file and exit"),
+        ("validate", cmd_validate, "check a study file as `run` does before it starts anything, and exit"),
     ):
-        cmd = sub.add_parser(name, help=text, description=text, epilog=EPILOG,
-                             formatter_class=argparse.RawDescriptionHelpFormatter)
+        cmd = _command(sub, name, text)
         cmd.add_argument("study", type=Path, help="study YAML file")
         if name != "validate":
             cmd.add_argument("--runs", type=Path, default=Path("runs"), help="where run directories go (default: runs)")
             _add_secret_file(cmd)
+        if name == "run":
+            _add_format(cmd, "the KPIs")
         cmd.set_defaults(func=func)
-    cmd = sub.add_parser("federate", help="start one federate of a prepared run (on its own host)",
-                         description="start one federate of a prepared run (`gridledger runner`), e.g. on "
-                                     "another host that shares the run directory", epilog=EPILOG,
-                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    cmd = _command(sub, "federate", "start one federate of a prepared run (on its own host)",
+                   "start one federate of a prepared run (`gridledger runner`), e.g. on another host that shares "
+                   "the run directory")
     cmd.add_argument("name", metavar="NAME", help="federate: grid, ledger, der or operator")
     cmd.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="the prepared run directory")
     cmd.add_argument("--broker", metavar="ADDRESS[:PORT]",
@@ -353,7 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_secret_file(cmd)
     cmd.set_defaults(func=cmd_federate)
     _add_planner_commands(sub)
-    grids = sub.add_parser("grids", help="feeder catalog", description="feeder catalog")
+    grids = _command(sub, "grids", "feeder catalog")
     grids_sub = grids.add_subparsers(dest="grids_command", required=True)
     grids_sub.add_parser("list", help="list the feeders grid.feeder accepts").set_defaults(func=cmd_grids_list)
     return parser
@@ -365,17 +468,32 @@ def _add_secret_file(cmd: argparse.ArgumentParser) -> None:
                           "random secret: keys, salts and chain id differ and the run cannot be repeated)")
 
 
+def _command(sub, name: str, text: str, description: str | None = None) -> argparse.ArgumentParser:
+    """A subcommand whose --help ends with its own examples and exit codes."""
+    return sub.add_parser(name, help=text, description=description or text, epilog=_epilog(name),
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def _add_format(cmd: argparse.ArgumentParser, what: str) -> None:
+    cmd.add_argument("--format", choices=("table", "json"), default="table",
+                     help=f"print {what} as a table (default) or as one JSON document on stdout, messages on stderr")
+
+
 def _add_planner_commands(sub) -> None:
     def add(name: str, func, text: str) -> argparse.ArgumentParser:
-        cmd = sub.add_parser(name, help=text, description=text, epilog=EPILOG,
-                             formatter_class=argparse.RawDescriptionHelpFormatter)
+        cmd = _command(sub, name, text)
         cmd.set_defaults(func=func)
         return cmd
 
+    cmd = add("report", cmd_report, "write report.html and plots/ of a run directory again (e.g. after `helics run`)")
+    cmd.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run directory (gridledger run or runner)")
+
     cmd = add("compare", cmd_compare, "compare finished runs: KPI table with differences, overlay plots")
     cmd.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR",
-                     help="run directories; the first is the reference")
+                     help="run directories; the first is the reference. Runs are labelled by what differs "
+                          "between them: swept values, study names, study fields, else timestamps")
     cmd.add_argument("--out", type=Path, default=Path(compare.COMPARE_FILE), help="HTML file to write (default: compare.html)")
+    _add_format(cmd, "the comparison")
 
     cmd = add("sweep", cmd_sweep, "run a study over a grid of field values on Dask, then compare the scenarios")
     cmd.add_argument("study", type=Path, help="study YAML file")
@@ -398,15 +516,20 @@ def _add_planner_commands(sub) -> None:
     cmd.add_argument("--studies-dir", type=Path, default=Path("studies"), help="where studies live (default: studies)")
     cmd.add_argument("--runs", type=Path, default=Path("runs"), help="where run directories go (default: runs)")
     cmd.add_argument("--update", action="store_true", help="rewrite the golden results from these runs")
+    _add_format(cmd, "what moved")
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    console = Console(stderr=args.command == "runner")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_OK
+    console = make_console(stderr=args.command == "runner" or getattr(args, "format", "table") == "json")
     try:
         return args.func(args, console)
     except (StudyError, RunDirError, regress.GoldenError) as exc:
-        Console(stderr=True, soft_wrap=True).print(f"error: {exc}", highlight=False, markup=False)
+        make_console(stderr=True).print(f"error: {exc}", soft_wrap=True, highlight=False, markup=False)
         return EXIT_BAD_INPUT
 
 

@@ -3,6 +3,9 @@
 The first run is the reference; every other run's numeric KPIs get a
 difference column (run minus reference). `gridledger compare` and
 `gridledger sweep` both write their comparison through `write_compare`.
+Runs are labelled by what differs between them (`run_labels`), and runs
+over different horizons are flagged (`horizon_warning`): their totals do
+not compare.
 """
 
 from __future__ import annotations
@@ -20,10 +23,10 @@ from rich.table import Table
 from gridledger.execute import RUN_FILE
 from gridledger.kpis import DESCRIPTIONS, by_zone, market_cost, over_zones
 from gridledger.plots import held, new_figure, png_bytes, time_axis
-from gridledger.report import figure, ordered, page, table, text_of
+from gridledger.report import figure, flatten, ordered, page, table, text_of
 from gridledger.results import KPIS_FILE, RESULTS_FILE
 from gridledger.study import STUDY_FILE, Study, load_study
-from gridledger.units import WH_PER_KWH
+from gridledger.units import SECONDS_PER_HOUR, WH_PER_KWH
 
 COMPARE_FILE = "compare.html"
 WALL_TIME = "wall_time_s (run.json)"
@@ -76,8 +79,11 @@ def difference(value, reference) -> str:
     if not (_is_number(value) and _is_number(reference)):
         return "changed"
     delta = value - reference
-    relative = f" ({delta / abs(reference):+.1%})" if reference else ""
-    return f"{'+' if delta > 0 else '-'}{shown(abs(delta))}{relative}"
+    share = delta / abs(reference) if reference else None
+    relative = "" if share is None else f" ({share:+.1%})" if abs(share) >= 0.0005 else f" ({share * 100:+.2g}%)"
+    size = shown(abs(delta))
+    # Below the KPIs' 1e-6 resolution the difference still shows, in significant digits, never as "-0".
+    return f"{'+' if delta > 0 else '-'}{size if size != '0' else f'{abs(delta):.3g}'}{relative}"
 
 
 def kpi_rows(runs: list[Run]) -> list[tuple[str, list[str]]]:
@@ -95,6 +101,71 @@ def kpi_rows(runs: list[Run]) -> list[tuple[str, list[str]]]:
                 cells += [MISSING, ""]
         rows.append((name, cells))
     return rows
+
+
+LABEL_FIELDS = 3
+"""At most this many differing study fields name a run; more are cut with an ellipsis."""
+NOT_A_DIFFERENCE = ("name", "helics.port")
+"""Study fields that differ between runs without making them different scenarios (every sweep scenario has its port)."""
+
+
+def _field_labels(values: list[dict[str, object]]) -> list[str]:
+    """``path=value`` of the fields whose values differ between the runs, per run; blank when none differs."""
+    paths = [p for p in dict.fromkeys(p for v in values for p in v)
+             if len({json.dumps(v.get(p), sort_keys=True, default=str) for v in values}) > 1]
+    shown_paths = paths[:LABEL_FIELDS]
+    more = ", …" if len(paths) > LABEL_FIELDS else ""
+    return [", ".join(f"{p}={text_of(v.get(p))}" for p in shown_paths) + more if paths else "" for v in values]
+
+
+def run_labels(runs: list[Run], swept: list[dict | None] | None = None) -> list[str]:
+    """A distinct label per run, by what differs between them.
+
+    In order, the first rule that tells every run apart: the swept values
+    that differ (when every run is a sweep scenario; `swept` holds each
+    run's ``{"id", "values"}`` from ``sweep.json``, see
+    `gridledger.sweep.scenario_of`), the study names, the study fields that
+    differ, the run directories' timestamps, then their paths.
+    """
+    candidates = []
+    if swept and all(swept):
+        candidates.append(_field_labels([s["values"] for s in swept]))
+    candidates.append([run.study.name for run in runs])
+    studies = [flatten(run.study.model_dump(mode="json")) for run in runs]
+    candidates.append(_field_labels([{p: v for p, v in s.items() if p not in NOT_A_DIFFERENCE} for s in studies]))
+    candidates.append([run.run_dir.name for run in runs])
+    candidates.append([f"{run.run_dir.parent.name}/{run.run_dir.name}" for run in runs])
+    candidates.append([str(run.run_dir) for run in runs])
+    for labels in candidates:
+        if all(labels) and len(set(labels)) == len(labels):
+            return labels
+    return [f"{i + 1}: {label}" for i, label in enumerate(candidates[-1])]
+
+
+def horizon_warning(runs: list[Run]) -> str | None:
+    """Say so when the runs cover different horizons (``duration_s``): totals then do not compare."""
+    hours = {run.label: run.study.duration_s / SECONDS_PER_HOUR for run in runs}
+    if len(set(hours.values())) == 1:
+        return None
+    return ("the runs cover different horizons (" + ", ".join(f"{label} {h:g} h" for label, h in hours.items())
+            + "): totals such as energy, costs, gas and hours of violations do not compare; extremes and shares do")
+
+
+def as_json(runs: list[Run], warnings: list[str], comparison: Path | None = None) -> dict:
+    """The comparison for programs: each run, each scalar KPI per run label and its difference to the reference."""
+    reference = runs[0]
+    names = ordered({k: v for run in runs for k, v in run.kpis.items() if not isinstance(v, dict)})
+    kpis = {}
+    for name in names:
+        values = {run.label: run.kpis.get(name) for run in runs}
+        base = reference.kpis.get(name)
+        kpis[name] = {"values": values,
+                      "differences": {run.label: (run.kpis[name] - base if _is_number(run.kpis.get(name))
+                                                  and _is_number(base) else None) for run in runs[1:]}}
+    return {"reference": reference.label,
+            "runs": [{"label": r.label, "run_dir": str(r.run_dir), "study": r.study.name,
+                      "duration_s": r.study.duration_s} for r in runs],
+            "kpis": kpis, "warnings": warnings, "comparison": str(comparison) if comparison else None}
 
 
 def shown(value) -> str:

@@ -50,9 +50,11 @@ ALWAYS = When("always", lambda study: True)
 VOLTAGE_REGULATION = When("`market.voltage_regulation`", lambda study: study.market.voltage_regulation)
 CHARGING_COORDINATION = When("`market.charging_coordination`", lambda study: study.market.charging_coordination)
 OPERATOR_RUNS = When(
-    "`market.voltage_regulation` or `market.charging_coordination`",
-    lambda study: study.market.voltage_regulation or study.market.charging_coordination,
+    "`market.voltage_regulation`, `market.charging_coordination` or `ancillary`",
+    lambda study: study.market.voltage_regulation or study.market.charging_coordination
+    or study.ancillary is not None,
 )
+ANCILLARY = When("`ancillary`", lambda study: study.ancillary is not None)
 LOT_AUCTION = When("`market.mechanism` is a lot auction",
                    lambda study: MECHANISMS[study.market.mechanism].is_lot_auction)
 SIGNED_BATCHES = When("`market.submission` is batched", lambda study: study.market.submission == BATCHED)
@@ -384,6 +386,9 @@ MESSAGES = (
                 Field("emergency_access", "address or null", "", "EmergencyAccess contract, null without "
                       "`emergency`"),
                 Field("two_phase", "address or null", "", "TwoPhaseTrade contract, null without `two_phase`"),
+                Field("reserve", "address or null", "", "OperatingReserve contract, null without "
+                      "`ancillary.reserve`"),
+                Field("load_shed", "address or null", "", "LoadShed contract, null without `ancillary.load_shed`"),
                 Field("pseudonyms", "object or null", "", "null without `pseudonyms`", (
                     Field("address", "address", "", "Pseudonyms contract"),
                     Field("modulus", "str", "", "the registrar's RSA modulus N, hex"),
@@ -444,6 +449,65 @@ MESSAGES = (
                 Field("proposed", "[object]", "", "one per ``Proposed``: its seller accepts", _TWO_PHASE_TRADE),
                 Field("prepared", "[object]", "", "one per ``Prepared``: both meters confirm after its interval",
                       _TWO_PHASE_TRADE),
+            )),
+    Message("reserve_windows", (LEDGER_ENDPOINT,), (DER_ENDPOINT,), ANCILLARY,
+            "the reserve windows the DSO posted in a block, for the battery owners to offer", (
+                Field("windows", "[object]", "", "one per window, in posting order", (
+                    Field("window_id", "int", "", "the window's id in OperatingReserve"),
+                    _INTERVAL,
+                    Field("capacity_w", "int", "W", "reserve capacity asked for"),
+                    Field("start_s", "int", "s", "window start, study time"),
+                    Field("end_s", "int", "s", "window end, study time"),
+                    Field("deadline_s", "int", "s", "offer deadline, study time"),
+                    Field("capacity_price_cap_wei_per_wh", "int", "wei/Wh", "most paid per Wh of capacity held"),
+                    Field("activation_price_cap_wei_per_wh", "int", "wei/Wh", "most paid per Wh activated"),
+                )),
+            )),
+    Message("shed_programme", (LEDGER_ENDPOINT,), (DER_ENDPOINT,), ANCILLARY,
+            "the load shed programme the DSO posted, for the interruptible loads to enrol", (
+                Field("programmes", "[object]", "", "one per programme posted", (
+                    Field("programme_id", "int", "", "the programme's id in LoadShed"),
+                    Field("start_s", "int", "s", "programme start, study time"),
+                    Field("end_s", "int", "s", "programme end, study time"),
+                    Field("deadline_s", "int", "s", "enrolment deadline, study time"),
+                    Field("max_event_s", "int", "s", "longest event"),
+                    Field("price_per_event_cap_wei", "int", "wei", "most paid per event"),
+                    Field("price_per_wh_cap_wei", "int", "wei/Wh", "most paid per Wh shed"),
+                )),
+            )),
+    Message("reserve_awards", (LEDGER_ENDPOINT,), (DER_ENDPOINT, OPERATOR_ENDPOINT), ANCILLARY,
+            "the reserve awarded at a gate", (
+                Field("awards", "[object]", "", "one per offer awarded a nonzero power", (
+                    Field("window_id", "int", "", "the window"),
+                    _INTERVAL,
+                    Field("provider", "address", "", "the battery owner awarded"),
+                    Field("p_w", "int", "W", "capacity awarded"),
+                    Field("start_s", "int", "s", "window start, study time"),
+                    Field("end_s", "int", "s", "window end, study time"),
+                )),
+            )),
+    Message("reserve_activations", (LEDGER_ENDPOINT,), (DER_ENDPOINT, GRID_ENDPOINT), ANCILLARY,
+            "the reserve the DSO activated in a block", (
+                Field("activations", "[object]", "", "one per award activated", (
+                    Field("window_id", "int", "", "the window"),
+                    _INTERVAL,
+                    Field("provider", "address", "", "the battery owner activated"),
+                    Field("p_w", "int", "W", "power activated"),
+                    Field("from_s", "int", "s", "delivery start (activation plus response time), study time"),
+                    Field("to_s", "int", "s", "delivery end, the window end, study time"),
+                )),
+            )),
+    Message("shed_calls", (LEDGER_ENDPOINT,), (DER_ENDPOINT, GRID_ENDPOINT), ANCILLARY,
+            "the interruptible loads the DSO called in a block", (
+                Field("calls", "[object]", "", "one per load called", (
+                    Field("event_id", "int", "", "the event in LoadShed"),
+                    Field("load", "address", "", "the household called"),
+                    Field("shed_w", "int", "W", "load to switch off"),
+                    Field("energy_wh", "int", "Wh", "energy the call asks for"),
+                    _INTERVAL,
+                    Field("from_s", "int", "s", "event start, study time"),
+                    Field("to_s", "int", "s", "event end, study time"),
+                )),
             )),
     Message("blind_requests", (DER_ENDPOINT, GRID_ENDPOINT), (LEDGER_ENDPOINT,), PSEUDONYMS,
             "the owners' (with their orders) or the meters' (at an interval's start) blinded requests for a "

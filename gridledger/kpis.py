@@ -73,6 +73,9 @@ DESCRIPTIONS = {
     "unserved_energy_kwh": "load the last-resort rotation cut under the import cap (events.import_caps) [kWh]",
     "bus_cut_steps": "load buses cut by the rotation, summed over steps [bus-steps]",
     "import_cap_exceeded_steps": "capped steps whose import stayed above the cap after the rotation (all cut)",
+    "ancillary": "reserve (capacity asked, awarded, activated, delivered [kWh], paid, penalties [token]), load shed "
+                 "(enrolled [kW], called, delivered [kWh], paid, penalties [token]) and paid per kWh delivered "
+                 "[token/kWh]",
     "flexibility_procured_kwh": "flexibility energy delivered to the operator [kWh]",
     "flexibility_cost_token": "what the operator paid for flexibility [token]",
     "flexibility_note": "why the flexibility KPIs are zero",
@@ -212,6 +215,40 @@ def shedding_kpis(ds: xr.Dataset, step_h: float) -> dict:
             "bus_cut_steps": int(ds.bus_cut.sum()), "import_cap_exceeded_steps": int(above.sum())}
 
 
+def ancillary_kpis(ds: xr.Dataset) -> dict:
+    """``ancillary``: reserve asked for, awarded, activated and delivered, load shed called and delivered, what the
+    operator paid and the penalties, and the cost per kWh delivered by both."""
+    block = {}
+    if "reserve_awarded_kw" in ds:
+        hours = _interval_hours(ds)
+        block["reserve"] = {
+            "capacity_kwh": _round(float(ds.reserve_capacity_kw.sum()) * hours),
+            "awarded_kwh": _round(float(ds.reserve_awarded_kw.sum()) * hours),
+            "activated_kwh": _round(ds.reserve_activated_wh.sum() / WH_PER_KWH),
+            "delivered_kwh": _round(ds.reserve_delivered_wh.sum() / WH_PER_KWH),
+            "paid_token": _round(ds.reserve_payment_token.sum()),
+            "penalties_token": _round(ds.reserve_penalty_token.sum())}
+    if "shed_called_wh" in ds:
+        block["load_shed"] = {
+            "enrolled_kw": _round(ds.shed_enrolled_kw.sum()),
+            "called_kwh": _round(ds.shed_called_wh.sum() / WH_PER_KWH),
+            "delivered_kwh": _round(ds.shed_delivered_wh.sum() / WH_PER_KWH),
+            "paid_token": _round(ds.shed_payment_token.sum()),
+            "penalties_token": _round(ds.shed_penalty_token.sum())}
+    if not block:
+        return {}
+    delivered = sum(b["delivered_kwh"] for b in block.values())
+    paid = sum(b["paid_token"] for b in block.values())
+    block["cost_per_delivered_kwh_token"] = _round(paid / delivered) if delivered else None
+    return {"ancillary": block}
+
+
+def _interval_hours(ds: xr.Dataset) -> float:
+    """Length of a market interval, from the time axis and the number of intervals. [h]"""
+    step_h = float((ds.time[1] - ds.time[0]) / np.timedelta64(1, "h"))
+    return step_h * ds.sizes["time"] / ds.sizes["interval"]
+
+
 def pseudonyms_kpis(ds: xr.Dataset) -> dict:
     """``pseudonyms``: tickets bought, pseudonyms registered and relayed registrations refused over the run, and the
     intervals traded (registered for)."""
@@ -329,6 +366,7 @@ def compute_kpis(ds: xr.Dataset, study) -> dict:
         **source_choice_kpis(ds),
         **two_phase_kpis(ds),
         **pseudonyms_kpis(ds),
+        **ancillary_kpis(ds),
         "gas_used": int(ds.gas_used.sum()),
         "gas_used_per_interval_mean": _round(over_zones(ds.gas_used).mean()),
         "gas_used_per_interval_max": int(over_zones(ds.gas_used).max()),

@@ -49,7 +49,7 @@ from gridledger.federation import federate_kind, zone_of_federate
 from gridledger.interfaces import Topology, check_wiring, federate_configs, federate_names
 from gridledger.process import EXIT_STOPPED_BY_PEER, LAUNCHED_AT_ENV, PROGRESS_DIR
 from gridledger.results import run_timestamp
-from gridledger.roster import roster_of, write_roster
+from gridledger.roster import Roster, roster_of, write_roster
 from gridledger.run_secret import RUN_SECRET_ENV, RUN_SECRET_FILE_ENV, choose_secret, secret_env
 from gridledger.agents.pseudonym_plan import funding_problem
 from gridledger.scenario import Scenario, ScenarioError, build_scenario
@@ -178,16 +178,23 @@ def preflight(study: Study, source: str | Path) -> Scenario:
     return sc
 
 
-def prepare(study_path: str | Path, runs_root: str | Path = "runs", secret: bytes | None = None,
-            all_here: bool = True) -> Prepared:
-    """Validate a study and write its run directory; raise `StudyError` on bad input.
+@dataclass(frozen=True)
+class Checked:
+    """A study that passed every check made before launch: its scenario, roster and HELICS topology."""
 
-    `secret` is the run secret; None takes ``GRIDLEDGER_RUN_SECRET`` or a
-    fresh random one (`gridledger.run_secret.choose_secret`). `all_here`
-    requires every part to run on this machine (`launch` starts them all);
-    the broker port is then free on every address the run binds.
+    study: Study
+    scenario: Scenario
+    roster: Roster
+    topology: Topology
+
+
+def check(study_path: str | Path, all_here: bool = True) -> Checked:
+    """Every check `prepare` makes before it writes anything (`gridledger validate` runs them alone).
+
+    Loads the study, requires every part on this machine if `all_here`
+    (`require_local`), builds the scenario (`preflight`) and checks the
+    federates' wiring; raises `StudyError` naming the file and the field.
     """
-    secret = choose_secret() if secret is None else secret
     study = load_study(study_path)
     if all_here:
         require_local(study, study_path)
@@ -199,10 +206,26 @@ def prepare(study_path: str | Path, runs_root: str | Path = "runs", secret: byte
         lines=tuple(int(line) for line in sc.lines),
         zones=tuple(roster.zones),
     )
+    # The wiring does not depend on the broker port, which `prepare` draws only after these checks.
+    check_wiring(federate_configs(study, topology, study.helics.port or PORT_RANGE[0]), study, topology.zones)
+    return Checked(study, sc, roster, topology)
+
+
+def prepare(study_path: str | Path, runs_root: str | Path = "runs", secret: bytes | None = None,
+            all_here: bool = True) -> Prepared:
+    """Validate a study (`check`) and write its run directory; raise `StudyError` on bad input.
+
+    `secret` is the run secret; None takes ``GRIDLEDGER_RUN_SECRET`` or a
+    fresh random one (`gridledger.run_secret.choose_secret`). `all_here`
+    requires every part to run on this machine (`launch` starts them all);
+    the broker port is then free on every address the run binds.
+    """
+    secret = choose_secret() if secret is None else secret
+    checked = check(study_path, all_here)
+    study, roster, topology = checked.study, checked.roster, checked.topology
     here = tuple(sorted({a for a in placements(study).values() if is_local(a)}))
     port = study.helics.port or free_port(here)
     configs = federate_configs(study, topology, port)
-    check_wiring(configs, study, topology.zones)
     run_dir = Path(runs_root) / study.name / run_timestamp()
     suffix = 1
     while run_dir.exists():

@@ -338,6 +338,75 @@ def data_accuracy(ds: xr.Dataset, study: Study, layout: FeederLayout | None) -> 
     return fig
 
 
+def shortage(ds: xr.Dataset, study: Study, layout: FeederLayout | None) -> Figure:
+    """Under an import cap: the substation import against the cap, and the load the rotation left unserved."""
+    fig, ax = new_figure()
+    step_s = study.power_flow_step_s
+    ax.step(*held(ds.time.values, ds.substation_p_mw.values * KW_PER_MW, step_s), where="post",
+            label="substation import")
+    ax.step(*held(ds.time.values, ds.import_cap_mw.values * KW_PER_MW, step_s), where="post", color="tab:red",
+            ls="--", label="import cap")
+    ax.fill_between(*held(ds.time.values, ds.unserved_p_mw.sum("bus", min_count=1).values * KW_PER_MW, step_s),
+                    step="post", color="tab:orange", alpha=0.5, label="unserved load (rotation)")
+    ax.set_ylabel("active power [kW]")
+    ax.set_title("Import cap, substation import and unserved load")
+    ax.legend(fontsize="small")
+    time_axis(ax)
+    return fig
+
+
+def reserve(ds: xr.Dataset, study: Study, layout: FeederLayout | None) -> Figure:
+    """Reserve per window: capacity asked for, awarded, activated, and delivered as mean power over the interval."""
+    fig, ax = new_figure()
+    width_days = study.market_interval_s / 86400.0
+    delivered_kw = ds.reserve_delivered_wh.values / (study.market_interval_s / 3600.0) / 1000.0
+    for values, share, color, label in ((ds.reserve_capacity_kw.values, 1.0, "0.8", "asked for"),
+                                        (ds.reserve_awarded_kw.values, 0.75, "0.5", "awarded"),
+                                        (ds.reserve_activated_kw.values, 0.5, "tab:blue", "activated"),
+                                        (delivered_kw, 0.25, "tab:green", "delivered (mean over the interval)")):
+        ax.bar(ds.interval.values, values, width=width_days * share, align="edge", color=color, label=label)
+    ax.set_ylabel("reserve [kW]")
+    ax.set_title("Operating reserve: procured, activated, delivered")
+    ax.legend(fontsize="small")
+    time_axis(ax)
+    return fig
+
+
+def shed_per_bus(ds: xr.Dataset, study: Study, layout: FeederLayout | None) -> Figure:
+    """Unserved energy per load bus (the rotation's cuts) and interruptible load shed on call, per bus."""
+    fig, ax = new_figure()
+    step_h = study.power_flow_step_s / 3600.0
+    unserved_kwh = ds.unserved_p_mw.sum("time").values * step_h * KW_PER_MW
+    positions = np.arange(len(ds.bus))
+    ax.bar(positions, unserved_kwh, color="tab:orange", label="cut by the rotation")
+    if "shed_p_mw" in ds:
+        called = ds.shed_p_mw.sum("time") * step_h * KW_PER_MW
+        heights = pd.Series(called.values).groupby(ds.prosumer_bus.values).sum().reindex(ds.bus.values, fill_value=0)
+        ax.bar(positions, heights.values, bottom=unserved_kwh, color="tab:purple", label="shed on call")
+    ax.set_xticks(positions[::max(1, len(positions) // 20)])
+    ax.set_xticklabels(ds.bus.values[::max(1, len(positions) // 20)])
+    ax.set_xlabel(BUS_LABEL)
+    ax.set_ylabel("energy [kWh]")
+    ax.set_title("Load shed per bus")
+    ax.legend(fontsize="small")
+    return fig
+
+
+def battery_soc(ds: xr.Dataset, study: Study, layout: FeederLayout | None) -> Figure:
+    """The batteries' summed state of charge, with the capped steps shaded."""
+    fig, ax = new_figure()
+    ax.plot(ds.time.values, ds.soc_kwh.sum("prosumer").values, color="tab:green", label="batteries' charge")
+    capped = ds.import_cap_mw.notnull().values
+    top = float(ds.soc_kwh.sum("prosumer").max())
+    ax.fill_between(ds.time.values, 0, top, where=capped, step="post", color="tab:red", alpha=0.1,
+                    label="import capped")
+    ax.set_ylabel("state of charge [kWh]")
+    ax.set_title("Batteries' state of charge")
+    ax.legend(fontsize="small")
+    time_axis(ax)
+    return fig
+
+
 @dataclass(frozen=True)
 class Plot:
     """A plot, the results variables it needs and the function that draws it."""
@@ -358,6 +427,11 @@ PLOTS = (
     Plot("flexibility", (FLEX_REQUESTED, FLEX_DELIVERED), flexibility),
     Plot("flex_voltage", ("flex_vm_forecast_pu", "flex_zone", "vm_pu"), flex_voltage),
     Plot("ev_charging", ("ev_p_mw", "trafo_loading_percent"), ev_charging),
+    Plot("shortage", ("import_cap_mw", "unserved_p_mw", "substation_p_mw"), shortage),
+    Plot("reserve", ("reserve_capacity_kw", "reserve_awarded_kw", "reserve_activated_kw", "reserve_delivered_wh"),
+         reserve),
+    Plot("shed_per_bus", ("unserved_p_mw", "import_cap_mw"), shed_per_bus),
+    Plot("battery_soc", ("soc_kwh", "import_cap_mw"), battery_soc),
     Plot("audit", ("audit_flagged", "audit_rn", "energy_balance_wh"), audit),
     Plot("data_accuracy", ("data_sensitivity", "data_exact_answer", "data_released_answer"), data_accuracy),
 )

@@ -14,7 +14,8 @@ only; never take it for a run whose keys or sealed bids must stay secret.
 
 Tolerances: runs are deterministic for a seed and a run secret, so counts, times and
 strings must match exactly and floats within 1e-6 relative and absolute
-(summation order, BLAS). Gas is a cost that contract work changes on
+(summation order, BLAS); a float within `NOISE` of golden is unchanged, not
+"moved". Gas is a cost that contract work changes on
 purpose: it may fall freely, but rising more than 2 % is a regression.
 """
 
@@ -63,6 +64,8 @@ class Tolerance:
 EXACT = Tolerance(0.0, 0.0, "exact")
 FLOAT = Tolerance(rtol=1e-6, atol=1e-6, label="±1e-6 abs+rel")
 GAS = Tolerance(rtol=0.02, atol=0.0, label="rise ≤ 2 %", lower_is_better=True)
+NOISE = Tolerance(rtol=1e-9, atol=1e-12, label="floating-point noise")
+"""Differences this small come from the order of floating-point operations, not from a change: unchanged."""
 
 
 def tolerance_of(name: str, golden) -> Tolerance:
@@ -108,6 +111,12 @@ class Finding:
         return self.status in ("regressed", "missing")
 
 
+def as_dict(finding: Finding) -> dict:
+    """A finding for JSON: name, golden and current value, tolerance in words, status."""
+    return {"name": finding.name, "golden": finding.golden, "current": finding.current,
+            "tolerance": str(finding.tolerance), "status": finding.status}
+
+
 def judge(golden, current, tolerance: Tolerance) -> str:
     """Status of one scalar value against its golden value."""
     if golden == current:
@@ -115,6 +124,8 @@ def judge(golden, current, tolerance: Tolerance) -> str:
     numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (golden, current))
     if not numbers:
         return "regressed"
+    if math.isclose(current, golden, rel_tol=NOISE.rtol, abs_tol=NOISE.atol):
+        return "ok"
     if tolerance.lower_is_better and current < golden:
         return "improved"
     close = math.isclose(current, golden, rel_tol=tolerance.rtol, abs_tol=tolerance.atol)
@@ -159,7 +170,7 @@ def compare_series(golden: xr.Dataset, current: xr.Dataset) -> list[Finding]:
         if g.shape != c.shape:
             findings.append(Finding(label, f"shape {g.shape}", f"shape {c.shape}", tolerance, "regressed"))
             continue
-        if np.array_equal(g, c, equal_nan=True):
+        if np.allclose(c, g, rtol=NOISE.rtol, atol=NOISE.atol, equal_nan=True):
             findings.append(Finding(label, None, None, tolerance, "ok"))
             continue
         both_nan = np.isnan(g) & np.isnan(c)

@@ -177,10 +177,12 @@ def bid_round_times(study: Study, interval: int) -> list[int]:
 
 
 def flex_offer_time(study: Study, interval: int) -> int | None:
-    """When agents offer flexibility for, EVs request charging in, and sellers accept the two-phase trades of
-    ``interval`` (None if none of them runs). [s]"""
+    """When agents offer flexibility for, EVs request charging in, sellers accept the two-phase trades of, and
+    households answer the reserve windows and load shed programme posted before ``interval`` (None if none of them
+    runs). [s]"""
     market = study.market
-    if not (market.voltage_regulation or market.charging_coordination or study.two_phase) or interval < 1:
+    if not (market.voltage_regulation or market.charging_coordination or study.two_phase
+            or study.ancillary is not None) or interval < 1:
         return None
     return (interval - 1) * study.market_interval_s + study.market.round_s
 

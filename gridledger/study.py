@@ -5,8 +5,10 @@ this schema and returns a frozen `Study`; a bad file raises `StudyError`,
 whose message names the file, the field path, the bad value and what is
 allowed. The CLI turns `StudyError` into exit code 2.
 
-Units are in the field names (`_s` seconds, `_pu`, `_percent`,
-`_per_kwh` token units per kWh, `_kwh`, `_kw`).
+Units are in the field names (`_s` seconds, also written with a unit such
+as ``15min``: `gridledger.durations`; `_pu`, `_percent`, `_per_kwh` token
+units per kWh, `_kwh`, `_kw`). ``start`` is the feeder's local time,
+without a UTC offset or zone.
 """
 
 from __future__ import annotations
@@ -33,9 +35,11 @@ from gridledger.contracts.mechanisms import (
     VERIFIED_BATCH_CONTRACTS,
     VERIFIED_BATCH_MAX_ORDERS,
 )
+from gridledger.durations import Seconds, parse_duration_s
 from gridledger.federation import SHARDING_MODES, federate_names
 from gridledger.study_audit import Attack, Audit
 from gridledger.study_privacy import MAX_OWNERS, DataAccess, Emergency, TwoPhase
+from gridledger.study_ancillary import Ancillary
 from gridledger.study_events import Events
 from gridledger.study_pseudonyms import FIRST_INTERVAL, Pseudonyms
 
@@ -393,13 +397,13 @@ class Market(_Strict):
     grid_sell_price_per_kwh: Positive = 0.08
     grid_fee_per_kwh: Annotated[float, Field(ge=0.0)] = 0.02
     price_cap_per_kwh: Positive = 1.0
-    gate_closure_s: Annotated[int, Field(ge=1)] = 60
+    gate_closure_s: Annotated[Seconds, Field(ge=1)] = 60
     endowment: Annotated[float, Field(ge=0.0)] = 1000.0
     credit_line: Annotated[Finite, Field(ge=0.0, le=1e15)] = 0.0
     non_delivery_penalty_per_kwh: Annotated[Finite, Field(ge=0.0, le=1e6)] = 0.05
     min_order_kwh: Annotated[Finite, Field(ge=0.001, le=1e9)] = 0.01
-    round_s: Annotated[int, Field(ge=2)] = 60
-    reveal_s: Annotated[int, Field(ge=2)] | None = None
+    round_s: Annotated[Seconds, Field(ge=2)] = 60
+    reveal_s: Annotated[Seconds, Field(ge=2)] | None = None
     bid_increment_per_kwh: Positive = 0.001
     voltage_regulation: bool = False
     flexibility: Flexibility = Flexibility()
@@ -492,7 +496,7 @@ class Helics(_Strict):
     port: Annotated[int, Field(ge=1024, le=65535)] | None = None
     broker_address: HostAddress = "127.0.0.1"
     hosts: dict[str, HostAddress] = {}
-    stall_timeout_s: Positive = 60.0
+    stall_timeout_s: Annotated[Positive, BeforeValidator(parse_duration_s)] = 60.0
 
     @model_validator(mode="after")
     def _network_core(self) -> "Helics":
@@ -512,9 +516,9 @@ class Study(_Strict):
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
     start: dt.datetime = dt.datetime(2024, 6, 21)
-    duration_s: Annotated[int, Field(gt=0)] = 86_400
-    power_flow_step_s: Annotated[int, Field(gt=0)] = 300
-    market_interval_s: Annotated[int, Field(gt=0)] = 900
+    duration_s: Annotated[Seconds, Field(gt=0)] = 86_400
+    power_flow_step_s: Annotated[Seconds, Field(gt=0)] = 300
+    market_interval_s: Annotated[Seconds, Field(gt=0)] = 900
     seed: Annotated[int, Field(ge=0, lt=2**63)] = 0
     grid: Grid = Grid()
     prosumers: Prosumers = Prosumers()
@@ -527,6 +531,17 @@ class Study(_Strict):
     two_phase: TwoPhase | None = None
     pseudonyms: Pseudonyms | None = None
     events: Events = Events()
+    ancillary: Ancillary | None = None
+
+    @field_validator("start")
+    @classmethod
+    def _local_time(cls, start: dt.datetime) -> dt.datetime:
+        """The start is the feeder's local time as it stands; an offset would shift the chain's clock alone."""
+        if start.tzinfo is not None:
+            raise ValueError("give the feeder's local time without a UTC offset or time zone, e.g. "
+                             f"{start.replace(tzinfo=None).isoformat()}: the load and PV profiles, the times in "
+                             "results.nc and the chain's clock all count from the start as written")
+        return start
 
     @model_validator(mode="after")
     def _time_grid(self) -> "Study":
@@ -534,16 +549,19 @@ class Study(_Strict):
             raise ValueError(
                 f"market_interval_s ({self.market_interval_s}) must be a multiple of "
                 f"power_flow_step_s ({self.power_flow_step_s})"
+                + _minutes_hint(market_interval_s=self.market_interval_s, power_flow_step_s=self.power_flow_step_s)
             )
         if self.duration_s % self.market_interval_s:
             raise ValueError(
                 f"duration_s ({self.duration_s}) must be a multiple of "
                 f"market_interval_s ({self.market_interval_s})"
+                + _minutes_hint(duration_s=self.duration_s, market_interval_s=self.market_interval_s)
             )
         if self.market.gate_closure_s >= self.market_interval_s - 1:
             raise ValueError(
                 f"market.gate_closure_s ({self.market.gate_closure_s}) must be below "
                 f"market_interval_s - 1 ({self.market_interval_s - 1})"
+                + _minutes_hint(market_interval_s=self.market_interval_s)
             )
         self._lot_auction_windows()
         if self.market.sharding != "none" and self.grid.zones is None:
@@ -557,6 +575,7 @@ class Study(_Strict):
         self._emergency_fits()
         self._two_phase_fits()
         self._pseudonyms_fit()
+        self._ancillary_fits()
         for i, cap in enumerate(self.events.import_caps):
             if cap.end_s > self.duration_s:
                 raise ValueError(f"events.import_caps.{i}.end_s ({cap.end_s}) must be at most duration_s "
@@ -684,6 +703,32 @@ class Study(_Strict):
             raise ValueError(f"pseudonyms need market.credit_line 0 (got {market.credit_line}): a pseudonym's debt "
                              "could be charged to nobody; its bond pays its bill")
 
+    def _ancillary_fits(self) -> None:
+        """Reserve and load shed answer an announced import cap, on one chain, bought at the gate of interval 1 and
+        activated one interval ahead (`gridledger.study_ancillary`)."""
+        spec = self.ancillary
+        if spec is None:
+            return
+        if not self.events.import_caps:
+            raise ValueError("ancillary buys reserve and load shed for an upstream shortage: it needs "
+                             "events.import_caps (a cap in MW over a window)")
+        if spec.reserve is None and spec.load_shed is None:
+            raise ValueError("ancillary names neither reserve nor load_shed: give at least one, or drop ancillary")
+        if self.market.sharding != "none" or self.pseudonyms is not None:
+            raise ValueError("ancillary needs market.sharding 'none' and no pseudonyms: the operator contracts "
+                             "households by their fixed accounts on one chain")
+        first_s = min(cap.start_s for cap in self.events.import_caps)
+        if first_s < 2 * self.market_interval_s:
+            raise ValueError(f"events.import_caps starts at {first_s} s, but with ancillary the reserve is awarded at "
+                             f"the gate of interval 1 and activated an interval ahead: caps may start at "
+                             f"{2 * self.market_interval_s} s (two market intervals) at the earliest")
+        lead_s = self.market_interval_s - 2
+        for what, value_s in (("reserve.response_s", spec.reserve and spec.reserve.response_s),
+                              ("load_shed.notice_s", spec.load_shed and spec.load_shed.notice_s)):
+            if value_s is not None and value_s > lead_s:
+                raise ValueError(f"ancillary.{what} ({value_s}) must be at most market_interval_s - 2 ({lead_s}): "
+                                 "the operator activates and calls one interval ahead")
+
     def _placed_federates(self) -> None:
         """Every federate `helics.hosts` places is one this study runs."""
         running = federate_names(self)
@@ -702,7 +747,8 @@ class Study(_Strict):
     def _lot_auction_windows(self) -> None:
         """A lot auction needs one bidding round before the gate; Vickrey a reveal window inside it."""
         market = self.market
-        rounds = MECHANISMS[market.mechanism].is_lot_auction or market.voltage_regulation or market.charging_coordination
+        rounds = (MECHANISMS[market.mechanism].is_lot_auction or market.voltage_regulation
+                  or market.charging_coordination or self.ancillary is not None)
         if not rounds:
             return
         bidding_s = self.market_interval_s - market.gate_closure_s
@@ -737,8 +783,7 @@ class Study(_Strict):
     @property
     def start_timestamp(self) -> int:
         """Unix time of the study start, the chain's clock origin. [s]"""
-        start = self.start if self.start.tzinfo else self.start.replace(tzinfo=dt.timezone.utc)
-        return int(start.timestamp())
+        return int(self.start.replace(tzinfo=dt.timezone.utc).timestamp())
 
 
 def _field_path(loc: tuple) -> str:
@@ -762,8 +807,36 @@ def _describe(error: dict, model: type[BaseModel]) -> str:
                 parent = _model_in(parent.model_fields[part].annotation)
         return f"{path}: unknown field; allowed here: {', '.join(parent.model_fields)}"
     value = error.get("input")
-    shown = "(missing)" if error["type"] == "missing" else repr(value)
-    return f"{path} = {shown}: {error['msg']}"
+    if isinstance(value, dict) and error["type"] == "value_error":
+        # A check across fields: its message names them; the whole input would bury it.
+        message = error["msg"].removeprefix("Value error, ")
+        return message if not error["loc"] else f"{path}: {message}"
+    shown = "(missing)" if error["type"] == "missing" else repr(
+        value.isoformat() if isinstance(value, dt.datetime) else value)
+    return f"{path} = {shown}: {error['msg']}{_percent_hint(error)}"
+
+
+def _percent_hint(error: dict) -> str:
+    """A hint when a per-unit field got what looks like a percentage (105 for 1.05)."""
+    value, field = error.get("input"), error["loc"][-1] if error["loc"] else ""
+    looks_like_percent = (isinstance(value, (int, float)) and not isinstance(value, bool)
+                          and 2 <= value <= 200 and str(field).endswith("_pu"))
+    return f"; looks like percent: give per unit, e.g. {value / 100:g}" if looks_like_percent else ""
+
+
+MINUTES_BELOW_S = 60
+"""A market interval, power-flow step or study duration shorter than this looks like minutes (or hours). [s]"""
+
+
+def _minutes_hint(**seconds: int) -> str:
+    """Hints for time-grid fields whose value in seconds looks like minutes, for a message about them."""
+    hints = []
+    for name, value in seconds.items():
+        if 0 < value < MINUTES_BELOW_S:
+            written = f"'{value}h' or '{value}min'" if name == "duration_s" else f"'{value}min'"
+            hints.append(f"; {name} = {value} s looks like {'hours or ' if name == 'duration_s' else ''}minutes: "
+                         f"write {written}, or seconds")
+    return "".join(hints)
 
 
 def parse_study(data: object, source: str = "<study>") -> Study:

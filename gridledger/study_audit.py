@@ -37,6 +37,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from gridledger.durations import Seconds
+
 ATTACK_KINDS = ("over-report-export", "under-report-import", "bypass", "replay", "foreign-key", "impossible-pv",
                 "fake-flexibility", "delay")
 SIZE_FIELD = {
@@ -63,8 +65,8 @@ class Attack(_Strict):
     kind: Literal[ATTACK_KINDS]
     prosumers: list[Annotated[str, Field(pattern=r"^p[0-9]+$")]] | None = None
     share: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
-    start_s: Annotated[int, Field(ge=0)] = 0
-    end_s: Annotated[int, Field(gt=0)] | None = None
+    start_s: Annotated[Seconds, Field(ge=0)] = 0
+    end_s: Annotated[Seconds, Field(gt=0)] | None = None
     fraction_of_rating: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
     fraction: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
     intervals: Annotated[int, Field(ge=1, le=96)] | None = None
@@ -132,8 +134,8 @@ class Audit(_Strict):
     meter_sigma_percent: Annotated[float, Field(gt=0.0, le=20.0)] = 1.0
     chi2_alpha: Annotated[float, Field(gt=0.0, lt=0.5)] = 0.01
     rn_threshold: Annotated[float, Field(ge=2.0, le=20.0)] = 4.0
-    flag_window_s: Annotated[int, Field(ge=1, le=MAX_WINDOW_S)] | None = None
-    dispute_window_s: Annotated[int, Field(ge=1, le=MAX_WINDOW_S)] = 1800
+    flag_window_s: Annotated[Seconds, Field(ge=1, le=MAX_WINDOW_S)] | None = None
+    dispute_window_s: Annotated[Seconds, Field(ge=1, le=MAX_WINDOW_S)] = 1800
     isolate_k: Annotated[int, Field(ge=1, le=MAX_ISOLATE_N)] = 3
     isolate_n: Annotated[int, Field(ge=1, le=MAX_ISOLATE_N)] = 4
     penalty_per_kwh: Annotated[float, Field(ge=0.0, le=10.0)] = 0.10

@@ -22,14 +22,16 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from gridledger.durations import Seconds
+
 
 class ImportCap(BaseModel):
     """One window of an import cap at the substation."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    start_s: Annotated[int, Field(ge=0)]
-    end_s: Annotated[int, Field(gt=0)]
+    start_s: Annotated[Seconds, Field(ge=0)]
+    end_s: Annotated[Seconds, Field(gt=0)]
     cap_mw: Annotated[float, Field(ge=0.0, le=1e4)]
 
     @model_validator(mode="after")

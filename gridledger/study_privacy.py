@@ -31,6 +31,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gridledger.contracts.catalogue import CATALOGUE
+from gridledger.durations import Seconds
 
 QUERY_NAMES = CATALOGUE
 MAX_OWNERS = 64
@@ -63,7 +64,7 @@ class DataAccess(_Strict):
     """The requests a requestor makes after the study, and who consents (module docstring)."""
 
     approve_share: Annotated[float, Field(ge=0.0, le=1.0)] = 1.0
-    accept_window_s: Annotated[int, Field(ge=1, le=MAX_ACCEPT_WINDOW_S)] = 3600
+    accept_window_s: Annotated[Seconds, Field(ge=1, le=MAX_ACCEPT_WINDOW_S)] = 3600
     queries: Annotated[list[DataQuery], Field(min_length=1, max_length=8)]
 
 
@@ -76,7 +77,7 @@ class Override(_Strict):
     """What the service crew does at ``at_s``: cut ``household``'s charging admission of that window to
     ``admitted_kw`` [kW] (``ChargingCoordination.override``)."""
 
-    at_s: Annotated[int, Field(ge=0)]
+    at_s: Annotated[Seconds, Field(ge=0)]
     household: Annotated[str, Field(pattern=PROSUMER_NAME)]
     admitted_kw: Annotated[float, Field(ge=0.0, le=1e3)] = 0.0
 
@@ -85,7 +86,7 @@ class Read(_Strict):
     """What the service crew reads at ``at_s``: ``household``'s last ``hours`` of meter data from its store, after
     logging the use on chain (``EmergencyAccess.use``)."""
 
-    at_s: Annotated[int, Field(ge=0)]
+    at_s: Annotated[Seconds, Field(ge=0)]
     household: Annotated[str, Field(pattern=PROSUMER_NAME)]
     hours: Annotated[int, Field(ge=1, le=24)] = 6
 
@@ -105,11 +106,11 @@ class Emergency(_Strict):
     is refused on chain with the grant's reason and recorded.
     """
 
-    declare_s: Annotated[int, Field(ge=0)]
-    duration_s: Annotated[int, Field(ge=1, le=MAX_EMERGENCY_S)] = 7200
+    declare_s: Annotated[Seconds, Field(ge=0)]
+    duration_s: Annotated[Seconds, Field(ge=1, le=MAX_EMERGENCY_S)] = 7200
     reason: Annotated[str, Field(min_length=1, max_length=64)] = "transformer overload"
     household: Annotated[str, Field(pattern=PROSUMER_NAME)] | None = None
-    grant_s: Annotated[int, Field(ge=1, le=MAX_EMERGENCY_S)] = 3600
+    grant_s: Annotated[Seconds, Field(ge=1, le=MAX_EMERGENCY_S)] = 3600
     overrides: Annotated[list[Override], Field(max_length=64)] = []
     reads: Annotated[list[Read], Field(max_length=64)] = []
 
@@ -125,8 +126,8 @@ class SilentMeters(_Strict):
     phases) for the trades of the intervals that start in [``start_s``, ``end_s``)."""
 
     prosumers: Annotated[list[Annotated[str, Field(pattern=PROSUMER_NAME)]], Field(min_length=1)]
-    start_s: Annotated[int, Field(ge=0)] = 0
-    end_s: Annotated[int, Field(gt=0)] | None = None
+    start_s: Annotated[Seconds, Field(ge=0)] = 0
+    end_s: Annotated[Seconds, Field(gt=0)] | None = None
 
 
 class TwoPhase(_Strict):

@@ -158,6 +158,19 @@ def run_scenario(study_data: dict, runs_root: str, secret: bytes) -> dict:
             "reason": done.outcome.reason, "wall_time_s": done.record.wall_time_s}
 
 
+def scenario_of(run_dir: Path) -> dict | None:
+    """``{"id", "values"}`` of the sweep scenario that made `run_dir` (``<sweep>/sNNN/<study>/<timestamp>``), from
+    its sweep's ``sweep.json``; None for a run that is not a sweep scenario."""
+    run_dir = Path(run_dir).resolve()
+    if len(run_dir.parents) < 3 or not (record := run_dir.parents[2] / SWEEP_FILE).exists():
+        return None
+    for scenario in json.loads(record.read_text())["scenarios"]:
+        if scenario["id"] == run_dir.parents[1].name and scenario["run_dir"] and \
+                Path(scenario["run_dir"]).name == run_dir.name:
+            return {"id": scenario["id"], "values": scenario["values"]}
+    return None
+
+
 def sweep_dir(study: Study, runs_root: Path) -> Path:
     """A new directory for a sweep of `study`: ``<runs>/<study>-sweep/<timestamp>[-n]``."""
     base = Path(runs_root) / f"{study.name}-sweep" / run_timestamp()

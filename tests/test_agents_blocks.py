@@ -13,6 +13,8 @@ from gridledger.agents.blocks import (
 )
 from gridledger.contracts import audit as au
 from gridledger.contracts import flexibility as flex
+from gridledger.contracts import load_shed as ls
+from gridledger.contracts import reserve as rx
 from gridledger.contracts import market as mk
 from gridledger.contracts.chain import BLOCK_GAS_LIMIT, Chain
 from gridledger.contracts.keys import derive_account
@@ -90,9 +92,10 @@ def test_a_refused_transaction_is_left_out_with_its_nonce_unused_and_the_operato
 
 def test_honest_builders_fit_their_lanes_and_the_agents_get_half_the_block():
     lanes = ledger_lanes(n_buses=33)
-    assert lanes["agents"].tx_gas_cap == mk.GAS_BID == 300_000          # the English auction's bid is the largest
-    assert lanes["meters"].tx_gas_cap == mk.GAS_POST_READING
-    assert lanes["dso"].tx_gas_cap == flex.post_request_gas(33)          # a request naming every bus of the feeder
+    assert lanes["agents"].tx_gas_cap == ls.GAS_ENROL == 360_000          # a load shed enrolment is the largest
+    assert lanes["agents"].tx_gas_cap > max(mk.GAS_BID, rx.GAS_OFFER)
+    assert lanes["meters"].tx_gas_cap == ls.GAS_POST_DELIVERY > mk.GAS_POST_READING   # a delivery settles at once
+    assert lanes["dso"].tx_gas_cap == ls.call_gas(ls.MAX_ENROLMENTS) > flex.post_request_gas(33)   # a call of all
     assert lanes["agents"].gas == BLOCK_GAS_LIMIT // 2
     assert lanes["auditor"].tx_gas_cap == au.GAS_FLAG                      # a flag looks back 32 intervals
     assert lanes["meters"].gas == lanes["dso"].gas == lanes["auditor"].gas == BLOCK_GAS_LIMIT

@@ -297,7 +297,8 @@ def test_a_transaction_above_its_lane_s_cap_comes_back_refused_to_its_sender_wit
     assert [r["status"] for r in receipts[DER_ENDPOINT]] == [1]
     (refused,) = receipts[GRID_ENDPOINT]
     assert (refused["included"], refused["nonce"]) == (False, 0)
-    assert refused["revert_reason"] == "ledger: gas limit 250001 above cap 250000 of the meters lane"
+    cap = op.lanes["meters"].tx_gas_cap
+    assert refused["revert_reason"] == f"ledger: gas limit {cap + 1} above cap {cap} of the meters lane"
     assert op.chain.nonce(m_seller.address) == 0
 
 

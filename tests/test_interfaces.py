@@ -188,7 +188,7 @@ def test_deployment_finds_the_notice_among_other_messages():
     notice = encode("deployed", addresses={"registry": "0x1", "token": "0x2", "auction": "0x3", "settlement": "0x4",
                                            "mechanism": "vickrey"}, chain_id=131277322940537,
                     flexibility=None, charging=None, audit=None, source_choice=None, data_access=None,
-                    emergency_access=None, two_phase=None, pseudonyms=None)
+                    emergency_access=None, two_phase=None, reserve=None, load_shed=None, pseudonyms=None)
     messages = [("ledger/tx", encode("charging", window=2, admitted_w={})), ("ledger/tx", notice)]
     assert deployment(messages)["chain_id"] == 131277322940537
 
@@ -199,7 +199,8 @@ def test_encode_refuses_an_undeclared_kind(kind):
         encode(kind, interval=1)
     assert str(err.value) == (f"message {kind!r} is not a declared JSON message; declared: deployed, receipts, "
                               "cleared, lots, flex_requests, flex_awards, charging, charging_cut, emergency_reads, "
-                              "emergency_data, two_phase_events, blind_requests, blind_signatures, "
+                              "emergency_data, two_phase_events, reserve_windows, shed_programme, reserve_awards, "
+                              "reserve_activations, shed_calls, blind_requests, blind_signatures, "
                               "registration_halves, pseudonyms_registered, signed_orders, signed_readings, "
                               "rejected, residuals, "
                               "cross_fills, sensors, readings, data_events, data_result, inverters")

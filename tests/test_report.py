@@ -150,7 +150,15 @@ def test_every_plot_labels_its_axes_with_units(run):
                       "energy_balance_wh": ("interval", np.full(n_int, 120.0)),
                       "data_sensitivity": ("request", [24.0]),
                       "data_exact_answer": (("request", "answer_entry"), [[100.0, 120.0]]),
-                      "data_released_answer": (("request", "answer_entry"), [[90.0, 125.0]])})
+                      "data_released_answer": (("request", "answer_entry"), [[90.0, 125.0]]),
+                      "import_cap_mw": ("time", np.full(ds.sizes["time"], 0.2)),
+                      "unserved_p_mw": (("time", "bus"), np.full((ds.sizes["time"], n_bus), 0.001)),
+                      "reserve_capacity_kw": ("interval", np.full(n_int, 30.0)),
+                      "reserve_awarded_kw": ("interval", np.full(n_int, 25.0)),
+                      "reserve_activated_kw": ("interval", np.full(n_int, 20.0)),
+                      "reserve_delivered_wh": ("interval", np.full(n_int, 4500)),
+                      "shed_p_mw": ds.pv_p_mw * 0.05,
+                      "prosumer_bus": ("prosumer", ds.bus.values[1:ds.sizes["prosumer"] + 1])})
     data = DataAccess(queries=[DataQuery(query="aggregate-load-profile", epsilon=1.0)])
     study = study.model_copy(update={"audit": Audit(), "data_access": data})
     layout = feeder_layout(study)

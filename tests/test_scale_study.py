@@ -25,7 +25,7 @@ def scenario():
 
 def test_the_scale_study_validates(capsys):
     assert main(["validate", STUDY]) == EXIT_OK
-    assert "96 power-flow steps, 96 market" in capsys.readouterr().out
+    assert "1000 prosumers, 96 market intervals of 15 min (24 h)" in capsys.readouterr().out
 
 
 @pytest.mark.slow

@@ -99,7 +99,7 @@ def test_a_gas_limit_of_1e9_is_refused_and_the_honest_orders_readings_and_cleari
 
     refused = [r for r in receipts[DER_ENDPOINT] if r["sender"] == mallory.address]
     assert [(r["revert_reason"], r["included"], r["nonce"]) for r in refused] == [
-        ("ledger: gas limit 1000000000 above cap 300000 of the agents lane", False, 0)] * 2
+        (f"ledger: gas limit 1000000000 above cap {AGENT_TX_GAS_CAP} of the agents lane", False, 0)] * 2
     assert op.chain.nonce(mallory.address) == 0 and op.chain.balance(mallory.address) == ether_before
     assert all(r["status"] for r in receipts[DER_ENDPOINT] if r["sender"] != mallory.address)
     assert [r["status"] for r in receipts[GRID_ENDPOINT]] == [1, 1]
@@ -118,7 +118,7 @@ def test_a_flood_of_max_cap_transactions_from_one_account_cannot_crowd_out_the_o
     burnt = mallorys[:SENDER_TXS_PER_BLOCK]
     assert all(r["included"] and not r["status"] and r["gas_used"] == AGENT_TX_GAS_CAP for r in burnt)
     assert [(r["revert_reason"], r["included"]) for r in mallorys[SENDER_TXS_PER_BLOCK:]] == [
-        (f"ledger: gas limit 300000 exceeds {mallory.address}'s remaining 0 in the agents lane", False)] * 2
+        (f"ledger: gas limit {AGENT_TX_GAS_CAP} exceeds {mallory.address}'s remaining 0 in the agents lane", False)] * 2
     assert all(r["status"] for r in receipts[DER_ENDPOINT] if r["sender"] != mallory.address)
     assert [r["status"] for r in receipts[GRID_ENDPOINT]] == [1, 1]
     assert honest_state(op) == baseline
@@ -137,7 +137,7 @@ def test_a_flood_that_fills_the_agents_lane_cannot_crowd_out_the_meter_readings_
     flooded = [r for r in receipts[DER_ENDPOINT] if r["sender"] in (mallory.address, trudy.address)]
     assert [r["included"] for r in flooded] == [True] * 4 + [False] * 2
     assert [r["revert_reason"] for r in flooded[4:]] == [
-        "ledger: gas limit 300000 exceeds the agents lane's remaining 0"] * 2
+        f"ledger: gas limit {AGENT_TX_GAS_CAP} exceeds the agents lane's remaining 0"] * 2
     assert [r["status"] for r in receipts[GRID_ENDPOINT]] == [1, 1]   # mined after the full lane, in the same block
     assert honest_state(op) == baseline
     assert op.audit()
@@ -152,7 +152,7 @@ def test_a_flood_from_one_meter_s_key_cannot_crowd_out_the_other_meters_readings
     flooded = [r for r in receipts[GRID_ENDPOINT] if r["sender"] == stolen.address]
     assert all(r["included"] and r["gas_used"] == METER_TX_GAS_CAP for r in flooded[:SENDER_TXS_PER_BLOCK])
     assert [(r["revert_reason"], r["included"]) for r in flooded[SENDER_TXS_PER_BLOCK:]] == [
-        (f"ledger: gas limit 250000 exceeds {stolen.address}'s remaining 0 in the meters lane", False)] * 2
+        (f"ledger: gas limit {METER_TX_GAS_CAP} exceeds {stolen.address}'s remaining 0 in the meters lane", False)] * 2
     assert [r["status"] for r in receipts[GRID_ENDPOINT] if r["sender"] != stolen.address] == [1, 1]
     assert honest_state(op) == baseline
     assert op.audit()
