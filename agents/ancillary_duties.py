@@ -16,7 +16,12 @@ ask it, each step:
   before the activation it continues: the baseline the meter measures
   against, `gridledger.agents.reserve_metering`) plus the activated power;
 * :meth:`~AncillaryDuties.shed_kw`: on a called step, the load an
-  interruptible household switches off.
+  interruptible household switches off;
+* with ``reserve.schedule_charging``, :meth:`~AncillaryDuties.charge_kw`:
+  the charging power the coordination contract admitted a battery in the
+  step's window, and :meth:`~AncillaryDuties.holding`: the batteries that
+  keep their charge (do not discharge) until their first awarded window,
+  so the state of charge they declare to the contract never falls.
 
 Times are study seconds; a response covers the steps that start in
 [from_s, to_s) (`gridledger.agents.reserve_metering.response_steps`).
@@ -50,6 +55,8 @@ class AncillaryDuties:
         self.awards: list[Response] = []
         self.activations: list[Response] = []
         self.calls: list[Response] = []
+        self.scheduled: set[int] = set()
+        self.admitted_w: dict[int, dict[int, int]] = {}
 
     def held_kwh(self, step: int) -> np.ndarray:
         """Stored energy each battery keeps after `step` for the rest of its awarded windows. [kWh]"""
@@ -74,6 +81,33 @@ class AncillaryDuties:
                 before = baseline_step(steps, earlier)
                 target[a.agent] = (net_export_kw[before, a.agent] if before >= 0 else 0.0) + a.p_w / W_PER_KW
         return target
+
+    def first_award_s(self, agent: int) -> float | None:
+        """When `agent`'s first awarded window starts, None without an award. [s]"""
+        return min((a.from_s for a in self.awards if a.agent == agent), default=None)
+
+    def needed_kwh(self, agent: int) -> float:
+        """Stored energy `agent`'s awards need from its first awarded window on, over the efficiency. [kWh]"""
+        first = self.first_award_s(agent)
+        if first is None:
+            return 0.0
+        step = int(first // self.step_s) - 1
+        return float(self.held_kwh(step)[agent])
+
+    def holding(self, step: int) -> np.ndarray:
+        """Whether each battery keeps its charge in `step`: scheduled and before its first awarded window."""
+        hold = np.zeros(self.n, dtype=bool)
+        for agent in self.scheduled:
+            first = self.first_award_s(agent)
+            hold[agent] = first is not None and step * self.step_s < first
+        return hold
+
+    def charge_kw(self, step: int, window_s: float) -> np.ndarray:
+        """Charging power each battery was admitted in the window (market interval) of `step`. [kW]"""
+        charge = np.zeros(self.n)
+        for agent, p_w in self.admitted_w.get(int(step * self.step_s // window_s), {}).items():
+            charge[agent] = p_w / W_PER_KW
+        return charge
 
     def shed_kw(self, step: int) -> np.ndarray:
         """Load each called household switches off in `step`. [kW]"""

@@ -24,9 +24,10 @@ import numpy as np
 
 from gridledger.agents.reserve_offers import interruptible
 from gridledger.agents.shortage import cap_windows, capped_intervals
+from gridledger.contracts.charging_reference import EVRegistration
 from gridledger.contracts.flex_reference import bond_wei, energy_wh
 from gridledger.roster import Roster
-from gridledger.units import PERMILLE, W_PER_KW, price_wei_per_wh
+from gridledger.units import PERMILLE, W_PER_KW, WH_PER_KWH, price_wei_per_wh
 
 
 def battery_rating_kw(sc: Roster) -> np.ndarray:
@@ -47,6 +48,24 @@ def interruptible_loads(sc: Roster) -> np.ndarray:
     if spec is None:
         return np.array([], dtype=int)
     return interruptible(len(sc.prosumers), battery_rating_kw(sc) > 0, spec.share, sc.study.seed)
+
+
+def storage_registrations(sc: Roster, accounts: list[str]) -> list[EVRegistration]:
+    """The batteries the charging coordination contract registers as storage units, with
+    ``reserve.schedule_charging``: per provider its account, the most one session draws from the grid (its capacity
+    over the charging efficiency, rounded up) and its rating. [Wh], [W]"""
+    if sc.study.ancillary is None or not scheduled_charging(sc):
+        return []
+    eta = math.sqrt(sc.study.prosumers.battery.efficiency)
+    return [EVRegistration(account=accounts[i], capacity_wh=math.ceil(sc.prosumers[i].battery_energy_kwh / eta
+                                                                      * WH_PER_KWH),
+                           max_charge_w=math.floor(battery_rating_kw(sc)[i] * W_PER_KW))
+            for i in providers(sc)]
+
+
+def scheduled_charging(sc: Roster) -> bool:
+    """Whether the batteries charge for their reserve through the charging coordination contract."""
+    return sc.study.ancillary.reserve is not None and sc.study.ancillary.reserve.schedule_charging
 
 
 def offer_deadline_s(sc: Roster) -> int:

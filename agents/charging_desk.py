@@ -18,6 +18,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from gridledger.agents.ancillary_terms import storage_registrations
 from gridledger.agents.devices import ev_fleet
 from gridledger.contracts import charging
 from gridledger.contracts import flexibility as flex
@@ -66,7 +67,8 @@ class ChargingDesk:
                                            request_lead_s=study.market.gate_closure_s,
                                            min_request_w=study.market.charging_min_request_w,
                                            emergency_access=emergency_access)
-        registrations = [charging.register_ev(operator, address, r) for r in ev_fleet(sc).registrations(prosumers)]
+        units = ev_fleet(sc).registrations(prosumers) + storage_registrations(sc, prosumers)
+        registrations = [charging.register_ev(operator, address, r) for r in units]
         grant = operator.transact(addresses.registry, encode_call("Registry", "grant_role", dso, ROLE_OPERATOR),
                                   gas=flex.GAS_APPROVE)
         for receipt in chain.mine([*registrations, grant], chain.timestamp + 1):

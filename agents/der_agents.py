@@ -182,6 +182,8 @@ class DerAgents:
                 self.flex.award(body["awards"], self.index_of)
             elif body["type"] == "charging":
                 admitted = {self.index_of[a]: p_w for a, p_w in body["admitted_w"].items()}
+                if self.ancillary:
+                    admitted = self.ancillary.admit(body["window"], admitted)
                 self.devices.evs.admit(body["window"], admitted)
             elif body["type"] == "charging_cut":
                 self.devices.evs.cut(body["window"], self.index_of[body["account"]], body["admitted_w"])
@@ -315,9 +317,12 @@ class DerAgents:
             txs += self.ancillary.offers(interval, self.devices.soc_kwh, self._sender)
         if self.charging_address is None:
             return txs
+        requests = self.devices.evs.requests(interval)
+        if self.ancillary:
+            requests += [r for _, r in self.ancillary.charge_requests(interval, self.devices.soc_kwh)]
         return txs + [charging.request_charge(self._sender(r.owner, interval), self.charging_address, interval,
                                               r.on_chain(self.accounts[r.owner].address, study.start_timestamp))
-                      for r in self.devices.evs.requests(interval)]
+                      for r in requests]
 
     def two_phase_txs(self, action: DerAction) -> list[bytes]:
         """The sellers' acceptances of the proposals made to them, then (with an interval's orders) the buyers'

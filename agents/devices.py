@@ -131,6 +131,11 @@ class Devices:
             self.shed_kw[step] = np.minimum(self.duties.shed_kw(step), self.load_kw[step])
             load_kw = load_kw - self.shed_kw[step]
             soc_min = np.minimum(battery.soc_max, battery.soc_min + self.duties.held_kwh(step)[has] / self.capacity_kwh[has])
+            hold = self.duties.holding(step)[has]
+            soc_min[hold] = np.minimum(battery.soc_max, np.maximum(soc_min[hold],
+                                                                  self.soc_kwh[has][hold] / self.capacity_kwh[has][hold]))
+            charge_kw = self.duties.charge_kw(step, study.market_interval_s)[has]
+            request = np.where(charge_kw > 0, np.maximum(request, charge_kw), request)
             target_kw = self.duties.export_target_kw(step, self.net_export_kw)[has]
             activated = np.isfinite(target_kw)
             request[activated] = (self.pv_kw[step, has] - curtailed_kw[has] - load_kw[has] - target_kw)[activated]

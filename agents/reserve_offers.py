@@ -4,7 +4,8 @@
   every reserve window the same power: its battery rating, at most what
   its stored energy above the minimum state of charge delivers over all
   the windows together (it keeps that energy from the award on,
-  `gridledger.agents.ancillary_duties`). Its capacity price is drawn
+  `gridledger.agents.ancillary_duties`; with ``reserve.schedule_charging``
+  the energy of a full charge, which it charges for before the windows). Its capacity price is drawn
   between a fifth of the cap and the cap; its activation price between the
   grid buy price, at which it recharges what it delivered, and the cap.
 * **Interruptible loads** are a seeded ``load_shed.share`` of the

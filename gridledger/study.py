@@ -722,6 +722,12 @@ class Study(_Strict):
             raise ValueError(f"events.import_caps starts at {first_s} s, but with ancillary the reserve is awarded at "
                              f"the gate of interval 1 and activated an interval ahead: caps may start at "
                              f"{2 * self.market_interval_s} s (two market intervals) at the earliest")
+        if spec.reserve is not None and spec.reserve.schedule_charging and not (
+                self.market.charging_coordination and self.prosumers.ev.share == 0):
+            raise ValueError("ancillary.reserve.schedule_charging registers each battery as its household's storage "
+                             "unit in the charging coordination contract: it needs market.charging_coordination: "
+                             f"true and prosumers.ev.share 0 (one unit per household), got "
+                             f"{self.market.charging_coordination} and {self.prosumers.ev.share}")
         lead_s = self.market_interval_s - 2
         for what, value_s in (("reserve.response_s", spec.reserve and spec.reserve.response_s),
                               ("load_shed.notice_s", spec.load_shed and spec.load_shed.notice_s)):

@@ -40,6 +40,11 @@ field                                     meaning
                                           bond and the penalty on shortfall [token/kWh]
 ``reserve.penalty_factor``                penalty per kWh of shortfall as a multiple of the activation price cap [-]
 ``reserve.min_offer_kw``                  smallest offer [kW]
+``reserve.schedule_charging``             the batteries offer what a full charge delivers and charge for their
+                                          awards in windows the EV charging coordination contract admits
+                                          (``ChargingCoordination.vy``, as storage units: state of charge, time
+                                          to complete, power), holding their charge until their first window;
+                                          needs ``market.charging_coordination`` and no EVs
 ``reserve.budget``                        tokens the DSO sets aside for the windows' escrows; a window whose
                                           budget would exceed what is left is sized down to fit [token]
 ``load_shed.share``                       share of the households without a battery that enrol an interruptible
@@ -62,6 +67,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from gridledger.durations import Seconds
+
 PRODUCTS = ("regulating", "spinning", "supplemental")
 """Reserve products, in the order of `contracts/OperatingReserve.vy`'s product codes."""
 LONGEST_RESPONSE_S = {"regulating": 300, "spinning": 600, "supplemental": 1800}
@@ -77,12 +84,13 @@ class Reserve(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     product: Literal[PRODUCTS] = "spinning"
-    response_s: Annotated[int, Field(ge=0, le=1800)] = 300
+    response_s: Annotated[Seconds, Field(ge=0, le=1800)] = 300
     capacity_price_cap_per_kwh: _Price = 0.10
     activation_price_cap_per_kwh: _Price = 1.0
     penalty_factor: _Factor = 1.0
     min_offer_kw: Annotated[float, Field(ge=0.001, le=1000.0)] = 0.5
     budget: Annotated[float, Field(gt=0.0, le=1e9)] = 1000.0
+    schedule_charging: bool = False
 
     @model_validator(mode="after")
     def _responds_in_time(self) -> "Reserve":
@@ -100,7 +108,7 @@ class LoadShed(BaseModel):
 
     share: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5
     shed_kw: Annotated[float, Field(gt=0.0, le=1000.0)] = 1.0
-    notice_s: Annotated[int, Field(ge=0, le=86400)] = 600
+    notice_s: Annotated[Seconds, Field(ge=0, le=86400)] = 600
     max_events_per_day: Annotated[int, Field(ge=1, le=24)] = 2
     price_per_event_cap: _Price = 0.5
     price_per_kwh_cap: _Price = 2.0

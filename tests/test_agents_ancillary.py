@@ -1,19 +1,26 @@
-"""The pure parts of the ancillary services: the DSO's plan, the meters' baseline, the households' duties and offers.
+"""The pure parts of the ancillary services: the DSO's plan, the meters' baseline, the households' duties and offers,
+and the batteries' charging scheduled through the coordination contract.
 
 Each figure is worked out by hand in the test; the properties are checked with hypothesis.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gridledger.agents.ancillary_agents import AncillaryAgents
 from gridledger.agents.ancillary_duties import AncillaryDuties, Response
+from gridledger.agents.ancillary_terms import providers, storage_registrations
 from gridledger.agents.reserve_metering import baseline_step, delivered_wh, response_steps
 from gridledger.agents.reserve_offers import ReserveWindow, enrolments, interruptible, reserve_offers
 from gridledger.agents.shortage import Bias, activation_w, cap_windows, capped_intervals, shed_call_w, shortfall_w
+from gridledger.roster import roster_of
+from gridledger.scenario import build_scenario
 from gridledger.study import Study
 
 STEP_S = 300
@@ -121,3 +128,47 @@ def test_enrolments_promise_what_the_expected_load_keeps_up_at_most_the_shed_pow
     # lowest expected loads 0.6, 0.2 (below 250 W: not enrolled) and 2.0 kW (held at 1 kW)
     assert [(e.agent, e.shed_w) for e in chosen] == [(0, 600), (2, 1000)]
     assert all(5 * 10**17 <= e.price_per_event_wei <= 10**18 and 1000 <= e.price_per_wh_wei <= 2000 for e in chosen)
+
+
+def test_a_scheduled_battery_holds_until_its_first_window_and_charges_at_its_admission():
+    duties = AncillaryDuties(2, STEP_S, discharge_efficiency=0.9)
+    duties.scheduled.add(0)
+    duties.awards += [Response(0, 3000, 1800, 2700), Response(0, 3000, 2700, 3600)]
+    # 3 kW over 1800 s = 1.5 kWh at the meter, 1.5 / 0.9 stored, from the step before the first window (step 5)
+    assert duties.first_award_s(0) == 1800 and duties.first_award_s(1) is None
+    assert duties.needed_kwh(0) == pytest.approx(1.5 / 0.9) and duties.needed_kwh(1) == 0.0
+    assert list(duties.holding(5)) == [True, False] and list(duties.holding(6)) == [False, False]
+    duties.admitted_w[1] = {0: 2500}
+    # window (market interval) 1 of 900 s covers steps 3-5
+    assert list(duties.charge_kw(3, 900)) == [2.5, 0.0] and list(duties.charge_kw(6, 900)) == [0.0, 0.0]
+
+
+def test_charge_requests_ask_for_what_the_awards_need_over_the_charge_until_the_first_window():
+    study = Study(name="t", duration_s=4 * 3600, grid={"feeder": "1-LV-rural1--0-sw"},
+                  prosumers={"count": 6, "battery": {"share": 0.5}},
+                  market={"charging_coordination": True},
+                  events={"import_caps": [{"start_s": 7200, "end_s": 9000, "cap_mw": 0.01}]},
+                  ancillary={"reserve": {"schedule_charging": True}})
+    sc = roster_of(build_scenario(study, with_devices=True))
+    owners = providers(sc)
+    duties = AncillaryDuties(6, STEP_S, discharge_efficiency=0.95)
+    agents = AncillaryAgents(sc, duties, {})
+    assert duties.scheduled == set(int(i) for i in owners) and len(owners)
+    i = int(owners[0])
+    capacity = sc.prosumers[i].battery_energy_kwh
+    duties.awards.append(Response(i, 2000, 7200, 8100))              # 2 kW over 15 min: 0.5 kWh, 0.5/0.95 stored
+    soc = np.zeros(6)
+    soc[i] = 0.1 * capacity                                          # at the minimum state of charge (0.1 default)
+    ((agent, request),) = agents.charge_requests(4, soc)
+    assert agent == i and request.departure_s == 7200
+    charging_efficiency = math.sqrt(study.prosumers.battery.efficiency)
+    assert request.energy_needed_wh == math.ceil(0.5 / 0.95 / charging_efficiency * 1000)
+    assert request.soc_permille == 100
+    assert request.power_w == math.floor(sc.prosumers[i].battery_power_kw * 1000)
+    assert agents.charge_requests(8, soc) == []                       # window 8 (7200-8100) is the first award's
+    soc[i] = capacity
+    assert agents.charge_requests(4, soc) == []                       # full: nothing to ask
+    (unit, *_) = storage_registrations(sc, [f"0x{k:040x}" for k in range(6)])
+    assert unit.capacity_wh == math.ceil(sc.prosumers[int(owners[0])].battery_energy_kwh / charging_efficiency * 1000)
+    other = next(k for k in range(6) if k not in duties.scheduled)
+    assert agents.admit(4, {i: 1500, other: 800}) == {other: 800} and duties.admitted_w[4] == {i: 1500}

@@ -1,4 +1,5 @@
-"""The upstream-shortage study in real federations, three ways: no contracts, operating reserve, reserve and load shed.
+"""The upstream-shortage study in real federations, three ways: no contracts, operating reserve, reserve and load shed;
+and a fourth, reserve from batteries that start low and charge for it through the charging coordination contract.
 
 ``studies/import-shortage.yaml`` and its two variants, shortened to 17:00-20:30 with the same cap (70 % of the
 uncapped evening peak, 18:00-19:30), run at once. Checked against independent references:
@@ -8,7 +9,8 @@ uncapped evening peak, 18:00-19:30), run at once. Checked against independent re
 * every delivery the meters posted equals the meter-before / meter-after reduction recomputed here from the
   power flow's metered net export (results.nc), not from gridledger's metering code;
 * every payment and penalty equals the contract rule recomputed here from the events' terms;
-* tokens are conserved and every step's energy balances (import = bus net loads + losses).
+* tokens are conserved and every step's energy balances (import = bus net loads + losses);
+* batteries that charge for their reserve do so within the DSO's headroom, before the cap, and deliver.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from tests.e2e_helpers import ROOT, events, only_run_dir, with_secret
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-STUDIES = {"none": "import-shortage-no-contracts", "reserve": "import-shortage-reserve-only", "both": "import-shortage"}
+STUDIES = {"none": "import-shortage-no-contracts", "reserve": "import-shortage-reserve-only", "both": "import-shortage",
+           "storage": "import-shortage-storage"}
 START, DURATION_S, CAP_START_S, CAP_END_S = "2024-01-17T17:00:00", 12600, 3600, 9000
 PENALTY_PERMILLE = 1000
 """The studies' penalty factors (1.0 on both contracts). [1/1000]"""
@@ -152,3 +155,17 @@ def test_every_load_shed_delivery_and_payment_is_recomputed_from_the_meters_and_
                                     + paid_wh * terms["price_per_wh_wei"])
         penalty = (energy_wh - paid_wh) * programme["price_per_wh_cap_wei"] * PENALTY_PERMILLE // 1000
         assert s["penalty_wei"] == min(penalty, terms["bond_wei"])
+
+
+def test_batteries_charge_for_their_reserve_within_the_headroom_before_the_cap_and_deliver(runs):
+    run_dir, ds = runs["storage"]
+    admitted_w = ds.charging_admitted_w.values
+    assert admitted_w.sum() > 0
+    assert (admitted_w <= ds.charging_headroom_w.values).all()
+    first_capped = int(np.flatnonzero(ds.import_cap_mw.notnull().values)[0])
+    spi = ds.sizes["time"] // ds.sizes["interval"]
+    assert not admitted_w[first_capped // spi:].any()                      # all charging before the first window
+    stored_kwh = ds.soc_kwh.sum("prosumer").values
+    assert stored_kwh[first_capped - 1] > stored_kwh[0]
+    reserve = _kpis(run_dir)["ancillary"]["reserve"]
+    assert reserve["delivered_kwh"] >= 0.9 * reserve["activated_kwh"] > 0

@@ -170,6 +170,9 @@ BAD = [
      "ancillary.margin = -0.1: Input should be greater than or equal to 0"),
     ("name: x\nevents: {import_caps: [{start_s: 3600, end_s: 7200, cap_mw: 1}]}\nmarket: {sharding: per-zone}\ngrid: {zones: {by: transformer}}\nancillary: {reserve: {}}\n",
      "ancillary needs market.sharding 'none' and no pseudonyms"),
+    ("name: x\nevents: {import_caps: [{start_s: 3600, end_s: 7200, cap_mw: 1}]}\nancillary: {reserve: {schedule_charging: true}}\n",
+     "ancillary.reserve.schedule_charging registers each battery as its household's storage unit in the charging "
+     "coordination contract: it needs market.charging_coordination: true and prosumers.ev.share 0"),
     ("name: x\npseudonyms: {classes: 3}\n", "pseudonyms.classes: unknown field"),
     ("name: x\npseudonyms: {}\n", "pseudonyms trade by signed orders the operator relays"),
     ("name: x\nmarket: {submission: batched}\naudit: {}\npseudonyms: {}\n",
