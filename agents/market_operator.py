@@ -188,6 +188,8 @@ def deploy_study_market(sc: Roster, chain: Chain, operator: Wallet, prosumers: l
         min_order_wh=market.min_order_wh,
         mechanism=market.mechanism, reveal_s=market.reveal_window_s,
         bid_increment_wei_per_wh=price_wei_per_wh(market.bid_increment_per_kwh),
+        price_spikes={k: price_wei_per_wh(price)
+                      for k, price in study.events.spike_prices_per_kwh(study.market_interval_s).items()},
     )
 
 

@@ -37,7 +37,7 @@ def zic_orders(sc: Roster, interval: int) -> list[Order | None]:
     market = study.market
     exports = expected_exports_wh(sc, interval)
     orders = [zic_order(interval, int(exports[i]), limit_price_draw(study.seed, i, interval),
-                        market.grid_sell_price_per_kwh, market.grid_buy_price_per_kwh)
+                        market.grid_sell_price_per_kwh, study.grid_buy_price_per_kwh(interval))
               for i in range(len(sc.prosumers))]
     return [None if order is None else within_limits(order, limits, study.market_interval_s, market.min_order_wh)
             for order, limits in zip(orders, prosumer_limits(sc), strict=True)]

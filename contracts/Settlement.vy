@@ -16,7 +16,8 @@
         `settlement_terms` (uniform or discriminatory prices alike) can
         be settled.
         Functions:
-        - `register_prosumer`, `register_prosumers` (`external` functions, the operator only),
+        - `register_prosumer`, `register_prosumers`, `post_price_spike` (`external` functions, the operator
+          only, before the market starts),
         - `register_pseudonym` (`external` function, the registry's pseudonym contract only),
         - `deposit_for`, `deposit_for_each` (`external` functions),
         - `withdraw` (`external` function),
@@ -39,6 +40,11 @@
         - `order_problems` (`external` `view` function),
         - `limits`, `is_debtor`, `order_limit_wh`, `can_lock` (`external` `view`
           functions).
+        Price spikes: before the market starts the operator may announce
+        an upstream price spike of an interval (`post_price_spike`): its
+        imbalances and the replacement part of its non-delivery charges
+        use that buy price instead of the tariff. Frozen from the start,
+        a spike cannot change the terms of an interval already traded.
         Limits: before the market starts the operator registers each
         prosumer once (`register_prosumer`): its meter rating, PV peak
         and battery power [W]; they never change. A reading reverts if
@@ -475,6 +481,11 @@ fresh_until_timestamp: public(HashMap[address, uint256])
 operator_settled: public(HashMap[uint256, bool])
 
 
+# @dev The grid buy price of an interval announced as a price spike, 0
+# where the tariff holds; frozen from the market's start. [wei/Wh]
+spike_buy_price_wei_per_wh: public(HashMap[uint256, uint256])
+
+
 # @dev Emitted when the operator registers a prosumer's limits. [W]
 event ProsumerRegistered:
     prosumer: indexed(address)
@@ -610,6 +621,13 @@ event OperatorSettled:
     value_wei: int256
 
 
+# @dev Emitted when the operator announces a price spike: `interval`'s
+# imbalances and replacements are charged `buy_price_wei_per_wh`.
+event PriceSpike:
+    interval: indexed(uint256)
+    buy_price_wei_per_wh: uint256
+
+
 @deploy
 def __init__(
     registry_: Registry,
@@ -740,6 +758,51 @@ def register_prosumers(registrations: DynArray[ProsumerRegistration, MAX_READING
     self._check_registrar()
     for registration: ProsumerRegistration in registrations:
         self._register(registration)
+
+
+@external
+def post_price_spike(interval: uint256, buy_price_wei_per_wh: uint256):
+    """
+    @dev Announces an upstream price spike before the market starts: the
+         grid buy price of `interval` becomes `buy_price_wei_per_wh` for
+         its imbalances and the replacement of undelivered sales. Once per
+         interval; frozen from the start, so no settled or traded
+         interval's terms can change after the fact.
+    @param interval The interval.
+    @param buy_price_wei_per_wh Above the tariff, at most
+           `MAX_PRICE_WEI_PER_WH`. [wei/Wh]
+    """
+    self._check_registrar()
+    assert self.spike_buy_price_wei_per_wh[interval] == 0, "settlement: spike posted"
+    assert buy_price_wei_per_wh > grid_buy_price_wei_per_wh, "settlement: spike not above the tariff"
+    assert buy_price_wei_per_wh <= MAX_PRICE_WEI_PER_WH, "settlement: price out of range"
+    self.spike_buy_price_wei_per_wh[interval] = buy_price_wei_per_wh
+    log PriceSpike(interval=interval, buy_price_wei_per_wh=buy_price_wei_per_wh)
+
+
+@external
+@view
+def buy_price_wei_per_wh(interval: uint256) -> uint256:
+    """
+    @dev The grid buy price `interval` is settled at: its spike, or the
+         tariff. [wei/Wh]
+    @param interval The interval.
+    @return uint256 The price. [wei/Wh]
+    """
+    return self._buy_price(interval)
+
+
+@internal
+@view
+def _buy_price(interval: uint256) -> uint256:
+    """
+    @dev The spike price of `interval` if one was announced, else the
+         grid buy tariff. [wei/Wh]
+    """
+    spike: uint256 = self.spike_buy_price_wei_per_wh[interval]
+    if spike != 0:
+        return spike
+    return grid_buy_price_wei_per_wh
 
 
 @internal
@@ -1095,7 +1158,7 @@ def _settle(
         fee_wei = unsafe_mul(grid_fee_wei_per_wh, convert(unsafe_sub(0, position_wh), uint256))
     imbalance_wei: int256 = 0
     undelivered_wh: int256 = 0
-    imbalance_wei, undelivered_wh = self._owed_wei(position_wh, p2p_wei, import_wh, export_wh)
+    imbalance_wei, undelivered_wh = self._owed_wei(position_wh, p2p_wei, import_wh, export_wh, self._buy_price(interval))
     penalty_wei: int256 = 0
     if undelivered_wh > 0:
         penalty_wei = unsafe_mul(convert(non_delivery_penalty_wei_per_wh, int256), undelivered_wh)
@@ -1123,7 +1186,7 @@ def _settle(
             interval=interval,
             seller=prosumer,
             energy_wh=convert(undelivered_wh, uint256),
-            charge_wei=convert(self._non_delivery_wei(position_wh, p2p_wei, undelivered_wh), uint256),
+            charge_wei=convert(self._non_delivery_wei(position_wh, p2p_wei, undelivered_wh, self._buy_price(interval)), uint256),
         )
     if position_wh > 0:
         self._record_sources(interval, prosumer, convert(position_wh, uint256), export_wh, pv_wh, battery_wh)
@@ -1268,7 +1331,7 @@ def imbalance_owed_wei(interval: uint256, prosumer: address, import_wh: uint256,
     """
     assert import_wh <= MAX_ENERGY_WH and export_wh <= MAX_ENERGY_WH, "settlement: energy above limit"
     terms: SettlementTerms = staticcall auction.settlement_terms(interval, prosumer)
-    return self._owed_wei(terms.position_wh, terms.value_wei, import_wh, export_wh)[0]
+    return self._owed_wei(terms.position_wh, terms.value_wei, import_wh, export_wh, self._buy_price(interval))[0]
 
 
 @external
@@ -1575,7 +1638,9 @@ def _pay_imbalance(
 
 @internal
 @view
-def _owed_wei(position_wh: int256, value_wei: int256, import_wh: uint256, export_wh: uint256) -> (int256, int256):
+def _owed_wei(
+    position_wh: int256, value_wei: int256, import_wh: uint256, export_wh: uint256, buy_wei_per_wh: uint256
+) -> (int256, int256):
     """
     @dev The imbalance payment of registers against a position, before
          credit limits: the imbalance (export - import - position + u)
@@ -1586,6 +1651,7 @@ def _owed_wei(position_wh: int256, value_wei: int256, import_wh: uint256, export
     @param value_wei Its money value, + = received. [wei]
     @param import_wh Energy drawn from the grid; at most `MAX_ENERGY_WH`. [Wh]
     @param export_wh Energy fed into the grid; at most `MAX_ENERGY_WH`. [Wh]
+    @param buy_wei_per_wh The interval's grid buy price (`_buy_price`). [wei/Wh]
     @return (int256, int256) The payment, + = to the prosumer [wei], and u [Wh].
     """
     # |position| and both registers are at most MAX_ENERGY_WH and every
@@ -1598,21 +1664,22 @@ def _owed_wei(position_wh: int256, value_wei: int256, import_wh: uint256, export
     )
     owed_wei: int256 = unsafe_mul(convert(grid_sell_price_wei_per_wh, int256), imbalance_wh)
     if imbalance_wh < 0:
-        owed_wei = unsafe_mul(convert(grid_buy_price_wei_per_wh, int256), imbalance_wh)
+        owed_wei = unsafe_mul(convert(buy_wei_per_wh, int256), imbalance_wh)
     if undelivered_wh > 0:
-        owed_wei = unsafe_sub(owed_wei, self._non_delivery_wei(position_wh, value_wei, undelivered_wh))
+        owed_wei = unsafe_sub(owed_wei, self._non_delivery_wei(position_wh, value_wei, undelivered_wh, buy_wei_per_wh))
     return owed_wei, undelivered_wh
 
 
 @internal
 @view
-def _non_delivery_wei(position_wh: int256, value_wei: int256, undelivered_wh: int256) -> int256:
+def _non_delivery_wei(position_wh: int256, value_wei: int256, undelivered_wh: int256, buy_wei_per_wh: uint256) -> int256:
     """
     @dev Charge for `undelivered_wh` of a sold position:
          max(ceil(value * u / position), buy * u) + penalty * u.
     @param position_wh The seller's position; positive. [Wh]
     @param value_wei Its money value, positive = received. [wei]
     @param undelivered_wh Sold energy not exported; 1 to the position. [Wh]
+    @param buy_wei_per_wh The interval's grid buy price. [wei/Wh]
     @return int256 The charge; positive. [wei]
     """
     # |value| <= MAX_ENERGY_WH * MAX_PRICE_WEI_PER_WH and u <= MAX_ENERGY_WH:
@@ -1622,7 +1689,7 @@ def _non_delivery_wei(position_wh: int256, value_wei: int256, undelivered_wh: in
         refund_wei = unsafe_div(
             unsafe_sub(unsafe_add(unsafe_mul(value_wei, undelivered_wh), position_wh), 1), position_wh
         )
-    replacement_wei: int256 = unsafe_mul(convert(grid_buy_price_wei_per_wh, int256), undelivered_wh)
+    replacement_wei: int256 = unsafe_mul(convert(buy_wei_per_wh, int256), undelivered_wh)
     penalty_wei: int256 = unsafe_mul(convert(non_delivery_penalty_wei_per_wh, int256), undelivered_wh)
     return unsafe_add(max(refund_wei, replacement_wei), penalty_wei)
 

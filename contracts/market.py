@@ -223,6 +223,7 @@ def deploy_market(
     mechanism: str = DEFAULT_MECHANISM,
     reveal_s: int | None = None,
     bid_increment_wei_per_wh: int = 1,
+    price_spikes: Mapping[int, int] | None = None,
 ) -> MarketAddresses:
     """Deploy and set up a market in two blocks one second apart.
 
@@ -277,6 +278,9 @@ def deploy_market(
         ``gate_closure_s``; half of it by default. [s]
     bid_increment_wei_per_wh : int
         English only: least raise over the leading bid. [wei/Wh]
+    price_spikes : mapping of int to int, optional
+        Interval to its spiked grid buy price, announced to the settlement
+        in block 2 (``post_price_spike``). [wei/Wh]
 
     Raises
     ------
@@ -336,6 +340,8 @@ def deploy_market(
         calls += [(f"register limits of {group[0]}..", settlement, "register_prosumers",
                    ([(p, limits[p].meter_rating_w, limits[p].pv_w, limits[p].battery_w) for p in group],),
                    _setup_gas(group)) for group in _batches(list(prosumers))]
+    calls += [(f"price spike of interval {k}", settlement, "post_price_spike", (k, price), GAS_SETUP)
+              for k, price in sorted((price_spikes or {}).items())]
     calls.append(("approve settlement", token, "approve", (settlement, supply_wei), GAS_SETUP))
     if endowment_wei:
         calls += [(f"deposit for {group[0]}..", settlement, "deposit_for_each", (group, endowment_wei),

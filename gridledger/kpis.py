@@ -103,8 +103,13 @@ def _per_prosumer(values: xr.DataArray) -> dict[str, float]:
     return {str(p): _round(v) for p, v in zip(values.prosumer.values, values.values)}
 
 
-def baseline_cost(ds: xr.Dataset, buy_per_kwh: float, sell_per_kwh: float) -> xr.DataArray:
-    """Grid-only cost per prosumer from metered energy. [token]"""
+def buy_prices_per_kwh(ds: xr.Dataset, study) -> xr.DataArray:
+    """The grid buy price of every interval: the tariff, or its price spike (``events.price_spikes``). [token/kWh]"""
+    return xr.DataArray([study.grid_buy_price_per_kwh(k) for k in range(ds.sizes["interval"])], dims="interval")
+
+
+def baseline_cost(ds: xr.Dataset, buy_per_kwh: float | xr.DataArray, sell_per_kwh: float) -> xr.DataArray:
+    """Grid-only cost per prosumer from metered energy; `buy_per_kwh` may vary by interval. [token]"""
     imp = ds.meter_import_wh.where(ds.meter_import_wh >= 0, 0) / WH_PER_KWH
     exp = ds.meter_export_wh.where(ds.meter_export_wh >= 0, 0) / WH_PER_KWH
     return (buy_per_kwh * imp - sell_per_kwh * exp).sum("interval")
@@ -312,7 +317,7 @@ def compute_kpis(ds: xr.Dataset, study) -> dict:
     """The run's KPIs as a JSON-ready dict (floats rounded to 1e-6 so output is stable)."""
     step_h = study.power_flow_step_s / SECONDS_PER_HOUR
     market = study.market
-    baseline = baseline_cost(ds, market.grid_buy_price_per_kwh, market.grid_sell_price_per_kwh)
+    baseline = baseline_cost(ds, buy_prices_per_kwh(ds, study), market.grid_sell_price_per_kwh)
     cost = market_cost(ds)
     saving = baseline - cost
     peak = int(ds.substation_p_mw.fillna(-np.inf).argmax("time"))

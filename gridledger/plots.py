@@ -29,6 +29,7 @@ from gridledger.kpis import (
     FLEX_REQUESTED,
     WH_PER_KWH,
     baseline_cost,
+    buy_prices_per_kwh,
     by_zone,
     market_cost,
     over_zones,
@@ -229,7 +230,7 @@ def prosumer_cost(ds: xr.Dataset, study: Study, layout: FeederLayout | None) -> 
     """Distribution of prosumers' net cost with the market and at grid tariffs only."""
     fig, ax = new_figure()
     with_market = market_cost(ds).values
-    baseline = baseline_cost(ds, study.market.grid_buy_price_per_kwh, study.market.grid_sell_price_per_kwh).values
+    baseline = baseline_cost(ds, buy_prices_per_kwh(ds, study), study.market.grid_sell_price_per_kwh).values
     bins = np.histogram_bin_edges(np.concatenate([with_market, baseline]), bins=min(20, max(5, len(baseline))))
     ax.hist(baseline, bins=bins, histtype="step", lw=2, color="0.4", label="grid only (baseline)")
     ax.hist(with_market, bins=bins, histtype="stepfilled", alpha=0.5, color="tab:green", label="with market")

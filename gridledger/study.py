@@ -580,6 +580,7 @@ class Study(_Strict):
             if cap.end_s > self.duration_s:
                 raise ValueError(f"events.import_caps.{i}.end_s ({cap.end_s}) must be at most duration_s "
                                  f"({self.duration_s})")
+        self._price_spikes_fit()
         if self.market.source_choice is not None:
             self._names_exist("market.source_choice", self.market.source_choice.prosumers)
         return self
@@ -702,6 +703,31 @@ class Study(_Strict):
         if market.credit_line > 0:
             raise ValueError(f"pseudonyms need market.credit_line 0 (got {market.credit_line}): a pseudonym's debt "
                              "could be charged to nobody; its bond pays its bill")
+
+    def _price_spikes_fit(self) -> None:
+        """A spike covers whole market intervals of the study, above the tariff and within the price cap; the audit
+        and pseudonyms' bonds assume the tariff."""
+        market = self.market
+        for i, spike in enumerate(self.events.price_spikes):
+            where = f"events.price_spikes.{i}"
+            if spike.start_s % self.market_interval_s or spike.end_s % self.market_interval_s:
+                raise ValueError(f"{where} ({spike.start_s}-{spike.end_s} s) must cover whole market intervals: "
+                                 f"start_s and end_s multiples of market_interval_s ({self.market_interval_s})")
+            if spike.end_s > self.duration_s:
+                raise ValueError(f"{where}.end_s ({spike.end_s}) must be at most duration_s ({self.duration_s})")
+            if not market.grid_buy_price_per_kwh < spike.grid_buy_price_per_kwh <= market.price_cap_per_kwh:
+                raise ValueError(f"{where}.grid_buy_price_per_kwh ({spike.grid_buy_price_per_kwh}) must be above "
+                                 f"market.grid_buy_price_per_kwh ({market.grid_buy_price_per_kwh}) and at most "
+                                 f"market.price_cap_per_kwh ({market.price_cap_per_kwh})")
+        if self.events.price_spikes and (self.audit is not None or self.pseudonyms is not None
+                                         or market.sharding != "none"):
+            raise ValueError("events.price_spikes run on one chain without audit or pseudonyms: the audit's "
+                             "recomputation and the pseudonyms' bonds assume the tariff")
+
+    def grid_buy_price_per_kwh(self, interval: int) -> float:
+        """The grid buy price of market `interval`: its spike, or the tariff. [token/kWh]"""
+        return self.events.spike_prices_per_kwh(self.market_interval_s).get(interval,
+                                                                            self.market.grid_buy_price_per_kwh)
 
     def _ancillary_fits(self) -> None:
         """Reserve and load shed answer an announced import cap, on one chain, bought at the gate of interval 1 and

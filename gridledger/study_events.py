@@ -7,13 +7,22 @@ cap is shed by the operator's last-resort rotation of whole load buses
 (`gridledger.agents.load_shedding`), recorded per bus and step, never
 silently allowed.
 
-=================  ====================================================================================
-field              meaning
-=================  ====================================================================================
-``import_caps``    windows of an import cap, each ``start_s`` and ``end_s`` (study time, the cap holds for
-                   every power-flow step that starts in [start_s, end_s)) and ``cap_mw``, the most the
-                   substation may import [MW]; windows do not overlap
-=================  ====================================================================================
+A price spike raises the grid buy price of whole market intervals, as an
+upstream scarcity price would: the operator announces it to the
+Settlement before the market starts (`Settlement.post_price_spike`), which
+charges the intervals' imbalances and the replacement of undelivered
+sales at it, and the households price their orders with it.
+
+==================  ===================================================================================
+field               meaning
+==================  ===================================================================================
+``import_caps``     windows of an import cap, each ``start_s`` and ``end_s`` (study time, the cap holds for
+                    every power-flow step that starts in [start_s, end_s)) and ``cap_mw``, the most the
+                    substation may import [MW]; windows do not overlap
+``price_spikes``    windows of a price spike, each ``start_s`` and ``end_s`` (whole market intervals) and
+                    ``grid_buy_price_per_kwh``, above ``market.grid_buy_price_per_kwh`` and at most
+                    ``market.price_cap_per_kwh`` [token/kWh]; windows do not overlap
+==================  ===================================================================================
 """
 
 from __future__ import annotations
@@ -41,21 +50,49 @@ class ImportCap(BaseModel):
         return self
 
 
+class PriceSpike(BaseModel):
+    """One window of a grid buy price spike."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    start_s: Annotated[Seconds, Field(ge=0)]
+    end_s: Annotated[Seconds, Field(gt=0)]
+    grid_buy_price_per_kwh: Annotated[float, Field(gt=0.0, le=1e3)]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "PriceSpike":
+        if self.end_s <= self.start_s:
+            raise ValueError(f"end_s ({self.end_s}) must be after start_s ({self.start_s})")
+        return self
+
+
+def _apart(windows: list, what: str) -> None:
+    """Raise ValueError naming `what` if two of `windows` (each with start_s and end_s) overlap."""
+    ordered = sorted(windows, key=lambda w: w.start_s)
+    for before, after in zip(ordered, ordered[1:]):
+        if after.start_s < before.end_s:
+            raise ValueError(f"{what}: the window from {after.start_s} s overlaps the one "
+                             f"{before.start_s}-{before.end_s} s; windows may not overlap")
+
+
 class Events(BaseModel):
     """Upstream events of a study (``events:``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     import_caps: list[ImportCap] = []
+    price_spikes: list[PriceSpike] = []
 
     @model_validator(mode="after")
     def _apart(self) -> "Events":
-        windows = sorted(self.import_caps, key=lambda c: c.start_s)
-        for before, after in zip(windows, windows[1:]):
-            if after.start_s < before.end_s:
-                raise ValueError(f"import_caps: the window from {after.start_s} s overlaps the one "
-                                 f"{before.start_s}-{before.end_s} s; windows may not overlap")
+        _apart(self.import_caps, "import_caps")
+        _apart(self.price_spikes, "price_spikes")
         return self
+
+    def spike_prices_per_kwh(self, interval_s: int) -> dict[int, float]:
+        """The spiked grid buy price of each market interval a spike covers, by interval index. [token/kWh]"""
+        return {k: spike.grid_buy_price_per_kwh for spike in self.price_spikes
+                for k in range(spike.start_s // interval_s, spike.end_s // interval_s)}
 
     def cap_mw_at(self, time_s: float) -> float | None:
         """The import cap of the step that starts at `time_s` (study time), None if no window holds it. [MW]"""

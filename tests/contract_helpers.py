@@ -251,12 +251,14 @@ def named_accounts(market: Market, groups: list[tuple[str, int]]) -> dict[str, s
     return {f"{prefix}{i}": next(wallets).address for prefix, count in groups for i in range(count)}
 
 
-def assert_settlement_conserves_tokens(market: Market, interval: int, clearing, readings: list[tuple[int, int]]):
+def assert_settlement_conserves_tokens(market: Market, interval: int, clearing, readings: list[tuple[int, int]],
+                                       buy_price_wei_per_wh: int = GRID_BUY_PRICE_WEI_PER_WH):
     """Post (import_wh, export_wh) readings of the first meters at the end of ``interval`` and check
     each prosumer's and the operator's credit change against the reference, the empty pool, the
     unchanged supply and that the settlement holds every credit.
 
-    ``clearing`` is the interval's reference result (``positions_wh`` and ``values_wei``).
+    ``clearing`` is the interval's reference result (``positions_wh`` and ``values_wei``);
+    ``buy_price_wei_per_wh`` the interval's grid buy price (the tariff, or its price spike).
     """
     accounts = [market.operator.address, *(w.address for w in market.prosumers)]
     before = {a: market.read("Settlement", "credit_wei", a) for a in accounts}
@@ -276,7 +278,7 @@ def assert_settlement_conserves_tokens(market: Market, interval: int, clearing, 
             clearing.values_wei.get(a, 0),
             imp,
             exp,
-            GRID_BUY_PRICE_WEI_PER_WH,
+            buy_price_wei_per_wh,
             GRID_SELL_PRICE_WEI_PER_WH,
             GRID_FEE_WEI_PER_WH,
             non_delivery_penalty_wei_per_wh=NON_DELIVERY_PENALTY_WEI_PER_WH,
@@ -300,6 +302,7 @@ def new_market(
     limits: mk.ProsumerLimits = TEST_LIMITS,
     credit_line_wei: int = 0,
     min_order_wh: int = MIN_ORDER_WH,
+    price_spikes: dict[int, int] | None = None,
     **mechanism_args: int,
 ) -> Market:
     """Deploy a ``mechanism`` market with ``n_prosumers`` prosumers (and one meter each).
@@ -341,6 +344,7 @@ def new_market(
         non_delivery_penalty_wei_per_wh=NON_DELIVERY_PENALTY_WEI_PER_WH,
         min_order_wh=min_order_wh,
         mechanism=mechanism,
+        price_spikes=price_spikes,
         **mechanism_args,
     )
     return Market(

@@ -173,6 +173,16 @@ BAD = [
     ("name: x\nevents: {import_caps: [{start_s: 3600, end_s: 7200, cap_mw: 1}]}\nancillary: {reserve: {schedule_charging: true}}\n",
      "ancillary.reserve.schedule_charging registers each battery as its household's storage unit in the charging "
      "coordination contract: it needs market.charging_coordination: true and prosumers.ev.share 0"),
+    ("name: x\nevents: {price_spikes: [{start_s: 1000, end_s: 1800, grid_buy_price_per_kwh: 0.9}]}\n",
+     "events.price_spikes.0 (1000-1800 s) must cover whole market intervals"),
+    ("name: x\nevents: {price_spikes: [{start_s: 900, end_s: 1800, grid_buy_price_per_kwh: 0.2}]}\n",
+     "events.price_spikes.0.grid_buy_price_per_kwh (0.2) must be above market.grid_buy_price_per_kwh (0.3) and at "
+     "most market.price_cap_per_kwh (1.0)"),
+    ("name: x\nevents: {price_spikes: [{start_s: 0, end_s: 1800, grid_buy_price_per_kwh: 0.5}, "
+     "{start_s: 900, end_s: 2700, grid_buy_price_per_kwh: 0.6}]}\n",
+     "price_spikes: the window from 900 s overlaps the one 0-1800 s; windows may not overlap"),
+    ("name: x\naudit: {}\nevents: {price_spikes: [{start_s: 900, end_s: 1800, grid_buy_price_per_kwh: 0.9}]}\n",
+     "events.price_spikes run on one chain without audit or pseudonyms"),
     ("name: x\npseudonyms: {classes: 3}\n", "pseudonyms.classes: unknown field"),
     ("name: x\npseudonyms: {}\n", "pseudonyms trade by signed orders the operator relays"),
     ("name: x\nmarket: {submission: batched}\naudit: {}\npseudonyms: {}\n",
