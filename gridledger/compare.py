@@ -23,7 +23,7 @@ from rich.table import Table
 from gridledger.execute import RUN_FILE
 from gridledger.kpis import DESCRIPTIONS, by_zone, market_cost, over_zones
 from gridledger.plots import held, new_figure, png_bytes, time_axis
-from gridledger.report import figure, flatten, ordered, page, table, text_of
+from gridledger.report import PER_PROSUMER, figure, flatten, ordered, page, table, text_of
 from gridledger.results import KPIS_FILE, RESULTS_FILE
 from gridledger.study import STUDY_FILE, Study, load_study
 from gridledger.units import SECONDS_PER_HOUR, WH_PER_KWH
@@ -86,16 +86,42 @@ def difference(value, reference) -> str:
     return f"{'+' if delta > 0 else '-'}{size if size != '0' else f'{abs(delta):.3g}'}{relative}"
 
 
+AVOIDED_COST = "ancillary.cost_per_avoided_kwh_token"
+"""What a run's operator paid for reserve and load shed beyond the reference run's, per kWh of unserved energy it
+avoided against the reference (``ancillary`` runs against one without, `gridledger.study_ancillary`). [token/kWh]"""
+
+
+def _ancillary_paid_token(kpis: dict) -> float:
+    """What the operator paid for reserve and load shed over the run, 0 without ``ancillary``. [token]"""
+    block = kpis.get("ancillary") or {}
+    return sum(part.get("paid_token", 0.0) for part in block.values() if isinstance(part, dict))
+
+
+def comparable_kpis(runs: list[Run]) -> list[dict]:
+    """Each run's scalar KPIs, nested blocks as dotted names (the per-prosumer tables left out), and, against the
+    first run, the ancillary cost per kWh of unserved energy avoided (`AVOIDED_COST`) where it avoided some."""
+    out = [{k: v for k, v in flatten({k: v for k, v in run.kpis.items() if k not in PER_PROSUMER}).items()
+            if not isinstance(v, (dict, list))} for run in runs]
+    reference = runs[0].kpis
+    for run, flat in zip(runs[1:], out[1:]):
+        avoided_kwh = reference.get("unserved_energy_kwh", 0.0) - run.kpis.get("unserved_energy_kwh", 0.0)
+        if "ancillary" in run.kpis and avoided_kwh > 0:
+            extra = _ancillary_paid_token(run.kpis) - _ancillary_paid_token(reference)
+            flat[AVOIDED_COST] = round(extra / avoided_kwh, 6)
+    return out
+
+
 def kpi_rows(runs: list[Run]) -> list[tuple[str, list[str]]]:
     """Per scalar KPI: its name and the cells value, then (value, difference) for each further run."""
-    names = ordered({k: v for run in runs for k, v in run.kpis.items() if not isinstance(v, dict)})
-    reference = runs[0].kpis
+    flat = comparable_kpis(runs)
+    names = ordered({k: v for kpis in flat for k, v in kpis.items()})
+    reference = flat[0]
     rows = []
     for name in names:
         cells = [shown(reference[name]) if name in reference else MISSING]
-        for run in runs[1:]:
-            if name in run.kpis:
-                value = run.kpis[name]
+        for kpis in flat[1:]:
+            if name in kpis:
+                value = kpis[name]
                 cells += [shown(value), difference(value, reference[name]) if name in reference else ""]
             else:
                 cells += [MISSING, ""]
@@ -154,14 +180,15 @@ def horizon_warning(runs: list[Run]) -> str | None:
 def as_json(runs: list[Run], warnings: list[str], comparison: Path | None = None) -> dict:
     """The comparison for programs: each run, each scalar KPI per run label and its difference to the reference."""
     reference = runs[0]
-    names = ordered({k: v for run in runs for k, v in run.kpis.items() if not isinstance(v, dict)})
+    flat = comparable_kpis(runs)
+    names = ordered({k: v for values in flat for k, v in values.items()})
     kpis = {}
     for name in names:
-        values = {run.label: run.kpis.get(name) for run in runs}
-        base = reference.kpis.get(name)
+        values = {run.label: f.get(name) for run, f in zip(runs, flat)}
+        base = flat[0].get(name)
         kpis[name] = {"values": values,
-                      "differences": {run.label: (run.kpis[name] - base if _is_number(run.kpis.get(name))
-                                                  and _is_number(base) else None) for run in runs[1:]}}
+                      "differences": {run.label: (f[name] - base if _is_number(f.get(name)) and _is_number(base)
+                                                  else None) for run, f in zip(runs[1:], flat[1:])}}
     return {"reference": reference.label,
             "runs": [{"label": r.label, "run_dir": str(r.run_dir), "study": r.study.name,
                       "duration_s": r.study.duration_s} for r in runs],

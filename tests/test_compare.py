@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import yaml
 
 from gridledger.cli import EXIT_BAD_INPUT, main
-from gridledger.compare import OVERLAYS, difference, kpi_rows, load_run
+from gridledger.compare import AVOIDED_COST, OVERLAYS, Run, comparable_kpis, difference, kpi_rows, load_run
 from tests.e2e_helpers import gridledger, only_run_dir
 
 pytestmark = pytest.mark.e2e
@@ -99,3 +100,19 @@ def test_one_run_is_not_a_comparison(runs, capsys):
     _, (a, _) = runs
     assert main(["compare", str(a)]) == EXIT_BAD_INPUT
     assert "at least two run directories" in capsys.readouterr().err
+
+
+def test_nested_kpis_compare_by_dotted_name_and_ancillary_runs_get_their_cost_per_avoided_kwh():
+    def run(kpis: dict) -> Run:
+        return Run("r", Path("."), None, kpis, None)
+
+    none = run({"unserved_energy_kwh": 24.5, "cost_per_prosumer_token": {"p01": 1.0}})
+    reserve = run({"unserved_energy_kwh": 2.5, "ancillary": {"reserve": {"paid_token": 22.0}, "note": None}})
+    both = run({"unserved_energy_kwh": 0.0, "ancillary": {"reserve": {"paid_token": 24.0},
+                                                           "load_shed": {"paid_token": 10.5}}})
+    flat = comparable_kpis([none, reserve, both])
+    assert flat[0] == {"unserved_energy_kwh": 24.5}                       # per-prosumer tables stay out
+    assert flat[1]["ancillary.reserve.paid_token"] == 22.0
+    # 22 token for 22 kWh avoided; 34.5 token for 24.5 kWh avoided
+    assert flat[1][AVOIDED_COST] == 1.0 and flat[2][AVOIDED_COST] == round(34.5 / 24.5, 6)
+    assert AVOIDED_COST not in comparable_kpis([both, none])[1]           # more unserved: nothing avoided
