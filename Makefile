@@ -8,9 +8,16 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP)
 
-# The report test opens report.html in a real headless browser: Debian's Chromium.
+# The report test opens report.html in a real headless browser: a Chromium or Chrome already installed, else
+# Debian's Chromium when this runs as root with apt-get; otherwise the test says what to install.
+BROWSERS := chromium chromium-browser google-chrome google-chrome-stable chrome
 browser:
-	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+	@for b in $(BROWSERS); do command -v $$b >/dev/null && exit 0; done; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && apt-get install -y -qq chromium; \
+	else \
+		echo "make: no Chromium or Chrome found and not root: the report test will fail until one is installed"; \
+	fi
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

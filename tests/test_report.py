@@ -55,10 +55,20 @@ def _cdp(ws, message_id: int, method: str, events: list, **params) -> dict:
         events.append(message)
 
 
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
+"""Names a Chromium or Chrome installation answers to on the PATH, first found first used."""
+
+
+def find_browser() -> str | None:
+    """The path of an installed Chromium or Chrome (`BROWSERS`), None if none is on the PATH."""
+    return next((path for name in BROWSERS if (path := shutil.which(name))), None)
+
+
 def browse(url: str, profile_dir) -> tuple[dict, list[str]]:
-    """Open `url` in headless Chromium; the page probe's result and every URL the page requested."""
-    chromium = shutil.which("chromium")
-    assert chromium, "Chromium is needed: apt-get install -y chromium (make test does this)"
+    """Open `url` in headless Chromium or Chrome; the page probe's result and every URL the page requested."""
+    chromium = find_browser()
+    assert chromium, (f"the report test needs Chromium or Chrome on the PATH (any of {', '.join(BROWSERS)}): "
+                      "install one, e.g. `apt-get install chromium` on Debian (make test does it when run as root)")
     port = free_port()
     browser = subprocess.Popen([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                                 f"--remote-debugging-port={port}", f"--user-data-dir={profile_dir}", "about:blank"],
@@ -191,3 +201,11 @@ def test_failed_run_gets_a_partial_report(run, tmp_path):
     assert "Run failed: federate grid" in text and "exited with code -9" in text
     assert '<tr data-kpi="complete"><th>complete</th><td>false</td>' in text
     assert set(re.findall(r'<img alt="([a-z_]+)"', text)) == {"market"}
+
+
+def test_the_browser_is_any_chromium_or_chrome_on_the_path(monkeypatch):
+    installed = {"google-chrome-stable": "/opt/google/chrome/chrome"}
+    monkeypatch.setattr(shutil, "which", installed.get)
+    assert find_browser() == "/opt/google/chrome/chrome"
+    installed.clear()
+    assert find_browser() is None
