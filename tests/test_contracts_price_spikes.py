@@ -1,5 +1,6 @@
 """Upstream price spikes in the Settlement (issue 15, events.price_spikes): announced before the market starts,
-charged on the spiked interval's imbalances and replacements, frozen afterwards.
+charged on the spiked interval's imbalances and replacements (a spike posted after the start or by anyone else than
+the operator: tests/security/test_price_spike_attacks.py).
 
 A market whose interval 2 is spiked to three times the buy tariff: the same book and readings settle, to the wei,
 as the reference does at the spike price in interval 2 and at the tariff in interval 1; tokens are conserved.
@@ -48,16 +49,6 @@ def test_the_spiked_interval_settles_at_the_spike_and_the_others_at_the_tariff(m
             a: q * uniform.price_wei_per_wh for a, q in uniform.positions_wh.items()})
     for interval, price in ((SPIKED - 1, GRID_BUY_PRICE_WEI_PER_WH), (SPIKED, SPIKE_WEI_PER_WH)):
         assert_settlement_conserves_tokens(market, interval, clearings[interval], READINGS, buy_price_wei_per_wh=price)
-
-
-def test_a_spike_cannot_be_posted_after_the_start_by_anyone(market):
-    """The operator cannot change a traded interval's terms after the fact, nor anyone else at any time."""
-    late = market.call_tx(market.operator, "Settlement", "post_price_spike", 5, SPIKE_WEI_PER_WH)
-    outsider = market.call_tx(market.outsider, "Settlement", "post_price_spike", 5, SPIKE_WEI_PER_WH)
-    first, second = market.mine([late, outsider])
-    assert reverted(first, "settlement: market started")
-    assert reverted(second, "settlement: caller is not the operator")
-    assert market.read("Settlement", "spike_buy_price_wei_per_wh", 5) == 0
 
 
 @pytest.mark.parametrize("interval,price,reason", [
