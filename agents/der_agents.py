@@ -173,7 +173,7 @@ class DerAgents:
 
     def handle(self, messages: list[tuple[str, bytes]]) -> None:
         """Read the ledger's messages: receipts, cleared positions, lots, flex requests and awards, EV admissions and
-        emergency cuts of them, data requests."""
+        emergency cuts of them, data requests; from the grid, what the batteries ran at while they ran an island."""
         for _, payload in messages:
             body = decode(payload)
             if body["type"] == "flex_requests":
@@ -185,6 +185,9 @@ class DerAgents:
                 if self.ancillary:
                     admitted = self.ancillary.admit(body["window"], admitted)
                 self.devices.evs.admit(body["window"], admitted)
+            elif body["type"] == "island":
+                for i, p_mw in body["battery_p_mw"].items():
+                    self.devices.formed_island(body["step"], int(i), p_mw)
             elif body["type"] == "charging_cut":
                 self.devices.evs.cut(body["window"], self.index_of[body["account"]], body["admitted_w"])
             elif body["type"] == "lots":

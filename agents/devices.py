@@ -155,3 +155,17 @@ class Devices:
             "battery_p_mw": p_batt_kw / KW_PER_MW,
             "pv_curtailed_p_mw": curtailed_kw / KW_PER_MW,
         }
+
+    def formed_island(self, step: int, i: int, battery_p_mw: float) -> None:
+        """Book the power prosumer `i`'s battery ran at in `step`, the last step taken, while it ran an islanded
+        feeder (`gridledger.agents.islanding`): its share of the island's balance, not the setpoint. [MW]"""
+        if step != self.steps_done - 1:
+            raise ValueError(f"the island report of step {step} came after step {self.steps_done - 1} was taken")
+        battery = self.study.prosumers.battery
+        before_kwh = self.soc_trace_kwh[step - 1, i] if step else self.capacity_kwh[i] * battery.soc_init
+        p_kw = battery_p_mw * KW_PER_MW
+        self.soc_kwh[i] = battery_step(before_kwh, p_kw, self.study.power_flow_step_s, self.capacity_kwh[i],
+                                       self.battery_kw[i], battery.efficiency, 0.0, 1.0)[1]
+        self.soc_trace_kwh[step, i] = self.soc_kwh[i]
+        self.net_export_kw[step, i] += self.battery_p_kw[step, i] - p_kw
+        self.battery_p_kw[step, i] = p_kw

@@ -12,7 +12,8 @@
   the last measured error (a correction may raise the need, never lower
   it below the plan: batteries that served their households' load before
   the cap run down during it, so the error measured before does not
-  last); if the awarded reserve leaves some of that need uncovered in
+  last; an island interval activates the corrected forecast without the
+  margin); if the awarded reserve leaves some of that need uncovered in
   k + 1 or later in its cap window, a call of the interruptible loads for
   the rest of the window, once per window.
 """
@@ -81,7 +82,17 @@ class ShortageDesk:
         return shortfall_w(self.forecast_mw[interval] + self.bias.mw, self.caps[interval], self.spec.margin)
 
     def need(self, interval: int) -> int:
-        """What `interval` needs: the plan at the notice, or more if the corrected forecast says so. [W]"""
+        """What `interval` needs: the plan at the notice, or more if the corrected forecast says so. [W]
+
+        An island interval (``island: true``) needs the corrected forecast
+        alone: there the activated batteries share what the island draws
+        (`gridledger.agents.islanding`), so power activated above it would
+        show only as their shortfall; the margin stays bought as capacity, and
+        the batteries give beyond their activation if the island draws more.
+        """
+        study = self.sc.study
+        if study.events.islanded_at(interval * study.market_interval_s):
+            return shortfall_w(self.forecast_mw[interval] + self.bias.mw, self.caps[interval], 0.0)
         return max(int(self.planned_w[interval]), self.forecast_need(interval))
 
     def act(self, interval: int, import_mw: float) -> list[bytes]:

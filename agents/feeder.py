@@ -14,14 +14,17 @@ storage positive when charging.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import replace
 
 import numpy as np
 
 from gridledger.agents.feeder_record import FeederRecord
-from gridledger.agents.load_shedding import Rotation
+from gridledger.agents.islanding import GridFormers, excess_mw, shares_mw
+from gridledger.agents.load_shedding import TOLERANCE_MW, Rotation
 from gridledger.grids.inverter import Inverter, VoltVarCurve, VoltWattCurve
 from gridledger.grids.inverter_control import InverterController
+from gridledger.grids.island import dark_result, island_net
 from gridledger.grids.powerflow import Injections, PowerFlow, StepResult
 from gridledger.scenario import Loads, Scenario
 
@@ -165,22 +168,42 @@ class Feeder:
         self.pf = PowerFlow(sc.net, backend=sc.study.grid.backend)
         self.record = FeederRecord(sc)
         self.rotation = Rotation(load_buses(sc.net))
+        self.formers = GridFormers(sc)
+        self.islands: dict[int, PowerFlow] = {}
+        self.former: int | None = None
+        self.formed: dict[int, float] = {}
 
-    def step(self, step: int, setpoints: dict[str, np.ndarray], bypass_mw: np.ndarray | None = None) -> StepResult:
+    def step(self, step: int, setpoints: dict[str, np.ndarray], bypass_mw: np.ndarray | None = None,
+             reserve: dict[int, float] | None = None, responding: Iterable[int] = ()) -> StepResult:
         """Solve power-flow step `step` with the prosumers' setpoints and record it (NaN if not converged).
 
         `bypass_mw` is load each prosumer draws around its meter (the
         ``bypass`` attack) [MW]: it flows in the power flow and in the
         bus loads recorded, not in what the meters see. Under an import
         cap (``events.import_caps``) the rotation cuts whole load buses
-        until the import is within it (`gridledger.agents.load_shedding`).
+        until the import is within it (`gridledger.agents.load_shedding`);
+        under an island cap the substation is open and the rotation cuts
+        until the batteries of the `reserve` providers can carry the rest
+        (`gridledger.agents.islanding`). Either way it cuts the buses of the
+        `responding` households (reserve activated, load shed called:
+        positions), and in an island those of the reserve providers, last.
+        `reserve` maps the position of each provider awarded reserve over the
+        step to its activated power, 0 if not activated. [MW]
+        Afterwards `former` is the position of the step's grid
+        former (None: none) and `formed` the power each of the island's
+        batteries ran at, by position (positive = charging). [MW]
         """
         physical = setpoints if bypass_mw is None else {**setpoints, "load_p_mw": setpoints["load_p_mw"] + bypass_mw}
         inj = injections(self.sc, step, physical)
-        cap_mw = self.sc.study.events.cap_mw_at(step * self.sc.study.power_flow_step_s)
+        last = frozenset(self.sc.prosumers[i].bus for i in responding)
+        time_s = step * self.sc.study.power_flow_step_s
+        cap_mw = self.sc.study.events.cap_mw_at(time_s)
         cut: frozenset[int] = frozenset()
+        self.former, self.formed = None, {}
         if cap_mw is None:
             result = self.pf.step(inj)
+        elif self.sc.study.events.islanded_at(time_s):
+            result, cut = self._island(inj, setpoints, reserve or {}, last)
         else:
             solved = {}
 
@@ -188,10 +211,75 @@ class Feeder:
                 solved[buses] = self.pf.step(cut_buses(self.sc, inj, setpoints, buses)[0])
                 return solved[buses].p_mw if solved[buses].converged else math.nan
 
-            cut = frozenset(self.rotation.shed(import_mw, cap_mw))
+            cut = frozenset(self.rotation.shed(import_mw, cap_mw, last))
             result = solved[cut]                                 # the last power flow solved
         inj, setpoints, unserved_mw = cut_buses(self.sc, inj, setpoints, cut)
-        inj, setpoints = actual_output(self.sc, inj, setpoints, result.converged)
+        if self.formed:
+            inj, setpoints = self._formed(inj, setpoints)
+        else:
+            inj, setpoints = actual_output(self.sc, inj, setpoints, result.converged)
+        self.formers.ran(setpoints["battery_p_mw"])
         self.record.step(step, result, bus_net_load(self.sc.net, inj), setpoints)
-        self.record.shed(step, cap_mw, unserved_mw, cut)
+        self.record.shed(step, cap_mw, unserved_mw, cut, self.former)
         return result
+
+    def _island(self, inj: Injections, setpoints: dict[str, np.ndarray], reserve: dict[int, float],
+                last: frozenset[int]) -> tuple[StepResult, frozenset[int]]:
+        """One step with the substation open: the island's power flow and the load buses cut; sets `formed`."""
+        net = self.sc.net
+        former = self.formers.choose(reserve)
+        if former is not None:
+            prosumer = self.sc.prosumers[former]
+            if prosumer.bus not in self.islands:
+                self.islands[prosumer.bus] = PowerFlow(island_net(net, prosumer.bus), backend=self.sc.study.grid.backend,
+                                                       controllers=False)
+            flow = self.islands[prosumer.bus]
+            batteries = sorted(i for i in reserve if self.formers.power_kw[i] > 0)
+            rows = self._storage_rows(batteries)
+            limits = np.array([self.formers.limits_mw(i) for i in batteries]).reshape(-1, 2)
+            dispatch_mw = np.array([reserve[i] for i in batteries])
+            last = last | {self.sc.prosumers[i].bus for i in batteries}
+            at = batteries.index(former)
+            solved: dict[frozenset[int], tuple[StepResult, dict[int, float], float]] = {}
+
+            def outside_mw(buses: frozenset[int]) -> float:
+                """Solve the island with `buses` cut; how far its batteries fall short of or over what it needs."""
+                cut_inj = cut_buses(self.sc, inj, setpoints, buses)[0]
+                storage = cut_inj.storage_p_mw.copy()
+                storage[rows] = 0.0
+                need = flow.step(replace(cut_inj, storage_p_mw=storage))
+                shares = shares_mw(need.p_mw, dispatch_mw, *limits.T) if need.converged else None
+                if shares is None:
+                    solved[buses] = (need, {}, excess_mw(need.p_mw if need.converged else math.nan,
+                                                         *limits.sum(axis=0)))
+                    return solved[buses][2]
+                storage[rows] = -shares
+                storage[rows[at]] = 0.0
+                result = flow.step(replace(cut_inj, storage_p_mw=storage))
+                shares[at] = result.p_mw
+                solved[buses] = (result, dict(zip(batteries, -shares)),
+                                 excess_mw(result.p_mw if result.converged else math.nan, *limits[at]))
+                return solved[buses][2]
+
+            cut = frozenset(self.rotation.shed(outside_mw, 0.0, last))
+            result, ran_mw, outside = solved[cut]
+            if ran_mw and outside <= TOLERANCE_MW:
+                self.former, self.formed = former, ran_mw
+                return replace(result, p_mw=0.0, q_mvar=0.0), cut
+        return dark_result(net), frozenset(self.rotation.shed(lambda _: math.nan, 0.0))
+
+    def _storage_rows(self, positions: list[int]) -> np.ndarray:
+        """The ``net.storage`` rows of the batteries of the prosumers at `positions`."""
+        return np.array([self.sc.net.storage.index.get_loc(self.sc.devices.storage[self.sc.prosumers[i].name])
+                         for i in positions], dtype=int)
+
+    def _formed(self, inj: Injections, setpoints: dict[str, np.ndarray]) -> tuple[Injections, dict[str, np.ndarray]]:
+        """The step's injections and setpoints with the island's batteries at the power they ran at; the PV ran as
+        set (the island runs no inverter controllers)."""
+        positions = list(self.formed)
+        ran_mw = np.array([self.formed[i] for i in positions])
+        storage = inj.storage_p_mw.copy()
+        storage[self._storage_rows(positions)] = ran_mw
+        battery = setpoints["battery_p_mw"].copy()
+        battery[positions] = ran_mw
+        return replace(inj, storage_p_mw=storage), {**setpoints, "battery_p_mw": battery}

@@ -57,6 +57,8 @@ class FeederRecord:
         self.cut = np.zeros((steps, n_bus), dtype=np.int8)
         self.unserved_p_mw = np.full((steps, n_bus), np.nan)
         self.import_cap_mw = np.full(steps, np.nan)
+        self.islanded = np.zeros(steps, dtype=np.int8)
+        self.grid_forming = np.zeros((steps, n_pro), dtype=np.int8)
         self.steps_done = 0
 
     def step(self, step: int, result: StepResult, bus_load: tuple[np.ndarray, np.ndarray],
@@ -101,12 +103,17 @@ class FeederRecord:
         self.battery_p_mw[step] = setpoints["battery_p_mw"]
         self.steps_done = step + 1
 
-    def shed(self, step: int, cap_mw: float | None, unserved_mw: np.ndarray, cut: frozenset[int]) -> None:
+    def shed(self, step: int, cap_mw: float | None, unserved_mw: np.ndarray, cut: frozenset[int],
+             former: int | None = None) -> None:
         """Keep a step's import cap (None: none), the load buses the rotation cut and what their loads would have
-        drawn (`gridledger.agents.feeder.cut_buses`). [MW]"""
+        drawn (`gridledger.agents.feeder.cut_buses`) [MW]; on an island step, the position of the prosumer whose
+        battery formed the grid (None: the feeder was dark)."""
         self.import_cap_mw[step] = np.nan if cap_mw is None else cap_mw
         self.cut[step] = self.sc.net.bus.index.isin(sorted(cut))
         self.unserved_p_mw[step] = unserved_mw
+        self.islanded[step] = self.sc.study.events.islanded_at(step * self.sc.study.power_flow_step_s)
+        if former is not None:
+            self.grid_forming[step, former] = 1
 
     def meter(self, interval: int, registers: dict[str, np.ndarray]) -> None:
         """Keep one interval's meter registers (keys `METER_REGISTERS`), until `attacked` says otherwise the true
@@ -165,6 +172,10 @@ class FeederRecord:
                      "whole load bus cut by the operator's last-resort rotation")
             part.add("unserved_p_mw", ("time", "bus"), self.unserved_p_mw, MW,
                      "active load the rotation left unserved at the bus")
+        if any(cap.island for cap in sc.study.events.import_caps):
+            part.add("islanded", ("time",), self.islanded, "1", "substation open, the feeder islanded")
+            part.add("grid_forming", ("time", "prosumer"), self.grid_forming, "1",
+                     "the prosumer's battery formed the island's grid")
         for name, what in zip(METER_REGISTERS, ("import", "export", "PV generation", "battery discharge")):
             part.add(f"meter_{name}", ("interval", "prosumer"), self.meter_wh[name], "Wh",
                      f"metered {what} per interval (-1: not metered)")

@@ -7,7 +7,8 @@ trips it, IEEE 1547-2018 §8.1) and battery on the bus goes off for the step.
 `Rotation` cuts buses from the front of its queue one at a time, re-solving the
 power flow after each, until the import is within the cap or every bus is cut;
 the buses cut go to the back of the queue, so the next capped step starts with
-buses that have not been cut most recently. The grid federate records what
+buses that have not been cut most recently. Buses of households the operator
+activated for reserve or load shed are cut last. The grid federate records what
 each cut bus's loads would have drawn as unserved (`gridledger.agents.feeder`).
 """
 
@@ -25,7 +26,8 @@ class Rotation:
     def __init__(self, buses: Sequence[int]):
         self.queue = list(buses)
 
-    def shed(self, import_mw: Callable[[frozenset[int]], float], cap_mw: float) -> list[int]:
+    def shed(self, import_mw: Callable[[frozenset[int]], float], cap_mw: float,
+             last: frozenset[int] = frozenset()) -> list[int]:
         """The buses to cut this step: the shortest front of the queue whose cut brings the import within the cap.
 
         Parameters
@@ -35,6 +37,10 @@ class Rotation:
             NaN if it did not converge (which counts as above the cap). [MW]
         cap_mw : float
             The import cap of the step. [MW]
+        last : frozenset of int, optional
+            Buses to cut only after every other: those of the households
+            delivering reserve or load shed the operator activated, whose
+            cut would undo their help and fail their contract.
 
         Returns
         -------
@@ -42,10 +48,11 @@ class Rotation:
             The buses cut, in cutting order; all of them if even that leaves
             the import above the cap. The queue moves them to its back.
         """
+        order = [b for b in self.queue if b not in last] + [b for b in self.queue if b in last]
         cut: list[int] = []
         drawn_mw = import_mw(frozenset())
-        while not drawn_mw <= cap_mw + TOLERANCE_MW and len(cut) < len(self.queue):
-            cut.append(self.queue[len(cut)])
+        while not drawn_mw <= cap_mw + TOLERANCE_MW and len(cut) < len(order):
+            cut.append(order[len(cut)])
             drawn_mw = import_mw(frozenset(cut))
-        self.queue = self.queue[len(cut):] + cut
+        self.queue = [b for b in self.queue if b not in cut] + cut
         return cut

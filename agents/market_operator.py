@@ -83,8 +83,9 @@ from gridledger.contracts.market import (
 from gridledger.contracts.mechanisms import MECHANISMS, VERIFIED_BATCH
 from gridledger.contracts.typed_data import SignedOrder
 from gridledger.contracts.zone_clearing import residual_orders
-from gridledger.federation import (AUDITOR_ENDPOINT, COORDINATOR_ENDPOINT, DER_ENDPOINT, GRID_ENDPOINT, OPERATOR_ENDPOINT,
-                                   REQUESTOR_ENDPOINT, SERVICE_ENDPOINT, WORKER_ENDPOINT, is_sharded)
+from gridledger.federation import (AUDITOR_ENDPOINT, COORDINATOR_ENDPOINT, DER_ENDPOINT, GRID_ENDPOINT,
+                                   MESSAGE_BY_KIND, OPERATOR_ENDPOINT, REQUESTOR_ENDPOINT, SERVICE_ENDPOINT,
+                                   WORKER_ENDPOINT, is_sharded)
 from gridledger.messages import decode, encode, is_json
 from gridledger.roster import Roster
 from gridledger.schedule import LedgerAction, data_access_phase
@@ -486,14 +487,13 @@ class MarketOperator:
 
     def _ancillary_news(self, block: MinedBlock) -> list[Message]:
         """The ancillary desk's messages about a block: posted windows and programmes to the households, awards to
-        them and to the DSO, activations and calls to the households and the meters."""
+        them, the DSO and the meters, activations and calls to the households and the meters (the receivers each
+        message declares, `gridledger.federation`)."""
         if not self.ancillary:
             return []
         news = self.ancillary.feed(block.events_of(reserve_contract.CONTRACT), block.events_of(load_shed_contract.CONTRACT))
-        readers = {"reserve_windows": (DER_ENDPOINT,), "shed_programme": (DER_ENDPOINT,),
-                   "reserve_awards": (DER_ENDPOINT, OPERATOR_ENDPOINT),
-                   "reserve_activations": (DER_ENDPOINT, GRID_ENDPOINT), "shed_calls": (DER_ENDPOINT, GRID_ENDPOINT)}
-        return [(endpoint, encode(kind, **body)) for kind, body in news.items() for endpoint in readers[kind]]
+        return [(endpoint, encode(kind, **body)) for kind, body in news.items()
+                for endpoint in MESSAGE_BY_KIND[kind].receivers]
 
     def _cross(self, interval: int, timestamp: int, cleared: int, received: list[Message]) -> list[Message]:
         """Settle the coordinator's fills of `cleared` on this zone's chain; tell the agents their positions.

@@ -188,7 +188,7 @@ class Meters:
             elif body["type"] == "two_phase_events":
                 for trade in body["prepared"]:
                     self.prepared.setdefault(trade_interval(trade["trade_id"]), []).append(trade)
-            elif body["type"] in ("reserve_activations", "shed_calls"):
+            elif body["type"] in ("reserve_awards", "reserve_activations", "shed_calls"):
                 self.responses.handle(body)
             elif body["type"] == "flex_awards":
                 for award in body["awards"]:

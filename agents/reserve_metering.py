@@ -20,7 +20,7 @@ import math
 import numpy as np
 
 from gridledger.contracts import load_shed, reserve
-from gridledger.units import SECONDS_PER_HOUR, WH_PER_MWH
+from gridledger.units import SECONDS_PER_HOUR, W_PER_MW, WH_PER_MWH
 
 
 def response_steps(from_s: float, to_s: float, step_s: float) -> range:
@@ -72,17 +72,36 @@ class ResponseMeters:
 
     def __init__(self, reserve: str | None, shed: str | None, prosumer_of: dict[str, int], step_s: float):
         self.reserve, self.shed, self.prosumer_of, self.step_s = reserve, shed, prosumer_of, step_s
-        self.pending: list[tuple[str, int, int, float, float]] = []
+        self.pending: list[tuple[str, int, int, float, float, int]] = []
         self.spans: dict[int, list[range]] = {}
+        self.awards: list[tuple[int, float, float]] = []
 
     def handle(self, body: dict) -> None:
-        """Keep a ``reserve_activations`` or ``shed_calls`` message's responses until they end."""
-        if body["type"] == "reserve_activations":
-            self.pending += [("reserve", a["window_id"], self.prosumer_of[a["provider"]], a["from_s"], a["to_s"])
-                             for a in body["activations"]]
+        """Keep a ``reserve_activations`` or ``shed_calls`` message's responses until they end, and a
+        ``reserve_awards`` message's awards."""
+        if body["type"] == "reserve_awards":
+            self.awards += [(self.prosumer_of[a["provider"]], a["start_s"], a["end_s"]) for a in body["awards"]]
+        elif body["type"] == "reserve_activations":
+            self.pending += [("reserve", a["window_id"], self.prosumer_of[a["provider"]], a["from_s"], a["to_s"],
+                              a["p_w"]) for a in body["activations"]]
         elif body["type"] == "shed_calls":
-            self.pending += [("shed", c["event_id"], self.prosumer_of[c["load"]], c["from_s"], c["to_s"])
+            self.pending += [("shed", c["event_id"], self.prosumer_of[c["load"]], c["from_s"], c["to_s"], c["shed_w"])
                              for c in body["calls"]]
+
+    def responding(self, time_s: float, kinds: tuple[str, ...] = ("reserve", "shed")) -> dict[int, int]:
+        """The households whose reserve activation (``"reserve"``) or load shed call (``"shed"``) covers `time_s`
+        (study time) [s]: position -> power activated or called. [W]"""
+        power_w: dict[int, int] = {}
+        for kind, _, i, from_s, to_s, p_w in self.pending:
+            if kind in kinds and from_s <= time_s < to_s:
+                power_w[i] = power_w.get(i, 0) + p_w
+        return power_w
+
+    def reserve_mw(self, time_s: float) -> dict[int, float]:
+        """The reserve providers standing over `time_s` (study time) [s]: position -> power activated, 0 for those
+        awarded and not activated. [MW]"""
+        standing = {i: 0.0 for i, start_s, end_s in self.awards if start_s <= time_s < end_s}
+        return standing | {i: p_w / W_PER_MW for i, p_w in self.responding(time_s, ("reserve",)).items()}
 
     def deliveries(self, now_s: float, export_mw: np.ndarray, wallets: list) -> list[bytes]:
         """Signed deliveries of every response that has ended by `now_s` (study time). [s]
@@ -90,9 +109,9 @@ class ResponseMeters:
         `export_mw` is every household's metered net export per step (step, household). [MW]
         """
         txs, waiting = [], []
-        for kind, id_, i, from_s, to_s in self.pending:
+        for kind, id_, i, from_s, to_s, p_w in self.pending:
             if to_s > now_s:
-                waiting.append((kind, id_, i, from_s, to_s))
+                waiting.append((kind, id_, i, from_s, to_s, p_w))
                 continue
             steps = response_steps(from_s, to_s, self.step_s)
             earlier = self.spans.setdefault(i, [])

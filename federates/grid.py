@@ -18,6 +18,8 @@ Endpoint ``grid/meters``
     sends the operator's grid sensors (``sensors``) to ``auditor/checks``
     after every interval; with ``attacks`` the meters tamper as told and
     bypassed load flows in the power flow (`gridledger.agents.attacks`).
+    With an island cap it tells the DER federate what the island's
+    batteries ran at in each islanded step (``island``).
 
 What the feeder does each step is `gridledger.agents.feeder`, what it
 records `gridledger.agents.feeder_record`, what the meters sign
@@ -37,12 +39,12 @@ from gridledger.agents.grid_sensors import GridSensors
 from gridledger.agents.meters import Meters
 from gridledger.grids.powerflow import StepResult
 from gridledger.agents.routing import TxRouter
-from gridledger.federation import (DER_SETPOINTS, SUBSTATION_P_KEY, SUBSTATION_PL_KEY,
+from gridledger.federation import (DER_ENDPOINT, DER_SETPOINTS, SUBSTATION_P_KEY, SUBSTATION_PL_KEY,
                                    SUBSTATION_Q_KEY, bus_vm_key, line_loading_key, setpoint_key)
-from gridledger.messages import deployment
+from gridledger.messages import deployment, encode
 from gridledger.run_secret import federate_secret
 from gridledger.scenario import Scenario, load_scenario
-from gridledger.schedule import grid_times, stop_time_s
+from gridledger.schedule import GRID_OFFSET_S, grid_times, stop_time_s
 
 log = logging.getLogger("gridledger.grid")
 
@@ -73,9 +75,14 @@ def run(run_dir: Path) -> None:
                     break
                 setpoints = {q: np.array([fed.value(setpoint_key(n, q)) for n in names])
                              for q, _ in DER_SETPOINTS}                       # read inputs
-                result = feeder.step(step, setpoints, meters.bypass_mw(step))  # solve and record
+                now_s = time_s - GRID_OFFSET_S
+                result = feeder.step(step, setpoints, meters.bypass_mw(step),  # solve and record
+                                     meters.responses.reserve_mw(now_s), meters.responses.responding(now_s))
+                if feeder.formed:                                             # what the island's batteries ran at
+                    fed.send(DER_ENDPOINT, encode("island", step=step, battery_p_mw={
+                        str(i): p_mw for i, p_mw in feeder.formed.items()}))
                 if not result.converged:
-                    log.warning("t=%.0f s: power flow did not converge; step recorded as NaN", time_s - 0.5)
+                    log.warning("t=%.0f s: power flow did not converge; step recorded as NaN", now_s)
                 _publish(fed, sc, result)                                     # publish
             finished = True
         finally:

@@ -55,6 +55,8 @@ OPERATOR_RUNS = When(
     or study.ancillary is not None,
 )
 ANCILLARY = When("`ancillary`", lambda study: study.ancillary is not None)
+ISLANDING = When("an `events.import_caps` window with `island: true`",
+                 lambda study: any(cap.island for cap in study.events.import_caps))
 LOT_AUCTION = When("`market.mechanism` is a lot auction",
                    lambda study: MECHANISMS[study.market.mechanism].is_lot_auction)
 SIGNED_BATCHES = When("`market.submission` is batched", lambda study: study.market.submission == BATCHED)
@@ -475,7 +477,7 @@ MESSAGES = (
                     Field("price_per_wh_cap_wei", "int", "wei/Wh", "most paid per Wh shed"),
                 )),
             )),
-    Message("reserve_awards", (LEDGER_ENDPOINT,), (DER_ENDPOINT, OPERATOR_ENDPOINT), ANCILLARY,
+    Message("reserve_awards", (LEDGER_ENDPOINT,), (DER_ENDPOINT, OPERATOR_ENDPOINT, GRID_ENDPOINT), ANCILLARY,
             "the reserve awarded at a gate", (
                 Field("awards", "[object]", "", "one per offer awarded a nonzero power", (
                     Field("window_id", "int", "", "the window"),
@@ -508,6 +510,12 @@ MESSAGES = (
                     Field("from_s", "int", "s", "event start, study time"),
                     Field("to_s", "int", "s", "event end, study time"),
                 )),
+            )),
+    Message("island", (GRID_ENDPOINT,), (DER_ENDPOINT,), ISLANDING,
+            "the power the batteries that ran the islanded feeder ran at, after the step "
+            "(`gridledger.agents.islanding`)", (
+                Field("step", "int", "", "power-flow step"),
+                Field("battery_p_mw", "{str: float}", "MW", "battery power by prosumer position, positive = charging"),
             )),
     Message("blind_requests", (DER_ENDPOINT, GRID_ENDPOINT), (LEDGER_ENDPOINT,), PSEUDONYMS,
             "the owners' (with their orders) or the meters' (at an interval's start) blinded requests for a "

@@ -73,6 +73,9 @@ DESCRIPTIONS = {
     "unserved_energy_kwh": "load the last-resort rotation cut under the import cap (events.import_caps) [kWh]",
     "bus_cut_steps": "load buses cut by the rotation, summed over steps [bus-steps]",
     "import_cap_exceeded_steps": "capped steps whose import stayed above the cap after the rotation (all cut)",
+    "islanded_steps": "steps with the substation open (an island cap)",
+    "dark_steps": "islanded steps without a grid-forming battery: no voltage on the feeder",
+    "island_battery_energy_kwh": "net energy the batteries delivered while the feeder ran islanded [kWh]",
     "ancillary": "reserve (capacity asked, awarded, activated, delivered [kWh], paid, penalties [token]), load shed "
                  "(enrolled [kW], called, delivered [kWh], paid, penalties [token]) and paid per kWh delivered "
                  "[token/kWh]",
@@ -211,13 +214,19 @@ def two_phase_kpis(ds: xr.Dataset) -> dict:
 
 def shedding_kpis(ds: xr.Dataset, step_h: float) -> dict:
     """Under an import cap: the energy the rotation left unserved [kWh], the bus-steps it cut, and the capped steps
-    still above the cap (every bus cut, or a power flow that did not converge)."""
+    still above the cap (every bus cut, or a power flow that did not converge); under an island cap also the steps
+    islanded, those dark, and the net energy the batteries delivered while it ran islanded [kWh]."""
     if "import_cap_mw" not in ds:
         return {}
     above = (ds.substation_p_mw > ds.import_cap_mw + TOLERANCE_MW) | (ds.import_cap_mw.notnull()
                                                                       & ds.substation_p_mw.isnull())
-    return {"unserved_energy_kwh": _round(float(ds.unserved_p_mw.sum()) * step_h * KW_PER_MW),
+    kpis = {"unserved_energy_kwh": _round(float(ds.unserved_p_mw.sum()) * step_h * KW_PER_MW),
             "bus_cut_steps": int(ds.bus_cut.sum()), "import_cap_exceeded_steps": int(above.sum())}
+    if "islanded" in ds:
+        formed = ds.grid_forming.any("prosumer")
+        kpis.update(islanded_steps=int(ds.islanded.sum()), dark_steps=int(((ds.islanded == 1) & ~formed).sum()),
+                    island_battery_energy_kwh=_round(0.0 - float(ds.battery_p_mw.where(formed).sum()) * step_h * KW_PER_MW))
+    return kpis
 
 
 def ancillary_kpis(ds: xr.Dataset) -> dict:

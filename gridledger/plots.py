@@ -340,7 +340,8 @@ def data_accuracy(ds: xr.Dataset, study: Study, layout: FeederLayout | None) -> 
 
 
 def shortage(ds: xr.Dataset, study: Study, layout: FeederLayout | None) -> Figure:
-    """Under an import cap: the substation import against the cap, and the load the rotation left unserved."""
+    """Under an import cap: the substation import against the cap, and the load the rotation left unserved; while
+    islanded, what the batteries delivered into the island."""
     fig, ax = new_figure()
     step_s = study.power_flow_step_s
     ax.step(*held(ds.time.values, ds.substation_p_mw.values * KW_PER_MW, step_s), where="post",
@@ -349,6 +350,14 @@ def shortage(ds: xr.Dataset, study: Study, layout: FeederLayout | None) -> Figur
             ls="--", label="import cap")
     ax.fill_between(*held(ds.time.values, ds.unserved_p_mw.sum("bus", min_count=1).values * KW_PER_MW, step_s),
                     step="post", color="tab:orange", alpha=0.5, label="unserved load (rotation)")
+    if "islanded" in ds:
+        times, islanded = held(ds.time.values, ds.islanded.values.astype(float), step_s)
+        island_kw = -(ds.battery_p_mw.where(ds.grid_forming.any("prosumer")).sum("prosumer", min_count=1).values
+                      * KW_PER_MW)
+        ax.step(*held(ds.time.values, island_kw, step_s), where="post", color="tab:green",
+                label="batteries into the island")
+        ax.fill_between(times, 0, 1, where=islanded > 0, step="post", color="0.85", alpha=0.6,
+                        transform=ax.get_xaxis_transform(), label="substation open (islanded)")
     ax.set_ylabel("active power [kW]")
     ax.set_title("Import cap, substation import and unserved load")
     ax.legend(fontsize="small")

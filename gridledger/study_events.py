@@ -5,7 +5,8 @@ over a window, as an upstream shortage would (issue 15). The grid federate
 enforces it in the power flow: whatever the feeder would draw above the
 cap is shed by the operator's last-resort rotation of whole load buses
 (`gridledger.agents.load_shedding`), recorded per bus and step, never
-silently allowed.
+silently allowed. An island cap opens the substation instead: the feeder
+restarts as a microgrid from a contracted grid-forming battery, or stays dark.
 
 A price spike raises the grid buy price of whole market intervals, as an
 upstream scarcity price would: the operator announces it to the
@@ -18,7 +19,9 @@ field               meaning
 ==================  ===================================================================================
 ``import_caps``     windows of an import cap, each ``start_s`` and ``end_s`` (study time, the cap holds for
                     every power-flow step that starts in [start_s, end_s)) and ``cap_mw``, the most the
-                    substation may import [MW]; windows do not overlap
+                    substation may import [MW]; windows do not overlap. ``island: true`` (with ``cap_mw: 0``)
+                    opens the substation: the feeder runs as a microgrid from a grid-forming battery the
+                    operator contracted as reserve, or is dark (`gridledger.agents.islanding`)
 ``price_spikes``    windows of a price spike, each ``start_s`` and ``end_s`` (whole market intervals) and
                     ``grid_buy_price_per_kwh``, above ``market.grid_buy_price_per_kwh`` and at most
                     ``market.price_cap_per_kwh`` [token/kWh]; windows do not overlap
@@ -42,11 +45,14 @@ class ImportCap(BaseModel):
     start_s: Annotated[Seconds, Field(ge=0)]
     end_s: Annotated[Seconds, Field(gt=0)]
     cap_mw: Annotated[float, Field(ge=0.0, le=1e4)]
+    island: bool = False
 
     @model_validator(mode="after")
     def _ordered(self) -> "ImportCap":
         if self.end_s <= self.start_s:
             raise ValueError(f"end_s ({self.end_s}) must be after start_s ({self.start_s})")
+        if self.island and self.cap_mw != 0.0:
+            raise ValueError(f"island: true opens the substation, so cap_mw must be 0, got {self.cap_mw}")
         return self
 
 
@@ -97,3 +103,7 @@ class Events(BaseModel):
     def cap_mw_at(self, time_s: float) -> float | None:
         """The import cap of the step that starts at `time_s` (study time), None if no window holds it. [MW]"""
         return next((c.cap_mw for c in self.import_caps if c.start_s <= time_s < c.end_s), None)
+
+    def islanded_at(self, time_s: float) -> bool:
+        """Whether the substation is open (an ``island`` cap) over the step that starts at `time_s`."""
+        return any(c.island and c.start_s <= time_s < c.end_s for c in self.import_caps)

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from gridledger.agents.ancillary_agents import AncillaryAgents
 from gridledger.agents.ancillary_duties import AncillaryDuties, Response
 from gridledger.agents.ancillary_terms import providers, storage_registrations
-from gridledger.agents.reserve_metering import baseline_step, delivered_wh, response_steps
+from gridledger.agents.reserve_metering import ResponseMeters, baseline_step, delivered_wh, response_steps
 from gridledger.agents.reserve_offers import ReserveWindow, enrolments, interruptible, reserve_offers
 from gridledger.agents.shortage import Bias, activation_w, cap_windows, capped_intervals, shed_call_w, shortfall_w
 from gridledger.roster import roster_of
@@ -78,6 +78,22 @@ def test_a_continued_response_keeps_the_first_ones_baseline():
     assert baseline_step(range(6, 9), [range(3, 6)]) == 2
     assert baseline_step(range(6, 9), [range(0, 6), range(3, 5)]) == -1
     assert baseline_step(range(7, 9), [range(3, 6)]) == 6
+
+
+def test_the_meters_know_who_stands_in_reserve_who_is_activated_and_who_is_called_at_each_time():
+    meters = ResponseMeters("0xreserve", "0xshed", {"0xa": 0, "0xb": 1, "0xc": 2}, 300)
+    meters.handle({"type": "reserve_awards", "awards": [
+        {"window_id": 0, "interval": 4, "provider": "0xa", "p_w": 5000, "start_s": 3600, "end_s": 4500},
+        {"window_id": 0, "interval": 4, "provider": "0xb", "p_w": 3000, "start_s": 3600, "end_s": 4500}]})
+    meters.handle({"type": "reserve_activations", "activations": [
+        {"window_id": 0, "interval": 4, "provider": "0xa", "p_w": 4000, "from_s": 3900, "to_s": 4500}]})
+    meters.handle({"type": "shed_calls", "calls": [
+        {"event_id": 0, "load": "0xc", "shed_w": 1000, "energy_wh": 250, "interval": 4, "from_s": 3600,
+         "to_s": 4500}]})
+    assert meters.reserve_mw(3599) == {} and meters.reserve_mw(4500) == {}
+    assert meters.reserve_mw(3600) == {0: 0.0, 1: 0.0}                    # awarded, the activation not yet in force
+    assert meters.reserve_mw(3900) == {0: 0.004, 1: 0.0}
+    assert meters.responding(3900) == {0: 4000, 2: 1000} and meters.responding(3900, ("shed",)) == {2: 1000}
 
 
 def test_duties_hold_energy_for_awards_and_target_the_baseline_plus_the_activation():

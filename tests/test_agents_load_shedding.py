@@ -32,6 +32,15 @@ def test_the_rotation_cuts_the_front_of_its_queue_until_the_import_fits_and_move
     assert rotation.shed(_linear(10.0, load_mw), cap_mw=1.0) == [2, 3, 1]        # not even all of them suffice
 
 
+def test_the_buses_of_responding_households_are_cut_last_and_keep_their_place_otherwise():
+    load_mw = {1: 2.0, 2: 3.0, 3: 1.0}
+    rotation = Rotation([1, 2, 3])
+    assert rotation.shed(_linear(10.0, load_mw), cap_mw=7.0, last=frozenset({1})) == [2]        # 10 > 7, then 7
+    assert rotation.queue == [1, 3, 2]
+    assert rotation.shed(_linear(10.0, load_mw), cap_mw=4.5, last=frozenset({1})) == [3, 2, 1]   # 9, 6, 4
+    assert rotation.queue == [3, 2, 1]
+
+
 def test_a_power_flow_that_does_not_converge_counts_as_above_the_cap():
     rotation = Rotation([4, 5])
     assert rotation.shed(lambda cut: math.nan if len(cut) < 2 else 0.5, cap_mw=1.0) == [4, 5]

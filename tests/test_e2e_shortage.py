@@ -1,5 +1,6 @@
 """The upstream-shortage study in real federations, three ways: no contracts, operating reserve, reserve and load shed;
-and a fourth, reserve from batteries that start low and charge for it through the charging coordination contract.
+a fourth, reserve from batteries that start low and charge for it through the charging coordination contract; and
+the islanding study two ways, dark and restarted from the contracted batteries.
 
 ``studies/import-shortage.yaml`` and its two variants, shortened to 17:00-20:30 with the same cap (70 % of the
 uncapped evening peak, 18:00-19:30), run at once. Checked against independent references:
@@ -10,7 +11,9 @@ uncapped evening peak, 18:00-19:30), run at once. Checked against independent re
   power flow's metered net export (results.nc), not from gridledger's metering code;
 * every payment and penalty equals the contract rule recomputed here from the events' terms;
 * tokens are conserved and every step's energy balances (import = bus net loads + losses);
-* batteries that charge for their reserve do so within the DSO's headroom, before the cap, and deliver.
+* batteries that charge for their reserve do so within the DSO's headroom, before the cap, and deliver;
+* an islanded feeder imports nothing; without contracts it is dark, with them its batteries carry it, and every
+  battery's state of charge follows from the power it ran at (the DER booked what the island drew from it).
 """
 
 from __future__ import annotations
@@ -26,12 +29,14 @@ import xarray as xr
 import yaml
 
 from gridledger.agents.load_shedding import TOLERANCE_MW
+from gridledger.grids.battery import battery_step
+from gridledger.scenario import load_scenario
 from tests.e2e_helpers import ROOT, events, only_run_dir, with_secret
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 STUDIES = {"none": "import-shortage-no-contracts", "reserve": "import-shortage-reserve-only", "both": "import-shortage",
-           "storage": "import-shortage-storage"}
+           "storage": "import-shortage-storage", "dark": "islanding-no-contracts", "island": "islanding"}
 START, DURATION_S, CAP_START_S, CAP_END_S = "2024-01-17T17:00:00", 12600, 3600, 9000
 PENALTY_PERMILLE = 1000
 """The studies' penalty factors (1.0 on both contracts). [1/1000]"""
@@ -101,7 +106,7 @@ def _position(ds, account: str) -> int:
 
 
 def test_every_reserve_delivery_and_payment_is_recomputed_from_the_meters_and_the_events(runs):
-    for key in ("reserve", "both"):
+    for key in ("reserve", "both", "island"):
         run_dir, ds = runs[key]
         start_ts = int(ds.time.values[0].astype("datetime64[s]").astype(int))
         windows = {e["args"]["window_id"]: e["args"] for e in events(run_dir, "WindowPosted")}
@@ -169,3 +174,33 @@ def test_batteries_charge_for_their_reserve_within_the_headroom_before_the_cap_a
     assert stored_kwh[first_capped - 1] > stored_kwh[0]
     reserve = _kpis(run_dir)["ancillary"]["reserve"]
     assert reserve["delivered_kwh"] >= 0.9 * reserve["activated_kwh"] > 0
+
+
+def test_an_islanded_feeder_is_dark_without_contracts_and_carried_by_its_contracted_batteries(runs):
+    (dark_dir, dark), (island_dir, island) = runs["dark"], runs["island"]
+    islanded = island.islanded.values == 1
+    assert islanded.sum() == (CAP_END_S - CAP_START_S) // 300 and (dark.islanded.values == islanded).all()
+    for ds in (dark, island):
+        assert (ds.substation_p_mw.values[islanded] == 0).all()
+    assert np.isnan(dark.vm_pu.values[islanded]).all() and not dark.grid_forming.values.any()
+    assert (dark.unserved_p_mw.sum("bus").values[islanded] > 0).all()
+    assert island.grid_forming.values[islanded].sum(axis=1).tolist() == [1] * int(islanded.sum())
+    assert np.isfinite(island.vm_pu.values[islanded]).any(axis=1).all()
+    dark_kwh, island_kwh = (_kpis(d)["unserved_energy_kwh"] for d in (dark_dir, island_dir))
+    assert island_kwh <= 0.1 * dark_kwh and _kpis(island_dir)["dark_steps"] == 0
+    assert _kpis(dark_dir)["dark_steps"] == int(islanded.sum())
+
+
+def test_every_battery_state_of_charge_follows_the_power_it_ran_at_through_the_island(runs):
+    run_dir, ds = runs["island"]
+    sc = load_scenario(run_dir)
+    battery = sc.study.prosumers.battery
+    energy_kwh = np.array([p.battery_energy_kwh for p in sc.prosumers])
+    has = energy_kwh > 0
+    soc_kwh = energy_kwh[has] * battery.soc_init
+    p_kw = ds.battery_p_mw.values[:, has] * 1e3
+    for step in range(ds.sizes["time"]):
+        soc_kwh = battery_step(soc_kwh, p_kw[step], 300, energy_kwh[has], 1e9, battery.efficiency, 0.0, 1.0)[1]
+        np.testing.assert_allclose(ds.soc_kwh.values[step, has], soc_kwh, rtol=1e-9, err_msg=f"step {step}")
+    islanded = ds.islanded.values == 1
+    assert (ds.battery_p_mw.values[islanded][:, has] < 0).any()                 # they discharged into the island

@@ -200,7 +200,7 @@ def test_encode_refuses_an_undeclared_kind(kind):
     assert str(err.value) == (f"message {kind!r} is not a declared JSON message; declared: deployed, receipts, "
                               "cleared, lots, flex_requests, flex_awards, charging, charging_cut, emergency_reads, "
                               "emergency_data, two_phase_events, reserve_windows, shed_programme, reserve_awards, "
-                              "reserve_activations, shed_calls, blind_requests, blind_signatures, "
+                              "reserve_activations, shed_calls, island, blind_requests, blind_signatures, "
                               "registration_halves, pseudonyms_registered, signed_orders, signed_readings, "
                               "rejected, residuals, "
                               "cross_fills, sensors, readings, data_events, data_result, inverters")
