@@ -112,17 +112,23 @@ def test_every_reserve_delivery_and_payment_is_recomputed_from_the_meters_and_th
         windows = {e["args"]["window_id"]: e["args"] for e in events(run_dir, "WindowPosted")}
         offers = {(e["args"]["window_id"], e["args"]["provider"]): e["args"] for e in events(run_dir, "Offered")}
         awarded = {(e["args"]["window_id"], e["args"]["provider"]): e["args"] for e in events(run_dir, "Awarded")
-                   if e["contract"] == "OperatingReserve"}
+                   if e["contract"] == "OperatingReserve" and e["args"]["energy_wh"]}
         activated = {(e["args"]["window_id"], e["args"]["provider"]): e["args"] for e in events(run_dir, "Activated")}
         settled = [e["args"] for e in events(run_dir, "Settled") if e["contract"] == "OperatingReserve"]
         spans: dict[str, list[range]] = {}
         for (wid, provider), act in sorted(activated.items(), key=lambda item: item[1]["from_timestamp"]):
             spans.setdefault(provider, []).append(_steps(act["from_timestamp"], windows[wid]["window_end_timestamp"],
                                                          start_ts))
-        assert settled and len(settled) == len(activated)
+        assert settled and len(settled) == len(awarded) and set(activated) <= set(awarded)
         for s in settled:
             wid, provider = s["window_id"], s["provider"]
-            act, offer, window = activated[wid, provider], offers[wid, provider], windows[wid]
+            offer, window = offers[wid, provider], windows[wid]
+            if (wid, provider) not in activated:                      # standing by: capacity paid, bond back
+                assert s["capacity_payment_wei"] == (awarded[wid, provider]["energy_wh"]
+                                                     * offer["capacity_price_wei_per_wh"]), (key, wid, provider)
+                assert s["energy_payment_wei"] == s["penalty_wei"] == s["delivered_wh"] == 0
+                continue
+            act = activated[wid, provider]
             steps = _steps(act["from_timestamp"], window["window_end_timestamp"], start_ts)
             first = steps.start
             ends = {span.stop: span.start for span in spans[provider] if span.stop <= first}
