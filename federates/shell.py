@@ -31,7 +31,8 @@ from typing import Callable, Iterator
 import helics as h
 
 from gridledger.lean import REFUSED  # first: keeps matplotlib and dask out of federate processes
-from gridledger.process import EXIT_FAILED, EXIT_STOPPED_BY_PEER, LAUNCHED_AT_ENV, peak_rss_mib, progress_path
+from gridledger.process import (EXIT_FAILED, EXIT_STOPPED_BY_PEER, LAUNCHED_AT_ENV, RSS_SAMPLES, peak_rss_mib,
+                                progress_path, rss_mib)
 from gridledger.results import collect_if_complete
 
 
@@ -50,6 +51,7 @@ class Shell:
         self.stop_s = stop_s
         self.granted_s = 0.0
         self._wall = {"created": time.time(), "entered": None, "waiting_s": 0.0}
+        self.rss_samples: list[tuple[float, float]] = []
         self._progress = progress_path(run_dir, name)
         self._progress.parent.mkdir(parents=True, exist_ok=True)
         self._fed = h.helicsCreateCombinationFederateFromConfig(str(run_dir / "helics" / f"{name}.json"))
@@ -92,8 +94,15 @@ class Shell:
             raise FederationStopped(str(exc)) from None
         finally:
             self._wall["waiting_s"] += time.perf_counter() - asked
+        self._sample_rss()
         self.report("computing")
         return self.granted_s
+
+    def _sample_rss(self) -> None:
+        """Keep (simulated time [s], resident set [MiB]) each time another 1/`RSS_SAMPLES` of the run is reached."""
+        period_s = self.stop_s / RSS_SAMPLES
+        if not self.rss_samples or self.granted_s >= self.rss_samples[-1][0] + period_s:
+            self.rss_samples.append((self.granted_s, rss_mib()))
 
     def publish(self, key: str, value: float) -> None:
         """Publish a double on a declared publication."""
@@ -127,7 +136,8 @@ class Shell:
         h.helicsCloseLibrary()
 
     def timing(self) -> dict[str, float | None]:
-        """Wall-clock split of this process so far: start-up, waiting on HELICS, own work. [s]"""
+        """Wall-clock split of this process so far: start-up, waiting on HELICS, own work [s]; its peak and
+        sampled resident set (simulated time [s], [MiB]). [MiB]"""
         now, wall = time.time(), self._wall
         launched = float(os.environ.get(LAUNCHED_AT_ENV, wall["created"]))
         entered = wall["entered"] or now
@@ -136,6 +146,7 @@ class Shell:
             "waiting_s": wall["waiting_s"],
             "compute_s": now - entered - wall["waiting_s"],
             "peak_rss_mib": peak_rss_mib(),
+            "rss_mib": self.rss_samples,
         }
 
     def report(self, state: str, **extra: object) -> None:

@@ -20,23 +20,18 @@ from importlib.metadata import version
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-)
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from gridledger import compare, regress, sweep
 from gridledger.compare import RunDirError, load_run
 from gridledger.execute import RUN_FILE, execute
+from gridledger.progress_view import ProgressView
 from gridledger.grids.feeders import catalog
 from gridledger.federation import federate_kind
 from gridledger.roster import run_zones
 from gridledger.interfaces import broker_port_of, core_init_string, federate_names
-from gridledger.launcher import Prepared, check, federate_command, prepare, require_local, runner_json
+from gridledger.launcher import check, federate_command, prepare, require_local, runner_json
 from gridledger.process import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
 from gridledger.report import PLOTS_DIR, write_report
 from gridledger.results import KPIS_FILE, RESULTS_FILE, collect_if_complete
@@ -110,38 +105,6 @@ def _span(seconds: int) -> str:
     return f"{seconds} s"
 
 
-def _clock(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    return f"{seconds // SECONDS_PER_HOUR:02d}:{seconds % SECONDS_PER_HOUR // SECONDS_PER_MINUTE:02d}"
-
-
-class _ProgressView:
-    """Simulated time reached per federate: bars on a terminal, a line per 10 % elsewhere."""
-
-    def __init__(self, prepared: Prepared, console: Console):
-        self.stop_s = stop_time_s(prepared.study)
-        self.console = console
-        self.bars = Progress(TextColumn("{task.fields[name]:>6}"), BarColumn(),
-                             TextColumn("{task.fields[clock]} {task.fields[state]}"),
-                             console=console, disable=not console.is_terminal)
-        self.tasks = {n: self.bars.add_task(n, total=self.stop_s, name=n, clock="00:00", state="starting")
-                      for n in prepared.federates}
-        self.reported_decile = -1
-
-    def __call__(self, records: dict[str, dict]) -> None:
-        for name, record in records.items():
-            if name in self.tasks:
-                self.bars.update(self.tasks[name], completed=record["time_s"],
-                                 clock=_clock(record["time_s"]), state=record["state"])
-        if not self.console.is_terminal and len(records) == len(self.tasks):
-            slowest = min(r["time_s"] for r in records.values())
-            decile = int(10 * slowest / self.stop_s)
-            if decile > self.reported_decile:
-                self.reported_decile = decile
-                self.console.print("progress: " + ", ".join(
-                    f"{n} {_clock(r['time_s'])}" for n, r in sorted(records.items())))
-
-
 def kpi_table(kpis: dict) -> Table:
     """The scalar KPIs as a two-column table (per-prosumer values stay in kpis.json)."""
     table = Table(title=f"KPIs: {kpis.get('study', '')}", show_header=True)
@@ -159,7 +122,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     if args.secret_file is None and RUN_SECRET_ENV not in os.environ:
         console.print("run secret: fresh and kept nowhere, so this run's keys, bids and chain cannot be repeated "
                       "(--secret-file PATH repeats a run)", soft_wrap=True, highlight=False)
-    view = _ProgressView(prepared, console)
+    view = ProgressView(stop_time_s(prepared.study), prepared.federates, console)
     with view.bars:
         done = execute(prepared, on_progress=view)
     outcome = done.outcome
@@ -370,7 +333,7 @@ def cmd_regress(args: argparse.Namespace, console: Console) -> int:
     for path, study, golden in targets:
         prepared = prepare(path, args.runs, regress.golden_secret(path))
         console.print(f"{path}: running in {prepared.run_dir}", soft_wrap=True, highlight=False)
-        view = _ProgressView(prepared, console)
+        view = ProgressView(stop_time_s(prepared.study), prepared.federates, console)
         with view.bars:
             done = execute(prepared, on_progress=view)
         entry = {"study": path, "name": study.name, "run_dir": done.run_dir, "exit_code": done.outcome.exit_code,

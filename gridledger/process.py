@@ -29,6 +29,20 @@ def progress_path(run_dir: Path, federate: str) -> Path:
     return Path(run_dir) / PROGRESS_DIR / f"{federate}.json"
 
 
+RSS_SAMPLES = 100
+"""How many times over a run each federate samples its resident set (`rss_mib`), evenly in simulated time."""
+
+
+def rss_mib(status_file: Path = STATUS_FILE) -> float:
+    """Resident set size of this process now (``VmRSS`` of `status_file`); NaN where the file does not exist
+    (not Linux). [MiB]"""
+    try:
+        lines = status_file.read_text().splitlines()
+    except FileNotFoundError:
+        return float("nan")
+    return next(int(line.split()[1]) for line in lines if line.startswith("VmRSS:")) / 1024
+
+
 def peak_rss_mib(status_file: Path = STATUS_FILE) -> float:
     """Peak resident set size of this process since it was started (exec). [MiB]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gridledger.process import EXIT_FAILED, EXIT_STOPPED_BY_PEER
+from gridledger.process import EXIT_FAILED, EXIT_STOPPED_BY_PEER, RSS_SAMPLES
 from gridledger.launcher import free_port, helics_program
 from tests.shell_toys import OFFSET, STEPS
 
@@ -52,6 +52,10 @@ def test_clean_federation_exits_zero(tmp_path):
     done = _federation(tmp_path, crash=None)
     assert [done[n].returncode for n in ("a", "b")] == [0, 0]
     assert _progress(tmp_path, "a")["state"] == "done" and _progress(tmp_path, "b")["time_s"] == STEPS - 1 + OFFSET["b"]
+    samples = _progress(tmp_path, "a")["timing"]["rss_mib"]                 # (simulated time, resident set)
+    times = [t for t, _ in samples]
+    assert 1 <= len(samples) <= RSS_SAMPLES + 1 and times == sorted(times)
+    assert all(0 < mib <= _progress(tmp_path, "a")["timing"]["peak_rss_mib"] for _, mib in samples)
 
 
 def test_raising_federate_fails_and_its_peer_is_stopped_by_helics(tmp_path):
