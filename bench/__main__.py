@@ -15,7 +15,9 @@ over the reference day's (`bench.audit`). The gas of the privacy features
 (issue 14) is given per action, per use and per market interval of a
 32-prosumer feeder (`bench.privacy_gas`), that of the ancillary services
 (issue 15) per action of one scripted reserve window and one load shed
-programme (`bench.reserve_gas`, `bench.load_shed_gas`). The scaling sweep (`bench.scaling`: the
+programme (`bench.reserve_gas`, `bench.load_shed_gas`). The chain kept in LevelDB is timed against the
+chain in memory only, and the reference day served live over JSON-RPC and watched against the reference
+day (`bench.chain_rpc`, issue 17). The scaling sweep (`bench.scaling`: the
 1000-prosumer MV/LV study at 32, 128, 512 and 1000 prosumers, 2 h each
 unless ``GRIDLEDGER_SCALING_HOURS`` says otherwise) comes last and takes
 about as long as the rest; ``python -m bench scaling`` runs only it.
@@ -34,6 +36,7 @@ from bench import verdict
 from bench.audit import audit_cost, audit_section
 from bench.feeders import FeederStepTime, feeder_step_times
 from bench.batching_gas import BatchingGas, batching_gas
+from bench.chain_rpc import LIVE_AIM_RATIO, chain_rpc_cost, chain_rpc_section
 from bench.ledger import LedgerResult, ledger_throughput
 from bench.plain_loop import AIM_RATIO as PLAIN_LOOP_AIM_RATIO, plain_loop, plain_loop_section
 from bench.powerflow import REFERENCE_STUDY, PowerFlowResult, powerflow_step_time
@@ -263,19 +266,22 @@ def main(sections: list[str]) -> int:
     loop = plain_loop(REFERENCE_STUDY)
     print("running the meter-fraud day (the auditor) ...", file=sys.stderr, flush=True)
     audit = audit_cost(study, RUNS_ROOT)
+    print("running the kept chain and the live JSON-RPC day ...", file=sys.stderr, flush=True)
+    chain_rpc = chain_rpc_cost(study, RUNS_ROOT, repeats=REPEATS)
     print()
     for rows in (study_table(study), ledger_table(ledger), powerflow_table(powerflow), gas_section(gas, gas_crossovers),
                  feeders_section(feeders), security_gas_section(security_gas, baseline_commit),
                  startup_section(startup, study), batching_gas_section(batching), plain_loop_section(loop, study),
                  audit_section(audit), privacy_gas_section(privacy, PRIVACY_PROSUMERS),
-                 ancillary_gas_section(ancillary)):
+                 ancillary_gas_section(ancillary), chain_rpc_section(chain_rpc)):
         print("\n".join(rows) + "\n")
     _write(stamp, {
         "aims": {"study_wall_s": STUDY_AIM_S, "peak_rss_sum_mib": MEMORY_AIM_MIB,
                  "ledger_ours_over_baseline_min": LEDGER_AIM_RATIO,
                  "ledger_batched_over_baseline_min": BATCHED_AIM_RATIO,
                  "powerflow_ours_over_baseline_max": POWERFLOW_AIM_RATIO,
-                 "study_over_plain_loop_max": PLAIN_LOOP_AIM_RATIO},
+                 "study_over_plain_loop_max": PLAIN_LOOP_AIM_RATIO,
+                 "live_rpc_over_reference_max": LIVE_AIM_RATIO},
         "study": {**dataclasses.asdict(study), "peak_rss_sum_mib": study.peak_rss_sum_mib},
         "ledger": [dataclasses.asdict(r) for r in ledger],
         "powerflow": dataclasses.asdict(powerflow),
@@ -287,6 +293,8 @@ def main(sections: list[str]) -> int:
                         "features": [{**dataclasses.asdict(c), "gas_per_interval": c.gas_per_interval}
                                      for c in feature_costs(privacy, PRIVACY_PROSUMERS)]},
         "ancillary_gas": ancillary,
+        "chain_rpc": {**dataclasses.asdict(chain_rpc), "kept_ratio": chain_rpc.kept_ratio,
+                      "live_ratio": chain_rpc.live_ratio},
         "security_gas": {"pre_hardening_commit": baseline_commit,
                          "rows": [{**dataclasses.asdict(r), "ratio": r.ratio, "difference": r.difference}
                                   for r in security_gas]},

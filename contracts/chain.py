@@ -11,20 +11,32 @@ if its gas limit fits the block's gas limit minus the gas *used* so far,
 and the block is then charged what it used, not its limit. The block
 builder may add its own rule on top (`BlockSpace`): the ledger caps each
 transaction's gas and keeps lanes (`gridledger.agents.blocks`).
+
+The chain's key-value database lives in memory while it mines; `Chain.keep`
+also keeps it in a LevelDB directory (plyvel), writing each block's new
+keys in one batch as soon as the block is mined, so a killed process
+leaves every block it mined on disk. Reads never touch the disk during a
+run, and the bytes stored do not change what is mined: the same
+transactions at the same times give the same block hashes kept or not.
+`kept_chain` opens such a directory read-only after the run.
 """
 
 import functools
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
 
 import eth_abi
-from eth.abc import BlockHeaderAPI, ComputationAPI, ReceiptAPI, SignedTransactionAPI, StateAPI
+import plyvel
+from eth.abc import BlockHeaderAPI, ChainAPI, ComputationAPI, ReceiptAPI, SignedTransactionAPI, StateAPI
 from eth.chains.base import MiningChain
 from eth.consensus.noproof import NoProofConsensus
 from eth.db.atomic import AtomicDB
+from eth.db.backends.base import BaseDB
+from eth.db.backends.memory import MemoryDB
 from eth.exceptions import Revert, UnrecognizedTransactionType
 from eth.vm.forks.prague import PragueVM
 from eth_account.signers.local import LocalAccount
@@ -51,6 +63,95 @@ _MiningChain = MiningChain.configure(
     __name__="GridLedgerChain",
     vm_configuration=((0, PragueVM.configure(consensus_class=NoProofConsensus)),),
 )
+
+CHAIN_ID_KEY = b"gridledger:chain_id"
+"""Key of the chain id (decimal digits) in a kept database, beside py-evm's own keys (hashes, ``v1:...``)."""
+
+
+class KeptChainError(Exception):
+    """A kept chain database that cannot be opened; the message says which and why."""
+
+
+class _NotingMemoryDB(MemoryDB):
+    """py-evm's in-memory store that, once `noted` is a dict, notes each key set (with its value) or deleted (None)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.noted: dict[bytes, bytes | None] | None = None
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self.kv_store[key] = value
+        if self.noted is not None:
+            self.noted[key] = value
+
+    def __delitem__(self, key: bytes) -> None:
+        del self.kv_store[key]
+        if self.noted is not None:
+            self.noted[key] = None
+
+
+class _ReadOnlyLevelDB(BaseDB):
+    """An open LevelDB database as a py-evm key-value store that refuses every write."""
+
+    def __init__(self, db: plyvel.DB) -> None:
+        self._db: plyvel.DB | None = db
+
+    def close(self) -> None:
+        """Close the database and let it go: py-evm's caches keep this store alive until the interpreter exits,
+        and a LevelDB freed that late fails."""
+        self._db.close()
+        self._db = None
+
+    def __getitem__(self, key: bytes) -> bytes:
+        value = self._db.get(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def _exists(self, key: bytes) -> bool:
+        return self._db.get(key) is not None
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        raise PermissionError("a kept chain is read-only")
+
+    def __delitem__(self, key: bytes) -> None:
+        raise PermissionError("a kept chain is read-only")
+
+
+def evm_chain(db: AtomicDB, chain_id: int) -> ChainAPI:
+    """A py-evm chain of this module's VM and consensus over `db`, for reads at blocks `db` already holds."""
+    return _MiningChain.configure(chain_id=chain_id)(db)
+
+
+@contextmanager
+def kept_chain(path: str | Path) -> Iterator[ChainAPI]:
+    """The chain `Chain.keep` kept in the LevelDB directory `path`, read-only, open until the block exits.
+
+    Its canonical head is the last block mined; writes raise
+    PermissionError. LevelDB lets one process at a time open a database.
+
+    Raises
+    ------
+    KeptChainError
+        If `path` holds no kept chain, or another process has it open (a
+        ledger still running, or another reader).
+    """
+    path = Path(path)
+    if not (path / "CURRENT").is_file():
+        raise KeptChainError(f"{path}: no kept chain here (no LevelDB database)")
+    try:
+        db = plyvel.DB(str(path), create_if_missing=False)
+    except plyvel.IOError as error:
+        raise KeptChainError(f"{path}: cannot open the kept chain, another process has it open (a ledger still "
+                             f"running, or another reader): {error}") from None
+    store = _ReadOnlyLevelDB(db)
+    try:
+        chain_id = db.get(CHAIN_ID_KEY)
+        if chain_id is None:
+            raise KeptChainError(f"{path}: a LevelDB database without a chain id, not a chain gridledger kept")
+        yield evm_chain(AtomicDB(store), int(chain_id))
+    finally:
+        store.close()
 
 
 class BlockSpace(Protocol):
@@ -210,9 +311,12 @@ class Chain:
             to_canonical_address(address): {"balance": balance_wei, "nonce": 0, "code": b"", "storage": {}}
             for address in funded
         }
-        self._chain = _MiningChain.configure(chain_id=chain_id).from_genesis(AtomicDB(), genesis, state)
+        self._memory = _NotingMemoryDB()
+        self._db = AtomicDB(self._memory)
+        self._chain = _MiningChain.configure(chain_id=chain_id).from_genesis(self._db, genesis, state)
         self._labels: dict[str, str] = {}
         self._receipts: list[Receipt] = []
+        self._kept: plyvel.DB | None = None
 
     @property
     def block_number(self) -> int:
@@ -248,6 +352,13 @@ class Chain:
         """Decoded form of ``log``, or None if its address has no label."""
         contract = self._labels.get(log.address)
         return None if contract is None else decode_log(contract, log.topics, log.data)
+
+    def deployments(self) -> list[tuple[str, str, Receipt]]:
+        """(contract, address, receipt of the transaction that created it) of every labelled contract a transaction
+        created, in the order they were labelled."""
+        created = {r.contract_address: r for r in self._receipts if r.contract_address is not None}
+        return [(contract, address, created[address]) for address, contract in self._labels.items()
+                if address in created]
 
     def mine(self, raw_txs: Sequence[bytes], timestamp: int, space: BlockSpace | None = None) -> list[Receipt]:
         """Mine one block at ``timestamp`` holding every valid transaction.
@@ -309,7 +420,51 @@ class Chain:
         self._chain.persist_block(mined)
         self._chain.header = self._chain.create_header_from_parent(mined.header)
         self._receipts.extend(receipts)
+        if self._kept is not None:
+            self._write_kept()
         return receipts
+
+    def keep(self, path: str | Path) -> None:
+        """Keep the chain's database in the LevelDB directory `path` too: all of it now, then each block's keys in
+        one write as `mine` returns it.
+
+        A database already at `path` is replaced. The chain goes on reading
+        its copy in memory. A process killed without `close` still leaves
+        every block it mined: each write is in the operating system's hands
+        when `mine` returns. Open the directory with `kept_chain`.
+        """
+        if self._kept is not None:
+            raise RuntimeError("the chain is kept already; close it first")
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        plyvel.destroy_db(str(path))
+        self._kept = plyvel.DB(str(path), create_if_missing=True, error_if_exists=True)
+        with self._kept.write_batch() as batch:
+            for key, value in self._memory.kv_store.items():
+                batch.put(key, value)
+            batch.put(CHAIN_ID_KEY, str(self.chain_id).encode())
+        self._memory.noted = {}
+
+    def _write_kept(self) -> None:
+        """Write the keys set or deleted since the last write to the kept database, in one batch."""
+        noted, self._memory.noted = self._memory.noted, {}
+        with self._kept.write_batch() as batch:
+            for key, value in noted.items():
+                if value is None:
+                    batch.delete(key)
+                else:
+                    batch.put(key, value)
+
+    def close(self) -> None:
+        """Close the kept database, if any; the chain goes on in memory only."""
+        if self._kept is not None:
+            self._kept.close()
+            self._kept, self._memory.noted = None, None
+
+    def view(self) -> ChainAPI:
+        """A second py-evm chain over this chain's database, for reads (from another thread too) at blocks already
+        mined; it never writes."""
+        return evm_chain(self._db, self.chain_id)
 
     @staticmethod
     def _receipt(

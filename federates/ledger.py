@@ -28,7 +28,11 @@ prosumers only, with its own chain exported to ``chain/<zone>/`` and its
 own results part. The chain is exported to ``chain/`` as it grows: the setup
 blocks once deployed, then each block as soon as it is mined, so a
 killed ledger leaves every block it mined; a SIGTERM (a stop) waits
-until the block being mined is exported. After the run the ledger's
+until the block being mined is exported. Its database is kept in
+``chaindb/`` the same way, with the contracts' addresses and ABIs in
+``deployments.json``, and with ``ledger.rpc`` in the study a background
+thread serves it over read-only Ethereum JSON-RPC, at the last block
+mined (`gridledger.agents.ledger_tools`). After the run the ledger's
 results part is written, also after a failure or a stop.
 """
 
@@ -38,6 +42,7 @@ import sys
 from pathlib import Path
 
 from gridledger.federates.shell import Shell, joined, run_federate, stop_deferred  # first: see gridledger.lean
+from gridledger.agents.ledger_tools import LedgerTools
 from gridledger.agents.market_operator import Message, MarketOperator
 from gridledger.federation import zone_ledger
 from gridledger.roster import load_roster, zone_roster
@@ -57,6 +62,7 @@ def run(run_dir: Path, zone: str | None = None) -> None:
     name = "ledger" if zone is None else zone_ledger(zone)
     market = MarketOperator.deploy(sc, federate_secret())                  # setup blocks before time 0
     chain = market.open_export(run_dir, zone)                              # chain/ (or chain/<zone>/) so far
+    tools = LedgerTools.open(market.chain, run_dir, zone, sc.study.ledger.rpc)   # chaindb/, deployments, endpoint
     with joined(run_dir, name, stop_time_s(sc.study)) as fed:
         finished = False
         try:
@@ -70,12 +76,14 @@ def run(run_dir: Path, zone: str | None = None) -> None:
                 with stop_deferred():                                      # a stop waits for the block
                     outbox = market.act(action, received)                  # act: mine one block
                     chain.append()                                         # append it to chain/
+                    tools.mined()                                          # the endpoint answers at it
                 send(fed, outbox)                                          # send
             market.audit()
             finished = True
         finally:
             with stop_deferred():
                 market.write(run_dir, complete=finished, name=name)
+                tools.close()
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""The `gridledger` command: run, describe, validate, compare, sweep and regress studies.
+"""The `gridledger` command: run, describe, validate, compare, sweep and regress studies; serve a run's chain.
 
 Exit codes follow git/pytest: 0 success, 1 the run failed, 2 bad input.
 Output is for people on a terminal; elsewhere (a pipe, a CI log) it is plain
@@ -61,6 +61,9 @@ EXAMPLES = {
                 "gridledger regress --update studies/baran-wu-short.yaml",
                 "gridledger regress studies/baran-wu-short.yaml --format json"],
     "grids": ["gridledger grids list"],
+    "chain": [f"gridledger chain serve {RUN_DIR_EXAMPLE}   # then web3.py: Web3(HTTPProvider('http://127.0.0.1:8545'))",
+              f"gridledger chain serve {RUN_DIR_EXAMPLE} --host 0.0.0.0 --port 8600",
+              "gridledger chain serve runs/mvlv-1000/20240621T100000 --zone z0   # a sharded run: one chain per zone"],
 }
 """Examples shown by each command's --help."""
 EXIT_CODES = "exit codes: 0 done; 2 bad input."
@@ -388,6 +391,41 @@ def cmd_grids_list(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
+def cmd_chain_serve(args: argparse.Namespace, console: Console) -> int:
+    """Serve a finished run's kept chain over read-only Ethereum JSON-RPC until Ctrl-C."""
+    from gridledger.chain_rpc import serve_finished
+    from gridledger.contracts.chain import KeptChainError
+
+    run_dir = args.run_dir
+    if not (run_dir / STUDY_FILE).exists():
+        raise RunDirError(f"{run_dir}: not a run directory ({STUDY_FILE} missing)")
+    if not re.fullmatch(HOST_PATTERN, args.host):
+        raise RunDirError(f"--host {args.host!r}: expected an IPv4 address or host name")
+    sharding = load_study(run_dir / STUDY_FILE).market.sharding
+    zones = run_zones(run_dir) if sharding != "none" else ()
+    if zones and args.zone not in zones:
+        raise RunDirError(f"{run_dir}: market.sharding {sharding!r} keeps one chain per zone; give --zone, one of "
+                          f"{', '.join(zones)}" + (f" (not {args.zone!r})" if args.zone else ""))
+    if not zones and args.zone is not None:
+        raise RunDirError(f"--zone {args.zone!r}: {run_dir} runs one ledger, not one per zone; leave --zone out")
+    try:
+        serve_finished(run_dir, args.host, args.port, args.zone,
+                       announce=lambda text: console.print(text, soft_wrap=True, highlight=False, markup=False))
+    except KeptChainError as exc:
+        raise RunDirError(str(exc)) from None
+    except OSError as exc:
+        raise RunDirError(f"--host {args.host} --port {args.port}: cannot listen there "
+                          f"({exc.strerror or exc})") from None
+    return EXIT_OK
+
+
+def _port(text: str) -> int:
+    """A TCP port from the command line."""
+    if not (text.isdigit() and 1 <= int(text) <= 65535):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a port in 1-65535")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gridledger", description="Co-simulate a feeder, a ledger and DER agents over HELICS.",
@@ -422,6 +460,19 @@ def build_parser() -> argparse.ArgumentParser:
     grids = _command(sub, "grids", "feeder catalog")
     grids_sub = grids.add_subparsers(dest="grids_command", required=True)
     grids_sub.add_parser("list", help="list the feeders grid.feeder accepts").set_defaults(func=cmd_grids_list)
+    chain = _command(sub, "chain", "a finished run's chain for Ethereum tools")
+    chain_sub = chain.add_subparsers(dest="chain_command", required=True)
+    cmd = chain_sub.add_parser(
+        "serve", help="serve a run's chain over read-only Ethereum JSON-RPC (web3.py, ethers, cast)",
+        description="serve the chain a finished run kept (RUN_DIR/chaindb) over read-only Ethereum JSON-RPC until "
+                    "Ctrl-C; sending and mining methods answer an error. The contracts' addresses and ABIs are in "
+                    "RUN_DIR/deployments.json.",
+        epilog=_epilog("chain"), formatter_class=argparse.RawDescriptionHelpFormatter)
+    cmd.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a finished run directory")
+    cmd.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    cmd.add_argument("--port", type=_port, default=8545, help="port to listen on (default: 8545)")
+    cmd.add_argument("--zone", metavar="ZONE", help="with market.sharding per-zone: whose zone's chain to serve")
+    cmd.set_defaults(func=cmd_chain_serve)
     return parser
 
 

@@ -8,17 +8,19 @@ allowed. The CLI turns `StudyError` into exit code 2.
 Units are in the field names (`_s` seconds, also written with a unit such
 as ``15min``: `gridledger.durations`; `_pu`, `_percent`, `_per_kwh` token
 units per kWh, `_kwh`, `_kw`). ``start`` is the feeder's local time,
-without a UTC offset or zone.
+without a UTC offset or zone; ``time_zone`` may name the zone.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import zoneinfo
 from pathlib import Path
 from typing import Annotated, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
+                      model_validator)
 
 from gridledger.grids.inverter import VOLT_VAR_CAT_B, VOLT_WATT_CAT_B, VoltVarCurve, VoltWattCurve
 from gridledger.grids.names import BACKENDS, CATALOG_FEEDERS, SIMBENCH_EXAMPLES, VOLTAGE_LEVELS
@@ -511,11 +513,31 @@ class Helics(_Strict):
         return self.hosts.get(federate, self.broker_address)
 
 
+class Rpc(_Strict):
+    """The ledger's live, read-only Ethereum JSON-RPC endpoint (`gridledger.chain_rpc`), served while the run goes on.
+
+    It answers at the last block mined; after the run, ``gridledger chain
+    serve RUN_DIR`` serves the same methods over the kept chain.
+    """
+
+    port: Annotated[int, Field(ge=1024, le=65535)]
+    host: HostAddress = "127.0.0.1"
+
+
+class Ledger(_Strict):
+    """What the ledger offers besides the market; unset ``rpc``: no live endpoint."""
+
+    rpc: Rpc | None = None
+
+
 class Study(_Strict):
     """A complete study: what runs, for how long, on which feeder, with which market."""
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
     start: dt.datetime = dt.datetime(2024, 6, 21)
+    time_zone: str | None = None
+    """IANA name of the feeder's time zone (``Europe/Berlin``); it places ``start`` in UTC for results.nc and changes
+    nothing else. None: unknown, results.nc keeps feeder local time."""
     duration_s: Annotated[Seconds, Field(gt=0)] = 86_400
     power_flow_step_s: Annotated[Seconds, Field(gt=0)] = 300
     market_interval_s: Annotated[Seconds, Field(gt=0)] = 900
@@ -532,6 +554,7 @@ class Study(_Strict):
     pseudonyms: Pseudonyms | None = None
     events: Events = Events()
     ancillary: Ancillary | None = None
+    ledger: Ledger = Ledger()
 
     @field_validator("start")
     @classmethod
@@ -540,8 +563,27 @@ class Study(_Strict):
         if start.tzinfo is not None:
             raise ValueError("give the feeder's local time without a UTC offset or time zone, e.g. "
                              f"{start.replace(tzinfo=None).isoformat()}: the load and PV profiles, the times in "
-                             "results.nc and the chain's clock all count from the start as written")
+                             "results.nc and the chain's clock all count from the start as written; name the "
+                             "zone in time_zone")
         return start
+
+    @field_validator("time_zone")
+    @classmethod
+    def _iana_zone(cls, name: str | None, info: ValidationInfo) -> str | None:
+        """A zone of the IANA database in which the start is one unambiguous instant (not in a daylight-saving gap
+        or fold)."""
+        if name is None:
+            return None
+        try:
+            zone = zoneinfo.ZoneInfo(name)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{name!r} is not an IANA time zone name; give one such as Europe/Berlin, "
+                             "America/New_York or UTC") from None
+        start = info.data.get("start")
+        if start is not None and len({start.replace(tzinfo=zone, fold=fold).utcoffset() for fold in (0, 1)}) > 1:
+            raise ValueError(f"start {start.isoformat()} is skipped or repeated by a daylight-saving change in {name}; "
+                             "give a start outside that hour")
+        return name
 
     @model_validator(mode="after")
     def _time_grid(self) -> "Study":
@@ -760,6 +802,21 @@ class Study(_Strict):
             if value_s is not None and value_s > lead_s:
                 raise ValueError(f"ancillary.{what} ({value_s}) must be at most market_interval_s - 2 ({lead_s}): "
                                  "the operator activates and calls one interval ahead")
+
+    @model_validator(mode="after")
+    def _rpc_fits(self) -> "Study":
+        """The live endpoint serves the one ledger's chain on a port of its own."""
+        rpc = self.ledger.rpc
+        if rpc is None:
+            return self
+        if self.market.sharding != "none":
+            raise ValueError(f"ledger.rpc serves one chain, but market.sharding = {self.market.sharding!r} runs one "
+                             "ledger per zone; leave ledger.rpc out and serve a zone's chain after the run with "
+                             "`gridledger chain serve RUN_DIR --zone ZONE`")
+        if rpc.port == self.helics.port:
+            raise ValueError(f"ledger.rpc.port ({rpc.port}) is helics.port, the broker's; give the endpoint "
+                             "another port")
+        return self
 
     def _placed_federates(self) -> None:
         """Every federate `helics.hosts` places is one this study runs."""
