@@ -29,7 +29,7 @@ from gridledger.contracts import load_shed, reserve
 from gridledger.contracts.chain import Chain
 from gridledger.contracts.client import Wallet, encode_call
 from gridledger.contracts.market import MarketAddresses, read
-from gridledger.results import Part
+from gridledger.results import INTERVAL_SUM, Part
 from gridledger.roster import Roster
 from gridledger.units import W_PER_KW, tokens, wei
 
@@ -236,7 +236,8 @@ class AncillaryDesk:
         if self.reserve is not None:
             part.add("reserve_capacity_kw", ("interval",), self.capacity_w / W_PER_KW, "kW",
                      "reserve capacity the operator asked for in the interval's window")
-            part.add("reserve_offers", ("interval",), self.reserve_offers, "1", "reserve offers received")
+            part.add("reserve_offers", ("interval",), self.reserve_offers, "1", "reserve offers received",
+                     cell_methods=INTERVAL_SUM)
             part.add("reserve_awarded_kw", ("interval",), self.awarded_w / W_PER_KW, "kW", "reserve capacity awarded")
             part.add("reserve_activated_kw", ("interval",), self.activated_w / W_PER_KW, "kW",
                      "reserve activated for the interval")

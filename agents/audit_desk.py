@@ -23,7 +23,7 @@ from gridledger.agents.auditor import Auditor, IntervalAudit
 from gridledger.contracts.keys import derive_account
 from gridledger.federation import GRID_ENDPOINT, LEDGER_ENDPOINT
 from gridledger.messages import decode
-from gridledger.results import Part
+from gridledger.results import INTERVAL_SUM, Part
 from gridledger.scenario import Scenario
 from gridledger.units import PU
 
@@ -142,5 +142,6 @@ class AuditDesk:
         part.add("energy_balance_wh", ("interval",), self.energy_balance_wh, "Wh",
                  "substation energy - estimated losses - metered and forecast consumption")
         part.add("vm_est_pu", ("interval", "bus"), self.vm_pu, PU, "estimated bus voltage magnitude")
-        part.add("audit_checks", ("interval",), self.checks, "1", "estimates run for the interval (late readings redo it)")
+        part.add("audit_checks", ("interval",), self.checks, "1", "estimates run for the interval (late readings redo it)",
+                 cell_methods=INTERVAL_SUM)
         return part

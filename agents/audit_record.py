@@ -20,6 +20,8 @@ from gridledger.roster import Roster
 from gridledger.units import tokens
 
 STATUS_NAMES = tuple(status.name.lower() for status in Status)
+NEVER_ISOLATED = -1
+"""``audit_isolated_interval`` of a meter never isolated: its ``_FillValue`` (read back as NaN)."""
 
 
 class AuditRecord:
@@ -36,7 +38,7 @@ class AuditRecord:
         self.penalty = np.zeros((n_int, n_pro))
         self.estimated = np.zeros((n_int, n_pro), dtype=np.int8)
         self.settled_wh = {name: np.zeros((n_int, n_pro), dtype=np.int64) for name in ("import", "export")}
-        self.isolated_at = np.full(n_pro, -1, dtype=np.int32)
+        self.isolated_at = np.full(n_pro, NEVER_ISOLATED, dtype=np.int32)
 
     def block(self, block: MinedBlock, time_s: float) -> None:
         """Keep the audit's and the Settlement's audit events of a block mined at `time_s`. [s]"""
@@ -88,4 +90,4 @@ class AuditRecord:
         part.add("settled_export_wh", ("interval", "prosumer"), self.settled_wh["export"], "Wh",
                  "export register as settled (the reading, or the estimate)")
         part.add("audit_isolated_interval", ("prosumer",), self.isolated_at, "1",
-                 "interval whose flag isolated the meter (-1: never isolated)")
+                 "interval whose flag isolated the meter (fill value: never isolated)", fill_value=NEVER_ISOLATED)

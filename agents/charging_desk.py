@@ -27,7 +27,7 @@ from gridledger.contracts.client import Wallet, encode_call
 from gridledger.contracts.emergency import NOBODY
 from gridledger.contracts.market import MarketAddresses
 from gridledger.contracts.operated import ROLE_OPERATOR
-from gridledger.results import Part
+from gridledger.results import INTERVAL_SUM, Part
 from gridledger.roster import Roster
 
 CONTRACT = charging.CONTRACT
@@ -113,7 +113,8 @@ class ChargingDesk:
 
     def write(self, part: Part) -> None:
         """Add the desk's per-interval record to the ledger's results part."""
-        part.add("charging_requests", ("interval",), self.requests, "1", "EV charging requests of the window")
+        part.add("charging_requests", ("interval",), self.requests, "1", "EV charging requests of the window",
+                 cell_methods=INTERVAL_SUM)
         part.add("charging_requested_w", ("interval",), self.requested_w, "W", "charging power requested")
         part.add("charging_admitted_w", ("interval",), self.admitted_w, "W", "charging power admitted")
         part.add("charging_overridden_w", ("interval",), self.overridden_w, "W",

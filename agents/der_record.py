@@ -7,7 +7,7 @@ import numpy as np
 from gridledger.agents.devices import Devices
 from gridledger.agents.flex_offers import Flexibility
 from gridledger.agents.orders import OrderRecord
-from gridledger.results import Part
+from gridledger.results import INTERVAL_SUM, Part
 from gridledger.roster import Roster
 from gridledger.units import KW_PER_MW, MW
 
@@ -57,7 +57,6 @@ def der_part(sc: Roster, devices: Devices, orders: OrderRecord, rejected: np.nda
     if sc.study.ancillary is not None and sc.study.ancillary.load_shed is not None:
         part.add("shed_p_mw", ("time", "prosumer"), devices.shed_kw / KW_PER_MW, MW,
                  "interruptible load switched off on the operator's call")
-        part.add("prosumer_bus", ("prosumer",), np.array([p.bus for p in sc.prosumers]), "1",
-                 "feeder bus of the household (pandapower index)")
-    part.add("orders_rejected", ("interval", "prosumer"), rejected, "1", "orders rejected by the chain")
+    part.add("orders_rejected", ("interval", "prosumer"), rejected, "1", "orders rejected by the chain",
+             cell_methods=INTERVAL_SUM)
     return part

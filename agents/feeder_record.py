@@ -1,7 +1,9 @@
 """What the grid records: each step's power flow, limit flags and setpoints, each interval's meter registers.
 
-Arrays are NaN (meter registers -1) until their step or interval is done,
-so the results of a run that stopped early show where it stopped.
+Arrays are NaN until their step or interval is done, integer meter
+registers and attack codes their ``_FillValue`` (`NOT_METERED`,
+`ATTACK_KIND_FILL`, read back as NaN), so the results of a run that
+stopped early show where it stopped.
 """
 
 from __future__ import annotations
@@ -12,14 +14,20 @@ from gridledger.grids.feeders import is_unbalanced
 from gridledger.grids.limits import overload, voltage_violation
 from gridledger.grids.powerflow import StepResult
 from gridledger.grids.stability import ansi_c84_1_band, voltage_stability_index
+from gridledger.agents.attacks import NO_ATTACK
 from gridledger.agents.prosumer_limits import prosumer_limits
 from gridledger.results import Part
 from gridledger.scenario import Scenario
 from gridledger.study_audit import ATTACK_KINDS
-from gridledger.units import MVAR, MW, PERCENT, PU
+from gridledger.units import KW, KWH, MVAR, MW, PERCENT, PU
 
 METER_REGISTERS = ("import_wh", "export_wh", "pv_wh", "battery_wh")
 """A meter reading's registers, in the order `Settlement.post_reading` takes them. [Wh]"""
+NOT_METERED = -1
+"""A meter register of an interval not (yet) metered: its ``_FillValue``. [Wh]"""
+ATTACK_KIND_FILL = -32767
+"""``attack_kind`` of an interval not (yet) metered: its ``_FillValue``, netCDF's default fill of a short
+(`NO_ATTACK`, -1, is the flag "none")."""
 
 
 class FeederRecord:
@@ -50,8 +58,9 @@ class FeederRecord:
         self.pv_p_mw = np.full((steps, n_pro), np.nan)
         self.pv_curtailed_p_mw = np.full((steps, n_pro), np.nan)
         self.battery_p_mw = np.full((steps, n_pro), np.nan)
-        self.meter_wh = {name: np.full((study.n_intervals, n_pro), -1, dtype=np.int64) for name in METER_REGISTERS}
-        self.attack_kind = np.full((study.n_intervals, n_pro), -1, dtype=np.int16)
+        self.meter_wh = {name: np.full((study.n_intervals, n_pro), NOT_METERED, dtype=np.int64)
+                         for name in METER_REGISTERS}
+        self.attack_kind = np.full((study.n_intervals, n_pro), ATTACK_KIND_FILL, dtype=np.int16)
         self.attack_error_wh = np.zeros((study.n_intervals, n_pro), dtype=np.int64)
         self.true_wh = {name: np.zeros((study.n_intervals, n_pro), dtype=np.int64) for name in ("import", "export")}
         self.cut = np.zeros((steps, n_bus), dtype=np.int8)
@@ -117,16 +126,17 @@ class FeederRecord:
 
     def meter(self, interval: int, registers: dict[str, np.ndarray]) -> None:
         """Keep one interval's meter registers (keys `METER_REGISTERS`), until `attacked` says otherwise the true
-        ones too. [Wh]"""
+        ones too and no attack. [Wh]"""
         for name in METER_REGISTERS:
             self.meter_wh[name][interval] = registers[name]
+        self.attack_kind[interval] = NO_ATTACK
         for name in self.true_wh:
             self.true_wh[name][interval] = registers[f"{name}_wh"]
 
     def attacked(self, interval: int, kind_code: np.ndarray, error_wh: np.ndarray, true_import_wh: np.ndarray,
                  true_export_wh: np.ndarray) -> None:
-        """Keep one interval's ground truth: each meter's attack kind code (-1 none), its energy error and the
-        registers an honest meter would have read (import including bypassed load). [Wh]"""
+        """Keep one interval's ground truth, after `meter`: each meter's attack kind code (`NO_ATTACK` for none), its
+        energy error and the registers an honest meter would have read (import including bypassed load). [Wh]"""
         self.attack_kind[interval] = kind_code
         self.attack_error_wh[interval] = error_wh
         self.true_wh["import"][interval] = true_import_wh
@@ -140,6 +150,8 @@ class FeederRecord:
         part.add("va_degree", ("time", "bus"), self.va_degree, "degree", "bus voltage angle")
         part.add("loading_percent", ("time", "line"), self.loading_percent, PERCENT, "line loading")
         part.add("line_p_from_mw", ("time", "line"), self.line_p_from_mw, MW, "active power into the line at its from bus")
+        part.add("line_max_i_ka", ("line",), sc.net.line.max_i_ka.to_numpy(dtype=float), "kA",
+                 "thermal rating of the line (pandapower max_i_ka; MATPOWER cases give unlimited lines 99999)")
         part.add("line_q_from_mvar", ("time", "line"), self.line_q_from_mvar, MVAR,
                  "reactive power into the line at its from bus")
         if len(sc.net.trafo):
@@ -176,13 +188,19 @@ class FeederRecord:
             part.add("islanded", ("time",), self.islanded, "1", "substation open, the feeder islanded")
             part.add("grid_forming", ("time", "prosumer"), self.grid_forming, "1",
                      "the prosumer's battery formed the island's grid")
+        part.add("pv_kwp", ("prosumer",), [p.pv_kwp for p in sc.prosumers], KW,
+                 "installed PV peak power (kWp, at standard test conditions), 0 if none")
+        part.add("battery_energy_kwh", ("prosumer",), [p.battery_energy_kwh for p in sc.prosumers], KWH,
+                 "usable battery capacity, 0 if none")
+        part.add("battery_power_kw", ("prosumer",), [p.battery_power_kw for p in sc.prosumers], KW,
+                 "battery charge and discharge power limit, 0 if none")
         for name, what in zip(METER_REGISTERS, ("import", "export", "PV generation", "battery discharge")):
             part.add(f"meter_{name}", ("interval", "prosumer"), self.meter_wh[name], "Wh",
-                     f"metered {what} per interval (-1: not metered)")
+                     f"metered {what} per interval", fill_value=NOT_METERED)
         if sc.study.attacks or sc.study.audit is not None:
             part.add("attack_kind", ("interval", "prosumer"), self.attack_kind, "1",
-                     "attack on the meter-interval, ground truth (-1: none)")
-            part.ds["attack_kind"].attrs.update(flag_values=np.arange(-1, len(ATTACK_KINDS), dtype=np.int16),
+                     "attack on the meter-interval, ground truth", fill_value=ATTACK_KIND_FILL)
+            part.ds["attack_kind"].attrs.update(flag_values=np.arange(NO_ATTACK, len(ATTACK_KINDS), dtype=np.int16),
                                                 flag_meanings=" ".join(("none",) + ATTACK_KINDS))
             part.add("attack_energy_error_wh", ("interval", "prosumer"), self.attack_error_wh, "Wh",
                      "ground truth: reported minus true net export of the meter-interval")

@@ -22,7 +22,7 @@ from gridledger.contracts import flexibility as flex
 from gridledger.contracts.chain import Chain
 from gridledger.contracts.client import Wallet, encode_call
 from gridledger.contracts.market import MarketAddresses, read
-from gridledger.results import Part
+from gridledger.results import INTERVAL_SUM, Part
 from gridledger.roster import Roster
 from gridledger.units import SECONDS_PER_HOUR, tokens, wei
 
@@ -165,7 +165,8 @@ class FlexDesk:
         """Add the desk's per-interval record to the ledger's results part."""
         part.add("flex_requested_wh", ("interval",), self.requested_wh, "Wh",
                  "flexibility requested by the operator for the interval")
-        part.add("flex_offers", ("interval",), self.offers_per_interval, "1", "flexibility offers received")
+        part.add("flex_offers", ("interval",), self.offers_per_interval, "1", "flexibility offers received",
+                 cell_methods=INTERVAL_SUM)
         part.add("flex_awarded_wh", ("interval",), self.awarded_wh, "Wh", "flexibility awarded")
         part.add("flex_delivered_wh", ("interval",), self.delivered_wh, "Wh",
                  "flexibility delivered, as posted by the meters")

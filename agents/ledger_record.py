@@ -17,7 +17,7 @@ import numpy as np
 
 from gridledger.agents.blocks import MinedBlock
 from gridledger.contracts.reference import SourceMix, chosen_mix
-from gridledger.results import Part
+from gridledger.results import INTERVAL_SUM, Part
 from gridledger.roster import Roster
 from gridledger.units import price_per_kwh, tokens
 
@@ -186,8 +186,10 @@ class LedgerRecord:
         part.add("clearing_price_per_kwh", ("interval",), self.price, "token/kWh", "uniform clearing price")
         part.add("cleared_volume_wh", ("interval",), self.volume_wh, "Wh", "energy matched peer to peer")
         part.add("gas_used", ("interval",), self.gas_used, "gas", "gas used by blocks mined in the interval")
-        part.add("transactions", ("interval",), self.transactions, "1", "transactions submitted in the interval")
-        part.add("transactions_reverted", ("interval",), self.reverted, "1", "transactions reverted or rejected")
+        part.add("transactions", ("interval",), self.transactions, "1", "transactions submitted in the interval",
+                 cell_methods=INTERVAL_SUM)
+        part.add("transactions_reverted", ("interval",), self.reverted, "1", "transactions reverted or rejected",
+                 cell_methods=INTERVAL_SUM)
         part.add("position_wh", ("interval", "prosumer"), self.position_wh, "Wh",
                  "cleared position, positive = sold")
         part.add("p2p_token", ("interval", "prosumer"), self.p2p, "token",

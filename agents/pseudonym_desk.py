@@ -33,7 +33,7 @@ from gridledger.contracts.client import Wallet
 from gridledger.contracts.keys import derive_account
 from gridledger.contracts.market import MarketAddresses, read
 from gridledger.messages import encode
-from gridledger.results import Part
+from gridledger.results import INTERVAL_SUM, Part
 from gridledger.roster import Roster
 
 log = logging.getLogger(__name__)
@@ -156,10 +156,11 @@ class PseudonymDesk:
 
     def write(self, part: Part) -> None:
         """Add the desk's per-interval counts and each household's pseudonyms to the ledger's results part."""
-        part.add("pseudonym_tickets", ("interval",), self.counts["tickets"], "1", "tickets bought for the interval")
+        part.add("pseudonym_tickets", ("interval",), self.counts["tickets"], "1", "tickets bought for the interval",
+                 cell_methods=INTERVAL_SUM)
         part.add("pseudonyms_registered", ("interval",), self.counts["registered"], "1",
-                 "pseudonyms registered for the interval")
+                 "pseudonyms registered for the interval", cell_methods=INTERVAL_SUM)
         part.add("pseudonym_address", ("interval", "prosumer"), np.array(self.pseudonyms, dtype=object), "1",
                  "the household's pseudonym of the interval (empty: not traded); ground truth, on no chain")
         part.add("pseudonym_registrations_refused", ("interval",), self.counts["refused"], "1",
-                 "relayed registrations the contract refused, by the interval mined in")
+                 "relayed registrations the contract refused, by the interval mined in", cell_methods=INTERVAL_SUM)

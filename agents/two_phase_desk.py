@@ -23,7 +23,7 @@ from gridledger.contracts import two_phase
 from gridledger.contracts.chain import Chain
 from gridledger.contracts.client import Wallet
 from gridledger.contracts.market import MarketAddresses, read
-from gridledger.results import Part
+from gridledger.results import INTERVAL_SUM, Part
 from gridledger.roster import Roster
 from gridledger.units import tokens
 
@@ -114,6 +114,6 @@ class TwoPhaseDesk:
         """Per delivery interval: trades proposed, prepared, committed and rolled back, and what they paid."""
         for kind, counts in self.counts.items():
             part.add(f"two_phase_{kind}", ("interval",), counts, "1", f"two-phase trades {kind.replace('_', ' ')} "
-                     "that deliver in the interval")
+                     "that deliver in the interval", cell_methods=INTERVAL_SUM)
         part.add("two_phase_paid_token", ("interval",), [tokens(int(w)) for w in self.paid_wei], "token",
                  "what the committed trades of the interval paid their sellers")

@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from rich.table import Table
 
 from gridledger.execute import RUN_FILE
-from gridledger.kpis import DESCRIPTIONS, by_zone, market_cost, over_zones
+from gridledger.kpis import DESCRIPTIONS, NOT_RATED, by_zone, is_not_rated, market_cost, over_zones
 from gridledger.plots import held, new_figure, png_bytes, time_axis
 from gridledger.report import PER_PROSUMER, figure, flatten, ordered, page, table, text_of
 from gridledger.results import KPIS_FILE, RESULTS_FILE
@@ -118,11 +118,11 @@ def kpi_rows(runs: list[Run]) -> list[tuple[str, list[str]]]:
     reference = flat[0]
     rows = []
     for name in names:
-        cells = [shown(reference[name]) if name in reference else MISSING]
+        cells = [kpi_shown(name, reference[name]) if name in reference else MISSING]
         for kpis in flat[1:]:
             if name in kpis:
                 value = kpis[name]
-                cells += [shown(value), difference(value, reference[name]) if name in reference else ""]
+                cells += [kpi_shown(name, value), difference(value, reference[name]) if name in reference else ""]
             else:
                 cells += [MISSING, ""]
         rows.append((name, cells))
@@ -202,6 +202,11 @@ def shown(value) -> str:
     return f"{value:,}" if _is_number(value) else text_of(value)
 
 
+def kpi_shown(name: str, value) -> str:
+    """The KPI `name` as `shown`, or `NOT_RATED` for a loading KPI of a feeder without line ratings (null)."""
+    return NOT_RATED if is_not_rated(name, value) else shown(value)
+
+
 def _header(runs: list[Run]) -> list[str]:
     header = ["KPI", runs[0].label]
     for run in runs[1:]:
@@ -242,8 +247,8 @@ def voltage_range(runs: list[Run]) -> Figure:
 
 
 def substation_import(runs: list[Run]) -> Figure:
-    """Substation import per step, per run."""
-    fig, ax = _overlay("Substation import", "active power [MW] (positive = import)")
+    """Substation import per step, per run, feeder losses included in every run."""
+    fig, ax = _overlay("Substation import (feeder losses included)", "active power [MW] (positive = import)")
     for run in runs:
         ax.step(*held(run.ds.time.values, run.ds.substation_p_mw.values, run.study.power_flow_step_s),
                 where="post", label=run.label)

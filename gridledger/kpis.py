@@ -1,10 +1,20 @@
-"""Key performance indicators of a run, computed from its results dataset only.
+"""Key performance indicators of a run, computed from its results dataset (line ratings included).
 
 Costs are in tokens, positive = the prosumer pays. The grid-only baseline
 prices each interval's metered import at the grid buy tariff and its export
 at the grid sell (feed-in) tariff, the bill a prosumer would have without the
 peer-to-peer market. Wall-clock time is not a KPI (it would break
 byte-identical KPIs for the same seed); the CLI writes it to ``run.json``.
+
+Substation import (``peak_import_mw``, ``energy_import_mwh``) is metered at
+the external grid and includes the feeder's losses. Voltage violations come
+in one family per band, each with the same three measures
+(``<band>_violation_bus_steps``, ``_share``, ``_hours``): ``study_band``
+(the study's ``grid.limits``), ``range_a`` and ``range_b`` (ANSI C84.1); a
+bus counts when any of its phases is outside. Line loading is measured
+against each line's thermal rating; on a feeder whose lines have none
+(`gridledger.grids.ratings.unrated_lines`) the loading KPIs are null, shown
+as `NOT_RATED`, and ``loading_note`` says why.
 """
 
 from __future__ import annotations
@@ -15,6 +25,7 @@ import xarray as xr
 from gridledger.agents.load_shedding import TOLERANCE_MW
 from gridledger.audit_kpis import audit_kpis
 from gridledger.data_kpis import data_kpis
+from gridledger.grids.ratings import UNRATED_MAX_I_KA, unrated_lines
 from gridledger.grids.voltage_band import ansi_c84_1_band
 from gridledger.units import KW_PER_MW, SECONDS_PER_HOUR, WH_PER_KWH
 
@@ -29,6 +40,11 @@ GAIN_TOLERANCE_TOKEN = 1e-6
 """A saving at or below the KPIs' rounding is floating-point noise from summing
 wei as float tokens, not a gain. [token]"""
 NO_FLEXIBILITY_MARKET = "no flexibility market in this run: results.nc has no flex_* variables"
+NOT_RATED = "not rated"
+"""How report, compare and regress show a loading KPI of a feeder without line ratings (null in kpis.json)."""
+RATED_KPIS = ("max_loading_percent", "overload_line_steps")
+"""KPIs that measure lines against their thermal rating: null when no line has one."""
+
 
 DESCRIPTIONS = {
     "study": "study name",
@@ -50,25 +66,37 @@ DESCRIPTIONS = {
     "unpaid_total_token": "imbalance payments prosumers left unpaid beyond their credit line [token]",
     "unpaid_to_prosumers_token": "imbalance payments the operator left unpaid to prosumers [token]",
     "debtors": "prosumers that left an imbalance payment unpaid in some interval",
-    "peak_import_mw": "highest substation import [MW]",
+    "peak_import_mw": "highest substation import, feeder losses included [MW]",
     "peak_import_time": "time of the highest substation import",
-    "energy_import_mwh": "energy imported at the substation [MWh]",
+    "energy_import_mwh": "energy imported at the substation, feeder losses included [MWh]",
     "losses_mwh": "feeder losses [MWh]",
     "self_sufficiency": "share of prosumer load not imported by the prosumer community [1]",
     "min_vm_pu": "lowest bus voltage [pu]",
     "max_vm_pu": "highest bus voltage [pu]",
     "worst_vm_pu": "bus voltage farthest from 1 pu [pu]",
-    "worst_vm_bus": "bus of the worst voltage",
+    "worst_vm_bus": "bus of the worst voltage, pandapower index (from 0)",
+    "worst_vm_bus_label": "bus of the worst voltage as the feeder's paper numbers it (bus_label in results.nc)",
     "worst_vm_time": "time of the worst voltage",
-    "max_loading_percent": "highest line loading [%]",
-    "voltage_violation_bus_steps": "bus-steps outside the study's voltage limits",
-    "voltage_violation_share": "share of bus-steps outside the study's voltage limits [1]",
-    "voltage_violation_hours": "time with any bus outside the study's voltage limits [h]",
-    "range_a_violation_bus_steps": "bus-steps outside ANSI C84.1 Range A (0.95-1.05 pu)",
+    "lines_rated": "whether every line has a thermal rating (max_i_ka); loading KPIs cover the rated lines only",
+    "loading_note": "which lines have no thermal rating, and what the loading KPIs cover",
+    "max_loading_percent": "highest loading of a rated line; not rated (null) when no line has a rating [%]",
+    "overload_line_steps": "line-steps of rated lines above grid.limits.max_loading_percent; not rated (null) when no "
+                           "line has a rating",
+    "study_band_violation_bus_steps": "bus-steps outside the study's band grid.limits (vm_min_pu-vm_max_pu, any "
+                                      "phase); the same as range_a_violation_bus_steps under the default limits "
+                                      "0.95-1.05 pu",
+    "study_band_violation_share": "share of bus-steps outside the study's band grid.limits; the same as "
+                                  "range_a_violation_share under the default limits [1]",
+    "study_band_violation_hours": "time with any bus outside the study's band grid.limits; the same as "
+                                  "range_a_violation_hours under the default limits [h]",
+    "range_a_violation_bus_steps": "bus-steps outside ANSI C84.1 Range A (114-126 V of 120 V = 0.95-1.05 pu, any "
+                                   "phase)",
+    "range_a_violation_share": "share of bus-steps outside ANSI C84.1 Range A [1]",
     "range_a_violation_hours": "time with any bus outside ANSI C84.1 Range A [h]",
-    "range_b_violation_bus_steps": "bus-steps outside ANSI C84.1 Range B (110-127 V of 120 V = 0.9167-1.0583 pu)",
+    "range_b_violation_bus_steps": "bus-steps outside ANSI C84.1 Range B (110-127 V of 120 V = 0.9167-1.0583 pu, any "
+                                   "phase)",
+    "range_b_violation_share": "share of bus-steps outside ANSI C84.1 Range B [1]",
     "range_b_violation_hours": "time with any bus outside ANSI C84.1 Range B [h]",
-    "overload_line_steps": "line-steps above the loading limit",
     "nonconverged_steps": "power-flow steps that did not converge",
     "unserved_energy_kwh": "load the last-resort rotation cut under the import cap (events.import_caps) [kWh]",
     "bus_cut_steps": "load buses cut by the rotation, summed over steps [bus-steps]",
@@ -96,6 +124,11 @@ DESCRIPTIONS = {
     "token_supply_conserved": "token supply after the run equals the endowments",
 }
 """What each KPI in kpis.json means, with its unit."""
+
+
+def is_not_rated(name: str, value) -> bool:
+    """Whether a KPI value is a loading KPI left null because no line has a thermal rating (shown `NOT_RATED`)."""
+    return value is None and name in RATED_KPIS
 
 
 def _round(value: float, digits: int = 6) -> float:
@@ -169,8 +202,53 @@ def violation_hours(violation: xr.DataArray, step_h: float) -> float:
 
 
 def ansi_violation(vm_pu: xr.DataArray, ansi_range: str) -> xr.DataArray:
-    """Where voltages (time, bus) lie outside ANSI C84.1 service Range ``"A"`` or ``"B"``; NaN is not a violation."""
-    return vm_pu.copy(data=ansi_c84_1_band(vm_pu.values, ansi_range).violation)
+    """Where voltages (time, bus[, phase]) lie outside ANSI C84.1 service Range ``"A"`` or ``"B"``, per (time, bus):
+    any phase outside counts; NaN is not a violation."""
+    outside = vm_pu.copy(data=ansi_c84_1_band(vm_pu.values, ansi_range).violation)
+    return outside.any("phase") if "phase" in outside.dims else outside
+
+
+def violation_kpis(band: str, violation: xr.DataArray, step_h: float) -> dict:
+    """``<band>_violation_bus_steps``, ``_share`` [1] and ``_hours`` [h] of a (time, bus) violation mask."""
+    bus_steps = int(violation.sum())
+    return {f"{band}_violation_bus_steps": bus_steps,
+            f"{band}_violation_share": _round(bus_steps / violation.size) if violation.size else 0.0,
+            f"{band}_violation_hours": _round(violation_hours(violation, step_h))}
+
+
+def voltage_band_kpis(ds: xr.Dataset, step_h: float) -> dict:
+    """The ``<band>_violation_*`` KPIs of each band: ``study_band`` (results' ``voltage_violation``, the study's
+    ``grid.limits``), ``range_a`` and ``range_b`` (ANSI C84.1, from the phase voltages where the results have them)."""
+    vm = ds.vm_phase_pu if "vm_phase_pu" in ds else ds.vm_pu
+    kpis = {}
+    for band, violation in (("study_band", ds.voltage_violation), ("range_a", ansi_violation(vm, "A")),
+                            ("range_b", ansi_violation(vm, "B"))):
+        kpis.update(violation_kpis(band, violation, step_h))
+    return kpis
+
+
+def rated_lines(ds: xr.Dataset) -> xr.DataArray:
+    """Whether each line of the results has a thermal rating (`gridledger.grids.ratings.unrated_lines` of the
+    ``line_max_i_ka`` the grid recorded)."""
+    return xr.DataArray(~unrated_lines(ds.line_max_i_ka.to_numpy()), coords={"line": ds.line.values}, dims="line")
+
+
+def loading_kpis(ds: xr.Dataset, rated: xr.DataArray) -> dict:
+    """Highest loading and overloaded line-steps of the `rated` lines; null (`NOT_RATED`) without any, with
+    ``loading_note`` saying which lines have no rating."""
+    kpis = {"lines_rated": bool(rated.all())}
+    if rated.any():
+        kpis.update(max_loading_percent=_round(ds.loading_percent.where(rated).max()),
+                    overload_line_steps=int(ds.overload.where(rated, 0).sum()))
+    else:
+        kpis.update(dict.fromkeys(RATED_KPIS))
+    if not kpis["lines_rated"]:
+        n_unrated = int((~rated).sum())
+        covered = f"cover the {rated.size - n_unrated} rated lines only" if rated.any() else f"are {NOT_RATED}"
+        kpis["loading_note"] = (f"{n_unrated} of {rated.size} lines have no thermal rating (max_i_ka missing, not "
+                                f"positive or at least {UNRATED_MAX_I_KA:g} kA, such as the 99999 kA pandapower's "
+                                f"MATPOWER converter gives an unlimited branch): {' and '.join(RATED_KPIS)} {covered}")
+    return kpis
 
 
 def worst_voltage(vm_pu: xr.DataArray) -> tuple[float, int, str]:
@@ -330,8 +408,6 @@ def compute_kpis(ds: xr.Dataset, study) -> dict:
     cost = market_cost(ds)
     saving = baseline - cost
     peak = int(ds.substation_p_mw.fillna(-np.inf).argmax("time"))
-    n_bus_steps = int(ds.voltage_violation.size)
-    range_a, range_b = ansi_violation(ds.vm_pu, "A"), ansi_violation(ds.vm_pu, "B")
     worst_vm, worst_bus, worst_time = worst_voltage(ds.vm_pu)
     traded = ds.cleared_volume_wh > 0
     return {
@@ -363,16 +439,11 @@ def compute_kpis(ds: xr.Dataset, study) -> dict:
         "max_vm_pu": _round(ds.vm_pu.max()),
         "worst_vm_pu": _round(worst_vm),
         "worst_vm_bus": worst_bus,
+        "worst_vm_bus_label": (str(ds.bus_label.sel(bus=worst_bus).values) if "bus_label" in ds.coords
+                               else str(worst_bus)),
         "worst_vm_time": worst_time,
-        "max_loading_percent": _round(ds.loading_percent.max()),
-        "voltage_violation_bus_steps": int(ds.voltage_violation.sum()),
-        "voltage_violation_share": _round(int(ds.voltage_violation.sum()) / n_bus_steps) if n_bus_steps else 0.0,
-        "voltage_violation_hours": _round(violation_hours(ds.voltage_violation, step_h)),
-        "range_a_violation_bus_steps": int(range_a.sum()),
-        "range_a_violation_hours": _round(violation_hours(range_a, step_h)),
-        "range_b_violation_bus_steps": int(range_b.sum()),
-        "range_b_violation_hours": _round(violation_hours(range_b, step_h)),
-        "overload_line_steps": int(ds.overload.sum()),
+        **loading_kpis(ds, rated_lines(ds)),
+        **voltage_band_kpis(ds, step_h),
         "nonconverged_steps": int((ds.converged == 0).sum()),
         **shedding_kpis(ds, step_h),
         **flexibility(ds),

@@ -241,25 +241,32 @@ def prosumer_cost(ds: xr.Dataset, study: Study, layout: FeederLayout | None) -> 
     return fig
 
 
-def without_der_mw(ds: xr.Dataset) -> xr.DataArray:
-    """Feeder load as if prosumers had no PV and no battery: sum of bus net load plus PV minus charging. [MW]
+def feeder_load_mw(ds: xr.Dataset) -> xr.DataArray:
+    """What the substation served the buses in each step: their summed net load, the substation import less the
+    feeder's losses. [MW]"""
+    return ds.p_mw.sum("bus")
 
-    Losses are not re-solved; this is the load the substation would serve
-    without DER, less losses.
+
+def without_der_mw(ds: xr.Dataset) -> xr.DataArray:
+    """Feeder load as if prosumers had no PV and no battery: `feeder_load_mw` plus PV minus charging. [MW]
+
+    Losses are excluded, as in `feeder_load_mw`: without DER the power flow
+    would differ and so would the losses, which the run did not solve.
     """
-    return ds.p_mw.sum("bus") + ds.pv_p_mw.sum("prosumer") - ds.battery_p_mw.sum("prosumer")
+    return feeder_load_mw(ds) + ds.pv_p_mw.sum("prosumer") - ds.battery_p_mw.sum("prosumer")
 
 
 def substation_import(ds: xr.Dataset, study: Study, layout: FeederLayout | None) -> Figure:
-    """Substation import against the load without prosumer DER."""
+    """Load served at the substation with DER and market against the load without DER, both without feeder losses."""
     fig, ax = new_figure()
     step_s = study.power_flow_step_s
-    ax.step(*held(ds.time.values, ds.substation_p_mw.values, step_s), where="post", label="substation import")
+    ax.step(*held(ds.time.values, feeder_load_mw(ds).values, step_s), where="post",
+            label="with DER and market: substation import less losses")
     ax.step(*held(ds.time.values, without_der_mw(ds).values, step_s), where="post", color="0.4", ls="--",
-            label="baseline: load without PV and batteries (losses excluded)")
+            label="baseline: load without PV and batteries")
     ax.axhline(0.0, color="0.7", lw=0.8)
     ax.set_ylabel("active power [MW] (positive = import)")
-    ax.set_title("Substation import")
+    ax.set_title("Load served at the substation, feeder losses excluded")
     ax.legend(fontsize="small")
     time_axis(ax)
     return fig
@@ -433,7 +440,7 @@ PLOTS = (
     Plot("zone_trades", ("net_export_wh", "coordinator_price_per_kwh"), zone_trades),
     Plot("prosumer_cost", ("meter_import_wh", "meter_export_wh", "fee_token", "p2p_token", "imbalance_token"),
          prosumer_cost),
-    Plot("substation_import", ("substation_p_mw", "p_mw", "pv_p_mw", "battery_p_mw"), substation_import),
+    Plot("substation_import", ("p_mw", "pv_p_mw", "battery_p_mw"), substation_import),
     Plot("flexibility", (FLEX_REQUESTED, FLEX_DELIVERED), flexibility),
     Plot("flex_voltage", ("flex_vm_forecast_pu", "flex_zone", "vm_pu"), flex_voltage),
     Plot("ev_charging", ("ev_p_mw", "trafo_loading_percent"), ev_charging),
@@ -453,7 +460,19 @@ def available(ds: xr.Dataset) -> list[Plot]:
     return [p for p in PLOTS if all(v in ds and bool(ds[v].notnull().any()) for v in p.needs)]
 
 
+def local_times(ds: xr.Dataset) -> xr.Dataset:
+    """`ds` with ``time`` and ``interval`` in feeder local time, as the plots label them: results of a study that
+    names its ``time_zone`` keep them in UTC (`gridledger.results`), others already in local time."""
+    zone = ds.time.attrs.get("time_zone")
+    if zone is None:
+        return ds
+    local = {name: pd.DatetimeIndex(ds[name].values).tz_localize("UTC").tz_convert(zone).tz_localize(None)
+             for name in ("time", "interval") if name in ds.coords}
+    return ds.assign_coords({name: (name, values, ds[name].attrs) for name, values in local.items()})
+
+
 def draw_all(ds: xr.Dataset, study: Study) -> dict[str, bytes]:
-    """PNG of every available plot, by plot name."""
+    """PNG of every available plot, by plot name, on feeder local time."""
     layout = feeder_layout(study)
+    ds = local_times(ds)
     return {plot.name: png_bytes(plot.draw(ds, study, layout)) for plot in available(ds)}

@@ -15,8 +15,14 @@ only; never take it for a run whose keys or sealed bids must stay secret.
 Tolerances: runs are deterministic for a seed and a run secret, so counts, times and
 strings must match exactly and floats within 1e-6 relative and absolute
 (summation order, BLAS); a float within `NOISE` of golden is unchanged, not
-"moved". Gas is a cost that contract work changes on
-purpose: it may fall freely, but rising more than 2 % is a regression.
+"moved", so an identical rerun reports every value unchanged. Gas is a cost
+that contract work changes on purpose: it may fall freely, but rising more
+than 2 % is a regression.
+
+Line loading means something only on lines with a thermal rating
+(`gridledger.kpis.rated_lines`): the loading series covers the rated lines,
+and a feeder without any has none; its loading KPIs and series are shown as
+`NOT_RATED`.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from gridledger.kpis import NOT_RATED, is_not_rated, rated_lines
 from gridledger.results import KPIS_FILE, RESULTS_FILE
 from gridledger.run_secret import read_secret_file
 from gridledger.study import Study, load_study
@@ -64,8 +71,18 @@ class Tolerance:
 EXACT = Tolerance(0.0, 0.0, "exact")
 FLOAT = Tolerance(rtol=1e-6, atol=1e-6, label="±1e-6 abs+rel")
 GAS = Tolerance(rtol=0.02, atol=0.0, label="rise ≤ 2 %", lower_is_better=True)
-NOISE = Tolerance(rtol=1e-9, atol=1e-12, label="floating-point noise")
-"""Differences this small come from the order of floating-point operations, not from a change: unchanged."""
+NOISE = Tolerance(rtol=1e-9, atol=1e-9, label="floating-point noise (1e-9 abs+rel)")
+"""Differences this small come from the order of floating-point operations, not from a change: unchanged.
+
+Relative 1e-9 is about 1e7 double-precision epsilons (2.2e-16), more than
+summing a year of 5-min steps (1e5 terms) in another order can change.
+Absolute 1e-9 in the value's unit (MW, pu, %, token/kWh) covers values
+near zero, where relative noise means nothing; it is a tenth of the
+power-mismatch tolerance to which Newton-Raphson solves the power flow
+(pandapower ``runpp``: ``tolerance_mva=1e-8``), so a solver that converges
+elsewhere within its tolerance reports "moved", not "unchanged". A KPI
+whose last rounded digit (1e-6) flips is "moved" within `FLOAT`.
+"""
 
 
 def tolerance_of(name: str, golden) -> Tolerance:
@@ -86,12 +103,26 @@ SERIES: dict[str, tuple[Callable[[xr.Dataset], xr.DataArray], str]] = {
     "gas_used": (lambda ds: ds.gas_used.astype(float), "gas"),
 }
 """Time series kept in golden ``series.nc``: name -> (selection from results.nc, unit)."""
+RATED_SERIES = ("loading_max_percent",)
+"""Series of line loading: over the lines with a thermal rating, and left out when no line has one."""
+RATED_LINES_ATTR = "rated_lines"
+"""Attribute of ``series.nc``: how many lines have a thermal rating (0: `RATED_SERIES` are not rated)."""
 
 
-def select_series(ds: xr.Dataset) -> xr.Dataset:
-    """The golden time series of a results dataset."""
-    return xr.Dataset({name: pick(ds).assign_attrs(units=unit) for name, (pick, unit) in SERIES.items()},
-                      attrs={"study": ds.attrs["study"], "seed": ds.attrs["seed"]})
+def select_series(ds: xr.Dataset, rated: xr.DataArray) -> xr.Dataset:
+    """The golden time series of a results dataset whose lines with a thermal rating are `rated` (line)."""
+    rated_only = ds.assign(loading_percent=ds.loading_percent.where(rated))
+    names = [name for name in SERIES if bool(rated.any()) or name not in RATED_SERIES]
+    return xr.Dataset({name: SERIES[name][0](rated_only).assign_attrs(units=SERIES[name][1]) for name in names},
+                      attrs={"study": ds.attrs["study"], "seed": ds.attrs["seed"],
+                             RATED_LINES_ATTR: int(rated.sum())})
+
+
+def run_series(run_dir: Path) -> xr.Dataset:
+    """The golden time series of a finished run, its line ratings as the grid recorded them."""
+    with xr.open_dataset(Path(run_dir) / RESULTS_FILE, engine="h5netcdf") as ds:
+        results = ds.load()
+    return select_series(results, rated_lines(results))
 
 
 @dataclass(frozen=True)
@@ -142,9 +173,14 @@ def _flat(kpis: dict) -> dict[str, object]:
     return flat
 
 
+def _rating_shown(kpis: dict) -> dict:
+    """`kpis` with the loading KPIs of a feeder without line ratings (null) as `NOT_RATED`."""
+    return {k: NOT_RATED if is_not_rated(k, v) else v for k, v in kpis.items()}
+
+
 def compare_kpis(golden: dict, current: dict) -> list[Finding]:
     """One finding per KPI (per-prosumer KPIs one per prosumer) of golden and current kpis.json."""
-    golden, current = _flat(golden), _flat(current)
+    golden, current = _rating_shown(_flat(golden)), _rating_shown(_flat(current))
     findings = []
     for name in sorted(golden.keys() | current.keys()):
         tolerance = tolerance_of(name, golden.get(name, current.get(name)))
@@ -158,13 +194,26 @@ def compare_kpis(golden: dict, current: dict) -> list[Finding]:
     return findings
 
 
+def _not_rated(series: xr.Dataset) -> bool:
+    return series.attrs.get(RATED_LINES_ATTR) == 0
+
+
 def compare_series(golden: xr.Dataset, current: xr.Dataset) -> list[Finding]:
-    """One finding per golden series; a series that moved reports its largest deviation (golden, current there)."""
+    """One finding per golden series; a series that moved reports its largest deviation (golden, current there).
+
+    A loading series (`RATED_SERIES`) of a feeder without line ratings is
+    `NOT_RATED`: unchanged when neither run's lines are rated, ``new`` when
+    the current run's are, ``missing`` when only golden's were.
+    """
     findings = []
+    if _not_rated(golden):
+        findings += [Finding(f"series {name}", NOT_RATED, "present" if name in current else NOT_RATED, EXACT,
+                             "new" if name in current else "ok") for name in RATED_SERIES]
     for name in golden.data_vars:
         label, tolerance = f"series {name}", tolerance_of(name, 0.0)
         if name not in current:
-            findings.append(Finding(label, "present", None, tolerance, "missing"))
+            shown = NOT_RATED if name in RATED_SERIES and _not_rated(current) else None
+            findings.append(Finding(label, "present", shown, tolerance, "missing"))
             continue
         g, c = golden[name].values, current[name].values
         if g.shape != c.shape:
@@ -211,9 +260,8 @@ def check(run_dir: Path, golden: Path) -> list[Finding]:
                           "create them with `gridledger regress --update STUDY`")
     current_kpis = json.loads((Path(run_dir) / KPIS_FILE).read_text())
     findings = compare_kpis(json.loads((golden / KPIS_FILE).read_text()), current_kpis)
-    with xr.open_dataset(golden / SERIES_FILE, engine="h5netcdf") as g, \
-            xr.open_dataset(Path(run_dir) / RESULTS_FILE, engine="h5netcdf") as ds:
-        findings += compare_series(g.load(), select_series(ds.load()))
+    with xr.open_dataset(golden / SERIES_FILE, engine="h5netcdf") as g:
+        findings += compare_series(g.load(), run_series(run_dir))
     return findings
 
 
@@ -221,7 +269,6 @@ def write_golden(run_dir: Path, golden: Path) -> None:
     """Make a finished run's KPIs and selected series the golden results."""
     golden.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(Path(run_dir) / KPIS_FILE, golden / KPIS_FILE)
-    with xr.open_dataset(Path(run_dir) / RESULTS_FILE, engine="h5netcdf") as ds:
-        series = select_series(ds.load())
+    series = run_series(run_dir)
     encoding = {name: {"zlib": True, "complevel": 9} for name in series.data_vars}
     series.to_netcdf(golden / SERIES_FILE, engine="h5netcdf", encoding=encoding)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import xarray as xr
 
-from gridledger.kpis import DESCRIPTIONS
+from gridledger.kpis import DESCRIPTIONS, NOT_RATED, is_not_rated
 from gridledger.plots import PLOTS, draw_all
 from gridledger.results import KPIS_FILE, RESULTS_FILE
 from gridledger.study import STUDY_FILE, load_study
@@ -41,6 +41,12 @@ img { max-width: 100%; }
 def text_of(value) -> str:
     """How a KPI value is shown: numbers exactly as in kpis.json, strings as they are."""
     return value if isinstance(value, str) else json.dumps(value)
+
+
+def kpi_text(name: str, value) -> str:
+    """How the KPI `name` is shown: `NOT_RATED` for a loading KPI of a feeder without line ratings (null), else
+    `text_of`."""
+    return NOT_RATED if is_not_rated(name, value) else text_of(value)
 
 
 def table(header: list[str], rows: list[tuple[dict, list[str]]], table_id: str) -> str:
@@ -98,7 +104,7 @@ def ordered(kpis: dict) -> list[str]:
 
 def kpi_section(kpis: dict) -> str:
     """The scalar KPIs with their meaning, and per-prosumer costs when the run has them."""
-    rows = [({"data-kpi": key}, [key, text_of(kpis[key]), DESCRIPTIONS.get(key, "")])
+    rows = [({"data-kpi": key}, [key, kpi_text(key, kpis[key]), DESCRIPTIONS.get(key, "")])
             for key in ordered(kpis) if not isinstance(kpis[key], dict)]
     parts = ["<h2>KPIs</h2>", table(["KPI", "value", "meaning"], rows, "kpis")]
     if all(key in kpis for key in PER_PROSUMER):

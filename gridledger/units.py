@@ -31,6 +31,14 @@ MW = "MW"
 MVAR = "Mvar"
 PU = "pu"
 PERCENT = "%"
+KW = "kW"
+KWH = "kWh"
+WH = "Wh"
+TOKEN = "token"
+GAS = "gas"
+AMOUNT_UNITS = (WH, KWH, TOKEN, GAS)
+"""Units of amounts that add up over time: a per-interval quantity in one of them is the interval's total
+(``cell_methods = "interval: sum"`` in results.nc), not a rate or a state."""
 
 
 def price_wei_per_wh(price_per_kwh: float) -> int:

@@ -1,4 +1,5 @@
-"""Operating limits: service voltage band and thermal loading.
+"""Operating limits: service voltage band and thermal loading (whether a line has a rating at all:
+:mod:`gridledger.grids.ratings`).
 
 The study-configurable band check; the standard bands and the other
 stability checks are in :mod:`gridledger.grids.stability`.

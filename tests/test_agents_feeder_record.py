@@ -7,13 +7,17 @@ voltages and loadings chosen by hand, on the baran-wu-short scenario
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
-from gridledger.agents.feeder_record import METER_REGISTERS, FeederRecord
+from gridledger.agents.attacks import NO_ATTACK
+from gridledger.agents.feeder_record import ATTACK_KIND_FILL, METER_REGISTERS, NOT_METERED, FeederRecord
 from gridledger.grids.powerflow import StepResult
 from gridledger.scenario import build_scenario
 from gridledger.study import load_study, parse_study
+from gridledger.study_audit import Audit
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +88,7 @@ def test_meter_keeps_an_intervals_registers_and_leaves_the_others_unmetered(sc):
     registers = {name: np.full(n, 10 * (k + 1), dtype=np.int64) for k, name in enumerate(METER_REGISTERS)}
     record.meter(1, registers)
     assert [int(record.meter_wh[name][1, 0]) for name in METER_REGISTERS] == [10, 20, 30, 40]
-    assert (record.meter_wh["import_wh"][[0, 2]] == -1).all()
+    assert (record.meter_wh["import_wh"][[0, 2]] == NOT_METERED).all()
 
 
 def test_part_carries_units_and_the_unmetered_marker(sc):
@@ -96,9 +100,28 @@ def test_part_carries_units_and_the_unmetered_marker(sc):
     assert ds["vm_pu"].attrs["units"] == "pu"
     assert ds["loading_percent"].attrs["units"] == "%"
     assert "si_pu" in ds and "vm_phase_pu" not in ds and "trafo_loading_percent" not in ds
-    assert ds["meter_pv_wh"].attrs["long_name"] == "metered PV generation per interval (-1: not metered)"
-    assert ds["meter_export_wh"].values[0, 0] == 7 and ds["meter_export_wh"].values[1, 0] == -1
+    assert ds["meter_pv_wh"].attrs["long_name"] == "metered PV generation per interval"
+    assert ds["meter_pv_wh"].encoding["_FillValue"] == NOT_METERED == -1
+    assert ds["meter_export_wh"].values[0, 0] == 7 and ds["meter_export_wh"].values[1, 0] == NOT_METERED
     assert ds["meter_battery_wh"].dims == ("interval", "prosumer")
+
+
+def test_attack_kind_is_none_once_metered_a_code_once_attacked_and_the_fill_value_before(sc):
+    study = sc.study.model_copy(update={"audit": Audit()})
+    record = FeederRecord(dataclasses.replace(sc, study=study))
+    n = len(sc.prosumers)
+    registers = {name: np.zeros(n, dtype=np.int64) for name in METER_REGISTERS}
+    record.meter(0, registers)
+    record.meter(1, registers)
+    kind = np.full(n, NO_ATTACK, dtype=np.int16)
+    kind[3] = 2                                                  # bypass
+    zeros = np.zeros(n, dtype=np.int64)
+    record.attacked(1, kind, zeros, zeros, zeros)
+    ds = record.part().ds
+    assert (ds.attack_kind.values[0] == NO_ATTACK).all() and ds.attack_kind.values[1, 3] == 2
+    assert (ds.attack_kind.values[2:] == ATTACK_KIND_FILL).all()
+    assert ds.attack_kind.encoding["_FillValue"] == ATTACK_KIND_FILL
+    assert ATTACK_KIND_FILL not in ds.attack_kind.attrs["flag_values"]
 
 
 def test_part_of_an_unbalanced_feeder_carries_phases_unbalance_and_the_transformer():

@@ -12,6 +12,7 @@ import yaml
 
 from gridledger.cli import EXIT_BAD_INPUT, main
 from gridledger.compare import AVOIDED_COST, OVERLAYS, Run, comparable_kpis, difference, kpi_rows, load_run
+from gridledger.kpis import NOT_RATED
 from tests.e2e_helpers import gridledger, only_run_dir
 
 pytestmark = pytest.mark.e2e
@@ -116,3 +117,15 @@ def test_nested_kpis_compare_by_dotted_name_and_ancillary_runs_get_their_cost_pe
     # 22 token for 22 kWh avoided; 34.5 token for 24.5 kWh avoided
     assert flat[1][AVOIDED_COST] == 1.0 and flat[2][AVOIDED_COST] == round(34.5 / 24.5, 6)
     assert AVOIDED_COST not in comparable_kpis([both, none])[1]           # more unserved: nothing avoided
+
+
+def test_loading_kpis_of_feeders_without_line_ratings_compare_as_not_rated():
+    unrated = Run("case33bw", Path("."), None, {"max_loading_percent": None, "overload_line_steps": None,
+                                                 "mean_clearing_price_per_kwh": None}, None)
+    rated = Run("cigre-mv", Path("."), None, {"max_loading_percent": 42.5, "overload_line_steps": 0,
+                                              "mean_clearing_price_per_kwh": 0.2}, None)
+    rows = dict(kpi_rows([unrated, unrated]))
+    assert rows["max_loading_percent"] == [NOT_RATED, NOT_RATED, ""]
+    assert rows["overload_line_steps"] == [NOT_RATED, NOT_RATED, ""]
+    assert rows["mean_clearing_price_per_kwh"] == ["null", "null", ""]
+    assert dict(kpi_rows([unrated, rated]))["max_loading_percent"] == [NOT_RATED, "42.5", "changed"]

@@ -5,15 +5,20 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandapower.networks
 import pytest
 import xarray as xr
 
+from gridledger.grids.ratings import unrated_lines
 from gridledger.kpis import (
     DESCRIPTIONS,
     FLEX_DELIVERED,
     FLEX_PAYMENT,
     NO_FLEXIBILITY_MARKET,
+    NOT_RATED,
+    RATED_KPIS,
     compute_kpis,
+    loading_kpis,
     share_gaining,
     source_choice_kpis,
 )
@@ -42,7 +47,12 @@ def independent_kpis(ds: xr.Dataset, study) -> dict:
     sub = ds.substation_p_mw.values
     peak = int(np.nanargmax(sub))
     t, b = np.unravel_index(np.nanargmax(np.abs(vm - 1)), vm.shape)
-    outside = {name: (vm < lo) | (vm > hi) for name, (lo, hi) in (("a", RANGE_A_PU), ("b", RANGE_B_PU))}
+    outside = {f"range_{name}": (vm < lo) | (vm > hi) for name, (lo, hi) in (("a", RANGE_A_PU), ("b", RANGE_B_PU))}
+    outside["study_band"] = ds.voltage_violation.values.astype(bool)
+    bands = {f"{band}_violation_{measure}": value for band, mask in outside.items() for measure, value in
+             (("bus_steps", int(mask.sum())), ("share", mask.mean()), ("hours", mask.any(axis=1).sum() * step_h))}
+    # Baran & Wu give no line ratings: pandapower's case33bw has max_i_ka = 99999 kA on every line.
+    rated = pandapower.networks.case33bw().line.max_i_ka.values < 100
     community_import = np.maximum(-ds.export_mw.values.sum(axis=1), 0).sum()
     gas, tx = ds.gas_used.values, ds.transactions.values
     unpaid = ds.unpaid_token.values
@@ -65,12 +75,10 @@ def independent_kpis(ds: xr.Dataset, study) -> dict:
         "worst_vm_pu": vm[t, b],
         "worst_vm_bus": int(ds.bus.values[b]),
         "worst_vm_time": str(ds.time.values[t])[:19],
-        "max_loading_percent": np.nanmax(ds.loading_percent.values),
-        "voltage_violation_hours": ds.voltage_violation.values.any(axis=1).sum() * step_h,
-        "range_a_violation_bus_steps": int(outside["a"].sum()),
-        "range_a_violation_hours": outside["a"].any(axis=1).sum() * step_h,
-        "range_b_violation_bus_steps": int(outside["b"].sum()),
-        "range_b_violation_hours": outside["b"].any(axis=1).sum() * step_h,
+        "lines_rated": bool(rated.all()),
+        "max_loading_percent": np.nanmax(ds.loading_percent.values[:, rated]) if rated.any() else None,
+        "overload_line_steps": int(ds.overload.values[:, rated].sum()) if rated.any() else None,
+        **bands,
         "gas_used": int(gas.sum()),
         "gas_used_per_interval_mean": gas.mean(),
         "gas_used_per_interval_max": int(gas.max()),
@@ -84,7 +92,7 @@ def independent_kpis(ds: xr.Dataset, study) -> dict:
 
 def assert_match(kpis: dict, expected: dict) -> None:
     for name, value in expected.items():
-        if isinstance(value, str):
+        if value is None or isinstance(value, (str, bool)):
             assert kpis[name] == value, name
         else:
             assert kpis[name] == pytest.approx(float(value), abs=1e-6), name
@@ -118,6 +126,77 @@ def test_voltage_kpis_count_violations_on_a_depressed_feeder(run):
     assert expected["range_a_violation_bus_steps"] > expected["range_b_violation_bus_steps"] > 0
     assert expected["range_b_violation_hours"] > 0
     assert_match(compute_kpis(sagged, study), expected)
+
+
+def test_every_voltage_band_has_the_same_three_measures_and_says_which_limits(run):
+    run_dir, _, _ = run
+    kpis = json.loads((run_dir / "kpis.json").read_text())
+    for band in ("study_band", "range_a", "range_b"):
+        for measure in ("bus_steps", "share", "hours"):
+            assert f"{band}_violation_{measure}" in kpis, (band, measure)
+    assert not any(name.startswith("voltage_violation_") for name in kpis)
+    assert "grid.limits" in DESCRIPTIONS["study_band_violation_bus_steps"]
+    assert "range_a_violation_bus_steps under the default limits" in DESCRIPTIONS["study_band_violation_bus_steps"]
+    assert "ANSI C84.1 Range A" in DESCRIPTIONS["range_a_violation_bus_steps"]
+
+
+def test_study_band_follows_the_study_limits_and_ranges_follow_ansi(run):
+    """Limits 0.97-1.03 pu: the study band (the grid's voltage_violation) counts more than Range A."""
+    _, ds, study = run
+    sagged = ds.copy()
+    sagged["vm_pu"] = ds.vm_pu - 0.04 * (ds.bus / ds.bus.max())
+    sagged["voltage_violation"] = ((sagged.vm_pu < 0.97) | (sagged.vm_pu > 1.03)).astype("int8")
+    kpis = compute_kpis(sagged, study)
+    assert kpis["study_band_violation_bus_steps"] > kpis["range_a_violation_bus_steps"] > 0
+    assert_match(kpis, independent_kpis(sagged, study))
+
+
+def test_ansi_ranges_count_a_bus_when_any_phase_is_outside(run):
+    """An unbalanced feeder's results carry phase voltages: one phase at 0.94 pu breaks Range A though the bus's
+    vm_pu is inside."""
+    _, ds, study = run
+    phases = np.repeat(ds.vm_pu.values[:, :, np.newaxis], 3, axis=2)
+    phases[0, 5] = [0.94, 1.0, 1.0]
+    unbalanced = ds.assign(vm_phase_pu=(("time", "bus", "phase"), phases))
+    assert float(ds.vm_pu[0, 5]) > 0.95
+    kpis = compute_kpis(unbalanced, study)
+    assert kpis["range_a_violation_bus_steps"] == compute_kpis(ds, study)["range_a_violation_bus_steps"] + 1
+
+
+def test_case33bw_lines_have_no_rating_and_their_loading_is_not_rated(run):
+    run_dir, _, _ = run
+    kpis = json.loads((run_dir / "kpis.json").read_text())
+    assert unrated_lines(pandapower.networks.case33bw().line.max_i_ka).all()
+    assert kpis["lines_rated"] is False
+    assert kpis["max_loading_percent"] is None and kpis["overload_line_steps"] is None
+    assert kpis["loading_note"].startswith("37 of 37 lines have no thermal rating")
+    assert kpis["loading_note"].endswith(f"are {NOT_RATED}")
+
+
+def test_unrated_lines_are_placeholders_not_positive_or_missing():
+    max_i_ka = [0.145, 1.0, 99.9, 100.0, 99999.0, 0.0, -0.2, np.nan, np.inf]
+    assert unrated_lines(max_i_ka).tolist() == [False, False, False, True, True, True, True, True, True]
+    assert not unrated_lines(pandapower.networks.create_cigre_network_mv(with_der=False).line.max_i_ka).any()
+
+
+def test_loading_kpis_cover_the_rated_lines_only(run):
+    """Lines 0 and 1 rated: line 2's 500 % (unrated) counts nowhere; line 1's 120 % is the maximum and one
+    overloaded line-step."""
+    _, ds, _ = run
+    loaded = ds.isel(line=[0, 1, 2]).copy()
+    loading = np.full(loaded.loading_percent.shape, 10.0)
+    loading[3] = [50.0, 120.0, 500.0]
+    loaded["loading_percent"] = (loaded.loading_percent.dims, loading)
+    loaded["overload"] = loaded.loading_percent > 100
+    rated = xr.DataArray([True, True, False], coords={"line": loaded.line.values}, dims="line")
+    kpis = loading_kpis(loaded, rated)
+    assert (kpis["lines_rated"], kpis["max_loading_percent"], kpis["overload_line_steps"]) == (False, 120.0, 1)
+    assert kpis["loading_note"].startswith("1 of 3 lines have no thermal rating")
+    assert kpis["loading_note"].endswith("cover the 2 rated lines only")
+    everywhere = loading_kpis(loaded, rated | True)
+    assert everywhere == {"lines_rated": True, "max_loading_percent": 500.0, "overload_line_steps": 2}
+    nowhere = loading_kpis(loaded, rated & False)
+    assert {k: nowhere[k] for k in RATED_KPIS} == dict.fromkeys(RATED_KPIS)
 
 
 def test_self_sufficiency_is_one_when_the_community_never_imports(run):

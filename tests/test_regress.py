@@ -11,17 +11,22 @@ import pytest
 import xarray as xr
 
 from gridledger.cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, main
+from gridledger.kpis import NOT_RATED
 from gridledger.regress import (
     EXACT,
     FLOAT,
     GAS,
+    RATED_LINES_ATTR,
     SECRET_FILE,
+    SERIES,
     SERIES_FILE,
+    check,
     compare_kpis,
     compare_series,
     judge,
     studies_with_golden,
     tolerance_of,
+    write_golden,
 )
 from tests.e2e_helpers import ROOT, SHORT_STUDY, gridledger
 
@@ -136,3 +141,60 @@ def test_series_report_their_largest_deviation():
     nan["pl_mw"][0] = math.nan
     assert {f.name: f.status for f in compare_series(golden, nan)}["series pl_mw"] == "regressed"
     assert {f.name: f.status for f in compare_series(nan, nan)}["series pl_mw"] == "ok"
+
+
+def test_noise_near_zero_is_unchanged_and_a_change_beyond_it_moves():
+    """1e-10 MW on a series near 0 is summation noise; 1e-8 MW (the power flow's tolerance) is a change."""
+    golden = xr.Dataset({"substation_p_mw": ("time", np.array([0.0, 1e-12, -0.3]))})
+    noisy, changed = golden.copy(deep=True), golden.copy(deep=True)
+    noisy["substation_p_mw"] += 1e-10
+    changed["substation_p_mw"][0] += 1e-8
+    assert [f.status for f in compare_series(golden, noisy)] == ["ok"]
+    assert [f.status for f in compare_series(golden, changed)] == ["moved"]
+
+
+def test_loading_without_line_ratings_is_not_rated_in_kpis_and_series():
+    findings = {f.name: f for f in compare_kpis({"max_loading_percent": None}, {"max_loading_percent": None})}
+    assert (findings["max_loading_percent"].golden, findings["max_loading_percent"].status) == (NOT_RATED, "ok")
+    assert compare_kpis({"max_loading_percent": 5.4e-05}, {"max_loading_percent": None})[0].status == "regressed"
+    unrated = xr.Dataset({"pl_mw": ("time", np.array([0.1, 0.2]))}, attrs={RATED_LINES_ATTR: 0})
+    rated = unrated.assign(loading_max_percent=("time", np.array([40.0, 60.0]))).assign_attrs({RATED_LINES_ATTR: 2})
+    both = {f.name: (f.golden, f.current, f.status) for f in compare_series(unrated, unrated)}
+    assert both == {"series pl_mw": (None, None, "ok"), "series loading_max_percent": (NOT_RATED, NOT_RATED, "ok")}
+    assert {f.name: f.status for f in compare_series(unrated, rated)}["series loading_max_percent"] == "new"
+    lost = {f.name: f for f in compare_series(rated, unrated)}["series loading_max_percent"]
+    assert (lost.current, lost.status, lost.fails) == (NOT_RATED, "missing", True)
+
+
+def _run_copy(short_run, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(short_run.run_dir, copy, ignore=shutil.ignore_patterns("plots", "report.html", "chain", "logs"))
+    golden = tmp_path / "golden"
+    write_golden(short_run.run_dir, golden)
+    return copy, golden
+
+
+@pytest.mark.e2e
+def test_an_identical_copy_of_a_run_is_unchanged_in_every_kpi_and_series(short_run, tmp_path):
+    copy, golden = _run_copy(short_run, tmp_path)
+    findings = check(copy, golden)
+    assert [(f.name, f.golden, f.current) for f in findings if f.status != "ok"] == []
+    assert {f.name for f in findings if f.name.startswith("series ")} == {f"series {name}" for name in SERIES}
+    assert {f.name: f.current for f in findings}["series loading_max_percent"] == NOT_RATED
+    assert len(findings) > 100
+
+
+@pytest.mark.e2e
+def test_a_real_change_in_a_kpi_and_a_series_is_reported(short_run, tmp_path):
+    """1 kWh more traded and 10 kW more import in one step regress; a 5e-7 relative change in losses moves."""
+    copy, golden = _run_copy(short_run, tmp_path)
+    kpis = json.loads((copy / "kpis.json").read_text())
+    kpis["energy_traded_kwh"] += 1.0
+    kpis["losses_mwh"] *= 1 + 5e-7
+    (copy / "kpis.json").write_text(json.dumps(kpis))
+    with xr.open_dataset(copy / "results.nc") as ds:
+        edited = ds.load()
+    edited["substation_p_mw"][3] += 0.01
+    edited.to_netcdf(copy / "results.nc", engine="h5netcdf")
+    status = {f.name: f.status for f in check(copy, golden) if f.status != "ok"}
+    assert status == {"energy_traded_kwh": "regressed", "losses_mwh": "moved", "series substation_p_mw": "regressed"}

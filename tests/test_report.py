@@ -11,15 +11,27 @@ import time
 import urllib.request
 
 import numpy as np
+import pandas as pd
 import pytest
+import xarray as xr
 from websockets.sync.client import connect
 
 from gridledger.execute import RUN_FILE
 from gridledger.interfaces import FEDERATES
 from gridledger.launcher import free_port
-from gridledger.kpis import FLEX_DELIVERED, FLEX_REQUESTED
-from gridledger.plots import BUS_LABEL, PLOTS, TIME_LABEL, available, feeder_layout
-from gridledger.report import REPORT_FILE, write_report
+from gridledger.kpis import FLEX_DELIVERED, FLEX_REQUESTED, NOT_RATED, RATED_KPIS
+from gridledger.plots import (
+    BUS_LABEL,
+    PLOTS,
+    TIME_LABEL,
+    available,
+    feeder_layout,
+    feeder_load_mw,
+    local_times,
+    substation_import,
+    without_der_mw,
+)
+from gridledger.report import REPORT_FILE, kpi_section, write_report
 from gridledger.results import collect
 from gridledger.study import load_study
 from gridledger.study_audit import Audit
@@ -121,7 +133,10 @@ def test_report_opens_offline_in_chromium_with_every_plot_and_the_kpis(run, tmp_
     assert set(page["kpis"]) == set(scalars)
     for name, value in scalars.items():
         shown = page["kpis"][name]
-        assert (shown == value) if isinstance(value, str) else (json.loads(shown) == value), name
+        if value is None and name in RATED_KPIS:
+            assert shown == NOT_RATED, name
+        else:
+            assert (shown == value) if isinstance(value, str) else (json.loads(shown) == value), name
 
 
 def test_report_is_one_self_contained_file_and_its_images_are_the_plot_files(run):
@@ -181,6 +196,33 @@ def test_every_plot_labels_its_axes_with_units(run):
             assert ax.get_ylabel(), plot.name
 
 
+def test_loading_kpis_without_line_ratings_show_not_rated_with_the_note(run):
+    run_dir, _, _ = run
+    kpis = json.loads((run_dir / "kpis.json").read_text())
+    text = kpi_section(kpis)
+    for name in RATED_KPIS:
+        assert f'<tr data-kpi="{name}"><th>{name}</th><td>{NOT_RATED}</td>' in text
+    assert '<tr data-kpi="loading_note">' in text and "no thermal rating" in text
+    assert '<tr data-kpi="mean_clearing_price_per_kwh">' in kpi_section({"mean_clearing_price_per_kwh": None})
+    assert NOT_RATED not in kpi_section({"mean_clearing_price_per_kwh": None})
+
+
+def test_substation_plot_compares_with_and_without_der_both_without_losses(run):
+    """The with-DER line is the substation import less the feeder's losses, the baseline adds back exactly the
+    prosumers' PV and battery discharge: the gap between them is DER, not losses."""
+    run_dir, ds, _ = run
+    with_der, baseline = feeder_load_mw(ds), without_der_mw(ds)
+    np.testing.assert_allclose(with_der, ds.substation_p_mw - ds.pl_mw, atol=1e-6)
+    np.testing.assert_allclose(baseline - with_der, ds.pv_p_mw.sum("prosumer") - ds.battery_p_mw.sum("prosumer"),
+                               atol=1e-12)
+    ax = substation_import(ds, load_study(run_dir / "study.yaml"), None).axes[0]
+    drawn = {line.get_label(): line.get_ydata()[:-1] for line in ax.get_lines() if not line.get_label().startswith("_")}
+    assert set(drawn) == {"with DER and market: substation import less losses",
+                          "baseline: load without PV and batteries"}
+    np.testing.assert_allclose(drawn["with DER and market: substation import less losses"], with_der.values)
+    assert "losses excluded" in ax.get_title()
+
+
 def test_flexibility_plot_only_when_the_dataset_has_flexibility(run):
     _, ds, _ = run
     assert "flexibility" not in {p.name for p in available(ds)}
@@ -209,3 +251,13 @@ def test_the_browser_is_any_chromium_or_chrome_on_the_path(monkeypatch):
     assert find_browser() == "/opt/google/chrome/chrome"
     installed.clear()
     assert find_browser() is None
+
+
+def test_plots_put_results_kept_in_utc_back_on_feeder_local_time():
+    utc = pd.date_range("2024-06-21T22:00", periods=3, freq="1h").values
+    ds = xr.Dataset(coords={"time": ("time", utc, {"time_zone": "Europe/Berlin"}), "interval": ("interval", utc)})
+    local = local_times(ds)
+    assert str(local.time.values[0])[:16] == "2024-06-22T00:00" and local.time.attrs["time_zone"] == "Europe/Berlin"
+    assert str(local.interval.values[2])[:16] == "2024-06-22T02:00"                 # summer time, UTC+2
+    unzoned = ds.assign_coords(time=("time", utc))
+    assert (local_times(unzoned).time.values == utc).all()                           # already local: untouched
