@@ -546,9 +546,10 @@ class MarketOperator:
         one at `ChainExport.append`.
 
         Open it once the market is deployed (every contract labelled, so
-        its events are decoded); the ledger appends after every block.
+        its events are decoded); the ledger appends after every block, and
+        the chain forgets each receipt once written (memory flat over a year).
         """
-        self.export = ChainExport(self.chain, chain_dir(run_dir, zone))
+        self.export = ChainExport(self.chain, chain_dir(run_dir, zone), forget=True)
         return self.export
 
     def _chose_pv(self) -> np.ndarray | None:

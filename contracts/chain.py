@@ -12,12 +12,13 @@ and the block is then charged what it used, not its limit. The block
 builder may add its own rule on top (`BlockSpace`): the ledger caps each
 transaction's gas and keeps lanes (`gridledger.agents.blocks`).
 
-The chain's key-value database lives in memory while it mines; `Chain.keep`
-also keeps it in a LevelDB directory (plyvel), writing each block's new
-keys in one batch as soon as the block is mined, so a killed process
-leaves every block it mined on disk. Reads never touch the disk during a
-run, and the bytes stored do not change what is mined: the same
-transactions at the same times give the same block hashes kept or not.
+The chain's key-value database lives in memory until `Chain.keep` puts it
+in a LevelDB directory (plyvel); from then on each block's new keys go to
+disk in one batch as soon as the block is mined and leave memory, so a
+killed process leaves every block it mined on disk and a long run's
+memory stays flat (reads of older keys go to disk). The bytes stored do
+not change what is mined: the same transactions at the same times give the
+same block hashes kept or not.
 `kept_chain` opens such a directory read-only after the run.
 """
 
@@ -36,7 +37,6 @@ from eth.chains.base import MiningChain
 from eth.consensus.noproof import NoProofConsensus
 from eth.db.atomic import AtomicDB
 from eth.db.backends.base import BaseDB
-from eth.db.backends.memory import MemoryDB
 from eth.exceptions import Revert, UnrecognizedTransactionType
 from eth.vm.forks.prague import PragueVM
 from eth_account.signers.local import LocalAccount
@@ -72,22 +72,52 @@ class KeptChainError(Exception):
     """A kept chain database that cannot be opened; the message says which and why."""
 
 
-class _NotingMemoryDB(MemoryDB):
-    """py-evm's in-memory store that, once `noted` is a dict, notes each key set (with its value) or deleted (None)."""
+class _MemoryOverDisk(BaseDB):
+    """py-evm's key-value store: in memory until the chain is kept, then the keys set or deleted since the last
+    `flush` in memory (a deletion as None) over the LevelDB database that holds the rest.
+
+    So a kept chain's memory holds one block's writes, not the whole history:
+    a year of blocks stays on disk (issue 16: memory flat over a long run).
+    """
 
     def __init__(self) -> None:
-        super().__init__()
-        self.noted: dict[bytes, bytes | None] | None = None
+        self.recent: dict[bytes, bytes | None] = {}
+        self.disk: plyvel.DB | None = None
+
+    def __getitem__(self, key: bytes) -> bytes:
+        value = self.recent[key] if key in self.recent else (self.disk.get(key) if self.disk is not None else None)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def _exists(self, key: bytes) -> bool:
+        try:
+            self[key]
+        except KeyError:
+            return False
+        return True
 
     def __setitem__(self, key: bytes, value: bytes) -> None:
-        self.kv_store[key] = value
-        if self.noted is not None:
-            self.noted[key] = value
+        self.recent[key] = value
 
     def __delitem__(self, key: bytes) -> None:
-        del self.kv_store[key]
-        if self.noted is not None:
-            self.noted[key] = None
+        if not self._exists(key):
+            raise KeyError(key)
+        if self.disk is None:
+            del self.recent[key]
+        else:
+            self.recent[key] = None
+
+    def flush(self) -> None:
+        """Write what was set or deleted since the last flush to the disk in one batch, then forget it here (the
+        disk first, so a reader in another thread finds every key in one place or the other)."""
+        with self.disk.write_batch() as batch:
+            for key, value in self.recent.items():
+                if value is None:
+                    batch.delete(key)
+                else:
+                    batch.put(key, value)
+        self.recent = {}
 
 
 class _ReadOnlyLevelDB(BaseDB):
@@ -311,11 +341,13 @@ class Chain:
             to_canonical_address(address): {"balance": balance_wei, "nonce": 0, "code": b"", "storage": {}}
             for address in funded
         }
-        self._memory = _NotingMemoryDB()
+        self._memory = _MemoryOverDisk()
         self._db = AtomicDB(self._memory)
         self._chain = _MiningChain.configure(chain_id=chain_id).from_genesis(self._db, genesis, state)
         self._labels: dict[str, str] = {}
         self._receipts: list[Receipt] = []
+        self._receipts_forgotten = 0
+        self._created: dict[str, Receipt] = {}
         self._kept: plyvel.DB | None = None
 
     @property
@@ -356,9 +388,8 @@ class Chain:
     def deployments(self) -> list[tuple[str, str, Receipt]]:
         """(contract, address, receipt of the transaction that created it) of every labelled contract a transaction
         created, in the order they were labelled."""
-        created = {r.contract_address: r for r in self._receipts if r.contract_address is not None}
-        return [(contract, address, created[address]) for address, contract in self._labels.items()
-                if address in created]
+        return [(contract, address, self._created[address]) for address, contract in self._labels.items()
+                if address in self._created]
 
     def mine(self, raw_txs: Sequence[bytes], timestamp: int, space: BlockSpace | None = None) -> list[Receipt]:
         """Mine one block at ``timestamp`` holding every valid transaction.
@@ -420,18 +451,39 @@ class Chain:
         self._chain.persist_block(mined)
         self._chain.header = self._chain.create_header_from_parent(mined.header)
         self._receipts.extend(receipts)
+        self._created.update((r.contract_address, r) for r in receipts if r.contract_address is not None)
         if self._kept is not None:
-            self._write_kept()
+            self._memory.flush()
         return receipts
 
-    def keep(self, path: str | Path) -> None:
-        """Keep the chain's database in the LevelDB directory `path` too: all of it now, then each block's keys in
-        one write as `mine` returns it.
+    def receipts_from(self, index: int) -> list[Receipt]:
+        """The receipts `mine` returned, from the `index`-th of the chain's history (0 first) on.
 
-        A database already at `path` is replaced. The chain goes on reading
-        its copy in memory. A process killed without `close` still leaves
-        every block it mined: each write is in the operating system's hands
-        when `mine` returns. Open the directory with `kept_chain`.
+        Raises
+        ------
+        ValueError
+            If some of them were forgotten (`forget_receipts`).
+        """
+        if index < self._receipts_forgotten:
+            raise ValueError(f"receipts before {self._receipts_forgotten} were forgotten once exported; "
+                             f"receipt {index} is not kept")
+        return self._receipts[index - self._receipts_forgotten:]
+
+    def forget_receipts(self, before: int) -> None:
+        """Let the receipts before the `before`-th go (exported already), so a long run's memory stays flat."""
+        drop = before - self._receipts_forgotten
+        if drop > 0:
+            del self._receipts[:drop]
+            self._receipts_forgotten = before
+
+    def keep(self, path: str | Path) -> None:
+        """Keep the chain's database in the LevelDB directory `path`: all of it now, then each block's keys in one
+        write as `mine` returns it, after which memory holds none of them (`_MemoryOverDisk`).
+
+        A database already at `path` is replaced. A process killed without
+        `close` still leaves every block it mined: each write is in the
+        operating system's hands when `mine` returns. Open the directory
+        with `kept_chain`.
         """
         if self._kept is not None:
             raise RuntimeError("the chain is kept already; close it first")
@@ -439,27 +491,15 @@ class Chain:
         path.parent.mkdir(parents=True, exist_ok=True)
         plyvel.destroy_db(str(path))
         self._kept = plyvel.DB(str(path), create_if_missing=True, error_if_exists=True)
-        with self._kept.write_batch() as batch:
-            for key, value in self._memory.kv_store.items():
-                batch.put(key, value)
-            batch.put(CHAIN_ID_KEY, str(self.chain_id).encode())
-        self._memory.noted = {}
-
-    def _write_kept(self) -> None:
-        """Write the keys set or deleted since the last write to the kept database, in one batch."""
-        noted, self._memory.noted = self._memory.noted, {}
-        with self._kept.write_batch() as batch:
-            for key, value in noted.items():
-                if value is None:
-                    batch.delete(key)
-                else:
-                    batch.put(key, value)
+        self._kept.put(CHAIN_ID_KEY, str(self.chain_id).encode())
+        self._memory.disk = self._kept
+        self._memory.flush()
 
     def close(self) -> None:
-        """Close the kept database, if any; the chain goes on in memory only."""
+        """Close the kept database, if any. A kept chain's history is on disk only, so it is not read afterwards."""
         if self._kept is not None:
             self._kept.close()
-            self._kept, self._memory.noted = None, None
+            self._kept = self._memory.disk = None
 
     def view(self) -> ChainAPI:
         """A second py-evm chain over this chain's database, for reads (from another thread too) at blocks already
@@ -616,12 +656,17 @@ class ChainExport:
         The chain to export.
     dirpath : str or Path
         Directory of the three files; created if missing, files replaced.
+    forget : bool, default False
+        Let the chain forget each receipt once written (`Chain.forget_receipts`):
+        what a long run's ledger does, after which the chain's whole history
+        can no longer be exported from memory.
     """
 
-    def __init__(self, chain: Chain, dirpath: str | Path) -> None:
+    def __init__(self, chain: Chain, dirpath: str | Path, forget: bool = False) -> None:
         directory = Path(dirpath)
         directory.mkdir(parents=True, exist_ok=True)
         self._chain = chain
+        self._forget = forget
         self._streams = {name: (directory / f"{name}.jsonl").open("wb", buffering=0)
                          for name in ("receipts", "events", "blocks")}
         self._blocks_written = 0
@@ -632,13 +677,15 @@ class ChainExport:
 
     def append(self) -> None:
         """Write the blocks mined since the last call with their receipts and events, each file in one write."""
-        receipts = self._chain._receipts[self._receipts_written:]
+        receipts = self._chain.receipts_from(self._receipts_written)
         self._write("receipts", (self._chain._receipt_row(r) for r in receipts))
         self._write("events", self._events(receipts))
         head = self._chain.block_number
         self._write("blocks", (self._chain._block_row(n) for n in range(self._blocks_written, head + 1)))
         self._receipts_written += len(receipts)
         self._blocks_written = head + 1
+        if self._forget:
+            self._chain.forget_receipts(self._receipts_written)
 
     def close(self) -> None:
         """Append what was mined since the last `append` and close the files."""
