@@ -60,6 +60,17 @@ class LedgerTools:
         """
         chain.keep(kept_chain_dir(run_dir, zone))
         deployments_path(run_dir, zone).write_text(json.dumps(deployments(chain), indent=1) + "\n")
+        return cls.serve(chain, rpc)
+
+    @classmethod
+    def serve(cls, chain: Chain, rpc: Rpc | None) -> LedgerTools:
+        """The tools of a chain kept already (a resumed run's: `gridledger.checkpoint`), serving it live with `rpc`.
+
+        Raises
+        ------
+        OSError
+            If the live endpoint cannot listen where ``ledger.rpc`` says.
+        """
         try:
             live = LiveEndpoint(chain, rpc.host, rpc.port) if rpc is not None else None
         except OSError as error:

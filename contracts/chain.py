@@ -37,6 +37,7 @@ from eth.chains.base import MiningChain
 from eth.consensus.noproof import NoProofConsensus
 from eth.db.atomic import AtomicDB
 from eth.db.backends.base import BaseDB
+from eth.db.schema import SchemaV1
 from eth.exceptions import Revert, UnrecognizedTransactionType
 from eth.vm.forks.prague import PragueVM
 from eth_account.signers.local import LocalAccount
@@ -349,6 +350,34 @@ class Chain:
         self._receipts_forgotten = 0
         self._created: dict[str, Receipt] = {}
         self._kept: plyvel.DB | None = None
+        self._kept_path: Path | None = None
+
+    def __getstate__(self) -> dict:
+        """A kept chain's position for a checkpoint (`gridledger.checkpoint`): its directory and head block, with
+        what this object holds besides the database (labels, receipts not yet exported, deployments)."""
+        if self._kept is None:
+            raise TypeError("only a kept chain (Chain.keep) can be checkpointed: its blocks are on disk")
+        return {"path": str(self._kept_path), "head": self._chain.get_canonical_head().hash,
+                "chain_id": self.chain_id, "block_gas_limit": self.block_gas_limit, "labels": self._labels,
+                "receipts": self._receipts, "receipts_forgotten": self._receipts_forgotten, "created": self._created}
+
+    def __setstate__(self, state: dict) -> None:
+        """Reopen the kept chain at the checkpoint's head block: blocks mined after it (by the run that was
+        stopped) stay in the database, off the canonical chain until mined again."""
+        self.chain_id, self.block_gas_limit = state["chain_id"], state["block_gas_limit"]
+        self._labels, self._receipts, self._created = state["labels"], state["receipts"], state["created"]
+        self._receipts_forgotten = state["receipts_forgotten"]
+        self._kept_path = Path(state["path"])
+        try:
+            self._kept = plyvel.DB(str(self._kept_path), create_if_missing=False)
+        except plyvel.Error as error:
+            raise KeptChainError(f"{self._kept_path}: cannot reopen the kept chain: {error}") from None
+        self._memory = _MemoryOverDisk()
+        self._memory.disk = self._kept
+        self._db = AtomicDB(self._memory)
+        self._db[SchemaV1.make_canonical_head_hash_lookup_key()] = state["head"]
+        self._memory.flush()
+        self._chain = _MiningChain.configure(chain_id=self.chain_id)(self._db)
 
     @property
     def block_number(self) -> int:
@@ -491,6 +520,7 @@ class Chain:
         path.parent.mkdir(parents=True, exist_ok=True)
         plyvel.destroy_db(str(path))
         self._kept = plyvel.DB(str(path), create_if_missing=True, error_if_exists=True)
+        self._kept_path = path.resolve()
         self._kept.put(CHAIN_ID_KEY, str(self.chain_id).encode())
         self._memory.disk = self._kept
         self._memory.flush()
@@ -499,7 +529,7 @@ class Chain:
         """Close the kept database, if any. A kept chain's history is on disk only, so it is not read afterwards."""
         if self._kept is not None:
             self._kept.close()
-            self._kept = self._memory.disk = None
+            self._kept = self._memory.disk = self._kept_path = None
 
     def view(self) -> ChainAPI:
         """A second py-evm chain over this chain's database, for reads (from another thread too) at blocks already
@@ -667,13 +697,29 @@ class ChainExport:
         directory.mkdir(parents=True, exist_ok=True)
         self._chain = chain
         self._forget = forget
-        self._streams = {name: (directory / f"{name}.jsonl").open("wb", buffering=0)
-                         for name in ("receipts", "events", "blocks")}
+        self._paths = {name: directory / f"{name}.jsonl" for name in ("receipts", "events", "blocks")}
+        self._streams = {name: path.open("wb", buffering=0) for name, path in self._paths.items()}
         self._blocks_written = 0
         self._receipts_written = 0
         self._log_index = 0
         self._log_block: int | None = None
         self.append()
+
+    def __getstate__(self) -> dict:
+        """The export's position for a checkpoint: its files' lengths and counters (and the chain)."""
+        state = {key: value for key, value in vars(self).items() if key != "_streams"}
+        return {**state, "lengths": {name: stream.tell() for name, stream in self._streams.items()}}
+
+    def __setstate__(self, state: dict) -> None:
+        """Reopen the files where the checkpoint left them, cutting what was written after it."""
+        lengths = state.pop("lengths")
+        vars(self).update(state)
+        self._streams = {}
+        for name, path in self._paths.items():
+            stream = path.open("r+b", buffering=0)
+            stream.truncate(lengths[name])
+            stream.seek(lengths[name])
+            self._streams[name] = stream
 
     def append(self) -> None:
         """Write the blocks mined since the last call with their receipts and events, each file in one write."""

@@ -75,3 +75,9 @@ def derive_chain_id(secret: bytes) -> int:
     chance), so a transaction signed for one run is refused by another.
     """
     return CHAIN_ID_BASE + int.from_bytes(_hmac(secret, "chain-id")[:8], "big") % CHAIN_ID_SPAN
+
+
+def derive_checkpoint_key(secret: bytes) -> bytes:
+    """32-byte key that encrypts and authenticates a run's checkpoints (`gridledger.checkpoint`): HMAC-SHA256(secret,
+    label). A checkpoint holds the federates' keys and unrevealed salts, so only the run secret opens it."""
+    return _hmac(secret, "checkpoint")

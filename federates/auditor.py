@@ -25,20 +25,28 @@ from gridledger.federates.shell import joined, run_federate  # first: see gridle
 from gridledger.agents.audit_desk import AuditDesk
 from gridledger.federation import LEDGER_ENDPOINT
 from gridledger.messages import deployment
+from gridledger.checkpoint import Keeper
 from gridledger.run_secret import federate_secret
 from gridledger.scenario import load_scenario
-from gridledger.schedule import auditor_times, stop_time_s
+from gridledger.schedule import auditor_times, checkpoint_times, stop_time_s
 
 
 def run(run_dir: Path) -> None:
     sc = load_scenario(run_dir)
-    desk = AuditDesk(sc, federate_secret())
-    with joined(run_dir, "auditor", stop_time_s(sc.study)) as fed:
+    secret = federate_secret()
+    desk = AuditDesk(sc, secret)
+    keeper = Keeper.of(run_dir, "auditor", checkpoint_times(sc.study), secret)
+    restored = keeper.restore()
+    with joined(run_dir, "auditor", stop_time_s(sc.study), keeper) as fed:
         finished = False
         try:
             fed.enter()
-            desk.join(deployment(fed.receive()))
-            for time_s in auditor_times(sc.study):
+            if restored is None:
+                desk.join(deployment(fed.receive()))
+            else:
+                desk = restored
+            fed.keep(desk)
+            for time_s in fed.ahead(auditor_times(sc.study)):
                 fed.advance(time_s)                                           # advance
                 desk.receive(fed.receive())                                   # receive
                 desk.check_due(time_s)                                        # act

@@ -20,18 +20,23 @@ from pathlib import Path
 from gridledger.federates.shell import joined, run_federate  # first: see gridledger.lean
 from gridledger.agents.coordinator import Coordinator
 from gridledger.messages import decode
+from gridledger.checkpoint import Keeper
 from gridledger.roster import load_roster
-from gridledger.schedule import coordinator_times, stop_time_s
+from gridledger.run_secret import federate_secret
+from gridledger.schedule import checkpoint_times, coordinator_times, stop_time_s
 
 
 def run(run_dir: Path) -> None:
     roster = load_roster(run_dir)
     coordinator = Coordinator(roster)
-    with joined(run_dir, "coordinator", stop_time_s(roster.study)) as fed:
+    keeper = Keeper.of(run_dir, "coordinator", checkpoint_times(roster.study), federate_secret())
+    coordinator = keeper.restore() or coordinator
+    with joined(run_dir, "coordinator", stop_time_s(roster.study), keeper) as fed:
         finished = False
         try:
             fed.enter()
-            for time_s, interval in coordinator_times(roster.study):
+            fed.keep(coordinator)
+            for time_s, interval in fed.ahead(coordinator_times(roster.study), lambda item: item[0]):
                 fed.advance(time_s)                                               # advance
                 residuals = [(source, decode(payload)) for source, payload in fed.receive()]   # receive
                 for destination, payload in coordinator.clear(interval, residuals):   # act

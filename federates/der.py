@@ -31,8 +31,9 @@ from gridledger.agents.routing import TxRouter
 from gridledger.federation import GRID_ENDPOINT, setpoint_key
 from gridledger.messages import deployment, encode
 from gridledger.roster import load_roster
+from gridledger.checkpoint import Keeper
 from gridledger.run_secret import federate_secret
-from gridledger.schedule import der_actions, stop_time_s
+from gridledger.schedule import checkpoint_times, der_actions, stop_time_s
 
 
 def run(run_dir: Path) -> None:
@@ -40,18 +41,24 @@ def run(run_dir: Path) -> None:
     secret = federate_secret()
     agents = DerAgents(sc, secret, run_dir)
     names = [p.name for p in sc.prosumers]
-    with joined(run_dir, "der", stop_time_s(sc.study)) as fed:
+    keeper = Keeper.of(run_dir, "der", checkpoint_times(sc.study), secret)
+    restored = keeper.restore()
+    with joined(run_dir, "der", stop_time_s(sc.study), keeper) as fed:
         finished = False
         try:
             fed.enter()
-            notice = deployment(fed.receive())
-            agents.connect(notice)
-            router = TxRouter.of(sc, secret, notice)            # sharded: to each signer's zone ledger
-            for tx in agents.opening():
-                fed.send(router.endpoint(tx), tx)
-            if (settings := agents.inverter_settings()) is not None:
-                fed.send(GRID_ENDPOINT, encode("inverters", **settings))
-            for action in der_actions(sc.study):
+            if restored is None:
+                notice = deployment(fed.receive())
+                agents.connect(notice)
+                router = TxRouter.of(sc, secret, notice)        # sharded: to each signer's zone ledger
+                for tx in agents.opening():
+                    fed.send(router.endpoint(tx), tx)
+                if (settings := agents.inverter_settings()) is not None:
+                    fed.send(GRID_ENDPOINT, encode("inverters", **settings))
+            else:
+                agents, router = restored
+            fed.keep((agents, router))
+            for action in fed.ahead(der_actions(sc.study), lambda a: a.time_s):
                 fed.advance(action.time_s)                      # advance
                 agents.handle(fed.receive())                    # receive
                 outbox = agents.act(action)                     # act

@@ -42,9 +42,10 @@ from gridledger.agents.routing import TxRouter
 from gridledger.federation import (DER_ENDPOINT, DER_SETPOINTS, SUBSTATION_P_KEY, SUBSTATION_PL_KEY,
                                    SUBSTATION_Q_KEY, bus_vm_key, line_loading_key, setpoint_key)
 from gridledger.messages import deployment, encode
+from gridledger.checkpoint import Keeper
 from gridledger.run_secret import federate_secret
 from gridledger.scenario import Scenario, load_scenario
-from gridledger.schedule import GRID_OFFSET_S, grid_times, stop_time_s
+from gridledger.schedule import GRID_OFFSET_S, checkpoint_times, grid_times, stop_time_s
 
 log = logging.getLogger("gridledger.grid")
 
@@ -55,15 +56,21 @@ def run(run_dir: Path) -> None:
     names = [p.name for p in sc.prosumers]
     feeder = Feeder(sc)
     secret = federate_secret()
-    with joined(run_dir, "grid", stop_time_s(study)) as fed:
+    keeper = Keeper.of(run_dir, "grid", checkpoint_times(study), secret)
+    restored = keeper.restore()
+    with joined(run_dir, "grid", stop_time_s(study), keeper) as fed:
         finished = False
         try:
             fed.enter()
-            notice = deployment(fed.receive())
-            meters = Meters(sc, notice, secret)
-            router = TxRouter.of(sc, secret, notice)                          # sharded: to each meter's zone ledger
-            sensors = GridSensors(sc, secret) if study.audit is not None else None
-            for step, time_s in enumerate(grid_times(study)):
+            if restored is None:
+                notice = deployment(fed.receive())
+                meters = Meters(sc, notice, secret)
+                router = TxRouter.of(sc, secret, notice)                      # sharded: to each meter's zone ledger
+                sensors = GridSensors(sc, secret) if study.audit is not None else None
+            else:
+                feeder, meters, router, sensors = restored
+            fed.keep((feeder, meters, router, sensors))
+            for step, time_s in fed.ahead(enumerate(grid_times(study)), lambda item: item[1]):
                 fed.advance(time_s)                                           # advance
                 meters.handle(fed.receive())                                  # receive
                 for tx in meters.close_interval(step, feeder.record):         # meter the interval that ended

@@ -44,10 +44,11 @@ from pathlib import Path
 from gridledger.federates.shell import Shell, joined, run_federate, stop_deferred  # first: see gridledger.lean
 from gridledger.agents.ledger_tools import LedgerTools
 from gridledger.agents.market_operator import Message, MarketOperator
+from gridledger.checkpoint import Keeper
 from gridledger.federation import zone_ledger
 from gridledger.roster import load_roster, zone_roster
 from gridledger.run_secret import federate_secret
-from gridledger.schedule import ledger_actions, stop_time_s
+from gridledger.schedule import checkpoint_times, ledger_actions, stop_time_s
 
 
 def send(fed: Shell, outbox: list[Message]) -> None:
@@ -60,22 +61,30 @@ def run(run_dir: Path, zone: str | None = None) -> None:
     """Run the ledger of the whole feeder, or (sharded) of one `zone`."""
     sc = load_roster(run_dir) if zone is None else zone_roster(load_roster(run_dir), zone)
     name = "ledger" if zone is None else zone_ledger(zone)
-    market = MarketOperator.deploy(sc, federate_secret())                  # setup blocks before time 0
-    chain = market.open_export(run_dir, zone)                              # chain/ (or chain/<zone>/) so far
-    tools = LedgerTools.open(market.chain, run_dir, zone, sc.study.ledger.rpc)   # chaindb/, deployments, endpoint
-    with joined(run_dir, name, stop_time_s(sc.study)) as fed:
+    secret = federate_secret()
+    keeper = Keeper.of(run_dir, name, checkpoint_times(sc.study), secret)
+    market = keeper.restore()                                              # resumed: the chain at the checkpoint
+    if market is None:
+        market = MarketOperator.deploy(sc, secret)                         # setup blocks before time 0
+        market.open_export(run_dir, zone)                                  # chain/ (or chain/<zone>/) so far
+        tools = LedgerTools.open(market.chain, run_dir, zone, sc.study.ledger.rpc)   # chaindb/, deployments, endpoint
+    else:
+        tools = LedgerTools.serve(market.chain, sc.study.ledger.rpc)
+    with joined(run_dir, name, stop_time_s(sc.study), keeper) as fed:
         finished = False
         try:
-            fed.initialize()
-            send(fed, market.deployment())
+            if keeper.resume is None:
+                fed.initialize()
+                send(fed, market.deployment())
             fed.enter()
-            for action in ledger_actions(sc.study):
+            fed.keep(market)
+            for action in fed.ahead(ledger_actions(sc.study), lambda a: a.time_s):
                 fed.advance(action.time_s)                                 # advance
                 # A gate's block holds the operator's closing alone; a zone's "cross" takes the coordinator's fills.
                 received = fed.receive() if action.kind in ("mine", "cross") else []   # receive
                 with stop_deferred():                                      # a stop waits for the block
                     outbox = market.act(action, received)                  # act: mine one block
-                    chain.append()                                         # append it to chain/
+                    market.export.append()                                 # append it to chain/
                     tools.mined()                                          # the endpoint answers at it
                 send(fed, outbox)                                          # send
             market.audit()

@@ -31,23 +31,31 @@ from gridledger.federates.shell import joined, run_federate  # first: see gridle
 from gridledger.agents.dso import Dso
 from gridledger.federation import LEDGER_ENDPOINT, SUBSTATION_P_KEY, bus_vm_key
 from gridledger.messages import decode, deployment
+from gridledger.checkpoint import Keeper
 from gridledger.run_secret import federate_secret
 from gridledger.scenario import load_scenario
-from gridledger.schedule import operator_times, stop_time_s
+from gridledger.schedule import checkpoint_times, operator_times, stop_time_s
 
 
 def run(run_dir: Path) -> None:
     sc = load_scenario(run_dir, with_devices=True)
     study = sc.study
-    dso = Dso(sc, federate_secret())
+    secret = federate_secret()
+    dso = Dso(sc, secret)
     buses = [bus_vm_key(b) for b in sc.net.bus.index]
-    with joined(run_dir, "operator", stop_time_s(study)) as fed:
+    keeper = Keeper.of(run_dir, "operator", checkpoint_times(study), secret)
+    restored = keeper.restore()
+    with joined(run_dir, "operator", stop_time_s(study), keeper) as fed:
         finished = False
         try:
             fed.enter()
-            for tx in dso.join(deployment(fed.receive())):
-                fed.send(LEDGER_ENDPOINT, tx)
-            for k, time_s in enumerate(operator_times(study)):
+            if restored is None:
+                for tx in dso.join(deployment(fed.receive())):
+                    fed.send(LEDGER_ENDPOINT, tx)
+            else:
+                dso = restored
+            fed.keep(dso)
+            for k, time_s in fed.ahead(enumerate(operator_times(study)), lambda item: item[1]):
                 fed.advance(time_s)                                           # advance
                 dso.handle([decode(payload) for _, payload in fed.receive()])  # receive
                 vm_pu = [fed.value(key) for key in buses]                     # read inputs

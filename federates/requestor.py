@@ -24,21 +24,29 @@ from gridledger.agents.requestor import Requestor
 from gridledger.federation import LEDGER_ENDPOINT
 from gridledger.messages import deployment
 from gridledger.roster import load_roster
+from gridledger.checkpoint import Keeper
 from gridledger.run_secret import federate_secret
-from gridledger.schedule import data_access_phase, stop_time_s
+from gridledger.schedule import checkpoint_times, data_access_phase, stop_time_s
 
 
 def run(run_dir: Path) -> None:
     sc = load_roster(run_dir)
     phase = data_access_phase(sc.study)
-    requestor = Requestor(sc, federate_secret(), run_dir, phase)
-    with joined(run_dir, "requestor", stop_time_s(sc.study)) as fed:
+    secret = federate_secret()
+    requestor = Requestor(sc, secret, run_dir, phase)
+    keeper = Keeper.of(run_dir, "requestor", checkpoint_times(sc.study), secret)
+    restored = keeper.restore()
+    with joined(run_dir, "requestor", stop_time_s(sc.study), keeper) as fed:
         finished = False
         try:
             fed.enter()
-            received = fed.receive()
-            requestor.receive(received)
-            requestor.join(deployment(received))
+            if restored is None:
+                received = fed.receive()
+                requestor.receive(received)
+                requestor.join(deployment(received))
+            else:
+                requestor = restored
+            fed.keep(requestor)
             for time_s, act in ((phase.propose_s, requestor.proposals), (phase.accept_s, requestor.decisions)):
                 fed.advance(time_s)                                           # advance
                 requestor.receive(fed.receive())                              # receive

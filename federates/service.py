@@ -22,19 +22,27 @@ from gridledger.agents.service_crew import ServiceCrew
 from gridledger.federation import LEDGER_ENDPOINT
 from gridledger.messages import deployment
 from gridledger.roster import load_roster
+from gridledger.checkpoint import Keeper
 from gridledger.run_secret import federate_secret
-from gridledger.schedule import service_times, stop_time_s
+from gridledger.schedule import checkpoint_times, service_times, stop_time_s
 
 
 def run(run_dir: Path) -> None:
     sc = load_roster(run_dir)
-    crew = ServiceCrew(sc, federate_secret())
-    with joined(run_dir, "service", stop_time_s(sc.study)) as fed:
+    secret = federate_secret()
+    crew = ServiceCrew(sc, secret)
+    keeper = Keeper.of(run_dir, "service", checkpoint_times(sc.study), secret)
+    restored = keeper.restore()
+    with joined(run_dir, "service", stop_time_s(sc.study), keeper) as fed:
         finished = False
         try:
             fed.enter()
-            crew.join(deployment(fed.receive()))
-            for time_s in [*service_times(sc.study), stop_time_s(sc.study)]:
+            if restored is None:
+                crew.join(deployment(fed.receive()))
+            else:
+                crew = restored
+            fed.keep(crew)
+            for time_s in fed.ahead([*service_times(sc.study), stop_time_s(sc.study)]):
                 fed.advance(time_s)                                           # advance
                 crew.receive(fed.receive())                                   # receive
                 for tx in crew.act(time_s):                                   # act

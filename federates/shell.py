@@ -13,6 +13,14 @@ federation; the other federates' next time request then raises
 failed first. SIGTERM (how the launcher stops a run) becomes `SystemExit` and
 is handled the same way; `stop_deferred` holds it while a federate finishes
 work that must not be torn.
+
+With a `Keeper` the shell also takes the run's checkpoints
+(`gridledger.checkpoint`): `Shell.advance` first stops at each checkpoint
+time on the way, takes the messages delivered so far and writes them with
+the state the federate registered (`Shell.keep`); `Shell.receive` hands
+them to the next action first. A resumed federate starts from its
+checkpoint's time, with the messages it held then, and `Shell.ahead`
+leaves out the actions it had done.
 """
 
 from __future__ import annotations
@@ -26,17 +34,19 @@ import time
 import traceback
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator, TypeVar
 
 import helics as h
 
 from gridledger.lean import REFUSED  # first: keeps matplotlib and dask out of federate processes
 from gridledger.process import (EXIT_FAILED, EXIT_STOPPED_BY_PEER, LAUNCHED_AT_ENV, RSS_SAMPLES, peak_rss_mib,
                                 progress_path, rss_mib)
+from gridledger.checkpoint import Keeper
 from gridledger.results import collect_if_complete
 
 
 log = logging.getLogger("gridledger.federate")
+T = TypeVar("T")
 
 
 class FederationStopped(RuntimeError):
@@ -46,10 +56,14 @@ class FederationStopped(RuntimeError):
 class Shell:
     """A joined HELICS combination federate configured from its JSON file."""
 
-    def __init__(self, run_dir: Path, name: str, stop_s: float):
+    def __init__(self, run_dir: Path, name: str, stop_s: float, keeper: Keeper | None = None):
         self.name = name
         self.stop_s = stop_s
-        self.granted_s = 0.0
+        self.keeper = keeper
+        self.resumed_at_s = keeper.resumed_at_s if keeper is not None and keeper.resume is not None else None
+        self.granted_s = self.resumed_at_s or 0.0
+        self._held: list[tuple[str, bytes]] = list(keeper.held) if keeper is not None else []
+        self._state: object | None = None
         self._wall = {"created": time.time(), "entered": None, "waiting_s": 0.0}
         self.rss_samples: list[tuple[float, float]] = []
         self._progress = progress_path(run_dir, name)
@@ -84,8 +98,31 @@ class Shell:
         except h.HelicsException as exc:
             raise FederationStopped(str(exc)) from None
 
+    def keep(self, state: object) -> None:
+        """Register what every checkpoint saves: everything the federate's loop changes."""
+        self._state = state
+
+    def ahead(self, actions: Iterable[T], time_of: Callable[[T], float] = float) -> list[T]:
+        """The `actions` still to do: all on a fresh run, those after its checkpoint on a resumed one."""
+        return list(actions) if self.resumed_at_s is None else [a for a in actions if time_of(a) > self.resumed_at_s]
+
     def advance(self, time_s: float) -> float:
-        """Request `time_s` and return the granted time. [s]"""
+        """Take the checkpoints before `time_s` (if any), then request `time_s` and return the granted time. [s]"""
+        self._checkpoints_before(time_s)
+        return self._request(time_s)
+
+    def finish(self) -> None:
+        """Take the checkpoints after the federate's last action, so each one holds every federate."""
+        self._checkpoints_before(float("inf"))
+
+    def _checkpoints_before(self, time_s: float) -> None:
+        for number, checkpoint_s in self.keeper.due(self.granted_s, time_s) if self.keeper is not None else []:
+            self._request(checkpoint_s)
+            self._held += self._take()
+            with stop_deferred():
+                self.keeper.save(number, self._state, self._held)
+
+    def _request(self, time_s: float) -> float:
         self.report("waiting", requested_s=time_s)
         asked = time.perf_counter()
         try:
@@ -118,6 +155,10 @@ class Shell:
 
     def receive(self) -> list[tuple[str, bytes]]:
         """All messages delivered so far, in arrival order, as (source endpoint, payload)."""
+        held, self._held = self._held, []
+        return held + self._take()
+
+    def _take(self) -> list[tuple[str, bytes]]:
         messages = []
         while h.helicsEndpointHasMessage(self._endpoint):
             msg = h.helicsEndpointGetMessage(self._endpoint)
@@ -176,9 +217,9 @@ def stop_deferred() -> Iterator[None]:
 
 
 @contextmanager
-def joined(run_dir: Path, name: str, stop_s: float) -> Iterator[Shell]:
-    """Join the federation as `name`; always leave it, even after an error."""
-    shell = Shell(run_dir, name, stop_s)
+def joined(run_dir: Path, name: str, stop_s: float, keeper: Keeper | None = None) -> Iterator[Shell]:
+    """Join the federation as `name`, taking checkpoints with `keeper`; always leave it, even after an error."""
+    shell = Shell(run_dir, name, stop_s, keeper)
     try:
         yield shell
     except FederationStopped:
@@ -188,6 +229,7 @@ def joined(run_dir: Path, name: str, stop_s: float) -> Iterator[Shell]:
         shell.fail(f"{name}: {type(exc).__name__}: {exc}")
         raise
     else:
+        shell.finish()
         shell.report("done")
     finally:
         shell.close()

@@ -24,18 +24,26 @@ from gridledger.agents.worker_desk import WorkerDesk
 from gridledger.federation import LEDGER_ENDPOINT, REQUESTOR_ENDPOINT
 from gridledger.messages import deployment
 from gridledger.roster import load_roster
+from gridledger.checkpoint import Keeper
 from gridledger.run_secret import federate_secret
-from gridledger.schedule import data_access_phase, stop_time_s
+from gridledger.schedule import checkpoint_times, data_access_phase, stop_time_s
 
 
 def run(run_dir: Path) -> None:
     sc = load_roster(run_dir)
-    desk = WorkerDesk(sc, federate_secret(), run_dir)
-    with joined(run_dir, "worker", stop_time_s(sc.study)) as fed:
+    secret = federate_secret()
+    desk = WorkerDesk(sc, secret, run_dir)
+    keeper = Keeper.of(run_dir, "worker", checkpoint_times(sc.study), secret)
+    restored = keeper.restore()
+    with joined(run_dir, "worker", stop_time_s(sc.study), keeper) as fed:
         finished = False
         try:
             fed.enter()
-            desk.join(deployment(fed.receive()))
+            if restored is None:
+                desk.join(deployment(fed.receive()))
+            else:
+                desk = restored
+            fed.keep(desk)
             fed.advance(data_access_phase(sc.study).compute_s)               # advance
             desk.receive(fed.receive())                                       # receive
             txs, answers = desk.compute()                                     # act

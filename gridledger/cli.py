@@ -31,12 +31,13 @@ from gridledger.grids.feeders import catalog
 from gridledger.federation import federate_kind
 from gridledger.roster import run_zones
 from gridledger.interfaces import broker_port_of, core_init_string, federate_names
-from gridledger.launcher import check, federate_command, prepare, require_local, runner_json
+from gridledger.checkpoint import CheckpointError
+from gridledger.launcher import Prepared, check, federate_command, prepare, reopen, require_local, runner_json
 from gridledger.process import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
 from gridledger.report import PLOTS_DIR, write_report
 from gridledger.results import KPIS_FILE, RESULTS_FILE, collect_if_complete
 from gridledger.run_secret import RUN_SECRET_ENV, RUN_SECRET_FILE_ENV, SecretError, choose_secret
-from gridledger.schedule import stop_time_s
+from gridledger.schedule import checkpoint_times, stop_time_s
 from gridledger.study import HOST_PATTERN, STUDY_FILE, Study, StudyError, load_study
 from gridledger.units import SECONDS_PER_DAY, SECONDS_PER_HOUR, SECONDS_PER_MINUTE
 
@@ -45,6 +46,7 @@ EXAMPLES = {
     "run": ["gridledger run studies/baran-wu-p2p.yaml",
             "openssl rand -hex 32 > ~/run.secret && gridledger run studies/baran-wu-p2p.yaml --secret-file ~/run.secret",
             "gridledger run studies/baran-wu-short.yaml --format json > run.json   # KPIs for programs"],
+    "resume": [f"gridledger resume {RUN_DIR_EXAMPLE} --secret-file ~/run.secret   # after a crash, kill or Ctrl-C"],
     "runner": ["gridledger runner studies/baran-wu-p2p.yaml --secret-file ~/run.secret > runner.json "
                "&& helics run --path runner.json",
                f"gridledger report {RUN_DIR_EXAMPLE}   # then report.html and plots/"],
@@ -84,7 +86,7 @@ PLAIN_WIDTH = 10_000
 
 def _epilog(command: str) -> str:
     examples = "\n".join(f"  {line}" for line in EXAMPLES[command])
-    codes = EXIT_CODES_RUN if command in ("run", "regress", "sweep") else EXIT_CODES
+    codes = EXIT_CODES_RUN if command in ("run", "resume", "regress", "sweep") else EXIT_CODES
     return f"examples:\n{examples}\n\n{codes}\n"
 
 
@@ -125,9 +127,27 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     if args.secret_file is None and RUN_SECRET_ENV not in os.environ:
         console.print("run secret: fresh and kept nowhere, so this run's keys, bids and chain cannot be repeated "
                       "(--secret-file PATH repeats a run)", soft_wrap=True, highlight=False)
+    return _execute(prepared, args, console)
+
+
+def cmd_resume(args: argparse.Namespace, console: Console) -> int:
+    if args.secret_file is None and RUN_SECRET_ENV not in os.environ:
+        raise SecretError(f"resume: the checkpoints open only with the run's secret: give --secret-file PATH, or set "
+                          f"{RUN_SECRET_ENV}")
+    if not (args.run_dir / STUDY_FILE).is_file():
+        raise RunDirError(f"{args.run_dir}: not a run directory (no {STUDY_FILE})")
+    prepared, number = reopen(args.run_dir, choose_secret(args.secret_file))
+    at_s = checkpoint_times(prepared.study)[number - 1]
+    console.print(f"resuming {prepared.run_dir} from checkpoint {number} at {at_s:g} s of "
+                  f"{stop_time_s(prepared.study):g} s", soft_wrap=True, highlight=False)
+    return _execute(prepared, args, console, number)
+
+
+def _execute(prepared: Prepared, args: argparse.Namespace, console: Console, resume: int | None = None) -> int:
+    """Run a prepared (or, with `resume`, reopened) run with progress bars, then print how it went."""
     view = ProgressView(stop_time_s(prepared.study), prepared.federates, console)
     with view.bars:
-        done = execute(prepared, on_progress=view)
+        done = execute(prepared, on_progress=view, resume=resume)
     outcome = done.outcome
     if outcome.interrupted:
         console.print(f"[red]run {outcome.reason}[/red]", highlight=False)
@@ -445,6 +465,13 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "run":
             _add_format(cmd, "the KPIs")
         cmd.set_defaults(func=func)
+    cmd = _command(sub, "resume", "go on with a stopped, killed or crashed run from its last checkpoint",
+                   "go on with a stopped, killed or crashed run from its last complete checkpoint (checkpoint.every_s "
+                   "in the study, daily by default); results and chain are those of an uninterrupted run")
+    cmd.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="the run directory of the stopped run")
+    _add_secret_file(cmd)
+    _add_format(cmd, "the KPIs")
+    cmd.set_defaults(func=cmd_resume)
     cmd = _command(sub, "federate", "start one federate of a prepared run (on its own host)",
                    "start one federate of a prepared run (`gridledger runner`), e.g. on another host that shares "
                    "the run directory")
@@ -542,7 +569,7 @@ def main(argv: list[str] | None = None) -> int:
     console = make_console(stderr=args.command == "runner" or getattr(args, "format", "table") == "json")
     try:
         return args.func(args, console)
-    except (StudyError, RunDirError, regress.GoldenError) as exc:
+    except (StudyError, RunDirError, regress.GoldenError, CheckpointError) as exc:
         make_console(stderr=True).print(f"error: {exc}", soft_wrap=True, highlight=False, markup=False)
         return EXIT_BAD_INPUT
 

@@ -42,6 +42,8 @@ class RunRecord:
         The failing federate(s) and why (an interrupted run: None and what was done).
     software : str
         gridledger version.
+    resumed_from : int or None
+        The checkpoint this launch resumed from (`gridledger resume`); None for a run started from the beginning.
     """
 
     started: str
@@ -51,12 +53,15 @@ class RunRecord:
     failed: str | None
     reason: str | None
     software: str
+    resumed_from: int | None = None
 
 
-def record_run(run_dir: Path, outcome: Outcome, started: dt.datetime, wall_time_s: float) -> RunRecord:
-    """Write ``run.json`` for a finished, failed or interrupted run."""
+def record_run(run_dir: Path, outcome: Outcome, started: dt.datetime, wall_time_s: float,
+               resumed_from: int | None = None) -> RunRecord:
+    """Write ``run.json`` for a finished, failed or interrupted run (a resumed one: of its last launch)."""
     record = RunRecord(started.isoformat(timespec="seconds"), round(wall_time_s, 3), outcome.exit_code,
-                       outcome.ended, outcome.failed, outcome.reason, f"gridledger {version('gridledger')}")
+                       outcome.ended, outcome.failed, outcome.reason, f"gridledger {version('gridledger')}",
+                       resumed_from)
     (Path(run_dir) / RUN_FILE).write_text(json.dumps(asdict(record), indent=2) + "\n")
     return record
 
@@ -72,10 +77,11 @@ class Executed:
     report: Path
 
 
-def execute(prepared: Prepared, on_progress=None) -> Executed:
-    """Launch, collect, write ``run.json`` and ``report.html``; `on_progress` as in `launch`."""
+def execute(prepared: Prepared, on_progress=None, resume: int | None = None) -> Executed:
+    """Launch (from checkpoint `resume`, if given), collect, write ``run.json`` and ``report.html``; `on_progress`
+    as in `launch`."""
     started, t0 = dt.datetime.now(), time.monotonic()
-    outcome = launch(prepared, on_progress=on_progress)
+    outcome = launch(prepared, on_progress=on_progress, resume=resume)
     kpis = collect(prepared.run_dir, prepared.study, prepared.federates)
-    record = record_run(prepared.run_dir, outcome, started, time.monotonic() - t0)
+    record = record_run(prepared.run_dir, outcome, started, time.monotonic() - t0, resume)
     return Executed(prepared.run_dir, outcome, kpis, record, write_report(prepared.run_dir, asdict(record)))

@@ -39,20 +39,22 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from helics.bin import BIN_DIR as HELICS_BIN_DIR
 
+from gridledger.checkpoint import RESUME_ENV, CheckpointError, opened, resume_point
 from gridledger.grids.feeders import FeederError
 from gridledger.federation import federate_kind, zone_of_federate
-from gridledger.interfaces import Topology, check_wiring, federate_configs, federate_names
+from gridledger.interfaces import Topology, check_wiring, core_init_string, federate_configs, federate_names
 from gridledger.process import EXIT_STOPPED_BY_PEER, LAUNCHED_AT_ENV, PROGRESS_DIR
-from gridledger.results import run_timestamp
-from gridledger.roster import Roster, roster_of, write_roster
+from gridledger.results import KPIS_FILE, PARTS_DIR, RESULTS_FILE, run_timestamp
+from gridledger.roster import Roster, roster_of, run_zones, write_roster
 from gridledger.run_secret import RUN_SECRET_ENV, RUN_SECRET_FILE_ENV, choose_secret, secret_env
 from gridledger.agents.pseudonym_plan import funding_problem
 from gridledger.scenario import Scenario, ScenarioError, build_scenario
+from gridledger.schedule import checkpoint_times
 from gridledger.study import STUDY_FILE, Study, StudyError, dump_study, load_study
 
 BROKER_TICK = "1000ms"
@@ -240,6 +242,48 @@ def prepare(study_path: str | Path, runs_root: str | Path = "runs", secret: byte
     return Prepared(study, run_dir.resolve(), port, secret, topology.zones)
 
 
+def reopen(run_dir: str | Path, secret: bytes) -> tuple[Prepared, int]:
+    """A stopped run ready to `launch` again from its last complete checkpoint: (the run, the checkpoint's number).
+
+    The federates get a fresh broker port (their HELICS configs are
+    rewritten) and what the stopped run collected goes (``results.nc``,
+    ``kpis.json``, ``parts/``: the resumed run writes them whole); the rest
+    is the run directory as the stopped run left it.
+
+    Raises
+    ------
+    CheckpointError
+        If the run finished, has no complete checkpoint, or its checkpoints
+        do not open with `secret`.
+    """
+    run_dir = Path(run_dir).resolve()
+    study = load_study(run_dir / STUDY_FILE)
+    prepared = Prepared(study, run_dir, 0, secret, run_zones(run_dir))
+    record = run_dir / "run.json"
+    if record.exists() and json.loads(record.read_text()).get("ended") == "finished":
+        raise CheckpointError(f"{run_dir}: the run finished; there is nothing to resume")
+    number = resume_point(run_dir, prepared.federates)
+    if number is None:
+        every = study.checkpoint.every_s
+        raise CheckpointError(f"{run_dir}: no complete checkpoint to resume from (checkpoint.every_s: {every}; "
+                              f"the first is at {checkpoint_times(study)[0] if checkpoint_times(study) else '-'} s "
+                              "of study time); run the study again")
+    for name in prepared.federates:
+        opened(run_dir, number, name, secret)
+    here = tuple(sorted({a for a in placements(study, prepared.zones).values() if is_local(a)}))
+    port = free_port(here)
+    for name in prepared.federates:
+        path = run_dir / "helics" / f"{name}.json"
+        config = json.loads(path.read_text())
+        config["core_init_string"] = core_init_string(study.helics.core_type, study.helics.broker_address, port,
+                                                      study.helics.host_of(federate_kind(name)))
+        path.write_text(json.dumps(config, indent=2))
+    for collected in (RESULTS_FILE, KPIS_FILE):
+        (run_dir / collected).unlink(missing_ok=True)
+    shutil.rmtree(run_dir / PARTS_DIR, ignore_errors=True)
+    return replace(prepared, broker_port=port), number
+
+
 def helics_program(name: str) -> str:
     """A HELICS program: the binary the helics wheel ships, else one on PATH.
 
@@ -386,21 +430,31 @@ def _last_error(log_path: Path) -> str:
     return "\n".join(lines[-8:]) or "(empty log)"
 
 
-def launch(prepared: Prepared, on_progress=None) -> Outcome:
+def launch(prepared: Prepared, on_progress=None, resume: int | None = None) -> Outcome:
     """Run the federation to the end, its first failure or a SIGINT/SIGTERM; never leaves processes behind.
 
-    `on_progress(records)` is called on every poll with `read_progress` output.
+    `on_progress(records)` is called on every poll with `read_progress`
+    output. With `resume` every federate starts from that checkpoint
+    (`reopen`); the logs go on after the stopped run's.
     """
     with StopRequests() as stops:
-        return _launch(prepared, stops, on_progress)
+        return _launch(prepared, stops, on_progress, resume)
 
 
-def _launch(prepared: Prepared, stops: StopRequests, on_progress) -> Outcome:
+def _launch(prepared: Prepared, stops: StopRequests, on_progress, resume: int | None) -> Outcome:
     run_dir, study = prepared.run_dir, prepared.study
     federates = prepared.federates
-    logs = {name: open(run_dir / "logs" / f"{name}.log", "w") for name in ("broker", *federates)}
-    env = {key: value for key, value in os.environ.items() if key not in (RUN_SECRET_ENV, RUN_SECRET_FILE_ENV)}
+    logs = {name: open(run_dir / "logs" / f"{name}.log", "w" if resume is None else "a")
+            for name in ("broker", *federates)}
+    env = {key: value for key, value in os.environ.items()
+           if key not in (RUN_SECRET_ENV, RUN_SECRET_FILE_ENV, RESUME_ENV)}
     env.update({"PYTHONUNBUFFERED": "1", LAUNCHED_AT_ENV: repr(time.time())})
+    if resume is not None:
+        env[RESUME_ENV] = str(resume)
+        shutil.rmtree(run_dir / PROGRESS_DIR, ignore_errors=True)
+        for handle in logs.values():
+            handle.write(f"--- resumed from checkpoint {resume} at {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+            handle.flush()
     procs = {"broker": subprocess.Popen(broker_command(prepared), stdout=logs["broker"],
                                         stderr=subprocess.STDOUT, env=env, start_new_session=True)}
     failed = reason = interrupted = None

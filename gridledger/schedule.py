@@ -287,3 +287,20 @@ def stop_time_s(study: Study) -> float:
     if (phase := data_access_phase(study)) is not None:
         return phase.paid_s
     return study.duration_s + (AUDIT_TAIL_OFFSET_S if study.audit is not None else LEDGER_OFFSET_S)
+
+
+CHECKPOINT_LEAD_S = 0.0625
+"""How long before a market interval's start its checkpoint is taken: before every action of the interval. [s]"""
+
+
+def checkpoint_times(study: Study) -> list[float]:
+    """When every federate writes a checkpoint (`gridledger.checkpoint`): just before the first market interval start
+    at or after each multiple of ``checkpoint.every_s``, inside the study, at a time no federate acts. [s]"""
+    every_s, interval_s = study.checkpoint.every_s, study.market_interval_s
+    if every_s is None:
+        return []
+    starts = {-(-j * every_s // interval_s) * interval_s for j in range(1, -(-study.duration_s // every_s))}
+    acting = {*der_times(study), *grid_times(study), *(a.time_s for a in ledger_actions(study)),
+              *operator_times(study), *auditor_times(study), *service_times(study),
+              *(t for t, _ in coordinator_times(study))}
+    return sorted(t for s in starts if s < study.duration_s and (t := s - CHECKPOINT_LEAD_S) not in acting)

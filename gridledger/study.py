@@ -530,6 +530,14 @@ class Ledger(_Strict):
     rpc: Rpc | None = None
 
 
+class Checkpoint(_Strict):
+    """When a run writes every federate's state so that ``gridledger resume`` can go on from it
+    (`gridledger.checkpoint`): just before the first market interval start at or after each multiple of
+    ``every_s``. None: never."""
+
+    every_s: Annotated[Seconds, Field(gt=0)] | None = 86_400
+
+
 class Study(_Strict):
     """A complete study: what runs, for how long, on which feeder, with which market."""
 
@@ -555,6 +563,7 @@ class Study(_Strict):
     events: Events = Events()
     ancillary: Ancillary | None = None
     ledger: Ledger = Ledger()
+    checkpoint: Checkpoint = Checkpoint()
 
     @field_validator("start")
     @classmethod

@@ -78,9 +78,9 @@ def events(run_dir: Path, name: str) -> list[dict]:
     return [row for row in rows if row["event"] == name]
 
 
-def start_run(study: Path, runs: Path) -> subprocess.Popen:
-    """`gridledger run` in a process group of its own, as a shell starts a foreground job."""
-    return subprocess.Popen([sys.executable, "-m", "gridledger.cli", "run", str(study), "--runs", str(runs)],
+def start_run(study: Path, runs: Path, *options: str) -> subprocess.Popen:
+    """`gridledger run` (with `options`) in a process group of its own, as a shell starts a foreground job."""
+    return subprocess.Popen([sys.executable, "-m", "gridledger.cli", "run", str(study), "--runs", str(runs), *options],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
 

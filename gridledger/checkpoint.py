@@ -1,0 +1,202 @@
+"""Checkpoints: every federate's state at one simulated time, so a stopped, killed or crashed run resumes from it.
+
+When: at `gridledger.schedule.checkpoint_times`, just before a market
+interval starts, at times no federate acts. Each federate is granted the
+time (`gridledger.federates.shell.Shell.advance`), takes the messages
+delivered to it and not yet read (they go to its next action, in the same
+order, so a checkpoint changes nothing the run does), and writes them with
+its state.
+
+What: ``checkpoints/<j>/<federate>.ckpt`` holds the federate's state (its
+agents, what it recorded so far; the ledger's market, whose `Chain` and
+`ChainExport` pickle as their position in ``chaindb/`` and ``chain/``),
+pickled, then sealed with AES-GCM (NIST SP 800-38D) under a key derived from
+the run secret (`derive_checkpoint_key`): the state holds private keys and
+unrevealed salts, and a run directory is meant to be shared. The
+federate's name and the checkpoint's number are authenticated with it, so
+no file stands in for another, and a changed file is refused. Each file is
+written whole (renamed into place). A federate keeps its last two
+checkpoints: as no federate is granted a checkpoint's time before every
+other has reached it, one that dies between two checkpoints leaves the
+earlier one complete.
+
+Resume: `gridledger resume` relaunches every federate with
+``GRIDLEDGER_RESUME=<j>`` (`resume_point` picks the last complete j);
+each loads its state (`Keeper.restore`), enters executing mode without the
+start-up handshake and goes on with its first action after the checkpoint.
+The same study, seed and secret give the same actions on the same state,
+so results and chain equal an uninterrupted run's.
+"""
+
+from __future__ import annotations
+
+import copyreg
+import io
+import os
+import pickle
+from contextlib import suppress
+from pathlib import Path
+from types import MappingProxyType
+
+from Crypto.Cipher import AES
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from gridledger.contracts.keys import derive_checkpoint_key
+
+CHECKPOINT_DIR = "checkpoints"
+RESUME_ENV = "GRIDLEDGER_RESUME"
+"""Environment variable telling a federate process the checkpoint to resume from (its number)."""
+SUFFIX = ".ckpt"
+KEPT = 2
+"""Checkpoints each federate keeps: its last two."""
+_NONCE_BYTES = 12
+
+
+class CheckpointError(Exception):
+    """A checkpoint that cannot be used; the message says which and why."""
+
+
+def checkpoint_dir(run_dir: Path, number: int) -> Path:
+    """Directory of checkpoint `number` (1 first)."""
+    return Path(run_dir) / CHECKPOINT_DIR / str(number)
+
+
+def written(run_dir: Path) -> dict[int, set[str]]:
+    """The federates whose file of each checkpoint is on disk, by checkpoint number."""
+    root = Path(run_dir) / CHECKPOINT_DIR
+    if not root.is_dir():
+        return {}
+    return {int(d.name): {f.name.removesuffix(SUFFIX) for f in d.glob(f"*{SUFFIX}")}
+            for d in root.iterdir() if d.name.isdigit()}
+
+
+def resume_point(run_dir: Path, federates: tuple[str, ...]) -> int | None:
+    """The last checkpoint every one of `federates` wrote, or None."""
+    complete = [number for number, names in written(run_dir).items() if set(federates) <= names]
+    return max(complete, default=None)
+
+
+def opened(run_dir: Path, number: int, name: str, secret: bytes) -> bytes:
+    """The pickled state in `name`'s file of checkpoint `number`, unsealed with `secret`; raises `CheckpointError`
+    if the file is missing or does not open."""
+    path = checkpoint_dir(run_dir, number) / f"{name}{SUFFIX}"
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: missing; checkpoint {number} is not complete") from None
+    return unseal(secret, label(name, number), data)
+
+
+def label(name: str, number: int) -> str:
+    """What a checkpoint file authenticates besides its contents: whose and which it is."""
+    return f"{name} checkpoint {number}"
+
+
+def _account(key: bytes) -> LocalAccount:
+    return Account.from_key(key)
+
+
+def _account_reduced(account: LocalAccount):
+    return _account, (bytes(account.key),)
+
+
+def _mapping(items: dict) -> MappingProxyType:
+    return MappingProxyType(items)
+
+
+def _mapping_reduced(mapping: MappingProxyType):
+    return _mapping, (dict(mapping),)
+
+
+def dumps(state: object) -> bytes:
+    """`state` pickled, accounts as their keys and read-only mappings as dicts."""
+    buffer = io.BytesIO()
+    pickler = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
+    pickler.dispatch_table = {**copyreg.dispatch_table, LocalAccount: _account_reduced,
+                              MappingProxyType: _mapping_reduced}
+    pickler.dump(state)
+    return buffer.getvalue()
+
+
+def seal(secret: bytes, what: str, plain: bytes) -> bytes:
+    """`plain` encrypted and authenticated with `what` (AES-256-GCM, random nonce): nonce, tag, ciphertext."""
+    nonce = os.urandom(_NONCE_BYTES)
+    cipher = AES.new(derive_checkpoint_key(secret), AES.MODE_GCM, nonce=nonce)
+    cipher.update(what.encode())
+    sealed, tag = cipher.encrypt_and_digest(plain)
+    return nonce + tag + sealed
+
+
+def unseal(secret: bytes, what: str, data: bytes) -> bytes:
+    """What `seal` sealed; raises `CheckpointError` if the secret, `what` or a byte differs."""
+    nonce, tag, sealed = data[:_NONCE_BYTES], data[_NONCE_BYTES:_NONCE_BYTES + 16], data[_NONCE_BYTES + 16:]
+    cipher = AES.new(derive_checkpoint_key(secret), AES.MODE_GCM, nonce=nonce)
+    cipher.update(what.encode())
+    try:
+        return cipher.decrypt_and_verify(sealed, tag)
+    except ValueError:
+        raise CheckpointError(f"{what}: does not open with this run secret (another run's secret, or the file "
+                              "was changed)") from None
+
+
+class Keeper:
+    """One federate's checkpoints: which times, where, and (resuming) the one it starts from.
+
+    Parameters
+    ----------
+    run_dir : Path
+        The run directory.
+    name : str
+        The federate's name.
+    times_s : list of float
+        Checkpoint times, checkpoint j (1 first) at ``times_s[j - 1]``. [s]
+    secret : bytes
+        The run secret.
+    resume : int or None
+        The checkpoint to resume from; None on a fresh run.
+    """
+
+    def __init__(self, run_dir: Path, name: str, times_s: list[float], secret: bytes, resume: int | None) -> None:
+        if resume is not None and not 1 <= resume <= len(times_s):
+            raise CheckpointError(f"{name}: no checkpoint {resume}; this study has {len(times_s)}")
+        self.run_dir, self.name, self.times_s, self._secret, self.resume = Path(run_dir), name, times_s, secret, resume
+        self.held: list[tuple[str, bytes]] = []
+
+    @classmethod
+    def of(cls, run_dir: Path, name: str, times_s: list[float], secret: bytes) -> Keeper:
+        """The keeper of a federate process: resuming if its environment says so (``GRIDLEDGER_RESUME``)."""
+        resume = os.environ.get(RESUME_ENV)
+        return cls(run_dir, name, times_s, secret, int(resume) if resume else None)
+
+    @property
+    def resumed_at_s(self) -> float:
+        """The time the federate starts from: its checkpoint's, 0 on a fresh run. [s]"""
+        return 0.0 if self.resume is None else self.times_s[self.resume - 1]
+
+    def due(self, after_s: float, before_s: float) -> list[tuple[int, float]]:
+        """(number, time [s]) of each checkpoint strictly between `after_s` and `before_s`."""
+        return [(j, t) for j, t in enumerate(self.times_s, start=1) if after_s < t < before_s]
+
+    def _path(self, number: int) -> Path:
+        return checkpoint_dir(self.run_dir, number) / f"{self.name}{SUFFIX}"
+
+    def save(self, number: int, state: object, held: list[tuple[str, bytes]]) -> None:
+        """Write checkpoint `number` (`state` and the messages not yet read), whole; drop this federate's older
+        ones but the last `KEPT`."""
+        path = self._path(number)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(seal(self._secret, label(self.name, number), dumps((state, held))))
+        tmp.replace(path)
+        old = self._path(number - KEPT)
+        old.unlink(missing_ok=True)
+        with suppress(OSError):
+            old.parent.rmdir()
+
+    def restore(self) -> object | None:
+        """The state of the checkpoint resumed from (its unread messages go to `held`); None on a fresh run."""
+        if self.resume is None:
+            return None
+        state, self.held = pickle.loads(opened(self.run_dir, self.resume, self.name, self._secret))
+        return state

@@ -1,0 +1,139 @@
+"""Checkpoints without a federation: when they are taken, how they are sealed, what a kept chain and its export
+become when pickled and reopened (the end-to-end kill and resume is tests/test_e2e_resume.py)."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gridledger.checkpoint import CheckpointError, Keeper, dumps, resume_point, seal, unseal, written
+from gridledger.contracts.chain import Chain, ChainExport
+from gridledger.contracts.keys import derive_account
+from gridledger.schedule import (CHECKPOINT_LEAD_S, auditor_times, checkpoint_times, der_times, grid_times,
+                                 ledger_actions, operator_times)
+from gridledger.study import Study, StudyError, load_study
+
+from contract_helpers import GENESIS_TIMESTAMP
+from tests.secret_helpers import fixed_secret
+
+SECRET = fixed_secret(7)
+
+
+def study(**fields) -> Study:
+    return Study.model_validate({"name": "t", **fields})
+
+
+def test_checkpoints_fall_just_before_the_interval_starts_at_or_after_each_multiple():
+    day = study(duration_s=3 * 86_400, checkpoint={"every_s": "1d"})
+    assert checkpoint_times(day) == [86_400 - CHECKPOINT_LEAD_S, 2 * 86_400 - CHECKPOINT_LEAD_S]
+    odd = study(duration_s=7200, market_interval_s=900, checkpoint={"every_s": "20min"})
+    assert checkpoint_times(odd) == [t - CHECKPOINT_LEAD_S for t in (1800, 2700, 3600, 5400, 6300)]
+    assert checkpoint_times(study(duration_s=86_400)) == [], "daily by default: none inside a one-day study"
+    assert checkpoint_times(study(duration_s=7200, checkpoint={"every_s": None})) == []
+
+
+@settings(max_examples=40, deadline=None)
+@given(every_min=st.integers(1, 300), interval_min=st.sampled_from([5, 15, 30, 60]),
+       hours=st.integers(1, 30), audit=st.booleans())
+def test_no_federate_acts_at_a_checkpoint(every_min, interval_min, hours, audit):
+    s = study(duration_s=hours * 3600, market_interval_s=interval_min * 60, power_flow_step_s=300,
+              checkpoint={"every_s": every_min * 60}, **({"audit": {}} if audit else {}))
+    times = checkpoint_times(s)
+    acting = {*der_times(s), *grid_times(s), *(a.time_s for a in ledger_actions(s)), *operator_times(s),
+              *auditor_times(s)}
+    assert not acting & set(times)
+    assert all(0 < t < s.duration_s for t in times) and times == sorted(set(times))
+    assert all((t + CHECKPOINT_LEAD_S) % s.market_interval_s == 0 for t in times)
+
+
+def test_checkpoint_every_takes_durations_and_refuses_zero(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("name: t\ncheckpoint: {every_s: 6h}\n")
+    assert load_study(path).checkpoint.every_s == 21_600
+    path.write_text("name: t\ncheckpoint: {every_s: 0}\n")
+    with pytest.raises(StudyError, match="checkpoint.every_s"):
+        load_study(path)
+
+
+def test_sealed_state_opens_only_with_its_secret_and_label():
+    sealed = seal(SECRET, "der checkpoint 3", b"state")
+    assert unseal(SECRET, "der checkpoint 3", sealed) == b"state"
+    for secret, what, data in ((fixed_secret(8), "der checkpoint 3", sealed),
+                               (SECRET, "grid checkpoint 3", sealed),
+                               (SECRET, "der checkpoint 2", sealed),
+                               (SECRET, "der checkpoint 3", sealed[:-1] + bytes([sealed[-1] ^ 1]))):
+        with pytest.raises(CheckpointError, match="does not open with this run secret"):
+            unseal(secret, what, data)
+
+
+def test_accounts_pickle_as_the_same_signer():
+    account = derive_account(SECRET, "prosumer/p1")
+    back = pickle.loads(dumps({"who": account}))["who"]
+    assert back.address == account.address and back.key == account.key
+    tx = {"type": 2, "chainId": 5, "nonce": 0, "to": account.address, "value": 0, "data": b"", "gas": 21_000,
+          "maxFeePerGas": 1, "maxPriorityFeePerGas": 0}
+    assert back.sign_transaction(tx).raw_transaction == account.sign_transaction(tx).raw_transaction
+
+
+def test_keeper_keeps_the_last_two_and_resumes_from_the_last_complete(tmp_path):
+    times = [100.0, 200.0, 300.0]
+    grid, der = (Keeper(tmp_path, name, times, SECRET, None) for name in ("grid", "der"))
+    for number in (1, 2, 3):
+        grid.save(number, {"grid at": number}, [("ledger/tx", b"m")])
+    der.save(1, {"der at": 1}, [])
+    der.save(2, {"der at": 2}, [])
+    assert written(tmp_path) == {1: {"der"}, 2: {"grid", "der"}, 3: {"grid"}}
+    assert resume_point(tmp_path, ("grid", "der")) == 2
+    resumed = Keeper(tmp_path, "grid", times, SECRET, 2)
+    assert resumed.resumed_at_s == 200.0
+    assert resumed.restore() == {"grid at": 2} and resumed.held == [("ledger/tx", b"m")]
+    with pytest.raises(CheckpointError, match="missing; checkpoint 1 is not complete"):
+        Keeper(tmp_path, "grid", times, SECRET, 1).restore()
+    with pytest.raises(CheckpointError, match="no checkpoint 4"):
+        Keeper(tmp_path, "grid", times, SECRET, 4)
+
+
+def _transfers(chain: Chain, wallet, count: int) -> list[bytes]:
+    return [wallet.transact(wallet.address, b"", gas=21_000, value_wei=1) for _ in range(count)]
+
+
+def test_a_kept_chain_and_its_export_reopen_at_the_checkpoint_and_mine_the_same_blocks(tmp_path):
+    """Pickled after block 2, the chain mines blocks 3 and 4; reopened, it is back at block 2, its export cut
+    there, and mining the same transactions again gives the same blocks and the same export bytes."""
+    account = derive_account(SECRET, "user/0")
+    chain = Chain([account.address], genesis_timestamp=GENESIS_TIMESTAMP)
+    chain.keep(tmp_path / "chaindb")
+    export = ChainExport(chain, tmp_path / "chain", forget=True)
+    wallet = chain.wallet(account)
+    for block in (1, 2):
+        chain.mine(_transfers(chain, wallet, 2), GENESIS_TIMESTAMP + block)
+        export.append()
+    saved = dumps((chain, export, wallet))
+    later = [_transfers(chain, wallet, 3), _transfers(chain, wallet, 1)]
+    for block, txs in zip((3, 4), later):
+        chain.mine(txs, GENESIS_TIMESTAMP + block)
+        export.append()
+    hashes = [chain.block_hash(n) for n in (3, 4)]
+    export.close()
+    first = {name: (tmp_path / "chain" / f"{name}.jsonl").read_bytes() for name in ("blocks", "receipts", "events")}
+    chain.close()
+
+    chain, export, wallet = pickle.loads(saved)
+    assert chain.block_number == 2 and wallet.nonce == 4
+    assert len((tmp_path / "chain" / "blocks.jsonl").read_text().splitlines()) == 3
+    for block, txs in zip((3, 4), later):
+        chain.mine(txs, GENESIS_TIMESTAMP + block)
+        export.append()
+    assert [chain.block_hash(n) for n in (3, 4)] == hashes and chain.balance(account.address) > 0
+    export.close()
+    chain.close()
+    assert {name: (tmp_path / "chain" / f"{name}.jsonl").read_bytes() for name in first} == first
+
+
+def test_only_a_kept_chain_can_be_checkpointed():
+    chain = Chain([derive_account(SECRET, "user/0").address], genesis_timestamp=GENESIS_TIMESTAMP)
+    with pytest.raises(TypeError, match="only a kept chain"):
+        dumps(chain)
