@@ -30,10 +30,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import xarray as xr
 import yaml
-from distributed import Client, LocalCluster, as_completed
 from pydantic import BaseModel
 
 from gridledger.compare import COMPARE_FILE, load_run, write_compare
@@ -42,6 +42,9 @@ from gridledger.launcher import free_port, preflight, prepare
 from gridledger.report import table
 from gridledger.results import RESULTS_FILE, run_timestamp
 from gridledger.study import Study, StudyError, load_study, parse_study
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 SWEEP_FILE = "sweep.json"
 DATASET_FILE = "sweep.nc"
@@ -187,7 +190,17 @@ def dask_client(scheduler: str | None, workers: int) -> Iterator[Client]:
 
     Workers of an existing cluster need gridledger installed and the sweep
     directory on a file system they share with this machine.
+
+    Raises
+    ------
+    StudyError
+        If Dask is not installed (the ``sweep`` extra).
     """
+    try:
+        from distributed import Client, LocalCluster
+    except ModuleNotFoundError:
+        raise StudyError("gridledger sweep runs its scenarios on Dask, which is not installed: "
+                         "pip install 'gridledger[sweep]' (make setup installs it)") from None
     if scheduler:
         with Client(scheduler) as client:
             yield client
@@ -200,6 +213,8 @@ def dask_client(scheduler: str | None, workers: int) -> Iterator[Client]:
 def run_all(client: Client, scenarios: list[Scenario], directory: Path, secret: bytes,
             on_done: Callable[[Scenario, dict], None] = lambda s, r: None) -> dict[str, dict]:
     """Submit every scenario to the Dask `client` with the run `secret`; how each ended, by scenario id."""
+    from distributed import as_completed
+
     futures = {client.submit(run_scenario, s.study.model_dump(mode="json"), str(directory / s.id), secret,
                              key=f"gridledger-{directory.name}-{s.id}", pure=False): s for s in scenarios}
     ended = {}

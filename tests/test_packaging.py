@@ -16,7 +16,7 @@ def _normalise(requirement: str) -> tuple[str, str]:
 
 def _pyproject() -> dict[str, str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    reqs = project["dependencies"] + project["optional-dependencies"]["test"]
+    reqs = project["dependencies"] + [r for extra in project["optional-dependencies"].values() for r in extra]
     return dict(_normalise(r) for r in reqs)
 
 
@@ -32,7 +32,13 @@ def _environment() -> dict[str, str]:
 
 
 def test_environment_yml_matches_pyproject():
+    """The conda environment is the development one: the runtime dependencies and every extra."""
     assert _environment() == _pyproject()
+
+
+def test_make_setup_installs_every_extra():
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert f'pip install --quiet -e ".[{",".join(sorted(extras))}]"' in (ROOT / "Makefile").read_text()
 
 
 def test_every_dependency_has_a_lower_bound():

@@ -210,3 +210,11 @@ def test_scenarios_of_different_sizes_are_padded_with_nan(study_file, tmp_path):
         assert back.sizes["prosumer"] == 3 and list(back["prosumers.count"].values) == [2, 3]
         assert np.isnan(back.position_wh.sel(scenario="s000", prosumer="p03")).all()
         assert back.position_wh.sel(scenario="s001", prosumer="p03").values.tolist() == [2, 5]
+
+
+def test_sweep_without_dask_says_which_extra_to_install(monkeypatch):
+    """Dask is the ``sweep`` extra: without it the sweep refuses before it starts anything, saying what to install."""
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    with pytest.raises(StudyError, match=r"pip install 'gridledger\[sweep\]'"):
+        with sweep.dask_client(None, 1):
+            pass
