@@ -17,7 +17,9 @@ over the reference day's (`bench.audit`). The gas of the privacy features
 (issue 15) per action of one scripted reserve window and one load shed
 programme (`bench.reserve_gas`, `bench.load_shed_gas`). The chain kept in LevelDB is timed against the
 chain in memory only, and the reference day served live over JSON-RPC and watched against the reference
-day (`bench.chain_rpc`, issue 17). The scaling sweep (`bench.scaling`: the
+day (`bench.chain_rpc`, issue 17). Four weeks of the year study give each federate's memory at the end
+over its memory after a week, and the reference day checkpointed hourly is set against the reference day
+(`bench.long_run`, issue 16). The scaling sweep (`bench.scaling`: the
 1000-prosumer MV/LV study at 32, 128, 512 and 1000 prosumers, 2 h each
 unless ``GRIDLEDGER_SCALING_HOURS`` says otherwise) comes last and takes
 about as long as the rest; ``python -m bench scaling`` runs only it.
@@ -37,6 +39,7 @@ from bench.audit import audit_cost, audit_section
 from bench.feeders import FeederStepTime, feeder_step_times
 from bench.batching_gas import BatchingGas, batching_gas
 from bench.chain_rpc import LIVE_AIM_RATIO, chain_rpc_cost, chain_rpc_section
+from bench.long_run import CHECKPOINT_AIM_RATIO, MEMORY_AIM_RATIO, long_run_cost, long_run_section
 from bench.ledger import LedgerResult, ledger_throughput
 from bench.plain_loop import AIM_RATIO as PLAIN_LOOP_AIM_RATIO, plain_loop, plain_loop_section
 from bench.powerflow import REFERENCE_STUDY, PowerFlowResult, powerflow_step_time
@@ -268,12 +271,14 @@ def main(sections: list[str]) -> int:
     audit = audit_cost(study, RUNS_ROOT)
     print("running the kept chain and the live JSON-RPC day ...", file=sys.stderr, flush=True)
     chain_rpc = chain_rpc_cost(study, RUNS_ROOT, repeats=REPEATS)
+    print("running weeks of the year study and the reference day checkpointed ...", file=sys.stderr, flush=True)
+    long_run = long_run_cost(study, RUNS_ROOT)
     print()
     for rows in (study_table(study), ledger_table(ledger), powerflow_table(powerflow), gas_section(gas, gas_crossovers),
                  feeders_section(feeders), security_gas_section(security_gas, baseline_commit),
                  startup_section(startup, study), batching_gas_section(batching), plain_loop_section(loop, study),
                  audit_section(audit), privacy_gas_section(privacy, PRIVACY_PROSUMERS),
-                 ancillary_gas_section(ancillary), chain_rpc_section(chain_rpc)):
+                 ancillary_gas_section(ancillary), chain_rpc_section(chain_rpc), long_run_section(long_run)):
         print("\n".join(rows) + "\n")
     _write(stamp, {
         "aims": {"study_wall_s": STUDY_AIM_S, "peak_rss_sum_mib": MEMORY_AIM_MIB,
@@ -281,7 +286,9 @@ def main(sections: list[str]) -> int:
                  "ledger_batched_over_baseline_min": BATCHED_AIM_RATIO,
                  "powerflow_ours_over_baseline_max": POWERFLOW_AIM_RATIO,
                  "study_over_plain_loop_max": PLAIN_LOOP_AIM_RATIO,
-                 "live_rpc_over_reference_max": LIVE_AIM_RATIO},
+                 "live_rpc_over_reference_max": LIVE_AIM_RATIO,
+                 "long_run_end_over_week_max": MEMORY_AIM_RATIO,
+                 "checkpointed_over_reference_max": CHECKPOINT_AIM_RATIO},
         "study": {**dataclasses.asdict(study), "peak_rss_sum_mib": study.peak_rss_sum_mib},
         "ledger": [dataclasses.asdict(r) for r in ledger],
         "powerflow": dataclasses.asdict(powerflow),
@@ -302,6 +309,8 @@ def main(sections: list[str]) -> int:
         "plain_loop": dataclasses.asdict(loop),
         "audit": {**dataclasses.asdict(audit), "per_interval_s": audit.per_interval_s,
                   "share_of_wall": audit.share_of_wall, "over_reference": audit.over_reference},
+        "long_run": {**dataclasses.asdict(long_run), "checkpoint_ratio": long_run.checkpoint_ratio,
+                     "end_over_week": {name: long_run.end_over_week(name) for name in long_run.rss_mib}},
         "scaling": scaling(stamp),
     })
     return 0

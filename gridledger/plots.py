@@ -462,8 +462,9 @@ def available(ds: xr.Dataset) -> list[Plot]:
 
 def local_times(ds: xr.Dataset) -> xr.Dataset:
     """`ds` with ``time`` and ``interval`` in feeder local time, as the plots label them: results of a study that
-    names its ``time_zone`` keep them in UTC (`gridledger.results`), others already in local time."""
-    zone = ds.time.attrs.get("time_zone")
+    names its ``time_zone`` keep them in UTC (`gridledger.results`), others already in local time (and a run that
+    recorded nothing, killed before its first step, has neither)."""
+    zone = ds["time"].attrs.get("time_zone") if "time" in ds.coords else None
     if zone is None:
         return ds
     local = {name: pd.DatetimeIndex(ds[name].values).tz_localize("UTC").tz_convert(zone).tz_localize(None)

@@ -245,6 +245,17 @@ def test_failed_run_gets_a_partial_report(run, tmp_path):
     assert set(re.findall(r'<img alt="([a-z_]+)"', text)) == {"market"}
 
 
+def test_a_run_that_recorded_nothing_gets_a_report_without_plots(run, tmp_path):
+    """Every federate gone before its first part (the broker killed at the start): the report still names it."""
+    run_dir, _, _ = run
+    empty = tmp_path / "empty"
+    shutil.copytree(run_dir, empty, ignore=shutil.ignore_patterns("results.nc", "kpis.json", "plots", "parts"))
+    assert collect(empty, load_study(empty / "study.yaml"), FEDERATES) == {"complete": False}
+    record = {"exit_code": 1, "failed": "broker", "reason": "helics_broker exited with code -9"}
+    text = write_report(empty, record).read_text()
+    assert "Run failed: federate broker" in text and "<img" not in text
+
+
 def test_the_browser_is_any_chromium_or_chrome_on_the_path(monkeypatch):
     installed = {"google-chrome-stable": "/opt/google/chrome/chrome"}
     monkeypatch.setattr(shutil, "which", installed.get)
