@@ -30,8 +30,9 @@ demo: $(STAMP)
 
 # Two pytest workers (pytest-xdist), one test file each at a time, so a file's
 # module-scoped study runs stay in one process; WORKERS=0 runs in one process.
+# The 25 slowest tests close every log, to keep `make test` within its budget.
 WORKERS ?= 2
-PYTEST := $(BIN)/python -m pytest -n $(WORKERS) --dist loadfile
+PYTEST := $(BIN)/python -m pytest -n $(WORKERS) --dist loadfile --durations=25
 
 test: $(STAMP) browser
 	$(PYTEST) -m "not slow"

@@ -28,14 +28,14 @@ from gridledger.messages import deployment
 from gridledger.checkpoint import Keeper
 from gridledger.run_secret import federate_secret
 from gridledger.scenario import load_scenario
-from gridledger.schedule import auditor_times, checkpoint_times, stop_time_s
+from gridledger.schedule import auditor_times, stop_time_s
 
 
 def run(run_dir: Path) -> None:
     sc = load_scenario(run_dir)
     secret = federate_secret()
     desk = AuditDesk(sc, secret)
-    keeper = Keeper.of(run_dir, "auditor", checkpoint_times(sc.study), secret)
+    keeper = Keeper.of(run_dir, "auditor", sc.study, secret)
     restored = keeper.restore()
     with joined(run_dir, "auditor", stop_time_s(sc.study), keeper) as fed:
         finished = False

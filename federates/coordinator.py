@@ -23,13 +23,13 @@ from gridledger.messages import decode
 from gridledger.checkpoint import Keeper
 from gridledger.roster import load_roster
 from gridledger.run_secret import federate_secret
-from gridledger.schedule import checkpoint_times, coordinator_times, stop_time_s
+from gridledger.schedule import coordinator_times, stop_time_s
 
 
 def run(run_dir: Path) -> None:
     roster = load_roster(run_dir)
     coordinator = Coordinator(roster)
-    keeper = Keeper.of(run_dir, "coordinator", checkpoint_times(roster.study), federate_secret())
+    keeper = Keeper.of(run_dir, "coordinator", roster.study, federate_secret())
     coordinator = keeper.restore() or coordinator
     with joined(run_dir, "coordinator", stop_time_s(roster.study), keeper) as fed:
         finished = False

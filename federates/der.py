@@ -33,7 +33,7 @@ from gridledger.messages import deployment, encode
 from gridledger.roster import load_roster
 from gridledger.checkpoint import Keeper
 from gridledger.run_secret import federate_secret
-from gridledger.schedule import checkpoint_times, der_actions, stop_time_s
+from gridledger.schedule import der_actions, stop_time_s
 
 
 def run(run_dir: Path) -> None:
@@ -41,7 +41,7 @@ def run(run_dir: Path) -> None:
     secret = federate_secret()
     agents = DerAgents(sc, secret, run_dir)
     names = [p.name for p in sc.prosumers]
-    keeper = Keeper.of(run_dir, "der", checkpoint_times(sc.study), secret)
+    keeper = Keeper.of(run_dir, "der", sc.study, secret)
     restored = keeper.restore()
     with joined(run_dir, "der", stop_time_s(sc.study), keeper) as fed:
         finished = False

@@ -45,7 +45,7 @@ from gridledger.messages import deployment, encode
 from gridledger.checkpoint import Keeper
 from gridledger.run_secret import federate_secret
 from gridledger.scenario import Scenario, load_scenario
-from gridledger.schedule import GRID_OFFSET_S, checkpoint_times, grid_times, stop_time_s
+from gridledger.schedule import GRID_OFFSET_S, grid_times, stop_time_s
 
 log = logging.getLogger("gridledger.grid")
 
@@ -56,7 +56,7 @@ def run(run_dir: Path) -> None:
     names = [p.name for p in sc.prosumers]
     feeder = Feeder(sc)
     secret = federate_secret()
-    keeper = Keeper.of(run_dir, "grid", checkpoint_times(study), secret)
+    keeper = Keeper.of(run_dir, "grid", study, secret)
     restored = keeper.restore()
     with joined(run_dir, "grid", stop_time_s(study), keeper) as fed:
         finished = False

@@ -48,7 +48,7 @@ from gridledger.checkpoint import Keeper
 from gridledger.federation import zone_ledger
 from gridledger.roster import load_roster, zone_roster
 from gridledger.run_secret import federate_secret
-from gridledger.schedule import checkpoint_times, ledger_actions, stop_time_s
+from gridledger.schedule import ledger_actions, stop_time_s
 
 
 def send(fed: Shell, outbox: list[Message]) -> None:
@@ -62,7 +62,7 @@ def run(run_dir: Path, zone: str | None = None) -> None:
     sc = load_roster(run_dir) if zone is None else zone_roster(load_roster(run_dir), zone)
     name = "ledger" if zone is None else zone_ledger(zone)
     secret = federate_secret()
-    keeper = Keeper.of(run_dir, name, checkpoint_times(sc.study), secret)
+    keeper = Keeper.of(run_dir, name, sc.study, secret)
     market = keeper.restore()                                              # resumed: the chain at the checkpoint
     if market is None:
         market = MarketOperator.deploy(sc, secret)                         # setup blocks before time 0

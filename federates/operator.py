@@ -34,7 +34,7 @@ from gridledger.messages import decode, deployment
 from gridledger.checkpoint import Keeper
 from gridledger.run_secret import federate_secret
 from gridledger.scenario import load_scenario
-from gridledger.schedule import checkpoint_times, operator_times, stop_time_s
+from gridledger.schedule import operator_times, stop_time_s
 
 
 def run(run_dir: Path) -> None:
@@ -43,7 +43,7 @@ def run(run_dir: Path) -> None:
     secret = federate_secret()
     dso = Dso(sc, secret)
     buses = [bus_vm_key(b) for b in sc.net.bus.index]
-    keeper = Keeper.of(run_dir, "operator", checkpoint_times(study), secret)
+    keeper = Keeper.of(run_dir, "operator", study, secret)
     restored = keeper.restore()
     with joined(run_dir, "operator", stop_time_s(study), keeper) as fed:
         finished = False

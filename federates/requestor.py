@@ -26,7 +26,7 @@ from gridledger.messages import deployment
 from gridledger.roster import load_roster
 from gridledger.checkpoint import Keeper
 from gridledger.run_secret import federate_secret
-from gridledger.schedule import checkpoint_times, data_access_phase, stop_time_s
+from gridledger.schedule import data_access_phase, stop_time_s
 
 
 def run(run_dir: Path) -> None:
@@ -34,7 +34,7 @@ def run(run_dir: Path) -> None:
     phase = data_access_phase(sc.study)
     secret = federate_secret()
     requestor = Requestor(sc, secret, run_dir, phase)
-    keeper = Keeper.of(run_dir, "requestor", checkpoint_times(sc.study), secret)
+    keeper = Keeper.of(run_dir, "requestor", sc.study, secret)
     restored = keeper.restore()
     with joined(run_dir, "requestor", stop_time_s(sc.study), keeper) as fed:
         finished = False

@@ -24,14 +24,14 @@ from gridledger.messages import deployment
 from gridledger.roster import load_roster
 from gridledger.checkpoint import Keeper
 from gridledger.run_secret import federate_secret
-from gridledger.schedule import checkpoint_times, service_times, stop_time_s
+from gridledger.schedule import service_times, stop_time_s
 
 
 def run(run_dir: Path) -> None:
     sc = load_roster(run_dir)
     secret = federate_secret()
     crew = ServiceCrew(sc, secret)
-    keeper = Keeper.of(run_dir, "service", checkpoint_times(sc.study), secret)
+    keeper = Keeper.of(run_dir, "service", sc.study, secret)
     restored = keeper.restore()
     with joined(run_dir, "service", stop_time_s(sc.study), keeper) as fed:
         finished = False

@@ -26,14 +26,14 @@ from gridledger.messages import deployment
 from gridledger.roster import load_roster
 from gridledger.checkpoint import Keeper
 from gridledger.run_secret import federate_secret
-from gridledger.schedule import checkpoint_times, data_access_phase, stop_time_s
+from gridledger.schedule import data_access_phase, stop_time_s
 
 
 def run(run_dir: Path) -> None:
     sc = load_roster(run_dir)
     secret = federate_secret()
     desk = WorkerDesk(sc, secret, run_dir)
-    keeper = Keeper.of(run_dir, "worker", checkpoint_times(sc.study), secret)
+    keeper = Keeper.of(run_dir, "worker", sc.study, secret)
     restored = keeper.restore()
     with joined(run_dir, "worker", stop_time_s(sc.study), keeper) as fed:
         finished = False

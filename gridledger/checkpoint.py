@@ -15,10 +15,10 @@ the run secret (`derive_checkpoint_key`): the state holds private keys and
 unrevealed salts, and a run directory is meant to be shared. The
 federate's name and the checkpoint's number are authenticated with it, so
 no file stands in for another, and a changed file is refused. Each file is
-written whole (renamed into place). A federate keeps its last two
-checkpoints: as no federate is granted a checkpoint's time before every
-other has reached it, one that dies between two checkpoints leaves the
-earlier one complete.
+written whole (renamed into place). A federate drops its files of the
+checkpoints before the last complete one (every federate's file there), so
+a complete checkpoint is always kept, however far apart the federates are
+when one dies.
 
 Resume: `gridledger resume` relaunches every federate with
 ``GRIDLEDGER_RESUME=<j>`` (`resume_point` picks the last complete j);
@@ -43,13 +43,15 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from gridledger.contracts.keys import derive_checkpoint_key
+from gridledger.federation import federate_names
+from gridledger.roster import run_zones
+from gridledger.schedule import checkpoint_times
+from gridledger.study import Study
 
 CHECKPOINT_DIR = "checkpoints"
 RESUME_ENV = "GRIDLEDGER_RESUME"
 """Environment variable telling a federate process the checkpoint to resume from (its number)."""
 SUFFIX = ".ckpt"
-KEPT = 2
-"""Checkpoints each federate keeps: its last two."""
 _NONCE_BYTES = 12
 
 
@@ -153,21 +155,27 @@ class Keeper:
         Checkpoint times, checkpoint j (1 first) at ``times_s[j - 1]``. [s]
     secret : bytes
         The run secret.
+    federates : tuple of str
+        Every federate of the run, whose files make a checkpoint complete.
     resume : int or None
         The checkpoint to resume from; None on a fresh run.
     """
 
-    def __init__(self, run_dir: Path, name: str, times_s: list[float], secret: bytes, resume: int | None) -> None:
+    def __init__(self, run_dir: Path, name: str, times_s: list[float], secret: bytes, federates: tuple[str, ...],
+                 resume: int | None = None) -> None:
         if resume is not None and not 1 <= resume <= len(times_s):
             raise CheckpointError(f"{name}: no checkpoint {resume}; this study has {len(times_s)}")
         self.run_dir, self.name, self.times_s, self._secret, self.resume = Path(run_dir), name, times_s, secret, resume
+        self.federates = federates
         self.held: list[tuple[str, bytes]] = []
 
     @classmethod
-    def of(cls, run_dir: Path, name: str, times_s: list[float], secret: bytes) -> Keeper:
-        """The keeper of a federate process: resuming if its environment says so (``GRIDLEDGER_RESUME``)."""
+    def of(cls, run_dir: Path, name: str, study: Study, secret: bytes) -> Keeper:
+        """The keeper of federate `name` of the run in `run_dir`: resuming if its environment says so
+        (``GRIDLEDGER_RESUME``)."""
         resume = os.environ.get(RESUME_ENV)
-        return cls(run_dir, name, times_s, secret, int(resume) if resume else None)
+        return cls(run_dir, name, checkpoint_times(study), secret, federate_names(study, run_zones(run_dir)),
+                   int(resume) if resume else None)
 
     @property
     def resumed_at_s(self) -> float:
@@ -182,17 +190,19 @@ class Keeper:
         return checkpoint_dir(self.run_dir, number) / f"{self.name}{SUFFIX}"
 
     def save(self, number: int, state: object, held: list[tuple[str, bytes]]) -> None:
-        """Write checkpoint `number` (`state` and the messages not yet read), whole; drop this federate's older
-        ones but the last `KEPT`."""
+        """Write checkpoint `number` (`state` and the messages not yet read), whole; drop this federate's files of
+        the checkpoints before the last complete one."""
         path = self._path(number)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         tmp.write_bytes(seal(self._secret, label(self.name, number), dumps((state, held))))
         tmp.replace(path)
-        old = self._path(number - KEPT)
-        old.unlink(missing_ok=True)
-        with suppress(OSError):
-            old.parent.rmdir()
+        complete = resume_point(self.run_dir, self.federates) or 0
+        for older, names in written(self.run_dir).items():
+            if older < complete and self.name in names:
+                self._path(older).unlink()
+                with suppress(OSError):
+                    self._path(older).parent.rmdir()
 
     def restore(self) -> object | None:
         """The state of the checkpoint resumed from (its unread messages go to `held`); None on a fresh run."""

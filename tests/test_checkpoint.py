@@ -78,22 +78,28 @@ def test_accounts_pickle_as_the_same_signer():
     assert back.sign_transaction(tx).raw_transaction == account.sign_transaction(tx).raw_transaction
 
 
-def test_keeper_keeps_the_last_two_and_resumes_from_the_last_complete(tmp_path):
-    times = [100.0, 200.0, 300.0]
-    grid, der = (Keeper(tmp_path, name, times, SECRET, None) for name in ("grid", "der"))
+def test_keeper_drops_only_what_a_later_complete_checkpoint_covers(tmp_path):
+    """The grid runs ahead of the DER (as a federate that dies leaves the others): the grid keeps every checkpoint
+    until the DER's files complete a later one, so a complete checkpoint is always on disk."""
+    times = [100.0, 200.0, 300.0, 400.0]
+    federates = ("grid", "der")
+    grid, der = (Keeper(tmp_path, name, times, SECRET, federates) for name in federates)
     for number in (1, 2, 3):
         grid.save(number, {"grid at": number}, [("ledger/tx", b"m")])
+    assert written(tmp_path) == {1: {"grid"}, 2: {"grid"}, 3: {"grid"}} and resume_point(tmp_path, federates) is None
     der.save(1, {"der at": 1}, [])
     der.save(2, {"der at": 2}, [])
-    assert written(tmp_path) == {1: {"der"}, 2: {"grid", "der"}, 3: {"grid"}}
-    assert resume_point(tmp_path, ("grid", "der")) == 2
-    resumed = Keeper(tmp_path, "grid", times, SECRET, 2)
+    assert written(tmp_path) == {1: {"grid"}, 2: {"grid", "der"}, 3: {"grid"}}
+    grid.save(4, {"grid at": 4}, [])
+    assert written(tmp_path) == {2: {"grid", "der"}, 3: {"grid"}, 4: {"grid"}}
+    assert resume_point(tmp_path, federates) == 2
+    resumed = Keeper(tmp_path, "grid", times, SECRET, federates, resume=2)
     assert resumed.resumed_at_s == 200.0
     assert resumed.restore() == {"grid at": 2} and resumed.held == [("ledger/tx", b"m")]
     with pytest.raises(CheckpointError, match="missing; checkpoint 1 is not complete"):
-        Keeper(tmp_path, "grid", times, SECRET, 1).restore()
-    with pytest.raises(CheckpointError, match="no checkpoint 4"):
-        Keeper(tmp_path, "grid", times, SECRET, 4)
+        Keeper(tmp_path, "grid", times, SECRET, federates, resume=1).restore()
+    with pytest.raises(CheckpointError, match="no checkpoint 5"):
+        Keeper(tmp_path, "grid", times, SECRET, federates, resume=5)
 
 
 def _transfers(chain: Chain, wallet, count: int) -> list[bytes]:
