@@ -117,6 +117,8 @@ class Shell:
 
     def _checkpoints_before(self, time_s: float) -> None:
         for number, checkpoint_s in self.keeper.due(self.granted_s, time_s) if self.keeper is not None else []:
+            if self._state is None:
+                raise RuntimeError(f"{self.name}: a checkpoint is due but the federate registered no state (keep)")
             self._request(checkpoint_s)
             self._held += self._take()
             with stop_deferred():
