@@ -2,7 +2,7 @@
 
 * Memory: `studies/simbench-lv-year.yaml` cut to `LONG_DAYS` days (28 by
   default; ``GRIDLEDGER_LONG_DAYS=365`` runs the whole year, about an hour
-  on two cores), checkpointing daily as a long run does by default. Every
+  on two cores), checkpointing weekly as a long run does by default. Every
   federate samples its resident set 100 times over the run
   (``timing.rss_mib``, `gridledger.federates.shell.Shell`); the figure is
   each federate's last sample over its first at or after day 7, aim at

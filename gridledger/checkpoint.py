@@ -31,7 +31,6 @@ so results and chain equal an uninterrupted run's.
 from __future__ import annotations
 
 import copyreg
-import io
 import os
 import pickle
 from contextlib import suppress
@@ -53,6 +52,7 @@ RESUME_ENV = "GRIDLEDGER_RESUME"
 """Environment variable telling a federate process the checkpoint to resume from (its number)."""
 SUFFIX = ".ckpt"
 _NONCE_BYTES = 12
+_TAG_BYTES = 16
 
 
 class CheckpointError(Exception):
@@ -79,15 +79,13 @@ def resume_point(run_dir: Path, federates: tuple[str, ...]) -> int | None:
     return max(complete, default=None)
 
 
-def opened(run_dir: Path, number: int, name: str, secret: bytes) -> bytes:
-    """The pickled state in `name`'s file of checkpoint `number`, unsealed with `secret`; raises `CheckpointError`
-    if the file is missing or does not open."""
+def sealed_file(run_dir: Path, number: int, name: str) -> bytes:
+    """The bytes of `name`'s file of checkpoint `number`; raises `CheckpointError` if it is missing."""
     path = checkpoint_dir(run_dir, number) / f"{name}{SUFFIX}"
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         raise CheckpointError(f"{path}: missing; checkpoint {number} is not complete") from None
-    return unseal(secret, label(name, number), data)
 
 
 def label(name: str, number: int) -> str:
@@ -111,28 +109,42 @@ def _mapping_reduced(mapping: MappingProxyType):
     return _mapping, (dict(mapping),)
 
 
-def dumps(state: object) -> bytes:
-    """`state` pickled, accounts as their keys and read-only mappings as dicts."""
-    buffer = io.BytesIO()
-    pickler = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
+def _pickler(stream) -> pickle.Pickler:
+    """A pickler into `stream` that pickles accounts as their keys and read-only mappings as dicts."""
+    pickler = pickle.Pickler(stream, protocol=pickle.HIGHEST_PROTOCOL)
     pickler.dispatch_table = {**copyreg.dispatch_table, LocalAccount: _account_reduced,
                               MappingProxyType: _mapping_reduced}
-    pickler.dump(state)
-    return buffer.getvalue()
+    return pickler
 
 
-def seal(secret: bytes, what: str, plain: bytes) -> bytes:
-    """`plain` encrypted and authenticated with `what` (AES-256-GCM, random nonce): nonce, tag, ciphertext."""
+class _Sealing:
+    """A write-only stream that encrypts what it is given into another, piece by piece."""
+
+    def __init__(self, stream, cipher) -> None:
+        self._stream, self._cipher = stream, cipher
+
+    def write(self, data) -> int:
+        """Encrypt and write `data`: bytes, or a buffer (a large array's, which protocol 5 hands over as it is)."""
+        view = memoryview(data).cast("B")
+        self._stream.write(self._cipher.encrypt(view))
+        return view.nbytes
+
+
+def seal(stream, secret: bytes, what: str, state: object) -> None:
+    """Write `state` pickled, encrypted and authenticated with `what` into `stream` (AES-256-GCM, random nonce):
+    nonce, ciphertext, tag. The pickle goes to the cipher as it is made, so no copy of the whole state is held."""
     nonce = os.urandom(_NONCE_BYTES)
     cipher = AES.new(derive_checkpoint_key(secret), AES.MODE_GCM, nonce=nonce)
     cipher.update(what.encode())
-    sealed, tag = cipher.encrypt_and_digest(plain)
-    return nonce + tag + sealed
+    stream.write(nonce)
+    _pickler(_Sealing(stream, cipher)).dump(state)
+    stream.write(cipher.digest())
 
 
-def unseal(secret: bytes, what: str, data: bytes) -> bytes:
-    """What `seal` sealed; raises `CheckpointError` if the secret, `what` or a byte differs."""
-    nonce, tag, sealed = data[:_NONCE_BYTES], data[_NONCE_BYTES:_NONCE_BYTES + 16], data[_NONCE_BYTES + 16:]
+def opened(secret: bytes, what: str, data: bytes) -> bytes:
+    """The pickle `seal` wrote into `data`, decrypted and checked; raises `CheckpointError` if the secret, `what` or
+    a byte differs."""
+    nonce, sealed, tag = data[:_NONCE_BYTES], data[_NONCE_BYTES:-_TAG_BYTES], data[-_TAG_BYTES:]
     cipher = AES.new(derive_checkpoint_key(secret), AES.MODE_GCM, nonce=nonce)
     cipher.update(what.encode())
     try:
@@ -140,6 +152,12 @@ def unseal(secret: bytes, what: str, data: bytes) -> bytes:
     except ValueError:
         raise CheckpointError(f"{what}: does not open with this run secret (another run's secret, or the file "
                               "was changed)") from None
+
+
+def unseal(secret: bytes, what: str, data: bytes) -> object:
+    """The state `seal` wrote into `data`, checked before it is unpickled: unpickling runs code, so nothing is
+    unpickled that the run secret did not seal."""
+    return pickle.loads(opened(secret, what, data))
 
 
 class Keeper:
@@ -195,7 +213,8 @@ class Keeper:
         path = self._path(number)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(seal(self._secret, label(self.name, number), dumps((state, held))))
+        with tmp.open("wb") as stream:
+            seal(stream, self._secret, label(self.name, number), (state, held))
         tmp.replace(path)
         complete = resume_point(self.run_dir, self.federates) or 0
         for older, names in written(self.run_dir).items():
@@ -208,5 +227,6 @@ class Keeper:
         """The state of the checkpoint resumed from (its unread messages go to `held`); None on a fresh run."""
         if self.resume is None:
             return None
-        state, self.held = pickle.loads(opened(self.run_dir, self.resume, self.name, self._secret))
+        data = sealed_file(self.run_dir, self.resume, self.name)
+        state, self.held = unseal(self._secret, label(self.name, self.resume), data)
         return state

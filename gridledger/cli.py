@@ -467,7 +467,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.set_defaults(func=func)
     cmd = _command(sub, "resume", "go on with a stopped, killed or crashed run from its last checkpoint",
                    "go on with a stopped, killed or crashed run from its last complete checkpoint (checkpoint.every_s "
-                   "in the study, daily by default); results and chain are those of an uninterrupted run")
+                   "in the study, weekly by default); results and chain are those of an uninterrupted run")
     cmd.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="the run directory of the stopped run")
     _add_secret_file(cmd)
     _add_format(cmd, "the KPIs")

@@ -44,7 +44,7 @@ from pathlib import Path
 
 from helics.bin import BIN_DIR as HELICS_BIN_DIR
 
-from gridledger.checkpoint import RESUME_ENV, CheckpointError, opened, resume_point
+from gridledger.checkpoint import RESUME_ENV, CheckpointError, label, opened, resume_point, sealed_file
 from gridledger.grids.feeders import FeederError
 from gridledger.federation import federate_kind, zone_of_federate
 from gridledger.interfaces import Topology, check_wiring, core_init_string, federate_configs, federate_names
@@ -269,7 +269,7 @@ def reopen(run_dir: str | Path, secret: bytes) -> tuple[Prepared, int]:
                               f"the first is at {checkpoint_times(study)[0] if checkpoint_times(study) else '-'} s "
                               "of study time); run the study again")
     for name in prepared.federates:
-        opened(run_dir, number, name, secret)
+        opened(secret, label(name, number), sealed_file(run_dir, number, name))
     here = tuple(sorted({a for a in placements(study, prepared.zones).values() if is_local(a)}))
     port = free_port(here)
     for name in prepared.federates:

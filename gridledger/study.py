@@ -535,7 +535,7 @@ class Checkpoint(_Strict):
     (`gridledger.checkpoint`): just before the first market interval start at or after each multiple of
     ``every_s``. None: never."""
 
-    every_s: Annotated[Seconds, Field(gt=0)] | None = 86_400
+    every_s: Annotated[Seconds, Field(gt=0)] | None = 7 * 86_400
 
 
 class Study(_Strict):

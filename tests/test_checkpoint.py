@@ -3,13 +3,14 @@ become when pickled and reopened (the end-to-end kill and resume is tests/test_e
 
 from __future__ import annotations
 
-import pickle
+import io
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gridledger.checkpoint import CheckpointError, Keeper, dumps, resume_point, seal, unseal, written
+from gridledger.checkpoint import CheckpointError, Keeper, resume_point, seal, unseal, written
 from gridledger.contracts.chain import Chain, ChainExport
 from gridledger.contracts.keys import derive_account
 from gridledger.schedule import (CHECKPOINT_LEAD_S, auditor_times, checkpoint_times, der_times, grid_times,
@@ -31,7 +32,8 @@ def test_checkpoints_fall_just_before_the_interval_starts_at_or_after_each_multi
     assert checkpoint_times(day) == [86_400 - CHECKPOINT_LEAD_S, 2 * 86_400 - CHECKPOINT_LEAD_S]
     odd = study(duration_s=7200, market_interval_s=900, checkpoint={"every_s": "20min"})
     assert checkpoint_times(odd) == [t - CHECKPOINT_LEAD_S for t in (1800, 2700, 3600, 5400, 6300)]
-    assert checkpoint_times(study(duration_s=86_400)) == [], "daily by default: none inside a one-day study"
+    assert checkpoint_times(study(duration_s=7 * 86_400)) == [], "weekly by default: none inside a week"
+    assert checkpoint_times(study(duration_s=8 * 86_400)) == [7 * 86_400 - CHECKPOINT_LEAD_S]
     assert checkpoint_times(study(duration_s=7200, checkpoint={"every_s": None})) == []
 
 
@@ -58,24 +60,39 @@ def test_checkpoint_every_takes_durations_and_refuses_zero(tmp_path):
         load_study(path)
 
 
+def sealed(state: object, what: str = "der checkpoint 3") -> bytes:
+    stream = io.BytesIO()
+    seal(stream, SECRET, what, state)
+    return stream.getvalue()
+
+
 def test_sealed_state_opens_only_with_its_secret_and_label():
-    sealed = seal(SECRET, "der checkpoint 3", b"state")
-    assert unseal(SECRET, "der checkpoint 3", sealed) == b"state"
-    for secret, what, data in ((fixed_secret(8), "der checkpoint 3", sealed),
-                               (SECRET, "grid checkpoint 3", sealed),
-                               (SECRET, "der checkpoint 2", sealed),
-                               (SECRET, "der checkpoint 3", sealed[:-1] + bytes([sealed[-1] ^ 1]))):
+    sealed_state = sealed({"soc_kwh": [1.5, 2.0]})
+    assert unseal(SECRET, "der checkpoint 3", sealed_state) == {"soc_kwh": [1.5, 2.0]}
+    for secret, what, data in ((fixed_secret(8), "der checkpoint 3", sealed_state),
+                               (SECRET, "grid checkpoint 3", sealed_state),
+                               (SECRET, "der checkpoint 2", sealed_state),
+                               (SECRET, "der checkpoint 3", sealed_state[:-1] + bytes([sealed_state[-1] ^ 1])),
+                               (SECRET, "der checkpoint 3", sealed_state[:20] + bytes([sealed_state[20] ^ 1])
+                                + sealed_state[21:])):
         with pytest.raises(CheckpointError, match="does not open with this run secret"):
             unseal(secret, what, data)
 
 
 def test_accounts_pickle_as_the_same_signer():
     account = derive_account(SECRET, "prosumer/p1")
-    back = pickle.loads(dumps({"who": account}))["who"]
+    back = unseal(SECRET, "der checkpoint 3", sealed({"who": account}))["who"]
     assert back.address == account.address and back.key == account.key
     tx = {"type": 2, "chainId": 5, "nonce": 0, "to": account.address, "value": 0, "data": b"", "gas": 21_000,
           "maxFeePerGas": 1, "maxPriorityFeePerGas": 0}
     assert back.sign_transaction(tx).raw_transaction == account.sign_transaction(tx).raw_transaction
+
+
+def test_large_arrays_are_sealed_piece_by_piece_and_come_back_equal():
+    """A record of a year of 15-minute steps seals without a whole copy and opens equal."""
+    record = {"vm_pu": np.linspace(0.9, 1.1, 35_040 * 20).reshape(35_040, 20), "step": 17}
+    back = unseal(SECRET, "grid checkpoint 1", sealed(record, "grid checkpoint 1"))
+    assert back["step"] == 17 and np.array_equal(back["vm_pu"], record["vm_pu"])
 
 
 def test_keeper_drops_only_what_a_later_complete_checkpoint_covers(tmp_path):
@@ -117,7 +134,7 @@ def test_a_kept_chain_and_its_export_reopen_at_the_checkpoint_and_mine_the_same_
     for block in (1, 2):
         chain.mine(_transfers(chain, wallet, 2), GENESIS_TIMESTAMP + block)
         export.append()
-    saved = dumps((chain, export, wallet))
+    saved = sealed((chain, export, wallet))
     later = [_transfers(chain, wallet, 3), _transfers(chain, wallet, 1)]
     for block, txs in zip((3, 4), later):
         chain.mine(txs, GENESIS_TIMESTAMP + block)
@@ -127,7 +144,7 @@ def test_a_kept_chain_and_its_export_reopen_at_the_checkpoint_and_mine_the_same_
     first = {name: (tmp_path / "chain" / f"{name}.jsonl").read_bytes() for name in ("blocks", "receipts", "events")}
     chain.close()
 
-    chain, export, wallet = pickle.loads(saved)
+    chain, export, wallet = unseal(SECRET, "der checkpoint 3", saved)
     assert chain.block_number == 2 and wallet.nonce == 4
     assert len((tmp_path / "chain" / "blocks.jsonl").read_text().splitlines()) == 3
     for block, txs in zip((3, 4), later):
@@ -142,4 +159,4 @@ def test_a_kept_chain_and_its_export_reopen_at_the_checkpoint_and_mine_the_same_
 def test_only_a_kept_chain_can_be_checkpointed():
     chain = Chain([derive_account(SECRET, "user/0").address], genesis_timestamp=GENESIS_TIMESTAMP)
     with pytest.raises(TypeError, match="only a kept chain"):
-        dumps(chain)
+        sealed(chain)
