@@ -86,10 +86,9 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def test_runner_json_runs_under_helics_cli_with_identical_kpis(tmp_path):
-    """`gridledger runner` + `helics run --path` gives the same KPIs and chain as `gridledger run`."""
-    runs_a, runs_b = tmp_path / "a", tmp_path / "b"
-    assert gridledger("run", str(SHORT_STUDY), "--runs", str(runs_a)).returncode == 0
+def test_runner_json_runs_under_helics_cli_with_identical_kpis(short_run, tmp_path):
+    """`gridledger runner` + `helics run --path` gives the same KPIs and chain as `gridledger run` (the session's)."""
+    runs_b = tmp_path / "b"
     described = gridledger("runner", str(SHORT_STUDY), "--runs", str(runs_b), "--secret-file", str(TEST_SECRET_FILE))
     assert described.returncode == 0, described.stderr
     assert TEST_SECRET.hex() not in described.stdout.lower()
@@ -102,7 +101,7 @@ def test_runner_json_runs_under_helics_cli_with_identical_kpis(tmp_path):
     done = subprocess.run([str(helics), "run", "--path", str(tmp_path / "runner.json")], cwd=tmp_path,
                           capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
-    a, b = only_run_dir(runs_a, "baran-wu-short"), only_run_dir(runs_b, "baran-wu-short")
+    a, b = short_run.run_dir, only_run_dir(runs_b, "baran-wu-short")
     assert (a / "kpis.json").read_bytes() == (b / "kpis.json").read_bytes()
     for name in ("blocks.jsonl", "receipts.jsonl", "events.jsonl"):
         assert (a / "chain" / name).read_bytes() == (b / "chain" / name).read_bytes()
