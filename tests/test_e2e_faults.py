@@ -32,34 +32,31 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 FEDERATES = ("grid", "der", "ledger")
 
 
+def _commands() -> dict[int, str]:
+    """Every process's command line, by pid."""
+    commands = {}
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                commands[int(proc.name)] = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+    return commands
+
+
+def _broker_name(run_dir: Path) -> str:
+    return f"--name=gridledger-{broker_port_of((run_dir / 'helics' / 'ledger.json').read_text())}"
+
+
 def _processes_of(run_dir: Path) -> list[int]:
     """Processes still running for `run_dir`: its federates (the run directory on their command line) and its
     broker (named after the run's port)."""
-    config = (run_dir / "helics" / "ledger.json").read_text()
-    broker = f"--name=gridledger-{broker_port_of(config)}"
-    alive = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            if str(run_dir) in command or broker in command:
-                alive.append(int(proc.name))
-    return alive
+    return [pid for pid, command in _commands().items() if str(run_dir) in command or _broker_name(run_dir) in command]
 
 
 def _broker_pid(run_dir: Path) -> int:
-    port = broker_port_of((run_dir / "helics" / "ledger.json").read_text())
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                command = (proc / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if b"helics_broker" in command and f"--name=gridledger-{port}".encode() in command:
-                return int(proc.name)
-    raise AssertionError("no broker found for the run")
+    return next(pid for pid, command in _commands().items()
+                if "helics_broker" in command and _broker_name(run_dir) in command)
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
