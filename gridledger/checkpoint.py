@@ -73,15 +73,24 @@ def written(run_dir: Path) -> dict[int, set[str]]:
             for d in root.iterdir() if d.name.isdigit()}
 
 
+def _last_complete(on_disk: dict[int, set[str]], federates: tuple[str, ...]) -> int | None:
+    complete = [number for number, names in on_disk.items() if set(federates) <= names]
+    return max(complete, default=None)
+
+
 def resume_point(run_dir: Path, federates: tuple[str, ...]) -> int | None:
     """The last checkpoint every one of `federates` wrote, or None."""
-    complete = [number for number, names in written(run_dir).items() if set(federates) <= names]
-    return max(complete, default=None)
+    return _last_complete(written(run_dir), federates)
+
+
+def checkpoint_file(run_dir: Path, number: int, name: str) -> Path:
+    """Where federate `name` writes checkpoint `number`."""
+    return checkpoint_dir(run_dir, number) / f"{name}{SUFFIX}"
 
 
 def sealed_file(run_dir: Path, number: int, name: str) -> bytes:
     """The bytes of `name`'s file of checkpoint `number`; raises `CheckpointError` if it is missing."""
-    path = checkpoint_dir(run_dir, number) / f"{name}{SUFFIX}"
+    path = checkpoint_file(run_dir, number, name)
     try:
         return path.read_bytes()
     except FileNotFoundError:
@@ -204,24 +213,23 @@ class Keeper:
         """(number, time [s]) of each checkpoint strictly between `after_s` and `before_s`."""
         return [(j, t) for j, t in enumerate(self.times_s, start=1) if after_s < t < before_s]
 
-    def _path(self, number: int) -> Path:
-        return checkpoint_dir(self.run_dir, number) / f"{self.name}{SUFFIX}"
-
     def save(self, number: int, state: object, held: list[tuple[str, bytes]]) -> None:
         """Write checkpoint `number` (`state` and the messages not yet read), whole; drop this federate's files of
         the checkpoints before the last complete one."""
-        path = self._path(number)
+        path = checkpoint_file(self.run_dir, number, self.name)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         with tmp.open("wb") as stream:
             seal(stream, self._secret, label(self.name, number), (state, held))
         tmp.replace(path)
-        complete = resume_point(self.run_dir, self.federates) or 0
-        for older, names in written(self.run_dir).items():
+        on_disk = written(self.run_dir)
+        complete = _last_complete(on_disk, self.federates) or 0
+        for older, names in on_disk.items():
             if older < complete and self.name in names:
-                self._path(older).unlink()
+                old = checkpoint_file(self.run_dir, older, self.name)
+                old.unlink()
                 with suppress(OSError):
-                    self._path(older).parent.rmdir()
+                    old.parent.rmdir()
 
     def restore(self) -> object | None:
         """The state of the checkpoint resumed from (its unread messages go to `held`); None on a fresh run."""

@@ -18,10 +18,10 @@ from importlib.metadata import version
 from pathlib import Path
 
 from gridledger.launcher import Outcome, Prepared, launch
+from gridledger.process import RUN_FILE
 from gridledger.report import write_report
 from gridledger.results import collect
 
-RUN_FILE = "run.json"
 
 
 @dataclass(frozen=True)

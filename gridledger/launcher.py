@@ -48,7 +48,7 @@ from gridledger.checkpoint import RESUME_ENV, CheckpointError, label, opened, re
 from gridledger.grids.feeders import FeederError
 from gridledger.federation import federate_kind, zone_of_federate
 from gridledger.interfaces import Topology, check_wiring, core_init_string, federate_configs, federate_names
-from gridledger.process import EXIT_STOPPED_BY_PEER, LAUNCHED_AT_ENV, PROGRESS_DIR
+from gridledger.process import EXIT_STOPPED_BY_PEER, LAUNCHED_AT_ENV, PROGRESS_DIR, RUN_FILE
 from gridledger.results import KPIS_FILE, PARTS_DIR, RESULTS_FILE, run_timestamp
 from gridledger.roster import Roster, roster_of, run_zones, write_roster
 from gridledger.run_secret import RUN_SECRET_ENV, RUN_SECRET_FILE_ENV, choose_secret, secret_env
@@ -259,15 +259,15 @@ def reopen(run_dir: str | Path, secret: bytes) -> tuple[Prepared, int]:
     run_dir = Path(run_dir).resolve()
     study = load_study(run_dir / STUDY_FILE)
     prepared = Prepared(study, run_dir, 0, secret, run_zones(run_dir))
-    record = run_dir / "run.json"
+    record = run_dir / RUN_FILE
     if record.exists() and json.loads(record.read_text()).get("ended") == "finished":
         raise CheckpointError(f"{run_dir}: the run finished; there is nothing to resume")
     number = resume_point(run_dir, prepared.federates)
     if number is None:
-        every = study.checkpoint.every_s
-        raise CheckpointError(f"{run_dir}: no complete checkpoint to resume from (checkpoint.every_s: {every}; "
-                              f"the first is at {checkpoint_times(study)[0] if checkpoint_times(study) else '-'} s "
-                              "of study time); run the study again")
+        first = next(iter(checkpoint_times(study)), "-")
+        raise CheckpointError(f"{run_dir}: no complete checkpoint to resume from (checkpoint.every_s: "
+                              f"{study.checkpoint.every_s}; the first is at {first} s of study time); run the study "
+                              "again")
     for name in prepared.federates:
         opened(secret, label(name, number), sealed_file(run_dir, number, name))
     here = tuple(sorted({a for a in placements(study, prepared.zones).values() if is_local(a)}))

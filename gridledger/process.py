@@ -20,6 +20,8 @@ EXIT_STOPPED_BY_PEER = 3
 LAUNCHED_AT_ENV = "GRIDLEDGER_LAUNCHED_AT"
 """Environment variable holding the launch time (Unix seconds), for the start-up figure."""
 PROGRESS_DIR = "progress"
+RUN_FILE = "run.json"
+"""How a run went (`gridledger.execute.RunRecord`), written by the launching process."""
 STATUS_FILE = Path("/proc/self/status")
 """Linux's per-process status, whose ``VmHWM`` line is the process's own peak resident set."""
 
