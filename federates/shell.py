@@ -60,7 +60,7 @@ class Shell:
         self.name = name
         self.stop_s = stop_s
         self.keeper = keeper
-        self.resumed_at_s = keeper.resumed_at_s if keeper is not None and keeper.resume is not None else None
+        self.resumed_at_s = keeper.resumed_at_s if keeper is not None else None
         self.granted_s = self.resumed_at_s or 0.0
         self._held: list[tuple[str, bytes]] = list(keeper.held) if keeper is not None else []
         self._state: object | None = None

@@ -205,9 +205,9 @@ class Keeper:
                    int(resume) if resume else None)
 
     @property
-    def resumed_at_s(self) -> float:
-        """The time the federate starts from: its checkpoint's, 0 on a fresh run. [s]"""
-        return 0.0 if self.resume is None else self.times_s[self.resume - 1]
+    def resumed_at_s(self) -> float | None:
+        """The time the federate starts from: its checkpoint's; None on a fresh run. [s]"""
+        return None if self.resume is None else self.times_s[self.resume - 1]
 
     def due(self, after_s: float, before_s: float) -> list[tuple[int, float]]:
         """(number, time [s]) of each checkpoint strictly between `after_s` and `before_s`."""
