@@ -34,6 +34,7 @@ from gridledger.agents.data_requests import is_study_request
 from gridledger.agents.data_owners import approvals_due, consenting, write_stores
 from gridledger.agents.data_store import store_path
 from gridledger.agents.der_record import der_part
+from gridledger.results import Part
 from gridledger.agents.emergency_reader import MAX_RECENT_H, AccessRefused, hours_asked, serve_recent
 from gridledger.agents.devices import Devices, inverter_settings
 from gridledger.agents.flex_offers import (Flexibility, OfferRules, bond_approvals, curtailment_offers, expected_pv_w,
@@ -109,6 +110,7 @@ class DerAgents:
         self.reads: list[dict] = []
         self.bilateral = (participants(len(sc.prosumers), study.two_phase.share, study.seed)
                           if study.two_phase is not None else np.zeros(len(sc.prosumers), dtype=bool))
+        # The interval each transaction in flight serves, by (agent, nonce), until its receipt is in.
         self.sent_for: dict[tuple[int, int], int] = {}
         n, intervals = len(sc.prosumers), study.n_intervals
         self.position_wh = np.zeros((intervals, n), dtype=np.int64)
@@ -217,6 +219,7 @@ class DerAgents:
                 for receipt in body["receipts"]:
                     if not receipt["status"]:
                         self._rejected(receipt)
+                    self.sent_for.pop((self.index_of[receipt["sender"]], receipt["nonce"]), None)
 
     def _rejected_order(self, interval: int, rejection: dict) -> None:
         """Count a signed order the contract skipped against its signer (none if the signature was bad)."""
@@ -425,7 +428,7 @@ class DerAgents:
         return self.devices.step(step, delivery_target_wh(self.position_wh[k], self.bilateral_wh[k]),
                                  self.flex.curtail_kw[k], self.charging_address is not None)
 
-    def write(self, run_dir: Path, complete: bool) -> None:
-        """Write the ``der`` results part; `complete` says whether the run reached its end."""
+    def part(self) -> Part:
+        """The ``der`` results part so far."""
         flexibility = self.flex if self.flex_address is not None else None
-        der_part(self.sc, self.devices, self.orders, self.rejected, flexibility).write(run_dir, complete)
+        return der_part(self.sc, self.devices, self.orders, self.rejected, flexibility)

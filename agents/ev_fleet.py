@@ -181,8 +181,6 @@ class EVFleet:
         self._departure_s = np.array([s.departure_s for s in sessions])
         self._ev_of_owner = {int(owner): e for e, owner in enumerate(self.owners)}
         self._admitted_kw: dict[int, np.ndarray] = {}
-        self._p_kw: list[np.ndarray] = []
-        self._delivered_kwh: list[np.ndarray] = []
 
     def registrations(self, accounts: list[str]) -> list[charging_reference.EVRegistration]:
         """The EVs as the operator registers them with ``ChargingCoordination.register_ev``, in EV order.
@@ -330,10 +328,8 @@ class EVFleet:
             allowed_kw = np.inf
         p_kw, delivered_kwh = ev_step(self.delivered_kwh, allowed_kw, t_s, self.step_s, self.sessions)
         self.delivered_kwh = np.asarray(delivered_kwh, dtype=float)
-        self._p_kw.append(np.asarray(p_kw, dtype=float))
-        self._delivered_kwh.append(self.delivered_kwh)
         self.steps_done += 1
-        return self._p_kw[-1]
+        return np.asarray(p_kw, dtype=float)
 
     def p_kw_by_prosumer(self, p_ev_kw: np.ndarray, n_prosumers: int) -> np.ndarray:
         """EV charging power summed per owning prosumer.
@@ -364,16 +360,6 @@ class EVFleet:
     def shortfall_kwh(self) -> np.ndarray:
         """Energy each battery still misses of ``energy_needed_kwh``. [kWh]"""
         return self._needed_kwh - self.delivered_kwh
-
-    @property
-    def p_trace_kw(self) -> np.ndarray:
-        """Mean charging power per step and EV, shape (steps_done, n_ev). [kW]"""
-        return np.array(self._p_kw).reshape(self.steps_done, len(self.sessions))
-
-    @property
-    def delivered_trace_kwh(self) -> np.ndarray:
-        """Energy delivered at the end of each step, shape (steps_done, n_ev). [kWh]"""
-        return np.array(self._delivered_kwh).reshape(self.steps_done, len(self.sessions))
 
     def _window_start_s(self, window: int) -> int:
         if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 0:

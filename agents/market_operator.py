@@ -87,6 +87,7 @@ from gridledger.federation import (AUDITOR_ENDPOINT, COORDINATOR_ENDPOINT, DER_E
                                    MESSAGE_BY_KIND, OPERATOR_ENDPOINT, REQUESTOR_ENDPOINT, SERVICE_ENDPOINT,
                                    WORKER_ENDPOINT, is_sharded)
 from gridledger.messages import decode, encode, is_json
+from gridledger.results import Part
 from gridledger.roster import Roster
 from gridledger.schedule import LedgerAction, data_access_phase
 from gridledger.units import price_wei_per_wh, wei
@@ -568,6 +569,10 @@ class MarketOperator:
         """Finish the chain export (all of it now if none was opened) and write the results part `name`."""
         (self.export or ChainExport(self.chain, run_dir / "chain")).close()
         log.info("chain exported up to block %d", self.chain.block_number)
+        self.part(name).write(run_dir, complete)
+
+    def part(self, name: str = "ledger") -> Part:
+        """The results part `name` so far: the record, the desks' and the audit's variables, read from the chain."""
         part = self.record.part(federate=name, chose_pv=self._chose_pv(), **dataclasses.asdict(self.addresses))
         for desk in (self.flex, self.charging, self.ancillary):
             if desk:
@@ -581,4 +586,4 @@ class MarketOperator:
         if self.audit_record:
             self.audit_record.close(self.chain)
             self.audit_record.write(part)
-        part.write(run_dir, complete)
+        return part

@@ -24,6 +24,7 @@ same block hashes kept or not.
 
 import functools
 import json
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -65,6 +66,9 @@ _MiningChain = MiningChain.configure(
     vm_configuration=((0, PragueVM.configure(consensus_class=NoProofConsensus)),),
 )
 
+LEVELDB_REOPEN_BLOCKS = 64
+"""Blocks between two reopenings of a kept chain's database (`_MemoryOverDisk`): about a simulated day of the year
+study; a reopening takes about 11 ms."""
 CHAIN_ID_KEY = b"gridledger:chain_id"
 """Key of the chain id (decimal digits) in a kept database, beside py-evm's own keys (hashes, ``v1:...``)."""
 
@@ -79,14 +83,37 @@ class _MemoryOverDisk(BaseDB):
 
     So a kept chain's memory holds one block's writes, not the whole history:
     a year of blocks stays on disk (issue 16: memory flat over a long run).
+    Every `LEVELDB_REOPEN_BLOCKS` flushes the database is closed and opened again:
+    LevelDB maps each table file it reads into memory and keeps it mapped
+    while the table stays in its cache (up to ~1000 files), so a year's
+    reads and compactions would otherwise hold most of the database in the
+    process's resident set. A lock keeps a reader in another thread
+    (`Chain.view`) off the database while it is swapped.
     """
 
     def __init__(self) -> None:
         self.recent: dict[bytes, bytes | None] = {}
         self.disk: plyvel.DB | None = None
+        self._lock = threading.Lock()
+        self._flushes = 0
+
+    def open(self, path: Path, **options: bool) -> None:
+        """Hold the rest of the keys in the LevelDB database at `path`, opened with plyvel's `options`."""
+        self.disk = plyvel.DB(str(path), **options)
+        self._path = path
+
+    def close(self) -> None:
+        """Close the database, if any; the store is in memory only again."""
+        if self.disk is not None:
+            self.disk.close()
+            self.disk = None
 
     def __getitem__(self, key: bytes) -> bytes:
-        value = self.recent[key] if key in self.recent else (self.disk.get(key) if self.disk is not None else None)
+        if key in self.recent:
+            value = self.recent[key]
+        else:
+            with self._lock:
+                value = self.disk.get(key) if self.disk is not None else None
         if value is None:
             raise KeyError(key)
         return value
@@ -119,6 +146,11 @@ class _MemoryOverDisk(BaseDB):
                 else:
                     batch.put(key, value)
         self.recent = {}
+        self._flushes += 1
+        if self._flushes % LEVELDB_REOPEN_BLOCKS == 0:
+            with self._lock:
+                self.disk.close()
+                self.disk = plyvel.DB(str(self._path))
 
 
 class _ReadOnlyLevelDB(BaseDB):
@@ -349,13 +381,12 @@ class Chain:
         self._receipts: list[Receipt] = []
         self._receipts_forgotten = 0
         self._created: dict[str, Receipt] = {}
-        self._kept: plyvel.DB | None = None
         self._kept_path: Path | None = None
 
     def __getstate__(self) -> dict:
         """A kept chain's position for a checkpoint (`gridledger.checkpoint`): its directory and head block, with
         what this object holds besides the database (labels, receipts not yet exported, deployments)."""
-        if self._kept is None:
+        if self._kept_path is None:
             raise TypeError("only a kept chain (Chain.keep) can be checkpointed: its blocks are on disk")
         return {"path": str(self._kept_path), "head": self._chain.get_canonical_head().hash,
                 "chain_id": self.chain_id, "block_gas_limit": self.block_gas_limit, "labels": self._labels,
@@ -368,12 +399,11 @@ class Chain:
         self._labels, self._receipts, self._created = state["labels"], state["receipts"], state["created"]
         self._receipts_forgotten = state["receipts_forgotten"]
         self._kept_path = Path(state["path"])
+        self._memory = _MemoryOverDisk()
         try:
-            self._kept = plyvel.DB(str(self._kept_path), create_if_missing=False)
+            self._memory.open(self._kept_path, create_if_missing=False)
         except plyvel.Error as error:
             raise KeptChainError(f"{self._kept_path}: cannot reopen the kept chain: {error}") from None
-        self._memory = _MemoryOverDisk()
-        self._memory.disk = self._kept
         self._db = AtomicDB(self._memory)
         self._db[SchemaV1.make_canonical_head_hash_lookup_key()] = state["head"]
         self._memory.flush()
@@ -481,7 +511,7 @@ class Chain:
         self._chain.header = self._chain.create_header_from_parent(mined.header)
         self._receipts.extend(receipts)
         self._created.update((r.contract_address, r) for r in receipts if r.contract_address is not None)
-        if self._kept is not None:
+        if self._kept_path is not None:
             self._memory.flush()
         return receipts
 
@@ -514,22 +544,20 @@ class Chain:
         operating system's hands when `mine` returns. Open the directory
         with `kept_chain`.
         """
-        if self._kept is not None:
+        if self._kept_path is not None:
             raise RuntimeError("the chain is kept already; close it first")
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         plyvel.destroy_db(str(path))
-        self._kept = plyvel.DB(str(path), create_if_missing=True, error_if_exists=True)
         self._kept_path = path.resolve()
-        self._kept.put(CHAIN_ID_KEY, str(self.chain_id).encode())
-        self._memory.disk = self._kept
+        self._memory.open(self._kept_path, create_if_missing=True, error_if_exists=True)
+        self._memory[CHAIN_ID_KEY] = str(self.chain_id).encode()
         self._memory.flush()
 
     def close(self) -> None:
         """Close the kept database, if any. A kept chain's history is on disk only, so it is not read afterwards."""
-        if self._kept is not None:
-            self._kept.close()
-            self._kept = self._memory.disk = self._kept_path = None
+        self._memory.close()
+        self._kept_path = None
 
     def view(self) -> ChainAPI:
         """A second py-evm chain over this chain's database, for reads (from another thread too) at blocks already

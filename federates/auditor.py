@@ -45,7 +45,7 @@ def run(run_dir: Path) -> None:
                 desk.join(deployment(fed.receive()))
             else:
                 desk = restored
-            fed.keep(desk)
+            fed.keep(desk, desk.part)
             for time_s in fed.ahead(auditor_times(sc.study)):
                 fed.advance(time_s)                                           # advance
                 desk.receive(fed.receive())                                   # receive

@@ -35,7 +35,7 @@ def run(run_dir: Path) -> None:
         finished = False
         try:
             fed.enter()
-            fed.keep(coordinator)
+            fed.keep(coordinator, coordinator.part)
             for time_s, interval in fed.ahead(coordinator_times(roster.study), lambda item: item[0]):
                 fed.advance(time_s)                                               # advance
                 residuals = [(source, decode(payload)) for source, payload in fed.receive()]   # receive

@@ -57,7 +57,7 @@ def run(run_dir: Path) -> None:
                     fed.send(GRID_ENDPOINT, encode("inverters", **settings))
             else:
                 agents, router = restored
-            fed.keep((agents, router))
+            fed.keep((agents, router), agents.part)
             for action in fed.ahead(der_actions(sc.study), lambda a: a.time_s):
                 fed.advance(action.time_s)                      # advance
                 agents.handle(fed.receive())                    # receive
@@ -72,7 +72,7 @@ def run(run_dir: Path) -> None:
                         fed.publish(setpoint_key(name, quantity), float(value))
             finished = True
         finally:
-            agents.write(run_dir, complete=finished)
+            agents.part().write(run_dir, complete=finished)
 
 
 def main() -> None:

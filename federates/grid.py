@@ -69,7 +69,7 @@ def run(run_dir: Path) -> None:
                 sensors = GridSensors(sc, secret) if study.audit is not None else None
             else:
                 feeder, meters, router, sensors = restored
-            fed.keep((feeder, meters, router, sensors))
+            fed.keep((feeder, meters, router, sensors), feeder.record.part)
             for step, time_s in fed.ahead(enumerate(grid_times(study)), lambda item: item[1]):
                 fed.advance(time_s)                                           # advance
                 meters.handle(fed.receive())                                  # receive

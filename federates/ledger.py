@@ -77,7 +77,7 @@ def run(run_dir: Path, zone: str | None = None) -> None:
                 fed.initialize()
                 send(fed, market.deployment())
             fed.enter()
-            fed.keep(market)
+            fed.keep(market, lambda: market.part(name))
             for action in fed.ahead(ledger_actions(sc.study), lambda a: a.time_s):
                 fed.advance(action.time_s)                                 # advance
                 # A gate's block holds the operator's closing alone; a zone's "cross" takes the coordinator's fills.

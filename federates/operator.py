@@ -54,7 +54,7 @@ def run(run_dir: Path) -> None:
                     fed.send(LEDGER_ENDPOINT, tx)
             else:
                 dso = restored
-            fed.keep(dso)
+            fed.keep(dso, dso.part)
             for k, time_s in fed.ahead(enumerate(operator_times(study)), lambda item: item[1]):
                 fed.advance(time_s)                                           # advance
                 dso.handle([decode(payload) for _, payload in fed.receive()])  # receive

@@ -46,7 +46,7 @@ def run(run_dir: Path) -> None:
                 requestor.join(deployment(received))
             else:
                 requestor = restored
-            fed.keep(requestor)
+            fed.keep(requestor, requestor.part)
             for time_s, act in ((phase.propose_s, requestor.proposals), (phase.accept_s, requestor.decisions)):
                 fed.advance(time_s)                                           # advance
                 requestor.receive(fed.receive())                              # receive

@@ -41,7 +41,7 @@ def run(run_dir: Path) -> None:
                 crew.join(deployment(fed.receive()))
             else:
                 crew = restored
-            fed.keep(crew)
+            fed.keep(crew, crew.part)
             for time_s in fed.ahead([*service_times(sc.study), stop_time_s(sc.study)]):
                 fed.advance(time_s)                                           # advance
                 crew.receive(fed.receive())                                   # receive

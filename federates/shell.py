@@ -17,8 +17,10 @@ work that must not be torn.
 With a `Keeper` the shell also takes the run's checkpoints
 (`gridledger.checkpoint`): `Shell.advance` first stops at each checkpoint
 time on the way, takes the messages delivered so far and writes them with
-the state the federate registered (`Shell.keep`); `Shell.receive` hands
-them to the next action first. A resumed federate starts from its
+the state the federate registered (`Shell.keep`), then its results so far
+(``parts/<name>.nc``, not complete), so a federate killed later leaves its
+results up to its last checkpoint; `Shell.receive` hands them to the next
+action first. A resumed federate starts from its
 checkpoint's time, with the messages it held then, and `Shell.ahead`
 leaves out the actions it had done.
 """
@@ -42,7 +44,7 @@ from gridledger.lean import REFUSED  # first: keeps matplotlib and dask out of f
 from gridledger.process import (EXIT_FAILED, EXIT_STOPPED_BY_PEER, LAUNCHED_AT_ENV, RSS_SAMPLES, peak_rss_mib,
                                 progress_path, rss_mib)
 from gridledger.checkpoint import Keeper
-from gridledger.results import collect_if_complete
+from gridledger.results import Part, collect_if_complete
 
 
 log = logging.getLogger("gridledger.federate")
@@ -58,12 +60,14 @@ class Shell:
 
     def __init__(self, run_dir: Path, name: str, stop_s: float, keeper: Keeper | None = None):
         self.name = name
+        self.run_dir = Path(run_dir)
         self.stop_s = stop_s
         self.keeper = keeper
         self.resumed_at_s = keeper.resumed_at_s if keeper is not None else None
         self.granted_s = self.resumed_at_s or 0.0
         self._held: list[tuple[str, bytes]] = list(keeper.held) if keeper is not None else []
         self._state: object | None = None
+        self._part: Callable[[], Part] | None = None
         self._wall = {"created": time.time(), "entered": None, "waiting_s": 0.0}
         self.rss_samples: list[tuple[float, float]] = []
         self._progress = progress_path(run_dir, name)
@@ -98,9 +102,10 @@ class Shell:
         except h.HelicsException as exc:
             raise FederationStopped(str(exc)) from None
 
-    def keep(self, state: object) -> None:
-        """Register what every checkpoint saves: everything the federate's loop changes."""
-        self._state = state
+    def keep(self, state: object, part: Callable[[], Part]) -> None:
+        """Register what every checkpoint saves: everything the federate's loop changes, and how to build its
+        results part from it, written (as not complete) at each checkpoint."""
+        self._state, self._part = state, part
 
     def ahead(self, actions: Iterable[T], time_of: Callable[[T], float] = float) -> list[T]:
         """The `actions` still to do: all on a fresh run, those after its checkpoint on a resumed one."""
@@ -123,6 +128,7 @@ class Shell:
             self._held += self._take()
             with stop_deferred():
                 self.keeper.save(number, self._state, self._held)
+                self._part().write(self.run_dir, complete=False)
 
     def _request(self, time_s: float) -> float:
         self.report("waiting", requested_s=time_s)

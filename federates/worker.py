@@ -43,7 +43,7 @@ def run(run_dir: Path) -> None:
                 desk.join(deployment(fed.receive()))
             else:
                 desk = restored
-            fed.keep(desk)
+            fed.keep(desk, desk.part)
             fed.advance(data_access_phase(sc.study).compute_s)               # advance
             desk.receive(fed.receive())                                       # receive
             txs, answers = desk.compute()                                     # act

@@ -40,7 +40,7 @@ import datetime as dt
 import fcntl
 import json
 import zoneinfo
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from importlib.metadata import version
 from pathlib import Path
 from types import MappingProxyType
@@ -280,13 +280,24 @@ def collect(run_dir: Path, study, federates: tuple[str, ...]) -> dict:
 
 
 def _merge(run_dir: Path, study, federates: tuple[str, ...]) -> dict:
-    parts = {}
-    for name in federates:
-        path = run_dir / PARTS_DIR / f"{name}.nc"
-        if path.exists():
-            with xr.open_dataset(path, engine="h5netcdf") as part:
-                parts[name] = part.load()
-    parts = zone_ledgers(parts)
+    """Write results.nc and kpis.json from the parts, read lazily: each variable is read from its part as it is
+    written, so no year of results is held in memory at once."""
+    with ExitStack() as files:
+        parts = {name: files.enter_context(xr.open_dataset(path, engine="h5netcdf"))
+                 for name in federates if (path := run_dir / PARTS_DIR / f"{name}.nc").exists()}
+        merged, complete = _merged(zone_ledgers(parts), study, federates)
+        merged.to_netcdf(run_dir / RESULTS_FILE, engine="h5netcdf")
+    if not complete:
+        kpis = {"complete": False}
+    else:
+        with xr.open_dataset(run_dir / RESULTS_FILE, engine="h5netcdf") as results:
+            kpis = compute_kpis(results, study)
+    (run_dir / KPIS_FILE).write_text(json.dumps(kpis, indent=2, sort_keys=True) + "\n")
+    return kpis
+
+
+def _merged(parts: dict[str, xr.Dataset], study, federates: tuple[str, ...]) -> tuple[xr.Dataset, bool]:
+    """The parts as one described dataset, and whether every federate's part is there and complete."""
     merged = xr.merge([p.drop_attrs(deep=False) for p in parts.values()], compat="no_conflicts", join="outer") if parts else xr.Dataset()
     expected = {"ledger" if zone_of_federate(name) else name for name in federates}
     complete = set(parts) == expected and all(p.attrs["complete"] for p in parts.values())
@@ -306,10 +317,7 @@ def _merge(run_dir: Path, study, federates: tuple[str, ...]) -> dict:
         for key, value in part.attrs.items():
             if key not in ("federate", "complete"):
                 merged.attrs[f"{name}_{key}"] = value
-    merged.to_netcdf(run_dir / RESULTS_FILE, engine="h5netcdf")
-    kpis = compute_kpis(merged, study) if complete else {"complete": False}
-    (run_dir / KPIS_FILE).write_text(json.dumps(kpis, indent=2, sort_keys=True) + "\n")
-    return kpis
+    return merged, complete
 
 
 def describe(ds: xr.Dataset, study) -> xr.Dataset:

@@ -92,6 +92,15 @@ def test_a_rejected_transaction_that_was_mined_keeps_its_nonce_spent():
     assert agents.wallets[3].nonce == 1
 
 
+def test_a_transaction_is_let_go_once_its_receipt_is_in_so_a_year_of_them_is_not_kept():
+    agents = agents_for("uniform-double-auction")
+    agents.market_txs(DerAction(0.0, None, "orders", K))
+    done = [receipt(agents, 0, 0, included=True) | {"status": 1}, receipt(agents, 3, 0, included=True)]
+    agents.handle([("ledger/tx", encode("receipts", receipts=done))])
+    assert agents.sent_for == {(1, 0): K, (2, 0): K}
+    assert agents.rejected[K].tolist() == [0, 0, 0, 1]
+
+
 def test_english_buyers_bid_the_lot_reserve_and_record_the_lot():
     agents = agents_for("english")
     agents.handle(lots_message(agents))
@@ -168,7 +177,7 @@ def test_results_part_holds_orders_rejections_and_flexibility_only_with_its_mark
     agents.market_txs(DerAction(0.0, None, "orders", K))
     agents.handle([("ledger/tx", encode("receipts", receipts=[receipt(agents, 2, 0, included=True)]))])
     agents.setpoints(0)
-    agents.write(tmp_path, complete=False)
+    agents.part().write(tmp_path, complete=False)
     with xr.open_dataset(tmp_path / PARTS_DIR / "der.nc", engine="h5netcdf") as part:
         assert part["orders_rejected"].values[K].tolist() == [0, 0, 1, 0]
         assert part["order_energy_wh"].values[K].tolist() == agents.orders.energy_wh[K].tolist()
@@ -176,7 +185,7 @@ def test_results_part_holds_orders_rejections_and_flexibility_only_with_its_mark
         assert "flex_offer_w" not in part and "ev_p_mw" not in part
         np.testing.assert_allclose(part["battery_p_mw"].values[0], agents.devices.battery_p_kw[0] / 1000)
     flex_agents = agents_for("uniform-double-auction", flexibility=True)
-    flex_agents.write(tmp_path, complete=True)
+    flex_agents.part().write(tmp_path, complete=True)
     with xr.open_dataset(tmp_path / PARTS_DIR / "der.nc", engine="h5netcdf") as part:
         assert "flex_offer_w" in part and "flex_awarded_w" in part
 
@@ -193,7 +202,7 @@ def test_results_part_holds_the_ev_sessions_and_shiftable_loads_when_the_study_h
                                                 "latest_end_h": 18.5}})
     agents = agents_for("uniform-double-auction", sc=sc)
     agents.setpoints(0)
-    agents.write(tmp_path, complete=False)
+    agents.part().write(tmp_path, complete=False)
     with xr.open_dataset(tmp_path / PARTS_DIR / "der.nc", engine="h5netcdf") as part:
         assert sorted(part["ev_owner"].values.tolist()) == ["p01", "p02", "p03", "p04"]
         np.testing.assert_allclose(part["ev_p_mw"].values[0], agents.devices.ev_kw[0] / 1000)

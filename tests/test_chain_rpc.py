@@ -14,6 +14,7 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -30,6 +31,7 @@ from gridledger.agents.ledger_tools import LedgerTools
 from gridledger.chain_reader import MAX_LOG_BLOCKS
 from gridledger.chain_rpc import DEPLOYMENTS_FILE, KEPT_CHAIN_DIR, WRITE_METHODS
 from gridledger.cli import main
+from gridledger.contracts import chain as chain_module
 from gridledger.contracts.chain import Chain, KeptChainError, kept_chain
 from gridledger.contracts.keys import derive_account, derive_chain_id
 from gridledger.study import Rpc, StudyError, parse_study
@@ -170,6 +172,59 @@ def test_a_kept_chain_has_the_same_blocks_and_reopens_read_only(tmp_path):
     with pytest.raises(KeptChainError, match="no kept chain"):
         with kept_chain(tmp_path / "elsewhere"):
             pass
+
+
+def _mapped_tables(path: Path) -> set[str]:
+    """The table files of the LevelDB database at `path` this process has mapped into memory."""
+    return {line.split()[-1] for line in Path("/proc/self/maps").read_text().splitlines()
+            if line.endswith(".ldb") and str(path.resolve()) in line}
+
+
+def test_reopening_the_kept_database_lets_its_mapped_tables_go_and_changes_no_block(tmp_path, monkeypatch):
+    """LevelDB keeps every table it reads mapped. Reopened at every second flush (keep's, then one per block), the
+    database writes its log out as a table and maps that one alone: the tables mapped before are let go. Six blocks
+    make three tables, too few for a compaction to map them again."""
+    monkeypatch.setattr(chain_module, "LEVELDB_REOPEN_BLOCKS", 2)
+    sender = derive_account(fixed_secret(7), "sender")
+    kept = Chain([sender.address], genesis_timestamp=GENESIS_TIMESTAMP)
+    kept.keep(tmp_path / "chaindb")
+    wallet, mapped = kept.wallet(sender), []
+    for _ in range(6):
+        kept.mine([wallet.transact(sender.address, b"", gas=21_000, value_wei=1)], kept.timestamp + 10)
+        mapped.append(_mapped_tables(tmp_path / "chaindb"))
+    hashes = [kept.block_hash(n) for n in range(7)]
+    kept.close()
+    assert [len(m) for m in mapped] == [1] * 6 and len(list((tmp_path / "chaindb").glob("*.ldb"))) == 3, mapped
+    assert mapped[0] == mapped[1] and mapped[2] == mapped[3] and mapped[4] == mapped[5]
+    assert not mapped[1] & mapped[2] and not mapped[3] & mapped[4]
+    assert _transfers(Chain([sender.address], genesis_timestamp=GENESIS_TIMESTAMP), sender, 6) == hashes
+
+
+def test_a_reader_thread_reads_through_every_reopening(tmp_path, monkeypatch):
+    """`Chain.view` from another thread (the live endpoint's) while the miner reopens the database at each block."""
+    monkeypatch.setattr(chain_module, "LEVELDB_REOPEN_BLOCKS", 1)
+    sender = derive_account(fixed_secret(7), "sender")
+    chain = Chain([sender.address], genesis_timestamp=GENESIS_TIMESTAMP)
+    chain.keep(tmp_path / "chaindb")
+    errors, reads, done = [], [], threading.Event()
+
+    def read() -> None:
+        while not done.is_set():
+            try:
+                view = chain.view()
+                reads.append(view.get_vm(view.get_canonical_head()).state.get_balance(bytes.fromhex(sender.address[2:])))
+            except Exception as error:      # noqa: BLE001 - every failure of the reader is the test's finding
+                errors.append(error)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        _transfers(chain, sender, 8)
+    finally:
+        done.set()
+        reader.join()
+        chain.close()
+    assert not errors and len(reads) > 8
 
 
 def test_a_killed_miner_leaves_every_block_it_mined_on_disk(tmp_path):

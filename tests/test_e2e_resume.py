@@ -16,6 +16,7 @@ import signal
 from pathlib import Path
 
 import pytest
+import xarray as xr
 import yaml
 
 from gridledger.checkpoint import written
@@ -47,22 +48,39 @@ def kill_after(runs: Path, federate: str, at_s: float, study: Path) -> tuple[int
 
 @pytest.fixture(scope="module")
 def resumed(tmp_path_factory):
-    """The killed and resumed run: (kill's exit code and output, resume's result, run directory, checkpoints then)."""
+    """The killed and resumed run: (kill's exit code and output, resume's result, run directory, checkpoints then,
+    the killed run's results)."""
     tmp = tmp_path_factory.mktemp("resume")
     code, out, run_dir = kill_after(tmp / "runs", "ledger", 4500, checkpointed_study(tmp))
     kept = written(run_dir)
+    with xr.open_dataset(run_dir / "results.nc", engine="h5netcdf") as killed:
+        partial = killed.load()
     done = gridledger("resume", str(run_dir), "--secret-file", str(TEST_SECRET_FILE))
-    return code, out, done, run_dir, kept
+    return code, out, done, run_dir, kept, partial
 
 
 def test_a_killed_ledger_stops_the_run_and_leaves_complete_checkpoints(resumed):
-    code, out, _, _, kept = resumed
+    code, out, _, _, kept, _ = resumed
     assert code == 1 and "run failed: federate ledger: exited with code -9" in out, out
     assert kept[2] == {"grid", "der", "ledger"} and max(kept) == 2, kept
 
 
+def test_the_killed_ledger_left_its_results_up_to_its_last_checkpoint(resumed, short_run):
+    """SIGKILLed, the ledger wrote nothing at its end: its part is the one written at checkpoint 2 (3600 s less
+    1/16 s), which holds the intervals cleared by then (0-4: an interval clears before it starts) as the
+    uninterrupted run has them, and none after."""
+    partial = resumed[5]
+    assert partial.attrs["complete"] == 0 and partial.attrs["parts"] == "der,grid,ledger"
+    with xr.open_dataset(short_run.run_dir / "results.nc", engine="h5netcdf") as whole:
+        expected = whole.clearing_price_per_kwh.load()
+    recorded = partial.clearing_price_per_kwh.notnull()
+    assert recorded[:5].all() and not recorded[5:].any() and expected.notnull().all()
+    xr.testing.assert_identical(partial.clearing_price_per_kwh.where(recorded, drop=True),
+                                expected.where(recorded, drop=True))
+
+
 def test_resume_goes_on_from_the_last_complete_checkpoint(resumed):
-    _, _, done, run_dir, kept = resumed
+    _, _, done, run_dir, kept, _ = resumed
     assert done.returncode == 0, done.stdout + done.stderr
     last = max(n for n, names in kept.items() if names == {"grid", "der", "ledger"})
     assert f"resuming {run_dir} from checkpoint {last}" in done.stdout

@@ -30,14 +30,14 @@ def small_fleet() -> EVFleet:
 
 def run(fleet: EVFleet, n_steps: int, admissions, coordinated: bool = True) -> np.ndarray:
     """Step ``fleet`` through ``n_steps``; at each window start ``admissions(window, requests)``
-    returns the admitted power by owner [W]. Returns the fleet's total power per step [kW]."""
-    total_kw = []
+    returns the admitted power by owner [W]. Returns each EV's power per step, shape (n_steps, n_ev) [kW]."""
+    p_kw = []
     for k in range(n_steps):
         if coordinated and k * STEP_S % WINDOW_S == 0:
             window = k * STEP_S // WINDOW_S
             fleet.admit(window, admissions(window, fleet.requests(window)))
-        total_kw.append(fleet.step(k, coordinated).sum())
-    return np.array(total_kw)
+        p_kw.append(fleet.step(k, coordinated))
+    return np.array(p_kw).reshape(n_steps, len(fleet.sessions))
 
 
 def contract_admissions(headroom: int):
@@ -90,9 +90,9 @@ def test_on_chain_request_rounds_the_departure_down_to_a_timestamp():
 def test_uncoordinated_steps_charge_at_full_power_from_plug_in():
     fleet = small_fleet()
     n_steps = 32 * HOUR_S // STEP_S
-    run(fleet, n_steps, admissions=None, coordinated=False)
+    p_kw = run(fleet, n_steps, admissions=None, coordinated=False)
     expected_kw = uncoordinated_kw(np.arange(n_steps) * STEP_S, STEP_S, [A, B, C, D])
-    np.testing.assert_allclose(fleet.p_trace_kw, expected_kw, atol=1e-9)
+    np.testing.assert_allclose(p_kw, expected_kw, atol=1e-9)
     assert fleet.reached_target().all()
     assert fleet.override_steps.sum() == 0
 
@@ -100,8 +100,7 @@ def test_uncoordinated_steps_charge_at_full_power_from_plug_in():
 def test_coordinated_ev_charges_only_when_admitted_until_its_laxity_runs_out():
     fleet = small_fleet()
     n_steps = 32 * HOUR_S // STEP_S
-    run(fleet, n_steps, admissions=lambda window, requests: {3: 7400} if window == 72 else {})
-    p_kw = fleet.p_trace_kw
+    p_kw = run(fleet, n_steps, admissions=lambda window, requests: {3: 7400} if window == 72 else {})
     assert p_kw[216:219, 0].tolist() == [7.4, 7.4, 7.4]  # admitted in window 72
     assert p_kw[219, 0] == 0.0  # not admitted in window 73, and 12.7 h of slack left
     # Never admitted again, A's safety net starts when full power only just finishes by 31:00:
@@ -146,7 +145,7 @@ def test_coordination_halves_the_evening_peak_and_every_ev_reaches_its_target():
     assert UNCOORDINATED_KW.max() == pytest.approx(44.3)  # six 7.4 kW chargers at once, one drawing 7.3 kW
     headroom = int(0.5 * UNCOORDINATED_KW.max() * 1000)  # 22149 W
     fleet = evening_fleet()
-    coordinated_kw = run(fleet, N_STEPS, contract_admissions(headroom))
+    coordinated_kw = run(fleet, N_STEPS, contract_admissions(headroom)).sum(axis=1)
     # Observed: 22.1 kW (three 7.4 kW chargers minus a completing top-up) and no override.
     assert coordinated_kw.max() == pytest.approx(22.1)
     assert coordinated_kw.max() <= headroom / 1000
@@ -160,7 +159,7 @@ def test_coordination_halves_the_evening_peak_and_every_ev_reaches_its_target():
 def test_too_little_headroom_leaves_the_safety_net_to_finish_the_cars():
     headroom = int(0.2 * UNCOORDINATED_KW.max() * 1000)  # 8859 W: one 7.4 kW charger at a time
     fleet = evening_fleet()
-    coordinated_kw = run(fleet, N_STEPS, contract_admissions(headroom))
+    coordinated_kw = run(fleet, N_STEPS, contract_admissions(headroom)).sum(axis=1)
     # Observed: 19 steps on 4 EVs in which cars that the contract left waiting had run out of
     # laxity; the fleet then drew up to 22.0 kW, above the headroom but below the uncoordinated peak.
     assert fleet.override_steps.sum() == 19
@@ -195,13 +194,13 @@ def test_safety_net_completes_every_feasible_ev_under_any_admissions(case):
     n = len(sessions)
     capacity = np.array([s.energy_needed_kwh for s in sessions]) + 1.0
     fleet = EVFleet(sessions, list(range(n)), capacity, WINDOW_S, STEP_S)
-    run(fleet, 12 * HOUR_S // STEP_S,
-        lambda window, requests: {r.owner: r.power_w for r in requests if admit[window][r.owner]})
+    p_kw = run(fleet, 12 * HOUR_S // STEP_S,
+               lambda window, requests: {r.owner: r.power_w for r in requests if admit[window][r.owner]})
     feasible = np.array([laxity_s(0.0, s.arrival_s, s) >= 0.0 for s in sessions])
     assert fleet.reached_target()[feasible].all()
     max_kw = np.array([s.max_charge_kw for s in sessions])
-    assert np.all(fleet.p_trace_kw >= 0.0)
-    assert np.all(fleet.p_trace_kw <= max_kw + 1e-12)
+    assert np.all(p_kw >= 0.0)
+    assert np.all(p_kw <= max_kw + 1e-12)
 
 
 ROUND_S = 60
@@ -269,7 +268,7 @@ def test_a_study_without_evs_has_an_empty_fleet_drawing_nothing():
     fleet.admit(0, {})
     assert fleet.step(0, coordinated=True).shape == (0,)
     np.testing.assert_array_equal(fleet.p_kw_by_prosumer(fleet.step(1, coordinated=False), 5), np.zeros(5))
-    assert fleet.p_trace_kw.shape == (2, 0)
+    assert fleet.steps_done == 2
 
 
 def test_headroom_is_the_loading_limit_minus_the_forecast_base_load():
