@@ -281,12 +281,12 @@ def collect(run_dir: Path, study, federates: tuple[str, ...]) -> dict:
 
 def _merge(run_dir: Path, study, federates: tuple[str, ...]) -> dict:
     """Write results.nc and kpis.json from the parts, read lazily: each variable is read from its part as it is
-    written, so no year of results is held in memory at once."""
+    written (`_write_by_variable`), so no year of results is held in memory at once."""
     with ExitStack() as files:
         parts = {name: files.enter_context(xr.open_dataset(path, engine="h5netcdf"))
                  for name in federates if (path := run_dir / PARTS_DIR / f"{name}.nc").exists()}
         merged, complete = _merged(zone_ledgers(parts), study, federates)
-        merged.to_netcdf(run_dir / RESULTS_FILE, engine="h5netcdf")
+        _write_by_variable(merged, run_dir / RESULTS_FILE)
     if not complete:
         kpis = {"complete": False}
     else:
@@ -294,6 +294,16 @@ def _merge(run_dir: Path, study, federates: tuple[str, ...]) -> dict:
             kpis = compute_kpis(results, study)
     (run_dir / KPIS_FILE).write_text(json.dumps(kpis, indent=2, sort_keys=True) + "\n")
     return kpis
+
+
+def _write_by_variable(ds: xr.Dataset, path: Path) -> None:
+    """Write `ds` to `path`: its coordinates and attributes, then one data variable at a time (xarray encodes every
+    variable it writes at once, so a dataset written whole would be read whole)."""
+    partial = path.with_suffix(".nc.partial")
+    ds.drop_vars(list(ds.data_vars)).to_netcdf(partial, engine="h5netcdf")
+    for name in ds.data_vars:
+        ds[[name]].to_netcdf(partial, engine="h5netcdf", mode="a")
+    partial.replace(path)
 
 
 def _merged(parts: dict[str, xr.Dataset], study, federates: tuple[str, ...]) -> tuple[xr.Dataset, bool]:
