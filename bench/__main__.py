@@ -15,7 +15,7 @@ over the reference day's (`bench.audit`). The gas of the privacy features
 (issue 14) is given per action, per use and per market interval of a
 32-prosumer feeder (`bench.privacy_gas`), that of the ancillary services
 (issue 15) per action of one scripted reserve window and one load shed
-programme (`bench.reserve_gas`, `bench.load_shed_gas`). The chain kept in LevelDB is timed against the
+programme (`bench.reserve_gas`, `bench.load_shed_gas`). The chain kept on disk is timed against the
 chain in memory only, and the reference day served live over JSON-RPC and watched against the reference
 day (`bench.chain_rpc`, issue 17). Four weeks of the year study give each federate's memory at the end
 over its memory after a week, and the reference day checkpointed hourly is set against the reference day

@@ -1,7 +1,7 @@
 """What the chain over JSON-RPC costs (issue 17): mining with the database kept, and the day served live.
 
 * Kept chain: the ledger-throughput orders (`bench.ledger.run_ours`, 32
-  per block) mined on a chain kept in LevelDB (`Chain.keep`: each block's
+  per block) mined on a chain kept on disk (`Chain.keep`: each block's
   new keys in one write) and on one in memory only, alternating, median
   of the repeats: kept / memory wall time.
 * Live endpoint: the reference day (`bench.powerflow.REFERENCE_STUDY`) run
@@ -140,7 +140,7 @@ def chain_rpc_cost(reference: StudyResult, runs_root: Path, repeats: int = 3) ->
 def chain_rpc_section(cost: ChainRpcCost, number: int = 13) -> list[str]:
     """Rows of the section on the chain over JSON-RPC."""
     return [
-        f"{number}. The chain over JSON-RPC (issue 17): the chain kept in LevelDB, and the reference day served live"
+        f"{number}. The chain over JSON-RPC (issue 17): the chain kept on disk, and the reference day served live"
         f"   (aim: live / reference < {LIVE_AIM_RATIO:g})",
         f"   mining {KEPT_BLOCKS} blocks of {KEPT_BLOCK_SIZE} orders, median of {len(cost.kept_s)}: kept "
         f"{statistics.median(cost.kept_s):.2f} s, in memory {statistics.median(cost.memory_s):.2f} s, "

@@ -249,7 +249,7 @@ def _fresh_market(operator: LocalAccount, prosumers: Sequence[LocalAccount]) -> 
 
 def run_ours(operator: LocalAccount, prosumers: Sequence[LocalAccount], n_blocks: int, keep: Path | None = None
              ) -> tuple[float, list[DecodedLog]]:
-    """Mine ``n_blocks`` blocks of orders on a fresh `Chain`, kept in the LevelDB directory `keep` if given (`Chain.keep`,
+    """Mine ``n_blocks`` blocks of orders on a fresh `Chain`, kept in the directory `keep` if given (`Chain.keep`,
     before the timing starts); (wall time [s], events)."""
     chain, _, addresses = _fresh_market(operator, prosumers)
     if keep is not None:

@@ -13,7 +13,7 @@ builder may add its own rule on top (`BlockSpace`): the ledger caps each
 transaction's gas and keeps lanes (`gridledger.agents.blocks`).
 
 The chain's key-value database lives in memory until `Chain.keep` puts it
-in a LevelDB directory (plyvel); from then on each block's new keys go to
+in a directory on disk (`gridledger.contracts.disk_store`); from then on each block's new keys go to
 disk in one batch as soon as the block is mined and leave memory, so a
 killed process leaves every block it mined on disk and a long run's
 memory stays flat (reads of older keys go to disk). The bytes stored do
@@ -24,7 +24,7 @@ same block hashes kept or not.
 
 import functools
 import json
-import threading
+import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Protocol
 
 import eth_abi
-import plyvel
 from eth.abc import BlockHeaderAPI, ChainAPI, ComputationAPI, ReceiptAPI, SignedTransactionAPI, StateAPI
 from eth.chains.base import MiningChain
 from eth.consensus.noproof import NoProofConsensus
@@ -47,6 +46,7 @@ from eth_utils import ValidationError, keccak, to_canonical_address, to_checksum
 from rlp.exceptions import RLPException
 
 from gridledger.contracts.client import DecodedLog, Wallet, contract_address, decode_log
+from gridledger.contracts.disk_store import DiskStore, StoreLocked
 
 # Chain id of a chain built outside a run (contract tests, benchmarks); a run
 # derives its own from the run secret (`gridledger.contracts.keys.derive_chain_id`).
@@ -66,9 +66,6 @@ _MiningChain = MiningChain.configure(
     vm_configuration=((0, PragueVM.configure(consensus_class=NoProofConsensus)),),
 )
 
-LEVELDB_REOPEN_BLOCKS = 64
-"""Blocks between two reopenings of a kept chain's database (`_MemoryOverDisk`): about a simulated day of the year
-study; a reopening takes about 11 ms."""
 CHAIN_ID_KEY = b"gridledger:chain_id"
 """Key of the chain id (decimal digits) in a kept database, beside py-evm's own keys (hashes, ``v1:...``)."""
 
@@ -79,41 +76,18 @@ class KeptChainError(Exception):
 
 class _MemoryOverDisk(BaseDB):
     """py-evm's key-value store: in memory until the chain is kept, then the keys set or deleted since the last
-    `flush` in memory (a deletion as None) over the LevelDB database that holds the rest.
+    `flush` in memory (a deletion as None) over the `DiskStore` that holds the rest.
 
     So a kept chain's memory holds one block's writes, not the whole history:
     a year of blocks stays on disk (issue 16: memory flat over a long run).
-    Every `LEVELDB_REOPEN_BLOCKS` flushes the database is closed and opened again:
-    LevelDB maps each table file it reads into memory and keeps it mapped
-    while the table stays in its cache (up to ~1000 files), so a year's
-    reads and compactions would otherwise hold most of the database in the
-    process's resident set. A lock keeps a reader in another thread
-    (`Chain.view`) off the database while it is swapped.
     """
 
     def __init__(self) -> None:
         self.recent: dict[bytes, bytes | None] = {}
-        self.disk: plyvel.DB | None = None
-        self._lock = threading.Lock()
-        self._flushes = 0
-
-    def open(self, path: Path, **options: bool) -> None:
-        """Hold the rest of the keys in the LevelDB database at `path`, opened with plyvel's `options`."""
-        self.disk = plyvel.DB(str(path), **options)
-        self._path = path
-
-    def close(self) -> None:
-        """Close the database, if any; the store is in memory only again."""
-        if self.disk is not None:
-            self.disk.close()
-            self.disk = None
+        self.disk: DiskStore | None = None
 
     def __getitem__(self, key: bytes) -> bytes:
-        if key in self.recent:
-            value = self.recent[key]
-        else:
-            with self._lock:
-                value = self.disk.get(key) if self.disk is not None else None
+        value = self.recent[key] if key in self.recent else (self.disk.get(key) if self.disk is not None else None)
         if value is None:
             raise KeyError(key)
         return value
@@ -137,42 +111,31 @@ class _MemoryOverDisk(BaseDB):
             self.recent[key] = None
 
     def flush(self) -> None:
-        """Write what was set or deleted since the last flush to the disk in one batch, then forget it here (the
-        disk first, so a reader in another thread finds every key in one place or the other)."""
-        with self.disk.write_batch() as batch:
-            for key, value in self.recent.items():
-                if value is None:
-                    batch.delete(key)
-                else:
-                    batch.put(key, value)
+        """Write what was set or deleted since the last flush to the disk in one transaction, then forget it here
+        (the disk first, so a reader in another thread finds every key in one place or the other)."""
+        self.disk.write(self.recent)
         self.recent = {}
-        self._flushes += 1
-        if self._flushes % LEVELDB_REOPEN_BLOCKS == 0:
-            with self._lock:
-                self.disk.close()
-                self.disk = plyvel.DB(str(self._path))
 
 
-class _ReadOnlyLevelDB(BaseDB):
-    """An open LevelDB database as a py-evm key-value store that refuses every write."""
+class _ReadOnlyStore(BaseDB):
+    """A kept chain's `DiskStore`, opened read-only, as a py-evm key-value store that refuses every write."""
 
-    def __init__(self, db: plyvel.DB) -> None:
-        self._db: plyvel.DB | None = db
+    def __init__(self, store: DiskStore) -> None:
+        self._store: DiskStore | None = store
 
     def close(self) -> None:
-        """Close the database and let it go: py-evm's caches keep this store alive until the interpreter exits,
-        and a LevelDB freed that late fails."""
-        self._db.close()
-        self._db = None
+        """Close the store and let it go: py-evm's caches keep this object alive until the interpreter exits."""
+        self._store.close()
+        self._store = None
 
     def __getitem__(self, key: bytes) -> bytes:
-        value = self._db.get(key)
+        value = self._store.get(key)
         if value is None:
             raise KeyError(key)
         return value
 
     def _exists(self, key: bytes) -> bool:
-        return self._db.get(key) is not None
+        return self._store.get(key) is not None
 
     def __setitem__(self, key: bytes, value: bytes) -> None:
         raise PermissionError("a kept chain is read-only")
@@ -188,31 +151,30 @@ def evm_chain(db: AtomicDB, chain_id: int) -> ChainAPI:
 
 @contextmanager
 def kept_chain(path: str | Path) -> Iterator[ChainAPI]:
-    """The chain `Chain.keep` kept in the LevelDB directory `path`, read-only, open until the block exits.
+    """The chain `Chain.keep` kept in the directory `path`, read-only, open until the block exits.
 
     Its canonical head is the last block mined; writes raise
-    PermissionError. LevelDB lets one process at a time open a database.
+    PermissionError. A chain being mined cannot be opened (`DiskStore`).
 
     Raises
     ------
     KeptChainError
-        If `path` holds no kept chain, or another process has it open (a
-        ledger still running, or another reader).
+        If `path` holds no kept chain, or a ledger still has it open.
     """
     path = Path(path)
-    if not (path / "CURRENT").is_file():
-        raise KeptChainError(f"{path}: no kept chain here (no LevelDB database)")
     try:
-        db = plyvel.DB(str(path), create_if_missing=False)
-    except plyvel.IOError as error:
+        store = _ReadOnlyStore(DiskStore(path, read_only=True))
+    except FileNotFoundError as error:
+        raise KeptChainError(str(error)) from None
+    except StoreLocked as error:
         raise KeptChainError(f"{path}: cannot open the kept chain, another process has it open (a ledger still "
-                             f"running, or another reader): {error}") from None
-    store = _ReadOnlyLevelDB(db)
+                             f"running): {error}") from None
     try:
-        chain_id = db.get(CHAIN_ID_KEY)
-        if chain_id is None:
-            raise KeptChainError(f"{path}: a LevelDB database without a chain id, not a chain gridledger kept")
-        yield evm_chain(AtomicDB(store), int(chain_id))
+        try:
+            chain_id = int(store[CHAIN_ID_KEY])
+        except KeyError:
+            raise KeptChainError(f"{path}: a database without a chain id, not a chain gridledger kept") from None
+        yield evm_chain(AtomicDB(store), chain_id)
     finally:
         store.close()
 
@@ -401,8 +363,8 @@ class Chain:
         self._kept_path = Path(state["path"])
         self._memory = _MemoryOverDisk()
         try:
-            self._memory.open(self._kept_path, create_if_missing=False)
-        except plyvel.Error as error:
+            self._memory.disk = DiskStore(self._kept_path)
+        except (FileNotFoundError, StoreLocked, sqlite3.Error) as error:
             raise KeptChainError(f"{self._kept_path}: cannot reopen the kept chain: {error}") from None
         self._db = AtomicDB(self._memory)
         self._db[SchemaV1.make_canonical_head_hash_lookup_key()] = state["head"]
@@ -536,8 +498,8 @@ class Chain:
             self._receipts_forgotten = before
 
     def keep(self, path: str | Path) -> None:
-        """Keep the chain's database in the LevelDB directory `path`: all of it now, then each block's keys in one
-        write as `mine` returns it, after which memory holds none of them (`_MemoryOverDisk`).
+        """Keep the chain's database in the directory `path` (`DiskStore`): all of it now, then each block's keys in
+        one write as `mine` returns it, after which memory holds none of them (`_MemoryOverDisk`).
 
         A database already at `path` is replaced. A process killed without
         `close` still leaves every block it mined: each write is in the
@@ -546,17 +508,16 @@ class Chain:
         """
         if self._kept_path is not None:
             raise RuntimeError("the chain is kept already; close it first")
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        plyvel.destroy_db(str(path))
-        self._kept_path = path.resolve()
-        self._memory.open(self._kept_path, create_if_missing=True, error_if_exists=True)
+        self._kept_path = Path(path).resolve()
+        self._memory.disk = DiskStore(self._kept_path, create=True)
         self._memory[CHAIN_ID_KEY] = str(self.chain_id).encode()
         self._memory.flush()
 
     def close(self) -> None:
         """Close the kept database, if any. A kept chain's history is on disk only, so it is not read afterwards."""
-        self._memory.close()
+        if self._memory.disk is not None:
+            self._memory.disk.close()
+            self._memory.disk = None
         self._kept_path = None
 
     def view(self) -> ChainAPI:

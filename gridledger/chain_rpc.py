@@ -44,7 +44,7 @@ from gridledger.contracts.chain import Chain, kept_chain
 log = logging.getLogger("gridledger.chain_rpc")
 
 KEPT_CHAIN_DIR = "chaindb"
-"""Folder of a run directory where the ledger keeps its chain database (LevelDB)."""
+"""Folder of a run directory where the ledger keeps its chain database (`gridledger.contracts.disk_store`)."""
 DEPLOYMENTS_FILE = "deployments.json"
 """File of a run directory naming each contract with its address, ABI and deployment block."""
 INTERNAL_ERROR = -32603
