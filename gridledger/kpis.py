@@ -20,6 +20,7 @@ as `NOT_RATED`, and ``loading_note`` says why.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from gridledger.agents.load_shedding import TOLERANCE_MW
@@ -36,6 +37,9 @@ FLEX_DELIVERED = "flex_delivered_wh"
 """Variable (interval) of flexibility energy delivered and verified from meters. [Wh]"""
 FLEX_PAYMENT = "flex_payment_token"
 """Variable (interval) of what the operator paid for delivered flexibility. [token]"""
+KPI_TIME = ("ISO 8601: the study's local time with its UTC offset when it names its time_zone, else feeder local "
+            "time without an offset")
+"""How kpis.json writes a time (`iso_time`)."""
 GAIN_TOLERANCE_TOKEN = 1e-6
 """A saving at or below the KPIs' rounding is floating-point noise from summing
 wei as float tokens, not a gain. [token]"""
@@ -67,7 +71,7 @@ DESCRIPTIONS = {
     "unpaid_to_prosumers_token": "imbalance payments the operator left unpaid to prosumers [token]",
     "debtors": "prosumers that left an imbalance payment unpaid in some interval",
     "peak_import_mw": "highest substation import, feeder losses included [MW]",
-    "peak_import_time": "time of the highest substation import",
+    "peak_import_time": f"time of the highest substation import, {KPI_TIME}",
     "energy_import_mwh": "energy imported at the substation, feeder losses included [MWh]",
     "losses_mwh": "feeder losses [MWh]",
     "self_sufficiency": "share of prosumer load not imported by the prosumer community [1]",
@@ -76,7 +80,7 @@ DESCRIPTIONS = {
     "worst_vm_pu": "bus voltage farthest from 1 pu [pu]",
     "worst_vm_bus": "bus of the worst voltage, pandapower index (from 0)",
     "worst_vm_bus_label": "bus of the worst voltage as the feeder's paper numbers it (bus_label in results.nc)",
-    "worst_vm_time": "time of the worst voltage",
+    "worst_vm_time": f"time of the worst voltage, {KPI_TIME}",
     "lines_rated": "whether every line has a thermal rating (max_i_ka); loading KPIs cover the rated lines only",
     "loading_note": "which lines have no thermal rating, and what the loading KPIs cover",
     "max_loading_percent": "highest loading of a rated line; not rated (null) when no line has a rating [%]",
@@ -251,12 +255,30 @@ def loading_kpis(ds: xr.Dataset, rated: xr.DataArray) -> dict:
     return kpis
 
 
-def worst_voltage(vm_pu: xr.DataArray) -> tuple[float, int, str]:
-    """Voltage farthest from 1 pu, its bus and its time (NaN steps skipped). [pu]"""
+def worst_voltage(vm_pu: xr.DataArray) -> tuple[float, int, np.datetime64]:
+    """Voltage farthest from 1 pu [pu], its bus (pandapower index) and its time (NaN steps skipped)."""
     deviation = abs(vm_pu - 1.0).fillna(-1.0)
     where = deviation.argmax(...)
     value = vm_pu.isel(where)
-    return float(value), int(value.bus), str(value.time.values)[:19]
+    return float(value), int(value.bus), value.time.values
+
+
+def in_zone(utc_times, time_zone: str) -> pd.DatetimeIndex:
+    """Times results.nc keeps in UTC (a study that names its ``time_zone``, `gridledger.results.time_origin`) as
+    local times of the IANA zone `time_zone`, each with its UTC offset."""
+    return pd.DatetimeIndex(utc_times).tz_localize("UTC").tz_convert(time_zone)
+
+
+def iso_time(time: np.datetime64, time_zone: str | None) -> str:
+    """A time of results.nc as kpis.json writes it (`KPI_TIME`), to the second.
+
+    With `time_zone` (the study's, results.nc then holds UTC) the local time
+    with its UTC offset, ``2024-06-21T10:00:00+02:00``; without, the time as
+    recorded, feeder local time of an unknown offset, ``2024-06-21T10:00:00``.
+    """
+    if time_zone is None:
+        return np.datetime_as_string(np.datetime64(time, "s"))
+    return in_zone([time], time_zone)[0].isoformat(timespec="seconds")
 
 
 def flexibility(ds: xr.Dataset) -> dict:
@@ -431,7 +453,7 @@ def compute_kpis(ds: xr.Dataset, study) -> dict:
         "share_of_prosumers_gaining": share_gaining(saving),
         **unpaid(ds),
         "peak_import_mw": _round(ds.substation_p_mw.isel(time=peak)),
-        "peak_import_time": str(ds.time.values[peak])[:19],
+        "peak_import_time": iso_time(ds.time.values[peak], study.time_zone),
         "energy_import_mwh": _round((ds.substation_p_mw.clip(min=0) * step_h).sum()),
         "losses_mwh": _round((ds.pl_mw * step_h).sum()),
         "self_sufficiency": _round(self_sufficiency(ds.export_mw, ds.load_p_mw)),
@@ -441,7 +463,7 @@ def compute_kpis(ds: xr.Dataset, study) -> dict:
         "worst_vm_bus": worst_bus,
         "worst_vm_bus_label": (str(ds.bus_label.sel(bus=worst_bus).values) if "bus_label" in ds.coords
                                else str(worst_bus)),
-        "worst_vm_time": worst_time,
+        "worst_vm_time": iso_time(worst_time, study.time_zone),
         **loading_kpis(ds, rated_lines(ds)),
         **voltage_band_kpis(ds, step_h),
         "nonconverged_steps": int((ds.converged == 0).sum()),

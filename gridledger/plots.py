@@ -31,6 +31,8 @@ from gridledger.kpis import (
     baseline_cost,
     buy_prices_per_kwh,
     by_zone,
+    in_zone,
+    iso_time,
     market_cost,
     over_zones,
     worst_voltage,
@@ -42,7 +44,13 @@ FIGSIZE_IN = (8.0, 4.5)
 DPI = 100
 TIME_LABEL = "time (feeder local time)"
 VM_LABEL = "voltage magnitude [pu]"
-BUS_LABEL = "bus (pandapower index)"
+BUS_LABEL = "bus (as the feeder's paper numbers it)"
+BUS_INDEX_LABEL = "bus (pandapower index)"
+"""Bus axis label of results without ``bus_label`` (written before results.nc had it, or by a roster run)."""
+MAX_BUS_TICKS = 20
+"""Most buses named on a bus axis: more would overlap on a feeder of hundreds of buses."""
+LONG_BUS_LABEL = 3
+"""Longest bus label (characters) written level under an x axis; longer ones ("LV1.101 Bus 5") stand upright."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +89,24 @@ def time_axis(ax) -> None:
     ax.set_xlabel(TIME_LABEL)
 
 
+def bus_names(ds: xr.Dataset) -> tuple[np.ndarray, str]:
+    """Each bus of `ds` as a reader knows it and the axis label saying so: the paper's numbers (``bus_label``,
+    `gridledger.grids.names.bus_labels`) where results.nc has them, else the pandapower index."""
+    if "bus_label" in ds.coords:
+        return ds.bus_label.values.astype(str), BUS_LABEL
+    return ds.bus.values.astype(str), BUS_INDEX_LABEL
+
+
+def bus_axis(axis, positions: np.ndarray, ds: xr.Dataset) -> None:
+    """Name the buses of `ds`, drawn at `positions` on `axis` (``ax.xaxis`` or ``ax.yaxis``), by `bus_names`: at
+    most `MAX_BUS_TICKS` of them, evenly spaced, and the axis label."""
+    names, label = bus_names(ds)
+    every = max(1, -(-len(positions) // MAX_BUS_TICKS))
+    upright = axis.axis_name == "x" and max(map(len, names), default=0) > LONG_BUS_LABEL
+    axis.set_ticks(positions[::every], names[::every], rotation=90 if upright else 0)
+    axis.set_label_text(label)
+
+
 def new_figure() -> tuple[Figure, object]:
     """A figure of the standard size with one axes."""
     fig = Figure(figsize=FIGSIZE_IN, dpi=DPI, layout="constrained")
@@ -107,9 +133,10 @@ def voltage_heatmap(ds: xr.Dataset, study: Study, layout: FeederLayout | None) -
     limits = study.grid.limits
     norm = TwoSlopeNorm(vcenter=1.0, vmin=min(limits.vm_min_pu, float(vm.min())),
                         vmax=max(limits.vm_max_pu, float(vm.max())))
-    mesh = ax.pcolormesh(ds.time.values, ds.bus.values, vm.values, shading="nearest", cmap="RdBu_r", norm=norm)
+    positions = np.arange(ds.sizes["bus"])
+    mesh = ax.pcolormesh(ds.time.values, positions, vm.values, shading="nearest", cmap="RdBu_r", norm=norm)
     fig.colorbar(mesh, ax=ax, label=VM_LABEL)
-    ax.set_ylabel(BUS_LABEL)
+    bus_axis(ax.yaxis, positions, ds)
     ax.set_title("Feeder voltage")
     time_axis(ax)
     return fig
@@ -119,10 +146,10 @@ def voltage_profile(ds: xr.Dataset, study: Study, layout: FeederLayout | None) -
     """Voltage along the feeder at the step with the worst voltage, over the range seen during the run."""
     fig, ax = new_figure()
     _, _, worst_time = worst_voltage(ds.vm_pu)
-    at_worst = ds.vm_pu.sel(time=np.datetime64(worst_time))
+    at_worst = ds.vm_pu.sel(time=worst_time)
     if layout is None:
-        x = pd.Series(ds.bus.values.astype(float), index=ds.bus.values)
-        ax.set_xlabel(BUS_LABEL)
+        x = pd.Series(np.arange(ds.sizes["bus"], dtype=float), index=ds.bus.values)
+        bus_axis(ax.xaxis, x.to_numpy(), ds)
     else:
         x = layout.distance_km
         ax.set_xlabel("distance from substation [km]")
@@ -130,7 +157,7 @@ def voltage_profile(ds: xr.Dataset, study: Study, layout: FeederLayout | None) -
             ax.plot([x[a], x[b]], [float(at_worst.sel(bus=a)), float(at_worst.sel(bus=b))], color="tab:blue", lw=1)
     xs = x.loc[ds.bus.values].to_numpy()
     ax.vlines(xs, ds.vm_pu.min("time"), ds.vm_pu.max("time"), color="0.8", lw=4, label="range over the run")
-    ax.plot(xs, at_worst.values, "o", color="tab:blue", ms=3, label=f"at {worst_time}")
+    ax.plot(xs, at_worst.values, "o", color="tab:blue", ms=3, label=f"at {iso_time(worst_time, None)}")
     limits = study.grid.limits
     range_b_min_pu, range_b_max_pu = ANSI_C84_1_SERVICE_VOLTAGE_PU["B"]
     for value, style, label in ((limits.vm_min_pu, "--", "study limits"), (limits.vm_max_pu, "--", None),
@@ -400,9 +427,7 @@ def shed_per_bus(ds: xr.Dataset, study: Study, layout: FeederLayout | None) -> F
         called = ds.shed_p_mw.sum("time") * step_h * KW_PER_MW
         heights = pd.Series(called.values).groupby(ds.prosumer_bus.values).sum().reindex(ds.bus.values, fill_value=0)
         ax.bar(positions, heights.values, bottom=unserved_kwh, color="tab:purple", label="shed on call")
-    ax.set_xticks(positions[::max(1, len(positions) // 20)])
-    ax.set_xticklabels(ds.bus.values[::max(1, len(positions) // 20)])
-    ax.set_xlabel(BUS_LABEL)
+    bus_axis(ax.xaxis, positions, ds)
     ax.set_ylabel("energy [kWh]")
     ax.set_title("Load shed per bus")
     ax.legend(fontsize="small")
@@ -467,8 +492,8 @@ def local_times(ds: xr.Dataset) -> xr.Dataset:
     zone = ds["time"].attrs.get("time_zone") if "time" in ds.coords else None
     if zone is None:
         return ds
-    local = {name: pd.DatetimeIndex(ds[name].values).tz_localize("UTC").tz_convert(zone).tz_localize(None)
-             for name in ("time", "interval") if name in ds.coords}
+    local = {name: in_zone(ds[name].values, zone).tz_localize(None) for name in ("time", "interval")
+             if name in ds.coords}
     return ds.assign_coords({name: (name, values, ds[name].attrs) for name, values in local.items()})
 
 

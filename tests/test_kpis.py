@@ -18,6 +18,7 @@ from gridledger.kpis import (
     NOT_RATED,
     RATED_KPIS,
     compute_kpis,
+    iso_time,
     loading_kpis,
     share_gaining,
     source_choice_kpis,
@@ -278,3 +279,34 @@ def test_source_choice_kpis_say_what_choosers_asked_and_got_against_the_others()
     assert got["by_buyer"] == {"p1": {"asked": "pv", "bought_kwh": 0.4, "pv_kwh": 0.4, "pv_share": 1.0}}
     assert got["pv_sold_kwh"] == 1.3
     assert source_choice_kpis(ds.drop_vars("chose_pv")) == {}
+
+
+def test_kpi_times_stay_feeder_local_without_an_offset_when_the_study_names_no_time_zone(run):
+    """The short run (no time_zone) peaks at its first step, 10:00 as its start is written."""
+    _, ds, study = run
+    kpis = compute_kpis(ds, study)
+    assert study.time_zone is None
+    assert kpis["peak_import_time"] == kpis["worst_vm_time"] == "2024-06-21T10:00:00"
+
+
+@pytest.mark.parametrize(("day", "offset"), [("2024-06-21", "+02:00"), ("2024-01-15", "+01:00")])
+def test_kpi_times_are_local_with_their_utc_offset_when_the_study_names_its_time_zone(run, day, offset):
+    """The short run's peak at 10:00 local time, moved to `day` in Europe/Berlin: results.nc then holds UTC, 08:00 in
+    summer (CEST) and 09:00 in winter (CET), and kpis.json gives the local time with its offset."""
+    _, ds, study = run
+    local = ds.time.values - ds.time.values[0] + np.datetime64(f"{day}T10:00", "ns")
+    utc = local - np.timedelta64(int(offset[1:3]), "h")
+    kpis = compute_kpis(ds.assign_coords(time=utc), study.model_copy(update={"time_zone": "Europe/Berlin"}))
+    assert kpis["peak_import_time"] == kpis["worst_vm_time"] == f"{day}T10:00:00{offset}"
+
+
+def test_kpi_time_crosses_the_spring_daylight_saving_change_in_the_study_zone():
+    before, after = np.datetime64("2024-03-31T00:55", "ns"), np.datetime64("2024-03-31T01:00", "ns")   # UTC
+    assert iso_time(before, "Europe/Berlin") == "2024-03-31T01:55:00+01:00"
+    assert iso_time(after, "Europe/Berlin") == "2024-03-31T03:00:00+02:00"
+    assert iso_time(after, None) == "2024-03-31T01:00:00"
+
+
+def test_kpi_time_descriptions_say_local_time_and_when_it_has_an_offset():
+    for name in ("peak_import_time", "worst_vm_time"):
+        assert "ISO 8601" in DESCRIPTIONS[name] and "UTC offset when it names its time_zone" in DESCRIPTIONS[name]
