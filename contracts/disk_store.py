@@ -32,7 +32,7 @@ DB_FILE = "chain.sqlite"
 CACHE_KIB = 8192
 """SQLite's page cache per open store. [KiB]"""
 READ_CACHE_KEYS = 32768
-"""Keys whose values a store keeps after reading them, the least recently read dropped first."""
+"""Keys whose values a store keeps after reading or writing them, the least recently used dropped first."""
 
 
 class StoreLocked(Exception):
