@@ -34,7 +34,6 @@ from gridledger.agents.data_requests import is_study_request
 from gridledger.agents.data_owners import approvals_due, consenting, write_stores
 from gridledger.agents.data_store import store_path
 from gridledger.agents.der_record import der_part
-from gridledger.results import Part
 from gridledger.agents.emergency_reader import MAX_RECENT_H, AccessRefused, hours_asked, serve_recent
 from gridledger.agents.devices import Devices, inverter_settings
 from gridledger.agents.flex_offers import (Flexibility, OfferRules, bond_approvals, curtailment_offers, expected_pv_w,
@@ -57,6 +56,7 @@ from gridledger.contracts.mechanisms import BATCHED, MECHANISMS, SIGNED_ORDER_CO
 from gridledger.contracts.typed_data import SignedOrder, sign_order
 from gridledger.federation import SERVICE_ENDPOINT
 from gridledger.messages import decode, encode
+from gridledger.results import Part
 from gridledger.roster import Roster
 from gridledger.schedule import DerAction
 from gridledger.units import price_wei_per_wh, wei

@@ -117,10 +117,11 @@ class Shell:
         return self._request(time_s)
 
     def finish(self) -> None:
-        """Take the checkpoints after the federate's last action, so each one holds every federate."""
-        self._checkpoints_before(float("inf"))
+        """Take the checkpoints after the federate's last action, so each one holds every federate; the results
+        part written with them is complete (the federate's own, written when its loop ended, stays so)."""
+        self._checkpoints_before(float("inf"), complete=True)
 
-    def _checkpoints_before(self, time_s: float) -> None:
+    def _checkpoints_before(self, time_s: float, complete: bool = False) -> None:
         for number, checkpoint_s in self.keeper.due(self.granted_s, time_s) if self.keeper is not None else []:
             if self._state is None:
                 raise RuntimeError(f"{self.name}: a checkpoint is due but the federate registered no state (keep)")
@@ -128,7 +129,7 @@ class Shell:
             self._held += self._take()
             with stop_deferred():
                 self.keeper.save(number, self._state, self._held)
-                self._part().write(self.run_dir, complete=False)
+                self._part().write(self.run_dir, complete=complete)
 
     def _request(self, time_s: float) -> float:
         self.report("waiting", requested_s=time_s)
